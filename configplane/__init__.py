@@ -1,0 +1,1 @@
+"""configplane: plain-Python configuration model, CLI and offline tooling (no Pulumi resources)."""

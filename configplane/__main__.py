@@ -1,0 +1,3 @@
+from configplane.cli import main
+
+main()

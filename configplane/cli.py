@@ -1,0 +1,29 @@
+"""The `configplane` command: a thin shell over library functions, one verb per command."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# verb -> module under configplane.commands exposing `command` (imported lazily: fast --help)
+COMMANDS = {
+    "validate": "validate",
+    "plan": "plan",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"configplane.commands.{COMMANDS[name]}")
+        return module.command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """configplane: configuration and secrets for a fleet of services, per Pulumi stack."""

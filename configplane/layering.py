@@ -1,0 +1,126 @@
+"""Layered configuration: deep merge with provenance.
+
+Objects deep-merge, lists and scalars replace, an explicit null deletes the key. Every
+resolved leaf remembers the layer and file that set it, and the values it overrode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str  # "project", "environment", "tenant:<name>"
+    file: str
+    document: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Origin:
+    layer: str
+    file: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One value a layer set on a path, in the order the layers applied."""
+
+    value: Any
+    origin: Origin
+
+
+@dataclass
+class Resolved:
+    value: dict[str, Any]
+    # leaf path -> the layer that set the value it resolves to
+    origins: dict[Path, Origin] = field(default_factory=dict)
+    # leaf path -> every value set on it, lowest layer first (the last one won, unless deleted)
+    history: dict[Path, list[Setting]] = field(default_factory=dict)
+
+    def origin_of(self, path: Sequence[str]) -> Origin | None:
+        """The origin of a path, or of its nearest ancestor or first descendant leaf."""
+        path = tuple(path)
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.origins:
+                return self.origins[path[:n]]
+        for leaf, origin in self.origins.items():
+            if leaf[: len(path)] == path:
+                return origin
+        return None
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `override` onto `base` (pure; neither argument is modified)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = _strip_nulls(value)
+    return merged
+
+
+def _strip_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def resolve(layers: Sequence[Layer]) -> Resolved:
+    """Merge layers lowest first, recording the provenance of every leaf."""
+    resolved = Resolved(value={})
+    for layer in layers:
+        origin = Origin(layer.name, layer.file)
+        resolved.value = merge(resolved.value, layer.document)
+        _record(resolved, (), layer.document, origin)
+    # Keep provenance only for leaves that survived (deleted subtrees drop theirs).
+    resolved.origins = {p: o for p, o in resolved.origins.items() if _has_leaf(resolved.value, p)}
+    return resolved
+
+
+def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], origin: Origin) -> None:
+    for key, value in document.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and value:
+            # A mapping replaces a scalar/list that was there: forget the old leaf's origin.
+            resolved.origins.pop(path, None)
+            _record(resolved, path, value, origin)
+            continue
+        for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:
+            del resolved.origins[stale]  # a scalar, list or null replaces a whole subtree
+        resolved.history.setdefault(path, []).append(Setting(value, origin))
+        if value is None:
+            resolved.origins.pop(path, None)
+        else:
+            resolved.origins[path] = origin
+
+
+def _has_leaf(document: Any, path: Path) -> bool:
+    for key in path:
+        if not isinstance(document, Mapping) or key not in document:
+            return False
+        document = document[key]
+    return True
+
+
+def leaves(document: Mapping[str, Any], prefix: Path = ()) -> dict[Path, Any]:
+    """Every leaf of a document by path (empty mappings count as leaves)."""
+    found: dict[Path, Any] = {}
+    for key, value in document.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and value:
+            found.update(leaves(value, path))
+        else:
+            found[path] = value
+    return found
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    return ".".join(str(p) for p in path)

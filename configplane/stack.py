@@ -1,0 +1,393 @@
+"""Load, validate and resolve one stack: the frozen model the program hands to components.
+
+Validation runs before any resource is declared and reports every problem at once, each with
+its key path, the file that set it and what would fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pydantic
+
+from configplane.hashing import configmap_hash
+from configplane.layering import Layer, Resolved, dotted, resolve
+from configplane.model import Platform, SecretSpec, Service, StackDocument
+from configplane.stackfiles import NAMESPACE, StackInputs
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
+MAX_CONFIGMAP_BYTES = 1024 * 1024
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+SECRETS_MANAGER_ARN = re.compile(r"^arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
+VAULT_REF = re.compile(r"^[A-Za-z0-9][\w./-]*#[\w.-]+$")
+TENANT_KEYS = "x-configplane-tenant-overridable"
+FLAGS_DATA_KEY = "flags.flagd.json"
+MANAGED_BY = "configplane"
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: str
+    file: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "file": self.file, "message": self.message}
+
+
+class InvalidStack(Exception):
+    def __init__(self, stack: str, issues: list[Issue]):
+        self.stack = stack
+        self.issues = issues
+        lines = [f"{i.file}: {i.path}: {i.message}" for i in issues]
+        super().__init__(f"stack {stack!r} is not valid ({len(issues)} errors):\n" + "\n".join(lines))
+
+
+@dataclass(frozen=True)
+class RenderedConfigMap:
+    base_name: str
+    data: Mapping[str, str]
+    hash: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.base_name}-{self.hash}"
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """Everything components need for one service, derived once from the validated spec."""
+
+    name: str
+    environment: str
+    namespace: str
+    spec: Service
+    labels: Mapping[str, str]
+    config: RenderedConfigMap
+    tenants: Mapping[str, RenderedConfigMap]
+    flags: RenderedConfigMap | None
+    vault_mount: str
+
+    @property
+    def service_account(self) -> str:
+        return self.name
+
+    @property
+    def secret_name(self) -> str:
+        """The Kubernetes Secret the ExternalSecret writes."""
+        return f"{self.name}-secrets"
+
+    @property
+    def vault_path(self) -> str:
+        """KV v2 secret name inside the environment's mount (ESO `remoteRef.key`)."""
+        return self.name
+
+    @property
+    def vault_policy(self) -> str:
+        return f"{self.environment}-{self.name}-read"
+
+    def secrets_in(self, store: str) -> dict[str, SecretSpec]:
+        return {k: s for k, s in self.spec.secrets.items() if s.store == store}
+
+    def aws_secret_name(self, key: str) -> str:
+        return f"configplane/{self.environment}/{self.name}/{key}"
+
+
+@dataclass(frozen=True)
+class StackModel:
+    stack: str
+    platform: Platform
+    services: Mapping[str, ServicePlan]
+    resolved: Resolved = field(repr=False, compare=False)
+
+    @property
+    def environment(self) -> str:
+        return self.platform.environment
+
+    @property
+    def vault_mount(self) -> str:
+        return self.platform.vault.mount or f"{self.environment}-kv"
+
+    @property
+    def kubernetes_auth_path(self) -> str:
+        return self.platform.vault.kubernetes_auth_path or f"kubernetes-{self.environment}"
+
+
+def layers_of(inputs: StackInputs) -> list[Layer]:
+    return [
+        Layer("project", inputs.project_file, inputs.defaults),
+        Layer("environment", inputs.stack_file, inputs.environment),
+    ]
+
+
+def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackModel:
+    """Validate and resolve a stack, or raise InvalidStack with every problem found."""
+    resolved = resolve(layers_of(inputs))
+    issues = [Issue(path, file, message) for path, file, message in inputs.read_problems]
+
+    def where(path: Iterable[Any]) -> str:
+        origin = resolved.origin_of([str(p) for p in path])
+        return origin.file if origin else inputs.stack_file
+
+    for error in _validator(schemas_dir / "stack.schema.json").iter_errors(resolved.value):
+        path = list(error.absolute_path)
+        issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error)))
+    if issues:
+        raise InvalidStack(inputs.stack, issues)
+
+    document = StackDocument.model_validate(resolved.value)
+    checker = _ServiceChecker(inputs, document, schemas_dir, where)
+    services = {name: checker.check(name, svc) for name, svc in document.services.items()}
+    issues.extend(checker.issues)
+    issues.extend(_check_declared_secrets(inputs))
+    if issues:
+        raise InvalidStack(inputs.stack, issues)
+    return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
+
+
+def validate_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> list[Issue]:
+    try:
+        load_stack(inputs, schemas_dir)
+    except InvalidStack as exc:
+        return exc.issues
+    return []
+
+
+def render_value(value: Any) -> str:
+    """How a typed config value appears in a ConfigMap."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def render_configmap(base_name: str, values: Mapping[str, Any]) -> RenderedConfigMap:
+    data = {key: render_value(value) for key, value in sorted(values.items())}
+    return RenderedConfigMap(base_name, data, configmap_hash(data))
+
+
+def flags_document(flags: Mapping[str, Any]) -> dict[str, Any]:
+    return {"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": dict(flags)}
+
+
+@cache
+def _validator(path: Path) -> jsonschema.protocols.Validator:
+    schema = json.loads(path.read_text())
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    # Never echo the offending value: it could be a secret pasted into the wrong key.
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"unknown key(s) {', '.join(extra)}. Fix: remove or rename; known keys: {known}."
+    if error.validator == "required":
+        return f"{error.message}. Fix: add it."
+    if error.validator in ("enum", "const"):
+        allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
+        return f"value not allowed. Fix: use one of {', '.join(map(str, allowed))}."
+    if error.validator == "type":
+        return f"wrong type. Fix: use a value of type {error.validator_value}."
+    if error.validator == "pattern":
+        return f"value does not match pattern {error.validator_value}. Fix: correct the value."
+    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return f"value out of range ({error.validator} {error.validator_value}). Fix: adjust it."
+    return f"{error.validator} {error.validator_value!r} not satisfied. Fix: correct the value."
+
+
+class _ServiceChecker:
+    """Per-service checks that need more than the stack schema; collects issues."""
+
+    def __init__(self, inputs: StackInputs, document: StackDocument, schemas_dir: Path, where):
+        self.inputs = inputs
+        self.platform = document.platform
+        self.schemas_dir = schemas_dir
+        self.where = where
+        self.issues: list[Issue] = []
+
+    def fail(self, path: list[str], message: str, file: str | None = None) -> None:
+        self.issues.append(Issue(dotted(path), file or self.where(path), message))
+
+    def check(self, name: str, svc: Service) -> ServicePlan:
+        base = ["services", name]
+        env = self.platform.environment
+        self._check_label(base, name, "service name")
+        namespace = svc.namespace or f"{name}-{env}"
+        self._check_label([*base, "namespace"], namespace, "namespace")
+
+        app = self._app_validator(base, svc.app_schema)
+        config = render_configmap(f"{name}-config", svc.config)
+        self._check_config([*base, "config"], svc.config, app, config)
+
+        tenants = {}
+        overridable = set(app.schema.get(TENANT_KEYS, [])) if app else set()
+        for tenant, spec in svc.tenants.items():
+            path = [*base, "tenants", tenant]
+            self._check_label(path, tenant, "tenant name")
+            for key in sorted(set(spec.config) - overridable):
+                self.fail(
+                    [*path, "config", key],
+                    f"tenants may not override `{key}` (schema {svc.app_schema} allows tenants "
+                    f"only: {', '.join(sorted(overridable)) or 'none'}). "
+                    "Fix: move the value to the service config or allow it in the schema's "
+                    f"`{TENANT_KEYS}`.",
+                )
+            merged = {**svc.config, **spec.config}
+            rendered = render_configmap(f"{name}-{tenant}-config", merged)
+            self._check_config([*path, "config"], merged, app, rendered)
+            tenants[tenant] = rendered
+
+        flags = None
+        if svc.flags:
+            document = flags_document(svc.flags)
+            for error in _validator(self.schemas_dir / "flags.schema.json").iter_errors(document):
+                rel = [str(p) for p in error.absolute_path][1:]  # drop the leading "flags"
+                self.fail([*base, "flags", *rel], f"flagd: {_schema_message(error)}")
+            text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+            flags = render_configmap(f"{name}-flags", {FLAGS_DATA_KEY: text})
+
+        for key, secret in svc.secrets.items():
+            self._check_secret([*base, "secrets", key], key, secret)
+            if key in svc.config:
+                self.fail(
+                    [*base, "secrets", key],
+                    f"`{key}` is both a config key and a secret: the pod would get two values "
+                    "for one variable. Fix: keep it in one place.",
+                )
+
+        for cm in (config, flags, *tenants.values()):
+            if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.match(cm.name)):
+                self.fail(base, f"ConfigMap name {cm.name} is not an RFC 1123 subdomain "
+                          "(<=253 chars). Fix: shorten the service or tenant name.")
+
+        labels = {
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/part-of": self.platform.part_of,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "configplane.io/environment": env,
+        }
+        return ServicePlan(
+            name=name,
+            environment=env,
+            namespace=namespace,
+            spec=svc,
+            labels=labels,
+            config=config,
+            tenants=tenants,
+            flags=flags,
+            vault_mount=self.platform.vault.mount or f"{env}-kv",
+        )
+
+    def _check_label(self, path: list[str], value: str, what: str) -> None:
+        if len(value) > 63 or not DNS_LABEL.match(value):
+            self.fail(
+                path,
+                f"{what} `{value}` is not an RFC 1123 label (lowercase letters, digits and '-', "
+                "starting and ending alphanumeric, at most 63 characters). Fix: rename it.",
+            )
+
+    def _app_validator(self, path: list[str], schema_name: str) -> Any:
+        schema_path = self.schemas_dir / "services" / f"{schema_name}.schema.json"
+        if not DNS_LABEL.match(schema_name) or not schema_path.is_file():
+            available = sorted(p.name.removesuffix(".schema.json")
+                               for p in (self.schemas_dir / "services").glob("*.schema.json"))
+            self.fail([*path, "app_schema"], f"unknown app schema `{schema_name}`. "
+                      f"Fix: use one of {', '.join(available)} or add schemas/services/"
+                      f"{schema_name}.schema.json.")
+            return None
+        return _validator(schema_path)
+
+    def _check_config(self, path: list[str], values: Mapping[str, Any],
+                      app: Any, rendered: RenderedConfigMap) -> None:
+        if app is not None:
+            for error in app.iter_errors(dict(values)):
+                sub = [str(p) for p in error.absolute_path]
+                if error.validator == "additionalProperties":
+                    sub = sorted(set(error.instance) - set(error.schema.get("properties", {})))[:1]
+                self.fail([*path, *sub], f"app schema {app.schema.get('title', '')}: "
+                          f"{_schema_message(error)}")
+        for key in values:
+            if not DATA_KEY.match(key):
+                self.fail([*path, key], "ConfigMap keys may contain only letters, digits, '-', "
+                          "'_' and '.'. Fix: rename the key.")
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in rendered.data.items())
+        if size > MAX_CONFIGMAP_BYTES:
+            self.fail(path, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
+                      f"allows {MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
+
+    def _check_secret(self, path: list[str], key: str, secret: SecretSpec) -> None:
+        if not DATA_KEY.match(key):
+            self.fail(path, "secret names become Kubernetes Secret keys: letters, digits, '-', "
+                      "'_' and '.' only. Fix: rename it.")
+        need = {"secure": "config_key", "reference": "ref"}.get(secret.source)
+        for attr in ("config_key", "ref"):
+            if attr == need and getattr(secret, attr) is None:
+                self.fail([*path, attr], f"source {secret.source} needs `{attr}`. Fix: add it.")
+            elif attr != need and getattr(secret, attr) is not None:
+                self.fail([*path, attr], f"`{attr}` is only for source "
+                          f"{'secure' if attr == 'config_key' else 'reference'}. Fix: remove it.")
+        if secret.source == "secure" and secret.config_key:
+            self._check_secure_key([*path, "config_key"], secret.config_key)
+        if secret.source == "reference" and secret.ref:
+            pattern, example = ((VAULT_REF, "api/stripe#api_key") if secret.store == "vault" else
+                                (SECRETS_MANAGER_ARN, "arn:aws:secretsmanager:<region>:<account>:"
+                                 "secret:<name>"))
+            if not pattern.match(secret.ref):
+                self.fail([*path, "ref"], f"not a {secret.store} reference. Fix: use the form "
+                          f"`{example}`.")
+            elif secret.store == "aws" and f":{self.platform.aws.account_id}:" not in secret.ref:
+                self.fail([*path, "ref"], "the ARN belongs to another AWS account than this "
+                          "environment's. Fix: reference a secret of this environment.")
+        if secret.rotation:
+            rotation = secret.rotation
+            if secret.store != "aws" or secret.source == "reference":
+                self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
+                          "keeps in AWS Secrets Manager. Fix: set store: aws (not a reference).")
+            if rotation.strategy.startswith("postgres") and secret.database is None:
+                self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
+                          "(host, port, dbname, username). Fix: add it.")
+            if (rotation.strategy == "postgres-alternating-users") != bool(
+                rotation.master_secret_arn
+            ):
+                self.fail([*path, "rotation", "master_secret_arn"], "master_secret_arn is needed "
+                          "by postgres-alternating-users and only by it. Fix: add or remove it.")
+
+    def _check_secure_key(self, path: list[str], config_key: str) -> None:
+        full = f"{NAMESPACE}:{config_key}"
+        declared = self.inputs.declarations.get(full)
+        if declared is None or not declared.secret or not declared.type:
+            self.fail(path, f"`{full}` must be declared in {self.inputs.project_file} with "
+                      "`type: string` and `secret: true` (then the Pulumi CLI refuses plaintext). "
+                      f"Fix: add `config: {{{full}: {{type: string, secret: true}}}}`.",
+                      file=self.inputs.project_file)
+        value = self.inputs.values.get(full)
+        if value is None:
+            self.fail(path, f"`{full}` has no value in this stack. Fix: run `pulumi config set "
+                      f"--secret {full} --stack {self.inputs.stack}`.", file=self.inputs.stack_file)
+
+
+def _check_declared_secrets(inputs: StackInputs) -> list[Issue]:
+    """A plaintext stack value for a key declared secret: never echo the value."""
+    return [
+        Issue(
+            f"config.{key}",
+            inputs.stack_file,
+            f"`{key}` is declared secret but holds a plaintext value. Fix: remove it from "
+            f"{inputs.stack_file} and run `pulumi config set --secret {key} --stack "
+            f"{inputs.stack}` (then rotate the exposed value).",
+        )
+        for key, declared in sorted(inputs.declarations.items())
+        if declared.secret and key in inputs.values and not inputs.values[key].secure
+    ]
