@@ -118,6 +118,9 @@ class Service(Frozen):
         default_factory=dict, description="flagd flag definitions (schemas/flags.schema.json)."
     )
     tenants: dict[str, Tenant] = Field(default_factory=dict)
+    secrets_version: int = Field(
+        1, ge=1, description="Bump after changing a secret value: stores write values write-only."
+    )
 
 
 class StackDocument(Frozen):

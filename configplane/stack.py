@@ -95,6 +95,22 @@ class ServicePlan:
     def vault_policy(self) -> str:
         return f"{self.environment}-{self.name}-read"
 
+    @property
+    def vault_data_path(self) -> str:
+        return f"{self.vault_mount}/data/{self.vault_path}"
+
+    def vault_policy_hcl(self) -> str:
+        """Read on the service's own KV v2 data and metadata paths, nothing else."""
+        rules = []
+        for kind in ("data", "metadata"):
+            for suffix in ("", "/*"):
+                path = f"{self.vault_mount}/{kind}/{self.vault_path}{suffix}"
+                rules.append(f'path "{path}" {{\n  capabilities = ["read"]\n}}\n')
+        return "\n".join(rules)
+
+    def labels_as_tags(self) -> dict[str, str]:
+        return {k.rsplit("/", 1)[-1]: v for k, v in self.labels.items()}
+
     def secrets_in(self, store: str) -> dict[str, SecretSpec]:
         return {k: s for k, s in self.spec.secrets.items() if s.store == store}
 
@@ -259,7 +275,7 @@ class _ServiceChecker:
             flags = render_configmap(f"{name}-flags", {FLAGS_DATA_KEY: text})
 
         for key, secret in svc.secrets.items():
-            self._check_secret([*base, "secrets", key], key, secret)
+            self._check_secret([*base, "secrets", key], name, key, secret)
             if key in svc.config:
                 self.fail(
                     [*base, "secrets", key],
@@ -327,7 +343,7 @@ class _ServiceChecker:
             self.fail(path, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
                       f"allows {MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
 
-    def _check_secret(self, path: list[str], key: str, secret: SecretSpec) -> None:
+    def _check_secret(self, path: list[str], service: str, key: str, secret: SecretSpec) -> None:
         if not DATA_KEY.match(key):
             self.fail(path, "secret names become Kubernetes Secret keys: letters, digits, '-', "
                       "'_' and '.' only. Fix: rename it.")
@@ -347,6 +363,9 @@ class _ServiceChecker:
             if not pattern.match(secret.ref):
                 self.fail([*path, "ref"], f"not a {secret.store} reference. Fix: use the form "
                           f"`{example}`.")
+            elif secret.store == "vault" and not secret.ref.startswith(f"{service}/"):
+                self.fail([*path, "ref"], f"the service's Vault policy reads only `{service}/...` "
+                          f"in its environment's mount. Fix: keep the value under `{service}/`.")
             elif secret.store == "aws" and f":{self.platform.aws.account_id}:" not in secret.ref:
                 self.fail([*path, "ref"], "the ARN belongs to another AWS account than this "
                           "environment's. Fix: reference a secret of this environment.")

@@ -182,12 +182,12 @@ def inputs_from_pulumi(project_dir: Path, stack: str) -> StackInputs:
     are declared secret comes from Pulumi.yaml, which the program runs beside.
     """
     import pulumi
-    from pulumi.runtime.config import get_config_env, is_config_secret
+    from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
     config = pulumi.Config(NAMESPACE)
     values = {
         key: StackValue(secure=True) if is_config_secret(key) else StackValue(False, _decode(raw))
-        for key, raw in get_config_env().items()
+        for key, raw in {**get_config_env(), **CONFIG.get()}.items()
     }
     return StackInputs(
         stack=stack,

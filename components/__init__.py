@@ -1,0 +1,1 @@
+"""ComponentResources: one concern per module, each built from the validated, frozen model."""

@@ -1,0 +1,110 @@
+"""AWS Secrets Manager storage: the environment's KMS key and each service's secrets.
+
+Initial values are written write-only (`secret_string_wo`): a managed `secret_string` would
+show drift as soon as rotation moves AWSCURRENT, and would put the value in state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from configplane.model import AwsSettings, SecretSpec
+from configplane.stack import ServicePlan
+
+
+@dataclass(frozen=True)
+class AwsSecretsEnvironmentArgs:
+    environment: str
+    settings: AwsSettings
+
+
+class AwsSecretsEnvironment(pulumi.ComponentResource):
+    """The customer-managed KMS key, where the environment asks for one."""
+
+    kms_key_arn: pulumi.Output[str | None]
+
+    def __init__(self, name: str, args: AwsSecretsEnvironmentArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("configplane:aws:AwsSecretsEnvironment", name, {}, opts)
+        self.key: aws.kms.Key | None = None
+        if args.settings.customer_managed_kms_key:
+            self.key = aws.kms.Key(
+                f"{name}-kms-key",
+                description=f"configplane secrets ({args.environment})",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                tags={"environment": args.environment, "managed-by": "configplane"},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            aws.kms.Alias(
+                f"{name}-kms-alias",
+                name=f"alias/configplane-{args.environment}-secrets",
+                target_key_id=self.key.key_id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.kms_key_arn = self.key.arn if self.key else pulumi.Output.from_input(None)
+        self.register_outputs({"kms_key_arn": self.kms_key_arn})
+
+
+@dataclass(frozen=True)
+class AwsServiceSecretsArgs:
+    service: ServicePlan
+    settings: AwsSettings
+    environment: AwsSecretsEnvironment
+    values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=aws ones
+
+
+class AwsServiceSecrets(pulumi.ComponentResource):
+    """One Secrets Manager secret per secret of the service kept in AWS."""
+
+    arns: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: AwsServiceSecretsArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("configplane:aws:AwsServiceSecrets", name, {}, opts)
+        svc = args.service
+        child = pulumi.ResourceOptions(parent=self)
+        self.secrets: dict[str, aws.secretsmanager.Secret] = {}
+        arns: dict[str, pulumi.Input[str]] = {}
+        for key, spec in svc.secrets_in("aws").items():
+            if spec.source == "reference":
+                arns[key] = spec.ref  # lives elsewhere already; nothing to declare
+                continue
+            role = key.lower().replace("_", "-")
+            secret = aws.secretsmanager.Secret(
+                f"{name}-{role}",
+                name=svc.aws_secret_name(key),
+                description=spec.description or f"{svc.name} {key}",
+                kms_key_id=args.environment.key.arn if args.environment.key else None,
+                recovery_window_in_days=args.settings.recovery_window_in_days,
+                tags={**svc.labels_as_tags(), "configplane.io/secret": key},
+                opts=child,
+            )
+            aws.secretsmanager.SecretVersion(
+                f"{name}-{role}-initial",
+                secret_id=secret.id,
+                secret_string_wo=pulumi.Output.secret(
+                    args.values[key].apply(lambda value, spec=spec: secret_string(spec, value))
+                ),
+                secret_string_wo_version=svc.spec.secrets_version,
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["version_stages"]),
+            )
+            self.secrets[key] = secret
+            arns[key] = secret.arn
+        self.arns = pulumi.Output.all(**arns) if arns else pulumi.Output.from_input({})
+        self.register_outputs({"arns": self.arns})
+
+
+def secret_string(spec: SecretSpec, value: str) -> str:
+    """A database password is stored with its connection facts (the layout AWS rotation reads)."""
+    if spec.database is None:
+        return value
+    document = {**spec.database.model_dump(), "password": value}
+    if spec.rotation and spec.rotation.master_secret_arn:
+        document["masterarn"] = spec.rotation.master_secret_arn
+    return json.dumps(document, sort_keys=True)

@@ -1,0 +1,40 @@
+"""Where secret values come from: `secure` stack config or generation (references have none)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+
+from configplane.stack import ServicePlan
+
+
+@dataclass(frozen=True)
+class SecretValuesArgs:
+    service: ServicePlan
+    # config_key -> the `secure` stack value, read once by __main__ (always a secret Output)
+    secure_config: Mapping[str, pulumi.Output[str]]
+
+
+class SecretValues(pulumi.ComponentResource):
+    """The values configplane writes for one service, keyed by secret name; all marked secret."""
+
+    values: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: SecretValuesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("configplane:secrets:SecretValues", name, {}, opts)
+        self.values = {}
+        for key, spec in args.service.spec.secrets.items():
+            if spec.source == "secure":
+                self.values[key] = pulumi.Output.secret(args.secure_config[spec.config_key])
+            elif spec.source == "generated":
+                password = random.RandomPassword(
+                    f"{name}-{key.lower().replace('_', '-')}",
+                    length=spec.length,
+                    special=False,  # safe in URLs, env files and shells
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                self.values[key] = pulumi.Output.secret(password.result)
+        self.register_outputs({})

@@ -1,0 +1,70 @@
+"""A service's non-secret configuration in its namespace: immutable, content-hashed ConfigMaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from configplane.stack import RenderedConfigMap, ServicePlan
+
+RELOADER_MATCH = {"reloader.stakater.com/match": "true"}
+
+
+@dataclass(frozen=True)
+class ServiceConfigArgs:
+    service: ServicePlan
+
+
+class ServiceConfig(pulumi.ComponentResource):
+    """Namespace, the config ConfigMap (one per tenant too) and the flagd flags ConfigMap."""
+
+    namespace: pulumi.Output[str]
+    configmap_name: pulumi.Output[str]
+    config_hash: pulumi.Output[str]
+    flags_configmap_name: pulumi.Output[str | None]
+
+    def __init__(self, name: str, args: ServiceConfigArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("configplane:config:ServiceConfig", name, {}, opts)
+        svc = args.service
+        self.ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": svc.namespace, "labels": dict(svc.labels)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        configmaps = {"config": svc.config, **{f"tenant-{t}": cm for t, cm in svc.tenants.items()}}
+        if svc.flags:
+            configmaps["flags"] = svc.flags
+        self.configmaps = {
+            role: self._configmap(f"{name}-{role}", svc, cm) for role, cm in configmaps.items()
+        }
+        self.namespace = self.ns.metadata.name
+        self.configmap_name = self.configmaps["config"].metadata.name
+        self.config_hash = pulumi.Output.from_input(svc.config.hash)
+        self.flags_configmap_name = pulumi.Output.from_input(svc.flags.name if svc.flags else None)
+        self.register_outputs({
+            "namespace": self.namespace,
+            "configmap_name": self.configmap_name,
+            "config_hash": self.config_hash,
+            "flags_configmap_name": self.flags_configmap_name,
+        })
+
+    def _configmap(self, name: str, svc: ServicePlan, cm: RenderedConfigMap) -> k8s.core.v1.ConfigMap:
+        annotations = {
+            **RELOADER_MATCH,
+            "configplane.io/app-schema": svc.spec.app_schema,
+            "configplane.io/config-hash": cm.hash,
+        }
+        return k8s.core.v1.ConfigMap(
+            name,
+            metadata={
+                "name": cm.name,  # a new name per content change: immutable ConfigMaps roll forward
+                "namespace": self.ns.metadata.name,
+                "labels": dict(svc.labels),
+                "annotations": annotations,
+            },
+            data=dict(cm.data),
+            immutable=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )

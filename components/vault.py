@@ -1,0 +1,125 @@
+"""Vault: per environment a KV v2 mount, audit and Kubernetes auth; per service its secret,
+a read-only policy on its own paths and a Kubernetes auth role."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_vault as vault
+
+from configplane.model import VaultSettings
+from configplane.stack import ServicePlan
+
+
+@dataclass(frozen=True)
+class VaultEnvironmentArgs:
+    environment: str
+    mount: str
+    kubernetes_auth_path: str
+    settings: VaultSettings
+
+
+class VaultEnvironment(pulumi.ComponentResource):
+    mount_path: pulumi.Output[str]
+    auth_path: pulumi.Output[str]
+
+    def __init__(self, name: str, args: VaultEnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("configplane:vault:VaultEnvironment", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.mount = vault.Mount(
+            f"{name}-kv",
+            path=args.mount,
+            type="kv",
+            options={"version": "2"},
+            description=f"configplane secrets for {args.environment}",
+            opts=child,
+        )
+        vault.kv.SecretBackendV2(
+            f"{name}-kv-config",
+            mount=self.mount.path,
+            max_versions=args.settings.max_versions,
+            cas_required=args.settings.cas_required,
+            opts=child,
+        )
+        vault.Audit(
+            f"{name}-audit",
+            type="file",
+            path=f"file-{args.environment}",
+            options={"file_path": args.settings.audit_file_path},
+            opts=child,
+        )
+        self.auth = vault.AuthBackend(
+            f"{name}-kubernetes-auth", type="kubernetes", path=args.kubernetes_auth_path, opts=child
+        )
+        vault.kubernetes.AuthBackendConfig(
+            f"{name}-kubernetes-auth-config",
+            backend=self.auth.path,
+            kubernetes_host=args.settings.kubernetes_host,
+            opts=child,
+        )
+        self.mount_path = self.mount.path
+        self.auth_path = self.auth.path
+        self.register_outputs({"mount_path": self.mount_path, "auth_path": self.auth_path})
+
+    def reader_role(self, name: str, service_account: str, namespace: str,
+                    policies: Sequence[pulumi.Input[str]]) -> vault.kubernetes.AuthBackendRole:
+        """The External Secrets Operator's role: the union of the services' read policies."""
+        return vault.kubernetes.AuthBackendRole(
+            name,
+            backend=self.auth.path,
+            role_name=service_account,
+            bound_service_account_names=[service_account],
+            bound_service_account_namespaces=[namespace],
+            token_policies=list(policies),
+            token_ttl=900,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+@dataclass(frozen=True)
+class VaultServiceArgs:
+    service: ServicePlan
+    environment: VaultEnvironment
+    values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=vault ones
+
+
+class VaultService(pulumi.ComponentResource):
+    policy_name: pulumi.Output[str]
+    role_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: VaultServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("configplane:vault:VaultService", name, {}, opts)
+        svc, env = args.service, args.environment
+        child = pulumi.ResourceOptions(parent=self)
+        known = {k: args.values[k] for k in svc.secrets_in("vault") if k in args.values}
+        if known:
+            vault.kv.SecretV2(
+                f"{name}-secret",
+                mount=env.mount_path,
+                name=svc.vault_path,
+                # write-only: the value goes to Vault and never into Pulumi state
+                data_json_wo=pulumi.Output.secret(
+                    pulumi.Output.all(**known).apply(lambda v: json.dumps(v, sort_keys=True))
+                ),
+                data_json_wo_version=svc.spec.secrets_version,
+                opts=child,
+            )
+        self.policy = vault.Policy(
+            f"{name}-policy", name=svc.vault_policy, policy=svc.vault_policy_hcl(), opts=child
+        )
+        role = vault.kubernetes.AuthBackendRole(
+            f"{name}-role",
+            backend=env.auth_path,
+            role_name=svc.name,
+            bound_service_account_names=[svc.service_account],
+            bound_service_account_namespaces=[svc.namespace],
+            token_policies=[self.policy.name],
+            token_ttl=3600,
+            opts=child,
+        )
+        self.policy_name = self.policy.name
+        self.role_name = role.role_name
+        self.register_outputs({"policy_name": self.policy_name, "role_name": self.role_name})

@@ -1,0 +1,210 @@
+"""The offline plan: run the project's real `__main__.py` under the Pulumi SDK's mocks.
+
+No cloud, no Pulumi CLI, no passphrase: `secure` config values are replaced by placeholders
+that stay marked secret. Every resource `pulumi up` would register is recorded with its inputs
+as the engine would hold them (secrets as the secret signature object).
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
+
+from configplane.stack import StackModel, load_stack
+from configplane.stackfiles import StackInputs, read_project_file, read_stack_files
+
+SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
+SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
+REDACTED = "[secret]"
+
+
+def secret_placeholder(key: str) -> str:
+    """What a `secure` config value becomes in the plan: marked secret, never the real value."""
+    return f"[secret:{key}]"
+
+
+def is_secret_wrapper(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_MARK
+
+
+def redact(value: Any) -> Any:
+    """Replace every secret-wrapped value with "[secret]" (for display and files)."""
+    if is_secret_wrapper(value):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass
+class PlannedResource:
+    urn: str
+    type: str
+    name: str
+    inputs: dict[str, Any]  # as the engine holds them: secrets as the signature object
+    outputs: dict[str, Any]
+    parent: str | None
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    custom: bool
+    provider: str = ""
+
+
+@dataclass
+class Plan:
+    stack: str
+    project: str
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]  # secret leaves wrapped like inputs
+    violations: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        by_type: dict[str, int] = {}
+        for r in self.resources:
+            by_type[r.type] = by_type.get(r.type, 0) + 1
+        return {
+            "stack": self.stack,
+            "resources": [
+                {"urn": r.urn, "type": r.type, "name": r.name, "inputs": redact(r.inputs)}
+                for r in self.resources
+            ],
+            "outputs": redact(self.outputs),
+            "violations": list(self.violations),
+            "summary": {"resources": len(self.resources), "by_type": dict(sorted(by_type.items()))},
+        }
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Answers like a provider in preview: inputs echoed, a few computed attributes filled in."""
+
+    def __init__(self, model: StackModel):
+        self.region = model.platform.aws.region
+        self.account = model.platform.aws.account_id
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
+        state = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        if args.typ == "aws:secretsmanager/secret:Secret":
+            resource_id = state["arn"] = (
+                f"arn:aws:secretsmanager:{self.region}:{self.account}:secret:{state['name']}"
+            )
+        elif args.typ == "aws:kms/key:Key":
+            key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, args.name))
+            state.update(keyId=key_id, arn=f"arn:aws:kms:{self.region}:{self.account}:key/{key_id}")
+            resource_id = key_id
+        elif args.typ.startswith("aws:") and "name" in state:
+            service = args.typ.split(":")[1].split("/")[0].rstrip("_")
+            state.setdefault("arn", f"arn:aws:{service}:{self.region}:{self.account}:{state['name']}")
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = self.generated_value(args.name)
+        return resource_id, state
+
+    def generated_value(self, name: str) -> str:
+        return f"[generated:{name}]"
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping what the engine would know of each resource."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.planned: list[PlannedResource] = []
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        registration = self.resources[response.urn]
+        self.planned.append(PlannedResource(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            inputs=rpc.deserialize_properties(request.object),
+            outputs=rpc.deserialize_properties(response.object),
+            parent=request.parent or None,
+            dependencies=list(request.dependencies),
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            custom=bool(request.custom),
+            provider=request.provider,
+        ))
+        del registration
+        return response
+
+
+def plan_config(inputs: StackInputs, project_dir: Path,
+                secure_values: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """The config the Pulumi CLI would hand the program: project values, then stack values."""
+    project = read_project_file(project_dir)
+    config = {k: _config_string(v) for k, v in project.values.items()}
+    secret_keys = []
+    for key, value in inputs.values.items():
+        if value.secure:
+            config[key] = (secure_values or {}).get(key, secret_placeholder(key))
+            secret_keys.append(key)
+        else:
+            config[key] = _config_string(value.value)
+    return config, secret_keys
+
+
+def _config_string(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
+             secure_values: Mapping[str, str] | None = None) -> Plan:
+    """Validate, then run the program under mocks. Raises InvalidStack for bad configuration."""
+    project_dir = project_dir.resolve()
+    inputs = read_stack_files(project_dir, stack)
+    model = load_stack(inputs)
+    project = read_project_file(project_dir).name
+    config, secret_keys = plan_config(inputs, project_dir, secure_values)
+
+    monitor = RecordingMonitor(mocks or PlanMocks(model))
+    settings.set_root_resource(None)  # type: ignore[arg-type]
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=True,
+                             monitor=monitor)
+    pulumi.runtime.set_all_config(config, secret_keys)
+    root = settings.get_root_resource()
+
+    sys.path.insert(0, str(project_dir))
+    try:
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        _sync_await(wait_for_rpcs())
+        outputs = {name: _resolve(value) for name, value in root.outputs.items()}
+    finally:
+        sys.path.remove(str(project_dir))
+        for name in [m for m in sys.modules if m.split(".")[0] == "components"]:
+            del sys.modules[name]  # another project dir may have its own components
+    return Plan(stack=stack, project=project, resources=monitor.planned, outputs=outputs)
+
+
+def _resolve(value: Any) -> Any:
+    """Resolve an exported value leaf by leaf, keeping each leaf's secretness."""
+    if isinstance(value, pulumi.Output):
+        resolved = _sync_await(value.future())
+        inner = _resolve(resolved)
+        if _sync_await(value.is_secret()):
+            return {SECRET_SIG: SECRET_MARK, "value": inner}
+        return inner
+    if isinstance(value, dict):
+        return {k: _resolve(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_resolve(v) for v in value]
+    return value
