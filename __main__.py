@@ -29,7 +29,8 @@ PROJECT_DIR = Path(__file__).resolve().parent
 
 def main() -> None:
     try:
-        stack = load_stack(inputs_from_pulumi(PROJECT_DIR, pulumi.get_stack()))
+        inputs = inputs_from_pulumi(PROJECT_DIR, pulumi.get_stack())
+        stack = load_stack(inputs, PROJECT_DIR / "schemas")
     except InvalidStack as exc:
         # Stop before any resource is declared; the message names file, path and fix.
         raise pulumi.RunError(str(exc)) from None

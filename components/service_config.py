@@ -10,6 +10,8 @@ import pulumi_kubernetes as k8s
 from configplane.stack import RenderedConfigMap, ServicePlan
 
 RELOADER_MATCH = {"reloader.stakater.com/match": "true"}
+SCHEMA_ANNOTATION = "configplane.io/schema"  # `services/<name>` or `flags` under schemas/
+FLAGS_SCHEMA = "flags"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,10 @@ class ServiceConfig(pulumi.ComponentResource):
         if svc.flags:
             configmaps["flags"] = svc.flags
         self.configmaps = {
-            role: self._configmap(f"{name}-{role}", svc, cm) for role, cm in configmaps.items()
+            role: self._configmap(
+                f"{name}-{role}", svc, cm, FLAGS_SCHEMA if role == "flags" else f"services/{svc.spec.app_schema}"
+            )
+            for role, cm in configmaps.items()
         }
         self.namespace = self.ns.metadata.name
         self.configmap_name = self.configmaps["config"].metadata.name
@@ -50,10 +55,12 @@ class ServiceConfig(pulumi.ComponentResource):
             "flags_configmap_name": self.flags_configmap_name,
         })
 
-    def _configmap(self, name: str, svc: ServicePlan, cm: RenderedConfigMap) -> k8s.core.v1.ConfigMap:
+    def _configmap(
+        self, name: str, svc: ServicePlan, cm: RenderedConfigMap, schema: str
+    ) -> k8s.core.v1.ConfigMap:
         annotations = {
             **RELOADER_MATCH,
-            "configplane.io/app-schema": svc.spec.app_schema,
+            SCHEMA_ANNOTATION: schema,  # the policy pack validates the data against it
             "configplane.io/config-hash": cm.hash,
         }
         return k8s.core.v1.ConfigMap(

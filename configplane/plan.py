@@ -80,7 +80,7 @@ class Plan:
             "stack": self.stack,
             "resources": [
                 {"urn": r.urn, "type": r.type, "name": r.name, "inputs": redact(r.inputs)}
-                for r in self.resources
+                for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             "outputs": redact(self.outputs),
             "violations": list(self.violations),
@@ -172,7 +172,7 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
     """Validate, then run the program under mocks. Raises InvalidStack for bad configuration."""
     project_dir = project_dir.resolve()
     inputs = read_stack_files(project_dir, stack)
-    model = load_stack(inputs)
+    model = load_stack(inputs, project_dir / "schemas")
     project = read_project_file(project_dir).name
     config, secret_keys = plan_config(inputs, project_dir, secure_values)
 

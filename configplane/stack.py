@@ -271,6 +271,12 @@ class _ServiceChecker:
             for error in _validator(self.schemas_dir / "flags.schema.json").iter_errors(document):
                 rel = [str(p) for p in error.absolute_path][1:]  # drop the leading "flags"
                 self.fail([*base, "flags", *rel], f"flagd: {_schema_message(error)}")
+            for flag, spec in svc.flags.items():
+                variants = spec.get("variants") or {}
+                if isinstance(variants, dict) and spec.get("defaultVariant") not in variants:
+                    self.fail([*base, "flags", flag, "defaultVariant"], "flagd: defaultVariant "
+                              "must name one of the flag's variants. Fix: use one of "
+                              f"{', '.join(map(str, variants))}.")
             text = json.dumps(document, sort_keys=True, separators=(",", ":"))
             flags = render_configmap(f"{name}-flags", {FLAGS_DATA_KEY: text})
 

@@ -80,7 +80,7 @@ _UniqueKeyLoader.add_constructor(
 
 def _load_yaml(path: Path) -> tuple[dict[str, Any], list[tuple[str, int]]]:
     if not path.is_file():
-        raise StackFileError(f"{path.name}: file not found in {path.parent}")
+        raise StackFileError(f"{path.name}: file not found in {path.parent.resolve()}")
     loader = _UniqueKeyLoader(path.read_text())
     loader.duplicates = []
     try:

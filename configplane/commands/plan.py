@@ -1,0 +1,83 @@
+"""`configplane plan`: the offline plan of a stack (the real program under Pulumi's mocks)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from configplane.cliutil import FORMAT_OPTION, emit
+from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, load_or_issues, report
+from configplane.plan import Plan, redact, run_plan
+
+
+@click.command("plan")
+@STACK_OPTION
+@PROJECT_DIR_OPTION
+@FORMAT_OPTION
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each Kubernetes object as YAML, plus plan.json, into this directory.")
+def command(stack: str, project_dir: Path, fmt: str, out: Path | None) -> None:
+    """Show every resource `pulumi up` would create, without cloud or Pulumi CLI.
+
+    Validates first (same messages as `validate`), then runs the project's __main__.py under
+    the Pulumi SDK's mocks. Secret values are shown as "[secret]".
+
+    Example: configplane plan --stack dev --format json --out plan-out/
+    """
+    _, issues = load_or_issues(project_dir, stack)
+    if issues:
+        report(stack, issues, fmt)
+        raise SystemExit(1)
+    plan = run_plan(project_dir, stack)
+    document = plan.to_json()
+    if out is not None:
+        write_out(plan, out)
+    emit(document, fmt, render_table)
+    if any(v["level"] == "mandatory" for v in document["violations"]):
+        raise SystemExit(1)
+
+
+def render_table(document: dict[str, Any]) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    resources = Table(title=f"stack {document['stack']}: resources to create")
+    for column in ("", "type", "name"):
+        resources.add_column(column)
+    for r in document["resources"]:
+        resources.add_row("+", r["type"], r["name"])
+    console.print(resources)
+    summary = document["summary"]
+    console.print(f"{summary['resources']} resources to create")
+    if document["violations"]:
+        violations = Table(title="policy violations")
+        for column in ("level", "policy", "resource", "message"):
+            violations.add_column(column, overflow="fold")
+        for v in document["violations"]:
+            violations.add_row(v["level"], v["policy"], v["urn"].rsplit("::", 1)[-1], v["message"])
+        console.print(violations)
+    else:
+        console.print("policy violations: none")
+
+
+def kubernetes_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
+    manifest = {"apiVersion": inputs.get("apiVersion"), "kind": inputs.get("kind")}
+    manifest.update({k: v for k, v in redact(inputs).items() if k not in manifest})
+    return manifest
+
+
+def write_out(plan: Plan, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for resource in plan.resources:
+        if not (resource.custom and resource.type.startswith("kubernetes:")):
+            continue
+        manifest = kubernetes_manifest(resource.inputs)
+        meta = manifest.get("metadata") or {}
+        parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
+        file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
+        (out / file_name).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2) + "\n")

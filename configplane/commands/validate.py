@@ -1,0 +1,69 @@
+"""`configplane validate`: check a stack's configuration without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from configplane.cliutil import FORMAT_OPTION, emit
+from configplane.stack import InvalidStack, Issue, StackModel, load_stack
+from configplane.stackfiles import StackFileError, read_stack_files, stack_file_name
+
+STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
+PROJECT_DIR_OPTION = click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Directory with Pulumi.yaml and the stack files.",
+)
+
+
+def load_or_issues(project_dir: Path, stack: str) -> tuple[StackModel | None, list[Issue]]:
+    """The validated stack, or every problem found (an unreadable file is one problem)."""
+    try:
+        return load_stack(read_stack_files(project_dir, stack), project_dir / "schemas"), []
+    except StackFileError as exc:
+        file = str(exc).split(":", 1)[0] or stack_file_name(stack)
+        return None, [Issue("", file, str(exc).split(": ", 1)[-1] +
+                            ". Fix: check --stack and --project-dir.")]
+    except InvalidStack as exc:
+        return None, exc.issues
+
+
+def report(stack: str, issues: list[Issue], fmt: str) -> None:
+    data = {"stack": stack, "valid": not issues, "errors": [i.as_dict() for i in issues]}
+
+    def table(data: dict) -> None:
+        console = Console(highlight=False, soft_wrap=True)
+        if data["valid"]:
+            console.print(f"stack {stack}: configuration is valid")
+            return
+        grid = Table(title=f"stack {stack}: {len(issues)} error(s)", show_lines=False)
+        for column in ("file", "path", "problem and fix"):
+            grid.add_column(column, overflow="fold")
+        for issue in issues:
+            grid.add_row(issue.file, issue.path, issue.message)
+        console.print(grid)
+
+    emit(data, fmt, table)
+
+
+@click.command("validate")
+@STACK_OPTION
+@PROJECT_DIR_OPTION
+@FORMAT_OPTION
+def command(stack: str, project_dir: Path, fmt: str) -> None:
+    """Validate a stack's layered configuration against the schemas.
+
+    Exit 0 when valid, 1 when not; every error names its file, key path and fix.
+
+    Example: configplane validate --stack prod --format json
+    """
+    _, issues = load_or_issues(project_dir, stack)
+    report(stack, issues, fmt)
+    if issues:
+        raise SystemExit(1)
