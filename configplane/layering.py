@@ -77,21 +77,24 @@ def resolve(layers: Sequence[Layer]) -> Resolved:
     """Merge layers lowest first, recording the provenance of every leaf."""
     resolved = Resolved(value={})
     for layer in layers:
-        origin = Origin(layer.name, layer.file)
-        resolved.value = merge(resolved.value, layer.document)
-        _record(resolved, (), layer.document, origin)
+        before = resolved.value
+        resolved.value = merge(before, layer.document)
+        _record(resolved, (), layer.document, before, Origin(layer.name, layer.file))
     # Keep provenance only for leaves that survived (deleted subtrees drop theirs).
     resolved.origins = {p: o for p, o in resolved.origins.items() if _has_leaf(resolved.value, p)}
     return resolved
 
 
-def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], origin: Origin) -> None:
+def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], before: Any,
+            origin: Origin) -> None:
     for key, value in document.items():
         path = (*prefix, str(key))
-        if isinstance(value, Mapping) and value:
-            # A mapping replaces a scalar/list that was there: forget the old leaf's origin.
+        previous = before.get(key) if isinstance(before, Mapping) else None
+        if isinstance(value, Mapping) and (value or isinstance(previous, Mapping)):
+            # Deep merge (an empty mapping onto a mapping changes nothing); a mapping that
+            # replaces a scalar or list takes the old leaf's origin away.
             resolved.origins.pop(path, None)
-            _record(resolved, path, value, origin)
+            _record(resolved, path, value, previous, origin)
             continue
         for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:
             del resolved.origins[stale]  # a scalar, list or null replaces a whole subtree

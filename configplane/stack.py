@@ -154,8 +154,8 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
         origin = resolved.origin_of([str(p) for p in path])
         return origin.file if origin else inputs.stack_file
 
-    for error in _validator(schemas_dir / "stack.schema.json").iter_errors(resolved.value):
-        path = list(error.absolute_path)
+    for error in schema_errors(_validator(schemas_dir / "stack.schema.json"), resolved.value):
+        path = error_path(error)
         issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error)))
     if issues:
         raise InvalidStack(inputs.stack, issues)
@@ -194,6 +194,23 @@ def render_configmap(base_name: str, values: Mapping[str, Any]) -> RenderedConfi
 
 def flags_document(flags: Mapping[str, Any]) -> dict[str, Any]:
     return {"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": dict(flags)}
+
+
+def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.ValidationError]:
+    """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error."""
+    for error in validator.iter_errors(instance):
+        while error.validator in ("oneOf", "anyOf") and error.context:
+            error = jsonschema.exceptions.best_match(error.context)
+        yield error
+
+
+def error_path(error: jsonschema.ValidationError) -> list[str]:
+    """The key path of an error; an unknown key is reported at the key itself."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        path += extra[:1]
+    return path
 
 
 @cache
@@ -268,8 +285,9 @@ class _ServiceChecker:
         flags = None
         if svc.flags:
             document = flags_document(svc.flags)
-            for error in _validator(self.schemas_dir / "flags.schema.json").iter_errors(document):
-                rel = [str(p) for p in error.absolute_path][1:]  # drop the leading "flags"
+            flags_validator = _validator(self.schemas_dir / "flags.schema.json")
+            for error in schema_errors(flags_validator, document):
+                rel = error_path(error)[1:]  # drop the leading "flags"
                 self.fail([*base, "flags", *rel], f"flagd: {_schema_message(error)}")
             for flag, spec in svc.flags.items():
                 variants = spec.get("variants") or {}
@@ -334,11 +352,8 @@ class _ServiceChecker:
     def _check_config(self, path: list[str], values: Mapping[str, Any],
                       app: Any, rendered: RenderedConfigMap) -> None:
         if app is not None:
-            for error in app.iter_errors(dict(values)):
-                sub = [str(p) for p in error.absolute_path]
-                if error.validator == "additionalProperties":
-                    sub = sorted(set(error.instance) - set(error.schema.get("properties", {})))[:1]
-                self.fail([*path, *sub], f"app schema {app.schema.get('title', '')}: "
+            for error in schema_errors(app, dict(values)):
+                self.fail([*path, *error_path(error)], f"app schema {app.schema.get('title', '')}: "
                           f"{_schema_message(error)}")
         for key in values:
             if not DATA_KEY.match(key):

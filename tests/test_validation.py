@@ -1,0 +1,178 @@
+"""Bad configuration: every class of error gives exit 1 and a message with path, file and fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from configplane.commands.validate import command as validate
+from tests.conftest import REPO, STACKS
+
+CANARY = "canary-Zq8vX3pL9wR2tY6u"
+
+
+def run_validate(project: Path, stack: str = "dev") -> tuple[int, dict]:
+    result = CliRunner().invoke(
+        validate, ["--stack", stack, "--project-dir", str(project), "--format", "json"]
+    )
+    return result.exit_code, json.loads(result.output)
+
+
+def edit_stack(project: Path, stack: str, change) -> None:
+    path = project / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    change(document["config"])
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_sample_stacks_are_valid(stack):
+    assert run_validate(REPO, stack) == (0, {"stack": stack, "valid": True, "errors": []})
+
+
+def services(config: dict) -> dict:
+    return config["configplane:services"]
+
+
+CASES = {
+    "schema-type": (
+        lambda c: services(c)["api"]["config"].update(PORT="eighty"),
+        "services.api.config.PORT", "Pulumi.dev.yaml", "wrong type",
+    ),
+    "unknown-app-key": (
+        lambda c: services(c)["web"]["config"].update(COLOUR="blue"),
+        "services.web.config.COLOUR", "Pulumi.dev.yaml", "unknown key(s) COLOUR",
+    ),
+    "unknown-stack-key": (
+        lambda c: services(c)["api"].update(replicas=3),
+        "services.api.replicas", "Pulumi.dev.yaml", "unknown key(s) replicas",
+    ),
+    "bad-kubernetes-name": (
+        lambda c: services(c).update(Billing_API={"app_schema": "worker"}),
+        "services.Billing_API", "Pulumi.dev.yaml", "RFC 1123",
+    ),
+    "bad-namespace": (
+        lambda c: services(c)["api"].update(namespace="x" * 64),
+        "services.api.namespace", "Pulumi.dev.yaml", "RFC 1123",
+    ),
+    "configmap-too-large": (
+        lambda c: services(c)["api"]["config"].update(DATABASE_HOST="h" * (1024 * 1024 + 1)),
+        "services.api.config", "Pulumi.dev.yaml", "Kubernetes allows 1048576",
+    ),
+    "config-and-secret-collide": (
+        lambda c: services(c)["api"]["config"].update(SESSION_SIGNING_KEY="x"),
+        "services.api.secrets.SESSION_SIGNING_KEY", "Pulumi.yaml", "both a config key and a secret",
+    ),
+    "tenant-forbidden-key": (
+        lambda c: services(c)["worker"]["tenants"]["acme"]["config"].update(LOG_LEVEL="debug"),
+        "services.worker.tenants.acme.config.LOG_LEVEL", "Pulumi.dev.yaml",
+        "tenants may not override `LOG_LEVEL`",
+    ),
+    "tenant-breaks-schema": (
+        lambda c: services(c)["worker"]["tenants"]["acme"]["config"].update(RATE_LIMIT_RPS=0),
+        "services.worker.tenants.acme.config.RATE_LIMIT_RPS", "Pulumi.dev.yaml", "out of range",
+    ),
+    "unknown-app-schema": (
+        lambda c: services(c)["api"].update(app_schema="grpc-api"),
+        "services.api.app_schema", "Pulumi.dev.yaml", "unknown app schema `grpc-api`",
+    ),
+    "bad-flag": (
+        lambda c: services(c)["web"].update(flags={"beta": {"state": "ON", "variants": {"a": 1},
+                                                            "defaultVariant": "a"}}),
+        "services.web.flags.beta.state", "Pulumi.dev.yaml", "flagd",
+    ),
+    "flag-default-not-a-variant": (
+        lambda c: services(c)["web"].update(flags={"beta": {"state": "ENABLED",
+                                                            "variants": {"a": 1},
+                                                            "defaultVariant": "b"}}),
+        "services.web.flags.beta.defaultVariant", "Pulumi.dev.yaml", "one of the flag's variants",
+    ),
+    "plaintext-declared-secret": (
+        lambda c: c.update({"configplane:apiDbPassword": CANARY}),
+        "config.configplane:apiDbPassword", "Pulumi.dev.yaml",
+        "pulumi config set --secret configplane:apiDbPassword",
+    ),
+    "missing-secure-value": (
+        lambda c: c.pop("configplane:paymentsApiKey"),
+        "services.worker.secrets.PAYMENTS_API_KEY.config_key", "Pulumi.dev.yaml",
+        "pulumi config set --secret configplane:paymentsApiKey --stack dev",
+    ),
+    "undeclared-secure-key": (
+        lambda c: services(c)["web"].setdefault("secrets", {}).update(
+            CDN_TOKEN={"source": "secure", "store": "vault", "config_key": "cdnToken"}),
+        "services.web.secrets.CDN_TOKEN.config_key", "Pulumi.yaml", "secret: true",
+    ),
+    "vault-ref-outside-own-path": (
+        lambda c: services(c)["web"].setdefault("secrets", {}).update(
+            STOLEN={"source": "reference", "store": "vault", "ref": "api/db#password"}),
+        "services.web.secrets.STOLEN.ref", "Pulumi.dev.yaml", "reads only `web/...`",
+    ),
+    "rotation-without-database": (
+        lambda c: services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("database"),
+        "services.api.secrets.DATABASE_PASSWORD.database", "Pulumi.dev.yaml", "needs `database`",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_error_class_is_reported_with_path_file_and_fix(project, case):
+    change, path, file, text = CASES[case]
+    edit_stack(project, "dev", change)
+    code, report = run_validate(project)
+    assert code == 1
+    assert report["valid"] is False
+    matching = [e for e in report["errors"] if e["path"] == path]
+    assert matching, report["errors"]
+    assert matching[0]["file"] == file
+    assert text in matching[0]["message"]
+    assert "Fix:" in matching[0]["message"]
+    assert CANARY not in json.dumps(report)
+
+
+def test_all_errors_are_reported_at_once(project):
+    def change(c):
+        services(c)["api"]["config"]["PORT"] = "eighty"
+        services(c)["web"]["config"]["COLOUR"] = "blue"
+        services(c)["worker"]["tenants"]["acme"]["config"]["LOG_LEVEL"] = "debug"
+    edit_stack(project, "dev", change)
+    code, report = run_validate(project)
+    assert code == 1
+    assert {e["path"] for e in report["errors"]} >= {
+        "services.api.config.PORT", "services.web.config.COLOUR",
+        "services.worker.tenants.acme.config.LOG_LEVEL"}
+
+
+def test_duplicate_yaml_key_is_an_error(project):
+    path = project / "Pulumi.dev.yaml"
+    path.write_text(path.read_text().replace(
+        "        LOG_LEVEL: debug\n", "        LOG_LEVEL: debug\n        LOG_LEVEL: info\n", 1))
+    code, report = run_validate(project)
+    assert code == 1
+    assert report["errors"][0]["file"] == "Pulumi.dev.yaml"
+    assert "appears twice" in report["errors"][0]["message"]
+
+
+def test_error_names_the_project_file_when_the_default_is_wrong(project):
+    path = project / "Pulumi.yaml"
+    path.write_text(path.read_text().replace("PORT: 8080", "PORT: -1"))
+    code, report = run_validate(project)
+    assert code == 1
+    assert {(e["path"], e["file"]) for e in report["errors"]} == {
+        ("services.api.config.PORT", "Pulumi.yaml")}
+
+
+@pytest.mark.parametrize("broken", ["missing", "not-yaml"])
+def test_unreadable_stack_file_is_a_clean_error(project, broken):
+    path = project / "Pulumi.dev.yaml"
+    if broken == "missing":
+        path.unlink()
+    else:
+        path.write_text("config: [unclosed\n")
+    result = CliRunner().invoke(validate, ["--stack", "dev", "--project-dir", str(project)])
+    assert result.exit_code == 1
+    assert "Pulumi.dev.yaml" in result.output
+    assert "Traceback" not in result.output
