@@ -131,20 +131,25 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
-        registration = self.resources[response.urn]
+        outputs = rpc.deserialize_properties(response.object)
+        if request.additionalSecretOutputs:
+            # The engine marks these outputs secret (e.g. RandomPassword.result); so do we.
+            for key in request.additionalSecretOutputs:
+                if key in outputs and not is_secret_wrapper(outputs[key]):
+                    outputs[key] = {SECRET_SIG: SECRET_MARK, "value": outputs[key]}
+            response.object.CopyFrom(_sync_await(rpc.serialize_properties(outputs, {})))
         self.planned.append(PlannedResource(
             urn=response.urn,
             type=request.type,
             name=request.name,
             inputs=rpc.deserialize_properties(request.object),
-            outputs=rpc.deserialize_properties(response.object),
+            outputs=outputs,
             parent=request.parent or None,
             dependencies=list(request.dependencies),
             property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
             custom=bool(request.custom),
             provider=request.provider,
         ))
-        del registration
         return response
 
 
