@@ -38,10 +38,10 @@ class ServiceConfig(pulumi.ComponentResource):
         configmaps = {"config": svc.config, **{f"tenant-{t}": cm for t, cm in svc.tenants.items()}}
         if svc.flags:
             configmaps["flags"] = svc.flags
+        app_schema = f"services/{svc.spec.app_schema}"
         self.configmaps = {
-            role: self._configmap(
-                f"{name}-{role}", svc, cm, FLAGS_SCHEMA if role == "flags" else f"services/{svc.spec.app_schema}"
-            )
+            role: self._configmap(f"{name}-{role}", svc, cm,
+                                  FLAGS_SCHEMA if role == "flags" else app_schema)
             for role, cm in configmaps.items()
         }
         self.namespace = self.ns.metadata.name

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pydantic
 
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
