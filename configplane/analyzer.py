@@ -1,8 +1,9 @@
 """Run a CrossGuard policy pack offline, speaking the Analyzer protocol exactly as the Pulumi CLI.
 
-The sequence mirrors `pulumi preview --policy-pack DIR --policy-pack-config FILE`
-(pulumi/pulumi `sdk/go/common/resource/plugin/analyzer_plugin.go`, `pkg/engine/plugins.go`,
-`pkg/resource/analyzer/config.go`, `pkg/resource/deploy/step_generator.go`):
+The sequence mirrors `pulumi preview --policy-pack DIR --policy-pack-config FILE` (pulumi/pulumi
+`sdk/go/common/resource/plugin/analyzer_plugin.go` and `plugin.go`, `pkg/engine/update.go`,
+`pkg/resource/analyzer/config.go`, `pkg/resource/deploy/step_generator.go`, `pkg/engine/check.go`,
+`sdk/python/dist/pulumi-analyzer-policy-python`):
 
 1. start `python -u -m pulumi.policy <engine-address> .` in the pack directory with
    PULUMI_CONFIG / PULUMI_PROJECT / PULUMI_STACK / PULUMI_DRY_RUN / PULUMI_ORGANIZATION set,
@@ -38,6 +39,7 @@ from typing import Any
 
 import grpc
 import jsonschema
+import pulumi
 import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
@@ -191,9 +193,7 @@ def _engine_map(props: Mapping[str, Any], skip_internal: bool, path: str) -> dic
     }
 
 
-def _engine_value(value: Any, skip_internal: bool, path: str) -> Any:  # noqa: C901
-    import pulumi  # deferred: only needed for SDK objects, keeps import of this module light
-
+def _engine_value(value: Any, skip_internal: bool, path: str) -> Any:
     if value is None or isinstance(value, bool | str | int | float):
         return value
     if isinstance(value, Mapping):
@@ -227,8 +227,6 @@ def _engine_value(value: Any, skip_internal: bool, path: str) -> Any:  # noqa: C
 
 
 def _asset(value: Any, path: str) -> dict[str, Any]:
-    import pulumi
-
     sig = ASSET_SIG if isinstance(value, pulumi.Asset) else ARCHIVE_SIG
     if isinstance(value, pulumi.AssetArchive):
         return {SIG_KEY: sig, "assets": {k: _asset(v, f"{path}.{k}")
@@ -242,8 +240,6 @@ def _asset(value: Any, path: str) -> dict[str, Any]:
 def _resource_reference(res: Any) -> Any:
     """A resource object in mock inputs: its ID if custom and known, else its URN, else
     unknown, matching the engine's marshalling without resource references."""
-    import pulumi
-
     for out in ((res.id,) if isinstance(res, pulumi.CustomResource) else ()) + (res.urn,):
         fut = getattr(out, "_future", None)
         if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
@@ -434,20 +430,6 @@ class _EngineServicer(engine_pb2_grpc.EngineServicer):
         return engine_pb2.SetRootResourceResponse()
 
 
-def _parent_death_signal() -> Any:
-    """Linux: the pack sleeps forever, so it must not outlive a killed parent. Resolved before
-    fork (no imports in the child); the signal fires when the thread that started it exits."""
-    if sys.platform != "linux":
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class PolicyPackSession:
     """One policy pack process for one stack. `start()` does not wait for the pack, so callers
     can evaluate their program while Python imports the pack; `run()` waits, configures the pack
@@ -524,7 +506,6 @@ class PolicyPackSession:
                 [python, "-u", "-m", "pulumi.policy", self.engine_address, "."],
                 cwd=self.pack_dir, env=env, stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                preexec_fn=_parent_death_signal(),
             )
         except OSError as e:
             self.close()
@@ -559,8 +540,13 @@ class PolicyPackSession:
             if len(self._logs) < 1000:
                 self._logs.append(line)
 
-    def _fail(self, what: str) -> PolicyPackError:
+    def _fail(self, what: str, *, exiting: bool = False) -> PolicyPackError:
         proc = self._proc
+        if proc is not None and exiting:
+            try:  # its stdout closed: it is on its way out, wait for the exit code
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         if proc is not None and proc.poll() is not None:
             for t in self._readers:  # the pack is gone: collect its last words
                 t.join(timeout=1)
@@ -579,7 +565,7 @@ class PolicyPackSession:
         except queue.Empty:
             raise self._fail(f"did not print its port within {self.startup_timeout:g}s") from None
         if first is None:
-            raise self._fail("failed to start")
+            raise self._fail("failed to start", exiting=True)
         try:
             port = int(first.strip())
             if not 0 < port < 65536:
@@ -599,7 +585,8 @@ class PolicyPackSession:
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.UNIMPLEMENTED:
                     break
-                if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                if (e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline
+                        or self._proc is None or self._proc.poll() is not None):
                     raise self._rpc_failure(e, "Handshake") from None
                 time.sleep(0.01)
         self._stub = stub
@@ -719,7 +706,7 @@ class PolicyPackSession:
         """Stop the pack as the CLI does: interrupt, wait up to 5 s, then kill."""
         if self._channel is not None:
             self._channel.close()
-            self._channel = None
+        self._channel, self._stub, self._info = None, None, None
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:

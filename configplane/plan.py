@@ -19,15 +19,19 @@ from typing import Any
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
+from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
+from configplane.analyzer import AnalyzedResource, PolicyPackError, PolicyPackSession
 from configplane.stack import StackModel, load_stack
 from configplane.stackfiles import StackInputs, read_project_file, read_stack_files
 
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
 REDACTED = "[secret]"
+PACK_DIR = "policies"
+SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
 
 
 def secret_placeholder(key: str) -> str:
@@ -127,6 +131,13 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.planned: list[PlannedResource] = []
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # As the engine does: the parent's whole type chain qualifies the type, and children of
+        # the root stack are not qualified by it (the mocks use the last type only, and do).
+        if parent and parent.split("::")[2] != "pulumi:pulumi:Stack":
+            type_ = parent.split("::")[2] + "$" + type_
+        return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
@@ -173,14 +184,48 @@ def _config_string(value: Any) -> str:
 
 
 def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
-             secure_values: Mapping[str, str] | None = None) -> Plan:
-    """Validate, then run the program under mocks. Raises InvalidStack for bad configuration."""
+             secure_values: Mapping[str, str] | None = None, policy: bool = False,
+             policy_config_file: Path | None = None) -> Plan:
+    """Validate, run the program under mocks and, with `policy`, the project's policy pack
+    through the Analyzer protocol. Raises InvalidStack for bad configuration and
+    PolicyPackError when the pack cannot run."""
     project_dir = project_dir.resolve()
     inputs = read_stack_files(project_dir, stack)
     model = load_stack(inputs, project_dir / "schemas")
     project = read_project_file(project_dir).name
     config, secret_keys = plan_config(inputs, project_dir, secure_values)
+    session = None
+    if policy:
+        pack_dir = project_dir / PACK_DIR
+        if not (pack_dir / "PulumiPolicy.yaml").is_file():
+            raise PolicyPackError(f"no policy pack in {pack_dir} (PulumiPolicy.yaml missing). "
+                                  "Fix: restore it, or plan with --no-policy.")
+        default_config = pack_dir / "config" / f"{stack}.json"
+        if policy_config_file is None and default_config.is_file():
+            policy_config_file = default_config
+        # Started before the program runs: the pack imports while the program evaluates.
+        session = PolicyPackSession(pack_dir, project=project, stack=stack, config=config,
+                                    config_secret_keys=secret_keys,
+                                    policy_config_file=policy_config_file)
+        session.start()
+    try:
+        plan = _run_program(project_dir, project, stack, model, config, secret_keys, mocks)
+        plan.violations = unmarked_secret_violations(plan, [config[k] for k in secret_keys])
+        if session is not None:
+            report = session.run(analyzed_resources(plan))
+            plan.violations += [
+                {"policy": v.policy, "urn": v.urn, "message": v.message, "level": v.level}
+                for v in report.violations
+            ]
+    finally:
+        if session is not None:
+            session.close()
+    return plan
 
+
+def _run_program(project_dir: Path, project: str, stack: str, model: StackModel,
+                 config: dict[str, str], secret_keys: list[str],
+                 mocks: PlanMocks | None) -> Plan:
     monitor = RecordingMonitor(mocks or PlanMocks(model))
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=True,
@@ -198,6 +243,70 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
         for name in [m for m in sys.modules if m.split(".")[0] == "components"]:
             del sys.modules[name]  # another project dir may have its own components
     return Plan(stack=stack, project=project, resources=monitor.planned, outputs=outputs)
+
+
+def stack_urn(plan: Plan) -> str:
+    return f"urn:pulumi:{plan.stack}::{plan.project}::pulumi:pulumi:Stack::{plan.project}-{plan.stack}"
+
+
+def analyzed_resources(plan: Plan) -> list[AnalyzedResource]:
+    """What the engine hands the analyzer: the root stack first, then every resource."""
+    root = AnalyzedResource(urn=stack_urn(plan), type="pulumi:pulumi:Stack", outputs=plan.outputs)
+    return [root] + [
+        AnalyzedResource(urn=r.urn, type=r.type, name=r.name, inputs=r.inputs, outputs=r.outputs,
+                         parent=r.parent, dependencies=r.dependencies,
+                         property_dependencies=r.property_dependencies, provider=r.provider)
+        for r in plan.resources
+    ]
+
+
+def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[dict[str, str]]:
+    """A value that is secret somewhere (config, or marked on any resource) but reaches a
+    resource input unmarked. The message names the property, never the value."""
+    secrets = {s for s in config_secrets if len(s) >= 4}
+    for resource in plan.resources:
+        secrets |= {text for text, marked in _strings(resource.inputs) if marked and len(text) >= 4}
+        secrets |= {text for text, marked in _strings(resource.outputs) if marked and len(text) >= 4}
+    violations = []
+    for resource in plan.resources:
+        for path, text in _unmarked_strings(resource.inputs):
+            if any(secret in text for secret in secrets):
+                violations.append({
+                    "policy": SECRET_MARKING_CHECK,
+                    "urn": resource.urn,
+                    "level": "mandatory",
+                    "message": f"input `{path}` of {resource.name} carries a secret value that is "
+                               "not marked secret, so it would be stored and shown in plaintext. "
+                               "Fix: wrap it with pulumi.Output.secret() where the component "
+                               "builds it.",
+                })
+    return violations
+
+
+def _strings(value: Any, marked: bool = False):
+    if is_secret_wrapper(value):
+        yield from _strings(value.get("value"), True)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v, marked)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v, marked)
+    elif isinstance(value, str):
+        yield value, marked
+
+
+def _unmarked_strings(value: Any, path: str = ""):
+    if is_secret_wrapper(value):
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _unmarked_strings(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _unmarked_strings(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, value
 
 
 def _resolve(value: Any) -> Any:

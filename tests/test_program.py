@@ -180,3 +180,32 @@ def test_cli_plan_invalid_configuration_exits_1_with_validate_messages(project):
     assert report["valid"] is False
     assert report["errors"][0]["path"] == "services.api.config.LOG_LEVEL"
     assert report["errors"][0]["file"] == "Pulumi.dev.yaml"
+
+
+def test_plan_fails_when_a_secret_reaches_an_input_unmarked(project):
+    main = project / "__main__.py"
+    main.write_text(main.read_text().replace("\n\nmain()\n", '''
+
+
+def leak() -> None:
+    import pulumi_kubernetes as k8s
+
+    value = pulumi.Output.unsecret(pulumi.Config("configplane").require_secret("apiDbPassword"))
+    k8s.core.v1.ConfigMap("leaky", metadata={"name": "leaky"}, data={"PASSWORD": value})
+
+
+main()
+leak()
+'''))
+    result = CliRunner().invoke(plan_command, ["--stack", "dev", "--project-dir", str(project),
+                                               "--format", "json", "--no-policy"])
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["violations"] == [{
+        "policy": "configplane-secret-marking",
+        "urn": "urn:pulumi:dev::configplane::kubernetes:core/v1:ConfigMap::leaky",
+        "level": "mandatory",
+        "message": "input `data.PASSWORD` of leaky carries a secret value that is not marked "
+                   "secret, so it would be stored and shown in plaintext. Fix: wrap it with "
+                   "pulumi.Output.secret() where the component builds it.",
+    }]

@@ -11,7 +11,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from configplane.cliutil import FORMAT_OPTION, emit
+from configplane.analyzer import PolicyPackError
+from configplane.cliutil import FORMAT_OPTION, UserError, emit
 from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, load_or_issues, report
 from configplane.plan import Plan, redact, run_plan
 
@@ -22,11 +23,17 @@ from configplane.plan import Plan, redact, run_plan
 @FORMAT_OPTION
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Write each Kubernetes object as YAML, plus plan.json, into this directory.")
-def command(stack: str, project_dir: Path, fmt: str, out: Path | None) -> None:
+@click.option("--policy-pack-config", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Policy config file (default: policies/config/<stack>.json).")
+@click.option("--no-policy", is_flag=True, help="Skip the policy pack.")
+def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
+            policy_pack_config: Path | None, no_policy: bool) -> None:
     """Show every resource `pulumi up` would create, without cloud or Pulumi CLI.
 
     Validates first (same messages as `validate`), then runs the project's __main__.py under
-    the Pulumi SDK's mocks. Secret values are shown as "[secret]".
+    the Pulumi SDK's mocks, and the policy pack in policies/ through the Analyzer protocol as
+    `pulumi preview --policy-pack policies` would. Secret values are shown as "[secret]".
+    Exit 1 on invalid configuration or any mandatory violation.
 
     Example: configplane plan --stack dev --format json --out plan-out/
     """
@@ -34,7 +41,11 @@ def command(stack: str, project_dir: Path, fmt: str, out: Path | None) -> None:
     if issues:
         report(stack, issues, fmt)
         raise SystemExit(1)
-    plan = run_plan(project_dir, stack)
+    try:
+        plan = run_plan(project_dir, stack, policy=not no_policy,
+                        policy_config_file=policy_pack_config)
+    except PolicyPackError as exc:
+        raise UserError(str(exc)) from None
     document = plan.to_json()
     if out is not None:
         write_out(plan, out)
