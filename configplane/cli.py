@@ -10,6 +10,12 @@ import click
 COMMANDS = {
     "validate": "validate",
     "plan": "plan",
+    "scan": "scan",
+    "drift-report": "drift_report",
+    "drift": "drift",
+    "explain": "explain",
+    "diff": "diff",
+    "import": "import_",
 }
 
 

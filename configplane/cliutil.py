@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from rich.console import Console
 
 FORMAT_OPTION = click.option(
     "--format",
@@ -35,3 +36,8 @@ def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
         sys.stdout.write("\n")
     else:
         render_table(data)
+
+
+def plain_console(stderr: bool = False) -> Console:
+    """A console that prints text as it is: no markup (`[secret]` stays), no emoji codes."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)

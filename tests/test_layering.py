@@ -7,15 +7,25 @@ from hypothesis import strategies as st
 
 from configplane.layering import Layer, leaves, merge, resolve
 
-KEYS = st.sampled_from(["a", "b", "c", "d"])
 SCALARS = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y"]), st.booleans(),
                     st.lists(st.integers(0, 2), max_size=2))
 
 
-def documents(allow_null: bool):
+def documents(allow_null: bool, depth: int = 3):
+    """Documents whose paths keep one type in every layer, as a schema guarantees: keys `m*`
+    hold mappings, keys `s*` scalars or lists. (With a path that is a scalar in one layer and
+    a mapping in another, deep merge is not associative, in configplane or anywhere.)"""
     leaf = st.one_of(SCALARS, st.none()) if allow_null else SCALARS
-    return st.recursive(leaf, lambda children: st.dictionaries(KEYS, children, max_size=3),
-                        max_leaves=8).filter(lambda d: isinstance(d, dict))
+    scalars = st.dictionaries(st.sampled_from(["s1", "s2"]), leaf, max_size=2)
+    if depth == 0:
+        return scalars
+    mappings = st.dictionaries(
+        st.sampled_from(["m1", "m2"]),
+        st.one_of(documents(allow_null, depth - 1), st.none()) if allow_null
+        else documents(allow_null, depth - 1),
+        max_size=2,
+    )
+    return st.builds(lambda a, b: {**a, **b}, scalars, mappings)
 
 
 @given(documents(False), documents(False), documents(False))

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from configplane.cliutil import FORMAT_OPTION, emit
+from configplane.cliutil import FORMAT_OPTION, emit, plain_console
 from configplane.stack import InvalidStack, Issue, StackModel, load_stack
 from configplane.stackfiles import StackFileError, read_stack_files, stack_file_name
 
@@ -38,7 +37,7 @@ def report(stack: str, issues: list[Issue], fmt: str) -> None:
     data = {"stack": stack, "valid": not issues, "errors": [i.as_dict() for i in issues]}
 
     def table(data: dict) -> None:
-        console = Console(highlight=False, soft_wrap=True)
+        console = plain_console()
         if data["valid"]:
             console.print(f"stack {stack}: configuration is valid")
             return

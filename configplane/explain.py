@@ -1,0 +1,366 @@
+"""Provenance of one value: which layer and file set it, and every value it overrode.
+
+A path is relative to a service: `config.LOG_LEVEL`, `secrets.DATABASE_PASSWORD.store`,
+`flags.new-checkout`, `tenants.acme.config.RATE_LIMIT_RPS`. A bare name (`LOG_LEVEL`) is the
+variable the pod sees: `config.<name>`, or `secrets.<name>` when the service has no such
+config key. With a tenant, a config key is explained as that tenant's ConfigMap gets it:
+project defaults, then the environment, then the tenant's overrides.
+
+Works on the merged layers even when the stack does not validate (that is when people ask
+"why"); built-in defaults, ConfigMap names and secret locations need a valid stack. A
+secret's value is never read: its spec (source, store, config_key, ref) is what is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from configplane.layering import Resolved, Setting, dotted, leaves, resolve
+from configplane.model import Database, Rotation, SecretSpec, Service
+from configplane.stack import InvalidStack, ServicePlan, StackModel, layers_of, load_stack
+from configplane.stackfiles import NAMESPACE, StackInputs
+
+SECRET = "[secret]"
+HIDDEN = "[not shown: unknown field]"
+DEFAULT_LAYER = "default"
+DEFAULT_FILE = "configplane/model.py"
+SERVICE_FIELDS = tuple(Service.model_fields)
+# Fields of a secret's spec that describe it; anything else under `secrets.` is never shown.
+SPEC_FIELDS = {"": set(SecretSpec.model_fields), "database": set(Database.model_fields),
+               "rotation": set(Rotation.model_fields)}
+
+
+class ExplainError(Exception):
+    """The question cannot be answered (unknown service, key or tenant): a user error."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """A value one layer set on the way to the result."""
+
+    layer: str  # project, environment, tenant:<name>, default
+    file: str
+    path: str  # where in the merged document (services.api.config.LOG_LEVEL)
+    value: Any  # None: this layer deleted the key (an explicit null)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "file": self.file, "path": self.path, "value": self.value}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One leaf: its value, the step that set it and the steps it overrode (lowest first)."""
+
+    path: str
+    value: Any
+    set_by: Step | None  # None when the last layer deleted it
+    overrode: list[Step]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "value": self.value,
+            "set_by": self.set_by.as_dict() if self.set_by else None,
+            "overrode": [s.as_dict() for s in self.overrode],
+        }
+
+
+@dataclass
+class Explanation:
+    stack: str
+    service: str
+    path: str
+    tenant: str | None
+    secret: bool  # the path names a secret or a field of its spec
+    value: Any  # "[secret]" for a secret itself
+    entries: list[Entry]
+    spec: dict[str, Any] | None = None  # a secret's spec (never its value)
+    secret_value: dict[str, str] | None = None  # where the value comes from, whether it is set
+    delivered_as: dict[str, str] | None = None  # ConfigMap key or Secret key the pod reads
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "service": self.service,
+            "tenant": self.tenant,
+            "path": self.path,
+            "secret": self.secret,
+            "value": self.value,
+            "spec": self.spec,
+            "secret_value": self.secret_value,
+            "delivered_as": self.delivered_as,
+            "entries": [e.as_dict() for e in self.entries],
+            "notes": list(self.notes),
+        }
+
+
+def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None = None,
+            schemas_dir: Path | None = None) -> Explanation:
+    resolved = resolve(layers_of(inputs))
+    model, notes = _model(inputs, schemas_dir)
+    services = resolved.value.get("services") or {}
+    if not isinstance(services, Mapping) or service not in services:
+        known = ", ".join(sorted(services)) if isinstance(services, Mapping) else ""
+        raise ExplainError(f"service `{service}` is not in stack {inputs.stack} "
+                           f"({inputs.project_file}, {inputs.stack_file}). "
+                           f"Fix: use one of: {known or '(no services)'}.")
+    plan = model.services.get(service) if model else None
+    view = _service_view(services[service], plan)
+    tenants = view.get("tenants") or {}
+    if tenant is not None and tenant not in tenants:
+        raise ExplainError(f"service `{service}` has no tenant `{tenant}` in stack {inputs.stack} "
+                           f"({inputs.project_file}, {inputs.stack_file}). "
+                           f"Fix: use one of: {', '.join(sorted(tenants)) or '(no tenants)'}, "
+                           "or drop --tenant.")
+    extra = {f"config.{k}" for k in ((tenants.get(tenant) or {}).get("config") or {})} if tenant else set()
+    path = _normalize(key_path, view, resolved, service, extra, inputs.stack,
+                      f"{inputs.project_file}, {inputs.stack_file}")
+    parts = path.split(".")
+    if tenant is not None and parts[0] != "config":
+        raise ExplainError(f"--tenant applies to config keys (tenants override config only), "
+                           f"not `{path}`. Fix: ask for config.<KEY>, or drop --tenant.")
+
+    secret = parts[0] == "secrets" and len(parts) >= 2
+    found = _lookup(view, path)
+    if tenant is not None:
+        entries = [_tenant_entry(resolved, service, tenant, path)]
+        value = entries[0].value
+    elif found is _ABSENT:
+        entries = [Entry(path, None, None, _steps(resolved, _doc_path(service, path, resolved)))]
+        value = None
+    else:
+        value = found
+        subtree = found if isinstance(found, Mapping) and found else {"": found}
+        entries = [
+            _entry(resolved, service, path if rel == ("",) else f"{path}.{dotted(rel)}", leaf)
+            for rel, leaf in leaves(subtree).items()
+        ]
+    if secret:
+        entries = [_redact_entry(e) for e in entries]
+
+    explanation = Explanation(inputs.stack, service, path, tenant, secret, value, entries,
+                              notes=notes)
+    if secret:
+        name = parts[1]
+        spec = (view.get("secrets") or {}).get(name)
+        if isinstance(spec, Mapping):
+            explanation.secret_value = _secret_value(inputs, spec)
+            if plan is not None:
+                explanation.delivered_as = _secret_delivery(plan, name)
+        if found is _ABSENT:
+            pass  # deleted: nothing to show but who deleted it
+        elif len(parts) == 2:
+            explanation.spec = _redact_spec(spec) if isinstance(spec, Mapping) else None
+            explanation.value = SECRET
+        else:
+            explanation.value = _redact_spec_value(parts[2:], found)
+    elif parts[0] == "config" and len(parts) >= 2 and plan is not None:
+        configmap = plan.tenants[tenant] if tenant else plan.config
+        key = path.split(".", 1)[1]
+        if key in configmap.data:
+            explanation.delivered_as = {"configmap": configmap.name, "key": key,
+                                        "data": configmap.data[key]}
+    if tenant is not None and entries[0].set_by and not entries[0].set_by.layer.startswith("tenant"):
+        explanation.notes.append(f"tenant {tenant} does not override {path}: it gets the "
+                                 "service's value.")
+    return explanation
+
+
+_ABSENT = object()
+
+
+def _model(inputs: StackInputs, schemas_dir: Path | None) -> tuple[StackModel | None, list[str]]:
+    try:
+        return (load_stack(inputs, schemas_dir) if schemas_dir else load_stack(inputs)), []
+    except InvalidStack as exc:
+        return None, [f"stack {inputs.stack} is not valid ({len(exc.issues)} errors): values are "
+                      f"shown as merged, without built-in defaults. Fix: run `configplane "
+                      f"validate --stack {inputs.stack}`."]
+
+
+def _service_view(raw: Any, plan: ServicePlan | None) -> dict[str, Any]:
+    """The service as components see it (built-in defaults filled in) when the stack is valid."""
+    if plan is not None:
+        return plan.spec.model_dump(exclude_none=True)
+    return dict(raw) if isinstance(raw, Mapping) else {}
+
+
+def _paths(document: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> set[str]:
+    found = set()
+    for key, value in document.items():
+        path = (*prefix, str(key))
+        found.add(dotted(path))
+        if isinstance(value, Mapping):
+            found |= _paths(value, path)
+    return found
+
+
+def _history_paths(resolved: Resolved, service: str) -> set[str]:
+    base = ("services", service)
+    return {dotted(p[2:]) for p in resolved.history if p[:2] == base and len(p) > 2}
+
+
+def _normalize(key_path: str, view: Mapping[str, Any], resolved: Resolved, service: str,
+               extra: set[str], stack: str, files: str) -> str:
+    """The service-relative path a KEY.PATH names (see the module docstring)."""
+    key_path = key_path.strip(".")
+    known = _paths(view) | _history_paths(resolved, service) | extra
+    if key_path.split(".")[0] in SERVICE_FIELDS:
+        candidates = [key_path]
+    else:
+        candidates = [f"config.{key_path}", f"secrets.{key_path}"]
+    for candidate in candidates:
+        if candidate in known:
+            return candidate
+    # Unknown: name the closest existing parent and what it holds.
+    where = f"service `{service}` in stack {stack} ({files})"
+    tried = " or ".join(f"`{c}`" for c in candidates)
+    if len(candidates) > 1:
+        names = sorted({*(view.get("config") or {}), *(view.get("secrets") or {})})
+        raise ExplainError(f"{tried} is not set for {where}. "
+                           f"Fix: use one of: {', '.join(names) or '(none)'}.")
+    parent, node = "", view
+    for part in key_path.split("."):
+        if isinstance(node, Mapping) and part in node:
+            parent, node = f"{parent}.{part}" if parent else part, node[part]
+        else:
+            break
+    if isinstance(node, Mapping) and node:
+        options = ", ".join(f"{parent}.{k}" if parent else k for k in sorted(node))
+        hint = f"Fix: use one of: {options}."
+    else:
+        hint = f"Fix: `{parent}` has no keys below it; ask for `{parent}`." if parent else \
+            "Fix: check the key."
+    raise ExplainError(f"{tried} is not set for {where}. {hint}")
+
+
+def _lookup(document: Mapping[str, Any], path: str) -> Any:
+    node: Any = document
+    rest = path
+    while rest:
+        if not isinstance(node, Mapping):
+            return _ABSENT
+        # Keys may contain dots (ConfigMap keys may): take the longest key that matches.
+        for key in sorted(node, key=lambda k: -len(str(k))):
+            key = str(key)
+            if rest == key or rest.startswith(key + "."):
+                node, rest = node[key], rest[len(key) + 1:]
+                break
+        else:
+            return _ABSENT
+    return node
+
+
+def _doc_path(service: str, path: str, resolved: Resolved) -> tuple[str, ...]:
+    """The merged document's tuple path for a dotted service-relative path."""
+    target = f"services.{service}.{path}"
+    for candidate in resolved.history:
+        if dotted(candidate) == target:
+            return candidate
+    return ("services", service, *path.split("."))
+
+
+def _steps(resolved: Resolved, doc_path: tuple[str, ...], layer: str | None = None) -> list[Step]:
+    """Every value set on a path or replacing it from above (a null or scalar at an ancestor)."""
+    settings: list[tuple[int, Setting, tuple[str, ...]]] = []
+    order = {"project": 0, "environment": 1}
+    for n in range(2, len(doc_path) + 1):
+        for setting in resolved.history.get(doc_path[:n], []):
+            if n == len(doc_path) or not isinstance(setting.value, Mapping):
+                settings.append((order.get(setting.origin.layer, 2), setting, doc_path[:n]))
+    settings.sort(key=lambda s: s[0])  # stable: lower layers first
+    return [Step(layer or s.origin.layer, s.origin.file, dotted(p),
+                 s.value if p == doc_path else None) for _, s, p in settings]
+
+
+def _entry(resolved: Resolved, service: str, path: str, value: Any) -> Entry:
+    steps = _steps(resolved, _doc_path(service, path, resolved))
+    if not steps or steps[-1].value != value:
+        # Not set by any layer: the model's built-in default.
+        default = Step(DEFAULT_LAYER, DEFAULT_FILE, f"services.{service}.{path}", value)
+        return Entry(path, value, default, [s for s in steps if s.value is not None])
+    return Entry(path, value, steps[-1], steps[:-1])
+
+
+def _tenant_entry(resolved: Resolved, service: str, tenant: str, path: str) -> Entry:
+    """A tenant's ConfigMap gets the service's value unless the tenant overrides the key."""
+    key = path.split(".", 1)[1]
+    base = _steps(resolved, _doc_path(service, path, resolved))
+    own = _steps(resolved, _doc_path(service, f"tenants.{tenant}.config.{key}", resolved),
+                 layer=f"tenant:{tenant}")
+    if own and own[-1].value is not None:
+        winner: Step | None = own[-1]
+    else:  # no override, or the last one deleted it: the service's value applies
+        winner = base[-1] if base and base[-1].value is not None else None
+    steps = base + own
+    return Entry(path, winner.value if winner else None, winner,
+                 [s for s in steps if s is not winner])
+
+
+def _hidden(rel: list[str]) -> bool:
+    """A path under `secrets.<name>` that is not a known spec field."""
+    if not rel:
+        return False
+    if rel[0] in ("database", "rotation") and len(rel) > 1:
+        return rel[1] not in SPEC_FIELDS[rel[0]]
+    return rel[0] not in SPEC_FIELDS[""]
+
+
+def _redact_spec_value(rel: list[str], value: Any) -> Any:
+    if _hidden(rel):
+        return HIDDEN
+    if isinstance(value, Mapping):
+        return {k: _redact_spec_value([*rel, str(k)], v) for k, v in value.items()}
+    return value
+
+
+def _redact_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _redact_spec_value([str(k)], v) for k, v in spec.items()}
+
+
+def _redact_entry(entry: Entry) -> Entry:
+    rel = entry.path.split(".")[2:]  # drop secrets.<name>
+    if not _hidden(rel):
+        return entry
+
+    def hide(step: Step | None) -> Step | None:
+        return None if step is None else Step(step.layer, step.file, step.path, HIDDEN)
+
+    return Entry(entry.path, HIDDEN, hide(entry.set_by), [hide(s) for s in entry.overrode])
+
+
+def _secret_value(inputs: StackInputs, spec: Mapping[str, Any]) -> dict[str, str]:
+    """Where a secret's value comes from and whether it is there (never the value itself)."""
+    source = spec.get("source")
+    if source == "secure":
+        key = f"{NAMESPACE}:{spec.get('config_key')}"
+        found = inputs.values.get(key)
+        if found is None:
+            state = (f"missing: no value in {inputs.stack_file}. Fix: run `pulumi config set "
+                     f"--secret {key} --stack {inputs.stack}`.")
+        elif found.secure:
+            state = f"set, encrypted in {inputs.stack_file}"
+        else:
+            state = (f"PLAINTEXT in {inputs.stack_file}. Fix: remove it, run `pulumi config set "
+                     f"--secret {key} --stack {inputs.stack}` and rotate the exposed value.")
+        return {"source": "secure", "config_key": key, "state": state}
+    if source == "generated":
+        return {"source": "generated", "state": "generated at deploy (pulumi_random); nobody "
+                "needs to know it"}
+    if source == "reference":
+        return {"source": "reference", "ref": str(spec.get("ref")),
+                "state": "read from the store when External Secrets syncs; not checked offline"}
+    return {"source": str(source), "state": "unknown source"}
+
+
+def _secret_delivery(plan: ServicePlan, name: str) -> dict[str, str]:
+    spec = plan.spec.secrets[name]
+    if spec.store == "vault":
+        stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
+    else:
+        stored = f"aws secretsmanager {spec.ref or plan.aws_secret_name(name)}"
+    return {"secret": plan.secret_name, "key": name, "stored_in": stored}

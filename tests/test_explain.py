@@ -1,0 +1,233 @@
+"""`configplane explain`: provenance through the layers, tenants, secrets, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from configplane.commands.explain import command as explain
+from configplane.stack import load_stack
+from configplane.stackfiles import read_stack_files
+from tests.conftest import REPO
+
+CANARY = "canary-expl-Vb7Nq2Wx9Lp4"
+
+
+def run(*args: str, project: Path = REPO, fmt: str = "json") -> tuple[int, str]:
+    result = CliRunner().invoke(explain, [*args, "--project-dir", str(project), "--format", fmt])
+    return result.exit_code, result.output
+
+
+def explained(*args: str, project: Path = REPO) -> dict:
+    code, output = run(*args, project=project)
+    assert code == 0, output
+    return json.loads(output)
+
+
+def step(layer: str, file: str, path: str, value) -> dict:
+    return {"layer": layer, "file": file, "path": path, "value": value}
+
+
+def test_environment_overrides_project_default():
+    model = load_stack(read_stack_files(REPO, "prod"))
+    assert explained("--stack", "prod", "api", "config.LOG_LEVEL") == {
+        "stack": "prod",
+        "service": "api",
+        "tenant": None,
+        "path": "config.LOG_LEVEL",
+        "secret": False,
+        "value": "warn",
+        "spec": None,
+        "secret_value": None,
+        "delivered_as": {"configmap": model.services["api"].config.name, "key": "LOG_LEVEL",
+                         "data": "warn"},
+        "entries": [{
+            "path": "config.LOG_LEVEL",
+            "value": "warn",
+            "set_by": step("environment", "Pulumi.prod.yaml", "services.api.config.LOG_LEVEL", "warn"),
+            "overrode": [step("project", "Pulumi.yaml", "services.api.config.LOG_LEVEL", "info")],
+        }],
+        "notes": [],
+    }
+
+
+def test_bare_name_means_the_config_key():
+    assert explained("--stack", "prod", "api", "LOG_LEVEL") == explained(
+        "--stack", "prod", "api", "config.LOG_LEVEL")
+
+
+def test_project_default_untouched_by_the_environment():
+    data = explained("--stack", "staging", "api", "REQUEST_TIMEOUT_MS")
+    assert (data["value"], data["entries"]) == (5000, [{
+        "path": "config.REQUEST_TIMEOUT_MS",
+        "value": 5000,
+        "set_by": step("project", "Pulumi.yaml", "services.api.config.REQUEST_TIMEOUT_MS", 5000),
+        "overrode": [],
+    }])
+
+
+def test_tenant_override_on_top_of_environment_and_project():
+    model = load_stack(read_stack_files(REPO, "prod"))
+    data = explained("--stack", "prod", "worker", "CONCURRENCY", "--tenant", "acme")
+    assert data["tenant"] == "acme"
+    assert data["value"] == 32
+    assert data["entries"] == [{
+        "path": "config.CONCURRENCY",
+        "value": 32,
+        "set_by": step("tenant:acme", "Pulumi.prod.yaml",
+                       "services.worker.tenants.acme.config.CONCURRENCY", 32),
+        "overrode": [
+            step("project", "Pulumi.yaml", "services.worker.config.CONCURRENCY", 4),
+            step("environment", "Pulumi.prod.yaml", "services.worker.config.CONCURRENCY", 16),
+        ],
+    }]
+    tenant_cm = model.services["worker"].tenants["acme"]
+    assert data["delivered_as"] == {"configmap": tenant_cm.name, "key": "CONCURRENCY", "data": "32"}
+    assert data["notes"] == []
+
+
+def test_tenant_without_override_gets_the_service_value():
+    data = explained("--stack", "dev", "worker", "config.CONCURRENCY", "--tenant", "acme")
+    assert data["value"] == 4
+    assert data["entries"][0]["set_by"] == step(
+        "project", "Pulumi.yaml", "services.worker.config.CONCURRENCY", 4)
+    assert data["notes"] == ["tenant acme does not override config.CONCURRENCY: it gets the "
+                             "service's value."]
+    globex = explained("--stack", "dev", "worker", "config.CONCURRENCY", "--tenant", "globex")
+    assert globex["value"] == 1
+    assert globex["entries"][0]["set_by"]["layer"] == "tenant:globex"
+
+
+def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
+    data = explained("--stack", "prod", "api", "DATABASE_PASSWORD")
+    assert data["path"] == "secrets.DATABASE_PASSWORD"
+    assert data["secret"] is True
+    assert data["value"] == "[secret]"
+    assert {k: data["spec"][k] for k in ("source", "store", "config_key")} == {
+        "source": "secure", "store": "aws", "config_key": "apiDbPassword"}
+    assert data["secret_value"] == {"source": "secure", "config_key": "configplane:apiDbPassword",
+                                    "state": "set, encrypted in Pulumi.prod.yaml"}
+    assert data["delivered_as"] == {"secret": "api-secrets", "key": "DATABASE_PASSWORD",
+                                    "stored_in": "aws secretsmanager configplane/prod/api/DATABASE_PASSWORD"}
+    by_path = {e["path"]: e for e in data["entries"]}
+    assert by_path["secrets.DATABASE_PASSWORD.rotation.strategy"]["set_by"] == step(
+        "environment", "Pulumi.prod.yaml",
+        "services.api.secrets.DATABASE_PASSWORD.rotation.strategy", "postgres-alternating-users")
+    # Not set by any layer: the model's built-in default.
+    assert by_path["secrets.DATABASE_PASSWORD.length"]["set_by"] == step(
+        "default", "configplane/model.py", "services.api.secrets.DATABASE_PASSWORD.length", 32)
+
+
+def test_secret_spec_field_and_reference():
+    data = explained("--stack", "prod", "worker", "secrets.PARTNER_WEBHOOK_TOKEN.ref")
+    assert data["value"] == "worker/partner#webhook_token"
+    assert data["entries"][0]["set_by"]["file"] == "Pulumi.prod.yaml"
+    assert data["secret_value"]["source"] == "reference"
+    assert data["delivered_as"]["stored_in"] == "vault prod-kv/worker/partner#webhook_token"
+
+
+def test_a_mapping_lists_each_leaf():
+    data = explained("--stack", "prod", "web", "flags.dark-mode")
+    assert [(e["path"], e["value"], e["set_by"]["layer"], [s["value"] for s in e["overrode"]])
+            for e in data["entries"]] == [
+        ("flags.dark-mode.state", "ENABLED", "project", []),
+        ("flags.dark-mode.variants.on", True, "project", []),
+        ("flags.dark-mode.variants.off", False, "project", []),
+        ("flags.dark-mode.defaultVariant", "off", "environment", ["on"]),
+    ]
+
+
+def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
+    path = project / "Pulumi.dev.yaml"
+    text = path.read_text().replace(
+        "        LOG_LEVEL: debug\n        DATABASE_HOST",
+        "        LOG_LEVEL: debug\n        REQUEST_TIMEOUT_MS: null\n        DATABASE_HOST", 1)
+    text = text.replace("        CDN_URL: https://cdn.dev.shop.example.com\n",
+                        "        CDN_URL: https://cdn.dev.shop.example.com\n        cache.ttl: 30\n")
+    path.write_text(text)
+
+    deleted = explained("--stack", "dev", "api", "REQUEST_TIMEOUT_MS", project=project)
+    assert deleted["value"] is None
+    assert deleted["entries"] == [{
+        "path": "config.REQUEST_TIMEOUT_MS", "value": None, "set_by": None,
+        "overrode": [
+            step("project", "Pulumi.yaml", "services.api.config.REQUEST_TIMEOUT_MS", 5000),
+            step("environment", "Pulumi.dev.yaml", "services.api.config.REQUEST_TIMEOUT_MS", None),
+        ],
+    }]
+    code, output = run("--stack", "dev", "api", "REQUEST_TIMEOUT_MS", project=project, fmt="table")
+    assert [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines()
+            if line.startswith("│")] == [
+        ["project", "Pulumi.yaml", "5000", "overridden"],
+        ["environment", "Pulumi.dev.yaml", "(deleted)", "<- deleted"],
+    ]
+    # web's schema rejects `cache.ttl`: the stack is invalid, explain still answers.
+    dotted = explained("--stack", "dev", "web", "config.cache.ttl", project=project)
+    assert (dotted["value"], dotted["entries"][0]["set_by"]["file"]) == (30, "Pulumi.dev.yaml")
+    assert dotted["delivered_as"] is None
+    assert dotted["notes"][0].startswith("stack dev is not valid (1 errors)")
+
+
+def test_plaintext_in_a_secret_key_is_reported_not_shown(project):
+    path = project / "Pulumi.dev.yaml"
+    text = path.read_text()
+    start = text.index("  configplane:apiDbPassword:\n")
+    end = text.index("  configplane:paymentsApiKey:")
+    path.write_text(text[:start] + f"  configplane:apiDbPassword: {CANARY}\n" + text[end:])
+
+    for fmt in ("json", "table"):
+        code, output = run("--stack", "dev", "api", "DATABASE_PASSWORD", project=project, fmt=fmt)
+        assert code == 0
+        assert CANARY not in output
+    data = explained("--stack", "dev", "api", "DATABASE_PASSWORD", project=project)
+    assert data["secret_value"]["state"].startswith("PLAINTEXT in Pulumi.dev.yaml. Fix: remove it")
+
+
+def test_table_output():
+    code, output = run("--stack", "prod", "worker", "CONCURRENCY", "--tenant", "acme", fmt="table")
+    assert code == 0
+    lines = output.splitlines()
+    assert lines[0] == "stack prod, service worker (tenant acme): config.CONCURRENCY = 32"
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    assert rows == [
+        ["project", "Pulumi.yaml", "4", "overridden"],
+        ["environment", "Pulumi.prod.yaml", "16", "overridden"],
+        ["tenant:acme", "Pulumi.prod.yaml", "32", "<- resolved"],
+    ]
+    code, output = run("--stack", "prod", "api", "DATABASE_PASSWORD", fmt="table")
+    assert output.splitlines()[:3] == [
+        "stack prod, service api: secrets.DATABASE_PASSWORD = [secret]",
+        "  secret spec: source: secure, store: aws, config_key: apiDbPassword",
+        "  value: set, encrypted in Pulumi.prod.yaml",
+    ]
+
+
+FILES = "(Pulumi.yaml, Pulumi.dev.yaml)"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stack", "qa", "api", "LOG_LEVEL"],
+     f"error: Pulumi.qa.yaml: file not found in {REPO}. Fix: check --stack and --project-dir."),
+    (["--stack", "dev", "billing", "LOG_LEVEL"],
+     f"error: service `billing` is not in stack dev {FILES}. Fix: use one of: api, web, worker."),
+    (["--stack", "dev", "web", "COLOUR"],
+     f"error: `config.COLOUR` or `secrets.COLOUR` is not set for service `web` in stack dev {FILES}. "
+     "Fix: use one of: API_BASE_URL, CDN_URL, COOKIE_ENCRYPTION_KEY, LOG_LEVEL, PORT, "
+     "SESSION_COOKIE_NAME."),
+    (["--stack", "dev", "web", "flags.dark-mode.colour"],
+     f"error: `flags.dark-mode.colour` is not set for service `web` in stack dev {FILES}. "
+     "Fix: use one of: flags.dark-mode.defaultVariant, flags.dark-mode.state, "
+     "flags.dark-mode.variants."),
+    (["--stack", "dev", "worker", "CONCURRENCY", "--tenant", "initech"],
+     f"error: service `worker` has no tenant `initech` in stack dev {FILES}. Fix: use one of: "
+     "acme, globex, or drop --tenant."),
+    (["--stack", "dev", "worker", "PAYMENTS_API_KEY", "--tenant", "acme"],
+     "error: --tenant applies to config keys (tenants override config only), not "
+     "`secrets.PAYMENTS_API_KEY`. Fix: ask for config.<KEY>, or drop --tenant."),
+])
+def test_bad_input_is_a_clean_error(args, message):
+    code, output = run(*args)
+    assert (code, output.strip()) == (1, message)

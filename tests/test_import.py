@@ -1,0 +1,338 @@
+"""`configplane import`: adopt .env files and ConfigMap/Secret manifests, secrets moved out."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from configplane.commands.import_ import command as import_command
+from configplane.commands.validate import command as validate_command
+from configplane.importer import (
+    ImportProblem,
+    _add_declarations,
+    _add_service,
+    _read_dotenv,
+    _typed,
+    config_key_for,
+)
+from configplane.plan import run_plan
+
+# Canaries: each one is a secret value that must never reach a project file or any output.
+STRIPE = "sk_live_CanaryR4t6Y8u0I2o4P6a8"  # the detector's vendor rules flag it (.env)
+SMTP = "canary-smtp-Qw3Er5Ty7Ui9"  # a password-named key in a ConfigMap: the detector flags it
+DB_PASSWORD = "canary-db-Zx1Cv3Bn5Mm7"  # a Secret manifest's key: always a secret
+WEBHOOK = "canary-whsec-Lk8Jh6Gf4Ds2"  # Secret stringData
+CANARIES = (STRIPE, SMTP, DB_PASSWORD, WEBHOOK)
+
+DOTENV = f"""# billing, as it ran on the old VM
+export LOG_LEVEL=info
+PORT=8080
+DATABASE_HOST="billing-db.internal"   # primary
+STRIPE_API_KEY={STRIPE}
+"""
+
+MANIFESTS = f"""apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: billing-config
+data:
+  DATABASE_PORT: "5432"
+  DATABASE_NAME: billing
+  REQUEST_TIMEOUT_MS: "3000"
+  SMTP_PASSWORD: {SMTP}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: billing-secrets
+type: Opaque
+data:
+  DATABASE_PASSWORD: {base64.b64encode(DB_PASSWORD.encode()).decode()}
+stringData:
+  WEBHOOK_SIGNING_SECRET: {WEBHOOK}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: billing
+"""
+
+SECRETS = {  # key -> config key
+    "STRIPE_API_KEY": "billingStripeApiKey",
+    "SMTP_PASSWORD": "billingSmtpPassword",
+    "DATABASE_PASSWORD": "billingDatabasePassword",
+    "WEBHOOK_SIGNING_SECRET": "billingWebhookSigningSecret",
+}
+VALUES = {"STRIPE_API_KEY": STRIPE, "SMTP_PASSWORD": SMTP, "DATABASE_PASSWORD": DB_PASSWORD,
+          "WEBHOOK_SIGNING_SECRET": WEBHOOK}
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> Path:
+    """The inputs, outside the project (they hold plaintext; the project never may)."""
+    folder = tmp_path / "legacy"
+    folder.mkdir()
+    (folder / "billing.env").write_text(DOTENV)
+    (folder / "billing.yaml").write_text(MANIFESTS)
+    return folder
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(import_command, list(args))
+    return result.exit_code, result.output
+
+
+def import_billing(project: Path, legacy: Path, *extra: str, fmt: str = "json") -> tuple[int, str]:
+    return invoke("billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
+                  "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
+                  "--project-dir", str(project), "--format", fmt, *extra)
+
+
+def pulumi_config_set(project: Path, stack: str, key: str) -> None:
+    """What `pulumi config set --secret` leaves in the stack file: ciphertext, never plaintext."""
+    path = project / f"Pulumi.{stack}.yaml"
+    path.write_text(path.read_text().replace(
+        "config:\n", f"config:\n  {key}:\n    secure: AAABAJ3Eo1MsX1c2ZmFrZS1jaXBoZXJ0ZXh0\n", 1))
+
+
+def all_project_text(project: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace")
+                     for p in sorted(project.rglob("*")) if p.is_file())
+
+
+def test_round_trip_import_write_plan(project, legacy):
+    before_project_file = (project / "Pulumi.yaml").read_text()
+    code, output = import_billing(project, legacy, "--write")
+    assert code == 0, output
+    document = json.loads(output)
+    assert document["written"] == ["Pulumi.dev.yaml", "Pulumi.yaml"]
+    assert document["section"] == {"billing": {
+        "app_schema": "http-api",
+        "config": {"LOG_LEVEL": "info", "PORT": 8080, "DATABASE_HOST": "billing-db.internal",
+                   "DATABASE_PORT": 5432, "DATABASE_NAME": "billing", "REQUEST_TIMEOUT_MS": 3000},
+        "secrets": {
+            "STRIPE_API_KEY": {"source": "secure", "store": "vault",
+                               "config_key": "billingStripeApiKey",
+                               "description": "imported from billing.env line 5"},
+            "SMTP_PASSWORD": {"source": "secure", "store": "vault",
+                              "config_key": "billingSmtpPassword",
+                              "description": "imported from billing.yaml: ConfigMap billing-config"},
+            "DATABASE_PASSWORD": {"source": "secure", "store": "vault",
+                                  "config_key": "billingDatabasePassword",
+                                  "description": "imported from billing.yaml: Secret billing-secrets"},
+            "WEBHOOK_SIGNING_SECRET": {"source": "secure", "store": "vault",
+                                       "config_key": "billingWebhookSigningSecret",
+                                       "description": "imported from billing.yaml: Secret "
+                                                      "billing-secrets"},
+        },
+    }}
+    reasons = {s["key"]: s["reason"] for s in document["secrets"]}
+    assert reasons["DATABASE_PASSWORD"] == reasons["WEBHOOK_SIGNING_SECRET"] == "a Kubernetes Secret"
+    assert reasons["STRIPE_API_KEY"].startswith("looks like a secret: ")
+    assert "gitleaks:stripe-access-token" in reasons["STRIPE_API_KEY"]
+    assert reasons["SMTP_PASSWORD"].startswith("looks like a secret: ")
+    assert document["notes"] == [
+        "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)"]
+
+    # Pulumi.yaml: one block inserted after the existing secret declarations; every other
+    # line (comments too) is kept as it was.
+    old, new = before_project_file.splitlines(), (project / "Pulumi.yaml").read_text().splitlines()
+    at = next(n for n, (a, b) in enumerate(zip(old, new, strict=False)) if a != b)
+    inserted = new[at:at + len(new) - len(old)]
+    assert new[:at] + new[at + len(inserted):] == old
+    assert old[at - 1] == "    description: The worker's key for the payments provider API"
+    assert yaml.safe_load("\n".join(inserted)) == {
+        f"configplane:{config_key}": {
+            "type": "string", "secret": True,
+            "description": f"{key} of the billing service (imported from "
+                           + ("billing.env line 5)" if key == "STRIPE_API_KEY" else
+                              "billing.yaml: ConfigMap billing-config)" if key == "SMTP_PASSWORD"
+                              else "billing.yaml: Secret billing-secrets)"),
+        }
+        for key, config_key in SECRETS.items()
+    }
+
+    # Until the secrets are set, validation says exactly what to run.
+    result = CliRunner().invoke(validate_command, ["--stack", "dev", "--project-dir", str(project),
+                                                   "--format", "json"])
+    assert result.exit_code == 1
+    assert sorted(e["path"] for e in json.loads(result.output)["errors"]) == sorted(
+        f"services.billing.secrets.{key}.config_key" for key in SECRETS)
+
+    # The printed commands pipe each value from its input into `pulumi config set --secret`.
+    secure_values = {}
+    for command in document["commands"]:
+        producer, consumer = (shlex.split(part) for part in command.split(" | "))
+        assert producer[:2] == ["configplane", "import"]
+        assert consumer[:4] == ["pulumi", "config", "set", "--secret"]
+        assert consumer[5:] == ["--stack", "dev", "--cwd", str(project)]
+        result = CliRunner().invoke(import_command, producer[2:])
+        assert result.exit_code == 0
+        key = consumer[4]
+        secure_values[key] = result.output.removesuffix("\n")  # pulumi drops one newline
+        pulumi_config_set(project, "dev", key)
+    assert secure_values == {f"configplane:{SECRETS[k]}": v for k, v in VALUES.items()}
+
+    plan = run_plan(project, "dev", secure_values=secure_values)
+    resources = {r.name: r for r in plan.resources}
+    configmap = resources["billing-config-config"].inputs
+    assert configmap["data"] == {
+        "LOG_LEVEL": "info", "PORT": "8080", "DATABASE_HOST": "billing-db.internal",
+        "DATABASE_PORT": "5432", "DATABASE_NAME": "billing", "REQUEST_TIMEOUT_MS": "3000"}
+    external = resources["billing-external-secret-external-secret"].inputs
+    assert external["spec"]["data"] == [
+        {"secretKey": key, "remoteRef": {"key": "billing", "property": key}}
+        for key in sorted(SECRETS)
+    ]
+
+    text = all_project_text(project) + output + json.dumps(plan.to_json())
+    for canary in CANARIES:
+        assert canary not in text
+
+
+def test_printed_section_and_commands_reveal_no_value(project, legacy):
+    code, output = import_billing(project, legacy, fmt="table")
+    assert code == 0
+    lines = output.splitlines()
+    assert lines[0] == "# add to Pulumi.dev.yaml, under config: configplane:services:"
+    assert (f"configplane import --from {legacy / 'billing.env'} --emit-value STRIPE_API_KEY | "
+            f"pulumi config set --secret configplane:billingStripeApiKey --stack dev --cwd {project}"
+            ) in lines
+    assert "#   DATABASE_PASSWORD from billing.yaml: Secret billing-secrets: a Kubernetes Secret" in lines
+    for canary in CANARIES:
+        assert canary not in output
+    # Printing writes nothing.
+    assert "billing" not in (project / "Pulumi.dev.yaml").read_text()
+
+
+def test_existing_service_inherits_its_schema_and_keeps_default_declarations(project, tmp_path):
+    source = tmp_path / "api.env"
+    source.write_text("DATABASE_POOL_SIZE=30\nDATABASE_PASSWORD=canary-x-Gh5Jk7Lm9\n")
+    code, output = invoke("api", "--stack", "staging", "--from", str(source),
+                          "--project-dir", str(project), "--format", "json")
+    document = json.loads(output)
+    assert code == 0
+    # No app_schema line: api's comes from the project defaults.
+    assert document["section"]["api"]["config"] == {"DATABASE_POOL_SIZE": 30}
+    assert document["declarations"] == {"configplane:apiDatabasePassword": {
+        "type": "string", "secret": True,
+        "description": "DATABASE_PASSWORD of the api service (imported from api.env line 2)"}}
+    # --write refuses: staging already has an api section to merge by hand.
+    code, output = invoke("api", "--stack", "staging", "--from", str(source),
+                          "--project-dir", str(project), "--write")
+    assert (code, output.strip()) == (1, "error: Pulumi.staging.yaml: configplane:services.api "
+                                         "already exists. Fix: merge the printed section by hand "
+                                         "(run without --write).")
+
+
+def test_emit_value_refuses_a_terminal(monkeypatch, legacy):
+    monkeypatch.setattr("configplane.commands.import_._to_terminal", lambda: True)
+    code, output = invoke("--from", str(legacy / "billing.env"), "--emit-value", "STRIPE_API_KEY")
+    assert code == 1
+    assert output.startswith("error: refusing to print a secret value to a terminal.")
+    assert STRIPE not in output
+
+
+def test_dotenv_parsing():
+    text = (
+        "# comment\n\nexport A=1\nB = two words  # trailing comment\nC='single # kept'\n"
+        'D="line\\nbreak \\"quoted\\""\nE="multi\nline"\nF=\nG=x#not-a-comment\n'
+    )
+    assert [(f.key, f.value, f.origin) for f in _read_dotenv("x.env", text)] == [
+        ("A", "1", "x.env line 3"),
+        ("B", "two words", "x.env line 4"),
+        ("C", "single # kept", "x.env line 5"),
+        ("D", 'line\nbreak "quoted"', "x.env line 6"),
+        ("E", "multi\nline", "x.env line 7"),
+        ("F", "", "x.env line 9"),
+        ("G", "x#not-a-comment", "x.env line 10"),
+    ]
+
+
+def test_values_are_typed_only_when_they_render_back_the_same():
+    assert _typed("8080", {"type": "integer"}) == 8080
+    assert _typed("08080", {"type": "integer"}) == "08080"
+    assert _typed("true", {"type": "boolean"}) is True
+    assert _typed("True", {"type": "boolean"}) == "True"
+    assert _typed("1.5", {"type": "number"}) == 1.5
+    assert _typed("1.50", {"type": "number"}) == "1.50"
+    assert _typed("8080", {"type": "string"}) == "8080"
+    assert _typed("8080", None) == "8080"
+
+
+def test_config_key_names():
+    assert config_key_for("billing", "STRIPE_API_KEY") == "billingStripeApiKey"
+    assert config_key_for("web-admin", "tls.crt") == "webAdminTlsCrt"
+
+
+def test_text_edits_on_files_without_the_sections():
+    section = {"config": {"LOG_LEVEL": "info"}}
+    assert _add_service("# new stack\n", "Pulumi.qa.yaml", "billing", section) == (
+        "# new stack\nconfig:\n  configplane:services:\n    billing:\n      config:\n"
+        "        LOG_LEVEL: info\n")
+    assert _add_service("config:\n  aws:region: eu-west-1  # region\n", "Pulumi.qa.yaml", "billing",
+                        section) == (
+        "config:\n  aws:region: eu-west-1  # region\n  configplane:services:\n    billing:\n"
+        "      config:\n        LOG_LEVEL: info\n")
+    with pytest.raises(ImportProblem, match="written inline"):
+        _add_service("config:\n  configplane:services: {}\n", "Pulumi.qa.yaml", "billing", section)
+    declaration = {"configplane:x": {"type": "string", "secret": True}}
+    assert _add_declarations("name: p\nconfig:\n  a:b: 1\n", declaration) == (
+        "name: p\nconfig:\n  configplane:x:\n    type: string\n    secret: true\n  a:b: 1\n")
+    # After the last secret declaration, even one written inline.
+    assert _add_declarations("config:\n  p:k: {type: string, secret: true}\n  a:b: 1\n",
+                             declaration) == (
+        "config:\n  p:k: {type: string, secret: true}\n  configplane:x:\n    type: string\n"
+        "    secret: true\n  a:b: 1\n")
+
+
+@pytest.mark.parametrize("files, extra, message", [
+    ({"a.env": "LOG_LEVEL=info\n"}, ["--app-schema", "grpc-api"],
+     "error: unknown app schema `grpc-api`. Fix: use one of http-api, web-frontend, worker or add "
+     "schemas/services/grpc-api.schema.json."),
+    ({"a.env": "LOG_LEVEL=info\n"}, [],
+     "error: service `billing` is new: it needs --app-schema. Fix: use one of http-api, "
+     "web-frontend, worker."),
+    ({"a.env": f"LOG_LEVEL=info\nthis line is not {STRIPE}\n"}, ["--app-schema", "http-api"],
+     "error: {dir}/a.env line 2: not a KEY=VALUE line. Fix: correct or comment it out."),
+    ({"a.env": f'TOKEN="{STRIPE}\n'}, ["--app-schema", "http-api"],
+     "error: {dir}/a.env line 1: the value of TOKEN has no closing \". Fix: close the quote."),
+    ({"a.yaml": f"kind: Secret\nmetadata: {{name: s}}\ndata:\n  TOKEN: {STRIPE}!\n"},
+     ["--app-schema", "http-api"],
+     "error: {dir}/a.yaml: Secret s key TOKEN is not base64 of UTF-8 text. Fix: correct it, or set "
+     "this secret by hand with `pulumi config set --secret`."),
+    ({"a.yaml": f"kind: ConfigMap\ndata:\n  TOKEN: [{STRIPE}\n"}, ["--app-schema", "http-api"],
+     "error: {dir}/a.yaml line 4: not valid YAML. Fix: check the manifest (e.g. `kubectl apply "
+     "--dry-run=client -f`)."),
+    ({"a.env": "LOG_LEVEL=info\n", "b.env": "LOG_LEVEL=debug\n"}, ["--app-schema", "http-api"],
+     "error: LOG_LEVEL is in both a.env line 1 and b.env line 1. Fix: remove one of them, or "
+     "import them separately."),
+])
+def test_bad_input_is_a_clean_error(project, tmp_path, files, extra, message):
+    args = ["billing", "--stack", "dev", "--project-dir", str(project), *extra]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        args += ["--from", str(tmp_path / name)]
+    code, output = invoke(*args)
+    assert (code, output.strip()) == (1, message.replace("{dir}", str(tmp_path)))
+    assert STRIPE not in output
+
+
+def test_missing_input_and_missing_key(tmp_path, project):
+    code, output = invoke("billing", "--stack", "dev", "--from", str(tmp_path / "nope.env"),
+                          "--app-schema", "http-api", "--project-dir", str(project))
+    assert (code, output.strip()) == (1, f"error: {tmp_path}/nope.env: file not found. Fix: check "
+                                         "the --from path.")
+    (tmp_path / "a.env").write_text("A=1\n")
+    code, output = invoke("--from", str(tmp_path / "a.env"), "--emit-value", "B")
+    assert (code, output.strip()) == (1, f"error: B is not in {tmp_path}/a.env. Fix: check the key "
+                                         "and --from.")
+    code, output = invoke("--from", str(tmp_path / "a.env"))
+    assert (code, output.strip()) == (1, "error: give the SERVICE and --stack to import into, e.g. "
+                                         "`configplane import billing --stack dev --from billing.env`.")

@@ -1,0 +1,218 @@
+"""`configplane diff`: environment parity, declared differences, secrets without values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from configplane.commands.diff import command as diff
+from configplane.parity import PARITY_KEY, _compile, _row
+from tests.conftest import REPO
+
+CANARY = "canary-diff-Hs6Jd8Kf2Lg4"
+ENDPOINTS = "each environment has its own endpoints"
+CAPACITY = "capacity is sized per environment"
+FLAGS = "flags roll out environment by environment"
+
+
+def run(a: str, b: str, project: Path = REPO, *extra: str, fmt: str = "json") -> tuple[int, str]:
+    args = ["--stack", a, "--stack", b, "--project-dir", str(project), "--format", fmt, *extra]
+    result = CliRunner().invoke(diff, args, env={"COLUMNS": "200"})  # rows on one line
+    return result.exit_code, result.output
+
+
+def differences(document: dict) -> list[tuple]:
+    return [(service, r["path"], r["status"], r.get("reason", ""))
+            for service, rows in document["services"].items()
+            for r in rows if r["status"] != "same"]
+
+
+def edit_stack(project: Path, stack: str, change) -> None:
+    path = project / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    change(document["config"]["configplane:services"])
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_staging_and_prod_hold_parity_with_the_declared_differences():
+    code, output = run("staging", "prod")
+    document = json.loads(output)
+    assert (code, document["parity"], document["summary"]["unexpected"]) == (0, True, 0)
+    assert differences(document) == [
+        ("api", "config.CORS_ALLOWED_ORIGINS", "expected", ENDPOINTS),
+        ("api", "config.DATABASE_HOST", "expected", ENDPOINTS),
+        ("api", "config.DATABASE_POOL_SIZE", "expected", CAPACITY),
+        ("api", "config.LOG_LEVEL", "expected", "log verbosity is chosen per environment"),
+        ("api", "secrets.DATABASE_PASSWORD.database.host", "expected", ENDPOINTS),
+        ("api", "secrets.DATABASE_PASSWORD.rotation.master_secret_arn", "expected",
+         "prod rotates with alternating users (no failed logins while rotating)"),
+        ("api", "secrets.DATABASE_PASSWORD.rotation.strategy", "expected",
+         "prod rotates with alternating users (no failed logins while rotating)"),
+        ("web", "config.API_BASE_URL", "expected", ENDPOINTS),
+        ("web", "config.CDN_URL", "expected", ENDPOINTS),
+        ("web", "config.LOG_LEVEL", "expected", "log verbosity is chosen per environment"),
+        ("web", "flags.dark-mode.defaultVariant", "expected", FLAGS),
+        ("web", "flags.new-checkout.targeting.fractional", "expected", FLAGS),
+        ("worker", "config.CONCURRENCY", "expected", CAPACITY),
+        ("worker", "config.LOG_LEVEL", "expected", "log verbosity is chosen per environment"),
+        ("worker", "config.PAYMENTS_API_BASE_URL", "expected",
+         "the payments provider's sandbox outside prod"),
+        ("worker", "config.QUEUE_URL", "expected", ENDPOINTS),
+        ("worker", "secrets.PARTNER_WEBHOOK_TOKEN", "expected",
+         "the partner integration runs in prod only"),
+        ("worker", "tenants.acme.config.CONCURRENCY", "expected", CAPACITY),
+        ("worker", "tenants.acme.config.RATE_LIMIT_RPS", "expected", CAPACITY),
+        ("worker", "tenants.globex.config.RATE_LIMIT_RPS", "expected", CAPACITY),
+    ]
+    rows = {(s, r["path"]): r for s, rs in document["services"].items() for r in rs}
+    # A secret on one side only: its spec, never a value.
+    assert rows["worker", "secrets.PARTNER_WEBHOOK_TOKEN"] == {
+        "path": "secrets.PARTNER_WEBHOOK_TOKEN",
+        "status": "expected",
+        "staging": None,
+        "prod": {"source": "reference", "store": "vault", "ref": "worker/partner#webhook_token",
+                 "length": 32, "description": "Shared with the partner; written to Vault by the "
+                 "partner-onboarding runbook"},
+        "only_in": "prod",
+        "reason": "the partner integration runs in prod only",
+    }
+    # Same on both sides: shown side by side.
+    assert rows["api", "secrets.DATABASE_PASSWORD.store"] == {
+        "path": "secrets.DATABASE_PASSWORD.store", "status": "same", "staging": "aws", "prod": "aws"}
+    assert rows["worker", "config.RATE_LIMIT_RPS"] == {
+        "path": "config.RATE_LIMIT_RPS", "status": "same", "staging": 20, "prod": 20}
+
+
+def test_dev_and_staging_hold_parity():
+    code, output = run("dev", "staging")
+    document = json.loads(output)
+    assert (code, document["parity"]) == (0, True)
+    assert ("worker", "tenants.globex.config.CONCURRENCY", "expected", CAPACITY) in differences(document)
+    rows = {(s, r["path"]): r for s, rs in document["services"].items() for r in rs}
+    assert rows["web", "flags.new-checkout.targeting"]["only_in"] == "staging"
+
+
+def test_an_undeclared_difference_breaks_parity(project):
+    edit_stack(project, "staging", lambda s: s["api"]["config"].update(REQUEST_TIMEOUT_MS=3000))
+    code, output = run("staging", "prod", project)
+    document = json.loads(output)
+    assert (code, document["parity"], document["summary"]["unexpected"]) == (1, False, 1)
+    row = next(r for r in document["services"]["api"] if r["path"] == "config.REQUEST_TIMEOUT_MS")
+    assert row == {"path": "config.REQUEST_TIMEOUT_MS", "status": "unexpected", "staging": 3000,
+                   "prod": 5000}
+
+    code, output = run("staging", "prod", project, "--differences-only", fmt="table")
+    assert code == 1
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines()
+             if line.startswith("│ config.REQUEST_TIMEOUT_MS")]
+    assert cells == [["config.REQUEST_TIMEOUT_MS", "3000", "5000", "DIFFERS"]]
+    assert output.splitlines()[-1] == (
+        "parity broken between staging and prod: 1 unexpected difference(s). Fix: align the "
+        "values, or declare the path under `configplane:parity` expected_differences in Pulumi.yaml.")
+
+
+def test_secrets_compared_by_source_store_and_presence(project):
+    def change(services):
+        services["worker"].setdefault("secrets", {})["PAYMENTS_API_KEY"] = {"store": "aws"}
+        services["web"]["secrets"] = {"CSRF_KEY": {"source": "generated", "store": "vault"}}
+
+    edit_stack(project, "staging", change)
+    code, output = run("staging", "prod", project)
+    document = json.loads(output)
+    assert code == 1
+    unexpected = [d for d in differences(document) if d[2] == "unexpected"]
+    assert unexpected == [("web", "secrets.CSRF_KEY", "unexpected", ""),
+                          ("worker", "secrets.PAYMENTS_API_KEY.store", "unexpected", "")]
+    rows = {(s, r["path"]): r for s, rs in document["services"].items() for r in rs}
+    assert rows["web", "secrets.CSRF_KEY"]["only_in"] == "staging"
+    code, table = run("staging", "prod", project, fmt="table")
+    line = next(x for x in table.splitlines() if x.startswith("│ secrets.CSRF_KEY"))
+    assert [c.strip() for c in line.split("│")[1:-1]] == [
+        "secrets.CSRF_KEY", "secret: generated, vault", "(absent)", "ONLY IN STAGING"]
+
+
+def test_a_service_in_one_stack_only(project):
+    edit_stack(project, "dev", lambda s: s.update(admin={
+        "app_schema": "web-frontend",
+        "config": {"LOG_LEVEL": "info", "PORT": 3001, "API_BASE_URL": "https://api.dev.shop.example.com"},
+    }))
+    code, output = run("dev", "staging", project)
+    document = json.loads(output)
+    assert code == 1
+    assert document["services"]["admin"] == [{
+        "path": "", "status": "unexpected", "dev": "service (web-frontend)", "staging": None,
+        "only_in": "dev"}]
+
+
+def test_values_differing_only_in_type_differ():
+    # "3000" and 3000 render alike in a ConfigMap but are different documents; 1 is not True.
+    assert _row("web", "config.PORT", "3000", 3000, []).status == "unexpected"
+    assert _row("web", "config.X", 1, True, []).status == "unexpected"
+    assert _row("web", "config.X", 1, 1, []).status == "same"
+
+
+def without_parity_block(project: Path) -> dict:
+    document = yaml.safe_load((project / "Pulumi.yaml").read_text())
+    del document["config"][PARITY_KEY]
+    return document
+
+
+def test_without_declarations_every_difference_is_unexpected(project):
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump(without_parity_block(project)))
+    code, output = run("staging", "prod", project)
+    document = json.loads(output)
+    assert (code, document["summary"]["expected"], document["summary"]["unexpected"]) == (1, 0, 20)
+    assert document["notes"] == [
+        "Pulumi.yaml declares no `configplane:parity`: every difference is unexpected."]
+
+
+def test_malformed_declarations(project):
+    document = without_parity_block(project)
+    document["config"][PARITY_KEY] = {"value": {"expected_differences": ["config.LOG_LEVEL"]}}
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump(document))
+    code, output = run("staging", "prod", project)
+    assert (code, output.strip()) == (1, (
+        "error: Pulumi.yaml: configplane:parity.expected_differences[0]: not a path pattern. "
+        "Fix: use a dotted path inside a service such as `services.*.config.LOG_LEVEL`, or "
+        "`{reason: ..., paths: [...]}`."))
+
+
+def test_patterns_match_one_key_per_star_and_cover_what_is_below():
+    pattern = _compile("services.*.config.LOG_LEVEL")
+    assert pattern.match("services.api.config.LOG_LEVEL")
+    assert not pattern.match("services.api.config.LOG_LEVEL_X")
+    assert not pattern.match("services.api.tenants.acme.config.LOG_LEVEL")
+    below = _compile("services.*.flags.*.targeting")
+    assert below.match("services.web.flags.new-checkout.targeting.fractional")
+    assert not below.match("services.web.flags.new-checkout")
+
+
+def test_invalid_stack_is_refused_without_echoing_it(project):
+    path = project / "Pulumi.staging.yaml"
+    text = path.read_text()
+    start = text.index("  configplane:apiDbPassword:\n")
+    end = text.index("  configplane:paymentsApiKey:")
+    path.write_text(text[:start] + f"  configplane:apiDbPassword: {CANARY}\n" + text[end:])
+    for fmt in ("json", "table"):
+        code, output = run("staging", "prod", project, fmt=fmt)
+        assert (code, output.strip()) == (1, (
+            "error: stack staging is not valid (1 errors); diff compares valid stacks. Fix: run "
+            "`configplane validate --stack staging` and fix them."))
+        assert CANARY not in output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stack", "dev"], "error: give two different stacks: --stack A --stack B (e.g. --stack "
+     "staging --stack prod)."),
+    (["--stack", "dev", "--stack", "dev"], "error: give two different stacks: --stack A --stack B "
+     "(e.g. --stack staging --stack prod)."),
+    (["--stack", "dev", "--stack", "qa"],
+     f"error: Pulumi.qa.yaml: file not found in {REPO}. Fix: check --stack and --project-dir."),
+])
+def test_bad_input_is_a_clean_error(args, message):
+    result = CliRunner().invoke(diff, [*args, "--project-dir", str(REPO)])
+    assert (result.exit_code, result.output.strip()) == (1, message)
