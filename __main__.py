@@ -18,6 +18,7 @@ from components.external_secrets import (
     ServiceExternalSecret,
     ServiceExternalSecretArgs,
 )
+from components.rotation import PasswordPolicy, RotatedSecret, SecretRotator, SecretRotatorArgs
 from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
@@ -63,6 +64,36 @@ def main() -> None:
             f"{name}-aws", AwsServiceSecretsArgs(svc, platform.aws, aws_env, values)
         )
         services[name] = (svc, cfg, access, vault_svc, aws_svc)
+
+    rotated = [
+        RotatedSecret(
+            name=f"{name}-{key.lower().replace('_', '-')}",
+            secret_arn=aws_svc.secrets[key].arn,
+            strategy=spec.rotation.strategy,
+            kms_key_arn=aws_env.key.arn if aws_env.key else None,
+            master_secret_arn=spec.rotation.master_secret_arn,
+        )
+        for name, (svc, _, _, _, aws_svc) in services.items()
+        for key, spec in svc.secrets_in("aws").items()
+        if spec.rotation
+    ]
+    if rotated:
+        schedule = platform.rotation
+        SecretRotator(
+            f"rotation-{env}",
+            SecretRotatorArgs(
+                environment=env,
+                account_id=platform.aws.account_id,
+                region=platform.aws.region,
+                secrets=rotated,
+                schedule_days=None if schedule.schedule_expression else schedule.schedule_days,
+                schedule_expression=schedule.schedule_expression,
+                subnet_ids=schedule.subnet_ids,
+                security_group_ids=schedule.security_group_ids,
+                # AWS's own rotation functions exclude these: they break URLs and shells
+                password=PasswordPolicy(exclude_characters="/@\"'\\ "),
+            ),
+        )
 
     eso = platform.external_secrets
     eso_role = vault_env.reader_role(

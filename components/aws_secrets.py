@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.rotation import rotation_tags
 from configplane.model import AwsSettings, SecretSpec
 from configplane.stack import ServicePlan
 
@@ -82,7 +83,13 @@ class AwsServiceSecrets(pulumi.ComponentResource):
                 description=spec.description or f"{svc.name} {key}",
                 kms_key_id=args.environment.key.arn if args.environment.key else None,
                 recovery_window_in_days=args.settings.recovery_window_in_days,
-                tags={**svc.labels_as_tags(), "configplane.io/secret": key},
+                tags={
+                    **svc.labels_as_tags(),
+                    "configplane.io/secret": key,
+                    # the rotation function reads the strategy from the secret's tags
+                    **(rotation_tags(spec.rotation.strategy, length=spec.rotation.length)
+                       if spec.rotation else {}),
+                },
                 opts=child,
             )
             aws.secretsmanager.SecretVersion(

@@ -82,8 +82,7 @@ class Rotation(Frozen):
     master_secret_arn: str | None = Field(
         None, description="Master credential (alternating users): creates the `_clone` user."
     )
-    length: int = Field(32, ge=16, le=4096)
-    exclude_characters: str = Field("/@\"'\\ ", description="Characters the password never has.")
+    length: int = Field(32, ge=16, le=4096, description="Length of each new password.")
 
 
 class SecretSpec(Frozen):

@@ -394,6 +394,13 @@ class _ServiceChecker:
             if secret.store != "aws" or secret.source == "reference":
                 self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
                           "keeps in AWS Secrets Manager. Fix: set store: aws (not a reference).")
+            network = self.platform.rotation
+            if rotation.strategy.startswith("postgres") and not (
+                network.subnet_ids and network.security_group_ids
+            ):
+                self.fail([*path, "rotation", "strategy"], f"strategy {rotation.strategy} runs the "
+                          "rotation Lambda in the database's network. Fix: set "
+                          "platform.rotation.subnet_ids and security_group_ids.")
             if rotation.strategy.startswith("postgres") and secret.database is None:
                 self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
                           "(host, port, dbname, username). Fix: add it.")
