@@ -1,0 +1,332 @@
+"""What the policies share: plain property access, waivers, Kubernetes/Vault/IAM parsing, and
+kustomize's ConfigMap hash.
+
+The pack runs on its own (the Pulumi CLI starts it in policies/ with only
+policies/requirements.txt installed), so this module imports only the standard library,
+pulumi and pulumi_policy.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_policy.proxy import UnknownValueError
+
+
+class _Unknown:
+    """A value the engine does not know yet (preview): checks that need it are skipped; the
+    pack runs again during `pulumi up`, when the value is known."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+
+
+def plain(value: Any) -> Any:
+    """pulumi_policy's unknown-checking proxies as plain dicts and lists, unknowns as UNKNOWN
+    (the proxies raise on access, which would abort a whole policy for one unknown field)."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key in value:
+            try:
+                out[key] = plain(value[key])
+            except UnknownValueError:
+                out[key] = UNKNOWN
+        return out
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        items = []
+        for i in range(len(value)):
+            try:
+                items.append(plain(value[i]))
+            except UnknownValueError:
+                items.append(UNKNOWN)
+        return items
+    return value
+
+
+def get(obj: Any, *path: str | int, default: Any = None) -> Any:
+    """obj[path[0]][path[1]]..., or `default` where a step is missing or of the wrong type."""
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(obj, list) or not -len(obj) <= step < len(obj):
+                return default
+        elif not isinstance(obj, dict) or step not in obj:
+            return default
+        obj = obj[step]
+    return obj
+
+
+def strings(value: Any, path: str = "") -> Iterator[tuple[str, str, str]]:
+    """Every string leaf as (property path, nearest key, value)."""
+    yield from _strings(value, path, "")
+
+
+def _strings(value: Any, path: str, key: str) -> Iterator[tuple[str, str, str]]:
+    if isinstance(value, str):
+        yield path, key, value
+    elif isinstance(value, dict):
+        for k, v in sorted(value.items()):  # protobuf maps have no order; reports do
+            yield from _strings(v, f"{path}.{k}" if path else str(k), str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{path}[{i}]", key)
+
+
+def short_type(resource_type: str) -> str:
+    """`kubernetes:core/v1:ConfigMap` -> `ConfigMap`."""
+    return resource_type.rsplit(":", 1)[-1]
+
+
+def resource_label(resource_type: str, name: str) -> str:
+    return f'{short_type(resource_type)} "{name}"'
+
+
+def environment(config: Mapping[str, Any]) -> str:
+    """The stack's environment: the policy config's `environment`, else the stack name."""
+    return str(config.get("environment") or pulumi.get_stack())
+
+
+# --- reviewed exceptions ---------------------------------------------------------------------
+
+WAIVER_SCHEMA = {
+    "type": "array",
+    "description": "Reviewed exceptions: the named resource is exempt from this policy until "
+                   "`expires` (ISO date). Only the policies that list this property honour it.",
+    "default": [],
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["resource", "ticket", "reason", "expires"],
+        "properties": {
+            "resource": {"type": "string", "minLength": 1,
+                         "description": "The resource's Pulumi name (the URN's last part)."},
+            "ticket": {"type": "string", "pattern": "^[A-Z][A-Z0-9]+-[0-9]+$"},
+            "reason": {"type": "string", "minLength": 10},
+            "expires": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Waiver:
+    resource: str
+    ticket: str
+    expires: datetime.date
+
+
+def waivers(config: Mapping[str, Any]) -> dict[str, Waiver]:
+    out = {}
+    for entry in config.get("exceptions") or []:
+        expires = datetime.date.fromisoformat(entry["expires"])
+        out[entry["resource"]] = Waiver(entry["resource"], entry["ticket"], expires)
+    return out
+
+
+class Reporter:
+    """report_violation with reviewed exceptions applied.
+
+    A waivable finding for a resource named in the policy's `exceptions` is dropped while the
+    exception is current (and logged); after it expires the finding is reported and says so.
+    Findings marked `waivable=False` are always reported.
+    """
+
+    def __init__(self, policy: str, config: Mapping[str, Any], report_violation: Any,
+                 today: datetime.date | None = None):
+        self.policy = policy
+        self.waivers = waivers(config)
+        self.report_violation = report_violation
+        self.today = today or datetime.date.today()
+
+    def __call__(self, name: str, message: str, urn: str | None = None,
+                 waivable: bool = True) -> None:
+        waiver = self.waivers.get(name) if waivable else None
+        if waiver is not None:
+            if waiver.expires >= self.today:
+                pulumi.log.info(f"{self.policy}: {name}: waived by {waiver.ticket} until "
+                                f"{waiver.expires.isoformat()}")
+                return
+            message += (f" (exception {waiver.ticket} expired on {waiver.expires.isoformat()}: "
+                        "renew it after review or fix the resource)")
+        self.report_violation(message, urn)
+
+
+# --- Kubernetes ------------------------------------------------------------------------------
+
+WORKLOADS = {
+    "kubernetes:core/v1:Pod": ("spec",),
+    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
+    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
+    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+def container_env(resource_type: str, props: dict) -> Iterator[tuple[str, str, str]]:
+    """(container, variable, literal value) of a workload's containers' `env[].value`;
+    `valueFrom` (secretKeyRef, configMapKeyRef, ...) and `envFrom` are references."""
+    pod_path = WORKLOADS.get(resource_type)
+    pod = get(props, *pod_path) if pod_path else None
+    if not isinstance(pod, dict):
+        return
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        for container in get(pod, group, default=[]) or []:
+            if not isinstance(container, dict):
+                continue
+            for var in container.get("env") or []:
+                value = var.get("value") if isinstance(var, dict) else None
+                if isinstance(value, str):
+                    yield str(container.get("name", "?")), str(var.get("name", "?")), value
+
+
+# --- kustomize's ConfigMap hash (an independent implementation of the program's) ---------
+
+_ENCODE = str.maketrans({"0": "g", "1": "h", "3": "k", "a": "m", "e": "t"})
+
+
+def kustomize_hash(data: Mapping[str, Any], binary_data: Mapping[str, Any] | None) -> str:
+    """kustomize's name suffix: SHA-256 of Go's json.Marshal of {data, kind, name=""} (plus
+    binaryData when present), first 10 hex characters, vowels and 0/1/3 mapped away."""
+    doc: dict[str, Any] = {"data": dict(data) or "", "kind": "ConfigMap", "name": ""}
+    if binary_data:
+        doc["binaryData"] = dict(binary_data)
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return hashlib.sha256(text.encode()).hexdigest()[:10].translate(_ENCODE)
+
+
+# --- Vault policies --------------------------------------------------------------------------
+
+_LEGACY_POLICY = {
+    "deny": ["deny"],
+    "read": ["read", "list"],
+    "write": ["create", "read", "update", "delete", "list"],
+    "sudo": ["create", "read", "update", "delete", "list", "sudo"],
+}
+
+
+class PolicyParseError(ValueError):
+    pass
+
+
+def parse_vault_policy(text: str) -> list[tuple[str, list[str]]]:
+    """(path, capabilities) of each rule of a Vault policy in HCL or JSON."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            doc = json.loads(stripped)
+        except json.JSONDecodeError as e:
+            raise PolicyParseError(f"invalid JSON policy (line {e.lineno})") from None
+        paths = doc.get("path") if isinstance(doc, dict) else None
+        if not isinstance(paths, dict):
+            raise PolicyParseError('a JSON policy needs a top-level "path" object')
+        return [(p, _capabilities(body)) for p, body in paths.items()]
+    return _parse_hcl(_strip_comments(text))
+
+
+def _capabilities(body: Any) -> list[str]:
+    if not isinstance(body, dict):
+        raise PolicyParseError("a path rule must be an object")
+    caps = list(body.get("capabilities") or [])
+    if "policy" in body:
+        caps += _LEGACY_POLICY.get(str(body["policy"]), [str(body["policy"])])
+    return [str(c) for c in caps]
+
+
+def _strip_comments(text: str) -> str:
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif c == "#" or text.startswith("//", i):
+            while i < n and text[i] != "\n":
+                i += 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+_PATH_HEAD = re.compile(r'\s*path\s+"((?:[^"\\]|\\.)*)"\s*\{')
+_CAPS = re.compile(r'\bcapabilities\s*=\s*\[([^\]]*)\]')
+_LEGACY = re.compile(r'\bpolicy\s*=\s*"(\w+)"')
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _parse_hcl(text: str) -> list[tuple[str, list[str]]]:
+    rules, pos = [], 0
+    while text[pos:].strip():
+        m = _PATH_HEAD.match(text, pos)
+        if not m:
+            raise PolicyParseError("expected `path \"...\" { ... }` blocks only")
+        depth, i, in_string = 1, m.end(), False
+        while i < len(text) and depth:
+            c = text[i]
+            if in_string:
+                if c == "\\":
+                    i += 1
+                elif c == '"':
+                    in_string = False
+            elif c == '"':
+                in_string = True
+            elif c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+            i += 1
+        if depth:
+            raise PolicyParseError(f'unclosed block for path "{m.group(1)}"')
+        body = text[m.end():i - 1]
+        caps = [c for group in _CAPS.findall(body) for c in _QUOTED.findall(group)]
+        caps += [c for word in _LEGACY.findall(body) for c in _LEGACY_POLICY.get(word, [word])]
+        rules.append((m.group(1), caps))
+        pos = i
+    return rules
+
+
+# --- IAM policy documents -------------------------------------------------------------------
+
+
+def iam_statements(document: Any) -> list[dict] | None:
+    """The statements of an IAM policy document given as JSON text or an object; None when
+    the document is not known yet."""
+    if document is UNKNOWN or document is None:
+        return None
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError as e:
+            raise PolicyParseError(f"not valid JSON (line {e.lineno})") from None
+    statements = document.get("Statement") if isinstance(document, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not all(isinstance(s, dict) for s in statements):
+        raise PolicyParseError("no Statement list")
+    return statements
+
+
+def as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]

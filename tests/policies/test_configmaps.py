@@ -1,0 +1,118 @@
+"""ConfigMaps: hygiene (immutable, hashed name, size, labels) and schema validity."""
+
+from __future__ import annotations
+
+import base64
+
+from tests.policies.builders import BOOL_FLAG, configmap, flags_data, labels, resource
+
+
+def only(policy: str, violations):
+    return [v for v in violations if v[0] == policy]
+
+
+def test_configmap_hygiene(prod):
+    kustomize_vector = {"name": "api-config-hf678c7m2b", "namespace": "api-prod",
+                        "labels": labels()}  # `kubectl kustomize` for literals LOG_LEVEL=info
+    binary = {"logo.png": base64.b64encode(b"\x89PNG\r\n").decode()}
+    resources = [
+        configmap("api-config-config"),
+        configmap("kustomize-vector", {"LOG_LEVEL": "info"}, schema=None,
+                  metadata=kustomize_vector),
+        configmap("with-binary", {"a": "<&>"}, schema=None, binaryData=binary,
+                  # `kubectl kustomize` (v5.5): literal a=<&>, file logo.png
+                  metadata={**kustomize_vector, "name": "assets-cg2kg6fcd9"}),
+        configmap("mutable", immutable=False),
+        configmap("stale-name", {"LOG_LEVEL": "info"}, schema=None,
+                  metadata={**kustomize_vector, "name": "api-config-hf678c7m2c"}),
+        configmap("unlabelled", metadata={"name": "api-config-hf678c7m2b"},
+                  data={"LOG_LEVEL": "info"}),
+        # property missing: no immutable, no metadata, no data
+        resource("kubernetes:core/v1:ConfigMap", "bare", {"apiVersion": "v1", "kind": "ConfigMap"}),
+    ]
+    mutable = ("is not immutable. Why: a mutable ConfigMap changes under running pods and "
+               "cannot be rolled back by name. Fix: set immutable: true and give each content a "
+               "new hashed name.")
+    no_labels = ("lacks the label(s) app.kubernetes.io/name, app.kubernetes.io/part-of, "
+                 "app.kubernetes.io/managed-by, configplane.io/environment. Why: they say which "
+                 "service, system and environment own it and that configplane manages it. Fix: "
+                 "add them (ServicePlan.labels).")
+    assert only("configmap-hygiene", prod.violations(resources)) == [
+        ("configmap-hygiene", name, "mandatory", text) for name, text in [
+            ("mutable", f'ConfigMap "mutable" {mutable}'),
+            ("stale-name", 'ConfigMap "stale-name": its name "api-config-hf678c7m2c" does not '
+                           'end with the content hash "-hf678c7m2b". Why: immutable ConfigMaps '
+                           "roll forward by name; a stale suffix means changed data under an old "
+                           "name. Fix: derive the name from the data (kustomize's hash, as "
+                           "configplane's renderer does)."),
+            ("unlabelled", f'ConfigMap "unlabelled" {no_labels}'),
+            ("bare", f'ConfigMap "bare" {mutable}'),
+            ("bare", 'ConfigMap "bare" has no metadata.name. Why: Pulumi would append a random '
+                     "suffix, not the content hash, so the name would not change with the "
+                     "content. Fix: name it `<base>-<kustomize hash of the data>`."),
+            ("bare", f'ConfigMap "bare" {no_labels}'),
+        ]]
+
+
+def test_configmap_hygiene_size_and_exceptions(custom):
+    pack = custom  # maxSizeBytes 64; exception for "legacy-mutable"
+    resources = [
+        configmap("fits", {"BLOB": "x" * 60}, schema=None),  # 4 + 60 bytes
+        configmap("big", {"BLOB": "x" * 61}, schema=None),
+        configmap("legacy-mutable", immutable=False),  # waived
+    ]
+    assert only("configmap-hygiene", pack.violations(resources)) == [(
+        "configmap-hygiene", "big", "mandatory",
+        'ConfigMap "big" holds 65 bytes of data; at most 64 allowed. Why: Kubernetes rejects '
+        "objects over 1 MiB and large ConfigMaps slow every watcher. Fix: move large content out "
+        "of configuration.")]
+
+
+FIX = ("Why: the service would start with configuration it does not understand. Fix: correct "
+       "the service's config in the stack file (`configplane validate` shows the file and key).")
+AVAILABLE = "flags, services/http-api, services/web-frontend, services/worker"
+
+
+def test_configmap_schema(prod):
+    resources = [
+        configmap("api-config-config"),
+        configmap("web-config-flags", flags_data({"dark-mode": BOOL_FLAG}), schema="flags"),
+        configmap("worker-config", {"LOG_LEVEL": "info", "CONCURRENCY": "4",
+                                    "RATE_LIMIT_RPS": "20", "QUEUE_URL": "https://sqs.eu-west-1."
+                                    "amazonaws.com/333333333333/shop-prod-orders",
+                                    "PAYMENTS_API_BASE_URL": "https://api.payments.example.com"},
+                  schema="services/worker", svc="worker"),
+        configmap("bad-api", {"LOG_LEVEL": "loud", "PORT": "http", "DATABASE_HOST": "db",
+                              "DATABASE_PORT": "70000", "EXTRA": "1"}),
+        configmap("bad-flags", {**flags_data({"beta": {**BOOL_FLAG, "defaultVariant": "maybe"},
+                                              "Bad Name": BOOL_FLAG}), "extra.json": "{}"},
+                  schema="flags"),
+        configmap("not-json-flags", {"flags.flagd.json": "{"}, schema="flags"),
+        configmap("no-schema", schema=None),
+        configmap("unknown-schema", schema="services/nope"),
+        configmap("escaping-schema", schema="../../etc/passwd"),
+    ]
+    assert only("configmap-schema", prod.violations(resources)) == [
+        ("configmap-schema", name, "mandatory", text) for name, text in [
+            ("bad-api", 'ConfigMap "bad-api" does not satisfy schema services/http-api: '
+                        "data.DATABASE_PORT: maximum 65535 not satisfied; data.LOG_LEVEL: enum "
+                        '["debug", "info", "warn", "error"] not satisfied; data.PORT: type '
+                        '"integer" not satisfied; data: \'DATABASE_NAME\' is a required property; '
+                        f"data: unknown key(s) EXTRA. {FIX}"),
+            ("bad-flags", 'ConfigMap "bad-flags" does not satisfy schema flags: data.flags.flagd'
+                          ".json.flags.beta.defaultVariant: names no variant; data.flags.flagd."
+                          'json.flags: key "Bad Name": pattern "^[a-zA-Z0-9][-_.a-zA-Z0-9]*$" '
+                          "not satisfied; data: unexpected key(s) "
+                          f"extra.json. {FIX}"),
+            ("not-json-flags", 'ConfigMap "not-json-flags" does not satisfy schema flags: '
+                               f"data.flags.flagd.json: not valid JSON (line 1). {FIX}"),
+            ("no-schema", 'ConfigMap "no-schema" names no schema (annotation '
+                          "configplane.io/schema). Why: its data cannot be validated. Fix: "
+                          f"annotate it with the service's app schema, one of: {AVAILABLE}."),
+            ("unknown-schema", 'ConfigMap "unknown-schema" names the unknown schema '
+                               f'"services/nope". Fix: use one of: {AVAILABLE} (or add '
+                               "schemas/services/nope.schema.json)."),
+            ("escaping-schema", 'ConfigMap "escaping-schema" names the unknown schema '
+                                f'"../../etc/passwd". Fix: use one of: {AVAILABLE} (or add '
+                                "schemas/../../etc/passwd.schema.json)."),
+        ]]

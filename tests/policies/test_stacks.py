@@ -1,0 +1,96 @@
+"""The real program's plans through the real pack, with each environment's policy config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from configplane.analyzer import PolicyConfigError, run_policy_pack
+from configplane.plan import analyzed_resources, run_plan
+from tests.policies.builders import CANARY
+from tests.policies.conftest import PACK, PROJECT, REPO, found
+
+STACKS = ("dev", "staging", "prod")
+STRICT_IN_DEV = {"no-plaintext-secret-in-config", "no-secret-in-stack-outputs",
+                 "vault-least-privilege", "environment-isolation", "iam-least-privilege",
+                 "cluster-secret-store-scoped"}
+ALL_POLICIES = STRICT_IN_DEV | {
+    "kubernetes-secret-from-external-store", "secrets-manager-rotation", "vault-audit-enabled",
+    "configmap-hygiene", "configmap-schema", "rotation-lambda-hardening"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_sample_stack_has_no_violations(pack_for, stack):
+    plan = run_plan(REPO, stack)
+    report = pack_for(stack, stack).run(analyzed_resources(plan))
+    assert found(report) == []
+    levels = {p.name: p.enforcement_level for p in report.policies}
+    assert levels == {name: "mandatory" if stack != "dev" or name in STRICT_IN_DEV else "advisory"
+                      for name in ALL_POLICIES}
+
+
+AWS_KEY_ID = "AKIAZ7Q3M5X2K9R4T6WB"
+DB_URL = f"postgres://api:{CANARY}@shop-prod.internal:5432/shop"
+
+
+@pytest.fixture(scope="module")
+def leaky_project(tmp_path_factory):
+    """The project with credentials pasted into config values the app schemas accept."""
+    target = tmp_path_factory.mktemp("leaky") / "project"
+    target.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "__main__.py"):
+        shutil.copy(REPO / name, target / name)
+    for name in ("components", "schemas", "lambdas"):
+        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    stack_file = target / "Pulumi.prod.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    services = document["config"]["configplane:services"]
+    services["api"]["config"]["DATABASE_HOST"] = DB_URL
+    services["web"]["config"]["SESSION_COOKIE_NAME"] = AWS_KEY_ID
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    return target
+
+
+def test_credential_in_service_config_is_refused(pack_for, leaky_project, detector_rules):
+    plan = run_plan(leaky_project, "prod")
+    report = pack_for("prod", "prod").run(analyzed_resources(plan))
+    why = ("Why: ConfigMap data is readable by anyone who may read the namespace's ConfigMaps "
+           "and is kept in plain text in Pulumi state. Fix: move the value to the service's "
+           "`secrets:` in the stack file (source secure, generated or reference) so it reaches "
+           "the pod through its ExternalSecret, then rotate the exposed value. If the value is "
+           "not a secret, write it so it is plainly a reference or placeholder (e.g. ${VAR}).")
+    # sorted: resources register in the order their inputs resolve, not in program order
+    assert sorted(found(report)) == [
+        ("no-plaintext-secret-in-config", "api-config-config", "mandatory",
+         'ConfigMap "api-config-config": data.DATABASE_HOST holds what looks like a credential '
+         f"({detector_rules('DATABASE_HOST', DB_URL)}). {why}"),
+        ("no-plaintext-secret-in-config", "web-config-config", "mandatory",
+         'ConfigMap "web-config-config": data.SESSION_COOKIE_NAME holds what looks like a '
+         f"credential ({detector_rules('SESSION_COOKIE_NAME', AWS_KEY_ID)}). {why}"),
+    ]
+    assert not report.passed
+    text = json.dumps([v.message for v in report.violations] + list(report.logs))
+    assert CANARY not in text and AWS_KEY_ID not in text
+
+
+def test_config_files_are_valid_and_exceptions_are_checked(tmp_path):
+    config = json.loads((PACK / "config" / "prod.json").read_text())
+    config["secrets-manager-rotation"]["exceptions"] = [
+        {"resource": "api-aws-database-password", "ticket": "sec 1", "expires": "soon",
+         "reason": "because"}]
+    path = tmp_path / "prod.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(PolicyConfigError) as e:
+        run_policy_pack(PACK, project=PROJECT, stack="prod", policy_config_file=path,
+                        resources=[])
+    header, *lines = str(e.value).split("\n")
+    assert header == f"invalid policy config ({path}):"
+    assert sorted(lines) == [
+        "  secrets-manager-rotation: exceptions.0.expires: 'soon' does not match "
+        "'^[0-9]{4}-[0-9]{2}-[0-9]{2}$'",
+        "  secrets-manager-rotation: exceptions.0.reason: 'because' is too short",
+        "  secrets-manager-rotation: exceptions.0.ticket: 'sec 1' does not match "
+        "'^[A-Z][A-Z0-9]+-[0-9]+$'"]

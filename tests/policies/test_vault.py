@@ -1,0 +1,142 @@
+"""Vault: least privilege for policies and Kubernetes auth roles, audit."""
+
+from __future__ import annotations
+
+import json
+
+from tests.policies.builders import read_rules, resource, vault_policy, vault_role
+
+
+def only(policy: str, violations):
+    return [v for v in violations if v[0] == policy]
+
+
+def rule(path: str, *caps: str) -> str:
+    return f'path "{path}" {{\n  capabilities = {json.dumps(list(caps))}\n}}\n'
+
+
+NOT_OWN = ("is not the service's own KV path. Why: a service policy may read only "
+           "`<mount>/data/api` and `<mount>/metadata/api` (and below). Fix: remove the rule, or "
+           "keep the value under `api/` in Vault.")
+
+
+def test_vault_least_privilege_policies(prod):
+    resources = [
+        vault_policy("api-vault-policy", "prod-api-read", read_rules("prod-kv", "api")),
+        vault_policy("commented", "prod-web-read", "# web reads its own secrets\n"
+                     + rule("prod-kv/data/web/*", "read", "list") + "/* metadata */\n"
+                     + 'path "prod-kv/metadata/web" { policy = "read" }\n'),
+        vault_policy("json-policy", "prod-worker-read", json.dumps(
+            {"path": {"prod-kv/data/worker": {"capabilities": ["read"]}}})),
+        vault_policy("greedy", "prod-api-read",
+                     rule("prod-kv/data/worker", "read")
+                     + rule("prod-kv/data/api", "read", "update", "delete")
+                     + rule("prod-kv/data/*", "read")
+                     + rule("staging-kv/data/api", "read")
+                     + rule("sys/policies/acl/*", "read", "sudo")),
+        vault_policy("misnamed", "api-admin", rule("prod-kv/data/api", "read")),
+        vault_policy("platform", "prod-rotation-admin", rule("prod-kv/data/api", "create")),
+        vault_policy("unreadable", "prod-api-read", 'path "prod-kv/data/api" { capabilities = '),
+        vault_policy("bare", None, None),  # property missing: no name, no rules
+    ]
+    greedy = 'Policy "greedy": path'
+    expected = [
+        ("greedy", f'{greedy} "prod-kv/data/worker" {NOT_OWN}'),
+        ("greedy", f'{greedy} "prod-kv/data/api" grants delete, update. Why: service policies '
+                   "only read; values are written by configplane (write-only) or runbooks. Fix: "
+                   'use capabilities = ["read"].'),
+        ("greedy", f'{greedy} "prod-kv/data/*" puts a wildcard at the mount\'s root. Why: it '
+                   "reaches every secret of the mount, including other services'. Fix: name the "
+                   "service's own path (`<mount>/data/<service>/*`)."),
+        ("greedy", f'{greedy} "prod-kv/data/*" {NOT_OWN}'),
+        ("greedy", f'{greedy} "staging-kv/data/api" is a KV path outside this environment\'s '
+                   "mounts (`prod-...`). Why: each environment keeps its secrets in its own "
+                   "mount. Fix: use this environment's mount (`prod-kv`)."),
+        ("greedy", f'{greedy} "staging-kv/data/api" {NOT_OWN}'),
+        ("greedy", f'{greedy} "sys/policies/acl/*" grants sudo. Why: sudo opens root-protected '
+                   "endpoints (policies, auth, audit) to the token. Fix: remove sudo; operators "
+                   "use their own short-lived tokens."),
+        ("greedy", f'{greedy} "sys/policies/acl/*" {NOT_OWN}'),
+        ("misnamed", 'Policy "misnamed": the policy name does not follow `prod-<service>-read`. '
+                     "Why: every Vault policy of this stack is a service's read policy unless "
+                     "listed in the policy config's platformPolicies. Fix: name it "
+                     "`prod-<service>-read` or add it to platformPolicies after review."),
+        ("platform", 'Policy "platform": the policy name does not follow `prod-<service>-read`. '
+                     "Why: every Vault policy of this stack is a service's read policy unless "
+                     "listed in the policy config's platformPolicies. Fix: name it "
+                     "`prod-<service>-read` or add it to platformPolicies after review."),
+        ("unreadable", 'Policy "unreadable": the policy text cannot be checked: unclosed block '
+                       'for path "prod-kv/data/api". Why: an unreadable policy cannot be shown '
+                       "to grant least privilege. Fix: write it as HCL `path` blocks with "
+                       "`capabilities` lists."),
+        ("bare", 'Policy "bare": the policy name does not follow `prod-<service>-read`. Why: '
+                 "every Vault policy of this stack is a service's read policy unless listed in "
+                 "the policy config's platformPolicies. Fix: name it `prod-<service>-read` or "
+                 "add it to platformPolicies after review."),
+    ]
+    assert only("vault-least-privilege", prod.violations(resources)) == [
+        ("vault-least-privilege", name, "mandatory", text) for name, text in expected]
+
+
+def test_vault_least_privilege_platform_policies_and_exceptions(custom):
+    pack = custom  # platformPolicies: prod-rotation-admin; exception for "writer"
+    resources = [
+        # a reviewed platform policy may write, but never sudo or a root wildcard
+        vault_policy("platform", "prod-rotation-admin",
+                     rule("prod-kv/data/api", "create", "update")
+                     + rule("prod-kv/+/api", "read")),
+        # a waived write; sudo stays reported whatever the exception says
+        vault_policy("writer", "prod-api-read",
+                     rule("prod-kv/data/api/oauth", "read", "update")
+                     + rule("prod-kv/data/api/admin", "sudo")),
+    ]
+    assert [(n, text.split(". Why")[0]) for p, n, _, text in pack.violations(resources)
+            if p == "vault-least-privilege"] == [
+        ("platform", 'Policy "platform": path "prod-kv/+/api" puts a wildcard at the mount\'s '
+                     "root"),
+        ("writer", 'Policy "writer": path "prod-kv/data/api/admin" grants sudo'),
+    ]
+
+
+def test_vault_least_privilege_roles(prod):
+    resources = [
+        vault_role("api-vault-role"),
+        vault_role("any-account", boundServiceAccountNames=["*"],
+                   boundServiceAccountNamespaces=[], tokenPolicies=["prod-api-read", "root"]),
+        vault_role("long-lived", tokenTtl=86400),
+        vault_role("no-ttl", tokenTtl=None),  # property missing: Vault's default applies
+    ]
+    anyone = ("Why: any service account (in any namespace) could then log in with this role and "
+              "read its secrets. Fix: bind the role to the service's own account and namespace.")
+    assert only("vault-least-privilege", prod.violations(resources)) == [
+        ("vault-least-privilege", name, "mandatory", text) for name, text in [
+            ("any-account", 'AuthBackendRole "any-account": boundServiceAccountNames is empty or '
+                            f"`*`. {anyone}"),
+            ("any-account", 'AuthBackendRole "any-account": boundServiceAccountNamespaces is '
+                            f"empty or `*`. {anyone}"),
+            ("any-account", 'AuthBackendRole "any-account": tokenPolicies includes root. Why: '
+                            "root can do anything in Vault. Fix: attach only the service's read "
+                            "policy."),
+            ("long-lived", 'AuthBackendRole "long-lived": tokenTtl is 86400 s; at most 3600 s '
+                           "allowed. Why: a stolen token works until it expires. Fix: set "
+                           "token_ttl to 3600 or less."),
+            ("no-ttl", 'AuthBackendRole "no-ttl": tokenTtl is not set (Vault\'s default: 32 '
+                       "days); at most 3600 s allowed. Why: a stolen token works until it "
+                       "expires. Fix: set token_ttl to 3600 or less."),
+        ]]
+
+
+def test_vault_audit_enabled(prod, dev):
+    mount = resource("vault:index/mount:Mount", "vault-prod-kv",
+                     {"path": "prod-kv", "type": "kv", "options": {"version": "2"}})
+    audit = resource("vault:index/audit:Audit", "vault-prod-audit",
+                     {"type": "file", "path": "file-prod", "options": {"file_path": "/vault/a.log"}})
+    text = ('Mount "vault-prod-kv" holds secrets but the stack declares no vault.Audit device. '
+            "Why: without an audit log nobody can tell who read a secret. Fix: declare "
+            "vault.Audit (the VaultEnvironment component does) with a file or socket device.")
+    assert only("vault-audit-enabled", prod.violations([mount])) == [
+        ("vault-audit-enabled", "vault-prod-kv", "mandatory", text)]
+    assert only("vault-audit-enabled", prod.violations([mount, audit])) == []
+    assert only("vault-audit-enabled", prod.violations([audit])) == []
+    # dev Vault may be a throwaway dev-mode server: reported, not blocking
+    assert [v[2] for v in only("vault-audit-enabled", dev.violations([mount]))] == ["advisory"]
