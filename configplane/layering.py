@@ -96,8 +96,9 @@ def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], befor
             resolved.origins.pop(path, None)
             _record(resolved, path, value, previous, origin)
             continue
-        for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:
-            del resolved.origins[stale]  # a scalar, list or null replaces a whole subtree
+        if isinstance(previous, Mapping):  # only a mapping has leaves below it (keeps this linear)
+            for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:
+                del resolved.origins[stale]  # a scalar, list or null replaces a whole subtree
         resolved.history.setdefault(path, []).append(Setting(value, origin))
         if value is None:
             resolved.origins.pop(path, None)

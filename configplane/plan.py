@@ -11,7 +11,7 @@ import json
 import runpy
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from configplane.stackfiles import StackInputs, read_project_file, read_stack_fi
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
 REDACTED = "[secret]"
+UNKNOWN_DISPLAY = "(known after apply)"
 PACK_DIR = "policies"
 SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
 
@@ -44,9 +45,17 @@ def is_secret_wrapper(value: Any) -> bool:
 
 
 def redact(value: Any) -> Any:
-    """Replace every secret-wrapped value with "[secret]" (for display and files)."""
+    """Make a property value printable: secrets as "[secret]", values computed by the provider
+    as "(known after apply)", assets and archives as what they hold."""
     if is_secret_wrapper(value):
         return REDACTED
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN_DISPLAY
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": sorted(value.assets)}
+    if isinstance(value, pulumi.Asset | pulumi.Archive):
+        kind = type(value).__name__
+        return {kind: getattr(value, "path", None) or getattr(value, "uri", None) or "(inline)"}
     if isinstance(value, dict):
         return {k: redact(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -127,9 +136,11 @@ class PlanMocks(pulumi.runtime.Mocks):
 class RecordingMonitor(pulumi_mocks.MockMonitor):
     """The SDK's mock monitor, also keeping what the engine would know of each resource."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks):
+    def __init__(self, mocks: pulumi.runtime.Mocks,
+                 progress: Callable[[PlannedResource], None] | None = None):
         super().__init__(mocks)
         self.planned: list[PlannedResource] = []
+        self.progress = progress  # called with each resource as it registers (progress bars)
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # As the engine does: the parent's whole type chain qualifies the type, and children of
@@ -161,6 +172,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             custom=bool(request.custom),
             provider=request.provider,
         ))
+        if self.progress is not None:
+            self.progress(self.planned[-1])
         return response
 
 
@@ -185,7 +198,8 @@ def _config_string(value: Any) -> str:
 
 def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
              secure_values: Mapping[str, str] | None = None, policy: bool = False,
-             policy_config_file: Path | None = None) -> Plan:
+             policy_config_file: Path | None = None,
+             progress: Callable[[PlannedResource], None] | None = None) -> Plan:
     """Validate, run the program under mocks and, with `policy`, the project's policy pack
     through the Analyzer protocol. Raises InvalidStack for bad configuration and
     PolicyPackError when the pack cannot run."""
@@ -209,7 +223,8 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
                                     policy_config_file=policy_config_file)
         session.start()
     try:
-        plan = _run_program(project_dir, project, stack, model, config, secret_keys, mocks)
+        plan = _run_program(project_dir, project, stack, model, config, secret_keys, mocks,
+                            progress=progress)
         plan.violations = unmarked_secret_violations(plan, [config[k] for k in secret_keys])
         if session is not None:
             report = session.run(analyzed_resources(plan))
@@ -225,8 +240,9 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
 
 def _run_program(project_dir: Path, project: str, stack: str, model: StackModel,
                  config: dict[str, str], secret_keys: list[str],
-                 mocks: PlanMocks | None) -> Plan:
-    monitor = RecordingMonitor(mocks or PlanMocks(model))
+                 mocks: PlanMocks | None, *,
+                 progress: Callable[[PlannedResource], None] | None = None) -> Plan:
+    monitor = RecordingMonitor(mocks or PlanMocks(model), progress)
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=True,
                              monitor=monitor)
@@ -267,10 +283,11 @@ def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[di
     for resource in plan.resources:
         secrets |= {text for text, marked in _strings(resource.inputs) if marked and len(text) >= 4}
         secrets |= {text for text, marked in _strings(resource.outputs) if marked and len(text) >= 4}
+    index = _substring_index(secrets)
     violations = []
     for resource in plan.resources:
         for path, text in _unmarked_strings(resource.inputs):
-            if any(secret in text for secret in secrets):
+            if _contains_any(text, index):
                 violations.append({
                     "policy": SECRET_MARKING_CHECK,
                     "urn": resource.urn,
@@ -281,6 +298,25 @@ def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[di
                                "builds it.",
                 })
     return violations
+
+
+_PREFIX = 4  # every secret searched for has at least this many characters
+
+
+def _substring_index(secrets: set[str]) -> dict[str, list[str]]:
+    """Secrets by their first characters, so the check stays linear in the size of the plan
+    (testing every secret against every string grew with the square of the fleet)."""
+    index: dict[str, list[str]] = {}
+    for secret in secrets:
+        index.setdefault(secret[:_PREFIX], []).append(secret)
+    return index
+
+
+def _contains_any(text: str, index: dict[str, list[str]]) -> bool:
+    """Whether any indexed secret is a substring of `text`."""
+    return any(text.startswith(secret, i)
+               for i in range(len(text) - _PREFIX + 1)
+               for secret in index.get(text[i:i + _PREFIX], ()))
 
 
 def _strings(value: Any, marked: bool = False):

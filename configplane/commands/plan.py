@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from configplane.analyzer import PolicyPackError
-from configplane.cliutil import FORMAT_OPTION, UserError, emit
+from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console
 from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, load_or_issues, report
 from configplane.plan import Plan, redact, run_plan
 
@@ -26,8 +30,10 @@ from configplane.plan import Plan, redact, run_plan
 @click.option("--policy-pack-config", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Policy config file (default: policies/config/<stack>.json).")
 @click.option("--no-policy", is_flag=True, help="Skip the policy pack.")
+@click.option("--quiet", is_flag=True,
+              help="No progress bar (there is none in CI or when stderr is not a terminal).")
 def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
-            policy_pack_config: Path | None, no_policy: bool) -> None:
+            policy_pack_config: Path | None, no_policy: bool, quiet: bool) -> None:
     """Show every resource `pulumi up` would create, without cloud or Pulumi CLI.
 
     Validates first (same messages as `validate`), then runs the project's __main__.py under
@@ -42,8 +48,9 @@ def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
         report(stack, issues, fmt)
         raise SystemExit(1)
     try:
-        plan = run_plan(project_dir, stack, policy=not no_policy,
-                        policy_config_file=policy_pack_config)
+        with plan_progress(stack, quiet) as progress:
+            plan = run_plan(project_dir, stack, policy=not no_policy,
+                            policy_config_file=policy_pack_config, progress=progress)
     except PolicyPackError as exc:
         raise UserError(str(exc)) from None
     document = plan.to_json()
@@ -54,25 +61,38 @@ def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
         raise SystemExit(1)
 
 
+@contextmanager
+def plan_progress(stack: str, quiet: bool) -> Iterator[Callable[[Any], None] | None]:
+    """A progress bar on stderr while resources register; none with --quiet, in CI
+    (`CI=true`) or when stderr is not a terminal, so logs and JSON output stay clean."""
+    console = Console(stderr=True)
+    if quiet or os.environ.get("CI", "").lower() in ("true", "1") or not console.is_terminal:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed} resources"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(f"planning {stack}", total=None)
+        yield lambda _resource: bar.advance(task)
+
+
 def render_table(document: dict[str, Any]) -> None:
-    console = Console(highlight=False, soft_wrap=True)
-    resources = Table(title=f"stack {document['stack']}: resources to create")
-    for column in ("", "type", "name"):
-        resources.add_column(column)
+    out = plain_console()
+    out.print(f"stack {document['stack']}: resources to create")
+    width = max((len(r["type"]) for r in document["resources"]), default=0)
     for r in document["resources"]:
-        resources.add_row("+", r["type"], r["name"])
-    console.print(resources)
+        out.print(f"  + {r['type']:<{width}}  {r['name']}")
     summary = document["summary"]
-    console.print(f"{summary['resources']} resources to create")
+    out.print(f"{summary['resources']} resources to create")
     if document["violations"]:
         violations = Table(title="policy violations")
         for column in ("level", "policy", "resource", "message"):
             violations.add_column(column, overflow="fold")
         for v in document["violations"]:
             violations.add_row(v["level"], v["policy"], v["urn"].rsplit("::", 1)[-1], v["message"])
-        console.print(violations)
+        out.print(violations)
     else:
-        console.print("policy violations: none")
+        out.print("policy violations: none")
 
 
 def kubernetes_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
