@@ -7,6 +7,7 @@ as the engine would hold them (secrets as the secret signature object).
 
 from __future__ import annotations
 
+import gc
 import json
 import runpy
 import sys
@@ -250,11 +251,17 @@ def _run_program(project_dir: Path, project: str, stack: str, model: StackModel,
     root = settings.get_root_resource()
 
     sys.path.insert(0, str(project_dir))
+    # The SDK's futures and callbacks keep the cyclic collector busy for most of a large plan
+    # (1000 services: 75 s with it, 29 s without, 6 % more peak memory); pause it meanwhile.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
         _sync_await(wait_for_rpcs())
         outputs = {name: _resolve(value) for name, value in root.outputs.items()}
     finally:
+        if collecting:
+            gc.enable()
         sys.path.remove(str(project_dir))
         for name in [m for m in sys.modules if m.split(".")[0] == "components"]:
             del sys.modules[name]  # another project dir may have its own components

@@ -63,3 +63,15 @@ def test_cli_plan_shows_progress_on_stderr_of_a_terminal(monkeypatch):
     assert result.exit_code == 0, result.output
     assert "planning dev" in result.stderr and "resources" in result.stderr
     assert json.loads(result.stdout)["stack"] == "dev"  # stdout stays clean JSON
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_run_plan_leaves_the_garbage_collector_as_it_found_it(enabled):
+    import gc
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        run_plan(REPO, "dev")
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()

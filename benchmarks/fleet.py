@@ -1,0 +1,202 @@
+"""A synthetic fleet of N services across dev, staging and prod, shaped like the sample stacks.
+
+The generated project is a copy of the real one (Pulumi.yaml's runtime and platform defaults,
+each stack file's platform and provider settings, __main__.py, components/, schemas/,
+lambdas/) whose Pulumi.yaml holds each service's defaults and whose stack files hold the
+environment overrides, as a platform team would write them:
+- the three app schemas (http-api 45 %, worker 35 %, web-frontend 20 %),
+- secrets of every source: `secure` stack config (declared `type: string, secret: true`),
+  generated, Vault and Secrets Manager references; rotation on a third of the API databases,
+- tenants on a third of the workers, feature flags on every web frontend and a fifth of the APIs.
+The fleet is deterministic: the same N gives the same files.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STACKS = ("dev", "staging", "prod")
+PROJECT_DIRS = ("components", "schemas", "lambdas")  # what __main__.py needs beside it
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+REGION = "eu-west-1"
+DOMAINS = ("orders", "payments", "catalog", "search", "users", "billing", "inventory",
+           "shipping", "reviews", "notify", "pricing", "ledger", "media", "auth", "cart")
+LOG_LEVEL = {"dev": "debug", "staging": "info", "prod": "warn"}
+
+
+def kind_of(i: int) -> str:
+    slot = i % 20  # 9 APIs, 7 workers, 4 web frontends in every 20 services
+    return "api" if slot < 9 else "worker" if slot < 16 else "web"
+
+
+def service_name(i: int) -> str:
+    return f"{DOMAINS[i % len(DOMAINS)]}-{kind_of(i)}-{i:04d}"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("-")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _ciphertext(key: str, stack: str) -> str:
+    # Looks like a passphrase-provider ciphertext; the offline plan never decrypts it.
+    digest = hashlib.sha256(f"{stack}/{key}".encode()).digest() * 2
+    return "AAABA" + base64.b64encode(digest).decode()[:60]
+
+
+def _flags(i: int) -> dict[str, Any]:
+    return {
+        "new-checkout": {"state": "ENABLED", "variants": {"on": True, "off": False},
+                         "defaultVariant": "off"},
+        "dark-mode": {"state": "ENABLED", "variants": {"on": True, "off": False},
+                      "defaultVariant": "on"},
+        "page-size": {"state": "ENABLED", "variants": {"small": 20, "large": 100},
+                      "defaultVariant": "small" if i % 2 else "large"},
+    }
+
+
+def service_defaults(i: int) -> tuple[dict[str, Any], list[str]]:
+    """Project-level definition of service i, and the `secure` config keys it needs."""
+    name, kind, domain = service_name(i), kind_of(i), DOMAINS[i % len(DOMAINS)]
+    secure: list[str] = []
+    if kind == "api":
+        key = f"{_camel(name)}DbPassword"
+        secure.append(key)
+        spec: dict[str, Any] = {
+            "app_schema": "http-api",
+            "config": {"LOG_LEVEL": "info", "PORT": 8080, "DATABASE_PORT": 5432,
+                       "DATABASE_NAME": domain, "DATABASE_POOL_SIZE": 10,
+                       "REQUEST_TIMEOUT_MS": 5000},
+            "secrets": {
+                "DATABASE_PASSWORD": {"source": "secure", "config_key": key, "store": "aws",
+                                      "description": f"PostgreSQL password of {name}"},
+                "SESSION_SIGNING_KEY": {"source": "generated", "store": "vault", "length": 64,
+                                        "description": "HMAC key for session cookies"},
+            },
+        }
+        if i % 4 == 0:
+            spec["secrets"]["PARTNER_TOKEN"] = {
+                "source": "reference", "store": "vault", "ref": f"{name}/partner#token",
+                "description": "Written to Vault by the partner-onboarding runbook"}
+        if i % 5 == 0:
+            spec["flags"] = {"new-checkout": _flags(i)["new-checkout"]}
+    elif kind == "worker":
+        key = f"{_camel(name)}ApiKey"
+        secure.append(key)
+        spec = {
+            "app_schema": "worker",
+            "config": {"LOG_LEVEL": "info", "CONCURRENCY": 4, "RATE_LIMIT_RPS": 20,
+                       "PAYMENTS_API_BASE_URL": "https://api.payments.example.com/v2",
+                       "VISIBILITY_TIMEOUT_SECONDS": 60},
+            "secrets": {"UPSTREAM_API_KEY": {"source": "secure", "config_key": key,
+                                             "store": "vault",
+                                             "description": "Key of the upstream API"}},
+        }
+    else:
+        spec = {
+            "app_schema": "web-frontend",
+            "config": {"LOG_LEVEL": "info", "PORT": 3000, "SESSION_COOKIE_NAME": "shop_session"},
+            "secrets": {"COOKIE_ENCRYPTION_KEY": {"source": "generated", "store": "vault",
+                                                  "length": 48,
+                                                  "description": "Encrypts the session cookie"}},
+            "flags": _flags(i),
+        }
+    return spec, secure
+
+
+def service_overrides(i: int, stack: str) -> dict[str, Any]:
+    """What stack file `stack` says about service i."""
+    name, kind, domain = service_name(i), kind_of(i), DOMAINS[i % len(DOMAINS)]
+    account = ACCOUNTS[stack]
+    host = f"{domain}-{stack}.cluster-c1abc2def3gh.{REGION}.rds.amazonaws.com"
+    prefix = "" if stack == "prod" else f"{stack}."
+    override: dict[str, Any] = {"config": {"LOG_LEVEL": LOG_LEVEL[stack]}}
+    if kind == "api":
+        override["config"].update(
+            DATABASE_HOST=host,
+            CORS_ALLOWED_ORIGINS=f"https://{prefix}shop.example.com",
+            DATABASE_POOL_SIZE={"dev": 5, "staging": 10, "prod": 40}[stack])
+        secrets: dict[str, Any] = {}
+        if i % 3 == 0:  # rotated database passwords
+            rotation: dict[str, Any] = {"strategy": "postgres-single-user"}
+            if stack == "prod":
+                rotation = {"strategy": "postgres-alternating-users", "master_secret_arn":
+                            f"arn:aws:secretsmanager:{REGION}:{account}:secret:{domain}-master-Ab12Cd"}
+            secrets["DATABASE_PASSWORD"] = {
+                "database": {"host": host, "dbname": domain, "username": name.replace("-", "_")},
+                "rotation": rotation}
+        if i % 5 == 0:
+            secrets["LEGACY_TOKEN"] = {
+                "source": "reference", "store": "aws",
+                "ref": f"arn:aws:secretsmanager:{REGION}:{account}:secret:{name}-legacy-Ab12Cd"}
+        if secrets:
+            override["secrets"] = secrets
+        if i % 5 == 0 and stack != "dev":
+            override["flags"] = {"new-checkout": {"targeting": {"fractional": [
+                ["on", 10 if stack == "prod" else 50], ["off", 90 if stack == "prod" else 50]]}}}
+    elif kind == "worker":
+        override["config"].update(
+            QUEUE_URL=f"https://sqs.{REGION}.amazonaws.com/{account}/shop-{stack}-{name}",
+            CONCURRENCY={"dev": 2, "staging": 4, "prod": 16}[stack])
+        if i % 3 == 0:
+            scale = {"dev": 1, "staging": 2, "prod": 4}[stack]
+            override["tenants"] = {
+                "acme": {"config": {"RATE_LIMIT_RPS": 50 * scale}},
+                "globex": {"config": {"RATE_LIMIT_RPS": 5 * scale, "CONCURRENCY": scale}},
+            }
+    else:
+        override["config"].update(API_BASE_URL=f"https://api.{prefix}shop.example.com",
+                                  CDN_URL=f"https://cdn.{prefix}shop.example.com")
+        if stack != "dev":
+            override["flags"] = {"new-checkout": {"targeting": {"fractional": [
+                ["on", 10 if stack == "prod" else 50], ["off", 90 if stack == "prod" else 50]]}}}
+    return override
+
+
+def sample_stack(stack: str) -> dict[str, Any]:
+    """The repo's own stack file: the fleet keeps its platform and provider settings."""
+    return yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def _dump(document: dict[str, Any], path: Path) -> None:
+    path.write_text(yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False))
+
+
+def generate(target: Path, n: int) -> Path:
+    """Write the project with a fleet of n services into `target` (created); return it."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "__main__.py", target / "__main__.py")
+    for name in PROJECT_DIRS:
+        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    services, declarations = {}, {}
+    for i in range(n):
+        spec, secure = service_defaults(i)
+        services[service_name(i)] = spec
+        for key in secure:
+            declarations[f"configplane:{key}"] = {"type": "string", "secret": True}
+    defaults = project["config"]["configplane:defaults"]["value"]
+    project["config"] = {**declarations, "configplane:defaults": {
+        "value": {"platform": defaults["platform"], "services": services}}}
+    _dump(project, target / "Pulumi.yaml")
+
+    for stack in STACKS:
+        sample = sample_stack(stack)
+        if sample["configplane:platform"]["aws"]["account_id"] != ACCOUNTS[stack]:
+            raise ValueError(f"Pulumi.{stack}.yaml: the fleet's ARNs assume account "
+                             f"{ACCOUNTS[stack]}; update benchmarks/fleet.py ACCOUNTS")
+        config = {k: v for k, v in sample.items() if not k.startswith("configplane:")}
+        config.update({key: {"secure": _ciphertext(key, stack)} for key in declarations})
+        config["configplane:platform"] = sample["configplane:platform"]
+        config["configplane:services"] = {service_name(i): service_overrides(i, stack)
+                                          for i in range(n)}
+        _dump({"config": config}, target / f"Pulumi.{stack}.yaml")
+    return target

@@ -1,0 +1,90 @@
+"""The scale benchmark's inputs are honest: a valid, varied fleet, and a floor program that
+declares exactly the resources the real program declares (no timings are asserted here)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from benchmarks.fleet import STACKS, generate, service_defaults, service_name, service_overrides
+from benchmarks.floor import FLOOR_MAIN, FloorRunner, probe_classes, write_floor
+from configplane.analyzer import marshal_properties
+from configplane.commands.validate import load_or_issues
+from configplane.plan import run_plan
+from configplane.stackfiles import read_stack_files
+
+
+@pytest.fixture(scope="module")
+def small_fleet(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("fleet") / "project", 3)
+
+
+def test_generated_fleet_validates_in_every_stack(tmp_path: Path):
+    project = generate(tmp_path / "project", 20)
+    for stack in STACKS:
+        model, issues = load_or_issues(project, stack)
+        assert issues == []
+        assert sorted(model.services) == sorted(service_name(i) for i in range(20))
+    assert (project / "__main__.py").read_text() == (Path(__file__).parents[1] /
+                                                     "__main__.py").read_text()
+
+
+def test_fleet_mixes_schemas_secret_sources_tenants_and_flags():
+    specs = [service_defaults(i)[0] for i in range(20)]
+    prod = [service_overrides(i, "prod") for i in range(20)]
+    assert Counter(s["app_schema"] for s in specs) == {"http-api": 9, "worker": 7,
+                                                       "web-frontend": 4}
+    sources = {(sec["source"], sec["store"]) for s in specs for sec in s["secrets"].values()}
+    sources |= {(sec["source"], sec["store"]) for o in prod
+                for sec in o.get("secrets", {}).values() if "source" in sec}
+    assert sources == {("secure", "aws"), ("secure", "vault"), ("generated", "vault"),
+                       ("reference", "vault"), ("reference", "aws")}
+    assert sum("tenants" in o for o in prod) == 3  # workers 9, 12, 15
+    assert sum("flags" in s for s in specs) == 6  # the 4 web frontends, APIs 0 and 5
+    assert sum("rotation" in o.get("secrets", {}).get("DATABASE_PASSWORD", {})
+               for o in prod) == 3  # APIs 0, 3, 6
+
+
+def test_generated_secure_keys_are_declared_and_encrypted(small_fleet: Path):
+    inputs = read_stack_files(small_fleet, "prod")
+    secure = sorted(k for k, v in inputs.values.items() if v.secure)
+    assert secure == ["configplane:catalogApi0002DbPassword", "configplane:ordersApi0000DbPassword",
+                      "configplane:paymentsApi0001DbPassword"]
+    assert all(inputs.declarations[k].secret and inputs.declarations[k].type == "string"
+               for k in secure)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_floor_declares_exactly_the_resources_of_the_real_program(small_fleet: Path,
+                                                                  tmp_path: Path, stack: str):
+    classes = probe_classes(small_fleet, stack)
+    real = run_plan(small_fleet, stack)
+    floor_dir = write_floor(real, classes, tmp_path / "floor")
+    floor = FloorRunner(small_fleet, stack, floor_dir).run()
+
+    def key(r):
+        return (r.type, r.name)
+
+    assert sorted(map(key, floor.resources)) == sorted(map(key, real.resources))
+    assert len(real.resources) == len({r.urn for r in real.resources}) > 60
+    floor_by_urn = {r.urn: r for r in floor.resources}
+    for r in real.resources:
+        twin = floor_by_urn[r.urn]  # same URN: same type chain of parents and same name
+        assert (twin.parent, twin.custom) == (r.parent, r.custom), r.urn
+        # As the engine holds them: secrets wrapped, unknowns as the sentinel, assets by path.
+        assert marshal_properties(twin.inputs) == marshal_properties(r.inputs), r.urn
+        assert marshal_properties(twin.outputs) == marshal_properties(r.outputs), r.urn
+
+
+def test_floor_program_has_no_configplane_logic(small_fleet: Path, tmp_path: Path):
+    classes = probe_classes(small_fleet, "dev")
+    floor_dir = write_floor(run_plan(small_fleet, "dev"), classes, tmp_path / "floor")
+    assert "configplane" not in FLOOR_MAIN and "components" not in FLOOR_MAIN
+    declared = json.loads((floor_dir / "resources.json").read_text())
+    modules = {r["class"].split(".")[0] for r in declared if r["class"]}
+    assert modules == {"pulumi_kubernetes", "pulumi_vault", "pulumi_aws", "pulumi_random"}
+    components = {r["type"].split(":")[0] for r in declared if r["class"] is None}
+    assert components == {"configplane"}  # declared as plain ComponentResources
