@@ -13,6 +13,7 @@ compiling a multi-megabyte module would add seconds the SDK is not responsible f
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import re
@@ -81,7 +82,17 @@ for r in json.loads((Path(__file__).parent / "resources.json").read_text()):
 '''
 
 
-ClassMap = dict[str, tuple[type, type | None]]  # type token -> (resource class, its args class)
+# type token -> dotted paths of its resource class and of that class's args class
+ClassMap = dict[str, tuple[str, str | None]]
+
+
+def _path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _load(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 @contextmanager
@@ -90,7 +101,7 @@ def recording_classes(seen: ClassMap):
     original = pulumi.CustomResource.__init__
 
     def init(self, t, name, props=None, *args, **kwargs):
-        seen[t] = (type(self), type(props) if props is not None else None)
+        seen[t] = (_path(type(self)), _path(type(props)) if props is not None else None)
         original(self, t, name, props, *args, **kwargs)
 
     pulumi.CustomResource.__init__ = init
@@ -169,9 +180,9 @@ def write_floor(plan: Plan, classes: ClassMap, target: Path) -> Path:
         if r.custom:
             if r.type not in classes:
                 raise KeyError(f"no provider class known for {r.type}: probe a fleet that has it")
-            cls, args_cls = classes[r.type]
-            args = _jsonable(_kwargs(cls, args_cls, r.inputs))
-            entry.update({"class": f"{cls.__module__}.{cls.__qualname__}", "args": args,
+            cls_path, args_path = classes[r.type]
+            args = _jsonable(_kwargs(_load(cls_path), args_path and _load(args_path), r.inputs))
+            entry.update({"class": cls_path, "args": args,
                           "special_args": sorted(k for k, v in args.items() if _special(v))})
         resources.append(entry)
     target.mkdir(parents=True, exist_ok=True)

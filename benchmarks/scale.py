@@ -12,19 +12,22 @@ For each fleet size N (services in each of dev, staging, prod; see benchmarks/fl
   with the stack config as the Pulumi CLI passes it (PULUMI_CONFIG, which holds the whole
   fleet), and with the two fleet documents left out of it (what the pack itself costs).
 Each figure is the best of up to --repeat runs, and no further run starts once --budget
-seconds are spent on it; plan and floor runs alternate so that load on the machine hits
-both alike.
+seconds are spent on it. Each plan and floor run gets a new process (as a CLI run does),
+and they alternate so that load on the machine hits both alike. validate, plan and floor
+are CPU time of their (single-threaded) process, which other processes on the machine do
+not inflate; policy analysis spans two processes and is wall time.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +35,13 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.fleet import STACKS, generate
-from benchmarks.floor import ClassMap, FloorRunner, probe_classes, write_floor
-from configplane.analyzer import AnalyzedResource, PolicyPackError, PolicyPackSession
-from configplane.commands.validate import load_or_issues
-from configplane.plan import Plan, analyzed_resources, plan_config, run_plan
-from configplane.stackfiles import DEFAULTS_KEY, SERVICES_KEY, read_stack_files
+from benchmarks.floor import ClassMap, probe_classes
+from benchmarks.runs import Policy, time_floor, time_plan, time_policy, time_validate
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (10, 100, 500, 1000)
 QUICK_SIZES = (10, 100)
 VALIDATE_GOAL_S, PLAN_RATIO_GOAL, POLICY_GOAL_MS, LINEAR_GOAL = 1.0, 1.25, 1.0, 1.5
-
-
-@dataclass
-class Policy:
-    """One policy measurement: seconds for all resources, or why the pack could not run."""
-
-    seconds: float | None = None
-    error: str | None = None
-    runs: int = 0
-    start: float | None = None  # start, configure and first Analyze of the pack
-    mandatory: int = 0  # mandatory violations found on the fleet
 
 
 @dataclass
@@ -74,106 +63,40 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def best_of(fn: Callable[[], Any], repeat: int, budget: float) -> tuple[float, int, Any]:
-    """Best wall time of up to `repeat` runs; no run starts after `budget` seconds."""
-    best, spent, runs, result = float("inf"), 0.0, 0, None
-    while runs < repeat and (runs == 0 or spent < budget):
-        result = None
-        gc.collect()
-        start = time.perf_counter()
-        result = fn()
-        elapsed = time.perf_counter() - start
-        best, spent, runs = min(best, elapsed), spent + elapsed, runs + 1
-    return best, runs, result
+def fresh(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run fn(*args) in a new process (spawned: nothing inherited from this one)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
-def validate_all(project: Path) -> None:
-    for stack in STACKS:
-        _, issues = load_or_issues(project, stack)
-        if issues:  # the generator must produce a valid fleet; anything else is its bug
-            raise SystemExit(f"generated stack {stack} is invalid: {issues[0]}")
-
-
-def plan_once(project: Path, stack: str) -> Plan:
-    """What `configplane plan --no-policy` computes: validation, then the program."""
-    _, issues = load_or_issues(project, stack)
-    if issues:
-        raise SystemExit(f"generated stack {stack} is invalid: {issues[0]}")
-    return run_plan(project, stack)
-
-
-def measure_plan(row: Row, project: Path, stack: str, floor_dir: Path, classes: ClassMap,
-                 repeat: int, budget: float) -> Plan:
-    """Alternate plan and floor runs; the first plan's resources make the floor program."""
-    plans: list[float] = []
-    floors: list[float] = []
-    first: Plan | None = None
-    runner: FloorRunner | None = None
-    while len(plans) < repeat and (not plans or sum(plans) + sum(floors) < 2 * budget):
-        gc.collect()
-        start = time.perf_counter()
-        plan = plan_once(project, stack)
-        plans.append(time.perf_counter() - start)
-        if first is None:
-            first = plan
-            write_floor(first, classes, floor_dir)
-            runner = FloorRunner(project, stack, floor_dir)
-        del plan
-        gc.collect()
-        start = time.perf_counter()
-        floor = runner.run()
-        floors.append(time.perf_counter() - start)
-        if len(floor.resources) != len(first.resources):
-            raise SystemExit(f"N={row.n}: the floor declared {len(floor.resources)} resources, "
-                             f"the plan {len(first.resources)}")
-        del floor
-    row.plan, row.floor, row.runs["plan"] = min(plans), min(floors), len(plans)
-    return first
-
-
-def measure_policy(pack: Path, plan: Plan, resources: Sequence[AnalyzedResource],
-                   config: Mapping[str, str], secret_keys: Sequence[str], repeat: int,
-                   budget: float) -> Policy:
-    policy_config = pack / "config" / f"{plan.stack}.json"
-    result = Policy()
-    try:
-        with PolicyPackSession(pack, project=plan.project, stack=plan.stack, config=config,
-                               config_secret_keys=secret_keys,
-                               policy_config_file=policy_config if policy_config.is_file()
-                               else None) as session:
-            start = time.perf_counter()
-            session.run(resources[:1])  # start, configure, warm up
-            result.start = time.perf_counter() - start
-            result.seconds, result.runs, report = best_of(
-                lambda: session.run(resources), repeat, budget)
-            result.mandatory = len(report.mandatory)
-    except PolicyPackError as exc:
-        # e.g. E2BIG: Linux limits one environment string (PULUMI_CONFIG) to 128 KiB.
-        result.error = "E2BIG" if "Argument list too long" in str(exc) else str(exc)
-    return result
-
-
-def measure(n: int, stack: str, work: Path, classes: ClassMap, pack: Path | None,
-            repeat: int, budget: float) -> Row:
+def measure(n: int, stack: str, work: Path, warmup: Path, classes: ClassMap,
+            pack: Path | None, repeat: int, budget: float) -> Row:
     row = Row(n)
     project = generate(work / f"fleet-{n}" / "project", n)
+    kept = work / f"fleet-{n}" / "plan.pickle"
 
     log(f"N={n}: validate {len(STACKS)} stacks")
-    row.validate, row.runs["validate"], _ = best_of(lambda: validate_all(project), repeat, budget)
+    row.validate, row.runs["validate"] = fresh(time_validate, project, warmup, repeat, budget)
 
-    log(f"N={n}: plan {stack} and its floor")
-    plan = measure_plan(row, project, stack, work / f"fleet-{n}" / "floor", classes, repeat,
-                        budget)
-    resources = analyzed_resources(plan)  # the root stack is analysed too
-    row.resources = len(resources)
+    log(f"N={n}: plan {stack} and its floor, alternately, each run in a new process")
+    plans: list[float] = []
+    floors: list[float] = []
+    while len(plans) < repeat and (not plans or sum(plans) + sum(floors) < 2 * budget):
+        elapsed, declared = fresh(time_plan, project, warmup, stack,
+                                  None if plans else kept, classes)
+        plans.append(elapsed)
+        elapsed, floor_declared = fresh(time_floor, project, warmup, stack, kept.parent / "floor")
+        floors.append(elapsed)
+        if floor_declared != declared:
+            raise SystemExit(f"N={n}: the floor declared {floor_declared} resources, "
+                             f"the plan {declared}")
+    row.plan, row.floor, row.runs["plan"] = min(plans), min(floors), len(plans)
+    row.resources = declared + 1  # and the root stack, which the policy pack analyses too
 
     if pack is not None:
-        config, secret_keys = plan_config(read_stack_files(project, stack), project)
-        log(f"N={n}: policy analysis of {row.resources} resources, CLI config")
-        row.policy_cli = measure_policy(pack, plan, resources, config, secret_keys, repeat, budget)
-        log(f"N={n}: policy analysis of {row.resources} resources, fleet documents left out")
-        trimmed = {k: v for k, v in config.items() if k not in (DEFAULTS_KEY, SERVICES_KEY)}
-        row.policy = measure_policy(pack, plan, resources, trimmed, secret_keys, repeat, budget)
+        log(f"N={n}: policy analysis of {row.resources} resources")
+        _, row.policy_cli, row.policy = fresh(time_policy, pack, project, kept, repeat,
+                                              budget)
     return row
 
 
@@ -189,8 +112,8 @@ def spread(rows: Sequence[Row], per: Callable[[Row], float | None]) -> tuple[flo
 
 def render(rows: Sequence[Row], stack: str, pack_label: str, repeat: int) -> None:
     console = Console(highlight=False, width=max(Console().width, 150))
-    table = Table(title=f"configplane at scale: plan and policy of stack {stack}, "
-                        f"best of up to {repeat} runs (runs: validate/plan/policy)")
+    table = Table(title=f"configplane at scale: plan and policy of stack {stack}; best of up to "
+                        f"{repeat} runs (runs: validate/plan/policy); CPU time except policy")
     for column in ("services", "resources", "validate 3 stacks", "/service", "plan", "floor",
                    "plan/floor", "plan/service", "floor/service", "policy/res",
                    "policy/res CLI config", "runs"):
@@ -202,7 +125,7 @@ def render(rows: Sequence[Row], stack: str, pack_label: str, repeat: int) -> Non
             f"{r.plan:.2f} s", f"{r.floor:.2f} s", f"{r.plan / r.floor:.2f}x",
             f"{r.plan / r.n * 1e3:.1f} ms", f"{r.floor / r.n * 1e3:.1f} ms",
             _ms(r.per_resource_ms(r.policy)),
-            _ms(cli) if cli is not None else (r.policy_cli.error if r.policy_cli else "-"),
+            _ms(cli) if cli is not None else (_short(r.policy_cli.error) if r.policy_cli else "-"),
             f"{r.runs['validate']}/{r.runs['plan']}/{r.policy.runs if r.policy else '-'}")
     console.print(table)
 
@@ -223,6 +146,10 @@ def render(rows: Sequence[Row], stack: str, pack_label: str, repeat: int) -> Non
             f"policy pack {pack_label}: start-up {min(p.start for p in started):.2f} s (once per "
             "plan, not in the per-resource figures); mandatory violations on the fleet: "
             + ", ".join(f"N={r.n}: {r.policy.mandatory}" for r in rows if r.policy))
+    for r in rows:
+        for p in (r.policy, r.policy_cli):
+            if p and p.error and p.error != "E2BIG":
+                console.print(f"N={r.n}: the policy pack failed: {p.error}")
     if any(r.policy_cli and r.policy_cli.error == "E2BIG" for r in rows):
         console.print("E2BIG: the pack cannot start: PULUMI_CONFIG (the stack config as JSON, "
                       "fleet included) is over Linux's 128 KiB limit for one environment string.")
@@ -248,6 +175,10 @@ def render(rows: Sequence[Row], stack: str, pack_label: str, repeat: int) -> Non
                              f"{v[0]:.2f}x", v[0] <= LINEAR_GOAL))
     for goal, value, met in verdicts:
         console.print(f"{'met    ' if met else 'NOT met'}  {goal}: {value}")
+
+
+def _short(error: str | None) -> str:
+    return "-" if error is None else error if error == "E2BIG" else "failed"
 
 
 def _ms(value: float | None) -> str:
@@ -286,13 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat: at least 1")
     pack, pack_label = (None, "") if args.no_policy else pack_dir(args.pack)
+    if pack is not None and not (pack / "PulumiPolicy.yaml").is_file():
+        parser.error(f"--pack: no PulumiPolicy.yaml in {pack}")
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="configplane-bench-") as tmp:
         work = Path(tmp)
         log("probing provider classes (a 20-service fleet, untimed)")
         classes = probe_classes(generate(work / "probe", 20), args.stack)
-        rows = [measure(n, args.stack, work, classes, pack, args.repeat, args.budget)
+        warmup = generate(work / "warmup", 3)
+        rows = [measure(n, args.stack, work, warmup, classes, pack, args.repeat, args.budget)
                 for n in sizes]
     render(rows, args.stack, pack_label, args.repeat)
     log(f"benchmark took {time.perf_counter() - started:.0f} s")

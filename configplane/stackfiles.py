@@ -57,7 +57,7 @@ def stack_file_name(stack: str) -> str:
     return f"Pulumi.{stack}.yaml"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # C parser when built
     """SafeLoader that records duplicate mapping keys instead of silently keeping the last."""
 
     duplicates: list[tuple[str, int]]

@@ -17,8 +17,10 @@ from rich.table import Table
 
 from configplane.analyzer import PolicyPackError
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console
-from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, load_or_issues, report
+from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, issues_of, report
 from configplane.plan import Plan, redact, run_plan
+from configplane.stack import InvalidStack
+from configplane.stackfiles import StackFileError
 
 
 @click.command("plan")
@@ -43,14 +45,13 @@ def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
 
     Example: configplane plan --stack dev --format json --out plan-out/
     """
-    _, issues = load_or_issues(project_dir, stack)
-    if issues:
-        report(stack, issues, fmt)
-        raise SystemExit(1)
     try:
         with plan_progress(stack, quiet) as progress:
             plan = run_plan(project_dir, stack, policy=not no_policy,
                             policy_config_file=policy_pack_config, progress=progress)
+    except (StackFileError, InvalidStack) as exc:  # run_plan validates before anything runs
+        report(stack, issues_of(exc, stack), fmt)
+        raise SystemExit(1) from None
     except PolicyPackError as exc:
         raise UserError(str(exc)) from None
     document = plan.to_json()

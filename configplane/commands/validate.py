@@ -25,12 +25,16 @@ def load_or_issues(project_dir: Path, stack: str) -> tuple[StackModel | None, li
     """The validated stack, or every problem found (an unreadable file is one problem)."""
     try:
         return load_stack(read_stack_files(project_dir, stack), project_dir / "schemas"), []
-    except StackFileError as exc:
-        file = str(exc).split(":", 1)[0] or stack_file_name(stack)
-        return None, [Issue("", file, str(exc).split(": ", 1)[-1] +
-                            ". Fix: check --stack and --project-dir.")]
-    except InvalidStack as exc:
-        return None, exc.issues
+    except (StackFileError, InvalidStack) as exc:
+        return None, issues_of(exc, stack)
+
+
+def issues_of(exc: StackFileError | InvalidStack, stack: str) -> list[Issue]:
+    """The problems behind a stack that cannot be loaded (an unreadable file is one)."""
+    if isinstance(exc, InvalidStack):
+        return exc.issues
+    file = str(exc).split(":", 1)[0] or stack_file_name(stack)
+    return [Issue("", file, str(exc).split(": ", 1)[-1] + ". Fix: check --stack and --project-dir.")]
 
 
 def report(stack: str, issues: list[Issue], fmt: str) -> None:
