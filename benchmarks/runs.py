@@ -106,7 +106,7 @@ def time_policy(pack: Path, project: Path, kept: Path, repeat: int, budget: floa
     and with the two fleet documents left out of it (what the pack itself costs)."""
     plan: Plan = pickle.loads(kept.read_bytes())
     resources = analyzed_resources(plan)  # the root stack is analysed too
-    config, secret_keys = plan_config(read_stack_files(project, plan.stack), project)
+    config, secret_keys = plan_config(read_stack_files(project, plan.stack))
     trimmed = {k: v for k, v in config.items() if k not in (DEFAULTS_KEY, SERVICES_KEY)}
     policy_config = pack / "config" / f"{plan.stack}.json"
     results = []

@@ -26,7 +26,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from configplane.analyzer import AnalyzedResource, PolicyPackError, PolicyPackSession
 from configplane.stack import StackModel, load_stack
-from configplane.stackfiles import ProjectFile, StackInputs, read_project_file, read_stack_files
+from configplane.stackfiles import StackInputs, read_stack_files
 
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
@@ -178,12 +178,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def plan_config(inputs: StackInputs, project_dir: Path,
-                secure_values: Mapping[str, str] | None = None, *,
-                project_file: ProjectFile | None = None) -> tuple[dict[str, str], list[str]]:
+def plan_config(inputs: StackInputs,
+                secure_values: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
     """The config the Pulumi CLI would hand the program: project values, then stack values."""
-    project = project_file or read_project_file(project_dir)
-    config = {k: _config_string(v) for k, v in project.values.items()}
+    config = {k: _config_string(v) for k, v in inputs.project_values.items()}
     secret_keys = []
     for key, value in inputs.values.items():
         if value.secure:
@@ -208,9 +206,8 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
     project_dir = project_dir.resolve()
     inputs = read_stack_files(project_dir, stack)
     model = load_stack(inputs, project_dir / "schemas")
-    project_file = read_project_file(project_dir)  # once: a big fleet's Pulumi.yaml is slow to parse
-    project = project_file.name
-    config, secret_keys = plan_config(inputs, project_dir, secure_values, project_file=project_file)
+    project = inputs.project
+    config, secret_keys = plan_config(inputs, secure_values)
     session = None
     if policy:
         pack_dir = project_dir / PACK_DIR

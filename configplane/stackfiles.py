@@ -49,6 +49,8 @@ class StackInputs:
     environment: Mapping[str, Any]
     declarations: Mapping[str, Declaration] = field(default_factory=dict)
     values: Mapping[str, StackValue] = field(default_factory=dict)
+    project: str = NAMESPACE
+    project_values: Mapping[str, Any] = field(default_factory=dict)  # Pulumi.yaml `config` values
     # problems found while reading (duplicate YAML keys): (path, file, message)
     read_problems: tuple[tuple[str, str, str], ...] = ()
 
@@ -157,6 +159,8 @@ def read_stack_files(project_dir: Path, stack: str) -> StackInputs:
         ),
         declarations=project.declarations,
         values=values,
+        project=project.name,
+        project_values=project.values,
         read_problems=tuple(problems),
     )
 
