@@ -31,6 +31,9 @@ HASH_LABEL = "configplane.io/config-hash"
 HASH_ANNOTATION = "configplane.io/config-hash"
 SCHEMA_ANNOTATION = "configplane.io/schema"
 CHECKSUM_ANNOTATION = "checksum/config"  # on the pod template (the Helm pattern)
+# Reloader's search mode: on the workload's metadata (Reloader's README: "Applies To:
+# Workload"); the ConfigMaps and the ExternalSecret's Secret carry `reloader.stakater.com/match`.
+WORKLOAD_ANNOTATIONS = {"reloader.stakater.com/search": "true"}
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"  # shown by `kubectl rollout history`
 MANAGED_BY = "configplane"
 HASH_LENGTH = 10

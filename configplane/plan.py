@@ -76,6 +76,9 @@ class PlannedResource:
     property_dependencies: dict[str, list[str]]
     custom: bool
     provider: str = ""
+    # Resource options as the engine receives them (RegisterResourceRequest): protect,
+    # retainOnDelete, ignoreChanges, deleteBeforeReplace, replaceOnChanges, dependsOn.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,7 +96,8 @@ class Plan:
         return {
             "stack": self.stack,
             "resources": [
-                {"urn": r.urn, "type": r.type, "name": r.name, "inputs": redact(r.inputs)}
+                {"urn": r.urn, "type": r.type, "name": r.name, "inputs": redact(r.inputs),
+                 "options": r.options}
                 for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             "outputs": redact(self.outputs),
@@ -141,6 +145,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                  progress: Callable[[PlannedResource], None] | None = None):
         super().__init__(mocks)
         self.planned: list[PlannedResource] = []
+        self.inherited: dict[str, dict[str, bool]] = {}  # urn -> protect/retainOnDelete in force
         self.progress = progress  # called with each resource as it registers (progress bars)
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -149,6 +154,27 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if parent and parent.split("::")[2] != "pulumi:pulumi:Stack":
             type_ = parent.split("::")[2] + "$" + type_
         return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
+    def resource_options(self, request, urn: str) -> dict[str, Any]:
+        """The options the engine would apply. protect and retainOnDelete, when the program
+        leaves them unset, are inherited from the parent (as the engine does); dependsOn is
+        the dependencies no input explains (what `depends_on` added)."""
+        parent = self.inherited.get(request.parent, {})
+        flags = {
+            "protect": request.protect if request.HasField("protect")
+            else parent.get("protect", False),
+            "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete")
+            else parent.get("retainOnDelete", False),
+        }
+        self.inherited[urn] = flags
+        implicit = {u for deps in request.propertyDependencies.values() for u in deps.urns}
+        return {
+            **flags,
+            "ignoreChanges": list(request.ignoreChanges),
+            "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+            "replaceOnChanges": list(request.replaceOnChanges),
+            "dependsOn": sorted(set(request.dependencies) - implicit),
+        }
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
@@ -162,6 +188,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     outputs[key] = {SECRET_SIG: SECRET_MARK, "value": outputs[key]}
             response.object.CopyFrom(_sync_await(rpc.serialize_properties(outputs, {})))
         self.planned.append(PlannedResource(
+            options=self.resource_options(request, response.urn),
             urn=response.urn,
             type=request.type,
             name=request.name,
