@@ -195,9 +195,8 @@ def configmap_refs(obj: Mapping[str, Any]) -> Iterator[ConfigMapRef]:
         template = template.get(key) if isinstance(template, dict) else None
     if not isinstance(template, dict):
         return
-    base = "/" + "/".join(path) if path else ""
-    spec = template if not path else template.get("spec")
-    spec_ptr = base if not path else f"{base}/spec"
+    spec = template.get("spec")  # a pod template's spec, or a Pod's own
+    spec_ptr = "".join(f"/{key}" for key in path) + "/spec"
     if not isinstance(spec, dict):
         return
     for group in ("initContainers", "containers"):

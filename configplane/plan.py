@@ -24,7 +24,12 @@ from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from configplane.analyzer import AnalyzedResource, PolicyPackError, PolicyPackSession
+from configplane.analyzer import (
+    AnalyzedResource,
+    PolicyPackError,
+    PolicyPackSession,
+    ResourceOptions,
+)
 from configplane.stack import StackModel, load_stack
 from configplane.stackfiles import StackInputs, read_stack_files
 
@@ -79,6 +84,7 @@ class PlannedResource:
     # Resource options as the engine receives them (RegisterResourceRequest): protect,
     # retainOnDelete, ignoreChanges, deleteBeforeReplace, replaceOnChanges, dependsOn.
     options: dict[str, Any] = field(default_factory=dict)
+    delete_before_replace_defined: bool = False  # the program set it (true or false)
 
 
 @dataclass
@@ -189,6 +195,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             response.object.CopyFrom(_sync_await(rpc.serialize_properties(outputs, {})))
         self.planned.append(PlannedResource(
             options=self.resource_options(request, response.urn),
+            delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
             urn=response.urn,
             type=request.type,
             name=request.name,
@@ -306,9 +313,22 @@ def analyzed_resources(plan: Plan) -> list[AnalyzedResource]:
     return [root] + [
         AnalyzedResource(urn=r.urn, type=r.type, name=r.name, inputs=r.inputs, outputs=r.outputs,
                          parent=r.parent, dependencies=r.dependencies,
-                         property_dependencies=r.property_dependencies, provider=r.provider)
+                         property_dependencies=r.property_dependencies, provider=r.provider,
+                         options=_analyzer_options(r))
         for r in plan.resources
     ]
+
+
+def _analyzer_options(r: PlannedResource) -> ResourceOptions:
+    """The options the engine sends a policy pack (AnalyzerResourceOptions has no
+    retainOnDelete: the pack cannot see it, the program's tests check it)."""
+    if not r.options:
+        return ResourceOptions()
+    return ResourceOptions(
+        protect=r.options["protect"], ignore_changes=tuple(r.options["ignoreChanges"]),
+        delete_before_replace=(r.options["deleteBeforeReplace"]
+                               if r.delete_before_replace_defined else None),
+    )
 
 
 def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[dict[str, str]]:

@@ -509,3 +509,35 @@ def test_help_has_an_example(verb: str):
     result = CliRunner().invoke(cli, [verb, "--help"])
     assert result.exit_code == 0
     assert f"Example: configplane {verb} --stack prod" in result.output
+
+
+def test_the_pack_receives_the_options_the_engine_sends():
+    from configplane.analyzer import ResourceOptions
+    from configplane.plan import analyzed_resources
+
+    analyzed = {r.urn_name: r for r in analyzed_resources(run_plan(REPO, "dev"))}
+    assert analyzed["api-config-config"].options == ResourceOptions(delete_before_replace=False)
+    assert analyzed["api-aws-database-password-initial"].options == ResourceOptions(
+        ignore_changes=("versionStages",))
+    assert analyzed["api-config"].options == ResourceOptions()
+
+
+@pytest.mark.parametrize(("obj", "expected"), [
+    ({"kind": "ControllerRevision", "metadata": {"name": "r", "namespace": "n"},
+      "data": {"spec": {"template": {"spec": {"volumes": [{"name": "v", "projected": {
+          "sources": [{"secret": {"name": "s"}}, {"configMap": {"name": "a-config-1"}}]}}]}}}}},
+     {("n", "a-config-1")}),
+    ({"kind": "CronJob", "metadata": {"name": "c", "namespace": "n"},
+      "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [
+          {"name": "x", "envFrom": [{"configMapRef": {"name": "a-config-2"}}]}]}}}}}},
+     {("n", "a-config-2")}),
+    ({"kind": "Pod", "metadata": {"name": "p", "namespace": "n"},
+      "spec": {"containers": [{"name": "x", "env": [{"name": "A", "value": "1"}, {
+          "name": "B", "valueFrom": {"configMapKeyRef": {"name": "a-config-3", "key": "B"}}}]}]}},
+     {("n", "a-config-3")}),
+    ({"kind": "Service", "metadata": {"name": "s", "namespace": "n"}, "spec": {}}, set()),
+])
+def test_in_use_finds_every_kind_of_reference(obj, expected):
+    from configplane.generations import in_use
+
+    assert in_use([obj]) == expected
