@@ -541,3 +541,13 @@ def test_in_use_finds_every_kind_of_reference(obj, expected):
     from configplane.generations import in_use
 
     assert in_use([obj]) == expected
+
+
+def test_plan_table_marks_retained_resources():
+    result = CliRunner().invoke(cli, ["plan", "--stack", "dev", "--project-dir", str(REPO),
+                                      "--no-policy"])
+    assert result.exit_code == 0, result.output
+    marked = sorted(line.split()[-2] for line in result.stdout.splitlines()
+                    if line.endswith("[retainOnDelete]"))
+    assert marked == ["api-config-config", "web-config-config", "worker-config-config",
+                      "worker-config-tenant-acme", "worker-config-tenant-globex"]
