@@ -30,7 +30,7 @@ from configplane.generations import (
     prune_decisions,
 )
 from configplane.hashing import configmap_hash
-from configplane.plan import run_plan
+from configplane.plan import redact, run_plan
 from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
 from tests.conftest import REPO
@@ -70,6 +70,9 @@ def test_old_generation_survives_a_config_change(project: Path):
                      != (after[urn].inputs.get("metadata") or {}).get("name"))
     assert renamed == [CM_URN]  # nothing else is replaced by a config change
     assert set(before) == set(after)
+    changed = sorted(urn.rsplit("::", 1)[1] for urn in before
+                     if redact(before[urn].inputs) != redact(after[urn].inputs))
+    assert changed == ["api-access-role", "api-config-config"]  # the Role names the new one
 
 
 def test_generation_configmaps_and_only_they_are_retained():
