@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from configplane.generations import generation_labels
+from configplane.generations import HASH_ANNOTATION, SCHEMA_ANNOTATION, generation_labels
 from configplane.stack import RenderedConfigMap, ServicePlan
 
 RELOADER_MATCH = {"reloader.stakater.com/match": "true"}
-SCHEMA_ANNOTATION = "configplane.io/schema"  # `services/<name>` or `flags` under schemas/
 FLAGS_SCHEMA = "flags"
 
 
@@ -61,8 +60,8 @@ class ServiceConfig(pulumi.ComponentResource):
     ) -> k8s.core.v1.ConfigMap:
         annotations = {
             **RELOADER_MATCH,
-            SCHEMA_ANNOTATION: schema,  # the policy pack validates the data against it
-            "configplane.io/config-hash": cm.hash,
+            SCHEMA_ANNOTATION: schema,  # `services/<name>` or `flags`: the pack validates data
+            HASH_ANNOTATION: cm.hash,
         }
         generation = schema != FLAGS_SCHEMA
         labels = {**svc.labels, **(generation_labels(cm.base_name, cm.hash) if generation else {})}
