@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from configplane.generations import HASH_ANNOTATION, SCHEMA_ANNOTATION, generation_labels
 from configplane.stack import RenderedConfigMap, ServicePlan
 
 RELOADER_MATCH = {"reloader.stakater.com/match": "true"}
-SCHEMA_ANNOTATION = "configplane.io/schema"  # `services/<name>` or `flags` under schemas/
 FLAGS_SCHEMA = "flags"
 
 
@@ -60,18 +60,25 @@ class ServiceConfig(pulumi.ComponentResource):
     ) -> k8s.core.v1.ConfigMap:
         annotations = {
             **RELOADER_MATCH,
-            SCHEMA_ANNOTATION: schema,  # the policy pack validates the data against it
-            "configplane.io/config-hash": cm.hash,
+            SCHEMA_ANNOTATION: schema,  # `services/<name>` or `flags`: the pack validates data
+            HASH_ANNOTATION: cm.hash,
         }
+        generation = schema != FLAGS_SCHEMA
+        labels = {**svc.labels, **(generation_labels(cm.base_name, cm.hash) if generation else {})}
         return k8s.core.v1.ConfigMap(
             name,
             metadata={
                 "name": cm.name,  # a new name per content change: immutable ConfigMaps roll forward
                 "namespace": self.ns.metadata.name,
-                "labels": dict(svc.labels),
+                "labels": labels,
                 "annotations": annotations,
             },
             data=dict(cm.data),
             immutable=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            # A config change replaces this resource (new name). Retained, the old generation
+            # stays in the cluster for pods not yet rolled, scale-ups and `kubectl rollout
+            # undo`; `configplane prune` deletes generations beyond the stack's keep count.
+            # Create-before-delete (the default) keeps both names side by side.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=generation,
+                                        delete_before_replace=False),
         )

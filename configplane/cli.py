@@ -16,6 +16,8 @@ COMMANDS = {
     "explain": "explain",
     "diff": "diff",
     "import": "import_",
+    "rollback": "rollback",
+    "prune": "prune",
 }
 
 
