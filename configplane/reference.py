@@ -20,13 +20,14 @@ STACKS = ("dev", "staging", "prod")
 
 def cli_reference() -> str:
     lines = [GENERATED_NOTE, "", "# `configplane` command reference", ""]
-    group_ctx = click.Context(cli, info_name="configplane", terminal_width=100)
+    group_ctx = click.Context(cli, info_name="configplane", terminal_width=100,
+                              **cli.context_settings)
     for name in cli.list_commands(group_ctx):
         command = cli.get_command(group_ctx, name)
         assert command is not None
         # a fixed width: the file must not depend on the terminal that generated it
-        ctx = click.Context(command, info_name=f"configplane {name}", terminal_width=100,
-                            max_content_width=100)
+        ctx = click.Context(command, info_name=name, parent=group_ctx,
+                            terminal_width=100, max_content_width=100)
         lines += [f"## `configplane {name}`", "", "```", command.get_help(ctx).rstrip(), "```", ""]
     return "\n".join(lines)
 
