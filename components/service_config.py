@@ -1,4 +1,6 @@
-"""A service's non-secret configuration in its namespace: immutable, content-hashed ConfigMaps."""
+"""A service's non-secret configuration in its namespace: immutable, content-hashed ConfigMaps,
+and the flags ConfigMap, which keeps a stable name and is updated in place (flagd hot-reloads
+the mounted file; nothing rolls pods on a flag flip)."""
 
 from __future__ import annotations
 
@@ -58,20 +60,23 @@ class ServiceConfig(pulumi.ComponentResource):
     def _configmap(
         self, name: str, svc: ServicePlan, cm: RenderedConfigMap, schema: str
     ) -> k8s.core.v1.ConfigMap:
+        live = schema == FLAGS_SCHEMA  # flags: no Reloader match, no hash, mutable
         annotations = {
-            **RELOADER_MATCH,
+            **({} if live else RELOADER_MATCH),
             SCHEMA_ANNOTATION: schema,  # the policy pack validates the data against it
-            "configplane.io/config-hash": cm.hash,
+            **({} if live else {"configplane.io/config-hash": cm.hash}),
         }
         return k8s.core.v1.ConfigMap(
             name,
             metadata={
-                "name": cm.name,  # a new name per content change: immutable ConfigMaps roll forward
+                # config: a new name per content change (immutable ConfigMaps roll forward);
+                # flags: one stable name, updated in place
+                "name": cm.name,
                 "namespace": self.ns.metadata.name,
                 "labels": dict(svc.labels),
                 "annotations": annotations,
             },
             data=dict(cm.data),
-            immutable=True,
+            immutable=not live,
             opts=pulumi.ResourceOptions(parent=self),
         )
