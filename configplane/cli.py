@@ -16,6 +16,7 @@ COMMANDS = {
     "explain": "explain",
     "diff": "diff",
     "import": "import_",
+    "flags": "flags",
 }
 
 

@@ -291,7 +291,7 @@ class FlagView:
     state: str
     default_variant: str | None
     variants: tuple[str, ...]
-    split: Mapping[str, float] | None  # variant -> percent, when targeting is one fractional
+    split: Mapping[str, float] | None  # variant -> percent of targeting keys, when known
     targeting: str  # a summary of the rules, never the values they compare against
     rollout: Mapping[str, Any] | None
 
@@ -307,7 +307,10 @@ def describe(flags: Mapping[str, Mapping[str, Any]]) -> list[FlagView]:
     for name, spec in sorted(flags.items()):
         flag = render_flag(spec)
         targeting = flag.get("targeting") or {}
-        split = _split(targeting)
+        default = flag.get("defaultVariant")
+        split = _split(targeting) if targeting else ({str(default): 100.0} if default else None)
+        if flag.get("state") == "DISABLED":
+            split = None
         if flag.get("state") == "DISABLED":
             summary = "disabled: the application's code default"
         elif not targeting:

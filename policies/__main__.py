@@ -644,7 +644,7 @@ def _flags_problems(data: dict[str, str], validator: Any) -> list[str]:
         document = json.loads(data[FLAGS_KEY])
     except json.JSONDecodeError as e:
         return problems + [f"data.{FLAGS_KEY}: not valid JSON (line {e.lineno})"]
-    problems += [_schema_error(_deepest(e), f"data.{FLAGS_KEY}")
+    problems += [_schema_error(_deepest(e), f"data.{FLAGS_KEY}") + " (flagd's schema)"
                  for e in validator.iter_errors(document)]
     flags = document.get("flags") if isinstance(document, dict) else None
     for flag, spec in (flags or {}).items() if isinstance(flags, dict) else ():
