@@ -312,12 +312,11 @@ def describe(flags: Mapping[str, Mapping[str, Any]]) -> list[FlagView]:
         if flag.get("state") == "DISABLED":
             split = None
         if flag.get("state") == "DISABLED":
-            summary = "disabled: the application's code default"
+            summary = "disabled (the code default)"
         elif not targeting:
-            summary = f"none: everyone gets {flag.get('defaultVariant')}"
+            summary = f"none (everyone: {flag.get('defaultVariant')})"
         elif split is not None:
-            summary = ("fractional by targetingKey; without a targetingKey: "
-                       f"{flag.get('defaultVariant')}")
+            summary = f"fractional (no targetingKey: {flag.get('defaultVariant')})"
         else:
             summary = "rules: " + ", ".join(sorted(_operators(targeting)))
         rollout = spec.get("rollout")

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from flags_live import POLICIES as FLAGS_POLICIES
+from flags_live import is_flags_configmap, vendored_registry
 from packlib import (
     UNKNOWN,
     WAIVER_SCHEMA,
@@ -50,8 +52,6 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 from secret_detector import scan
-from flags_live import POLICIES as FLAGS_POLICIES
-from flags_live import is_flags_configmap, vendored_registry
 
 PACK_DIR = Path(__file__).resolve().parent
 SCHEMAS_DIR = PACK_DIR / "schemas"  # a symlink to the project's schemas/ (one source of truth)

@@ -44,9 +44,9 @@ def command(stack: str, service: str | None, project_dir: Path, fmt: str) -> Non
 
 def _gets(flag: dict[str, Any]) -> str:
     if flag["state"] == "DISABLED":
-        return "disabled: every evaluation gets the code default"
+        return "code default"
     if flag["split"] is None:
-        return "decided by targeting rules"
+        return f"by rules, else {flag['defaultVariant']}"
     return ", ".join(f"{v} {p:g}%" for v, p in flag["split"].items())
 
 
@@ -55,19 +55,18 @@ def _rollout(flag: dict[str, Any]) -> str:
     if not r:
         return ""
     steps = " -> ".join(f"[{s}]" if s == r["percent"] else str(s) for s in r["steps"])
-    return f"{r['variant']}: {r['percent']}% ({steps})"
+    return f"{r['variant']} {r['percent']}%: {steps}"
 
 
 def render_table(data: dict[str, Any]) -> None:
     console = plain_console()
     grid = Table(title=f"stack {data['stack']}: flags", show_lines=False)
-    for column in ("service", "flag", "state", "default", "each variant gets", "targeting",
-                   "rollout"):
+    for column in ("flag", "state", "each variant gets", "rollout", "targeting"):
         grid.add_column(column, overflow="fold")
     for name, svc in data["services"].items():
         for flag in svc["flags"]:
-            grid.add_row(name, flag["flag"], flag["state"], str(flag["defaultVariant"]),
-                         _gets(flag), flag["targeting"], _rollout(flag))
+            grid.add_row(f"{name}/{flag['flag']}", flag["state"], _gets(flag), _rollout(flag),
+                         flag["targeting"])
     console.print(grid)
     for name, svc in data["services"].items():
         if svc["configmap"]:
