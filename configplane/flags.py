@@ -173,8 +173,8 @@ def check_flags(flags: Mapping[str, Any], schemas_dir: Path = SCHEMAS_DIR) -> li
         if "rollout" in spec:
             found = list(_rollout_problems(name, spec))
             problems += found
-            if found:
-                continue  # the rollout cannot be expanded; its own problems say why
+            if found:  # not expandable: check the rest of the flag without it
+                spec = {k: v for k, v in spec.items() if k != "rollout"}
         renderable[name] = spec
     document = render_flags(renderable)
     problems += flagd_problems(document, schemas_dir)
@@ -190,7 +190,7 @@ def flagd_problems(document: Any, schemas_dir: Path = SCHEMAS_DIR) -> list[FlagP
         path = [str(p) for p in error.absolute_path]
         if path[:1] == ["flags"]:
             path = path[1:]
-        problems.append(FlagProblem(*_flagd_message(path, error)))
+        problems.append(FlagProblem(*_flagd_message(path, error, schemas_dir)))
     return problems
 
 
@@ -244,8 +244,8 @@ def _located(error: jsonschema.ValidationError, prefix: tuple[str, ...]) -> tupl
     return (*prefix, *(str(p) for p in _deepest(error).absolute_path))
 
 
-def _flagd_message(path: list[str],
-                   error: jsonschema.ValidationError) -> tuple[tuple[str, ...], str]:
+def _flagd_message(path: list[str], error: jsonschema.ValidationError,
+                   schemas_dir: Path = SCHEMAS_DIR) -> tuple[tuple[str, ...], str]:
     """Where (below `flags`) and what flagd's schema rejected, and the fix; never the value.
 
     The verdict is flagd's; an anyOf over the four flag types says little, so the flag is
@@ -259,10 +259,10 @@ def _flagd_message(path: list[str],
                           f"{error.validator_value}.")
         return here, f"flagd flags.json: {error.validator} not satisfied. Fix: see {FLAGD_DOCS}."
     if "targeting" in flag:
-        for inner in flagd_validator(FLAGD_TARGETING_URI).iter_errors(flag["targeting"]):
+        for inner in flagd_validator(FLAGD_TARGETING_URI, schemas_dir).iter_errors(flag["targeting"]):
             return (_located(inner, (*here, "targeting")),
                     f"flagd targeting.json: not a valid flagd targeting rule. {TARGETING_FIX}")
-    base = flagd_validator(f"{FLAGD_FLAGS_URI}#/definitions/baseFlag")
+    base = flagd_validator(f"{FLAGD_FLAGS_URI}#/definitions/baseFlag", schemas_dir)
     for inner in base.iter_errors({k: v for k, v in flag.items() if k != "targeting"}):
         where = _located(inner, here)
         inner = _deepest(inner)

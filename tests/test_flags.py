@@ -322,6 +322,12 @@ ROLLOUT_CASES = {
                                                                           ["off", 95]]}}, [
         (("f", "targeting", "fractional", "0", "0"), "a fractional bucket names no variant of "
          "the flag (flagd would answer with an error). Fix: use one of on, off.")]),
+    "bad-rollout-and-bad-state": ({**BOOL, "state": "ON", "rollout": {**ROLLOUT, "percent": 30}}, [
+        (("f", "rollout", "percent"), "rollout.percent must be 0 (rolled back) or one of the "
+         "declared steps. Fix: use one of 0, 10, 50, 100, or add the step to rollout.steps in "
+         "review."),
+        (("f", "state"), "flagd flags.json: value not allowed. Fix: use one of ENABLED, "
+         "DISABLED.")]),
     "default-names-no-variant": ({**BOOL, "defaultVariant": "maybe"}, [
         (("f", "defaultVariant"), "defaultVariant must name one of the flag's variants (flagd "
          "would answer with an error). Fix: use one of on, off.")]),
