@@ -18,6 +18,7 @@ COMMANDS = {
     "import": "import_",
     "rollback": "rollback",
     "prune": "prune",
+    "flags": "flags",
 }
 
 

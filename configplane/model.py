@@ -125,7 +125,8 @@ class Service(Frozen):
     config: dict[str, ConfigValue] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
     flags: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="flagd flag definitions (schemas/flags.schema.json)."
+        default_factory=dict, description="flagd flag definitions, checked with flagd's own "
+        "schemas (schemas/vendor/flagd), plus an optional `rollout` per flag (docs/flags.md)."
     )
     tenants: dict[str, Tenant] = Field(default_factory=dict)
     secrets_version: int = Field(

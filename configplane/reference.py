@@ -6,6 +6,7 @@ pack (from the pack itself, asked over the Analyzer protocol, with each stack's 
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -25,6 +26,10 @@ def cli_reference() -> str:
     for name in cli.list_commands(group_ctx):
         command = cli.get_command(group_ctx, name)
         assert command is not None
+        # click caches a command's help option from the first context that asked for it (a
+        # test may have run the command alone, without the group's `-h`): render a fresh copy
+        command = copy.copy(command)
+        command._help_option = None
         # a fixed width: the file must not depend on the terminal that generated it
         ctx = click.Context(command, info_name=name, parent=group_ctx,
                             terminal_width=100, max_content_width=100)
