@@ -25,12 +25,13 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from configplane.analyzer import AnalyzedResource, PolicyPackError, PolicyPackSession
+from configplane.redaction import REDACTED, Redactor
+from configplane.redaction import is_secret_wrapper as is_secret_wrapper
 from configplane.stack import StackModel, load_stack
 from configplane.stackfiles import StackInputs, read_stack_files
 
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
-REDACTED = "[secret]"
 UNKNOWN_DISPLAY = "(known after apply)"
 PACK_DIR = "policies"
 SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
@@ -39,10 +40,6 @@ SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not
 def secret_placeholder(key: str) -> str:
     """What a `secure` config value becomes in the plan: marked secret, never the real value."""
     return f"[secret:{key}]"
-
-
-def is_secret_wrapper(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_MARK
 
 
 def redact(value: Any) -> Any:
@@ -86,7 +83,14 @@ class Plan:
     outputs: dict[str, Any]  # secret leaves wrapped like inputs
     violations: list[dict[str, str]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, redactor: Redactor | None = None) -> dict[str, Any]:
+        """The plan as printed and written: secret-marked values as "[secret]", and with a
+        redactor, every value it knows or the detector flags (a credential the pack found
+        in a ConfigMap is not printed either)."""
+        document = self._document()
+        return redactor.tree(document) if redactor is not None else document
+
+    def _document(self) -> dict[str, Any]:
         by_type: dict[str, int] = {}
         for r in self.resources:
             by_type[r.type] = by_type.get(r.type, 0) + 1

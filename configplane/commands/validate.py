@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from configplane.cliutil import FORMAT_OPTION, emit, plain_console
+from configplane.cliutil import FORMAT_OPTION, emit, plain_console, protect_stack
 from configplane.stack import InvalidStack, Issue, StackModel, load_stack
 from configplane.stackfiles import StackFileError, read_stack_files, stack_file_name
 
@@ -34,7 +34,18 @@ def issues_of(exc: StackFileError | InvalidStack, stack: str) -> list[Issue]:
     if isinstance(exc, InvalidStack):
         return exc.issues
     file = str(exc).split(":", 1)[0] or stack_file_name(stack)
-    return [Issue("", file, str(exc).split(": ", 1)[-1] + ". Fix: check --stack and --project-dir.")]
+    return [Issue("", file, stack_file_problem(exc))]
+
+
+def stack_file_problem(exc: StackFileError) -> str:
+    """The message of an unreadable file, with the fix that fits it: a missing file is the
+    wrong --stack or --project-dir; anything else is the file's content."""
+    text = str(exc).split(": ", 1)[-1].rstrip(".")
+    if "Fix:" in text:
+        return text
+    if "not found" in text or "No such file" in text:
+        return f"{text}. Fix: check --stack and --project-dir."
+    return f"{text}. Fix: correct the file at the place shown."
 
 
 def report(stack: str, issues: list[Issue], fmt: str) -> None:
@@ -66,6 +77,7 @@ def command(stack: str, project_dir: Path, fmt: str) -> None:
 
     Example: configplane validate --stack prod --format json
     """
+    protect_stack(project_dir, stack)
     _, issues = load_or_issues(project_dir, stack)
     report(stack, issues, fmt)
     if issues:
