@@ -19,7 +19,7 @@ import jsonschema
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
-from configplane.stackfiles import NAMESPACE, StackInputs
+from configplane.stackfiles import DEFAULTS_KEY, NAMESPACE, PLATFORM_KEY, SERVICES_KEY, StackInputs
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 MAX_CONFIGMAP_BYTES = 1024 * 1024
@@ -138,9 +138,16 @@ class StackModel:
 
 
 def layers_of(inputs: StackInputs) -> list[Layer]:
+    """The layers, each named after the file that actually holds it: Pulumi takes a key the
+    stack file sets (even `configplane:defaults`) from the stack file, else from Pulumi.yaml."""
+    def file_of(*keys: str) -> str:
+        in_stack = any(k in inputs.values for k in keys)
+        return inputs.stack_file if in_stack or not inputs.values else inputs.project_file
+
     return [
-        Layer("project", inputs.project_file, inputs.defaults),
-        Layer("environment", inputs.stack_file, inputs.environment),
+        Layer("project", file_of(DEFAULTS_KEY) if DEFAULTS_KEY in inputs.values
+              else inputs.project_file, inputs.defaults),
+        Layer("environment", file_of(PLATFORM_KEY, SERVICES_KEY), inputs.environment),
     ]
 
 
