@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pydantic
 
+from configplane import checks
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
@@ -153,24 +155,39 @@ def layers_of(inputs: StackInputs) -> list[Layer]:
 
 def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackModel:
     """Validate and resolve a stack, or raise InvalidStack with every problem found."""
-    resolved = resolve(layers_of(inputs))
+    layers = layers_of(inputs)
+    resolved = resolve(layers)
     issues = [Issue(path, file, message) for path, file, message in inputs.read_problems]
+    issues += [Issue(*problem) for problem in checks.input_problems(inputs)]
 
     def where(path: Iterable[Any]) -> str:
         origin = resolved.origin_of([str(p) for p in path])
         return origin.file if origin else inputs.stack_file
 
-    for error in schema_errors(_validator(schemas_dir / "stack.schema.json"), resolved.value):
+    try:
+        stack_validator = _validator(schemas_dir / "stack.schema.json")
+    except SchemaFileError as exc:
+        raise InvalidStack(inputs.stack, [*issues, Issue("(schema)", exc.file, exc.message)]) \
+            from None
+    for error in schema_errors(stack_validator, resolved.value):
         path = error_path(error)
         issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error)))
     if issues:
         raise InvalidStack(inputs.stack, issues)
 
-    document = StackDocument.model_validate(resolved.value)
+    try:
+        document = StackDocument.model_validate(resolved.value)
+    except pydantic.ValidationError as exc:  # what the JSON Schema let through; never a value
+        raise InvalidStack(inputs.stack, [
+            Issue(dotted(e["loc"]) or "(root)", where([str(p) for p in e["loc"]]),
+                  f"{e['msg']}. Fix: correct the value.")
+            for e in exc.errors(include_input=False, include_url=False)]) from None
     checker = _ServiceChecker(inputs, document, schemas_dir, where)
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
     issues.extend(checker.issues)
     issues.extend(_check_declared_secrets(inputs))
+    issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document, services,
+                                                           where)]
     if issues:
         raise InvalidStack(inputs.stack, issues)
     return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
@@ -219,11 +236,77 @@ def error_path(error: jsonschema.ValidationError) -> list[str]:
     return path
 
 
+class SchemaFileError(Exception):
+    """A schema file that cannot be used: missing, not JSON, not a valid JSON Schema."""
+
+    def __init__(self, file: str, message: str):
+        super().__init__(f"{file}: {message}")
+        self.file = file
+        self.message = message
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    # ECMA-262 semantics (JSON Schema's): `$` is the end of the string, where Python's `$`
+    # also matches before a trailing newline (so "api\n" would pass `^[a-z]+$`).
+    if not validator.is_type(instance, "string"):
+        return
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    if not re.search(pattern, instance):
+        yield jsonschema.ValidationError(f"does not match {pattern!r}")
+
+
 @cache
 def _validator(path: Path) -> jsonschema.protocols.Validator:
-    schema = json.loads(path.read_text())
+    name = _display(path)
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaFileError(name, "schema file not found. Fix: restore it.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaFileError(name, f"cannot read the schema ({type(exc).__name__}). Fix: "
+                              "save it as UTF-8 JSON.") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaFileError(name, f"not valid JSON ({exc.msg} at line {exc.lineno}, column "
+                              f"{exc.colno}). Fix: correct the JSON.") from None
+    if not isinstance(schema, dict | bool):
+        raise SchemaFileError(name, "a JSON Schema is an object. Fix: correct the file.")
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    try:
+        cls.check_schema(schema)  # the metaschema: `{"type": "objectz"}`, broken regexes
+    except jsonschema.SchemaError as exc:
+        where = dotted([str(p) for p in exc.absolute_path]) or "(root)"
+        raise SchemaFileError(name, f"not a valid JSON Schema at `{where}` ({exc.validator} "
+                              "of the metaschema fails). Fix: correct the schema.") from None
+    for pattern in _patterns(schema):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SchemaFileError(name, f"pattern {pattern!r} is not a valid regular expression "
+                                  f"({exc.msg}). Fix: correct the pattern.") from None
+    ecma = jsonschema.validators.extend(cls, {"pattern": _pattern})
+    return ecma(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _patterns(schema: Any) -> Iterable[str]:
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            elif key == "patternProperties" and isinstance(value, dict):
+                yield from (k for k in value if isinstance(k, str))
+                for sub in value.values():
+                    yield from _patterns(sub)
+            else:
+                yield from _patterns(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from _patterns(item)
+
+
+def _display(path: Path) -> str:
+    parts = path.parts
+    return "/".join(parts[parts.index("schemas"):]) if "schemas" in parts else str(path)
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -291,8 +374,12 @@ class _ServiceChecker:
         flags = None
         if svc.flags:
             document = flags_document(svc.flags)
-            flags_validator = _validator(self.schemas_dir / "flags.schema.json")
-            for error in schema_errors(flags_validator, document):
+            try:
+                flags_validator = _validator(self.schemas_dir / "flags.schema.json")
+            except SchemaFileError as exc:
+                self.fail([*base, "flags"], exc.message, file=exc.file)
+                flags_validator = None
+            for error in (schema_errors(flags_validator, document) if flags_validator else ()):
                 rel = error_path(error)[1:]  # drop the leading "flags"
                 self.fail([*base, "flags", *rel], f"flagd: {_schema_message(error)}")
             for flag, spec in svc.flags.items():
@@ -314,7 +401,7 @@ class _ServiceChecker:
                 )
 
         for cm in (config, flags, *tenants.values()):
-            if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.match(cm.name)):
+            if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.fullmatch(cm.name)):
                 self.fail(base, f"ConfigMap name {cm.name} is not an RFC 1123 subdomain "
                           "(<=253 chars). Fix: shorten the service or tenant name.")
 
@@ -337,7 +424,7 @@ class _ServiceChecker:
         )
 
     def _check_label(self, path: list[str], value: str, what: str) -> None:
-        if len(value) > 63 or not DNS_LABEL.match(value):
+        if len(value) > 63 or not DNS_LABEL.fullmatch(value):
             self.fail(
                 path,
                 f"{what} `{value}` is not an RFC 1123 label (lowercase letters, digits and '-', "
@@ -346,14 +433,18 @@ class _ServiceChecker:
 
     def _app_validator(self, path: list[str], schema_name: str) -> Any:
         schema_path = self.schemas_dir / "services" / f"{schema_name}.schema.json"
-        if not DNS_LABEL.match(schema_name) or not schema_path.is_file():
+        if not DNS_LABEL.fullmatch(schema_name) or not schema_path.is_file():
             available = sorted(p.name.removesuffix(".schema.json")
                                for p in (self.schemas_dir / "services").glob("*.schema.json"))
             self.fail([*path, "app_schema"], f"unknown app schema `{schema_name}`. "
                       f"Fix: use one of {', '.join(available)} or add schemas/services/"
                       f"{schema_name}.schema.json.")
             return None
-        return _validator(schema_path)
+        try:
+            return _validator(schema_path)
+        except SchemaFileError as exc:
+            self.fail([*path, "app_schema"], exc.message, file=exc.file)
+            return None
 
     def _check_config(self, path: list[str], values: Mapping[str, Any],
                       app: Any, rendered: RenderedConfigMap) -> None:
@@ -362,7 +453,7 @@ class _ServiceChecker:
                 self.fail([*path, *error_path(error)], f"app schema {app.schema.get('title', '')}: "
                           f"{_schema_message(error)}")
         for key in values:
-            if not DATA_KEY.match(key):
+            if not DATA_KEY.fullmatch(key):
                 self.fail([*path, key], "ConfigMap keys may contain only letters, digits, '-', "
                           "'_' and '.'. Fix: rename the key.")
         size = sum(len(k.encode()) + len(v.encode()) for k, v in rendered.data.items())
@@ -371,7 +462,7 @@ class _ServiceChecker:
                       f"allows {MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
 
     def _check_secret(self, path: list[str], service: str, key: str, secret: SecretSpec) -> None:
-        if not DATA_KEY.match(key):
+        if not DATA_KEY.fullmatch(key):
             self.fail(path, "secret names become Kubernetes Secret keys: letters, digits, '-', "
                       "'_' and '.' only. Fix: rename it.")
         need = {"secure": "config_key", "reference": "ref"}.get(secret.source)
@@ -387,7 +478,7 @@ class _ServiceChecker:
             pattern, example = ((VAULT_REF, "api/stripe#api_key") if secret.store == "vault" else
                                 (SECRETS_MANAGER_ARN, "arn:aws:secretsmanager:<region>:<account>:"
                                  "secret:<name>"))
-            if not pattern.match(secret.ref):
+            if not pattern.fullmatch(secret.ref):
                 self.fail([*path, "ref"], f"not a {secret.store} reference. Fix: use the form "
                           f"`{example}`.")
             elif secret.store == "vault" and not secret.ref.startswith(f"{service}/"):

@@ -53,6 +53,8 @@ class StackInputs:
     project_values: Mapping[str, Any] = field(default_factory=dict)  # Pulumi.yaml `config` values
     # problems found while reading (duplicate YAML keys): (path, file, message)
     read_problems: tuple[tuple[str, str, str], ...] = ()
+    # what the stack file holds under each `secure:` (checked to be a ciphertext; never shown)
+    secure_raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 def stack_file_name(stack: str) -> str:
@@ -118,8 +120,8 @@ def read_project_file(project_dir: Path) -> ProjectFile:
         full = _full_key(key, name)
         if isinstance(spec, dict) and _DECLARATION_FIELDS & spec.keys():
             declarations[full] = Declaration(spec.get("type"), bool(spec.get("secret", False)))
-            if "value" in spec:
-                values[full] = spec["value"]
+            if "value" in spec or "default" in spec:  # Pulumi uses a `default` as the value
+                values[full] = spec["value"] if "value" in spec else spec["default"]
         else:
             values[full] = spec
     return ProjectFile(name, declarations, values, tuple(duplicates))
@@ -135,10 +137,12 @@ def read_stack_files(project_dir: Path, stack: str) -> StackInputs:
     stack_doc, stack_dups = _load_yaml(project_dir / stack_name)
 
     values: dict[str, StackValue] = {}
+    secure_raw: dict[str, Any] = {}
     for key, value in (stack_doc.get("config") or {}).items():
         full = _full_key(key, project.name)
         if isinstance(value, dict) and set(value) == {"secure"}:
             values[full] = StackValue(secure=True)
+            secure_raw[full] = value["secure"]
         else:
             values[full] = StackValue(secure=False, value=value)
 
@@ -162,6 +166,7 @@ def read_stack_files(project_dir: Path, stack: str) -> StackInputs:
         project=project.name,
         project_values=project.values,
         read_problems=tuple(problems),
+        secure_raw=secure_raw,
     )
 
 
