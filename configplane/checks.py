@@ -44,8 +44,11 @@ def normalised_key(key: str) -> str:
 # --- inputs: the files as written ------------------------------------------------------
 
 
-def input_problems(inputs: StackInputs) -> list[Problem]:
+def input_problems(inputs: StackInputs, layers: Iterable[Any] = ()) -> list[Problem]:
+    """Checks over the files as written (they need no valid document): run first, always."""
     problems: list[Problem] = []
+    for layer in layers:
+        problems += _plaintext_in_layer(layer.file, layer.document)
     problems += _secure_values(inputs)
     problems += _secret_declarations(inputs)
     problems += _plain_config(inputs)
@@ -168,8 +171,6 @@ def document_problems(inputs: StackInputs, layers: Iterable[Any], document: Any,
                       where: Callable[[list[str]], str]) -> list[Problem]:
     """Checks over the validated document and the rendered service plans."""
     problems: list[Problem] = []
-    for layer in layers:
-        problems += _plaintext_in_layer(layer.file, layer.document)
     problems += _collisions(document, services, where)
     problems += _rotation(document, services, where)
     problems += _sizes(services, where)

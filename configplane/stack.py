@@ -158,7 +158,8 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     layers = layers_of(inputs)
     resolved = resolve(layers)
     issues = [Issue(path, file, message) for path, file, message in inputs.read_problems]
-    issues += [Issue(*problem) for problem in checks.input_problems(inputs)]
+    issues += [Issue(*problem) for problem in checks.input_problems(inputs, layers)]
+    issues += _check_declared_secrets(inputs)
 
     def where(path: Iterable[Any]) -> str:
         origin = resolved.origin_of([str(p) for p in path])
@@ -185,7 +186,6 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     checker = _ServiceChecker(inputs, document, schemas_dir, where)
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
     issues.extend(checker.issues)
-    issues.extend(_check_declared_secrets(inputs))
     issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document, services,
                                                            where)]
     if issues:
