@@ -300,7 +300,9 @@ def _sizes(services: Mapping[str, Any], where: Callable[[list[str]], str]) -> li
                 continue
             size = sum(len(k.encode()) + len(v.encode()) for k, v in cm.data.items())
             if size > MAX_CONFIGMAP_BYTES:
-                path = ["services", name, cm_path]
+                flags = plan.spec.flags
+                biggest = max(flags, key=lambda f: len(repr(flags[f])))  # the file that grew it
+                path = ["services", name, cm_path, biggest]
                 problems.append((dotted(path), where(path),
                                  f"ConfigMap {cm.base_name} would be {size} bytes; Kubernetes "
                                  f"allows {MAX_CONFIGMAP_BYTES}. Fix: remove or shorten flags."))

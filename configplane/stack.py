@@ -41,8 +41,21 @@ class Issue:
     file: str
     message: str
 
+    def __post_init__(self) -> None:
+        # One line each, whatever the input holds: control characters (a name's trailing
+        # newline) are shown escaped.
+        for attr in ("path", "file", "message"):
+            object.__setattr__(self, attr, printable(getattr(self, attr)))
+
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "file": self.file, "message": self.message}
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
 
 
 class InvalidStack(Exception):
@@ -142,14 +155,18 @@ class StackModel:
 def layers_of(inputs: StackInputs) -> list[Layer]:
     """The layers, each named after the file that actually holds it: Pulumi takes a key the
     stack file sets (even `configplane:defaults`) from the stack file, else from Pulumi.yaml."""
+    if not inputs.project_values:  # the program's view: the engine merged both files
+        return [Layer("project", inputs.project_file, inputs.defaults),
+                Layer("environment", inputs.stack_file, inputs.environment)]
+
     def file_of(*keys: str) -> str:
         in_stack = any(k in inputs.values for k in keys)
-        return inputs.stack_file if in_stack or not inputs.values else inputs.project_file
+        return inputs.stack_file if in_stack else inputs.project_file
 
     return [
-        Layer("project", file_of(DEFAULTS_KEY) if DEFAULTS_KEY in inputs.values
-              else inputs.project_file, inputs.defaults),
-        Layer("environment", file_of(PLATFORM_KEY, SERVICES_KEY), inputs.environment),
+        Layer("project", file_of(DEFAULTS_KEY), inputs.defaults),
+        Layer("environment", file_of(PLATFORM_KEY, SERVICES_KEY) if inputs.environment
+              else inputs.stack_file, inputs.environment),
     ]
 
 

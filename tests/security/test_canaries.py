@@ -229,8 +229,8 @@ class CanaryMocks(PlanMocks):
 def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value(tmp_path):
     secure = {"configplane:apiDbPassword": f"db-{CORES[18]}",
               "configplane:paymentsApiKey": f"pay-{CORES[19]}"}
-    from configplane.stackfiles import read_stack_files
     from configplane.stack import load_stack
+    from configplane.stackfiles import read_stack_files
     model = load_stack(read_stack_files(REPO, "dev"))
     plan = run_plan(REPO, "dev", secure_values=secure, mocks=CanaryMocks(model), policy=True)
     # the values did reach the resources (as secrets), so the search below can fail
