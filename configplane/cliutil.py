@@ -229,6 +229,10 @@ def boundary() -> Iterator[None]:
     except _input_errors() as exc:
         _say(f"error: {exc}")
         code = 1
+    except UnicodeDecodeError as exc:
+        _say(f"error: an input file is not UTF-8 text (byte offset {exc.start}). Fix: save the "
+             "files as UTF-8.")
+        code = 1
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         _say(f"error: cannot access{where}: {exc.strerror or type(exc).__name__}. Fix: check "

@@ -25,7 +25,13 @@ from configplane.cliutil import (
     redactor,
     write_text,
 )
-from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, issues_of, report
+from configplane.commands.validate import (
+    PROJECT_DIR_OPTION,
+    STACK_OPTION,
+    issues_of,
+    report,
+    undecodable,
+)
 from configplane.plan import Plan, redact, run_plan
 from configplane.stack import InvalidStack
 from configplane.stackfiles import StackFileError
@@ -60,6 +66,9 @@ def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
                             policy_config_file=policy_pack_config, progress=progress)
     except (StackFileError, InvalidStack) as exc:  # run_plan validates before anything runs
         report(stack, issues_of(exc, stack), fmt)
+        raise SystemExit(1) from None
+    except UnicodeDecodeError as exc:
+        report(stack, [undecodable(project_dir, stack, exc)], fmt)
         raise SystemExit(1) from None
     except PolicyPackError as exc:
         raise UserError(str(exc)) from None

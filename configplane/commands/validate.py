@@ -9,7 +9,7 @@ from rich.table import Table
 
 from configplane.cliutil import FORMAT_OPTION, emit, plain_console, protect_stack
 from configplane.stack import InvalidStack, Issue, StackModel, load_stack
-from configplane.stackfiles import StackFileError, read_stack_files, stack_file_name
+from configplane.stackfiles import PROJECT_FILE, StackFileError, read_stack_files, stack_file_name
 
 STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
 PROJECT_DIR_OPTION = click.option(
@@ -27,6 +27,25 @@ def load_or_issues(project_dir: Path, stack: str) -> tuple[StackModel | None, li
         return load_stack(read_stack_files(project_dir, stack), project_dir / "schemas"), []
     except (StackFileError, InvalidStack) as exc:
         return None, issues_of(exc, stack)
+    except UnicodeDecodeError as exc:
+        return None, [undecodable(project_dir, stack, exc)]
+
+
+def undecodable(project_dir: Path, stack: str, exc: UnicodeDecodeError) -> Issue:
+    """The file that is not UTF-8 (the loader only says that one is not)."""
+    for name in (PROJECT_FILE, stack_file_name(stack)):
+        try:
+            (project_dir / name).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as found:
+            exc = found
+            break
+        except OSError:
+            continue
+    else:
+        name = stack_file_name(stack)
+    byte = exc.object[exc.start:exc.start + 1].hex()
+    return Issue("", name, f"not UTF-8 text (byte 0x{byte} at offset {exc.start}). Fix: save "
+                 "the file as UTF-8.")
 
 
 def issues_of(exc: StackFileError | InvalidStack, stack: str) -> list[Issue]:
