@@ -157,8 +157,8 @@ class Redactor:
         the detector flags (judged with the key that holds them) become [secret]."""
         if is_secret_wrapper(value):
             return REDACTED
-        if isinstance(value, Mapping):
-            return {k: self.tree(v, str(k)) for k, v in value.items()}
+        if isinstance(value, Mapping):  # keys as text: YAML 1.1 may have made `no` a bool
+            return {self.text(str(k)): self.tree(v, str(k)) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.tree(v, key) for v in value]
         return self.value(key, value)
@@ -170,7 +170,7 @@ class Redactor:
         if isinstance(value, Mapping):
             if rel and rel[0] not in SPEC_METADATA:  # a scalar field given as a mapping
                 return HIDDEN
-            return {k: self.spec(v, (*rel, str(k))) for k, v in value.items()}
+            return {str(k): self.spec(v, (*rel, str(k))) for k, v in value.items()}
         if not rel:  # a spec pasted as a string or a number: that is the value itself
             return REDACTED if value is not None else None
         if isinstance(value, list):

@@ -91,11 +91,24 @@ def _load_yaml(path: Path) -> tuple[dict[str, Any], list[tuple[str, int]]]:
         document = loader.get_single_data() or {}
     except yaml.YAMLError as exc:
         raise StackFileError(f"{path.name}: not valid YAML: {exc}") from None
+    except (TypeError, ValueError, RecursionError) as exc:  # e.g. a complex key `? [a, b]`
+        raise StackFileError(f"{path.name}: YAML that is not configuration "
+                             f"({type(exc).__name__}: a list or mapping used as a key, or "
+                             "nesting too deep). Fix: use plain string keys") from None
     finally:
         loader.dispose()
     if not isinstance(document, dict):
         raise StackFileError(f"{path.name}: expected a mapping at the top level")
     return document, loader.duplicates
+
+
+def _config_of(document: Mapping[str, Any], file: str) -> Mapping[str, Any]:
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise StackFileError(f"{file}: `config` must be a mapping of keys to values, not "
+                             f"{type(config).__name__}. Fix: write `config:` with indented "
+                             "`key: value` lines")
+    return config
 
 
 def _full_key(key: str, project: str) -> str:
@@ -116,7 +129,7 @@ def read_project_file(project_dir: Path) -> ProjectFile:
     name = str(document.get("name", NAMESPACE))
     declarations: dict[str, Declaration] = {}
     values: dict[str, Any] = {}
-    for key, spec in (document.get("config") or {}).items():
+    for key, spec in _config_of(document, PROJECT_FILE).items():
         full = _full_key(key, name)
         if isinstance(spec, dict) and _DECLARATION_FIELDS & spec.keys():
             declarations[full] = Declaration(spec.get("type"), bool(spec.get("secret", False)))
@@ -138,7 +151,7 @@ def read_stack_files(project_dir: Path, stack: str) -> StackInputs:
 
     values: dict[str, StackValue] = {}
     secure_raw: dict[str, Any] = {}
-    for key, value in (stack_doc.get("config") or {}).items():
+    for key, value in _config_of(stack_doc, stack_name).items():
         full = _full_key(key, project.name)
         if isinstance(value, dict) and set(value) == {"secure"}:
             values[full] = StackValue(secure=True)

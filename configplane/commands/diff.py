@@ -62,7 +62,8 @@ def _load(project_dir: Path, stack: str) -> StackModel:
         return model
     if len(issues) == 1 and not issues[0].path:  # the file itself: missing or not YAML
         raise UserError(f"{issues[0].file}: {issues[0].message}")
-    raise UserError(f"stack {stack} is not valid ({len(issues)} errors); diff compares valid "
+    files = ", ".join(sorted({i.file for i in issues}))
+    raise UserError(f"stack {stack} is not valid ({len(issues)} errors in {files}); diff compares valid "
                     f"stacks. Fix: run `configplane validate --stack {stack}` and fix them.")
 
 
