@@ -66,7 +66,7 @@ PROVIDER_CREDENTIALS = frozenset({
     "gcp:credentials", "gcp:accessToken", "postgresql:password", "random:seed",
 })
 
-_LINE = re.compile(r"^\s*(?:-\s+)?([^\s:#][^:#]*?)\s*:\s+(.+?)\s*$")
+_LINE = re.compile(r"^\s*(?:-\s+)?([^\s#][^#]*?)\s*:\s+(.+?)\s*$")
 
 
 def is_secret_wrapper(value: Any) -> bool:
