@@ -95,6 +95,8 @@ def mutated_stacks(draw):
     doc = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(1, 3))):
         paths = [p for p in _paths(doc) if p]
+        if not paths:
+            break
         path = draw(st.sampled_from(paths))
         parent, last = _parent(doc, path), path[-1]
         op = draw(st.sampled_from(["replace", "delete", "rename", "duplicate", "nest", "grow"]))
