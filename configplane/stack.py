@@ -197,9 +197,8 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
         document = StackDocument.model_validate(resolved.value)
     except pydantic.ValidationError as exc:  # what the JSON Schema let through; never a value
         raise InvalidStack(inputs.stack, [
-            Issue(dotted(e["loc"]) or "(root)", where([str(p) for p in e["loc"]]),
-                  f"{e['msg']}. Fix: correct the value.")
-            for e in exc.errors(include_input=False, include_url=False)]) from None
+            _pydantic_issue(e, where) for e in exc.errors(include_input=False, include_url=False)
+        ]) from None
     checker = _ServiceChecker(inputs, document, schemas_dir, where)
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
     issues.extend(checker.issues)
@@ -208,6 +207,16 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     if issues:
         raise InvalidStack(inputs.stack, issues)
     return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
+
+
+def _pydantic_issue(error: Any, where: Any) -> Issue:
+    loc = [str(p) for p in error["loc"]]
+    if "[key]" in loc:  # a mapping key that is not a string
+        parent = loc[:loc.index("[key]") - 1]
+        return Issue(dotted(parent) or "(root)", where(parent),
+                     "a key here is not a string: YAML 1.1 reads `no`, `yes`, `on`, `off`, "
+                     "`true`, `false` and numbers as booleans and numbers. Fix: quote the key.")
+    return Issue(dotted(loc) or "(root)", where(loc), f"{error['msg']}. Fix: correct the value.")
 
 
 def validate_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> list[Issue]:

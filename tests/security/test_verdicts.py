@@ -96,6 +96,9 @@ CASES = {
         ("Pulumi.dev.yaml", "platform.rotation.security_group_ids"), True),
     "stack-says-another-environment": (lambda d: _platform(d).update({"environment": "prod"}),
                                        None, ("Pulumi.dev.yaml", "platform.environment"), True),
+    "yaml-1.1-boolean-key": (lambda d: _services(d)["worker"]["tenants"].update(
+        {False: {"config": {"RATE_LIMIT_RPS": 3}}}), None,
+        ("Pulumi.dev.yaml", "services.worker.tenants"), False),
     "secret-name-is-a-config-key": (lambda d: _services(d)["worker"].setdefault(
         "secrets", {}).update({"CONCURRENCY": {"source": "generated", "store": "vault"}}), None,
         ("Pulumi.dev.yaml", "services.worker.secrets.CONCURRENCY"), True),
