@@ -35,6 +35,7 @@ SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN_DISPLAY = "(known after apply)"
 PACK_DIR = "policies"
 SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
+UNIQUE_URN_CHECK = "configplane-unique-urns"  # the engine refuses a URN registered twice
 
 
 def secret_placeholder(key: str) -> str:
@@ -230,6 +231,7 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
         plan = _run_program(project_dir, project, stack, model, config, secret_keys, mocks,
                             progress=progress)
         plan.violations = unmarked_secret_violations(plan, [config[k] for k in secret_keys])
+        plan.violations += duplicate_urn_violations(plan)
         if session is not None:
             report = session.run(analyzed_resources(plan))
             plan.violations += [
@@ -309,6 +311,22 @@ def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[di
                                "Fix: wrap it with pulumi.Output.secret() where the component "
                                "builds it.",
                 })
+    return violations
+
+
+def duplicate_urn_violations(plan: Plan) -> list[dict[str, str]]:
+    """A URN registered twice: `pulumi preview` fails with "Duplicate resource URN"; the mocks
+    would not. `validate` reports the known causes by name; this catches any other."""
+    seen: set[str] = set()
+    violations = []
+    for resource in plan.resources:
+        if resource.urn in seen:
+            violations.append({
+                "policy": UNIQUE_URN_CHECK, "urn": resource.urn, "level": "mandatory",
+                "message": f"{resource.name} is declared twice (same URN): `pulumi preview` "
+                           "would fail. Fix: rename the service, tenant or secret whose name "
+                           "collides once normalised (lowercase, '_' becomes '-')."})
+        seen.add(resource.urn)
     return violations
 
 

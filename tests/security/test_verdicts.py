@@ -163,3 +163,16 @@ def test_the_sample_stacks_pass_every_check():
     for stack in ("dev", "staging", "prod"):
         run = cli("validate", "--stack", stack, "--format", "json")
         assert run.code == 0 and json.loads(run.stdout)["errors"] == [], run.text
+
+
+def test_plan_fails_on_a_urn_registered_twice(monkeypatch, tmp_path):
+    # With validate's collision check switched off, the plan's own URN check still fails it.
+    from configplane.plan import run_plan
+
+    monkeypatch.setattr("configplane.checks._collisions", lambda *a: [])
+    project = copy_project(tmp_path / "project")
+    edit_yaml(project / "Pulumi.dev.yaml", CASES["secret-names-collide-once-normalised"][0])
+    plan = run_plan(project, "dev")
+    dupes = [v for v in plan.violations if v["policy"] == "configplane-unique-urns"]
+    assert dupes and all(v["level"] == "mandatory" for v in dupes)
+    assert {v["urn"].rsplit("::", 1)[-1] for v in dupes} >= {"api-secret-values-session-signing-key"}
