@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from configplane.checks import looks_like_ciphertext
 from configplane.layering import Resolved, Setting, dotted, leaves, resolve
 from configplane.model import Service
 from configplane.redaction import REDACTED, Redactor
@@ -348,6 +349,11 @@ def _secret_value(inputs: StackInputs, spec: Mapping[str, Any]) -> dict[str, str
         if found is None:
             state = (f"missing: no value in {inputs.stack_file}. Fix: run `pulumi config set "
                      f"--secret {key} --stack {inputs.stack}`.")
+        elif found.secure and key in inputs.secure_raw and not looks_like_ciphertext(
+                inputs.secure_raw[key]):
+            state = (f"NOT ENCRYPTED: under `secure:` in {inputs.stack_file} but not a ciphertext. "
+                     f"Fix: run `pulumi config set --secret {key} --stack {inputs.stack}` and "
+                     "rotate the exposed value.")
         elif found.secure:
             state = f"set, encrypted in {inputs.stack_file}"
         else:

@@ -128,3 +128,17 @@ def test_explain_names_the_stack_file_for_defaults_it_sets(tmp_path):
     data = json.loads(cli("explain", "--stack", "dev", "web", "PORT", "--project-dir",
                           str(project), "--format", "json").stdout)
     assert data["entries"][0]["set_by"]["file"] == "Pulumi.dev.yaml"
+
+
+def test_explain_does_not_call_plaintext_under_secure_encrypted(tmp_path):
+    project = copy_project(tmp_path / "project")
+    edit_yaml(project / "Pulumi.dev.yaml", lambda d: d["config"].update(
+        {"configplane:apiDbPassword": {"secure": "hunter2-plain"}}))
+    data = json.loads(cli("explain", "--stack", "dev", "api", "DATABASE_PASSWORD",
+                          "--project-dir", str(project), "--format", "json").stdout)
+    assert data["secret_value"]["state"].startswith("NOT ENCRYPTED: under `secure:` in "
+                                                    "Pulumi.dev.yaml but not a ciphertext.")
+    assert "hunter2-plain" not in json.dumps(data)
+    sample = json.loads(cli("explain", "--stack", "dev", "api", "DATABASE_PASSWORD",
+                            "--format", "json").stdout)
+    assert sample["secret_value"]["state"] == "set, encrypted in Pulumi.dev.yaml"
