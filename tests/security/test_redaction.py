@@ -142,3 +142,17 @@ def test_explain_does_not_call_plaintext_under_secure_encrypted(tmp_path):
     sample = json.loads(cli("explain", "--stack", "dev", "api", "DATABASE_PASSWORD",
                             "--format", "json").stdout)
     assert sample["secret_value"]["state"] == "set, encrypted in Pulumi.dev.yaml"
+
+
+def test_the_program_can_load_the_detector_validate_uses():
+    """load_stack runs the pack's detector inside the Pulumi program too: the program's
+    requirements pin what the pack pins."""
+    from tests.security.conftest import REPO
+
+    def pins(path):
+        return {line.split("==")[0]: line.split("==")[1] for line in
+                (REPO / path).read_text().splitlines() if "==" in line and not line.startswith("#")}
+
+    program, pack = pins("requirements.txt"), pins("policies/requirements.txt")
+    for name in ("detect-secrets", "google-re2"):
+        assert program[name] == pack[name]
