@@ -170,6 +170,44 @@ def test_hostile_documents(fuzz_project, text):
     _check(cli("explain", "--stack", "dev", "api", "config", "--project-dir", p))
 
 
+SAMPLE_TEXT = yaml.safe_dump(poisoned_stack(), sort_keys=False).splitlines()
+
+
+@st.composite
+def text_mutations(draw):
+    """The poisoned sample as text, with lines duplicated (duplicate keys), dropped, indented
+    or broken: what a careless edit does."""
+    lines = list(SAMPLE_TEXT)
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        op = draw(st.sampled_from(["dup", "drop", "indent", "dedent", "tab", "colon", "bom"]))
+        if op == "dup":
+            lines.insert(i, lines[i])
+        elif op == "drop" and len(lines) > 1:
+            del lines[i]
+        elif op == "indent":
+            lines[i] = "  " + lines[i]
+        elif op == "dedent":
+            lines[i] = lines[i].lstrip()
+        elif op == "tab":
+            lines[i] = "\t" + lines[i]
+        elif op == "colon":
+            lines[i] = lines[i].replace(": ", ":: ", 1)
+        elif op == "bom":
+            lines[i] = "\ufeff" + lines[i]
+    return "\n".join(lines) + "\n"
+
+
+@FUZZ
+@given(text=text_mutations())
+def test_careless_edits_of_the_stack_file(fuzz_project, text):
+    (fuzz_project / "Pulumi.dev.yaml").write_text(text)
+    p = str(fuzz_project)
+    _check(cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"))
+    _check(cli("validate", "--stack", "dev", "--project-dir", p))
+    _check(cli("explain", "--stack", "dev", "api", "secrets", "--project-dir", p))
+
+
 @PLAN_FUZZ
 @given(doc=mutated_stacks())
 def test_mutated_stacks_through_plan(fuzz_project, doc, tmp_path_factory):
