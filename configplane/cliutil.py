@@ -66,10 +66,20 @@ def protect(*values: Any) -> None:
 def protect_stack(project_dir: Path, stack: str) -> None:
     """Every secret value of a stack's files, known before anything is printed. Files that do
     not parse are read line by line (a YAML error's message may quote a line)."""
-    from configplane.stackfiles import PROJECT_FILE, StackFileError, read_stack_files, stack_file_name
+    from configplane.stackfiles import (
+        PROJECT_FILE,
+        StackFileError,
+        read_project_file,
+        read_stack_files,
+        stack_file_name,
+    )
 
     files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack)]
-    _ACTIVE.add(*file_secrets(files))
+    try:  # keys declared secret: their values are secret even where the stack file is broken
+        declared = [k for k, d in read_project_file(project_dir).declarations.items() if d.secret]
+    except Exception:  # noqa: BLE001 - an unreadable project file is reported by the command
+        declared = []
+    _ACTIVE.add(*file_secrets(files, declared))
     try:
         inputs = read_stack_files(project_dir, stack)
     except (StackFileError, OSError, ValueError, RecursionError, MemoryError):

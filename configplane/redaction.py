@@ -291,11 +291,12 @@ def url_userinfo(value: Any) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
-def file_secrets(paths: Iterable[Path]) -> set[str]:
+def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = ()) -> set[str]:
     """Secret values found line by line in files, for when they cannot be parsed (a YAML
     syntax error's message may quote the line): every `key: value` the detector flags, every
     value of a `secure:` or credential key."""
     found: set[str] = set()
+    declared = set(secret_keys) | {k.split(":", 1)[-1] for k in secret_keys}
     for path in paths:
         try:
             text = Path(path).read_bytes()[: 8 * 1024 * 1024].decode("utf-8", errors="replace")
@@ -315,8 +316,8 @@ def file_secrets(paths: Iterable[Path]) -> set[str]:
             if not bare or bare.startswith(("#", "&", "*", "|", ">")):
                 previous_key = key
                 continue
-            if (key == "secure" or key in PROVIDER_CREDENTIALS or previous_key in
-                    PROVIDER_CREDENTIALS or detect(key.rsplit(":", 1)[-1], bare)
+            secret_slot = {key, previous_key} & (PROVIDER_CREDENTIALS | declared)
+            if (key == "secure" or secret_slot or detect(key.rsplit(":", 1)[-1], bare)
                     or url_userinfo(bare)):
                 found.add(bare)
                 if url_userinfo(bare):

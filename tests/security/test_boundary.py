@@ -177,3 +177,20 @@ def test_python_m_configplane_runs_through_the_boundary(tmp_path):
     assert proc.returncode == 1
     assert b"Traceback" not in proc.stderr + proc.stdout
     assert b"schemas/services/worker.schema.json" in proc.stdout
+
+
+def test_a_declared_secret_quoted_by_a_yaml_error_is_redacted(project):
+    from configplane.redaction import detect
+
+    from tests.security.conftest import edit_yaml
+
+    weak = "bluebird"
+    edit_yaml(project / "Pulumi.yaml", lambda d: d["config"].update(
+        {"configplane:launchCode": {"type": "string", "secret": True}}))
+    assert detect("launchCode", weak) == ()  # only the declaration makes it secret
+    (project / "Pulumi.dev.yaml").write_text(
+        f"config:\n  configplane:launchCode: {weak}\n  configplane:x: {weak}: y\n")
+    for fmt in ("json", "table"):
+        run = cli("validate", "--stack", "dev", "--project-dir", str(project), "--format", fmt)
+        assert run.code == 1
+        assert_clean(run, [weak])
