@@ -179,9 +179,11 @@ def test_python_m_configplane_runs_through_the_boundary(tmp_path):
     assert b"schemas/services/worker.schema.json" in proc.stdout
 
 
-def test_a_declared_secret_quoted_by_a_yaml_error_is_redacted(project):
+def test_a_broken_stack_files_declared_secrets_are_known_before_anything_prints(project):
+    # libyaml's messages name a line and column; PyYAML's own parser quotes the line: either
+    # way the value is known to the redactor before the error is printed.
+    from configplane.cliutil import protect_stack, redactor
     from configplane.redaction import detect
-
     from tests.security.conftest import edit_yaml
 
     weak = "bluebird"
@@ -189,8 +191,12 @@ def test_a_declared_secret_quoted_by_a_yaml_error_is_redacted(project):
         {"configplane:launchCode": {"type": "string", "secret": True}}))
     assert detect("launchCode", weak) == ()  # only the declaration makes it secret
     (project / "Pulumi.dev.yaml").write_text(
-        f"config:\n  configplane:launchCode: {weak}\n  configplane:x: {weak}: y\n")
-    for fmt in ("json", "table"):
-        run = cli("validate", "--stack", "dev", "--project-dir", str(project), "--format", fmt)
-        assert run.code == 1
-        assert_clean(run, [weak])
+        f"config:\n  configplane:launchCode: {weak}\n  configplane:x: [y\n")
+    seen = {}
+    with pytest.raises(SystemExit):
+        with boundary():
+            protect_stack(project, "dev")
+            seen["knows"] = redactor().knows(weak)
+            seen["line"] = redactor().text(f"  configplane:launchCode: {weak}")
+            raise SystemExit(1)
+    assert seen == {"knows": True, "line": "  configplane:launchCode: [secret]"}
