@@ -49,7 +49,6 @@ ENI_ACTIONS = [  # what AWSLambdaVPCAccessExecutionRole grants for the function'
     "ec2:UnassignPrivateIpAddresses",
 ]
 _TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]*$")  # what an AWS tag value may hold
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 
 
 def rotation_tags(strategy: str, *, length: int | None = None,
@@ -70,7 +69,7 @@ def rotation_tags(strategy: str, *, length: int | None = None,
     if length is not None:
         tags[TAG_PREFIX + "length"] = str(length)
     if exclude_characters:
-        if not _TAG_VALUE.match(exclude_characters):
+        if not _TAG_VALUE.fullmatch(exclude_characters):
             raise ValueError(
                 "exclude_characters for one secret may only hold letters, digits, spaces and "
                 "_ . : / = + - @ (what a tag value allows); put other characters in the "
