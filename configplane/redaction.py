@@ -66,6 +66,9 @@ PROVIDER_CREDENTIALS = frozenset({
     "gcp:credentials", "gcp:accessToken", "postgresql:password", "random:seed",
 })
 
+# Text that is also a bare JSON token (a number, true/false/null): replacing it inside text
+# would break JSON output; such values are redacted where they stand (`tree`).
+_JSON_TOKEN = re.compile(r"-?[0-9][0-9.eE+-]*|true|false|null")
 _LINE = re.compile(r"^\s*(?:-\s+)?([^\s#][^#]*?)\s*:\s+(.+?)\s*$")
 
 
@@ -181,8 +184,8 @@ class Redactor:
         if self._dirty:
             forms: set[str] = set()
             for v in self._values:
-                if len(v) < MIN_SECRET_LEN:
-                    continue
+                if len(v) < MIN_SECRET_LEN or _JSON_TOKEN.fullmatch(v):
+                    continue  # redacted where they stand (tree), never inside other text
                 forms.add(v)
                 escaped = json.dumps(v, ensure_ascii=False)[1:-1]
                 forms.add(escaped)
@@ -311,12 +314,13 @@ def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = ()) -> set[
             key, value = m.group(1).strip("'\""), m.group(2)
             bare = value.strip("'\"")
             if key in NAME_SLOTS and key != "secure":
-                previous_key = key
-                continue
+                continue  # a leaf naming something; the enclosing key stays the same
             if not bare or bare.startswith(("#", "&", "*", "|", ">")):
                 previous_key = key
                 continue
-            secret_slot = {key, previous_key} & (PROVIDER_CREDENTIALS | declared)
+            secret_slot = (key in PROVIDER_CREDENTIALS or key in declared
+                           or previous_key in PROVIDER_CREDENTIALS
+                           or (previous_key in declared and key in ("value", "default")))
             if (key == "secure" or secret_slot or detect(key.rsplit(":", 1)[-1], bare)
                     or url_userinfo(bare)):
                 found.add(bare)
