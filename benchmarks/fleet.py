@@ -46,9 +46,10 @@ def _camel(name: str) -> str:
 
 
 def _ciphertext(key: str, stack: str) -> str:
-    # Looks like a passphrase-provider ciphertext; the offline plan never decrypts it.
+    # Has the passphrase provider's form (v1:<nonce>:<ciphertext>, which `validate` checks);
+    # the offline plan never decrypts it.
     digest = hashlib.sha256(f"{stack}/{key}".encode()).digest() * 2
-    return "AAABA" + base64.b64encode(digest).decode()[:60]
+    return f"v1:{base64.b64encode(digest[:12]).decode()}:{base64.b64encode(digest[12:60]).decode()}"
 
 
 def _flags(i: int) -> dict[str, Any]:

@@ -26,9 +26,9 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from configplane.rotation_rules import STRATEGIES, rotation_problems
+
 LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "rotation"
-STRATEGIES = ("random", "postgres-single-user", "postgres-alternating-users")
-DATABASE_STRATEGIES = ("postgres-single-user", "postgres-alternating-users")
 TAG_PREFIX = "configplane:rotation-"
 RUNTIME = "python3.13"
 HANDLER = "handler.lambda_handler"
@@ -49,7 +49,6 @@ ENI_ACTIONS = [  # what AWSLambdaVPCAccessExecutionRole grants for the function'
     "ec2:UnassignPrivateIpAddresses",
 ]
 _TAG_VALUE = re.compile(r"^[\w\s.:/=+\-@]*$")  # what an AWS tag value may hold
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 
 
 def rotation_tags(strategy: str, *, length: int | None = None,
@@ -70,7 +69,7 @@ def rotation_tags(strategy: str, *, length: int | None = None,
     if length is not None:
         tags[TAG_PREFIX + "length"] = str(length)
     if exclude_characters:
-        if not _TAG_VALUE.match(exclude_characters):
+        if not _TAG_VALUE.fullmatch(exclude_characters):
             raise ValueError(
                 "exclude_characters for one secret may only hold letters, digits, spaces and "
                 "_ . : / = + - @ (what a tag value allows); put other characters in the "
@@ -161,35 +160,16 @@ class SecretRotatorArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        problems = []
-        if not _NAME.match(self.environment) or len(self.environment) > 43:
-            problems.append("environment must be letters, digits and '-', at most 43 characters")
-        if not self.secrets:
-            problems.append("secrets is empty; build a SecretRotator only when a secret rotates")
-        if (self.schedule_days is None) == (self.schedule_expression is None):
-            problems.append("set exactly one of schedule_days and schedule_expression")
-        if self.schedule_days is not None and not 1 <= self.schedule_days <= 1000:
-            problems.append("schedule_days must be from 1 to 1000")
-        if self.schedule_expression is not None and not re.match(
-                r"^(rate|cron)\(.+\)$", self.schedule_expression):
-            problems.append("schedule_expression must be rate(...) or cron(...)")
-        names = [secret.name for secret in self.secrets]
-        for secret in self.secrets:
-            where = f"secrets[{secret.name!r}]"
-            if not _NAME.match(secret.name) or names.count(secret.name) > 1:
-                problems.append(f"{where}: name must be unique letters, digits and '-'")
-            if secret.strategy not in STRATEGIES:
-                problems.append(f"{where}: strategy must be one of {', '.join(STRATEGIES)}")
-            alternating = secret.strategy == "postgres-alternating-users"
-            if alternating and secret.master_secret_arn is None:
-                problems.append(f"{where}: postgres-alternating-users needs master_secret_arn")
-            if not alternating and (secret.master_secret_arn or secret.master_kms_key_arn):
-                problems.append(f"{where}: only postgres-alternating-users uses a master secret")
-        if bool(self.subnet_ids) != bool(self.security_group_ids):
-            problems.append("set both subnet_ids and security_group_ids, or neither")
-        if any(s.strategy in DATABASE_STRATEGIES for s in self.secrets) and not self.subnet_ids:
-            problems.append("database secrets need subnet_ids and security_group_ids so the "
-                            "function can reach the database")
+        # The same rules `configplane validate` applies (configplane.rotation_rules).
+        found = rotation_problems(
+            self.environment,
+            [(s.name, s.strategy, bool(s.master_secret_arn or s.master_kms_key_arn)
+              if s.strategy != "postgres-alternating-users" else s.master_secret_arn is not None)
+             for s in self.secrets],
+            self.schedule_days, self.schedule_expression, self.subnet_ids,
+            self.security_group_ids)
+        problems = [(f"secrets[{where[7:]!r}]: " if where.startswith("secret:") else "") + p
+                    for where, p in found]
         if problems:
             raise ValueError("SecretRotatorArgs: " + "; ".join(problems))
 

@@ -21,10 +21,10 @@ Property values are given as the engine holds them: secrets as the secret signat
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -43,6 +43,8 @@ import pulumi
 import yaml
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
+
+from configplane.redaction import REDACTED, Redactor
 
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -69,7 +71,7 @@ _GRPC_OPTIONS = [
 ]
 _PULUMI_ENV = ("PULUMI_CONFIG", "PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN",
                "PULUMI_ORGANIZATION")
-_REDACTED = "[secret]"
+_REDACTED = REDACTED
 _MIN_REDACT_LEN = 4  # shorter "secrets" would blank out ordinary words in messages
 _TAIL_LINES = 20
 
@@ -270,12 +272,13 @@ def _secret_strings(values: Iterable[Any]) -> set[str]:
 
 
 class _Redactor:
+    """The pack's messages and logs through the one redaction boundary (configplane.redaction)."""
+
     def __init__(self, secrets: Iterable[str]) -> None:
-        words = sorted({s for s in secrets if len(s) >= _MIN_REDACT_LEN}, key=len, reverse=True)
-        self._re = re.compile("|".join(map(re.escape, words))) if words else None
+        self._redactor = Redactor(s for s in secrets if len(s) >= _MIN_REDACT_LEN)
 
     def __call__(self, text: str) -> str:
-        return self._re.sub(_REDACTED, text) if self._re else text
+        return self._redactor.text(text)
 
 
 # --- policy config (pkg/resource/analyzer/config.go) ------------------------------------
@@ -509,6 +512,15 @@ class PolicyPackSession:
             )
         except OSError as e:
             self.close()
+            if e.errno == errno.E2BIG:
+                size = len(env.get("PULUMI_CONFIG", "")) // 1024
+                raise PolicyPackError(
+                    f"the stack's configuration ({size} KiB of PULUMI_CONFIG) is too large to "
+                    "hand to the policy pack: the Pulumi CLI passes it as one environment "
+                    "variable and Linux caps one at 128 KiB (MAX_ARG_STRLEN; pulumi#20402), so "
+                    "`pulumi preview` would fail the same way. Fix: keep the service catalog "
+                    "out of Pulumi config (services/<name>/service.yaml) and shrink the stack "
+                    "file's config.") from None
             raise PolicyPackError(f"policy pack {self.pack_dir}: cannot start {python}: "
                                   f"{e.strerror or e}") from None
         for target, stream in ((self._read_stdout, self._proc.stdout),

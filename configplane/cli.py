@@ -6,6 +6,8 @@ import importlib
 
 import click
 
+from configplane.cliutil import boundary
+
 # verb -> module under configplane.commands exposing `command` (imported lazily: fast --help)
 COMMANDS = {
     "validate": "validate",
@@ -31,6 +33,12 @@ class LazyGroup(click.Group):
             return None
         module = importlib.import_module(f"configplane.commands.{COMMANDS[name]}")
         return module.command
+
+    def invoke(self, ctx: click.Context) -> object:
+        # The one error and output boundary of every command (configplane.cliutil.boundary):
+        # outputs redacted, input errors as clean messages, no traceback, no value.
+        with boundary():
+            return super().invoke(ctx)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -41,6 +41,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from configplane.redaction import REDACTED
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_DRIFT = 7
@@ -50,7 +52,7 @@ DRIFT, CONFIG_CHANGED, SECRET_ROTATED = "drift", "config-changed", "secret-rotat
 CLASSIFICATIONS = (DRIFT, CONFIG_CHANGED, REPLACEMENT, DELETION, CREATION, SECRET_ROTATED)
 
 CODE, OUTSIDE = "code", "outside-pulumi"
-SECRET = "[secret]"
+SECRET = REDACTED  # how `pulumi preview --json` prints a secret, and how configplane does
 
 # Rotated secrets: the top-level properties that are version bookkeeping, not the value.
 ROTATION_PATHS: Mapping[str, frozenset[str]] = {

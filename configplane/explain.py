@@ -18,19 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from configplane.checks import looks_like_ciphertext
 from configplane.layering import Resolved, Setting, dotted, leaves, resolve
-from configplane.model import Database, Rotation, SecretSpec, Service
+from configplane.model import Service
+from configplane.redaction import REDACTED, Redactor
 from configplane.stack import InvalidStack, ServicePlan, StackModel, layers_of, load_stack
 from configplane.stackfiles import NAMESPACE, StackInputs
 
-SECRET = "[secret]"
-HIDDEN = "[not shown: unknown field]"
+SECRET = REDACTED
 DEFAULT_LAYER = "default"
 DEFAULT_FILE = "configplane/model.py"
 SERVICE_FIELDS = tuple(Service.model_fields)
-# Fields of a secret's spec that describe it; anything else under `secrets.` is never shown.
-SPEC_FIELDS = {"": set(SecretSpec.model_fields), "database": set(Database.model_fields),
-               "rotation": set(Rotation.model_fields)}
+# A secret's spec is shown by its metadata only (configplane.redaction.SPEC_METADATA).
+_SPECS = Redactor()
 
 
 class ExplainError(Exception):
@@ -124,7 +124,7 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
         raise ExplainError(f"--tenant applies to config keys (tenants override config only), "
                            f"not `{path}`. Fix: ask for config.<KEY>, or drop --tenant.")
 
-    secret = parts[0] == "secrets" and len(parts) >= 2
+    secret = parts[0] == "secrets"
     found = _lookup(view, path)
     if tenant is not None:
         entries = [_tenant_entry(resolved, service, tenant, path)]
@@ -145,14 +145,23 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
     explanation = Explanation(inputs.stack, service, path, tenant, secret, value, entries,
                               notes=notes)
     if secret:
-        name = parts[1]
-        spec = (view.get("secrets") or {}).get(name)
+        name = parts[1] if len(parts) > 1 else ""
+        secrets = view.get("secrets") or {}
+        spec = secrets.get(name) if isinstance(secrets, Mapping) and name else None
         if isinstance(spec, Mapping):
             explanation.secret_value = _secret_value(inputs, spec)
             if plan is not None:
                 explanation.delivered_as = _secret_delivery(plan, name)
+        if both_config_and_secret(view, parts):
+            explanation.notes.append(f"`{parts[1]}` is both a config key and a secret of "
+                                     f"service `{service}`: shown as the secret (its value is "
+                                     "never shown). Fix: keep it in one place; `configplane "
+                                     "validate` reports it.")
         if found is _ABSENT:
             pass  # deleted: nothing to show but who deleted it
+        elif len(parts) == 1:  # the whole `secrets` mapping: each spec by its metadata
+            explanation.value = ({k: _SPECS.spec(v) for k, v in found.items()}
+                                 if isinstance(found, Mapping) else SECRET)
         elif len(parts) == 2:
             explanation.spec = _redact_spec(spec) if isinstance(spec, Mapping) else None
             explanation.value = SECRET
@@ -213,6 +222,8 @@ def _normalize(key_path: str, view: Mapping[str, Any], resolved: Resolved, servi
         candidates = [key_path]
     else:
         candidates = [f"config.{key_path}", f"secrets.{key_path}"]
+    if len(candidates) == 2 and all(c in known for c in candidates):
+        return candidates[1]  # both a config key and a secret: never resolve to a printed value
     for candidate in candidates:
         if candidate in known:
             return candidate
@@ -301,36 +312,32 @@ def _tenant_entry(resolved: Resolved, service: str, tenant: str, path: str) -> E
                  [s for s in steps if s is not winner])
 
 
-def _hidden(rel: list[str]) -> bool:
-    """A path under `secrets.<name>` that is not a known spec field."""
-    if not rel:
-        return False
-    if rel[0] in ("database", "rotation") and len(rel) > 1:
-        return rel[1] not in SPEC_FIELDS[rel[0]]
-    return rel[0] not in SPEC_FIELDS[""]
+def both_config_and_secret(view: Mapping[str, Any], parts: list[str]) -> bool:
+    config, secrets = view.get("config") or {}, view.get("secrets") or {}
+    return (len(parts) >= 2 and isinstance(config, Mapping) and isinstance(secrets, Mapping)
+            and parts[1] in config and parts[1] in secrets)
 
 
 def _redact_spec_value(rel: list[str], value: Any) -> Any:
-    if _hidden(rel):
-        return HIDDEN
-    if isinstance(value, Mapping):
-        return {k: _redact_spec_value([*rel, str(k)], v) for k, v in value.items()}
-    return value
+    return _SPECS.spec(value, tuple(rel))
 
 
 def _redact_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _redact_spec_value([str(k)], v) for k, v in spec.items()}
+    return _SPECS.spec(spec)
 
 
 def _redact_entry(entry: Entry) -> Entry:
-    rel = entry.path.split(".")[2:]  # drop secrets.<name>
-    if not _hidden(rel):
-        return entry
+    """Every value an entry under `secrets` shows, by the spec's metadata only (a spec pasted
+    as a string is the secret itself)."""
+    rel = tuple(entry.path.split(".")[2:])  # drop secrets.<name>
+
+    def view(value: Any) -> Any:
+        return None if value is None else _SPECS.spec(value, rel)
 
     def hide(step: Step | None) -> Step | None:
-        return None if step is None else Step(step.layer, step.file, step.path, HIDDEN)
+        return None if step is None else Step(step.layer, step.file, step.path, view(step.value))
 
-    return Entry(entry.path, HIDDEN, hide(entry.set_by), [hide(s) for s in entry.overrode])
+    return Entry(entry.path, view(entry.value), hide(entry.set_by), [hide(s) for s in entry.overrode])
 
 
 def _secret_value(inputs: StackInputs, spec: Mapping[str, Any]) -> dict[str, str]:
@@ -342,6 +349,11 @@ def _secret_value(inputs: StackInputs, spec: Mapping[str, Any]) -> dict[str, str
         if found is None:
             state = (f"missing: no value in {inputs.stack_file}. Fix: run `pulumi config set "
                      f"--secret {key} --stack {inputs.stack}`.")
+        elif found.secure and key in inputs.secure_raw and not looks_like_ciphertext(
+                inputs.secure_raw[key]):
+            state = (f"NOT ENCRYPTED: under `secure:` in {inputs.stack_file} but not a ciphertext. "
+                     f"Fix: run `pulumi config set --secret {key} --stack {inputs.stack}` and "
+                     "rotate the exposed value.")
         elif found.secure:
             state = f"set, encrypted in {inputs.stack_file}"
         else:

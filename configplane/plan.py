@@ -30,24 +30,22 @@ from configplane.analyzer import (
     PolicyPackSession,
     ResourceOptions,
 )
+from configplane.redaction import REDACTED, Redactor
+from configplane.redaction import is_secret_wrapper as is_secret_wrapper
 from configplane.stack import StackModel, load_stack
 from configplane.stackfiles import StackInputs, read_stack_files
 
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
-REDACTED = "[secret]"
 UNKNOWN_DISPLAY = "(known after apply)"
 PACK_DIR = "policies"
 SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
+UNIQUE_URN_CHECK = "configplane-unique-urns"  # the engine refuses a URN registered twice
 
 
 def secret_placeholder(key: str) -> str:
     """What a `secure` config value becomes in the plan: marked secret, never the real value."""
     return f"[secret:{key}]"
-
-
-def is_secret_wrapper(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_MARK
 
 
 def redact(value: Any) -> Any:
@@ -95,7 +93,14 @@ class Plan:
     outputs: dict[str, Any]  # secret leaves wrapped like inputs
     violations: list[dict[str, str]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, redactor: Redactor | None = None) -> dict[str, Any]:
+        """The plan as printed and written: secret-marked values as "[secret]", and with a
+        redactor, every value it knows or the detector flags (a credential the pack found
+        in a ConfigMap is not printed either)."""
+        document = self._document()
+        return redactor.tree(document) if redactor is not None else document
+
+    def _document(self) -> dict[str, Any]:
         by_type: dict[str, int] = {}
         for r in self.resources:
             by_type[r.type] = by_type.get(r.type, 0) + 1
@@ -260,6 +265,7 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
         plan = _run_program(project_dir, project, stack, model, config, secret_keys, mocks,
                             progress=progress)
         plan.violations = unmarked_secret_violations(plan, [config[k] for k in secret_keys])
+        plan.violations += duplicate_urn_violations(plan)
         if session is not None:
             report = session.run(analyzed_resources(plan))
             plan.violations += [
@@ -352,6 +358,22 @@ def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[di
                                "Fix: wrap it with pulumi.Output.secret() where the component "
                                "builds it.",
                 })
+    return violations
+
+
+def duplicate_urn_violations(plan: Plan) -> list[dict[str, str]]:
+    """A URN registered twice: `pulumi preview` fails with "Duplicate resource URN"; the mocks
+    would not. `validate` reports the known causes by name; this catches any other."""
+    seen: set[str] = set()
+    violations = []
+    for resource in plan.resources:
+        if resource.urn in seen:
+            violations.append({
+                "policy": UNIQUE_URN_CHECK, "urn": resource.urn, "level": "mandatory",
+                "message": f"{resource.name} is declared twice (same URN): `pulumi preview` "
+                           "would fail. Fix: rename the service, tenant or secret whose name "
+                           "collides once normalised (lowercase, '_' becomes '-')."})
+        seen.add(resource.urn)
     return violations
 
 

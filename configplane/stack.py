@@ -10,17 +10,20 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pydantic
 
-from configplane.flags import check_flags, render_flags, vendored_registry
+from configplane import checks
+from configplane.flags import check_flags, render_flags
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
-from configplane.stackfiles import NAMESPACE, StackInputs
+from configplane.schemafiles import SchemaFileError
+from configplane.schemafiles import load_validator as _validator
+from configplane.stackfiles import DEFAULTS_KEY, NAMESPACE, PLATFORM_KEY, SERVICES_KEY, StackInputs
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 MAX_CONFIGMAP_BYTES = 1024 * 1024
@@ -40,8 +43,21 @@ class Issue:
     file: str
     message: str
 
+    def __post_init__(self) -> None:
+        # One line each, whatever the input holds: control characters (a name's trailing
+        # newline) are shown escaped.
+        for attr in ("path", "file", "message"):
+            object.__setattr__(self, attr, printable(getattr(self, attr)))
+
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "file": self.file, "message": self.message}
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
 
 
 class InvalidStack(Exception):
@@ -140,35 +156,70 @@ class StackModel:
 
 
 def layers_of(inputs: StackInputs) -> list[Layer]:
+    """The layers, each named after the file that actually holds it: Pulumi takes a key the
+    stack file sets (even `configplane:defaults`) from the stack file, else from Pulumi.yaml."""
+    if not inputs.project_values:  # the program's view: the engine merged both files
+        return [Layer("project", inputs.project_file, inputs.defaults),
+                Layer("environment", inputs.stack_file, inputs.environment)]
+
+    def file_of(*keys: str) -> str:
+        in_stack = any(k in inputs.values for k in keys)
+        return inputs.stack_file if in_stack else inputs.project_file
+
     return [
-        Layer("project", inputs.project_file, inputs.defaults),
-        Layer("environment", inputs.stack_file, inputs.environment),
+        Layer("project", file_of(DEFAULTS_KEY), inputs.defaults),
+        Layer("environment", file_of(PLATFORM_KEY, SERVICES_KEY) if inputs.environment
+              else inputs.stack_file, inputs.environment),
     ]
 
 
 def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackModel:
     """Validate and resolve a stack, or raise InvalidStack with every problem found."""
-    resolved = resolve(layers_of(inputs))
+    layers = layers_of(inputs)
+    resolved = resolve(layers)
     issues = [Issue(path, file, message) for path, file, message in inputs.read_problems]
+    issues += [Issue(*problem) for problem in checks.input_problems(inputs, layers)]
+    issues += _check_declared_secrets(inputs)
 
     def where(path: Iterable[Any]) -> str:
         origin = resolved.origin_of([str(p) for p in path])
         return origin.file if origin else inputs.stack_file
 
-    for error in schema_errors(_validator(schemas_dir / "stack.schema.json", schemas_dir), resolved.value):
+    try:
+        stack_validator = _validator(schemas_dir / "stack.schema.json")
+    except SchemaFileError as exc:
+        raise InvalidStack(inputs.stack, [*issues, Issue("(schema)", exc.file, exc.message)]) \
+            from None
+    for error in schema_errors(stack_validator, resolved.value):
         path = error_path(error)
         issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error)))
     if issues:
         raise InvalidStack(inputs.stack, issues)
 
-    document = StackDocument.model_validate(resolved.value)
+    try:
+        document = StackDocument.model_validate(resolved.value)
+    except pydantic.ValidationError as exc:  # what the JSON Schema let through; never a value
+        raise InvalidStack(inputs.stack, [
+            _pydantic_issue(e, where) for e in exc.errors(include_input=False, include_url=False)
+        ]) from None
     checker = _ServiceChecker(inputs, document, schemas_dir, where)
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
     issues.extend(checker.issues)
-    issues.extend(_check_declared_secrets(inputs))
+    issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document, services,
+                                                           where)]
     if issues:
         raise InvalidStack(inputs.stack, issues)
     return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
+
+
+def _pydantic_issue(error: Any, where: Any) -> Issue:
+    loc = [str(p) for p in error["loc"]]
+    if "[key]" in loc:  # a mapping key that is not a string
+        parent = loc[:loc.index("[key]") - 1]
+        return Issue(dotted(parent) or "(root)", where(parent),
+                     "a key here is not a string: YAML 1.1 reads `no`, `yes`, `on`, `off`, "
+                     "`true`, `false` and numbers as booleans and numbers. Fix: quote the key.")
+    return Issue(dotted(loc) or "(root)", where(loc), f"{error['msg']}. Fix: correct the value.")
 
 
 def validate_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> list[Issue]:
@@ -221,14 +272,6 @@ def error_path(error: jsonschema.ValidationError) -> list[str]:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         path += extra[:1]
     return path
-
-
-@cache
-def _validator(path: Path, schemas_dir: Path = SCHEMAS_DIR) -> jsonschema.protocols.Validator:
-    schema = json.loads(path.read_text())
-    cls = jsonschema.validators.validator_for(schema)
-    # vendored schemas (flagd's) resolve by their $id
-    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=vendored_registry(schemas_dir))
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -311,7 +354,7 @@ class _ServiceChecker:
                 )
 
         for cm in (config, flags, *tenants.values()):
-            if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.match(cm.name)):
+            if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.fullmatch(cm.name)):
                 self.fail(base, f"ConfigMap name {cm.name} is not an RFC 1123 subdomain "
                           "(<=253 chars). Fix: shorten the service or tenant name.")
 
@@ -334,7 +377,7 @@ class _ServiceChecker:
         )
 
     def _check_label(self, path: list[str], value: str, what: str) -> None:
-        if len(value) > 63 or not DNS_LABEL.match(value):
+        if len(value) > 63 or not DNS_LABEL.fullmatch(value):
             self.fail(
                 path,
                 f"{what} `{value}` is not an RFC 1123 label (lowercase letters, digits and '-', "
@@ -343,14 +386,18 @@ class _ServiceChecker:
 
     def _app_validator(self, path: list[str], schema_name: str) -> Any:
         schema_path = self.schemas_dir / "services" / f"{schema_name}.schema.json"
-        if not DNS_LABEL.match(schema_name) or not schema_path.is_file():
+        if not DNS_LABEL.fullmatch(schema_name) or not schema_path.is_file():
             available = sorted(p.name.removesuffix(".schema.json")
                                for p in (self.schemas_dir / "services").glob("*.schema.json"))
             self.fail([*path, "app_schema"], f"unknown app schema `{schema_name}`. "
                       f"Fix: use one of {', '.join(available)} or add schemas/services/"
                       f"{schema_name}.schema.json.")
             return None
-        return _validator(schema_path, self.schemas_dir)
+        try:
+            return _validator(schema_path)
+        except SchemaFileError as exc:
+            self.fail([*path, "app_schema"], exc.message, file=exc.file)
+            return None
 
     def _check_config(self, path: list[str], values: Mapping[str, Any],
                       app: Any, rendered: RenderedConfigMap) -> None:
@@ -359,7 +406,7 @@ class _ServiceChecker:
                 self.fail([*path, *error_path(error)], f"app schema {app.schema.get('title', '')}: "
                           f"{_schema_message(error)}")
         for key in values:
-            if not DATA_KEY.match(key):
+            if not DATA_KEY.fullmatch(key):
                 self.fail([*path, key], "ConfigMap keys may contain only letters, digits, '-', "
                           "'_' and '.'. Fix: rename the key.")
         size = sum(len(k.encode()) + len(v.encode()) for k, v in rendered.data.items())
@@ -368,7 +415,7 @@ class _ServiceChecker:
                       f"allows {MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
 
     def _check_secret(self, path: list[str], service: str, key: str, secret: SecretSpec) -> None:
-        if not DATA_KEY.match(key):
+        if not DATA_KEY.fullmatch(key):
             self.fail(path, "secret names become Kubernetes Secret keys: letters, digits, '-', "
                       "'_' and '.' only. Fix: rename it.")
         need = {"secure": "config_key", "reference": "ref"}.get(secret.source)
@@ -384,7 +431,7 @@ class _ServiceChecker:
             pattern, example = ((VAULT_REF, "api/stripe#api_key") if secret.store == "vault" else
                                 (SECRETS_MANAGER_ARN, "arn:aws:secretsmanager:<region>:<account>:"
                                  "secret:<name>"))
-            if not pattern.match(secret.ref):
+            if not pattern.fullmatch(secret.ref):
                 self.fail([*path, "ref"], f"not a {secret.store} reference. Fix: use the form "
                           f"`{example}`.")
             elif secret.store == "vault" and not secret.ref.startswith(f"{service}/"):

@@ -53,6 +53,8 @@ class StackInputs:
     project_values: Mapping[str, Any] = field(default_factory=dict)  # Pulumi.yaml `config` values
     # problems found while reading (duplicate YAML keys): (path, file, message)
     read_problems: tuple[tuple[str, str, str], ...] = ()
+    # what the stack file holds under each `secure:` (checked to be a ciphertext; never shown)
+    secure_raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
 def stack_file_name(stack: str) -> str:
@@ -89,11 +91,24 @@ def _load_yaml(path: Path) -> tuple[dict[str, Any], list[tuple[str, int]]]:
         document = loader.get_single_data() or {}
     except yaml.YAMLError as exc:
         raise StackFileError(f"{path.name}: not valid YAML: {exc}") from None
+    except (TypeError, ValueError, RecursionError) as exc:  # e.g. a complex key `? [a, b]`
+        raise StackFileError(f"{path.name}: YAML that is not configuration "
+                             f"({type(exc).__name__}: a list or mapping used as a key, or "
+                             "nesting too deep). Fix: use plain string keys") from None
     finally:
         loader.dispose()
     if not isinstance(document, dict):
         raise StackFileError(f"{path.name}: expected a mapping at the top level")
     return document, loader.duplicates
+
+
+def _config_of(document: Mapping[str, Any], file: str) -> Mapping[str, Any]:
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise StackFileError(f"{file}: `config` must be a mapping of keys to values, not "
+                             f"{type(config).__name__}. Fix: write `config:` with indented "
+                             "`key: value` lines")
+    return config
 
 
 def _full_key(key: str, project: str) -> str:
@@ -114,12 +129,12 @@ def read_project_file(project_dir: Path) -> ProjectFile:
     name = str(document.get("name", NAMESPACE))
     declarations: dict[str, Declaration] = {}
     values: dict[str, Any] = {}
-    for key, spec in (document.get("config") or {}).items():
+    for key, spec in _config_of(document, PROJECT_FILE).items():
         full = _full_key(key, name)
         if isinstance(spec, dict) and _DECLARATION_FIELDS & spec.keys():
             declarations[full] = Declaration(spec.get("type"), bool(spec.get("secret", False)))
-            if "value" in spec:
-                values[full] = spec["value"]
+            if "value" in spec or "default" in spec:  # Pulumi uses a `default` as the value
+                values[full] = spec["value"] if "value" in spec else spec["default"]
         else:
             values[full] = spec
     return ProjectFile(name, declarations, values, tuple(duplicates))
@@ -135,10 +150,12 @@ def read_stack_files(project_dir: Path, stack: str) -> StackInputs:
     stack_doc, stack_dups = _load_yaml(project_dir / stack_name)
 
     values: dict[str, StackValue] = {}
-    for key, value in (stack_doc.get("config") or {}).items():
+    secure_raw: dict[str, Any] = {}
+    for key, value in _config_of(stack_doc, stack_name).items():
         full = _full_key(key, project.name)
         if isinstance(value, dict) and set(value) == {"secure"}:
             values[full] = StackValue(secure=True)
+            secure_raw[full] = value["secure"]
         else:
             values[full] = StackValue(secure=False, value=value)
 
@@ -162,6 +179,7 @@ def read_stack_files(project_dir: Path, stack: str) -> StackInputs:
         project=project.name,
         project_values=project.values,
         read_problems=tuple(problems),
+        secure_raw=secure_raw,
     )
 
 

@@ -200,8 +200,8 @@ def test_invalid_stack_is_refused_without_echoing_it(project):
     for fmt in ("json", "table"):
         code, output = run("staging", "prod", project, fmt=fmt)
         assert (code, output.strip()) == (1, (
-            "error: stack staging is not valid (1 errors); diff compares valid stacks. Fix: run "
-            "`configplane validate --stack staging` and fix them."))
+            "error: stack staging is not valid (1 errors in Pulumi.staging.yaml); diff compares "
+            "valid stacks. Fix: run `configplane validate --stack staging` and fix them."))
         assert CANARY not in output
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console
+from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console, protect_stack
 from configplane.commands.validate import PROJECT_DIR_OPTION, load_or_issues
 from configplane.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
 from configplane.stack import StackModel
@@ -41,6 +41,8 @@ def command(stacks: tuple[str, ...], project_dir: Path, fmt: str, differences_on
         expectations = load_expectations(project_dir)
     except ParityConfigError as exc:
         raise UserError(str(exc)) from None
+    for stack in stacks:
+        protect_stack(project_dir, stack)
     a, b = (_load(project_dir, stack) for stack in stacks)
     parity = compare(a, b, expectations)
     document = parity.to_json()
@@ -60,7 +62,8 @@ def _load(project_dir: Path, stack: str) -> StackModel:
         return model
     if len(issues) == 1 and not issues[0].path:  # the file itself: missing or not YAML
         raise UserError(f"{issues[0].file}: {issues[0].message}")
-    raise UserError(f"stack {stack} is not valid ({len(issues)} errors); diff compares valid "
+    files = ", ".join(sorted({i.file for i in issues}))
+    raise UserError(f"stack {stack} is not valid ({len(issues)} errors in {files}); diff compares valid "
                     f"stacks. Fix: run `configplane validate --stack {stack}` and fix them.")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from configplane.cliutil import UserError
+from configplane.cliutil import UserError, protect_stack
 from configplane.commands.drift_report import REPORT_FORMAT_OPTION, show
 from configplane.drift import (
     EXIT_DRIFT,
@@ -173,6 +173,7 @@ def command(
     if shutil.which("pulumi") is None:
         raise UserError(INSTALL_HINT)
 
+    protect_stack(project_dir, stack_name)
     events: list[dict[str, Any]] = []
     code, stdout, tail = run_preview(
         stack_name, project_dir, packs, configs, lambda e: events.append(event_dict(e))

@@ -9,8 +9,8 @@ from typing import Any
 import click
 from rich.table import Table
 
-from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console
-from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION
+from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console, protect_stack
+from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, stack_file_problem
 from configplane.explain import ExplainError, explain
 from configplane.stackfiles import StackFileError, read_stack_files
 
@@ -34,11 +34,13 @@ def command(stack: str, service: str, key_path: str, tenant: str | None, project
 
     Example: configplane explain --stack prod worker CONCURRENCY --tenant acme
     """
+    protect_stack(project_dir, stack)
     try:
         inputs = read_stack_files(project_dir, stack)
         result = explain(inputs, service, key_path, tenant, project_dir / "schemas")
     except StackFileError as exc:
-        raise UserError(f"{exc}. Fix: check --stack and --project-dir.") from None
+        file = str(exc).split(":", 1)[0]
+        raise UserError(f"{file}: {stack_file_problem(exc)}") from None
     except ExplainError as exc:
         raise UserError(str(exc)) from None
     emit(result.to_json(), fmt, render_table)

@@ -9,9 +9,17 @@ from typing import Any
 import click
 import yaml
 
-from configplane.cliutil import FORMAT_OPTION, UserError, emit
+from configplane.cliutil import FORMAT_OPTION, UserError, emit, protect, protect_stack, raw_stdout
 from configplane.commands.validate import PROJECT_DIR_OPTION
-from configplane.importer import STORES, ImportProblem, emit_value, plan_import, write_import
+from configplane.importer import (
+    STORES,
+    ImportProblem,
+    emit_value,
+    plan_import,
+    read_input,
+    write_import,
+)
+from configplane.redaction import detect
 from configplane.stackfiles import PROJECT_FILE, SERVICES_KEY
 
 
@@ -50,6 +58,9 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
         if emit_value_key is not None:
             _emit(list(sources), emit_value_key)
             return
+        _protect_inputs(sources)
+        if stack:
+            protect_stack(project_dir, stack)
         if not service or not stack:
             raise UserError("give the SERVICE and --stack to import into, e.g. `configplane "
                             "import billing --stack dev --from billing.env`.")
@@ -60,6 +71,18 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
     document = plan.to_json(project_dir)
     document["written"] = written
     emit(document, fmt, render_text)
+
+
+def _protect_inputs(sources: tuple[str, ...]) -> None:
+    """The inputs' secret values (a Secret's keys, what the detector flags) are never printed."""
+    for source in sources:
+        try:
+            found, _ = read_input(source)
+        except ImportProblem:
+            continue  # reported by the import itself
+        for entry in found:
+            if entry.always_secret or detect(entry.key, entry.value):
+                protect(entry.value)
 
 
 def _to_terminal() -> bool:
@@ -73,8 +96,10 @@ def _emit(sources: list[str], key: str) -> None:
                         "config set --secret configplane:<key> --stack <stack>`.")
     value = emit_value(sources, key)
     # `pulumi config set` drops one trailing newline from stdin: add one, keep the value exact.
-    sys.stdout.write(value + "\n")
-    sys.stdout.flush()
+    # The one deliberate way past the redactor: a value into a pipe (a terminal is refused).
+    out = raw_stdout()
+    out.write(value + "\n")
+    out.flush()
 
 
 def _yaml(data: Any) -> str:

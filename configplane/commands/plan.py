@@ -16,8 +16,22 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from configplane.analyzer import PolicyPackError
-from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console
-from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, issues_of, report
+from configplane.cliutil import (
+    FORMAT_OPTION,
+    UserError,
+    emit,
+    plain_console,
+    protect_stack,
+    redactor,
+    write_text,
+)
+from configplane.commands.validate import (
+    PROJECT_DIR_OPTION,
+    STACK_OPTION,
+    issues_of,
+    report,
+    undecodable,
+)
 from configplane.plan import Plan, redact, run_plan
 from configplane.stack import InvalidStack
 from configplane.stackfiles import StackFileError
@@ -45,6 +59,7 @@ def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
 
     Example: configplane plan --stack dev --format json --out plan-out/
     """
+    protect_stack(project_dir, stack)
     try:
         with plan_progress(stack, quiet) as progress:
             plan = run_plan(project_dir, stack, policy=not no_policy,
@@ -52,11 +67,19 @@ def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
     except (StackFileError, InvalidStack) as exc:  # run_plan validates before anything runs
         report(stack, issues_of(exc, stack), fmt)
         raise SystemExit(1) from None
+    except UnicodeDecodeError as exc:
+        report(stack, [undecodable(project_dir, stack, exc)], fmt)
+        raise SystemExit(1) from None
     except PolicyPackError as exc:
         raise UserError(str(exc)) from None
-    document = plan.to_json()
+    document = plan.to_json(redactor())
     if out is not None:
-        write_out(plan, out)
+        try:
+            write_out(plan, out)
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot write the plan there ({exc.strerror or exc}"
+                            f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
+                            "directory, or a path where one can be created.") from None
     emit(document, fmt, render_table)
     if any(v["level"] == "mandatory" for v in document["violations"]):
         raise SystemExit(1)
@@ -102,7 +125,7 @@ def render_table(document: dict[str, Any]) -> None:
 def kubernetes_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
     manifest = {"apiVersion": inputs.get("apiVersion"), "kind": inputs.get("kind")}
     manifest.update({k: v for k, v in redact(inputs).items() if k not in manifest})
-    return manifest
+    return redactor().tree(manifest)
 
 
 def write_out(plan: Plan, out: Path) -> None:
@@ -114,5 +137,5 @@ def write_out(plan: Plan, out: Path) -> None:
         meta = manifest.get("metadata") or {}
         parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
         file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
-        (out / file_name).write_text(yaml.safe_dump(manifest, sort_keys=False))
-    (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2) + "\n")
+        write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False))
+    write_text(out / "plan.json", json.dumps(plan.to_json(redactor()), indent=2) + "\n")

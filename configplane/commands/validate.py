@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from configplane.cliutil import FORMAT_OPTION, emit, plain_console
+from configplane.cliutil import FORMAT_OPTION, emit, plain_console, protect_stack
 from configplane.stack import InvalidStack, Issue, StackModel, load_stack
-from configplane.stackfiles import StackFileError, read_stack_files, stack_file_name
+from configplane.stackfiles import PROJECT_FILE, StackFileError, read_stack_files, stack_file_name
 
 STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
 PROJECT_DIR_OPTION = click.option(
@@ -27,6 +27,25 @@ def load_or_issues(project_dir: Path, stack: str) -> tuple[StackModel | None, li
         return load_stack(read_stack_files(project_dir, stack), project_dir / "schemas"), []
     except (StackFileError, InvalidStack) as exc:
         return None, issues_of(exc, stack)
+    except UnicodeDecodeError as exc:
+        return None, [undecodable(project_dir, stack, exc)]
+
+
+def undecodable(project_dir: Path, stack: str, exc: UnicodeDecodeError) -> Issue:
+    """The file that is not UTF-8 (the loader only says that one is not)."""
+    for name in (PROJECT_FILE, stack_file_name(stack)):
+        try:
+            (project_dir / name).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as found:
+            exc = found
+            break
+        except OSError:
+            continue
+    else:
+        name = stack_file_name(stack)
+    byte = exc.object[exc.start:exc.start + 1].hex()
+    return Issue("", name, f"not UTF-8 text (byte 0x{byte} at offset {exc.start}). Fix: save "
+                 "the file as UTF-8.")
 
 
 def issues_of(exc: StackFileError | InvalidStack, stack: str) -> list[Issue]:
@@ -34,7 +53,18 @@ def issues_of(exc: StackFileError | InvalidStack, stack: str) -> list[Issue]:
     if isinstance(exc, InvalidStack):
         return exc.issues
     file = str(exc).split(":", 1)[0] or stack_file_name(stack)
-    return [Issue("", file, str(exc).split(": ", 1)[-1] + ". Fix: check --stack and --project-dir.")]
+    return [Issue("", file, stack_file_problem(exc))]
+
+
+def stack_file_problem(exc: StackFileError) -> str:
+    """The message of an unreadable file, with the fix that fits it: a missing file is the
+    wrong --stack or --project-dir; anything else is the file's content."""
+    text = str(exc).split(": ", 1)[-1].rstrip(".")
+    if "Fix:" in text:
+        return text
+    if "not found" in text or "No such file" in text:
+        return f"{text}. Fix: check --stack and --project-dir."
+    return f"{text}. Fix: correct the file at the place shown."
 
 
 def report(stack: str, issues: list[Issue], fmt: str) -> None:
@@ -66,6 +96,7 @@ def command(stack: str, project_dir: Path, fmt: str) -> None:
 
     Example: configplane validate --stack prod --format json
     """
+    protect_stack(project_dir, stack)
     _, issues = load_or_issues(project_dir, stack)
     report(stack, issues, fmt)
     if issues:

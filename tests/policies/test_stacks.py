@@ -10,6 +10,7 @@ import yaml
 
 from configplane.analyzer import PolicyConfigError, run_policy_pack
 from configplane.plan import analyzed_resources, run_plan
+from configplane.stack import InvalidStack
 from tests.policies.builders import CANARY
 from tests.policies.conftest import PACK, PROJECT, REPO, found
 
@@ -54,7 +55,20 @@ def leaky_project(tmp_path_factory):
     return target
 
 
-def test_credential_in_service_config_is_refused(pack_for, leaky_project, detector_rules):
+def test_validate_refuses_the_leaky_stack_first(leaky_project):
+    with pytest.raises(InvalidStack) as e:
+        run_plan(leaky_project, "prod")
+    assert sorted((i.path, i.file) for i in e.value.issues) == [
+        ("services.api.config.DATABASE_HOST", "Pulumi.prod.yaml"),
+        ("services.web.config.SESSION_COOKIE_NAME", "Pulumi.prod.yaml")]
+    assert CANARY not in str(e.value) and AWS_KEY_ID not in str(e.value)
+
+
+def test_credential_in_service_config_is_refused(pack_for, leaky_project, detector_rules,
+                                                 monkeypatch):
+    # The pack is the second line: with validate's content check switched off (as a program
+    # built around it would be), the pack still refuses the plan.
+    monkeypatch.setattr("configplane.checks._plaintext_in_layer", lambda file, document: [])
     plan = run_plan(leaky_project, "prod")
     report = pack_for("prod", "prod").run(analyzed_resources(plan))
     why = ("Why: ConfigMap data is readable by anyone who may read the namespace's ConfigMaps "

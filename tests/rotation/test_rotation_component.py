@@ -217,7 +217,11 @@ def test_random_only_outside_a_vpc_with_a_schedule_expression(declare):
     ({"schedule_days": None}, "set exactly one of schedule_days and"),
     ({"schedule_days": 0}, "schedule_days must be from 1 to 1000"),
     ({"schedule_days": None, "schedule_expression": "every day"},
-     "schedule_expression must be rate"),
+     r"schedule_expression must be `rate\(<n> days\|hours\|minutes\)` or a six-field"),
+    ({"schedule_days": None, "schedule_expression": "rate(every 30 days)"},
+     "schedule_expression must be `rate"),
+    ({"schedule_days": None, "schedule_expression": "cron(0 12 * * ?)"},
+     "schedule_expression must be `rate"),
     ({"subnet_ids": ()}, "set both subnet_ids and security_group_ids, or neither"),
     ({"subnet_ids": (), "security_group_ids": ()}, "database secrets need subnet_ids"),
     ({"secrets": []}, "secrets is empty"),
@@ -228,7 +232,9 @@ def test_random_only_outside_a_vpc_with_a_schedule_expression(declare):
     ({"secrets": [RotatedSecret("a", "arn", "random", master_secret_arn="m")]},
      r"secrets\['a'\]: only postgres-alternating-users uses a master secret"),
     ({"secrets": [RotatedSecret("a", "x", "random"), RotatedSecret("a", "y", "random")]},
-     r"secrets\['a'\]: name must be unique"),
+     r"secrets\['a'\]: rotation name `a` is used by more than one secret"),
+    ({"secrets": [RotatedSecret("a.b", "x", "random")]},
+     r"secrets\['a.b'\]: rotation name `a.b` must be letters, digits and '-'"),
 ])
 def test_bad_arguments_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -1,0 +1,245 @@
+"""Canaries in every secret-ish place; every output of every command is searched for them.
+
+Planted (CLI): plaintext under `secure:`, a plaintext value for a key declared secret, a
+`default` on a `secret: true` declaration, provider credentials (`vault:token`,
+`aws:secretKey`), a secret spec pasted as a string, an unknown field in a spec, a token in a
+description, userinfo in the Vault address, credentials in config values (merged and
+overridden layers), import inputs (.env and a Secret manifest), `scan` input, a preview
+document. Planted (plan, library): the `secure` values and the generated values, read through
+the plan JSON, the `--out` files and the policy pack's messages and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from configplane.commands.plan import write_out
+from configplane.plan import PlanMocks, run_plan
+from configplane.redaction import Redactor
+from tests.security.conftest import (
+    REPO,
+    assert_clean,
+    cli,
+    copy_project,
+    edit_yaml,
+    files_text,
+)
+
+
+def _core(n: int) -> str:
+    return f"cnry{n:02d}{secrets.token_hex(6)}"
+
+
+CORES = {n: _core(n) for n in range(1, 20)}
+C = CORES
+PLANTS = {
+    "secure-plaintext": f"hunter2-{C[1]}",
+    "declared-plaintext": f"Pw-{C[2]}-x9Q",
+    "vault-token": f"hvs.{C[3]}AbCdEfGhIj",
+    "aws-secret-key": f"wJalrXUtnFEMI/{C[4]}/bPxRfiCYEXAMPLEKEY",
+    "pasted-spec": f"sk_live_{C[5]}AbCdEfGh12",
+    "spec-unknown-field": f"Pw-{C[6]}-zz",
+    "description-token": f"ghp_{C[7]}0123456789abcdefghij",
+    "vault-userinfo": f"{C[8]}pw",
+    "config-url": f"{C[9]}pw",
+    "config-token": f"{C[10]}f3a9c1d7e5b2a8c4d6",
+    "declared-default": f"Pw-{C[11]}-default",
+    "project-layer": f"{C[12]}Zq81LmNp0Xr",
+    "import-dotenv": f"sk_live_{C[13]}AbCdEfGh12",
+    "import-secret": f"{C[14]}-from-a-secret",
+    "scan-input": f"ghp_{C[15]}0123456789abcdefghij",
+    "preview": f"{C[16]}-preview-value",
+}
+CANARIES = list(CORES.values())
+
+
+def plant(project: Path) -> None:
+    def stack(doc):
+        config = doc["config"]
+        config["configplane:apiDbPassword"] = {"secure": PLANTS["secure-plaintext"]}
+        config["configplane:paymentsApiKey"] = PLANTS["declared-plaintext"]
+        config["vault:token"] = PLANTS["vault-token"]
+        config["aws:secretKey"] = PLANTS["aws-secret-key"]
+        platform = config["configplane:platform"]
+        platform["vault"]["address"] = (f"https://admin:{PLANTS['vault-userinfo']}"
+                                        "@vault.dev.shop.internal:8200")
+        api = config["configplane:services"]["api"]
+        api["secrets"]["STRIPE_KEY"] = PLANTS["pasted-spec"]
+        api["secrets"]["DATABASE_PASSWORD"]["password"] = PLANTS["spec-unknown-field"]
+        api["secrets"]["SESSION_SIGNING_KEY"] = {
+            "description": f"rotate with {PLANTS['description-token']}"}
+        api["config"]["DATABASE_URL"] = f"postgres://api:{PLANTS['config-url']}@db.internal/shop"
+        config["configplane:services"]["worker"]["config"]["API_TOKEN"] = PLANTS["config-token"]
+        config["configplane:services"]["web"]["config"]["SMTP_PASSWORD"] = "${SMTP_PASSWORD}"
+
+    def project_file(doc):
+        doc["config"]["configplane:apiDbPassword"]["default"] = PLANTS["declared-default"]
+        web = doc["config"]["configplane:defaults"]["value"]["services"]["web"]
+        web["config"]["SMTP_PASSWORD"] = PLANTS["project-layer"]  # overridden by the stack
+
+    edit_yaml(project / "Pulumi.dev.yaml", stack)
+    edit_yaml(project / "Pulumi.yaml", project_file)
+
+
+@pytest.fixture(scope="module")
+def poisoned(tmp_path_factory) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("poisoned") / "project", policies=True)
+    plant(project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def legacy(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("legacy")
+    (folder / "billing.env").write_text(
+        f"LOG_LEVEL=info\nSTRIPE_API_KEY={PLANTS['import-dotenv']}\n")
+    import base64
+    encoded = base64.b64encode(PLANTS["import-secret"].encode()).decode()
+    (folder / "billing.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: billing-secrets}\n"
+        f"data:\n  WEBHOOK_SIGNING_SECRET: {encoded}\n")
+    return folder
+
+
+EXPLAIN = [
+    ("api", "secrets"), ("api", "STRIPE_KEY"), ("api", "secrets.STRIPE_KEY"),
+    ("api", "secrets.DATABASE_PASSWORD"), ("api", "secrets.DATABASE_PASSWORD.password"),
+    ("api", "secrets.SESSION_SIGNING_KEY"), ("api", "secrets.SESSION_SIGNING_KEY.description"),
+    ("api", "config.DATABASE_URL"), ("api", "DATABASE_URL"), ("api", "config"),
+    ("worker", "API_TOKEN"), ("worker", "config"), ("web", "SMTP_PASSWORD"),
+]
+
+
+def test_every_command_on_the_poisoned_project_leaks_nothing(poisoned, legacy, tmp_path):
+    p = str(poisoned)
+    runs = [
+        cli("validate", "--stack", "dev", "--project-dir", p),
+        cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"),
+        cli("plan", "--stack", "dev", "--project-dir", p, "--format", "json",
+            "--out", str(tmp_path / "out")),
+        cli("plan", "--stack", "dev", "--project-dir", p, "--no-policy"),
+        cli("diff", "--stack", "dev", "--stack", "prod", "--project-dir", p),
+        cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
+            "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
+            "--project-dir", p),
+        cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
+            "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
+            "--project-dir", p, "--format", "json"),
+    ]
+    for service, path in EXPLAIN:
+        for fmt in ("table", "json"):
+            runs.append(cli("explain", "--stack", "dev", service, path, "--project-dir", p,
+                            "--format", fmt))
+    for run in runs:
+        assert_clean(run, CANARIES)
+    by_verb = {r.args[0]: r for r in runs}
+    assert by_verb["validate"].code == 1 and by_verb["plan"].code == 1
+    assert not (tmp_path / "out").exists()  # an invalid stack writes nothing
+    # explain answered (exit 0) about every planted secret, without its value
+    assert all(r.code == 0 for r in runs if r.args[0] == "explain"), \
+        [(r.args, r.stderr) for r in runs if r.args[0] == "explain" and r.code]
+
+
+def test_validate_names_every_planted_mistake_without_its_value(poisoned):
+    run = cli("validate", "--stack", "dev", "--project-dir", str(poisoned), "--format", "json")
+    errors = {(e["file"], e["path"]) for e in json.loads(run.stdout)["errors"]}
+    assert {
+        ("Pulumi.dev.yaml", "config.configplane:apiDbPassword"),  # plaintext under secure
+        ("Pulumi.dev.yaml", "config.configplane:paymentsApiKey"),  # declared secret, plaintext
+        ("Pulumi.yaml", "config.configplane:apiDbPassword"),  # default on a secret declaration
+        ("Pulumi.dev.yaml", "config.vault:token"),
+        ("Pulumi.dev.yaml", "config.aws:secretKey"),
+        ("Pulumi.dev.yaml", "services.api.secrets.STRIPE_KEY"),  # pasted string
+        ("Pulumi.dev.yaml", "services.api.secrets.DATABASE_PASSWORD.password"),
+        ("Pulumi.dev.yaml", "platform.vault.address"),
+        ("Pulumi.dev.yaml", "services.api.config.DATABASE_URL"),
+        ("Pulumi.dev.yaml", "services.worker.config.API_TOKEN"),
+    } <= errors, errors
+    assert_clean(run, CANARIES)
+
+
+def test_the_project_layer_and_descriptions_are_checked_once_the_stack_parses(tmp_path):
+    project = copy_project(tmp_path / "project")
+
+    def stack(doc):
+        api = doc["config"]["configplane:services"]["api"]
+        api["secrets"]["SESSION_SIGNING_KEY"] = {
+            "description": f"rotate with {PLANTS['description-token']}"}
+
+    def project_file(doc):
+        web = doc["config"]["configplane:defaults"]["value"]["services"]["web"]
+        web["config"]["SMTP_PASSWORD"] = PLANTS["project-layer"]
+
+    edit_yaml(project / "Pulumi.dev.yaml", stack)
+    edit_yaml(project / "Pulumi.yaml", project_file)
+    run = cli("validate", "--stack", "dev", "--project-dir", str(project), "--format", "json")
+    errors = {(e["file"], e["path"]) for e in json.loads(run.stdout)["errors"]}
+    assert errors == {
+        ("Pulumi.dev.yaml", "services.api.secrets.SESSION_SIGNING_KEY.description"),
+        ("Pulumi.yaml", "services.web.config.SMTP_PASSWORD"),
+    }
+    assert_clean(run, CANARIES)
+    for service, path in (("api", "secrets.SESSION_SIGNING_KEY"), ("web", "SMTP_PASSWORD"),
+                          ("api", "secrets.SESSION_SIGNING_KEY.description")):
+        assert_clean(cli("explain", "--stack", "dev", service, path, "--project-dir",
+                         str(project), "--format", "json"), CANARIES)
+
+
+def test_import_output_and_the_files_it_writes_hold_no_input_secret(legacy, tmp_path):
+    project = copy_project(tmp_path / "project")
+    run = cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
+              "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
+              "--project-dir", str(project), "--write")
+    assert_clean(run, CANARIES)
+    assert run.code == 0, run.text
+    assert "wrote Pulumi.dev.yaml and Pulumi.yaml" in run.stdout
+    assert not [c for c in CANARIES if c in files_text(project)]
+
+
+def test_scan_prints_no_value(tmp_path):
+    source = tmp_path / "pairs.jsonl"
+    source.write_text(json.dumps({"id": "1", "key": "GITHUB_TOKEN",
+                                  "value": PLANTS["scan-input"]}) + "\n")
+    run = cli("scan", "--jsonl", str(source))
+    assert_clean(run, CANARIES)
+    assert json.loads(run.stdout)["secret"] is True
+
+
+def test_drift_report_prints_no_value(tmp_path):
+    document = json.loads((REPO / "tests/fixtures/preview/config-change.json").read_text())
+    for step in document["steps"]:
+        for state in ("oldState", "newState"):
+            if step.get(state) and step[state].get("type", "").endswith("ConfigMap"):
+                step[state].setdefault("inputs", {})["data"] = {"API_TOKEN": PLANTS["preview"]}
+    path = tmp_path / "preview.json"
+    path.write_text(json.dumps(document))
+    for fmt in ("json", "markdown"):
+        assert_clean(cli("drift-report", str(path), "--format", fmt), CANARIES, codes=(0, 1, 7))
+
+
+class CanaryMocks(PlanMocks):
+    def generated_value(self, name: str) -> str:
+        return f"gen-{CORES[17]}-{name}"
+
+
+def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value(tmp_path):
+    secure = {"configplane:apiDbPassword": f"db-{CORES[18]}",
+              "configplane:paymentsApiKey": f"pay-{CORES[19]}"}
+    from configplane.stack import load_stack
+    from configplane.stackfiles import read_stack_files
+    model = load_stack(read_stack_files(REPO, "dev"))
+    plan = run_plan(REPO, "dev", secure_values=secure, mocks=CanaryMocks(model), policy=True)
+    # the values did reach the resources (as secrets), so the search below can fail
+    raw = json.dumps([r.inputs for r in plan.resources] + [r.outputs for r in plan.resources],
+                     default=str)
+    assert CORES[18] in raw and CORES[19] in raw and CORES[17] in raw
+    document = json.dumps(plan.to_json(Redactor()))
+    write_out(plan, tmp_path / "out")
+    violations = json.dumps(plan.violations)
+    for text in (document, files_text(tmp_path / "out"), violations):
+        assert not [c for c in CANARIES if c in text]
+    assert json.loads(document)["violations"] == []

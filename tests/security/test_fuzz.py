@@ -1,0 +1,262 @@
+"""Fuzzing every command with mutated sample stacks and hostile documents.
+
+For every example: exit 0 or 1 (2 for usage), never a traceback, no canary in any output, and
+a failure names a file. The canaries sit where secrets are (a `secure`-declared key's
+plaintext, a provider token, a pasted spec, a description, the Vault address), in vendor
+formats the detector knows, so that wherever a mutation moves them they stay secret.
+
+Profiles: `ci` (the default; few examples, bounded time) and `deep` for local runs:
+`HYPOTHESIS_PROFILE=deep pytest tests/security/test_fuzz.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.security.conftest import REPO, assert_clean, cli, copy_project
+
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.too_slow])
+settings.register_profile("deep", max_examples=400, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.too_slow])
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+FUZZ = settings.get_profile(PROFILE if PROFILE in ("ci", "deep") else "ci")
+PLAN_FUZZ = settings(FUZZ, max_examples=3 if PROFILE != "deep" else 40)
+
+CANARIES = {
+    "token": "ghp_" + "Cn4ryT0k3nAbCdEfGhIjKlMnOpQrStUv01",
+    "stripe": "sk_live_" + "Cn4ryStr1peAbCdEfGh1234",
+    "vault": "hvs." + "Cn4ryV4ultAbCdEfGhIjKlMn",
+    "aws": "AKIA" + "CN4RY7Q3M5X2K9R4",
+}
+CORES = [v[4:] if not v.startswith("sk_live_") else v[8:] for v in CANARIES.values()]
+
+BASE_STACK = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
+BASE_PROJECT = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+
+
+def poisoned_stack() -> dict:
+    doc = copy.deepcopy(BASE_STACK)
+    config = doc["config"]
+    config["configplane:paymentsApiKey"] = CANARIES["stripe"]
+    config["vault:token"] = CANARIES["vault"]
+    api = config["configplane:services"]["api"]
+    api.setdefault("secrets", {})["PASTED"] = CANARIES["token"]
+    api["secrets"]["DATABASE_PASSWORD"]["description"] = f"key {CANARIES['aws']}"
+    config["configplane:platform"]["vault"]["address"] = \
+        f"https://{CANARIES['vault']}@vault.dev.shop.internal:8200"
+    return doc
+
+
+BASES = [copy.deepcopy(BASE_STACK), poisoned_stack()]
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+    st.text(max_size=30), st.sampled_from(["", " ", "\n", "api\n", "NO", "no", "yes", "~",
+                                           "0x1F", "1e400", "\u202e", "é", "\x00", "-1",
+                                           "$(rm -rf /)", "{{x}}", "../..", "a" * 300]))
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=8)
+keys = st.one_of(st.text(max_size=12), st.sampled_from(
+    ["api", "API", "web\n", "secrets", "config", "source", "store", "flags", "tenants",
+     "namespace", "environment", "configplane:service", "SESSION-SIGNING-KEY", "é"]))
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, (*prefix, i))
+
+
+def _parent(doc, path):
+    node = doc
+    for part in path[:-1]:
+        node = node[part]
+    return node
+
+
+@st.composite
+def mutated_stacks(draw):
+    doc = copy.deepcopy(draw(st.sampled_from(BASES)))
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in _paths(doc) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent, last = _parent(doc, path), path[-1]
+        op = draw(st.sampled_from(["replace", "delete", "rename", "duplicate", "nest", "grow"]))
+        if op == "replace":
+            parent[last] = draw(values)
+        elif op == "delete":
+            del parent[last]
+        elif op == "rename" and isinstance(parent, dict):
+            parent[draw(keys)] = parent.pop(last)
+        elif op == "duplicate" and isinstance(parent, dict):
+            parent[draw(keys)] = copy.deepcopy(parent[last])
+        elif op == "nest":
+            parent[last] = {draw(keys): parent[last]}
+        elif op == "grow":
+            parent[last] = draw(st.sampled_from(["x" * 70000, ["y"] * 2000]))
+    return doc
+
+
+hostile = st.sampled_from([
+    "config: []\n", "config:\n  ? [a, b]\n  : 1\n", "config:\n  configplane:services:\n"
+    "    api:\n      config:\n        no: 1\n        5: x\n", "- a\n- b\n", "config: !!binary AA==\n",
+    "config:\n  a: &a [x, x, x]\n  b: &b [*a, *a, *a]\n  c: [*b, *b, *b]\n",
+    "config:\n\ta: 1\n", "config: {a: 1, a: 2}\n", "config:\n  configplane:platform: " +
+    "[" * 200 + "]" * 200 + "\n", "%YAML 1.1\n---\nconfig: {}\n...\n---\nconfig: {}\n",
+    "config:\n  configplane:services:\n    web:\n      flags:\n        f:\n          variants:"
+    " {true: 1, 'true': 2}\n", "\ufeffconfig: {}\n", "config: !!python/object:os.system x\n",
+])
+
+
+def _write_stack(project: Path, doc) -> None:
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    (project / "Pulumi.dev.yaml").write_text(text)
+
+
+def _names_a_file(run) -> bool:
+    return any(f in run.text for f in ("Pulumi.dev.yaml", "Pulumi.yaml", "schemas/", ".env",
+                                       ".json", ".yaml", "<stdin>"))
+
+
+def _check(run, *, codes=(0, 1)) -> None:
+    assert_clean(run, CORES, codes=codes)
+    if run.code == 1:
+        assert _names_a_file(run), run.text[-1500:]
+
+
+@pytest.fixture(scope="module")
+def fuzz_project(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("fuzz") / "project", policies=True)
+
+
+@FUZZ
+@given(doc=mutated_stacks())
+def test_mutated_stacks_through_every_offline_command(fuzz_project, doc):
+    _write_stack(fuzz_project, doc)
+    p = str(fuzz_project)
+    _check(cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"))
+    _check(cli("validate", "--stack", "dev", "--project-dir", p))
+    for service, path in (("api", "secrets"), ("api", "config"), ("api", "PASTED"),
+                          ("api", "secrets.DATABASE_PASSWORD"), ("web", "flags")):
+        _check(cli("explain", "--stack", "dev", service, path, "--project-dir", p,
+                   "--format", "json"))
+    _check(cli("diff", "--stack", "dev", "--stack", "prod", "--project-dir", p))
+
+
+@FUZZ
+@given(text=st.one_of(hostile, st.text(alphabet=":- \n[]{}&*!|>'\"#%@`?,\tab0é", max_size=80)))
+def test_hostile_documents(fuzz_project, text):
+    (fuzz_project / "Pulumi.dev.yaml").write_text(text)
+    p = str(fuzz_project)
+    _check(cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"))
+    _check(cli("explain", "--stack", "dev", "api", "config", "--project-dir", p))
+
+
+SAMPLE_TEXT = yaml.safe_dump(poisoned_stack(), sort_keys=False).splitlines()
+
+
+@st.composite
+def text_mutations(draw):
+    """The poisoned sample as text, with lines duplicated (duplicate keys), dropped, indented
+    or broken: what a careless edit does."""
+    lines = list(SAMPLE_TEXT)
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        op = draw(st.sampled_from(["dup", "drop", "indent", "dedent", "tab", "colon", "bom"]))
+        if op == "dup":
+            lines.insert(i, lines[i])
+        elif op == "drop" and len(lines) > 1:
+            del lines[i]
+        elif op == "indent":
+            lines[i] = "  " + lines[i]
+        elif op == "dedent":
+            lines[i] = lines[i].lstrip()
+        elif op == "tab":
+            lines[i] = "\t" + lines[i]
+        elif op == "colon":
+            lines[i] = lines[i].replace(": ", ":: ", 1)
+        elif op == "bom":
+            lines[i] = "\ufeff" + lines[i]
+    return "\n".join(lines) + "\n"
+
+
+@FUZZ
+@given(text=text_mutations())
+def test_careless_edits_of_the_stack_file(fuzz_project, text):
+    (fuzz_project / "Pulumi.dev.yaml").write_text(text)
+    p = str(fuzz_project)
+    _check(cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"))
+    _check(cli("validate", "--stack", "dev", "--project-dir", p))
+    _check(cli("explain", "--stack", "dev", "api", "secrets", "--project-dir", p))
+
+
+@PLAN_FUZZ
+@given(doc=mutated_stacks())
+def test_mutated_stacks_through_plan(fuzz_project, doc, tmp_path_factory):
+    _write_stack(fuzz_project, doc)
+    out = tmp_path_factory.mktemp("out")
+    run = cli("plan", "--stack", "dev", "--project-dir", str(fuzz_project), "--format", "json",
+              "--out", str(out / "plan"))
+    _check(run)
+    written = "\n".join(f.read_text() for f in (out / "plan").glob("*")) if (out / "plan").exists() \
+        else ""
+    assert not [c for c in CORES if c in written]
+
+
+@FUZZ
+@given(lines=st.lists(st.one_of(
+    st.sampled_from([json.dumps({"id": "1", "key": "TOKEN", "value": CANARIES["token"]}),
+                     json.dumps({"id": 1, "key": "K", "value": CANARIES["aws"]}),
+                     "{", "[]", "null", "\xff", json.dumps({"id": "x"})]),
+    st.text(max_size=20)), max_size=4))
+def test_scan_on_hostile_lines(lines):
+    run = cli("scan", "--jsonl", "-", input="\n".join(lines))
+    _check(run)
+
+
+@FUZZ
+@given(dotenv=st.lists(st.one_of(
+    st.sampled_from([f"STRIPE_API_KEY={CANARIES['stripe']}", f"TOKEN='{CANARIES['token']}'",
+                     "export A=1", "B", "=x", "C=\"unterminated", "D=${E}", "é=1",
+                     f"PASSWORD={CANARIES['vault']}"]),
+    st.text(max_size=20)), max_size=5))
+def test_import_on_hostile_inputs(tmp_path_factory, dotenv):
+    project = copy_project(tmp_path_factory.mktemp("imp") / "project")
+    source = tmp_path_factory.mktemp("src") / "in.env"
+    source.write_text("\n".join(dotenv))
+    for write in ((), ("--write",)):
+        run = cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
+                  "worker", "--project-dir", str(project), *write)
+        _check(run)
+    written = (project / "Pulumi.dev.yaml").read_text() + (project / "Pulumi.yaml").read_text()
+    assert not [c for c in CORES if c in written]
+
+
+@FUZZ
+@given(document=st.one_of(values, st.fixed_dictionaries({"steps": st.lists(
+    st.fixed_dictionaries({"op": st.sampled_from(["update", "create", "same", "delete", "x"]),
+                           "urn": st.text(max_size=20),
+                           "newState": st.fixed_dictionaries({"inputs": values})}),
+    max_size=3)})))
+def test_drift_report_on_hostile_previews(tmp_path_factory, document):
+    path = tmp_path_factory.mktemp("preview") / "preview.json"
+    path.write_text(json.dumps(document))
+    _check(cli("drift-report", str(path), "--format", "json"), codes=(0, 1, 7))
