@@ -70,9 +70,9 @@ class Thresholds:
     """The matters of degree, chosen by cross-validation (benchmarks/detector.py)."""
 
     password_min_len: int = 4  # shortest literal a password slot takes as a password
-    secret_min_len: int = 4  # shortest literal a secret slot takes
+    secret_min_len: int = 8  # shortest literal a secret slot takes
     token_min_len: int = 8  # shortest generated-looking value a token slot takes
-    random_min_len: int = 16  # shortest value an ambiguous key (`key`, `auth`) takes as random
+    random_min_len: int = 32  # shortest value an ambiguous key (`key`, `auth`) takes as random
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -220,9 +220,13 @@ _BOOL_NULL = frozenset(
     "true false yes no on off y n null nil none ~ undefined enabled disabled".split()
 )
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,_]\d+)*(?:[eE][-+]?\d+)?")
-_TEMPLATE = re.compile(r"\$\{|\{\{|\$\(|#\{|%\{|<%|\{%|\$\[\[")
+_TEMPLATE = re.compile(
+    r"\$\{|\{\{|\$\(|#\{|%\{|<%|\{%|\$\[\[|\(\([\w./-]+\)\)"  # ((var)): Concourse, CredHub
+    r"|%\(\w+\)[sd]|^ENC\[|\$ANSIBLE_VAULT;|^!vault\b"  # Python %(name)s; sops, Ansible Vault
+)
 _REFERENCE = re.compile(
-    r"\$[A-Za-z_][\w.]*|%[A-Za-z_]\w*%|%[sdq]|@[A-Za-z_]\w*@|<[^<>]+>|\[[A-Za-z_ -]+\]"
+    r"\$[A-Za-z_][\w.]*|%[A-Za-z_]\w*%|%[sdq]|@{1,2}[A-Za-z_]\w*@{1,2}|__[A-Za-z]\w*__"
+    r"|<[^<>]+>|\[[A-Za-z_ -]+\]"
     r"|\{[\w.-]*\}|!(?:Ref|Sub|GetAtt|ImportValue)\b.*"
     r"|(?:vault|ref\+\w+|sm|ssm|secretsmanager|awssm|gcpsm|azkv|op|env|file|k8s|secret):.+"
     r"|arn:aws[\w-]*:[\w-]+:.+",
