@@ -371,7 +371,7 @@ KEY_KINDS = (*SECRET_SLOTS, "ambiguous", "identifier", "public", "setting", "tex
 @dataclass(frozen=True)
 class KeyKind:
     kind: str  # one of KEY_KINDS
-    word: str = ""  # the word of the key that decided it
+    word: str = ""  # the vocabulary entry that decided it (never more of the key than that)
     why: str = ""  # the vocabulary's justification for that word
 
     @property
@@ -424,7 +424,7 @@ def key_kind(key: str) -> KeyKind:
         hit = _secret_word(w)
         if hit:
             name, word = hit
-            kind = KeyKind(name, w, v["suffix_words" if word != w else name][word])
+            kind = KeyKind(name, word, v["suffix_words" if word != w else name][word])
         elif i and f"{words[i - 1]} {w}" in _PAIRS:
             pair = f"{words[i - 1]} {w}"
             name = _PAIRS[pair]
@@ -438,8 +438,8 @@ def key_kind(key: str) -> KeyKind:
                     return kind
                 continue
             else:
-                kind = KeyKind("token", f"{q} {w}", "`<something> key` names key material "
-                               "issued for something (gitleaks generic-api-key keyword `key`)")
+                kind = KeyKind("token", "<qualifier> key", "`<something> key` names key "
+                               "material issued for something (gitleaks generic-api-key keyword)")
         elif w in _V["ambiguous"]:
             kind = KeyKind("ambiguous", w, v["ambiguous"][w])
         else:
@@ -464,25 +464,30 @@ def _accepts(kind: str, value: str, t: Thresholds) -> tuple[bool, str, str]:
     vk = value_kind(value)
     if vk not in _SLOT_VALUES.get(kind, ()):
         return False, vk, f"the value is {'an' if vk[0] in 'aeiou' else 'a'} {vk}, not a literal"
+    # Reasons state thresholds, never the value's own length or content.
     v = _unquote(value)
     n = len(v)
     if kind == "password":
         if n >= t.password_min_len:
-            return True, vk, f"a {vk} of {n} characters: any such value is a password, however weak"
+            return True, vk, (f"a {vk} of at least {t.password_min_len} characters: any such "
+                              "value is a password, however weak")
         return False, vk, f"a {vk} shorter than {t.password_min_len} characters"
     if kind == "secret":
         if n >= t.secret_min_len:
-            return True, vk, f"a {vk} of {n} characters: any such value is a secret, however weak"
+            return True, vk, (f"a {vk} of at least {t.secret_min_len} characters: any such "
+                              "value is a secret, however weak")
         return False, vk, f"a {vk} shorter than {t.secret_min_len} characters"
     if kind == "token":
         if any(c.isspace() for c in v) or _WORDY.fullmatch(v):
             return False, vk, "words, not a generated token (a stand-in such as my-api-token)"
         if n >= t.token_min_len:
-            return True, vk, f"a generated-looking {vk} of {n} characters"
+            return True, vk, f"a generated-looking {vk} of at least {t.token_min_len} characters"
         return False, vk, f"a {vk} shorter than {t.token_min_len} characters: not a generated token"
     if _looks_random(v, t.random_min_len):
-        return True, vk, f"random-looking ({n} characters, entropy {_shannon(v):.1f} bits a character)"
-    return False, vk, f"not random-looking (needs >= {t.random_min_len} characters, letters and digits)"
+        return True, vk, (f"random-looking: at least {t.random_min_len} characters, letters and "
+                          "digits, one piece, high entropy")
+    return False, vk, (f"not random-looking (needs at least {t.random_min_len} characters, "
+                       "letters and digits, one piece, high entropy)")
 
 
 # --- structure inside a value --------------------------------------------------------------
@@ -504,8 +509,8 @@ def _url_credentials(value: str) -> bool:
 
 
 def _embedded(value: str, t: Thresholds) -> tuple[str, str, str] | None:
-    """(key kind, inner key, reason) of the first secret slot inside the value that holds a
-    secret, judged as if it were a key of its own."""
+    """(key kind, vocabulary entry, reason) of the first secret slot inside the value that
+    holds a secret, judged as if it were a key of its own."""
     if "=" not in value and ":" not in value:
         return None
     for m in _PAIR.finditer(value):
@@ -514,7 +519,7 @@ def _embedded(value: str, t: Thresholds) -> tuple[str, str, str] | None:
             inner = next(g for g in m.groups()[1:] if g is not None)
             ok, _, reason = _accepts(kind.kind, inner, t)
             if ok:
-                return kind.kind, m.group(1), reason
+                return kind.kind, kind.word, reason
     return None
 
 
@@ -545,6 +550,19 @@ def _shape_rules(key: str, value: str) -> tuple[str, ...]:
     return ()
 
 
+KIND_PHRASES = {
+    "password": "a password slot",
+    "secret": "a secret slot",
+    "token": "a token slot",
+    "ambiguous": "an ambiguous key",
+    "identifier": "names an identifier or a property of a secret",
+    "public": "names a public thing",
+    "setting": "names a setting about a secret",
+    "text": "names UI text or documentation",
+    "neutral": "says nothing about secrets",
+}
+
+_VENDOR_WHY = "the value matches this rule's token format"
 _SHAPE_WHY = {
     "url-credentials": "a URL with a password in its user-info part",
     "auth-header": "an HTTP Authorization scheme followed by a literal token",
@@ -561,32 +579,34 @@ def _judge(key: str, value: str, t: Thresholds, notes: list[str] | None) -> Find
     value = _env_default(value.strip())
     if not value:
         if notes is not None:
-            notes.append("empty value")
+            notes.append("no rule fired: the value is empty")
         return Finding(False)
     rules = _shape_rules(key, value)
     if rules:
         if notes is not None:
-            notes.extend(f"{r}: {_SHAPE_WHY.get(r, 'the value has this vendor token format')}"
+            notes.extend(f"{r}: {_SHAPE_WHY.get(r, _VENDOR_WHY)}"
                          for r in rules)
         return Finding(True, list(rules))
     inner = _embedded(value, t)
     if inner:
-        kind, inner_key, reason = inner
+        kind, word, reason = inner
         if notes is not None:
-            notes.append(f"embedded-keyword-{kind}: inner key `{inner_key}` is a {kind} slot "
-                         f"holding {reason.removeprefix('a ')}")
+            notes.append(f"embedded-keyword-{kind}: a pair inside the value whose name is a "
+                         f"{kind} slot (`{word}`) holds {reason}")
         return Finding(True, [f"embedded-keyword-{kind}"])
 
     kk = key_kind(key)
     if kk.kind not in (*SECRET_SLOTS, "ambiguous"):
         if notes is not None:
             detail = f" (`{kk.word}`: {kk.why})" if kk.word else ""
-            notes.append(f"key is {kk.kind}{detail}: only vendor formats and structure count, "
-                         "and none matched")
+            notes.append(f"no rule fired: the key {KIND_PHRASES[kk.kind]}{detail}; only vendor "
+                         "formats and structure count there, and none matched")
         return Finding(False)
     ok, _, reason = _accepts(kk.kind, value, t)
     if notes is not None:
-        notes.append(f"key is a {kk.kind} slot (`{kk.word}`: {kk.why}); value: {reason}")
+        fired = f"keyword-{kk.kind}" if ok else "no rule fired"
+        notes.append(f"{fired}: the key is {KIND_PHRASES[kk.kind]} (`{kk.word}`: "
+                     f"{kk.why}); the value is {reason.removeprefix('the value is ')}")
     return Finding(True, [f"keyword-{kk.kind}"]) if ok else Finding(False)
 
 

@@ -62,11 +62,16 @@ def report(stack: str, issues: list[Issue], fmt: str) -> None:
 def command(stack: str, project_dir: Path, fmt: str) -> None:
     """Validate a stack's layered configuration against the schemas.
 
+    Config values that look like plaintext secrets (the policy pack's detector) are errors too.
     Exit 0 when valid, 1 when not; every error names its file, key path and fix.
 
     Example: configplane validate --stack prod --format json
     """
-    _, issues = load_or_issues(project_dir, stack)
+    model, issues = load_or_issues(project_dir, stack)
+    if model is not None:
+        from configplane.plaintext import plaintext_issues  # the pack's detector, loaded lazily
+
+        issues = plaintext_issues(model)
     report(stack, issues, fmt)
     if issues:
         raise SystemExit(1)
