@@ -111,8 +111,8 @@ class GridResult:
     predictions: list[list[bool]]
 
 
-def run_grid(detector, rows: list[Row]) -> GridResult:
-    candidates = grid(detector)
+def run_grid(detector, rows: list[Row], candidates: list | None = None) -> GridResult:
+    candidates = grid(detector) if candidates is None else candidates
     repos = sorted({r["repo"] for r in rows})
     pairs = [(r["key"], r["value"]) for r in rows]
     by_repo, predictions = [], []
@@ -269,12 +269,19 @@ def timed(predict: Callable[[list[Row]], list[bool]], rows: list[Row], seconds: 
 # --- the report ----------------------------------------------------------------------------
 
 
-def loro(detector, rows: list[Row]) -> tuple[GridResult, dict[str, int]]:
+def loro(detector, rows: list[Row], candidates: list | None = None
+         ) -> tuple[GridResult, dict[str, int]]:
     """The grid, and for each repository the index of the thresholds chosen without it."""
-    result = run_grid(detector, rows)
+    result = run_grid(detector, rows, candidates)
     repos = sorted({r["repo"] for r in rows})
     chosen = {repo: choose(result, [r for r in repos if r != repo]) for repo in repos}
     return result, chosen
+
+
+def pooled(result: GridResult, chosen: dict[str, int]) -> tuple[Counts, Counts]:
+    """Counts of every fold on its own held-out repository: (X excluded, X negative)."""
+    return (add(*(result.by_repo[i][repo][0] for repo, i in chosen.items())),
+            add(*(result.by_repo[i][repo][1] for repo, i in chosen.items())))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -296,8 +303,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # 1. leave-one-repository-out
     result, chosen = loro(detector, rows)
-    pooled_ex = add(*(result.by_repo[chosen[r]][r][0] for r in repos))
-    pooled_neg = add(*(result.by_repo[chosen[r]][r][1] for r in repos))
+    pooled_ex, pooled_neg = pooled(result, chosen)
     print()
     print(f"1. leave-one-repository-out cross-validation ({len(repos)} folds; thresholds chosen "
           f"on the other {len(repos) - 1} repositories from {len(result.thresholds)} candidates)")

@@ -379,12 +379,20 @@ class KeyKind:
         return self.kind in SECRET_SLOTS
 
 
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# Words: camelCase humps, runs of capitals, with their trailing digits (sha256, s3, PASSWORD2).
+_WORD = re.compile(r"[A-Z]+\d*(?![a-z])|[A-Z]?[a-z]+\d*|\d+")
 _NEUTRAL = KeyKind("neutral")
+_ALL_WORDS = frozenset(w for name, words in VOCABULARY.items() if name != "secret_pairs"
+                       for w in words)
 
 
 def _words(key: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(key)]
+    """Lowercase words; trailing digits stay only where the vocabulary has them (md5, s3)."""
+    out = []
+    for w in _WORD.findall(key):
+        w = w.lower()
+        out.append(w if w in _ALL_WORDS or w.isdigit() else w.rstrip("0123456789"))
+    return out
 
 
 def _secret_word(w: str) -> tuple[str, str] | None:
@@ -398,26 +406,10 @@ def _secret_word(w: str) -> tuple[str, str] | None:
     return None
 
 
-@lru_cache(maxsize=65536)
-def key_kind(key: str) -> KeyKind:
-    """What the key `key` names, from its words and the vocabularies (see KEY_KINDS)."""
-    words = _words(key)
-    if not words:
-        return _NEUTRAL
+def _slot(words: list[str]) -> KeyKind:
+    """The strongest slot the words name (password > secret > token > ambiguous), a lookup
+    key (`range_key`: identifier, `public_key`: public), or neutral."""
     v = VOCABULARY
-    for w in words:
-        if w in _V["text"]:
-            return KeyKind("text", w, v["text"][w])
-    for w in words:
-        if w in _V["not_the_secret"]:
-            return KeyKind("setting", w, v["not_the_secret"][w])
-    last = words[-1]
-    pair_tail = " ".join(words[-2:]) in _PAIRS
-    if len(words) > 1 and not pair_tail:
-        if last in _V["identifier_tails"]:
-            return KeyKind("identifier", last, v["identifier_tails"][last])
-        if last in _V["public"]:
-            return KeyKind("public", last, v["public"][last])
     found = _NEUTRAL
     rank = {"neutral": 0, "ambiguous": 1, "token": 2, "secret": 3, "password": 4}
     for i, w in enumerate(words):
@@ -429,25 +421,55 @@ def key_kind(key: str) -> KeyKind:
             pair = f"{words[i - 1]} {w}"
             name = _PAIRS[pair]
             kind = KeyKind(name, pair, v[f"{name}_pairs"][pair])
+            if found.word == words[i - 1]:  # the pair says more than its first word alone
+                found = kind
+                continue
         elif w == "key" and i:
             q = words[i - 1]
             if q in _V["key_qualifiers_lookup"]:
-                kind = KeyKind("public" if q in _V["public"] else "identifier", f"{q} {w}",
-                               v["key_qualifiers_lookup"][q])
-                if rank[found.kind] == 0:
-                    return kind
+                if found.kind == "neutral":
+                    return KeyKind("public" if q in _V["public"] else "identifier", f"{q} {w}",
+                                   v["key_qualifiers_lookup"][q])
                 continue
-            else:
-                kind = KeyKind("token", "<qualifier> key", "`<something> key` names key "
-                               "material issued for something (gitleaks generic-api-key keyword)")
+            kind = KeyKind("token", "<qualifier> key", "`<something> key` names key material "
+                           "issued for something (gitleaks generic-api-key keyword)")
         elif w in _V["ambiguous"]:
             kind = KeyKind("ambiguous", w, v["ambiguous"][w])
         else:
             continue
         if rank[kind.kind] > rank[found.kind]:
             found = kind
-    if found.kind == "neutral" and len(words) == 1 and last in _V["public"]:
-        return KeyKind("public", last, v["public"][last])
+    return found
+
+
+@lru_cache(maxsize=65536)
+def key_kind(key: str) -> KeyKind:
+    """What the key `key` names, from its words and the vocabularies (see KEY_KINDS).
+
+    A key that names no slot is neutral (or public: `ssl_cert`). A key that names one is
+    vetoed by a UI-text word anywhere (`LABEL_PASSWORD`), then by a word that makes it a
+    setting about the secret (`existingSecret`, `password_enabled`, `password_sha256`), then
+    by a last word that makes it an identifier or property of the secret (`secretName`,
+    `token_url`, `password_file`) or a public thing (`tls_cert`); else it is that slot."""
+    words = _words(key)
+    found = _slot(words)
+    v = VOCABULARY
+    last = words[-1] if words else ""
+    if found.kind in ("neutral", "identifier", "public"):
+        if found.kind == "neutral" and last in _V["public"]:
+            return KeyKind("public", last, v["public"][last])
+        return found
+    for w in words:
+        if w in _V["text"]:
+            return KeyKind("text", w, v["text"][w])
+    for w in words:
+        if w in _V["not_the_secret"]:
+            return KeyKind("setting", w, v["not_the_secret"][w])
+    if len(words) > 1 and " ".join(words[-2:]) not in _PAIRS:
+        if last in _V["identifier_tails"]:
+            return KeyKind("identifier", last, v["identifier_tails"][last])
+        if last in _V["public"]:
+            return KeyKind("public", last, v["public"][last])
     return found
 
 
