@@ -140,6 +140,26 @@ NOT_SECRETS = [
     ("key", "terraform/state/prod.tfstate"),  # S3 object keys
     ("issuer_private_key", "|"),  # a YAML block indicator, nothing more
     ("empty", ""),
+    # Helm values and application settings that name secrets without holding them
+    ("auth.enabled", "true"), ("auth.existingSecret", "pg"), ("auth.username", "app"),
+    ("auth.database", "app"), ("postgresql.auth.password", ""), ("tls.secretName", "api-tls"),
+    ("oauth.clientId", "shop-web"), ("oauth.tokenEndpoint", "https://id.example.com/oauth/token"),
+    ("jwt.algorithm", "RS256"), ("passwordPolicy", "strong"), ("apiKeyHeader", "X-API-Key"),
+    ("tokenTTL", "1h"), ("secretsDir", "/run/secrets"), ("credentialsProvider", "aws"),
+    ("signing_key_id", "k-2024-01"), ("private_key_path", "/etc/tls/tls.key"),
+    ("privateKeySecretRef", "api-tls"), ("token.expiry", "3600"), ("password_min_uppercase", "1"),
+    ("api_key_env", "PAYMENTS_API_KEY"), ("keySize", "2048"), ("key_algorithm", "RSA"),
+    ("cookie_name", "sid"), ("cookie_domain", ".shop.example.com"), ("salt_rounds", "10"),
+    ("auth_method", "ldap"), ("hmac_algorithm", "sha256"), ("tokenizer", "bert-base"),
+    ("max_tokens", "4096"), ("tokens_per_minute", "100"), ("primary_key", "id"),
+    ("sort_key", "created_at"), ("license_key_file", "/etc/app/license"),
+    ("deploy_key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO5s8bC3 ci@shop"),
+    ("GITHUB_TOKEN", "${{ secrets.GITHUB_TOKEN }}"), ("api_token", "{{ .Values.apiToken }}"),
+    ("SESSION_COOKIE_NAME", "shop_session"), ("COOKIE_ENCRYPTION_KEY_VERSION", "3"),
+    ("auth_url", "https://auth.shop.example.com"), ("secret_store", "vault"),
+    ("vault_token_path", "/var/run/secrets/vault"), ("aws_secret_name", "prod/db"),
+    ("grant_type", "password"), ("auth_type", "password"), ("PasswordAuthentication", "no"),
+    ("token_audience", "sts.amazonaws.com"),
 ]
 
 
