@@ -212,7 +212,7 @@ def _gitleaks(value: str) -> list[str]:
 
 VALUE_KINDS = (
     "empty", "boolean", "number", "reference", "placeholder", "path", "url", "email", "hash",
-    "hex", "uuid", "public-key", "structured", "text", "literal",
+    "hex", "uuid", "image", "public-key", "structured", "text", "literal",
 )
 
 _I = re.IGNORECASE
@@ -251,6 +251,11 @@ _REL_PATH = re.compile(
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _CRYPT_HASH = re.compile(r"\$[\w-]{1,12}\$\S+|\{(?:SSHA|SHA|SMD5|MD5|CRYPT|BCRYPT)\w*\}\S+", _I)
 _DIGEST = re.compile(r"(?:sha(?:1|224|256|384|512)|md5)[:=-][0-9a-f]{32,128}")
+# A container image: lowercase registry/path, optional tag, optional digest.
+_IMAGE = re.compile(
+    r"[a-z0-9][a-z0-9.-]*(?::\d+)?(?:/[a-z0-9][a-z0-9._-]*)+(?::[\w][\w.-]{0,127})?"
+    r"(?:@sha256:[0-9a-f]{64})?|[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}"
+)
 _HEX = re.compile(r"[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9a-f]{128}")  # digest lengths
 _PUBLIC_KEY = re.compile(
     r"(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\w+|sk-ssh-\S+) \S+"
@@ -325,6 +330,8 @@ def value_kind(value: str) -> str:
         return "hex"  # a digest in a neutral slot, a token in a token slot
     if _UUID.fullmatch(v):
         return "uuid"
+    if _IMAGE.fullmatch(v):
+        return "image"
     if _PUBLIC_KEY.match(v):
         return "public-key"
     if _is_text(v):
@@ -477,7 +484,7 @@ _SLOT_VALUES = {
     "password": ("literal", "number", "hex", "uuid"),
     "secret": ("literal", "hex", "uuid"),
     "token": ("literal", "hex", "uuid"),
-    "ambiguous": ("literal", "hex"),
+    "ambiguous": ("literal",),  # a bare hex string under `key` or `signature` is a digest
 }
 
 

@@ -227,7 +227,8 @@ def test_uuids_in_id_slots_are_not_secrets(key, uuid):
     assert detector.scan(key, str(uuid)) == detector.Finding(False, [])
 
 
-@given(st.one_of(NEUTRAL_KEYS, ID_KEYS), st.binary(min_size=1, max_size=64),
+@given(st.one_of(NEUTRAL_KEYS, ID_KEYS, st.sampled_from(sorted(VOCABULARY["ambiguous"]))),
+       st.binary(min_size=1, max_size=64),
        st.sampled_from(["md5", "sha1", "sha256", "sha512"]), st.sampled_from(["{}", "sha256:{}",
                                                                           "nginx@sha256:{}"]))
 def test_hashes_and_digests_are_not_secrets(key, data, algorithm, shape):
@@ -236,7 +237,8 @@ def test_hashes_and_digests_are_not_secrets(key, data, algorithm, shape):
     assert detector.scan(key, value) == detector.Finding(False, [])
 
 
-@given(st.one_of(NEUTRAL_KEYS, NAME), HOSTNAME, st.lists(LABEL, min_size=1, max_size=3),
+@given(st.one_of(NEUTRAL_KEYS, NAME, st.sampled_from(sorted(VOCABULARY["ambiguous"]))), HOSTNAME,
+       st.lists(LABEL, min_size=1, max_size=3),
        st.from_regex(r"v?[0-9]{1,2}(\.[0-9]{1,3}){0,2}(-[a-z]{1,8})?", fullmatch=True))
 def test_image_tags_are_not_secrets(key, registry, path, tag):
     assert detector.scan(key, f"{registry}/{'/'.join(path)}:{tag}") == detector.Finding(False, [])
@@ -379,6 +381,7 @@ def test_value_kinds():
         "/etc/x": "path", "a/b/c.txt": "path",
         "https://h/x": "url", "a@b.io": "email", f"sha256:{SHA256}": "hash", SHA256: "hex",
         "123e4567-e89b-12d3-a456-426614174000": "uuid", "ssh-rsa AAAA x": "public-key",
+        "ghcr.io/acme/api:1.4.2": "image", f"nginx@sha256:{SHA256}": "image",
         '{"a": 1}': "structured", "one two three four five six": "text", "hunter2": "literal",
     }
     assert {v: detector.value_kind(v) for v in cases} == cases
