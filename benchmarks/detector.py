@@ -18,7 +18,9 @@ copied). It prints, in this order:
    repositories), and the baselines (which have nothing to fit, so LORO changes nothing
    for them).
 3. speed: values per second on one core, cold (first pass: building the regex automata,
-   empty caches) and warm (repeated passes with caches cleared before each).
+   empty caches) and warm (repeated passes with caches cleared before each);
+4. with --audit: each vocabulary entry whose removal changes a verdict, and on how many
+   repositories (an entry that only matters for one is a candidate for a fitted rule).
 
 Every score is given with X rows (reviewers unsure) excluded and with X counted as negative.
 Baselines: detect-secrets' default plugins through its ad-hoc `scan_line` on the line
@@ -278,6 +280,53 @@ def loro(detector, rows: list[Row], candidates: list | None = None
     return result, chosen
 
 
+def audit(detector, rows: list[Row]) -> list[tuple[str, str, dict[str, int], int]]:
+    """Remove each vocabulary entry in turn and re-scan: (list, entry, changed rows per
+    repository, rows the entry gets right) for every entry that changes a prediction. An
+    entry whose effect falls on one repository is a candidate for a rule fitted to it; the
+    report lists them for review. The detector's lookup tables are rebuilt in place and
+    restored afterwards."""
+    pairs = [(r["key"], r["value"]) for r in rows]
+    base = [f.secret for f in detector.scan_many(pairs)]
+    vocabulary = detector.VOCABULARY
+    saved = {name: dict(words) for name, words in vocabulary.items()}
+
+    def rebuild() -> None:
+        detector._V.clear()
+        detector._V.update({n: frozenset(w) for n, w in vocabulary.items()})
+        detector._PAIRS.clear()
+        detector._PAIRS.update({p: n for n in ("secret", "token") for p in vocabulary[f"{n}_pairs"]})
+        detector._SUFFIXES = tuple(sorted(vocabulary["suffix_words"], key=len, reverse=True))
+        detector.clear_caches()
+
+    out = []
+    try:
+        for name in saved:
+            for entry in saved[name]:
+                del vocabulary[name][entry]
+                if name in detector.SECRET_SLOTS:  # a slot word is also its suffix form
+                    vocabulary["suffix_words"].pop(entry, None)
+                rebuild()
+                now = [f.secret for f in detector.scan_many(pairs)]
+                changed = [i for i, (a, b) in enumerate(zip(base, now, strict=True)) if a != b]
+                if changed:
+                    per: dict[str, int] = {}
+                    for i in changed:
+                        per[rows[i]["repo"]] = per.get(rows[i]["repo"], 0) + 1
+                    right = sum((rows[i]["label"] == "T") == base[i] for i in changed)
+                    out.append((name, entry, per, right))
+                vocabulary[name].clear()
+                vocabulary[name].update(saved[name])
+                vocabulary["suffix_words"].clear()
+                vocabulary["suffix_words"].update(saved["suffix_words"])
+    finally:
+        for name, words in saved.items():
+            vocabulary[name].clear()
+            vocabulary[name].update(words)
+        rebuild()
+    return out
+
+
 def pooled(result: GridResult, chosen: dict[str, int]) -> tuple[Counts, Counts]:
     """Counts of every fold on its own held-out repository: (X excluded, X negative)."""
     return (add(*(result.by_repo[i][repo][0] for repo, i in chosen.items())),
@@ -289,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--corpus", type=Path, default=None,
                         help="tune.jsonl (default: as tests/corpus.py finds it)")
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per detector")
+    parser.add_argument("--audit", action="store_true",
+                        help="also list the vocabulary entries whose removal changes a verdict")
     args = parser.parse_args(argv)
     corpus = args.corpus or tune_file()
     if not corpus.is_file():
@@ -372,6 +423,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("   values/s: one core, caches cleared before every pass; ratio: configplane's values/s")
     print("   over the row's; cold: the first pass in the process, which also builds the regex")
     print("   automata. Timed before the cross-validation, on a machine shared with other work.")
+
+    if args.audit:
+        print()
+        print("4. vocabulary audit: entries whose removal changes a verdict on the tuning set")
+        for name, entry, per, right in audit(detector, rows):
+            n_changed = sum(per.values())
+            flag = "  <- one repository" if len(per) == 1 else ""
+            print(f"   {name:<22} {entry:<16} {n_changed:>3} rows in {len(per):>2} repositories, "
+                  f"right on {right}{flag}")
 
 
 if __name__ == "__main__":
