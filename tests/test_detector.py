@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmarks.detector import GRID_VALUES, choose, counts, loro, pooled, prf, run_grid
+from benchmarks.detector import GRID_VALUES, audit, choose, counts, loro, pooled, prf, run_grid
 from configplane.commands.scan import command as scan_command
 from configplane.pack import load_detector
 from tests.corpus import require_tune_rows
@@ -472,6 +472,18 @@ def test_leave_one_repository_out_over_the_neighbourhood(tune_rows):
     assert precision >= 0.95 and f1 >= 0.90
     assert sum(excluded[::2]) == 230  # every T row is scored in exactly one fold
     assert prf(negative)[0] >= 0.75
+
+
+def test_vocabulary_audit_finds_the_entries_that_decide_and_restores_the_detector():
+    rows = [{"key": "DB_PASSWORD", "value": "hunter2x", "label": "T", "repo": "a"},
+            {"key": "LABEL_PASSWORD", "value": "New one", "label": "F", "repo": "b"},
+            {"key": "PORT", "value": "8080", "label": "F", "repo": "b"}]
+    before = json.dumps(VOCABULARY, sort_keys=True)
+    assert audit(detector, rows) == [("password", "password", {"a": 1}, 1),
+                                     ("text", "label", {"b": 1}, 1)]
+    assert json.dumps(VOCABULARY, sort_keys=True) == before
+    assert [detector.scan(r["key"], r["value"]).secret for r in rows] == [True, False, False]
+    assert detector.key_kind("PGPASSWORD").kind == "password"
 
 
 # --- configplane scan ----------------------------------------------------------------------
