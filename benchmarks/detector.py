@@ -26,7 +26,7 @@ Every score is given with X rows (reviewers unsure) excluded and with X counted 
 Baselines: detect-secrets' default plugins through its ad-hoc `scan_line` on the line
 `key: "value"` (as it reports, and with each entropy plugin's limit applied, which is how
 the corpus README measured it), and gitleaks' default rule set (benchmarks/gitleaks_default.toml,
-vendored unchanged) applied to the same line with gitleaks' keyword, entropy, allowlist and
+vendored; see its header) applied to the same line with gitleaks' keyword, entropy, allowlist and
 stopword semantics, evaluated in Python with RE2.
 """
 
