@@ -228,6 +228,7 @@ _REFERENCE = re.compile(
     r"\$[A-Za-z_][\w.]*|%[A-Za-z_]\w*%|%[sdq]|@{1,2}[A-Za-z_]\w*@{1,2}|__[A-Za-z]\w*__"
     r"|<[^<>]+>|\[[A-Za-z_ -]+\]"
     r"|\{[\w.-]*\}|!(?:Ref|Sub|GetAtt|ImportValue)\b.*"
+    r"|![A-Za-z][\w-]*\s+\S+"  # a YAML tag: !secret db_password (Home Assistant), !env_var X
     r"|(?:vault|ref\+\w+|sm|ssm|secretsmanager|awssm|gcpsm|azkv|op|env|file|k8s|secret):.+"
     r"|arn:aws[\w-]*:[\w-]+:.+",
     _I,

@@ -101,6 +101,8 @@ NOT_SECRETS = [
     ("password", "{{ .Values.db.password }}"),
     ("token", "{{ vault_token }}"),
     ("password", "((db_password))"),  # Concourse / CredHub
+    ("mqtt_password", "!secret mqtt_password"),  # Home Assistant secrets.yaml
+    ("password", "!env_var DB_PASSWORD"),
     ("password", "%(db_password)s"),
     ("password", "<changeme>"),
     ("api_key", "REPLACE_ME"),
@@ -160,6 +162,8 @@ NOT_SECRETS = [
     ("vault_token_path", "/var/run/secrets/vault"), ("aws_secret_name", "prod/db"),
     ("grant_type", "password"), ("auth_type", "password"), ("PasswordAuthentication", "no"),
     ("token_audience", "sts.amazonaws.com"),
+    ("RECAPTCHA_SITE_KEY", "6LeIxAcTAAAAA" + "JcZVRqyHh71UMIEGNQ_MXjiZKhI"), ("redis_key", "session:123"),
+    ("feature_key", "new-checkout-2024"), ("config_key", "app.timeout2"),
 ]
 
 
