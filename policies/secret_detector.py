@@ -241,6 +241,12 @@ _PLACEHOLDER = re.compile(
     r"|(?:your|insert|put|enter)[_-].*|.*[_-]here|x{3,}.*|\*{3,}.*|\.{3,}.*|n/?a|-+)",
     _I,
 )
+# An expression that names a value: Terraform var.db_password, random_password.db.result,
+# module.db.password; Helm values.db.password. Lowercase identifiers joined by dots.
+_DOTTED_REF = re.compile(r"([a-z_][a-z0-9_]*)(?:\.[a-z_][a-z0-9_-]*|\[[^\]]*\])+")
+_EXPRESSION_ROOTS = frozenset(
+    "var local module data each self path terraform values env secrets vars inputs".split()
+)
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")  # SOME_SECRET: a name, not a value
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S*", _I)
 _ABS_PATH = re.compile(r"(?:~?/|\.{1,2}/|[A-Za-z]:[\\/])[^\s:]*")
@@ -314,6 +320,9 @@ def value_kind(value: str) -> str:
     if _NUMBER.fullmatch(v):
         return "number"
     if _TEMPLATE.search(v) or _REFERENCE.fullmatch(v) or _ENV_NAME.fullmatch(v):
+        return "reference"
+    m = _DOTTED_REF.fullmatch(v)
+    if m and ("_" in v or v.count(".") >= 2 or m.group(1) in _EXPRESSION_ROOTS):
         return "reference"
     if "example" in lower or len(set(v)) == 1 or _PLACEHOLDER.fullmatch(v):
         return "placeholder"

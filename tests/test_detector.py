@@ -103,6 +103,8 @@ NOT_SECRETS = [
     ("password", "((db_password))"),  # Concourse / CredHub
     ("mqtt_password", "!secret mqtt_password"),  # Home Assistant secrets.yaml
     ("password", "!env_var DB_PASSWORD"),
+    ("password", "var.db_password"), ("master_password", "random_password.db.result"),  # HCL
+    ("password", "module.db.password"), ("password", "local.pw"),
     ("password", "%(db_password)s"),
     ("password", "<changeme>"),
     ("api_key", "REPLACE_ME"),
