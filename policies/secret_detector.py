@@ -256,7 +256,11 @@ _REL_PATH = re.compile(
     r"|[a-z0-9_.-]+(?:/[a-z0-9_.-]+)+"  # lowercase segments: S3 keys, Vault paths, images
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_CRYPT_HASH = re.compile(r"\$[\w-]{1,12}\$\S+|\{(?:SSHA|SHA|SMD5|MD5|CRYPT|BCRYPT)\w*\}\S+", _I)
+_CRYPT_HASH = re.compile(
+    r"\$[\w-]{1,12}\$\S+|\{(?:SSHA|SHA|SMD5|MD5|CRYPT|BCRYPT)\w*\}\S+"  # crypt(3), LDAP
+    r"|[A-Za-z0-9_-]{2,20}(?:\$[^$\s]+){3,}",  # Django/passlib: pbkdf2_sha256$260000$salt$hash
+    _I,
+)
 _DIGEST = re.compile(r"(?:sha(?:1|224|256|384|512)|md5)[:=-][0-9a-f]{32,128}")
 # A container image: lowercase registry/path, optional tag, optional digest.
 _IMAGE = re.compile(

@@ -126,6 +126,8 @@ NOT_SECRETS = [
     ("image", "nginx@sha256:" + SHA256),
     ("password_hash", "$2b$12$KIXQJ7u0n1Vx8u1r4ZqJ9eYc5R2wO7yT3pL6mN8bV0cX4zA1sD2fG"),
     ("root_password_sha2", SHA256),
+    ("password", "pbkdf2_sha256$260000$Qm9uam91cg$" + "kX3v9W2pL7qR8tY1uI5oP0aS4dF6gH2jK9lZ3xC7vB="),
+    ("password", "argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdHNhbHQ$" + "dGhpc2lzYWhhc2g"),
     ("endpoint", "https://example.com/path"),
     ("image", "ghcr.io/acme/api:1.4.2"),
     ("LOG_LEVEL", "debug"),
