@@ -309,7 +309,19 @@ def _is_text(v: str) -> bool:
     if len(words) >= 6 or (len(words) >= 3 and _SENTENCE_END.search(v)):
         return True
     letters = [c for c in v if c.isalpha()]
-    return bool(letters) and sum(ord(c) > 0x24F for c in letters) * 2 > len(letters)
+    if not letters:
+        return False
+    if sum(ord(c) > 0x24F for c in letters) * 2 > len(letters):
+        return True  # mostly a non-Latin script
+    bare = [w.rstrip(".,;:!?") for w in words]
+    if all(w.isalpha() for w in bare):
+        # Sentence case ("New password", "Mot de passe") or accented Latin letters
+        # ("Contraseña"): UI strings. Generated and chosen secrets rarely look like either.
+        if len(bare) >= 2 and bare[0][:1].isupper() and bare[0][1:].islower():
+            return True
+        if any(ord(c) > 0x7F for c in letters):
+            return True
+    return False
 
 
 def value_kind(value: str) -> str:

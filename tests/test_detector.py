@@ -140,6 +140,8 @@ NOT_SECRETS = [
     ("PASSWORD_HINT", "At least 12 characters."),
     ("FORGOT_PASSWORD", "Passwort vergessen?"),
     ("password", "密码错误"),  # non-Latin text: UI strings
+    ("newPassword", "New password"), ("confirmPassword", "Confirm your password"),  # i18n
+    ("password", "Contraseña"), ("password", "Mot de passe"),
     ("region", "eu-west-1"),
     ("hash_key", "UserId"),  # DynamoDB attribute names
     ("key", "app.title"),  # i18n / map keys
