@@ -486,7 +486,7 @@ def test_leave_one_repository_out_over_the_neighbourhood(tune_rows):
 
 def test_vocabulary_audit_finds_the_entries_that_decide_and_restores_the_detector():
     rows = [{"key": "DB_PASSWORD", "value": "hunter2x", "label": "T", "repo": "a"},
-            {"key": "LABEL_PASSWORD", "value": "New one", "label": "F", "repo": "b"},
+            {"key": "LABEL_PASSWORD", "value": "pw-1234", "label": "F", "repo": "b"},
             {"key": "PORT", "value": "8080", "label": "F", "repo": "b"}]
     before = json.dumps(VOCABULARY, sort_keys=True)
     assert audit(detector, rows) == [("password", "password", {"a": 1}, 1),
