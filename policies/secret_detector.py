@@ -211,7 +211,7 @@ def _gitleaks(value: str) -> list[str]:
 # --- what a value is -----------------------------------------------------------------------
 
 VALUE_KINDS = (
-    "empty", "boolean", "number", "reference", "placeholder", "path", "url", "email", "hash",
+    "empty", "boolean", "number", "date", "reference", "placeholder", "path", "url", "email", "hash",
     "hex", "uuid", "image", "public-key", "structured", "text", "literal",
 )
 
@@ -220,6 +220,10 @@ _BOOL_NULL = frozenset(
     "true false yes no on off y n null nil none ~ undefined enabled disabled".split()
 )
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,_]\d+)*(?:[eE][-+]?\d+)?")
+_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|\d{1,2}:\d{2}(?::\d{2})?|\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y)"  # 2024-01-31, 12:30, 15m
+)
 _TEMPLATE = re.compile(
     r"\$\{|\{\{|\$\(|#\{|%\{|<%|\{%|\$\[\[|\(\([\w./-]+\)\)"  # ((var)): Concourse, CredHub
     r"|%\(\w+\)[sd]|^ENC\[|\$ANSIBLE_VAULT;|^!vault\b"  # Python %(name)s; sops, Ansible Vault
@@ -335,6 +339,8 @@ def value_kind(value: str) -> str:
         return "boolean"
     if _NUMBER.fullmatch(v):
         return "number"
+    if _DATE.fullmatch(v):
+        return "date"
     if _TEMPLATE.search(v) or _REFERENCE.fullmatch(v) or _ENV_NAME.fullmatch(v):
         return "reference"
     m = _DOTTED_REF.fullmatch(v)

@@ -167,7 +167,8 @@ NOT_SECRETS = [
     ("auth_url", "https://auth.shop.example.com"), ("secret_store", "vault"),
     ("vault_token_path", "/var/run/secrets/vault"), ("aws_secret_name", "prod/db"),
     ("grant_type", "password"), ("auth_type", "password"), ("PasswordAuthentication", "no"),
-    ("token_audience", "sts.amazonaws.com"),
+    ("token_audience", "sts.amazonaws.com"), ("password_last_changed", "2024-01-31"),
+    ("password_changed", "2024-01-31T12:00:00Z"), ("token_refresh", "15m"),
     ("RECAPTCHA_SITE_KEY", "6LeIxAcTAAAAA" + "JcZVRqyHh71UMIEGNQ_MXjiZKhI"), ("redis_key", "session:123"),
     ("feature_key", "new-checkout-2024"), ("config_key", "app.timeout2"),
 ]
@@ -386,6 +387,7 @@ def test_key_kind_examples(key, kind, word):
 def test_value_kinds():
     cases = {
         "": "empty", "|": "empty", "true": "boolean", "NULL": "boolean", "8080": "number",
+        "2024-01-31": "date", "30s": "date",
         "${X}": "reference", "SOME_ENV_NAME": "reference", "<x>": "reference",
         "replace_me": "placeholder", "xxxx": "placeholder", "your-token-here": "placeholder",
         "/etc/x": "path", "a/b/c.txt": "path",
