@@ -1,32 +1,41 @@
 """The one plaintext-secret detector: is the value of this configuration key a credential?
 
-Used by the policy pack and by `configplane scan` (which loads this very file). The pack runs
-with only its pinned requirements, so this module imports nothing but detect-secrets,
-google-re2 and the standard library. Everything is compiled once, at import.
+Used by the policy pack, `configplane validate`, `configplane import` and `configplane scan`
+(which load this very file). The pack runs with only its pinned requirements, so this module
+imports nothing but detect-secrets, google-re2 and the standard library. Everything is
+compiled once, at import. docs/detector.md explains the decisions and their measured effect.
 
 A key/value pair is a secret when one of these holds, tried in this order:
 
 1. vendor formats: detect-secrets' format plugins, called on the config-file line
    `key: "value"`, or gitleaks' vendor-token rules (gitleaks_rules.toml, compiled with re2)
-   find a token (AWS, GitHub, Slack, Stripe, private keys, JWTs, ...);
+   find a token (AWS, GitHub, Slack, Stripe, private keys, JWTs, ...) that is not a stand-in;
 2. structure: a password in a URL (`postgres://user:password@host/db`), an `Authorization`
-   style value (`Bearer ...`), or a secret-named pair inside the value (JSON, query strings,
-   DSNs: `"access_token": "..."`, `&client_secret=...`, `Password=...;`);
-3. the key: a secret-named key (password, token, api key, ...) holds a literal. detect-secrets'
-   keyword plugin is run on the config line too, but vetoed for keys that name a secret rather
-   than hold one (`secretName`, `existingSecret`, `password_file`); its entropy plugins are
-   applied with their limits.
+   style value (`Bearer ...`), or a secret slot inside the value (JSON, query strings, DSNs:
+   `"access_token": "..."`, `&client_secret=...`, `Password=...;`), judged by rule 3;
+3. the key: `key_kind(key)` reads the key's words against the vocabularies in
+   secret_key_vocabulary.json. In a secret slot (password, secret, token, api key, private
+   key, credential, `<vendor>_key`, ...) any literal is a secret, however weak; an ambiguous
+   key (`key`, `auth`, `sid`, `salt`) needs a random-looking value; a key that names an
+   identifier, a reference, a setting, a public thing or UI text (`*_id`, `*_url`, `*_file`,
+   `secretName`, `existingSecret`, `password_length`, `public_key`, `LABEL_PASSWORD`) never
+   makes a value secret: rules 1 and 2 carry the whole burden there.
 
-Rules 2 and 3 only accept literals: references and placeholders (`${VAR}`,
-`{{ .Values.x }}`, `<changeme>`, `REPLACE_ME`, `xxxx`), booleans, numbers, paths, URLs
-without credentials, hashes, public keys and UI text are not secrets. The key sets the bar: a
-password may be any short word, a token or key must look generated, and an ambiguous key
-(`auth`, `sid`) needs a long random value. A neutral key (`id`, `value`, `checksum`) never
-makes a value secret on its own: random-looking ids and digests are everyday configuration.
+`value_kind(value)` says what a value is. Only a `literal` can be a secret by its key:
+references and placeholders (`${VAR}`, `{{ .Values.x }}`, `<changeme>`, `vault:...`,
+`arn:aws:secretsmanager:...`, `YOUR_API_KEY`, `xxxx`), empty values, booleans, paths, URLs
+without credentials, e-mail addresses, hashes and digests, UUIDs, public keys, structured
+values (scanned pair by pair instead), prose and non-Latin text are not.
+
+The few numbers that are a matter of degree (how short a password may be, how random an
+ambiguous key's value must look) are `Thresholds`; benchmarks/detector.py chooses them by
+leave-one-repository-out cross-validation, and `DEFAULT_THRESHOLDS` is its choice on the
+whole tuning set.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -39,18 +48,34 @@ import re2
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.filters.heuristic import is_sequential_string
 from detect_secrets.plugins.base import RegexBasedDetector
-from detect_secrets.plugins.high_entropy_strings import HighEntropyStringsPlugin
-from detect_secrets.plugins.keyword import CONFIG_DENYLIST_REGEX_TO_GROUP, KeywordDetector
 
-__all__ = ["Finding", "scan", "scan_many"]
+__all__ = [
+    "DEFAULT_THRESHOLDS", "KEY_KINDS", "SECRET_SLOTS", "VALUE_KINDS", "Explanation", "Finding",
+    "KeyKind", "Thresholds", "explain", "key_kind", "scan", "scan_many", "value_kind",
+]
 
-GITLEAKS_RULES = Path(__file__).resolve().parent / "gitleaks_rules.toml"
+HERE = Path(__file__).resolve().parent
+GITLEAKS_RULES = HERE / "gitleaks_rules.toml"
+VOCABULARY_FILE = HERE / "secret_key_vocabulary.json"
 
 
 @dataclass(frozen=True)
 class Finding:
     secret: bool
     rules: list[str] = field(default_factory=list)  # ids of the rules that made it a secret
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The matters of degree, chosen by cross-validation (benchmarks/detector.py)."""
+
+    password_min_len: int = 4  # shortest literal a password slot takes as a password
+    secret_min_len: int = 8  # shortest literal a secret slot takes
+    token_min_len: int = 8  # shortest generated-looking value a token slot takes
+    random_min_len: int = 32  # shortest value an ambiguous key (`key`, `auth`) takes as random
+
+
+DEFAULT_THRESHOLDS = Thresholds()
 
 
 # --- detect-secrets plugins, instantiated once with their default settings -----------------
@@ -61,10 +86,6 @@ _ds_plugins = [
     if cls.__name__ != "IPPublicDetector"  # an IP address is not a credential
 ]
 _DS_FORMAT = [p for p in _ds_plugins if isinstance(p, RegexBasedDetector)]
-_DS_ENTROPY = [p for p in _ds_plugins if isinstance(p, HighEntropyStringsPlugin)]
-_DS_KEYWORD = next(p for p in _ds_plugins if isinstance(p, KeywordDetector))
-# Every word of detect-secrets' keyword denylist contains one of these: a cheap gate.
-_DS_KEYWORD_GATE = ("key", "pass", "pwd", "secret", "contrase")
 
 
 def _ds_line(key: str, value: str) -> str:
@@ -123,22 +144,6 @@ def _ds_format(line: str) -> list[str]:
     ]
 
 
-def _ds_entropy(line: str) -> list[str]:
-    # What the entropy plugins report for a file line: quoted strings above their limit.
-    return [
-        f"detect-secrets:{type(p).__name__}"
-        for p in _DS_ENTROPY
-        if any(p.calculate_shannon_entropy(s) > p.entropy_limit for s in p.analyze_string(line))
-    ]
-
-
-def _ds_keyword(key: str, line: str) -> bool:
-    lower = key.lower()
-    return any(k in lower for k in _DS_KEYWORD_GATE) and any(
-        True for _ in _DS_KEYWORD.analyze_string(line, CONFIG_DENYLIST_REGEX_TO_GROUP)
-    )
-
-
 # --- gitleaks vendor rules -----------------------------------------------------------------
 
 
@@ -180,11 +185,6 @@ def _load_gitleaks() -> tuple[list[_GitleaksRule], re2.Set, tuple[re2._Regexp, .
 _GL_RULES, _GL_SET, _GL_ALLOW, _GL_STOPWORDS = _load_gitleaks()
 
 
-def _shannon(s: str) -> float:
-    n = len(s)
-    return -sum(c / n * math.log2(c / n) for c in (s.count(ch) for ch in set(s))) if n else 0.0
-
-
 def _gitleaks(value: str) -> list[str]:
     """gitleaks' semantics: keywords gate a rule; the secret (first non-empty group) must beat
     the rule's entropy and escape its allowlists and the global one."""
@@ -210,30 +210,68 @@ def _gitleaks(value: str) -> list[str]:
 
 # --- what a value is -----------------------------------------------------------------------
 
+VALUE_KINDS = (
+    "empty", "boolean", "number", "date", "reference", "placeholder", "path", "url", "email", "hash",
+    "hex", "uuid", "image", "public-key", "structured", "text", "literal",
+)
+
 _I = re.IGNORECASE
-_BOOL_NULL = frozenset("true false yes no on off y n null nil none ~ undefined enabled disabled".split())
+_BOOL_NULL = frozenset(
+    "true false yes no on off y n null nil none ~ undefined enabled disabled".split()
+)
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,_]\d+)*(?:[eE][-+]?\d+)?")
-_TEMPLATE = re.compile(r"\$\{|\{\{|\$\(|#\{|%\{|<%|\{%|\$\[\[")
+_DATE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
+    r"|\d{1,2}:\d{2}(?::\d{2})?|\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y)"  # 2024-01-31, 12:30, 15m
+)
+_TEMPLATE = re.compile(
+    r"\$\{|\{\{|\$\(|#\{|%\{|<%|\{%|\$\[\[|\(\([\w./-]+\)\)"  # ((var)): Concourse, CredHub
+    r"|%\(\w+\)[sd]|^ENC\[|\$ANSIBLE_VAULT;|^!vault\b"  # Python %(name)s; sops, Ansible Vault
+)
 _REFERENCE = re.compile(
-    r"\$[A-Za-z_][\w.]*|%[A-Za-z_]\w*%|@[A-Za-z_]\w*@|<[^<>]+>|\[[A-Za-z_ -]+\]|\{[\w.-]*\}"
-    r"|!(?:Ref|Sub|GetAtt|ImportValue)\b.*"
-    r"|(?:vault|ref\+\w+|sm|ssm|secretsmanager|awssm|gcpsm|azkv|op|env|file):.+"
-    r"|arn:aws[\w-]*:(?:secretsmanager|ssm|kms):.+",
+    r"\$[A-Za-z_][\w.]*|%[A-Za-z_]\w*%|%[sdq]|@{1,2}[A-Za-z_]\w*@{1,2}|__[A-Za-z]\w*__"
+    r"|<[^<>]+>|\[[A-Za-z_ -]+\]"
+    r"|\{[\w.-]*\}|!(?:Ref|Sub|GetAtt|ImportValue)\b.*"
+    r"|![A-Za-z][\w-]*\s+\S+"  # a YAML tag: !secret db_password (Home Assistant), !env_var X
+    r"|(?:vault|ref\+\w+|sm|ssm|secretsmanager|awssm|gcpsm|azkv|op|env|file|k8s|secret):.+"
+    r"|arn:aws[\w-]*:[\w-]+:.+",
     _I,
 )
 _ENV_DEFAULT = re.compile(r"\$\{[A-Za-z_][\w.]*(:?[-=])(.*)\}")
+# Instructions to the reader, not values. Weak real passwords (`changeme`, `changeit`,
+# `password`, `secret`) are NOT here: in a secret slot they are secrets.
 _PLACEHOLDER = re.compile(
-    r"(?:change[_-]?(?:me|it|this)|replace[_-]?(?:me|this)|to[_-]?do|tbd|fixme|placeholder"
-    r"|redacted|masked|hidden|dummy|secret|password|passw0rd|token|api[_-]?key"
-    r"|(?:your|my|insert|put|enter|some)[_-].*|.*[_-]here|x{3,}.*|\*{3,}.*|\.{3,}.*|n/?a)",
+    r"(?:replace[_-]?(?:me|this|with\b.*)|to[_-]?do|tbd|fixme|placeholder|redacted|masked"
+    r"|(?:your|insert|put|enter)[_-].*|.*[_-]here|x{3,}.*|\*{3,}.*|\.{3,}.*|n/?a|-+)",
     _I,
+)
+# An expression that names a value: Terraform var.db_password, random_password.db.result,
+# module.db.password; Helm values.db.password. Lowercase identifiers joined by dots.
+_DOTTED_REF = re.compile(r"([a-z_][a-z0-9_]*)(?:\.[a-z_][a-z0-9_-]*|\[[^\]]*\])+")
+_EXPRESSION_ROOTS = frozenset(
+    "var local module data each self path terraform values env secrets vars inputs".split()
 )
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")  # SOME_SECRET: a name, not a value
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S*", _I)
-_PATH = re.compile(r"(?:~?/|\.{1,2}/|[A-Za-z]:[\\/])[^\s:]*")
+_ABS_PATH = re.compile(r"(?:~?/|\.{1,2}/|[A-Za-z]:[\\/])[^\s:]*")
+# A relative path: lowercase segments and a file extension (base64 has '/' but not this).
+_REL_PATH = re.compile(
+    r"[\w.-]+(?:/[\w.-]+)*/[\w-]+\.[a-z0-9]{1,5}"  # dir/file.ext
+    r"|[a-z0-9_.-]+(?:/[a-z0-9_.-]+)+"  # lowercase segments: S3 keys, Vault paths, images
+)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_CRYPT_HASH = re.compile(r"\$[\w-]{1,12}\$\S+|\{(?:SSHA|SHA|SMD5|MD5|CRYPT|BCRYPT)\w*\}\S+", _I)
-_DIGEST = re.compile(r"(?:sha(?:1|224|256|384|512)|md5)[:=-][0-9a-f]{32,128}", _I)
+_CRYPT_HASH = re.compile(
+    r"\$[\w-]{1,12}\$\S+|\{(?:SSHA|SHA|SMD5|MD5|CRYPT|BCRYPT)\w*\}\S+"  # crypt(3), LDAP
+    r"|[A-Za-z0-9_-]{2,20}(?:\$[^$\s]+){3,}",  # Django/passlib: pbkdf2_sha256$260000$salt$hash
+    _I,
+)
+_DIGEST = re.compile(r"(?:sha(?:1|224|256|384|512)|md5)[:=-][0-9a-f]{32,128}")
+# A container image: lowercase registry/path, optional tag, optional digest.
+_IMAGE = re.compile(
+    r"[a-z0-9][a-z0-9.-]*(?::\d+)?(?:/[a-z0-9][a-z0-9._-]*)+(?::[\w][\w.-]{0,127})?"
+    r"(?:@sha256:[0-9a-f]{64})?|[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}"
+)
+_HEX = re.compile(r"[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9a-f]{128}")  # digest lengths
 _PUBLIC_KEY = re.compile(
     r"(?:ssh-(?:rsa|dss|ed25519)|ecdsa-sha2-\w+|sk-ssh-\S+) \S+"
     r"|-----BEGIN (?:PUBLIC KEY|RSA PUBLIC KEY|CERTIFICATE|X509 CRL|PGP PUBLIC KEY BLOCK)-----",
@@ -262,148 +300,255 @@ def _env_default(value: str) -> str:
     return _env_default(m.group(2).strip()) if m else value
 
 
-def _literal(value: str) -> str | None:
-    """The literal a value holds, or None for references, placeholders and non-secrets."""
+def _unquote(value: str) -> str:
     v = value.strip()
     if len(v) >= 2 and v[0] == v[-1] and v[0] in "\"'":
         v = v[1:-1].strip()
-    v = _env_default(v)
-    if (
-        not v
-        or v.lower() in _BOOL_NULL
-        or "example" in v.lower()
-        or len(set(v)) == 1
-        or (v[0] in "{[" and v[-1] in "}]")  # structured: its pairs are scanned instead
-        or _NUMBER.fullmatch(v)
-        or _TEMPLATE.search(v)
-        or _REFERENCE.fullmatch(v)
-        or _PLACEHOLDER.fullmatch(v)
-        or _ENV_NAME.fullmatch(v)
-        or _URL.fullmatch(v)
-        or _PATH.fullmatch(v)
-        or _EMAIL.fullmatch(v)
-        or _CRYPT_HASH.fullmatch(v)
-        or _DIGEST.fullmatch(v)
-        or _PUBLIC_KEY.match(v)
-    ):
-        return None
-    return v
+    return _env_default(v)
 
 
-def _is_prose(v: str) -> bool:
+def _is_text(v: str) -> bool:
+    """Prose or words in a non-Latin script: UI text and documentation, not a credential."""
     words = v.split()
+    if len(words) >= 6 or (len(words) >= 3 and _SENTENCE_END.search(v)):
+        return True
+    letters = [c for c in v if c.isalpha()]
+    if not letters:
+        return False
+    if sum(ord(c) > 0x24F for c in letters) * 2 > len(letters):
+        return True  # mostly a non-Latin script
+    bare = [w.rstrip(".,;:!?") for w in words]
+    if all(w.isalpha() for w in bare):
+        # Sentence case ("New password", "Mot de passe") or accented Latin letters
+        # ("Contraseña"): UI strings. Generated and chosen secrets rarely look like either.
+        if len(bare) >= 2 and bare[0][:1].isupper() and bare[0][1:].islower():
+            return True
+        if any(ord(c) > 0x7F for c in letters):
+            return True
+    return False
+
+
+def value_kind(value: str) -> str:
+    """What a configuration value is: one of VALUE_KINDS. Only `literal`, `hex` and `uuid`
+    can be a secret by its key alone (and `number` a password)."""
+    v = _unquote(value)
+    lower = v.lower()
+    if not v or not any(c.isalnum() for c in v):
+        return "empty"  # also YAML block indicators (`|`, `>-`) and bare punctuation
+    if lower in _BOOL_NULL:
+        return "boolean"
+    if _NUMBER.fullmatch(v):
+        return "number"
+    if _DATE.fullmatch(v):
+        return "date"
+    if _TEMPLATE.search(v) or _REFERENCE.fullmatch(v) or _ENV_NAME.fullmatch(v):
+        return "reference"
+    m = _DOTTED_REF.fullmatch(v)
+    if m and ("_" in v or v.count(".") >= 2 or m.group(1) in _EXPRESSION_ROOTS):
+        return "reference"
+    if "example" in lower or len(set(v)) == 1 or _PLACEHOLDER.fullmatch(v):
+        return "placeholder"
+    if v[0] in "{[" and v[-1] in "}]":
+        return "structured"
+    if _URL.fullmatch(v):
+        return "url"  # a URL with a password in it is caught before keys are consulted
+    if _ABS_PATH.fullmatch(v) or _REL_PATH.fullmatch(v):
+        return "path"
+    if _EMAIL.fullmatch(v):
+        return "email"
+    if _CRYPT_HASH.fullmatch(v) or _DIGEST.fullmatch(lower):
+        return "hash"
+    if _HEX.fullmatch(lower):
+        return "hex"  # a digest in a neutral slot, a token in a token slot
+    if _UUID.fullmatch(v):
+        return "uuid"
+    if _IMAGE.fullmatch(v):
+        return "image"
+    if _PUBLIC_KEY.match(v):
+        return "public-key"
+    if _is_text(v):
+        return "text"
+    return "literal"
+
+
+def _shannon(s: str) -> float:
+    n = len(s)
+    return -sum(c / n * math.log2(c / n) for c in (s.count(ch) for ch in set(s))) if n else 0.0
+
+
+def _looks_random(v: str, min_len: int) -> bool:
+    """Machine-made: long, one piece, letters and digits mixed, not a few words joined."""
     return (
-        len(words) >= 6
-        or (len(words) >= 3 and bool(_SENTENCE_END.search(v)))
-        # several words in a non-Latin script: UI text, not a password
-        or (len(words) >= 2 and any(c.isalpha() and ord(c) > 0x24F for c in v))
-    )
-
-
-def _looks_generated(v: str) -> bool:
-    """Machine-made: long enough, one piece, not a few lowercase words joined together."""
-    return len(v) >= 8 and not any(c.isspace() for c in v) and not _WORDY.fullmatch(v)
-
-
-def _char_classes(v: str) -> int:
-    return (
-        any(c.islower() for c in v)
-        + any(c.isupper() for c in v)
-        + any(c.isdigit() for c in v)
-        + any(not c.isalnum() and c not in "-_." for c in v)
+        len(v) >= min_len
+        and not any(c.isspace() for c in v)
+        and not _WORDY.fullmatch(v)
+        and any(c.isdigit() for c in v)
+        and any(c.isalpha() for c in v)
+        and _shannon(v) >= 3.0
     )
 
 
 # --- what a key says -----------------------------------------------------------------------
 
-PASSWORD, CREDENTIAL, WEAK, VETO = "password", "credential", "weak", "veto"
 
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-_PASSWORD_WORDS = frozenset(
-    "password passwords passwd passphrase pwd pass pw pword contrasena contrasenya senha".split()
-)
-# credential word -> rule name
-_CREDENTIAL_WORDS = {
-    "secret": "secret", "secrets": "secret", "secretkey": "secret",
-    "token": "token", "tokens": "token", "bearer": "token",
-    "credential": "credential", "credentials": "credential", "creds": "credential",
-    "apikey": "api-key", "apikeys": "api-key", "privatekey": "private-key",
-    "accesskey": "access-key", "passkey": "access-key",
-    "hmac": "hmac", "signature": "signature", "sig": "signature", "salt": "salt", "dsn": "dsn",
-}  # fmt: skip
-_WEAK_WORDS = frozenset(("auth", "sid"))
-# `<qualifier>_key` is a credential unless the qualifier makes it a lookup, an id or public.
-_NON_SECRET_KEY_QUALIFIERS = frozenset(
-    "hash range sort partition primary foreign public pub project issue cache idempotency "
-    "routing lookup map object bucket group row column field index idx sequence natural "
-    "schema translation i18n message label hot shortcut keyboard unique dedup dedupe "
-    "composite surrogate s3 kms cmk".split()
-)
-# Last words of keys that name a secret rather than hold it, or hold something else.
-_NON_SECRET_TAIL = frozenset(
-    "name names file files path paths dir url uri urls endpoint endpoints host hosts port id "
-    "ids arn arns type kind mode scheme policy policies length len size count min max limit "
-    "limits ratelimit enabled enable disabled required optional expiry expires expiration "
-    "ttl timeout interval at time date version ref refs reference selector header headers "
-    "field fields param params parameter prefix suffix format algorithm alg method spec "
-    "provider store backend manager location rotation lifetime regex pattern template user "
-    "username users login email usage filter filters mount engine role roles label labels "
-    "attribute attributes property annotation annotations source sources target strategy "
-    "validation validator hint rule rules env namespace".split()
-)
-# Keys of UI strings and docs: "LABEL_NEW_PASSWORD: New password".
-_TEXT_WORDS = frozenset(
-    "label title message msg messages text tooltip description desc hint placeholder error "
-    "errors prompt help caption heading forgot invalid mandatory show hide advice category "
-    "unauthorized warning notice info tip button btn link successfully matching comment "
-    "comments example examples doc docs".split()
-)
-_HASH_WORDS = frozenset(
-    "hash hashed sha sha1 sha2 sha256 sha512 md5 bcrypt digest checksum fingerprint "
-    "encrypted encoded".split()
-)
+def _load_vocabulary() -> dict[str, dict[str, str]]:
+    with VOCABULARY_FILE.open(encoding="utf-8") as f:
+        data = json.load(f)
+    return {name: words for name, words in data.items() if isinstance(words, dict)}
 
 
-@lru_cache(maxsize=65536)
-def _key_class(key: str) -> tuple[str | None, str]:
-    """(class, rule name): PASSWORD, CREDENTIAL, WEAK, VETO (never a secret) or None."""
-    words = [w.lower() for w in _WORD.findall(key)]
-    if not words:
-        return None, ""
-    if _TEXT_WORDS.intersection(words) or _HASH_WORDS.intersection(words):
-        return VETO, ""
-    if "existing" in words or {"from", "value"} <= set(words):  # existingSecret, valueFrom
-        return VETO, ""
-    if words[-1] in _NON_SECRET_TAIL and words[-2:] != ["secret", "id"]:  # Vault's secret_id
-        return VETO, ""
-    found: tuple[str | None, str] = (None, "")
+VOCABULARY = _load_vocabulary()
+_V = {name: frozenset(words) for name, words in VOCABULARY.items()}
+_PAIRS = {p: name for name in ("secret", "token") for p in VOCABULARY[f"{name}_pairs"]}
+_SUFFIXES = tuple(sorted(VOCABULARY["suffix_words"], key=len, reverse=True))
+
+# The kinds of key, and which of them are secret slots.
+SECRET_SLOTS = ("password", "secret", "token")
+KEY_KINDS = (*SECRET_SLOTS, "ambiguous", "identifier", "public", "setting", "text", "neutral")
+
+
+@dataclass(frozen=True)
+class KeyKind:
+    kind: str  # one of KEY_KINDS
+    word: str = ""  # the vocabulary entry that decided it (never more of the key than that)
+    why: str = ""  # the vocabulary's justification for that word
+
+    @property
+    def secret_slot(self) -> bool:
+        return self.kind in SECRET_SLOTS
+
+
+# Words: camelCase humps, runs of capitals, with their trailing digits (sha256, s3, PASSWORD2).
+_WORD = re.compile(r"[A-Z]+\d*(?![a-z])|[A-Z]?[a-z]+\d*|\d+")
+_NEUTRAL = KeyKind("neutral")
+_ALL_WORDS = frozenset(w for name, words in VOCABULARY.items() if name != "secret_pairs"
+                       for w in words)
+
+
+def _words(key: str) -> list[str]:
+    """Lowercase words; trailing digits stay only where the vocabulary has them (md5, s3)."""
+    out = []
+    for w in _WORD.findall(key):
+        w = w.lower()
+        out.append(w if w in _ALL_WORDS or w.isdigit() else w.rstrip("0123456789"))
+    return out
+
+
+def _secret_word(w: str) -> tuple[str, str] | None:
+    """(list, vocabulary word) when `w` names a password or a secret."""
+    for name in SECRET_SLOTS:
+        if w in _V[name]:
+            return name, w
+    for suffix in _SUFFIXES:
+        if w.endswith(suffix) and len(w) > len(suffix):
+            return next(name for name in SECRET_SLOTS if suffix in _V[name]), suffix
+    return None
+
+
+def _slot(words: list[str]) -> KeyKind:
+    """The strongest slot the words name (password > secret > token > ambiguous), a lookup
+    key (`range_key`: identifier, `public_key`: public), or neutral."""
+    v = VOCABULARY
+    found = _NEUTRAL
+    rank = {"neutral": 0, "ambiguous": 1, "token": 2, "secret": 3, "password": 4}
     for i, w in enumerate(words):
-        if w in _PASSWORD_WORDS or "password" in w or "passwd" in w:
-            return PASSWORD, "password"
-        if w in _CREDENTIAL_WORDS or w.endswith(("secret", "token")):
-            found = CREDENTIAL, _CREDENTIAL_WORDS.get(w, "secret" if w.endswith("secret") else "token")
-        elif w == "key" and i and words[i - 1] not in _NON_SECRET_KEY_QUALIFIERS:
-            if found[0] != CREDENTIAL:
-                qualifier = words[i - 1]
-                found = CREDENTIAL, f"{qualifier}-key" if qualifier in ("api", "access", "private") else "key"
-        elif w in _WEAK_WORDS and found[0] is None:
-            found = WEAK, w
+        hit = _secret_word(w)
+        if hit:
+            name, word = hit
+            kind = KeyKind(name, word, v["suffix_words" if word != w else name][word])
+        elif i and f"{words[i - 1]} {w}" in _PAIRS:
+            pair = f"{words[i - 1]} {w}"
+            name = _PAIRS[pair]
+            kind = KeyKind(name, pair, v[f"{name}_pairs"][pair])
+            if found.word == words[i - 1]:  # the pair says more than its first word alone
+                found = kind
+                continue
+        elif w == "key" and i:
+            q = words[i - 1]
+            if q in _V["key_qualifiers_lookup"]:
+                if found.kind == "neutral":
+                    return KeyKind("public" if q in _V["public"] else "identifier", f"{q} {w}",
+                                   v["key_qualifiers_lookup"][q])
+                continue
+            kind = KeyKind("token", "<qualifier> key", "`<something> key` names key material "
+                           "issued for something (gitleaks generic-api-key keyword)")
+        elif w in _V["ambiguous"]:
+            kind = KeyKind("ambiguous", w, v["ambiguous"][w])
+        else:
+            continue
+        if rank[kind.kind] > rank[found.kind]:
+            found = kind
     return found
 
 
-def _accepts(cls: str, value: str, entropy_hit: bool) -> bool:
-    """Does a key of class `cls` make this value a secret?"""
-    v = _literal(value)
-    if v is None:
-        return False
-    if cls == PASSWORD:
-        return len(v) >= 4 and not _is_prose(v)
-    if cls == CREDENTIAL:
-        return entropy_hit or _looks_generated(v)
-    # WEAK: only long, clearly random values
-    return len(v) >= 16 and not _UUID.fullmatch(v) and (
-        entropy_hit or (_looks_generated(v) and _char_classes(v) >= 2)
-    )
+@lru_cache(maxsize=65536)
+def key_kind(key: str) -> KeyKind:
+    """What the key `key` names, from its words and the vocabularies (see KEY_KINDS).
+
+    A key that names no slot is neutral (or public: `ssl_cert`). A key that names one is
+    vetoed by a UI-text word anywhere (`LABEL_PASSWORD`), then by a word that makes it a
+    setting about the secret (`existingSecret`, `password_enabled`, `password_sha256`), then
+    by a last word that makes it an identifier or property of the secret (`secretName`,
+    `token_url`, `password_file`) or a public thing (`tls_cert`); else it is that slot."""
+    words = _words(key)
+    found = _slot(words)
+    v = VOCABULARY
+    last = words[-1] if words else ""
+    if found.kind in ("neutral", "identifier", "public"):
+        if found.kind == "neutral" and last in _V["public"]:
+            return KeyKind("public", last, v["public"][last])
+        return found
+    for w in words:
+        if w in _V["text"]:
+            return KeyKind("text", w, v["text"][w])
+    for w in words:
+        if w in _V["not_the_secret"]:
+            return KeyKind("setting", w, v["not_the_secret"][w])
+    if len(words) > 1 and " ".join(words[-2:]) not in _PAIRS:
+        if last in _V["identifier_tails"]:
+            return KeyKind("identifier", last, v["identifier_tails"][last])
+        if last in _V["public"]:
+            return KeyKind("public", last, v["public"][last])
+    return found
+
+
+_SLOT_VALUES = {
+    "password": ("literal", "number", "hex", "uuid"),
+    "secret": ("literal", "hex", "uuid"),
+    "token": ("literal", "hex", "uuid"),
+    "ambiguous": ("literal",),  # a bare hex string under `key` or `signature` is a digest
+}
+
+
+def _accepts(kind: str, value: str, t: Thresholds) -> tuple[bool, str, str]:
+    """(secret?, value kind, reason) for a value in a slot of this key kind."""
+    vk = value_kind(value)
+    if vk not in _SLOT_VALUES.get(kind, ()):
+        return False, vk, f"the value is {'an' if vk[0] in 'aeiou' else 'a'} {vk}, not a literal"
+    # Reasons state thresholds, never the value's own length or content.
+    v = _unquote(value)
+    n = len(v)
+    if kind == "password":
+        if n >= t.password_min_len:
+            return True, vk, (f"a {vk} of at least {t.password_min_len} characters: any such "
+                              "value is a password, however weak")
+        return False, vk, f"a {vk} shorter than {t.password_min_len} characters"
+    if kind == "secret":
+        if n >= t.secret_min_len:
+            return True, vk, (f"a {vk} of at least {t.secret_min_len} characters: any such "
+                              "value is a secret, however weak")
+        return False, vk, f"a {vk} shorter than {t.secret_min_len} characters"
+    if kind == "token":
+        if any(c.isspace() for c in v) or _WORDY.fullmatch(v):
+            return False, vk, "words, not a generated token (a stand-in such as my-api-token)"
+        if n >= t.token_min_len:
+            return True, vk, f"a generated-looking {vk} of at least {t.token_min_len} characters"
+        return False, vk, f"a {vk} shorter than {t.token_min_len} characters: not a generated token"
+    if _looks_random(v, t.random_min_len):
+        return True, vk, (f"random-looking: at least {t.random_min_len} characters, letters and "
+                          "digits, one piece, high entropy")
+    return False, vk, (f"not random-looking (needs at least {t.random_min_len} characters, "
+                       "letters and digits, one piece, high entropy)")
 
 
 # --- structure inside a value --------------------------------------------------------------
@@ -424,56 +569,128 @@ def _url_credentials(value: str) -> bool:
     )
 
 
-def _embedded(value: str) -> str | None:
-    """The rule name of the first secret-named pair inside the value that holds a secret."""
+def _embedded(value: str, t: Thresholds) -> tuple[str, str, str] | None:
+    """(key kind, vocabulary entry, reason) of the first secret slot inside the value that
+    holds a secret, judged as if it were a key of its own."""
     if "=" not in value and ":" not in value:
         return None
     for m in _PAIR.finditer(value):
-        cls, name = _key_class(m.group(1))
-        if cls not in (None, VETO):
+        kind = key_kind(m.group(1))
+        if kind.secret_slot or kind.kind == "ambiguous":
             inner = next(g for g in m.groups()[1:] if g is not None)
-            if _accepts(cls, inner, entropy_hit=False):
-                return name
+            ok, _, reason = _accepts(kind.kind, inner, t)
+            if ok:
+                return kind.kind, kind.word, reason
     return None
 
 
 # --- the detector --------------------------------------------------------------------------
 
 
-def scan(key: str, value: str) -> Finding:
-    """Is `value`, the value of configuration key `key`, a plaintext secret?"""
+@dataclass(frozen=True)
+class Explanation:
+    """Why scan() decided as it did: never holds the value or any part of it."""
+
+    finding: Finding
+    key_kind: KeyKind
+    value_kind: str
+    reasons: list[str]
+
+
+@lru_cache(maxsize=16384)
+def _shape_rules(key: str, value: str) -> tuple[str, ...]:
+    """The rules that need no key semantics and no thresholds: vendor formats and shapes."""
+    rules = _ds_format(_ds_line(key, value)) + _gitleaks(value)
+    if rules:
+        return tuple(rules)
+    if _url_credentials(value):
+        return ("url-credentials",)
+    m = _AUTH_HEADER.match(value)
+    if m and value_kind(m.group(1)) in ("literal", "hex", "uuid"):
+        return ("auth-header",)
+    return ()
+
+
+KIND_PHRASES = {
+    "password": "a password slot",
+    "secret": "a secret slot",
+    "token": "a token slot",
+    "ambiguous": "an ambiguous key",
+    "identifier": "names an identifier or a property of a secret",
+    "public": "names a public thing",
+    "setting": "names a setting about a secret",
+    "text": "names UI text or documentation",
+    "neutral": "says nothing about secrets",
+}
+
+_VENDOR_WHY = "the value matches this rule's token format"
+_SHAPE_WHY = {
+    "url-credentials": "a URL with a password in its user-info part",
+    "auth-header": "an HTTP Authorization scheme followed by a literal token",
+}
+
+
+def clear_caches() -> None:
+    """Forget memoised keys and values (benchmarks time a cold start with this)."""
+    key_kind.cache_clear()
+    _shape_rules.cache_clear()
+
+
+def _judge(key: str, value: str, t: Thresholds, notes: list[str] | None) -> Finding:
     value = _env_default(value.strip())
     if not value:
+        if notes is not None:
+            notes.append("no rule fired: the value is empty")
         return Finding(False)
-    line = _ds_line(key, value)
-
-    rules = _ds_format(line) + _gitleaks(value)
+    rules = _shape_rules(key, value)
     if rules:
-        return Finding(True, rules)
-    if _url_credentials(value):
-        return Finding(True, ["url-credentials"])
-    m = _AUTH_HEADER.match(value)
-    if m and _literal(m.group(1)):
-        return Finding(True, ["auth-header"])
-    name = _embedded(value)
-    if name:
-        return Finding(True, [f"embedded-keyword-{name}"])
+        if notes is not None:
+            notes.extend(f"{r}: {_SHAPE_WHY.get(r, _VENDOR_WHY)}"
+                         for r in rules)
+        return Finding(True, list(rules))
+    inner = _embedded(value, t)
+    if inner:
+        kind, word, reason = inner
+        if notes is not None:
+            notes.append(f"embedded-keyword-{kind}: a pair inside the value whose name is a "
+                         f"{kind} slot (`{word}`) holds {reason}")
+        return Finding(True, [f"embedded-keyword-{kind}"])
 
-    cls, name = _key_class(key)
-    if cls == VETO:
+    kk = key_kind(key)
+    if kk.kind not in (*SECRET_SLOTS, "ambiguous"):
+        if notes is not None:
+            detail = f" (`{kk.word}`: {kk.why})" if kk.word else ""
+            notes.append(f"no rule fired: the key {KIND_PHRASES[kk.kind]}{detail}; only vendor "
+                         "formats and structure count there, and none matched")
         return Finding(False)
-    ds_keyword = _ds_keyword(key, _ds_line(key, value[:1000]))  # only the key matters here
-    if cls is None:
-        if not ds_keyword:
-            return Finding(False)
-        cls, name = CREDENTIAL, "key"
-    entropy = _ds_entropy(line)
-    if not _accepts(cls, value, entropy_hit=bool(entropy)):
-        return Finding(False)
-    return Finding(True, [f"keyword-{name}"] + ["detect-secrets:KeywordDetector"] * ds_keyword + entropy)
+    ok, _, reason = _accepts(kk.kind, value, t)
+    if notes is not None:
+        fired = f"keyword-{kk.kind}" if ok else "no rule fired"
+        notes.append(f"{fired}: the key is {KIND_PHRASES[kk.kind]} (`{kk.word}`: "
+                     f"{kk.why}); the value is {reason.removeprefix('the value is ')}")
+    return Finding(True, [f"keyword-{kk.kind}"]) if ok else Finding(False)
 
 
-def scan_many(pairs: Iterable[tuple[str, str]]) -> list[Finding]:
+def scan(key: str, value: str, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Finding:
+    """Is `value`, the value of configuration key `key`, a plaintext secret?"""
+    return _judge(key, value, thresholds, None)
+
+
+def scan_many(pairs: Iterable[tuple[str, str]],
+              thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[Finding]:
     """scan() over many (key, value) pairs, in order; identical pairs are scanned once."""
     seen: dict[tuple[str, str], Finding] = {}
-    return [seen[p] if p in seen else seen.setdefault(p, scan(*p)) for p in pairs]
+    out = []
+    for p in pairs:
+        found = seen.get(p)
+        if found is None:
+            found = seen[p] = _judge(p[0], p[1], thresholds, None)
+        out.append(found)
+    return out
+
+
+def explain(key: str, value: str, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Explanation:
+    """scan()'s verdict with the rules that fired and why, in words that never quote the value."""
+    notes: list[str] = []
+    found = _judge(key, value, thresholds, notes)
+    return Explanation(found, key_kind(key), value_kind(value), notes)

@@ -46,18 +46,38 @@ def read_pairs(stream: IO[bytes], name: str) -> list[tuple[str, str, str]]:
     type=click.File("rb"),
     help='JSON Lines of {"id", "key", "value"} (other fields ignored); "-" reads stdin.',
 )
-def command(source: IO[bytes]) -> None:
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Add, per line, the key's kind, the value's kind and why each rule fired or none did "
+    "(in words that never quote the value).",
+)
+def command(source: IO[bytes], explain: bool) -> None:
     """Tell which configuration values are plaintext secrets.
 
     Uses the policy pack's own detector. Writes one JSON line per input line, in order:
     {"id": ..., "secret": true|false, "rules": [...]}, the rules being the ids of the
-    detection rules that fired. Values are never printed.
+    detection rules that fired. With --explain each line also has "key_kind" (password,
+    secret, token, ambiguous, identifier, public, setting, text or neutral), "value_kind"
+    (literal, reference, placeholder, path, url, hash, ...) and "why": one sentence per rule
+    that fired, or one saying why none did. Values are never printed.
 
     Example: configplane scan --jsonl pairs.jsonl > findings.jsonl
+
+    Example: configplane scan --explain --jsonl pairs.jsonl
     """
     name = getattr(source, "name", "-")
     name = "<stdin>" if name in ("-", "<stdin>", 0) else str(name)
     pairs = read_pairs(source, name)
-    findings = load_detector().scan_many((key, value) for _, key, value in pairs)
-    for (id_, _, _), found in zip(pairs, findings, strict=True):
-        click.echo(json.dumps({"id": id_, "secret": found.secret, "rules": found.rules}))
+    detector = load_detector()
+    if not explain:
+        findings = detector.scan_many((key, value) for _, key, value in pairs)
+        for (id_, _, _), found in zip(pairs, findings, strict=True):
+            click.echo(json.dumps({"id": id_, "secret": found.secret, "rules": found.rules}))
+        return
+    for id_, key, value in pairs:
+        why = detector.explain(key, value)
+        click.echo(json.dumps({
+            "id": id_, "secret": why.finding.secret, "rules": why.finding.rules,
+            "key_kind": why.key_kind.kind, "value_kind": why.value_kind, "why": why.reasons,
+        }))
