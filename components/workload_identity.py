@@ -1,0 +1,110 @@
+"""A service's own AWS identity: the IAM role its service account's tokens assume (IRSA).
+
+The External Secrets Operator reads a service's Secrets Manager secrets through the service's
+SecretStore, which authenticates as the service's own Kubernetes service account
+(`auth.jwt.serviceAccountRef`): the operator requests a token for that account (audience
+`sts.amazonaws.com`) and calls `sts:AssumeRoleWithWebIdentity` for the role named in the
+account's `eks.amazonaws.com/role-arn` annotation. The role trusts the cluster's IAM OIDC
+provider for exactly that `system:serviceaccount:<namespace>:<account>` subject, and may
+read only the service's own secrets (plus decrypt them through Secrets Manager with the
+environment's customer-managed key). Why IRSA rather than EKS Pod Identity: docs/isolation.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from configplane import refs
+from configplane.model import AwsSettings
+from configplane.stack import ServicePlan
+
+READ_ACTIONS = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
+STS_AUDIENCE = "sts.amazonaws.com"
+
+
+def trust_policy(issuer: str, account: str, namespace: str, service_account: str) -> dict:
+    host = refs.oidc_provider_host(issuer)
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ServiceAccountWebIdentity",
+        "Effect": "Allow",
+        "Principal": {"Federated": refs.oidc_provider_arn(issuer, account)},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            f"{host}:sub": refs.service_account_subject(namespace, service_account),
+            f"{host}:aud": STS_AUDIENCE,
+        }},
+    }]}
+
+
+def read_policy(region: str, secret_resources: list[str], kms_key_arn: str | None,
+                encrypted_secret_arns: list[str]) -> dict:
+    """GetSecretValue/DescribeSecret on the service's secrets; kms:Decrypt on the stack's key
+    only through Secrets Manager and only for the service's secrets encrypted with it."""
+    statements = [{"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": READ_ACTIONS,
+                   "Resource": sorted(secret_resources)}]
+    if kms_key_arn and encrypted_secret_arns:
+        statements.append({
+            "Sid": "DecryptOwnSecrets",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": kms_key_arn,
+            "Condition": {"StringEquals": {
+                "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": sorted(encrypted_secret_arns),
+            }},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+@dataclass(frozen=True)
+class SecretReaderRoleArgs:
+    service: ServicePlan
+    settings: AwsSettings
+    created_secret_arns: Mapping[str, pulumi.Input[str]]  # secrets this program creates
+    kms_key_arn: pulumi.Input[str] | None  # the environment's CMK, which encrypts those
+
+
+class SecretReaderRole(pulumi.ComponentResource):
+    role_arn: pulumi.Output[str]
+    role_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SecretReaderRoleArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("configplane:identity:SecretReaderRole", name, {}, opts)
+        svc, settings = args.service, args.settings
+        if settings.eks_oidc_issuer is None:  # validation refuses this stack first
+            raise ValueError("SecretReaderRole needs platform.aws.eks_oidc_issuer")
+        child = pulumi.ResourceOptions(parent=self)
+        referenced = [
+            refs.parse_secret_arn(spec.ref, account=settings.account_id,
+                                  region=settings.region).policy_resource
+            for spec in svc.secrets_in("aws").values()
+            if spec.source == "reference" and spec.ref
+        ]
+        role = aws.iam.Role(
+            f"{name}-role",
+            name=refs.iam_role_name(svc.environment, svc.name),
+            description=f"External Secrets reads {svc.name}'s Secrets Manager secrets "
+                        f"({svc.environment}) as its service account",
+            assume_role_policy=json.dumps(trust_policy(
+                settings.eks_oidc_issuer, settings.account_id, svc.namespace,
+                svc.service_account)),
+            max_session_duration=3600,
+            tags=svc.labels_as_tags(),
+            opts=child,
+        )
+        created = dict(args.created_secret_arns)
+        policy = pulumi.Output.all(
+            key=args.kms_key_arn, created=pulumi.Output.all(*created.values()) if created else [],
+        ).apply(lambda v: json.dumps(read_policy(
+            settings.region, [*v["created"], *referenced], v["key"], list(v["created"]))))
+        aws.iam.RolePolicy(f"{name}-policy", name="read-own-secrets", role=role.id,
+                           policy=policy, opts=child)
+        self.role_arn = role.arn
+        self.role_name = role.name
+        self.register_outputs({"role_arn": self.role_arn, "role_name": self.role_name})
