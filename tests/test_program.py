@@ -98,6 +98,90 @@ def test_expected_resources_names_labels_and_parents(planned):
     assert rbac[0]["resourceNames"] == [cm.inputs["metadata"]["name"]]
 
 
+ISSUERS = {"dev": "0A1B2C3D4E5F60718293A4B5C6D7E8F9", "staging": "1B2C3D4E5F60718293A4B5C6D7E8F90A",
+           "prod": "2C3D4E5F60718293A4B5C6D7E8F90A1B"}
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+
+
+def test_each_service_signs_in_as_itself(planned):
+    """Namespaced SecretStores in the service's namespace, its own account and role; no
+    ClusterSecretStore and no role for the operator itself."""
+    stack, plan = planned
+    env, resources = stack, by_name(plan)
+    types = {r.type for r in plan.resources}
+    assert "kubernetes:external-secrets.io/v1:ClusterSecretStore" not in types
+    roles = sorted(r.inputs["roleName"] for r in plan.resources
+                   if r.type == "vault:kubernetes/authBackendRole:AuthBackendRole")
+    assert roles == ["api", "web", "worker"]
+    stores = {r.name: r.inputs for r in plan.resources
+              if r.type == "kubernetes:external-secrets.io/v1:SecretStore"}
+    # a Vault store for each service with Vault secrets, an AWS store only for api
+    assert sorted(stores) == ["api-secret-stores-aws", "api-secret-stores-vault",
+                              "web-secret-stores-vault", "worker-secret-stores-vault"]
+    for svc in ("api", "web", "worker"):
+        store = stores[f"{svc}-secret-stores-vault"]
+        assert store["metadata"]["namespace"] == f"{svc}-{env}"
+        assert store["metadata"]["name"] == f"{svc}-vault"
+        assert store["spec"] == {"provider": {"vault": {
+            "server": f"https://vault.{env}.shop.internal:8200", "path": f"{env}-kv",
+            "version": "v2", "auth": {"kubernetes": {
+                "mountPath": f"kubernetes-{env}", "role": svc,
+                "serviceAccountRef": {"name": svc}}}}}}
+        role = resources[f"{svc}-vault-role"].inputs
+        assert (role["boundServiceAccountNames"], role["boundServiceAccountNamespaces"],
+                role["tokenPolicies"]) == ([svc], [f"{svc}-{env}"], [f"{env}-{svc}-read"])
+        external = resources[f"{svc}-external-secret-external-secret"].inputs
+        assert external["spec"]["secretStoreRef"] == {"kind": "SecretStore",
+                                                      "name": f"{svc}-vault"}
+    assert stores["api-secret-stores-aws"]["metadata"]["namespace"] == f"api-{env}"
+    assert stores["api-secret-stores-aws"]["spec"] == {"provider": {"aws": {
+        "service": "SecretsManager", "region": "eu-west-1",
+        "auth": {"jwt": {"serviceAccountRef": {"name": "api"}}}}}}
+    api_entries = resources["api-external-secret-external-secret"].inputs["spec"]["data"]
+    assert [e.get("sourceRef") for e in api_entries] == [
+        {"storeRef": {"kind": "SecretStore", "name": "api-aws-secretsmanager"}}, None]
+
+
+def test_api_reads_secrets_manager_through_its_own_irsa_role(planned):
+    stack, plan = planned
+    env, resources = stack, by_name(plan)
+    account = ACCOUNTS[env]
+    host = f"oidc.eks.eu-west-1.amazonaws.com/id/{ISSUERS[env]}"
+    role = resources["api-identity-role"]
+    assert role.inputs["name"] == f"configplane-{env}-api-secrets"
+    assert json.loads(role.inputs["assumeRolePolicy"]) == {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ServiceAccountWebIdentity", "Effect": "Allow",
+        "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{host}"},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{host}:sub": f"system:serviceaccount:api-{env}:api",
+                                       f"{host}:aud": "sts.amazonaws.com"}}}]}
+    secret_arn = resources["api-aws-database-password"].outputs["arn"]
+    statements = json.loads(resources["api-identity-policy"].inputs["policy"])["Statement"]
+    expected = [{"Sid": "ReadOwnSecrets", "Effect": "Allow",
+                 "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+                 "Resource": [secret_arn]}]
+    if env == "prod":  # the customer-managed key, only through Secrets Manager, only for api's
+        key_arn = next(r for r in plan.resources if r.type == "aws:kms/key:Key").outputs["arn"]
+        expected.append({"Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
+                         "Resource": key_arn, "Condition": {"StringEquals": {
+                             "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com",
+                             "kms:EncryptionContext:SecretARN": [secret_arn]}}})
+    assert statements == expected
+    assert resources["api-identity-policy"].property_dependencies["role"] == [role.urn]
+    account_annotations = resources["api-access-service-account"].inputs["metadata"]["annotations"]
+    assert account_annotations == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}
+    assert role.outputs["arn"] == f"arn:aws:iam::{account}:role/configplane-{env}-api-secrets"
+    for svc in ("web", "worker"):  # no Secrets Manager secrets: no role, no annotation
+        assert f"{svc}-identity-role" not in resources
+        assert "annotations" not in resources[f"{svc}-access-service-account"].inputs["metadata"]
+    outputs = plan.outputs["services"]
+    assert outputs["api"]["iam_role_arn"] == role.outputs["arn"]
+    assert outputs["api"]["secret_stores"] == {"vault": "api-vault",
+                                               "aws": "api-aws-secretsmanager"}
+    assert outputs["web"]["secret_stores"] == {"vault": "web-vault", "aws": None}
+    assert outputs["web"]["iam_role_arn"] is None
+
+
 def test_prod_has_customer_managed_key_with_rotation(planned):
     stack, plan = planned
     keys = [r for r in plan.resources if r.type == "aws:kms/key:Key"]
