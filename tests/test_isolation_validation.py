@@ -14,7 +14,7 @@ OWN_ARN = f"arn:aws:secretsmanager:eu-west-1:{DEV_ACCOUNT}:secret:configplane/de
 
 
 WORKER_CONFIG = {"LOG_LEVEL": "info", "CONCURRENCY": 1, "RATE_LIMIT_RPS": 1,
-                 "QUEUE_URL": "https://sqs.example.com/q",
+                 "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111111111111/q",
                  "PAYMENTS_API_BASE_URL": "https://example.com", "VISIBILITY_TIMEOUT_SECONDS": 1}
 
 
