@@ -16,10 +16,10 @@ from typing import Any
 
 import jsonschema
 
+from configplane import refs
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
-from configplane import refs
 from configplane.stackfiles import NAMESPACE, StackInputs
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"

@@ -122,6 +122,7 @@ def check_isolation(plan) -> None:
     for svc, kind, store, target in consumed:
         provider = store.inputs["spec"]["provider"]
         namespace = store.inputs["metadata"]["namespace"]
+        assert store.inputs["metadata"]["labels"]["app.kubernetes.io/name"] == svc
         if kind == "vault":
             auth = provider["vault"]["auth"]["kubernetes"]
             assert (namespace, auth["serviceAccountRef"]["name"]) in accounts
