@@ -90,32 +90,46 @@ class Stack:
     props: dict[str, dict] = field(default_factory=dict)  # urn -> plain props
 
     def __post_init__(self) -> None:
+        self.by_type: dict[str, list[Any]] = {}
+        self._accounts: dict[tuple[Any, Any], Any] = {}
+        self._vault_roles: dict[Any, Any] = {}
+        self._iam_roles: dict[Any, Any] = {}
         for r in self.resources:
-            self.props[r.urn] = plain(r.props)
+            props = self.props[r.urn] = plain(r.props)
+            self.by_type.setdefault(r.resource_type, []).append(r)
+            if r.resource_type == SERVICE_ACCOUNT:
+                meta = props.get("metadata") if isinstance(props.get("metadata"), dict) else {}
+                key = _key(meta.get("namespace"), meta.get("name"))
+                if key is not None:
+                    self._accounts.setdefault(key, r)
+            elif r.resource_type == VAULT_K8S_ROLE:
+                key = _key(props.get("roleName"))
+                if key is not None:
+                    self._vault_roles.setdefault(key, r)
+            elif r.resource_type == IAM_ROLE:
+                for key in (props.get("arn"), props.get("name")):
+                    if isinstance(key, str) and key:
+                        self._iam_roles.setdefault(key, r)
 
     def of_type(self, *types: str) -> Iterable[Any]:
-        return (r for r in self.resources if r.resource_type in types)
+        return (r for t in types for r in self.by_type.get(t, []))
 
     def of_kind(self, kind: str) -> Iterable[Any]:
-        return (r for r in self.resources if _kind(r.resource_type) == kind)
+        return (r for t, rs in self.by_type.items() if _kind(t) == kind for r in rs)
 
     def service_account(self, namespace: Any, name: Any) -> Any | None:
-        for r in self.of_type(SERVICE_ACCOUNT):
-            meta = self.props[r.urn].get("metadata") or {}
-            if meta.get("name") == name and meta.get("namespace") == namespace:
-                return r
-        return None
+        return self._accounts.get(_key(namespace, name))
 
     def vault_role(self, role_name: Any) -> Any | None:
-        return next((r for r in self.of_type(VAULT_K8S_ROLE)
-                     if self.props[r.urn].get("roleName") == role_name), None)
+        return self._vault_roles.get(_key(role_name))
 
     def iam_role(self, arn: Any) -> Any | None:
-        for r in self.of_type(IAM_ROLE):
-            props = self.props[r.urn]
-            if arn is not None and arn in (props.get("arn"), props.get("name")):
-                return r
-        return None
+        return self._iam_roles.get(arn) if isinstance(arn, str) else None
+
+
+def _key(*parts: Any) -> tuple[str, ...] | None:
+    """A lookup key of plain strings (unknowns and missing values match nothing)."""
+    return tuple(parts) if all(isinstance(p, str) for p in parts) else None
 
 
 # --- secret-stores-per-service -----------------------------------------------------------------
@@ -413,11 +427,12 @@ def _iam_identities(stack: Stack) -> list[Identity]:
     managed = {stack.props[p.urn].get("arn"): stack.props[p.urn].get("policy")
                for p in stack.of_type(IAM_POLICY)}
 
+    roles_by_urn = {r.urn: r for r in roles}
+
     def role_of(resource: Any) -> Any | None:
         for dep in resource.property_dependencies.get("role", []):
-            hit = next((r for r in roles if r.urn == dep.urn), None)
-            if hit is not None:
-                return hit
+            if dep.urn in roles_by_urn:
+                return roles_by_urn[dep.urn]
         value = stack.props[resource.urn].get("role")
         return by_key.get(value) if isinstance(value, str) else None
 
