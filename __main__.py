@@ -24,6 +24,7 @@ from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
 from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
+from configplane import refs
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
 
@@ -96,11 +97,13 @@ def declare_service(stack: StackModel, svc: ServicePlan, config: pulumi.Config,
     identity = None
     if svc.secrets_in("aws"):
         identity = SecretReaderRole(f"{name}-identity", SecretReaderRoleArgs(
-            svc, aws_settings, {k: s.arn for k, s in aws_svc.secrets.items()},
-            aws_env.key.arn if aws_env.key else None))
+            svc, aws_settings, aws_env.key.arn if aws_env.key else None))
+    # the role's ARN as IAM builds it from its fixed name: known in preview, for the pack
+    role_arn = refs.iam_role_arn(aws_settings.account_id,
+                                 refs.iam_role_name(svc.environment, name))
     access = ServiceAccess(f"{name}-access", ServiceAccessArgs(
         svc, cfg.namespace, configmaps,
-        annotations={"eks.amazonaws.com/role-arn": identity.role_arn} if identity else {}))
+        annotations={"eks.amazonaws.com/role-arn": role_arn} if identity else {}))
     stores = ServiceSecretStores(f"{name}-secret-stores", ServiceSecretStoresArgs(
         svc, cfg.namespace, access.service_account_name, stack.platform, stack.vault_mount,
         stack.kubernetes_auth_path, vault_svc.role_name))

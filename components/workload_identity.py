@@ -13,7 +13,6 @@ environment's customer-managed key). Why IRSA rather than EKS Pod Identity: docs
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -41,35 +40,42 @@ def trust_policy(issuer: str, account: str, namespace: str, service_account: str
     }]}
 
 
-def read_policy(region: str, secret_resources: list[str], kms_key_arn: str | None,
-                encrypted_secret_arns: list[str]) -> dict:
-    """GetSecretValue/DescribeSecret on the service's secrets; kms:Decrypt on the stack's key
-    only through Secrets Manager and only for the service's secrets encrypted with it."""
-    statements = [{"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": READ_ACTIONS,
-                   "Resource": sorted(secret_resources)}]
-    if kms_key_arn and encrypted_secret_arns:
-        statements.append({
-            "Sid": "DecryptOwnSecrets",
-            "Effect": "Allow",
-            "Action": "kms:Decrypt",
-            "Resource": kms_key_arn,
-            "Condition": {"StringEquals": {
-                "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
-                "kms:EncryptionContext:SecretARN": sorted(encrypted_secret_arns),
-            }},
-        })
-    return {"Version": "2012-10-17", "Statement": statements}
+def read_policy(secret_resources: list[str]) -> dict:
+    """GetSecretValue/DescribeSecret on the service's secrets, nothing else."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": READ_ACTIONS,
+        "Resource": sorted(secret_resources)}]}
+
+
+def decrypt_policy(region: str, kms_key_arn: str, encrypted_secrets: list[str]) -> dict:
+    """kms:Decrypt on the stack's key only through Secrets Manager and only for the service's
+    secrets encrypted with it (Secrets Manager's encryption context names the secret)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "DecryptOwnSecrets",
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": kms_key_arn,
+        "Condition": {
+            "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"},
+            "StringLike": {"kms:EncryptionContext:SecretARN": sorted(encrypted_secrets)},
+        },
+    }]}
 
 
 @dataclass(frozen=True)
 class SecretReaderRoleArgs:
     service: ServicePlan
     settings: AwsSettings
-    created_secret_arns: Mapping[str, pulumi.Input[str]]  # secrets this program creates
-    kms_key_arn: pulumi.Input[str] | None  # the environment's CMK, which encrypts those
+    kms_key_arn: pulumi.Input[str] | None  # the environment's CMK, which encrypts its secrets
 
 
 class SecretReaderRole(pulumi.ComponentResource):
+    """The role, its read policy and (with a customer-managed key) its decrypt policy.
+
+    Secrets are granted by name (`arn:...:secret:<name>-??????`, AWS's form for the six
+    characters Secrets Manager appends), so the read policy is known before the secrets
+    exist and the policy pack checks it in `pulumi preview` already."""
+
     role_arn: pulumi.Output[str]
     role_name: pulumi.Output[str]
 
@@ -80,12 +86,15 @@ class SecretReaderRole(pulumi.ComponentResource):
         if settings.eks_oidc_issuer is None:  # validation refuses this stack first
             raise ValueError("SecretReaderRole needs platform.aws.eks_oidc_issuer")
         child = pulumi.ResourceOptions(parent=self)
-        referenced = [
-            refs.parse_secret_arn(spec.ref, account=settings.account_id,
-                                  region=settings.region).policy_resource
-            for spec in svc.secrets_in("aws").values()
-            if spec.source == "reference" and spec.ref
-        ]
+        created, referenced = [], []
+        for key, spec in svc.secrets_in("aws").items():
+            if spec.source == "reference" and spec.ref:
+                referenced.append(refs.parse_secret_arn(
+                    spec.ref, account=settings.account_id, region=settings.region
+                ).policy_resource)
+            else:
+                created.append(refs.secret_name_pattern(
+                    settings.region, settings.account_id, svc.aws_secret_name(key)))
         role = aws.iam.Role(
             f"{name}-role",
             name=refs.iam_role_name(svc.environment, svc.name),
@@ -98,13 +107,14 @@ class SecretReaderRole(pulumi.ComponentResource):
             tags=svc.labels_as_tags(),
             opts=child,
         )
-        created = dict(args.created_secret_arns)
-        policy = pulumi.Output.all(
-            key=args.kms_key_arn, created=pulumi.Output.all(*created.values()) if created else [],
-        ).apply(lambda v: json.dumps(read_policy(
-            settings.region, [*v["created"], *referenced], v["key"], list(v["created"]))))
         aws.iam.RolePolicy(f"{name}-policy", name="read-own-secrets", role=role.id,
-                           policy=policy, opts=child)
+                           policy=json.dumps(read_policy([*created, *referenced])), opts=child)
+        if args.kms_key_arn is not None and created:
+            aws.iam.RolePolicy(
+                f"{name}-kms-policy", name="decrypt-own-secrets", role=role.id,
+                policy=pulumi.Output.from_input(args.kms_key_arn).apply(
+                    lambda key: json.dumps(decrypt_policy(settings.region, key, created))),
+                opts=child)
         self.role_arn = role.arn
         self.role_name = role.name
         self.register_outputs({"role_arn": self.role_arn, "role_name": self.role_name})

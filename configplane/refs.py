@@ -144,6 +144,16 @@ class SecretArn:
         return str(self.arn) if self.complete else f"{self.arn}-??????"
 
 
+def secret_name_pattern(region: str, account: str, name: str, partition: str = "aws") -> str:
+    """The IAM Resource for a secret known by name: its ARN with `-??????` for the six
+    characters Secrets Manager appends (exactly six, so no other secret matches)."""
+    return f"arn:{partition}:secretsmanager:{region}:{account}:secret:{name}-??????"
+
+
+def iam_role_arn(account: str, name: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account}:role/{name}"
+
+
 def parse_arn(text: str) -> Arn:
     parts = text.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":

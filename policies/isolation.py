@@ -124,7 +124,13 @@ class Stack:
         return self._vault_roles.get(_key(role_name))
 
     def iam_role(self, arn: Any) -> Any | None:
-        return self._iam_roles.get(arn) if isinstance(arn, str) else None
+        """By ARN, or (in preview, before the ARN is known) by the name the ARN ends with."""
+        if not isinstance(arn, str):
+            return None
+        if arn in self._iam_roles:
+            return self._iam_roles[arn]
+        kind, _, path = arn.rpartition(":")[2].partition("/")
+        return self._iam_roles.get(path.rsplit("/", 1)[-1]) if kind == "role" else None
 
 
 def _key(*parts: Any) -> tuple[str, ...] | None:

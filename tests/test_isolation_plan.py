@@ -135,9 +135,11 @@ def check_isolation(plan) -> None:
         if key:  # the customer-managed key decrypts it only through Secrets Manager
             assert key in keys
             (grant,) = oracle.grants(statements[role], "kms:Decrypt", key)
-            condition = grant["Condition"]["StringEquals"]
-            assert condition["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com"
-            assert target in condition["kms:EncryptionContext:SecretARN"]
+            condition = grant["Condition"]
+            assert condition["StringEquals"] == {
+                "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}
+            assert any(iam_matches(p, target)
+                       for p in condition["StringLike"]["kms:EncryptionContext:SecretARN"])
 
 
 @pytest.mark.parametrize("stack", STACKS)

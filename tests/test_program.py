@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -156,18 +157,27 @@ def test_api_reads_secrets_manager_through_its_own_irsa_role(planned):
         "Condition": {"StringEquals": {f"{host}:sub": f"system:serviceaccount:api-{env}:api",
                                        f"{host}:aud": "sts.amazonaws.com"}}}]}
     secret_arn = resources["api-aws-database-password"].outputs["arn"]
-    statements = json.loads(resources["api-identity-policy"].inputs["policy"])["Statement"]
-    expected = [{"Sid": "ReadOwnSecrets", "Effect": "Allow",
-                 "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
-                 "Resource": [secret_arn]}]
+    # granted by name with AWS's suffix wildcard: known before the secret exists
+    granted = (f"arn:aws:secretsmanager:eu-west-1:{account}:secret:"
+               f"configplane/{env}/api/DATABASE_PASSWORD-??????")
+    assert re.fullmatch(granted.replace("?", "[A-Za-z0-9]"), secret_arn)
+    read = resources["api-identity-policy"]
+    assert json.loads(read.inputs["policy"]) == {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadOwnSecrets", "Effect": "Allow",
+        "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+        "Resource": [granted]}]}
+    assert read.property_dependencies["role"] == [role.urn]
     if env == "prod":  # the customer-managed key, only through Secrets Manager, only for api's
         key_arn = next(r for r in plan.resources if r.type == "aws:kms/key:Key").outputs["arn"]
-        expected.append({"Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
-                         "Resource": key_arn, "Condition": {"StringEquals": {
-                             "kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com",
-                             "kms:EncryptionContext:SecretARN": [secret_arn]}}})
-    assert statements == expected
-    assert resources["api-identity-policy"].property_dependencies["role"] == [role.urn]
+        decrypt = resources["api-identity-kms-policy"]
+        assert json.loads(decrypt.inputs["policy"]) == {"Version": "2012-10-17", "Statement": [{
+            "Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
+            "Resource": key_arn, "Condition": {
+                "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:SecretARN": [granted]}}}]}
+        assert decrypt.property_dependencies["role"] == [role.urn]
+    else:
+        assert "api-identity-kms-policy" not in resources
     account_annotations = resources["api-access-service-account"].inputs["metadata"]["annotations"]
     assert account_annotations == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}
     assert role.outputs["arn"] == f"arn:aws:iam::{account}:role/configplane-{env}-api-secrets"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from configplane.analyzer import AnalyzedResource
+from configplane.analyzer import UNKNOWN, AnalyzedResource
 from configplane.plan import analyzed_resources, run_plan
 from tests.policies.conftest import REPO, found
 
@@ -235,3 +235,29 @@ def test_external_secrets_use_their_own_services_namespaced_stores(prod, good):
          "store web-vault of service web, not its own (worker). Why: it would read the other "
          "service's secrets. Fix: use the service's own store."),
     ]
+
+
+def preview(resources: list[AnalyzedResource]) -> list[AnalyzedResource]:
+    """As `pulumi preview` shows the plan: ARNs and what is built from them not known yet."""
+    def unknown_arn(props: dict) -> None:
+        props["arn"] = UNKNOWN
+
+    out = resources
+    for r in resources:
+        if r.type in ("aws:iam/role:Role", "aws:secretsmanager/secret:Secret", "aws:kms/key:Key"):
+            out = mutate(out, r.name, unknown_arn)
+        if r.name in ("api-identity-kms-policy", "rotation-prod-policy"):
+            out = mutate(out, r.name, lambda props: props.update(policy=UNKNOWN))
+    return out
+
+
+def test_preview_checks_what_it_knows(prod, good):
+    """The read policies and account annotations are known before apply, so a widened grant or
+    the operator's union role fails in `pulumi preview` already."""
+    assert isolation_violations(prod, preview(good)) == []
+    widened = preview(mutate(good, "api-identity-policy", widen("*")))
+    assert isolation_violations(prod, widened) == [(
+        SPANS, "api-identity-role", "mandatory",
+        f"Role \"api-identity-role\" can read every service's secrets. {SPANS_WHY}")]
+    union = preview(add(good, "api-vault-role", "vault-prod-external-secrets", union_role))
+    assert [v[1] for v in isolation_violations(prod, union)] == ["vault-prod-external-secrets"]
