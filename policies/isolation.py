@@ -151,8 +151,11 @@ def secret_stores_per_service(args: StackValidationArgs, report_violation: Repor
             "signs in as that service's own service account.", r.urn)
     stores: dict[tuple[Any, Any], Any] = {}
     for r in stack.of_kind(SECRET_STORE):
-        meta = stack.props[r.urn].get("metadata") or {}
-        stores[(meta.get("namespace"), meta.get("name"))] = r
+        meta = stack.props[r.urn].get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        key = _key(meta.get("namespace"), meta.get("name"))
+        if key is not None:
+            stores[key] = r
         for problem in _store_problems(stack, r):
             report_violation(f"{_label(r)} {problem}", r.urn)
     for r in stack.of_kind(EXTERNAL_SECRET):
@@ -296,9 +299,10 @@ def _trusted_subjects(document: Any) -> set[str] | None:
             subjects.add(EVERY)  # trusted some other way: not only by account tokens
             continue
         found = False
-        for operator, conditions in (s.get("Condition") or {}).items():
-            for key, value in (conditions or {}).items():
-                if key.endswith(":sub"):
+        condition = s.get("Condition")
+        for operator, conditions in (condition.items() if isinstance(condition, dict) else ()):
+            for key, value in (conditions.items() if isinstance(conditions, dict) else ()):
+                if isinstance(key, str) and key.endswith(":sub"):
                     found = True
                     glob = "Like" in operator
                     for v in as_list(value):
@@ -317,7 +321,8 @@ def _external_secret_problems(stack: Stack, external: Any, stores: dict) -> list
         return []
     refs_used = [("spec.secretStoreRef", spec.get("secretStoreRef"))]
     for group in ("data", "dataFrom"):
-        for i, entry in enumerate(spec.get(group) or []):
+        entries = spec.get(group)
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
             ref = get(entry, "sourceRef", "storeRef")
             if ref is not None:
                 refs_used.append((f"spec.{group}[{i}].sourceRef.storeRef", ref))
@@ -333,7 +338,7 @@ def _external_secret_problems(stack: Stack, external: Any, stores: dict) -> list
         name = ref.get("name")
         if name is UNKNOWN:
             continue
-        store = stores.get((namespace, name))
+        store = stores.get(_key(namespace, name))
         if store is None:
             problems.append(f"{where} names store {name}, which this stack does not declare in "
                             f"namespace {namespace}. Fix: use the service's own store.")
@@ -390,8 +395,9 @@ def _vault_identities(stack: Stack) -> list[Identity]:
             label=_label(role), name=str(props.get("roleName") or role.name), urn=role.urn,
             own=_account_owner(stack, props.get("boundServiceAccountNamespaces"),
                                props.get("boundServiceAccountNames")))
-        for policy in props.get("tokenPolicies") or []:
-            if policy is UNKNOWN or policy in DEFAULT_VAULT_POLICIES:
+        token_policies = props.get("tokenPolicies")
+        for policy in token_policies if isinstance(token_policies, list) else []:
+            if not isinstance(policy, str) or policy in DEFAULT_VAULT_POLICIES:
                 continue
             for path in policies.get(policy, []):
                 owner = _vault_path_owner(path)
@@ -428,10 +434,11 @@ def _iam_identities(stack: Stack) -> list[Identity]:
         for key in (props.get("name"), props.get("arn"), props.get("id")):
             if isinstance(key, str) and key:
                 by_key[key] = role
-        documents[role.urn] = [i.get("policy") for i in props.get("inlinePolicies") or []
+        inline = props.get("inlinePolicies")
+        documents[role.urn] = [i.get("policy") for i in (inline if isinstance(inline, list) else [])
                                if isinstance(i, dict)]
     managed = {stack.props[p.urn].get("arn"): stack.props[p.urn].get("policy")
-               for p in stack.of_type(IAM_POLICY)}
+               for p in stack.of_type(IAM_POLICY) if isinstance(stack.props[p.urn].get("arn"), str)}
 
     roles_by_urn = {r.urn: r for r in roles}
 
@@ -449,15 +456,15 @@ def _iam_identities(stack: Stack) -> list[Identity]:
     for attachment in stack.of_type(*IAM_ATTACHMENTS):
         role = role_of(attachment)
         arn = stack.props[attachment.urn].get("policyArn")
-        if role is not None and arn in managed:
+        if role is not None and isinstance(arn, str) and arn in managed:
             documents[role.urn].append(managed[arn])
 
     secret_owners = {}
     for s in stack.of_type(SM_SECRET):
         props = stack.props[s.urn]
         tags = props.get("tags") if isinstance(props.get("tags"), dict) else {}
-        owner = tags.get("name") or refs.owner_of_secret_name(str(props.get("name") or ""),
-                                                              stack.env)
+        owner = tags.get("name") if isinstance(tags.get("name"), str) else None
+        owner = owner or refs.owner_of_secret_name(str(props.get("name") or ""), stack.env)
         if owner and isinstance(props.get("arn"), str):
             secret_owners[props["arn"]] = owner
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from configplane.analyzer import UNKNOWN, AnalyzedResource
 from configplane.plan import analyzed_resources, run_plan
@@ -261,3 +264,60 @@ def test_preview_checks_what_it_knows(prod, good):
         f"Role \"api-identity-role\" can read every service's secrets. {SPANS_WHY}")]
     union = preview(add(good, "api-vault-role", "vault-prod-external-secrets", union_role))
     assert [v[1] for v in isolation_violations(prod, union)] == ["vault-prod-external-secrets"]
+
+
+ISOLATION_TYPES = ("SecretStore", "ExternalSecret", "ServiceAccount", "AuthBackendRole",
+                   "vault:index/policy:Policy", "aws:iam/role:Role", "aws:iam/rolePolicy",
+                   "aws:secretsmanager/secret:Secret")
+JUNK = st.sampled_from([UNKNOWN, None, 1, [], {}, "x", ["*"], {"a": UNKNOWN}, [UNKNOWN]])
+
+
+def paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from paths(v, (*prefix, i))
+
+
+def replaced(value, path, junk):
+    if not path:
+        return junk
+    value = copy.deepcopy(value)
+    target = value
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = junk
+    return value
+
+
+@settings(max_examples=int(os.environ.get('ISO_FUZZ', 25)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_malformed_isolation_inputs_never_break_the_pack(pack_for, good, data):
+    """Whatever shape a property takes (unknown, missing, the wrong type), the isolation
+    policies report or skip; they never fail. (Only they run: the other policies are not
+    this module's concern.)"""
+    pack = pack_for("prod", {"all": "disabled", STORES: "mandatory", SPANS: "mandatory"})
+    candidates = [r for r in good if r.outputs and any(t in r.type for t in ISOLATION_TYPES)]
+    plan = good
+    for _ in range(data.draw(st.integers(1, 4))):
+        victim = data.draw(st.sampled_from(candidates))
+        victim = next(r for r in plan if r.urn == victim.urn)
+        props = dict(victim.outputs)
+        path = data.draw(st.sampled_from(list(paths(props))[1:]))
+        junk = data.draw(JUNK)
+        plan = [dataclasses.replace(r, inputs=replaced(dict(r.outputs), path, junk),
+                                    outputs=replaced(dict(r.outputs), path, junk))
+                if r.urn == victim.urn else r for r in plan]
+    pack.run(plan)  # raises PolicyPackError if a policy fails
+
+
+def test_the_fuzzing_config_runs_the_isolation_policies_only(pack_for, good):
+    pack = pack_for("prod", {"all": "disabled", STORES: "mandatory", SPANS: "mandatory"})
+    plan = add(good, "api-vault-role", "vault-prod-external-secrets", union_role)
+    plan = mutate(plan, "api-vault-role", lambda p: p.update(tokenTtl=999999))
+    assert [(v[0], v[1]) for v in found(pack.run(plan))] == [
+        (SPANS, "vault-prod-external-secrets")]  # not vault-least-privilege's TTL finding
