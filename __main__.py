@@ -113,38 +113,40 @@ def declare_service(stack: StackModel, svc: ServicePlan, config: pulumi.Config,
 
 def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
                      aws_env: AwsSecretsEnvironment) -> None:
-    """One rotation Lambda per environment for every Secrets Manager secret that asks for it."""
-    rotated = [
-        RotatedSecret(
-            name=f"{name}-{key.lower().replace('_', '-')}",
-            secret_arn=s.aws.secrets[key].arn,
-            strategy=spec.rotation.strategy,
-            kms_key_arn=aws_env.key.arn if aws_env.key else None,
-            master_secret_arn=spec.rotation.master_secret_arn,
-        )
-        for name, s in services.items()
-        for key, spec in s.plan.secrets_in("aws").items()
-        if spec.rotation
-    ]
-    if not rotated:
-        return
+    """A rotation Lambda per service whose Secrets Manager secrets ask for it: each function's
+    role reaches that service's secrets only (docs/isolation.md)."""
     platform = stack.platform
     schedule = platform.rotation
-    SecretRotator(
-        f"rotation-{stack.environment}",
-        SecretRotatorArgs(
-            environment=stack.environment,
-            account_id=platform.aws.account_id,
-            region=platform.aws.region,
-            secrets=rotated,
-            schedule_days=None if schedule.schedule_expression else schedule.schedule_days,
-            schedule_expression=schedule.schedule_expression,
-            subnet_ids=schedule.subnet_ids,
-            security_group_ids=schedule.security_group_ids,
-            # AWS's own rotation functions exclude these: they break URLs and shells
-            password=PasswordPolicy(exclude_characters="/@\"'\\ "),
-        ),
-    )
+    for name, s in services.items():
+        rotated = [
+            RotatedSecret(
+                name=f"{name}-{key.lower().replace('_', '-')}",
+                secret_arn=s.aws.secrets[key].arn,
+                strategy=spec.rotation.strategy,
+                kms_key_arn=aws_env.key.arn if aws_env.key else None,
+                master_secret_arn=spec.rotation.master_secret_arn,
+            )
+            for key, spec in s.plan.secrets_in("aws").items()
+            if spec.rotation
+        ]
+        if not rotated:
+            continue
+        SecretRotator(
+            f"rotation-{stack.environment}-{name}",
+            SecretRotatorArgs(
+                environment=stack.environment,
+                service=name,
+                account_id=platform.aws.account_id,
+                region=platform.aws.region,
+                secrets=rotated,
+                schedule_days=None if schedule.schedule_expression else schedule.schedule_days,
+                schedule_expression=schedule.schedule_expression,
+                subnet_ids=schedule.subnet_ids,
+                security_group_ids=schedule.security_group_ids,
+                # AWS's own rotation functions exclude these: they break URLs and shells
+                password=PasswordPolicy(exclude_characters="/@\"'\\ "),
+            ),
+        )
 
 
 def service_outputs(s: DeclaredService) -> dict:

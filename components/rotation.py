@@ -26,6 +26,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from configplane.refs import rotation_function_name
+
 LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "rotation"
 STRATEGIES = ("random", "postgres-single-user", "postgres-alternating-users")
 DATABASE_STRATEGIES = ("postgres-single-user", "postgres-alternating-users")
@@ -159,11 +161,19 @@ class SecretRotatorArgs:
     db_ca_bundle: str | None = None  # a PEM file shipped with the function to verify TLS
     log_retention_days: int = 90
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The one service whose secrets this function rotates: its own function and role, so no
+    # rotation identity reaches two services' secrets (docs/isolation.md). None: the
+    # environment's function for whatever secrets it is given.
+    service: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
         if not _NAME.match(self.environment) or len(self.environment) > 43:
             problems.append("environment must be letters, digits and '-', at most 43 characters")
+        if self.service is not None and (not _NAME.match(self.service)
+                                         or len(self.function_name) > 64):
+            problems.append("service must be letters, digits and '-', and the function name "
+                            f"{self.function_name} at most 64 characters")
         if not self.secrets:
             problems.append("secrets is empty; build a SecretRotator only when a secret rotates")
         if (self.schedule_days is None) == (self.schedule_expression is None):
@@ -195,7 +205,7 @@ class SecretRotatorArgs:
 
     @property
     def function_name(self) -> str:
-        return f"configplane-rotation-{self.environment}"
+        return rotation_function_name(self.environment, self.service)
 
     @property
     def in_vpc(self) -> bool:
@@ -338,7 +348,8 @@ class SecretRotator(pulumi.ComponentResource):
 
         role = aws.iam.Role(
             f"{name}-role",
-            description=f"configplane secret rotation ({args.environment})",
+            description=f"configplane secret rotation ({args.environment}"
+                        f"{', ' + args.service if args.service else ''})",
             assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                 "Action": "sts:AssumeRole"}]}),
@@ -362,7 +373,8 @@ class SecretRotator(pulumi.ComponentResource):
         function = aws.lambda_.Function(
             f"{name}-function",
             name=args.function_name,
-            description=f"configplane: rotates Secrets Manager secrets ({args.environment})",
+            description=f"configplane: rotates Secrets Manager secrets ({args.environment}"
+                        f"{', ' + args.service if args.service else ''})",
             role=role.arn,
             runtime=RUNTIME,
             handler=HANDLER,

@@ -224,6 +224,22 @@ def iam_role_name(environment: str, service: str) -> str:
     return f"configplane-{environment}-{service}-secrets"
 
 
+LAMBDA_NAME_MAX = 64
+
+
+def rotation_function_name(environment: str, service: str | None = None) -> str:
+    """The rotation Lambda of one service (or, without a service, of the environment)."""
+    return f"configplane-rotation-{environment}" + (f"-{service}" if service else "")
+
+
+def rotation_name_problems(environment: str, service: str) -> list[str]:
+    name = rotation_function_name(environment, service)
+    if len(name) > LAMBDA_NAME_MAX:
+        return [f"the service's rotation function name `{name}` would be {len(name)} "
+                f"characters; AWS allows {LAMBDA_NAME_MAX}. Fix: shorten the service name."]
+    return []
+
+
 def iam_role_name_problems(environment: str, service: str) -> list[str]:
     name = iam_role_name(environment, service)
     if len(name) > IAM_ROLE_NAME_MAX:

@@ -280,6 +280,9 @@ class _ServiceChecker:
         if any(s.store == "aws" for s in svc.secrets.values()):
             for problem in refs.iam_role_name_problems(env, name):
                 self.fail(base, problem)
+        if any(s.rotation for s in svc.secrets.values()):
+            for problem in refs.rotation_name_problems(env, name):
+                self.fail(base, problem)
             if self.platform.aws.eks_oidc_issuer is None:
                 self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
                           "secrets in Secrets Manager, which its SecretStore reads through "

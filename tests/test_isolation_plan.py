@@ -168,7 +168,7 @@ def project_copy(tmp: Path) -> Path:
 
 
 secret_kinds = st.lists(st.sampled_from(["vault-generated", "aws-generated", "vault-ref",
-                                         "aws-ref"]), min_size=1, max_size=3)
+                                         "aws-ref", "aws-rotated"]), min_size=1, max_size=3)
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -183,7 +183,9 @@ def test_generated_fleets_have_no_spanning_identity(tmp_path_factory, fleet):
         secrets = {}
         for i, kind in enumerate(kinds):
             store, source = kind.split("-")
-            spec = {"store": store, "source": "generated" if source == "generated" else "reference"}
+            spec = {"store": store, "source": "reference" if source == "ref" else "generated"}
+            if source == "rotated":  # each rotating service gets its own function and role
+                spec["rotation"] = {"strategy": "random"}
             if source == "ref":
                 spec["ref"] = (f"{name}/shared#k{i}" if store == "vault" else
                                f"arn:aws:secretsmanager:eu-west-1:111111111111:secret:"

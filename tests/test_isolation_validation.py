@@ -150,6 +150,13 @@ CASES = {
         "services." + "a" * 41,
         f"the service's IAM role name `configplane-dev-{'a' * 41}-secrets` would be 65 "
         "characters; AWS allows 64. Fix: shorten the service name."),
+    "rotation-function-name-too-long": (
+        lambda c: services(c).update({"b" * 40: {"app_schema": "worker", "secrets": {"K": {
+            "source": "generated", "store": "aws", "rotation": {"strategy": "random"}}},
+            "config": WORKER_CONFIG}}),
+        "services." + "b" * 40,
+        f"the service's rotation function name `configplane-rotation-dev-{'b' * 40}` would be "
+        "65 characters; AWS allows 64. Fix: shorten the service name."),
 }
 
 

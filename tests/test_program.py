@@ -192,6 +192,16 @@ def test_api_reads_secrets_manager_through_its_own_irsa_role(planned):
     assert outputs["web"]["iam_role_arn"] is None
 
 
+def test_each_rotating_service_has_its_own_rotation_function(planned):
+    stack, plan = planned
+    functions = [r for r in plan.resources if r.type == "aws:lambda/function:Function"]
+    assert [f.inputs["name"] for f in functions] == [f"configplane-rotation-{stack}-api"]
+    assert functions[0].parent == by_name(plan)[f"rotation-{stack}-api"].urn
+    policy = json.loads(by_name(plan)[f"rotation-{stack}-api-policy"].inputs["policy"])
+    rotated = next(s for s in policy["Statement"] if s["Sid"] == "RotateSecrets")
+    assert rotated["Resource"] == [by_name(plan)["api-aws-database-password"].outputs["arn"]]
+
+
 def test_prod_has_customer_managed_key_with_rotation(planned):
     stack, plan = planned
     keys = [r for r in plan.resources if r.type == "aws:kms/key:Key"]

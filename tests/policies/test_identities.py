@@ -208,12 +208,12 @@ def test_a_rotation_role_over_two_services_fails_unless_reviewed(pack_for, good)
         document["Statement"][0]["Resource"].append(web)
         props["policy"] = json.dumps(document)
 
-    plan = mutate(good, "rotation-prod-policy", two_services)
+    plan = mutate(good, "rotation-prod-api-policy", two_services)
     assert isolation_violations(pack_for("prod", "prod"), plan) == [(
-        SPANS, "rotation-prod-role", "mandatory",
-        f'Role "rotation-prod-role" can read the secrets of api, web. {SPANS_WHY}')]
+        SPANS, "rotation-prod-api-role", "mandatory",
+        f'Role "rotation-prod-api-role" can read the secrets of api, web. {SPANS_WHY}')]
     reviewed = {SPANS: {"platformIdentities": [
-        {"identity": "rotation-prod-role",
+        {"identity": "rotation-prod-api-role",
          "reason": "Secrets Manager invokes it; no pod can assume it"}]}}
     assert isolation_violations(pack_for("prod", reviewed), plan) == []
 
@@ -249,7 +249,7 @@ def preview(resources: list[AnalyzedResource]) -> list[AnalyzedResource]:
     for r in resources:
         if r.type in ("aws:iam/role:Role", "aws:secretsmanager/secret:Secret", "aws:kms/key:Key"):
             out = mutate(out, r.name, unknown_arn)
-        if r.name in ("api-identity-kms-policy", "rotation-prod-policy"):
+        if r.name in ("api-identity-kms-policy", "rotation-prod-api-policy"):
             out = mutate(out, r.name, lambda props: props.update(policy=UNKNOWN))
     return out
 
