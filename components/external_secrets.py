@@ -17,6 +17,7 @@ import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
 from configplane.model import Platform
+from configplane.refs import VAULT_AUDIENCE
 from configplane.stack import ServicePlan
 
 API_VERSION = "external-secrets.io/v1"  # v1beta1 is no longer served since ESO 0.17
@@ -62,7 +63,8 @@ class ServiceSecretStores(pulumi.ComponentResource):
                     "auth": {"kubernetes": {
                         "mountPath": args.kubernetes_auth_path,
                         "role": args.vault_role,
-                        "serviceAccountRef": account,
+                        # tokens for Vault only, as the service's role requires
+                        "serviceAccountRef": {**account, "audiences": [VAULT_AUDIENCE]},
                     }},
                 }}},
                 opts=child,

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_vault as vault
 
 from configplane.model import VaultSettings
+from configplane.refs import VAULT_AUDIENCE
 from configplane.stack import ServicePlan
 
 
@@ -105,6 +106,7 @@ class VaultService(pulumi.ComponentResource):
             bound_service_account_namespaces=[svc.namespace],
             token_policies=[self.policy.name],
             token_ttl=3600,
+            audience=VAULT_AUDIENCE,
             opts=child,
         )
         self.policy_name = self.policy.name

@@ -270,6 +270,12 @@ def reserved_name_problems(service: str, namespace: str, *, controller_namespace
 EKS_ISSUER = re.compile(r"https://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[A-Za-z0-9._-]+)*")
 
 
+# The audience of the service account tokens ESO requests to log in to Vault, and the one the
+# service's Vault role accepts: a token minted for Vault is no good to STS or the API server,
+# and an IRSA token (audience sts.amazonaws.com) is no good to Vault.
+VAULT_AUDIENCE = "vault"
+
+
 def oidc_provider_host(issuer: str) -> str:
     """The issuer without its scheme: IAM's OIDC provider name and condition-key prefix."""
     return issuer.removeprefix("https://")

@@ -127,10 +127,11 @@ def test_each_service_signs_in_as_itself(planned):
             "server": f"https://vault.{env}.shop.internal:8200", "path": f"{env}-kv",
             "version": "v2", "auth": {"kubernetes": {
                 "mountPath": f"kubernetes-{env}", "role": svc,
-                "serviceAccountRef": {"name": svc}}}}}}
+                "serviceAccountRef": {"name": svc, "audiences": ["vault"]}}}}}}
         role = resources[f"{svc}-vault-role"].inputs
         assert (role["boundServiceAccountNames"], role["boundServiceAccountNamespaces"],
-                role["tokenPolicies"]) == ([svc], [f"{svc}-{env}"], [f"{env}-{svc}-read"])
+                role["tokenPolicies"], role["audience"]) == (
+            [svc], [f"{svc}-{env}"], [f"{env}-{svc}-read"], "vault")
         external = resources[f"{svc}-external-secret-external-secret"].inputs
         assert external["spec"]["secretStoreRef"] == {"kind": "SecretStore",
                                                       "name": f"{svc}-vault"}
