@@ -280,15 +280,15 @@ class _ServiceChecker:
         if any(s.store == "aws" for s in svc.secrets.values()):
             for problem in refs.iam_role_name_problems(env, name):
                 self.fail(base, problem)
-        if any(s.rotation for s in svc.secrets.values()):
-            for problem in refs.rotation_name_problems(env, name):
-                self.fail(base, problem)
             if self.platform.aws.eks_oidc_issuer is None:
                 self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
                           "secrets in Secrets Manager, which its SecretStore reads through "
                           "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
                           "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
                           "--query cluster.identity.oidc.issuer`).")
+        if any(s.rotation for s in svc.secrets.values()):
+            for problem in refs.rotation_name_problems(env, name):
+                self.fail(base, problem)
 
         app = self._app_validator(base, svc.app_schema)
         config = render_configmap(f"{name}-config", svc.config)

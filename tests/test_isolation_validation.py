@@ -140,6 +140,13 @@ CASES = {
         "own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: set "
         "platform.aws.eks_oidc_issuer (`aws eks describe-cluster --query "
         "cluster.identity.oidc.issuer`)."),
+    "issuer-missing-without-rotation": (
+        lambda c: (platform(c)["aws"].pop("eks_oidc_issuer"),
+                   services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("rotation"),
+                   services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("database")),
+        "platform.aws.eks_oidc_issuer",
+        "service api keeps secrets in Secrets Manager, which its SecretStore reads through its "
+        "own IAM role (IRSA)"),
     "issuer-trailing-newline": (
         lambda c: platform(c)["aws"].update(
             eks_oidc_issuer=platform(c)["aws"]["eks_oidc_issuer"] + "\n"),
