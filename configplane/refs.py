@@ -109,6 +109,10 @@ def parse_vault_ref(ref: str, service: str) -> VaultRef:
         raise RefError(f"the path is not the service's own: its Vault policy reads only "
                        f"`{service}` and `{service}/...` in its environment's mount. Fix: keep "
                        f"the value under `{service}/` in Vault.")
+    if len(segments) == 1:
+        raise RefError(f"`{service}` itself is the secret configplane writes for the service "
+                       "(each write replaces it whole). Fix: keep referenced values in a "
+                       f"secret below it, `{service}/<name>#<property>`.")
     return VaultRef(segments, prop)
 
 

@@ -62,6 +62,10 @@ CASES = {
                                NOT_OWN_VAULT),
     "vault-glob": (add_ref("web", "vault", "web/*#password"), SECRET_REF,
                    f"the reference's path {HCL}"),
+    "vault-the-managed-secret-itself": (
+        add_ref("web", "vault", "web#token"), SECRET_REF,
+        "`web` itself is the secret configplane writes for the service (each write replaces it "
+        "whole). Fix: keep referenced values in a secret below it, `web/<name>#<property>`."),
     "vault-two-hashes": (add_ref("web", "vault", "web/x#a#b"), SECRET_REF,
                          "a Vault reference is `<path>#<property>` with one `#`. Fix: use the "
                          "form `web/<name>#<property>`."),
@@ -181,7 +185,7 @@ def test_isolation_error_is_reported_with_path_file_and_fix(project, case):
 
 
 @pytest.mark.parametrize("ref", [
-    "web/partner#token", "web#token", "web/a/b.c_d-e#x.y",
+    "web/partner#token", "web/a/b.c_d-e#x.y",
 ])
 def test_own_vault_refs_are_accepted(project, ref):
     edit_stack(project, "dev", add_ref("web", "vault", ref))

@@ -27,7 +27,7 @@ def test_an_accepted_vault_ref_stays_in_the_services_own_path(candidate, prop):
         return
     # what Vault resolves is what was written, and it is below the service's own path
     assert posixpath.normpath(ref.path) == ref.path == candidate
-    assert ref.segments[0] == "api"
+    assert ref.segments[0] == "api" and len(ref.segments) >= 2  # below the managed secret
     assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", s) for s in ref.segments)
     assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", ref.property)
 
@@ -44,6 +44,7 @@ def test_a_path_with_a_dot_segment_is_refused_whatever_follows(tail):
     ("api-old/x#token", "not the service's own"),
     ("api#", "the property after `#`"),
     ("api", "with one `#`"),
+    ("api#token", "itself is the secret configplane writes"),
 ])
 def test_vault_ref_examples(ref, problem):
     with pytest.raises(refs.RefError, match=re.escape(problem)):
