@@ -358,8 +358,18 @@ class Identity:
     label: str  # as messages name it
     name: str  # what platformIdentities lists
     urn: str
-    own: str | None  # the service whose account may use it, where the plan says so
+    # the services whose accounts may use it (EVERY: accounts of any namespace); an account
+    # this stack does not declare stands for itself, as `account <namespace>/<name>`
+    admits: set[str]
     reads: set[str] = field(default_factory=set)  # services whose secrets it may read
+
+    @property
+    def own(self) -> str | None:
+        """The one service whose accounts alone may use it, where the plan says so."""
+        if len(self.admits) == 1:
+            (only,) = self.admits
+            return None if only == EVERY or only.startswith("account ") else only
+        return None
 
 
 def identities(stack: Stack) -> list[Identity]:
@@ -367,12 +377,22 @@ def identities(stack: Stack) -> list[Identity]:
     return _vault_identities(stack) + _iam_identities(stack)
 
 
-def _account_owner(stack: Stack, namespaces: Any, names: Any) -> str | None:
-    if not (isinstance(namespaces, list) and isinstance(names, list)
-            and len(namespaces) == 1 and len(names) == 1):
-        return None
-    account = stack.service_account(namespaces[0], names[0])
-    return _service_of(stack.props[account.urn]) if account else None
+def _admitted(stack: Stack, namespaces: Any, names: Any) -> set[str]:
+    """The services whose accounts (any of `names` in any of `namespaces`) are admitted."""
+    if not (isinstance(namespaces, list) and isinstance(names, list)):
+        return set()  # not known yet (preview)
+    out = set()
+    for namespace in namespaces:
+        for name in names:
+            if not isinstance(namespace, str) or not isinstance(name, str):
+                continue
+            if _has_glob(namespace) or _has_glob(name) or "?" in namespace + name:
+                out.add(EVERY)
+                continue
+            account = stack.service_account(namespace, name)
+            owner = _service_of(stack.props[account.urn]) if account else None
+            out.add(owner or f"account {namespace}/{name}")
+    return out
 
 
 def _vault_identities(stack: Stack) -> list[Identity]:
@@ -393,8 +413,8 @@ def _vault_identities(stack: Stack) -> list[Identity]:
         props = stack.props[role.urn]
         identity = Identity(
             label=_label(role), name=str(props.get("roleName") or role.name), urn=role.urn,
-            own=_account_owner(stack, props.get("boundServiceAccountNamespaces"),
-                               props.get("boundServiceAccountNames")))
+            admits=_admitted(stack, props.get("boundServiceAccountNamespaces"),
+                             props.get("boundServiceAccountNames")))
         token_policies = props.get("tokenPolicies")
         for policy in token_policies if isinstance(token_policies, list) else []:
             if not isinstance(policy, str) or policy in DEFAULT_VAULT_POLICIES:
@@ -472,19 +492,28 @@ def _iam_identities(stack: Stack) -> list[Identity]:
     for role in roles:
         props = stack.props[role.urn]
         identity = Identity(label=_label(role), name=role.name, urn=role.urn,
-                            own=_irsa_owner(stack, props.get("assumeRolePolicy")))
+                            admits=_irsa_admits(stack, props.get("assumeRolePolicy")))
         for document in documents[role.urn]:
             identity.reads |= _readable_services(document, stack.env, secret_owners)
         out.append(identity)
     return out
 
 
-def _irsa_owner(stack: Stack, trust: Any) -> str | None:
-    subjects = _trusted_subjects(trust)
-    if not subjects or len(subjects) != 1 or EVERY in subjects:
-        return None
-    m = re.fullmatch(r"system:serviceaccount:([^:]+):([^:]+)", next(iter(subjects)))
-    return _account_owner(stack, [m.group(1)], [m.group(2)]) if m else None
+def _irsa_admits(stack: Stack, trust: Any) -> set[str]:
+    """The services whose accounts a role's trust policy admits through web identity (a role
+    trusted only by an AWS service, as the rotation function's, admits no account)."""
+    try:
+        statements = iam_statements(trust) or []
+    except PolicyParseError:
+        return {EVERY}
+    if not any(s.get("Effect") == "Allow" and isinstance(s.get("Principal"), dict)
+               and "Service" not in s["Principal"] for s in statements):
+        return set()
+    out = set()
+    for subject in _trusted_subjects(trust) or set():
+        m = re.fullmatch(r"system:serviceaccount:([^:]+):([^:]+)", subject)
+        out |= _admitted(stack, [m.group(1)], [m.group(2)]) if m else {EVERY}
+    return out
 
 
 def _reads_secrets(actions: list[str]) -> bool:
@@ -550,12 +579,21 @@ def no_identity_spans_services(args: StackValidationArgs,
             continue
         shown = "every service's secrets" if EVERY in reads else \
             f"the secrets of {', '.join(sorted(reads))}"
+        admits = identity.admits
         if EVERY in reads or len(reads) > 1:
             report_violation(
                 f"{identity.label} can read {shown}. Why: one identity that reaches several "
                 "services' secrets lets whoever holds it read them all, so one service could "
                 "read another's. Fix: give each service its own role, bound to its own "
                 "service account, with its own secrets only.", identity.urn)
+        elif EVERY in admits or len(admits) > 1:
+            users = ("service accounts of any namespace" if EVERY in admits else
+                     "the service accounts of " + ", ".join(sorted(admits)))
+            report_violation(
+                f"{identity.label} may be used by {users} and can read {shown}. Why: every "
+                "account it admits reads those secrets, so one service could read another's. "
+                "Fix: bind (or trust) only the account of the service whose secrets it reads.",
+                identity.urn)
         elif identity.own is not None and reads != {identity.own}:
             report_violation(
                 f"{identity.label} belongs to service {identity.own} (its service account) but "

@@ -111,6 +111,19 @@ def check_isolation(plan) -> None:
         owners = {svc for svc, arn in aws_secrets
                   if oracle.grants(granted, "secretsmanager:GetSecretValue", arn)}
         assert len(owners) <= 1, (oracle.by_urn[role].name, owners)
+    # and each identity admits one account only: its Vault role's bindings, its IAM trust
+    for r in oracle.of("vault:kubernetes/authBackendRole:AuthBackendRole"):
+        assert (len(r.inputs["boundServiceAccountNames"]),
+                len(r.inputs["boundServiceAccountNamespaces"])) == (1, 1), r.name
+    for r in oracle.of("aws:iam/role:Role"):
+        (statement,) = json.loads(r.inputs["assumeRolePolicy"])["Statement"]
+        if "Federated" in statement["Principal"]:
+            assert list(statement["Condition"]) == ["StringEquals"], r.name
+            subjects = [v for k, v in statement["Condition"]["StringEquals"].items()
+                        if k.endswith(":sub")]
+            assert len(subjects) == 1 and isinstance(subjects[0], str), r.name
+        else:
+            assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}, r.name
     # and each store's identity reads what its ExternalSecret asks for (delivery works)
     roles_by_arn = {r.outputs["arn"]: r.urn for r in oracle.of("aws:iam/role:Role")}
     accounts = {(a.inputs["metadata"]["namespace"], a.inputs["metadata"]["name"]): a

@@ -149,12 +149,16 @@ def test_an_irsa_role_trusting_every_account_fails(prod, good):
         props["assumeRolePolicy"] = json.dumps(trust)
 
     plan = mutate(good, "api-identity-role", any_subject)
-    assert isolation_violations(prod, plan) == [(
-        STORES, "api-secret-stores-aws", "mandatory",
-        'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose trust '
-        "policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
-        "subject it admits can read the same secrets. Fix: trust only the service's own account "
-        "(StringEquals on <issuer>:sub).")]
+    assert sorted(isolation_violations(prod, plan)) == [
+        (SPANS, "api-identity-role", "mandatory",
+         'Role "api-identity-role" may be used by service accounts of any namespace and can read '
+         f"the secrets of api. {SHARED_WHY}"),
+        (STORES, "api-secret-stores-aws", "mandatory",
+         'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose '
+         "trust policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
+         "subject it admits can read the same secrets. Fix: trust only the service's own account "
+         "(StringEquals on <issuer>:sub)."),
+    ]
 
 
 def widen(resource: str):
@@ -321,3 +325,48 @@ def test_the_fuzzing_config_runs_the_isolation_policies_only(pack_for, good):
     plan = mutate(plan, "api-vault-role", lambda p: p.update(tokenTtl=999999))
     assert [(v[0], v[1]) for v in found(pack.run(plan))] == [
         (SPANS, "vault-prod-external-secrets")]  # not vault-least-privilege's TTL finding
+
+
+SHARED_WHY = ("Why: every account it admits reads those secrets, so one service could read "
+              "another's. Fix: bind (or trust) only the account of the service whose secrets it "
+              "reads.")
+
+
+def test_a_vault_role_admitting_another_services_account_fails(prod, good):
+    def also_web(props: dict) -> None:
+        props.update(boundServiceAccountNames=["api", "web"],
+                     boundServiceAccountNamespaces=["api-prod", "web-prod"])
+
+    plan = mutate(good, "api-vault-role", also_web)
+    assert sorted(isolation_violations(prod, plan)) == [
+        (SPANS, "api-vault-role", "mandatory",
+         'AuthBackendRole "api-vault-role" may be used by the service accounts of account '
+         "api-prod/web, account web-prod/api, api, web and can read the secrets of api. "
+         + SHARED_WHY),
+        (STORES, "api-secret-stores-vault", "mandatory",
+         'SecretStore "api-secret-stores-vault" signs in with Vault role api, which is not bound '
+         "to exactly account api in api-prod. Why: a role several accounts may use is one "
+         "identity for all of them. Fix: use the service's own role (bound to its account and "
+         "namespace only)."),
+    ]
+
+
+def test_an_irsa_role_trusting_two_services_accounts_fails(prod, good):
+    def two_subjects(props: dict) -> None:
+        trust = json.loads(props["assumeRolePolicy"])
+        equals = trust["Statement"][0]["Condition"]["StringEquals"]
+        sub = next(k for k in equals if k.endswith(":sub"))
+        equals[sub] = [equals[sub], "system:serviceaccount:web-prod:web"]
+        props["assumeRolePolicy"] = json.dumps(trust)
+
+    plan = mutate(good, "api-identity-role", two_subjects)
+    assert sorted(isolation_violations(prod, plan)) == [
+        (SPANS, "api-identity-role", "mandatory",
+         'Role "api-identity-role" may be used by the service accounts of api, web and can read '
+         f"the secrets of api. {SHARED_WHY}"),
+        (STORES, "api-secret-stores-aws", "mandatory",
+         'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose '
+         "trust policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
+         "subject it admits can read the same secrets. Fix: trust only the service's own account "
+         "(StringEquals on <issuer>:sub)."),
+    ]
