@@ -14,17 +14,18 @@ from components.aws_secrets import (
     AwsServiceSecretsArgs,
 )
 from components.external_secrets import (
-    SecretStores,
-    SecretStoresArgs,
     ServiceExternalSecret,
     ServiceExternalSecretArgs,
+    ServiceSecretStores,
+    ServiceSecretStoresArgs,
 )
 from components.rotation import PasswordPolicy, RotatedSecret, SecretRotator, SecretRotatorArgs
 from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
+from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
+from configplane import refs
 from configplane.generations import CHECKSUM_ANNOTATION, WORKLOAD_ANNOTATIONS
-from configplane.model import AwsSettings
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
 
@@ -37,6 +38,8 @@ class DeclaredService(NamedTuple):
     access: ServiceAccess
     vault: VaultService
     aws: AwsServiceSecrets
+    identity: SecretReaderRole | None  # its own IAM role, when it keeps secrets in AWS
+    stores: ServiceSecretStores
 
 
 def main() -> None:
@@ -56,41 +59,30 @@ def main() -> None:
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
     config = pulumi.Config(NAMESPACE)
     services = {
-        name: declare_service(svc, config, vault_env, aws_env, platform.aws)
+        name: declare_service(stack, svc, config, vault_env, aws_env)
         for name, svc in stack.services.items()
     }
     declare_rotation(stack, services, aws_env)
 
-    eso = platform.external_secrets
-    eso_role = vault_env.reader_role(
-        f"vault-{env}-external-secrets",
-        eso.controller_service_account,
-        eso.controller_namespace,
-        [s.vault.policy_name for s in services.values()],
-    )
-    stores = SecretStores(
-        f"secret-stores-{env}",
-        SecretStoresArgs(platform, stack.vault_mount, stack.kubernetes_auth_path,
-                         eso_role.role_name, [s.plan.namespace for s in services.values()]),
-    )
     for name, s in services.items():
-        ServiceExternalSecret(
-            f"{name}-external-secret",
-            ServiceExternalSecretArgs(s.plan, s.config.namespace, stores, eso.refresh_interval),
-        )
+        if s.plan.spec.secrets:
+            ServiceExternalSecret(
+                f"{name}-external-secret",
+                ServiceExternalSecretArgs(s.plan, s.config.namespace, s.stores,
+                                          platform.external_secrets.refresh_interval),
+            )
 
     pulumi.export("environment", env)
     pulumi.export("vault_mount", vault_env.mount_path)
     pulumi.export("kubernetes_auth_path", vault_env.auth_path)
-    pulumi.export(
-        "secret_stores", {"vault": stores.vault_store_name, "aws": stores.aws_store_name}
-    )
     pulumi.export("services", {name: service_outputs(s) for name, s in services.items()})
 
 
-def declare_service(svc: ServicePlan, config: pulumi.Config, vault_env: VaultEnvironment,
-                    aws_env: AwsSecretsEnvironment, aws_settings: AwsSettings) -> DeclaredService:
+def declare_service(stack: StackModel, svc: ServicePlan, config: pulumi.Config,
+                    vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment
+                    ) -> DeclaredService:
     name = svc.name
+    aws_settings = stack.platform.aws
     secure = {
         spec.config_key: config.require_secret(spec.config_key)
         for spec in svc.spec.secrets.values()
@@ -99,51 +91,63 @@ def declare_service(svc: ServicePlan, config: pulumi.Config, vault_env: VaultEnv
     values = SecretValues(f"{name}-secret-values", SecretValuesArgs(svc, secure)).values
     cfg = ServiceConfig(f"{name}-config", ServiceConfigArgs(svc))
     configmaps = [cm.name for cm in (svc.config, svc.flags, *svc.tenants.values()) if cm]
-    return DeclaredService(
-        plan=svc,
-        config=cfg,
-        access=ServiceAccess(f"{name}-access", ServiceAccessArgs(svc, cfg.namespace, configmaps)),
-        vault=VaultService(f"{name}-vault", VaultServiceArgs(svc, vault_env, values)),
-        aws=AwsServiceSecrets(
-            f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values)
-        ),
+    vault_svc = VaultService(f"{name}-vault", VaultServiceArgs(svc, vault_env, values))
+    aws_svc = AwsServiceSecrets(
+        f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values)
     )
+    identity = None
+    if svc.secrets_in("aws"):
+        identity = SecretReaderRole(f"{name}-identity", SecretReaderRoleArgs(
+            svc, aws_settings, aws_env.key.arn if aws_env.key else None))
+    # the role's ARN as IAM builds it from its fixed name: known in preview, for the pack
+    role_arn = refs.iam_role_arn(aws_settings.account_id,
+                                 refs.iam_role_name(svc.environment, name))
+    access = ServiceAccess(f"{name}-access", ServiceAccessArgs(
+        svc, cfg.namespace, configmaps,
+        annotations={"eks.amazonaws.com/role-arn": role_arn} if identity else {}))
+    stores = ServiceSecretStores(f"{name}-secret-stores", ServiceSecretStoresArgs(
+        svc, cfg.namespace, access.service_account_name, stack.platform, stack.vault_mount,
+        stack.kubernetes_auth_path, vault_svc.role_name))
+    return DeclaredService(plan=svc, config=cfg, access=access, vault=vault_svc, aws=aws_svc,
+                           identity=identity, stores=stores)
 
 
 def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
                      aws_env: AwsSecretsEnvironment) -> None:
-    """One rotation Lambda per environment for every Secrets Manager secret that asks for it."""
-    rotated = [
-        RotatedSecret(
-            name=f"{name}-{key.lower().replace('_', '-')}",
-            secret_arn=s.aws.secrets[key].arn,
-            strategy=spec.rotation.strategy,
-            kms_key_arn=aws_env.key.arn if aws_env.key else None,
-            master_secret_arn=spec.rotation.master_secret_arn,
-        )
-        for name, s in services.items()
-        for key, spec in s.plan.secrets_in("aws").items()
-        if spec.rotation
-    ]
-    if not rotated:
-        return
+    """A rotation Lambda per service whose Secrets Manager secrets ask for it: each function's
+    role reaches that service's secrets only (docs/isolation.md)."""
     platform = stack.platform
     schedule = platform.rotation
-    SecretRotator(
-        f"rotation-{stack.environment}",
-        SecretRotatorArgs(
-            environment=stack.environment,
-            account_id=platform.aws.account_id,
-            region=platform.aws.region,
-            secrets=rotated,
-            schedule_days=None if schedule.schedule_expression else schedule.schedule_days,
-            schedule_expression=schedule.schedule_expression,
-            subnet_ids=schedule.subnet_ids,
-            security_group_ids=schedule.security_group_ids,
-            # AWS's own rotation functions exclude these: they break URLs and shells
-            password=PasswordPolicy(exclude_characters="/@\"'\\ "),
-        ),
-    )
+    for name, s in services.items():
+        rotated = [
+            RotatedSecret(
+                name=f"{name}-{key.lower().replace('_', '-')}",
+                secret_arn=s.aws.secrets[key].arn,
+                strategy=spec.rotation.strategy,
+                kms_key_arn=aws_env.key.arn if aws_env.key else None,
+                master_secret_arn=spec.rotation.master_secret_arn,
+            )
+            for key, spec in s.plan.secrets_in("aws").items()
+            if spec.rotation
+        ]
+        if not rotated:
+            continue
+        SecretRotator(
+            f"rotation-{stack.environment}-{name}",
+            SecretRotatorArgs(
+                environment=stack.environment,
+                service=name,
+                account_id=platform.aws.account_id,
+                region=platform.aws.region,
+                secrets=rotated,
+                schedule_days=None if schedule.schedule_expression else schedule.schedule_days,
+                schedule_expression=schedule.schedule_expression,
+                subnet_ids=schedule.subnet_ids,
+                security_group_ids=schedule.security_group_ids,
+                # AWS's own rotation functions exclude these: they break URLs and shells
+                password=PasswordPolicy(exclude_characters="/@\"'\\ "),
+            ),
+        )
 
 
 def service_outputs(s: DeclaredService) -> dict:
@@ -159,6 +163,8 @@ def service_outputs(s: DeclaredService) -> dict:
         "vault_policy": s.vault.policy_name,
         "vault_role": s.vault.role_name,
         "secrets_manager_arns": s.aws.arns,
+        "secret_stores": {"vault": s.stores.vault_store_name, "aws": s.stores.aws_store_name},
+        "iam_role_arn": s.identity.role_arn if s.identity else None,
         "flags_configmap": s.config.flags_configmap_name,
         "tenants": {t: {"configmap": cm.name, "config_hash": cm.hash}
                     for t, cm in svc.tenants.items()},

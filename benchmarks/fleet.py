@@ -136,7 +136,8 @@ def service_overrides(i: int, stack: str) -> dict[str, Any]:
         if i % 5 == 0:
             secrets["LEGACY_TOKEN"] = {
                 "source": "reference", "store": "aws",
-                "ref": f"arn:aws:secretsmanager:{REGION}:{account}:secret:{name}-legacy-Ab12Cd"}
+                "ref": f"arn:aws:secretsmanager:{REGION}:{account}:secret:"
+                       f"configplane/{stack}/{name}/legacy-Ab12Cd"}
         if secrets:
             override["secrets"] = secrets
         if i % 5 == 0 and stack != "dev":

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,6 +16,8 @@ class ServiceAccessArgs:
     service: ServicePlan
     namespace: pulumi.Input[str]
     configmap_names: Sequence[str]
+    # on the service account, e.g. eks.amazonaws.com/role-arn (its own IAM role, IRSA)
+    annotations: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class ServiceAccess(pulumi.ComponentResource):
@@ -27,7 +29,10 @@ class ServiceAccess(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         metadata = {"namespace": args.namespace, "labels": dict(svc.labels)}
         self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account", metadata={"name": svc.service_account, **metadata}, opts=child
+            f"{name}-service-account",
+            metadata={"name": svc.service_account, **metadata,
+                      **({"annotations": dict(args.annotations)} if args.annotations else {})},
+            opts=child,
         )
         role = k8s.rbac.v1.Role(
             f"{name}-role",

@@ -1,90 +1,107 @@
 """Into the cluster without values in state: External Secrets Operator objects.
 
-A ClusterSecretStore per backend (Vault KV v2, AWS Secrets Manager) and an ExternalSecret per
-service whose Kubernetes Secret the operator fills from the stores at run time.
+Per service, in the service's own namespace: a `SecretStore` per backend it uses and one
+`ExternalSecret` whose Kubernetes Secret the operator fills from those stores at run time.
+Each store signs in as the service's own service account: to Vault with the service's own
+Kubernetes auth role (its read policy only), to Secrets Manager through the service's own IAM
+role (IRSA: the account's `eks.amazonaws.com/role-arn` annotation). No store is cluster-wide
+and no identity is shared, so an ExternalSecret in one namespace can read only what that
+namespace's service may read (docs/isolation.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
 from configplane.model import Platform
+from configplane.refs import VAULT_AUDIENCE
 from configplane.stack import ServicePlan
 
 API_VERSION = "external-secrets.io/v1"  # v1beta1 is no longer served since ESO 0.17
+STORE_KIND = "SecretStore"  # namespaced; never ClusterSecretStore (policies/isolation.py)
 
 
 @dataclass(frozen=True)
-class SecretStoresArgs:
+class ServiceSecretStoresArgs:
+    service: ServicePlan
+    namespace: pulumi.Input[str]
+    service_account: pulumi.Input[str]  # the service's own account: the stores' identity
     platform: Platform
     vault_mount: str
     kubernetes_auth_path: str
-    vault_role: pulumi.Input[str]
-    namespaces: Sequence[str]  # only these namespaces may use the stores
+    vault_role: pulumi.Input[str]  # the service's own Kubernetes auth role
 
 
-class SecretStores(pulumi.ComponentResource):
-    vault_store_name: pulumi.Output[str]
-    aws_store_name: pulumi.Output[str]
+class ServiceSecretStores(pulumi.ComponentResource):
+    """A Vault store when the service keeps secrets in Vault, a Secrets Manager store when it
+    keeps secrets there; `None` names for the backends it does not use."""
 
-    def __init__(self, name: str, args: SecretStoresArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("configplane:externalsecrets:SecretStores", name, {}, opts)
-        env = args.platform.environment
-        eso = args.platform.external_secrets
-        controller = {"name": eso.controller_service_account, "namespace": eso.controller_namespace}
-        conditions = [{"namespaces": sorted(args.namespaces)}]
+    vault_store_name: pulumi.Output[str | None]
+    aws_store_name: pulumi.Output[str | None]
+
+    def __init__(self, name: str, args: ServiceSecretStoresArgs,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("configplane:externalsecrets:ServiceSecretStores", name, {}, opts)
+        svc, platform = args.service, args.platform
         child = pulumi.ResourceOptions(parent=self)
-        vault_store = CustomResource(
-            f"{name}-vault",
-            api_version=API_VERSION,
-            kind="ClusterSecretStore",
-            metadata={"name": f"vault-{env}"},
-            spec={
-                "conditions": conditions,
-                "provider": {"vault": {
-                    "server": args.platform.vault.address,
+        account = {"name": args.service_account}  # a SecretStore's account is in its namespace
+        self.vault_store: CustomResource | None = None
+        self.aws_store: CustomResource | None = None
+        if svc.secrets_in("vault"):
+            self.vault_store = CustomResource(
+                f"{name}-vault",
+                api_version=API_VERSION,
+                kind=STORE_KIND,
+                metadata=self._metadata(args, f"{svc.name}-vault"),
+                spec={"provider": {"vault": {
+                    "server": platform.vault.address,
                     "path": args.vault_mount,
                     "version": "v2",
                     "auth": {"kubernetes": {
                         "mountPath": args.kubernetes_auth_path,
                         "role": args.vault_role,
-                        "serviceAccountRef": controller,
+                        # tokens for Vault only, as the service's role requires
+                        "serviceAccountRef": {**account, "audiences": [VAULT_AUDIENCE]},
                     }},
-                }},
-            },
-            opts=child,
-        )
-        aws_store = CustomResource(
-            f"{name}-aws",
-            api_version=API_VERSION,
-            kind="ClusterSecretStore",
-            metadata={"name": f"aws-secretsmanager-{env}"},
-            spec={
-                "conditions": conditions,
-                "provider": {"aws": {
+                }}},
+                opts=child,
+            )
+        if svc.secrets_in("aws"):
+            self.aws_store = CustomResource(
+                f"{name}-aws",
+                api_version=API_VERSION,
+                kind=STORE_KIND,
+                metadata=self._metadata(args, f"{svc.name}-aws-secretsmanager"),
+                spec={"provider": {"aws": {
                     "service": "SecretsManager",
-                    "region": args.platform.aws.region,
-                    "auth": {"jwt": {"serviceAccountRef": controller}},  # IRSA
-                }},
-            },
-            opts=child,
-        )
-        self.vault_store_name = vault_store.metadata["name"]
-        self.aws_store_name = aws_store.metadata["name"]
+                    "region": platform.aws.region,
+                    # IRSA: ESO asks for a token of this account (audience sts.amazonaws.com)
+                    # and assumes the role named in its eks.amazonaws.com/role-arn annotation.
+                    "auth": {"jwt": {"serviceAccountRef": account}},
+                }}},
+                opts=child,
+            )
+        self.vault_store_name = (self.vault_store.metadata["name"] if self.vault_store
+                                 else pulumi.Output.from_input(None))
+        self.aws_store_name = (self.aws_store.metadata["name"] if self.aws_store
+                               else pulumi.Output.from_input(None))
         self.register_outputs({
             "vault_store_name": self.vault_store_name, "aws_store_name": self.aws_store_name,
         })
+
+    @staticmethod
+    def _metadata(args: ServiceSecretStoresArgs, store: str) -> dict:
+        return {"name": store, "namespace": args.namespace, "labels": dict(args.service.labels)}
 
 
 @dataclass(frozen=True)
 class ServiceExternalSecretArgs:
     service: ServicePlan
     namespace: pulumi.Input[str]
-    stores: SecretStores
+    stores: ServiceSecretStores
     refresh_interval: str
 
 
@@ -95,6 +112,8 @@ class ServiceExternalSecret(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:externalsecrets:ServiceExternalSecret", name, {}, opts)
         svc = args.service
+        stores = args.stores
+        default_store = stores.vault_store_name if stores.vault_store else stores.aws_store_name
         CustomResource(
             f"{name}-external-secret",
             api_version=API_VERSION,
@@ -102,7 +121,7 @@ class ServiceExternalSecret(pulumi.ComponentResource):
             metadata={"name": svc.name, "namespace": args.namespace, "labels": dict(svc.labels)},
             spec={
                 "refreshInterval": args.refresh_interval,
-                "secretStoreRef": {"kind": "ClusterSecretStore", "name": args.stores.vault_store_name},
+                "secretStoreRef": {"kind": STORE_KIND, "name": default_store},
                 "target": {
                     "name": svc.secret_name,
                     "creationPolicy": "Owner",
@@ -120,7 +139,7 @@ class ServiceExternalSecret(pulumi.ComponentResource):
         self.register_outputs({"secret_name": self.secret_name})
 
     @staticmethod
-    def _entry(svc: ServicePlan, key: str, stores: SecretStores) -> dict:
+    def _entry(svc: ServicePlan, key: str, stores: ServiceSecretStores) -> dict:
         spec = svc.spec.secrets[key]
         if spec.store == "vault":
             path, prop = spec.ref.split("#", 1) if spec.ref else (svc.vault_path, key)
@@ -131,5 +150,5 @@ class ServiceExternalSecret(pulumi.ComponentResource):
         return {
             "secretKey": key,
             "remoteRef": remote,
-            "sourceRef": {"storeRef": {"kind": "ClusterSecretStore", "name": stores.aws_store_name}},
+            "sourceRef": {"storeRef": {"kind": STORE_KIND, "name": stores.aws_store_name}},
         }

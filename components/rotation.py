@@ -26,6 +26,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from configplane.refs import rotation_function_name, rotation_name_problems
 from configplane.rotation_rules import STRATEGIES, rotation_problems
 
 LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "rotation"
@@ -158,6 +159,10 @@ class SecretRotatorArgs:
     db_ca_bundle: str | None = None  # a PEM file shipped with the function to verify TLS
     log_retention_days: int = 90
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The one service whose secrets this function rotates: its own function and role, so no
+    # rotation identity reaches two services' secrets (docs/isolation.md). None: the
+    # environment's function for whatever secrets it is given.
+    service: str | None = None
 
     def __post_init__(self) -> None:
         # The same rules `configplane validate` applies (configplane.rotation_rules).
@@ -170,12 +175,14 @@ class SecretRotatorArgs:
             self.security_group_ids)
         problems = [(f"secrets[{where[7:]!r}]: " if where.startswith("secret:") else "") + p
                     for where, p in found]
+        if self.service is not None:
+            problems += rotation_name_problems(self.environment, self.service)
         if problems:
             raise ValueError("SecretRotatorArgs: " + "; ".join(problems))
 
     @property
     def function_name(self) -> str:
-        return f"configplane-rotation-{self.environment}"
+        return rotation_function_name(self.environment, self.service)
 
     @property
     def in_vpc(self) -> bool:
@@ -318,7 +325,8 @@ class SecretRotator(pulumi.ComponentResource):
 
         role = aws.iam.Role(
             f"{name}-role",
-            description=f"configplane secret rotation ({args.environment})",
+            description=f"configplane secret rotation ({args.environment}"
+                        f"{', ' + args.service if args.service else ''})",
             assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                 "Action": "sts:AssumeRole"}]}),
@@ -342,7 +350,8 @@ class SecretRotator(pulumi.ComponentResource):
         function = aws.lambda_.Function(
             f"{name}-function",
             name=args.function_name,
-            description=f"configplane: rotates Secrets Manager secrets ({args.environment})",
+            description=f"configplane: rotates Secrets Manager secrets ({args.environment}"
+                        f"{', ' + args.service if args.service else ''})",
             role=role.arn,
             runtime=RUNTIME,
             handler=HANDLER,

@@ -1,16 +1,18 @@
 """Vault: per environment a KV v2 mount, audit and Kubernetes auth; per service its secret,
-a read-only policy on its own paths and a Kubernetes auth role."""
+a read-only policy on its own paths and a Kubernetes auth role bound to its own service
+account, which the service's SecretStore signs in with (no shared reader role)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_vault as vault
 
 from configplane.model import VaultSettings
+from configplane.refs import VAULT_AUDIENCE
 from configplane.stack import ServicePlan
 
 
@@ -64,20 +66,6 @@ class VaultEnvironment(pulumi.ComponentResource):
         self.auth_path = self.auth.path
         self.register_outputs({"mount_path": self.mount_path, "auth_path": self.auth_path})
 
-    def reader_role(self, name: str, service_account: str, namespace: str,
-                    policies: Sequence[pulumi.Input[str]]) -> vault.kubernetes.AuthBackendRole:
-        """The External Secrets Operator's role: the union of the services' read policies."""
-        return vault.kubernetes.AuthBackendRole(
-            name,
-            backend=self.auth.path,
-            role_name=service_account,
-            bound_service_account_names=[service_account],
-            bound_service_account_namespaces=[namespace],
-            token_policies=list(policies),
-            token_ttl=900,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-
 
 @dataclass(frozen=True)
 class VaultServiceArgs:
@@ -118,6 +106,7 @@ class VaultService(pulumi.ComponentResource):
             bound_service_account_namespaces=[svc.namespace],
             token_policies=[self.policy.name],
             token_ttl=3600,
+            audience=VAULT_AUDIENCE,
             opts=child,
         )
         self.policy_name = self.policy.name

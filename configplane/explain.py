@@ -375,4 +375,4 @@ def _secret_delivery(plan: ServicePlan, name: str) -> dict[str, str]:
         stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
     else:
         stored = f"aws secretsmanager {spec.ref or plan.aws_secret_name(name)}"
-    return {"secret": plan.secret_name, "key": name, "stored_in": stored}
+    return {"secret_name": plan.secret_name, "key": name, "stored_in": stored}

@@ -41,6 +41,13 @@ class AwsSettings(Frozen):
         False, description="Encrypt secrets with a per-environment customer-managed KMS key."
     )
     recovery_window_in_days: int = Field(7, ge=7, le=30)
+    eks_oidc_issuer: str | None = Field(
+        None,
+        description="The cluster's OIDC issuer URL (IRSA): each service with Secrets Manager "
+        "secrets gets an IAM role that only its own service account may assume through the "
+        "IAM OIDC provider `arn:aws:iam::<account_id>:oidc-provider/<issuer without https://>`. "
+        "Checked by configplane/refs.py (EKS_ISSUER), which matches the whole string.",
+    )
 
 
 class ExternalSecretsSettings(Frozen):

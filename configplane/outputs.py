@@ -14,6 +14,16 @@ class TenantOutputs(_Out):
     config_hash: str
 
 
+class SecretStoreOutputs(_Out):
+    """The service's namespaced SecretStores (in its own namespace); null where the service
+    keeps no secret in that backend."""
+
+    vault: str | None = Field(None, description="SecretStore signing in to Vault as the service.")
+    aws: str | None = Field(
+        None, description="SecretStore reading Secrets Manager through the service's IAM role."
+    )
+
+
 class ServiceOutputs(_Out):
     namespace: str
     service_account: str
@@ -24,6 +34,13 @@ class ServiceOutputs(_Out):
     vault_policy: str
     vault_role: str = Field(..., description="Kubernetes auth role bound to the service account.")
     secrets_manager_arns: dict[str, str] = Field(default_factory=dict)
+    secret_stores: SecretStoreOutputs = Field(
+        default_factory=SecretStoreOutputs, description="SecretStore names per backend."
+    )
+    iam_role_arn: str | None = Field(
+        None, description="IAM role (IRSA) the service account's tokens assume to read the "
+        "service's Secrets Manager secrets; null without such secrets.",
+    )
     flags_configmap: str | None = None
     tenants: dict[str, TenantOutputs] = Field(default_factory=dict)
     workload_annotations: dict[str, str] = Field(
@@ -42,5 +59,4 @@ class StackOutputs(_Out):
     environment: str
     vault_mount: str
     kubernetes_auth_path: str
-    secret_stores: dict[str, str] = Field(..., description="ClusterSecretStore name per backend.")
     services: dict[str, ServiceOutputs]

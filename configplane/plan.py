@@ -8,6 +8,7 @@ as the engine would hold them (secrets as the secret signature object).
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import runpy
 import sys
@@ -127,17 +128,33 @@ class PlanMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         state = dict(args.inputs)
         resource_id = f"{args.name}-id"
+        region, account = self.region, self.account
         if args.typ == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends six random characters to the name in the ARN.
             resource_id = state["arn"] = (
-                f"arn:aws:secretsmanager:{self.region}:{self.account}:secret:{state['name']}"
+                f"arn:aws:secretsmanager:{region}:{account}:secret:{state['name']}-"
+                f"{_suffix(state['name'], 6)}"
             )
         elif args.typ == "aws:kms/key:Key":
             key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, args.name))
-            state.update(keyId=key_id, arn=f"arn:aws:kms:{self.region}:{self.account}:key/{key_id}")
+            state.update(keyId=key_id, arn=f"arn:aws:kms:{region}:{account}:key/{key_id}")
             resource_id = key_id
-        elif args.typ.startswith("aws:") and "name" in state:
-            service = args.typ.split(":")[1].split("/")[0].rstrip("_")
-            state.setdefault("arn", f"arn:aws:{service}:{self.region}:{self.account}:{state['name']}")
+        elif args.typ == "aws:kms/alias:Alias" and "name" in state:
+            state["arn"] = f"arn:aws:kms:{region}:{account}:{state['name']}"  # alias/<name>
+            resource_id = state["name"]
+        elif args.typ == "aws:lambda/function:Function" and "name" in state:
+            state["arn"] = f"arn:aws:lambda:{region}:{account}:function:{state['name']}"
+            resource_id = state["name"]
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup" and "name" in state:
+            # the provider drops the API's trailing `:*` from a log group's ARN
+            state["arn"] = f"arn:aws:logs:{region}:{account}:log-group:{state['name']}"
+            resource_id = state["name"]
+        elif args.typ == "aws:iam/role:Role":
+            # an unnamed role gets the engine's auto-name: resource name, '-', 7 hex characters
+            state.setdefault("name", f"{args.name}-{_suffix(args.name, 7, hex_only=True)}")
+            path = state.get("path") or "/"
+            state["arn"] = f"arn:aws:iam::{account}:role{path}{state['name']}"
+            resource_id = state["name"]  # a role's id is its name
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = self.generated_value(args.name)
         return resource_id, state
@@ -147,6 +164,14 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
         return {}
+
+
+def _suffix(seed: str, length: int, hex_only: bool = False) -> str:
+    """Stable stand-in for a provider's random characters (same plan, same ARN)."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    alphabet = "0123456789abcdef" if hex_only else (
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:length])
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):

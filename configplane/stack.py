@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import pydantic
 
-from configplane import checks
+from configplane import checks, refs
 from configplane.flags import check_flags, render_flags
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
@@ -30,8 +30,6 @@ MAX_CONFIGMAP_BYTES = 1024 * 1024
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-SECRETS_MANAGER_ARN = re.compile(r"^arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
-VAULT_REF = re.compile(r"^[A-Za-z0-9][\w./-]*#[\w.-]+$")
 TENANT_KEYS = "x-configplane-tenant-overridable"
 FLAGS_DATA_KEY = "flags.flagd.json"
 MANAGED_BY = "configplane"
@@ -203,6 +201,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
             _pydantic_issue(e, where) for e in exc.errors(include_input=False, include_url=False)
         ]) from None
     checker = _ServiceChecker(inputs, document, schemas_dir, where)
+    checker.check_platform()
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
     issues.extend(checker.issues)
     issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document, services,
@@ -307,12 +306,43 @@ class _ServiceChecker:
     def fail(self, path: list[str], message: str, file: str | None = None) -> None:
         self.issues.append(Issue(dotted(path), file or self.where(path), message))
 
+    def check_platform(self) -> None:
+        """Names written into Vault policy text and API paths, and the IRSA issuer."""
+        vault = self.platform.vault
+        for key, value in (("mount", vault.mount), ("kubernetes_auth_path",
+                                                    vault.kubernetes_auth_path)):
+            if value is not None:
+                for problem in refs.vault_path_problems(value, f"platform.vault.{key}"):
+                    self.fail(["platform", "vault", key], problem)
+        issuer = self.platform.aws.eks_oidc_issuer
+        if issuer is not None and not refs.EKS_ISSUER.fullmatch(issuer):
+            self.fail(["platform", "aws", "eks_oidc_issuer"], "not an OIDC issuer URL "
+                      "(`https://<host>/<path>`, no trailing newline or `/`). Fix: copy it from "
+                      "`aws eks describe-cluster --query cluster.identity.oidc.issuer`.")
+
     def check(self, name: str, svc: Service) -> ServicePlan:
         base = ["services", name]
         env = self.platform.environment
         self._check_label(base, name, "service name")
         namespace = svc.namespace or f"{name}-{env}"
         self._check_label([*base, "namespace"], namespace, "namespace")
+        eso = self.platform.external_secrets
+        for key, problem in refs.reserved_name_problems(
+                name, namespace, controller_namespace=eso.controller_namespace,
+                controller_service_account=eso.controller_service_account):
+            self.fail(base if key == "name" else [*base, "namespace"], problem)
+        if any(s.store == "aws" for s in svc.secrets.values()):
+            for problem in refs.iam_role_name_problems(env, name):
+                self.fail(base, problem)
+            if self.platform.aws.eks_oidc_issuer is None:
+                self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
+                          "secrets in Secrets Manager, which its SecretStore reads through "
+                          "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
+                          "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
+                          "--query cluster.identity.oidc.issuer`).")
+        if any(s.rotation for s in svc.secrets.values()):
+            for problem in refs.rotation_name_problems(env, name):
+                self.fail(base, problem)
 
         app = self._app_validator(base, svc.app_schema)
         config = render_configmap(f"{name}-config", svc.config)
@@ -428,18 +458,16 @@ class _ServiceChecker:
         if secret.source == "secure" and secret.config_key:
             self._check_secure_key([*path, "config_key"], secret.config_key)
         if secret.source == "reference" and secret.ref:
-            pattern, example = ((VAULT_REF, "api/stripe#api_key") if secret.store == "vault" else
-                                (SECRETS_MANAGER_ARN, "arn:aws:secretsmanager:<region>:<account>:"
-                                 "secret:<name>"))
-            if not pattern.fullmatch(secret.ref):
-                self.fail([*path, "ref"], f"not a {secret.store} reference. Fix: use the form "
-                          f"`{example}`.")
-            elif secret.store == "vault" and not secret.ref.startswith(f"{service}/"):
-                self.fail([*path, "ref"], f"the service's Vault policy reads only `{service}/...` "
-                          f"in its environment's mount. Fix: keep the value under `{service}/`.")
-            elif secret.store == "aws" and f":{self.platform.aws.account_id}:" not in secret.ref:
-                self.fail([*path, "ref"], "the ARN belongs to another AWS account than this "
-                          "environment's. Fix: reference a secret of this environment.")
+            aws = self.platform.aws
+            try:
+                if secret.store == "vault":
+                    refs.parse_vault_ref(secret.ref, service)
+                else:
+                    refs.check_service_secret_arn(
+                        secret.ref, account=aws.account_id, region=aws.region,
+                        environment=self.platform.environment, service=service)
+            except refs.RefError as e:
+                self.fail([*path, "ref"], str(e))
         if secret.rotation:
             rotation = secret.rotation
             if secret.store != "aws" or secret.source == "reference":
@@ -455,6 +483,14 @@ class _ServiceChecker:
             if rotation.strategy.startswith("postgres") and secret.database is None:
                 self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
                           "(host, port, dbname, username). Fix: add it.")
+            if rotation.master_secret_arn:
+                aws = self.platform.aws
+                try:
+                    refs.check_master_secret_arn(
+                        rotation.master_secret_arn, account=aws.account_id, region=aws.region,
+                        environment=self.platform.environment, service=service)
+                except refs.RefError as e:
+                    self.fail([*path, "rotation", "master_secret_arn"], str(e))
             if (rotation.strategy == "postgres-alternating-users") != bool(
                 rotation.master_secret_arn
             ):

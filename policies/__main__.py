@@ -24,6 +24,7 @@ from typing import Any
 import jsonschema
 from flags_live import POLICIES as FLAGS_POLICIES
 from flags_live import is_flags_configmap, vendored_registry
+from isolation import POLICIES as ISOLATION_POLICIES
 from packlib import (
     UNKNOWN,
     WAIVER_SCHEMA,
@@ -58,8 +59,6 @@ SCHEMAS_DIR = PACK_DIR / "schemas"  # a symlink to the project's schemas/ (one s
 
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 K8S_SECRETS = ("kubernetes:core/v1:Secret", "kubernetes:core/v1:SecretPatch")
-CLUSTER_SECRET_STORES = ("kubernetes:external-secrets.io/v1:ClusterSecretStore",
-                         "kubernetes:external-secrets.io/v1beta1:ClusterSecretStore")
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
 LAMBDA_PERMISSION = "aws:lambda/permission:Permission"
 SM_SECRET = "aws:secretsmanager/secret:Secret"
@@ -833,43 +832,6 @@ def _trust_problems(statement: dict) -> list[str]:
     return []
 
 
-# --- cluster-secret-store-scoped ------------------------------------------------------------------
-
-
-def cluster_secret_store_scoped(args: ResourceValidationArgs,
-                                report_violation: ReportViolation) -> None:
-    if args.resource_type not in CLUSTER_SECRET_STORES:
-        return
-    props = plain(args.props)
-    label = resource_label(args.resource_type, args.name)
-    conditions = get(props, "spec", "conditions")
-    if conditions is UNKNOWN:
-        return
-    scoped = bool(conditions) and all(_condition_scoped(c) for c in conditions)
-    if not scoped:
-        report_violation(
-            f"{label} is not limited to named namespaces (spec.conditions). Why: a "
-            "ClusterSecretStore without conditions lets an ExternalSecret in any namespace read "
-            "every secret the store's credentials can reach. Fix: list the services' namespaces "
-            "in spec.conditions[].namespaces.")
-
-
-def _condition_scoped(condition: Any) -> bool:
-    if not isinstance(condition, dict):
-        return False
-    namespaces = condition.get("namespaces")
-    if isinstance(namespaces, list) and namespaces and "*" not in namespaces:
-        return True
-    selector = condition.get("namespaceSelector")
-    if isinstance(selector, dict) and (selector.get("matchLabels") or
-                                       selector.get("matchExpressions")):
-        return True
-    regexes = condition.get("namespaceRegexes")
-    return isinstance(regexes, list) and bool(regexes) and all(
-        isinstance(r, str) and r.startswith("^") and r.endswith("$") and ".*" not in r
-        and ".+" not in r for r in regexes)
-
-
 # --- the pack -------------------------------------------------------------------------------------
 
 
@@ -992,11 +954,6 @@ PolicyPack(
             validate=iam_least_privilege,
             config_schema=_schema(waivable=True),
         ),
-        ResourceValidationPolicy(
-            name="cluster-secret-store-scoped",
-            description="ClusterSecretStores serve only the namespaces they name.",
-            validate=cluster_secret_store_scoped,
-            config_schema=_schema(),
-        ),
+        *ISOLATION_POLICIES,
     ] + FLAGS_POLICIES,
 )

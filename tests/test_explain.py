@@ -110,7 +110,7 @@ def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
         "source": "secure", "store": "aws", "config_key": "apiDbPassword"}
     assert data["secret_value"] == {"source": "secure", "config_key": "configplane:apiDbPassword",
                                     "state": "set, encrypted in Pulumi.prod.yaml"}
-    assert data["delivered_as"] == {"secret": "api-secrets", "key": "DATABASE_PASSWORD",
+    assert data["delivered_as"] == {"secret_name": "api-secrets", "key": "DATABASE_PASSWORD",
                                     "stored_in": "aws secretsmanager configplane/prod/api/DATABASE_PASSWORD"}
     by_path = {e["path"]: e for e in data["entries"]}
     assert by_path["secrets.DATABASE_PASSWORD.rotation.strategy"]["set_by"] == step(

@@ -96,9 +96,9 @@ def test_plan_json_shows_resource_options():
         assert set(r["options"]) == {"protect", "retainOnDelete", "ignoreChanges",
                                      "deleteBeforeReplace", "replaceOnChanges", "dependsOn"}
     rotator = "urn:pulumi:dev::configplane::configplane:rotation:SecretRotator$"
-    assert resources["rotation-dev-rotation-api-database-password"]["options"]["dependsOn"] == [
-        rotator + "aws:iam/rolePolicy:RolePolicy::rotation-dev-policy",
-        rotator + "aws:lambda/permission:Permission::rotation-dev-permission",
+    assert resources["rotation-dev-api-rotation-api-database-password"]["options"]["dependsOn"] == [
+        rotator + "aws:iam/rolePolicy:RolePolicy::rotation-dev-api-policy",
+        rotator + "aws:lambda/permission:Permission::rotation-dev-api-permission",
     ]
     assert resources["api-aws-database-password-initial"]["options"]["ignoreChanges"] == [
         "versionStages"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -100,6 +101,110 @@ def test_expected_resources_names_labels_and_parents(planned):
     rbac = resources["api-access-role"].inputs["rules"]
     assert rbac[1]["resourceNames"] == ["api-secrets"]
     assert rbac[0]["resourceNames"] == [cm.inputs["metadata"]["name"]]
+
+
+ISSUERS = {"dev": "0A1B2C3D4E5F60718293A4B5C6D7E8F9", "staging": "1B2C3D4E5F60718293A4B5C6D7E8F90A",
+           "prod": "2C3D4E5F60718293A4B5C6D7E8F90A1B"}
+ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
+
+
+def test_each_service_signs_in_as_itself(planned):
+    """Namespaced SecretStores in the service's namespace, its own account and role; no
+    ClusterSecretStore and no role for the operator itself."""
+    stack, plan = planned
+    env, resources = stack, by_name(plan)
+    types = {r.type for r in plan.resources}
+    assert "kubernetes:external-secrets.io/v1:ClusterSecretStore" not in types
+    roles = sorted(r.inputs["roleName"] for r in plan.resources
+                   if r.type == "vault:kubernetes/authBackendRole:AuthBackendRole")
+    assert roles == ["api", "web", "worker"]
+    stores = {r.name: r.inputs for r in plan.resources
+              if r.type == "kubernetes:external-secrets.io/v1:SecretStore"}
+    # a Vault store for each service with Vault secrets, an AWS store only for api
+    assert sorted(stores) == ["api-secret-stores-aws", "api-secret-stores-vault",
+                              "web-secret-stores-vault", "worker-secret-stores-vault"]
+    for svc in ("api", "web", "worker"):
+        store = stores[f"{svc}-secret-stores-vault"]
+        assert store["metadata"]["namespace"] == f"{svc}-{env}"
+        assert store["metadata"]["name"] == f"{svc}-vault"
+        assert store["spec"] == {"provider": {"vault": {
+            "server": f"https://vault.{env}.shop.internal:8200", "path": f"{env}-kv",
+            "version": "v2", "auth": {"kubernetes": {
+                "mountPath": f"kubernetes-{env}", "role": svc,
+                "serviceAccountRef": {"name": svc, "audiences": ["vault"]}}}}}}
+        role = resources[f"{svc}-vault-role"].inputs
+        assert (role["boundServiceAccountNames"], role["boundServiceAccountNamespaces"],
+                role["tokenPolicies"], role["audience"]) == (
+            [svc], [f"{svc}-{env}"], [f"{env}-{svc}-read"], "vault")
+        external = resources[f"{svc}-external-secret-external-secret"].inputs
+        assert external["spec"]["secretStoreRef"] == {"kind": "SecretStore",
+                                                      "name": f"{svc}-vault"}
+    assert stores["api-secret-stores-aws"]["metadata"]["namespace"] == f"api-{env}"
+    assert stores["api-secret-stores-aws"]["spec"] == {"provider": {"aws": {
+        "service": "SecretsManager", "region": "eu-west-1",
+        "auth": {"jwt": {"serviceAccountRef": {"name": "api"}}}}}}
+    api_entries = resources["api-external-secret-external-secret"].inputs["spec"]["data"]
+    assert [e.get("sourceRef") for e in api_entries] == [
+        {"storeRef": {"kind": "SecretStore", "name": "api-aws-secretsmanager"}}, None]
+
+
+def test_api_reads_secrets_manager_through_its_own_irsa_role(planned):
+    stack, plan = planned
+    env, resources = stack, by_name(plan)
+    account = ACCOUNTS[env]
+    host = f"oidc.eks.eu-west-1.amazonaws.com/id/{ISSUERS[env]}"
+    role = resources["api-identity-role"]
+    assert role.inputs["name"] == f"configplane-{env}-api-secrets"
+    assert json.loads(role.inputs["assumeRolePolicy"]) == {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ServiceAccountWebIdentity", "Effect": "Allow",
+        "Principal": {"Federated": f"arn:aws:iam::{account}:oidc-provider/{host}"},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{host}:sub": f"system:serviceaccount:api-{env}:api",
+                                       f"{host}:aud": "sts.amazonaws.com"}}}]}
+    secret_arn = resources["api-aws-database-password"].outputs["arn"]
+    # granted by name with AWS's suffix wildcard: known before the secret exists
+    granted = (f"arn:aws:secretsmanager:eu-west-1:{account}:secret:"
+               f"configplane/{env}/api/DATABASE_PASSWORD-??????")
+    assert re.fullmatch(granted.replace("?", "[A-Za-z0-9]"), secret_arn)
+    read = resources["api-identity-policy"]
+    assert json.loads(read.inputs["policy"]) == {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadOwnSecrets", "Effect": "Allow",
+        "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"],
+        "Resource": [granted]}]}
+    assert read.property_dependencies["role"] == [role.urn]
+    if env == "prod":  # the customer-managed key, only through Secrets Manager, only for api's
+        key_arn = next(r for r in plan.resources if r.type == "aws:kms/key:Key").outputs["arn"]
+        decrypt = resources["api-identity-kms-policy"]
+        assert json.loads(decrypt.inputs["policy"]) == {"Version": "2012-10-17", "Statement": [{
+            "Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
+            "Resource": key_arn, "Condition": {
+                "StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"},
+                "StringLike": {"kms:EncryptionContext:SecretARN": [granted]}}}]}
+        assert decrypt.property_dependencies["role"] == [role.urn]
+    else:
+        assert "api-identity-kms-policy" not in resources
+    account_annotations = resources["api-access-service-account"].inputs["metadata"]["annotations"]
+    assert account_annotations == {"eks.amazonaws.com/role-arn": role.outputs["arn"]}
+    assert role.outputs["arn"] == f"arn:aws:iam::{account}:role/configplane-{env}-api-secrets"
+    for svc in ("web", "worker"):  # no Secrets Manager secrets: no role, no annotation
+        assert f"{svc}-identity-role" not in resources
+        assert "annotations" not in resources[f"{svc}-access-service-account"].inputs["metadata"]
+    outputs = plan.outputs["services"]
+    assert outputs["api"]["iam_role_arn"] == role.outputs["arn"]
+    assert outputs["api"]["secret_stores"] == {"vault": "api-vault",
+                                               "aws": "api-aws-secretsmanager"}
+    assert outputs["web"]["secret_stores"] == {"vault": "web-vault", "aws": None}
+    assert outputs["web"]["iam_role_arn"] is None
+
+
+def test_each_rotating_service_has_its_own_rotation_function(planned):
+    stack, plan = planned
+    functions = [r for r in plan.resources if r.type == "aws:lambda/function:Function"]
+    assert [f.inputs["name"] for f in functions] == [f"configplane-rotation-{stack}-api"]
+    assert functions[0].parent == by_name(plan)[f"rotation-{stack}-api"].urn
+    policy = json.loads(by_name(plan)[f"rotation-{stack}-api-policy"].inputs["policy"])
+    rotated = next(s for s in policy["Statement"] if s["Sid"] == "RotateSecrets")
+    assert rotated["Resource"] == [by_name(plan)["api-aws-database-password"].outputs["arn"]]
 
 
 def test_prod_has_customer_managed_key_with_rotation(planned):

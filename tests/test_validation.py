@@ -109,7 +109,7 @@ CASES = {
     "vault-ref-outside-own-path": (
         lambda c: services(c)["web"].setdefault("secrets", {}).update(
             STOLEN={"source": "reference", "store": "vault", "ref": "api/db#password"}),
-        "services.web.secrets.STOLEN.ref", "Pulumi.dev.yaml", "reads only `web/...`",
+        "services.web.secrets.STOLEN.ref", "Pulumi.dev.yaml", "reads only `web` and `web/...`",
     ),
     "rotation-without-database": (
         lambda c: services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("database"),

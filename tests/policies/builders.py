@@ -175,16 +175,6 @@ def allow(actions: str | list[str], resources: str | list[str], **extra: Any) ->
     return {"Effect": "Allow", "Action": actions, "Resource": resources, **extra}
 
 
-def secret_store(name: str, conditions: Any) -> AnalyzedResource:
-    spec: dict[str, Any] = {"provider": {"vault": {"server": "https://vault", "path": "prod-kv",
-                                                   "version": "v2"}}}
-    if conditions is not None:
-        spec["conditions"] = conditions
-    return resource("kubernetes:external-secrets.io/v1:ClusterSecretStore", name,
-                    {"apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
-                     "metadata": {"name": name}, "spec": spec})
-
-
 def stack_root(outputs: Mapping[str, Any], stack: str = "prod") -> AnalyzedResource:
     return AnalyzedResource(
         urn=f"urn:pulumi:{stack}::configplane::pulumi:pulumi:Stack::configplane-{stack}",

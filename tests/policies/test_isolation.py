@@ -1,8 +1,8 @@
-"""Environment isolation and the reach of ClusterSecretStores."""
+"""Environment isolation (per-service isolation: test_identities.py)."""
 
 from __future__ import annotations
 
-from tests.policies.builders import resource, secret_store
+from tests.policies.builders import resource
 
 
 def only(policy: str, violations):
@@ -73,24 +73,3 @@ def test_environment_isolation_defaults_and_exceptions(custom):
     # no accountIds configured: account numbers are not recognised; the store is waived
     pack = custom
     assert only("environment-isolation", pack.violations([CROSS_STORE, CROSS_ACCOUNT])) == []
-
-
-def test_cluster_secret_store_scoped(prod):
-    resources = [
-        secret_store("listed", [{"namespaces": ["api-prod", "web-prod"]}]),
-        secret_store("selected", [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}]),
-        secret_store("anchored", [{"namespaceRegexes": ["^shop-[a-z]+-prod$"]}]),
-        secret_store("unconditional", None),  # property missing
-        secret_store("empty", []),
-        secret_store("star", [{"namespaces": ["*"]}]),
-        secret_store("any-regex", [{"namespaceRegexes": [".*"]}]),
-        secret_store("empty-selector", [{"namespaceSelector": {}}]),
-        secret_store("one-open", [{"namespaces": ["api-prod"]}, {}]),
-    ]
-    assert only("cluster-secret-store-scoped", prod.violations(resources)) == [
-        ("cluster-secret-store-scoped", name, "mandatory",
-         f'ClusterSecretStore "{name}" is not limited to named namespaces (spec.conditions). Why: '
-         "a ClusterSecretStore without conditions lets an ExternalSecret in any namespace read "
-         "every secret the store's credentials can reach. Fix: list the services' namespaces in "
-         "spec.conditions[].namespaces.")
-        for name in ("unconditional", "empty", "star", "any-regex", "empty-selector", "one-open")]

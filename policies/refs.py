@@ -1,0 +1,1 @@
+../configplane/refs.py

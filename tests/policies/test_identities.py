@@ -1,0 +1,372 @@
+"""Per-service isolation through the real pack process: the known-good prod plan passes; each
+mutation that lets one service (or the operator) read another's secrets fails with the exact
+message."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from configplane.analyzer import UNKNOWN, AnalyzedResource
+from configplane.plan import analyzed_resources, run_plan
+from tests.policies.conftest import REPO, found
+
+STORES = "secret-stores-per-service"
+SPANS = "no-identity-spans-services"
+SPANS_WHY = ("Why: one identity that reaches several services' secrets lets whoever holds it "
+             "read them all, so one service could read another's. Fix: give each service its "
+             "own role, bound to its own service account, with its own secrets only.")
+ISOLATION = (STORES, SPANS)
+
+
+@pytest.fixture(scope="module")
+def good() -> list[AnalyzedResource]:
+    return analyzed_resources(run_plan(REPO, "prod"))
+
+
+def mutate(resources: list[AnalyzedResource], name: str,
+           change: Callable[[dict], None]) -> list[AnalyzedResource]:
+    """The plan with `change` applied to one resource's inputs and outputs."""
+    out, hit = [], False
+    for r in resources:
+        if r.name == name:
+            hit = True
+            inputs, outputs = copy.deepcopy(dict(r.inputs)), copy.deepcopy(dict(r.outputs))
+            change(inputs)
+            change(outputs)
+            r = dataclasses.replace(r, inputs=inputs, outputs=outputs)
+        out.append(r)
+    assert hit, name
+    return out
+
+
+def add(resources: list[AnalyzedResource], template: str, name: str,
+        change: Callable[[dict], None]) -> list[AnalyzedResource]:
+    """The plan with a copy of `template` named `name`, changed."""
+    base = next(r for r in resources if r.name == template)
+    props = copy.deepcopy(dict(base.outputs))
+    change(props)
+    urn = base.urn.rsplit("::", 1)[0] + "::" + name
+    return [*resources, dataclasses.replace(base, urn=urn, name=name, inputs=props,
+                                            outputs=copy.deepcopy(props))]
+
+
+def isolation_violations(pack, resources):
+    return [v for v in found(pack.run(resources)) if v[0] in ISOLATION]
+
+
+def test_the_sample_plan_passes(prod, good):
+    assert isolation_violations(prod, good) == []
+
+
+def union_role(props: dict) -> None:
+    props.update(roleName="external-secrets", boundServiceAccountNames=["external-secrets"],
+                 boundServiceAccountNamespaces=["external-secrets"],
+                 tokenPolicies=["prod-api-read", "prod-web-read", "prod-worker-read"])
+
+
+def test_the_operators_union_role_fails(prod, good):
+    plan = add(good, "api-vault-role", "vault-prod-external-secrets", union_role)
+    assert isolation_violations(prod, plan) == [(
+        SPANS, "vault-prod-external-secrets", "mandatory",
+        'AuthBackendRole "vault-prod-external-secrets" can read the secrets of api, web, '
+        f"worker. {SPANS_WHY}")]
+
+
+def test_a_cluster_secret_store_fails(prod, good):
+    def cluster(props: dict) -> None:
+        props["kind"] = "ClusterSecretStore"
+        props["metadata"] = {"name": "vault-prod"}
+        props["spec"]["conditions"] = [{"namespaces": ["api-prod", "web-prod"]}]
+
+    plan = add(good, "api-secret-stores-vault", "shared-vault", cluster)
+    plan = [dataclasses.replace(r, urn=r.urn.replace(
+        "SecretStore::shared-vault", "ClusterSecretStore::shared-vault"),
+        type="kubernetes:external-secrets.io/v1:ClusterSecretStore")
+        if r.name == "shared-vault" else r for r in plan]
+    assert isolation_violations(prod, plan) == [(
+        STORES, "shared-vault", "mandatory",
+        'ClusterSecretStore "shared-vault" is cluster-wide. Why: an ExternalSecret in any '
+        "namespace it admits can read every secret its one identity reaches, so one service "
+        "could read another's. Fix: declare a namespaced SecretStore in each service's namespace "
+        "that signs in as that service's own service account.")]
+
+
+def test_a_store_signing_in_with_another_services_role_fails(prod, good):
+    def api_role(props: dict) -> None:
+        props["spec"]["provider"]["vault"]["auth"]["kubernetes"]["role"] = "api"
+
+    plan = mutate(good, "web-secret-stores-vault", api_role)
+    assert isolation_violations(prod, plan) == [(
+        STORES, "web-secret-stores-vault", "mandatory",
+        'SecretStore "web-secret-stores-vault" signs in with Vault role api, which is not bound '
+        "to exactly account web in web-prod. Why: a role several accounts may use is one "
+        "identity for all of them. Fix: use the service's own role (bound to its account and "
+        "namespace only).")]
+
+
+def test_a_store_signing_in_as_another_account_fails(prod, good):
+    def other_account(props: dict) -> None:
+        auth = props["spec"]["provider"]["vault"]["auth"]["kubernetes"]
+        auth["serviceAccountRef"] = {"name": "api", "namespace": "api-prod"}
+
+    plan = mutate(good, "web-secret-stores-vault", other_account)
+    assert isolation_violations(prod, plan) == [(
+        STORES, "web-secret-stores-vault", "mandatory",
+        'SecretStore "web-secret-stores-vault" spec.provider.vault.auth.kubernetes.'
+        "serviceAccountRef names an account in another namespace. Why: a store must sign in as "
+        "an account of its own namespace. Fix: drop the namespace.")]
+
+
+def test_a_store_with_the_operators_own_aws_identity_fails(prod, good):
+    def controller_credentials(props: dict) -> None:
+        props["spec"]["provider"]["aws"]["auth"] = {}
+
+    plan = mutate(good, "api-secret-stores-aws", controller_credentials)
+    assert isolation_violations(prod, plan) == [(
+        STORES, "api-secret-stores-aws", "mandatory",
+        'SecretStore "api-secret-stores-aws" does not authenticate to AWS as a service account '
+        "(spec.provider.aws.auth.jwt). Why: without it the operator uses its own credentials or "
+        "static keys, one identity for every namespace. Fix: use auth.jwt.serviceAccountRef with "
+        "the service's own account (IRSA).")]
+
+
+def test_an_irsa_role_trusting_every_account_fails(prod, good):
+    def any_subject(props: dict) -> None:
+        trust = json.loads(props["assumeRolePolicy"])
+        condition = trust["Statement"][0]["Condition"]
+        condition["StringLike"] = {k: "system:serviceaccount:*:*"
+                                   for k in condition["StringEquals"] if k.endswith(":sub")}
+        condition["StringEquals"] = {k: v for k, v in condition["StringEquals"].items()
+                                     if k.endswith(":aud")}
+        props["assumeRolePolicy"] = json.dumps(trust)
+
+    plan = mutate(good, "api-identity-role", any_subject)
+    assert sorted(isolation_violations(prod, plan)) == [
+        (SPANS, "api-identity-role", "mandatory",
+         'Role "api-identity-role" may be used by service accounts of any namespace and can read '
+         f"the secrets of api. {SHARED_WHY}"),
+        (STORES, "api-secret-stores-aws", "mandatory",
+         'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose '
+         "trust policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
+         "subject it admits can read the same secrets. Fix: trust only the service's own account "
+         "(StringEquals on <issuer>:sub)."),
+    ]
+
+
+def widen(resource: str):
+    def change(props: dict) -> None:
+        document = json.loads(props["policy"])
+        document["Statement"][0]["Resource"] = [resource]
+        props["policy"] = json.dumps(document)
+    return change
+
+
+@pytest.mark.parametrize("resource, reads", [
+    ("arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/prod/*",
+     "every service's secrets"),
+    ("arn:aws:secretsmanager:eu-west-1:333333333333:secret:*", "every service's secrets"),
+    ("*", "every service's secrets"),
+    ("arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/prod/a*",
+     "every service's secrets"),
+])
+def test_an_iam_role_reaching_past_its_service_fails(prod, good, resource, reads):
+    plan = mutate(good, "api-identity-policy", widen(resource))
+    assert isolation_violations(prod, plan) == [(
+        SPANS, "api-identity-role", "mandatory",
+        f'Role "api-identity-role" can read {reads}. {SPANS_WHY}')]
+
+
+def test_an_iam_role_reading_another_services_secret_fails(prod, good):
+    web = "arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/prod/web/KEY-Ab12Cd"
+    plan = mutate(good, "api-identity-policy", widen(web))
+    assert isolation_violations(prod, plan) == [(
+        SPANS, "api-identity-role", "mandatory",
+        'Role "api-identity-role" belongs to service api (its service account) but can read the '
+        "secrets of web. Why: a service's identity must read its own secrets only. Fix: grant "
+        "the service's own paths or ARNs.")]
+
+
+def test_a_vault_policy_reaching_another_service_fails(prod, good):
+    def read_api(props: dict) -> None:
+        props["policy"] += '\npath "prod-kv/data/api/*" {\n  capabilities = ["read"]\n}\n'
+
+    plan = mutate(good, "web-vault-policy", read_api)
+    assert isolation_violations(prod, plan) == [(
+        SPANS, "web-vault-role", "mandatory",
+        'AuthBackendRole "web-vault-role" can read the secrets of api, web. ' + SPANS_WHY)]
+
+
+def test_a_rotation_role_over_two_services_fails_unless_reviewed(pack_for, good):
+    web = "arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/prod/web/DB-Ab12Cd"
+
+    def two_services(props: dict) -> None:
+        document = json.loads(props["policy"])
+        document["Statement"][0]["Resource"].append(web)
+        props["policy"] = json.dumps(document)
+
+    plan = mutate(good, "rotation-prod-api-policy", two_services)
+    assert isolation_violations(pack_for("prod", "prod"), plan) == [(
+        SPANS, "rotation-prod-api-role", "mandatory",
+        f'Role "rotation-prod-api-role" can read the secrets of api, web. {SPANS_WHY}')]
+    reviewed = {SPANS: {"platformIdentities": [
+        {"identity": "rotation-prod-api-role",
+         "reason": "Secrets Manager invokes it; no pod can assume it"}]}}
+    assert isolation_violations(pack_for("prod", reviewed), plan) == []
+
+
+def test_external_secrets_use_their_own_services_namespaced_stores(prod, good):
+    def cluster_kind(props: dict) -> None:
+        props["spec"]["secretStoreRef"] = {"kind": "ClusterSecretStore", "name": "vault-prod"}
+
+    def neighbours_store(props: dict) -> None:  # a service sharing web's namespace
+        props["metadata"]["namespace"] = "web-prod"
+        props["spec"]["secretStoreRef"] = {"kind": "SecretStore", "name": "web-vault"}
+
+    plan = mutate(good, "api-external-secret-external-secret", cluster_kind)
+    plan = mutate(plan, "worker-external-secret-external-secret", neighbours_store)
+    assert sorted(isolation_violations(prod, plan)) == [
+        (STORES, "api-external-secret-external-secret", "mandatory",
+         'ExternalSecret "api-external-secret-external-secret" spec.secretStoreRef uses a '
+         "ClusterSecretStore. Why: only a namespaced SecretStore signs in as the namespace's "
+         "own service. Fix: use kind SecretStore (the service's own store)."),
+        (STORES, "worker-external-secret-external-secret", "mandatory",
+         'ExternalSecret "worker-external-secret-external-secret" spec.secretStoreRef uses '
+         "store web-vault of service web, not its own (worker). Why: it would read the other "
+         "service's secrets. Fix: use the service's own store."),
+    ]
+
+
+def preview(resources: list[AnalyzedResource]) -> list[AnalyzedResource]:
+    """As `pulumi preview` shows the plan: ARNs and what is built from them not known yet."""
+    def unknown_arn(props: dict) -> None:
+        props["arn"] = UNKNOWN
+
+    out = resources
+    for r in resources:
+        if r.type in ("aws:iam/role:Role", "aws:secretsmanager/secret:Secret", "aws:kms/key:Key"):
+            out = mutate(out, r.name, unknown_arn)
+        if r.name in ("api-identity-kms-policy", "rotation-prod-api-policy"):
+            out = mutate(out, r.name, lambda props: props.update(policy=UNKNOWN))
+    return out
+
+
+def test_preview_checks_what_it_knows(prod, good):
+    """The read policies and account annotations are known before apply, so a widened grant or
+    the operator's union role fails in `pulumi preview` already."""
+    assert isolation_violations(prod, preview(good)) == []
+    widened = preview(mutate(good, "api-identity-policy", widen("*")))
+    assert isolation_violations(prod, widened) == [(
+        SPANS, "api-identity-role", "mandatory",
+        f"Role \"api-identity-role\" can read every service's secrets. {SPANS_WHY}")]
+    union = preview(add(good, "api-vault-role", "vault-prod-external-secrets", union_role))
+    assert [v[1] for v in isolation_violations(prod, union)] == ["vault-prod-external-secrets"]
+
+
+ISOLATION_TYPES = ("SecretStore", "ExternalSecret", "ServiceAccount", "AuthBackendRole",
+                   "vault:index/policy:Policy", "aws:iam/role:Role", "aws:iam/rolePolicy",
+                   "aws:secretsmanager/secret:Secret")
+JUNK = st.sampled_from([UNKNOWN, None, 1, [], {}, "x", ["*"], {"a": UNKNOWN}, [UNKNOWN]])
+
+
+def paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from paths(v, (*prefix, i))
+
+
+def replaced(value, path, junk):
+    if not path:
+        return junk
+    value = copy.deepcopy(value)
+    target = value
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = junk
+    return value
+
+
+@settings(max_examples=int(os.environ.get('ISO_FUZZ', 25)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_malformed_isolation_inputs_never_break_the_pack(pack_for, good, data):
+    """Whatever shape a property takes (unknown, missing, the wrong type), the isolation
+    policies report or skip; they never fail. (Only they run: the other policies are not
+    this module's concern.)"""
+    pack = pack_for("prod", {"all": "disabled", STORES: "mandatory", SPANS: "mandatory"})
+    candidates = [r for r in good if r.outputs and any(t in r.type for t in ISOLATION_TYPES)]
+    plan = good
+    for _ in range(data.draw(st.integers(1, 4))):
+        victim = data.draw(st.sampled_from(candidates))
+        victim = next(r for r in plan if r.urn == victim.urn)
+        props = dict(victim.outputs)
+        path = data.draw(st.sampled_from(list(paths(props))[1:]))
+        junk = data.draw(JUNK)
+        plan = [dataclasses.replace(r, inputs=replaced(dict(r.outputs), path, junk),
+                                    outputs=replaced(dict(r.outputs), path, junk))
+                if r.urn == victim.urn else r for r in plan]
+    pack.run(plan)  # raises PolicyPackError if a policy fails
+
+
+def test_the_fuzzing_config_runs_the_isolation_policies_only(pack_for, good):
+    pack = pack_for("prod", {"all": "disabled", STORES: "mandatory", SPANS: "mandatory"})
+    plan = add(good, "api-vault-role", "vault-prod-external-secrets", union_role)
+    plan = mutate(plan, "api-vault-role", lambda p: p.update(tokenTtl=999999))
+    assert [(v[0], v[1]) for v in found(pack.run(plan))] == [
+        (SPANS, "vault-prod-external-secrets")]  # not vault-least-privilege's TTL finding
+
+
+SHARED_WHY = ("Why: every account it admits reads those secrets, so one service could read "
+              "another's. Fix: bind (or trust) only the account of the service whose secrets it "
+              "reads.")
+
+
+def test_a_vault_role_admitting_another_services_account_fails(prod, good):
+    def also_web(props: dict) -> None:
+        props.update(boundServiceAccountNames=["api", "web"],
+                     boundServiceAccountNamespaces=["api-prod", "web-prod"])
+
+    plan = mutate(good, "api-vault-role", also_web)
+    assert sorted(isolation_violations(prod, plan)) == [
+        (SPANS, "api-vault-role", "mandatory",
+         'AuthBackendRole "api-vault-role" may be used by the service accounts of account '
+         "api-prod/web, account web-prod/api, api, web and can read the secrets of api. "
+         + SHARED_WHY),
+        (STORES, "api-secret-stores-vault", "mandatory",
+         'SecretStore "api-secret-stores-vault" signs in with Vault role api, which is not bound '
+         "to exactly account api in api-prod. Why: a role several accounts may use is one "
+         "identity for all of them. Fix: use the service's own role (bound to its account and "
+         "namespace only)."),
+    ]
+
+
+def test_an_irsa_role_trusting_two_services_accounts_fails(prod, good):
+    def two_subjects(props: dict) -> None:
+        trust = json.loads(props["assumeRolePolicy"])
+        equals = trust["Statement"][0]["Condition"]["StringEquals"]
+        sub = next(k for k in equals if k.endswith(":sub"))
+        equals[sub] = [equals[sub], "system:serviceaccount:web-prod:web"]
+        props["assumeRolePolicy"] = json.dumps(trust)
+
+    plan = mutate(good, "api-identity-role", two_subjects)
+    assert sorted(isolation_violations(prod, plan)) == [
+        (SPANS, "api-identity-role", "mandatory",
+         'Role "api-identity-role" may be used by the service accounts of api, web and can read '
+         f"the secrets of api. {SHARED_WHY}"),
+        (STORES, "api-secret-stores-aws", "mandatory",
+         'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose '
+         "trust policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
+         "subject it admits can read the same secrets. Fix: trust only the service's own account "
+         "(StringEquals on <issuer>:sub)."),
+    ]
