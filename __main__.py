@@ -13,16 +13,31 @@ from components.aws_secrets import (
     AwsServiceSecrets,
     AwsServiceSecretsArgs,
 )
+from components.dynamic_credentials import (
+    DatabaseEngine,
+    DatabaseEngineArgs,
+    ServiceDatabaseCredentials,
+    ServiceDatabaseCredentialsArgs,
+)
 from components.external_secrets import (
     SecretStores,
     SecretStoresArgs,
     ServiceExternalSecret,
     ServiceExternalSecretArgs,
 )
+from components.pki import (
+    PkiEnvironment,
+    PkiEnvironmentArgs,
+    ServiceCertificate,
+    ServiceCertificateArgs,
+)
 from components.rotation import PasswordPolicy, RotatedSecret, SecretRotator, SecretRotatorArgs
 from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
+from configplane.certificates import tls_plan
+from configplane.durations import seconds
+from configplane.dynamic_credentials import dynamic_plans
 from configplane.model import AwsSettings
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
@@ -36,6 +51,8 @@ class DeclaredService(NamedTuple):
     access: ServiceAccess
     vault: VaultService
     aws: AwsServiceSecrets
+    tls: ServiceCertificate | None = None
+    dynamic: ServiceDatabaseCredentials | None = None
 
 
 def main() -> None:
@@ -59,6 +76,8 @@ def main() -> None:
         for name, svc in stack.services.items()
     }
     declare_rotation(stack, services, aws_env)
+    pki = declare_certificates(stack, services, vault_env)
+    declare_dynamic_credentials(stack, services, vault_env, config)
 
     eso = platform.external_secrets
     eso_role = vault_env.reader_role(
@@ -84,6 +103,8 @@ def main() -> None:
     pulumi.export(
         "secret_stores", {"vault": stores.vault_store_name, "aws": stores.aws_store_name}
     )
+    if pki is not None:
+        pulumi.export("pki", {"mount": pki.mount_path, "csr": pki.csr})
     pulumi.export("services", {name: service_outputs(s) for name, s in services.items()})
 
 
@@ -145,6 +166,62 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
     )
 
 
+def declare_certificates(stack: StackModel, services: dict[str, DeclaredService],
+                         vault_env: VaultEnvironment) -> PkiEnvironment | None:
+    """The environment's intermediate CA, and an Issuer and Certificate per service with `tls`."""
+    settings = stack.platform.pki
+    if settings is None:
+        return None
+    env = stack.environment
+    pki = PkiEnvironment(f"pki-{env}", PkiEnvironmentArgs(stack.platform, settings))
+    for name, s in services.items():
+        if s.plan.spec.tls is None:
+            continue
+        services[name] = s._replace(tls=ServiceCertificate(f"{name}-tls", ServiceCertificateArgs(
+            service=s.plan,
+            tls=tls_plan(name, s.plan.namespace, stack.platform, s.plan.spec.tls),
+            pki=pki,
+            namespace=s.config.namespace,
+            service_account=s.access.service_account_name,
+            vault_address=stack.platform.vault.address,
+            kubernetes_auth_backend=vault_env.auth_path,
+            kubernetes_auth_path=stack.kubernetes_auth_path,
+            leaf_max_ttl=seconds(settings.leaf_max_ttl),
+            cert_manager_namespace=settings.cert_manager_namespace,
+            cert_manager_service_account=settings.cert_manager_service_account,
+        )))
+    return pki
+
+
+def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredService],
+                                vault_env: VaultEnvironment, config: pulumi.Config) -> None:
+    """Vault's database engine, and per service its roles and the ESO objects for its logins."""
+    settings = stack.platform.database
+    if settings is None:
+        return
+    plans = {name: dynamic_plans(name, s.plan.namespace, stack.platform, s.plan.spec.secrets)
+             for name, s in services.items()}
+    allowed: dict[str, list[str]] = {}
+    for plan in (p for ps in plans.values() for p in ps):
+        allowed.setdefault(plan.connection, []).append(plan.role_name)
+    engine = DatabaseEngine(f"database-{stack.environment}", DatabaseEngineArgs(
+        environment=stack.environment,
+        settings=settings,
+        root_passwords={name: config.require_secret(conn.password_config_key)
+                        for name, conn in settings.connections.items()},
+        allowed_roles=allowed,
+    ))
+    for name, s in services.items():
+        if plans[name]:
+            services[name] = s._replace(dynamic=ServiceDatabaseCredentials(
+                f"{name}-dynamic", ServiceDatabaseCredentialsArgs(
+                    service=s.plan, plans=plans[name], engine=engine,
+                    namespace=s.config.namespace, vault_address=stack.platform.vault.address,
+                    kubernetes_auth_backend=vault_env.auth_path,
+                    kubernetes_auth_path=stack.kubernetes_auth_path,
+                )))
+
+
 def service_outputs(s: DeclaredService) -> dict:
     """One service's part of the outputs contract (schemas/outputs.schema.json)."""
     svc = s.plan
@@ -159,6 +236,8 @@ def service_outputs(s: DeclaredService) -> dict:
         "vault_role": s.vault.role_name,
         "secrets_manager_arns": s.aws.arns,
         "flags_configmap": s.config.flags_configmap_name,
+        "tls": {"secret_name": s.tls.secret_name, "issuer": s.tls.issuer_name} if s.tls else None,
+        "dynamic_secrets": list(s.dynamic.secret_names.values()) if s.dynamic else [],
         "tenants": {t: {"configmap": cm.name, "config_hash": cm.hash}
                     for t, cm in svc.tenants.items()},
         "pod_annotations": {

@@ -14,6 +14,17 @@ class TenantOutputs(_Out):
     config_hash: str
 
 
+class TlsOutputs(_Out):
+    secret_name: str = Field(..., description="kubernetes.io/tls Secret cert-manager writes.")
+    issuer: str = Field(..., description="cert-manager Issuer (Vault, the service's identity).")
+
+
+class PkiOutputs(_Out):
+    mount: str = Field(..., description="The environment's intermediate CA mount.")
+    csr: str | None = Field(None, description="The intermediate's CSR (parent: external: sign "
+                            "it with the offline root). Public.")
+
+
 class ServiceOutputs(_Out):
     namespace: str
     service_account: str
@@ -26,6 +37,10 @@ class ServiceOutputs(_Out):
     secrets_manager_arns: dict[str, str] = Field(default_factory=dict)
     flags_configmap: str | None = None
     tenants: dict[str, TenantOutputs] = Field(default_factory=dict)
+    tls: TlsOutputs | None = Field(None, description="The service's certificate, if `tls:`.")
+    dynamic_secrets: list[str] = Field(
+        default_factory=list, description="Kubernetes Secrets holding a short-lived database "
+        "login (the secret's key and its username_key), one per `source: dynamic` secret.")
     pod_annotations: dict[str, str] = Field(
         default_factory=dict, description="Annotations a workload should carry (reload, checksum)."
     )
@@ -36,4 +51,5 @@ class StackOutputs(_Out):
     vault_mount: str
     kubernetes_auth_path: str
     secret_stores: dict[str, str] = Field(..., description="ClusterSecretStore name per backend.")
+    pki: PkiOutputs | None = None
     services: dict[str, ServiceOutputs]

@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 
+from configplane import certificates, dynamic_credentials
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
@@ -162,6 +163,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     document = StackDocument.model_validate(resolved.value)
     checker = _ServiceChecker(inputs, document, schemas_dir, where)
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
+    checker.check_credentials(document)
     issues.extend(checker.issues)
     issues.extend(_check_declared_secrets(inputs))
     if issues:
@@ -328,6 +330,16 @@ class _ServiceChecker:
             flags=flags,
             vault_mount=self.platform.vault.mount or f"{env}-kv",
         )
+
+    def check_credentials(self, document: StackDocument) -> None:
+        """Certificates (`tls`, platform.pki) and dynamic logins (platform.database)."""
+        for module in (certificates, dynamic_credentials):
+            for path, message in module.problems(document.platform, document.services):
+                self.fail(path, message)
+        database = document.platform.database
+        for name, conn in (database.connections if database else {}).items():
+            path = ["platform", "database", "connections", name, "password_config_key"]
+            self._check_secure_key(path, conn.password_config_key)
 
     def _check_label(self, path: list[str], value: str, what: str) -> None:
         if len(value) > 63 or not DNS_LABEL.match(value):
