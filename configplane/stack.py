@@ -201,7 +201,9 @@ def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.Validati
     """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error."""
     for error in validator.iter_errors(instance):
         while error.validator in ("oneOf", "anyOf") and error.context:
-            error = jsonschema.exceptions.best_match(error.context)
+            # `X | None` fields: the null branch's type error says nothing about a bad object
+            branches = [e for e in error.context if e.validator != "type"] or error.context
+            error = jsonschema.exceptions.best_match(branches)
         yield error
 
 
@@ -401,7 +403,7 @@ class _ServiceChecker:
             elif secret.store == "aws" and f":{self.platform.aws.account_id}:" not in secret.ref:
                 self.fail([*path, "ref"], "the ARN belongs to another AWS account than this "
                           "environment's. Fix: reference a secret of this environment.")
-        if secret.rotation:
+        if secret.rotation and secret.source != "dynamic":  # dynamic: dynamic_credentials
             rotation = secret.rotation
             if secret.store != "aws" or secret.source == "reference":
                 self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
