@@ -42,8 +42,8 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
     report = Reporter("certificate-lifetime", cfg, report_violation)
     props = plain(args.props)
     label = resource_label(args.resource_type, args.name)
-    limit = cfg["maxDurationHours"] * 3600
-    divisor = cfg["renewBeforeDivisor"]
+    limit = int(cfg["maxDurationHours"]) * 3600  # protobuf hands config integers as floats
+    divisor = int(cfg["renewBeforeDivisor"])
     if args.resource_type == PKI_ROLE:
         max_ttl = ttl_seconds(props.get("maxTtl"))
         if props.get("maxTtl") is UNKNOWN:
@@ -84,7 +84,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
         renew = None  # cert-manager then renews at 2/3 of the lifetime: say it explicitly
     if renew is None or renew * divisor < duration:
         shown = f"renewBefore is {before}" if before is not None else (
-            f"renewBeforePercentage is {percentage}" if percentage is not None
+            f"renewBeforePercentage is {percentage:g}" if isinstance(percentage, int | float)
             else "neither renewBefore nor renewBeforePercentage is set")
         report(args.name, f"{label}: {shown}; renewal must start at least 1/{divisor} of the "
                f"duration ({human(duration / divisor)}) before expiry. Why: a failed renewal "
@@ -101,7 +101,7 @@ def certificate_private_key(args: ResourceValidationArgs,
     report = Reporter("certificate-private-key", cfg, report_violation)
     props = plain(args.props)
     label = resource_label(args.resource_type, args.name)
-    floors = {"RSA": cfg["minRsaBits"], "ECDSA": cfg["minEcdsaBits"]}
+    floors = {"RSA": int(cfg["minRsaBits"]), "ECDSA": int(cfg["minEcdsaBits"])}
     if args.resource_type == PKI_ROLE:
         key_type, bits = props.get("keyType", "rsa"), props.get("keyBits")
         if key_type is UNKNOWN or bits is UNKNOWN:
@@ -215,6 +215,7 @@ def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
                    f"(`<{env} pki mount>/sign/{service}`); issue, root or other roles' paths "
                    "would let it get certificates for other names or keys it does not hold. "
                    "Fix: remove the rule.", waivable=False)
+            continue
         extra = sorted(set(caps) - SIGN_CAPABILITIES)
         if extra:
             report(args.name, f"{where} grants {', '.join(extra)}. Why: signing needs only "

@@ -64,7 +64,7 @@ def dynamic_credential_ttl(args: ResourceValidationArgs,
     report = Reporter("dynamic-credential-ttl", cfg, report_violation)
     props = plain(args.props)
     label = resource_label(args.resource_type, args.name)
-    cap_default, cap_max = cfg["maxDefaultTtlSeconds"], cfg["maxMaxTtlSeconds"]
+    cap_default, cap_max = int(cfg["maxDefaultTtlSeconds"]), int(cfg["maxMaxTtlSeconds"])
     if args.resource_type == VAULT_MOUNT:
         if props.get("type") != "database" or props.get("maxLeaseTtlSeconds") is UNKNOWN:
             return
@@ -289,6 +289,7 @@ def database_creds_least_privilege(args: ResourceValidationArgs,
                    f"`<{env} database mount>/creds/{service}-<secret>`; other paths would hand "
                    "it other services' logins or the engine's configuration. Fix: remove the "
                    "rule.", waivable=False)
+            continue
         extra = sorted(set(caps) - {"read"})
         if extra:
             report(args.name, f"{where} grants {', '.join(extra)}. Why: getting a login needs "
