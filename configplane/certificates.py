@@ -161,7 +161,7 @@ class TlsPlan:
 
 def service_dns_names(service: str, namespace: str, tls: Tls) -> tuple[str, ...]:
     own = (f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local")
-    return own + tuple(n for n in tls.extra_dns_names if n not in own)
+    return tuple(dict.fromkeys(own + tuple(tls.extra_dns_names)))
 
 
 def default_usages(algorithm: str) -> tuple[str, ...]:
@@ -181,7 +181,7 @@ def tls_plan(service: str, namespace: str, platform: Platform, tls: Tls) -> TlsP
         pki_mount=pki_mount(platform.environment, platform.pki),
         dns_names=service_dns_names(service, namespace, tls),
         duration=duration,
-        renew_before=seconds(tls.renew_before) if tls.renew_before else duration // 3,
+        renew_before=seconds(tls.renew_before) if tls.renew_before else -(-duration // 3),
         algorithm=tls.key_algorithm,
         key_size=tls.key_size or DEFAULT_KEY_SIZE[tls.key_algorithm],
         usages=tuple(tls.usages) if tls.usages else default_usages(tls.key_algorithm),
