@@ -202,6 +202,7 @@ def problems(platform: Platform, services: Mapping[str, Service]) -> Iterator[tu
     settings = platform.database
     if settings is not None:
         yield from _engine_problems(settings)
+    yield from _name_collisions(services)
     for name, svc in services.items():
         for key, spec in svc.secrets.items():
             path = ["services", name, "secrets", key]
@@ -211,6 +212,32 @@ def problems(platform: Platform, services: Mapping[str, Service]) -> Iterator[tu
                                                "remove it or set source: dynamic.")
                 continue
             yield from _secret_problems(path, name, key, svc, spec, settings)
+
+
+def _name_collisions(services: Mapping[str, Service]) -> Iterator[tuple[list[str], str]]:
+    """Derived Vault names that two services would share (the second would overwrite the
+    first's role and so read its secrets): Kubernetes auth roles `<svc>`, `<svc>-pki`,
+    `<svc>-database`, and database roles `<svc>-<key>`."""
+    owners: dict[tuple[str, str], list[list[str]]] = {}
+
+    def claim(kind: str, role: str, *path: str) -> None:
+        owners.setdefault((kind, role), []).append(["services", *path])
+
+    for name, svc in sorted(services.items()):
+        claim("Kubernetes auth role", name, name)
+        if svc.tls is not None:
+            claim("Kubernetes auth role", f"{name}-pki", name, "tls")
+        dynamic = [k for k, s in sorted(svc.secrets.items()) if s.source == "dynamic"]
+        if dynamic:
+            claim("Kubernetes auth role", auth_role(name), name, "secrets", dynamic[0])
+        for key in dynamic:
+            claim("database role", f"{name}-{slug(key)}", name, "secrets", key)
+    for (kind, role), paths in owners.items():
+        for path in paths[1:]:
+            yield path, (
+                f"its Vault {kind} would be `{role}`, the same as for {'.'.join(paths[0])}: "
+                "one would overwrite the other and get its access. Fix: rename the service "
+                "or the secret.")
 
 
 def _engine_problems(settings: DatabaseEngineSettings) -> Iterator[tuple[list[str], str]]:
