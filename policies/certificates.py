@@ -55,7 +55,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
                    "than this environment allows, whatever the Certificate asks for. Fix: set "
                    f"platform.pki.leaf_max_ttl to {human(limit)} or less.")
         return
-    if args.resource_type != CERTIFICATE:
+    if args.resource_type != CERTIFICATE or props.get("spec") is UNKNOWN:
         return
     spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
     raw = spec.get("duration")
@@ -119,20 +119,24 @@ def certificate_private_key(args: ResourceValidationArgs,
     if args.resource_type != CERTIFICATE:
         return
     spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
-    key = spec.get("privateKey") if isinstance(spec.get("privateKey"), dict) else {}
-    if key is UNKNOWN:
+    if props.get("spec") is UNKNOWN or spec.get("privateKey") is UNKNOWN:
         return
+    key = spec.get("privateKey") if isinstance(spec.get("privateKey"), dict) else {}
     algorithm = key.get("algorithm") or "RSA"  # cert-manager's default
     size = key.get("size") or {"RSA": 2048, "ECDSA": 256}.get(algorithm)
+    if algorithm is UNKNOWN or size is UNKNOWN:
+        algorithm, size = None, None
     allowed = cfg["allowedAlgorithms"]
-    if algorithm not in allowed:
+    if algorithm is None:
+        pass
+    elif algorithm not in allowed:
         report(args.name, f"{label}: privateKey.algorithm is {algorithm}; allowed here: "
                f"{', '.join(allowed)}. Fix: set tls.key_algorithm to one of them.")
     elif algorithm in floors and isinstance(size, int | float) and size < floors[algorithm]:
         report(args.name, f"{label}: a {algorithm} key of {int(size)} bits; at least "
                f"{floors[algorithm]} required. Why: weaker keys can be broken. Fix: raise "
                "tls.key_size.")
-    if key.get("rotationPolicy") != "Always":
+    if key.get("rotationPolicy") not in ("Always", UNKNOWN):
         shown = key.get("rotationPolicy") or "unset"
         report(args.name, f"{label}: privateKey.rotationPolicy is {shown}. Why: with Never a "
                "renewed certificate keeps the old key, so a leaked key outlives every "
@@ -150,7 +154,8 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
     wildcards = cfg["allowWildcards"]
     if args.resource_type == CERTIFICATE:
         spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
-        names = [n for n in (spec.get("dnsNames") or []) if isinstance(n, str)]
+        dns = spec.get("dnsNames")
+        names = [n for n in dns if isinstance(n, str)] if isinstance(dns, list) else []
         if isinstance(spec.get("commonName"), str):
             names.append(spec["commonName"])
         if not wildcards:
@@ -239,6 +244,8 @@ def _check_issuer(name: str, label: str, resource_type: str, props: dict,
         report(name, f"{label}: vault.path `{path}` is not a `<mount>/sign/<role>` endpoint. "
                "Why: `issue` makes Vault generate (and see) the private key, and other "
                "endpoints are not per-service roles. Fix: use the service's sign path.")
+    if vault_spec.get("auth") is UNKNOWN:
+        return
     auth = vault_spec.get("auth") if isinstance(vault_spec.get("auth"), dict) else {}
     kubernetes = auth.get("kubernetes") if isinstance(auth.get("kubernetes"), dict) else None
     if kubernetes is None or not isinstance(kubernetes.get("serviceAccountRef"), dict):

@@ -193,6 +193,8 @@ def dynamic_credential_refresh(args: StackValidationArgs,
                 continue
             policy = spec.get("refreshPolicy") or "Periodic"
             raw = spec.get("refreshInterval")
+            if raw is UNKNOWN or policy is UNKNOWN:
+                continue
             interval = go_seconds(raw) if raw is not None else ESO_DEFAULT_REFRESH
             if policy != "Periodic" or not interval:
                 report(r.name, f"{label} never fetches a new login (refreshPolicy {policy}, "
@@ -253,10 +255,11 @@ def database_creds_least_privilege(args: ResourceValidationArgs,
     props = plain(args.props)
     label = resource_label(args.resource_type, args.name)
     if args.resource_type == GENERATOR:
+        if UNKNOWN in (props.get("spec"), get(props, "spec", "provider"),
+                       get(props, "spec", "provider", "auth")):
+            return
         auth = get(props, "spec", "provider", "auth")
         kubernetes = get(auth, "kubernetes") if isinstance(auth, dict) else None
-        if auth is UNKNOWN:
-            return
         if not isinstance(kubernetes, dict) or not isinstance(
                 kubernetes.get("serviceAccountRef"), dict):
             used = ", ".join(sorted(auth)) if isinstance(auth, dict) else "none"

@@ -249,3 +249,20 @@ def test_vault_least_privilege_leaves_sign_policies_to_pki_least_privilege(prod)
     violations = prod.violations([good, other_env])
     assert [v[:2] for v in violations if v[0] in ("vault-least-privilege", *POLICIES)] == [
         ("vault-least-privilege", "staging-sign")]
+
+
+def test_unknown_values_are_left_for_the_next_run(prod):
+    """Preview: values not known yet are not reported (the pack runs again during `up`)."""
+    from configplane.analyzer import UNKNOWN
+
+    resources = [
+        certificate("unknown-spec-parts", duration=UNKNOWN, dnsNames=UNKNOWN,
+                    privateKey=UNKNOWN),
+        resource(CERT, "unknown-spec", {"apiVersion": "cert-manager.io/v1",
+                                        "kind": "Certificate", "spec": UNKNOWN}),
+        issuer("unknown-auth", {"vault": {"server": "https://vault", "path": UNKNOWN,
+                                          "auth": UNKNOWN}}),
+        pki_role("unknown-role", maxTtl=UNKNOWN, keyType=UNKNOWN, allowedDomains=UNKNOWN),
+        sign_policy("unknown-policy", "prod-api-pki", UNKNOWN),
+    ]
+    assert mine(prod.violations(resources)) == []

@@ -252,3 +252,41 @@ def test_creds_least_privilege(prod):
          "generator must sign in as an account of its own namespace. Fix: remove "
          "serviceAccountRef.namespace."),
     ]
+
+
+def test_unknown_values_are_left_for_the_next_run(prod):
+    from configplane.analyzer import UNKNOWN
+
+    resources = [
+        db_mount("mount", maxLeaseTtlSeconds=UNKNOWN),
+        db_role("role", defaultTtl=UNKNOWN, creationStatements=UNKNOWN,
+                revocationStatements=UNKNOWN),
+        generator("generator", path=UNKNOWN, provider=UNKNOWN),
+        external_secret("secret", refreshInterval=UNKNOWN),
+        db_role("known-role", role="api-known"),
+        generator("known-generator", gen_name="api-known", path="prod-database/creds/api-known"),
+        external_secret("unknown-interval", gen_name="api-known", refreshInterval=UNKNOWN),
+        creds_policy("policy", "prod-api-database", UNKNOWN),
+        stack_root({}),
+    ]
+    assert mine(prod.violations(resources)) == []
+
+
+def test_reviewed_exceptions(pack_for):
+    """A current exception waives a TTL finding; privilege findings are never waived."""
+    config = {
+        "dynamic-credential-ttl": {"exceptions": [
+            {"resource": "batch-role", "ticket": "DATA-4", "expires": "2999-01-01",
+             "reason": "nightly batch needs a 4h login"}]},
+        "dynamic-credential-statements": {"exceptions": [
+            {"resource": "admin-role", "ticket": "DATA-5", "expires": "2999-01-01",
+             "reason": "tries to waive a superuser grant"}]},
+    }
+    pack = pack_for("prod", config)
+    resources = [
+        db_role("batch-role", defaultTtl=14400),
+        db_role("admin-role", creationStatements=[CREATE[0].replace("NOSUPERUSER", "SUPERUSER"),
+                                                  *CREATE[1:]]),
+    ]
+    assert [v[:2] for v in mine(pack.violations(resources))] == [
+        ("dynamic-credential-statements", "admin-role")]
