@@ -89,3 +89,34 @@ def test_the_pack_forbids_the_same_role_attributes():
     (value,) = [node.value for node in tree.body if isinstance(node, ast.Assign)
                 and any(getattr(t, "id", "") == "FORBIDDEN_ROLE_ATTRIBUTES" for t in node.targets)]
     assert ast.literal_eval(value) == dyn.FORBIDDEN_ROLE_ATTRIBUTES
+
+
+def _pack_module(name: str):
+    """A module of the policy pack, imported as the pack imports it (policies/ on the path)."""
+    import importlib
+    import sys
+
+    policies = str(REPO / "policies")
+    if policies not in sys.path:
+        sys.path.append(policies)
+    return importlib.import_module(name)
+
+
+@given(NAMES, st.sampled_from(["dev", "staging", "prod"]))
+def test_the_pack_recognises_the_policies_the_program_names(service, env):
+    """vault-least-privilege hands `<env>-<svc>-pki` / `-database` policies to the certificate
+    and dynamic-credential policies: the names the program writes must be the ones the pack
+    recognises, for the right service."""
+    lib = _pack_module("credentials_lib")
+    platform = PLATFORM.model_copy(update={"environment": env})
+    plan = tls_plan(service, f"{service}-{env}", platform, Tls())
+    assert lib.owned_policy(plan.policy_name, env, "-pki") == service
+    assert lib.owned_policy(dyn.policy_name(env, service), env, "-database") == service
+    assert not lib.is_owned_policy(f"{env}-{service}-read", env)  # the KV read policy
+
+
+@given(st.integers(min_value=0, max_value=10**7))
+def test_the_pack_reads_durations_as_the_program_writes_them(total):
+    lib = _pack_module("credentials_lib")
+    assert lib.go_seconds(go_duration(total)) == total
+    assert lib.ttl_seconds(str(total)) == lib.ttl_seconds(total) == total
