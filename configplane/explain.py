@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from configplane.layering import Resolved, Setting, dotted, leaves, resolve
-from configplane.model import Database, Rotation, SecretSpec, Service
+from configplane.dynamic_credentials import slug
+from configplane.model import Database, DynamicCredential, Rotation, SecretSpec, Service
 from configplane.stack import InvalidStack, ServicePlan, StackModel, layers_of, load_stack
 from configplane.stackfiles import NAMESPACE, StackInputs
 
@@ -30,7 +31,8 @@ DEFAULT_FILE = "configplane/model.py"
 SERVICE_FIELDS = tuple(Service.model_fields)
 # Fields of a secret's spec that describe it; anything else under `secrets.` is never shown.
 SPEC_FIELDS = {"": set(SecretSpec.model_fields), "database": set(Database.model_fields),
-               "rotation": set(Rotation.model_fields)}
+               "rotation": set(Rotation.model_fields),
+               "dynamic": set(DynamicCredential.model_fields)}
 
 
 class ExplainError(Exception):
@@ -305,7 +307,7 @@ def _hidden(rel: list[str]) -> bool:
     """A path under `secrets.<name>` that is not a known spec field."""
     if not rel:
         return False
-    if rel[0] in ("database", "rotation") and len(rel) > 1:
+    if rel[0] in ("database", "rotation", "dynamic") and len(rel) > 1:
         return rel[1] not in SPEC_FIELDS[rel[0]]
     return rel[0] not in SPEC_FIELDS[""]
 
@@ -354,11 +356,18 @@ def _secret_value(inputs: StackInputs, spec: Mapping[str, Any]) -> dict[str, str
     if source == "reference":
         return {"source": "reference", "ref": str(spec.get("ref")),
                 "state": "read from the store when External Secrets syncs; not checked offline"}
+    if source == "dynamic":
+        return {"source": "dynamic", "state": "a new short-lived login from Vault's database "
+                "engine each time External Secrets refreshes; no value exists before that"}
     return {"source": str(source), "state": "unknown source"}
 
 
 def _secret_delivery(plan: ServicePlan, name: str) -> dict[str, str]:
     spec = plan.spec.secrets[name]
+    if spec.source == "dynamic" and spec.dynamic is not None:
+        return {"secret": f"{plan.name}-dynamic-{slug(name)}",
+                "key": f"{name} (login name in {spec.dynamic.username_key})",
+                "stored_in": f"vault database engine, role {plan.name}-{slug(name)}"}
     if spec.store == "vault":
         stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
     else:

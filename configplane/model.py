@@ -164,6 +164,8 @@ TablePrivilege = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]  # closed set: 
 
 
 class Grant(Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True)
+
     schema_: SqlName = Field(..., alias="schema")
     tables: list[SqlName] = Field(..., min_length=1)
     privileges: list[TablePrivilege] = Field(..., min_length=1)
