@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from configplane.layering import Resolved, Setting, dotted, leaves, resolve
 from configplane.dynamic_credentials import slug
+from configplane.layering import Resolved, Setting, dotted, leaves, resolve
 from configplane.model import Database, DynamicCredential, Rotation, SecretSpec, Service
 from configplane.stack import InvalidStack, ServicePlan, StackModel, layers_of, load_stack
 from configplane.stackfiles import NAMESPACE, StackInputs
