@@ -121,6 +121,13 @@ class PkiEnvironment(pulumi.ComponentResource):
             **CA_KEY,
             opts=child,
         )
+        # the intermediate's own certificate points at the root's CRL and certificate
+        base = f"{platform.vault.address.rstrip('/')}/v1/{pki_root_mount(env, pki)}"
+        vault.pkisecret.SecretBackendConfigUrls(
+            f"{name}-root-urls", backend=root_mount.path,
+            crl_distribution_points=[f"{base}/crl"], ocsp_servers=[f"{base}/ocsp"],
+            issuing_certificates=[f"{base}/ca"], opts=child,
+        )
         signed = vault.pkisecret.SecretBackendRootSignIntermediate(
             f"{name}-root-sign",
             backend=root_mount.path,

@@ -31,7 +31,8 @@ def test_pki_environment(planned):
     urls = r[f"pki-{env}-urls"].inputs
     assert (urls["crlDistributionPoints"], urls["ocspServers"], urls["issuingCertificates"]) == (
         [f"{base}/crl"], [f"{base}/ocsp"], [f"{base}/ca"])
-    root_parts = {f"pki-{env}-root-mount", f"pki-{env}-root-cert", f"pki-{env}-root-sign"}
+    root_parts = {f"pki-{env}-root-mount", f"pki-{env}-root-cert", f"pki-{env}-root-sign",
+                  f"pki-{env}-root-urls"}
     signed_parts = {f"pki-{env}-set-signed", f"pki-{env}-issuer", f"pki-{env}-default-issuer"}
     if env == "dev":  # parent: root: Vault's own root signs the intermediate, pathlen 0
         assert root_parts | signed_parts <= set(r)
@@ -39,6 +40,8 @@ def test_pki_environment(planned):
         assert r[f"pki-{env}-root-sign"].inputs["maxPathLength"] == 0
         assert r[f"pki-{env}-root-sign"].inputs["backend"] == "dev-pki-root"
         assert r[f"pki-{env}-issuer"].inputs["leafNotAfterBehavior"] == "err"
+        root_base = "https://vault.dev.shop.internal:8200/v1/dev-pki-root"
+        assert r["pki-dev-root-urls"].inputs["crlDistributionPoints"] == [f"{root_base}/crl"]
     else:  # parent: external, no signed certificate yet: the CSR waits for the offline root
         assert not (root_parts | signed_parts) & set(r)
     assert plan.outputs["pki"]["mount"] == f"{env}-pki"
