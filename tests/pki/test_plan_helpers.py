@@ -120,3 +120,15 @@ def test_the_pack_reads_durations_as_the_program_writes_them(total):
     lib = _pack_module("credentials_lib")
     assert lib.go_seconds(go_duration(total)) == total
     assert lib.ttl_seconds(str(total)) == lib.ttl_seconds(total) == total
+
+
+WORDS = st.sampled_from(["CREATE", "ROLE", "ALTER", "WITH", "LOGIN", "NO", "SUPERUSER",
+                         "NOSUPERUSER", "CREATEROLE", "NOCREATEROLE", "createdb", "Replication",
+                         "BYPASSRLS", "NOBYPASSRLS", "x_superuser", "SUPERUSERS", '"{{name}}"',
+                         ";", "(", ")", "'{{password}}'"])
+
+
+@given(st.lists(WORDS, max_size=12).map(" ".join))
+def test_the_pack_and_the_program_agree_on_forbidden_attributes(statement):
+    pack = _pack_module("dynamic_credentials")
+    assert pack.forbidden_attributes(statement) == dyn.forbidden_attributes(statement)
