@@ -13,11 +13,23 @@ from components.aws_secrets import (
     AwsServiceSecrets,
     AwsServiceSecretsArgs,
 )
+from components.dynamic_credentials import (
+    DatabaseEngine,
+    DatabaseEngineArgs,
+    ServiceDatabaseCredentials,
+    ServiceDatabaseCredentialsArgs,
+)
 from components.external_secrets import (
     ServiceExternalSecret,
     ServiceExternalSecretArgs,
     ServiceSecretStores,
     ServiceSecretStoresArgs,
+)
+from components.pki import (
+    PkiEnvironment,
+    PkiEnvironmentArgs,
+    ServiceCertificate,
+    ServiceCertificateArgs,
 )
 from components.rotation import PasswordPolicy, RotatedSecret, SecretRotator, SecretRotatorArgs
 from components.secret_values import SecretValues, SecretValuesArgs
@@ -25,6 +37,9 @@ from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
 from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
+from configplane.certificates import tls_plan
+from configplane.durations import seconds
+from configplane.dynamic_credentials import dynamic_plans
 from configplane.generations import CHECKSUM_ANNOTATION, WORKLOAD_ANNOTATIONS
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
@@ -40,6 +55,8 @@ class DeclaredService(NamedTuple):
     aws: AwsServiceSecrets
     identity: SecretReaderRole | None  # its own IAM role, when it keeps secrets in AWS
     stores: ServiceSecretStores
+    tls: ServiceCertificate | None = None
+    dynamic: ServiceDatabaseCredentials | None = None
 
 
 def main() -> None:
@@ -63,6 +80,8 @@ def main() -> None:
         for name, svc in stack.services.items()
     }
     declare_rotation(stack, services, aws_env)
+    pki = declare_certificates(stack, services, vault_env)
+    declare_dynamic_credentials(stack, services, vault_env, config)
 
     for name, s in services.items():
         if s.plan.spec.secrets:
@@ -75,6 +94,8 @@ def main() -> None:
     pulumi.export("environment", env)
     pulumi.export("vault_mount", vault_env.mount_path)
     pulumi.export("kubernetes_auth_path", vault_env.auth_path)
+    if pki is not None:
+        pulumi.export("pki", {"mount": pki.mount_path, "csr": pki.csr})
     pulumi.export("services", {name: service_outputs(s) for name, s in services.items()})
 
 
@@ -150,6 +171,62 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
         )
 
 
+def declare_certificates(stack: StackModel, services: dict[str, DeclaredService],
+                         vault_env: VaultEnvironment) -> PkiEnvironment | None:
+    """The environment's intermediate CA, and an Issuer and Certificate per service with `tls`."""
+    settings = stack.platform.pki
+    if settings is None:
+        return None
+    env = stack.environment
+    pki = PkiEnvironment(f"pki-{env}", PkiEnvironmentArgs(stack.platform, settings))
+    for name, s in services.items():
+        if s.plan.spec.tls is None:
+            continue
+        services[name] = s._replace(tls=ServiceCertificate(f"{name}-tls", ServiceCertificateArgs(
+            service=s.plan,
+            tls=tls_plan(name, s.plan.namespace, stack.platform, s.plan.spec.tls),
+            pki=pki,
+            namespace=s.config.namespace,
+            service_account=s.access.service_account_name,
+            vault_address=stack.platform.vault.address,
+            kubernetes_auth_backend=vault_env.auth_path,
+            kubernetes_auth_path=stack.kubernetes_auth_path,
+            leaf_max_ttl=seconds(settings.leaf_max_ttl),
+            cert_manager_namespace=settings.cert_manager_namespace,
+            cert_manager_service_account=settings.cert_manager_service_account,
+        )))
+    return pki
+
+
+def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredService],
+                                vault_env: VaultEnvironment, config: pulumi.Config) -> None:
+    """Vault's database engine, and per service its roles and the ESO objects for its logins."""
+    settings = stack.platform.database
+    if settings is None:
+        return
+    plans = {name: dynamic_plans(name, s.plan.namespace, stack.platform, s.plan.spec.secrets)
+             for name, s in services.items()}
+    allowed: dict[str, list[str]] = {}
+    for plan in (p for ps in plans.values() for p in ps):
+        allowed.setdefault(plan.connection, []).append(plan.role_name)
+    engine = DatabaseEngine(f"database-{stack.environment}", DatabaseEngineArgs(
+        environment=stack.environment,
+        settings=settings,
+        root_passwords={name: config.require_secret(conn.password_config_key)
+                        for name, conn in settings.connections.items()},
+        allowed_roles=allowed,
+    ))
+    for name, s in services.items():
+        if plans[name]:
+            services[name] = s._replace(dynamic=ServiceDatabaseCredentials(
+                f"{name}-dynamic", ServiceDatabaseCredentialsArgs(
+                    service=s.plan, plans=plans[name], engine=engine,
+                    namespace=s.config.namespace, vault_address=stack.platform.vault.address,
+                    kubernetes_auth_backend=vault_env.auth_path,
+                    kubernetes_auth_path=stack.kubernetes_auth_path,
+                )))
+
+
 def service_outputs(s: DeclaredService) -> dict:
     """One service's part of the outputs contract (schemas/outputs.schema.json)."""
     svc = s.plan
@@ -166,6 +243,8 @@ def service_outputs(s: DeclaredService) -> dict:
         "secret_stores": {"vault": s.stores.vault_store_name, "aws": s.stores.aws_store_name},
         "iam_role_arn": s.identity.role_arn if s.identity else None,
         "flags_configmap": s.config.flags_configmap_name,
+        "tls": {"secret_name": s.tls.secret_name, "issuer": s.tls.issuer_name} if s.tls else None,
+        "dynamic_secret_names": list(s.dynamic.secret_names.values()) if s.dynamic else [],
         "tenants": {t: {"configmap": cm.name, "config_hash": cm.hash}
                     for t, cm in svc.tenants.items()},
         # Reloader reads its annotations on the workload's own metadata; the Secret the

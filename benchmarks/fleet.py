@@ -167,6 +167,15 @@ def sample_stack(stack: str) -> dict[str, Any]:
     return yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
 
 
+def platform_secure_keys() -> set[str]:
+    """`secure` keys the sample stacks' platform settings name (platform.database)."""
+    keys = set()
+    for stack in STACKS:
+        database = sample_stack(stack)["configplane:platform"].get("database") or {}
+        keys |= {c["password_config_key"] for c in (database.get("connections") or {}).values()}
+    return keys
+
+
 def _dump(document: dict[str, Any], path: Path) -> None:
     path.write_text(yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False))
 
@@ -185,6 +194,8 @@ def generate(target: Path, n: int) -> Path:
         services[service_name(i)] = spec
         for key in secure:
             declarations[f"configplane:{key}"] = {"type": "string", "secret": True}
+    for key in platform_secure_keys():  # the sample platform's own (database root logins)
+        declarations[f"configplane:{key}"] = {"type": "string", "secret": True}
     defaults = project["config"]["configplane:defaults"]["value"]
     project["config"] = {**declarations, "configplane:defaults": {
         "value": {"platform": defaults["platform"], "services": services}}}

@@ -131,7 +131,8 @@ class ServiceExternalSecret(pulumi.ComponentResource):
                         "annotations": {"reloader.stakater.com/match": "true"},
                     }},
                 },
-                "data": [self._entry(svc, key, args.stores) for key in sorted(svc.spec.secrets)],
+                "data": [self._entry(svc, key, args.stores) for key in sorted(svc.spec.secrets)
+                         if svc.spec.secrets[key].source != "dynamic"],  # own ExternalSecret
             },
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -16,10 +16,10 @@ from typing import Any
 
 from configplane.layering import dotted
 from configplane.redaction import (
-    NAME_SLOTS,
     PROVIDER_CREDENTIALS,
     SPEC_METADATA,
     detect,
+    is_name_slot,
     url_userinfo,
 )
 from configplane.rotation_rules import rotated_name, rotation_problems
@@ -130,7 +130,7 @@ def _flagged(key: str, value: Any, rel: str = "") -> Iterable[tuple[str, tuple[s
     elif isinstance(value, list):
         for i, v in enumerate(value):
             yield from _flagged(key, v, f"{rel}[{i}]" if rel else f"[{i}]")
-    elif key not in NAME_SLOTS:
+    elif not is_name_slot(key):
         rules = detect(key, value)
         if not rules and url_userinfo(value):
             rules = ("url-userinfo",)
@@ -187,7 +187,7 @@ def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
             rel = path[4:]
             if not rel or rel[0] not in SPEC_METADATA[""]:
                 continue  # the secret itself, or an unknown field: the schema reports it
-        if key in NAME_SLOTS:
+        if is_name_slot(key):
             continue
         rules = detect(key, value)
         if url_userinfo(value):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from configplane.checks import looks_like_ciphertext
+from configplane.dynamic_credentials import slug
 from configplane.layering import Resolved, Setting, dotted, leaves, resolve
 from configplane.model import Service
 from configplane.redaction import REDACTED, Redactor
@@ -366,11 +367,18 @@ def _secret_value(inputs: StackInputs, spec: Mapping[str, Any]) -> dict[str, str
     if source == "reference":
         return {"source": "reference", "ref": str(spec.get("ref")),
                 "state": "read from the store when External Secrets syncs; not checked offline"}
+    if source == "dynamic":
+        return {"source": "dynamic", "state": "a new short-lived login from Vault's database "
+                "engine each time External Secrets refreshes; no value exists before that"}
     return {"source": str(source), "state": "unknown source"}
 
 
 def _secret_delivery(plan: ServicePlan, name: str) -> dict[str, str]:
     spec = plan.spec.secrets[name]
+    if spec.source == "dynamic" and spec.dynamic is not None:
+        return {"secret_name": f"{plan.name}-dynamic-{slug(name)}",
+                "key": f"{name} (login name in {spec.dynamic.username_key})",
+                "stored_in": f"vault database engine, role {plan.name}-{slug(name)}"}
     if spec.store == "vault":
         stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
     else:

@@ -5,7 +5,7 @@ Defaults live here and only here. Models are frozen: components receive them rea
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,6 +75,77 @@ class ConfigHistorySettings(Frozen):
     )
 
 
+GO_DURATION = r"^(\d+h(\d+m)?(\d+s)?|\d+m(\d+s)?|\d+s)$"  # Go time.ParseDuration, as cert-manager reads it
+
+
+class PkiSettings(Frozen):
+    """Vault PKI for one environment: an intermediate CA per environment, its parent, limits."""
+
+    mount: str | None = Field(None, description="Intermediate CA mount; default `<environment>-pki`.")
+    parent: Literal["root", "external"] = Field(
+        ..., description="`root`: a root CA in Vault signs the intermediate (dev). `external`: "
+        "the intermediate's CSR is signed offline by the organisation's root, and the signed "
+        "certificate is set in `intermediate_certificate`.",
+    )
+    root_mount: str | None = Field(None, description="parent=root: default `<environment>-pki-root`.")
+    common_name: str | None = Field(
+        None, description="Intermediate CA common name; default `<part_of> <environment> intermediate CA`."
+    )
+    organization: str | None = None
+    max_ttl: str = Field("26280h", pattern=GO_DURATION,
+                         description="Lifetime of the intermediate CA (the mount's max lease).")
+    root_ttl: str = Field("87600h", pattern=GO_DURATION, description="parent=root: root CA lifetime.")
+    leaf_max_ttl: str = Field("2160h", pattern=GO_DURATION,
+                              description="Longest certificate any service role may issue.")
+    intermediate_certificate: str | None = Field(
+        None, description="parent=external: the PEM certificate the offline root signed for the "
+        "CSR of the previous `pulumi up` (public, not a secret).",
+    )
+    crl_distribution_points: list[str] | None = Field(
+        None, description="Default `<vault address>/v1/<mount>/crl`.")
+    ocsp_servers: list[str] | None = Field(None, description="Default `<vault address>/v1/<mount>/ocsp`.")
+    issuing_certificates: list[str] | None = Field(
+        None, description="AIA URLs; default `<vault address>/v1/<mount>/ca`.")
+    allow_wildcard_names: bool = Field(False, description="Never in prod.")
+    cert_manager_namespace: str = Field("cert-manager", pattern=DNS_LABEL)
+    cert_manager_service_account: str = Field("cert-manager", pattern=DNS_LABEL)
+
+
+class DatabaseConnection(Frozen):
+    """A PostgreSQL database Vault issues logins for, and the root login Vault uses."""
+
+    host: str
+    port: int = Field(5432, ge=1, le=65535)
+    dbname: str = Field(..., pattern=r"^[a-z_][a-z0-9_]*$")
+    username: str = Field(..., pattern=r"^[a-z_][a-z0-9_]*$",
+                          description="Vault's root login (CREATEROLE, not a superuser).")
+    password_config_key: str = Field(
+        ..., description="The root login's initial password: a `secure` Pulumi config key. Vault "
+        "rotates it right after configuring the connection; from then on only Vault knows it.",
+    )
+    password_version: int = Field(1, ge=1, description="Bump to push a new initial password.")
+    ssl_mode: Literal["verify-full", "verify-ca", "require"] = "verify-full"
+    max_open_connections: int = Field(4, ge=1, le=100)
+    root_rotation_period: str | None = Field(
+        None, pattern=GO_DURATION,
+        description="Scheduled root rotation (Vault Enterprise 1.19+); the one-off rotation "
+        "after configuration always happens.",
+    )
+
+
+class DatabaseEngineSettings(Frozen):
+    """Vault's database secrets engine for one environment: short-lived PostgreSQL logins."""
+
+    mount: str | None = Field(None, description="Default `<environment>-database`.")
+    default_ttl: str = Field("1h", pattern=GO_DURATION)
+    max_ttl: str = Field("24h", pattern=GO_DURATION)
+    refresh_interval: str | None = Field(
+        None, pattern=r"^\d+[smh]$",
+        description="How often ESO fetches a new login; default a third of default_ttl.",
+    )
+    connections: dict[str, DatabaseConnection] = Field(default_factory=dict)
+
+
 class Platform(Frozen):
     environment: str = Field(..., pattern=DNS_LABEL, max_length=20)
     part_of: str = Field("configplane", pattern=DNS_LABEL, description="app.kubernetes.io/part-of")
@@ -83,6 +154,9 @@ class Platform(Frozen):
     external_secrets: ExternalSecretsSettings = ExternalSecretsSettings()
     rotation: RotationSettings = RotationSettings()
     config_history: ConfigHistorySettings = ConfigHistorySettings()
+    pki: PkiSettings | None = Field(None, description="Needed by services that declare `tls`.")
+    database: DatabaseEngineSettings | None = Field(
+        None, description="Needed by secrets with source `dynamic`.")
 
 
 class Database(Frozen):
@@ -103,10 +177,31 @@ class Rotation(Frozen):
     length: int = Field(32, ge=16, le=4096, description="Length of each new password.")
 
 
+SqlName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]  # unquoted PostgreSQL name
+TablePrivilege = Literal["SELECT", "INSERT", "UPDATE", "DELETE"]  # closed set: no DDL, no roles
+
+
+class Grant(Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True)
+
+    schema_: SqlName = Field(..., alias="schema")
+    tables: list[SqlName] = Field(..., min_length=1)
+    privileges: list[TablePrivilege] = Field(..., min_length=1)
+
+
+class DynamicCredential(Frozen):
+    """source=dynamic: a PostgreSQL login Vault creates per request and drops at expiry."""
+
+    connection: str = Field(..., description="A key of platform.database.connections.")
+    username_key: str = Field("DATABASE_USERNAME", pattern=ENV_KEY,
+                              description="Secret key that carries the login name.")
+    grants: list[Grant] = Field(..., min_length=1)
+
+
 class SecretSpec(Frozen):
     """Where one secret comes from (`source`) and where it is kept (`store`)."""
 
-    source: Literal["secure", "generated", "reference"]
+    source: Literal["secure", "generated", "reference", "dynamic"]
     store: Literal["vault", "aws"]
     config_key: str | None = Field(
         None, description="source=secure: the Pulumi config key (in namespace configplane)."
@@ -120,6 +215,25 @@ class SecretSpec(Frozen):
     description: str = ""
     database: Database | None = None
     rotation: Rotation | None = None
+    dynamic: DynamicCredential | None = Field(None, description="source=dynamic (store vault).")
+
+
+KeyUsage = Literal["digital signature", "key encipherment", "server auth", "client auth"]
+
+
+class Tls(Frozen):
+    """A certificate for the service's cluster DNS names, issued by the environment's PKI."""
+
+    extra_dns_names: list[str] = Field(default_factory=list)
+    duration: str = Field("720h", pattern=GO_DURATION)
+    renew_before: str | None = Field(None, pattern=GO_DURATION,
+                                     description="Default a third of the duration.")
+    key_algorithm: Literal["ECDSA", "RSA"] = "ECDSA"
+    key_size: int | None = Field(
+        None, description="ECDSA 256 (default, P-256), 384 or 521; RSA 2048, 4096 (default) or "
+        "8192 (the sizes cert-manager accepts).")
+    usages: list[KeyUsage] | None = Field(
+        None, description="Default digital signature + server auth (+ key encipherment for RSA).")
 
 
 class Tenant(Frozen):
@@ -136,6 +250,7 @@ class Service(Frozen):
         "schemas (schemas/vendor/flagd), plus an optional `rollout` per flag (docs/flags.md)."
     )
     tenants: dict[str, Tenant] = Field(default_factory=dict)
+    tls: Tls | None = None
     secrets_version: int = Field(
         1, ge=1, description="Bump after changing a secret value: stores write values write-only."
     )

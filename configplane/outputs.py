@@ -22,6 +22,15 @@ class SecretStoreOutputs(_Out):
     aws: str | None = Field(
         None, description="SecretStore reading Secrets Manager through the service's IAM role."
     )
+class TlsOutputs(_Out):
+    secret_name: str = Field(..., description="kubernetes.io/tls Secret cert-manager writes.")
+    issuer: str = Field(..., description="cert-manager Issuer (Vault, the service's identity).")
+
+
+class PkiOutputs(_Out):
+    mount: str = Field(..., description="The environment's intermediate CA mount.")
+    csr: str | None = Field(None, description="The intermediate's CSR (parent: external: sign "
+                            "it with the offline root). Public.")
 
 
 class ServiceOutputs(_Out):
@@ -48,6 +57,10 @@ class ServiceOutputs(_Out):
         description="Annotations for the workload's own metadata (Deployment, StatefulSet, "
         "DaemonSet), not its pod template: Reloader reads them there.",
     )
+    tls: TlsOutputs | None = Field(None, description="The service's certificate, if `tls:`.")
+    dynamic_secret_names: list[str] = Field(
+        default_factory=list, description="Kubernetes Secrets holding a short-lived database "
+        "login (the secret's key and its username_key), one per `source: dynamic` secret.")
     pod_annotations: dict[str, str] = Field(
         default_factory=dict,
         description="Annotations for the pod template (spec.template.metadata): checksum/config, "
@@ -59,4 +72,5 @@ class StackOutputs(_Out):
     environment: str
     vault_mount: str
     kubernetes_auth_path: str
+    pki: PkiOutputs | None = None
     services: dict[str, ServiceOutputs]

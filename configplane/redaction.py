@@ -37,9 +37,10 @@ MIN_SECRET_LEN = 4  # shorter values are redacted where they stand, never inside
 # What of a secret spec is metadata (shown); everything else is the secret (never shown).
 SPEC_METADATA: Mapping[str, frozenset[str]] = {
     "": frozenset({"source", "store", "config_key", "ref", "length", "description",
-                   "database", "rotation", "version"}),
+                   "database", "rotation", "version", "dynamic"}),
     "database": frozenset({"engine", "host", "port", "dbname", "username"}),
     "rotation": frozenset({"strategy", "master_secret_arn", "length"}),
+    "dynamic": frozenset({"connection", "username_key", "grants"}),
 }
 
 # Slots that hold names of things, never a value: the detector does not judge their values by
@@ -54,6 +55,12 @@ NAME_SLOTS = frozenset({
     # configplane's own messages (they name keys and rules, never values)
     "reason", "message", "state", "notes", "advice", "fix", "level", "policy_pack",
 })
+
+
+def is_name_slot(key: str) -> bool:
+    """A slot naming something (NAME_SLOTS), or a Pulumi config key (`password_config_key`:
+    the name of a `secure` key, whose own value never appears in any document)."""
+    return key in NAME_SLOTS or key.endswith("config_key")
 
 # Pulumi provider settings that are credentials: a plaintext value in a stack file is a leak.
 PROVIDER_CREDENTIALS = frozenset({
@@ -104,7 +111,8 @@ def spec_metadata(rel: tuple[str, ...] | list[str]) -> bool:
         return False
     if len(rel) == 1:
         return True
-    return rel[0] in SPEC_METADATA and len(rel) == 2 and rel[1] in SPEC_METADATA[rel[0]]
+    # a metadata field's whole subtree is metadata (dynamic.grants is a list of grants)
+    return rel[0] in SPEC_METADATA and rel[1] in SPEC_METADATA[rel[0]]
 
 
 class Redactor:
@@ -150,7 +158,7 @@ class Redactor:
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, str | int | float):
-            if self.knows(value) or (key not in NAME_SLOTS and detect(key, value)):
+            if self.knows(value) or (not is_name_slot(key) and detect(key, value)):
                 return REDACTED
             return self.text(value) if isinstance(value, str) else value
         return self.tree(value, key)
@@ -176,8 +184,9 @@ class Redactor:
             return {str(k): self.spec(v, (*rel, str(k))) for k, v in value.items()}
         if not rel:  # a spec pasted as a string or a number: that is the value itself
             return REDACTED if value is not None else None
-        if isinstance(value, list):
-            return HIDDEN
+        if isinstance(value, list):  # metadata lists inside a block (dynamic.grants) only
+            return ([self.spec(v, rel) for v in value]
+                    if len(rel) >= 2 and rel[0] in SPEC_METADATA else HIDDEN)
         return self.value(rel[-1], value)
 
     def _compiled(self) -> re.Pattern[str] | None:
@@ -263,7 +272,7 @@ def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = ()) -
         for item in document:
             found |= document_secrets(item, key, path)
     elif document is not None and not isinstance(document, bool):
-        if (key not in NAME_SLOTS and detect(key, document)) or url_userinfo(document):
+        if (not is_name_slot(key) and detect(key, document)) or url_userinfo(document):
             found.update(_strings_of(document))
             info = url_userinfo(document)
             if info:
@@ -280,8 +289,10 @@ def _spec_secrets(spec: Any, rel: tuple[str, ...]) -> set[str]:
     if not rel:
         return set(_strings_of(spec))  # a spec pasted as a string: the value itself
     if isinstance(spec, list):
+        if len(rel) >= 2 and rel[0] in SPEC_METADATA:  # metadata lists (dynamic.grants)
+            return {s for item in spec for s in _spec_secrets(item, rel)}
         return set(_strings_of(spec))
-    if (rel[-1] not in NAME_SLOTS and detect(rel[-1], spec)) or url_userinfo(spec):
+    if (not is_name_slot(rel[-1]) and detect(rel[-1], spec)) or url_userinfo(spec):
         return set(_strings_of(spec))
     return set()
 
@@ -313,7 +324,7 @@ def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = ()) -> set[
                 continue
             key, value = m.group(1).strip("'\""), m.group(2)
             bare = value.strip("'\"")
-            if key in NAME_SLOTS and key != "secure":
+            if is_name_slot(key) and key != "secure":
                 continue  # a leaf naming something; the enclosing key stays the same
             if not bare or bare.startswith(("#", "&", "*", "|", ">")):
                 previous_key = key

@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import pydantic
 
-from configplane import checks, refs
+from configplane import certificates, checks, dynamic_credentials, refs
 from configplane.flags import check_flags, render_flags
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
@@ -203,6 +203,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     checker = _ServiceChecker(inputs, document, schemas_dir, where)
     checker.check_platform()
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
+    checker.check_credentials(document)
     issues.extend(checker.issues)
     issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document, services,
                                                            where)]
@@ -260,7 +261,9 @@ def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.Validati
     """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error."""
     for error in validator.iter_errors(instance):
         while error.validator in ("oneOf", "anyOf") and error.context:
-            error = jsonschema.exceptions.best_match(error.context)
+            # `X | None` fields: the null branch's type error says nothing about a bad object
+            branches = [e for e in error.context if e.validator != "type"] or error.context
+            error = jsonschema.exceptions.best_match(branches)
         yield error
 
 
@@ -406,6 +409,16 @@ class _ServiceChecker:
             vault_mount=self.platform.vault.mount or f"{env}-kv",
         )
 
+    def check_credentials(self, document: StackDocument) -> None:
+        """Certificates (`tls`, platform.pki) and dynamic logins (platform.database)."""
+        for module in (certificates, dynamic_credentials):
+            for path, message in module.problems(document.platform, document.services):
+                self.fail(path, message)
+        database = document.platform.database
+        for name, conn in (database.connections if database else {}).items():
+            path = ["platform", "database", "connections", name, "password_config_key"]
+            self._check_secure_key(path, conn.password_config_key)
+
     def _check_label(self, path: list[str], value: str, what: str) -> None:
         if len(value) > 63 or not DNS_LABEL.fullmatch(value):
             self.fail(
@@ -468,7 +481,7 @@ class _ServiceChecker:
                         environment=self.platform.environment, service=service)
             except refs.RefError as e:
                 self.fail([*path, "ref"], str(e))
-        if secret.rotation:
+        if secret.rotation and secret.source != "dynamic":  # dynamic: dynamic_credentials
             rotation = secret.rotation
             if secret.store != "aws" or secret.source == "reference":
                 self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "

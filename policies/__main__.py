@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from certificates import POLICIES as CERTIFICATE_POLICIES
+from credentials_lib import is_owned_policy
+from dynamic_credentials import POLICIES as DYNAMIC_CREDENTIAL_POLICIES
 from flags_live import POLICIES as FLAGS_POLICIES
 from flags_live import is_flags_configmap, vendored_registry
 from isolation import POLICIES as ISOLATION_POLICIES
@@ -397,6 +400,8 @@ def vault_least_privilege(args: ResourceValidationArgs, report_violation: Report
     if args.resource_type != VAULT_POLICY or props.get("policy") is UNKNOWN:
         return
     name = props.get("name")
+    if is_owned_policy(name, env):  # sign/creds policies: pki- and database-creds-least-privilege
+        return
     try:
         rules = parse_vault_policy(str(props.get("policy") or ""))
     except PolicyParseError as e:
@@ -955,5 +960,7 @@ PolicyPack(
             config_schema=_schema(waivable=True),
         ),
         *ISOLATION_POLICIES,
+        *CERTIFICATE_POLICIES,
+        *DYNAMIC_CREDENTIAL_POLICIES,
     ] + FLAGS_POLICIES,
 )

@@ -52,7 +52,8 @@ def test_generated_secure_keys_are_declared_and_encrypted(small_fleet: Path):
     inputs = read_stack_files(small_fleet, "prod")
     secure = sorted(k for k, v in inputs.values.items() if v.secure)
     assert secure == ["configplane:catalogApi0002DbPassword", "configplane:ordersApi0000DbPassword",
-                      "configplane:paymentsApi0001DbPassword"]
+                      "configplane:paymentsApi0001DbPassword",
+                      "configplane:shopVaultDbPassword"]  # the sample platform's database engine
     assert all(inputs.declarations[k].secret and inputs.declarations[k].type == "string"
                for k in secure)
 

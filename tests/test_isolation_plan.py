@@ -58,11 +58,15 @@ class Oracle:
         for es in self.of(EXTERNAL_SECRET):
             meta, spec = es.inputs["metadata"], es.inputs["spec"]
             service = meta["labels"]["app.kubernetes.io/name"]
-            for entry in spec["data"]:
+            # data[].remoteRef and dataFrom[].extract read through a store; a generator-backed
+            # entry (dataFrom[].sourceRef.generatorRef) is no store read (pki policies check it)
+            reads = [(e, e["remoteRef"]) for e in spec.get("data", [])] + [
+                (e, e["extract"]) for e in spec.get("dataFrom", []) if "extract" in e]
+            for entry, remote in reads:
                 ref = (entry.get("sourceRef") or {}).get("storeRef") or spec["secretStoreRef"]
                 store = stores[(meta["namespace"], ref["name"])]
                 provider = store.inputs["spec"]["provider"]
-                key = entry["remoteRef"]["key"]
+                key = remote["key"]
                 if "vault" in provider:
                     out.append((service, "vault", store, f"{provider['vault']['path']}/data/{key}"))
                 else:

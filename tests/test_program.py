@@ -117,7 +117,13 @@ def test_each_service_signs_in_as_itself(planned):
     assert "kubernetes:external-secrets.io/v1:ClusterSecretStore" not in types
     roles = sorted(r.inputs["roleName"] for r in plan.resources
                    if r.type == "vault:kubernetes/authBackendRole:AuthBackendRole")
-    assert roles == ["api", "web", "worker"]
+    # each service's Vault role, plus api's for its issuer (pki) and its database logins
+    assert roles == ["api", "api-database", "api-pki", "web", "worker"]
+    for r in plan.resources:
+        if r.type == "vault:kubernetes/authBackendRole:AuthBackendRole":
+            svc = r.inputs["roleName"].split("-")[0]
+            assert r.inputs["boundServiceAccountNames"] == [svc]
+            assert r.inputs["boundServiceAccountNamespaces"] == [f"{svc}-{env}"]
     stores = {r.name: r.inputs for r in plan.resources
               if r.type == "kubernetes:external-secrets.io/v1:SecretStore"}
     # a Vault store for each service with Vault secrets, an AWS store only for api

@@ -18,10 +18,13 @@ STACKS = ("dev", "staging", "prod")
 STRICT_IN_DEV = {"no-plaintext-secret-in-config", "no-secret-in-stack-outputs",
                  "vault-least-privilege", "environment-isolation", "iam-least-privilege",
                  "flags-configmap-live", "secret-stores-per-service",
-                 "no-identity-spans-services"}
+                 "no-identity-spans-services", "pki-least-privilege",
+                 "dynamic-credential-statements", "database-creds-least-privilege"}
 ALL_POLICIES = STRICT_IN_DEV | {
     "kubernetes-secret-from-external-store", "secrets-manager-rotation", "vault-audit-enabled",
-    "configmap-hygiene", "configmap-schema", "rotation-lambda-hardening"}
+    "configmap-hygiene", "configmap-schema", "rotation-lambda-hardening",
+    "certificate-lifetime", "certificate-private-key", "certificate-names",
+    "dynamic-credential-ttl", "dynamic-credential-refresh"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
