@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from configplane.delivery import TEMPLATE_ENGINE, external_secret_sources
 from configplane.model import Platform
 from configplane.stack import ServicePlan
 
@@ -95,6 +96,8 @@ class ServiceExternalSecret(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:externalsecrets:ServiceExternalSecret", name, {}, opts)
         svc = args.service
+        aws_store = {"kind": "ClusterSecretStore", "name": args.stores.aws_store_name}
+        sources = delivery_sources(svc, aws_store)
         CustomResource(
             f"{name}-external-secret",
             api_version=API_VERSION,
@@ -106,30 +109,28 @@ class ServiceExternalSecret(pulumi.ComponentResource):
                 "target": {
                     "name": svc.secret_name,
                     "creationPolicy": "Owner",
-                    # Reloader restarts workloads that opted in when the values change.
-                    "template": {"metadata": {
-                        "labels": dict(svc.labels),
-                        "annotations": {"reloader.stakater.com/match": "true"},
-                    }},
+                    "template": {
+                        "engineVersion": TEMPLATE_ENGINE,
+                        # exactly the keys of configplane.delivery, nothing else of the sources
+                        "mergePolicy": "Replace",
+                        # Reloader restarts workloads that opted in when the values change.
+                        "metadata": {
+                            "labels": dict(svc.labels),
+                            "annotations": {"reloader.stakater.com/match": "true"},
+                        },
+                        "data": sources["template"],
+                    },
                 },
-                "data": [self._entry(svc, key, args.stores) for key in sorted(svc.spec.secrets)],
+                **{k: sources[k] for k in ("data", "dataFrom") if sources[k]},
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.secret_name = pulumi.Output.from_input(svc.secret_name)
         self.register_outputs({"secret_name": self.secret_name})
 
-    @staticmethod
-    def _entry(svc: ServicePlan, key: str, stores: SecretStores) -> dict:
-        spec = svc.spec.secrets[key]
-        if spec.store == "vault":
-            path, prop = spec.ref.split("#", 1) if spec.ref else (svc.vault_path, key)
-            return {"secretKey": key, "remoteRef": {"key": path, "property": prop}}
-        remote = {"key": spec.ref or svc.aws_secret_name(key)}
-        if spec.database is not None:
-            remote["property"] = "password"  # the secret holds JSON with connection facts
-        return {
-            "secretKey": key,
-            "remoteRef": remote,
-            "sourceRef": {"storeRef": {"kind": "ClusterSecretStore", "name": stores.aws_store_name}},
-        }
+
+def delivery_sources(svc: ServicePlan, aws_store_ref: pulumi.Input[dict]) -> dict:
+    """`data`, `dataFrom` and `template.data` for the service (configplane.delivery): a
+    database secret arrives whole from one read of its current version."""
+    return external_secret_sources(svc.spec.secrets, vault_key=svc.vault_path,
+                                   aws_name=svc.aws_secret_name, aws_store_ref=aws_store_ref)

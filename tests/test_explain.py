@@ -143,8 +143,8 @@ def test_a_mapping_lists_each_leaf():
 def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
     path = project / "Pulumi.dev.yaml"
     text = path.read_text().replace(
-        "        LOG_LEVEL: debug\n        DATABASE_HOST",
-        "        LOG_LEVEL: debug\n        REQUEST_TIMEOUT_MS: null\n        DATABASE_HOST", 1)
+        "        LOG_LEVEL: debug\n        CORS_ALLOWED_ORIGINS",
+        "        LOG_LEVEL: debug\n        REQUEST_TIMEOUT_MS: null\n        CORS_ALLOWED_ORIGINS", 1)
     text = text.replace("        CDN_URL: https://cdn.dev.shop.example.com\n",
                         "        CDN_URL: https://cdn.dev.shop.example.com\n        cache.ttl: 30\n")
     path.write_text(text)
