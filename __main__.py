@@ -26,6 +26,7 @@ from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultServic
 from configplane.model import AwsSettings
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
+from configplane.versions import ServiceVersions, read_clock, service_versions
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -54,8 +55,10 @@ def main() -> None:
     )
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
     config = pulumi.Config(NAMESPACE)
+    today = read_clock()  # once per run: when generated secrets regenerate
     services = {
-        name: declare_service(svc, config, vault_env, aws_env, platform.aws)
+        name: declare_service(svc, config, vault_env, aws_env, platform.aws,
+                              service_versions(svc.spec, platform.rotation, today))
         for name, svc in stack.services.items()
     }
     declare_rotation(stack, services, aws_env)
@@ -88,23 +91,24 @@ def main() -> None:
 
 
 def declare_service(svc: ServicePlan, config: pulumi.Config, vault_env: VaultEnvironment,
-                    aws_env: AwsSecretsEnvironment, aws_settings: AwsSettings) -> DeclaredService:
+                    aws_env: AwsSecretsEnvironment, aws_settings: AwsSettings,
+                    versions: ServiceVersions) -> DeclaredService:
     name = svc.name
     secure = {
         spec.config_key: config.require_secret(spec.config_key)
         for spec in svc.spec.secrets.values()
         if spec.source == "secure"
     }
-    values = SecretValues(f"{name}-secret-values", SecretValuesArgs(svc, secure)).values
+    values = SecretValues(f"{name}-secret-values", SecretValuesArgs(svc, secure, versions)).values
     cfg = ServiceConfig(f"{name}-config", ServiceConfigArgs(svc))
     configmaps = [cm.name for cm in (svc.config, svc.flags, *svc.tenants.values()) if cm]
     return DeclaredService(
         plan=svc,
         config=cfg,
         access=ServiceAccess(f"{name}-access", ServiceAccessArgs(svc, cfg.namespace, configmaps)),
-        vault=VaultService(f"{name}-vault", VaultServiceArgs(svc, vault_env, values)),
+        vault=VaultService(f"{name}-vault", VaultServiceArgs(svc, vault_env, values, versions)),
         aws=AwsServiceSecrets(
-            f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values)
+            f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values, versions)
         ),
     )
 

@@ -325,6 +325,11 @@ class _ServiceChecker:
 
         for key, secret in svc.secrets.items():
             self._check_secret([*base, "secrets", key], name, key, secret)
+        if svc.secrets_version is not None:
+            self.fail([*base, "secrets_version"], "secrets_version is replaced by a version per "
+                      "secret: one counter for the service rewrote every secret, rotated ones "
+                      "included. Fix: remove it and bump `secrets.<KEY>.version` of the secret "
+                      "whose value changed.")
 
         for cm in (config, flags, *tenants.values()):
             if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.match(cm.name)):
@@ -448,6 +453,16 @@ class _ServiceChecker:
             self.fail(path, "a database secret is delivered whole as <P>_USER, <P>_PASSWORD, "
                       "<P>_HOST, <P>_PORT, <P>_NAME and <P>_URL, so its name must be "
                       "<P>_PASSWORD. Fix: rename it, e.g. DATABASE_PASSWORD.")
+        if secret.rotation and secret.version != 1:
+            self.fail([*path, "version"], "a rotated secret is written once (version 1) and then "
+                      "belongs to its rotation: a new version would put the old value back over "
+                      "the rotated one. Fix: set version back to 1 and rotate it (aws "
+                      "secretsmanager rotate-secret --secret-id <arn>).")
+        if secret.rotate_every_days is not None and (secret.source != "generated"
+                                                     or secret.rotation):
+            self.fail([*path, "rotate_every_days"], "rotate_every_days regenerates a generated "
+                      "secret; this one is not generated or its rotation Lambda owns it. Fix: "
+                      "remove it (rotated secrets follow platform.rotation.schedule_days).")
         if secret.rotation:
             rotation = secret.rotation
             if secret.store != "aws" or secret.source == "reference":

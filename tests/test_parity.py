@@ -74,8 +74,8 @@ def test_staging_and_prod_hold_parity_with_the_declared_differences():
         "status": "expected",
         "staging": None,
         "prod": {"source": "reference", "store": "vault", "ref": "worker/partner#webhook_token",
-                 "length": 32, "description": "Shared with the partner; written to Vault by the "
-                 "partner-onboarding runbook"},
+                 "length": 32, "version": 1, "description": "Shared with the partner; written "
+                 "to Vault by the partner-onboarding runbook"},
         "only_in": "prod",
         "reason": "the partner integration runs in prod only",
     }
