@@ -1,7 +1,9 @@
-"""Into the cluster without values in state: External Secrets Operator objects.
+"""Into the cluster: External Secrets Operator objects, which name where values are and hold
+none (what the operator reads, rotated values included, never passes through the program).
 
 A ClusterSecretStore per backend (Vault KV v2, AWS Secrets Manager) and an ExternalSecret per
-service whose Kubernetes Secret the operator fills from the stores at run time.
+service whose Kubernetes Secret the operator fills from the stores at run time. What the pod
+gets is configplane.delivery's: a database secret whole, from one read of its current version.
 """
 
 from __future__ import annotations
