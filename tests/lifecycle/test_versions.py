@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import configplane.plan as plan_module
@@ -92,19 +92,21 @@ versions = st.dictionaries(st.from_regex(r"[A-Z][A-Z_]{0,8}", fullmatch=True),
                            st.integers(1, 10**6), min_size=1, max_size=6)
 
 
+@settings(deadline=None)  # a shared CI machine: timing is not the property
 @given(versions, st.data())
 def test_the_vault_version_changes_with_any_bump_addition_or_removal(pairs, data):
     base = {k: SecretVersion(v) for k, v in pairs.items()}
     key = data.draw(st.sampled_from(sorted(pairs)))
     bumped = {**base, key: SecretVersion(pairs[key] + data.draw(st.integers(1, 1000)))}
     removed = {k: v for k, v in base.items() if k != key}
-    added = {**base, key + "_NEW": SecretVersion(1)}
+    added = {**base, "new": SecretVersion(1)}  # lowercase: never one of the drawn keys
     reordered = dict(reversed(list(base.items())))
     assert combined_version(reordered) == combined_version(base)
     assert len({combined_version(x) for x in (base, bumped, removed, added)}) == 4
     assert 0 <= combined_version(base) < 2**48  # exact in a float64 (Pulumi numbers)
 
 
+@settings(deadline=None)
 @given(st.dates(date(1970, 1, 1), date(2200, 1, 1)), st.integers(1, 3650))
 def test_a_period_is_every_days_long(day, every):
     period = period_of(day, every)
