@@ -377,9 +377,9 @@ def _delivered_path(view: Mapping[str, Any], key: str) -> str | None:
         prefix = prefix_of(name)
         if key in (name, prefix + URL_SUFFIX):
             return f"secrets.{name}"
-        for suffix, field in DATABASE_FIELDS:
+        for suffix, json_field in DATABASE_FIELDS:
             if key == prefix + suffix:
-                return f"secrets.{name}.database.{field}"
+                return f"secrets.{name}.database.{json_field}"
     return None
 
 
