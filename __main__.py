@@ -23,6 +23,7 @@ from components.rotation import PasswordPolicy, RotatedSecret, SecretRotator, Se
 from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
+from configplane.generations import CHECKSUM_ANNOTATION, WORKLOAD_ANNOTATIONS
 from configplane.model import AwsSettings
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
@@ -165,10 +166,11 @@ def service_outputs(s: DeclaredService) -> dict:
         "flags_configmap": s.config.flags_configmap_name,
         "tenants": {t: {"configmap": cm.name, "config_hash": cm.hash}
                     for t, cm in svc.tenants.items()},
-        "pod_annotations": {
-            "checksum/config": svc.config.hash,
-            "reloader.stakater.com/search": "true",
-        },
+        # Reloader reads its annotations on the workload's own metadata; the Secret the
+        # ExternalSecret writes carries `reloader.stakater.com/match`. The hash goes on the
+        # pod template: a change rolls the pods (the Helm checksum/config pattern).
+        "workload_annotations": dict(WORKLOAD_ANNOTATIONS),
+        "pod_annotations": {CHECKSUM_ANNOTATION: svc.config.hash},
     }
 
 

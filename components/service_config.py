@@ -1,4 +1,6 @@
-"""A service's non-secret configuration in its namespace: immutable, content-hashed ConfigMaps."""
+"""A service's non-secret configuration in its namespace: immutable, content-hashed ConfigMaps,
+and the flags ConfigMap, which keeps a stable name and is updated in place (flagd hot-reloads
+the mounted file; nothing rolls pods on a flag flip)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from configplane.generations import HASH_ANNOTATION, SCHEMA_ANNOTATION, generation_labels
 from configplane.stack import RenderedConfigMap, ServicePlan
 
 RELOADER_MATCH = {"reloader.stakater.com/match": "true"}
-SCHEMA_ANNOTATION = "configplane.io/schema"  # `services/<name>` or `flags` under schemas/
 FLAGS_SCHEMA = "flags"
 
 
@@ -58,20 +60,30 @@ class ServiceConfig(pulumi.ComponentResource):
     def _configmap(
         self, name: str, svc: ServicePlan, cm: RenderedConfigMap, schema: str
     ) -> k8s.core.v1.ConfigMap:
+        live = schema == FLAGS_SCHEMA  # flags: no Reloader match, no hash, mutable
         annotations = {
-            **RELOADER_MATCH,
-            SCHEMA_ANNOTATION: schema,  # the policy pack validates the data against it
-            "configplane.io/config-hash": cm.hash,
+            **({} if live else RELOADER_MATCH),
+            SCHEMA_ANNOTATION: schema,  # `services/<name>` or `flags`: the pack validates data
+            **({} if live else {HASH_ANNOTATION: cm.hash}),
         }
+        # hash-named generations are kept and pruned; the live flags ConfigMap is one object
+        labels = {**svc.labels, **({} if live else generation_labels(cm.base_name, cm.hash))}
         return k8s.core.v1.ConfigMap(
             name,
             metadata={
-                "name": cm.name,  # a new name per content change: immutable ConfigMaps roll forward
+                # config: a new name per content change (immutable ConfigMaps roll forward);
+                # flags: one stable name, updated in place
+                "name": cm.name,
                 "namespace": self.ns.metadata.name,
-                "labels": dict(svc.labels),
+                "labels": labels,
                 "annotations": annotations,
             },
             data=dict(cm.data),
-            immutable=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            immutable=not live,
+            # A config change replaces this resource (new name). Retained, the old generation
+            # stays in the cluster for pods not yet rolled, scale-ups and `kubectl rollout
+            # undo`; `configplane prune` deletes generations beyond the stack's keep count.
+            # Create-before-delete (the default) keeps both names side by side.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=not live,
+                                        delete_before_replace=False),
         )

@@ -16,6 +16,9 @@ COMMANDS = {
     "explain": "explain",
     "diff": "diff",
     "import": "import_",
+    "rollback": "rollback",
+    "prune": "prune",
+    "flags": "flags",
 }
 
 

@@ -62,6 +62,16 @@ class RotationSettings(Frozen):
     security_group_ids: list[str] = Field(default_factory=list)
 
 
+class ConfigHistorySettings(Frozen):
+    """Config generations kept in the cluster (hash-named ConfigMaps are retained on delete)."""
+
+    keep: int = Field(
+        5, ge=1, le=100,
+        description="Generations per ConfigMap that `configplane prune` keeps (the newest N; the "
+        "current one and any a workload still uses are kept as well).",
+    )
+
+
 class Platform(Frozen):
     environment: str = Field(..., pattern=DNS_LABEL, max_length=20)
     part_of: str = Field("configplane", pattern=DNS_LABEL, description="app.kubernetes.io/part-of")
@@ -69,6 +79,7 @@ class Platform(Frozen):
     aws: AwsSettings
     external_secrets: ExternalSecretsSettings = ExternalSecretsSettings()
     rotation: RotationSettings = RotationSettings()
+    config_history: ConfigHistorySettings = ConfigHistorySettings()
 
 
 class Database(Frozen):
@@ -127,7 +138,8 @@ class Service(Frozen):
     config: dict[str, ConfigValue] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
     flags: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="flagd flag definitions (schemas/flags.schema.json)."
+        default_factory=dict, description="flagd flag definitions, checked with flagd's own "
+        "schemas (schemas/vendor/flagd), plus an optional `rollout` per flag (docs/flags.md)."
     )
     tenants: dict[str, Tenant] = Field(default_factory=dict)
     secrets_version: int | None = Field(

@@ -26,8 +26,15 @@ class ServiceOutputs(_Out):
     secrets_manager_arns: dict[str, str] = Field(default_factory=dict)
     flags_configmap: str | None = None
     tenants: dict[str, TenantOutputs] = Field(default_factory=dict)
+    workload_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations for the workload's own metadata (Deployment, StatefulSet, "
+        "DaemonSet), not its pod template: Reloader reads them there.",
+    )
     pod_annotations: dict[str, str] = Field(
-        default_factory=dict, description="Annotations a workload should carry (reload, checksum)."
+        default_factory=dict,
+        description="Annotations for the pod template (spec.template.metadata): checksum/config, "
+        "so a new config generation rolls the pods.",
     )
 
 

@@ -24,7 +24,12 @@ from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from configplane.analyzer import AnalyzedResource, PolicyPackError, PolicyPackSession
+from configplane.analyzer import (
+    AnalyzedResource,
+    PolicyPackError,
+    PolicyPackSession,
+    ResourceOptions,
+)
 from configplane.stack import StackModel, load_stack
 from configplane.stackfiles import StackInputs, read_stack_files
 
@@ -76,6 +81,10 @@ class PlannedResource:
     property_dependencies: dict[str, list[str]]
     custom: bool
     provider: str = ""
+    # Resource options as the engine receives them (RegisterResourceRequest): protect,
+    # retainOnDelete, ignoreChanges, deleteBeforeReplace, replaceOnChanges, dependsOn.
+    options: dict[str, Any] = field(default_factory=dict)
+    delete_before_replace_defined: bool = False  # the program set it (true or false)
 
 
 @dataclass
@@ -93,7 +102,8 @@ class Plan:
         return {
             "stack": self.stack,
             "resources": [
-                {"urn": r.urn, "type": r.type, "name": r.name, "inputs": redact(r.inputs)}
+                {"urn": r.urn, "type": r.type, "name": r.name, "inputs": redact(r.inputs),
+                 "options": r.options}
                 for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             "outputs": redact(self.outputs),
@@ -141,6 +151,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                  progress: Callable[[PlannedResource], None] | None = None):
         super().__init__(mocks)
         self.planned: list[PlannedResource] = []
+        self.inherited: dict[str, dict[str, bool]] = {}  # urn -> protect/retainOnDelete in force
         self.progress = progress  # called with each resource as it registers (progress bars)
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
@@ -149,6 +160,27 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         if parent and parent.split("::")[2] != "pulumi:pulumi:Stack":
             type_ = parent.split("::")[2] + "$" + type_
         return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
+
+    def resource_options(self, request, urn: str) -> dict[str, Any]:
+        """The options the engine would apply. protect and retainOnDelete, when the program
+        leaves them unset, are inherited from the parent (as the engine does); dependsOn is
+        the dependencies no input explains (what `depends_on` added)."""
+        parent = self.inherited.get(request.parent, {})
+        flags = {
+            "protect": request.protect if request.HasField("protect")
+            else parent.get("protect", False),
+            "retainOnDelete": request.retainOnDelete if request.HasField("retainOnDelete")
+            else parent.get("retainOnDelete", False),
+        }
+        self.inherited[urn] = flags
+        implicit = {u for deps in request.propertyDependencies.values() for u in deps.urns}
+        return {
+            **flags,
+            "ignoreChanges": list(request.ignoreChanges),
+            "deleteBeforeReplace": bool(request.deleteBeforeReplace),
+            "replaceOnChanges": list(request.replaceOnChanges),
+            "dependsOn": sorted(set(request.dependencies) - implicit),
+        }
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
@@ -162,6 +194,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     outputs[key] = {SECRET_SIG: SECRET_MARK, "value": outputs[key]}
             response.object.CopyFrom(_sync_await(rpc.serialize_properties(outputs, {})))
         self.planned.append(PlannedResource(
+            options=self.resource_options(request, response.urn),
+            delete_before_replace_defined=bool(request.deleteBeforeReplaceDefined),
             urn=response.urn,
             type=request.type,
             name=request.name,
@@ -279,9 +313,22 @@ def analyzed_resources(plan: Plan) -> list[AnalyzedResource]:
     return [root] + [
         AnalyzedResource(urn=r.urn, type=r.type, name=r.name, inputs=r.inputs, outputs=r.outputs,
                          parent=r.parent, dependencies=r.dependencies,
-                         property_dependencies=r.property_dependencies, provider=r.provider)
+                         property_dependencies=r.property_dependencies, provider=r.provider,
+                         options=_analyzer_options(r))
         for r in plan.resources
     ]
+
+
+def _analyzer_options(r: PlannedResource) -> ResourceOptions:
+    """The options the engine sends a policy pack (AnalyzerResourceOptions has no
+    retainOnDelete: the pack cannot see it, the program's tests check it)."""
+    if not r.options:
+        return ResourceOptions()
+    return ResourceOptions(
+        protect=r.options["protect"], ignore_changes=tuple(r.options["ignoreChanges"]),
+        delete_before_replace=(r.options["deleteBeforeReplace"]
+                               if r.delete_before_replace_defined else None),
+    )
 
 
 def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[dict[str, str]]:

@@ -23,6 +23,7 @@ from configplane.delivery import (
     delivers_whole,
     service_delivered_keys,
 )
+from configplane.flags import check_flags, render_flags, vendored_registry
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
@@ -63,10 +64,11 @@ class RenderedConfigMap:
     base_name: str
     data: Mapping[str, str]
     hash: str
+    hashed: bool = True  # False: a stable name, updated in place (the flags ConfigMap)
 
     @property
     def name(self) -> str:
-        return f"{self.base_name}-{self.hash}"
+        return f"{self.base_name}-{self.hash}" if self.hashed else self.base_name
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
         origin = resolved.origin_of([str(p) for p in path])
         return origin.file if origin else inputs.stack_file
 
-    for error in schema_errors(_validator(schemas_dir / "stack.schema.json"), resolved.value):
+    for error in schema_errors(_validator(schemas_dir / "stack.schema.json", schemas_dir), resolved.value):
         path = error_path(error)
         issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error)))
     if issues:
@@ -199,7 +201,16 @@ def render_configmap(base_name: str, values: Mapping[str, Any]) -> RenderedConfi
 
 
 def flags_document(flags: Mapping[str, Any]) -> dict[str, Any]:
-    return {"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": dict(flags)}
+    """The flagd document of a service's catalog flags (rollouts expanded)."""
+    return render_flags(flags)
+
+
+def render_flags_configmap(service: str, flags: Mapping[str, Any]) -> RenderedConfigMap:
+    """The flags ConfigMap: a stable name, so a flag flip is an in-place update flagd
+    hot-reloads from the mounted file (no new name, no pod restart)."""
+    text = json.dumps(flags_document(flags), sort_keys=True, separators=(",", ":"))
+    data = {FLAGS_DATA_KEY: text}
+    return RenderedConfigMap(f"{service}-flags", data, configmap_hash(data), hashed=False)
 
 
 def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.ValidationError]:
@@ -237,10 +248,11 @@ def _config_validator(app: Any, delivered: frozenset[str]) -> Any:
 
 
 @cache
-def _validator(path: Path) -> jsonschema.protocols.Validator:
+def _validator(path: Path, schemas_dir: Path = SCHEMAS_DIR) -> jsonschema.protocols.Validator:
     schema = json.loads(path.read_text())
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    # vendored schemas (flagd's) resolve by their $id
+    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=vendored_registry(schemas_dir))
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -309,19 +321,11 @@ class _ServiceChecker:
 
         flags = None
         if svc.flags:
-            document = flags_document(svc.flags)
-            flags_validator = _validator(self.schemas_dir / "flags.schema.json")
-            for error in schema_errors(flags_validator, document):
-                rel = error_path(error)[1:]  # drop the leading "flags"
-                self.fail([*base, "flags", *rel], f"flagd: {_schema_message(error)}")
-            for flag, spec in svc.flags.items():
-                variants = spec.get("variants") or {}
-                if isinstance(variants, dict) and spec.get("defaultVariant") not in variants:
-                    self.fail([*base, "flags", flag, "defaultVariant"], "flagd: defaultVariant "
-                              "must name one of the flag's variants. Fix: use one of "
-                              f"{', '.join(map(str, variants))}.")
-            text = json.dumps(document, sort_keys=True, separators=(",", ":"))
-            flags = render_configmap(f"{name}-flags", {FLAGS_DATA_KEY: text})
+            problems = check_flags(svc.flags, self.schemas_dir)
+            for problem in problems:
+                self.fail([*base, "flags", *problem.path], problem.message)
+            if not problems:
+                flags = render_flags_configmap(name, svc.flags)
 
         for key, secret in svc.secrets.items():
             self._check_secret([*base, "secrets", key], name, key, secret)
@@ -403,7 +407,7 @@ class _ServiceChecker:
                       f"Fix: use one of {', '.join(available)} or add schemas/services/"
                       f"{schema_name}.schema.json.")
             return None
-        return _validator(schema_path)
+        return _validator(schema_path, self.schemas_dir)
 
     def _check_config(self, path: list[str], values: Mapping[str, Any],
                       app: Any, rendered: RenderedConfigMap) -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from flags_live import POLICIES as FLAGS_POLICIES
+from flags_live import is_flags_configmap, vendored_registry
 from packlib import (
     UNKNOWN,
     WAIVER_SCHEMA,
@@ -492,7 +494,8 @@ def configmap_hygiene(args: ResourceValidationArgs, report_violation: ReportViol
     report = Reporter("configmap-hygiene", cfg, report_violation)
     props = plain(args.props)
     label = resource_label(args.resource_type, args.name)
-    if props.get("immutable") is not True:
+    live = is_flags_configmap(props)  # flags-configmap-live: stable name, mutable
+    if props.get("immutable") is not True and not live:
         report(args.name, f"{label} is not immutable. Why: a mutable ConfigMap changes under "
                "running pods and cannot be rolled back by name. Fix: set immutable: true and "
                "give each content a new hashed name.")
@@ -501,7 +504,9 @@ def configmap_hygiene(args: ResourceValidationArgs, report_violation: ReportViol
     data = props.get("data") or {}
     binary = props.get("binaryData") or {}
     name = get(props, "metadata", "name")
-    if UNKNOWN in (data, binary, name) or UNKNOWN in data.values() or UNKNOWN in binary.values():
+    if live:
+        pass
+    elif UNKNOWN in (data, binary, name) or UNKNOWN in data.values() or UNKNOWN in binary.values():
         pass  # the hash needs every value: checked again during `pulumi up`
     elif not isinstance(name, str) or not name:
         report(args.name, f"{label} has no metadata.name. Why: Pulumi would append a random "
@@ -545,7 +550,8 @@ def _schema_validator(name: str) -> Any:
     if secret_keys and "required" in schema:
         schema["required"] = [k for k in schema["required"] if k not in secret_keys]
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    # flags.schema.json is a $ref to flagd's own schema, vendored under schemas/vendor
+    return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=vendored_registry())
 
 
 def _schema_error(error: jsonschema.ValidationError, prefix: str) -> str:
@@ -627,6 +633,17 @@ def configmap_schema(args: ResourceValidationArgs, report_violation: ReportViola
                "the file and key).")
 
 
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """flagd's schemas nest anyOf deeply: report the branch error that got furthest in."""
+    best, stack = error, [error]
+    while stack:
+        node = stack.pop()
+        if len(node.absolute_path) > len(best.absolute_path):
+            best = node
+        stack.extend(reversed(node.context or []))
+    return best
+
+
 def _flags_problems(data: dict[str, str], validator: Any) -> list[str]:
     extra = sorted(set(data) - {FLAGS_KEY})
     problems = [f"data: unexpected key(s) {', '.join(extra)}"] if extra else []
@@ -636,7 +653,8 @@ def _flags_problems(data: dict[str, str], validator: Any) -> list[str]:
         document = json.loads(data[FLAGS_KEY])
     except json.JSONDecodeError as e:
         return problems + [f"data.{FLAGS_KEY}: not valid JSON (line {e.lineno})"]
-    problems += [_schema_error(e, f"data.{FLAGS_KEY}") for e in validator.iter_errors(document)]
+    problems += [_schema_error(_deepest(e), f"data.{FLAGS_KEY}") + " (flagd's schema)"
+                 for e in validator.iter_errors(document)]
     flags = document.get("flags") if isinstance(document, dict) else None
     for flag, spec in (flags or {}).items() if isinstance(flags, dict) else ():
         if isinstance(spec, dict) and isinstance(spec.get("variants"), dict) \
@@ -989,5 +1007,5 @@ PolicyPack(
             validate=cluster_secret_store_scoped,
             config_schema=_schema(),
         ),
-    ],
+    ] + FLAGS_POLICIES,
 )

@@ -69,7 +69,10 @@ def test_same_name_as_kubectl_kustomize(tmp_path: Path, label, cm):
     assert KUBECTL, "kubectl is required in CI for this comparison"
     for key, value in cm.data.items():
         (tmp_path / key).write_text(value)
-    kustomization = {"configMapGenerator": [{"name": cm.base_name, "files": sorted(cm.data)}]}
+    generator = {"name": cm.base_name, "files": sorted(cm.data)}
+    if not cm.hashed:  # the flags ConfigMap: one stable name, updated in place
+        generator["options"] = {"disableNameSuffixHash": True}
+    kustomization = {"configMapGenerator": [generator]}
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
     out = subprocess.run([KUBECTL, "kustomize", str(tmp_path)], check=True, capture_output=True,
                          text=True).stdout

@@ -55,7 +55,7 @@ def test_staging_and_prod_hold_parity_with_the_declared_differences():
         ("web", "config.CDN_URL", "expected", ENDPOINTS),
         ("web", "config.LOG_LEVEL", "expected", "log verbosity is chosen per environment"),
         ("web", "flags.dark-mode.defaultVariant", "expected", FLAGS),
-        ("web", "flags.new-checkout.targeting.fractional", "expected", FLAGS),
+        ("web", "flags.new-checkout.rollout.percent", "expected", FLAGS),
         ("worker", "config.CONCURRENCY", "expected", CAPACITY),
         ("worker", "config.LOG_LEVEL", "expected", "log verbosity is chosen per environment"),
         ("worker", "config.PAYMENTS_API_BASE_URL", "expected",
@@ -95,7 +95,7 @@ def test_dev_and_staging_hold_parity():
     assert (code, document["parity"]) == (0, True)
     assert ("worker", "tenants.globex.config.CONCURRENCY", "expected", CAPACITY) in differences(document)
     rows = {(s, r["path"]): r for s, rs in document["services"].items() for r in rs}
-    assert rows["web", "flags.new-checkout.targeting"]["only_in"] == "staging"
+    assert rows["web", "flags.new-checkout.rollout.percent"]["only_in"] == "staging"
 
 
 def test_an_undeclared_difference_breaks_parity(project):

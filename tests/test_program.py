@@ -57,7 +57,11 @@ def test_expected_resources_names_labels_and_parents(planned):
         "app.kubernetes.io/part-of": "shop",
         "app.kubernetes.io/managed-by": "configplane",
         "configplane.io/environment": env,
+        "configplane.io/generation-of": "api-config",
+        "configplane.io/config-hash": cm.inputs["metadata"]["annotations"]["configplane.io/config-hash"],
     }
+    assert cm.inputs["metadata"]["name"] == "api-config-" + cm.inputs["metadata"]["labels"][
+        "configplane.io/config-hash"]
     assert cm.inputs["metadata"]["annotations"]["reloader.stakater.com/match"] == "true"
     assert cm.parent == resources["api-config"].urn
     assert resources["api-config"].type == "configplane:config:ServiceConfig"

@@ -130,7 +130,7 @@ def test_configplane_calls_parser():
 
 def test_the_workflows_run_these_verbs():
     assert sorted({call[0] for _, call in all_calls()}) == [
-        "drift", "drift-report", "plan", "validate"
+        "drift", "drift-report", "plan", "prune", "validate"
     ]
 
 

@@ -82,7 +82,10 @@ def render_table(document: dict[str, Any]) -> None:
     out.print(f"stack {document['stack']}: resources to create")
     width = max((len(r["type"]) for r in document["resources"]), default=0)
     for r in document["resources"]:
-        out.print(f"  + {r['type']:<{width}}  {r['name']}")
+        flags = [k for k in ("protect", "retainOnDelete", "deleteBeforeReplace")
+                 if r["options"].get(k)]
+        suffix = f"  [{', '.join(flags)}]" if flags else ""
+        out.print(f"  + {r['type']:<{width}}  {r['name']}{suffix}")
     summary = document["summary"]
     out.print(f"{summary['resources']} resources to create")
     if document["violations"]:

@@ -16,7 +16,7 @@ from tests.policies.conftest import PACK, PROJECT, REPO, found
 STACKS = ("dev", "staging", "prod")
 STRICT_IN_DEV = {"no-plaintext-secret-in-config", "no-secret-in-stack-outputs",
                  "vault-least-privilege", "environment-isolation", "iam-least-privilege",
-                 "cluster-secret-store-scoped"}
+                 "cluster-secret-store-scoped", "flags-configmap-live"}
 ALL_POLICIES = STRICT_IN_DEV | {
     "kubernetes-secret-from-external-store", "secrets-manager-rotation", "vault-audit-enabled",
     "configmap-hygiene", "configmap-schema", "rotation-lambda-hardening"}

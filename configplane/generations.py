@@ -1,0 +1,440 @@
+"""Config generations in the cluster: which are kept, which `prune` deletes, where rollback points.
+
+A config change gives a service's ConfigMap a new content-hashed name; the program retains the
+old one on delete, so the cluster holds the service's previous generations. The history lives
+there, and every generation vouches for itself: labelled managed-by configplane with the
+ConfigMap it is a generation of, named `<base>-<hash>`, and its data hashes (kustomize's
+algorithm, configplane.hashing) to that hash. The stack's model gives the current generation.
+Order is the API server's `metadata.creationTimestamp` (then the name), never the program's clock:
+the program stays deterministic and an offline plan diffs nothing.
+
+Inputs are `kubectl ... -o json` documents (ConfigMaps; workloads, ReplicaSets and
+ControllerRevisions). This module reads them and says what to run; it never calls kubectl.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from configplane.hashing import configmap_hash
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+SERVICE_LABEL = "app.kubernetes.io/name"
+ENVIRONMENT_LABEL = "configplane.io/environment"
+GENERATION_OF_LABEL = "configplane.io/generation-of"  # the ConfigMap's base name: api-config
+HASH_LABEL = "configplane.io/config-hash"
+HASH_ANNOTATION = "configplane.io/config-hash"
+SCHEMA_ANNOTATION = "configplane.io/schema"
+CHECKSUM_ANNOTATION = "checksum/config"  # on the pod template (the Helm pattern)
+# Reloader's search mode: on the workload's metadata (Reloader's README: "Applies To:
+# Workload"); the ConfigMaps and the ExternalSecret's Secret carry `reloader.stakater.com/match`.
+WORKLOAD_ANNOTATIONS = {"reloader.stakater.com/search": "true"}
+CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"  # shown by `kubectl rollout history`
+MANAGED_BY = "configplane"
+HASH_LENGTH = 10
+HASH_PATTERN = re.compile(r"^[a-z0-9]{10}$")
+LISTING_COMMAND = (
+    f"kubectl get configmaps -A -l {MANAGED_BY_LABEL}={MANAGED_BY} -o json"
+)
+WORKLOADS_COMMAND = (
+    "kubectl get deployments,replicasets,statefulsets,daemonsets,controllerrevisions,"
+    "cronjobs,jobs -A -o json"
+)
+ROLLOUT_KINDS = {"Deployment": "deployment", "StatefulSet": "statefulset",
+                 "DaemonSet": "daemonset"}
+
+
+def generation_labels(base_name: str, config_hash: str) -> dict[str, str]:
+    """The labels that make a ConfigMap findable as a generation (`kubectl get cm -l ...`)."""
+    return {GENERATION_OF_LABEL: base_name, HASH_LABEL: config_hash}
+
+
+class ListingError(Exception):
+    """A kubectl document that cannot be used: the message names the file, key path and fix."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    namespace: str
+    name: str
+    base: str
+    hash: str
+    service: str
+    environment: str
+    created: str  # RFC 3339, as the API server wrote it
+    intact: bool  # the data hashes to the name's hash
+
+    @property
+    def group(self) -> tuple[str, str]:
+        return self.namespace, self.base
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "configmap": self.name, "hash": self.hash,
+                "created": self.created}
+
+
+def newest_first(generations: Iterable[Generation]) -> list[Generation]:
+    return sorted(generations, key=lambda g: (g.created, g.name), reverse=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading kubectl documents
+
+
+def _items(text: str, source: str, fix: str) -> list[tuple[str, dict[str, Any]]]:
+    """The objects of a `kubectl get -o json` document (a List, or one object), with paths."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ListingError(f"{source}: not JSON ({exc.msg} at line {exc.lineno} column "
+                           f"{exc.colno}). Fix: {fix}") from None
+    if not isinstance(document, dict):
+        raise ListingError(f"{source}: (root): expected a JSON object (a kubectl List). Fix: {fix}")
+    if "items" not in document:
+        if "kind" in document and "metadata" in document:
+            return [("(root)", document)]
+        raise ListingError(f"{source}: items: missing (not a kubectl List). Fix: {fix}")
+    items = document["items"]
+    if not isinstance(items, list):
+        raise ListingError(f"{source}: items: expected a list. Fix: {fix}")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ListingError(f"{source}: items[{i}]: expected an object. Fix: {fix}")
+        out.append((f"items[{i}]", item))
+    return out
+
+
+def _require_str(obj: Mapping[str, Any], key: str, where: str, source: str, fix: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise ListingError(f"{source}: {where}.{key}: missing or not a string. Fix: {fix}")
+    return value
+
+
+def _mapping(obj: Mapping[str, Any], key: str, where: str, source: str, fix: str) -> dict:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ListingError(f"{source}: {where}.{key}: expected an object. Fix: {fix}")
+    return value
+
+
+def parse_configmaps(text: str, source: str) -> list[Generation]:
+    """The config generations in a ConfigMap listing; other ConfigMaps (flags, not configplane's)
+    are left out. Raises ListingError for a document that is not such a listing."""
+    fix = f"pass the output of `{LISTING_COMMAND}` (a file, or - for stdin)."
+    generations = []
+    for where, item in _items(text, source, fix):
+        kind = item.get("kind", "ConfigMap")
+        if kind != "ConfigMap":
+            raise ListingError(f"{source}: {where}.kind: {kind!r} is not a ConfigMap. Fix: {fix}")
+        meta = _mapping(item, "metadata", where, source, fix)
+        if not meta:
+            raise ListingError(f"{source}: {where}.metadata: missing. Fix: {fix}")
+        at = f"{where}.metadata"
+        name = _require_str(meta, "name", at, source, fix)
+        namespace = _require_str(meta, "namespace", at, source, fix)
+        labels = _mapping(meta, "labels", at, source, fix)
+        annotations = _mapping(meta, "annotations", at, source, fix)
+        data = _mapping(item, "data", where, source, fix)
+        binary = _mapping(item, "binaryData", where, source, fix)
+        config_hash = annotations.get(HASH_ANNOTATION) or labels.get(HASH_LABEL)
+        if (labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not isinstance(config_hash, str)
+                or annotations.get(SCHEMA_ANNOTATION) == "flags"
+                or not name.endswith(f"-{config_hash}") or not HASH_PATTERN.match(config_hash)):
+            continue  # not a content-hashed config generation
+        created = _require_str(meta, "creationTimestamp", at, source, fix)
+        base = labels.get(GENERATION_OF_LABEL) or name[: -len(config_hash) - 1]
+        generations.append(Generation(
+            namespace=namespace, name=name, base=base, hash=config_hash,
+            service=str(labels.get(SERVICE_LABEL, "")),
+            environment=str(labels.get(ENVIRONMENT_LABEL, "")),
+            created=created,
+            intact=configmap_hash(data, binary or None) == config_hash,
+        ))
+    return generations
+
+
+@dataclass(frozen=True)
+class ConfigMapRef:
+    """A pod template's reference to a ConfigMap, as a JSON pointer into its workload."""
+
+    pointer: str
+    name: str
+
+
+def pod_template_path(kind: str) -> list[str] | None:
+    """Where an object of this kind keeps its pod template (None: it has none)."""
+    return {
+        "Deployment": ["spec", "template"], "ReplicaSet": ["spec", "template"],
+        "StatefulSet": ["spec", "template"], "DaemonSet": ["spec", "template"],
+        "Job": ["spec", "template"], "CronJob": ["spec", "jobTemplate", "spec", "template"],
+        "ControllerRevision": ["data", "spec", "template"], "Pod": [],
+    }.get(kind)
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def configmap_refs(obj: Mapping[str, Any]) -> Iterator[ConfigMapRef]:
+    """Every ConfigMap an object's pod template uses: envFrom, env valueFrom, volumes and
+    projected volumes, in containers and init containers."""
+    path = pod_template_path(str(obj.get("kind", "")))
+    if path is None:
+        return
+    template: Any = obj
+    for key in path:
+        template = template.get(key) if isinstance(template, dict) else None
+    if not isinstance(template, dict):
+        return
+    spec = template.get("spec")  # a pod template's spec, or a Pod's own
+    spec_ptr = "".join(f"/{key}" for key in path) + "/spec"
+    if not isinstance(spec, dict):
+        return
+    for group in ("initContainers", "containers"):
+        for i, container in enumerate(spec.get(group) or []):
+            if not isinstance(container, dict):
+                continue
+            at = f"{spec_ptr}/{group}/{i}"
+            for j, source in enumerate(container.get("envFrom") or []):
+                name = ((source or {}).get("configMapRef") or {}).get("name")
+                if isinstance(name, str):
+                    yield ConfigMapRef(f"{at}/envFrom/{j}/configMapRef/name", name)
+            for j, var in enumerate(container.get("env") or []):
+                ref = (((var or {}).get("valueFrom") or {}).get("configMapKeyRef") or {})
+                if isinstance(ref.get("name"), str):
+                    yield ConfigMapRef(f"{at}/env/{j}/valueFrom/configMapKeyRef/name", ref["name"])
+    for k, volume in enumerate(spec.get("volumes") or []):
+        if not isinstance(volume, dict):
+            continue
+        name = (volume.get("configMap") or {}).get("name")
+        if isinstance(name, str):
+            yield ConfigMapRef(f"{spec_ptr}/volumes/{k}/configMap/name", name)
+        for m, source in enumerate((volume.get("projected") or {}).get("sources") or []):
+            name = ((source or {}).get("configMap") or {}).get("name")
+            if isinstance(name, str):
+                yield ConfigMapRef(f"{spec_ptr}/volumes/{k}/projected/sources/{m}/configMap/name",
+                                   name)
+
+
+def parse_workloads(text: str, source: str) -> list[dict[str, Any]]:
+    """The objects of a workload listing (or one workload), checked enough to be walked."""
+    fix = (f"pass the output of `{WORKLOADS_COMMAND}` or of `kubectl get deployment/<name> "
+           "-n <namespace> -o json`.")
+    objects = []
+    for where, item in _items(text, source, fix):
+        _require_str(item, "kind", where, source, fix)
+        meta = _mapping(item, "metadata", where, source, fix)
+        _require_str(meta, "name", f"{where}.metadata", source, fix)
+        objects.append(item)
+    return objects
+
+
+def in_use(workloads: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(namespace, ConfigMap name) of everything the given workloads and their histories use."""
+    used = set()
+    for obj in workloads:
+        namespace = str((obj.get("metadata") or {}).get("namespace", ""))
+        used |= {(namespace, ref.name) for ref in configmap_refs(obj)}
+    return used
+
+
+# ---------------------------------------------------------------------------------------------
+# Prune
+
+
+@dataclass(frozen=True)
+class PruneDecision:
+    generation: Generation
+    keep: bool
+    reason: str  # current | newest N | in use | beyond keep
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.generation.as_dict(), "keep": self.keep, "reason": self.reason}
+
+
+def prune_decisions(generations: Iterable[Generation], current: Mapping[tuple[str, str], str],
+                    keep: int, used: set[tuple[str, str]] = frozenset()) -> list[PruneDecision]:
+    """Per ConfigMap (namespace, base name): keep the current generation, the `keep` newest and
+    any a workload still uses; everything older goes. Newest first within each group."""
+    if keep < 1:
+        raise ValueError("keep must be at least 1")
+    groups: dict[tuple[str, str], list[Generation]] = {}
+    for g in generations:
+        groups.setdefault(g.group, []).append(g)
+    decisions = []
+    for group in sorted(groups):
+        for rank, g in enumerate(newest_first(groups[group])):
+            if current.get(group) == g.hash:
+                decisions.append(PruneDecision(g, True, "current"))
+            elif rank < keep:
+                decisions.append(PruneDecision(g, True, f"newest {keep}"))
+            elif (g.namespace, g.name) in used:
+                decisions.append(PruneDecision(g, True, "in use"))
+            else:
+                decisions.append(PruneDecision(g, False, "beyond keep"))
+    return decisions
+
+
+def delete_command(g: Generation) -> str:
+    return f"kubectl delete configmap {g.name} -n {g.namespace}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rollback
+
+
+class RollbackError(Exception):
+    """The rollback cannot be planned: the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str  # deployment, statefulset, daemonset (kubectl's resource name)
+    name: str
+    namespace: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def rollback_commands(generations: list[Generation], *, base: str, namespace: str,
+                      current_hash: str, service: str, to_hash: str | None = None,
+                      workload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What to run to point a workload back at an earlier generation of `base`.
+
+    `generations` is the cluster's listing; `current_hash` the generation the stack declares.
+    With a workload document the current generation is the one it references, and the answer
+    is an exact JSON patch of its ConfigMap references and `checksum/config`; without, the
+    previous generation through `kubectl rollout undo`."""
+    group = newest_first(g for g in generations if g.group == (namespace, base))
+    known = ", ".join(g.hash for g in group) or "none"
+    if not group:
+        raise RollbackError(f"no generation of ConfigMap {base} in namespace {namespace} in the "
+                            f"listing. Fix: list the right cluster and namespace with "
+                            f"`{LISTING_COMMAND}`.")
+    target_wl = None
+    refs: list[ConfigMapRef] = []
+    if workload is not None:
+        target_wl, refs = _workload_refs(workload, base, namespace, group)
+        referenced = sorted({r.name[len(base) + 1:] for r in refs})
+        if len(referenced) != 1:
+            raise RollbackError(f"{target_wl.ref} references generations {', '.join(referenced)} "
+                                f"of {base} at once. Fix: point them at one generation first.")
+        current_hash = referenced[0]
+    by_hash = {g.hash: g for g in group}
+    current = by_hash.get(current_hash)
+    if to_hash is not None:
+        target = by_hash.get(to_hash)
+        if target is None:
+            raise RollbackError(f"generation {to_hash} of {base} is not in the cluster listing "
+                                f"(namespace {namespace}). Generations present, newest first: "
+                                f"{known}. Fix: pick one of them with --to.")
+    else:
+        if current is None:
+            raise RollbackError(f"the current generation {current_hash} of {base} is not in the "
+                                f"listing (not deployed yet, or another cluster). Generations "
+                                f"present, newest first: {known}. Fix: pick one with --to.")
+        older = group[group.index(current) + 1:]
+        if not older:
+            raise RollbackError(f"{base} has no generation older than the current {current_hash} "
+                                f"in the cluster (pruned, or the first deploy). Nothing to roll "
+                                "back to.")
+        target = older[0]
+    if target.hash == current_hash:
+        raise RollbackError(f"{base} is already at generation {target.hash}. Nothing to do.")
+    if not target.intact:
+        raise RollbackError(f"ConfigMap {target.name} in {namespace}: its data does not hash to "
+                            f"{target.hash}, so it is not the generation configplane wrote "
+                            "(changed by hand?). Refusing to roll back to it. Fix: pick another "
+                            "generation with --to.")
+    result: dict[str, Any] = {
+        "configmap": base, "namespace": namespace,
+        "current": current.as_dict() if current else {"hash": current_hash,
+                                                      "configmap": f"{base}-{current_hash}"},
+        "target": target.as_dict(),
+        "generations": [{**g.as_dict(), "current": g.hash == current_hash,
+                         "target": g is target} for g in group],
+    }
+    if target_wl is None:
+        if to_hash is not None:
+            raise RollbackError(f"--to needs --workload: the patch that points a workload at "
+                                f"{target.name} names its ConfigMap references. Fix: run "
+                                f"`kubectl get deployment/{service} -n {namespace} -o json "
+                                f"> {service}.json` and add --workload {service}.json.")
+        wl = Workload("deployment", service, namespace)
+        result["workload"] = wl.ref
+        result["method"] = "rollout-undo"
+        result["commands"] = [f"kubectl rollout undo {wl.ref} -n {namespace}"]
+        result["caveat"] = ("`rollout undo` restores the previous pod template; when the last "
+                            "rollout was not this config change (an image bump), run with "
+                            "--workload for an exact patch instead.")
+    else:
+        wl = target_wl
+        patch = [{"op": "replace", "path": r.pointer, "value": target.name} for r in refs]
+        patch += _checksum_ops(workload, target.hash)
+        text = json.dumps(patch, separators=(",", ":"))
+        cause = f"configplane rollback {base} to {target.hash}"
+        result["workload"] = wl.ref
+        result["method"] = "patch"
+        result["patch"] = patch
+        result["commands"] = [
+            f"kubectl patch {wl.ref} -n {namespace} --type=json -p {shlex.quote(text)}",
+            f"kubectl annotate {wl.ref} -n {namespace} --overwrite "
+            f"{CHANGE_CAUSE_ANNOTATION}={shlex.quote(cause)}",
+        ]
+    result["verify"] = [
+        f"kubectl rollout status {wl.ref} -n {namespace} --timeout=120s",
+        f"kubectl get {wl.ref} -n {namespace} -o "
+        "jsonpath='{.spec.template.metadata.annotations.checksum/config}'"
+        f"  # prints {target.hash}",
+    ]
+    return result
+
+
+def _workload_refs(workload: Mapping[str, Any], base: str, namespace: str,
+                   group: list[Generation]) -> tuple[Workload, list[ConfigMapRef]]:
+    kind = str(workload.get("kind", ""))
+    meta = workload.get("metadata") or {}
+    if kind not in ROLLOUT_KINDS:
+        raise RollbackError(f"--workload is a {kind or 'document without kind'}; rollback patches "
+                            f"a Deployment, StatefulSet or DaemonSet. Fix: `kubectl get "
+                            f"deployment/<name> -n {namespace} -o json`.")
+    wl = Workload(ROLLOUT_KINDS[kind], str(meta.get("name")), str(meta.get("namespace", "")))
+    if wl.namespace != namespace:
+        raise RollbackError(f"--workload {wl.ref} is in namespace {wl.namespace or '(none)'}, "
+                            f"the service's config is in {namespace}. Fix: pass the service's "
+                            "workload.")
+    names = {g.name for g in group}
+    refs = [r for r in configmap_refs(workload)
+            if r.name in names or _looks_like_generation(r.name, base)]
+    if not refs:
+        raise RollbackError(f"{wl.ref} references no generation of {base}; there is nothing to "
+                            "point back. Fix: check that --workload is this service's workload.")
+    return wl, refs
+
+
+def _looks_like_generation(name: str, base: str) -> bool:
+    return name.startswith(f"{base}-") and bool(HASH_PATTERN.match(name[len(base) + 1:]))
+
+
+def _checksum_ops(workload: Mapping[str, Any], config_hash: str) -> list[dict[str, Any]]:
+    metadata = ((workload.get("spec") or {}).get("template") or {}).get("metadata")
+    if not isinstance(metadata, dict):
+        return [{"op": "add", "path": "/spec/template/metadata",
+                 "value": {"annotations": {CHECKSUM_ANNOTATION: config_hash}}}]
+    if not isinstance(metadata.get("annotations"), dict):
+        return [{"op": "add", "path": "/spec/template/metadata/annotations",
+                 "value": {CHECKSUM_ANNOTATION: config_hash}}]
+    op = "replace" if CHECKSUM_ANNOTATION in metadata["annotations"] else "add"
+    return [{"op": op, "path": f"/spec/template/metadata/annotations/"
+             f"{_escape(CHECKSUM_ANNOTATION)}", "value": config_hash}]

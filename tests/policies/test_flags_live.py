@@ -1,0 +1,55 @@
+"""flags-configmap-live: a flags ConfigMap keeps a stable name, is mutable and reloads nothing."""
+
+from __future__ import annotations
+
+from configplane.hashing import configmap_hash
+from tests.policies.builders import BOOL_FLAG, configmap, flags_data, labels
+from tests.policies.test_configmaps import only
+
+DATA = flags_data({"dark-mode": BOOL_FLAG})
+
+
+def flags_cm(name: str, **overrides):
+    """A flags ConfigMap as the program declares it (stable name, mutable, schema only)."""
+    metadata = {"name": "web-flags", "namespace": "web-prod", "labels": labels("web"),
+                "annotations": {"configplane.io/schema": "flags"}}
+    return configmap(name, DATA, schema="flags", svc="web",
+                     **{"immutable": False, "metadata": metadata, **overrides})
+
+
+def test_flags_configmap_live(prod):
+    program = flags_cm("web-config-flags")
+    metadata = program.inputs["metadata"]
+    resources = [
+        program,
+        flags_cm("immutable-flags", immutable=True),
+        flags_cm("reloading-flags", metadata={**metadata, "annotations": {
+            **metadata["annotations"], "reloader.stakater.com/match": "true"}}),
+        configmap("hashed-flags", DATA, base="web-flags", schema="flags", svc="web",
+                  immutable=False),  # builders name it <base>-<content hash>
+        configmap("api-config-config"),  # not a flags ConfigMap: configmap-hygiene's business
+    ]
+    violations = prod.violations(resources)
+    assert only("flags-configmap-live", violations) == [
+        ("flags-configmap-live", name, "mandatory", text) for name, text in [
+            ("immutable-flags", 'ConfigMap "immutable-flags" holds flags but is immutable. Why: '
+             "flagd hot-reloads the mounted file only if the ConfigMap is updated in place; an "
+             "immutable one turns every flag flip into a redeploy. Fix: drop immutable (the "
+             "program's flags ConfigMap is mutable with a stable name)."),
+            ("reloading-flags", 'ConfigMap "reloading-flags" holds flags but carries '
+             "reloader.stakater.com/match. Why: Reloader would restart every pod on each flag "
+             "flip, which flagd applies live. Fix: remove the annotation from the flags "
+             "ConfigMap."),
+            # the builders' hashed flags ConfigMap also carries the Reloader match
+            ("hashed-flags", 'ConfigMap "hashed-flags" holds flags but carries '
+             "reloader.stakater.com/match. Why: Reloader would restart every pod on each flag "
+             "flip, which flagd applies live. Fix: remove the annotation from the flags "
+             "ConfigMap."),
+            ("hashed-flags", 'ConfigMap "hashed-flags": its name "web-flags-'
+             f'{configmap_hash(DATA)}" ends with the content hash. Why: the name would '
+             "change on every flag flip, so pods would need a new mount and a restart. Fix: "
+             "name it `<service>-flags` and update it in place."),
+        ]]
+    # configmap-hygiene's immutable / hashed-name rules leave flags ConfigMaps alone
+    assert only("configmap-hygiene", violations) == []
+    assert only("configmap-schema", violations) == []
