@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ from configplane.commands.scan import command as scan_command
 from configplane.pack import load_detector
 from tests.conftest import SHARED
 
-TUNE = SHARED / "data" / "secret-corpus" / "tune.jsonl"
+# the corpus lives beside the repo (../shared/data/secret-corpus) or where CONFIGPLANE_CORPUS_DIR says
+TUNE = Path(os.environ.get("CONFIGPLANE_CORPUS_DIR") or SHARED / "data" / "secret-corpus") / "tune.jsonl"
 detector = load_detector()
 
 # Fake tokens are assembled at run time so this file holds no token-shaped literal for
