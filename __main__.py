@@ -43,6 +43,7 @@ from configplane.dynamic_credentials import dynamic_plans
 from configplane.generations import CHECKSUM_ANNOTATION, WORKLOAD_ANNOTATIONS
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
+from configplane.versions import ServiceVersions, read_clock, service_versions
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -75,8 +76,10 @@ def main() -> None:
     )
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
     config = pulumi.Config(NAMESPACE)
+    today = read_clock()  # once per run: when generated secrets regenerate
     services = {
-        name: declare_service(stack, svc, config, vault_env, aws_env)
+        name: declare_service(stack, svc, config, vault_env, aws_env,
+                              service_versions(svc.spec, platform.rotation, today))
         for name, svc in stack.services.items()
     }
     declare_rotation(stack, services, aws_env)
@@ -100,8 +103,8 @@ def main() -> None:
 
 
 def declare_service(stack: StackModel, svc: ServicePlan, config: pulumi.Config,
-                    vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment
-                    ) -> DeclaredService:
+                    vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment,
+                    versions: ServiceVersions) -> DeclaredService:
     name = svc.name
     aws_settings = stack.platform.aws
     secure = {
@@ -109,12 +112,12 @@ def declare_service(stack: StackModel, svc: ServicePlan, config: pulumi.Config,
         for spec in svc.spec.secrets.values()
         if spec.source == "secure"
     }
-    values = SecretValues(f"{name}-secret-values", SecretValuesArgs(svc, secure)).values
+    values = SecretValues(f"{name}-secret-values", SecretValuesArgs(svc, secure, versions)).values
     cfg = ServiceConfig(f"{name}-config", ServiceConfigArgs(svc))
     configmaps = [cm.name for cm in (svc.config, svc.flags, *svc.tenants.values()) if cm]
-    vault_svc = VaultService(f"{name}-vault", VaultServiceArgs(svc, vault_env, values))
+    vault_svc = VaultService(f"{name}-vault", VaultServiceArgs(svc, vault_env, values, versions))
     aws_svc = AwsServiceSecrets(
-        f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values)
+        f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values, versions)
     )
     identity = None
     if svc.secrets_in("aws"):

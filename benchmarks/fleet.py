@@ -65,15 +65,15 @@ def _flags(i: int) -> dict[str, Any]:
 
 def service_defaults(i: int) -> tuple[dict[str, Any], list[str]]:
     """Project-level definition of service i, and the `secure` config keys it needs."""
-    name, kind, domain = service_name(i), kind_of(i), DOMAINS[i % len(DOMAINS)]
+    name, kind = service_name(i), kind_of(i)
     secure: list[str] = []
     if kind == "api":
         key = f"{_camel(name)}DbPassword"
         secure.append(key)
         spec: dict[str, Any] = {
             "app_schema": "http-api",
-            "config": {"LOG_LEVEL": "info", "PORT": 8080, "DATABASE_PORT": 5432,
-                       "DATABASE_NAME": domain, "DATABASE_POOL_SIZE": 10,
+            # DATABASE_HOST/PORT/NAME come from the password's `database` (configplane.delivery)
+            "config": {"LOG_LEVEL": "info", "PORT": 8080, "DATABASE_POOL_SIZE": 10,
                        "REQUEST_TIMEOUT_MS": 5000},
             "secrets": {
                 "DATABASE_PASSWORD": {"source": "secure", "config_key": key, "store": "aws",
@@ -121,18 +121,16 @@ def service_overrides(i: int, stack: str) -> dict[str, Any]:
     override: dict[str, Any] = {"config": {"LOG_LEVEL": LOG_LEVEL[stack]}}
     if kind == "api":
         override["config"].update(
-            DATABASE_HOST=host,
             CORS_ALLOWED_ORIGINS=f"https://{prefix}shop.example.com",
             DATABASE_POOL_SIZE={"dev": 5, "staging": 10, "prod": 40}[stack])
-        secrets: dict[str, Any] = {}
+        secrets: dict[str, Any] = {"DATABASE_PASSWORD": {
+            "database": {"host": host, "dbname": domain, "username": name.replace("-", "_")}}}
         if i % 3 == 0:  # rotated database passwords
             rotation: dict[str, Any] = {"strategy": "postgres-single-user"}
-            if stack == "prod":
+            if stack != "dev":  # staging rehearses prod
                 rotation = {"strategy": "postgres-alternating-users", "master_secret_arn":
                             f"arn:aws:secretsmanager:{REGION}:{account}:secret:{domain}-master-Ab12Cd"}
-            secrets["DATABASE_PASSWORD"] = {
-                "database": {"host": host, "dbname": domain, "username": name.replace("-", "_")},
-                "rotation": rotation}
+            secrets["DATABASE_PASSWORD"]["rotation"] = rotation
         if i % 5 == 0:
             secrets["LEGACY_TOKEN"] = {
                 "source": "reference", "store": "aws",

@@ -1,7 +1,10 @@
 """AWS Secrets Manager storage: the environment's KMS key and each service's secrets.
 
 Initial values are written write-only (`secret_string_wo`): a managed `secret_string` would
-show drift as soon as rotation moves AWSCURRENT, and would put the value in state.
+show drift as soon as rotation moves AWSCURRENT, and the provider would keep the value in its
+outputs. Write-only is not "out of state": Pulumi keeps the inputs it sent, the initial value
+included, encrypted in state as a secret. Each secret has its own version
+(configplane.versions); a rotated one is written once and never again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pulumi_aws as aws
 from components.rotation import rotation_tags
 from configplane.model import AwsSettings, SecretSpec
 from configplane.stack import ServicePlan
+from configplane.versions import ServiceVersions
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class AwsServiceSecretsArgs:
     settings: AwsSettings
     environment: AwsSecretsEnvironment
     values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=aws ones
+    versions: ServiceVersions
 
 
 class AwsServiceSecrets(pulumi.ComponentResource):
@@ -92,19 +97,30 @@ class AwsServiceSecrets(pulumi.ComponentResource):
                 },
                 opts=child,
             )
+            version = args.versions.secrets[key]
             aws.secretsmanager.SecretVersion(
                 f"{name}-{role}-initial",
                 secret_id=secret.id,
                 secret_string_wo=pulumi.Output.secret(
                     args.values[key].apply(lambda value, spec=spec: secret_string(spec, value))
                 ),
-                secret_string_wo_version=svc.spec.secrets_version,
-                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["version_stages"]),
+                secret_string_wo_version=version.version,
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=initial_ignore(version.rotated)),
             )
             self.secrets[key] = secret
             arns[key] = secret.arn
         self.arns = pulumi.Output.all(**arns) if arns else pulumi.Output.from_input({})
         self.register_outputs({"arns": self.arns})
+
+
+ROTATION_OWNED = ["secret_string_wo", "secret_string_wo_version"]
+
+
+def initial_ignore(rotated: bool) -> list[str]:
+    """Rotation moves AWSCURRENT off this version (so its stages drift); and a rotated secret
+    is written once: the engine keeps the first value and version whatever the program says
+    later, so no new version can put the original value back over a rotated one."""
+    return ["version_stages", *(ROTATION_OWNED if rotated else [])]
 
 
 def secret_string(spec: SecretSpec, value: str) -> str:

@@ -1,4 +1,5 @@
-"""Into the cluster without values in state: External Secrets Operator objects.
+"""Into the cluster: External Secrets Operator objects, which name where values are and hold
+none (what the operator reads, rotated values included, never passes through the program).
 
 Per service, in the service's own namespace: a `SecretStore` per backend it uses and one
 `ExternalSecret` whose Kubernetes Secret the operator fills from those stores at run time.
@@ -6,7 +7,8 @@ Each store signs in as the service's own service account: to Vault with the serv
 Kubernetes auth role (its read policy only), to Secrets Manager through the service's own IAM
 role (IRSA: the account's `eks.amazonaws.com/role-arn` annotation). No store is cluster-wide
 and no identity is shared, so an ExternalSecret in one namespace can read only what that
-namespace's service may read (docs/isolation.md).
+namespace's service may read (docs/isolation.md). What the pod gets is configplane.delivery's: a database
+secret whole, from one read of its current version.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from configplane.delivery import TEMPLATE_ENGINE, external_secret_sources
 from configplane.model import Platform
 from configplane.refs import VAULT_AUDIENCE
 from configplane.stack import ServicePlan
@@ -114,6 +117,8 @@ class ServiceExternalSecret(pulumi.ComponentResource):
         svc = args.service
         stores = args.stores
         default_store = stores.vault_store_name if stores.vault_store else stores.aws_store_name
+        aws_store = {"kind": STORE_KIND, "name": stores.aws_store_name}
+        sources = delivery_sources(svc, aws_store)
         CustomResource(
             f"{name}-external-secret",
             api_version=API_VERSION,
@@ -125,31 +130,29 @@ class ServiceExternalSecret(pulumi.ComponentResource):
                 "target": {
                     "name": svc.secret_name,
                     "creationPolicy": "Owner",
-                    # Reloader restarts workloads that opted in when the values change.
-                    "template": {"metadata": {
-                        "labels": dict(svc.labels),
-                        "annotations": {"reloader.stakater.com/match": "true"},
-                    }},
+                    "template": {
+                        "engineVersion": TEMPLATE_ENGINE,
+                        # exactly the keys of configplane.delivery, nothing else of the sources
+                        "mergePolicy": "Replace",
+                        # Reloader restarts workloads that opted in when the values change.
+                        "metadata": {
+                            "labels": dict(svc.labels),
+                            "annotations": {"reloader.stakater.com/match": "true"},
+                        },
+                        "data": sources["template"],
+                    },
                 },
-                "data": [self._entry(svc, key, args.stores) for key in sorted(svc.spec.secrets)
-                         if svc.spec.secrets[key].source != "dynamic"],  # own ExternalSecret
+                **{k: sources[k] for k in ("data", "dataFrom") if sources[k]},
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.secret_name = pulumi.Output.from_input(svc.secret_name)
         self.register_outputs({"secret_name": self.secret_name})
 
-    @staticmethod
-    def _entry(svc: ServicePlan, key: str, stores: ServiceSecretStores) -> dict:
-        spec = svc.spec.secrets[key]
-        if spec.store == "vault":
-            path, prop = spec.ref.split("#", 1) if spec.ref else (svc.vault_path, key)
-            return {"secretKey": key, "remoteRef": {"key": path, "property": prop}}
-        remote = {"key": spec.ref or svc.aws_secret_name(key)}
-        if spec.database is not None:
-            remote["property"] = "password"  # the secret holds JSON with connection facts
-        return {
-            "secretKey": key,
-            "remoteRef": remote,
-            "sourceRef": {"storeRef": {"kind": STORE_KIND, "name": stores.aws_store_name}},
-        }
+
+def delivery_sources(svc: ServicePlan, aws_store_ref: pulumi.Input[dict]) -> dict:
+    """`data`, `dataFrom` and `template.data` for the service (configplane.delivery): a
+    database secret arrives whole from one read of its current version."""
+    static = {k: s for k, s in svc.spec.secrets.items() if s.source != "dynamic"}  # own ES
+    return external_secret_sources(static, vault_key=svc.vault_path,
+                                   aws_name=svc.aws_secret_name, aws_store_ref=aws_store_ref)

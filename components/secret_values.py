@@ -1,4 +1,9 @@
-"""Where secret values come from: `secure` stack config or generation (references have none)."""
+"""Where secret values come from: `secure` stack config or generation (references have none).
+
+A generated value is a RandomPassword's result: encrypted in Pulumi state (the result is a
+secret output), never absent from it. Its `keepers` (configplane.versions) regenerate it
+when the secret's version is bumped or its rotation period turns.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import pulumi
 import pulumi_random as random
 
 from configplane.stack import ServicePlan
+from configplane.versions import ServiceVersions
 
 
 @dataclass(frozen=True)
@@ -16,6 +22,7 @@ class SecretValuesArgs:
     service: ServicePlan
     # config_key -> the `secure` stack value, read once by __main__ (always a secret Output)
     secure_config: Mapping[str, pulumi.Output[str]]
+    versions: ServiceVersions  # keepers: a new version or rotation period regenerates
 
 
 class SecretValues(pulumi.ComponentResource):
@@ -34,6 +41,7 @@ class SecretValues(pulumi.ComponentResource):
                     f"{name}-{key.lower().replace('_', '-')}",
                     length=spec.length,
                     special=False,  # safe in URLs, env files and shells
+                    keepers=args.versions.secrets[key].keepers or None,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
                 self.values[key] = pulumi.Output.secret(password.result)

@@ -14,6 +14,7 @@ import pulumi_vault as vault
 from configplane.model import VaultSettings
 from configplane.refs import VAULT_AUDIENCE
 from configplane.stack import ServicePlan
+from configplane.versions import ServiceVersions
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class VaultServiceArgs:
     service: ServicePlan
     environment: VaultEnvironment
     values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=vault ones
+    versions: ServiceVersions
 
 
 class VaultService(pulumi.ComponentResource):
@@ -88,11 +90,13 @@ class VaultService(pulumi.ComponentResource):
                 f"{name}-secret",
                 mount=env.mount_path,
                 name=svc.vault_path,
-                # write-only: the value goes to Vault and never into Pulumi state
+                # write-only: the provider keeps no copy; Pulumi keeps the inputs it sent,
+                # this value included, encrypted in state (a secret input)
                 data_json_wo=pulumi.Output.secret(
                     pulumi.Output.all(**known).apply(lambda v: json.dumps(v, sort_keys=True))
                 ),
-                data_json_wo_version=svc.spec.secrets_version,
+                # changes when one of these secrets is bumped, regenerated, added or removed
+                data_json_wo_version=args.versions.vault_version(sorted(known)),
                 opts=child,
             )
         self.policy = vault.Policy(

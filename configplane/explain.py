@@ -19,6 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from configplane.checks import looks_like_ciphertext
+from configplane.delivery import (
+    DATABASE_FIELDS,
+    URL_SUFFIX,
+    delivered_keys,
+    delivers_whole,
+    prefix_of,
+)
 from configplane.dynamic_credentials import slug
 from configplane.layering import Resolved, Setting, dotted, leaves, resolve
 from configplane.model import Service
@@ -228,6 +235,10 @@ def _normalize(key_path: str, view: Mapping[str, Any], resolved: Resolved, servi
     for candidate in candidates:
         if candidate in known:
             return candidate
+    if len(candidates) > 1:  # a key the pod gets from a database secret (configplane.delivery)
+        delivered = _delivered_path(view, key_path)
+        if delivered in known:
+            return delivered
     # Unknown: name the closest existing parent and what it holds.
     where = f"service `{service}` in stack {stack} ({files})"
     tried = " or ".join(f"`{c}`" for c in candidates)
@@ -373,7 +384,22 @@ def _secret_value(inputs: StackInputs, spec: Mapping[str, Any]) -> dict[str, str
     return {"source": str(source), "state": "unknown source"}
 
 
-def _secret_delivery(plan: ServicePlan, name: str) -> dict[str, str]:
+def _delivered_path(view: Mapping[str, Any], key: str) -> str | None:
+    """`DATABASE_HOST` -> `secrets.DATABASE_PASSWORD.database.host` (and so on) where a
+    Secrets Manager secret with `database` delivers that key."""
+    for name, spec in (view.get("secrets") or {}).items():
+        if not (isinstance(spec, Mapping) and spec.get("store") == "aws" and spec.get("database")):
+            continue
+        prefix = prefix_of(name)
+        if key in (name, prefix + URL_SUFFIX):
+            return f"secrets.{name}"
+        for suffix, json_field in DATABASE_FIELDS:
+            if key == prefix + suffix:
+                return f"secrets.{name}.database.{json_field}"
+    return None
+
+
+def _secret_delivery(plan: ServicePlan, name: str) -> dict[str, Any]:
     spec = plan.spec.secrets[name]
     if spec.source == "dynamic" and spec.dynamic is not None:
         return {"secret_name": f"{plan.name}-dynamic-{slug(name)}",
@@ -383,4 +409,7 @@ def _secret_delivery(plan: ServicePlan, name: str) -> dict[str, str]:
         stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
     else:
         stored = f"aws secretsmanager {spec.ref or plan.aws_secret_name(name)}"
-    return {"secret_name": plan.secret_name, "key": name, "stored_in": stored}
+    delivery: dict[str, Any] = {"secret_name": plan.secret_name, "key": name, "stored_in": stored}
+    if delivers_whole(spec):
+        delivery["keys"] = delivered_keys(name, spec)  # all from one read of AWSCURRENT
+    return delivery

@@ -36,6 +36,13 @@ from typing import Any
 
 import yaml
 
+from configplane.delivery import (
+    DATABASE_FIELDS,
+    PASSWORD_SUFFIX,
+    SCHEMA_SECRET_KEYS,
+    URL_SUFFIX,
+    prefix_of,
+)
 from configplane.stack import DATA_KEY, DNS_LABEL, render_value
 from configplane.stackfiles import (
     DEFAULTS_KEY,
@@ -324,6 +331,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                                   "description": f"{secret.key} of the {service} service "
                                                  f"(imported from {secret.origin})"}
 
+    databases, delivered = _database_secrets(service, schema, config, secrets, notes)
     section: dict[str, Any] = {}
     if app_schema is not None and app_schema != inherited:
         section["app_schema"] = app_schema
@@ -331,11 +339,13 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
         section["config"] = config
     if secrets:
         section["secrets"] = {
-            s.key: {"source": "secure", "store": store, "config_key": s.config_key,
-                    "description": f"imported from {s.origin}"}
+            s.key: {"source": "secure", "store": "aws" if s.key in databases else store,
+                    "config_key": s.config_key, "description": f"imported from {s.origin}",
+                    **({"database": databases[s.key]} if s.key in databases else {})}
             for s in secrets
         }
-    notes.extend(_schema_notes(schema_name, schema, {**(defaults.get("config") or {}), **config}))
+    notes.extend(_schema_notes(schema_name, schema, {**(defaults.get("config") or {}), **config},
+                               delivered))
     return ImportPlan(service, stack, schema_name, section, declarations, secrets, notes)
 
 
@@ -359,7 +369,38 @@ def _typed(value: str, prop: Any) -> Any:
     return typed if render_value(typed) == value else value  # "08" stays "08": same ConfigMap
 
 
-def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
+def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str, Any],
+                      secrets: list[ImportedSecret],
+                      notes: list[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """Where the app schema takes `<P>_HOST` etc. from a secret (configplane.delivery), the
+    imported `<P>_PASSWORD` becomes a Secrets Manager database secret and `<P>_USER`, `_HOST`,
+    `_PORT`, `_NAME` move from config into its `database` block. Returns the blocks by secret
+    key, and every pod key the section's secrets deliver."""
+    from_secret = set(schema.get(SCHEMA_SECRET_KEYS, []))
+    databases: dict[str, dict[str, Any]] = {}
+    delivered = {s.key for s in secrets}
+    for secret in secrets:
+        prefix = prefix_of(secret.key)
+        if not secret.key.endswith(PASSWORD_SUFFIX) or f"{prefix}_HOST" not in from_secret:
+            continue
+        database: dict[str, Any] = {}
+        for suffix, name in DATABASE_FIELDS:
+            if suffix != PASSWORD_SUFFIX and prefix + suffix in config:
+                value = config.pop(prefix + suffix)
+                database[name] = int(value) if name == "port" else value
+        lacking = [prefix + suffix for suffix, name in DATABASE_FIELDS
+                   if name in ("host", "dbname", "username") and name not in database]
+        if lacking:
+            notes.append(f"{', '.join(lacking)} not found in the inputs. Fix: set "
+                         f"services.{service}.secrets.{secret.key}.database."
+                         f"{{host, dbname, username}} in the stack file.")
+        databases[secret.key] = database
+        delivered |= {prefix + suffix for suffix, _ in DATABASE_FIELDS} | {prefix + URL_SUFFIX}
+    return databases, delivered
+
+
+def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any],
+                  delivered: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     notes = []
     known = schema.get("properties", {})
     if schema.get("additionalProperties") is False:
@@ -367,7 +408,7 @@ def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any
         if extra:
             notes.append(f"not in app schema {name}: {', '.join(extra)}; validation will reject "
                          f"them. Fix: add them to schemas/services/{name}.schema.json.")
-    missing = sorted(set(schema.get("required", [])) - set(config))
+    missing = sorted(set(schema.get("required", [])) - set(config) - set(delivered))
     if missing:
         notes.append(f"app schema {name} requires {', '.join(missing)}, not imported. Fix: add "
                      "them to the section.")

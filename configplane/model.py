@@ -61,6 +61,10 @@ class RotationSettings(Frozen):
 
     schedule_days: int | None = Field(90, ge=1, le=1000)
     schedule_expression: str | None = Field(None, description="e.g. `rate(30 days)`; wins over days.")
+    generated_every_days: int | None = Field(
+        None, ge=1, le=3650,
+        description="Regenerate generated secrets (not Lambda-rotated) every N days; none: never.",
+    )
     subnet_ids: list[str] = Field(default_factory=list)
     security_group_ids: list[str] = Field(default_factory=list)
 
@@ -212,6 +216,15 @@ class SecretSpec(Frozen):
         "or a Secrets Manager ARN.",
     )
     length: int = Field(32, ge=16, le=1024, description="source=generated: characters.")
+    version: int = Field(
+        1, ge=1, description="Bump to write this secret again (stores take values write-only); "
+        "for a generated secret, to regenerate it. Never for a rotated secret.",
+    )
+    rotate_every_days: int | None = Field(
+        None, ge=1, le=3650,
+        description="source=generated: regenerate every N days (default: "
+        "platform.rotation.generated_every_days).",
+    )
     description: str = ""
     database: Database | None = None
     rotation: Rotation | None = None
@@ -251,8 +264,9 @@ class Service(Frozen):
     )
     tenants: dict[str, Tenant] = Field(default_factory=dict)
     tls: Tls | None = None
-    secrets_version: int = Field(
-        1, ge=1, description="Bump after changing a secret value: stores write values write-only."
+    secrets_version: int | None = Field(
+        None, description="Replaced by `secrets.<KEY>.version` (one per secret); refused.",
+        json_schema_extra={"deprecated": True},
     )
 
 

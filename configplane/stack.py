@@ -17,6 +17,13 @@ import jsonschema
 import pydantic
 
 from configplane import certificates, checks, dynamic_credentials, refs
+from configplane.delivery import (
+    PASSWORD_SUFFIX,
+    SCHEMA_SECRET_KEYS,
+    delivered_keys,
+    delivers_whole,
+    service_delivered_keys,
+)
 from configplane.flags import check_flags, render_flags
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
@@ -276,6 +283,23 @@ def error_path(error: jsonschema.ValidationError) -> list[str]:
     return path
 
 
+_CONFIG_VALIDATORS: dict[tuple[int, frozenset[str]], tuple[Any, Any]] = {}
+
+
+def _config_validator(app: Any, delivered: frozenset[str]) -> Any:
+    """The app schema as config sees it: keys that secrets deliver (or that the schema takes
+    only from secrets) are not required of config; `_check_delivery` reports them."""
+    schema = app.schema
+    drop = set(delivered) | set(schema.get(SCHEMA_SECRET_KEYS, []))
+    if not drop & set(schema.get("required", [])):
+        return app
+    cache_key = (id(app), frozenset(drop & set(schema["required"])))
+    if cache_key not in _CONFIG_VALIDATORS:  # validators are not hashable; `app` is kept alive
+        pruned = {**schema, "required": [k for k in schema["required"] if k not in drop]}
+        _CONFIG_VALIDATORS[cache_key] = (app, type(app)(pruned, format_checker=app.FORMAT_CHECKER))
+    return _CONFIG_VALIDATORS[cache_key][1]
+
+
 def _schema_message(error: jsonschema.ValidationError) -> str:
     # Never echo the offending value: it could be a secret pasted into the wrong key.
     if error.validator == "additionalProperties":
@@ -348,8 +372,10 @@ class _ServiceChecker:
                 self.fail(base, problem)
 
         app = self._app_validator(base, svc.app_schema)
+        self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
+        app_config = app and _config_validator(app, frozenset(service_delivered_keys(svc)))
         config = render_configmap(f"{name}-config", svc.config)
-        self._check_config([*base, "config"], svc.config, app, config)
+        self._check_config([*base, "config"], svc.config, app_config, config)
 
         tenants = {}
         overridable = set(app.schema.get(TENANT_KEYS, [])) if app else set()
@@ -366,7 +392,7 @@ class _ServiceChecker:
                 )
             merged = {**svc.config, **spec.config}
             rendered = render_configmap(f"{name}-{tenant}-config", merged)
-            self._check_config([*path, "config"], merged, app, rendered)
+            self._check_config([*path, "config"], merged, app_config, rendered)
             tenants[tenant] = rendered
 
         flags = None
@@ -379,12 +405,11 @@ class _ServiceChecker:
 
         for key, secret in svc.secrets.items():
             self._check_secret([*base, "secrets", key], name, key, secret)
-            if key in svc.config:
-                self.fail(
-                    [*base, "secrets", key],
-                    f"`{key}` is both a config key and a secret: the pod would get two values "
-                    "for one variable. Fix: keep it in one place.",
-                )
+        if svc.secrets_version is not None:
+            self.fail([*base, "secrets_version"], "secrets_version is replaced by a version per "
+                      "secret: one counter for the service rewrote every secret, rotated ones "
+                      "included. Fix: remove it and bump `secrets.<KEY>.version` of the secret "
+                      "whose value changed.")
 
         for cm in (config, flags, *tenants.values()):
             if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.fullmatch(cm.name)):
@@ -418,6 +443,38 @@ class _ServiceChecker:
         for name, conn in (database.connections if database else {}).items():
             path = ["platform", "database", "connections", name, "password_config_key"]
             self._check_secure_key(path, conn.password_config_key)
+
+    def _check_delivery(self, base: list[str], svc: Service, app: Any) -> None:
+        """Each pod key comes from one place: config, or one secret (configplane.delivery)."""
+        delivered: dict[str, str] = {}
+        for key in sorted(svc.secrets):
+            for env_key in delivered_keys(key, svc.secrets[key]):
+                if env_key in delivered:
+                    self.fail([*base, "secrets", key], f"`{key}` delivers `{env_key}`, which "
+                              f"`{delivered[env_key]}` delivers already. Fix: rename one.")
+                delivered.setdefault(env_key, key)
+        for where, config in [(["config"], svc.config)] + [
+                (["tenants", t, "config"], spec.config) for t, spec in svc.tenants.items()]:
+            for env_key in sorted(set(config) & set(delivered)):
+                secret = delivered[env_key]
+                origin = (f"from its `database` ({', '.join(delivered_keys(secret, svc.secrets[secret]))})"
+                          if env_key != secret else "as itself")
+                self.fail([*base, *where, env_key], f"`{env_key}` is delivered by secret "
+                          f"`{secret}` {origin}: the pod would get two values for one variable. "
+                          "Fix: remove it from config.")
+        if app is None:
+            return
+        secret_only = set(app.schema.get(SCHEMA_SECRET_KEYS, []))
+        for env_key in sorted(secret_only & set(svc.config) - set(delivered)):
+            self.fail([*base, "config", env_key], f"app schema {svc.app_schema} takes `{env_key}` "
+                      "from a secret, never from config. Fix: remove it from config and declare "
+                      "the secret that delivers it.")
+        missing = sorted(secret_only & set(app.schema.get("required", [])) - set(delivered))
+        if missing:
+            self.fail([*base, "secrets"], f"app schema {svc.app_schema} needs {', '.join(missing)} "
+                      "from a secret. Fix: declare a Secrets Manager secret named <P>_PASSWORD "
+                      "with `database` (it delivers <P>_USER, _PASSWORD, _HOST, _PORT, _NAME, "
+                      "_URL), or the missing keys as secrets.")
 
     def _check_label(self, path: list[str], value: str, what: str) -> None:
         if len(value) > 63 or not DNS_LABEL.fullmatch(value):
@@ -481,6 +538,23 @@ class _ServiceChecker:
                         environment=self.platform.environment, service=service)
             except refs.RefError as e:
                 self.fail([*path, "ref"], str(e))
+        if secret.database is not None and secret.store != "aws":
+            self.fail([*path, "database"], "`database` describes a Secrets Manager database "
+                      "secret (the JSON rotation reads). Fix: set store: aws, or remove it.")
+        elif delivers_whole(secret) and not (key.endswith(PASSWORD_SUFFIX) and len(key) > 9):
+            self.fail(path, "a database secret is delivered whole as <P>_USER, <P>_PASSWORD, "
+                      "<P>_HOST, <P>_PORT, <P>_NAME and <P>_URL, so its name must be "
+                      "<P>_PASSWORD. Fix: rename it, e.g. DATABASE_PASSWORD.")
+        if secret.rotation and secret.version != 1:
+            self.fail([*path, "version"], "a rotated secret is written once (version 1) and then "
+                      "belongs to its rotation: a new version would put the old value back over "
+                      "the rotated one. Fix: set version back to 1 and rotate it (aws "
+                      "secretsmanager rotate-secret --secret-id <arn>).")
+        if secret.rotate_every_days is not None and (secret.source != "generated"
+                                                     or secret.rotation):
+            self.fail([*path, "rotate_every_days"], "rotate_every_days regenerates a generated "
+                      "secret; this one is not generated or its rotation Lambda owns it. Fix: "
+                      "remove it (rotated secrets follow platform.rotation.schedule_days).")
         if secret.rotation and secret.source != "dynamic":  # dynamic: dynamic_credentials
             rotation = secret.rotation
             if secret.store != "aws" or secret.source == "reference":

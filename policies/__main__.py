@@ -543,9 +543,16 @@ def configmap_hygiene(args: ResourceValidationArgs, report_violation: ReportViol
 # --- configmap-schema -----------------------------------------------------------------------------
 
 
+SECRET_KEYS = "x-configplane-secret-keys"  # configplane.delivery.SCHEMA_SECRET_KEYS (pinned)
+
+
 @cache
 def _schema_validator(name: str) -> Any:
     schema = json.loads((SCHEMAS_DIR / f"{name}.schema.json").read_text())
+    # Keys an app schema takes from secrets reach the pod from its Secret, not the ConfigMap.
+    secret_keys = set(schema.get(SECRET_KEYS, []))
+    if secret_keys and "required" in schema:
+        schema["required"] = [k for k in schema["required"] if k not in secret_keys]
     cls = jsonschema.validators.validator_for(schema)
     # flags.schema.json is a $ref to flagd's own schema, vendored under schemas/vendor
     return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=vendored_registry())
@@ -621,6 +628,8 @@ def configmap_schema(args: ResourceValidationArgs, report_violation: ReportViola
         problems = _flags_problems(data, validator)
     else:
         problems = [_schema_error(e, "data") for e in validator.iter_errors(_typed(data, validator))]
+        problems += [f"data.{key}: comes from the service's Secret, never its ConfigMap"
+                     for key in sorted(set(data) & set(validator.schema.get(SECRET_KEYS, [])))]
     if problems:
         report(args.name, f"{label} does not satisfy schema {schema}: {'; '.join(sorted(problems))}. "
                "Why: the service would start with configuration it does not understand. Fix: "

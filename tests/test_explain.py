@@ -110,8 +110,11 @@ def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
         "source": "secure", "store": "aws", "config_key": "apiDbPassword"}
     assert data["secret_value"] == {"source": "secure", "config_key": "configplane:apiDbPassword",
                                     "state": "set, encrypted in Pulumi.prod.yaml"}
-    assert data["delivered_as"] == {"secret_name": "api-secrets", "key": "DATABASE_PASSWORD",
-                                    "stored_in": "aws secretsmanager configplane/prod/api/DATABASE_PASSWORD"}
+    assert data["delivered_as"] == {
+        "secret_name": "api-secrets", "key": "DATABASE_PASSWORD",
+        "stored_in": "aws secretsmanager configplane/prod/api/DATABASE_PASSWORD",
+        "keys": ["DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_HOST", "DATABASE_PORT",
+                 "DATABASE_NAME", "DATABASE_URL"]}
     by_path = {e["path"]: e for e in data["entries"]}
     assert by_path["secrets.DATABASE_PASSWORD.rotation.strategy"]["set_by"] == step(
         "environment", "Pulumi.prod.yaml",
@@ -143,8 +146,8 @@ def test_a_mapping_lists_each_leaf():
 def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
     path = project / "Pulumi.dev.yaml"
     text = path.read_text().replace(
-        "        LOG_LEVEL: debug\n        DATABASE_HOST",
-        "        LOG_LEVEL: debug\n        REQUEST_TIMEOUT_MS: null\n        DATABASE_HOST", 1)
+        "        LOG_LEVEL: debug\n        CORS_ALLOWED_ORIGINS",
+        "        LOG_LEVEL: debug\n        REQUEST_TIMEOUT_MS: null\n        CORS_ALLOWED_ORIGINS", 1)
     text = text.replace("        CDN_URL: https://cdn.dev.shop.example.com\n",
                         "        CDN_URL: https://cdn.dev.shop.example.com\n        cache.ttl: 30\n")
     path.write_text(text)
@@ -231,3 +234,16 @@ FILES = "(Pulumi.yaml, Pulumi.dev.yaml)"
 def test_bad_input_is_a_clean_error(args, message):
     code, output = run(*args)
     assert (code, output.strip()) == (1, message)
+
+
+@pytest.mark.parametrize(("key", "path", "value"), [
+    ("DATABASE_HOST", "secrets.DATABASE_PASSWORD.database.host",
+     "shop-prod.cluster-c7qrs8tuv9wx.eu-west-1.rds.amazonaws.com"),
+    ("DATABASE_USER", "secrets.DATABASE_PASSWORD.database.username", "api"),
+    ("DATABASE_PORT", "secrets.DATABASE_PASSWORD.database.port", 5432),
+    ("DATABASE_URL", "secrets.DATABASE_PASSWORD", "[secret]"),
+])
+def test_a_key_the_database_secret_delivers_is_explained_by_its_source(key, path, value):
+    data = explained("--stack", "prod", "api", key)
+    assert (data["path"], data["value"]) == (path, value)
+    assert data["delivered_as"]["keys"][2] == "DATABASE_HOST"

@@ -100,8 +100,9 @@ def test_plan_json_shows_resource_options():
         rotator + "aws:iam/rolePolicy:RolePolicy::rotation-dev-api-policy",
         rotator + "aws:lambda/permission:Permission::rotation-dev-api-permission",
     ]
+    # a rotated secret is written once: its value and version too (configplane.versions)
     assert resources["api-aws-database-password-initial"]["options"]["ignoreChanges"] == [
-        "versionStages"]
+        "versionStages", "secretStringWo", "secretStringWoVersion"]
     assert resources["api-config-config"]["options"]["retainOnDelete"] is True
     assert resources["api-config"]["options"]["retainOnDelete"] is False  # the component
 
@@ -521,7 +522,7 @@ def test_the_pack_receives_the_options_the_engine_sends():
     analyzed = {r.urn_name: r for r in analyzed_resources(run_plan(REPO, "dev"))}
     assert analyzed["api-config-config"].options == ResourceOptions(delete_before_replace=False)
     assert analyzed["api-aws-database-password-initial"].options == ResourceOptions(
-        ignore_changes=("versionStages",))
+        ignore_changes=("versionStages", "secretStringWo", "secretStringWoVersion"))
     assert analyzed["api-config"].options == ResourceOptions()
 
 

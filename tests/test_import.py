@@ -35,6 +35,7 @@ export LOG_LEVEL=info
 PORT=8080
 DATABASE_HOST="billing-db.internal"   # primary
 STRIPE_API_KEY={STRIPE}
+DATABASE_USER=billing
 """
 
 MANIFESTS = f"""apiVersion: v1
@@ -114,8 +115,8 @@ def test_round_trip_import_write_plan(project, legacy):
     assert document["written"] == ["Pulumi.dev.yaml", "Pulumi.yaml"]
     assert document["section"] == {"billing": {
         "app_schema": "http-api",
-        "config": {"LOG_LEVEL": "info", "PORT": 8080, "DATABASE_HOST": "billing-db.internal",
-                   "DATABASE_PORT": 5432, "DATABASE_NAME": "billing", "REQUEST_TIMEOUT_MS": 3000},
+        # the connection facts move into the password's `database`: the pod gets them whole
+        "config": {"LOG_LEVEL": "info", "PORT": 8080, "REQUEST_TIMEOUT_MS": 3000},
         "secrets": {
             "STRIPE_API_KEY": {"source": "secure", "store": "vault",
                                "config_key": "billingStripeApiKey",
@@ -123,9 +124,11 @@ def test_round_trip_import_write_plan(project, legacy):
             "SMTP_PASSWORD": {"source": "secure", "store": "vault",
                               "config_key": "billingSmtpPassword",
                               "description": "imported from billing.yaml: ConfigMap billing-config"},
-            "DATABASE_PASSWORD": {"source": "secure", "store": "vault",
+            "DATABASE_PASSWORD": {"source": "secure", "store": "aws",
                                   "config_key": "billingDatabasePassword",
-                                  "description": "imported from billing.yaml: Secret billing-secrets"},
+                                  "description": "imported from billing.yaml: Secret billing-secrets",
+                                  "database": {"host": "billing-db.internal", "port": 5432,
+                                               "dbname": "billing", "username": "billing"}},
             "WEBHOOK_SIGNING_SECRET": {"source": "secure", "store": "vault",
                                        "config_key": "billingWebhookSigningSecret",
                                        "description": "imported from billing.yaml: Secret "
@@ -182,14 +185,14 @@ def test_round_trip_import_write_plan(project, legacy):
     plan = run_plan(project, "dev", secure_values=secure_values)
     resources = {r.name: r for r in plan.resources}
     configmap = resources["billing-config-config"].inputs
-    assert configmap["data"] == {
-        "LOG_LEVEL": "info", "PORT": "8080", "DATABASE_HOST": "billing-db.internal",
-        "DATABASE_PORT": "5432", "DATABASE_NAME": "billing", "REQUEST_TIMEOUT_MS": "3000"}
+    assert configmap["data"] == {"LOG_LEVEL": "info", "PORT": "8080", "REQUEST_TIMEOUT_MS": "3000"}
     external = resources["billing-external-secret-external-secret"].inputs
     assert external["spec"]["data"] == [
         {"secretKey": key, "remoteRef": {"key": "billing", "property": key}}
-        for key in sorted(SECRETS)
+        for key in sorted(SECRETS) if key != "DATABASE_PASSWORD"
     ]
+    assert [d["extract"] for d in external["spec"]["dataFrom"]] == [
+        {"key": "configplane/dev/billing/DATABASE_PASSWORD"}]
 
     text = all_project_text(project) + output + json.dumps(plan.to_json())
     for canary in CANARIES:
@@ -336,3 +339,18 @@ def test_missing_input_and_missing_key(tmp_path, project):
     code, output = invoke("--from", str(tmp_path / "a.env"))
     assert (code, output.strip()) == (1, "error: give the SERVICE and --stack to import into, e.g. "
                                          "`configplane import billing --stack dev --from billing.env`.")
+
+
+def test_a_database_password_without_its_user_says_what_to_add(project, legacy):
+    env = legacy / "billing.env"
+    env.write_text(env.read_text().replace("DATABASE_USER=billing\n", ""))
+    code, output = import_billing(project, legacy)
+    assert code == 0, output
+    document = json.loads(output)
+    assert document["section"]["billing"]["secrets"]["DATABASE_PASSWORD"]["database"] == {
+        "host": "billing-db.internal", "port": 5432, "dbname": "billing"}
+    assert document["notes"] == [
+        "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)",
+        "DATABASE_USER not found in the inputs. Fix: set services.billing.secrets."
+        "DATABASE_PASSWORD.database.{host, dbname, username} in the stack file.",
+    ]

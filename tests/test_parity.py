@@ -44,14 +44,13 @@ def test_staging_and_prod_hold_parity_with_the_declared_differences():
     assert (code, document["parity"], document["summary"]["unexpected"]) == (0, True, 0)
     assert differences(document) == [
         ("api", "config.CORS_ALLOWED_ORIGINS", "expected", ENDPOINTS),
-        ("api", "config.DATABASE_HOST", "expected", ENDPOINTS),
         ("api", "config.DATABASE_POOL_SIZE", "expected", CAPACITY),
         ("api", "config.LOG_LEVEL", "expected", "log verbosity is chosen per environment"),
         ("api", "secrets.DATABASE_PASSWORD.database.host", "expected", ENDPOINTS),
+        # both rotate with alternating users (staging rehearses prod), each with its own master
         ("api", "secrets.DATABASE_PASSWORD.rotation.master_secret_arn", "expected",
-         "prod rotates with alternating users (no failed logins while rotating)"),
-        ("api", "secrets.DATABASE_PASSWORD.rotation.strategy", "expected",
-         "prod rotates with alternating users (no failed logins while rotating)"),
+         "staging and prod rotate with alternating users (no failed logins while rotating); "
+         "dev single-user"),
         ("web", "config.API_BASE_URL", "expected", ENDPOINTS),
         ("web", "config.CDN_URL", "expected", ENDPOINTS),
         ("web", "config.LOG_LEVEL", "expected", "log verbosity is chosen per environment"),
@@ -75,14 +74,17 @@ def test_staging_and_prod_hold_parity_with_the_declared_differences():
         "status": "expected",
         "staging": None,
         "prod": {"source": "reference", "store": "vault", "ref": "worker/partner#webhook_token",
-                 "length": 32, "description": "Shared with the partner; written to Vault by the "
-                 "partner-onboarding runbook"},
+                 "length": 32, "version": 1, "description": "Shared with the partner; written "
+                 "to Vault by the partner-onboarding runbook"},
         "only_in": "prod",
         "reason": "the partner integration runs in prod only",
     }
     # Same on both sides: shown side by side.
     assert rows["api", "secrets.DATABASE_PASSWORD.store"] == {
         "path": "secrets.DATABASE_PASSWORD.store", "status": "same", "staging": "aws", "prod": "aws"}
+    assert rows["api", "secrets.DATABASE_PASSWORD.rotation.strategy"] == {
+        "path": "secrets.DATABASE_PASSWORD.rotation.strategy", "status": "same",
+        "staging": "postgres-alternating-users", "prod": "postgres-alternating-users"}
     assert rows["worker", "config.RATE_LIMIT_RPS"] == {
         "path": "config.RATE_LIMIT_RPS", "status": "same", "staging": 20, "prod": 20}
 
@@ -165,7 +167,7 @@ def test_without_declarations_every_difference_is_unexpected(project):
     (project / "Pulumi.yaml").write_text(yaml.safe_dump(without_parity_block(project)))
     code, output = run("staging", "prod", project)
     document = json.loads(output)
-    assert (code, document["summary"]["expected"], document["summary"]["unexpected"]) == (1, 0, 20)
+    assert (code, document["summary"]["expected"], document["summary"]["unexpected"]) == (1, 0, 18)
     assert document["notes"] == [
         "Pulumi.yaml declares no `configplane:parity`: every difference is unexpected."]
 

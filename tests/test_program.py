@@ -95,8 +95,28 @@ def test_expected_resources_names_labels_and_parents(planned):
     external = resources["api-external-secret-external-secret"].inputs
     assert external["apiVersion"] == "external-secrets.io/v1"
     assert external["spec"]["target"]["name"] == "api-secrets"
-    assert {d["secretKey"] for d in external["spec"]["data"]} == {
-        "DATABASE_PASSWORD", "SESSION_SIGNING_KEY"}
+    spec = external["spec"]
+    assert spec["data"] == [{"secretKey": "SESSION_SIGNING_KEY",
+                             "remoteRef": {"key": "api", "property": "SESSION_SIGNING_KEY"}}]
+    # The database secret arrives whole, from one read of its current version.
+    assert spec["dataFrom"] == [{
+        "extract": {"key": f"configplane/{env}/api/DATABASE_PASSWORD"},
+        "sourceRef": {"storeRef": {"kind": "SecretStore", "name": "api-aws-secretsmanager"}},
+        "rewrite": [{"regexp": {"source": "^(.+)$", "target": "DATABASE_PASSWORD_$1"}}],
+    }]
+    template = spec["target"]["template"]
+    assert (template["engineVersion"], template["mergePolicy"]) == ("v2", "Replace")
+    assert template["data"] == {
+        "DATABASE_HOST": "{{ .DATABASE_PASSWORD_host }}",
+        "DATABASE_NAME": "{{ .DATABASE_PASSWORD_dbname }}",
+        "DATABASE_PASSWORD": "{{ .DATABASE_PASSWORD_password }}",
+        "DATABASE_PORT": "{{ .DATABASE_PASSWORD_port }}",
+        "DATABASE_URL": "postgresql://{{ .DATABASE_PASSWORD_username | urlquery }}:"
+                        "{{ .DATABASE_PASSWORD_password | urlquery }}@{{ .DATABASE_PASSWORD_host }}:"
+                        "{{ .DATABASE_PASSWORD_port }}/{{ .DATABASE_PASSWORD_dbname | urlquery }}",
+        "DATABASE_USER": "{{ .DATABASE_PASSWORD_username }}",
+        "SESSION_SIGNING_KEY": "{{ .SESSION_SIGNING_KEY }}",
+    }
 
     rbac = resources["api-access-role"].inputs["rules"]
     assert rbac[1]["resourceNames"] == ["api-secrets"]
@@ -149,9 +169,11 @@ def test_each_service_signs_in_as_itself(planned):
     assert stores["api-secret-stores-aws"]["spec"] == {"provider": {"aws": {
         "service": "SecretsManager", "region": "eu-west-1",
         "auth": {"jwt": {"serviceAccountRef": {"name": "api"}}}}}}
-    api_entries = resources["api-external-secret-external-secret"].inputs["spec"]["data"]
-    assert [e.get("sourceRef") for e in api_entries] == [
-        {"storeRef": {"kind": "SecretStore", "name": "api-aws-secretsmanager"}}, None]
+    # the Vault entry reads through the default store; the database secret through the AWS one
+    api_spec = resources["api-external-secret-external-secret"].inputs["spec"]
+    assert [e.get("sourceRef") for e in api_spec["data"]] == [None]
+    assert [e["sourceRef"] for e in api_spec["dataFrom"]] == [
+        {"storeRef": {"kind": "SecretStore", "name": "api-aws-secretsmanager"}}]
 
 
 def test_api_reads_secrets_manager_through_its_own_irsa_role(planned):

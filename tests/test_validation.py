@@ -64,8 +64,39 @@ CASES = {
         "services.api.config", "Pulumi.dev.yaml", "Kubernetes allows 1048576",
     ),
     "config-and-secret-collide": (
-        lambda c: services(c)["api"]["config"].update(SESSION_SIGNING_KEY="x"),
-        "services.api.secrets.SESSION_SIGNING_KEY", "Pulumi.yaml", "both a config key and a secret",
+        lambda c: services(c)["api"]["config"].update(DATABASE_HOST="db.internal"),
+        "services.api.config.DATABASE_HOST", "Pulumi.dev.yaml",
+        "delivered by secret `DATABASE_PASSWORD` from its `database` (DATABASE_USER, "
+        "DATABASE_PASSWORD, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_URL)",
+    ),
+    "config-and-plain-secret-collide": (
+        lambda c: services(c)["worker"]["tenants"]["acme"]["config"].update(PAYMENTS_API_KEY="x"),
+        "services.worker.tenants.acme.config.PAYMENTS_API_KEY", "Pulumi.dev.yaml",
+        "delivered by secret `PAYMENTS_API_KEY` as itself",
+    ),
+    "secret-only-key-in-config": (
+        lambda c: (services(c)["api"]["secrets"].pop("DATABASE_PASSWORD"),
+                   services(c)["api"]["config"].update(DATABASE_USER="api")),
+        "services.api.config.DATABASE_USER", "Pulumi.dev.yaml",
+        "takes `DATABASE_USER` from a secret, never from config",
+    ),
+    "database-secret-misnamed": (
+        lambda c: services(c)["web"].setdefault("secrets", {}).update(ANALYTICS_DB={
+            "source": "generated", "store": "aws",
+            "database": {"host": "db.internal", "dbname": "web", "username": "web"}}),
+        "services.web.secrets.ANALYTICS_DB", "Pulumi.dev.yaml", "its name must be <P>_PASSWORD",
+    ),
+    "database-secret-in-vault": (
+        lambda c: services(c)["web"].setdefault("secrets", {}).update(ANALYTICS_PASSWORD={
+            "source": "generated", "store": "vault",
+            "database": {"host": "db.internal", "dbname": "web", "username": "web"}}),
+        "services.web.secrets.ANALYTICS_PASSWORD.database", "Pulumi.dev.yaml", "set store: aws",
+    ),
+    "database-keys-delivered-twice": (
+        lambda c: services(c)["api"]["secrets"].update(DATABASE_URL={
+            "source": "generated", "store": "vault"}),
+        "services.api.secrets.DATABASE_URL", "Pulumi.dev.yaml",
+        "delivers `DATABASE_URL`, which `DATABASE_PASSWORD` delivers already",
     ),
     "tenant-forbidden-key": (
         lambda c: services(c)["worker"]["tenants"]["acme"]["config"].update(LOG_LEVEL="debug"),
@@ -114,6 +145,12 @@ CASES = {
     "rotation-without-database": (
         lambda c: services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("database"),
         "services.api.secrets.DATABASE_PASSWORD.database", "Pulumi.dev.yaml", "needs `database`",
+    ),
+    "app-needs-its-database-secret": (
+        lambda c: services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("database"),
+        "services.api.secrets", "Pulumi.yaml",
+        "app schema http-api needs DATABASE_HOST, DATABASE_NAME, DATABASE_PORT, DATABASE_URL, "
+        "DATABASE_USER from a secret",
     ),
 }
 

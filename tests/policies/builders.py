@@ -31,8 +31,8 @@ def labels(svc: str = "api", env: str = "prod") -> dict[str, str]:
             "app.kubernetes.io/managed-by": "configplane", "configplane.io/environment": env}
 
 
-API_CONFIG = {"LOG_LEVEL": "warn", "PORT": "8080", "DATABASE_HOST": "db.internal",
-              "DATABASE_PORT": "5432", "DATABASE_NAME": "shop"}
+# DATABASE_* reach the pod from its Secret (the schema's x-configplane-secret-keys)
+API_CONFIG = {"LOG_LEVEL": "warn", "PORT": "8080", "DATABASE_POOL_SIZE": "40"}
 
 
 def configmap(name: str, data: Mapping[str, str] | None = None, *, base: str = "api-config",

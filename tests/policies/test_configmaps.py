@@ -98,9 +98,12 @@ def test_configmap_schema(prod):
     assert only("configmap-schema", prod.violations(resources)) == [
         ("configmap-schema", name, "mandatory", text) for name, text in [
             ("bad-api", 'ConfigMap "bad-api" does not satisfy schema services/http-api: '
+                        "data.DATABASE_HOST: comes from the service's Secret, never its "
+                        "ConfigMap; data.DATABASE_PORT: comes from the service's Secret, never "
+                        "its ConfigMap; "
                         "data.DATABASE_PORT: maximum 65535 not satisfied; data.LOG_LEVEL: enum "
                         '["debug", "info", "warn", "error"] not satisfied; data.PORT: type '
-                        '"integer" not satisfied; data: \'DATABASE_NAME\' is a required property; '
+                        '"integer" not satisfied; '
                         f"data: unknown key(s) EXTRA. {FIX}"),
             ("bad-flags", 'ConfigMap "bad-flags" does not satisfy schema flags: data.flags.flagd'
                           ".json.flags.beta.defaultVariant: names no variant; data.flags.flagd."

@@ -38,7 +38,7 @@ def test_sample_stack_has_no_violations(pack_for, stack):
 
 
 AWS_KEY_ID = "AKIAZ7Q3M5X2K9R4T6WB"
-DB_URL = f"postgres://api:{CANARY}@shop-prod.internal:5432/shop"
+ORIGIN_URL = f"https://shop:{CANARY}@shop.example.com"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def leaky_project(tmp_path_factory):
     stack_file = target / "Pulumi.prod.yaml"
     document = yaml.safe_load(stack_file.read_text())
     services = document["config"]["configplane:services"]
-    services["api"]["config"]["DATABASE_HOST"] = DB_URL
+    services["api"]["config"]["CORS_ALLOWED_ORIGINS"] = ORIGIN_URL
     services["web"]["config"]["SESSION_COOKIE_NAME"] = AWS_KEY_ID
     stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
     return target
@@ -63,7 +63,7 @@ def test_validate_refuses_the_leaky_stack_first(leaky_project):
     with pytest.raises(InvalidStack) as e:
         run_plan(leaky_project, "prod")
     assert sorted((i.path, i.file) for i in e.value.issues) == [
-        ("services.api.config.DATABASE_HOST", "Pulumi.prod.yaml"),
+        ("services.api.config.CORS_ALLOWED_ORIGINS", "Pulumi.prod.yaml"),
         ("services.web.config.SESSION_COOKIE_NAME", "Pulumi.prod.yaml")]
     assert CANARY not in str(e.value) and AWS_KEY_ID not in str(e.value)
 
@@ -83,8 +83,8 @@ def test_credential_in_service_config_is_refused(pack_for, leaky_project, detect
     # sorted: resources register in the order their inputs resolve, not in program order
     assert sorted(found(report)) == [
         ("no-plaintext-secret-in-config", "api-config-config", "mandatory",
-         'ConfigMap "api-config-config": data.DATABASE_HOST holds what looks like a credential '
-         f"({detector_rules('DATABASE_HOST', DB_URL)}). {why}"),
+         'ConfigMap "api-config-config": data.CORS_ALLOWED_ORIGINS holds what looks like a '
+         f"credential ({detector_rules('CORS_ALLOWED_ORIGINS', ORIGIN_URL)}). {why}"),
         ("no-plaintext-secret-in-config", "web-config-config", "mandatory",
          'ConfigMap "web-config-config": data.SESSION_COOKIE_NAME holds what looks like a '
          f"credential ({detector_rules('SESSION_COOKIE_NAME', AWS_KEY_ID)}). {why}"),

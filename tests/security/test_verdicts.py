@@ -101,7 +101,8 @@ CASES = {
         ("Pulumi.dev.yaml", "services.worker.tenants"), False),
     "secret-name-is-a-config-key": (lambda d: _services(d)["worker"].setdefault(
         "secrets", {}).update({"CONCURRENCY": {"source": "generated", "store": "vault"}}), None,
-        ("Pulumi.dev.yaml", "services.worker.secrets.CONCURRENCY"), True),
+        # reported where the fix goes: the config key the secret would shadow
+        ("Pulumi.yaml", "services.worker.config.CONCURRENCY"), True),
 }
 
 
