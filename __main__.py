@@ -23,9 +23,10 @@ from components.rotation import PasswordPolicy, RotatedSecret, SecretRotator, Se
 from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
+from configplane.catalog import read_inputs, runtime_values
 from configplane.model import AwsSettings
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
-from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
+from configplane.stackfiles import NAMESPACE, StackFileError
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -40,9 +41,10 @@ class DeclaredService(NamedTuple):
 
 def main() -> None:
     try:
-        inputs = inputs_from_pulumi(PROJECT_DIR, pulumi.get_stack())
+        # The one reader the CLI uses too: the catalog from services/, config from the engine.
+        inputs = read_inputs(PROJECT_DIR, pulumi.get_stack(), runtime_values())
         stack = load_stack(inputs, PROJECT_DIR / "schemas")
-    except InvalidStack as exc:
+    except (InvalidStack, StackFileError) as exc:
         # Stop before any resource is declared; the message names file, path and fix.
         raise pulumi.RunError(str(exc)) from None
 

@@ -16,6 +16,8 @@ COMMANDS = {
     "explain": "explain",
     "diff": "diff",
     "import": "import_",
+    "migrate": "migrate",
+    "codeowners": "codeowners",
 }
 
 

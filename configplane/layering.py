@@ -15,15 +15,22 @@ Path = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Layer:
-    name: str  # "project", "environment", "tenant:<name>"
+    name: str  # "project", "fleet", "service", "environment", "tenant:<name>"
     file: str
     document: Mapping[str, Any]
+    lines: Mapping[Path, int] = field(default_factory=dict)  # key path -> line in `file`
 
 
 @dataclass(frozen=True)
 class Origin:
     layer: str
     file: str
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        """`services/api/prod.yaml:12`, or the file alone when the line is not known."""
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass(frozen=True)
@@ -79,22 +86,23 @@ def resolve(layers: Sequence[Layer]) -> Resolved:
     for layer in layers:
         before = resolved.value
         resolved.value = merge(before, layer.document)
-        _record(resolved, (), layer.document, before, Origin(layer.name, layer.file))
+        _record(resolved, (), layer.document, before, layer)
     # Keep provenance only for leaves that survived (deleted subtrees drop theirs).
     resolved.origins = {p: o for p, o in resolved.origins.items() if _has_leaf(resolved.value, p)}
     return resolved
 
 
 def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], before: Any,
-            origin: Origin) -> None:
+            layer: Layer) -> None:
     for key, value in document.items():
         path = (*prefix, str(key))
+        origin = Origin(layer.name, layer.file, layer.lines.get(path))
         previous = before.get(key) if isinstance(before, Mapping) else None
         if isinstance(value, Mapping) and (value or isinstance(previous, Mapping)):
             # Deep merge (an empty mapping onto a mapping changes nothing); a mapping that
             # replaces a scalar or list takes the old leaf's origin away.
             resolved.origins.pop(path, None)
-            _record(resolved, path, value, previous, origin)
+            _record(resolved, path, value, previous, layer)
             continue
         if isinstance(previous, Mapping):  # only a mapping has leaves below it (keeps this linear)
             for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 
+from configplane.configsize import size_issues
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
@@ -38,16 +39,21 @@ class Issue:
     path: str
     file: str
     message: str
+    line: int | None = None  # in `file`, when known
 
-    def as_dict(self) -> dict[str, str]:
-        return {"path": self.path, "file": self.file, "message": self.message}
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "file": self.file, "line": self.line, "message": self.message}
 
 
 class InvalidStack(Exception):
     def __init__(self, stack: str, issues: list[Issue]):
         self.stack = stack
         self.issues = issues
-        lines = [f"{i.file}: {i.path}: {i.message}" for i in issues]
+        lines = [f"{i.where}: {i.path}: {i.message}" for i in issues]
         super().__init__(f"stack {stack!r} is not valid ({len(issues)} errors):\n" + "\n".join(lines))
 
 
@@ -138,32 +144,66 @@ class StackModel:
 
 
 def layers_of(inputs: StackInputs) -> list[Layer]:
-    return [
-        Layer("project", inputs.project_file, inputs.defaults),
-        Layer("environment", inputs.stack_file, inputs.environment),
-    ]
+    """Every layer as whole-document layers, lowest first (resolve_inputs is the fast way)."""
+    if not inputs.platform_layers and not inputs.service_layers:
+        return [
+            Layer("project", inputs.project_file, inputs.defaults),
+            Layer("environment", inputs.stack_file, inputs.environment),
+        ]
+    layers = list(inputs.platform_layers)
+    for layers_of_service in inputs.service_layers.values():
+        layers += [Layer(layer.name, layer.file, {"services": layer.document},
+                         {("services", *p): line for p, line in layer.lines.items()})
+                   for layer in layers_of_service]
+    return layers
+
+
+def resolve_inputs(inputs: StackInputs) -> Resolved:
+    """The merged document with provenance: the platform's layers, then each service's on
+    its own (the same result as resolve(layers_of(inputs)), linear in the fleet)."""
+    if not inputs.platform_layers and not inputs.service_layers:
+        return resolve(layers_of(inputs))
+    resolved = resolve(inputs.platform_layers)
+    services: dict[str, Any] = {}
+    for name, layers in inputs.service_layers.items():
+        one = resolve(layers)
+        if name in one.value:
+            services[name] = one.value[name]
+        for p, origin in one.origins.items():
+            resolved.origins[("services", *p)] = origin
+        for p, settings in one.history.items():
+            resolved.history[("services", *p)] = settings
+    if services or "services" not in resolved.value:
+        resolved.value["services"] = services
+    return resolved
 
 
 def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackModel:
     """Validate and resolve a stack, or raise InvalidStack with every problem found."""
-    resolved = resolve(layers_of(inputs))
-    issues = [Issue(path, file, message) for path, file, message in inputs.read_problems]
+    resolved = resolve_inputs(inputs)
+    issues = [Issue(*problem) for problem in inputs.read_problems]
 
     def where(path: Iterable[Any]) -> str:
         origin = resolved.origin_of([str(p) for p in path])
         return origin.file if origin else inputs.stack_file
 
+    def line(path: Iterable[Any]) -> int | None:
+        origin = resolved.origin_of([str(p) for p in path])
+        return origin.line if origin else None
+
     for error in schema_errors(_validator(schemas_dir / "stack.schema.json"), resolved.value):
         path = error_path(error)
-        issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error)))
+        issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error),
+                            line(path)))
     if issues:
         raise InvalidStack(inputs.stack, issues)
 
     document = StackDocument.model_validate(resolved.value)
-    checker = _ServiceChecker(inputs, document, schemas_dir, where)
+    checker = _ServiceChecker(inputs, document, schemas_dir, where, line)
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
     issues.extend(checker.issues)
     issues.extend(_check_declared_secrets(inputs))
+    issues.extend(Issue(*problem) for problem in size_issues(inputs))
     if issues:
         raise InvalidStack(inputs.stack, issues)
     return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
@@ -242,15 +282,18 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 class _ServiceChecker:
     """Per-service checks that need more than the stack schema; collects issues."""
 
-    def __init__(self, inputs: StackInputs, document: StackDocument, schemas_dir: Path, where):
+    def __init__(self, inputs: StackInputs, document: StackDocument, schemas_dir: Path, where,
+                 line=lambda path: None):
         self.inputs = inputs
         self.platform = document.platform
         self.schemas_dir = schemas_dir
         self.where = where
+        self.line = line
         self.issues: list[Issue] = []
 
     def fail(self, path: list[str], message: str, file: str | None = None) -> None:
-        self.issues.append(Issue(dotted(path), file or self.where(path), message))
+        self.issues.append(Issue(dotted(path), file or self.where(path), message,
+                                 None if file else self.line(path)))
 
     def check(self, name: str, svc: Service) -> ServicePlan:
         base = ["services", name]
