@@ -18,7 +18,7 @@ import jsonschema
 
 from configplane.configsize import size_issues
 from configplane.hashing import configmap_hash
-from configplane.layering import Layer, Resolved, dotted, resolve
+from configplane.layering import Layer, Origin, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
 from configplane.stackfiles import NAMESPACE, StackInputs
 
@@ -183,13 +183,16 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     resolved = resolve_inputs(inputs)
     issues = [Issue(*problem) for problem in inputs.read_problems]
 
+    def origin(path: Iterable[Any]) -> Origin | None:
+        return _origin(resolved, [str(p) for p in path])
+
     def where(path: Iterable[Any]) -> str:
-        origin = resolved.origin_of([str(p) for p in path])
-        return origin.file if origin else inputs.stack_file
+        found = origin(path)
+        return found.file if found else inputs.stack_file
 
     def line(path: Iterable[Any]) -> int | None:
-        origin = resolved.origin_of([str(p) for p in path])
-        return origin.line if origin else None
+        found = origin(path)
+        return found.line if found else None
 
     for error in schema_errors(_validator(schemas_dir / "stack.schema.json"), resolved.value):
         path = error_path(error)
@@ -207,6 +210,23 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     if issues:
         raise InvalidStack(inputs.stack, issues)
     return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
+
+
+_LAYER_RANK = {"project": 0, "fleet": 0, "service": 1, "environment": 2}
+
+
+def _origin(resolved: Resolved, path: list[str]) -> Origin | None:
+    """Where a path was set; for a path nothing set (a missing key), the file that last
+    touched its nearest ancestor (the stack overlay before the service's base)."""
+    found = resolved.origin_of(path)
+    if found is not None or len(path) < 3:
+        return found
+    for n in range(len(path) - 1, 1, -1):
+        prefix = tuple(path[:n])
+        below = [o for p, o in resolved.origins.items() if p[:n] == prefix]
+        if below:
+            return max(below, key=lambda o: _LAYER_RANK.get(o.layer, 3))
+    return None
 
 
 def validate_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> list[Issue]:
