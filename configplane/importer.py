@@ -3,8 +3,8 @@
 The result is a service's section for one stack (services/<name>/<stack>.yaml). Every secret
 is moved out of it: the keys of a Secret manifest always, and any ConfigMap or .env value the
 pack's plaintext detector flags. A secret becomes `source: secure` with a `config_key`,
-declared in Pulumi.yaml (`type: string`, `secret: true`); its value is never printed nor written. The user sets it
-with a pipe that reads the input file when it runs:
+declared in Pulumi.yaml (`type: string`, `secret: true`); its value is never printed nor
+written. The user sets it with a pipe that reads the input file when it runs:
 
     configplane import --from billing.env --emit-value STRIPE_API_KEY \\
       | pulumi config set --secret configplane:billingStripeApiKey --stack dev
