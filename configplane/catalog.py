@@ -111,7 +111,7 @@ def _config_file(project_dir: Path, name: str, required: bool,
     try:
         loaded = load(path, name)
     except YamlError as exc:
-        raise StackFileError(str(exc)) from None
+        raise StackFileError(str(exc), exc.file, exc.line, exc.problem) from None
     document = loaded.document if loaded.document is not None else {}
     if not isinstance(document, dict):
         raise StackFileError(f"{name}: expected a mapping at the top level")
@@ -295,6 +295,7 @@ def read_inputs(project_dir: Path, stack: str,
             problems.append((f"services.{name}", f"{CATALOG_DIR}/{name}/", f"service `{name}` is "
                              "defined both in services/ and in Pulumi config. Fix: keep one "
                              "(`configplane migrate` moves the config one)."))
+            del service_layers[name]
             continue
         service_layers[name] = layers
 

@@ -24,6 +24,11 @@ PROJECT_FILE = "Pulumi.yaml"
 class StackFileError(Exception):
     """A stack or project file that cannot be read at all (missing, not YAML)."""
 
+    def __init__(self, message: str, file: str | None = None, line: int | None = None,
+                 problem: str | None = None):
+        super().__init__(message)
+        self.file, self.line, self.problem = file, line, problem
+
 
 @dataclass(frozen=True)
 class Declaration:

@@ -218,7 +218,8 @@ class _Builder:
         node.value = pulled + own
 
     def build(self, node: yaml.Node, path: KeyPath, depth: int) -> Any:
-        if depth > MAX_DEPTH:
+        """`depth`: collections around this node (the root has none)."""
+        if depth >= MAX_DEPTH and not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, f"nested deeper than {MAX_DEPTH} levels. Fix: flatten the "
                             "structure.")
         if isinstance(node, yaml.ScalarNode):
