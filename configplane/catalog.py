@@ -24,6 +24,7 @@ them once the config nears the size where the Pulumi CLI can no longer start the
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -79,19 +80,20 @@ class FleetDefaults:
 
 
 @lru_cache(maxsize=16384)
-def _parse(name: str, data: bytes) -> Loaded:
+def _parse(name: str, data: bytes, prefix: KeyPath) -> Loaded:
     """Parsed once per content: validating three stacks reads each service.yaml once."""
-    return load_bytes(data, name)
+    return load_bytes(data, name, prefix)
 
 
-def load(path: Path, name: str) -> Loaded:
+def load(path: Path | str, name: str, prefix: KeyPath = ()) -> Loaded:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
-        raise YamlError(name, f"file not found in {path.parent.resolve()}") from None
+        raise YamlError(name, f"file not found in {Path(path).parent.resolve()}") from None
     except (IsADirectoryError, PermissionError) as exc:
         raise YamlError(name, f"cannot be read ({type(exc).__name__})") from None
-    return _parse(name, data)
+    return _parse(name, data, prefix)
 
 
 def _duplicates(loaded: Loaded, file: str, prefix: KeyPath = ()) -> list[Problem]:
@@ -326,7 +328,8 @@ def read_inputs(project_dir: Path, stack: str,
 def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[str],
                     problems: list[Problem]) -> list[Layer] | None:
     """A catalog service's layers in this stack, or None when it is not in the stack."""
-    files = {p.name: p for p in directory.iterdir() if p.is_file()}
+    with os.scandir(directory) as entries:
+        files = {e.name: e.path for e in entries if e.is_file()}
     for file in sorted(files):
         stem, dot, ext = file.rpartition(".")
         if ext in ("yaml", "yml") and file != SERVICE_FILE and stem not in known_stacks:
@@ -339,7 +342,7 @@ def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[st
             continue
         display = f"{CATALOG_DIR}/{name}/{file_name}"
         try:
-            loaded = load(files[file_name], display)
+            loaded = load(files[file_name], display, (name,))
         except YamlError as exc:
             problems.append((f"services.{name}", display, exc.problem, exc.line))
             return None
@@ -351,8 +354,7 @@ def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[st
             problems.append((f"services.{name}", display, "expected a mapping of service fields "
                              "(app_schema, config, secrets...). Fix: correct the file."))
             return None
-        layers.append(Layer(layer, display, {name: document},
-                            {(name, *p): line for p, line in loaded.lines.items()}))
+        layers.append(Layer(layer, display, {name: document}, loaded.lines))
     return layers or None  # only an overlay: the service is in that stack only
 
 

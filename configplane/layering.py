@@ -61,13 +61,23 @@ class Resolved:
         return None
 
 
+_SCALARS = (str, int, float, bool, list, type(None))
+
+
+def _is_mapping(value: Any) -> bool:
+    """isinstance(value, Mapping), without the ABC check for the common cases (hot path)."""
+    if type(value) is dict:
+        return True
+    return not isinstance(value, _SCALARS) and isinstance(value, Mapping)
+
+
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge `override` onto `base` (pure; neither argument is modified)."""
     merged = dict(base)
     for key, value in override.items():
         if value is None:
             merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+        elif _is_mapping(value) and _is_mapping(merged.get(key)):
             merged[key] = merge(merged[key], value)
         else:
             merged[key] = _strip_nulls(value)
@@ -75,7 +85,7 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
 
 
 def _strip_nulls(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if _is_mapping(value):
         return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
     return value
 
@@ -96,17 +106,17 @@ def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], befor
             layer: Layer) -> None:
     for key, value in document.items():
         path = (*prefix, str(key))
-        origin = Origin(layer.name, layer.file, layer.lines.get(path))
-        previous = before.get(key) if isinstance(before, Mapping) else None
-        if isinstance(value, Mapping) and (value or isinstance(previous, Mapping)):
+        previous = before.get(key) if _is_mapping(before) else None
+        if _is_mapping(value) and (value or _is_mapping(previous)):
             # Deep merge (an empty mapping onto a mapping changes nothing); a mapping that
             # replaces a scalar or list takes the old leaf's origin away.
             resolved.origins.pop(path, None)
             _record(resolved, path, value, previous, layer)
             continue
-        if isinstance(previous, Mapping):  # only a mapping has leaves below it (keeps this linear)
+        if _is_mapping(previous):  # only a mapping has leaves below it (keeps this linear)
             for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:
                 del resolved.origins[stale]  # a scalar, list or null replaces a whole subtree
+        origin = Origin(layer.name, layer.file, layer.lines.get(path))
         resolved.history.setdefault(path, []).append(Setting(value, origin))
         if value is None:
             resolved.origins.pop(path, None)
@@ -116,7 +126,7 @@ def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], befor
 
 def _has_leaf(document: Any, path: Path) -> bool:
     for key in path:
-        if not isinstance(document, Mapping) or key not in document:
+        if not _is_mapping(document) or key not in document:
             return False
         document = document[key]
     return True
@@ -127,7 +137,7 @@ def leaves(document: Mapping[str, Any], prefix: Path = ()) -> dict[Path, Any]:
     found: dict[Path, Any] = {}
     for key, value in document.items():
         path = (*prefix, str(key))
-        if isinstance(value, Mapping) and value:
+        if _is_mapping(value) and value:
             found.update(leaves(value, path))
         else:
             found[path] = value

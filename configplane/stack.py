@@ -256,7 +256,16 @@ def flags_document(flags: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.ValidationError]:
-    """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error."""
+    """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error.
+    A valid document is recognised by the schema's compiled check (fastjsonschema) alone;
+    jsonschema runs only when there is something to report, for its messages and paths."""
+    fast = _FAST.get(id(validator))
+    if fast is not None:
+        try:
+            fast(instance)
+            return
+        except Exception:  # noqa: BLE001 - invalid (or not decidable there): ask jsonschema
+            pass
     for error in validator.iter_errors(instance):
         while error.validator in ("oneOf", "anyOf") and error.context:
             error = jsonschema.exceptions.best_match(error.context)
@@ -272,11 +281,61 @@ def error_path(error: jsonschema.ValidationError) -> list[str]:
     return path
 
 
+# Keywords the compiled check decides exactly as jsonschema does (draft 7 and the 2020-12
+# subset our schemas use); a schema with any other keyword keeps jsonschema alone.
+_FAST_KEYWORDS = {
+    "$schema", "$id", "$ref", "$defs", "definitions", "$comment", "title", "description",
+    "default", "examples", "type", "enum", "const", "properties", "additionalProperties",
+    "patternProperties", "required", "propertyNames", "minProperties", "maxProperties", "items",
+    "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "anyOf", "oneOf", "allOf",
+    "not", "format",
+}
+_FAST: dict[int, Any] = {}  # id(jsonschema validator) -> compiled check of the same schema
+
+
+def _keywords(schema: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key.startswith("x-"):
+                continue
+            found.add(key)
+            if key in ("properties", "patternProperties", "$defs", "definitions"):
+                for sub in value.values() if isinstance(value, dict) else ():
+                    found |= _keywords(sub)
+            elif key not in ("enum", "const", "default", "examples", "required"):
+                found |= _keywords(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            found |= _keywords(item)
+    return found
+
+
+def _compiled(schema: dict, checker: Any) -> Any:
+    if not _keywords(schema) <= _FAST_KEYWORDS:
+        return None
+    try:
+        import fastjsonschema
+    except ImportError:  # the pack's environment may not have it: jsonschema alone
+        return None
+    formats = {name: (lambda value, n=name: checker.conforms(value, n))
+               for name in checker.checkers}
+    try:
+        return fastjsonschema.compile(schema, formats=formats, use_default=False)
+    except Exception:  # noqa: BLE001 - a schema it cannot compile: jsonschema alone
+        return None
+
+
 @cache
 def _validator(path: Path) -> jsonschema.protocols.Validator:
     schema = json.loads(path.read_text())
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    fast = _compiled(schema, cls.FORMAT_CHECKER)
+    if fast is not None:
+        _FAST[id(validator)] = fast
+    return validator
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:

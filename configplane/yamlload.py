@@ -61,7 +61,7 @@ class Loaded:
     explicit_null: bool = False  # the document is `null` itself (not an empty file)
 
 
-def load_file(path: Path, display: str | None = None) -> Loaded:
+def load_file(path: Path, display: str | None = None, prefix: KeyPath = ()) -> Loaded:
     """Read and load one YAML file; raises YamlError (missing, too large, not UTF-8...)."""
     name = display or path.name
     try:
@@ -74,10 +74,11 @@ def load_file(path: Path, display: str | None = None) -> Loaded:
         raise YamlError(name, f"file not found in {path.parent.resolve()}") from None
     except IsADirectoryError:
         raise YamlError(name, "is a directory, expected a YAML file") from None
-    return load_bytes(data, name)
+    return load_bytes(data, name, prefix)
 
 
-def load_bytes(data: bytes, name: str) -> Loaded:
+def load_bytes(data: bytes, name: str, prefix: KeyPath = ()) -> Loaded:
+    """`prefix`: prepended to the key paths of `lines` (not of messages or duplicates)."""
     if len(data) > MAX_BYTES:
         raise YamlError(name, f"document is {len(data)} bytes; configplane reads at most "
                         f"{MAX_BYTES}. Fix: split it.")
@@ -89,10 +90,10 @@ def load_bytes(data: bytes, name: str) -> Loaded:
         line = data.count(b"\n", 0, exc.start) + 1
         raise YamlError(name, f"not UTF-8: invalid byte 0x{data[exc.start]:02x} at byte offset "
                         f"{exc.start}. Fix: save the file as UTF-8.", line) from None
-    return load_text(text, name)
+    return load_text(text, name, prefix)
 
 
-def load_text(text: str, name: str) -> Loaded:
+def load_text(text: str, name: str, prefix: KeyPath = ()) -> Loaded:
     if len(text) > _COMPOSE_SAFE_CHARS:
         _check_depth(text, name)
     loader = _Loader(text)
@@ -111,8 +112,9 @@ def load_text(text: str, name: str) -> Loaded:
         loader.dispose()
     if node is None:
         return Loaded(None)
-    builder = _Builder(name, loader)
-    builder.budget(node)
+    builder = _Builder(name, loader, prefix)
+    if "&" in text:  # without an anchor there is no alias to expand
+        builder.budget(node)
     document = builder.build(node, (), 0)
     explicit_null = document is None
     return Loaded(document, builder.lines, builder.duplicates, explicit_null)
@@ -141,8 +143,9 @@ class _Builder:
     """Builds Python values from composed nodes: checks keys, counts alias expansion,
     records key lines and duplicate keys (own keys; `<<` merge keys may be overridden)."""
 
-    def __init__(self, name: str, loader: Any):
+    def __init__(self, name: str, loader: Any, prefix: KeyPath = ()):
         self.name = name
+        self.prefix = prefix
         self.constructor = loader  # its yaml_constructors build scalars (int, bool, dates...)
         self.lines: dict[KeyPath, int] = {}
         self.duplicates: list[tuple[str, int]] = []
@@ -230,6 +233,7 @@ class _Builder:
             return [self.build(item, (*path, str(i)), depth + 1) for i, item in enumerate(node.value)]
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, "unsupported YAML node. Fix: use mappings, lists and scalars.")
+        self._flatten(node)
         own_from = len(node.value) - getattr(node, "own_count", len(node.value))
         result: dict[str, Any] = {}
         own_seen: set[str] = set()
@@ -241,7 +245,7 @@ class _Builder:
                 if key in own_seen:
                     self.duplicates.append((".".join(key_path), line))
                 own_seen.add(key)
-            self.lines[key_path] = line
+            self.lines[self.prefix + key_path if self.prefix else key_path] = line
             result[key] = self.build(value_node, key_path, depth + 1)
         return result
 
