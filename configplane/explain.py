@@ -112,19 +112,19 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
     if not isinstance(services, Mapping) or service not in services:
         known = ", ".join(sorted(services)) if isinstance(services, Mapping) else ""
         raise ExplainError(f"service `{service}` is not in stack {inputs.stack} "
-                           f"({inputs.project_file}, {inputs.stack_file}). "
+                           f"(services/, {inputs.stack_file}). "
                            f"Fix: use one of: {known or '(no services)'}.")
     plan = model.services.get(service) if model else None
     view = _service_view(services[service], plan)
     tenants = view.get("tenants") or {}
     if tenant is not None and tenant not in tenants:
         raise ExplainError(f"service `{service}` has no tenant `{tenant}` in stack {inputs.stack} "
-                           f"({inputs.project_file}, {inputs.stack_file}). "
+                           f"({_files(inputs, service)}). "
                            f"Fix: use one of: {', '.join(sorted(tenants)) or '(no tenants)'}, "
                            "or drop --tenant.")
     extra = {f"config.{k}" for k in ((tenants.get(tenant) or {}).get("config") or {})} if tenant else set()
     path = _normalize(key_path, view, resolved, service, extra, inputs.stack,
-                      f"{inputs.project_file}, {inputs.stack_file}")
+                      _files(inputs, service))
     parts = path.split(".")
     if tenant is not None and parts[0] != "config":
         raise ExplainError(f"--tenant applies to config keys (tenants override config only), "
@@ -177,6 +177,12 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
 
 
 _ABSENT = object()
+
+
+def _files(inputs: StackInputs, service: str) -> str:
+    """The files that hold a service's layers in this stack."""
+    files = dict.fromkeys(layer.file for layer in inputs.service_layers.get(service, ()))
+    return ", ".join(files) or f"{inputs.project_file}, {inputs.stack_file}"
 
 
 def _model(inputs: StackInputs, schemas_dir: Path | None) -> tuple[StackModel | None, list[str]]:

@@ -215,7 +215,9 @@ def test_table_output():
     ]
 
 
-FILES = "(Pulumi.yaml, Pulumi.dev.yaml)"
+FILES = "(services/, Pulumi.dev.yaml)"
+WEB = "(services/web/service.yaml, services/web/dev.yaml)"
+WORKER = "(services/worker/service.yaml, services/worker/dev.yaml)"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -224,15 +226,15 @@ FILES = "(Pulumi.yaml, Pulumi.dev.yaml)"
     (["--stack", "dev", "billing", "LOG_LEVEL"],
      f"error: service `billing` is not in stack dev {FILES}. Fix: use one of: api, web, worker."),
     (["--stack", "dev", "web", "COLOUR"],
-     f"error: `config.COLOUR` or `secrets.COLOUR` is not set for service `web` in stack dev {FILES}. "
+     f"error: `config.COLOUR` or `secrets.COLOUR` is not set for service `web` in stack dev {WEB}. "
      "Fix: use one of: API_BASE_URL, CDN_URL, COOKIE_ENCRYPTION_KEY, LOG_LEVEL, PORT, "
      "SESSION_COOKIE_NAME."),
     (["--stack", "dev", "web", "flags.dark-mode.colour"],
-     f"error: `flags.dark-mode.colour` is not set for service `web` in stack dev {FILES}. "
+     f"error: `flags.dark-mode.colour` is not set for service `web` in stack dev {WEB}. "
      "Fix: use one of: flags.dark-mode.defaultVariant, flags.dark-mode.state, "
      "flags.dark-mode.variants."),
     (["--stack", "dev", "worker", "CONCURRENCY", "--tenant", "initech"],
-     f"error: service `worker` has no tenant `initech` in stack dev {FILES}. Fix: use one of: "
+     f"error: service `worker` has no tenant `initech` in stack dev {WORKER}. Fix: use one of: "
      "acme, globex, or drop --tenant."),
     (["--stack", "dev", "worker", "PAYMENTS_API_KEY", "--tenant", "acme"],
      "error: --tenant applies to config keys (tenants override config only), not "
