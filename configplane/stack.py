@@ -20,6 +20,7 @@ from configplane.configsize import size_issues
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Origin, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
+from configplane.schemacheck import FAST, compiled
 from configplane.stackfiles import NAMESPACE, StackInputs
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
@@ -281,50 +282,7 @@ def error_path(error: jsonschema.ValidationError) -> list[str]:
     return path
 
 
-# Keywords the compiled check decides exactly as jsonschema does (draft 7 and the 2020-12
-# subset our schemas use); a schema with any other keyword keeps jsonschema alone.
-_FAST_KEYWORDS = {
-    "$schema", "$id", "$ref", "$defs", "definitions", "$comment", "title", "description",
-    "default", "examples", "type", "enum", "const", "properties", "additionalProperties",
-    "patternProperties", "required", "propertyNames", "minProperties", "maxProperties", "items",
-    "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "minimum",
-    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "anyOf", "oneOf", "allOf",
-    "not", "format",
-}
-_FAST: dict[int, Any] = {}  # id(jsonschema validator) -> compiled check of the same schema
-
-
-def _keywords(schema: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key.startswith("x-"):
-                continue
-            found.add(key)
-            if key in ("properties", "patternProperties", "$defs", "definitions"):
-                for sub in value.values() if isinstance(value, dict) else ():
-                    found |= _keywords(sub)
-            elif key not in ("enum", "const", "default", "examples", "required"):
-                found |= _keywords(value)
-    elif isinstance(schema, list):
-        for item in schema:
-            found |= _keywords(item)
-    return found
-
-
-def _compiled(schema: dict, checker: Any) -> Any:
-    if not _keywords(schema) <= _FAST_KEYWORDS:
-        return None
-    try:
-        import fastjsonschema
-    except ImportError:  # the pack's environment may not have it: jsonschema alone
-        return None
-    formats = {name: (lambda value, n=name: checker.conforms(value, n))
-               for name in checker.checkers}
-    try:
-        return fastjsonschema.compile(schema, formats=formats, use_default=False)
-    except Exception:  # noqa: BLE001 - a schema it cannot compile: jsonschema alone
-        return None
+_FAST = FAST  # id(jsonschema validator) -> compiled check of the same schema
 
 
 @cache
@@ -332,7 +290,7 @@ def _validator(path: Path) -> jsonschema.protocols.Validator:
     schema = json.loads(path.read_text())
     cls = jsonschema.validators.validator_for(schema)
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-    fast = _compiled(schema, cls.FORMAT_CHECKER)
+    fast = compiled(schema, cls.FORMAT_CHECKER)
     if fast is not None:
         _FAST[id(validator)] = fast
     return validator
