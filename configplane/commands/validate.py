@@ -50,7 +50,7 @@ def issues_of(exc: StackFileError | InvalidStack, stack: str) -> list[Issue]:
     if isinstance(exc, InvalidStack):
         return exc.issues
     if exc.problem is not None:
-        fix = "" if "Fix:" in exc.problem else " Fix: check --stack and --project-dir."
+        fix = "" if "Fix:" in exc.problem else ". Fix: check --stack and --project-dir."
         return [Issue("", exc.file or stack_file_name(stack), exc.problem + fix, exc.line)]
     file = str(exc).split(":", 1)[0] or stack_file_name(stack)
     return [Issue("", file, str(exc).split(": ", 1)[-1] + ". Fix: check --stack and --project-dir.")]
