@@ -164,3 +164,32 @@ def test_a_stack_file_problem_names_the_stack_file(project):
     assert error["file"] == "Pulumi.dev.yaml"
     assert (error["line"], error["message"]) == (
         2, "not UTF-8: invalid byte 0xff at byte offset 25. Fix: save the file as UTF-8.")
+
+
+hostile = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200).map(str.encode),
+    st.sampled_from([billion_laughs(), "a: &a [*a]\n", "[" * 300 + "]" * 300, "? [a]\n: 1\n",
+                     "no: 1\n", "config: [1, 2]\n", "config:\n  A: 1\n  A: 2\n", "null\n",
+                     "- 1\n- 2\n", "secrets: {X: 5}\n", "&a x: *a\n"]).map(str.encode),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=hostile)
+def test_any_bytes_in_a_service_file_give_exit_0_or_1_and_no_traceback(tmp_path_factory, data):
+    import shutil
+
+    from tests.conftest import REPO
+    project = tmp_path_factory.mktemp("fuzz") / "project"
+    shutil.copytree(REPO / "services", project / "services")
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "schemas", project / "schemas")
+    (project / "services" / "api" / "dev.yaml").write_bytes(data)
+    result = CliRunner().invoke(validate, ["--stack", "dev", "--project-dir", str(project),
+                                           "--format", "json"])
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    report = json.loads(result.output)
+    assert all(e["file"] for e in report["errors"])
