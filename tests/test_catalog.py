@@ -193,3 +193,13 @@ def test_the_catalog_is_copied_with_the_project(tmp_path):
     shutil.copytree(REPO / "services", target / "services")
     assert sorted(p.name for p in (target / "services").iterdir()) == [
         "api", "defaults.yaml", "web", "worker"]
+
+
+def test_platform_defaults_set_in_a_stack_file_are_attributed_to_it(project):
+    path = project / "Pulumi.dev.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["configplane:defaults"] = {"platform": {"part_of": "Shop!"}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, found = errors(project, "dev")
+    assert code == 1
+    assert [(e["path"], e["file"]) for e in found] == [("platform.part_of", "Pulumi.dev.yaml")]
