@@ -10,8 +10,8 @@ under Pulumi.yaml's `configplane:defaults`, overrides under each stack's
 - the three app schemas (http-api 45 %, worker 35 %, web-frontend 20 %),
 - secrets of every source: `secure` stack config (declared `type: string, secret: true`) for
   the first SECURE_SERVICES services only (a secure value per secret grows PULUMI_CONFIG with
-  the fleet: docs/catalog.md), then generated database passwords and Vault references;
-  generated, Vault and Secrets Manager references; rotation on a third of the API databases,
+  the fleet: docs/catalog.md), then generated database passwords and Vault references; also
+  generated keys, Vault and Secrets Manager references; rotation on a third of the API databases,
 - tenants on a third of the workers, feature flags on every web frontend and a fifth of the APIs.
 The fleet is deterministic: the same N gives the same files.
 """

@@ -88,8 +88,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str) 
 
     Example: configplane validate --stack prod --service api --format json
     """
-    model_issues = load_or_issues(project_dir, stack, services or None)
-    issues = model_issues[1]
+    _, issues = load_or_issues(project_dir, stack, services or None)
     report(stack, issues, fmt)
     if issues:
         raise SystemExit(1)
