@@ -37,12 +37,13 @@ from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
 from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
+from configplane.catalog import read_inputs, runtime_values
 from configplane.certificates import tls_plan
 from configplane.durations import seconds
 from configplane.dynamic_credentials import dynamic_plans
 from configplane.generations import CHECKSUM_ANNOTATION, WORKLOAD_ANNOTATIONS
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
-from configplane.stackfiles import NAMESPACE, inputs_from_pulumi
+from configplane.stackfiles import NAMESPACE, StackFileError
 from configplane.versions import ServiceVersions, read_clock, service_versions
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -62,9 +63,10 @@ class DeclaredService(NamedTuple):
 
 def main() -> None:
     try:
-        inputs = inputs_from_pulumi(PROJECT_DIR, pulumi.get_stack())
+        # The one reader the CLI uses too: the catalog from services/, config from the engine.
+        inputs = read_inputs(PROJECT_DIR, pulumi.get_stack(), runtime_values())
         stack = load_stack(inputs, PROJECT_DIR / "schemas")
-    except InvalidStack as exc:
+    except (InvalidStack, StackFileError) as exc:
         # Stop before any resource is declared; the message names file, path and fix.
         raise pulumi.RunError(str(exc)) from None
 

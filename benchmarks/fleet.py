@@ -2,11 +2,16 @@
 
 The generated project is a copy of the real one (Pulumi.yaml's runtime and platform defaults,
 each stack file's platform and provider settings, __main__.py, components/, schemas/,
-lambdas/) whose Pulumi.yaml holds each service's defaults and whose stack files hold the
-environment overrides, as a platform team would write them:
+lambdas/) with the fleet in the service catalog: services/<name>/service.yaml holds each
+service's base and services/<name>/<stack>.yaml its overrides per environment, as a platform
+team would write them (`layout="config"` writes the layout before the catalog instead: bases
+under Pulumi.yaml's `configplane:defaults`, overrides under each stack's
+`configplane:services`, which is what `configplane migrate` starts from):
 - the three app schemas (http-api 45 %, worker 35 %, web-frontend 20 %),
-- secrets of every source: `secure` stack config (declared `type: string, secret: true`),
-  generated, Vault and Secrets Manager references; rotation on a third of the API databases,
+- secrets of every source: `secure` stack config (declared `type: string, secret: true`) for
+  the first SECURE_SERVICES services only (a secure value per secret grows PULUMI_CONFIG with
+  the fleet: docs/catalog.md), then generated database passwords and Vault references; also
+  generated keys, Vault and Secrets Manager references; rotation on a third of the API databases,
 - tenants on a third of the workers, feature flags on every web frontend and a fifth of the APIs.
 The fleet is deterministic: the same N gives the same files.
 """
@@ -29,6 +34,8 @@ REGION = "eu-west-1"
 DOMAINS = ("orders", "payments", "catalog", "search", "users", "billing", "inventory",
            "shipping", "reviews", "notify", "pricing", "ledger", "media", "auth", "cart")
 LOG_LEVEL = {"dev": "debug", "staging": "info", "prod": "warn"}
+SECURE_SERVICES = 24  # services with `secure` config values; the rest follow the scaling rule
+PLATFORM_OWNERS = ["@shop/platform"]
 
 
 def kind_of(i: int) -> str:
@@ -67,16 +74,21 @@ def service_defaults(i: int) -> tuple[dict[str, Any], list[str]]:
     """Project-level definition of service i, and the `secure` config keys it needs."""
     name, kind = service_name(i), kind_of(i)
     secure: list[str] = []
+    owners = [f"@shop/{domain}-team"]
     if kind == "api":
         key = f"{_camel(name)}DbPassword"
-        secure.append(key)
+        password: dict[str, Any] = {"source": "generated", "store": "aws"}
+        if i < SECURE_SERVICES:
+            secure.append(key)
+            password = {"source": "secure", "config_key": key, "store": "aws"}
         spec: dict[str, Any] = {
+            "owners": owners,
             "app_schema": "http-api",
             # DATABASE_HOST/PORT/NAME come from the password's `database` (configplane.delivery)
             "config": {"LOG_LEVEL": "info", "PORT": 8080, "DATABASE_POOL_SIZE": 10,
                        "REQUEST_TIMEOUT_MS": 5000},
             "secrets": {
-                "DATABASE_PASSWORD": {"source": "secure", "config_key": key, "store": "aws",
+                "DATABASE_PASSWORD": {**password,
                                       "description": f"PostgreSQL password of {name}"},
                 "SESSION_SIGNING_KEY": {"source": "generated", "store": "vault", "length": 64,
                                         "description": "HMAC key for session cookies"},
@@ -90,18 +102,23 @@ def service_defaults(i: int) -> tuple[dict[str, Any], list[str]]:
             spec["flags"] = {"new-checkout": _flags(i)["new-checkout"]}
     elif kind == "worker":
         key = f"{_camel(name)}ApiKey"
-        secure.append(key)
+        api_key: dict[str, Any] = {"source": "reference", "store": "vault",
+                                   "ref": f"{name}/upstream#api_key"}
+        if i < SECURE_SERVICES:
+            secure.append(key)
+            api_key = {"source": "secure", "config_key": key, "store": "vault"}
         spec = {
+            "owners": owners,
             "app_schema": "worker",
             "config": {"LOG_LEVEL": "info", "CONCURRENCY": 4, "RATE_LIMIT_RPS": 20,
                        "PAYMENTS_API_BASE_URL": "https://api.payments.example.com/v2",
                        "VISIBILITY_TIMEOUT_SECONDS": 60},
-            "secrets": {"UPSTREAM_API_KEY": {"source": "secure", "config_key": key,
-                                             "store": "vault",
+            "secrets": {"UPSTREAM_API_KEY": {**api_key,
                                              "description": "Key of the upstream API"}},
         }
     else:
         spec = {
+            "owners": owners,
             "app_schema": "web-frontend",
             "config": {"LOG_LEVEL": "info", "PORT": 3000, "SESSION_COOKIE_NAME": "shop_session"},
             "secrets": {"COOKIE_ENCRYPTION_KEY": {"source": "generated", "store": "vault",
@@ -178,8 +195,11 @@ def _dump(document: dict[str, Any], path: Path) -> None:
     path.write_text(yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False))
 
 
-def generate(target: Path, n: int) -> Path:
-    """Write the project with a fleet of n services into `target` (created); return it."""
+def generate(target: Path, n: int, layout: str = "catalog") -> Path:
+    """Write the project with a fleet of n services into `target` (created); return it.
+    layout: "catalog" (services/) or "config" (the layout before it, for migration)."""
+    if layout not in ("catalog", "config"):
+        raise ValueError(f"layout must be catalog or config, not {layout!r}")
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "__main__.py", target / "__main__.py")
     for name in PROJECT_DIRS:
@@ -195,9 +215,18 @@ def generate(target: Path, n: int) -> Path:
     for key in platform_secure_keys():  # the sample platform's own (database root logins)
         declarations[f"configplane:{key}"] = {"type": "string", "secret": True}
     defaults = project["config"]["configplane:defaults"]["value"]
-    project["config"] = {**declarations, "configplane:defaults": {
-        "value": {"platform": defaults["platform"], "services": services}}}
+    value: dict[str, Any] = {"platform": defaults["platform"]}
+    if layout == "config":
+        value["services"] = services
+    project["config"] = {**declarations, "configplane:defaults": {"value": value}}
     _dump(project, target / "Pulumi.yaml")
+    if layout == "catalog":
+        catalog = target / "services"
+        catalog.mkdir()
+        _dump({"owners": PLATFORM_OWNERS, "service": {}}, catalog / "defaults.yaml")
+        for name, spec in services.items():
+            (catalog / name).mkdir()
+            _dump(spec, catalog / name / "service.yaml")
 
     for stack in STACKS:
         sample = sample_stack(stack)
@@ -207,7 +236,11 @@ def generate(target: Path, n: int) -> Path:
         config = {k: v for k, v in sample.items() if not k.startswith("configplane:")}
         config.update({key: {"secure": _ciphertext(key, stack)} for key in declarations})
         config["configplane:platform"] = sample["configplane:platform"]
-        config["configplane:services"] = {service_name(i): service_overrides(i, stack)
-                                          for i in range(n)}
+        overrides = {service_name(i): service_overrides(i, stack) for i in range(n)}
+        if layout == "config":
+            config["configplane:services"] = overrides
+        else:
+            for name, override in overrides.items():
+                _dump(override, target / "services" / name / f"{stack}.yaml")
         _dump({"config": config}, target / f"Pulumi.{stack}.yaml")
     return target

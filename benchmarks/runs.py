@@ -24,8 +24,9 @@ from benchmarks.fleet import STACKS
 from benchmarks.floor import ClassMap, FloorRunner, write_floor
 from configplane.analyzer import PolicyPackError, PolicyPackSession
 from configplane.commands.validate import load_or_issues
-from configplane.plan import Plan, analyzed_resources, plan_config, run_plan
-from configplane.stackfiles import DEFAULTS_KEY, SERVICES_KEY, read_stack_files
+from configplane.configsize import cli_config, config_size
+from configplane.plan import Plan, analyzed_resources, run_plan
+from configplane.stackfiles import read_stack_files
 
 # validate, plan and floor run in one thread of one process: their CPU time is what they
 # cost, and it does not move when other processes share the machine. The policy analysis
@@ -100,21 +101,27 @@ def time_floor(project: Path, warmup: Path, stack: str, floor_dir: Path) -> tupl
     return CPU() - start, len(floor.resources)
 
 
+TRIVIAL_PACK = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "minimal_pack"
+
+
 def time_policy(pack: Path, project: Path, kept: Path, repeat: int, budget: float
-                ) -> tuple[int, Policy, Policy]:
-    """The pack over the plan's resources: with PULUMI_CONFIG as the Pulumi CLI passes it,
-    and with the two fleet documents left out of it (what the pack itself costs)."""
+                ) -> tuple[int, Policy, Policy, int]:
+    """The pack over the plan's resources, and the trivial pack (one policy that does
+    nothing) over the same resources in the same run: the protocol's own cost. Both start
+    with PULUMI_CONFIG exactly as the Pulumi CLI builds it (configplane.configsize: every
+    key's value as a string, secure values as placeholders of their decrypted length)."""
     plan: Plan = pickle.loads(kept.read_bytes())
     resources = analyzed_resources(plan)  # the root stack is analysed too
-    config, secret_keys = plan_config(read_stack_files(project, plan.stack))
-    trimmed = {k: v for k, v in config.items() if k not in (DEFAULTS_KEY, SERVICES_KEY)}
-    policy_config = pack / "config" / f"{plan.stack}.json"
+    inputs = read_stack_files(project, plan.stack)
+    config = cli_config(inputs)
+    secret_keys = sorted(k for k, v in inputs.values.items() if v.secure)
     results = []
-    for cfg in (config, trimmed):
+    for directory in (pack, TRIVIAL_PACK):
+        policy_config = directory / "config" / f"{plan.stack}.json"
         result = Policy()
         try:
-            with PolicyPackSession(pack, project=plan.project, stack=plan.stack, config=cfg,
-                                   config_secret_keys=secret_keys,
+            with PolicyPackSession(directory, project=plan.project, stack=plan.stack,
+                                   config=config, config_secret_keys=secret_keys,
                                    policy_config_file=policy_config if policy_config.is_file()
                                    else None) as session:
                 start = time.perf_counter()
@@ -124,7 +131,6 @@ def time_policy(pack: Path, project: Path, kept: Path, repeat: int, budget: floa
                     lambda s=session: s.run(resources), repeat, budget)
                 result.mandatory = len(report.mandatory)
         except PolicyPackError as exc:
-            # E2BIG: Linux limits one environment string (here PULUMI_CONFIG) to 128 KiB.
-            result.error = "E2BIG" if "Argument list too long" in str(exc) else str(exc)
+            result.error = str(exc)
         results.append(result)
-    return len(resources), results[0], results[1]
+    return len(resources), results[0], results[1], config_size(inputs).total

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -651,8 +651,10 @@ class PolicyPackSession:
         self._info = (info.name, version, policies, effective)
         return self._info
 
-    def run(self, resources: Sequence[AnalyzedResource]) -> PolicyReport:
-        """Analyse every resource, then the stack, as a preview with the pack does."""
+    def run(self, resources: Sequence[AnalyzedResource],
+            progress: Callable[[AnalyzedResource], None] | None = None) -> PolicyReport:
+        """Analyse every resource, then the stack, as a preview with the pack does;
+        `progress` is called with each resource once the pack has analysed it."""
         name, version, policies, effective = self._configure()
         redact = _Redactor(self._config_secrets() | _secret_strings(
             v for r in resources for v in (r.inputs, r.outputs)))
@@ -672,6 +674,8 @@ class PolicyPackSession:
             response = self._call("Analyze", request, f" of {r.urn}")
             # The CLI attributes per-resource diagnostics to the analysed resource.
             violations.extend(_violation(d, r.urn, redact) for d in response.diagnostics)
+            if progress is not None:
+                progress(r)
             stack_resources.append(analyzer_pb2.AnalyzerResource(
                 urn=r.urn, type=r.type, name=r.urn_name, properties=marshal_properties(r.outputs),
                 options=_options(r), provider=_provider(r, by_urn), parent=r.parent or "",

@@ -21,6 +21,8 @@ COMMANDS = {
     "rollback": "rollback",
     "prune": "prune",
     "flags": "flags",
+    "migrate": "migrate",
+    "codeowners": "codeowners",
 }
 
 

@@ -27,10 +27,10 @@ from configplane.delivery import (
     prefix_of,
 )
 from configplane.dynamic_credentials import slug
-from configplane.layering import Resolved, Setting, dotted, leaves, resolve
+from configplane.layering import Resolved, Setting, dotted, leaves
 from configplane.model import Service
 from configplane.redaction import REDACTED, Redactor
-from configplane.stack import InvalidStack, ServicePlan, StackModel, layers_of, load_stack
+from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack, resolve_inputs
 from configplane.stackfiles import NAMESPACE, StackInputs
 
 SECRET = REDACTED
@@ -49,13 +49,19 @@ class ExplainError(Exception):
 class Step:
     """A value one layer set on the way to the result."""
 
-    layer: str  # project, environment, tenant:<name>, default
+    layer: str  # fleet, service, environment, tenant:<name>, default (project: before services/)
     file: str
     path: str  # where in the merged document (services.api.config.LOG_LEVEL)
     value: Any  # None: this layer deleted the key (an explicit null)
+    line: int | None = None  # the line in `file` that set it
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
 
     def as_dict(self) -> dict[str, Any]:
-        return {"layer": self.layer, "file": self.file, "path": self.path, "value": self.value}
+        return {"layer": self.layer, "file": self.file, "line": self.line, "path": self.path,
+                "value": self.value}
 
 
 @dataclass(frozen=True)
@@ -108,25 +114,25 @@ class Explanation:
 
 def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None = None,
             schemas_dir: Path | None = None) -> Explanation:
-    resolved = resolve(layers_of(inputs))
+    resolved = resolve_inputs(inputs)
     model, notes = _model(inputs, schemas_dir)
     services = resolved.value.get("services") or {}
     if not isinstance(services, Mapping) or service not in services:
         known = ", ".join(sorted(services)) if isinstance(services, Mapping) else ""
         raise ExplainError(f"service `{service}` is not in stack {inputs.stack} "
-                           f"({inputs.project_file}, {inputs.stack_file}). "
+                           f"(services/, {inputs.stack_file}). "
                            f"Fix: use one of: {known or '(no services)'}.")
     plan = model.services.get(service) if model else None
     view = _service_view(services[service], plan)
     tenants = view.get("tenants") or {}
     if tenant is not None and tenant not in tenants:
         raise ExplainError(f"service `{service}` has no tenant `{tenant}` in stack {inputs.stack} "
-                           f"({inputs.project_file}, {inputs.stack_file}). "
+                           f"({_files(inputs, service)}). "
                            f"Fix: use one of: {', '.join(sorted(tenants)) or '(no tenants)'}, "
                            "or drop --tenant.")
     extra = {f"config.{k}" for k in ((tenants.get(tenant) or {}).get("config") or {})} if tenant else set()
     path = _normalize(key_path, view, resolved, service, extra, inputs.stack,
-                      f"{inputs.project_file}, {inputs.stack_file}")
+                      _files(inputs, service))
     parts = path.split(".")
     if tenant is not None and parts[0] != "config":
         raise ExplainError(f"--tenant applies to config keys (tenants override config only), "
@@ -188,6 +194,12 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
 
 
 _ABSENT = object()
+
+
+def _files(inputs: StackInputs, service: str) -> str:
+    """The files that hold a service's layers in this stack."""
+    files = dict.fromkeys(layer.file for layer in inputs.service_layers.get(service, ()))
+    return ", ".join(files) or f"{inputs.project_file}, {inputs.stack_file}"
 
 
 def _model(inputs: StackInputs, schemas_dir: Path | None) -> tuple[StackModel | None, list[str]]:
@@ -290,14 +302,14 @@ def _doc_path(service: str, path: str, resolved: Resolved) -> tuple[str, ...]:
 def _steps(resolved: Resolved, doc_path: tuple[str, ...], layer: str | None = None) -> list[Step]:
     """Every value set on a path or replacing it from above (a null or scalar at an ancestor)."""
     settings: list[tuple[int, Setting, tuple[str, ...]]] = []
-    order = {"project": 0, "environment": 1}
+    order = {"fleet": 0, "project": 0, "service": 1, "environment": 2}
     for n in range(2, len(doc_path) + 1):
         for setting in resolved.history.get(doc_path[:n], []):
             if n == len(doc_path) or not isinstance(setting.value, Mapping):
-                settings.append((order.get(setting.origin.layer, 2), setting, doc_path[:n]))
+                settings.append((order.get(setting.origin.layer, 3), setting, doc_path[:n]))
     settings.sort(key=lambda s: s[0])  # stable: lower layers first
     return [Step(layer or s.origin.layer, s.origin.file, dotted(p),
-                 s.value if p == doc_path else None) for _, s, p in settings]
+                 s.value if p == doc_path else None, s.origin.line) for _, s, p in settings]
 
 
 def _entry(resolved: Resolved, service: str, path: str, value: Any) -> Entry:
@@ -347,7 +359,8 @@ def _redact_entry(entry: Entry) -> Entry:
         return None if value is None else _SPECS.spec(value, rel)
 
     def hide(step: Step | None) -> Step | None:
-        return None if step is None else Step(step.layer, step.file, step.path, view(step.value))
+        return None if step is None else Step(step.layer, step.file, step.path, view(step.value),
+                                              step.line)
 
     return Entry(entry.path, view(entry.value), hide(entry.set_by), [hide(s) for s in entry.overrode])
 

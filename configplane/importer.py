@@ -1,10 +1,10 @@
 """Adopt existing configuration: a `.env` file or Kubernetes ConfigMap/Secret manifests.
 
-The result is a service's section for a stack file. Every secret is moved out of it: the keys
-of a Secret manifest always, and any ConfigMap or .env value the pack's plaintext detector
-flags. A secret becomes `source: secure` with a `config_key`, declared in Pulumi.yaml
-(`type: string`, `secret: true`); its value is never printed nor written. The user sets it
-with a pipe that reads the input file when it runs:
+The result is a service's section for one stack (services/<name>/<stack>.yaml). Every secret
+is moved out of it: the keys of a Secret manifest always, and any ConfigMap or .env value the
+pack's plaintext detector flags. A secret becomes `source: secure` with a `config_key`,
+declared in Pulumi.yaml (`type: string`, `secret: true`); its value is never printed nor
+written. The user sets it with a pipe that reads the input file when it runs:
 
     configplane import --from billing.env --emit-value STRIPE_API_KEY \\
       | pulumi config set --secret configplane:billingStripeApiKey --stack dev
@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from configplane.catalog import CATALOG_DIR, SERVICE_FILE, load
 from configplane.delivery import (
     DATABASE_FIELDS,
     PASSWORD_SUFFIX,
@@ -52,6 +53,7 @@ from configplane.stackfiles import (
     read_project_file,
     stack_file_name,
 )
+from configplane.yamlload import YamlError
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STORES = ("vault", "aws")
@@ -106,6 +108,7 @@ class ImportPlan:
             "service": self.service,
             "stack": self.stack,
             "stack_file": stack_file_name(self.stack),
+            "catalog_file": catalog_file(self.service, self.stack),
             "section": {self.service: self.section},
             "declarations": self.declarations,
             "secrets": [
@@ -271,7 +274,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
         raise ImportProblem(f"service name `{service}` is not an RFC 1123 label (lowercase "
                             "letters, digits, '-'). Fix: choose another name.")
     project = read_project_file(project_dir)
-    defaults = ((project.values.get(DEFAULTS_KEY) or {}).get("services") or {}).get(service) or {}
+    defaults = _existing_base(project_dir, service)
     inherited = defaults.get("app_schema")
     schema_name = app_schema or inherited
     schemas = project_dir / "schemas" / "services"
@@ -417,20 +420,53 @@ def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any
 
 # --- writing ---------------------------------------------------------------------------------
 
+def catalog_file(service: str, stack: str) -> str:
+    """Where an imported section goes: the service's overlay for the stack."""
+    return f"{CATALOG_DIR}/{service}/{stack}.yaml"
+
+
+def _existing_base(project_dir: Path, service: str) -> dict[str, Any]:
+    """The service's base as it stands: services/<name>/service.yaml, or (the layout
+    before the catalog) its entry in Pulumi.yaml's defaults; {} for a new service."""
+    base = project_dir / CATALOG_DIR / service / SERVICE_FILE
+    if base.is_file():
+        try:
+            document = load(base, f"{CATALOG_DIR}/{service}/{SERVICE_FILE}").document
+        except YamlError as exc:
+            raise ImportProblem(str(exc)) from None
+    else:
+        project = read_project_file(project_dir)
+        document = ((project.values.get(DEFAULTS_KEY) or {}).get("services") or {}).get(service)
+    return document if isinstance(document, dict) else {}
+
+
 def write_import(project_dir: Path, plan: ImportPlan) -> list[str]:
-    """Add the section to Pulumi.<stack>.yaml and the declarations to Pulumi.yaml."""
+    """Write the section to services/<name>/<stack>.yaml (a new file) and add the
+    declarations to Pulumi.yaml."""
     stack_path = project_dir / stack_file_name(plan.stack)
     project_path = project_dir / PROJECT_FILE
     if not stack_path.is_file():
         raise ImportProblem(f"{stack_path.name}: file not found in {project_dir.resolve()}. Fix: "
                             f"create the stack first (`pulumi stack init {plan.stack}`).")
-    edits = {stack_path: _add_service(stack_path.read_text(), stack_path.name, plan.service,
-                                      plan.section)}
+    target = catalog_file(plan.service, plan.stack)
+    legacy = ((yaml.safe_load(stack_path.read_text()) or {}).get("config") or {}).get(SERVICES_KEY)
+    if (project_dir / target).exists() or (isinstance(legacy, dict) and plan.service in legacy):
+        where = target if (project_dir / target).exists() else \
+            f"{stack_path.name}: {SERVICES_KEY}.{plan.service}"
+        raise ImportProblem(f"{where} already exists. Fix: merge the printed section by hand "
+                            "(run without --write).")
+    text = yaml.safe_dump(plan.section, sort_keys=False, default_flow_style=False,
+                          allow_unicode=True, width=1000)
+    edits = {project_dir / target: _checked(target, text, plan.section)}
     if plan.declarations:
         edits[project_path] = _add_declarations(project_path.read_text(), plan.declarations)
-    for path, text in edits.items():  # all edits were checked before any file is touched
-        _replace(path, text)
-    return [path.name for path in edits]
+    for path, new in edits.items():  # all edits were checked before any file is touched
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            _replace(path, new)
+        else:
+            path.write_text(new)
+    return [str(path.relative_to(project_dir)) for path in edits]
 
 
 def _replace(path: Path, text: str) -> None:

@@ -15,15 +15,22 @@ Path = tuple[str, ...]
 
 @dataclass(frozen=True)
 class Layer:
-    name: str  # "project", "environment", "tenant:<name>"
+    name: str  # "project", "fleet", "service", "environment", "tenant:<name>"
     file: str
     document: Mapping[str, Any]
+    lines: Mapping[Path, int] = field(default_factory=dict)  # key path -> line in `file`
 
 
 @dataclass(frozen=True)
 class Origin:
     layer: str
     file: str
+    line: int | None = None
+
+    @property
+    def where(self) -> str:
+        """`services/api/prod.yaml:12`, or the file alone when the line is not known."""
+        return f"{self.file}:{self.line}" if self.line else self.file
 
 
 @dataclass(frozen=True)
@@ -54,13 +61,23 @@ class Resolved:
         return None
 
 
+_SCALARS = (str, int, float, bool, list, type(None))
+
+
+def _is_mapping(value: Any) -> bool:
+    """isinstance(value, Mapping), without the ABC check for the common cases (hot path)."""
+    if type(value) is dict:
+        return True
+    return not isinstance(value, _SCALARS) and isinstance(value, Mapping)
+
+
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge `override` onto `base` (pure; neither argument is modified)."""
     merged = dict(base)
     for key, value in override.items():
         if value is None:
             merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+        elif _is_mapping(value) and _is_mapping(merged.get(key)):
             merged[key] = merge(merged[key], value)
         else:
             merged[key] = _strip_nulls(value)
@@ -68,7 +85,7 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
 
 
 def _strip_nulls(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if _is_mapping(value):
         return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
     return value
 
@@ -79,26 +96,27 @@ def resolve(layers: Sequence[Layer]) -> Resolved:
     for layer in layers:
         before = resolved.value
         resolved.value = merge(before, layer.document)
-        _record(resolved, (), layer.document, before, Origin(layer.name, layer.file))
+        _record(resolved, (), layer.document, before, layer)
     # Keep provenance only for leaves that survived (deleted subtrees drop theirs).
     resolved.origins = {p: o for p, o in resolved.origins.items() if _has_leaf(resolved.value, p)}
     return resolved
 
 
 def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], before: Any,
-            origin: Origin) -> None:
+            layer: Layer) -> None:
     for key, value in document.items():
         path = (*prefix, str(key))
-        previous = before.get(key) if isinstance(before, Mapping) else None
-        if isinstance(value, Mapping) and (value or isinstance(previous, Mapping)):
+        previous = before.get(key) if _is_mapping(before) else None
+        if _is_mapping(value) and (value or _is_mapping(previous)):
             # Deep merge (an empty mapping onto a mapping changes nothing); a mapping that
             # replaces a scalar or list takes the old leaf's origin away.
             resolved.origins.pop(path, None)
-            _record(resolved, path, value, previous, origin)
+            _record(resolved, path, value, previous, layer)
             continue
-        if isinstance(previous, Mapping):  # only a mapping has leaves below it (keeps this linear)
+        if _is_mapping(previous):  # only a mapping has leaves below it (keeps this linear)
             for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:
                 del resolved.origins[stale]  # a scalar, list or null replaces a whole subtree
+        origin = Origin(layer.name, layer.file, layer.lines.get(path))
         resolved.history.setdefault(path, []).append(Setting(value, origin))
         if value is None:
             resolved.origins.pop(path, None)
@@ -108,7 +126,7 @@ def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], befor
 
 def _has_leaf(document: Any, path: Path) -> bool:
     for key in path:
-        if not isinstance(document, Mapping) or key not in document:
+        if not _is_mapping(document) or key not in document:
             return False
         document = document[key]
     return True
@@ -119,7 +137,7 @@ def leaves(document: Mapping[str, Any], prefix: Path = ()) -> dict[Path, Any]:
     found: dict[Path, Any] = {}
     for key, value in document.items():
         path = (*prefix, str(key))
-        if isinstance(value, Mapping) and value:
+        if _is_mapping(value) and value:
             found.update(leaves(value, path))
         else:
             found[path] = value

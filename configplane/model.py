@@ -253,8 +253,15 @@ class Tenant(Frozen):
     config: dict[str, ConfigValue] = Field(default_factory=dict)
 
 
+# A GitHub user (`@user`), team (`@org/team`) or e-mail address, as CODEOWNERS takes them.
+OWNER = r"^(@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?|[^@\s]+@[^@\s]+\.[^@\s]+)$"
+
+
 class Service(Frozen):
     app_schema: str = Field(..., description="Name of `schemas/services/<name>.schema.json`.")
+    owners: list[Annotated[str, Field(pattern=OWNER)]] = Field(
+        default_factory=list, description="Who reviews services/<name>/ (CODEOWNERS): GitHub "
+        "teams `@org/team` or users `@user`.")
     namespace: str | None = Field(None, description="Default `<service>-<environment>`.")
     config: dict[str, ConfigValue] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)

@@ -13,7 +13,7 @@ import json
 import runpy
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
+from configplane import catalog
 from configplane.analyzer import (
     AnalyzedResource,
     PolicyPackError,
@@ -263,11 +264,26 @@ def _config_string(value: Any) -> str:
 def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
              secure_values: Mapping[str, str] | None = None, policy: bool = False,
              policy_config_file: Path | None = None,
-             progress: Callable[[PlannedResource], None] | None = None) -> Plan:
+             progress: Callable[[PlannedResource], None] | None = None,
+             services: Iterable[str] | None = None) -> Plan:
     """Validate, run the program under mocks and, with `policy`, the project's policy pack
     through the Analyzer protocol. Raises InvalidStack for bad configuration and
-    PolicyPackError when the pack cannot run."""
-    project_dir = project_dir.resolve()
+    PolicyPackError when the pack cannot run. `progress` is called per registered resource;
+    its `analyzed` attribute, if any, per resource the pack has analysed. `services`: plan
+    only these catalog services (and the environment's shared resources)."""
+    previous = catalog.SERVICE_FILTER
+    catalog.SERVICE_FILTER = frozenset(services) if services else None
+    try:
+        return _run_plan(Path(project_dir).resolve(), stack, mocks, secure_values, policy,
+                         policy_config_file, progress)
+    finally:
+        catalog.SERVICE_FILTER = previous
+
+
+def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
+              secure_values: Mapping[str, str] | None, policy: bool,
+              policy_config_file: Path | None,
+              progress: Callable[[PlannedResource], None] | None) -> Plan:
     inputs = read_stack_files(project_dir, stack)
     model = load_stack(inputs, project_dir / "schemas")
     project = inputs.project
@@ -292,7 +308,8 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
         plan.violations = unmarked_secret_violations(plan, [config[k] for k in secret_keys])
         plan.violations += duplicate_urn_violations(plan)
         if session is not None:
-            report = session.run(analyzed_resources(plan))
+            report = session.run(analyzed_resources(plan),
+                                 progress=getattr(progress, "analyzed", None))
             plan.violations += [
                 {"policy": v.policy, "urn": v.urn, "message": v.message, "level": v.level}
                 for v in report.violations

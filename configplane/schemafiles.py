@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 
 from configplane.layering import dotted
+from configplane.schemacheck import FAST, compiled
 
 
 class SchemaFileError(Exception):
@@ -65,7 +66,22 @@ def load_validator(path: Path) -> jsonschema.protocols.Validator:
             raise SchemaFileError(name, f"pattern {pattern!r} is not a valid regular expression "
                                   f"({exc.msg}). Fix: correct the pattern.") from None
     ecma = jsonschema.validators.extend(cls, {"pattern": _pattern})
-    return ecma(schema, format_checker=cls.FORMAT_CHECKER)
+    validator = ecma(schema, format_checker=cls.FORMAT_CHECKER)
+    # the fast path for valid documents decides with the same `$` as the patterns above
+    fast = compiled(_ecma_patterns(schema), cls.FORMAT_CHECKER)
+    if fast is not None:
+        FAST[id(validator)] = fast
+    return validator
+
+
+def _ecma_patterns(schema: Any) -> Any:
+    """A copy of the schema whose `pattern`s end in `\\Z` where they end in `$`."""
+    if isinstance(schema, dict):
+        return {k: (v[:-1] + r"\Z" if k == "pattern" and isinstance(v, str) and v.endswith("$")
+                    and not v.endswith("\\$") else _ecma_patterns(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_ecma_patterns(v) for v in schema]
+    return schema
 
 
 def _patterns(schema: Any) -> Iterable[str]:

@@ -17,6 +17,7 @@ import jsonschema
 import pydantic
 
 from configplane import certificates, checks, dynamic_credentials, refs
+from configplane.configsize import size_issues
 from configplane.delivery import (
     PASSWORD_SUFFIX,
     SCHEMA_SECRET_KEYS,
@@ -26,11 +27,12 @@ from configplane.delivery import (
 )
 from configplane.flags import check_flags, render_flags
 from configplane.hashing import configmap_hash
-from configplane.layering import Layer, Resolved, dotted, resolve
+from configplane.layering import Layer, Origin, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
+from configplane.schemacheck import FAST
 from configplane.schemafiles import SchemaFileError
 from configplane.schemafiles import load_validator as _validator
-from configplane.stackfiles import DEFAULTS_KEY, NAMESPACE, PLATFORM_KEY, SERVICES_KEY, StackInputs
+from configplane.stackfiles import NAMESPACE, StackInputs
 
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 MAX_CONFIGMAP_BYTES = 1024 * 1024
@@ -47,6 +49,7 @@ class Issue:
     path: str
     file: str
     message: str
+    line: int | None = None  # in `file`, when known
 
     def __post_init__(self) -> None:
         # One line each, whatever the input holds: control characters (a name's trailing
@@ -54,8 +57,12 @@ class Issue:
         for attr in ("path", "file", "message"):
             object.__setattr__(self, attr, printable(getattr(self, attr)))
 
-    def as_dict(self) -> dict[str, str]:
-        return {"path": self.path, "file": self.file, "message": self.message}
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "file": self.file, "line": self.line, "message": self.message}
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
@@ -69,7 +76,7 @@ class InvalidStack(Exception):
     def __init__(self, stack: str, issues: list[Issue]):
         self.stack = stack
         self.issues = issues
-        lines = [f"{i.file}: {i.path}: {i.message}" for i in issues]
+        lines = [f"{i.where}: {i.path}: {i.message}" for i in issues]
         super().__init__(f"stack {stack!r} is not valid ({len(issues)} errors):\n" + "\n".join(lines))
 
 
@@ -161,34 +168,58 @@ class StackModel:
 
 
 def layers_of(inputs: StackInputs) -> list[Layer]:
-    """The layers, each named after the file that actually holds it: Pulumi takes a key the
-    stack file sets (even `configplane:defaults`) from the stack file, else from Pulumi.yaml."""
-    if not inputs.project_values:  # the program's view: the engine merged both files
-        return [Layer("project", inputs.project_file, inputs.defaults),
-                Layer("environment", inputs.stack_file, inputs.environment)]
+    """Every layer as whole-document layers, lowest first (resolve_inputs is the fast way)."""
+    if not inputs.platform_layers and not inputs.service_layers:
+        return [
+            Layer("project", inputs.project_file, inputs.defaults),
+            Layer("environment", inputs.stack_file, inputs.environment),
+        ]
+    layers = list(inputs.platform_layers)
+    for layers_of_service in inputs.service_layers.values():
+        layers += [Layer(layer.name, layer.file, {"services": layer.document},
+                         {("services", *p): line for p, line in layer.lines.items()})
+                   for layer in layers_of_service]
+    return layers
 
-    def file_of(*keys: str) -> str:
-        in_stack = any(k in inputs.values for k in keys)
-        return inputs.stack_file if in_stack else inputs.project_file
 
-    return [
-        Layer("project", file_of(DEFAULTS_KEY), inputs.defaults),
-        Layer("environment", file_of(PLATFORM_KEY, SERVICES_KEY) if inputs.environment
-              else inputs.stack_file, inputs.environment),
-    ]
+def resolve_inputs(inputs: StackInputs) -> Resolved:
+    """The merged document with provenance: the platform's layers, then each service's on
+    its own (the same result as resolve(layers_of(inputs)), linear in the fleet)."""
+    if not inputs.platform_layers and not inputs.service_layers:
+        return resolve(layers_of(inputs))
+    resolved = resolve(inputs.platform_layers)
+    services: dict[str, Any] = {}
+    for name, layers in inputs.service_layers.items():
+        one = resolve(layers)
+        if name in one.value:
+            services[name] = one.value[name]
+        for p, origin in one.origins.items():
+            resolved.origins[("services", *p)] = origin
+        for p, settings in one.history.items():
+            resolved.history[("services", *p)] = settings
+    if services or "services" not in resolved.value:
+        resolved.value["services"] = services
+    return resolved
 
 
 def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackModel:
     """Validate and resolve a stack, or raise InvalidStack with every problem found."""
     layers = layers_of(inputs)
-    resolved = resolve(layers)
-    issues = [Issue(path, file, message) for path, file, message in inputs.read_problems]
+    resolved = resolve_inputs(inputs)
+    issues = [Issue(*problem) for problem in inputs.read_problems]
     issues += [Issue(*problem) for problem in checks.input_problems(inputs, layers)]
     issues += _check_declared_secrets(inputs)
 
+    def origin(path: Iterable[Any]) -> Origin | None:
+        return _origin(resolved, [str(p) for p in path])
+
     def where(path: Iterable[Any]) -> str:
-        origin = resolved.origin_of([str(p) for p in path])
-        return origin.file if origin else inputs.stack_file
+        found = origin(path)
+        return found.file if found else inputs.stack_file
+
+    def line(path: Iterable[Any]) -> int | None:
+        found = origin(path)
+        return found.line if found else None
 
     try:
         stack_validator = _validator(schemas_dir / "stack.schema.json")
@@ -197,7 +228,8 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
             from None
     for error in schema_errors(stack_validator, resolved.value):
         path = error_path(error)
-        issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error)))
+        issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error),
+                            line(path)))
     if issues:
         raise InvalidStack(inputs.stack, issues)
 
@@ -207,13 +239,14 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
         raise InvalidStack(inputs.stack, [
             _pydantic_issue(e, where) for e in exc.errors(include_input=False, include_url=False)
         ]) from None
-    checker = _ServiceChecker(inputs, document, schemas_dir, where)
+    checker = _ServiceChecker(inputs, document, schemas_dir, where, line)
     checker.check_platform()
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
     checker.check_credentials(document)
     issues.extend(checker.issues)
     issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document, services,
                                                            where)]
+    issues.extend(Issue(*problem) for problem in size_issues(inputs))
     if issues:
         raise InvalidStack(inputs.stack, issues)
     return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
@@ -227,6 +260,21 @@ def _pydantic_issue(error: Any, where: Any) -> Issue:
                      "a key here is not a string: YAML 1.1 reads `no`, `yes`, `on`, `off`, "
                      "`true`, `false` and numbers as booleans and numbers. Fix: quote the key.")
     return Issue(dotted(loc) or "(root)", where(loc), f"{error['msg']}. Fix: correct the value.")
+_LAYER_RANK = {"project": 0, "fleet": 0, "service": 1, "environment": 2}
+
+
+def _origin(resolved: Resolved, path: list[str]) -> Origin | None:
+    """Where a path was set; for a path nothing set (a missing key), the file that last
+    touched its nearest ancestor (the stack overlay before the service's base)."""
+    found = resolved.origin_of(path)
+    if found is not None or len(path) < 3:
+        return found
+    for n in range(len(path) - 1, 1, -1):
+        prefix = tuple(path[:n])
+        below = [o for p, o in resolved.origins.items() if p[:n] == prefix]
+        if below:
+            return max(below, key=lambda o: _LAYER_RANK.get(o.layer, 3))
+    return None
 
 
 def validate_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> list[Issue]:
@@ -265,7 +313,16 @@ def render_flags_configmap(service: str, flags: Mapping[str, Any]) -> RenderedCo
 
 
 def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.ValidationError]:
-    """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error."""
+    """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error.
+    A valid document is recognised by the schema's compiled check (fastjsonschema) alone;
+    jsonschema runs only when there is something to report, for its messages and paths."""
+    fast = FAST.get(id(validator))
+    if fast is not None:
+        try:
+            fast(instance)
+            return
+        except Exception:  # noqa: BLE001 - invalid (or not decidable there): ask jsonschema
+            pass
     for error in validator.iter_errors(instance):
         while error.validator in ("oneOf", "anyOf") and error.context:
             # `X | None` fields: the null branch's type error says nothing about a bad object
@@ -323,15 +380,18 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 class _ServiceChecker:
     """Per-service checks that need more than the stack schema; collects issues."""
 
-    def __init__(self, inputs: StackInputs, document: StackDocument, schemas_dir: Path, where):
+    def __init__(self, inputs: StackInputs, document: StackDocument, schemas_dir: Path, where,
+                 line=lambda path: None):
         self.inputs = inputs
         self.platform = document.platform
         self.schemas_dir = schemas_dir
         self.where = where
+        self.line = line
         self.issues: list[Issue] = []
 
     def fail(self, path: list[str], message: str, file: str | None = None) -> None:
-        self.issues.append(Issue(dotted(path), file or self.where(path), message))
+        self.issues.append(Issue(dotted(path), file or self.where(path), message,
+                                 None if file else self.line(path)))
 
     def check_platform(self) -> None:
         """Names written into Vault policy text and API paths, and the IRSA issuer."""

@@ -277,15 +277,26 @@ def secrets_manager_rotation(args: StackValidationArgs, report_violation: Report
     aliases = {plain(a.props).get("name"): plain(a.props).get("targetKeyId")
                for a in by_type.get(KMS_ALIAS, [])}
 
+    # Rotations indexed once by the secret they name (by id, or by dependency in preview):
+    # matching each secret against every rotation grew with the square of the fleet.
+    by_secret_id: dict[Any, list[int]] = {}
+    by_dependency: dict[str, list[int]] = {}
+    all_rotations = by_type.get(SM_ROTATION, [])
+    for n, r in enumerate(all_rotations):
+        secret_id = plain(r.props).get("secretId")
+        if isinstance(secret_id, str):
+            by_secret_id.setdefault(secret_id, []).append(n)
+        for d in {*r.dependencies, *r.property_dependencies.get("secretId", [])}:
+            by_dependency.setdefault(d.urn, []).append(n)
+
     for secret in by_type.get(SM_SECRET, []):
         props = plain(secret.props)
         label = resource_label(secret.resource_type, secret.name)
         tags = props.get("tags") if isinstance(props.get("tags"), dict) else {}
         strategy = tags.get(ROTATION_TAG)
-        ids = _ids(secret)
-        rotations = [r for r in by_type.get(SM_ROTATION, [])
-                     if plain(r.props).get("secretId") in ids
-                     or _depends_on(r, secret, "secretId")]
+        matches = {n for i in _ids(secret) for n in by_secret_id.get(i, ())}
+        matches.update(by_dependency.get(secret.urn, ()))
+        rotations = [all_rotations[n] for n in sorted(matches)]
         if strategy and not rotations:
             report(secret.name, f"{label} asks for rotation (tag {ROTATION_TAG}={strategy}) but "
                    "no SecretRotation targets it. Why: a credential that never rotates stays "

@@ -10,7 +10,7 @@ SHARED = REPO.parent / "shared"
 STACKS = ("dev", "staging", "prod")
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
                  "__main__.py")
-PROJECT_DIRS = ("components", "schemas", "lambdas")
+PROJECT_DIRS = ("components", "schemas", "lambdas", "services")
 
 
 @pytest.fixture

@@ -89,3 +89,37 @@ def test_floor_program_has_no_configplane_logic(small_fleet: Path, tmp_path: Pat
     assert modules == {"pulumi_kubernetes", "pulumi_vault", "pulumi_aws", "pulumi_random"}
     components = {r["type"].split(":")[0] for r in declared if r["class"] is None}
     assert components == {"configplane"}  # declared as plain ComponentResources
+
+
+def test_fleet_is_in_the_catalog_and_config_stays_small(tmp_path: Path):
+    from benchmarks.fleet import SECURE_SERVICES, kind_of
+    from configplane.configsize import config_size
+
+    project = generate(tmp_path / "project", SECURE_SERVICES + 6)
+    names = sorted(p.name for p in (project / "services").iterdir() if p.is_dir())
+    assert names == sorted(service_name(i) for i in range(SECURE_SERVICES + 6))
+    assert sorted(p.name for p in (project / "services" / names[0]).iterdir()) == [
+        "dev.yaml", "prod.yaml", "service.yaml", "staging.yaml"]
+    inputs = read_stack_files(project, "prod")
+    assert inputs.notes == ()  # nothing in Pulumi config but platform and secure values
+    secure = [k for k, v in inputs.values.items() if v.secure]
+    assert len(secure) == sum(kind_of(i) != "web" for i in range(SECURE_SERVICES))
+    assert config_size(inputs).total < 8 * 1024
+
+
+def test_policy_timing_runs_the_pack_and_the_trivial_pack_with_the_cli_config(
+        small_fleet: Path, tmp_path: Path):
+    import pickle
+
+    from benchmarks.runs import time_policy
+    from configplane.configsize import config_size
+
+    plan = run_plan(small_fleet, "prod")
+    kept = tmp_path / "plan.pickle"
+    kept.write_bytes(pickle.dumps(plan))
+    repo = Path(__file__).parents[1]
+    count, pack, trivial, size = time_policy(repo / "policies", small_fleet, kept, 1, 0.0)
+    assert count == len(plan.resources) + 1
+    assert (pack.error, trivial.error, pack.mandatory, trivial.mandatory) == (None, None, 0, 0)
+    assert pack.seconds > 0 and trivial.seconds > 0
+    assert size == config_size(read_stack_files(small_fleet, "prod")).total

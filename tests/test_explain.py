@@ -27,8 +27,8 @@ def explained(*args: str, project: Path = REPO) -> dict:
     return json.loads(output)
 
 
-def step(layer: str, file: str, path: str, value) -> dict:
-    return {"layer": layer, "file": file, "path": path, "value": value}
+def step(layer: str, file: str, path: str, value, line: int | None = None) -> dict:
+    return {"layer": layer, "file": file, "line": line, "path": path, "value": value}
 
 
 def test_environment_overrides_project_default():
@@ -47,8 +47,10 @@ def test_environment_overrides_project_default():
         "entries": [{
             "path": "config.LOG_LEVEL",
             "value": "warn",
-            "set_by": step("environment", "Pulumi.prod.yaml", "services.api.config.LOG_LEVEL", "warn"),
-            "overrode": [step("project", "Pulumi.yaml", "services.api.config.LOG_LEVEL", "info")],
+            "set_by": step("environment", "services/api/prod.yaml", "services.api.config.LOG_LEVEL",
+                           "warn", 2),
+            "overrode": [step("service", "services/api/service.yaml",
+                              "services.api.config.LOG_LEVEL", "info", 4)],
         }],
         "notes": [],
     }
@@ -64,7 +66,8 @@ def test_project_default_untouched_by_the_environment():
     assert (data["value"], data["entries"]) == (5000, [{
         "path": "config.REQUEST_TIMEOUT_MS",
         "value": 5000,
-        "set_by": step("project", "Pulumi.yaml", "services.api.config.REQUEST_TIMEOUT_MS", 5000),
+        "set_by": step("service", "services/api/service.yaml",
+                       "services.api.config.REQUEST_TIMEOUT_MS", 5000, 9),
         "overrode": [],
     }])
 
@@ -77,11 +80,13 @@ def test_tenant_override_on_top_of_environment_and_project():
     assert data["entries"] == [{
         "path": "config.CONCURRENCY",
         "value": 32,
-        "set_by": step("tenant:acme", "Pulumi.prod.yaml",
-                       "services.worker.tenants.acme.config.CONCURRENCY", 32),
+        "set_by": step("tenant:acme", "services/worker/prod.yaml",
+                       "services.worker.tenants.acme.config.CONCURRENCY", 32, 15),
         "overrode": [
-            step("project", "Pulumi.yaml", "services.worker.config.CONCURRENCY", 4),
-            step("environment", "Pulumi.prod.yaml", "services.worker.config.CONCURRENCY", 16),
+            step("service", "services/worker/service.yaml", "services.worker.config.CONCURRENCY",
+                 4, 5),
+            step("environment", "services/worker/prod.yaml", "services.worker.config.CONCURRENCY",
+                 16, 3),
         ],
     }]
     tenant_cm = model.services["worker"].tenants["acme"]
@@ -93,7 +98,7 @@ def test_tenant_without_override_gets_the_service_value():
     data = explained("--stack", "dev", "worker", "config.CONCURRENCY", "--tenant", "acme")
     assert data["value"] == 4
     assert data["entries"][0]["set_by"] == step(
-        "project", "Pulumi.yaml", "services.worker.config.CONCURRENCY", 4)
+        "service", "services/worker/service.yaml", "services.worker.config.CONCURRENCY", 4, 5)
     assert data["notes"] == ["tenant acme does not override config.CONCURRENCY: it gets the "
                              "service's value."]
     globex = explained("--stack", "dev", "worker", "config.CONCURRENCY", "--tenant", "globex")
@@ -117,8 +122,9 @@ def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
                  "DATABASE_NAME", "DATABASE_URL"]}
     by_path = {e["path"]: e for e in data["entries"]}
     assert by_path["secrets.DATABASE_PASSWORD.rotation.strategy"]["set_by"] == step(
-        "environment", "Pulumi.prod.yaml",
-        "services.api.secrets.DATABASE_PASSWORD.rotation.strategy", "postgres-alternating-users")
+        "environment", "services/api/prod.yaml",
+        "services.api.secrets.DATABASE_PASSWORD.rotation.strategy", "postgres-alternating-users",
+        13)
     # Not set by any layer: the model's built-in default.
     assert by_path["secrets.DATABASE_PASSWORD.length"]["set_by"] == step(
         "default", "configplane/model.py", "services.api.secrets.DATABASE_PASSWORD.length", 32)
@@ -127,7 +133,8 @@ def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
 def test_secret_spec_field_and_reference():
     data = explained("--stack", "prod", "worker", "secrets.PARTNER_WEBHOOK_TOKEN.ref")
     assert data["value"] == "worker/partner#webhook_token"
-    assert data["entries"][0]["set_by"]["file"] == "Pulumi.prod.yaml"
+    assert (data["entries"][0]["set_by"]["file"], data["entries"][0]["set_by"]["line"]) == (
+        "services/worker/prod.yaml", 9)
     assert data["secret_value"]["source"] == "reference"
     assert data["delivered_as"]["stored_in"] == "vault prod-kv/worker/partner#webhook_token"
 
@@ -136,40 +143,43 @@ def test_a_mapping_lists_each_leaf():
     data = explained("--stack", "prod", "web", "flags.dark-mode")
     assert [(e["path"], e["value"], e["set_by"]["layer"], [s["value"] for s in e["overrode"]])
             for e in data["entries"]] == [
-        ("flags.dark-mode.state", "ENABLED", "project", []),
-        ("flags.dark-mode.variants.on", True, "project", []),
-        ("flags.dark-mode.variants.off", False, "project", []),
+        ("flags.dark-mode.state", "ENABLED", "service", []),
+        ("flags.dark-mode.variants.on", True, "service", []),
+        ("flags.dark-mode.variants.off", False, "service", []),
         ("flags.dark-mode.defaultVariant", "off", "environment", ["on"]),
     ]
 
 
 def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
-    path = project / "Pulumi.dev.yaml"
-    text = path.read_text().replace(
-        "        LOG_LEVEL: debug\n        CORS_ALLOWED_ORIGINS",
-        "        LOG_LEVEL: debug\n        REQUEST_TIMEOUT_MS: null\n        CORS_ALLOWED_ORIGINS", 1)
-    text = text.replace("        CDN_URL: https://cdn.dev.shop.example.com\n",
-                        "        CDN_URL: https://cdn.dev.shop.example.com\n        cache.ttl: 30\n")
-    path.write_text(text)
+    path = project / "services" / "api" / "dev.yaml"
+    path.write_text(path.read_text().replace(
+        "  LOG_LEVEL: debug\n  CORS_ALLOWED_ORIGINS",
+        "  LOG_LEVEL: debug\n  REQUEST_TIMEOUT_MS: null\n  CORS_ALLOWED_ORIGINS", 1))
+    path = project / "services" / "web" / "dev.yaml"
+    path.write_text(path.read_text().replace(
+        "  CDN_URL: https://cdn.dev.shop.example.com\n",
+        "  CDN_URL: https://cdn.dev.shop.example.com\n  cache.ttl: 30\n"))
 
     deleted = explained("--stack", "dev", "api", "REQUEST_TIMEOUT_MS", project=project)
     assert deleted["value"] is None
     assert deleted["entries"] == [{
         "path": "config.REQUEST_TIMEOUT_MS", "value": None, "set_by": None,
         "overrode": [
-            step("project", "Pulumi.yaml", "services.api.config.REQUEST_TIMEOUT_MS", 5000),
-            step("environment", "Pulumi.dev.yaml", "services.api.config.REQUEST_TIMEOUT_MS", None),
+            step("service", "services/api/service.yaml", "services.api.config.REQUEST_TIMEOUT_MS",
+                 5000, 9),
+            step("environment", "services/api/dev.yaml", "services.api.config.REQUEST_TIMEOUT_MS",
+                 None, 3),
         ],
     }]
     code, output = run("--stack", "dev", "api", "REQUEST_TIMEOUT_MS", project=project, fmt="table")
     assert [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines()
             if line.startswith("│")] == [
-        ["project", "Pulumi.yaml", "5000", "overridden"],
-        ["environment", "Pulumi.dev.yaml", "(deleted)", "<- deleted"],
+        ["service", "services/api/service.yaml:9", "5000", "overridden"],
+        ["environment", "services/api/dev.yaml:3", "(deleted)", "<- deleted"],
     ]
     # web's schema rejects `cache.ttl`: the stack is invalid, explain still answers.
     dotted = explained("--stack", "dev", "web", "config.cache.ttl", project=project)
-    assert (dotted["value"], dotted["entries"][0]["set_by"]["file"]) == (30, "Pulumi.dev.yaml")
+    assert (dotted["value"], dotted["entries"][0]["set_by"]["file"]) == (30, "services/web/dev.yaml")
     assert dotted["delivered_as"] is None
     assert dotted["notes"][0].startswith("stack dev is not valid (1 errors)")
 
@@ -196,9 +206,9 @@ def test_table_output():
     assert lines[0] == "stack prod, service worker (tenant acme): config.CONCURRENCY = 32"
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
     assert rows == [
-        ["project", "Pulumi.yaml", "4", "overridden"],
-        ["environment", "Pulumi.prod.yaml", "16", "overridden"],
-        ["tenant:acme", "Pulumi.prod.yaml", "32", "<- resolved"],
+        ["service", "services/worker/service.yaml:5", "4", "overridden"],
+        ["environment", "services/worker/prod.yaml:3", "16", "overridden"],
+        ["tenant:acme", "services/worker/prod.yaml:15", "32", "<- resolved"],
     ]
     code, output = run("--stack", "prod", "api", "DATABASE_PASSWORD", fmt="table")
     assert output.splitlines()[:3] == [
@@ -208,7 +218,9 @@ def test_table_output():
     ]
 
 
-FILES = "(Pulumi.yaml, Pulumi.dev.yaml)"
+FILES = "(services/, Pulumi.dev.yaml)"
+WEB = "(services/web/service.yaml, services/web/dev.yaml)"
+WORKER = "(services/worker/service.yaml, services/worker/dev.yaml)"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -217,15 +229,15 @@ FILES = "(Pulumi.yaml, Pulumi.dev.yaml)"
     (["--stack", "dev", "billing", "LOG_LEVEL"],
      f"error: service `billing` is not in stack dev {FILES}. Fix: use one of: api, web, worker."),
     (["--stack", "dev", "web", "COLOUR"],
-     f"error: `config.COLOUR` or `secrets.COLOUR` is not set for service `web` in stack dev {FILES}. "
+     f"error: `config.COLOUR` or `secrets.COLOUR` is not set for service `web` in stack dev {WEB}. "
      "Fix: use one of: API_BASE_URL, CDN_URL, COOKIE_ENCRYPTION_KEY, LOG_LEVEL, PORT, "
      "SESSION_COOKIE_NAME."),
     (["--stack", "dev", "web", "flags.dark-mode.colour"],
-     f"error: `flags.dark-mode.colour` is not set for service `web` in stack dev {FILES}. "
+     f"error: `flags.dark-mode.colour` is not set for service `web` in stack dev {WEB}. "
      "Fix: use one of: flags.dark-mode.defaultVariant, flags.dark-mode.state, "
      "flags.dark-mode.variants."),
     (["--stack", "dev", "worker", "CONCURRENCY", "--tenant", "initech"],
-     f"error: service `worker` has no tenant `initech` in stack dev {FILES}. Fix: use one of: "
+     f"error: service `worker` has no tenant `initech` in stack dev {WORKER}. Fix: use one of: "
      "acme, globex, or drop --tenant."),
     (["--stack", "dev", "worker", "PAYMENTS_API_KEY", "--tenant", "acme"],
      "error: --tenant applies to config keys (tenants override config only), not "

@@ -112,7 +112,7 @@ def test_round_trip_import_write_plan(project, legacy):
     code, output = import_billing(project, legacy, "--write")
     assert code == 0, output
     document = json.loads(output)
-    assert document["written"] == ["Pulumi.dev.yaml", "Pulumi.yaml"]
+    assert document["written"] == ["services/billing/dev.yaml", "Pulumi.yaml"]
     assert document["section"] == {"billing": {
         "app_schema": "http-api",
         # the connection facts move into the password's `database`: the pod gets them whole
@@ -203,7 +203,7 @@ def test_printed_section_and_commands_reveal_no_value(project, legacy):
     code, output = import_billing(project, legacy, fmt="table")
     assert code == 0
     lines = output.splitlines()
-    assert lines[0] == "# add to Pulumi.dev.yaml, under config: configplane:services:"
+    assert lines[0] == "# write to services/billing/dev.yaml:"
     assert (f"configplane import --from {legacy / 'billing.env'} --emit-value STRIPE_API_KEY | "
             f"pulumi config set --secret configplane:billingStripeApiKey --stack dev --cwd {project}"
             ) in lines
@@ -212,6 +212,7 @@ def test_printed_section_and_commands_reveal_no_value(project, legacy):
         assert canary not in output
     # Printing writes nothing.
     assert "billing" not in (project / "Pulumi.dev.yaml").read_text()
+    assert not (project / "services" / "billing").exists()
 
 
 def test_existing_service_inherits_its_schema_and_keeps_default_declarations(project, tmp_path):
@@ -221,7 +222,7 @@ def test_existing_service_inherits_its_schema_and_keeps_default_declarations(pro
                           "--project-dir", str(project), "--format", "json")
     document = json.loads(output)
     assert code == 0
-    # No app_schema line: api's comes from the project defaults.
+    # No app_schema line: api's comes from services/api/service.yaml.
     assert document["section"]["api"]["config"] == {"DATABASE_POOL_SIZE": 30}
     assert document["declarations"] == {"configplane:apiDatabasePassword": {
         "type": "string", "secret": True,
@@ -229,9 +230,8 @@ def test_existing_service_inherits_its_schema_and_keeps_default_declarations(pro
     # --write refuses: staging already has an api section to merge by hand.
     code, output = invoke("api", "--stack", "staging", "--from", str(source),
                           "--project-dir", str(project), "--write")
-    assert (code, output.strip()) == (1, "error: Pulumi.staging.yaml: configplane:services.api "
-                                         "already exists. Fix: merge the printed section by hand "
-                                         "(run without --write).")
+    assert (code, output.strip()) == (1, "error: services/api/staging.yaml already exists. Fix: "
+                                         "merge the printed section by hand (run without --write).")
 
 
 def test_emit_value_refuses_a_terminal(monkeypatch, legacy):

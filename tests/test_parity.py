@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from configplane.commands.diff import command as diff
 from configplane.parity import PARITY_KEY, _compile, _row
+from configplane.stackfiles import SERVICES_KEY
+from tests import catalog_compat
 from tests.conftest import REPO
 
 CANARY = "canary-diff-Hs6Jd8Kf2Lg4"
@@ -32,10 +34,8 @@ def differences(document: dict) -> list[tuple]:
 
 
 def edit_stack(project: Path, stack: str, change) -> None:
-    path = project / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text())
-    change(document["config"]["configplane:services"])
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    """`change(services)` on the stack's service overlays (services/<name>/<stack>.yaml)."""
+    catalog_compat.edit_stack(project, stack, lambda config: change(config[SERVICES_KEY]))
 
 
 def test_staging_and_prod_hold_parity_with_the_declared_differences():

@@ -75,3 +75,31 @@ def test_run_plan_leaves_the_garbage_collector_as_it_found_it(enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+def test_policy_analysis_reports_progress_per_analysed_resource():
+    class Recorder:
+        def __init__(self):
+            self.registered, self.analysed = [], []
+
+        def __call__(self, resource):
+            self.registered.append(resource.urn)
+
+        def analyzed(self, resource):
+            self.analysed.append(resource.urn)
+
+    recorder = Recorder()
+    plan = run_plan(REPO, "dev", policy=True, progress=recorder)
+    assert recorder.registered == [r.urn for r in plan.resources]
+    root = "urn:pulumi:dev::configplane::pulumi:pulumi:Stack::configplane-dev"
+    assert recorder.analysed == [root] + recorder.registered  # the root stack first, as the CLI
+
+
+def test_progress_bars_for_program_and_policy_on_a_terminal(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    with plan_progress("dev", False) as progress:
+        progress(None)
+        progress.analyzed(None)
+        tasks = {t.description: t.completed for t in progress.bar.tasks}
+    assert tasks == {"planning dev": 1, "policy pack": 1}

@@ -308,7 +308,7 @@ def test_cli_plan_json_and_out_files(tmp_path: Path):
 
 
 def test_cli_plan_invalid_configuration_exits_1_with_validate_messages(project):
-    path = project / "Pulumi.dev.yaml"
+    path = project / "services" / "api" / "dev.yaml"
     path.write_text(path.read_text().replace("LOG_LEVEL: debug", "LOG_LEVEL: loud", 1))
     result = CliRunner().invoke(plan_command, ["--stack", "dev", "--project-dir", str(project),
                                                "--format", "json"])
@@ -316,7 +316,8 @@ def test_cli_plan_invalid_configuration_exits_1_with_validate_messages(project):
     report = json.loads(result.output)
     assert report["valid"] is False
     assert report["errors"][0]["path"] == "services.api.config.LOG_LEVEL"
-    assert report["errors"][0]["file"] == "Pulumi.dev.yaml"
+    assert (report["errors"][0]["file"], report["errors"][0]["line"]) == (
+        "services/api/dev.yaml", 2)
 
 
 def test_plan_fails_when_a_secret_reaches_an_input_unmarked(project):

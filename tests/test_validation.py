@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from configplane.commands.validate import command as validate
+from tests.catalog_compat import edit_stack
 from tests.conftest import REPO, STACKS
 
 CANARY = "canary-Zq8vX3pL9wR2tY6u"
@@ -20,13 +20,6 @@ def run_validate(project: Path, stack: str = "dev") -> tuple[int, dict]:
         validate, ["--stack", stack, "--project-dir", str(project), "--format", "json"]
     )
     return result.exit_code, json.loads(result.output)
-
-
-def edit_stack(project: Path, stack: str, change) -> None:
-    path = project / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text())
-    change(document["config"])
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -41,86 +34,86 @@ def services(config: dict) -> dict:
 CASES = {
     "schema-type": (
         lambda c: services(c)["api"]["config"].update(PORT="eighty"),
-        "services.api.config.PORT", "Pulumi.dev.yaml", "wrong type",
+        "services.api.config.PORT", "services/api/dev.yaml", "wrong type",
     ),
     "unknown-app-key": (
         lambda c: services(c)["web"]["config"].update(COLOUR="blue"),
-        "services.web.config.COLOUR", "Pulumi.dev.yaml", "unknown key(s) COLOUR",
+        "services.web.config.COLOUR", "services/web/dev.yaml", "unknown key(s) COLOUR",
     ),
     "unknown-stack-key": (
         lambda c: services(c)["api"].update(replicas=3),
-        "services.api.replicas", "Pulumi.dev.yaml", "unknown key(s) replicas",
+        "services.api.replicas", "services/api/dev.yaml", "unknown key(s) replicas",
     ),
     "bad-kubernetes-name": (
         lambda c: services(c).update(Billing_API={"app_schema": "worker"}),
-        "services.Billing_API", "Pulumi.dev.yaml", "RFC 1123",
+        "services.Billing_API", "services/Billing_API/dev.yaml", "RFC 1123",
     ),
     "bad-namespace": (
         lambda c: services(c)["api"].update(namespace="x" * 64),
-        "services.api.namespace", "Pulumi.dev.yaml", "RFC 1123",
+        "services.api.namespace", "services/api/dev.yaml", "RFC 1123",
     ),
     "configmap-too-large": (
         lambda c: services(c)["api"]["config"].update(DATABASE_HOST="h" * (1024 * 1024 + 1)),
-        "services.api.config", "Pulumi.dev.yaml", "Kubernetes allows 1048576",
+        "services.api.config", "services/api/dev.yaml", "Kubernetes allows 1048576",
     ),
     "config-and-secret-collide": (
         lambda c: services(c)["api"]["config"].update(DATABASE_HOST="db.internal"),
-        "services.api.config.DATABASE_HOST", "Pulumi.dev.yaml",
+        "services.api.config.DATABASE_HOST", "services/api/dev.yaml",
         "delivered by secret `DATABASE_PASSWORD` from its `database` (DATABASE_USER, "
         "DATABASE_PASSWORD, DATABASE_HOST, DATABASE_PORT, DATABASE_NAME, DATABASE_URL)",
     ),
     "config-and-plain-secret-collide": (
         lambda c: services(c)["worker"]["tenants"]["acme"]["config"].update(PAYMENTS_API_KEY="x"),
-        "services.worker.tenants.acme.config.PAYMENTS_API_KEY", "Pulumi.dev.yaml",
+        "services.worker.tenants.acme.config.PAYMENTS_API_KEY", "services/worker/dev.yaml",
         "delivered by secret `PAYMENTS_API_KEY` as itself",
     ),
     "secret-only-key-in-config": (
         lambda c: (services(c)["api"]["secrets"].pop("DATABASE_PASSWORD"),
                    services(c)["api"]["config"].update(DATABASE_USER="api")),
-        "services.api.config.DATABASE_USER", "Pulumi.dev.yaml",
+        "services.api.config.DATABASE_USER", "services/api/dev.yaml",
         "takes `DATABASE_USER` from a secret, never from config",
     ),
     "database-secret-misnamed": (
         lambda c: services(c)["web"].setdefault("secrets", {}).update(ANALYTICS_DB={
             "source": "generated", "store": "aws",
             "database": {"host": "db.internal", "dbname": "web", "username": "web"}}),
-        "services.web.secrets.ANALYTICS_DB", "Pulumi.dev.yaml", "its name must be <P>_PASSWORD",
+        "services.web.secrets.ANALYTICS_DB", "services/web/dev.yaml", "its name must be <P>_PASSWORD",
     ),
     "database-secret-in-vault": (
         lambda c: services(c)["web"].setdefault("secrets", {}).update(ANALYTICS_PASSWORD={
             "source": "generated", "store": "vault",
             "database": {"host": "db.internal", "dbname": "web", "username": "web"}}),
-        "services.web.secrets.ANALYTICS_PASSWORD.database", "Pulumi.dev.yaml", "set store: aws",
+        "services.web.secrets.ANALYTICS_PASSWORD.database", "services/web/dev.yaml", "set store: aws",
     ),
     "database-keys-delivered-twice": (
         lambda c: services(c)["api"]["secrets"].update(DATABASE_URL={
             "source": "generated", "store": "vault"}),
-        "services.api.secrets.DATABASE_URL", "Pulumi.dev.yaml",
+        "services.api.secrets.DATABASE_URL", "services/api/dev.yaml",
         "delivers `DATABASE_URL`, which `DATABASE_PASSWORD` delivers already",
     ),
     "tenant-forbidden-key": (
         lambda c: services(c)["worker"]["tenants"]["acme"]["config"].update(LOG_LEVEL="debug"),
-        "services.worker.tenants.acme.config.LOG_LEVEL", "Pulumi.dev.yaml",
+        "services.worker.tenants.acme.config.LOG_LEVEL", "services/worker/dev.yaml",
         "tenants may not override `LOG_LEVEL`",
     ),
     "tenant-breaks-schema": (
         lambda c: services(c)["worker"]["tenants"]["acme"]["config"].update(RATE_LIMIT_RPS=0),
-        "services.worker.tenants.acme.config.RATE_LIMIT_RPS", "Pulumi.dev.yaml", "out of range",
+        "services.worker.tenants.acme.config.RATE_LIMIT_RPS", "services/worker/dev.yaml", "out of range",
     ),
     "unknown-app-schema": (
         lambda c: services(c)["api"].update(app_schema="grpc-api"),
-        "services.api.app_schema", "Pulumi.dev.yaml", "unknown app schema `grpc-api`",
+        "services.api.app_schema", "services/api/dev.yaml", "unknown app schema `grpc-api`",
     ),
     "bad-flag": (
         lambda c: services(c)["web"].update(flags={"beta": {"state": "ON", "variants": {"a": 1},
                                                             "defaultVariant": "a"}}),
-        "services.web.flags.beta.state", "Pulumi.dev.yaml", "flagd",
+        "services.web.flags.beta.state", "services/web/dev.yaml", "flagd",
     ),
     "flag-default-not-a-variant": (
         lambda c: services(c)["web"].update(flags={"beta": {"state": "ENABLED",
                                                             "variants": {"a": 1},
                                                             "defaultVariant": "b"}}),
-        "services.web.flags.beta.defaultVariant", "Pulumi.dev.yaml", "one of the flag's variants",
+        "services.web.flags.beta.defaultVariant", "services/web/dev.yaml", "one of the flag's variants",
     ),
     "plaintext-declared-secret": (
         lambda c: c.update({"configplane:apiDbPassword": CANARY}),
@@ -140,11 +133,11 @@ CASES = {
     "vault-ref-outside-own-path": (
         lambda c: services(c)["web"].setdefault("secrets", {}).update(
             STOLEN={"source": "reference", "store": "vault", "ref": "api/db#password"}),
-        "services.web.secrets.STOLEN.ref", "Pulumi.dev.yaml", "reads only `web` and `web/...`",
+        "services.web.secrets.STOLEN.ref", "services/web/dev.yaml", "reads only `web` and `web/...`",
     ),
     "rotation-without-database": (
         lambda c: services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("database"),
-        "services.api.secrets.DATABASE_PASSWORD.database", "Pulumi.dev.yaml", "needs `database`",
+        "services.api.secrets.DATABASE_PASSWORD.database", "services/api/dev.yaml", "needs `database`",
     ),
     "app-needs-its-database-secret": (
         lambda c: services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("database"),
@@ -184,22 +177,23 @@ def test_all_errors_are_reported_at_once(project):
 
 
 def test_duplicate_yaml_key_is_an_error(project):
-    path = project / "Pulumi.dev.yaml"
+    path = project / "services" / "api" / "dev.yaml"
     path.write_text(path.read_text().replace(
-        "        LOG_LEVEL: debug\n", "        LOG_LEVEL: debug\n        LOG_LEVEL: info\n", 1))
+        "  LOG_LEVEL: debug\n", "  LOG_LEVEL: debug\n  LOG_LEVEL: info\n", 1))
     code, report = run_validate(project)
     assert code == 1
-    assert report["errors"][0]["file"] == "Pulumi.dev.yaml"
+    assert [(e["path"], e["file"], e["line"]) for e in report["errors"]] == [
+        ("services.api.config.LOG_LEVEL", "services/api/dev.yaml", 3)]
     assert "appears twice" in report["errors"][0]["message"]
 
 
-def test_error_names_the_project_file_when_the_default_is_wrong(project):
-    path = project / "Pulumi.yaml"
+def test_error_names_the_service_file_when_the_base_value_is_wrong(project):
+    path = project / "services" / "api" / "service.yaml"
     path.write_text(path.read_text().replace("PORT: 8080", "PORT: -1"))
     code, report = run_validate(project)
     assert code == 1
-    assert {(e["path"], e["file"]) for e in report["errors"]} == {
-        ("services.api.config.PORT", "Pulumi.yaml")}
+    assert {(e["path"], e["file"], e["line"]) for e in report["errors"]} == {
+        ("services.api.config.PORT", "services/api/service.yaml", 5)}
 
 
 @pytest.mark.parametrize("broken", ["missing", "not-yaml"])

@@ -29,7 +29,8 @@ def command(stack: str, service: str, key_path: str, tenant: str | None, project
     KEY.PATH is relative to the service: config.LOG_LEVEL, secrets.DATABASE_PASSWORD.store,
     flags.new-checkout, tenants.acme.config.RATE_LIMIT_RPS. A bare name such as LOG_LEVEL
     means config.LOG_LEVEL, or secrets.LOG_LEVEL when there is no such config key. Layers,
-    lowest first: project (Pulumi.yaml defaults), environment (Pulumi.<stack>.yaml), tenant.
+    lowest first: fleet (services/defaults.yaml), service (services/<name>/service.yaml),
+    environment (services/<name>/<stack>.yaml), tenant; each with the file and line that set it.
     A secret is shown as "[secret]" with its spec; its value is never read.
 
     Example: configplane explain --stack prod worker CONCURRENCY --tenant acme
@@ -76,7 +77,8 @@ def render_table(data: dict[str, Any]) -> None:
             mark = "<- resolved" if step is entry["set_by"] else "overridden"
             if entry["set_by"] is None and n == len(steps) - 1 and step["value"] is None:
                 mark = "<- deleted"
-            grid.add_row(*key, step["layer"], step["file"], _show(step["value"]), mark)
+            where = f"{step['file']}:{step['line']}" if step.get("line") else step["file"]
+            grid.add_row(*key, step["layer"], where, _show(step["value"]), mark)
     console.print(grid)
     for note in data["notes"]:
         console.print(f"note: {note}")

@@ -20,7 +20,7 @@ from configplane.importer import (
     write_import,
 )
 from configplane.redaction import detect
-from configplane.stackfiles import PROJECT_FILE, SERVICES_KEY
+from configplane.stackfiles import PROJECT_FILE
 
 
 @click.command("import")
@@ -33,7 +33,7 @@ from configplane.stackfiles import PROJECT_FILE, SERVICES_KEY
 @click.option("--store", type=click.Choice(STORES), default="vault", show_default=True,
               help="Where the imported secrets are kept.")
 @click.option("--write", is_flag=True,
-              help="Write the section into Pulumi.<stack>.yaml and the secret declarations "
+              help="Write the section to services/<name>/<stack>.yaml and the secret declarations "
                    "into Pulumi.yaml (instead of printing them).")
 @click.option("--emit-value", "emit_value_key", metavar="KEY",
               help="Print one value of the input to a pipe, for `| pulumi config set --secret`; "
@@ -43,7 +43,8 @@ from configplane.stackfiles import PROJECT_FILE, SERVICES_KEY
 def command(service: str | None, stack: str | None, sources: tuple[str, ...],
             app_schema: str | None, store: str, write: bool, emit_value_key: str | None,
             project_dir: Path, fmt: str) -> None:
-    """Turn a .env file or ConfigMap/Secret manifests into a service's stack-file section.
+    """Turn a .env file or ConfigMap/Secret manifests into a service's section for a stack
+    (services/<name>/<stack>.yaml).
 
     Secret manifests' keys, and ConfigMap/.env values the pack's plaintext detector flags,
     become `source: secure` secrets: their values never land in a file nor on screen.
@@ -109,12 +110,12 @@ def _yaml(data: Any) -> str:
 
 def render_text(document: dict[str, Any]) -> None:
     out = click.echo
-    stack_file = document["stack_file"]
+    target = document["catalog_file"]
     if document["written"]:
         out(f"wrote {' and '.join(document['written'])}:")
     else:
-        out(f"# add to {stack_file}, under config: {SERVICES_KEY}:")
-    out(_yaml({"config": {SERVICES_KEY: document["section"]}}).rstrip())
+        out(f"# write to {target}:")
+    out(_yaml(document["section"][document["service"]]).rstrip())
     if document["declarations"]:
         out("")
         out(f"# {'declared in' if document['written'] else 'add to'} {PROJECT_FILE}, under config:")

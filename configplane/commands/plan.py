@@ -27,8 +27,10 @@ from configplane.cliutil import (
 )
 from configplane.commands.validate import (
     PROJECT_DIR_OPTION,
+    SERVICE_OPTION,
     STACK_OPTION,
     issues_of,
+    load_or_issues,
     report,
     undecodable,
 )
@@ -39,6 +41,7 @@ from configplane.stackfiles import StackFileError
 
 @click.command("plan")
 @STACK_OPTION
+@SERVICE_OPTION
 @PROJECT_DIR_OPTION
 @FORMAT_OPTION
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -48,8 +51,9 @@ from configplane.stackfiles import StackFileError
 @click.option("--no-policy", is_flag=True, help="Skip the policy pack.")
 @click.option("--quiet", is_flag=True,
               help="No progress bar (there is none in CI or when stderr is not a terminal).")
-def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
-            policy_pack_config: Path | None, no_policy: bool, quiet: bool) -> None:
+def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
+            out: Path | None, policy_pack_config: Path | None, no_policy: bool,
+            quiet: bool) -> None:
     """Show every resource `pulumi up` would create, without cloud or Pulumi CLI.
 
     Validates first (same messages as `validate`), then runs the project's __main__.py under
@@ -57,13 +61,22 @@ def command(stack: str, project_dir: Path, fmt: str, out: Path | None,
     `pulumi preview --policy-pack policies` would. Secret values are shown as "[secret]".
     Exit 1 on invalid configuration or any mandatory violation.
 
+    With --service, the program declares only those services (and the environment's
+    shared resources): what a service team runs before a pull request.
+
     Example: configplane plan --stack dev --format json --out plan-out/
     """
     protect_stack(project_dir, stack)
+    if services:
+        _, issues = load_or_issues(project_dir, stack, services)
+        if issues:
+            report(stack, issues, fmt)
+            raise SystemExit(1)
     try:
         with plan_progress(stack, quiet) as progress:
             plan = run_plan(project_dir, stack, policy=not no_policy,
-                            policy_config_file=policy_pack_config, progress=progress)
+                            policy_config_file=policy_pack_config, progress=progress,
+                            services=services or None)
     except (StackFileError, InvalidStack) as exc:  # run_plan validates before anything runs
         report(stack, issues_of(exc, stack), fmt)
         raise SystemExit(1) from None
@@ -96,8 +109,25 @@ def plan_progress(stack: str, quiet: bool) -> Iterator[Callable[[Any], None] | N
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.completed} resources"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(f"planning {stack}", total=None)
-        yield lambda _resource: bar.advance(task)
+        yield _Bars(bar, stack)
+
+
+class _Bars:
+    """Progress of the program (called per registered resource) and, on a second line, of
+    the policy pack (`analyzed`, per resource analysed): both are long at 2,000 services."""
+
+    def __init__(self, bar: Progress, stack: str):
+        self.bar = bar
+        self.program = bar.add_task(f"planning {stack}", total=None)
+        self.policy: Any = None
+
+    def __call__(self, _resource: Any) -> None:
+        self.bar.advance(self.program)
+
+    def analyzed(self, _resource: Any) -> None:
+        if self.policy is None:
+            self.policy = self.bar.add_task("policy pack", total=None)
+        self.bar.advance(self.policy)
 
 
 def render_table(document: dict[str, Any]) -> None:

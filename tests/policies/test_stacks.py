@@ -6,11 +6,11 @@ import json
 import shutil
 
 import pytest
-import yaml
 
 from configplane.analyzer import PolicyConfigError, run_policy_pack
 from configplane.plan import analyzed_resources, run_plan
 from configplane.stack import InvalidStack
+from tests.catalog_compat import edit_stack
 from tests.policies.builders import CANARY
 from tests.policies.conftest import PACK, PROJECT, REPO, found
 
@@ -46,16 +46,18 @@ def leaky_project(tmp_path_factory):
     """The project with credentials pasted into config values the app schemas accept."""
     target = tmp_path_factory.mktemp("leaky") / "project"
     target.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.prod.yaml", "__main__.py"):
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
+                 "__main__.py"):
         shutil.copy(REPO / name, target / name)
-    for name in ("components", "schemas", "lambdas"):
+    for name in ("components", "schemas", "lambdas", "services"):
         shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    stack_file = target / "Pulumi.prod.yaml"
-    document = yaml.safe_load(stack_file.read_text())
-    services = document["config"]["configplane:services"]
-    services["api"]["config"]["CORS_ALLOWED_ORIGINS"] = ORIGIN_URL
-    services["web"]["config"]["SESSION_COOKIE_NAME"] = AWS_KEY_ID
-    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def paste(config):
+        services = config["configplane:services"]
+        services["api"]["config"]["CORS_ALLOWED_ORIGINS"] = ORIGIN_URL
+        services["web"]["config"]["SESSION_COOKIE_NAME"] = AWS_KEY_ID
+
+    edit_stack(target, "prod", paste)
     return target
 
 

@@ -1,0 +1,60 @@
+"""A compiled check for valid documents: `fastjsonschema`, where it decides as jsonschema does.
+
+configplane validates thousands of documents per stack (the stack, each service's app
+config, each flag set). Most are valid; jsonschema's interpreter is slow at saying so. A
+schema that uses only the keywords below is also compiled by fastjsonschema (defaults not
+applied, jsonschema's own format checkers); `schema_errors` trusts its "valid" and runs
+jsonschema only when there is something to report, for its messages and paths.
+tests/test_schema_fastpath.py checks both agree on mutated documents for every schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Keywords the compiled check decides exactly as jsonschema does (draft 7 and the 2020-12
+# subset our schemas use); a schema with any other keyword keeps jsonschema alone.
+FAST_KEYWORDS = {
+    "$schema", "$id", "$ref", "$defs", "definitions", "$comment", "title", "description",
+    "default", "examples", "type", "enum", "const", "properties", "additionalProperties",
+    "patternProperties", "required", "propertyNames", "minProperties", "maxProperties", "items",
+    "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "minimum",
+    "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "anyOf", "oneOf", "allOf",
+    "not", "format",
+}
+FAST: dict[int, Any] = {}  # id(jsonschema validator) -> compiled check of the same schema
+
+
+def keywords(schema: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key.startswith("x-"):
+                continue
+            found.add(key)
+            if key in ("properties", "patternProperties", "$defs", "definitions"):
+                for sub in value.values() if isinstance(value, dict) else ():
+                    found |= keywords(sub)
+            elif key not in ("enum", "const", "default", "examples", "required"):
+                found |= keywords(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            found |= keywords(item)
+    return found
+
+
+def compiled(schema: dict, checker: Any) -> Any:
+    if not keywords(schema) <= FAST_KEYWORDS:
+        return None
+    try:
+        import fastjsonschema
+    except ImportError:  # the pack's environment may not have it: jsonschema alone
+        return None
+    formats = {name: (lambda value, n=name: checker.conforms(value, n))
+               for name in checker.checkers}
+    try:
+        return fastjsonschema.compile(schema, formats=formats, use_default=False)
+    except Exception:  # noqa: BLE001 - a schema it cannot compile: jsonschema alone
+        return None
+
+

@@ -1,0 +1,205 @@
+"""The service catalog: layers from files, one reader for `pulumi up` and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pulumi
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from configplane.catalog import read_inputs, runtime_values
+from configplane.commands.plan import command as plan_command
+from configplane.commands.validate import command as validate
+from configplane.commands.validate import load_or_issues
+from configplane.plan import PlanMocks, _run_program, plan_config, run_plan
+from configplane.stack import load_stack, resolve_inputs
+from configplane.stackfiles import read_stack_files
+from tests.catalog_compat import edit_stack
+from tests.conftest import REPO, STACKS
+
+
+def write(project: Path, rel: str, document) -> None:
+    path = project / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+
+
+def errors(project: Path, stack: str, *extra: str) -> tuple[int, list[dict]]:
+    result = CliRunner().invoke(validate, ["--stack", stack, "--project-dir", str(project),
+                                           "--format", "json", *extra])
+    return result.exit_code, json.loads(result.output)["errors"]
+
+
+def test_sample_services_come_from_the_catalog_not_from_config():
+    for stack in STACKS:
+        config = yaml.safe_load((REPO / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert not {"configplane:services", "configplane:defaults"} & set(config)
+    defaults = yaml.safe_load((REPO / "Pulumi.yaml").read_text())["config"]["configplane:defaults"]
+    assert set(defaults["value"]) == {"platform"}
+    inputs = read_stack_files(REPO, "prod")
+    assert sorted(inputs.service_layers) == ["api", "web", "worker"]
+    assert [(layer.name, layer.file) for layer in inputs.service_layers["api"]] == [
+        ("service", "services/api/service.yaml"), ("environment", "services/api/prod.yaml")]
+    assert inputs.notes == ()
+
+
+def test_fleet_defaults_then_service_then_stack(project):
+    write(project, "services/defaults.yaml", "owners: ['@shop/platform']\nservice:\n"
+          "  secrets_version: 3\n  config:\n    LOG_LEVEL: error\n")
+    (project / "services/web/dev.yaml").write_text(
+        "config:\n  LOG_LEVEL: null\n  API_BASE_URL: https://api.dev.shop.example.com\n"
+        "  CDN_URL: https://cdn.dev.shop.example.com\n")
+    resolved = resolve_inputs(read_stack_files(project, "dev"))
+    api, web = resolved.value["services"]["api"], resolved.value["services"]["web"]
+    assert (api["secrets_version"], api["config"]["LOG_LEVEL"]) == (3, "debug")  # dev overlay
+    assert "LOG_LEVEL" not in web["config"]  # null deletes what the layers below set
+    origin = resolved.origins[("services", "api", "secrets_version")]
+    assert (origin.layer, origin.where) == ("fleet", "services/defaults.yaml:3")
+    origin = resolved.origins[("services", "api", "config", "LOG_LEVEL")]
+    assert (origin.layer, origin.where) == ("environment", "services/api/dev.yaml:2")
+
+
+def test_a_null_overlay_takes_the_service_out_of_that_stack(project):
+    (project / "services/web/staging.yaml").write_text("# web is not in staging\nnull\n")
+    model, issues = load_or_issues(project, "staging")
+    assert issues == [] and sorted(model.services) == ["api", "worker"]
+    assert sorted(load_or_issues(project, "prod")[0].services) == ["api", "web", "worker"]
+
+
+def test_a_service_with_only_an_overlay_is_in_that_stack_only(project):
+    write(project, "services/billing/dev.yaml", {"app_schema": "worker", "config": {
+        "LOG_LEVEL": "info", "CONCURRENCY": 2, "RATE_LIMIT_RPS": 5,
+        "PAYMENTS_API_BASE_URL": "https://x.example.com", "VISIBILITY_TIMEOUT_SECONDS": 30,
+        "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111111111111/billing"}})
+    assert "billing" in load_or_issues(project, "dev")[0].services
+    assert "billing" not in load_or_issues(project, "prod")[0].services
+
+
+@pytest.mark.parametrize(("rel", "path", "message"), [
+    ("services/api/prd.yaml", "", "overlay for stack `prd`, which has no Pulumi.prd.yaml"),
+    ("services/api.yaml", "", "a service is a directory"),
+])
+def test_misplaced_catalog_files_are_errors(project, rel, path, message):
+    write(project, rel, {"config": {}})
+    code, found = errors(project, "dev")
+    assert code == 1
+    assert [(e["path"], e["file"]) for e in found] == [(path, rel)]
+    assert message in found[0]["message"]
+
+
+def test_a_service_in_both_config_and_catalog_is_refused(project):
+    path = project / "Pulumi.dev.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["configplane:services"] = {"api": {"config": {"LOG_LEVEL": "info"}}}
+    path.write_text(yaml.safe_dump(document))
+    code, found = errors(project, "dev")
+    assert code == 1
+    assert [(e["path"], e["file"]) for e in found] == [("services.api", "services/api/")]
+    assert "defined both in services/ and in Pulumi config" in found[0]["message"]
+
+
+def test_the_program_reads_the_same_inputs_as_the_cli():
+    """Under `pulumi up` the config comes from the engine: the same layers, values and
+    problems as the CLI reading the stack file."""
+    for stack in STACKS:
+        files = read_stack_files(REPO, stack)
+        config, secret_keys = plan_config(files)
+        pulumi.runtime.set_all_config(config, secret_keys)
+        engine = read_inputs(REPO, stack, runtime_values())
+        assert engine.service_layers == files.service_layers
+        assert engine.platform_layers == files.platform_layers
+        assert engine.read_problems == files.read_problems
+        assert {k for k, v in engine.values.items() if v.secure} == set(secret_keys)
+        assert {k: v.value for k, v in engine.values.items() if not v.secure} == {
+            k: v.value for k, v in files.values.items() if not v.secure} | {
+            k: v for k, v in files.project_values.items() if k not in files.values}
+        assert load_stack(engine).services.keys() == load_stack(files).services.keys()
+
+
+def test_duplicate_keys_stop_the_program_as_they_fail_validate(project):
+    model = load_stack(read_stack_files(project, "dev"))
+    config, secret_keys = plan_config(read_stack_files(project, "dev"))
+    path = project / "services/api/dev.yaml"
+    path.write_text(path.read_text() + "config:\n  PORT: 1\n")
+    code, found = errors(project, "dev")
+    assert (code, [(e["path"], e["file"], e["line"]) for e in found]) == (
+        1, [("services.api.config", "services/api/dev.yaml", 13)])
+    # The real __main__.py, as `pulumi up` runs it: it stops before declaring anything.
+    with pytest.raises(pulumi.RunError, match=r"services/api/dev.yaml:13: services.api.config: "
+                                              r"key `services.api.config` appears twice"):
+        _run_program(project, "configplane", "dev", model, config, secret_keys, PlanMocks(model))
+
+
+def _restricted(found: list[dict], service: str) -> list[dict]:
+    return [e for e in found if not e["path"].startswith("services.")
+            or e["path"] == f"services.{service}" or e["path"].startswith(f"services.{service}.")]
+
+
+SERVICE_CASES = {
+    "schema-type": ("api", lambda c: c["configplane:services"]["api"]["config"].update(PORT="x")),
+    "tenant-forbidden-key": ("worker", lambda c: c["configplane:services"]["worker"]["tenants"]
+                             ["acme"]["config"].update(LOG_LEVEL="debug")),
+    "bad-flag": ("web", lambda c: c["configplane:services"]["web"].update(
+        flags={"beta": {"state": "ON", "variants": {"a": 1}, "defaultVariant": "a"}})),
+    "missing-secure-value": ("worker", lambda c: c.pop("configplane:paymentsApiKey")),
+    "bad-name": ("Billing_API", lambda c: c["configplane:services"].update(
+        Billing_API={"app_schema": "worker"})),
+    "plaintext-declared-secret": ("api", lambda c: c.update(
+        {"configplane:apiDbPassword": "canary-Svc-Jq3Lx8"})),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SERVICE_CASES))
+def test_validate_service_gives_the_whole_stack_verdict_for_that_service(project, case):
+    broken, change = SERVICE_CASES[case]
+    edit_stack(project, "dev", change)
+    whole_code, whole = errors(project, "dev")
+    assert whole_code == 1
+    for service in sorted({*(d.name for d in (project / "services").iterdir() if d.is_dir())}):
+        code, found = errors(project, "dev", "--service", service)
+        assert found == _restricted(whole, service), service
+        assert code == (1 if found else 0)
+    assert _restricted(whole, broken)  # the broken service's own verdict is not empty
+
+
+def test_plan_service_gives_the_same_verdict_and_the_same_resources(project):
+    whole = run_plan(REPO, "prod", policy=False)
+    one = run_plan(REPO, "prod", policy=False, services=["worker"])
+    mine = {r.urn: r.inputs for r in whole.resources if r.name.startswith("worker-")}
+    assert {r.urn: r.inputs for r in one.resources if r.name.startswith("worker-")} == mine
+    assert not [r for r in one.resources if r.name.startswith(("api-", "web-"))]
+    edit_stack(project, "dev", SERVICE_CASES["schema-type"][1])
+    for service, expected in (("api", 1), ("web", 0)):
+        result = CliRunner().invoke(plan_command, ["--stack", "dev", "--service", service,
+                                                   "--no-policy", "--project-dir", str(project),
+                                                   "--format", "json"])
+        assert result.exit_code == expected, result.output
+
+
+def test_no_service_filter_leaks_out_of_a_plan():
+    from configplane import catalog
+
+    run_plan(REPO, "dev", policy=False, services=["api"])
+    assert catalog.SERVICE_FILTER is None
+    assert sorted(read_stack_files(REPO, "dev").service_layers) == ["api", "web", "worker"]
+
+
+def test_the_catalog_is_copied_with_the_project(tmp_path):
+    target = tmp_path / "p"
+    shutil.copytree(REPO / "services", target / "services")
+    assert sorted(p.name for p in (target / "services").iterdir()) == [
+        "api", "defaults.yaml", "web", "worker"]
+
+
+def test_platform_defaults_set_in_a_stack_file_are_attributed_to_it(project):
+    path = project / "Pulumi.dev.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["configplane:defaults"] = {"platform": {"part_of": "Shop!"}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    code, found = errors(project, "dev")
+    assert code == 1
+    assert [(e["path"], e["file"]) for e in found] == [("platform.part_of", "Pulumi.dev.yaml")]
