@@ -10,15 +10,22 @@ from rich.table import Table
 
 from configplane.catalog import read_inputs
 from configplane.cliutil import FORMAT_OPTION, emit, plain_console, protect_stack
+from configplane.pack import use_project_dir
 from configplane.stack import InvalidStack, Issue, StackModel, load_stack
 from configplane.stackfiles import PROJECT_FILE, StackFileError, stack_file_name
 
 STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
+def _project_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    use_project_dir(value)  # the project's pack holds the detector every command uses
+    return value
+
+
 PROJECT_DIR_OPTION = click.option(
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
+    callback=_project_dir,
     help="Directory with Pulumi.yaml and the stack files.",
 )
 
