@@ -9,7 +9,6 @@ pulumi and pulumi_policy.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from hashing import configmap_hash
 from pulumi_policy.proxy import UnknownValueError
 
 
@@ -190,22 +190,13 @@ def container_env(resource_type: str, props: dict) -> Iterator[tuple[str, str, s
                     yield str(container.get("name", "?")), str(var.get("name", "?")), value
 
 
-# --- kustomize's ConfigMap hash (an independent implementation of the program's) ---------
-
-_ENCODE = str.maketrans({"0": "g", "1": "h", "3": "k", "a": "m", "e": "t"})
+# --- kustomize's ConfigMap hash: the program's own (policies/hashing.py is a symlink to
+# configplane/hashing.py, stdlib only), so the pack checks names with the very function that
+# made them; kustomize's vectors and `kubectl kustomize` test it (tests/test_hashing.py).
 
 
 def kustomize_hash(data: Mapping[str, Any], binary_data: Mapping[str, Any] | None) -> str:
-    """kustomize's name suffix: SHA-256 of Go's json.Marshal of {data, kind, name=""} (plus
-    binaryData when present), first 10 hex characters, vowels and 0/1/3 mapped away."""
-    doc: dict[str, Any] = {"data": dict(data) or "", "kind": "ConfigMap", "name": ""}
-    if binary_data:
-        doc["binaryData"] = dict(binary_data)
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(char, escaped)
-    return hashlib.sha256(text.encode()).hexdigest()[:10].translate(_ENCODE)
+    return configmap_hash(data, binary_data)
 
 
 # --- Vault policies --------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import ast
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,21 @@ def test_the_rule_checker_sees_a_violation(tmp_path: Path) -> None:
     bad.write_text("import pulumi_aws.iam\nfrom components.vault import VaultService\n")
     assert {m for m in imported_modules(bad) if _violates(m, FORBIDDEN["configplane"])} == {
         "pulumi_aws.iam", "components.vault"}
+
+
+# Facts the pack shares with the program reach it through symlinks into the project (the pack
+# imports nothing of the project's packages): one file, two importers.
+SHARED_WITH_THE_PACK = {
+    "policies/schemas": "../schemas",
+    "policies/hashing.py": "../configplane/hashing.py",  # kustomize's ConfigMap hash
+    "policies/refs.py": "../configplane/refs.py",  # names, refs and ARNs
+}
+
+
+@pytest.mark.parametrize("link", sorted(SHARED_WITH_THE_PACK))
+def test_the_pack_shares_facts_through_links(link: str) -> None:
+    path = REPO / link
+    assert path.is_symlink() and os.readlink(path) == SHARED_WITH_THE_PACK[link]
+    if path.suffix == ".py":  # stdlib only: the pack's environment has none of ours
+        allowed = set(sys.stdlib_module_names) | {"__future__"}
+        assert {m.split(".")[0] for m in imported_modules(path)} <= allowed

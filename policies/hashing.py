@@ -1,0 +1,1 @@
+../configplane/hashing.py
