@@ -72,7 +72,7 @@ def _flags(i: int) -> dict[str, Any]:
 
 def service_defaults(i: int) -> tuple[dict[str, Any], list[str]]:
     """Project-level definition of service i, and the `secure` config keys it needs."""
-    name, kind = service_name(i), kind_of(i)
+    name, kind, domain = service_name(i), kind_of(i), DOMAINS[i % len(DOMAINS)]
     secure: list[str] = []
     owners = [f"@shop/{domain}-team"]
     if kind == "api":

@@ -353,7 +353,8 @@ def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[st
         try:
             loaded = load(files[file_name], display, (name,))
         except YamlError as exc:
-            problems.append((f"services.{name}", display, exc.problem, exc.line))
+            where = ".".join(("services", *exc.path)) if exc.path else f"services.{name}"
+            problems.append((where, display, exc.problem, exc.line))
             return None
         problems.extend(_duplicates(loaded, display, ("services", name)))
         if layer == "environment" and loaded.explicit_null:

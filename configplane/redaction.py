@@ -254,6 +254,9 @@ def stack_secrets(inputs: Any) -> set[str]:
             found.update(_strings_of(value))
     for value in (getattr(inputs, "secure_raw", {}) or {}).values():
         found.update(_strings_of(value))  # plaintext pasted under `secure:` (or ciphertext)
+    for layers in (getattr(inputs, "service_layers", {}) or {}).values():
+        for layer in layers:  # the catalog's files (services/), each layer {name: document}
+            found |= document_secrets({"services": layer.document})
     return found
 
 

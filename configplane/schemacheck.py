@@ -20,7 +20,7 @@ FAST_KEYWORDS = {
     "patternProperties", "required", "propertyNames", "minProperties", "maxProperties", "items",
     "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern", "minimum",
     "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "anyOf", "oneOf", "allOf",
-    "not", "format",
+    "not", "format", "deprecated",
 }
 FAST: dict[int, Any] = {}  # id(jsonschema validator) -> compiled check of the same schema
 
@@ -50,11 +50,26 @@ def compiled(schema: dict, checker: Any) -> Any:
         import fastjsonschema
     except ImportError:  # the pack's environment may not have it: jsonschema alone
         return None
-    formats = {name: (lambda value, n=name: checker.conforms(value, n))
-               for name in checker.checkers}
+    # A format jsonschema does not check (e.g. `uri` without rfc3987) is not checked here
+    # either: fastjsonschema's own regex for it would refuse what jsonschema accepts.
+    formats = {name: (lambda value: True) for name in _formats(schema)}
+    formats.update({name: (lambda value, n=name: checker.conforms(value, n))
+                    for name in checker.checkers})
     try:
         return fastjsonschema.compile(schema, formats=formats, use_default=False)
     except Exception:  # noqa: BLE001 - a schema it cannot compile: jsonschema alone
         return None
 
 
+def _formats(schema: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "format" and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= _formats(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            found |= _formats(item)
+    return found

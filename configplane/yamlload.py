@@ -45,8 +45,9 @@ KeyPath = tuple[str, ...]
 class YamlError(Exception):
     """A file that cannot be read as configuration: the message names file, line and fix."""
 
-    def __init__(self, file: str, message: str, line: int | None = None):
+    def __init__(self, file: str, message: str, line: int | None = None, path: KeyPath = ()):
         self.file, self.line, self.problem = file, line, message
+        self.path = path  # the mapping that holds the problem, when known (a bad key's parent)
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {message}")
 
@@ -151,8 +152,9 @@ class _Builder:
         self.duplicates: list[tuple[str, int]] = []
         self._flattened: set[int] = set()
 
-    def fail(self, node: yaml.Node, message: str) -> YamlError:
-        return YamlError(self.name, message, node.start_mark.line + 1 if node.start_mark else None)
+    def fail(self, node: yaml.Node, message: str, path: KeyPath = ()) -> YamlError:
+        return YamlError(self.name, message, node.start_mark.line + 1 if node.start_mark else None,
+                         (*self.prefix, *path) if path else ())
 
     def budget(self, root: yaml.Node) -> None:
         """Refuse documents whose aliases expand past MAX_ALIAS_NODES, or refer to themselves,
@@ -254,13 +256,13 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             kind = "list" if isinstance(node, yaml.SequenceNode) else "mapping"
             raise self.fail(node, f"a complex key (a {kind} used as a key) under {where}. "
-                            "Fix: use a plain string key.")
+                            "Fix: use a plain string key.", path)
         if node.tag == _STR:
             return node.value
         kind = _KEY_TAGS.get(node.tag, f"a {node.tag.rsplit(':', 1)[-1]} value")
         shown = node.value if len(node.value) <= 20 else node.value[:20] + "..."
         raise self.fail(node, f"key `{shown}` under {where} is read as {kind} (YAML 1.1), "
-                        f"not a string. Fix: quote it: \"{shown}\".")
+                        f"not a string. Fix: quote it: \"{shown}\".", path)
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
         construct = self.constructor.yaml_constructors.get(node.tag)

@@ -92,7 +92,7 @@ def test_floor_program_has_no_configplane_logic(small_fleet: Path, tmp_path: Pat
 
 
 def test_fleet_is_in_the_catalog_and_config_stays_small(tmp_path: Path):
-    from benchmarks.fleet import SECURE_SERVICES, kind_of
+    from benchmarks.fleet import SECURE_SERVICES, kind_of, platform_secure_keys
     from configplane.configsize import config_size
 
     project = generate(tmp_path / "project", SECURE_SERVICES + 6)
@@ -102,8 +102,13 @@ def test_fleet_is_in_the_catalog_and_config_stays_small(tmp_path: Path):
         "dev.yaml", "prod.yaml", "service.yaml", "staging.yaml"]
     inputs = read_stack_files(project, "prod")
     assert inputs.notes == ()  # nothing in Pulumi config but platform and secure values
-    secure = [k for k, v in inputs.values.items() if v.secure]
-    assert len(secure) == sum(kind_of(i) != "web" for i in range(SECURE_SERVICES))
+    secure = {k for k, v in inputs.values.items() if v.secure}
+    # One per secret of the first SECURE_SERVICES services (not web frontends), plus the
+    # sample platform's own (platform.database's root logins), whatever the fleet's size.
+    platform = {f"configplane:{key}" for key in platform_secure_keys()}
+    assert platform == {"configplane:shopVaultDbPassword"}
+    assert len(secure - platform) == sum(kind_of(i) != "web" for i in range(SECURE_SERVICES))
+    assert platform <= secure
     assert config_size(inputs).total < 8 * 1024
 
 

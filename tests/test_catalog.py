@@ -124,13 +124,14 @@ def test_duplicate_keys_stop_the_program_as_they_fail_validate(project):
     model = load_stack(read_stack_files(project, "dev"))
     config, secret_keys = plan_config(read_stack_files(project, "dev"))
     path = project / "services/api/dev.yaml"
+    line = len(path.read_text().splitlines()) + 1  # the second `config:`, appended
     path.write_text(path.read_text() + "config:\n  PORT: 1\n")
     code, found = errors(project, "dev")
     assert (code, [(e["path"], e["file"], e["line"]) for e in found]) == (
-        1, [("services.api.config", "services/api/dev.yaml", 13)])
+        1, [("services.api.config", "services/api/dev.yaml", line)])
     # The real __main__.py, as `pulumi up` runs it: it stops before declaring anything.
-    with pytest.raises(pulumi.RunError, match=r"services/api/dev.yaml:13: services.api.config: "
-                                              r"key `services.api.config` appears twice"):
+    with pytest.raises(pulumi.RunError, match=rf"services/api/dev.yaml:{line}: services.api."
+                                              r"config: key `services.api.config` appears twice"):
         _run_program(project, "configplane", "dev", model, config, secret_keys, PlanMocks(model))
 
 

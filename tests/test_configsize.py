@@ -48,10 +48,12 @@ def test_decrypted_length_is_estimated_exactly_from_passphrase_ciphertexts():
     document = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
     _, salt, _ = document["encryptionsalt"].split(":", 2)
     key = hashlib.pbkdf2_hmac("sha256", SAMPLE_PASSPHRASE, base64.b64decode(salt), 1_000_000, 32)
-    secure = [v["secure"] for v in document["config"].values()
-              if isinstance(v, dict) and set(v) == {"secure"}]
-    assert len(secure) == 2
-    for ciphertext in secure:
+    secure = {k: v["secure"] for k, v in document["config"].items()
+              if isinstance(v, dict) and set(v) == {"secure"}}
+    # Two services' secrets and the platform's database root login (platform.database).
+    assert sorted(secure) == ["configplane:apiDbPassword", "configplane:paymentsApiKey",
+                              "configplane:shopVaultDbPassword"]
+    for ciphertext in secure.values():
         assert estimate_plaintext_length(ciphertext) == len(decrypt(key, ciphertext).encode())
     lengths = {k: v.length for k, v in read_stack_files(REPO, "dev").values.items() if v.secure}
     assert lengths == {k: estimate_plaintext_length(document["config"][k]["secure"])
@@ -118,13 +120,19 @@ def test_a_secure_value_per_secret_does_not_scale(project):
     path = project / "Pulumi.prod.yaml"
     document = yaml.safe_load(path.read_text())
     ciphertext = document["config"]["configplane:apiDbPassword"]["secure"]
+    declared = yaml.safe_load((project / "Pulumi.yaml").read_text())
     for i in range(1500):
         document["config"][f"configplane:service{i}Token"] = {"secure": ciphertext}
+        # Declared, as every secure key must be (an undeclared one is an unknown key).
+        declared["config"][f"configplane:service{i}Token"] = {"type": "string", "secret": True}
     path.write_text(yaml.safe_dump(document))
+    (project / "Pulumi.yaml").write_text(yaml.safe_dump(declared, sort_keys=False))
     code, found = run_validate(project)
     assert code == 1
-    [error] = [e for e in found if e["path"] == "config"]
-    assert "1502 `secure` values take" in error["message"]
+    assert [e["path"] for e in found] == ["config"], found
+    [error] = found
+    # The sample's three (two services' secrets, the platform's database login) and 1500 more.
+    assert "1503 `secure` values take" in error["message"]
     assert "use `source: generated` (values nobody needs to know) or `source: reference`" in \
         error["message"]
     assert ciphertext not in json.dumps(found)

@@ -607,8 +607,8 @@ def test_validate_reports_a_plaintext_secret_in_config_by_path_never_by_value(pr
     code, report = run_validate(project, "dev")
     assert code == 1
     assert [(e["path"], e["file"]) for e in report["errors"]] == [
-        ("services.worker.config.PAYMENTS_API_BASE_URL", "Pulumi.dev.yaml"),
-        ("services.worker.tenants.acme.config.SMTP_PASSWORD", "Pulumi.dev.yaml"),
+        ("services.worker.config.PAYMENTS_API_BASE_URL", "services/worker/dev.yaml"),
+        ("services.worker.tenants.acme.config.SMTP_PASSWORD", "services/worker/dev.yaml"),
     ]
     assert report["errors"][1]["message"] == (
         "looks like a plaintext credential (keyword-password): it would be stored and shown in "

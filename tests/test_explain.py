@@ -67,7 +67,7 @@ def test_project_default_untouched_by_the_environment():
         "path": "config.REQUEST_TIMEOUT_MS",
         "value": 5000,
         "set_by": step("service", "services/api/service.yaml",
-                       "services.api.config.REQUEST_TIMEOUT_MS", 5000, 9),
+                       "services.api.config.REQUEST_TIMEOUT_MS", 5000, 7),
         "overrode": [],
     }])
 
@@ -124,7 +124,7 @@ def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
     assert by_path["secrets.DATABASE_PASSWORD.rotation.strategy"]["set_by"] == step(
         "environment", "services/api/prod.yaml",
         "services.api.secrets.DATABASE_PASSWORD.rotation.strategy", "postgres-alternating-users",
-        13)
+        12)
     # Not set by any layer: the model's built-in default.
     assert by_path["secrets.DATABASE_PASSWORD.length"]["set_by"] == step(
         "default", "configplane/model.py", "services.api.secrets.DATABASE_PASSWORD.length", 32)
@@ -166,7 +166,7 @@ def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
         "path": "config.REQUEST_TIMEOUT_MS", "value": None, "set_by": None,
         "overrode": [
             step("service", "services/api/service.yaml", "services.api.config.REQUEST_TIMEOUT_MS",
-                 5000, 9),
+                 5000, 7),
             step("environment", "services/api/dev.yaml", "services.api.config.REQUEST_TIMEOUT_MS",
                  None, 3),
         ],
@@ -174,7 +174,7 @@ def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
     code, output = run("--stack", "dev", "api", "REQUEST_TIMEOUT_MS", project=project, fmt="table")
     assert [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines()
             if line.startswith("│")] == [
-        ["service", "services/api/service.yaml:9", "5000", "overridden"],
+        ["service", "services/api/service.yaml:7", "5000", "overridden"],
         ["environment", "services/api/dev.yaml:3", "(deleted)", "<- deleted"],
     ]
     # web's schema rejects `cache.ttl`: the stack is invalid, explain still answers.

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pulumi
 import pytest
-import yaml
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
@@ -29,6 +28,7 @@ from configplane.flags import (
 from configplane.plan import run_plan
 from configplane.stack import FLAGS_DATA_KEY, load_stack
 from configplane.stackfiles import read_stack_files
+from tests.catalog_compat import edit_stack
 from tests.conftest import REPO
 from tests.test_validation import run_validate
 
@@ -91,11 +91,10 @@ def targeting_flag(targeting) -> dict:
 
 
 def validate_with_web_flags(project: Path, flags, stack: str = "dev") -> tuple[int, dict]:
-    path = project / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text())
-    web = document["config"]["configplane:services"].setdefault("web", {})
-    web["flags"] = flags
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    def change(config):
+        config["configplane:services"].setdefault("web", {})["flags"] = flags
+
+    edit_stack(project, stack, change)
     return run_validate(project, stack)
 
 
@@ -165,7 +164,7 @@ def test_validate_rejects_flagd_negative_case(project, case):
     code, report = validate_with_web_flags(project, as_stack_flags(CASES / case))
     path, start = NEGATIVE[case]
     assert code == 1
-    assert [(e["path"], e["file"]) for e in report["errors"]] == [(path, "Pulumi.dev.yaml")]
+    assert [(e["path"], e["file"]) for e in report["errors"]] == [(path, "services/web/dev.yaml")]
     message = report["errors"][0]["message"]
     assert message.startswith(start) and "Fix:" in message
     if case.startswith("targeting/"):
@@ -205,7 +204,8 @@ def test_decimal_weights_serve_off_to_everyone_in_flagd_and_validate_rejects_the
     code, report = validate_with_web_flags(project, edit, stack="prod")
     assert (code, report["errors"]) == (1, [{
         "path": "services.web.flags.new-checkout.targeting.fractional.1.1",
-        "file": "Pulumi.prod.yaml",
+        "file": "services/web/prod.yaml",
+        "line": 9,  # `fractional:` (a list is one value: it has the line of its key)
         "message": f"flagd targeting.json: not a valid flagd targeting rule. {TARGETING_FIX}",
     }])
     assert "10.5" not in json.dumps(report) and "89.5" not in json.dumps(report)
@@ -344,7 +344,7 @@ def test_validate_names_the_stack_file_for_a_bad_percent(project):
     code, report = validate_with_web_flags(project, {"new-checkout": {"rollout": {"percent": 30}}},
                                            stack="prod")
     assert (code, [(e["path"], e["file"]) for e in report["errors"]]) == (
-        1, [("services.web.flags.new-checkout.rollout.percent", "Pulumi.prod.yaml")])
+        1, [("services.web.flags.new-checkout.rollout.percent", "services/web/prod.yaml")])
 
 
 # --- a flag flip renames nothing (Pulumi SDK mocks) -------------------------------------------
@@ -368,10 +368,11 @@ def comparable(value):
 
 def test_a_flag_flip_changes_only_the_flags_configmap_data(project):
     before = run_plan(project, "prod")
-    path = project / "Pulumi.prod.yaml"
-    document = yaml.safe_load(path.read_text())
-    document["config"]["configplane:services"]["web"]["flags"]["dark-mode"]["defaultVariant"] = "on"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def flip(config):
+        config["configplane:services"]["web"]["flags"]["dark-mode"]["defaultVariant"] = "on"
+
+    edit_stack(project, "prod", flip)
     after = run_plan(project, "prod")
 
     old = {r.urn: comparable(r.inputs) for r in before.resources}

@@ -48,8 +48,8 @@ CM_URN = ("urn:pulumi:dev::configplane::configplane:config:ServiceConfig$"
 
 def test_old_generation_survives_a_config_change(project: Path):
     before = {r.urn: r for r in run_plan(project, "dev").resources}
-    stack_file = project / "Pulumi.dev.yaml"
-    stack_file.write_text(stack_file.read_text().replace("LOG_LEVEL: debug", "LOG_LEVEL: warn", 1))
+    overlay = project / "services" / "api" / "dev.yaml"
+    overlay.write_text(overlay.read_text().replace("LOG_LEVEL: debug", "LOG_LEVEL: warn", 1))
     after = {r.urn: r for r in run_plan(project, "dev").resources}
 
     old, new = before[CM_URN], after[CM_URN]  # one resource, same URN: the engine replaces it

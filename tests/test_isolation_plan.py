@@ -15,12 +15,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configplane.plan import run_plan
-from tests.conftest import REPO, STACKS
+from tests.catalog_compat import edit_stack
+from tests.conftest import PROJECT_DIRS, PROJECT_FILES, REPO, STACKS
 
 SECRET_STORE = "kubernetes:external-secrets.io/v1:SecretStore"
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
@@ -177,9 +177,9 @@ def test_the_oracle_sees_a_spanning_identity():
 def project_copy(tmp: Path) -> Path:
     target = tmp / "project"
     target.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py"):
+    for name in PROJECT_FILES:
         shutil.copy(REPO / name, target / name)
-    for name in ("components", "schemas", "lambdas"):
+    for name in PROJECT_DIRS:
         shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
     return target
 
@@ -193,24 +193,28 @@ secret_kinds = st.lists(st.sampled_from(["vault-generated", "aws-generated", "va
                        min_size=2, max_size=3))
 def test_generated_fleets_have_no_spanning_identity(tmp_path_factory, fleet):
     project = project_copy(tmp_path_factory.mktemp("fleet"))
-    stack_file = project / "Pulumi.dev.yaml"
-    document = yaml.safe_load(stack_file.read_text())
-    services = document["config"]["configplane:services"]
-    for name, kinds in fleet.items():
-        secrets = {}
-        for i, kind in enumerate(kinds):
-            store, source = kind.split("-")
-            spec = {"store": store, "source": "reference" if source == "ref" else "generated"}
-            if source == "rotated":  # each rotating service gets its own function and role
-                spec["rotation"] = {"strategy": "random"}
-            if source == "ref":
-                spec["ref"] = (f"{name}/shared#k{i}" if store == "vault" else
-                               f"arn:aws:secretsmanager:eu-west-1:111111111111:secret:"
-                               f"configplane/dev/{name}/REF{i}-Ab12Cd")
-            secrets[f"K{i}"] = spec
-        services[name] = {"app_schema": "worker", "secrets": secrets, "config": {
-            "LOG_LEVEL": "info", "CONCURRENCY": 1, "RATE_LIMIT_RPS": 1,
-            "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111111111111/q",
-            "PAYMENTS_API_BASE_URL": "https://example.com", "VISIBILITY_TIMEOUT_SECONDS": 1}}
-    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def add_fleet(config: dict) -> None:
+        services = config["configplane:services"]
+        for name, kinds in fleet.items():
+            secrets = {}
+            for i, kind in enumerate(kinds):
+                store, source = kind.split("-")
+                spec = {"store": store,
+                        "source": "reference" if source == "ref" else "generated"}
+                if source == "rotated":  # each rotating service gets its own function and role
+                    spec["rotation"] = {"strategy": "random"}
+                if source == "ref":
+                    spec["ref"] = (f"{name}/shared#k{i}" if store == "vault" else
+                                   f"arn:aws:secretsmanager:eu-west-1:111111111111:secret:"
+                                   f"configplane/dev/{name}/REF{i}-Ab12Cd")
+                secrets[f"K{i}"] = spec
+            services[name] = {"app_schema": "worker", "secrets": secrets, "config": {
+                "LOG_LEVEL": "info", "CONCURRENCY": 1, "RATE_LIMIT_RPS": 1,
+                "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/111111111111/q",
+                "PAYMENTS_API_BASE_URL": "https://example.com", "VISIBILITY_TIMEOUT_SECONDS": 1}}
+
+    edit_stack(project, "dev", add_fleet)
+    assert {f"services/{name}/dev.yaml" for name in fleet} <= {
+        str(p.relative_to(project)) for p in project.glob("services/*/dev.yaml")}
     check_isolation(run_plan(project, "dev"))

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tests.test_validation import edit_stack, run_validate
+from tests.catalog_compat import catalog_file, edit_stack
+from tests.test_validation import run_validate
 
 DEV_ACCOUNT = "111111111111"
 OWN_ARN = f"arn:aws:secretsmanager:eu-west-1:{DEV_ACCOUNT}:secret:configplane/dev/web/CDN-Ab12Cd"
@@ -180,7 +181,8 @@ def test_isolation_error_is_reported_with_path_file_and_fix(project, case):
     assert code == 1, report
     matching = [e for e in report["errors"] if e["path"] == path]
     assert matching, report["errors"]
-    assert matching[0]["file"] == "Pulumi.dev.yaml"
+    # services.<name>... now lives in services/<name>/dev.yaml; platform.* in Pulumi.dev.yaml
+    assert matching[0]["file"] == catalog_file("Pulumi.dev.yaml", path, "dev")
     assert text in matching[0]["message"]
     assert "Fix:" in matching[0]["message"]
 

@@ -2,7 +2,10 @@
 
 `schema_errors` trusts fastjsonschema's "valid" and asks jsonschema only otherwise, so the
 two must agree on every document: checked on the sample stacks' merged documents mutated at
-random (types, values, deletions, unknown keys), for every schema the checks use."""
+random (types, values, deletions, unknown keys, a trailing newline on a string: JSON Schema's
+`$` is the end of the string, Python's also matches before a final "\\n"), for every schema the
+checks use. The fast path is the one `load_validator` registers in `schemacheck.FAST` for the
+validators stack.py uses (`stack._validator`)."""
 
 from __future__ import annotations
 
@@ -13,11 +16,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from configplane.stack import _FAST, SCHEMAS_DIR, _validator, flags_document, resolve_inputs
+from configplane.schemacheck import FAST
+from configplane.schemafiles import load_validator
+from configplane.stack import SCHEMAS_DIR, _validator, resolve_inputs
 from configplane.stackfiles import read_stack_files
 from tests.conftest import REPO
 
-SCHEMAS = sorted([SCHEMAS_DIR / "stack.schema.json", SCHEMAS_DIR / "flags.schema.json",
+# The schemas stack.py checks through `schema_errors`. Flags are no longer among them: they
+# are checked by configplane/flags.py against flagd's vendored schemas (a registry, jsonschema
+# alone), not through `_validator("flags.schema.json")`.
+SCHEMAS = sorted([SCHEMAS_DIR / "stack.schema.json",
                   *(SCHEMAS_DIR / "services").glob("*.schema.json")])
 
 
@@ -28,8 +36,6 @@ def samples(schema: Path) -> list:
         if schema.name == "stack.schema.json":
             found.append(document)
         for service in document["services"].values():
-            if schema.name == "flags.schema.json" and service.get("flags"):
-                found.append(flags_document(service["flags"]))
             if schema.parent.name == "services" and \
                     service["app_schema"] == schema.name.removesuffix(".schema.json"):
                 found.append(service["config"])
@@ -60,7 +66,7 @@ def mutated(draw, schema: Path):
     for _ in range(draw(st.integers(1, 3))):
         everywhere = list(paths(document))
         path = draw(st.sampled_from(everywhere))
-        action = draw(st.sampled_from(["replace", "delete", "add"]))
+        action = draw(st.sampled_from(["replace", "delete", "add", "newline"]))
         if not path:
             if action == "replace":
                 document = draw(json_values)
@@ -68,7 +74,10 @@ def mutated(draw, schema: Path):
         parent = document
         for key in path[:-1]:
             parent = parent[key]
-        if action == "replace":
+        if action == "newline":
+            if isinstance(parent[path[-1]], str):
+                parent[path[-1]] += "\n"
+        elif action == "replace":
             parent[path[-1]] = draw(json_values)
         elif action == "delete" and isinstance(parent, dict):
             del parent[path[-1]]
@@ -77,9 +86,54 @@ def mutated(draw, schema: Path):
     return document
 
 
+def fast_valid(schema: Path, document) -> bool:
+    try:
+        FAST[id(_validator(schema))](document)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def test_stack_uses_the_validators_that_register_the_fast_path():
+    assert _validator is load_validator
+
+
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda p: p.name)
 def test_every_schema_has_a_fast_path(schema):
-    assert id(_validator(schema)) in _FAST
+    assert id(_validator(schema)) in FAST
+
+
+def string_leaves(document):
+    for path in paths(document):
+        value = document
+        for key in path:
+            value = value[key]
+        if path and isinstance(value, str):
+            yield path
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=lambda p: p.name)
+def test_a_trailing_newline_is_decided_alike(schema):
+    """Every string of every sample with "\\n" appended: both decide alike."""
+    validator = _validator(schema)
+    for sample in samples(schema):
+        for path in string_leaves(sample):
+            document = copy.deepcopy(sample)
+            parent = document
+            for key in path[:-1]:
+                parent = parent[key]
+            parent[path[-1]] += "\n"
+            assert fast_valid(schema, document) == validator.is_valid(document), path
+
+
+def test_a_trailing_newline_fails_a_dollar_anchored_pattern_on_both_paths():
+    """`^\\d{12}$` (the AWS account id): "333333333333\\n" is not an account id, for either."""
+    schema = SCHEMAS_DIR / "stack.schema.json"
+    document = copy.deepcopy(samples(schema)[0])
+    assert fast_valid(schema, document) and _validator(schema).is_valid(document)
+    document["platform"]["aws"]["account_id"] += "\n"
+    assert not _validator(schema).is_valid(document)
+    assert not fast_valid(schema, document)
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda p: p.name)
@@ -87,11 +141,5 @@ def test_every_schema_has_a_fast_path(schema):
 @given(data=st.data())
 def test_fast_path_and_jsonschema_agree(schema, data):
     validator = _validator(schema)
-    fast = _FAST[id(validator)]
     document = data.draw(mutated(schema))
-    try:
-        fast(document)
-        fast_valid = True
-    except Exception:  # noqa: BLE001
-        fast_valid = False
-    assert fast_valid == validator.is_valid(document)
+    assert fast_valid(schema, document) == validator.is_valid(document)

@@ -141,7 +141,7 @@ CASES = {
     ),
     "app-needs-its-database-secret": (
         lambda c: services(c)["api"]["secrets"]["DATABASE_PASSWORD"].pop("database"),
-        "services.api.secrets", "Pulumi.yaml",
+        "services.api.secrets", "services/api/service.yaml",
         "app schema http-api needs DATABASE_HOST, DATABASE_NAME, DATABASE_PORT, DATABASE_URL, "
         "DATABASE_USER from a secret",
     ),

@@ -29,10 +29,10 @@ import handler
 import jsonschema
 import pg8000.native
 import pytest
-import yaml
 from rotation_helpers import STEPS, canary
 
 from configplane.plan import is_secret_wrapper, run_plan
+from tests.catalog_compat import edit_stack
 from tests.lifecycle import eso
 
 ident, literal = pg8000.native.identifier, pg8000.native.literal
@@ -75,14 +75,14 @@ class World:
             "engine": "postgres", "host": pg.host, "port": pg.port, "username": self.master,
             "password": master_password}))
 
-        stack_file = project / "Pulumi.prod.yaml"
-        document = yaml.safe_load(stack_file.read_text())
-        db_secret = document["config"]["configplane:services"]["api"]["secrets"]["DATABASE_PASSWORD"]
-        db_secret["database"] = {"host": pg.host, "port": pg.port, "dbname": self.dbname,
-                                 "username": self.user}
-        assert db_secret["rotation"]["strategy"] == "postgres-alternating-users"
-        db_secret["rotation"]["master_secret_arn"] = master_arn
-        stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+        def point_at_the_server(config: dict) -> None:  # services/api/prod.yaml
+            db_secret = config["configplane:services"]["api"]["secrets"]["DATABASE_PASSWORD"]
+            db_secret["database"] = {"host": pg.host, "port": pg.port, "dbname": self.dbname,
+                                     "username": self.user}
+            assert db_secret["rotation"]["strategy"] == "postgres-alternating-users"
+            db_secret["rotation"]["master_secret_arn"] = master_arn
+
+        edit_stack(project, "prod", point_at_the_server)
 
         plan = run_plan(project, "prod", secure_values={"configplane:apiDbPassword": self.initial})
         assert plan.violations == []

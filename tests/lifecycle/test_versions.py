@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from configplane.versions import (
     read_clock,
     secret_version,
 )
+from tests.catalog_compat import edit_stack
 
 DAY = date(2026, 10, 15)  # period 230 of 90 days: 2026-09-04 .. 2026-12-02
 NEXT_PERIOD = date(2026, 12, 3)
@@ -76,10 +76,9 @@ def changes(before: dict[str, dict], after: dict[str, dict]) -> set[tuple[str, s
 
 
 def edit(project: Path, stack: str, change) -> None:
-    path = project / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text())
-    change(document["config"])
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    """`change` on the stack's config, services shown as in Pulumi config; the catalog's
+    services/<name>/<stack>.yaml overlays are what it writes."""
+    edit_stack(project, stack, change)
 
 
 def secret(config: dict, service: str, key: str) -> dict:
@@ -195,7 +194,7 @@ def test_a_rotated_secret_is_never_rewritten(project, monkeypatch):
     with pytest.raises(InvalidStack) as refused:
         plan_inputs(project, "prod", monkeypatch)
     assert [(i.path, i.file) for i in refused.value.issues] == [
-        ("services.api.secrets.DATABASE_PASSWORD.version", "Pulumi.prod.yaml")]
+        ("services.api.secrets.DATABASE_PASSWORD.version", "services/api/prod.yaml")]
     assert "aws secretsmanager rotate-secret" in refused.value.issues[0].message
 
 
@@ -204,7 +203,7 @@ def test_the_old_per_service_counter_is_refused_with_its_replacement(project, mo
     with pytest.raises(InvalidStack) as refused:
         plan_inputs(project, "dev", monkeypatch)
     assert [(i.path, i.file) for i in refused.value.issues] == [
-        ("services.api.secrets_version", "Pulumi.dev.yaml")]
+        ("services.api.secrets_version", "services/api/dev.yaml")]
     assert "bump `secrets.<KEY>.version`" in refused.value.issues[0].message
 
 

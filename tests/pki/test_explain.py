@@ -30,10 +30,11 @@ def test_a_dynamic_secret_is_explained_as_a_login_from_vault():
 
 
 def test_grants_resolve_to_the_layer_that_set_them():
-    """The resolved grants equal what Pulumi.yaml wrote (`schema`, not pydantic's `schema_`),
-    so explain names the project layer, not the model's defaults."""
+    """The resolved grants equal what services/api/service.yaml wrote (`schema`, not
+    pydantic's `schema_`), so explain names the service layer, not the model's defaults."""
     document = explained("api", "secrets.REPORTING_DB_PASSWORD.dynamic.grants")
     (entry,) = document["entries"]
-    assert entry["set_by"]["layer"] == "project" and entry["set_by"]["file"] == "Pulumi.yaml"
+    assert entry["set_by"]["layer"] == "service"
+    assert entry["set_by"]["file"] == "services/api/service.yaml"
     assert entry["value"] == [{"schema": "app", "tables": ["orders", "order_items"],
                                "privileges": ["SELECT"]}]

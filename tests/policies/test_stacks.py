@@ -65,8 +65,8 @@ def test_validate_refuses_the_leaky_stack_first(leaky_project):
     with pytest.raises(InvalidStack) as e:
         run_plan(leaky_project, "prod")
     assert sorted((i.path, i.file) for i in e.value.issues) == [
-        ("services.api.config.CORS_ALLOWED_ORIGINS", "Pulumi.prod.yaml"),
-        ("services.web.config.SESSION_COOKIE_NAME", "Pulumi.prod.yaml")]
+        ("services.api.config.CORS_ALLOWED_ORIGINS", "services/api/prod.yaml"),
+        ("services.web.config.SESSION_COOKIE_NAME", "services/web/prod.yaml")]
     assert CANARY not in str(e.value) and AWS_KEY_ID not in str(e.value)
 
 

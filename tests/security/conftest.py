@@ -16,7 +16,7 @@ from configplane.cli import main
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
                  "__main__.py")
-PROJECT_DIRS = ("components", "schemas", "lambdas")
+PROJECT_DIRS = ("components", "schemas", "lambdas", "services")
 
 
 @dataclass(frozen=True)

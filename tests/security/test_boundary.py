@@ -74,7 +74,7 @@ def test_broken_stack_schema_is_a_clean_error(project):
     run = cli("validate", "--stack", "dev", "--project-dir", str(project), "--format", "json")
     assert_clean(run, [])
     assert json.loads(run.stdout)["errors"] == [{
-        "path": "(schema)", "file": "schemas/stack.schema.json",
+        "path": "(schema)", "file": "schemas/stack.schema.json", "line": None,
         "message": "not a valid JSON Schema at `type` (anyOf of the metaschema fails). Fix: "
                    "correct the schema."}]
 
@@ -84,8 +84,10 @@ def test_yaml_syntax_error_says_how_to_fix_the_file(project):
     run = cli("validate", "--stack", "dev", "--project-dir", str(project), "--format", "json")
     assert_clean(run, [])  # the value is not secret-looking: the file's line may be quoted
     error = json.loads(run.stdout)["errors"][0]
-    assert error["file"] == "Pulumi.dev.yaml"
-    assert error["message"].endswith("Fix: correct the file at the place shown.")
+    # the place: the file and line (the loader names the column), never the line's text
+    assert (error["file"], error["line"]) == ("Pulumi.dev.yaml", 3)
+    assert error["message"].startswith("not valid YAML, column 1: ")
+    assert error["message"].endswith("Fix: correct the syntax (a YAML linter shows the spot).")
     assert "--stack" not in error["message"]
     missing = cli("validate", "--stack", "qa", "--project-dir", str(project), "--format", "json")
     assert json.loads(missing.stdout)["errors"][0]["message"].endswith(
@@ -165,8 +167,8 @@ def test_non_utf8_stack_file_is_clean(project):
     assert_clean(run, [])
     assert run.code == 1
     assert json.loads(run.stdout)["errors"] == [{
-        "path": "", "file": "Pulumi.dev.yaml",
-        "message": "not UTF-8 text (byte 0xff at offset 0). Fix: save the file as UTF-8."}]
+        "path": "", "file": "Pulumi.dev.yaml", "line": None,
+        "message": "file is UTF-16 (byte-order mark at byte 0). Fix: save it as UTF-8."}]
 
 
 def test_python_m_configplane_runs_through_the_boundary(tmp_path):

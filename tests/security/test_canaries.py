@@ -5,8 +5,12 @@ Planted (CLI): plaintext under `secure:`, a plaintext value for a key declared s
 `aws:secretKey`), a secret spec pasted as a string, an unknown field in a spec, a token in a
 description, userinfo in the Vault address, credentials in config values (merged and
 overridden layers), import inputs (.env and a Secret manifest), `scan` input, a preview
-document. Planted (plan, library): the `secure` values and the generated values, read through
-the plan JSON, the `--out` files and the policy pack's messages and logs.
+document. The service catalog holds most of these: the stack edits land in
+`services/<svc>/dev.yaml`, the project-layer ones in `services/<svc>/service.yaml`
+(tests.catalog_compat), and more sit in `services/defaults.yaml` (the fleet layer), in another
+stack's overlay (`services/api/prod.yaml`) and in a catalog file that does not parse.
+Planted (plan, library): the `secure` values and the generated values, read through the plan
+JSON, the `--out` files and the policy pack's messages and logs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pytest
 from configplane.commands.plan import write_out
 from configplane.plan import PlanMocks, run_plan
 from configplane.redaction import Redactor
+from tests.catalog_compat import edit_project, edit_stack
 from tests.security.conftest import (
     REPO,
     assert_clean,
@@ -34,7 +39,7 @@ def _core(n: int) -> str:
     return f"cnry{n:02d}{secrets.token_hex(6)}"
 
 
-CORES = {n: _core(n) for n in range(1, 20)}
+CORES = {n: _core(n) for n in range(1, 24)}
 C = CORES
 PLANTS = {
     "secure-plaintext": f"hunter2-{C[1]}",
@@ -53,13 +58,17 @@ PLANTS = {
     "import-secret": f"{C[14]}-from-a-secret",
     "scan-input": f"ghp_{C[15]}0123456789abcdefghij",
     "preview": f"{C[16]}-preview-value",
+    # 17-19: the plan test's generated and secure values
+    "fleet-layer": f"{C[20]}Qz7pW",
+    "prod-overlay": f"ghp_{C[21]}9876543210zyxwvutsrq",
+    "broken-catalog-file": f"hvs.{C[22]}ZyXwVuTsRq",
+    "base-spec": f"sk_live_{C[23]}ZyXwVuTs98",
 }
 CANARIES = list(CORES.values())
 
 
 def plant(project: Path) -> None:
-    def stack(doc):
-        config = doc["config"]
+    def stack(config):  # services under configplane:services land in services/<svc>/dev.yaml
         config["configplane:apiDbPassword"] = {"secure": PLANTS["secure-plaintext"]}
         config["configplane:paymentsApiKey"] = PLANTS["declared-plaintext"]
         config["vault:token"] = PLANTS["vault-token"]
@@ -76,13 +85,28 @@ def plant(project: Path) -> None:
         config["configplane:services"]["worker"]["config"]["API_TOKEN"] = PLANTS["config-token"]
         config["configplane:services"]["web"]["config"]["SMTP_PASSWORD"] = "${SMTP_PASSWORD}"
 
-    def project_file(doc):
-        doc["config"]["configplane:apiDbPassword"]["default"] = PLANTS["declared-default"]
-        web = doc["config"]["configplane:defaults"]["value"]["services"]["web"]
-        web["config"]["SMTP_PASSWORD"] = PLANTS["project-layer"]  # overridden by the stack
+    def project_file(config):  # services under defaults land in services/<svc>/service.yaml
+        config["configplane:apiDbPassword"]["default"] = PLANTS["declared-default"]
+        services = config["configplane:defaults"]["value"]["services"]
+        services["web"]["config"]["SMTP_PASSWORD"] = PLANTS["project-layer"]  # overridden
+        services["worker"]["secrets"]["PARTNER_KEY"] = PLANTS["base-spec"]  # pasted string
 
-    edit_yaml(project / "Pulumi.dev.yaml", stack)
-    edit_yaml(project / "Pulumi.yaml", project_file)
+    def prod(config):
+        config["configplane:services"]["api"].setdefault("config", {})["GITHUB_TOKEN"] = \
+            PLANTS["prod-overlay"]
+
+    def fleet(doc):
+        doc["service"] = {"config": {
+            "SENTRY_DSN": f"https://ingest:{PLANTS['fleet-layer']}@sentry.shop.internal/1"}}
+
+    edit_stack(project, "dev", stack)
+    edit_project(project, project_file)
+    edit_stack(project, "prod", prod)
+    edit_yaml(project / "services/defaults.yaml", fleet)
+    # a catalog file that does not parse, a secret on the line the parser stops at
+    (project / "services/ledger").mkdir()
+    (project / "services/ledger/dev.yaml").write_text(
+        f"config:\n  VAULT_TOKEN: [{PLANTS['broken-catalog-file']}\n")
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +135,8 @@ EXPLAIN = [
     ("api", "secrets.SESSION_SIGNING_KEY"), ("api", "secrets.SESSION_SIGNING_KEY.description"),
     ("api", "config.DATABASE_URL"), ("api", "DATABASE_URL"), ("api", "config"),
     ("worker", "API_TOKEN"), ("worker", "config"), ("web", "SMTP_PASSWORD"),
+    ("worker", "PARTNER_KEY"), ("worker", "secrets"), ("api", "SENTRY_DSN"),
+    ("web", "config.SENTRY_DSN"),
 ]
 
 
@@ -130,6 +156,21 @@ def test_every_command_on_the_poisoned_project_leaks_nothing(poisoned, legacy, t
             "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
             "--project-dir", p, "--format", "json"),
     ]
+    for fmt in ("table", "json"):  # the catalog's own verbs, and one service's view
+        runs += [
+            cli("validate", "--stack", "prod", "--project-dir", p, "--format", fmt),
+            cli("validate", "--stack", "dev", "--service", "api", "--project-dir", p,
+                "--format", fmt),
+            cli("flags", "--stack", "dev", "--project-dir", p, "--format", fmt),
+            cli("explain", "--stack", "prod", "api", "GITHUB_TOKEN", "--project-dir", p,
+                "--format", fmt),
+        ]
+    runs += [
+        cli("plan", "--stack", "dev", "--service", "worker", "--project-dir", p,
+            "--format", "json", "--no-policy"),
+        cli("codeowners", "--project-dir", p),
+        cli("migrate", "--project-dir", p),
+    ]
     for service, path in EXPLAIN:
         for fmt in ("table", "json"):
             runs.append(cli("explain", "--stack", "dev", service, path, "--project-dir", p,
@@ -138,6 +179,7 @@ def test_every_command_on_the_poisoned_project_leaks_nothing(poisoned, legacy, t
         assert_clean(run, CANARIES)
     by_verb = {r.args[0]: r for r in runs}
     assert by_verb["validate"].code == 1 and by_verb["plan"].code == 1
+    assert [r.code for r in runs if r.args[:3] == ("validate", "--stack", "prod")] == [1, 1]
     assert not (tmp_path / "out").exists()  # an invalid stack writes nothing
     # explain answered (exit 0) about every planted secret, without its value
     assert all(r.code == 0 for r in runs if r.args[0] == "explain"), \
@@ -148,39 +190,48 @@ def test_validate_names_every_planted_mistake_without_its_value(poisoned):
     run = cli("validate", "--stack", "dev", "--project-dir", str(poisoned), "--format", "json")
     errors = {(e["file"], e["path"]) for e in json.loads(run.stdout)["errors"]}
     assert {
+        ("services/defaults.yaml", "services.api.config.SENTRY_DSN"),  # the fleet layer
+        ("services/worker/service.yaml", "services.worker.secrets.PARTNER_KEY"),
+        ("services/ledger/dev.yaml", "services.ledger"),  # does not parse
+    } <= errors, errors
+    assert {
         ("Pulumi.dev.yaml", "config.configplane:apiDbPassword"),  # plaintext under secure
         ("Pulumi.dev.yaml", "config.configplane:paymentsApiKey"),  # declared secret, plaintext
         ("Pulumi.yaml", "config.configplane:apiDbPassword"),  # default on a secret declaration
         ("Pulumi.dev.yaml", "config.vault:token"),
         ("Pulumi.dev.yaml", "config.aws:secretKey"),
-        ("Pulumi.dev.yaml", "services.api.secrets.STRIPE_KEY"),  # pasted string
-        ("Pulumi.dev.yaml", "services.api.secrets.DATABASE_PASSWORD.password"),
+        ("services/api/dev.yaml", "services.api.secrets.STRIPE_KEY"),  # pasted string
+        ("services/api/dev.yaml", "services.api.secrets.DATABASE_PASSWORD.password"),
         ("Pulumi.dev.yaml", "platform.vault.address"),
-        ("Pulumi.dev.yaml", "services.api.config.DATABASE_URL"),
-        ("Pulumi.dev.yaml", "services.worker.config.API_TOKEN"),
+        ("services/api/dev.yaml", "services.api.config.DATABASE_URL"),
+        ("services/worker/dev.yaml", "services.worker.config.API_TOKEN"),
     } <= errors, errors
     assert_clean(run, CANARIES)
+    prod = cli("validate", "--stack", "prod", "--project-dir", str(poisoned), "--format", "json")
+    assert ("services/api/prod.yaml", "services.api.config.GITHUB_TOKEN") in {
+        (e["file"], e["path"]) for e in json.loads(prod.stdout)["errors"]}
+    assert_clean(prod, CANARIES)
 
 
 def test_the_project_layer_and_descriptions_are_checked_once_the_stack_parses(tmp_path):
     project = copy_project(tmp_path / "project")
 
-    def stack(doc):
-        api = doc["config"]["configplane:services"]["api"]
+    def stack(config):
+        api = config["configplane:services"]["api"]
         api["secrets"]["SESSION_SIGNING_KEY"] = {
             "description": f"rotate with {PLANTS['description-token']}"}
 
-    def project_file(doc):
-        web = doc["config"]["configplane:defaults"]["value"]["services"]["web"]
+    def project_file(config):
+        web = config["configplane:defaults"]["value"]["services"]["web"]
         web["config"]["SMTP_PASSWORD"] = PLANTS["project-layer"]
 
-    edit_yaml(project / "Pulumi.dev.yaml", stack)
-    edit_yaml(project / "Pulumi.yaml", project_file)
+    edit_stack(project, "dev", stack)
+    edit_project(project, project_file)
     run = cli("validate", "--stack", "dev", "--project-dir", str(project), "--format", "json")
     errors = {(e["file"], e["path"]) for e in json.loads(run.stdout)["errors"]}
     assert errors == {
-        ("Pulumi.dev.yaml", "services.api.secrets.SESSION_SIGNING_KEY.description"),
-        ("Pulumi.yaml", "services.web.config.SMTP_PASSWORD"),
+        ("services/api/dev.yaml", "services.api.secrets.SESSION_SIGNING_KEY.description"),
+        ("services/web/service.yaml", "services.web.config.SMTP_PASSWORD"),
     }
     assert_clean(run, CANARIES)
     for service, path in (("api", "secrets.SESSION_SIGNING_KEY"), ("web", "SMTP_PASSWORD"),
@@ -196,7 +247,7 @@ def test_import_output_and_the_files_it_writes_hold_no_input_secret(legacy, tmp_
               "--project-dir", str(project), "--write")
     assert_clean(run, CANARIES)
     assert run.code == 0, run.text
-    assert "wrote Pulumi.dev.yaml and Pulumi.yaml" in run.stdout
+    assert "wrote services/billing/dev.yaml and Pulumi.yaml" in run.stdout
     assert not [c for c in CANARIES if c in files_text(project)]
 
 

@@ -1,9 +1,16 @@
 """Fuzzing every command with mutated sample stacks and hostile documents.
 
+What is mutated is the dev stack as its files hold it: Pulumi.dev.yaml and the service
+catalog (services/defaults.yaml, services/<svc>/service.yaml and services/<svc>/dev.yaml),
+as one tree of file name -> document, so a mutation lands in any of them (or replaces or
+removes a whole file). Hostile documents and careless text edits go to the stack file and to
+catalog files alike.
+
 For every example: exit 0 or 1 (2 for usage), never a traceback, no canary in any output, and
 a failure names a file. The canaries sit where secrets are (a `secure`-declared key's
-plaintext, a provider token, a pasted spec, a description, the Vault address), in vendor
-formats the detector knows, so that wherever a mutation moves them they stay secret.
+plaintext, a provider token, a pasted spec in a catalog overlay and in the fleet defaults, a
+description in a service's base, the Vault address), in vendor formats the detector knows, so
+that wherever a mutation moves them they stay secret.
 
 Profiles: `ci` (the default; few examples, bounded time) and `deep` for local runs:
 `HYPOTHESIS_PROFILE=deep pytest tests/security/test_fuzz.py`.
@@ -14,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +29,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.security.conftest import REPO, assert_clean, cli, copy_project
+from tests.security.conftest import REPO, assert_clean, cli, copy_project, files_text
 
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -41,24 +49,28 @@ CANARIES = {
 }
 CORES = [v[4:] if not v.startswith("sk_live_") else v[8:] for v in CANARIES.values()]
 
-BASE_STACK = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())
-BASE_PROJECT = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+# The dev stack's files: what the fuzzer mutates (file name -> document).
+STACK_FILES = ("Pulumi.dev.yaml", "services/defaults.yaml",
+               *(f"services/{svc}/{name}" for svc in ("api", "web", "worker")
+                 for name in ("service.yaml", "dev.yaml")))
+BASE_FILES = {name: yaml.safe_load((REPO / name).read_text()) for name in STACK_FILES}
 
 
-def poisoned_stack() -> dict:
-    doc = copy.deepcopy(BASE_STACK)
-    config = doc["config"]
+def poisoned_files() -> dict:
+    files = copy.deepcopy(BASE_FILES)
+    config = files["Pulumi.dev.yaml"]["config"]
     config["configplane:paymentsApiKey"] = CANARIES["stripe"]
     config["vault:token"] = CANARIES["vault"]
-    api = config["configplane:services"]["api"]
-    api.setdefault("secrets", {})["PASTED"] = CANARIES["token"]
-    api["secrets"]["DATABASE_PASSWORD"]["description"] = f"key {CANARIES['aws']}"
     config["configplane:platform"]["vault"]["address"] = \
         f"https://{CANARIES['vault']}@vault.dev.shop.internal:8200"
-    return doc
+    files["services/api/dev.yaml"].setdefault("secrets", {})["PASTED"] = CANARIES["token"]
+    files["services/api/service.yaml"]["secrets"]["DATABASE_PASSWORD"]["description"] = \
+        f"key {CANARIES['aws']}"
+    files["services/defaults.yaml"]["service"] = {"secrets": {"FLEET_PASTED": CANARIES["stripe"]}}
+    return files
 
 
-BASES = [copy.deepcopy(BASE_STACK), poisoned_stack()]
+BASES = [copy.deepcopy(BASE_FILES), poisoned_files()]
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
@@ -92,6 +104,8 @@ def _parent(doc, path):
 
 @st.composite
 def mutated_stacks(draw):
+    """The dev stack's files (Pulumi.dev.yaml and the catalog) with 1-3 mutations anywhere in
+    them; a mutation at the top replaces, removes, nests or grows a whole file."""
     doc = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(1, 3))):
         paths = [p for p in _paths(doc) if p]
@@ -100,6 +114,8 @@ def mutated_stacks(draw):
         path = draw(st.sampled_from(paths))
         parent, last = _parent(doc, path), path[-1]
         op = draw(st.sampled_from(["replace", "delete", "rename", "duplicate", "nest", "grow"]))
+        if len(path) == 1 and op in ("rename", "duplicate"):
+            op = "replace"  # file names stay the stack's
         if op == "replace":
             parent[last] = draw(values)
         elif op == "delete":
@@ -123,17 +139,40 @@ hostile = st.sampled_from([
     "[" * 200 + "]" * 200 + "\n", "%YAML 1.1\n---\nconfig: {}\n...\n---\nconfig: {}\n",
     "config:\n  configplane:services:\n    web:\n      flags:\n        f:\n          variants:"
     " {true: 1, 'true': 2}\n", "\ufeffconfig: {}\n", "config: !!python/object:os.system x\n",
+    # catalog files: a service's fields at the top
+    "null\n", "~\n", "tenants:\n  no:\n    config: {}\n", "secrets:\n  X: !!binary AA==\n",
+    "config:\n  A: 1\n  A: 2\n", "app_schema: [worker]\n", "service: 5\nowners: x\n",
 ])
 
 
-def _write_stack(project: Path, doc) -> None:
-    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-    (project / "Pulumi.dev.yaml").write_text(text)
+def _write_stack(project: Path, files) -> None:
+    """Write the stack's files as the tree holds them; a file the tree lost is removed."""
+    for name in STACK_FILES:
+        path = project / name
+        if name in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(files[name], sort_keys=False, allow_unicode=True))
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _write_text(project: Path, target: str, text: str) -> None:
+    """The poisoned stack's files, with `target` holding `text`."""
+    _write_stack(project, POISONED)
+    (project / target).write_text(text)
+
+
+POISONED = poisoned_files()
+# where hostile documents and careless edits go: the stack file and catalog files
+TARGETS = ("Pulumi.dev.yaml", "services/api/dev.yaml", "services/worker/service.yaml",
+           "services/defaults.yaml")
 
 
 def _names_a_file(run) -> bool:
+    # "services/<svc>/...": a catalog file (the table may wrap its name inside the cell)
     return any(f in run.text for f in ("Pulumi.dev.yaml", "Pulumi.yaml", "schemas/", ".env",
-                                       ".json", ".yaml", "<stdin>"))
+                                       ".json", ".yaml", "<stdin>")) or bool(
+        re.search(r"services/[a-z0-9]", run.text))
 
 
 def _check(run, *, codes=(0, 1)) -> None:
@@ -162,22 +201,25 @@ def test_mutated_stacks_through_every_offline_command(fuzz_project, doc):
 
 
 @FUZZ
-@given(text=st.one_of(hostile, st.text(alphabet=":- \n[]{}&*!|>'\"#%@`?,\tab0é", max_size=80)))
-def test_hostile_documents(fuzz_project, text):
-    (fuzz_project / "Pulumi.dev.yaml").write_text(text)
+@given(target=st.sampled_from(TARGETS),
+       text=st.one_of(hostile, st.text(alphabet=":- \n[]{}&*!|>'\"#%@`?,\tab0é", max_size=80)))
+def test_hostile_documents(fuzz_project, target, text):
+    _write_text(fuzz_project, target, text)
     p = str(fuzz_project)
     _check(cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"))
     _check(cli("explain", "--stack", "dev", "api", "config", "--project-dir", p))
 
 
-SAMPLE_TEXT = yaml.safe_dump(poisoned_stack(), sort_keys=False).splitlines()
+SAMPLE_TEXT = {name: yaml.safe_dump(POISONED[name], sort_keys=False).splitlines()
+               for name in TARGETS}
 
 
 @st.composite
 def text_mutations(draw):
-    """The poisoned sample as text, with lines duplicated (duplicate keys), dropped, indented
-    or broken: what a careless edit does."""
-    lines = list(SAMPLE_TEXT)
+    """One of the poisoned sample's files (the stack file or a catalog file) as text, with
+    lines duplicated (duplicate keys), dropped, indented or broken: what a careless edit does."""
+    target = draw(st.sampled_from(TARGETS))
+    lines = list(SAMPLE_TEXT[target])
     for _ in range(draw(st.integers(1, 4))):
         i = draw(st.integers(0, len(lines) - 1))
         op = draw(st.sampled_from(["dup", "drop", "indent", "dedent", "tab", "colon", "bom"]))
@@ -195,13 +237,13 @@ def text_mutations(draw):
             lines[i] = lines[i].replace(": ", ":: ", 1)
         elif op == "bom":
             lines[i] = "\ufeff" + lines[i]
-    return "\n".join(lines) + "\n"
+    return target, "\n".join(lines) + "\n"
 
 
 @FUZZ
-@given(text=text_mutations())
-def test_careless_edits_of_the_stack_file(fuzz_project, text):
-    (fuzz_project / "Pulumi.dev.yaml").write_text(text)
+@given(edit=text_mutations())
+def test_careless_edits_of_the_stack_file(fuzz_project, edit):
+    _write_text(fuzz_project, *edit)
     p = str(fuzz_project)
     _check(cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"))
     _check(cli("validate", "--stack", "dev", "--project-dir", p))
@@ -246,7 +288,7 @@ def test_import_on_hostile_inputs(tmp_path_factory, dotenv):
         run = cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
                   "worker", "--project-dir", str(project), *write)
         _check(run)
-    written = (project / "Pulumi.dev.yaml").read_text() + (project / "Pulumi.yaml").read_text()
+    written = files_text(project)  # Pulumi.yaml and the catalog files import writes
     assert not [c for c in CORES if c in written]
 
 

@@ -21,6 +21,7 @@ from configplane.redaction import (
     file_secrets,
     url_userinfo,
 )
+from tests.catalog_compat import edit_stack
 from tests.security.conftest import cli, copy_project, edit_yaml
 
 DB_URL = "postgres://api:Sup3r-S3cret-pw@db.internal:5432/shop"
@@ -102,12 +103,12 @@ def test_a_credential_the_pack_would_flag_is_redacted_in_plan_json_and_out(tmp_p
 def test_explain_whole_secrets_pasted_specs_and_collisions(tmp_path):
     project = copy_project(tmp_path / "project")
 
-    def change(doc):
-        worker = doc["config"]["configplane:services"]["worker"]
+    def change(config):
+        worker = config["configplane:services"]["worker"]  # services/worker/dev.yaml
         worker["secrets"] = {"STRIPE_KEY": "sk_live_Pasted0123456789abcdef",
                              "CONCURRENCY": {"source": "generated", "store": "vault"}}
 
-    edit_yaml(project / "Pulumi.dev.yaml", change)
+    edit_stack(project, "dev", change)
     p = str(project)
     whole = json.loads(cli("explain", "--stack", "dev", "worker", "secrets", "--project-dir", p,
                            "--format", "json").stdout)
@@ -123,11 +124,13 @@ def test_explain_whole_secrets_pasted_specs_and_collisions(tmp_path):
 
 
 def test_explain_names_the_stack_file_for_defaults_it_sets(tmp_path):
+    # The layout before the catalog (still read): a service that is not in services/ (one in
+    # both would be refused) in project defaults that the stack file sets.
     project = copy_project(tmp_path / "project")
     edit_yaml(project / "Pulumi.dev.yaml", lambda d: d["config"].update(
-        {"configplane:defaults": {"services": {"web": {"app_schema": "web-frontend",
-                                                       "config": {"PORT": 4000}}}}}))
-    data = json.loads(cli("explain", "--stack", "dev", "web", "PORT", "--project-dir",
+        {"configplane:defaults": {"services": {"shop-web": {"app_schema": "web-frontend",
+                                                            "config": {"PORT": 4000}}}}}))
+    data = json.loads(cli("explain", "--stack", "dev", "shop-web", "PORT", "--project-dir",
                           str(project), "--format", "json").stdout)
     assert data["entries"][0]["set_by"]["file"] == "Pulumi.dev.yaml"
 

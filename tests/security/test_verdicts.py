@@ -5,6 +5,7 @@ that hold the problem, and no value."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pulumi
@@ -12,7 +13,8 @@ import pytest
 
 from configplane.plan import _run_program, plan_config
 from configplane.stackfiles import read_stack_files
-from tests.security.conftest import assert_clean, cli, copy_project, edit_yaml
+from tests.catalog_compat import catalog_file, edit_project, edit_stack
+from tests.security.conftest import assert_clean, cli, copy_project
 
 SECRET = "Zx9-canary-4f1e2d3c-value"
 
@@ -36,7 +38,10 @@ def _rotated_twin(doc):
     del _services(doc)["api"]["secrets"]["DATABASE_PASSWORD"]["database"]
 
 
-# name -> (edit of Pulumi.dev.yaml, edit of Pulumi.yaml, expected (file, path), program sees it)
+# name -> (edit of Pulumi.dev.yaml, edit of Pulumi.yaml, expected (file, path), program sees it).
+# The edits are written against the layout before the catalog (services under
+# `configplane:services` / `configplane:defaults.value.services`); tests.catalog_compat applies
+# them to services/<svc>/, and `_expected` maps the file to the catalog file holding the value.
 CASES = {
     "secure-plaintext": (lambda d: d["config"].update(
         {"configplane:apiDbPassword": {"secure": SECRET}}), None,
@@ -66,10 +71,12 @@ CASES = {
     "vault-address-userinfo": (lambda d: _platform(d)["vault"].update(
         {"address": f"https://admin:{SECRET}@vault.dev.shop.internal:8200"}), None,
         ("Pulumi.dev.yaml", "platform.vault.address"), True),
+    # the layout before the catalog, still read: a service (not in services/, which would be
+    # "defined in both places") in project defaults that the stack file sets
     "credential-in-project-defaults-set-by-stack": (lambda d: d["config"].update(
-        {"configplane:defaults": {"services": {"web": {"config": {
+        {"configplane:defaults": {"services": {"billing": {"config": {
             "DATABASE_URL": f"postgres://u:{SECRET}@h/db"}}}}}), None,
-        ("Pulumi.dev.yaml", "services.web.config.DATABASE_URL"), False),
+        ("Pulumi.dev.yaml", "services.billing.config.DATABASE_URL"), False),
     "secret-names-collide-once-normalised": (lambda d: _services(d)["api"]["secrets"].update(
         {"session-signing-key": {"source": "generated", "store": "vault"}}), None,
         ("Pulumi.dev.yaml", "services.api.secrets.session-signing-key"), True),
@@ -110,10 +117,19 @@ def _mutated(tmp_path: Path, case: str) -> Path:
     stack_edit, project_edit, _, _ = CASES[case]
     project = copy_project(tmp_path / "project")
     if stack_edit:
-        edit_yaml(project / "Pulumi.dev.yaml", stack_edit)
+        edit_stack(project, "dev", lambda config: stack_edit({"config": config}))
     if project_edit:
-        edit_yaml(project / "Pulumi.yaml", project_edit)
+        edit_project(project, lambda config: project_edit({"config": config}))
     return project
+
+
+# Cases whose value stays in Pulumi config (the legacy layout).
+IN_PULUMI_CONFIG = {"credential-in-project-defaults-set-by-stack"}
+
+
+def _expected(case: str) -> tuple[str, str]:
+    file, path = CASES[case][2]
+    return (file, path) if case in IN_PULUMI_CONFIG else (catalog_file(file, path, "dev"), path)
 
 
 def _program_verdict(project: Path) -> set[tuple[str, str]]:
@@ -134,15 +150,15 @@ def _program_verdict(project: Path) -> set[tuple[str, str]]:
     lines = str(e.value).splitlines()[1:]
     found = set()
     for line in lines:
-        file, rest = line.split(": ", 1)
-        found.add((file, rest.split(": ", 1)[0]))
+        file, rest = line.split(": ", 1)  # `file:line: path: message` (line when known)
+        found.add((re.sub(r":\d+$", "", file), rest.split(": ", 1)[0]))
     return found
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_validate_plan_and_the_program_agree(tmp_path, case):
     project = _mutated(tmp_path, case)
-    expected, program_sees = CASES[case][2], CASES[case][3]
+    expected, program_sees = _expected(case), CASES[case][3]
     validate = cli("validate", "--stack", "dev", "--project-dir", str(project), "--format", "json")
     plan = cli("plan", "--stack", "dev", "--project-dir", str(project), "--format", "json",
                "--no-policy")
@@ -172,7 +188,8 @@ def test_plan_fails_on_a_urn_registered_twice(monkeypatch, tmp_path):
 
     monkeypatch.setattr("configplane.checks._collisions", lambda *a: [])
     project = copy_project(tmp_path / "project")
-    edit_yaml(project / "Pulumi.dev.yaml", CASES["secret-names-collide-once-normalised"][0])
+    edit_stack(project, "dev",
+               lambda config: CASES["secret-names-collide-once-normalised"][0]({"config": config}))
     plan = run_plan(project, "dev")
     dupes = [v for v in plan.violations if v["policy"] == "configplane-unique-urns"]
     assert dupes and all(v["level"] == "mandatory" for v in dupes)
