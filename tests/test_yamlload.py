@@ -119,7 +119,10 @@ def test_syntax_errors_name_line_and_column_but_never_the_text():
 keys = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), min_size=1,
                max_size=8)
 values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    # NEL and the Unicode line/paragraph separators are line breaks to YAML 1.1: PyYAML's own
+    # dumper writes them unescaped inside quotes and its loader folds them (not ours to test)
+    st.none() | st.booleans() | st.integers()
+    | st.text(st.characters(exclude_characters="\x85\u2028\u2029"), max_size=10),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),
     max_leaves=12)
 
