@@ -30,11 +30,11 @@ from flags_live import is_flags_configmap, vendored_registry
 from isolation import POLICIES as ISOLATION_POLICIES
 from packlib import (
     UNKNOWN,
-    WAIVER_SCHEMA,
     WORKLOADS,
     PolicyParseError,
     Reporter,
     as_list,
+    config_schema,
     container_env,
     environment,
     get,
@@ -47,7 +47,6 @@ from packlib import (
 )
 from pulumi_policy import (
     EnforcementLevel,
-    PolicyConfigSchema,
     PolicyPack,
     ReportViolation,
     ResourceValidationArgs,
@@ -860,17 +859,7 @@ def _trust_problems(statement: dict) -> list[str]:
 # --- the pack -------------------------------------------------------------------------------------
 
 
-def _schema(properties: dict[str, Any] | None = None,
-            waivable: bool = False) -> PolicyConfigSchema | None:
-    """Thresholds with defaults (so validators may index them); `exceptions` where a reviewed
-    exception is safe to honour."""
-    props = dict(properties or {})
-    if waivable:
-        props["exceptions"] = WAIVER_SCHEMA
-    if not props:
-        return None
-    return PolicyConfigSchema(properties=props, required=[
-        k for k, v in props.items() if "default" in v and k != "exceptions"])
+_schema = config_schema  # the one builder of policy config schemas (packlib)
 
 
 MANDATORY = EnforcementLevel.MANDATORY

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import re
 
-from credentials_lib import config_schema, go_seconds, human, owned_policy, ttl_seconds
+from credentials_lib import go_seconds, human, owned_policy, ttl_seconds
 from packlib import (
     UNKNOWN,
     PolicyParseError,
     Reporter,
+    config_schema,
     environment,
     parse_vault_policy,
     plain,

@@ -1,14 +1,10 @@
-"""What the certificate and dynamic-credential policies share: their config schema helper,
-Go durations, and the Vault policy names they own (vault-least-privilege leaves those to
-them). Standard library, pulumi_policy and packlib only."""
+"""What the certificate and dynamic-credential policies share: Go durations, and the Vault
+policy names they own (vault-least-privilege leaves those to them). Standard library only."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
-
-from packlib import WAIVER_SCHEMA
-from pulumi_policy import PolicyConfigSchema
 
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
@@ -16,17 +12,6 @@ _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "
 #   <env>-<service>-pki       sign with the service's PKI role (policies/certificates.py)
 #   <env>-<service>-database  read the service's database creds (policies/dynamic_credentials.py)
 OWNED_POLICY_SUFFIXES = ("-pki", "-database")
-
-
-def config_schema(properties: dict[str, Any] | None = None,
-                  waivable: bool = False) -> PolicyConfigSchema | None:
-    props = dict(properties or {})
-    if waivable:
-        props["exceptions"] = WAIVER_SCHEMA
-    if not props:
-        return None
-    return PolicyConfigSchema(properties=props, required=[
-        k for k, v in props.items() if "default" in v and k != "exceptions"])
 
 
 def go_seconds(value: Any) -> float | None:

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from credentials_lib import config_schema, go_seconds, human, owned_policy, ttl_seconds
+from credentials_lib import go_seconds, human, owned_policy, ttl_seconds
 from packlib import (
     UNKNOWN,
     PolicyParseError,
     Reporter,
+    config_schema,
     environment,
     get,
     parse_vault_policy,

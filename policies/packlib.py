@@ -17,6 +17,7 @@ from typing import Any
 
 import pulumi
 from hashing import configmap_hash
+from pulumi_policy import PolicyConfigSchema
 from pulumi_policy.proxy import UnknownValueError
 
 
@@ -321,3 +322,16 @@ def as_list(value: Any) -> list:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
+
+
+def config_schema(properties: dict[str, Any] | None = None,
+                  waivable: bool = False) -> PolicyConfigSchema | None:
+    """A policy's config schema: thresholds with defaults (so validators may index them);
+    `exceptions` where a reviewed exception is safe to honour."""
+    props = dict(properties or {})
+    if waivable:
+        props["exceptions"] = WAIVER_SCHEMA
+    if not props:
+        return None
+    return PolicyConfigSchema(properties=props, required=[
+        k for k, v in props.items() if "default" in v and k != "exceptions"])
