@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import re
 
-from credentials_lib import go_seconds, human, owned_policy, ttl_seconds
+from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
 from packlib import (
     UNKNOWN,
-    PolicyParseError,
     Reporter,
     config_schema,
     environment,
-    parse_vault_policy,
     plain,
     resource_label,
 )
@@ -201,17 +199,12 @@ def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
     if args.resource_type in ISSUERS:
         _check_issuer(args.name, label, args.resource_type, props, report)
         return
-    if args.resource_type != VAULT_POLICY or props.get("policy") is UNKNOWN:
+    if args.resource_type != VAULT_POLICY:
         return
-    service = owned_policy(props.get("name"), env, "-pki")
-    if service is None:
+    owned = owned_policy_rules(args.name, label, props, env, "-pki", report)
+    if owned is None:
         return
-    try:
-        rules = parse_vault_policy(str(props.get("policy") or ""))
-    except PolicyParseError as e:
-        report(args.name, f"{label}: the policy text cannot be checked: {e}. Fix: write it as "
-               "HCL `path` blocks with `capabilities` lists.", waivable=False)
-        return
+    service, rules = owned
     own = re.compile(rf"^{re.escape(env)}-[a-z0-9-]*pki[a-z0-9-]*/sign/{re.escape(service)}$")
     for path, caps in rules:
         where = f'{label}: path "{path}"'

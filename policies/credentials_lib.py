@@ -1,10 +1,12 @@
 """What the certificate and dynamic-credential policies share: Go durations, and the Vault
-policy names they own (vault-least-privilege leaves those to them). Standard library only."""
+policy names they own (vault-least-privilege leaves those to them) and how they read them."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from packlib import UNKNOWN, PolicyParseError, Reporter, parse_vault_policy
 
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
@@ -52,6 +54,24 @@ def owned_policy(name: Any, env: str, suffix: str) -> str | None:
     m = re.match(rf"^{re.escape(env)}-(?P<svc>[a-z0-9]([-a-z0-9]*[a-z0-9])?){re.escape(suffix)}$",
                  str(name or ""))
     return m.group("svc") if m else None
+
+
+def owned_policy_rules(name: str, label: str, props: dict, env: str, suffix: str,
+                       report: Reporter) -> tuple[str, list[tuple[str, list[str]]]] | None:
+    """The service and the parsed `path` rules of a `<env>-<service><suffix>` Vault policy;
+    None when the policy is not one of these, its text is unknown, or it cannot be parsed
+    (reported: an unreadable policy is never taken as harmless)."""
+    if props.get("policy") is UNKNOWN:
+        return None
+    service = owned_policy(props.get("name"), env, suffix)
+    if service is None:
+        return None
+    try:
+        return service, parse_vault_policy(str(props.get("policy") or ""))
+    except PolicyParseError as e:
+        report(name, f"{label}: the policy text cannot be checked: {e}. Fix: write it as "
+               "HCL `path` blocks with `capabilities` lists.", waivable=False)
+        return None
 
 
 def is_owned_policy(name: Any, env: str) -> bool:

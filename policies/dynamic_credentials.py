@@ -15,15 +15,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from credentials_lib import go_seconds, human, owned_policy, ttl_seconds
+from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
 from packlib import (
     UNKNOWN,
-    PolicyParseError,
     Reporter,
     config_schema,
     environment,
     get,
-    parse_vault_policy,
     plain,
     resource_label,
 )
@@ -273,17 +271,12 @@ def database_creds_least_privilege(args: ResourceValidationArgs,
                    "generator must sign in as an account of its own namespace. Fix: remove "
                    "serviceAccountRef.namespace.")
         return
-    if args.resource_type != VAULT_POLICY or props.get("policy") is UNKNOWN:
+    if args.resource_type != VAULT_POLICY:
         return
-    service = owned_policy(props.get("name"), env, "-database")
-    if service is None:
+    owned = owned_policy_rules(args.name, label, props, env, "-database", report)
+    if owned is None:
         return
-    try:
-        rules = parse_vault_policy(str(props.get("policy") or ""))
-    except PolicyParseError as e:
-        report(args.name, f"{label}: the policy text cannot be checked: {e}. Fix: write it as "
-               "HCL `path` blocks with `capabilities` lists.", waivable=False)
-        return
+    service, rules = owned
     own = re.compile(rf"^{re.escape(env)}-[a-z0-9-]+/creds/{re.escape(service)}(-[a-z0-9-]+)?$")
     for path, caps in rules:
         where = f'{label}: path "{path}"'
