@@ -67,6 +67,7 @@ SHARED_WITH_THE_PACK = {
     "policies/schemas": "../schemas",
     "policies/hashing.py": "../configplane/hashing.py",  # kustomize's ConfigMap hash
     "policies/refs.py": "../configplane/refs.py",  # names, refs and ARNs
+    "policies/contract.py": "../configplane/contract.py",  # labels, annotations, limits, tags
 }
 
 

@@ -1,0 +1,1 @@
+../configplane/contract.py
