@@ -42,8 +42,9 @@ from configplane.certificates import tls_plan
 from configplane.durations import seconds
 from configplane.dynamic_credentials import dynamic_plans
 from configplane.generations import CHECKSUM_ANNOTATION, WORKLOAD_ANNOTATIONS
-from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
+from configplane.stack import load_stack
 from configplane.stackfiles import NAMESPACE, StackFileError
+from configplane.stackmodel import InvalidStack, ServicePlan, StackModel
 from configplane.versions import ServiceVersions, read_clock, service_versions
 
 PROJECT_DIR = Path(__file__).resolve().parent

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from configplane.stack import ServicePlan
+from configplane.stackmodel import ServicePlan
 
 
 @dataclass(frozen=True)

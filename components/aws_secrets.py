@@ -18,7 +18,7 @@ import pulumi_aws as aws
 
 from components.rotation import rotation_tags
 from configplane.model import AwsSettings, SecretSpec
-from configplane.stack import ServicePlan
+from configplane.stackmodel import ServicePlan
 from configplane.versions import ServiceVersions
 
 

@@ -25,7 +25,7 @@ from configplane.dynamic_credentials import (
     policy_name,
 )
 from configplane.model import DatabaseEngineSettings
-from configplane.stack import ServicePlan
+from configplane.stackmodel import ServicePlan
 
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 

@@ -21,7 +21,7 @@ from pulumi_kubernetes.apiextensions import CustomResource
 from configplane.delivery import TEMPLATE_ENGINE, external_secret_sources
 from configplane.model import Platform
 from configplane.refs import VAULT_AUDIENCE
-from configplane.stack import ServicePlan
+from configplane.stackmodel import ServicePlan
 
 API_VERSION = "external-secrets.io/v1"  # v1beta1 is no longer served since ESO 0.17
 STORE_KIND = "SecretStore"  # namespaced; never ClusterSecretStore (policies/isolation.py)

@@ -21,7 +21,7 @@ from configplane.certificates import (
 )
 from configplane.durations import seconds
 from configplane.model import PkiSettings, Platform
-from configplane.stack import ServicePlan
+from configplane.stackmodel import ServicePlan
 
 CA_KEY = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from configplane.stack import ServicePlan
+from configplane.stackmodel import ServicePlan
 from configplane.versions import ServiceVersions
 
 

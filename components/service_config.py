@@ -10,7 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from configplane.generations import HASH_ANNOTATION, SCHEMA_ANNOTATION, generation_labels
-from configplane.stack import RenderedConfigMap, ServicePlan
+from configplane.rendering import RenderedConfigMap
+from configplane.stackmodel import ServicePlan
 
 RELOADER_MATCH = {"reloader.stakater.com/match": "true"}
 FLAGS_SCHEMA = "flags"

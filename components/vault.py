@@ -13,7 +13,7 @@ import pulumi_vault as vault
 
 from configplane.model import VaultSettings
 from configplane.refs import VAULT_AUDIENCE
-from configplane.stack import ServicePlan
+from configplane.stackmodel import ServicePlan
 from configplane.versions import ServiceVersions
 
 

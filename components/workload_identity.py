@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from configplane import refs
 from configplane.model import AwsSettings
-from configplane.stack import ServicePlan
+from configplane.stackmodel import ServicePlan
 
 READ_ACTIONS = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
 STS_AUDIENCE = "sts.amazonaws.com"

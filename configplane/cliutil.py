@@ -185,8 +185,8 @@ def raw_stdout() -> Any:
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are always the input's fault; each names its file and fix."""
-    from configplane.stack import InvalidStack
     from configplane.stackfiles import StackFileError
+    from configplane.stackmodel import InvalidStack
 
     return (StackFileError, InvalidStack)
 

@@ -30,8 +30,10 @@ from configplane.dynamic_credentials import slug
 from configplane.layering import Resolved, Setting, dotted, leaves
 from configplane.model import Service
 from configplane.redaction import REDACTED, Redactor
-from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack, resolve_inputs
+from configplane.resolution import resolve_inputs
+from configplane.stack import load_stack
 from configplane.stackfiles import NAMESPACE, StackInputs
+from configplane.stackmodel import InvalidStack, ServicePlan, StackModel
 
 SECRET = REDACTED
 DEFAULT_LAYER = "default"

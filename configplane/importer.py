@@ -44,7 +44,8 @@ from configplane.delivery import (
     URL_SUFFIX,
     prefix_of,
 )
-from configplane.stack import DATA_KEY, DNS_LABEL, render_value
+from configplane.rendering import render_value
+from configplane.service_checks import DATA_KEY, DNS_LABEL
 from configplane.stackfiles import (
     DEFAULTS_KEY,
     NAMESPACE,

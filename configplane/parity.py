@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from configplane.stack import StackModel
 from configplane.stackfiles import NAMESPACE, PROJECT_FILE, read_project_file
+from configplane.stackmodel import StackModel
 
 PARITY_KEY = f"{NAMESPACE}:parity"
 _ABSENT = object()

@@ -34,8 +34,9 @@ from configplane.analyzer import (
 )
 from configplane.redaction import REDACTED, Redactor
 from configplane.redaction import is_secret_wrapper as is_secret_wrapper
-from configplane.stack import StackModel, load_stack
+from configplane.stack import load_stack
 from configplane.stackfiles import StackInputs, read_stack_files
+from configplane.stackmodel import StackModel
 
 SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
 SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"

@@ -16,7 +16,8 @@ from configplane.commands.plan import command as plan_command
 from configplane.commands.validate import command as validate
 from configplane.commands.validate import load_or_issues
 from configplane.plan import PlanMocks, _run_program, plan_config, run_plan
-from configplane.stack import load_stack, resolve_inputs
+from configplane.resolution import resolve_inputs
+from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO, STACKS

@@ -26,7 +26,8 @@ from configplane.flags import (
     render_flags,
 )
 from configplane.plan import run_plan
-from configplane.stack import FLAGS_DATA_KEY, load_stack
+from configplane.rendering import FLAGS_DATA_KEY
+from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO

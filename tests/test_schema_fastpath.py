@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from configplane.resolution import resolve_inputs
 from configplane.schemacheck import FAST
 from configplane.schemafiles import load_validator
-from configplane.stack import SCHEMAS_DIR, _validator, resolve_inputs
+from configplane.stack import SCHEMAS_DIR, _validator
 from configplane.stackfiles import read_stack_files
 from tests.conftest import REPO
 

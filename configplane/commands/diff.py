@@ -12,8 +12,8 @@ from rich.table import Table
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console, protect_stack
 from configplane.commands.validate import PROJECT_DIR_OPTION, load_or_issues
 from configplane.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
-from configplane.stack import StackModel
 from configplane.stackfiles import PROJECT_FILE
+from configplane.stackmodel import StackModel
 
 MARKS = {"same": "", "expected": "expected", "unexpected": "DIFFERS"}
 

@@ -35,8 +35,8 @@ from configplane.commands.validate import (
     undecodable,
 )
 from configplane.plan import Plan, redact, run_plan
-from configplane.stack import InvalidStack
 from configplane.stackfiles import StackFileError
+from configplane.stackmodel import InvalidStack
 
 
 @click.command("plan")

@@ -19,8 +19,9 @@ from configplane.generations import (
     parse_workloads,
     rollback_commands,
 )
-from configplane.stack import InvalidStack, StackModel, load_stack
+from configplane.stack import load_stack
 from configplane.stackfiles import StackFileError, read_stack_files
+from configplane.stackmodel import InvalidStack, StackModel
 
 CONFIGMAPS_OPTION = click.option(
     "--configmaps", "configmaps_file", required=True,

@@ -11,8 +11,9 @@ from rich.table import Table
 from configplane.catalog import read_inputs
 from configplane.cliutil import FORMAT_OPTION, emit, plain_console, protect_stack
 from configplane.pack import use_project_dir
-from configplane.stack import InvalidStack, Issue, StackModel, load_stack
+from configplane.stack import load_stack
 from configplane.stackfiles import PROJECT_FILE, StackFileError, stack_file_name
+from configplane.stackmodel import InvalidStack, Issue, StackModel
 
 STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
 def _project_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:

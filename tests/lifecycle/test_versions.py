@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import configplane.plan as plan_module
 from configplane.model import RotationSettings, SecretSpec
 from configplane.plan import run_plan
-from configplane.stack import InvalidStack
+from configplane.stackmodel import InvalidStack
 from configplane.versions import (
     CLOCK_ENV,
     PERIODS,

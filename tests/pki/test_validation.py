@@ -214,7 +214,7 @@ def test_pulumi_program_refuses_to_declare_anything(project):
     from configplane.plan import run_plan
 
     edit(project, "prod", lambda c, s, p: api_tls(s, extra_dns_names=["*.shop.example.com"]))
-    from configplane.stack import InvalidStack
+    from configplane.stackmodel import InvalidStack
     with pytest.raises(InvalidStack) as info:
         run_plan(project, "prod")
     assert "services.api.tls.extra_dns_names.0: wildcard names are not allowed in prod" in str(

@@ -9,7 +9,7 @@ import pytest
 
 from configplane.analyzer import PolicyConfigError, run_policy_pack
 from configplane.plan import analyzed_resources, run_plan
-from configplane.stack import InvalidStack
+from configplane.stackmodel import InvalidStack
 from tests.catalog_compat import edit_stack
 from tests.policies.builders import CANARY
 from tests.policies.conftest import PACK, PROJECT, REPO, found
