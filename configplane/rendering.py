@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from configplane.contract import FLAGS_DATA_KEY
 from configplane.flags import render_flags
 from configplane.hashing import configmap_hash
-
-FLAGS_DATA_KEY = "flags.flagd.json"
 
 
 @dataclass(frozen=True)

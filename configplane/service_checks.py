@@ -10,10 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from configplane import certificates, dynamic_credentials, refs
+from configplane import certificates, contract, dynamic_credentials, refs
 from configplane.delivery import (
     PASSWORD_SUFFIX,
-    SCHEMA_SECRET_KEYS,
     delivered_keys,
     delivers_whole,
     service_delivered_keys,
@@ -28,12 +27,11 @@ from configplane.schemafiles import load_validator as _validator
 from configplane.stackfiles import NAMESPACE, StackInputs
 from configplane.stackmodel import Issue, ServicePlan
 
-MAX_CONFIGMAP_BYTES = 1024 * 1024
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-TENANT_KEYS = "x-configplane-tenant-overridable"
-MANAGED_BY = "configplane"
+# Matched with fullmatch (configplane.contract): a trailing newline is not accepted.
+DNS_LABEL = re.compile(contract.DNS_LABEL)
+DNS_SUBDOMAIN = re.compile(contract.DNS_SUBDOMAIN)
+DATA_KEY = re.compile(contract.CONFIGMAP_DATA_KEY)
+TENANT_KEYS = contract.SCHEMA_TENANT_KEYS
 
 
 class ServiceChecker:
@@ -136,10 +134,10 @@ class ServiceChecker:
                           "(<=253 chars). Fix: shorten the service or tenant name.")
 
         labels = {
-            "app.kubernetes.io/name": name,
-            "app.kubernetes.io/part-of": self.platform.part_of,
-            "app.kubernetes.io/managed-by": MANAGED_BY,
-            "configplane.io/environment": env,
+            contract.SERVICE_LABEL: name,
+            contract.PART_OF_LABEL: self.platform.part_of,
+            contract.MANAGED_BY_LABEL: contract.MANAGED_BY,
+            contract.ENVIRONMENT_LABEL: env,
         }
         return ServicePlan(
             name=name,
@@ -183,7 +181,7 @@ class ServiceChecker:
                           "Fix: remove it from config.")
         if app is None:
             return
-        secret_only = set(app.schema.get(SCHEMA_SECRET_KEYS, []))
+        secret_only = set(app.schema.get(contract.SCHEMA_SECRET_KEYS, []))
         for env_key in sorted(secret_only & set(svc.config) - set(delivered)):
             self.fail([*base, "config", env_key], f"app schema {svc.app_schema} takes `{env_key}` "
                       "from a secret, never from config. Fix: remove it from config and declare "
@@ -229,9 +227,9 @@ class ServiceChecker:
                 self.fail([*path, key], "ConfigMap keys may contain only letters, digits, '-', "
                           "'_' and '.'. Fix: rename the key.")
         size = sum(len(k.encode()) + len(v.encode()) for k, v in rendered.data.items())
-        if size > MAX_CONFIGMAP_BYTES:
+        if size > contract.MAX_CONFIGMAP_BYTES:
             self.fail(path, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
-                      f"allows {MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
+                      f"allows {contract.MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
 
     def _check_secret(self, path: list[str], service: str, key: str, secret: SecretSpec) -> None:
         if not DATA_KEY.fullmatch(key):

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from configplane.contract import read_policy_name
 from configplane.layering import Resolved
 from configplane.model import Platform, SecretSpec, Service
 from configplane.rendering import RenderedConfigMap
@@ -83,7 +84,7 @@ class ServicePlan:
 
     @property
     def vault_policy(self) -> str:
-        return f"{self.environment}-{self.name}-read"
+        return read_policy_name(self.environment, self.name)
 
     @property
     def vault_data_path(self) -> str:

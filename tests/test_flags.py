@@ -16,6 +16,7 @@ from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.evaluation_context import EvaluationContext
 
 from configplane.commands.flags import command as flags_command
+from configplane.contract import FLAGS_DATA_KEY
 from configplane.flags import (
     FLAGD_FLAGS_URI,
     FLAGD_TARGETING_URI,
@@ -26,7 +27,6 @@ from configplane.flags import (
     render_flags,
 )
 from configplane.plan import run_plan
-from configplane.rendering import FLAGS_DATA_KEY
 from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
 from tests.catalog_compat import edit_stack
