@@ -98,7 +98,7 @@ class Explanation:
     delivered_as: dict[str, str] | None = None  # ConfigMap key or Secret key the pod reads
     notes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
             "service": self.service,

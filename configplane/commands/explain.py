@@ -44,7 +44,7 @@ def command(stack: str, service: str, key_path: str, tenant: str | None, project
         raise UserError(f"{file}: {stack_file_problem(exc)}") from None
     except ExplainError as exc:
         raise UserError(str(exc)) from None
-    emit(result.to_json(), fmt, render_table)
+    emit(result.as_dict(), fmt, render_table)
 
 
 def _show(value: Any) -> str:
