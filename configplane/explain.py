@@ -27,7 +27,7 @@ from configplane.delivery import (
     prefix_of,
 )
 from configplane.dynamic_credentials import slug
-from configplane.layering import Resolved, Setting, dotted, leaves
+from configplane.layering import TENANT_LAYER, Resolved, Setting, dotted, leaves
 from configplane.model import Service
 from configplane.redaction import REDACTED, Redactor
 from configplane.resolution import resolve_inputs
@@ -136,14 +136,16 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
     path = _normalize(key_path, view, resolved, service, extra, inputs.stack,
                       _files(inputs, service))
     parts = path.split(".")
-    if tenant is not None and parts[0] != "config":
+    if tenant is not None and (parts[0] != "config" or len(parts) < 2):
         raise ExplainError(f"--tenant applies to config keys (tenants override config only), "
                            f"not `{path}`. Fix: ask for config.<KEY>, or drop --tenant.")
 
     secret = parts[0] == "secrets"
     found = _lookup(view, path)
     if tenant is not None:
-        entries = [_tenant_entry(resolved, service, tenant, path)]
+        files = [layer.file for layer in inputs.service_layers.get(service, ())] or [
+            inputs.project_file, inputs.stack_file]
+        entries = [_tenant_entry(resolved, files, service, tenant, path)]
         value = entries[0].value
     elif found is _ABSENT:
         entries = [Entry(path, None, None, _steps(resolved, _doc_path(service, path, resolved)))]
@@ -301,7 +303,7 @@ def _doc_path(service: str, path: str, resolved: Resolved) -> tuple[str, ...]:
     return ("services", service, *path.split("."))
 
 
-def _steps(resolved: Resolved, doc_path: tuple[str, ...], layer: str | None = None) -> list[Step]:
+def _steps(resolved: Resolved, doc_path: tuple[str, ...]) -> list[Step]:
     """Every value set on a path or replacing it from above (a null or scalar at an ancestor)."""
     settings: list[tuple[int, Setting, tuple[str, ...]]] = []
     order = {"fleet": 0, "project": 0, "service": 1, "environment": 2}
@@ -310,7 +312,7 @@ def _steps(resolved: Resolved, doc_path: tuple[str, ...], layer: str | None = No
             if n == len(doc_path) or not isinstance(setting.value, Mapping):
                 settings.append((order.get(setting.origin.layer, 3), setting, doc_path[:n]))
     settings.sort(key=lambda s: s[0])  # stable: lower layers first
-    return [Step(layer or s.origin.layer, s.origin.file, dotted(p),
+    return [Step(s.origin.layer, s.origin.file, dotted(s.written_at or p),
                  s.value if p == doc_path else None, s.origin.line) for _, s, p in settings]
 
 
@@ -323,19 +325,23 @@ def _entry(resolved: Resolved, service: str, path: str, value: Any) -> Entry:
     return Entry(path, value, steps[-1], steps[:-1])
 
 
-def _tenant_entry(resolved: Resolved, service: str, tenant: str, path: str) -> Entry:
-    """A tenant's ConfigMap gets the service's value unless the tenant overrides the key."""
-    key = path.split(".", 1)[1]
-    base = _steps(resolved, _doc_path(service, path, resolved))
-    own = _steps(resolved, _doc_path(service, f"tenants.{tenant}.config.{key}", resolved),
-                 layer=f"tenant:{tenant}")
-    if own and own[-1].value is not None:
-        winner: Step | None = own[-1]
-    else:  # no override, or the last one deleted it: the service's value applies
-        winner = base[-1] if base and base[-1].value is not None else None
-    steps = base + own
+def _tenant_entry(resolved: Resolved, files: list[str], service: str, tenant: str,
+                  path: str) -> Entry:
+    """What the resolution recorded for the tenant's ConfigMap (configplane.layering's
+    resolve_tenant): the service's settings, then the tenant's in the order of their files;
+    the one that won is the recorded origin."""
+    config = resolved.tenants.get((service, tenant)) or Resolved({})
+    doc_path = _doc_path(service, path, config)
+    steps = _steps(config, doc_path)
+    base = [s for s in steps if not s.layer.startswith(TENANT_LAYER)]
+    own = sorted((s for s in steps if s.layer.startswith(TENANT_LAYER)),
+                 key=lambda s: files.index(s.file) if s.file in files else len(files))
+    origin = config.origins.get(doc_path)
+    winner = next((s for s in reversed(base + own) if origin is not None and s.value is not None
+                   and (s.layer, s.file, s.line) == (origin.layer, origin.file, origin.line)),
+                  None)
     return Entry(path, winner.value if winner else None, winner,
-                 [s for s in steps if s is not winner])
+                 [s for s in base + own if s is not winner])
 
 
 def both_config_and_secret(view: Mapping[str, Any], parts: list[str]) -> bool:

@@ -2,6 +2,9 @@
 
 Objects deep-merge, lists and scalars replace, an explicit null deletes the key. Every
 resolved leaf remembers the layer and file that set it, and the values it overrode.
+
+A tenant's overrides are layers too (`tenant:<name>`, see tenant_layers and resolve_tenant):
+the config that tenant's ConfigMap gets is the service's config with those layers on top.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ class Layer:
     file: str
     document: Mapping[str, Any]
     lines: Mapping[Path, int] = field(default_factory=dict)  # key path -> line in `file`
+    # (applies at, written at): the document's keys below the first path were written below
+    # the second in `file` (a tenant's `tenants.<name>.config` applies to the service's config)
+    moved: tuple[Path, Path] | None = None
+
+    def written_at(self, path: Path) -> Path | None:
+        """Where in `file` a path of this layer was written, when that is not the path itself."""
+        if self.moved is None or path[: len(self.moved[0])] != self.moved[0]:
+            return None
+        return (*self.moved[1], *path[len(self.moved[0]):])
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ class Setting:
 
     value: Any
     origin: Origin
+    written_at: Path | None = None  # where the file has it, when not at the path it applies to
 
 
 @dataclass
@@ -48,6 +61,9 @@ class Resolved:
     origins: dict[Path, Origin] = field(default_factory=dict)
     # leaf path -> every value set on it, lowest layer first (the last one won, unless deleted)
     history: dict[Path, list[Setting]] = field(default_factory=dict)
+    # (service, tenant) -> the config that tenant's ConfigMap gets (resolve_tenant), recorded
+    # by the stack's resolution (configplane.resolution)
+    tenants: dict[tuple[str, str], Resolved] = field(default_factory=dict)
 
     def origin_of(self, path: Sequence[str]) -> Origin | None:
         """The origin of a path, or of its nearest ancestor or first descendant leaf."""
@@ -117,7 +133,8 @@ def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], befor
             for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:
                 del resolved.origins[stale]  # a scalar, list or null replaces a whole subtree
         origin = Origin(layer.name, layer.file, layer.lines.get(path))
-        resolved.history.setdefault(path, []).append(Setting(value, origin))
+        setting = Setting(value, origin, layer.written_at(path) if layer.moved else None)
+        resolved.history.setdefault(path, []).append(setting)
         if value is None:
             resolved.origins.pop(path, None)
         else:
@@ -146,3 +163,100 @@ def leaves(document: Mapping[str, Any], prefix: Path = ()) -> dict[Path, Any]:
 
 def dotted(path: Sequence[str | int]) -> str:
     return ".".join(str(p) for p in path)
+
+
+# --- tenants: overrides of a service's config, as layers of their own ----------------------
+
+TENANT_LAYER = "tenant:"
+
+
+def tenant_layer_name(tenant: str) -> str:
+    return f"{TENANT_LAYER}{tenant}"
+
+
+def apply_tenant(config: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The config a tenant's ConfigMap gets: the service's, with the tenant's overrides on top
+    (the one merge the checker and resolve_tenant share)."""
+    return merge(config, overrides)
+
+
+def tenant_layers(layers: Sequence[Layer], service: Path, tenant: str) -> list[Layer]:
+    """Each layer's overrides for one tenant, as a layer `tenant:<name>` on the service's config.
+
+    `service` is where the service sits in the layers' documents (("services", "api") in whole
+    documents, ("api",) in a service's own layers). A layer's `tenants.<name>.config` becomes
+    that layer's `config`; an explicit null (or any non-mapping) at `tenants`, `tenants.<name>`
+    or its `config` takes back every override set below it."""
+    written = (*service, "tenants", tenant, "config")
+    target = (*service, "config")
+    found = []
+    for layer in layers:
+        node: Any = layer.document
+        at = written  # where the layer sets the tenant's config (or takes it back)
+        for depth, key in enumerate(written, start=1):
+            if not _is_mapping(node) or key not in node:
+                node = _ABSENT
+                break
+            node = node[key]
+            if depth > len(service) and not _is_mapping(node):
+                at = written[:depth]  # a null (or a scalar) at tenants, tenants.<name>, config
+                break
+        if node is _ABSENT:
+            continue
+        overrides = node if at == written and _is_mapping(node) else None
+        lines = {(*target, *p[len(written):]): ln for p, ln in layer.lines.items()
+                 if p[: len(written)] == written and len(p) > len(written)}
+        if at in layer.lines:
+            lines[target] = layer.lines[at]
+        found.append(Layer(tenant_layer_name(tenant), layer.file, _nest(target, overrides),
+                           lines, moved=(target, at)))
+    return found
+
+
+def resolve_tenant(service_resolved: Resolved, service: Path, tenant: str,
+                   layers: Sequence[Layer]) -> Resolved:
+    """The config one tenant's ConfigMap gets, with provenance.
+
+    The tenant's layers (tenant_layers) first merge among themselves, so a null there takes an
+    override back and the service's value applies again (a tenant overrides, it never deletes a
+    service's key); the result goes on top of the service's config (apply_tenant). Paths are
+    those of `service_resolved` (the service's config); each tenant setting records where its
+    file wrote it (Setting.written_at). History: the service's settings, then the tenant's."""
+    target = (*service, "config")
+    own = resolve(tenant_layers(layers, service, tenant))
+    base_config = _get(service_resolved.value, target)
+    own_config = _get(own.value, target)
+    config = apply_tenant(base_config if _is_mapping(base_config) else {},
+                          own_config if _is_mapping(own_config) else {})
+    resolved = Resolved(_nest(target, config))
+
+    def concerns(path: Path) -> bool:  # the config, its keys, and the levels above it
+        return path[: len(target)] == target or path == target[: len(path)]
+
+    history: dict[Path, list[Setting]] = {}
+    for source in (service_resolved, own):
+        for path, settings in source.history.items():
+            if concerns(path):
+                history.setdefault(path, []).extend(settings)
+    resolved.history = history
+    origins = {p: o for p, o in service_resolved.origins.items() if concerns(p)}
+    origins.update((p, o) for p, o in own.origins.items() if concerns(p))
+    resolved.origins = {p: o for p, o in origins.items() if _has_leaf(resolved.value, p)}
+    return resolved
+
+
+_ABSENT = object()
+
+
+def _get(document: Any, path: Path) -> Any:
+    for key in path:
+        if not _is_mapping(document) or key not in document:
+            return None
+        document = document[key]
+    return document
+
+
+def _nest(path: Path, value: Any) -> dict[str, Any]:
+    for key in reversed(path[1:]):
+        value = {key: value}
+    return {path[0]: value}

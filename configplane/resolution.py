@@ -2,13 +2,16 @@
 
 The platform's layers, then each service's own (fleet defaults, service, environment): see
 configplane.layering for the merge rules and configplane.catalog for where the layers come from.
+Each tenant's ConfigMap config is resolved too, its overrides as layers `tenant:<name>` on the
+service's config (Resolved.tenants), so `explain --tenant` reads what was recorded here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from configplane.layering import Layer, Origin, Resolved, resolve
+from configplane.layering import Layer, Origin, Resolved, Setting, resolve, resolve_tenant
 from configplane.stackfiles import StackInputs
 
 
@@ -31,7 +34,14 @@ def resolve_inputs(inputs: StackInputs) -> Resolved:
     """The merged document with provenance: the platform's layers, then each service's on
     its own (the same result as resolve(layers_of(inputs)), linear in the fleet)."""
     if not inputs.platform_layers and not inputs.service_layers:
-        return resolve(layers_of(inputs))
+        layers = layers_of(inputs)
+        resolved = resolve(layers)
+        services = resolved.value.get("services")
+        for name in services if isinstance(services, dict) else ():
+            for tenant in _tenants(services[name]):
+                resolved.tenants[(name, tenant)] = resolve_tenant(
+                    resolved, ("services", name), tenant, layers)
+        return resolved
     resolved = resolve(inputs.platform_layers)
     services: dict[str, Any] = {}
     for name, layers in inputs.service_layers.items():
@@ -42,9 +52,29 @@ def resolve_inputs(inputs: StackInputs) -> Resolved:
             resolved.origins[("services", *p)] = origin
         for p, settings in one.history.items():
             resolved.history[("services", *p)] = settings
+        for tenant in _tenants(one.value.get(name)):
+            resolved.tenants[(name, tenant)] = _under_services(
+                resolve_tenant(one, (name,), tenant, layers))
     if services or "services" not in resolved.value:
         resolved.value["services"] = services
     return resolved
+
+
+def _tenants(service: Any) -> list[str]:
+    """The tenants a merged service document has (none when it is not well-formed)."""
+    tenants = service.get("tenants") if isinstance(service, dict) else None
+    return [str(t) for t in tenants] if isinstance(tenants, dict) else []
+
+
+def _under_services(one: Resolved) -> Resolved:
+    """A service's own resolution with its paths in the stack's document (services.<name>...)."""
+    def moved(settings: Sequence[Setting]) -> list[Setting]:
+        return [Setting(s.value, s.origin, ("services", *s.written_at) if s.written_at else None)
+                for s in settings]
+
+    return Resolved({"services": one.value},
+                    {("services", *p): o for p, o in one.origins.items()},
+                    {("services", *p): moved(s) for p, s in one.history.items()})
 
 
 _LAYER_RANK = {"project": 0, "fleet": 0, "service": 1, "environment": 2}

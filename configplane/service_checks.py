@@ -18,7 +18,7 @@ from configplane.delivery import (
     service_delivered_keys,
 )
 from configplane.flags import check_flags
-from configplane.layering import dotted
+from configplane.layering import apply_tenant, dotted
 from configplane.model import SecretSpec, Service, StackDocument
 from configplane.rendering import RenderedConfigMap, render_configmap, render_flags_configmap
 from configplane.schema_messages import _config_validator, _schema_message, error_path, schema_errors
@@ -107,7 +107,7 @@ class ServiceChecker:
                     "Fix: move the value to the service config or allow it in the schema's "
                     f"`{TENANT_KEYS}`.",
                 )
-            merged = {**svc.config, **spec.config}
+            merged = apply_tenant(svc.config, spec.config)  # the layer tenant:<name>
             rendered = render_configmap(f"{name}-{tenant}-config", merged)
             self._check_config([*path, "config"], merged, app_config, rendered)
             tenants[tenant] = rendered

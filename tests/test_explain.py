@@ -9,6 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from configplane.commands.explain import command as explain
+from configplane.layering import Origin
+from configplane.rendering import render_configmap
+from configplane.resolution import resolve_inputs
 from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
 from tests.conftest import REPO
@@ -104,6 +107,43 @@ def test_tenant_without_override_gets_the_service_value():
     globex = explained("--stack", "dev", "worker", "config.CONCURRENCY", "--tenant", "globex")
     assert globex["value"] == 1
     assert globex["entries"][0]["set_by"]["layer"] == "tenant:globex"
+
+
+def test_tenant_reads_the_provenance_the_resolution_recorded():
+    inputs = read_stack_files(REPO, "prod")
+    recorded = resolve_inputs(inputs).tenants[("worker", "acme")]
+    assert recorded.origins[("services", "worker", "config", "CONCURRENCY")] == Origin(
+        "tenant:acme", "services/worker/prod.yaml", 15)
+    # the recorded config is the one the checker rendered into the tenant's ConfigMap
+    rendered = render_configmap("worker-acme-config", recorded.value["services"]["worker"]["config"])
+    assert rendered == load_stack(inputs).services["worker"].tenants["acme"]
+
+
+def test_a_tenant_override_taken_back_in_a_later_file_gives_the_service_value(project):
+    service = project / "services" / "worker" / "service.yaml"
+    service.write_text(service.read_text() + "tenants:\n  acme:\n    config:\n"
+                       "      RATE_LIMIT_RPS: 7\n")
+    prod = project / "services" / "worker" / "prod.yaml"
+    prod.write_text(prod.read_text().replace("      RATE_LIMIT_RPS: 200\n",
+                                             "      RATE_LIMIT_RPS: null\n"))
+    model = load_stack(read_stack_files(project, "prod"))
+    assert model.services["worker"].tenants["acme"].data["RATE_LIMIT_RPS"] == "20"
+    data = explained("--stack", "prod", "worker", "RATE_LIMIT_RPS", "--tenant", "acme",
+                     project=project)
+    assert (data["value"], data["entries"]) == (20, [{
+        "path": "config.RATE_LIMIT_RPS",
+        "value": 20,
+        "set_by": step("service", "services/worker/service.yaml",
+                       "services.worker.config.RATE_LIMIT_RPS", 20, 6),
+        "overrode": [
+            step("tenant:acme", "services/worker/service.yaml",
+                 "services.worker.tenants.acme.config.RATE_LIMIT_RPS", 7, 18),
+            step("tenant:acme", "services/worker/prod.yaml",
+                 "services.worker.tenants.acme.config.RATE_LIMIT_RPS", None, 14),
+        ],
+    }])
+    assert data["notes"] == ["tenant acme does not override config.RATE_LIMIT_RPS: it gets the "
+                             "service's value."]
 
 
 def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
@@ -239,6 +279,9 @@ WORKER = "(services/worker/service.yaml, services/worker/dev.yaml)"
     (["--stack", "dev", "worker", "CONCURRENCY", "--tenant", "initech"],
      f"error: service `worker` has no tenant `initech` in stack dev {WORKER}. Fix: use one of: "
      "acme, globex, or drop --tenant."),
+    (["--stack", "dev", "worker", "config", "--tenant", "acme"],
+     "error: --tenant applies to config keys (tenants override config only), not `config`. "
+     "Fix: ask for config.<KEY>, or drop --tenant."),
     (["--stack", "dev", "worker", "PAYMENTS_API_KEY", "--tenant", "acme"],
      "error: --tenant applies to config keys (tenants override config only), not "
      "`secrets.PAYMENTS_API_KEY`. Fix: ask for config.<KEY>, or drop --tenant."),

@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configplane.layering import Layer, leaves, merge, resolve
+from configplane.layering import (
+    Layer,
+    Origin,
+    apply_tenant,
+    leaves,
+    merge,
+    resolve,
+    resolve_tenant,
+    tenant_layers,
+)
 
 SCALARS = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y"]), st.booleans(),
                     st.lists(st.integers(0, 2), max_size=2))
@@ -96,3 +105,101 @@ def test_history_keeps_overridden_values():
     assert [(s.value, s.origin.file) for s in history] == [
         ("info", "Pulumi.yaml"), ("warn", "Pulumi.prod.yaml")]
     assert resolved.origins[("svc", "LOG_LEVEL")].file == "Pulumi.prod.yaml"
+
+
+# --- tenants: a tenant's overrides are layers `tenant:<name>` on the service's config --------
+
+KEYS = st.sampled_from(["A", "B", "C"])
+VALUES = st.one_of(st.integers(0, 3), st.sampled_from(["x", "y"]), st.booleans())
+CONFIGS = st.dictionaries(KEYS, st.one_of(VALUES, st.none()), max_size=3)
+# A service layer: its config, and the tenant's overrides (a mapping, a null that takes them
+# all back, or nothing).
+SERVICE_LAYERS = st.fixed_dictionaries({}, optional={
+    "config": CONFIGS,
+    "tenants": st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+        "t": st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+            "config": st.one_of(st.none(), CONFIGS)}))})),
+})
+
+
+def _service_layers(docs):
+    return [Layer(f"layer{i}", f"file{i}.yaml", {"svc": d}) for i, d in enumerate(docs)]
+
+
+@given(st.lists(SERVICE_LAYERS, min_size=1, max_size=4))
+def test_a_tenant_gets_the_service_config_with_its_merged_overrides_on_top(docs):
+    """What the checker renders (apply_tenant of the validated service config and the tenant's
+    merged config) is what the tenant's resolution holds: a tenant's null takes its own
+    override back (the service's value applies again), it never deletes a service key."""
+    layers = _service_layers(docs)
+    whole = resolve(layers)
+    service = whole.value.get("svc", {})
+    overrides = ((service.get("tenants") or {}).get("t") or {}).get("config") or {}
+    tenant = resolve_tenant(whole, ("svc",), "t", layers)
+    assert tenant.value == {"svc": {"config": apply_tenant(service.get("config") or {},
+                                                           overrides)}}
+    for key in tenant.value["svc"]["config"]:
+        origin = tenant.origins[("svc", "config", key)]
+        if key in overrides:  # the last layer that set the override that survived
+            setter = next(i for i in reversed(range(len(docs)))
+                          if _sets(docs[i], ("tenants", "t", "config", key)))
+            assert origin == Origin("tenant:t", f"file{setter}.yaml")
+        else:
+            assert origin == whole.origins[("svc", "config", key)]
+        assert tenant.history[("svc", "config", key)][-1 if key in overrides else 0] is not None
+
+
+@given(st.lists(SERVICE_LAYERS, min_size=1, max_size=4))
+def test_tenant_settings_follow_the_service_settings_and_say_where_they_were_written(docs):
+    layers = _service_layers(docs)
+    whole = resolve(layers)
+    tenant = resolve_tenant(whole, ("svc",), "t", layers)
+    for path, settings in tenant.history.items():
+        service_part = [s for s in settings if s.origin.layer != "tenant:t"]
+        assert service_part == whole.history.get(path, [])
+        assert settings[:len(service_part)] == service_part  # the service's first
+        for s in settings[len(service_part):]:
+            assert s.origin.layer == "tenant:t"
+            if path == ("svc", "config"):  # a null that took the overrides back (or `{}`)
+                assert s.value in (None, {})
+                assert s.written_at in {("svc", "tenants"), ("svc", "tenants", "t"),
+                                        ("svc", "tenants", "t", "config")}
+            else:
+                assert s.written_at == ("svc", "tenants", "t", "config", *path[2:])
+            file = int(s.origin.file.removeprefix("file").removesuffix(".yaml"))
+            assert _at(docs[file], s.written_at[1:]) == s.value  # what that file has there
+
+
+def _at(document, path):
+    for key in path:
+        document = document[key]
+    return document
+
+
+def test_tenant_layers_from_each_file_with_lines():
+    layers = [
+        Layer("service", "services/w/service.yaml",
+              {"w": {"config": {"A": 1}, "tenants": {"t": {"config": {"A": 2, "B": 3}}}}},
+              {("w", "tenants", "t", "config", "A"): 7, ("w", "tenants", "t", "config", "B"): 8}),
+        Layer("environment", "services/w/prod.yaml", {"w": {"config": {"A": 5}}}),
+        Layer("environment", "services/w/staging.yaml", {"w": {"tenants": {"t": None}}},
+              {("w", "tenants", "t"): 2}),
+    ]
+    found = tenant_layers(layers, ("w",), "t")
+    assert found == [
+        Layer("tenant:t", "services/w/service.yaml", {"w": {"config": {"A": 2, "B": 3}}},
+              {("w", "config", "A"): 7, ("w", "config", "B"): 8},
+              moved=(("w", "config"), ("w", "tenants", "t", "config"))),
+        Layer("tenant:t", "services/w/staging.yaml", {"w": {"config": None}},
+              {("w", "config"): 2}, moved=(("w", "config"), ("w", "tenants", "t"))),
+    ]
+    tenant = resolve_tenant(resolve(layers), ("w",), "t", layers)
+    # the null took both overrides back: the service's values apply, A from prod.yaml
+    assert tenant.value == {"w": {"config": {"A": 5}}}
+    assert tenant.origins == {("w", "config", "A"): Origin("environment", "services/w/prod.yaml")}
+    assert [(s.value, s.origin.where, s.written_at) for s in tenant.history[("w", "config")]] == [
+        (None, "services/w/staging.yaml:2", ("w", "tenants", "t"))]
+    assert [(s.value, s.origin.where, s.written_at)
+            for s in tenant.history[("w", "config", "A")]] == [
+        (1, "services/w/service.yaml", None), (5, "services/w/prod.yaml", None),
+        (2, "services/w/service.yaml:7", ("w", "tenants", "t", "config", "A"))]
