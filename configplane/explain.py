@@ -4,7 +4,8 @@ A path is relative to a service: `config.LOG_LEVEL`, `secrets.DATABASE_PASSWORD.
 `flags.new-checkout`, `tenants.acme.config.RATE_LIMIT_RPS`. A bare name (`LOG_LEVEL`) is the
 variable the pod sees: `config.<name>`, or `secrets.<name>` when the service has no such
 config key. With a tenant, a config key is explained as that tenant's ConfigMap gets it:
-project defaults, then the environment, then the tenant's overrides.
+the service's layers, then the tenant's (`tenant:<name>`), as the resolution recorded them
+(configplane.resolution, Resolved.tenants). What is shown of a secret: explain_secrets.
 
 Works on the merged layers even when the stack does not validate (that is when people ask
 "why"); built-in defaults, ConfigMap names and secret locations need a valid stack. A
@@ -18,21 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from configplane.checks import looks_like_ciphertext
-from configplane.delivery import (
-    DATABASE_FIELDS,
-    URL_SUFFIX,
-    delivered_keys,
-    delivers_whole,
-    prefix_of,
+from configplane.explain_secrets import (
+    both_config_and_secret,
+    delivered_path,
+    secret_delivery,
+    value_state,
 )
-from configplane.dynamic_credentials import slug
 from configplane.layering import TENANT_LAYER, Resolved, Setting, dotted, leaves
 from configplane.model import Service
 from configplane.redaction import REDACTED, Redactor
 from configplane.resolution import resolve_inputs
 from configplane.stack import load_stack
-from configplane.stackfiles import NAMESPACE, StackInputs
+from configplane.stackfiles import StackInputs
 from configplane.stackmodel import InvalidStack, ServicePlan, StackModel
 
 SECRET = REDACTED
@@ -167,9 +165,9 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
         secrets = view.get("secrets") or {}
         spec = secrets.get(name) if isinstance(secrets, Mapping) and name else None
         if isinstance(spec, Mapping):
-            explanation.secret_value = _secret_value(inputs, spec)
+            explanation.secret_value = value_state(inputs, spec)
             if plan is not None:
-                explanation.delivered_as = _secret_delivery(plan, name)
+                explanation.delivered_as = secret_delivery(plan, name)
         if both_config_and_secret(view, parts):
             explanation.notes.append(f"`{parts[1]}` is both a config key and a secret of "
                                      f"service `{service}`: shown as the secret (its value is "
@@ -252,7 +250,7 @@ def _normalize(key_path: str, view: Mapping[str, Any], resolved: Resolved, servi
         if candidate in known:
             return candidate
     if len(candidates) > 1:  # a key the pod gets from a database secret (configplane.delivery)
-        delivered = _delivered_path(view, key_path)
+        delivered = delivered_path(view, key_path)
         if delivered in known:
             return delivered
     # Unknown: name the closest existing parent and what it holds.
@@ -344,12 +342,6 @@ def _tenant_entry(resolved: Resolved, files: list[str], service: str, tenant: st
                  [s for s in base + own if s is not winner])
 
 
-def both_config_and_secret(view: Mapping[str, Any], parts: list[str]) -> bool:
-    config, secrets = view.get("config") or {}, view.get("secrets") or {}
-    return (len(parts) >= 2 and isinstance(config, Mapping) and isinstance(secrets, Mapping)
-            and parts[1] in config and parts[1] in secrets)
-
-
 def _redact_spec_value(rel: list[str], value: Any) -> Any:
     return _SPECS.spec(value, tuple(rel))
 
@@ -371,66 +363,3 @@ def _redact_entry(entry: Entry) -> Entry:
                                               step.line)
 
     return Entry(entry.path, view(entry.value), hide(entry.set_by), [hide(s) for s in entry.overrode])
-
-
-def _secret_value(inputs: StackInputs, spec: Mapping[str, Any]) -> dict[str, str]:
-    """Where a secret's value comes from and whether it is there (never the value itself)."""
-    source = spec.get("source")
-    if source == "secure":
-        key = f"{NAMESPACE}:{spec.get('config_key')}"
-        found = inputs.values.get(key)
-        if found is None:
-            state = (f"missing: no value in {inputs.stack_file}. Fix: run `pulumi config set "
-                     f"--secret {key} --stack {inputs.stack}`.")
-        elif found.secure and key in inputs.secure_raw and not looks_like_ciphertext(
-                inputs.secure_raw[key]):
-            state = (f"NOT ENCRYPTED: under `secure:` in {inputs.stack_file} but not a ciphertext. "
-                     f"Fix: run `pulumi config set --secret {key} --stack {inputs.stack}` and "
-                     "rotate the exposed value.")
-        elif found.secure:
-            state = f"set, encrypted in {inputs.stack_file}"
-        else:
-            state = (f"PLAINTEXT in {inputs.stack_file}. Fix: remove it, run `pulumi config set "
-                     f"--secret {key} --stack {inputs.stack}` and rotate the exposed value.")
-        return {"source": "secure", "config_key": key, "state": state}
-    if source == "generated":
-        return {"source": "generated", "state": "generated at deploy (pulumi_random); nobody "
-                "needs to know it"}
-    if source == "reference":
-        return {"source": "reference", "ref": str(spec.get("ref")),
-                "state": "read from the store when External Secrets syncs; not checked offline"}
-    if source == "dynamic":
-        return {"source": "dynamic", "state": "a new short-lived login from Vault's database "
-                "engine each time External Secrets refreshes; no value exists before that"}
-    return {"source": str(source), "state": "unknown source"}
-
-
-def _delivered_path(view: Mapping[str, Any], key: str) -> str | None:
-    """`DATABASE_HOST` -> `secrets.DATABASE_PASSWORD.database.host` (and so on) where a
-    Secrets Manager secret with `database` delivers that key."""
-    for name, spec in (view.get("secrets") or {}).items():
-        if not (isinstance(spec, Mapping) and spec.get("store") == "aws" and spec.get("database")):
-            continue
-        prefix = prefix_of(name)
-        if key in (name, prefix + URL_SUFFIX):
-            return f"secrets.{name}"
-        for suffix, json_field in DATABASE_FIELDS:
-            if key == prefix + suffix:
-                return f"secrets.{name}.database.{json_field}"
-    return None
-
-
-def _secret_delivery(plan: ServicePlan, name: str) -> dict[str, Any]:
-    spec = plan.spec.secrets[name]
-    if spec.source == "dynamic" and spec.dynamic is not None:
-        return {"secret_name": f"{plan.name}-dynamic-{slug(name)}",
-                "key": f"{name} (login name in {spec.dynamic.username_key})",
-                "stored_in": f"vault database engine, role {plan.name}-{slug(name)}"}
-    if spec.store == "vault":
-        stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
-    else:
-        stored = f"aws secretsmanager {spec.ref or plan.aws_secret_name(name)}"
-    delivery: dict[str, Any] = {"secret_name": plan.secret_name, "key": name, "stored_in": stored}
-    if delivers_whole(spec):
-        delivery["keys"] = delivered_keys(name, spec)  # all from one read of AWSCURRENT
-    return delivery
