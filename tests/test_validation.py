@@ -207,3 +207,25 @@ def test_unreadable_stack_file_is_a_clean_error(project, broken):
     assert result.exit_code == 1
     assert "Pulumi.dev.yaml" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("name", "data_key"), [("acme\n", "RATE_LIMIT_RPS"),
+                                                ("acme", "RATE_LIMIT_RPS\n")])
+def test_a_trailing_newline_is_not_a_name(project, name, data_key):
+    """The contract's patterns are matched whole (fullmatch): `$` before a final newline is
+    not the end of a tenant name or a ConfigMap key."""
+    path = project / "services" / "worker" / "dev.yaml"
+    path.write_text(path.read_text().replace(
+        "  acme:\n    config:\n      RATE_LIMIT_RPS: 50\n",
+        f"  {json.dumps(name)}:\n    config:\n      {json.dumps(data_key)}: 50\n"))
+    code, report = run_validate(project)
+    assert code == 1
+    shown = name.replace("\n", "\\n")
+    messages = {(e["path"], e["message"].split(". Fix:")[0]) for e in report["errors"]}
+    if name != "acme":
+        assert (f"services.worker.tenants.{shown}",
+                f"tenant name `{shown}` is not an RFC 1123 label (lowercase letters, digits and "
+                "'-', starting and ending alphanumeric, at most 63 characters)") in messages
+    else:
+        assert ("services.worker.tenants.acme.config.RATE_LIMIT_RPS\\n",
+                "ConfigMap keys may contain only letters, digits, '-', '_' and '.'") in messages
