@@ -39,9 +39,10 @@ from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
 from configplane.catalog import read_inputs, runtime_values
 from configplane.certificates import tls_plan
+from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, secret_resource_name
 from configplane.durations import seconds
 from configplane.dynamic_credentials import dynamic_plans
-from configplane.generations import CHECKSUM_ANNOTATION, WORKLOAD_ANNOTATIONS
+from configplane.generations import WORKLOAD_ANNOTATIONS
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, StackFileError
 from configplane.versions import ServiceVersions, read_clock, service_versions
@@ -130,7 +131,7 @@ def declare_service(stack: StackModel, svc: ServicePlan, config: pulumi.Config,
                                  refs.iam_role_name(svc.environment, name))
     access = ServiceAccess(f"{name}-access", ServiceAccessArgs(
         svc, cfg.namespace, configmaps,
-        annotations={"eks.amazonaws.com/role-arn": role_arn} if identity else {}))
+        annotations={IRSA_ROLE_ANNOTATION: role_arn} if identity else {}))
     stores = ServiceSecretStores(f"{name}-secret-stores", ServiceSecretStoresArgs(
         svc, cfg.namespace, access.service_account_name, stack.platform, stack.vault_mount,
         stack.kubernetes_auth_path, vault_svc.role_name))
@@ -147,7 +148,7 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
     for name, s in services.items():
         rotated = [
             RotatedSecret(
-                name=f"{name}-{key.lower().replace('_', '-')}",
+                name=f"{name}-{secret_resource_name(key)}",
                 secret_arn=s.aws.secrets[key].arn,
                 strategy=spec.rotation.strategy,
                 kms_key_arn=aws_env.key.arn if aws_env.key else None,

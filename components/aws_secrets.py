@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.rotation import rotation_tags
+from configplane.contract import secret_resource_name
 from configplane.model import AwsSettings, SecretSpec
 from configplane.stack import ServicePlan
 from configplane.versions import ServiceVersions
@@ -81,7 +82,7 @@ class AwsServiceSecrets(pulumi.ComponentResource):
             if spec.source == "reference":
                 arns[key] = spec.ref  # lives elsewhere already; nothing to declare
                 continue
-            role = key.lower().replace("_", "-")
+            role = secret_resource_name(key)
             secret = aws.secretsmanager.Secret(
                 f"{name}-{role}",
                 name=svc.aws_secret_name(key),

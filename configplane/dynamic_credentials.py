@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from configplane.contract import database_policy_name, secret_resource_name
 from configplane.durations import eso_interval, seconds
 from configplane.model import DatabaseEngineSettings, Grant, Platform, SecretSpec, Service
 
@@ -31,7 +32,10 @@ def database_mount(environment: str, settings: DatabaseEngineSettings) -> str:
 
 
 def slug(key: str) -> str:
-    return key.lower().replace("_", "-").replace(".", "-")
+    """A dynamic secret's key in the names of its Vault role and Kubernetes Secret: the secret
+    resource name, with '.' also made '-' (kept as it was: these names already exist in Vault
+    and the cluster, and a change would rename them for every key with a '.')."""
+    return secret_resource_name(key).replace(".", "-")
 
 
 def _ident(name: str) -> str:
@@ -157,7 +161,7 @@ class DynamicPlan:
 
 
 def policy_name(environment: str, service: str) -> str:
-    return f"{environment}-{service}-database"
+    return database_policy_name(environment, service)
 
 
 def auth_role(service: str) -> str:

@@ -21,23 +21,26 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from configplane.contract import (
+    CHANGE_CAUSE_ANNOTATION,
+    CHECKSUM_ANNOTATION,
+    ENVIRONMENT_LABEL,
+    FLAGS_SCHEMA,
+    GENERATION_OF_LABEL,
+    HASH_ANNOTATION,
+    HASH_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    RELOADER_SEARCH_ANNOTATION,
+    SCHEMA_ANNOTATION,
+    SERVICE_LABEL,
+)
 from configplane.hashing import configmap_hash
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-SERVICE_LABEL = "app.kubernetes.io/name"
-ENVIRONMENT_LABEL = "configplane.io/environment"
-GENERATION_OF_LABEL = "configplane.io/generation-of"  # the ConfigMap's base name: api-config
-HASH_LABEL = "configplane.io/config-hash"
-HASH_ANNOTATION = "configplane.io/config-hash"
-SCHEMA_ANNOTATION = "configplane.io/schema"
-CHECKSUM_ANNOTATION = "checksum/config"  # on the pod template (the Helm pattern)
 # Reloader's search mode: on the workload's metadata (Reloader's README: "Applies To:
-# Workload"); the ConfigMaps and the ExternalSecret's Secret carry `reloader.stakater.com/match`.
-WORKLOAD_ANNOTATIONS = {"reloader.stakater.com/search": "true"}
-CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"  # shown by `kubectl rollout history`
-MANAGED_BY = "configplane"
-HASH_LENGTH = 10
-HASH_PATTERN = re.compile(r"^[a-z0-9]{10}$")
+# Workload"); the ConfigMaps and the ExternalSecret's Secret carry RELOADER_MATCH_ANNOTATION.
+WORKLOAD_ANNOTATIONS = {RELOADER_SEARCH_ANNOTATION: "true"}
+HASH_PATTERN = re.compile(r"^[a-z0-9]{10}$")  # configmap_hash's 10-character suffix
 LISTING_COMMAND = (
     f"kubectl get configmaps -A -l {MANAGED_BY_LABEL}={MANAGED_BY} -o json"
 )
@@ -147,7 +150,7 @@ def parse_configmaps(text: str, source: str) -> list[Generation]:
         binary = _mapping(item, "binaryData", where, source, fix)
         config_hash = annotations.get(HASH_ANNOTATION) or labels.get(HASH_LABEL)
         if (labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not isinstance(config_hash, str)
-                or annotations.get(SCHEMA_ANNOTATION) == "flags"
+                or annotations.get(SCHEMA_ANNOTATION) == FLAGS_SCHEMA
                 or not name.endswith(f"-{config_hash}") or not HASH_PATTERN.match(config_hash)):
             continue  # not a content-hashed config generation
         created = _require_str(meta, "creationTimestamp", at, source, fix)

@@ -18,12 +18,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from configplane.cli import main as cli
-from configplane.generations import (
+from configplane.contract import (
     ENVIRONMENT_LABEL,
     HASH_ANNOTATION,
     MANAGED_BY_LABEL,
     SCHEMA_ANNOTATION,
     SERVICE_LABEL,
+)
+from configplane.generations import (
     Generation,
     generation_labels,
     parse_configmaps,
