@@ -25,14 +25,10 @@ from configplane.contract import (
     SCHEMA_ANNOTATION,
     SERVICE_LABEL,
 )
-from configplane.generations import (
-    Generation,
-    generation_labels,
-    parse_configmaps,
-    prune_decisions,
-)
+from configplane.generations import Generation, generation_labels, parse_configmaps
 from configplane.hashing import configmap_hash
 from configplane.plan import redact, run_plan
+from configplane.prune import prune_decisions
 from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
 from tests.conftest import REPO
