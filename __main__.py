@@ -39,10 +39,11 @@ from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
 from configplane.catalog import read_inputs, runtime_values
 from configplane.certificates import tls_plan
-from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, secret_resource_name
+from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION
 from configplane.durations import seconds
 from configplane.dynamic_credentials import dynamic_plans
 from configplane.generations import WORKLOAD_ANNOTATIONS
+from configplane.rotation_rules import rotated_secrets
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, StackFileError
 from configplane.versions import ServiceVersions, read_clock, service_versions
@@ -146,16 +147,16 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
     platform = stack.platform
     schedule = platform.rotation
     for name, s in services.items():
+        secrets = s.plan.spec.secrets
         rotated = [
             RotatedSecret(
-                name=f"{name}-{secret_resource_name(key)}",
+                name=rotation_name,
                 secret_arn=s.aws.secrets[key].arn,
-                strategy=spec.rotation.strategy,
+                strategy=secrets[key].rotation.strategy,
                 kms_key_arn=aws_env.key.arn if aws_env.key else None,
-                master_secret_arn=spec.rotation.master_secret_arn,
+                master_secret_arn=secrets[key].rotation.master_secret_arn,
             )
-            for key, spec in s.plan.secrets_in("aws").items()
-            if spec.rotation
+            for key, rotation_name in rotated_secrets(name, secrets).items()
         ]
         if not rotated:
             continue

@@ -23,7 +23,7 @@ from configplane.redaction import (
     is_name_slot,
     url_userinfo,
 )
-from configplane.rotation_rules import rotated_name, rotation_problems
+from configplane.rotation_rules import rotated_secrets, rotation_problems
 from configplane.stackfiles import NAMESPACE, StackInputs
 
 Problem = tuple[str, str, str]
@@ -255,13 +255,12 @@ def _rotation(document: Any, services: Mapping[str, Any],
     owners: dict[str, list[str]] = {}
     rotated = []
     for name, plan in services.items():
-        for key, spec in plan.spec.secrets.items():
-            if spec.store == "aws" and spec.rotation and spec.source != "reference":
-                rname = rotated_name(name, key)
-                owners.setdefault(rname, []).append(dotted(["services", name, "secrets", key,
-                                                            "rotation"]))
-                rotated.append((rname, spec.rotation.strategy,
-                                spec.rotation.master_secret_arn is not None))
+        for key, rname in rotated_secrets(name, plan.spec.secrets).items():
+            spec = plan.spec.secrets[key]
+            owners.setdefault(rname, []).append(dotted(["services", name, "secrets", key,
+                                                        "rotation"]))
+            rotated.append((rname, spec.rotation.strategy,
+                            spec.rotation.master_secret_arn is not None))
     if not rotated:
         return []
     settings = document.platform.rotation

@@ -5,7 +5,8 @@ two can never disagree (stdlib only)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from configplane.contract import (
     DATABASE_ROTATION_STRATEGIES,
@@ -23,6 +24,14 @@ CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
 def rotated_name(service: str, key: str) -> str:
     """The rotation's name for one secret: the program names resources after it."""
     return f"{service}-{secret_resource_name(key)}"
+
+
+def rotated_secrets(service: str, secrets: Mapping[str, Any]) -> dict[str, str]:
+    """The secrets of one service that its rotation Lambda rotates, each with its rotation
+    name: those configplane keeps in Secrets Manager (not references) with `rotation`. The
+    program declares rotation for exactly these and `validate` checks exactly these."""
+    return {key: rotated_name(service, key) for key, spec in secrets.items()
+            if spec.store == "aws" and spec.rotation and spec.source != "reference"}
 
 
 def schedule_problem(expression: str) -> str | None:
