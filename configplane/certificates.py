@@ -51,6 +51,11 @@ def pki_urls(platform: Platform, settings: PkiSettings) -> dict[str, list[str]]:
     }
 
 
+def pki_auth_role(service: str) -> str:
+    """The Kubernetes auth role cert-manager logs in with, as the service's account."""
+    return f"{service}-pki"
+
+
 def is_wildcard(name: str) -> bool:
     return "*" in name
 
@@ -86,7 +91,7 @@ class TlsPlan:
     @property
     def auth_role(self) -> str:
         """The Kubernetes auth role cert-manager logs in with, as the service's account."""
-        return f"{self.service}-pki"
+        return pki_auth_role(self.service)
 
     @property
     def issuer_name(self) -> str:
