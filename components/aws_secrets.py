@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.rotation import rotation_tags
-from configplane.contract import secret_resource_name
+from configplane.contract import MANAGED_BY, secret_resource_name
 from configplane.model import AwsSettings, SecretSpec
 from configplane.stack import ServicePlan
 from configplane.versions import ServiceVersions
@@ -44,7 +44,7 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
                 description=f"configplane secrets ({args.environment})",
                 enable_key_rotation=True,
                 deletion_window_in_days=30,
-                tags={"environment": args.environment, "managed-by": "configplane"},
+                tags={"environment": args.environment, "managed-by": MANAGED_BY},
                 opts=pulumi.ResourceOptions(parent=self),
             )
             aws.kms.Alias(
