@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from configplane.certificates import pki_auth_role
-from configplane.contract import database_policy_name, secret_resource_name
+from configplane.contract import MAX_NAME_LENGTH, database_policy_name, secret_resource_name
 from configplane.durations import eso_interval, seconds
 from configplane.model import DatabaseEngineSettings, Grant, Platform, SecretSpec, Service
 
@@ -305,8 +305,9 @@ def _secret_problems(path: list[str], service: str, key: str, svc: Service, spec
     if username_key == key or username_key in svc.secrets or username_key in svc.config:
         yield [*path, "dynamic", "username_key"], (
             f"`{username_key}` is already used by this service. Fix: choose another key.")
-    if len(dynamic_secret_name(service, key)) > 253:
-        yield path, "the Secret name would exceed 253 characters. Fix: shorten the key."
+    if len(dynamic_secret_name(service, key)) > MAX_NAME_LENGTH:
+        yield path, (f"the Secret name would exceed {MAX_NAME_LENGTH} characters. Fix: shorten "
+                     "the key.")
     seen: set[tuple[str, str]] = set()
     for i, grant in enumerate(spec.dynamic.grants):
         for table in grant.tables:
