@@ -69,8 +69,7 @@ def rotation_tags(strategy: str, *, length: int | None = None,
     backslashes, so those belong in ``PasswordPolicy.exclude_characters``.
     """
     if strategy not in ROTATION_STRATEGIES:
-        raise ValueError(f"rotation strategy {strategy!r} is not one of "
-                         f"{', '.join(ROTATION_STRATEGIES)}")
+        raise ValueError(f"rotation strategy {strategy!r} is not one of {', '.join(ROTATION_STRATEGIES)}")
     tags = {ROTATION_STRATEGY_TAG: strategy}
     _check_length(length)
     if length is not None:
