@@ -39,10 +39,9 @@ from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
 from configplane.catalog import read_inputs, runtime_values
 from configplane.certificates import tls_plan
-from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION
+from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELOADER_SEARCH_ANNOTATION
 from configplane.durations import seconds
 from configplane.dynamic_credentials import dynamic_plans
-from configplane.generations import WORKLOAD_ANNOTATIONS
 from configplane.rotation_rules import rotated_secrets
 from configplane.stack import InvalidStack, ServicePlan, StackModel, load_stack
 from configplane.stackfiles import NAMESPACE, StackFileError
@@ -254,10 +253,11 @@ def service_outputs(s: DeclaredService) -> dict:
         "dynamic_secret_names": list(s.dynamic.secret_names.values()) if s.dynamic else [],
         "tenants": {t: {"configmap": cm.name, "config_hash": cm.hash}
                     for t, cm in svc.tenants.items()},
-        # Reloader reads its annotations on the workload's own metadata; the Secret the
-        # ExternalSecret writes carries `reloader.stakater.com/match`. The hash goes on the
-        # pod template: a change rolls the pods (the Helm checksum/config pattern).
-        "workload_annotations": dict(WORKLOAD_ANNOTATIONS),
+        # Reloader's search mode reads its annotation on the workload's own metadata
+        # (Reloader's README: "Applies To: Workload"); the ConfigMaps and the Secret the
+        # ExternalSecret writes carry its `match` annotation. The hash goes on the pod
+        # template: a change rolls the pods (the Helm checksum/config pattern).
+        "workload_annotations": {RELOADER_SEARCH_ANNOTATION: "true"},
         "pod_annotations": {CHECKSUM_ANNOTATION: svc.config.hash},
     }
 

@@ -29,15 +29,11 @@ from configplane.contract import (
     HASH_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    RELOADER_SEARCH_ANNOTATION,
     SCHEMA_ANNOTATION,
     SERVICE_LABEL,
 )
 from configplane.hashing import configmap_hash
 
-# Reloader's search mode: on the workload's metadata (Reloader's README: "Applies To:
-# Workload"); the ConfigMaps and the ExternalSecret's Secret carry RELOADER_MATCH_ANNOTATION.
-WORKLOAD_ANNOTATIONS = {RELOADER_SEARCH_ANNOTATION: "true"}
 HASH_PATTERN = re.compile(r"^[a-z0-9]{10}$")  # configmap_hash's 10-character suffix
 LISTING_COMMAND = (
     f"kubectl get configmaps -A -l {MANAGED_BY_LABEL}={MANAGED_BY} -o json"
