@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from configplane.contract import CONFIGMAP_DATA_KEY, DNS_LABEL, ROTATION_STRATEGIES
+from configplane.contract import CONFIGMAP_DATA_KEY, DNS_LABEL, PART_OF_LABEL, ROTATION_STRATEGIES
 
 ConfigValue = str | int | float | bool
 
@@ -154,7 +154,7 @@ class DatabaseEngineSettings(Frozen):
 
 class Platform(Frozen):
     environment: str = Field(..., pattern=DNS_LABEL, max_length=20)
-    part_of: str = Field("configplane", pattern=DNS_LABEL, description="app.kubernetes.io/part-of")
+    part_of: str = Field("configplane", pattern=DNS_LABEL, description=PART_OF_LABEL)
     vault: VaultSettings
     aws: AwsSettings
     external_secrets: ExternalSecretsSettings = ExternalSecretsSettings()
