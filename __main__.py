@@ -39,9 +39,10 @@ from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
 from configplane.catalog import read_inputs, runtime_values
 from configplane.certificates import tls_plan
+from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELOADER_SEARCH_ANNOTATION
 from configplane.durations import seconds
 from configplane.dynamic_credentials import dynamic_plans
-from configplane.generations import CHECKSUM_ANNOTATION, WORKLOAD_ANNOTATIONS
+from configplane.rotation_rules import rotated_secrets
 from configplane.stack import load_stack
 from configplane.stackfiles import NAMESPACE, StackFileError
 from configplane.stackmodel import InvalidStack, ServicePlan, StackModel
@@ -131,7 +132,7 @@ def declare_service(stack: StackModel, svc: ServicePlan, config: pulumi.Config,
                                  refs.iam_role_name(svc.environment, name))
     access = ServiceAccess(f"{name}-access", ServiceAccessArgs(
         svc, cfg.namespace, configmaps,
-        annotations={"eks.amazonaws.com/role-arn": role_arn} if identity else {}))
+        annotations={IRSA_ROLE_ANNOTATION: role_arn} if identity else {}))
     stores = ServiceSecretStores(f"{name}-secret-stores", ServiceSecretStoresArgs(
         svc, cfg.namespace, access.service_account_name, stack.platform, stack.vault_mount,
         stack.kubernetes_auth_path, vault_svc.role_name))
@@ -146,16 +147,16 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
     platform = stack.platform
     schedule = platform.rotation
     for name, s in services.items():
+        secrets = s.plan.spec.secrets
         rotated = [
             RotatedSecret(
-                name=f"{name}-{key.lower().replace('_', '-')}",
+                name=rotation_name,
                 secret_arn=s.aws.secrets[key].arn,
-                strategy=spec.rotation.strategy,
+                strategy=secrets[key].rotation.strategy,
                 kms_key_arn=aws_env.key.arn if aws_env.key else None,
-                master_secret_arn=spec.rotation.master_secret_arn,
+                master_secret_arn=secrets[key].rotation.master_secret_arn,
             )
-            for key, spec in s.plan.secrets_in("aws").items()
-            if spec.rotation
+            for key, rotation_name in rotated_secrets(name, secrets).items()
         ]
         if not rotated:
             continue
@@ -253,10 +254,11 @@ def service_outputs(s: DeclaredService) -> dict:
         "dynamic_secret_names": list(s.dynamic.secret_names.values()) if s.dynamic else [],
         "tenants": {t: {"configmap": cm.name, "config_hash": cm.hash}
                     for t, cm in svc.tenants.items()},
-        # Reloader reads its annotations on the workload's own metadata; the Secret the
-        # ExternalSecret writes carries `reloader.stakater.com/match`. The hash goes on the
-        # pod template: a change rolls the pods (the Helm checksum/config pattern).
-        "workload_annotations": dict(WORKLOAD_ANNOTATIONS),
+        # Reloader's search mode reads its annotation on the workload's own metadata
+        # (Reloader's README: "Applies To: Workload"); the ConfigMaps and the Secret the
+        # ExternalSecret writes carry its `match` annotation. The hash goes on the pod
+        # template: a change rolls the pods (the Helm checksum/config pattern).
+        "workload_annotations": {RELOADER_SEARCH_ANNOTATION: "true"},
         "pod_annotations": {CHECKSUM_ANNOTATION: svc.config.hash},
     }
 

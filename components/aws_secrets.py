@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.rotation import rotation_tags
+from configplane.contract import MANAGED_BY, secret_resource_name
 from configplane.model import AwsSettings, SecretSpec
 from configplane.stackmodel import ServicePlan
 from configplane.versions import ServiceVersions
@@ -43,7 +44,7 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
                 description=f"configplane secrets ({args.environment})",
                 enable_key_rotation=True,
                 deletion_window_in_days=30,
-                tags={"environment": args.environment, "managed-by": "configplane"},
+                tags={"environment": args.environment, "managed-by": MANAGED_BY},
                 opts=pulumi.ResourceOptions(parent=self),
             )
             aws.kms.Alias(
@@ -81,7 +82,7 @@ class AwsServiceSecrets(pulumi.ComponentResource):
             if spec.source == "reference":
                 arns[key] = spec.ref  # lives elsewhere already; nothing to declare
                 continue
-            role = key.lower().replace("_", "-")
+            role = secret_resource_name(key)
             secret = aws.secretsmanager.Secret(
                 f"{name}-{role}",
                 name=svc.aws_secret_name(key),

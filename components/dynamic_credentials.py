@@ -23,6 +23,7 @@ from configplane.dynamic_credentials import (
     database_mount,
     policy_hcl,
     policy_name,
+    slug,
 )
 from configplane.model import DatabaseEngineSettings
 from configplane.stackmodel import ServicePlan
@@ -138,7 +139,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
         metadata = {"namespace": args.namespace, "labels": dict(svc.labels)}
         self.secret_names = {}
         for plan in args.plans:
-            part = f"{name}-{plan.secret_name.removeprefix(f'{svc.name}-dynamic-')}"
+            part = f"{name}-{slug(plan.key)}"
             vault.database.SecretBackendRole(
                 f"{part}-db-role",
                 backend=engine.mount_path,

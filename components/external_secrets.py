@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from configplane.contract import RELOADER_MATCH_ANNOTATION
 from configplane.delivery import TEMPLATE_ENGINE, external_secret_sources
 from configplane.model import Platform
 from configplane.refs import VAULT_AUDIENCE
@@ -137,7 +138,7 @@ class ServiceExternalSecret(pulumi.ComponentResource):
                         # Reloader restarts workloads that opted in when the values change.
                         "metadata": {
                             "labels": dict(svc.labels),
-                            "annotations": {"reloader.stakater.com/match": "true"},
+                            "annotations": {RELOADER_MATCH_ANNOTATION: "true"},
                         },
                         "data": sources["template"],
                     },

@@ -26,11 +26,16 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from configplane.contract import (
+    ROTATION_FIELD_TAG,
+    ROTATION_STRATEGIES,
+    ROTATION_STRATEGY_TAG,
+    ROTATION_TAG_PREFIX,
+)
 from configplane.refs import rotation_function_name, rotation_name_problems
-from configplane.rotation_rules import STRATEGIES, rotation_problems
+from configplane.rotation_rules import rotation_problems
 
 LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "rotation"
-TAG_PREFIX = "configplane:rotation-"
 RUNTIME = "python3.13"
 HANDLER = "handler.lambda_handler"
 TIMEOUT_SECONDS = 30  # three 5-second logins at most, with room to spare
@@ -63,28 +68,28 @@ def rotation_tags(strategy: str, *, length: int | None = None,
     ``exclude_characters`` adds to the environment's list; tag values cannot hold quotes or
     backslashes, so those belong in ``PasswordPolicy.exclude_characters``.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"rotation strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
-    tags = {TAG_PREFIX + "strategy": strategy}
+    if strategy not in ROTATION_STRATEGIES:
+        raise ValueError(f"rotation strategy {strategy!r} is not one of {', '.join(ROTATION_STRATEGIES)}")
+    tags = {ROTATION_STRATEGY_TAG: strategy}
     _check_length(length)
     if length is not None:
-        tags[TAG_PREFIX + "length"] = str(length)
+        tags[ROTATION_TAG_PREFIX + "length"] = str(length)
     if exclude_characters:
         if not _TAG_VALUE.fullmatch(exclude_characters):
             raise ValueError(
                 "exclude_characters for one secret may only hold letters, digits, spaces and "
                 "_ . : / = + - @ (what a tag value allows); put other characters in the "
                 "environment's PasswordPolicy.exclude_characters")
-        tags[TAG_PREFIX + "exclude-characters"] = exclude_characters
+        tags[ROTATION_TAG_PREFIX + "exclude-characters"] = exclude_characters
     for suffix, value in (("exclude-numbers", exclude_numbers),
                           ("exclude-punctuation", exclude_punctuation),
                           ("exclude-uppercase", exclude_uppercase),
                           ("exclude-lowercase", exclude_lowercase),
                           ("require-each-included-type", require_each_included_type)):
         if value is not None:
-            tags[TAG_PREFIX + suffix] = "true" if value else "false"
+            tags[ROTATION_TAG_PREFIX + suffix] = "true" if value else "false"
     if field:
-        tags[TAG_PREFIX + "field"] = field
+        tags[ROTATION_FIELD_TAG] = field
     return tags
 
 

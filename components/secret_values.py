@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
+from configplane.contract import secret_resource_name
 from configplane.stackmodel import ServicePlan
 from configplane.versions import ServiceVersions
 
@@ -38,7 +39,7 @@ class SecretValues(pulumi.ComponentResource):
                 self.values[key] = pulumi.Output.secret(args.secure_config[spec.config_key])
             elif spec.source == "generated":
                 password = random.RandomPassword(
-                    f"{name}-{key.lower().replace('_', '-')}",
+                    f"{name}-{secret_resource_name(key)}",
                     length=spec.length,
                     special=False,  # safe in URLs, env files and shells
                     keepers=args.versions.secrets[key].keepers or None,

@@ -9,12 +9,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from configplane.generations import HASH_ANNOTATION, SCHEMA_ANNOTATION, generation_labels
+from configplane.contract import (
+    FLAGS_SCHEMA,
+    HASH_ANNOTATION,
+    RELOADER_MATCH_ANNOTATION,
+    SCHEMA_ANNOTATION,
+    schema_annotation_value,
+)
+from configplane.generations import generation_labels
 from configplane.rendering import RenderedConfigMap
 from configplane.stackmodel import ServicePlan
-
-RELOADER_MATCH = {"reloader.stakater.com/match": "true"}
-FLAGS_SCHEMA = "flags"
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ class ServiceConfig(pulumi.ComponentResource):
         configmaps = {"config": svc.config, **{f"tenant-{t}": cm for t, cm in svc.tenants.items()}}
         if svc.flags:
             configmaps["flags"] = svc.flags
-        app_schema = f"services/{svc.spec.app_schema}"
+        app_schema = schema_annotation_value(svc.spec.app_schema)
         self.configmaps = {
             role: self._configmap(f"{name}-{role}", svc, cm,
                                   FLAGS_SCHEMA if role == "flags" else app_schema)
@@ -63,7 +67,7 @@ class ServiceConfig(pulumi.ComponentResource):
     ) -> k8s.core.v1.ConfigMap:
         live = schema == FLAGS_SCHEMA  # flags: no Reloader match, no hash, mutable
         annotations = {
-            **({} if live else RELOADER_MATCH),
+            **({} if live else {RELOADER_MATCH_ANNOTATION: "true"}),
             SCHEMA_ANNOTATION: schema,  # `services/<name>` or `flags`: the pack validates data
             **({} if live else {HASH_ANNOTATION: cm.hash}),
         }

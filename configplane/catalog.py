@@ -19,175 +19,59 @@ Service definitions still found in Pulumi config (`configplane:defaults.services
 `configplane:services`: the layout before the catalog) are read as layers too, so an old
 project plans unchanged until `configplane migrate --write` moves them; `validate` fails
 them once the config nears the size where the Pulumi CLI can no longer start the program.
+
+Reading the Pulumi config files is configplane.pulumiconfig's job, reading one YAML file (once,
+with its lines) configplane.layerfiles'; this module assembles the layers.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from configplane import model
+from configplane.layerfiles import Problem, duplicates, lines_by_child, load, subtree_lines
 from configplane.layering import Layer
+from configplane.pulumiconfig import (
+    config_file,
+    estimate_plaintext_length,  # noqa: F401  (imported from here by tests/test_configsize.py)
+    full_key,
+    project_config,
+    runtime_values,  # noqa: F401  (the engine's config: read_inputs(..., runtime_values()))
+    secure_raw,
+    stack_values,
+)
 from configplane.stackfiles import (
     DEFAULTS_KEY,
     NAMESPACE,
     PLATFORM_KEY,
     PROJECT_FILE,
     SERVICES_KEY,
-    Declaration,
-    StackFileError,
     StackInputs,
     StackValue,
     stack_file_name,
 )
-from configplane.yamlload import KeyPath, Loaded, YamlError, load_bytes
+from configplane.yamlload import KeyPath, YamlError
 
 CATALOG_DIR = "services"
 DEFAULTS_FILE = f"{CATALOG_DIR}/defaults.yaml"
 SERVICE_FILE = "service.yaml"
 DEFAULTS_FIELDS = ("owners", "service")
 OWNER = re.compile(model.OWNER)
-_DECLARATION_FIELDS = {"type", "secret", "default", "value", "description"}
 
 # The offline plan may restrict the catalog to some services (`plan --service`); nothing
 # else sets it, so `pulumi up` always reads the whole catalog.
 SERVICE_FILTER: frozenset[str] | None = None
-
-Problem = tuple  # (key path, file, message[, line])
-
-
-@dataclass(frozen=True)
-class ConfigFile:
-    """Pulumi.yaml or Pulumi.<stack>.yaml, as loaded (None: absent)."""
-
-    name: str
-    document: Mapping[str, Any]
-    lines: Mapping[KeyPath, int]
-    present: bool = True
-
 
 @dataclass(frozen=True)
 class FleetDefaults:
     owners: tuple[str, ...] = ()
     service: Mapping[str, Any] = field(default_factory=dict)
     lines: Mapping[KeyPath, int] = field(default_factory=dict)  # relative to `service`
-
-
-@lru_cache(maxsize=16384)
-def _parse(name: str, data: bytes, prefix: KeyPath) -> Loaded:
-    """Parsed once per content: validating three stacks reads each service.yaml once."""
-    return load_bytes(data, name, prefix)
-
-
-def load(path: Path | str, name: str, prefix: KeyPath = ()) -> Loaded:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise YamlError(name, f"file not found in {Path(path).parent.resolve()}") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise YamlError(name, f"cannot be read ({type(exc).__name__})") from None
-    return _parse(name, data, prefix)
-
-
-def _duplicates(loaded: Loaded, file: str, prefix: KeyPath = ()) -> list[Problem]:
-    problems = []
-    for key, line in loaded.duplicates:
-        full = ".".join((*prefix, key))
-        problems.append((full, file, f"key `{full}` appears twice (again at line {line}); "
-                         "YAML keeps only the last one. Fix: remove one of them.", line))
-    return problems
-
-
-def _config_file(project_dir: Path, name: str, required: bool,
-                 problems: list[Problem]) -> ConfigFile:
-    path = project_dir / name
-    if not path.is_file() and not required:
-        return ConfigFile(name, {}, {}, present=False)
-    try:
-        loaded = load(path, name)
-    except YamlError as exc:
-        raise StackFileError(str(exc), exc.file, exc.line, exc.problem) from None
-    document = loaded.document if loaded.document is not None else {}
-    if not isinstance(document, dict):
-        raise StackFileError(f"{name}: expected a mapping at the top level")
-    config = document.get("config")
-    if config is not None and not isinstance(config, dict):
-        raise StackFileError(f"{name}: `config` must be a mapping of config keys to values "
-                             "(Fix: indent the keys under `config:`)")
-    problems.extend(_duplicates(loaded, name))
-    return ConfigFile(name, document, loaded.lines)
-
-
-def _full_key(key: str, project: str) -> str:
-    # Pulumi accepts bare keys in Pulumi.yaml `config:`; they belong to the project namespace.
-    return key if ":" in key else f"{project}:{key}"
-
-
-def _subtree_lines(lines: Mapping[KeyPath, int], prefix: KeyPath) -> dict[KeyPath, int]:
-    n = len(prefix)
-    return {p[n:]: line for p, line in lines.items() if p[:n] == prefix and len(p) > n}
-
-
-def _lines_by_child(lines: Mapping[KeyPath, int], prefix: KeyPath) -> dict[str, dict[KeyPath, int]]:
-    """Lines below prefix.<child>, grouped by child, relative to prefix (one pass)."""
-    n = len(prefix)
-    grouped: dict[str, dict[KeyPath, int]] = {}
-    for p, line in lines.items():
-        if len(p) > n and p[:n] == prefix:
-            grouped.setdefault(p[n], {})[p[n:]] = line
-    return grouped
-
-
-def estimate_plaintext_length(ciphertext: Any) -> int:
-    """A secure value's decrypted length, from its ciphertext. Passphrase provider
-    (`v1:<nonce>:<AES-GCM ciphertext>`): the ciphertext less the 16-byte tag. Otherwise the
-    base64-decoded length (an upper bound: envelopes carry more than the value)."""
-    text = str(ciphertext or "")
-    body = text.split(":")[-1] if text.startswith("v1:") else text
-    decoded = len(body.rstrip("=")) * 3 // 4
-    return max(decoded - 16, 0) if text.startswith("v1:") else decoded
-
-
-def _stack_values(stack_file: ConfigFile, project: str) -> dict[str, StackValue]:
-    values: dict[str, StackValue] = {}
-    for key, value in (stack_file.document.get("config") or {}).items():
-        full = _full_key(key, project)
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            values[full] = StackValue(True, None, estimate_plaintext_length(value["secure"]))
-        else:
-            values[full] = StackValue(False, value)
-    return values
-
-
-def _secure_raw(stack_file: ConfigFile, project: str) -> dict[str, Any]:
-    """What the stack file holds under each `secure:` (checked to be a ciphertext; never shown)."""
-    return {_full_key(key, project): value["secure"]
-            for key, value in (stack_file.document.get("config") or {}).items()
-            if isinstance(value, dict) and set(value) == {"secure"}}
-
-
-def runtime_values() -> dict[str, StackValue]:
-    """Config as a running Pulumi program sees it (the engine's, so `--config` and `pulumi
-    config set` count; project values included). Secrets keep only their length."""
-    from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
-
-    values = {}
-    for key, raw in {**get_config_env(), **CONFIG.get()}.items():
-        if is_config_secret(key):
-            values[key] = StackValue(True, None, len(raw))
-        else:
-            try:
-                values[key] = StackValue(False, json.loads(raw))
-            except ValueError:
-                values[key] = StackValue(False, raw)
-    return values
 
 
 def read_inputs(project_dir: Path, stack: str,
@@ -199,42 +83,30 @@ def read_inputs(project_dir: Path, stack: str,
     project_dir = Path(project_dir)
     problems: list[Problem] = []
     notes: list[str] = []
-    project_file = _config_file(project_dir, PROJECT_FILE, True, problems)
+    project_file = config_file(project_dir, PROJECT_FILE, True, problems)
     stack_name = stack_file_name(stack)
-    stack_file = _config_file(project_dir, stack_name, config_values is None, problems)
+    stack_file = config_file(project_dir, stack_name, config_values is None, problems)
 
     project = str(project_file.document.get("name", NAMESPACE))
-    declarations: dict[str, Declaration] = {}
-    project_values: dict[str, Any] = {}
-    value_paths: dict[str, KeyPath] = {}  # full key -> where its value sits in Pulumi.yaml
-    for key, spec in (project_file.document.get("config") or {}).items():
-        full = _full_key(key, project)
-        if isinstance(spec, dict) and _DECLARATION_FIELDS & spec.keys():
-            declarations[full] = Declaration(spec.get("type"), bool(spec.get("secret", False)))
-            if "value" in spec or "default" in spec:  # Pulumi uses a `default` as the value
-                field_name = "value" if "value" in spec else "default"
-                project_values[full] = spec[field_name]
-                value_paths[full] = ("config", key, field_name)
-        else:
-            project_values[full] = spec
-            value_paths[full] = ("config", key)
-    stack_keys = {_full_key(k, project): ("config", k)
+    # value_paths: full key -> where its value sits in Pulumi.yaml
+    declarations, project_values, value_paths = project_config(project_file, project)
+    stack_keys = {full_key(k, project): ("config", k)
                   for k in (stack_file.document.get("config") or {})}
     values = (dict(config_values) if config_values is not None
-              else _stack_values(stack_file, project))
+              else stack_values(stack_file, project))
 
     def config_layer(full: str) -> tuple[Any, str, dict[KeyPath, int]]:
         """A key's value, the file it comes from and its lines (stack wins over project)."""
         found = values.get(full)
         if full in stack_keys:
             return (found.value if found else None, stack_name,
-                    _subtree_lines(stack_file.lines, stack_keys[full]))
+                    subtree_lines(stack_file.lines, stack_keys[full]))
         if found is not None and not found.secure:  # runtime: project values come through too
             fallback = project_values.get(full)
-            return found.value, PROJECT_FILE, (_subtree_lines(project_file.lines, value_paths[full])
+            return found.value, PROJECT_FILE, (subtree_lines(project_file.lines, value_paths[full])
                                                if full in value_paths and fallback is not None else {})
         if full in project_values:
-            return project_values[full], PROJECT_FILE, _subtree_lines(project_file.lines,
+            return project_values[full], PROJECT_FILE, subtree_lines(project_file.lines,
                                                                       value_paths[full])
         return None, PROJECT_FILE, {}
 
@@ -272,7 +144,7 @@ def read_inputs(project_dir: Path, stack: str,
                              "definitions. Fix: correct it, then `configplane migrate --write`."))
             continue
         prefix: KeyPath = ("services",) if layer == "project" else ()
-        by_child = _lines_by_child(lines, prefix)
+        by_child = lines_by_child(lines, prefix)
         for name, doc in value.items():
             if wanted is not None and name not in wanted:
                 continue
@@ -325,7 +197,7 @@ def read_inputs(project_dir: Path, stack: str,
         project=project,
         project_values=project_values,
         read_problems=tuple(problems),
-        secure_raw=_secure_raw(stack_file, project),
+        secure_raw=secure_raw(stack_file, project),
         platform_layers=tuple(platform_layers),
         service_layers={k: tuple(service_layers[k]) for k in sorted(service_layers)},
         notes=tuple(notes),
@@ -356,7 +228,7 @@ def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[st
             where = ".".join(("services", *exc.path)) if exc.path else f"services.{name}"
             problems.append((where, display, exc.problem, exc.line))
             return None
-        problems.extend(_duplicates(loaded, display, ("services", name)))
+        problems.extend(duplicates(loaded, display, ("services", name)))
         if layer == "environment" and loaded.explicit_null:
             return None  # `null`: the service is not in this stack
         document = loaded.document if loaded.document is not None else {}
@@ -379,7 +251,7 @@ def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None
     except YamlError as exc:
         problems.append(("", DEFAULTS_FILE, exc.problem, exc.line))
         return FleetDefaults()
-    problems.extend(_duplicates(loaded, DEFAULTS_FILE))
+    problems.extend(duplicates(loaded, DEFAULTS_FILE))
     document = loaded.document if loaded.document is not None else {}
     if not isinstance(document, dict):
         problems.append(("", DEFAULTS_FILE, "expected a mapping with `owners` and `service`. "
@@ -400,7 +272,7 @@ def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None
         problems.append(("service", DEFAULTS_FILE, "`service` must be a mapping of service "
                          "fields. Fix: correct it."))
         service = {}
-    return FleetDefaults(tuple(owners), service, _subtree_lines(loaded.lines, ("service",)))
+    return FleetDefaults(tuple(owners), service, subtree_lines(loaded.lines, ("service",)))
 
 
 def catalog_services(project_dir: Path) -> list[str]:

@@ -13,11 +13,11 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from configplane.contract import RELOADER_MATCH_ANNOTATION, pki_policy_name
 from configplane.durations import go_duration, seconds
 from configplane.model import PkiSettings, Platform, Service, Tls
 
 CERT_MANAGER_API = "cert-manager.io/v1"
-RELOADER_MATCH = {"reloader.stakater.com/match": "true"}
 
 KEY_SIZES = {"ECDSA": (256, 384, 521), "RSA": (2048, 4096, 8192)}  # what cert-manager accepts
 DEFAULT_KEY_SIZE = {"ECDSA": 256, "RSA": 4096}
@@ -51,6 +51,11 @@ def pki_urls(platform: Platform, settings: PkiSettings) -> dict[str, list[str]]:
     }
 
 
+def pki_auth_role(service: str) -> str:
+    """The Kubernetes auth role cert-manager logs in with, as the service's account."""
+    return f"{service}-pki"
+
+
 def is_wildcard(name: str) -> bool:
     return "*" in name
 
@@ -81,12 +86,12 @@ class TlsPlan:
 
     @property
     def policy_name(self) -> str:
-        return f"{self.environment}-{self.service}-pki"
+        return pki_policy_name(self.environment, self.service)
 
     @property
     def auth_role(self) -> str:
         """The Kubernetes auth role cert-manager logs in with, as the service's account."""
-        return f"{self.service}-pki"
+        return pki_auth_role(self.service)
 
     @property
     def issuer_name(self) -> str:
@@ -125,7 +130,8 @@ class TlsPlan:
         return {
             "secretName": self.secret_name,
             # Reloader restarts the workloads that opted in when cert-manager renews.
-            "secretTemplate": {"labels": dict(labels), "annotations": dict(RELOADER_MATCH)},
+            "secretTemplate": {"labels": dict(labels),
+                               "annotations": {RELOADER_MATCH_ANNOTATION: "true"}},
             "issuerRef": {"name": self.issuer_name, "kind": "Issuer", "group": "cert-manager.io"},
             "dnsNames": list(self.dns_names),
             "duration": go_duration(self.duration),

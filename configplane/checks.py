@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from configplane.contract import MAX_CONFIGMAP_BYTES, secret_resource_name
 from configplane.layering import dotted
 from configplane.redaction import (
     PROVIDER_CREDENTIALS,
@@ -22,11 +23,10 @@ from configplane.redaction import (
     is_name_slot,
     url_userinfo,
 )
-from configplane.rotation_rules import rotated_name, rotation_problems
+from configplane.rotation_rules import rotated_secrets, rotation_problems
 from configplane.stackfiles import NAMESPACE, StackInputs
 
 Problem = tuple[str, str, str]
-MAX_CONFIGMAP_BYTES = 1024 * 1024
 # The configplane:* keys a project or stack may set; anything else is a typo (or a secure key
 # declared in Pulumi.yaml, which counts as known).
 KNOWN_KEYS = frozenset({f"{NAMESPACE}:{k}" for k in ("defaults", "platform", "services",
@@ -38,7 +38,7 @@ _ROTATE = "and rotate the exposed value"
 
 def normalised_key(key: str) -> str:
     """How the program names a secret's resources (components/secret_values.py, aws_secrets.py)."""
-    return key.lower().replace("_", "-")
+    return secret_resource_name(key)
 
 
 # --- inputs: the files as written ------------------------------------------------------
@@ -255,13 +255,12 @@ def _rotation(document: Any, services: Mapping[str, Any],
     owners: dict[str, list[str]] = {}
     rotated = []
     for name, plan in services.items():
-        for key, spec in plan.spec.secrets.items():
-            if spec.store == "aws" and spec.rotation and spec.source != "reference":
-                rname = rotated_name(name, key)
-                owners.setdefault(rname, []).append(dotted(["services", name, "secrets", key,
-                                                            "rotation"]))
-                rotated.append((rname, spec.rotation.strategy,
-                                spec.rotation.master_secret_arn is not None))
+        for key, rname in rotated_secrets(name, plan.spec.secrets).items():
+            spec = plan.spec.secrets[key]
+            owners.setdefault(rname, []).append(dotted(["services", name, "secrets", key,
+                                                        "rotation"]))
+            rotated.append((rname, spec.rotation.strategy,
+                            spec.rotation.master_secret_arn is not None))
     if not rotated:
         return []
     settings = document.platform.rotation

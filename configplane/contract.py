@@ -18,6 +18,7 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # RFC 1123 label: service names,
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 CONFIGMAP_DATA_KEY = r"^[-._a-zA-Z0-9]+$"
 MAX_CONFIGMAP_BYTES = 1024 * 1024  # the API server's limit on a ConfigMap's data
+MAX_NAME_LENGTH = 253  # an object name (RFC 1123 subdomain): Secrets, ConfigMaps
 
 # --- labels and annotations on what the program creates ----------------------------------
 

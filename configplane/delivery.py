@@ -24,6 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+# SCHEMA_SECRET_KEYS: the app-schema keyword listing the keys its pods get from secrets, never
+# from config (imported from here by the validator and the importer).
+from configplane.contract import SCHEMA_SECRET_KEYS  # noqa: F401
 from configplane.model import SecretSpec, Service
 
 PASSWORD_SUFFIX = "_PASSWORD"
@@ -37,8 +40,6 @@ DATABASE_FIELDS: tuple[tuple[str, str], ...] = (
 )
 URL_SUFFIX = "_URL"
 TEMPLATE_ENGINE = "v2"
-# An app schema lists here the keys its pods get from secrets, never from config.
-SCHEMA_SECRET_KEYS = "x-configplane-secret-keys"
 
 
 def delivers_whole(spec: SecretSpec) -> bool:

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from configplane.certificates import pki_auth_role
+from configplane.contract import MAX_NAME_LENGTH, database_policy_name, secret_resource_name
 from configplane.durations import eso_interval, seconds
 from configplane.model import DatabaseEngineSettings, Grant, Platform, SecretSpec, Service
 
@@ -31,7 +33,21 @@ def database_mount(environment: str, settings: DatabaseEngineSettings) -> str:
 
 
 def slug(key: str) -> str:
-    return key.lower().replace("_", "-").replace(".", "-")
+    """A dynamic secret's key in the names of its Vault role and Kubernetes Secret: the secret
+    resource name, with '.' also made '-' (kept as it was: these names already exist in Vault
+    and the cluster, and a change would rename them for every key with a '.')."""
+    return secret_resource_name(key).replace(".", "-")
+
+
+def database_role_name(service: str, key: str) -> str:
+    """The Vault database role of one dynamic secret."""
+    return f"{service}-{slug(key)}"
+
+
+def dynamic_secret_name(service: str, key: str) -> str:
+    """The Kubernetes Secret ESO writes for one dynamic secret (username and password); its
+    VaultDynamicSecret generator has the same name."""
+    return f"{service}-dynamic-{slug(key)}"
 
 
 def _ident(name: str) -> str:
@@ -99,7 +115,7 @@ class DynamicPlan:
     @property
     def role_name(self) -> str:
         """The Vault database role."""
-        return f"{self.service}-{slug(self.key)}"
+        return database_role_name(self.service, self.key)
 
     @property
     def creds_path(self) -> str:
@@ -108,7 +124,7 @@ class DynamicPlan:
     @property
     def secret_name(self) -> str:
         """The Kubernetes Secret ESO writes (username and password)."""
-        return f"{self.service}-dynamic-{slug(self.key)}"
+        return dynamic_secret_name(self.service, self.key)
 
     @property
     def generator_name(self) -> str:
@@ -157,7 +173,7 @@ class DynamicPlan:
 
 
 def policy_name(environment: str, service: str) -> str:
-    return f"{environment}-{service}-database"
+    return database_policy_name(environment, service)
 
 
 def auth_role(service: str) -> str:
@@ -226,12 +242,12 @@ def _name_collisions(services: Mapping[str, Service]) -> Iterator[tuple[list[str
     for name, svc in sorted(services.items()):
         claim("Kubernetes auth role", name, name)
         if svc.tls is not None:
-            claim("Kubernetes auth role", f"{name}-pki", name, "tls")
+            claim("Kubernetes auth role", pki_auth_role(name), name, "tls")
         dynamic = [k for k, s in sorted(svc.secrets.items()) if s.source == "dynamic"]
         if dynamic:
             claim("Kubernetes auth role", auth_role(name), name, "secrets", dynamic[0])
         for key in dynamic:
-            claim("database role", f"{name}-{slug(key)}", name, "secrets", key)
+            claim("database role", database_role_name(name, key), name, "secrets", key)
     for (kind, role), paths in owners.items():
         for path in paths[1:]:
             yield path, (
@@ -289,9 +305,9 @@ def _secret_problems(path: list[str], service: str, key: str, svc: Service, spec
     if username_key == key or username_key in svc.secrets or username_key in svc.config:
         yield [*path, "dynamic", "username_key"], (
             f"`{username_key}` is already used by this service. Fix: choose another key.")
-    secret_name = f"{service}-dynamic-{slug(key)}"
-    if len(secret_name) > 253:
-        yield path, "the Secret name would exceed 253 characters. Fix: shorten the key."
+    if len(dynamic_secret_name(service, key)) > MAX_NAME_LENGTH:
+        yield path, (f"the Secret name would exceed {MAX_NAME_LENGTH} characters. Fix: shorten "
+                     "the key.")
     seen: set[tuple[str, str]] = set()
     for i, grant in enumerate(spec.dynamic.grants):
         for table in grant.tables:

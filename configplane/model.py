@@ -9,11 +9,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from configplane.contract import CONFIGMAP_DATA_KEY, DNS_LABEL, PART_OF_LABEL, ROTATION_STRATEGIES
+
 ConfigValue = str | int | float | bool
 
-# RFC 1123 label (namespaces, service and tenant names): also valid inside subdomain names.
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-ENV_KEY = r"^[-._a-zA-Z0-9]+$"
+# DNS_LABEL (RFC 1123 label: namespaces, service and tenant names) is also valid inside
+# subdomain names; an env key is a key of the ConfigMap or Secret the pod reads.
+ENV_KEY = CONFIGMAP_DATA_KEY
 
 
 class Frozen(BaseModel):
@@ -152,7 +154,7 @@ class DatabaseEngineSettings(Frozen):
 
 class Platform(Frozen):
     environment: str = Field(..., pattern=DNS_LABEL, max_length=20)
-    part_of: str = Field("configplane", pattern=DNS_LABEL, description="app.kubernetes.io/part-of")
+    part_of: str = Field("configplane", pattern=DNS_LABEL, description=PART_OF_LABEL)
     vault: VaultSettings
     aws: AwsSettings
     external_secrets: ExternalSecretsSettings = ExternalSecretsSettings()
@@ -174,7 +176,7 @@ class Database(Frozen):
 
 
 class Rotation(Frozen):
-    strategy: Literal["random", "postgres-single-user", "postgres-alternating-users"]
+    strategy: Literal[ROTATION_STRATEGIES]  # type: ignore[valid-type]  # the contract's tuple
     master_secret_arn: str | None = Field(
         None, description="Master credential (alternating users): creates the `_clone` user."
     )

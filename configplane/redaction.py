@@ -27,7 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-REDACTED = "[secret]"
+from configplane.contract import REDACTED
+
 HIDDEN = "[not shown: unknown field]"
 # The engine's wire format for a secret value (pulumi.runtime.rpc; a test pins both).
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"

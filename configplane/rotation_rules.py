@@ -5,10 +5,15 @@ two can never disagree (stdlib only)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-STRATEGIES = ("random", "postgres-single-user", "postgres-alternating-users")
-DATABASE_STRATEGIES = ("postgres-single-user", "postgres-alternating-users")
+from configplane.contract import (
+    DATABASE_ROTATION_STRATEGIES,
+    ROTATION_STRATEGIES,
+    secret_resource_name,
+)
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 MAX_ENVIRONMENT = 43
 # Secrets Manager's rotation schedules: rate(N unit) or a six-field cron expression.
@@ -18,7 +23,15 @@ CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
 
 def rotated_name(service: str, key: str) -> str:
     """The rotation's name for one secret: the program names resources after it."""
-    return f"{service}-{key.lower().replace('_', '-')}"
+    return f"{service}-{secret_resource_name(key)}"
+
+
+def rotated_secrets(service: str, secrets: Mapping[str, Any]) -> dict[str, str]:
+    """The secrets of one service that its rotation Lambda rotates, each with its rotation
+    name: those configplane keeps in Secrets Manager (not references) with `rotation`. The
+    program declares rotation for exactly these and `validate` checks exactly these."""
+    return {key: rotated_name(service, key) for key, spec in secrets.items()
+            if spec.store == "aws" and spec.rotation and spec.source != "reference"}
 
 
 def schedule_problem(expression: str) -> str | None:
@@ -59,8 +72,8 @@ def rotation_problems(environment: str, secrets: Sequence[tuple[str, str, bool]]
         elif names.count(name) > 1:
             problems.append((where, f"rotation name `{name}` is used by more than one secret "
                              "(names are normalised: lowercase, '_' becomes '-')"))
-        if strategy not in STRATEGIES:
-            problems.append((where, f"strategy must be one of {', '.join(STRATEGIES)}"))
+        if strategy not in ROTATION_STRATEGIES:
+            problems.append((where, f"strategy must be one of {', '.join(ROTATION_STRATEGIES)}"))
         alternating = strategy == "postgres-alternating-users"
         if alternating and not has_master:
             problems.append((where, "postgres-alternating-users needs master_secret_arn"))
@@ -68,7 +81,7 @@ def rotation_problems(environment: str, secrets: Sequence[tuple[str, str, bool]]
             problems.append((where, "only postgres-alternating-users uses a master secret"))
     if bool(subnet_ids) != bool(security_group_ids):
         problems.append(("network", "set both subnet_ids and security_group_ids, or neither"))
-    if any(s in DATABASE_STRATEGIES for _, s, _ in secrets) and not subnet_ids:
+    if any(s in DATABASE_ROTATION_STRATEGIES for _, s, _ in secrets) and not subnet_ids:
         problems.append(("network", "database secrets need subnet_ids and security_group_ids so "
                          "the function can reach the database"))
     return problems

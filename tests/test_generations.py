@@ -18,19 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from configplane.cli import main as cli
-from configplane.generations import (
+from configplane.contract import (
     ENVIRONMENT_LABEL,
     HASH_ANNOTATION,
     MANAGED_BY_LABEL,
     SCHEMA_ANNOTATION,
     SERVICE_LABEL,
-    Generation,
-    generation_labels,
-    parse_configmaps,
-    prune_decisions,
 )
+from configplane.generations import Generation, generation_labels, parse_configmaps
 from configplane.hashing import configmap_hash
 from configplane.plan import redact, run_plan
+from configplane.prune import prune_decisions
 from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
 from tests.conftest import REPO

@@ -235,6 +235,23 @@ def test_each_rotating_service_has_its_own_rotation_function(planned):
     assert rotated["Resource"] == [by_name(plan)["api-aws-database-password"].outputs["arn"]]
 
 
+def test_the_program_rotates_exactly_the_secrets_validate_checks(planned):
+    """One rule (rotation_rules.rotated_secrets) decides which secrets rotate: the plan has a
+    SecretRotation for each of them, named after its rotation name, and for nothing else."""
+    from configplane.rotation_rules import rotated_secrets
+    from configplane.stack import load_stack
+    from configplane.stackfiles import read_stack_files
+
+    stack, plan = planned
+    model = load_stack(read_stack_files(REPO, stack))
+    expected = sorted(f"rotation-{stack}-{name}-rotation-{rotation_name}"
+                      for name, svc in model.services.items()
+                      for rotation_name in rotated_secrets(name, svc.spec.secrets).values())
+    declared = sorted(r.name for r in plan.resources
+                      if r.type == "aws:secretsmanager/secretRotation:SecretRotation")
+    assert declared == expected == [f"rotation-{stack}-api-rotation-api-database-password"]
+
+
 def test_prod_has_customer_managed_key_with_rotation(planned):
     stack, plan = planned
     keys = [r for r in plan.resources if r.type == "aws:kms/key:Key"]

@@ -17,14 +17,8 @@ from configplane.commands.rollback import (
     read_input,
 )
 from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION
-from configplane.generations import (
-    WORKLOADS_COMMAND,
-    ListingError,
-    delete_command,
-    in_use,
-    parse_workloads,
-    prune_decisions,
-)
+from configplane.generations import WORKLOADS_COMMAND, ListingError, in_use, parse_workloads
+from configplane.prune import delete_command, prune_decisions
 
 
 @click.command("prune")

@@ -14,11 +14,10 @@ from configplane.generations import (
     LISTING_COMMAND,
     Generation,
     ListingError,
-    RollbackError,
     parse_configmaps,
     parse_workloads,
-    rollback_commands,
 )
+from configplane.rollback import RollbackError, rollback_commands
 from configplane.stack import load_stack
 from configplane.stackfiles import StackFileError, read_stack_files
 from configplane.stackmodel import InvalidStack, StackModel

@@ -163,6 +163,15 @@ CASES["db-role-collision"] = (
     "services.api.secrets.REPORTING.DB_PASSWORD: one would overwrite the other and get its "
     "access. Fix: rename the service or the secret.")
 
+LONG_KEY = "R" * 233 + "_DB_PASSWORD"  # api-dynamic-<key>: 12 + 244 = 256 characters
+CASES["secret-name-too-long"] = (
+    "dev", lambda c, s, p: s["api"]["secrets"].update({LONG_KEY: {
+        "source": "dynamic", "store": "vault", "dynamic": {"connection": "shop",
+        "username_key": "LONG_USERNAME", "grants": [
+            {"schema": "app", "tables": ["orders"], "privileges": ["SELECT"]}]}}}),
+    f"services.api.secrets.{LONG_KEY}", "Pulumi.dev.yaml",
+    "the Secret name would exceed 253 characters. Fix: shorten the key.")
+
 # A second, independent message for the same key (the value is missing too).
 ALSO = {"root-password-plaintext-key": {
     "path": "platform.database.connections.shop.password_config_key", "file": DUR,
