@@ -28,19 +28,21 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from jsonschema import Draft202012Validator
 
 from configplane.commands.drift import command as drift_command
+from configplane.commands.drift_render import render_json, render_markdown
 from configplane.commands.drift_report import command as report_command
-from configplane.drift import (
+from configplane.drift import build_report
+from configplane.drift_input import (
+    EXPECTED,
     DriftInputError,
-    build_report,
     parse_events,
-    parse_path,
     parse_preview,
-    render_json,
-    render_markdown,
+    preview_schema,
 )
 from configplane.hashing import hashed_name
+from configplane.pulumi_paths import parse_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
 REPO = Path(__file__).resolve().parents[1]
@@ -358,6 +360,22 @@ def test_cli_mandatory_violation_prints_the_report_then_fails(tmp_path):
         ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "detailedDiff": '
          '{"data": {"diffKind": "update"}}}]}',
          'x.json: steps[0].detailedDiff["data"]: expected an object with a "kind"'),
+        ('{"steps": [{"urn": "urn:pulumi:a::b::c::d"}]}',
+         "x.json: steps[0].op: expected a non-empty string"),
+        ('{"steps": ["update"]}', "x.json: steps[0]: expected an object"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "oldState": []}]}',
+         "x.json: steps[0].oldState: expected an object or null"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "newState": '
+         '{"inputs": "CANARY-d41f5e0c9b"}}]}', "x.json: steps[0].newState.inputs: expected an object"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "replaceReasons": '
+         '["data", 3]}]}', "x.json: steps[0].replaceReasons: expected a list of property names"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "detailedDiff": []}]}',
+         "x.json: steps[0].detailedDiff: expected an object or null"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "detailedDiff": '
+         '{"spec.data[0]": {"kind": 2}}}]}',
+         'x.json: steps[0].detailedDiff["spec.data[0]"]: expected an object with a "kind"'),
+        ('{"changeSummary": {"same": "14"}}', "x.json: changeSummary: expected an object of counts"),
+        ('{"steps": null, "diagnostics": ["error"]}', "x.json: diagnostics: expected a list of objects"),
         ("{}", "x.json: no steps, no changeSummary, no diagnostics; expected the output of"),
         ('{"sequence": 3, "policyEvent": {}}',
          "x.json: this is an engine event, not a preview document"),
@@ -370,7 +388,42 @@ def test_cli_names_the_file_and_the_key_for_bad_preview_input(tmp_path, monkeypa
     result = run_report("x.json")
     assert result.exit_code == 1
     assert result.output.startswith(f"error: {message}")
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and CANARY not in result.output
+
+
+def test_the_preview_schema_is_valid_and_accepts_every_recorded_preview():
+    Draft202012Validator.check_schema(preview_schema())
+    recorded = sorted(p.name for p in FIXTURES.glob("*.json") if p.name != "malformed.json")
+    assert recorded == ["config-change.json", "deletion.json", "drift.json", "no-changes.json",
+                        "rotated-secret.json"]
+    validator = Draft202012Validator(preview_schema())
+    for name in recorded:
+        assert list(validator.iter_errors(json.loads((FIXTURES / name).read_text()))) == [], name
+
+
+def _with_expected(schema: object) -> list[str]:
+    """Every JSON pointer of a subschema that says what it expects."""
+    found = []
+
+    def walk(node: object, at: str) -> None:
+        if isinstance(node, dict):
+            if EXPECTED in node:
+                found.append(at)
+            for key, value in node.items():
+                walk(value, f"{at}/{key}")
+    walk(schema, "")
+    return found
+
+
+def test_every_constraint_of_the_preview_schema_has_a_message():
+    # a shape the schema checks, but no `x-expected` on the way to it, would print "another shape"
+    assert _with_expected(preview_schema()) == [
+        "/properties/steps", "/properties/changeSummary", "/properties/diagnostics",
+        "/$defs/step", "/$defs/step/properties/op", "/$defs/step/properties/urn",
+        "/$defs/step/properties/detailedDiff",
+        "/$defs/step/properties/detailedDiff/additionalProperties",
+        "/$defs/state", "/$defs/state/properties/inputs", "/$defs/propertyNames",
+    ]
 
 
 def test_cli_truncated_preview_missing_and_directory_inputs(tmp_path):
