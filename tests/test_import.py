@@ -13,14 +13,9 @@ from click.testing import CliRunner
 
 from configplane.commands.import_ import command as import_command
 from configplane.commands.validate import command as validate_command
-from configplane.importer import (
-    ImportProblem,
-    _add_declarations,
-    _add_service,
-    _read_dotenv,
-    _typed,
-    config_key_for,
-)
+from configplane.importer import ImportProblem, add_declarations, config_key_for
+from configplane.importer.envfile import read_dotenv
+from configplane.importer.plan import _typed
 from configplane.plan import run_plan
 
 # Canaries: each one is a secret value that must never reach a project file or any output.
@@ -247,7 +242,7 @@ def test_dotenv_parsing():
         "# comment\n\nexport A=1\nB = two words  # trailing comment\nC='single # kept'\n"
         'D="line\\nbreak \\"quoted\\""\nE="multi\nline"\nF=\nG=x#not-a-comment\n'
     )
-    assert [(f.key, f.value, f.origin) for f in _read_dotenv("x.env", text)] == [
+    assert [(f.key, f.value, f.origin) for f in read_dotenv("x.env", text)] == [
         ("A", "1", "x.env line 3"),
         ("B", "two words", "x.env line 4"),
         ("C", "single # kept", "x.env line 5"),
@@ -274,25 +269,46 @@ def test_config_key_names():
     assert config_key_for("web-admin", "tls.crt") == "webAdminTlsCrt"
 
 
-def test_text_edits_on_files_without_the_sections():
-    section = {"config": {"LOG_LEVEL": "info"}}
-    assert _add_service("# new stack\n", "Pulumi.qa.yaml", "billing", section) == (
-        "# new stack\nconfig:\n  configplane:services:\n    billing:\n      config:\n"
-        "        LOG_LEVEL: info\n")
-    assert _add_service("config:\n  aws:region: eu-west-1  # region\n", "Pulumi.qa.yaml", "billing",
-                        section) == (
-        "config:\n  aws:region: eu-west-1  # region\n  configplane:services:\n    billing:\n"
-        "      config:\n        LOG_LEVEL: info\n")
-    with pytest.raises(ImportProblem, match="written inline"):
-        _add_service("config:\n  configplane:services: {}\n", "Pulumi.qa.yaml", "billing", section)
-    declaration = {"configplane:x": {"type": "string", "secret": True}}
-    assert _add_declarations("name: p\nconfig:\n  a:b: 1\n", declaration) == (
-        "name: p\nconfig:\n  configplane:x:\n    type: string\n    secret: true\n  a:b: 1\n")
-    # After the last secret declaration, even one written inline.
-    assert _add_declarations("config:\n  p:k: {type: string, secret: true}\n  a:b: 1\n",
-                             declaration) == (
-        "config:\n  p:k: {type: string, secret: true}\n  configplane:x:\n    type: string\n"
-        "    secret: true\n  a:b: 1\n")
+DECLARATION = {"configplane:x": {"type": "string", "secret": True}}
+X_BLOCK = "  configplane:x:\n    type: string\n    secret: true\n"
+
+
+@pytest.mark.parametrize("before, after", [
+    # no config section yet: one is added at the end
+    ("# new project\n", "# new project\nconfig:\n" + X_BLOCK),
+    ("name: p  # the project\n", "name: p  # the project\nconfig:\n" + X_BLOCK),
+    ("", "config:\n" + X_BLOCK),
+    ("name: p\nconfig:\n", "name: p\nconfig:\n" + X_BLOCK),
+    # no secret declared yet: first under config
+    ("name: p\nconfig:\n  a:b: 1\n", "name: p\nconfig:\n" + X_BLOCK + "  a:b: 1\n"),
+    # after the last secret declaration, even one written inline
+    ("config:\n  p:k: {type: string, secret: true}\n  a:b: 1\n",
+     "config:\n  p:k: {type: string, secret: true}\n" + X_BLOCK + "  a:b: 1\n"),
+    # the comment lines that introduced the next key still introduce it; end-of-line
+    # comments, quotes and an indented list stay as written
+    ("config:\n  p:k:\n    type: string\n    secret: true  # set per stack\n\n"
+     "  # defaults: the lowest layer\n  a:b:\n    value: ['x', \"y\"]\n    list:\n      - 1\n",
+     "config:\n  p:k:\n    type: string\n    secret: true  # set per stack\n" + X_BLOCK + "\n"
+     "  # defaults: the lowest layer\n  a:b:\n    value: ['x', \"y\"]\n    list:\n      - 1\n"),
+    # another indentation, kept
+    ("config:\n    p:k:\n        secret: true\n        type: string\n",
+     "config:\n    p:k:\n        secret: true\n        type: string\n    configplane:x:\n"
+     "        type: string\n        secret: true\n"),
+])
+def test_declarations_are_one_inserted_block(before, after):
+    assert add_declarations(before, DECLARATION) == after
+
+
+@pytest.mark.parametrize("text", [
+    "config: {}\n",  # a flow mapping: adding to it would rewrite the line
+    "config:\n  p:k:\n    secret: true\n  a:b:\n     - 1\n",  # a layout ruamel.yaml would change
+])
+def test_declarations_refuse_an_edit_that_would_change_other_lines(text):
+    with pytest.raises(ImportProblem) as e:
+        add_declarations(text, DECLARATION)
+    assert str(e.value) == ("Pulumi.yaml: could not add the declarations without changing "
+                            "something else (unusual layout). Fix: add them by hand; run without "
+                            "--write to print them.")
 
 
 @pytest.mark.parametrize("files, extra, message", [
