@@ -68,7 +68,7 @@ class ImportPlan:
             for s in self.secrets
         ]
 
-    def to_json(self, project_dir: Path) -> dict[str, Any]:
+    def as_dict(self, project_dir: Path) -> dict[str, Any]:
         return {
             "service": self.service,
             "stack": self.stack,
