@@ -17,6 +17,7 @@ from configplane.importer import ImportProblem, add_declarations, config_key_for
 from configplane.importer.envfile import read_dotenv
 from configplane.importer.plan import _typed
 from configplane.plan import run_plan
+from tests.projects import files_text
 
 # Canaries: each one is a secret value that must never reach a project file or any output.
 STRIPE = "sk_live_CanaryR4t6Y8u0I2o4P6a8"  # the detector's vendor rules flag it (.env)
@@ -95,11 +96,6 @@ def pulumi_config_set(project: Path, stack: str, key: str) -> None:
     path = project / f"Pulumi.{stack}.yaml"
     path.write_text(path.read_text().replace(
         "config:\n", f"config:\n  {key}:\n    secure: AAABAJ3Eo1MsX1c2ZmFrZS1jaXBoZXJ0ZXh0\n", 1))
-
-
-def all_project_text(project: Path) -> str:
-    return "\n".join(p.read_bytes().decode("utf-8", "replace")
-                     for p in sorted(project.rglob("*")) if p.is_file())
 
 
 def test_round_trip_import_write_plan(project, legacy):
@@ -189,7 +185,7 @@ def test_round_trip_import_write_plan(project, legacy):
     assert [d["extract"] for d in external["spec"]["dataFrom"]] == [
         {"key": "configplane/dev/billing/DATABASE_PASSWORD"}]
 
-    text = all_project_text(project) + output + json.dumps(plan.to_json())
+    text = files_text(project) + output + json.dumps(plan.to_json())
     for canary in CANARIES:
         assert canary not in text
 
