@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from configplane.commands.import_ import command as import_command
 from configplane.commands.validate import command as validate_command
@@ -17,7 +19,7 @@ from configplane.importer import ImportProblem, add_declarations, config_key_for
 from configplane.importer.envfile import read_dotenv
 from configplane.importer.plan import _typed
 from configplane.plan import run_plan
-from tests.projects import files_text
+from tests.projects import REPO, files_text
 
 # Canaries: each one is a secret value that must never reach a project file or any output.
 STRIPE = "sk_live_CanaryR4t6Y8u0I2o4P6a8"  # the detector's vendor rules flag it (.env)
@@ -126,6 +128,9 @@ def test_round_trip_import_write_plan(project, legacy):
                                                       "billing-secrets"},
         },
     }}
+    # the overlay written is that section, exactly (secret references only)
+    assert yaml.safe_load((project / "services/billing/dev.yaml").read_text()) == \
+        document["section"]["billing"]
     reasons = {s["key"]: s["reason"] for s in document["secrets"]}
     assert reasons["DATABASE_PASSWORD"] == reasons["WEBHOOK_SIGNING_SECRET"] == "a Kubernetes Secret"
     assert reasons["STRIPE_API_KEY"].startswith("looks like a secret: ")
@@ -267,6 +272,59 @@ def test_config_key_names():
 
 DECLARATION = {"configplane:x": {"type": "string", "secret": True}}
 X_BLOCK = "  configplane:x:\n    type: string\n    secret: true\n"
+
+
+DOTENV_KEYS = st.from_regex(r"[A-Z_][A-Z0-9_]{0,11}", fullmatch=True)
+DOTENV_VALUES = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+                        max_size=30)
+
+
+def dotenv_quoted(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(DOTENV_KEYS, DOTENV_VALUES.filter(lambda v: not v.endswith("\\")),
+                      min_size=1, max_size=5))
+def test_dotenv_render_then_read_gives_the_values_back(values):
+    text = "# written by the test\n\n" + "".join(
+        f"{'export ' if n % 2 else ''}{key}={dotenv_quoted(value)}\n"
+        for n, (key, value) in enumerate(values.items()))
+    found = read_dotenv("t.env", text)
+    assert {f.key: f.value for f in found} == values
+    assert [f.origin for f in found] == [f"t.env line {n + 3}" for n in range(len(values))]
+
+
+def test_dotenv_a_backslash_before_the_closing_quote_may_escape_it():
+    # python-dotenv's grammar (configplane/importer/envfile.py): a double-quoted value ending
+    # in `\\` reads to the next `"` in the file when there is one. Here that is a clean error
+    # naming the line; alone, or unquoted, the value is read as written.
+    with pytest.raises(ImportProblem) as e:
+        read_dotenv("t.env", 'A="C:\\\\"\nB="y"\n')
+    assert str(e.value) == ("t.env line 1: text after the quoted value of A. Fix: quote the "
+                            "whole value.")
+    assert [(f.key, f.value) for f in read_dotenv("t.env", 'A="C:\\\\"\n')] == [("A", "C:\\")]
+    assert [(f.key, f.value) for f in read_dotenv("t.env", "A=C:\\\nB=y\n")] == [
+        ("A", "C:\\"), ("B", "y")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.from_regex(r"configplane:[a-z][a-zA-Z0-9]{0,15}", fullmatch=True),
+                       st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=40),
+                       min_size=1, max_size=3))
+def test_declarations_added_to_the_project_file_change_nothing_else(descriptions):
+    before = (REPO / "Pulumi.yaml").read_text()
+    original = yaml.safe_load(before)
+    declarations = {key: {"type": "string", "secret": True, "description": text}
+                    for key, text in descriptions.items() if key not in original["config"]}
+    if not declarations:
+        return
+    after = add_declarations(before, declarations)
+    old, new = before.splitlines(), after.splitlines()
+    at = next((n for n, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), len(old))
+    assert new[:at] + new[at + len(new) - len(old):] == old  # one block inserted, all else kept
+    assert yaml.safe_load(after)["config"] == {**original["config"], **declarations}
 
 
 @pytest.mark.parametrize("before, after", [

@@ -3,10 +3,17 @@
 `dotenv.parser.parse_stream` gives each binding with its line, so every key keeps its origin
 (`billing.env line 5`) and a bad line is reported by number. Values are taken as written:
 no `${VAR}` interpolation (the file is an inventory, not an environment to expand), double
-quotes decode escapes, single quotes keep text as is, a quoted value may span lines, and
-`# comment` after an unquoted value needs a space before the `#`. A line python-dotenv cannot
-parse (or a key with no `=`) is an error naming the line; the line itself is never quoted,
-since it may hold a secret.
+quotes decode `\\n \\t \\" \\\\` and the like, single quotes only `\\'` and `\\\\`, a quoted value
+may span lines, and `# comment` after an unquoted value needs a space before the `#`. A line
+python-dotenv cannot parse (or a key with no `=`) is an error naming the line; the line itself
+is never quoted, since it may hold a secret.
+
+Differences from the hand-written parser this replaced, kept because they are python-dotenv's
+grammar (and so how a service that loaded the file with it saw its values): single quotes
+decode `\\'` and `\\\\`; `\\$` in double quotes stays `\\$`; and in a double-quoted value a
+final `\\` before the closing quote can read as an escaped quote when another `"` follows later
+in the file, so the value runs on to that quote (mostly an error: text after the quoted
+value). Such a value is read as written when left unquoted (`KEY=C:\\`).
 """
 
 from __future__ import annotations
