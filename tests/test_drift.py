@@ -654,3 +654,14 @@ def test_drift_checks_its_inputs_before_running_pulumi(tmp_path):
     result = CliRunner().invoke(drift_command, [
         "--stack", "prod", "--project-dir", str(project), "--policy-pack-config", "nope.json"])
     assert result.output == "error: nope.json: no such policy config file\n"
+
+
+def test_the_library_classifies_and_only_the_drift_commands_render():
+    from tests.test_architecture import imported_modules
+
+    renderers = {str(p.relative_to(REPO)) for p in (REPO / "configplane").rglob("*.py")
+                 if "configplane.commands.drift_render" in imported_modules(p)}
+    assert renderers == {"configplane/commands/drift.py", "configplane/commands/drift_report.py"}
+    for library in ("drift.py", "drift_input.py", "pulumi_paths.py"):
+        imported = imported_modules(REPO / "configplane" / library)
+        assert not {m for m in imported if m.startswith(("configplane.commands", "click"))}, library
