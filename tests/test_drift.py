@@ -49,6 +49,7 @@ from configplane.pulumi_paths import parse_path
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
 REPO = Path(__file__).resolve().parents[1]
 CANARY = "CANARY-d41f5e0c9b"
+FIX = "expected the output of `pulumi preview --json`"
 
 
 def fixture(name: str) -> dict:
@@ -359,11 +360,13 @@ def test_cli_mandatory_violation_prints_the_report_then_fails(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("", "x.json: the file is empty; expected the output of `pulumi preview --json`"),
+        ("", "x.json: the file is empty; expected the output of `pulumi preview --json` (did the "
+         "preview fail?)"),
         ("[]", "x.json: a JSON list; expected the output of `pulumi preview --json` (one object)"),
         ('{"steps": {}}', "x.json: steps: expected a list of steps"),
         ('{"steps": [{"op": "update"}]}', "x.json: steps[0].urn: expected a non-empty string"),
-        ('{"steps": [{"op": "update", "urn": "api"}]}', "x.json: steps[0].urn: expected a URN"),
+        ('{"steps": [{"op": "update", "urn": "api"}]}',
+         "x.json: steps[0].urn: expected a URN (urn:pulumi:<stack>::<project>::<type>::<name>)"),
         ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "detailedDiff": '
          '{"data": {"diffKind": "update"}}}]}',
          'x.json: steps[0].detailedDiff["data"]: expected an object with a "kind"'),
@@ -383,9 +386,11 @@ def test_cli_mandatory_violation_prints_the_report_then_fails(tmp_path):
          'x.json: steps[0].detailedDiff["spec.data[0]"]: expected an object with a "kind"'),
         ('{"changeSummary": {"same": "14"}}', "x.json: changeSummary: expected an object of counts"),
         ('{"steps": null, "diagnostics": ["error"]}', "x.json: diagnostics: expected a list of objects"),
-        ("{}", "x.json: no steps, no changeSummary, no diagnostics; expected the output of"),
+        ("{}", "x.json: no steps, no changeSummary, no diagnostics; expected the output of "
+         "`pulumi preview --json`"),
         ('{"sequence": 3, "policyEvent": {}}',
-         "x.json: this is an engine event, not a preview document"),
+         "x.json: this is an engine event, not a preview document; pass the event log with "
+         "--events and the preview JSON as the file"),
     ],
 )
 def test_cli_names_the_file_and_the_key_for_bad_preview_input(tmp_path, monkeypatch, content,
@@ -394,7 +399,8 @@ def test_cli_names_the_file_and_the_key_for_bad_preview_input(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     result = run_report("x.json")
     assert result.exit_code == 1
-    assert result.output.startswith(f"error: {message}")
+    schema_error = ": expected " in message
+    assert result.output == f"error: {message}{'; ' + FIX if schema_error else ''}\n"
     assert "Traceback" not in result.output and CANARY not in result.output
 
 
@@ -480,8 +486,12 @@ def test_what_the_schema_accepts_the_classifier_reads(data, where, step):
 def test_cli_truncated_preview_missing_and_directory_inputs(tmp_path):
     result = run_report(str(FIXTURES / "malformed.json"))
     assert result.exit_code == 1
-    assert result.output.startswith(f"error: {FIXTURES / 'malformed.json'}: not JSON (line ")
-    assert "truncated" in result.output
+    with pytest.raises(json.JSONDecodeError) as cut:
+        json.loads((FIXTURES / "malformed.json").read_text())
+    assert result.output == (
+        f"error: {FIXTURES / 'malformed.json'}: not JSON (line {cut.value.lineno}, column "
+        f"{cut.value.colno}: {cut.value.msg}); expected the output of `pulumi preview --json`, "
+        "complete (a preview that was cut off leaves a truncated document)\n")
     missing = tmp_path / "nope.json"
     assert run_report(str(missing)).output == f"error: {missing}: no such file\n"
     assert run_report(str(tmp_path)).output == f"error: {tmp_path}: is a directory, expected a file\n"
