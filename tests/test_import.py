@@ -333,6 +333,7 @@ def test_declarations_added_to_the_project_file_change_nothing_else(descriptions
     ("name: p  # the project\n", "name: p  # the project\nconfig:\n" + X_BLOCK),
     ("", "config:\n" + X_BLOCK),
     ("name: p\nconfig:\n", "name: p\nconfig:\n" + X_BLOCK),
+    ("config:\n  a:b: 1", "config:\n" + X_BLOCK + "  a:b: 1\n"),  # no final newline
     # no secret declared yet: first under config
     ("name: p\nconfig:\n  a:b: 1\n", "name: p\nconfig:\n" + X_BLOCK + "  a:b: 1\n"),
     # after the last secret declaration, even one written inline

@@ -119,7 +119,7 @@ def _round_trip(text: str, file: str) -> tuple[YAML, Any]:
             document = yml.load(text)
         except YAMLError:
             raise ImportProblem(f"{file}: not valid YAML. Fix: correct it first.") from None
-        if document is None or _dump(yml, document) == text:
+        if document is None or _dump(yml, document) == (text if text.endswith("\n") else text + "\n"):
             return yml, document
     raise ImportProblem(file + ":" + _LAYOUT)
 
