@@ -95,7 +95,7 @@ def explain(error: ValidationError) -> tuple[str, str]:
             segments.append(f"[{instance[len(segments)]}]")
         elif token == "additionalProperties":
             node, i = node["additionalProperties"], i + 1
-            segments.append(f"[{json.dumps(instance[len(segments)])}]")
+            segments.append(f"[{json.dumps(instance[len(segments)], ensure_ascii=False)}]")
         else:  # "$ref" and the like: no step in the instance
             i += 1
             continue
