@@ -1,12 +1,10 @@
 """Drift report: turn `pulumi preview --json` (and its engine event log) into something to act on.
 
-Inputs, in the shapes Pulumi's source defines them:
-- the preview document: `previewDigest` in pkg/backend/display/json.go (`steps[]` of
-  `previewStep` {op, urn, provider, oldState, newState, diffReasons, replaceReasons,
-  detailedDiff: {path: {kind, inputDiff}}}, `changeSummary`, `diagnostics[]`, `duration`);
-- optionally the event log (`--event-log FILE`, JSON lines of `apitype.EngineEvent`,
-  sdk/go/common/apitype/events.go): `policyEvent`s, and the refresh steps' `resOutputsEvent`s,
-  whose metadata carries what refresh found (`diffs`, `detailedDiff` with `diffKind`, `old`, `new`).
+Inputs (read and shape-checked by configplane.drift_input): the `pulumi preview --json`
+document, and optionally the engine event log (`--event-log FILE`): its `policyEvent`s, and
+the refresh steps' `resOutputsEvent`s, whose metadata carries what refresh found (`diffs`,
+`detailedDiff` with `diffKind`, `old`, `new`). This module classifies; the command renders
+(configplane.commands.drift_render).
 
 Each changed resource gets one classification:
 - `creation`, `deletion`, `replacement`: from the step's op (a replacement's hidden
@@ -35,12 +33,12 @@ report holds URNs, types, names, ops, property paths and policy messages.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from configplane.pulumi_paths import lookup, parse_path, related, urn_parts
 from configplane.redaction import REDACTED
 
 EXIT_OK = 0
@@ -65,22 +63,6 @@ _CREATE_OPS = {"create", "import", "import-replacement"}
 _DELETE_OPS = {"delete"}
 _UPDATE_OPS = {"update"}
 _COLOR = re.compile(r"<\{%[^%]*%\}>|\x1b\[[0-9;]*m")
-
-ADVICE = {
-    DRIFT: "changed outside Pulumi. Find who changed it; `pulumi up` puts the code's value back, "
-    "or change the stack file to keep the new value.",
-    CONFIG_CHANGED: "the configuration in code changed; `pulumi up` applies it.",
-    REPLACEMENT: "will be deleted and created again; check that consumers follow the new name.",
-    DELETION: "will be deleted; make sure nothing still reads it.",
-    CREATION: "will be created.",
-    SECRET_ROTATED: "rotated outside Pulumi, as expected; nothing to do. Keep the version "
-    "bookkeeping out of the program (or in `ignoreChanges`) so `pulumi up` never moves it back.",
-}
-
-
-class DriftInputError(Exception):
-    """Unreadable input: the message names the file, the key path and the fix."""
-
 
 @dataclass(frozen=True)
 class PathChange:
@@ -181,144 +163,7 @@ class DriftReport:
         }
 
 
-# --- reading -----------------------------------------------------------------------------------
-
-_FIX = "expected the output of `pulumi preview --json`"
-
-
-def parse_preview(text: str, source: str) -> dict[str, Any]:
-    """Parse and check a preview document; DriftInputError names `source` and the key path."""
-    if not text.strip():
-        raise DriftInputError(f"{source}: the file is empty; {_FIX} (did the preview fail?)")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DriftInputError(
-            f"{source}: not JSON (line {e.lineno}, column {e.colno}: {e.msg}); {_FIX}, "
-            "complete (a preview that was cut off leaves a truncated document)"
-        ) from None
-    if not isinstance(doc, dict):
-        raise DriftInputError(f"{source}: a JSON {type(doc).__name__}; {_FIX} (one object)")
-    if "sequence" in doc and not ("steps" in doc or "changeSummary" in doc):
-        raise DriftInputError(
-            f"{source}: this is an engine event, not a preview document; pass the event log "
-            "with --events and the preview JSON as the file"
-        )
-    _check_preview(doc, source)
-    if not doc.get("steps") and "changeSummary" not in doc and not doc.get("diagnostics"):
-        # Even a stack with nothing to do lists its root stack step: an empty digest is a
-        # preview that did not run, and must not pass for "no drift".
-        raise DriftInputError(f"{source}: no steps, no changeSummary, no diagnostics; {_FIX}")
-    return doc
-
-
-def _check_preview(doc: Mapping[str, Any], source: str) -> None:
-    def bad(path: str, want: str) -> DriftInputError:
-        return DriftInputError(f"{source}: {path}: expected {want}; {_FIX}")
-
-    steps = doc.get("steps")
-    if steps is not None and not isinstance(steps, list):
-        raise bad("steps", "a list of steps")
-    for i, step in enumerate(steps or ()):
-        where = f"steps[{i}]"
-        if not isinstance(step, dict):
-            raise bad(where, "an object")
-        for key in ("op", "urn"):
-            if not isinstance(step.get(key), str) or not step[key]:
-                raise bad(f"{where}.{key}", "a non-empty string")
-        if not step["urn"].startswith("urn:pulumi:"):
-            raise bad(f"{where}.urn", "a URN (urn:pulumi:<stack>::<project>::<type>::<name>)")
-        for key in ("oldState", "newState"):
-            state = step.get(key)
-            if state is not None and not isinstance(state, dict):
-                raise bad(f"{where}.{key}", "an object or null")
-            if state and state.get("inputs") is not None and not isinstance(state["inputs"], dict):
-                raise bad(f"{where}.{key}.inputs", "an object")
-        for key in ("diffReasons", "replaceReasons"):
-            value = step.get(key)
-            if value is not None and not (
-                isinstance(value, list) and all(isinstance(v, str) for v in value)
-            ):
-                raise bad(f"{where}.{key}", "a list of property names")
-        detailed = step.get("detailedDiff")
-        if detailed is not None:
-            if not isinstance(detailed, dict):
-                raise bad(f"{where}.detailedDiff", "an object or null")
-            for path, diff in detailed.items():
-                if not isinstance(diff, dict) or not isinstance(diff.get("kind"), str):
-                    raise bad(f'{where}.detailedDiff["{path}"]', 'an object with a "kind"')
-    summary = doc.get("changeSummary")
-    if summary is not None and not (
-        isinstance(summary, dict) and all(isinstance(v, int) for v in summary.values())
-    ):
-        raise bad("changeSummary", "an object of counts")
-    diagnostics = doc.get("diagnostics")
-    if diagnostics is not None and not (
-        isinstance(diagnostics, list) and all(isinstance(d, dict) for d in diagnostics)
-    ):
-        raise bad("diagnostics", "a list of objects")
-
-
-def parse_events(text: str, source: str) -> list[dict[str, Any]]:
-    """Parse an engine event log (JSON lines of apitype.EngineEvent)."""
-    events = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DriftInputError(
-                f"{source}:{lineno}: not a JSON engine event ({e.msg}); expected the file "
-                "`pulumi preview --event-log FILE` writes (one JSON object per line)"
-            ) from None
-        if not isinstance(event, dict):
-            raise DriftInputError(
-                f"{source}:{lineno}: expected one engine event object per line; "
-                "expected the file `pulumi preview --event-log FILE` writes"
-            )
-        if "steps" in event and "sequence" not in event:
-            raise DriftInputError(
-                f"{source}:{lineno}: this is a preview document, not an event log; pass it as "
-                "the file and the `--event-log` output with --events"
-            )
-        events.append(event)
-    return events
-
-
-# --- property paths ----------------------------------------------------------------------------
-
-_SEGMENT = re.compile(r'\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]|\.?([^.\[\]]+)')
-
-
-def parse_path(path: str) -> tuple[str | int, ...]:
-    """Split a Pulumi property path (`a.b[0]["c.d"]`) into keys and indexes."""
-    segments: list[str | int] = []
-    pos = 0
-    while pos < len(path):
-        m = _SEGMENT.match(path, pos)
-        if not m or m.end() == pos:
-            return (path,)  # not a path we understand: treat it as one key
-        index, quoted, name = m.groups()
-        if index is not None:
-            segments.append(int(index))
-        elif quoted is not None:
-            segments.append(re.sub(r"\\(.)", r"\1", quoted))
-        else:
-            segments.append(name)
-        pos = m.end()
-    return tuple(segments)
-
-
-def _lookup(value: Any, segments: Sequence[str | int]) -> tuple[bool, Any]:
-    for seg in segments:
-        if isinstance(seg, int) and isinstance(value, list) and 0 <= seg < len(value):
-            value = value[seg]
-        elif isinstance(seg, str) and isinstance(value, dict) and seg in value:
-            value = value[seg]
-        else:
-            return False, None
-    return True, value
+# --- classification ----------------------------------------------------------------------------
 
 
 def _has_secret(value: Any) -> bool:
@@ -329,24 +174,6 @@ def _has_secret(value: Any) -> bool:
     if isinstance(value, list):
         return any(_has_secret(v) for v in value)
     return False
-
-
-def _related(a: Sequence[str | int], b: Sequence[str | int]) -> bool:
-    """True when one path contains the other (`tokenPolicies` and `tokenPolicies[1]`)."""
-    n = min(len(a), len(b))
-    return n > 0 and tuple(a[:n]) == tuple(b[:n])
-
-
-# --- classification ----------------------------------------------------------------------------
-
-
-def urn_parts(urn: str) -> tuple[str, str, str, str]:
-    """(stack, project, type, name) of `urn:pulumi:<stack>::<project>::<qual. type>::<name>`."""
-    parts = urn.split("::", 3)
-    if len(parts) != 4:
-        return "", "", "", urn
-    stack = parts[0].removeprefix("urn:pulumi:")
-    return stack, parts[1], parts[2].rsplit("$", 1)[-1], parts[3]
 
 
 @dataclass
@@ -389,12 +216,12 @@ def _origin(
     new_inputs: Mapping[str, Any],
     refresh: _Refresh | None,
 ) -> str:
-    if refresh and any(_related(segments, p) for p in refresh.paths):
+    if refresh and any(related(segments, p) for p in refresh.paths):
         return OUTSIDE
     if diff is not None and diff.get("inputDiff"):
         return CODE  # Pulumi diffed old inputs against new inputs: the program changed
-    found_old, old = _lookup(old_inputs, segments)
-    found_new, new = _lookup(new_inputs, segments)
+    found_old, old = lookup(old_inputs, segments)
+    found_new, new = lookup(new_inputs, segments)
     if found_old and found_new and old == new and not _has_secret(old):
         return OUTSIDE  # the program asks for what it asked before; the live state moved
     return CODE
@@ -519,75 +346,3 @@ def build_report(
         errors=errors,
         change_summary=dict(preview.get("changeSummary") or {}),
     )
-
-
-# --- rendering ---------------------------------------------------------------------------------
-
-_HEADLINES = {
-    "no-changes": "**No drift.** The stack matches the code.",
-    "secret-rotations-only": "**No drift.** Only secrets rotated outside Pulumi, as expected.",
-    "changes": "**Changes pending.** The code differs from the stack; no change made outside "
-    "Pulumi was found.",
-    "drift": "**Drift detected.** Resources were changed outside Pulumi.",
-}
-
-
-def _cell(text: str, limit: int = 400) -> str:
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("|", "\\|")
-
-
-def _code(text: str) -> str:
-    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
-
-
-def render_json(report: DriftReport) -> str:
-    return json.dumps(report.as_dict(), indent=2) + "\n"
-
-
-def render(report: DriftReport, fmt: str) -> str:
-    return render_json(report) if fmt == "json" else render_markdown(report)
-
-
-def render_markdown(report: DriftReport) -> str:
-    title = "/".join(x for x in (report.project, report.stack) if x) or "preview"
-    out = [f"## configplane drift report: {_code(title)}", "", _HEADLINES[report.status], ""]
-    if report.resources:
-        counts = ", ".join(f"{n} {c}" for c, n in report.counts.items() if n)
-        out += [f"{len(report.resources)} resource(s): {counts}.", ""]
-        out += [
-            "| Resource | Type | Operation | Classification | Changed properties | Why |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        for r in report.resources:
-            paths = "<br>".join(
-                f"{_code(p.path)} ({p.kind}{', outside Pulumi' if p.origin == OUTSIDE else ''})"
-                for p in r.paths
-            ) or "-"
-            out.append(
-                f"| {_code(r.name)} | {_code(r.type)} | {r.op} | **{r.classification}** "
-                f"| {paths} | {_cell(r.reason)} |"
-            )
-        out += ["", "<details><summary>URNs</summary>", ""]
-        out += [f"- {_code(r.urn)}" for r in report.resources]
-        out += ["", "</details>", "", "### What to do", ""]
-        out += [f"- **{c}**: {ADVICE[c]}" for c, n in report.counts.items() if n]
-        out.append("")
-    if report.violations:
-        out += ["### Policy violations", "", "| Level | Policy | Resource | Message |",
-                "| --- | --- | --- | --- |"]
-        for v in report.violations:
-            resource = _code(urn_parts(v.urn)[3]) if v.urn else "(stack)"
-            out.append(
-                f"| {v.level} | {_code(f'{v.policy_pack}/{v.policy}')} | {resource} "
-                f"| {_cell(v.message)} |"
-            )
-        out.append("")
-    if report.errors:
-        out += ["### Errors reported by the preview", ""]
-        out += [f"- {_cell(e)}" for e in report.errors]
-        out.append("")
-    out.append(f"Exit status: {report.exit_code}.")
-    return "\n".join(out) + "\n"

@@ -28,23 +28,28 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
 from configplane.commands.drift import command as drift_command
+from configplane.commands.drift_render import render_json, render_markdown
 from configplane.commands.drift_report import command as report_command
-from configplane.drift import (
+from configplane.drift import build_report
+from configplane.drift_input import (
+    EXPECTED,
     DriftInputError,
-    build_report,
     parse_events,
-    parse_path,
     parse_preview,
-    render_json,
-    render_markdown,
+    preview_schema,
 )
 from configplane.hashing import hashed_name
+from configplane.pulumi_paths import parse_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
 REPO = Path(__file__).resolve().parents[1]
 CANARY = "CANARY-d41f5e0c9b"
+FIX = "expected the output of `pulumi preview --json`"
 
 
 def fixture(name: str) -> dict:
@@ -176,9 +181,9 @@ def test_replacement_steps_fold_into_one_replacement():
     replace = doc["steps"][1]
     doc["steps"][2:2] = [dict(replace, op="create-replacement"), dict(replace, op="delete-replaced")]
     report = build_report(doc)
+    assert rows(report) == rows(build_report(fixture("config-change.json")))
     assert [(r.name, r.op, r.classification) for r in report.resources][0] == (
         "api-config", "replace", "replacement")
-    assert len(report.resources) == 3
 
 
 def test_a_resource_deleted_outside_pulumi_is_drift():
@@ -191,7 +196,8 @@ def test_a_resource_deleted_outside_pulumi_is_drift():
     report = build_report(doc, [gone])
     change = report.resources[2]
     assert (change.name, change.op, change.classification) == ("api-stripe-key", "create", "drift")
-    assert change.reason.startswith("deleted outside Pulumi")
+    assert change.reason == ("deleted outside Pulumi (refresh found it gone); `pulumi up` "
+                             "creates it again")
     assert report.status == "drift"
 
 
@@ -278,6 +284,7 @@ def test_markdown_for_no_changes_is_short():
 def test_json_rendering_round_trips():
     report = build_report(fixture("config-change.json"))
     data = json.loads(render_json(report))
+    assert data == json.loads(json.dumps(report.as_dict()))
     assert data["status"] == "changes" and data["exit_code"] == 7
     assert data["summary"] == {"drift": 0, "config-changed": 1, "replacement": 1,
                                "deletion": 0, "creation": 1, "secret-rotated": 0}
@@ -324,16 +331,19 @@ def test_cli_reads_files_and_exits_with_the_report_status():
     drift = str(FIXTURES / "drift.json")
     result = run_report(drift, "--events", str(FIXTURES / "drift.events.jsonl"), "--format", "json")
     assert result.exit_code == 7
+    assert result.output == render_json(build_report(fixture("drift.json"),
+                                                     events("drift.events.jsonl")))
     assert json.loads(result.output)["status"] == "drift"
     result = run_report(str(FIXTURES / "rotated-secret.json"))
     assert result.exit_code == 0
+    assert result.output == render_markdown(build_report(fixture("rotated-secret.json")))
     assert "**No drift.** Only secrets rotated outside Pulumi, as expected." in result.output
 
 
 def test_cli_reads_stdin():
     result = run_report("-", input=(FIXTURES / "no-changes.json").read_text())
     assert result.exit_code == 0
-    assert "**No drift.**" in result.output
+    assert result.output == render_markdown(build_report(fixture("no-changes.json")))
 
 
 def test_cli_mandatory_violation_prints_the_report_then_fails(tmp_path):
@@ -350,17 +360,37 @@ def test_cli_mandatory_violation_prints_the_report_then_fails(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("", "x.json: the file is empty; expected the output of `pulumi preview --json`"),
+        ("", "x.json: the file is empty; expected the output of `pulumi preview --json` (did the "
+         "preview fail?)"),
         ("[]", "x.json: a JSON list; expected the output of `pulumi preview --json` (one object)"),
         ('{"steps": {}}', "x.json: steps: expected a list of steps"),
         ('{"steps": [{"op": "update"}]}', "x.json: steps[0].urn: expected a non-empty string"),
-        ('{"steps": [{"op": "update", "urn": "api"}]}', "x.json: steps[0].urn: expected a URN"),
+        ('{"steps": [{"op": "update", "urn": "api"}]}',
+         "x.json: steps[0].urn: expected a URN (urn:pulumi:<stack>::<project>::<type>::<name>)"),
         ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "detailedDiff": '
          '{"data": {"diffKind": "update"}}}]}',
          'x.json: steps[0].detailedDiff["data"]: expected an object with a "kind"'),
-        ("{}", "x.json: no steps, no changeSummary, no diagnostics; expected the output of"),
+        ('{"steps": [{"urn": "urn:pulumi:a::b::c::d"}]}',
+         "x.json: steps[0].op: expected a non-empty string"),
+        ('{"steps": ["update"]}', "x.json: steps[0]: expected an object"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "oldState": []}]}',
+         "x.json: steps[0].oldState: expected an object or null"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "newState": '
+         '{"inputs": "CANARY-d41f5e0c9b"}}]}', "x.json: steps[0].newState.inputs: expected an object"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "replaceReasons": '
+         '["data", 3]}]}', "x.json: steps[0].replaceReasons: expected a list of property names"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "detailedDiff": []}]}',
+         "x.json: steps[0].detailedDiff: expected an object or null"),
+        ('{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "detailedDiff": '
+         '{"spec.data[0]": {"kind": 2}}}]}',
+         'x.json: steps[0].detailedDiff["spec.data[0]"]: expected an object with a "kind"'),
+        ('{"changeSummary": {"same": "14"}}', "x.json: changeSummary: expected an object of counts"),
+        ('{"steps": null, "diagnostics": ["error"]}', "x.json: diagnostics: expected a list of objects"),
+        ("{}", "x.json: no steps, no changeSummary, no diagnostics; expected the output of "
+         "`pulumi preview --json`"),
         ('{"sequence": 3, "policyEvent": {}}',
-         "x.json: this is an engine event, not a preview document"),
+         "x.json: this is an engine event, not a preview document; pass the event log with "
+         "--events and the preview JSON as the file"),
     ],
 )
 def test_cli_names_the_file_and_the_key_for_bad_preview_input(tmp_path, monkeypatch, content,
@@ -369,15 +399,99 @@ def test_cli_names_the_file_and_the_key_for_bad_preview_input(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     result = run_report("x.json")
     assert result.exit_code == 1
-    assert result.output.startswith(f"error: {message}")
-    assert "Traceback" not in result.output
+    schema_error = ": expected " in message
+    assert result.output == f"error: {message}{'; ' + FIX if schema_error else ''}\n"
+    assert "Traceback" not in result.output and CANARY not in result.output
+
+
+def test_the_preview_schema_is_valid_and_accepts_every_recorded_preview():
+    Draft202012Validator.check_schema(preview_schema())
+    recorded = sorted(p.name for p in FIXTURES.glob("*.json") if p.name != "malformed.json")
+    assert recorded == ["config-change.json", "deletion.json", "drift.json", "no-changes.json",
+                        "rotated-secret.json"]
+    validator = Draft202012Validator(preview_schema())
+    for name in recorded:
+        assert list(validator.iter_errors(json.loads((FIXTURES / name).read_text()))) == [], name
+
+
+def _with_expected(schema: object) -> list[str]:
+    """Every JSON pointer of a subschema that says what it expects."""
+    found = []
+
+    def walk(node: object, at: str) -> None:
+        if isinstance(node, dict):
+            if EXPECTED in node:
+                found.append(at)
+            for key, value in node.items():
+                walk(value, f"{at}/{key}")
+    walk(schema, "")
+    return found
+
+
+def test_every_constraint_of_the_preview_schema_has_a_message():
+    # a shape the schema checks, but no `x-expected` on the way to it, would print "another shape"
+    assert _with_expected(preview_schema()) == [
+        "/properties/steps", "/properties/changeSummary", "/properties/diagnostics",
+        "/$defs/step", "/$defs/step/properties/op", "/$defs/step/properties/urn",
+        "/$defs/step/properties/detailedDiff",
+        "/$defs/step/properties/detailedDiff/additionalProperties",
+        "/$defs/state", "/$defs/state/properties/inputs", "/$defs/propertyNames",
+    ]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5) | st.just(CANARY),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["kind", "inputs", "type", "op", "urn", "data"]), inner, max_size=3),
+    max_leaves=6,
+)
+STEP_KEYS = ["op", "urn", "oldState", "newState", "diffReasons", "replaceReasons", "detailedDiff"]
+# near-miss shapes: a map or a list of anything, where the report expects one of a kind
+NEAR = {
+    "detailedDiff": st.dictionaries(st.sampled_from(["data", "spec.x[0]"]), JSON, max_size=2),
+    "oldState": st.dictionaries(st.sampled_from(["inputs", "type", "outputs"]), JSON, max_size=3),
+    "steps": st.lists(st.dictionaries(st.sampled_from(STEP_KEYS), JSON, max_size=4), max_size=2),
+    "diagnostics": st.lists(st.dictionaries(st.sampled_from(["severity", "message"]), JSON)),
+    "changeSummary": st.dictionaries(st.sampled_from(["same", "update"]), JSON, max_size=2),
+}
+NEAR["newState"] = NEAR["oldState"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), where=st.sampled_from(["steps", "changeSummary", "diagnostics", *STEP_KEYS]),
+       step=st.integers(0, 3))
+def test_what_the_schema_accepts_the_classifier_reads(data, where, step):
+    """Any value at any key the report reads: either the schema refuses it with a message that
+    quotes no value (keys are property paths: those it may name), or the report is built and
+    rendered without an error: the schema covers everything the classifier relies on."""
+    value = data.draw(NEAR[where] | JSON if where in NEAR else JSON)
+    doc = fixture("config-change.json")
+    if where in STEP_KEYS:
+        doc["steps"][step][where] = value
+    else:
+        doc[where] = value
+    try:
+        checked = parse_preview(json.dumps(doc), "x.json")
+    except DriftInputError as e:
+        assert str(e).startswith("x.json: ") and str(e).endswith(
+            "expected the output of `pulumi preview --json`")
+        assert CANARY not in str(e) and "another shape" not in str(e)
+        return
+    report = build_report(checked, events("config-change.events.jsonl"))
+    assert report.exit_code in (0, 1, 7)
+    assert render_markdown(report).endswith(f"Exit status: {report.exit_code}.\n")
+    assert json.loads(render_json(report))["exit_code"] == report.exit_code
 
 
 def test_cli_truncated_preview_missing_and_directory_inputs(tmp_path):
     result = run_report(str(FIXTURES / "malformed.json"))
     assert result.exit_code == 1
-    assert result.output.startswith(f"error: {FIXTURES / 'malformed.json'}: not JSON (line ")
-    assert "truncated" in result.output
+    with pytest.raises(json.JSONDecodeError) as cut:
+        json.loads((FIXTURES / "malformed.json").read_text())
+    assert result.output == (
+        f"error: {FIXTURES / 'malformed.json'}: not JSON (line {cut.value.lineno}, column "
+        f"{cut.value.colno}: {cut.value.msg}); expected the output of `pulumi preview --json`, "
+        "complete (a preview that was cut off leaves a truncated document)\n")
     missing = tmp_path / "nope.json"
     assert run_report(str(missing)).output == f"error: {missing}: no such file\n"
     assert run_report(str(tmp_path)).output == f"error: {tmp_path}: is a directory, expected a file\n"
@@ -513,12 +627,15 @@ def test_drift_runs_refresh_preview_with_the_policy_pack(fake_pulumi):
         ("api-secrets", "drift", "changed outside Pulumi (refresh found it)"),
     ]
     assert [v["policy"] for v in data["policy_violations"]] == ["secret-rotation-schedule"]
+    assert data == build_report(fixture("drift.json"), events("drift.events.jsonl")).as_dict()
 
 
 def test_drift_only_rotations_exit_0_although_pulumi_says_7(fake_pulumi):
     result, _, _ = fake_pulumi("rotated-secret.json", "rotated-secret.events.jsonl", 7)
     assert result.exit_code == 0
-    assert "**No drift.** Only secrets rotated outside Pulumi, as expected." in result.output
+    # the events came through the Automation API's on_event: the same report as from the log
+    assert result.output == render_markdown(build_report(fixture("rotated-secret.json"),
+                                                         events("rotated-secret.events.jsonl")))
 
 
 def test_drift_no_changes(fake_pulumi):
@@ -526,7 +643,7 @@ def test_drift_no_changes(fake_pulumi):
                                             "--no-policy")
     assert result.exit_code == 0
     assert "--policy-pack" not in recorded["args"]
-    assert "**No drift.** The stack matches the code." in result.output
+    assert result.output == render_markdown(build_report(fixture("no-changes.json")))
 
 
 def test_drift_reports_a_failed_preview(fake_pulumi):
@@ -547,3 +664,14 @@ def test_drift_checks_its_inputs_before_running_pulumi(tmp_path):
     result = CliRunner().invoke(drift_command, [
         "--stack", "prod", "--project-dir", str(project), "--policy-pack-config", "nope.json"])
     assert result.output == "error: nope.json: no such policy config file\n"
+
+
+def test_the_library_classifies_and_only_the_drift_commands_render():
+    from tests.test_architecture import imported_modules
+
+    renderers = {str(p.relative_to(REPO)) for p in (REPO / "configplane").rglob("*.py")
+                 if "configplane.commands.drift_render" in imported_modules(p)}
+    assert renderers == {"configplane/commands/drift.py", "configplane/commands/drift_report.py"}
+    for library in ("drift.py", "drift_input.py", "pulumi_paths.py"):
+        imported = imported_modules(REPO / "configplane" / library)
+        assert not {m for m in imported if m.startswith(("configplane.commands", "click"))}, library

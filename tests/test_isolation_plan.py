@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +18,8 @@ from hypothesis import strategies as st
 
 from configplane.plan import run_plan
 from tests.catalog_compat import edit_stack
-from tests.conftest import PROJECT_DIRS, PROJECT_FILES, REPO, STACKS
+from tests.conftest import REPO, STACKS
+from tests.projects import copy_project
 
 SECRET_STORE = "kubernetes:external-secrets.io/v1:SecretStore"
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
@@ -174,16 +173,6 @@ def test_the_oracle_sees_a_spanning_identity():
                        "arn:aws:secretsmanager:eu-west-1:1:secret:configplane/prod/web/X-abcdef")
 
 
-def project_copy(tmp: Path) -> Path:
-    target = tmp / "project"
-    target.mkdir()
-    for name in PROJECT_FILES:
-        shutil.copy(REPO / name, target / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
 secret_kinds = st.lists(st.sampled_from(["vault-generated", "aws-generated", "vault-ref",
                                          "aws-ref", "aws-rotated"]), min_size=1, max_size=3)
 
@@ -192,7 +181,7 @@ secret_kinds = st.lists(st.sampled_from(["vault-generated", "aws-generated", "va
 @given(st.dictionaries(st.from_regex(r"svc[a-z]{1,4}", fullmatch=True), secret_kinds,
                        min_size=2, max_size=3))
 def test_generated_fleets_have_no_spanning_identity(tmp_path_factory, fleet):
-    project = project_copy(tmp_path_factory.mktemp("fleet"))
+    project = copy_project(tmp_path_factory.mktemp("fleet") / "project")
 
     def add_fleet(config: dict) -> None:
         services = config["configplane:services"]

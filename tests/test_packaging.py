@@ -53,3 +53,17 @@ def test_the_installed_cli_validates_the_sample_project(installed, tmp_path):
     done = _run(installed, tmp_path, "-m", "configplane", "validate", "--stack", "dev",
                 "--project-dir", str(REPO))
     assert (done.returncode, done.stdout) == (0, "stack dev: configuration is valid\n"), done.stderr
+
+
+def test_the_installed_cli_reads_a_preview_with_its_packaged_schema(installed, tmp_path):
+    # the preview schema is package data: drift-report checks a document outside the checkout
+    fixtures = REPO / "tests" / "fixtures" / "preview"
+    done = _run(installed, tmp_path, "-m", "configplane", "drift-report",
+                str(fixtures / "no-changes.json"), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"steps": {}}')
+    refused = _run(installed, tmp_path, "-m", "configplane", "drift-report", str(bad))
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (f"error: {bad}: steps: expected a list of steps; expected the "
+                              "output of `pulumi preview --json`\n")

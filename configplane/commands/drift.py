@@ -11,15 +11,10 @@ from typing import Any
 import click
 
 from configplane.cliutil import UserError, protect_stack
+from configplane.commands.drift_render import render
 from configplane.commands.drift_report import REPORT_FORMAT_OPTION, show
-from configplane.drift import (
-    EXIT_DRIFT,
-    EXIT_OK,
-    DriftInputError,
-    build_report,
-    parse_preview,
-    render,
-)
+from configplane.drift import EXIT_DRIFT, EXIT_OK, build_report
+from configplane.drift_input import DriftInputError, parse_preview
 
 INSTALL_HINT = (
     "the Pulumi CLI is not installed: no `pulumi` on PATH. `configplane drift` runs "

@@ -8,15 +8,9 @@ from pathlib import Path
 import click
 
 from configplane.cliutil import UserError
-from configplane.drift import (
-    EXIT_ERROR,
-    DriftInputError,
-    DriftReport,
-    build_report,
-    parse_events,
-    parse_preview,
-    render,
-)
+from configplane.commands.drift_render import render
+from configplane.drift import EXIT_ERROR, DriftReport, build_report
+from configplane.drift_input import DriftInputError, parse_events, parse_preview
 
 REPORT_FORMAT_OPTION = click.option(
     "--format",

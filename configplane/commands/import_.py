@@ -69,7 +69,7 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
         written = write_import(project_dir, plan) if write else []
     except ImportProblem as exc:
         raise UserError(str(exc)) from None
-    document = plan.to_json(project_dir)
+    document = plan.as_dict(project_dir)
     document["written"] = written
     emit(document, fmt, render_text)
 

@@ -3,7 +3,6 @@ so the output and error boundary is the real one), canaries and projects to plan
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from configplane.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
-                 "__main__.py")
-PROJECT_DIRS = ("components", "schemas", "lambdas", "services")
+from tests.projects import copy_project
 
 
 @dataclass(frozen=True)
@@ -39,26 +34,10 @@ def cli(*args: str, input: str | bytes | None = None) -> Run:
     return Run(tuple(args), result.exit_code, result.stdout, result.stderr)
 
 
-def copy_project(target: Path, *, policies: bool = False) -> Path:
-    target.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        shutil.copy(REPO / name, target / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    if policies:
-        (target / "policies").symlink_to(REPO / "policies")
-    return target
-
-
 def edit_yaml(path: Path, change) -> None:
     document = yaml.safe_load(path.read_text())
     change(document)
     path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
-
-
-def files_text(folder: Path) -> str:
-    return "\n".join(p.read_bytes().decode("utf-8", "replace")
-                     for p in sorted(folder.rglob("*")) if p.is_file())
 
 
 def assert_clean(run: Run, canaries: list[str], *, codes: tuple[int, ...] = (0, 1)) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from configplane.analyzer import PolicyPackError, PolicyPackSession
 from configplane.cliutil import RedactingStream, boundary, protect
-from tests.security.conftest import REPO, assert_clean, cli, copy_project
+from tests.projects import REPO, copy_project
+from tests.security.conftest import assert_clean, cli
 
 SECRET = "Qm7-canary-0b9a8c7d-value"
 

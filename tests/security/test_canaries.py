@@ -25,14 +25,8 @@ from configplane.commands.plan import write_out
 from configplane.plan import PlanMocks, run_plan
 from configplane.redaction import Redactor
 from tests.catalog_compat import edit_project, edit_stack
-from tests.security.conftest import (
-    REPO,
-    assert_clean,
-    cli,
-    copy_project,
-    edit_yaml,
-    files_text,
-)
+from tests.projects import REPO, copy_project, files_text
+from tests.security.conftest import assert_clean, cli, edit_yaml
 
 
 def _core(n: int) -> str:

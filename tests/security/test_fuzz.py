@@ -29,7 +29,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.security.conftest import REPO, assert_clean, cli, copy_project, files_text
+from tests.projects import REPO, copy_project, files_text
+from tests.security.conftest import assert_clean, cli
 
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture,

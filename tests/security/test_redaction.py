@@ -22,7 +22,8 @@ from configplane.redaction import (
     url_userinfo,
 )
 from tests.catalog_compat import edit_stack
-from tests.security.conftest import cli, copy_project, edit_yaml
+from tests.projects import copy_project
+from tests.security.conftest import cli, edit_yaml
 
 DB_URL = "postgres://api:Sup3r-S3cret-pw@db.internal:5432/shop"
 
@@ -152,7 +153,7 @@ def test_explain_does_not_call_plaintext_under_secure_encrypted(tmp_path):
 def test_the_program_can_load_the_detector_validate_uses():
     """load_stack runs the pack's detector inside the Pulumi program too: the program's
     requirements pin what the pack pins."""
-    from tests.security.conftest import REPO
+    from tests.projects import REPO
 
     def pins(path):
         return {line.split("==")[0]: line.split("==")[1] for line in

@@ -14,7 +14,8 @@ import pytest
 from configplane.plan import _run_program, plan_config
 from configplane.stackfiles import read_stack_files
 from tests.catalog_compat import catalog_file, edit_project, edit_stack
-from tests.security.conftest import assert_clean, cli, copy_project
+from tests.projects import copy_project
+from tests.security.conftest import assert_clean, cli
 
 SECRET = "Zx9-canary-4f1e2d3c-value"
 

@@ -1,0 +1,33 @@
+"""The sample project as tests use it: one way to copy it where a test may break it, and one
+way to read back every file a command left in it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# What `pulumi preview` and the offline plan need of the project: the Pulumi files, the program
+# and what it imports beside it, the schemas and the service catalog.
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
+                 "__main__.py")
+PROJECT_DIRS = ("components", "schemas", "lambdas", "services")
+
+
+def copy_project(target: Path, *, policies: bool = False) -> Path:
+    """Copy the project to `target` (which must not exist yet); with `policies`, the pack is
+    linked in (read-only use: the pack is never edited through a copy)."""
+    target.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        shutil.copy(REPO / name, target / name)
+    for name in PROJECT_DIRS:
+        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    if policies:
+        (target / "policies").symlink_to(REPO / "policies")
+    return target
+
+
+def files_text(folder: Path) -> str:
+    """The text of every file under `folder`, in path order (undecodable bytes replaced)."""
+    return "\n".join(p.read_bytes().decode("utf-8", "replace")
+                     for p in sorted(folder.rglob("*")) if p.is_file())
