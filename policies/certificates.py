@@ -13,29 +13,28 @@ from __future__ import annotations
 
 import re
 
+from contract import DNS_LABEL, PKI_POLICY_SUFFIX
 from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
 from packlib import (
     UNKNOWN,
     Reporter,
     config_schema,
     environment,
+    for_types,
     plain,
     resource_label,
 )
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from resource_types import CERTIFICATE, ISSUERS, PKI_ROLE, VAULT_POLICY
 
-CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
-ISSUERS = ("kubernetes:cert-manager.io/v1:Issuer", "kubernetes:cert-manager.io/v1:ClusterIssuer")
-PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
-VAULT_POLICY = "vault:index/policy:Policy"
 CERT_MANAGER_DEFAULT_DURATION = 90 * 24 * 3600  # cert-manager's default when unset
-DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SIGN_CAPABILITIES = {"create", "update"}
 
 
 # --- certificate-lifetime ---------------------------------------------------------------------
 
 
+@for_types(PKI_ROLE, CERTIFICATE)
 def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     cfg = args.get_config()
     report = Reporter("certificate-lifetime", cfg, report_violation)
@@ -54,7 +53,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
                    "than this environment allows, whatever the Certificate asks for. Fix: set "
                    f"platform.pki.leaf_max_ttl to {human(limit)} or less.")
         return
-    if args.resource_type != CERTIFICATE or props.get("spec") is UNKNOWN:
+    if props.get("spec") is UNKNOWN:  # a CERTIFICATE
         return
     spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
     raw = spec.get("duration")
@@ -94,6 +93,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
 # --- certificate-private-key -----------------------------------------------------------------
 
 
+@for_types(PKI_ROLE, CERTIFICATE)
 def certificate_private_key(args: ResourceValidationArgs,
                             report_violation: ReportViolation) -> None:
     cfg = args.get_config()
@@ -114,8 +114,6 @@ def certificate_private_key(args: ResourceValidationArgs,
             report(args.name, f"{label}: key_bits {int(bits)} for {key_type}; at least "
                    f"{floors[algorithm]} required. Why: weaker keys can be broken. Fix: raise "
                    "key_bits.")
-        return
-    if args.resource_type != CERTIFICATE:
         return
     spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
     if props.get("spec") is UNKNOWN or spec.get("privateKey") is UNKNOWN:
@@ -145,6 +143,7 @@ def certificate_private_key(args: ResourceValidationArgs,
 # --- certificate-names -------------------------------------------------------------------------
 
 
+@for_types(CERTIFICATE, PKI_ROLE)
 def certificate_names(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     cfg = args.get_config()
     report = Reporter("certificate-names", cfg, report_violation)
@@ -162,8 +161,6 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
                 report(args.name, f"{label}: `{name}` is a wildcard name. Why: its key would "
                        "impersonate every name below it, and it is forbidden in this "
                        "environment. Fix: list each name in tls.extra_dns_names.")
-        return
-    if args.resource_type != PKI_ROLE:
         return
     for flag, why in (
         ("allowAnyName", "it signs any name at all"),
@@ -190,6 +187,7 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
 # --- pki-least-privilege ----------------------------------------------------------------------
 
 
+@for_types(ISSUERS, VAULT_POLICY)
 def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     cfg = args.get_config()
     report = Reporter("pki-least-privilege", cfg, report_violation)
@@ -199,9 +197,7 @@ def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
     if args.resource_type in ISSUERS:
         _check_issuer(args.name, label, args.resource_type, props, report)
         return
-    if args.resource_type != VAULT_POLICY:
-        return
-    owned = owned_policy_rules(args.name, label, props, env, "-pki", report)
+    owned = owned_policy_rules(args.name, label, props, env, PKI_POLICY_SUFFIX, report)
     if owned is None:
         return
     service, rules = owned

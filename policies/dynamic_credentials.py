@@ -15,12 +15,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from contract import DATABASE_POLICY_SUFFIX, DNS_LABEL
 from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
 from packlib import (
     UNKNOWN,
     Reporter,
     config_schema,
     environment,
+    for_types,
     get,
     plain,
     resource_label,
@@ -32,13 +34,9 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from resource_types import DB_ROLE, EXTERNAL_SECRETS, VAULT_MOUNT, VAULT_POLICY
+from resource_types import VAULT_DYNAMIC_SECRET as GENERATOR
 
-DB_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
-VAULT_MOUNT = "vault:index/mount:Mount"
-VAULT_POLICY = "vault:index/policy:Policy"
-GENERATOR = "kubernetes:generators.external-secrets.io/v1alpha1:VaultDynamicSecret"
-EXTERNAL_SECRETS = ("kubernetes:external-secrets.io/v1:ExternalSecret",
-                    "kubernetes:external-secrets.io/v1beta1:ExternalSecret")
 # = configplane.dynamic_credentials.FORBIDDEN_ROLE_ATTRIBUTES (a test pins the copy)
 FORBIDDEN_ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION", "BYPASSRLS")
 # Predefined roles whose membership reaches beyond granted tables (PostgreSQL, RDS, Cloud SQL,
@@ -46,7 +44,6 @@ FORBIDDEN_ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION
 PRIVILEGED_ROLES = re.compile(r"^(pg_\w+|rds_superuser|rds_replication|rdsadmin|"
                               r"cloudsqlsuperuser|azure_pg_admin|postgres)$", re.IGNORECASE)
 ESO_DEFAULT_REFRESH = 3600.0  # ESO's refreshInterval when unset
-DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
 def forbidden_attributes(statement: str) -> list[str]:
@@ -57,6 +54,7 @@ def forbidden_attributes(statement: str) -> list[str]:
 # --- dynamic-credential-ttl -------------------------------------------------------------------
 
 
+@for_types(VAULT_MOUNT, DB_ROLE)
 def dynamic_credential_ttl(args: ResourceValidationArgs,
                            report_violation: ReportViolation) -> None:
     cfg = args.get_config()
@@ -73,8 +71,6 @@ def dynamic_credential_ttl(args: ResourceValidationArgs,
             report(args.name, f"{label}: max_lease_ttl_seconds is {shown}; at most "
                    f"{human(cap_max)} here. Why: the mount caps every login it issues. Fix: "
                    f"set platform.database.max_ttl to {human(cap_max)} or less.")
-        return
-    if args.resource_type != DB_ROLE:
         return
     default, maximum = props.get("defaultTtl"), props.get("maxTtl")
     if default is UNKNOWN or maximum is UNKNOWN:
@@ -98,10 +94,9 @@ def dynamic_credential_ttl(args: ResourceValidationArgs,
 # --- dynamic-credential-statements ------------------------------------------------------------
 
 
+@for_types(DB_ROLE)
 def dynamic_credential_statements(args: ResourceValidationArgs,
                                   report_violation: ReportViolation) -> None:
-    if args.resource_type != DB_ROLE:
-        return
     cfg = args.get_config()
     report = Reporter("dynamic-credential-statements", cfg, report_violation)
     props = plain(args.props)
@@ -246,6 +241,7 @@ def _ttl_of(generator: dict | None, roles: dict, mounts: dict) -> Any:
 # --- database-creds-least-privilege -----------------------------------------------------------
 
 
+@for_types(GENERATOR, VAULT_POLICY)
 def database_creds_least_privilege(args: ResourceValidationArgs,
                                    report_violation: ReportViolation) -> None:
     cfg = args.get_config()
@@ -271,9 +267,7 @@ def database_creds_least_privilege(args: ResourceValidationArgs,
                    "generator must sign in as an account of its own namespace. Fix: remove "
                    "serviceAccountRef.namespace.")
         return
-    if args.resource_type != VAULT_POLICY:
-        return
-    owned = owned_policy_rules(args.name, label, props, env, "-database", report)
+    owned = owned_policy_rules(args.name, label, props, env, DATABASE_POLICY_SUFFIX, report)
     if owned is None:
         return
     service, rules = owned

@@ -17,15 +17,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from packlib import UNKNOWN, Reporter, get, kustomize_hash, plain, resource_label
+from contract import FLAGS_SCHEMA, RELOADER_ANNOTATIONS, SCHEMA_ANNOTATION
+from packlib import UNKNOWN, Reporter, for_types, get, kustomize_hash, plain, resource_label
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 from referencing import Registry, Resource
+from resource_types import CONFIGMAP
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
-SCHEMA_ANNOTATION = "configplane.io/schema"
-FLAGS_SCHEMA = "flags"
-RELOADER_ANNOTATIONS = ("reloader.stakater.com/match", "reloader.stakater.com/auto")
 
 
 @cache
@@ -46,9 +44,8 @@ def is_flags_configmap(props: Any) -> bool:
     return get(props, "metadata", "annotations", SCHEMA_ANNOTATION) == FLAGS_SCHEMA
 
 
+@for_types(CONFIGMAP)
 def flags_configmap_live(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONFIGMAP:
-        return
     props = plain(args.props)
     if not is_flags_configmap(props):
         return

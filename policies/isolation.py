@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import refs
+from contract import IRSA_ROLE_ANNOTATION as ROLE_ARN_ANNOTATION
+from contract import SERVICE_LABEL as NAME_LABEL
 from packlib import (
+    ENVIRONMENT_PROPERTY,
     UNKNOWN,
     PolicyParseError,
     as_list,
@@ -43,22 +46,21 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from resource_types import ESO_PREFIX as ESO
+from resource_types import (
+    IAM_ATTACHMENTS,
+    IAM_POLICY,
+    IAM_ROLE,
+    IAM_ROLE_POLICY,
+    SERVICE_ACCOUNT,
+    SM_SECRET,
+    VAULT_K8S_ROLE,
+    VAULT_POLICY,
+)
 
-ESO = "kubernetes:external-secrets.io/"
 SECRET_STORE = "SecretStore"
 CLUSTER_SECRET_STORE = "ClusterSecretStore"
 EXTERNAL_SECRET = "ExternalSecret"
-SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
-VAULT_POLICY = "vault:index/policy:Policy"
-VAULT_K8S_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
-IAM_ROLE = "aws:iam/role:Role"
-IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-IAM_POLICY = "aws:iam/policy:Policy"
-IAM_ATTACHMENTS = ("aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-                   "aws:iam/policyAttachment:PolicyAttachment")
-SM_SECRET = "aws:secretsmanager/secret:Secret"
-NAME_LABEL = "app.kubernetes.io/name"
-ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 EVERY = "*"  # "every service": a glob that is not limited to one service
 KV_KINDS = {"data", "metadata", "subkeys", "delete", "undelete", "destroy"}
 SECRET_READ_ACTIONS = {"secretsmanager:getsecretvalue", "secretsmanager:batchgetsecretvalue"}
@@ -611,8 +613,7 @@ IDENTITY_SCHEMA = {
               "properties": {"identity": {"type": "string", "minLength": 1},
                              "reason": {"type": "string", "minLength": 10}}},
 }
-ENVIRONMENT = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
-               "description": "The stack's environment; default: the stack name."}
+ENVIRONMENT = ENVIRONMENT_PROPERTY
 
 POLICIES = [
     StackValidationPolicy(
