@@ -29,6 +29,8 @@ from configplane.flags import check_flags, render_flags
 from configplane.hashing import configmap_hash
 from configplane.layering import Layer, Origin, Resolved, dotted, resolve
 from configplane.model import Platform, SecretSpec, Service, StackDocument
+from configplane.schema_messages import drop_required, error_path
+from configplane.schema_messages import program_message as _schema_message
 from configplane.schemacheck import FAST
 from configplane.schemafiles import SchemaFileError
 from configplane.schemafiles import load_validator as _validator
@@ -331,15 +333,6 @@ def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.Validati
         yield error
 
 
-def error_path(error: jsonschema.ValidationError) -> list[str]:
-    """The key path of an error; an unknown key is reported at the key itself."""
-    path = [str(p) for p in error.absolute_path]
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        path += extra[:1]
-    return path
-
-
 _CONFIG_VALIDATORS: dict[tuple[int, frozenset[str]], tuple[Any, Any]] = {}
 
 
@@ -352,29 +345,9 @@ def _config_validator(app: Any, delivered: frozenset[str]) -> Any:
         return app
     cache_key = (id(app), frozenset(drop & set(schema["required"])))
     if cache_key not in _CONFIG_VALIDATORS:  # validators are not hashable; `app` is kept alive
-        pruned = {**schema, "required": [k for k in schema["required"] if k not in drop]}
+        pruned = drop_required(schema, drop)
         _CONFIG_VALIDATORS[cache_key] = (app, type(app)(pruned, format_checker=app.FORMAT_CHECKER))
     return _CONFIG_VALIDATORS[cache_key][1]
-
-
-def _schema_message(error: jsonschema.ValidationError) -> str:
-    # Never echo the offending value: it could be a secret pasted into the wrong key.
-    if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        known = ", ".join(sorted(error.schema.get("properties", {})))
-        return f"unknown key(s) {', '.join(extra)}. Fix: remove or rename; known keys: {known}."
-    if error.validator == "required":
-        return f"{error.message}. Fix: add it."
-    if error.validator in ("enum", "const"):
-        allowed = error.validator_value if error.validator == "enum" else [error.validator_value]
-        return f"value not allowed. Fix: use one of {', '.join(map(str, allowed))}."
-    if error.validator == "type":
-        return f"wrong type. Fix: use a value of type {error.validator_value}."
-    if error.validator == "pattern":
-        return f"value does not match pattern {error.validator_value}. Fix: correct the value."
-    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"value out of range ({error.validator} {error.validator_value}). Fix: adjust it."
-    return f"{error.validator} {error.validator_value!r} not satisfied. Fix: correct the value."
 
 
 class _ServiceChecker:

@@ -37,6 +37,7 @@ from packlib import (
 from plaintext_secrets import decoded
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 from resource_types import CONFIGMAP
+from schema_messages import deepest, drop_required, pack_message
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"  # a symlink to the project's schemas/
 
@@ -98,31 +99,10 @@ def configmap_hygiene(args: ResourceValidationArgs, report_violation: ReportViol
 def _schema_validator(name: str) -> Any:
     schema = json.loads((SCHEMAS_DIR / f"{name}.schema.json").read_text())
     # Keys an app schema takes from secrets reach the pod from its Secret, not the ConfigMap.
-    secret_keys = set(schema.get(SCHEMA_SECRET_KEYS, []))
-    if secret_keys and "required" in schema:
-        schema["required"] = [k for k in schema["required"] if k not in secret_keys]
+    schema = drop_required(schema, schema.get(SCHEMA_SECRET_KEYS, []))
     cls = jsonschema.validators.validator_for(schema)
     # flags.schema.json is a $ref to flagd's own schema, vendored under schemas/vendor
     return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=vendored_registry())
-
-
-def _schema_error(error: jsonschema.ValidationError, prefix: str) -> str:
-    """Where and what, never the offending value (it could be a pasted secret)."""
-    path = ".".join(str(p) for p in error.absolute_path)
-    where = f"{prefix}.{path}" if path else prefix
-    kind = error.validator
-    if "propertyNames" in error.absolute_schema_path:  # the instance is a key: safe to name
-        return f"{where}: key {json.dumps(error.instance)}: {kind} " \
-               f"{json.dumps(error.validator_value)} not satisfied"
-    if kind == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"{where}: unknown key(s) {', '.join(extra)}"
-    if kind == "required":
-        return f"{where}: {error.message}"
-    if kind in ("type", "enum", "const", "pattern", "format", "minimum", "maximum",
-                "minLength", "maxLength", "exclusiveMinimum", "exclusiveMaximum"):
-        return f"{where}: {kind} {json.dumps(error.validator_value)} not satisfied"
-    return f"{where}: {kind} not satisfied"
 
 
 def _typed(data: dict[str, str], validator: Any) -> dict[str, Any]:
@@ -175,7 +155,7 @@ def configmap_schema(args: ResourceValidationArgs, report_violation: ReportViola
     if schema == FLAGS_SCHEMA:
         problems = _flags_problems(data, validator)
     else:
-        problems = [_schema_error(e, "data") for e in validator.iter_errors(_typed(data, validator))]
+        problems = [pack_message(e, "data") for e in validator.iter_errors(_typed(data, validator))]
         problems += [f"data.{key}: comes from the service's Secret, never its ConfigMap"
                      for key in sorted(set(data) & set(validator.schema.get(SCHEMA_SECRET_KEYS, [])))]
     if problems:
@@ -183,17 +163,6 @@ def configmap_schema(args: ResourceValidationArgs, report_violation: ReportViola
                "Why: the service would start with configuration it does not understand. Fix: "
                "correct the service's config in the stack file (`configplane validate` shows "
                "the file and key).")
-
-
-def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """flagd's schemas nest anyOf deeply: report the branch error that got furthest in."""
-    best, stack = error, [error]
-    while stack:
-        node = stack.pop()
-        if len(node.absolute_path) > len(best.absolute_path):
-            best = node
-        stack.extend(reversed(node.context or []))
-    return best
 
 
 def _flags_problems(data: dict[str, str], validator: Any) -> list[str]:
@@ -205,7 +174,7 @@ def _flags_problems(data: dict[str, str], validator: Any) -> list[str]:
         document = json.loads(data[FLAGS_DATA_KEY])
     except json.JSONDecodeError as e:
         return problems + [f"data.{FLAGS_DATA_KEY}: not valid JSON (line {e.lineno})"]
-    problems += [_schema_error(_deepest(e), f"data.{FLAGS_DATA_KEY}") + " (flagd's schema)"
+    problems += [pack_message(deepest(e), f"data.{FLAGS_DATA_KEY}") + " (flagd's schema)"
                  for e in validator.iter_errors(document)]
     flags = document.get("flags") if isinstance(document, dict) else None
     for flag, spec in (flags or {}).items() if isinstance(flags, dict) else ():
