@@ -16,10 +16,11 @@ import configmaps
 import dynamic_credentials
 import environment
 import flags_live
-import isolation
+import identities
 import lambda_hardening
 import plaintext_secrets
 import rotation
+import secret_stores
 import vault
 from pulumi_policy import EnforcementLevel, PolicyPack
 
@@ -34,7 +35,8 @@ PolicyPack(
         *environment.POLICIES,
         *lambda_hardening.POLICIES,
         *aws_iam.POLICIES,
-        *isolation.POLICIES,
+        *secret_stores.POLICIES,
+        *identities.POLICIES,
         *certificates.POLICIES,
         *dynamic_credentials.POLICIES,
         *flags_live.POLICIES,
