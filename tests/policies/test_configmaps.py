@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from tests.policies.builders import BOOL_FLAG, configmap, flags_data, labels, resource
-
-
-def only(policy: str, violations):
-    return [v for v in violations if v[0] == policy]
+from tests.policies.builders import BOOL_FLAG, configmap, flags_data, labels, only, resource
 
 
 def test_configmap_hygiene(prod):

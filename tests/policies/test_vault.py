@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.policies.builders import read_rules, resource, vault_policy, vault_role
-
-
-def only(policy: str, violations):
-    return [v for v in violations if v[0] == policy]
+from tests.policies.builders import only, read_rules, resource, vault_policy, vault_role
 
 
 def rule(path: str, *caps: str) -> str:

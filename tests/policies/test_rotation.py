@@ -1,27 +1,18 @@
-"""Secrets Manager rotation and encryption, the rotation Lambda, IAM."""
+"""secrets-manager-rotation: rotation schedule, rotation Lambda and permission, encryption
+and recovery window of Secrets Manager secrets (policies/rotation.py)."""
 
 from __future__ import annotations
 
-import json
-
 from configplane.analyzer import UNKNOWN, AnalyzedResource
 from tests.policies.builders import (
-    CANARY,
-    allow,
-    iam_policy,
     kms_key,
-    lambda_function,
+    only,
     permission,
     resource,
     rotation,
-    sm_arn,
     sm_secret,
 )
 from tests.policies.conftest import found
-
-
-def only(policy: str, violations):
-    return [v for v in violations if v[0] == policy]
 
 
 def rotation_stack() -> list[AnalyzedResource]:
@@ -168,114 +159,3 @@ def test_reviewed_exceptions(custom):
                           for text in (SLOW, NO_LAMBDA, NO_PERMISSION)]
     assert "info: secrets-manager-rotation: unrotated: waived by SEC-1 until 2999-12-31" \
         in report.logs
-
-
-def test_rotation_lambda_hardening(prod):
-    resources = [
-        lambda_function("good-fn"),
-        lambda_function("old-fn", runtime="python3.8", timeout=900,
-                        variables={"DB_PASSWORD": f"Zq8{CANARY}x", "LOG_LEVEL": "INFO"}),
-        lambda_function("image-fn", runtime=None, timeout=None),  # property missing
-        permission("good-perm"),
-        permission("no-source", source_account=None),
-        permission("other-account", source_account="444444444444"),
-        permission("public", principal="*"),
-        permission("s3-perm", principal="s3.amazonaws.com", source_account=None),
-        permission("s3-scoped", principal="s3.amazonaws.com", source_account=None,
-                   sourceArn="arn:aws:s3:::shop-prod-uploads"),
-        permission("wide-action", action="lambda:*"),
-        permission("no-principal", principal=None),  # property missing
-    ]
-    runtime_why = ("Why: other runtimes are deprecated or unreviewed and stop getting security "
-                   "patches. Fix: set runtime to one of the allowed.")
-    assert only("rotation-lambda-hardening", prod.violations(resources)) == [
-        ("rotation-lambda-hardening", name, "mandatory", text) for name, text in [
-            ("old-fn", 'Function "old-fn" has runtime "python3.8"; allowed: python3.12, '
-                       f"python3.13. {runtime_why}"),
-            ("old-fn", 'Function "old-fn" has a timeout of 900 s; at most 300 s allowed. Why: a '
-                       "hung rotation holds a database connection and delays the retry. Fix: "
-                       "lower timeout."),
-            ("old-fn", 'Function "old-fn": environment variable(s) DB_PASSWORD look like '
-                       "credentials. Why: a rotation function must read secrets from Secrets "
-                       "Manager, never carry them. Fix: pass ARNs, not values, and rotate the "
-                       "exposed ones."),
-            ("image-fn", 'Function "image-fn" has no runtime (a container image?); allowed: '
-                         f"python3.12, python3.13. {runtime_why}"),
-            ("no-source", 'Permission "no-source" lets Secrets Manager invoke the function '
-                          "without source_account. Why: any account's Secrets Manager could "
-                          "then call it (the confused-deputy problem). Fix: set source_account "
-                          "to this environment's account id."),
-            ("other-account", 'Permission "other-account": source_account 444444444444 is not '
-                              "this environment's account 333333333333. Fix: use 333333333333."),
-            ("public", 'Permission "public" lets any principal invoke the function. Fix: name '
-                       "the service principal (secretsmanager.amazonaws.com) and "
-                       "source_account."),
-            ("s3-perm", 'Permission "s3-perm" lets s3.amazonaws.com invoke the function without '
-                        "source_account or source_arn (confused deputy). Fix: set one of them."),
-            ("wide-action", 'Permission "wide-action" grants action "lambda:*". Why: a '
-                            "permission for a service should allow invoking the function and "
-                            "nothing else. Fix: use lambda:InvokeFunction."),
-        ]]
-
-
-def test_iam_least_privilege(prod):
-    secret = sm_arn("configplane/prod/api/DATABASE_PASSWORD")
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-        "Action": "sts:AssumeRole"}]}
-    public_trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
-    resources = [
-        iam_policy("good-policy",
-                   allow(["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], secret),
-                   allow("secretsmanager:GetRandomPassword", "*"),
-                   allow(["kms:Decrypt", "kms:GenerateDataKey"], "*", Condition={
-                       "StringEquals": {"kms:EncryptionContext:SecretARN": secret}}),
-                   {"Effect": "Deny", "Action": "*", "Resource": "*"}),
-        iam_policy("wide-policy",
-                   allow("secretsmanager:*", "*"),
-                   allow(["kms:Decrypt"], "*"),
-                   allow("iam:PassRole", "*"),
-                   {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}),
-        resource("aws:iam/role:Role", "lambda-role", {"assumeRolePolicy": json.dumps(trust)}),
-        resource("aws:iam/role:Role", "public-role", {
-            "assumeRolePolicy": json.dumps(public_trust),
-            "managedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}),
-        resource("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "admin-attachment", {
-            "role": "rotation", "policyArn": "arn:aws:iam::aws:policy/SecretsManagerReadWrite"}),
-        resource("aws:iam/rolePolicyAttachment:RolePolicyAttachment", "basic-attachment", {
-            "role": "rotation",
-            "policyArn": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}),
-        iam_policy("broken-policy", raw="{not json"),
-        resource("aws:iam/rolePolicy:RolePolicy", "no-document", {"role": "rotation"}),
-    ]
-    managed = ("Why: it grants far more than any configplane function needs. Fix: attach a "
-               "policy that names the secrets and keys used.")
-    wide = 'RolePolicy "wide-policy": policy statement'
-    assert only("iam-least-privilege", prod.violations(resources)) == [
-        ("iam-least-privilege", name, "mandatory", text) for name, text in [
-            ("wide-policy", f"{wide} 0: wildcard action(s) secretsmanager:*. Why: they grant "
-                            "every current and future action of the service. Fix: list the "
-                            "actions needed."),
-            ("wide-policy", f'{wide} 0: secretsmanager:* on every secret (Resource "*"). Why: '
-                            "the function could read or change any secret of the account. Fix: "
-                            "name the secrets' ARNs."),
-            ("wide-policy", f"{wide} 1: kms:Decrypt on every key without a Condition. Why: the "
-                            "function could decrypt anything encrypted with any key it may use. "
-                            "Fix: name the key, or add a condition such as "
-                            "kms:EncryptionContext:SecretARN."),
-            ("wide-policy", f"{wide} 2: iam:PassRole on every role. Why: it lets the holder hand "
-                            "any role to a service it controls. Fix: name the role's ARN."),
-            ("wide-policy", f"{wide} 3: Allow with NotAction/NotResource grants everything not "
-                            "listed. Fix: list the actions and resources granted."),
-            ("public-role", 'Role "public-role" attaches the AWS-managed policy '
-                            f"AdministratorAccess. {managed}"),
-            ("public-role", 'Role "public-role": assumeRolePolicy statement 0: anyone may assume '
-                            'the role (Principal "*"). Fix: name the service principal '
-                            "(lambda.amazonaws.com)."),
-            ("admin-attachment", 'RolePolicyAttachment "admin-attachment" attaches the '
-                                 f"AWS-managed policy SecretsManagerReadWrite. {managed}"),
-            ("broken-policy", 'RolePolicy "broken-policy": policy cannot be checked: not valid '
-                              "JSON (line 1). Fix: give a JSON policy document with a Statement "
-                              "list."),
-        ]]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from tests.policies.builders import resource
-
-
-def only(policy: str, violations):
-    return [v for v in violations if v[0] == policy]
+from tests.policies.builders import only, resource
 
 
 def isolation(label: str, path: str, other: str, env: str = "prod") -> str:
