@@ -18,6 +18,9 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 
 # --- environment-isolation ------------------------------------------------------------------------
 
+WHY_FIX_OTHER_ENVIRONMENT = (
+    "Why: one environment's resources must not reach another's secrets or workloads. Fix: use "
+    "this environment's names (the program derives them from platform.environment).")
 FREE_TEXT = {"description"}  # prose may mention other environments
 _DEVICE_PATH = re.compile(r"(?<![\w.-])/dev/")  # /dev/stdout is not the dev environment
 # The last label of a dotted name is a top-level domain or a file extension (flagd.dev,
@@ -40,9 +43,8 @@ def environment_isolation(args: ResourceValidationArgs, report_violation: Report
         named = sorted(others & words) + sorted({accounts[w] for w in words if w in accounts})
         for other in dict.fromkeys(named):
             report(args.name, f"{label}: {path} names environment {other} (its namespace, "
-                   f"Vault mount, account or ARN); this stack is {env}. Why: one environment's "
-                   "resources must not reach another's secrets or workloads. Fix: use this "
-                   f"environment's names (the program derives them from platform.environment).")
+                   f"Vault mount, account or ARN); this stack is {env}. "
+                   f"{WHY_FIX_OTHER_ENVIRONMENT}")
 
 
 POLICIES = [

@@ -26,6 +26,17 @@ from resource_types import CONFIGMAP
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 
 
+WHY_FIX_IMMUTABLE = (
+    "Why: flagd hot-reloads the mounted file only if the ConfigMap is updated in place; an "
+    "immutable one turns every flag flip into a redeploy. Fix: drop immutable (the program's "
+    "flags ConfigMap is mutable with a stable name).")
+WHY_FIX_RELOADER = ("Why: Reloader would restart every pod on each flag flip, which flagd "
+                    "applies live. Fix: remove the annotation from the flags ConfigMap.")
+WHY_FIX_HASHED_NAME = (
+    "Why: the name would change on every flag flip, so pods would need a new mount and a "
+    "restart. Fix: name it `<service>-flags` and update it in place.")
+
+
 @cache
 def vendored_registry() -> Registry:
     """Every vendored schema (schemas/vendor/**/*.json with an `$id`, test cases excluded)."""
@@ -52,17 +63,13 @@ def flags_configmap_live(args: ResourceValidationArgs, report_violation: ReportV
     report = Reporter("flags-configmap-live", args.get_config(), report_violation)
     label = resource_label(args.resource_type, args.name)
     if props.get("immutable") is True:
-        report(args.name, f"{label} holds flags but is immutable. Why: flagd hot-reloads the "
-               "mounted file only if the ConfigMap is updated in place; an immutable one "
-               "turns every flag flip into a redeploy. Fix: drop immutable (the program's "
-               "flags ConfigMap is mutable with a stable name).")
+        report(args.name, f"{label} holds flags but is immutable. {WHY_FIX_IMMUTABLE}")
     annotations = get(props, "metadata", "annotations", default={}) or {}
     if annotations is not UNKNOWN:
         reloading = [a for a in RELOADER_ANNOTATIONS if str(annotations.get(a)) == "true"]
         if reloading:
-            report(args.name, f"{label} holds flags but carries {', '.join(reloading)}. Why: "
-                   "Reloader would restart every pod on each flag flip, which flagd applies "
-                   "live. Fix: remove the annotation from the flags ConfigMap.")
+            report(args.name, f"{label} holds flags but carries {', '.join(reloading)}. "
+                   f"{WHY_FIX_RELOADER}")
     name = get(props, "metadata", "name")
     data = props.get("data") or {}
     binary = props.get("binaryData") or {}
@@ -71,9 +78,8 @@ def flags_configmap_live(args: ResourceValidationArgs, report_violation: ReportV
     if UNKNOWN in data.values() or UNKNOWN in binary.values():
         return
     if name.endswith(f"-{kustomize_hash(data, binary)}"):
-        report(args.name, f'{label}: its name "{name}" ends with the content hash. Why: the '
-               "name would change on every flag flip, so pods would need a new mount and a "
-               "restart. Fix: name it `<service>-flags` and update it in place.")
+        report(args.name, f'{label}: its name "{name}" ends with the content hash. '
+               f"{WHY_FIX_HASHED_NAME}")
 
 
 POLICIES = [
