@@ -34,6 +34,23 @@ from resource_types import VAULT_AUDIT, VAULT_K8S_ROLE, VAULT_MOUNT, VAULT_POLIC
 
 # --- vault-least-privilege ------------------------------------------------------------------------
 
+WHY_FIX_UNREADABLE = ("Why: an unreadable policy cannot be shown to grant least privilege. "
+                      "Fix: write it as HCL `path` blocks with `capabilities` lists.")
+WHY_FIX_SUDO = ("Why: sudo opens root-protected endpoints (policies, auth, audit) to the token. "
+                "Fix: remove sudo; operators use their own short-lived tokens.")
+WHY_FIX_ROOT_WILDCARD = ("Why: it reaches every secret of the mount, including other "
+                         "services'. Fix: name the service's own path "
+                         "(`<mount>/data/<service>/*`).")
+WHY_FIX_WRITES = ("Why: service policies only read; values are written by configplane "
+                  '(write-only) or runbooks. Fix: use capabilities = ["read"].')
+WHY_FIX_UNBOUND_ROLE = ("Why: any service account (in any namespace) could then log in with "
+                        "this role and read its secrets. Fix: bind the role to the service's "
+                        "own account and namespace.")
+WHY_FIX_ROOT_POLICY = ("Why: root can do anything in Vault. Fix: attach only the service's "
+                       "read policy.")
+WHY_FIX_NO_AUDIT = ("Why: without an audit log nobody can tell who read a secret. Fix: "
+                    "declare vault.Audit (the VaultEnvironment component does) with a file or "
+                    "socket device.")
 READ_CAPABILITIES = {"read", "list", "deny"}
 KV_SUBPATHS = {"data", "metadata", "delete", "undelete", "destroy", "subkeys", "config"}
 
@@ -74,9 +91,8 @@ def vault_least_privilege(args: ResourceValidationArgs, report_violation: Report
     try:
         rules = parse_vault_policy(str(props.get("policy") or ""))
     except PolicyParseError as e:
-        report(args.name, f"{label}: the policy text cannot be checked: {e}. Why: an unreadable "
-               "policy cannot be shown to grant least privilege. Fix: write it as HCL `path` "
-               "blocks with `capabilities` lists.", waivable=False)
+        report(args.name, f"{label}: the policy text cannot be checked: {e}. "
+               f"{WHY_FIX_UNREADABLE}", waivable=False)
         return
     service = None
     if name not in (cfg.get("platformPolicies") or []):
@@ -90,13 +106,10 @@ def vault_least_privilege(args: ResourceValidationArgs, report_violation: Report
     for path, caps in rules:
         where = f'{label}: path "{path}"'
         if "sudo" in caps:
-            report(args.name, f"{where} grants sudo. Why: sudo opens root-protected endpoints "
-                   "(policies, auth, audit) to the token. Fix: remove sudo; operators use "
-                   "their own short-lived tokens.", waivable=False)
+            report(args.name, f"{where} grants sudo. {WHY_FIX_SUDO}", waivable=False)
         if _root_wildcard(path):
-            report(args.name, f"{where} puts a wildcard at the mount's root. Why: it reaches "
-                   "every secret of the mount, including other services'. Fix: name the "
-                   "service's own path (`<mount>/data/<service>/*`).", waivable=False)
+            report(args.name, f"{where} puts a wildcard at the mount's root. "
+                   f"{WHY_FIX_ROOT_WILDCARD}", waivable=False)
         segments = path.split("/")
         if len(segments) > 1 and segments[1] in KV_SUBPATHS and not path.startswith(mount_prefix):
             report(args.name, f"{where} is a KV path outside this environment's mounts "
@@ -111,9 +124,7 @@ def vault_least_privilege(args: ResourceValidationArgs, report_violation: Report
                    f"the value under `{service}/` in Vault.")
         writes = sorted(set(caps) - READ_CAPABILITIES - {"sudo"})
         if writes:
-            report(args.name, f"{where} grants {', '.join(writes)}. Why: service policies "
-                   "only read; values are written by configplane (write-only) or runbooks. "
-                   'Fix: use capabilities = ["read"].')
+            report(args.name, f"{where} grants {', '.join(writes)}. {WHY_FIX_WRITES}")
 
 
 def _check_vault_role(name: str, label: str, props: dict, cfg: Any, report: Reporter) -> None:
@@ -122,13 +133,12 @@ def _check_vault_role(name: str, label: str, props: dict, cfg: Any, report: Repo
         if values is UNKNOWN:
             continue
         if not values or "*" in values:
-            report(name, f"{label}: {field} is empty or `*`. Why: any service account (in any "
-                   "namespace) could then log in with this role and read its secrets. Fix: "
-                   "bind the role to the service's own account and namespace.", waivable=False)
+            report(name, f"{label}: {field} is empty or `*`. {WHY_FIX_UNBOUND_ROLE}",
+                   waivable=False)
     policies = props.get("tokenPolicies")
     if isinstance(policies, list) and "root" in policies:
-        report(name, f"{label}: tokenPolicies includes root. Why: root can do anything in "
-               "Vault. Fix: attach only the service's read policy.", waivable=False)
+        report(name, f"{label}: tokenPolicies includes root. {WHY_FIX_ROOT_POLICY}",
+               waivable=False)
     ttl = props.get("tokenTtl")
     limit = cfg["maxTokenTtlSeconds"]
     if ttl is UNKNOWN:
@@ -149,9 +159,7 @@ def vault_audit_enabled(args: StackValidationArgs, report_violation: ReportViola
         if not audits:
             report_violation(
                 f"{resource_label(mount.resource_type, mount.name)} holds secrets but the "
-                "stack declares no vault.Audit device. Why: without an audit log nobody can "
-                "tell who read a secret. Fix: declare vault.Audit (the VaultEnvironment "
-                "component does) with a file or socket device.", mount.urn)
+                f"stack declares no vault.Audit device. {WHY_FIX_NO_AUDIT}", mount.urn)
 
 
 POLICIES = [
