@@ -39,6 +39,22 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 from resource_types import CONFIGMAP
 from schema_messages import deepest, drop_required, pack_message
 
+WHY_FIX_MUTABLE = ("Why: a mutable ConfigMap changes under running pods and cannot be rolled "
+                   "back by name. Fix: set immutable: true and give each content a new hashed "
+                   "name.")
+WHY_FIX_NO_NAME = ("Why: Pulumi would append a random suffix, not the content hash, so the name "
+                   "would not change with the content. Fix: name it "
+                   "`<base>-<kustomize hash of the data>`.")
+WHY_FIX_STALE_NAME = ("Why: immutable ConfigMaps roll forward by name; a stale suffix means "
+                      "changed data under an old name. Fix: derive the name from the data "
+                      "(kustomize's hash, as configplane's renderer does).")
+WHY_FIX_TOO_BIG = ("Why: Kubernetes rejects objects over 1 MiB and large ConfigMaps slow every "
+                   "watcher. Fix: move large content out of configuration.")
+WHY_FIX_LABELS = ("Why: they say which service, system and environment own it and that "
+                  "configplane manages it. Fix: add them (ServicePlan.labels).")
+WHY_FIX_SCHEMA = ("Why: the service would start with configuration it does not understand. "
+                  "Fix: correct the service's config in the stack file (`configplane validate` "
+                  "shows the file and key).")
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"  # a symlink to the project's schemas/
 
 # --- configmap-hygiene ----------------------------------------------------------------------------
@@ -52,9 +68,7 @@ def configmap_hygiene(args: ResourceValidationArgs, report_violation: ReportViol
     label = resource_label(args.resource_type, args.name)
     live = is_flags_configmap(props)  # flags-configmap-live: stable name, mutable
     if props.get("immutable") is not True and not live:
-        report(args.name, f"{label} is not immutable. Why: a mutable ConfigMap changes under "
-               "running pods and cannot be rolled back by name. Fix: set immutable: true and "
-               "give each content a new hashed name.")
+        report(args.name, f"{label} is not immutable. {WHY_FIX_MUTABLE}")
     if props.get("metadata") is UNKNOWN:
         return  # preview: name and labels are computed; checked again during `pulumi up`
     data = props.get("data") or {}
@@ -65,31 +79,25 @@ def configmap_hygiene(args: ResourceValidationArgs, report_violation: ReportViol
     elif UNKNOWN in (data, binary, name) or UNKNOWN in data.values() or UNKNOWN in binary.values():
         pass  # the hash needs every value: checked again during `pulumi up`
     elif not isinstance(name, str) or not name:
-        report(args.name, f"{label} has no metadata.name. Why: Pulumi would append a random "
-               "suffix, not the content hash, so the name would not change with the content. "
-               "Fix: name it `<base>-<kustomize hash of the data>`.")
+        report(args.name, f"{label} has no metadata.name. {WHY_FIX_NO_NAME}")
     else:
         expected = kustomize_hash(data, binary)
         if not name.endswith(f"-{expected}"):
             report(args.name, f'{label}: its name "{name}" does not end with the content hash '
-                   f'"-{expected}". Why: immutable ConfigMaps roll forward by name; a stale '
-                   "suffix means changed data under an old name. Fix: derive the name from the "
-                   "data (kustomize's hash, as configplane's renderer does).")
+                   f'"-{expected}". {WHY_FIX_STALE_NAME}')
     if data is not UNKNOWN and binary is not UNKNOWN:
         size = sum(len(str(k).encode()) + len(str(v).encode()) for k, v in data.items())
         size += sum(len(str(k).encode()) + len(decoded(v) or str(v)) for k, v in binary.items())
         limit = cfg["maxSizeBytes"]
         if size > limit:
             report(args.name, f"{label} holds {size} bytes of data; at most {num(limit)} "
-                   "allowed. Why: Kubernetes rejects objects over 1 MiB and large ConfigMaps "
-                   "slow every watcher. Fix: move large content out of configuration.")
+                   f"allowed. {WHY_FIX_TOO_BIG}")
     labels = get(props, "metadata", "labels", default={}) or {}
     if labels is not UNKNOWN:
         missing = [k for k in cfg["requiredLabels"] if not labels.get(k)]
         if missing:
-            report(args.name, f"{label} lacks the label(s) {', '.join(missing)}. Why: they say "
-                   "which service, system and environment own it and that configplane manages "
-                   "it. Fix: add them (ServicePlan.labels).")
+            report(args.name, f"{label} lacks the label(s) {', '.join(missing)}. "
+                   f"{WHY_FIX_LABELS}")
 
 
 # --- configmap-schema -----------------------------------------------------------------------------
@@ -159,10 +167,8 @@ def configmap_schema(args: ResourceValidationArgs, report_violation: ReportViola
         problems += [f"data.{key}: comes from the service's Secret, never its ConfigMap"
                      for key in sorted(set(data) & set(validator.schema.get(SCHEMA_SECRET_KEYS, [])))]
     if problems:
-        report(args.name, f"{label} does not satisfy schema {schema}: {'; '.join(sorted(problems))}. "
-               "Why: the service would start with configuration it does not understand. Fix: "
-               "correct the service's config in the stack file (`configplane validate` shows "
-               "the file and key).")
+        report(args.name, f"{label} does not satisfy schema {schema}: "
+               f"{'; '.join(sorted(problems))}. {WHY_FIX_SCHEMA}")
 
 
 def _flags_problems(data: dict[str, str], validator: Any) -> list[str]:
