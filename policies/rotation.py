@@ -11,6 +11,25 @@ from packlib import UNKNOWN, Reporter, config_schema, num, plain, resource_label
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
 from resource_types import KMS_ALIAS, KMS_KEY, LAMBDA_PERMISSION, SM_ROTATION, SM_SECRET
 
+WHY_FIX_UNROTATED = (
+    "Why: a credential that never rotates stays valid for as long as it is leaked. Fix: declare "
+    "an aws.secretsmanager.SecretRotation for it (the rotation component does this for every "
+    "secret with `rotation:` in the stack file).")
+WHY_FIX_NO_LAMBDA = ("Why: Secrets Manager cannot rotate without one. Fix: point it at the "
+                     "environment's rotation function.")
+WHY_FIX_NO_PERMISSION = (
+    "Why: the first rotation starts as soon as the rotation is created and fails if Secrets "
+    "Manager may not invoke the function yet. Fix: add depends_on=[permission].")
+WHY_FIX_AWS_MANAGED_KEY = (
+    "Why: this environment requires a customer-managed KMS key with rotation, so access is "
+    "governed by a key policy and can be revoked. Fix: set "
+    "platform.aws.customer_managed_kms_key: true in the stack file.")
+WHY_FIX_UNDECLARED_KEY = (
+    "Why: this environment requires a customer-managed key with automatic rotation. Fix: use "
+    "the environment's key (platform.aws.customer_managed_kms_key: true).")
+WHY_FIX_KEY_ROTATION_OFF = ("Why: this environment requires key rotation. Fix: set "
+                            "enable_key_rotation=True on the key.")
+
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
 
@@ -85,11 +104,9 @@ def secrets_manager_rotation(args: StackValidationArgs, report_violation: Report
         matches.update(by_dependency.get(secret.urn, ()))
         rotations = [all_rotations[n] for n in sorted(matches)]
         if strategy and not rotations:
-            report(secret.name, f"{label} asks for rotation (tag {ROTATION_STRATEGY_TAG}={strategy}) but "
-                   "no SecretRotation targets it. Why: a credential that never rotates stays "
-                   "valid for as long as it is leaked. Fix: declare an "
-                   "aws.secretsmanager.SecretRotation for it (the rotation component does this "
-                   "for every secret with `rotation:` in the stack file).", secret.urn)
+            report(secret.name, f"{label} asks for rotation (tag {ROTATION_STRATEGY_TAG}="
+                   f"{strategy}) but no SecretRotation targets it. {WHY_FIX_UNROTATED}",
+                   secret.urn)
         for rotation in rotations:
             _check_rotation(rotation, label, max_days, by_type, report)
         _check_encryption(secret, props, label, cfg, keys, aliases, report)
@@ -117,14 +134,12 @@ def _check_rotation(rotation: Any, secret_label: str, max_days: float,
                "file.", rotation.urn)
     if not props.get("rotationLambdaArn"):
         report(rotation.name, f"{label} (for {secret_label}) names no rotation Lambda "
-               "(rotationLambdaArn). Why: Secrets Manager cannot rotate without one. Fix: point "
-               "it at the environment's rotation function.", rotation.urn)
+               f"(rotationLambdaArn). {WHY_FIX_NO_LAMBDA}", rotation.urn)
     permissions = by_type.get(LAMBDA_PERMISSION, [])
     if not any(_depends_on(rotation, p, "") for p in permissions):
         report(rotation.name, f"{label} (for {secret_label}) does not depend on a "
-               "lambda.Permission for secretsmanager.amazonaws.com. Why: the first rotation "
-               "starts as soon as the rotation is created and fails if Secrets Manager may not "
-               "invoke the function yet. Fix: add depends_on=[permission].", rotation.urn)
+               f"lambda.Permission for secretsmanager.amazonaws.com. {WHY_FIX_NO_PERMISSION}",
+               rotation.urn)
 
 
 def _check_encryption(secret: Any, props: dict, label: str, cfg: Any, keys: list[Any],
@@ -143,23 +158,18 @@ def _check_encryption(secret: Any, props: dict, label: str, cfg: Any, keys: list
         key = next((k for k in keys if _depends_on(secret, k, "kmsKeyId")), None)
     elif not key_ref:
         report(secret.name, f"{label} is encrypted with the AWS-managed key (no kmsKeyId). "
-               "Why: this environment requires a customer-managed KMS key with rotation, so "
-               "access is governed by a key policy and can be revoked. Fix: set "
-               "platform.aws.customer_managed_kms_key: true in the stack file.", secret.urn)
+               f"{WHY_FIX_AWS_MANAGED_KEY}", secret.urn)
         return
     else:
         ref = aliases.get(key_ref, key_ref)
         key = next((k for k in keys if ref in _ids(k)), None)
         if key is None:
             report(secret.name, f"{label} uses a KMS key that is not declared in this stack, "
-                   "so its rotation cannot be verified. Why: this environment requires a "
-                   "customer-managed key with automatic rotation. Fix: use the environment's "
-                   "key (platform.aws.customer_managed_kms_key: true).", secret.urn)
+                   f"so its rotation cannot be verified. {WHY_FIX_UNDECLARED_KEY}", secret.urn)
             return
     if key is not None and plain(key.props).get("enableKeyRotation") is not True:
         report(secret.name, f"{label} uses {resource_label(key.resource_type, key.name)}, "
-               "whose automatic rotation is off. Why: this environment requires key rotation. "
-               "Fix: set enable_key_rotation=True on the key.", secret.urn)
+               f"whose automatic rotation is off. {WHY_FIX_KEY_ROTATION_OFF}", secret.urn)
 
 
 POLICIES = [

@@ -7,6 +7,7 @@ from configplane.analyzer import UNKNOWN, AnalyzedResource
 from tests.policies.builders import (
     kms_key,
     only,
+    pack_module,
     permission,
     resource,
     rotation,
@@ -53,24 +54,20 @@ def rotation_stack() -> list[AnalyzedResource]:
     ]
 
 
+ROTATION = pack_module("rotation")
 UNROTATED = (
     'Secret "unrotated" asks for rotation (tag configplane:rotation-strategy=postgres-single-user)'
-    " but no SecretRotation targets it. Why: a credential that never rotates stays valid for as "
-    "long as it is leaked. Fix: declare an aws.secretsmanager.SecretRotation for it (the "
-    "rotation component does this for every secret with `rotation:` in the stack file).")
+    f" but no SecretRotation targets it. {ROTATION.WHY_FIX_UNROTATED}")
 SLOW = (
     'SecretRotation "slow-rotation" rotates Secret "slow" every 90 days; this environment allows '
     "at most 30. Why: the longer a credential lives, the longer a leaked copy works. Fix: set "
     "platform.rotation.schedule_days to 30 or less in the stack file.")
 NO_LAMBDA = (
     'SecretRotation "slow-rotation" (for Secret "slow") names no rotation Lambda '
-    "(rotationLambdaArn). Why: Secrets Manager cannot rotate without one. Fix: point it at the "
-    "environment's rotation function.")
+    f"(rotationLambdaArn). {ROTATION.WHY_FIX_NO_LAMBDA}")
 NO_PERMISSION = (
     'SecretRotation "slow-rotation" (for Secret "slow") does not depend on a lambda.Permission '
-    "for secretsmanager.amazonaws.com. Why: the first rotation starts as soon as the rotation is "
-    "created and fails if Secrets Manager may not invoke the function yet. Fix: add "
-    "depends_on=[permission].")
+    f"for secretsmanager.amazonaws.com. {ROTATION.WHY_FIX_NO_PERMISSION}")
 
 
 def unscheduled(days: int) -> str:
@@ -81,10 +78,8 @@ def unscheduled(days: int) -> str:
 
 
 AWS_MANAGED = (
-    'Secret "aws-managed" is encrypted with the AWS-managed key (no kmsKeyId). Why: this '
-    "environment requires a customer-managed KMS key with rotation, so access is governed by a "
-    "key policy and can be revoked. Fix: set platform.aws.customer_managed_kms_key: true in the "
-    "stack file.")
+    'Secret "aws-managed" is encrypted with the AWS-managed key (no kmsKeyId). '
+    f"{ROTATION.WHY_FIX_AWS_MANAGED_KEY}")
 RECOVERY = (
     'Secret "stale-key" has a recovery window of 0 days; this environment requires at least 7. '
     "Why: a deleted secret can be restored only within its recovery window. Fix: set "
@@ -92,14 +87,13 @@ RECOVERY = (
 
 
 def key_rotation_off(secret: str) -> str:
-    return (f'Secret "{secret}" uses Key "old-key", whose automatic rotation is off. Why: this '
-            "environment requires key rotation. Fix: set enable_key_rotation=True on the key.")
+    return (f'Secret "{secret}" uses Key "old-key", whose automatic rotation is off. '
+            f"{ROTATION.WHY_FIX_KEY_ROTATION_OFF}")
 
 
 FOREIGN = (
     'Secret "foreign-key" uses a KMS key that is not declared in this stack, so its rotation '
-    "cannot be verified. Why: this environment requires a customer-managed key with automatic "
-    "rotation. Fix: use the environment's key (platform.aws.customer_managed_kms_key: true).")
+    f"cannot be verified. {ROTATION.WHY_FIX_UNDECLARED_KEY}")
 
 
 def test_secrets_manager_rotation_prod(prod):
