@@ -20,6 +20,17 @@ from resource_types import IAM_ATTACHMENTS, IAM_POLICIES, IAM_ROLE
 
 # --- iam-least-privilege --------------------------------------------------------------------------
 
+WHY_FIX_BROAD_MANAGED = ("Why: it grants far more than any configplane function needs. Fix: "
+                         "attach a policy that names the secrets and keys used.")
+WHY_FIX_WILDCARD_ACTION = ("Why: they grant every current and future action of the service. "
+                           "Fix: list the actions needed.")
+WHY_FIX_EVERY_SECRET = ("Why: the function could read or change any secret of the account. "
+                        "Fix: name the secrets' ARNs.")
+WHY_FIX_EVERY_KEY = ("Why: the function could decrypt anything encrypted with any key it may "
+                     "use. Fix: name the key, or add a condition such as "
+                     "kms:EncryptionContext:SecretARN.")
+WHY_FIX_PASS_ROLE = ("Why: it lets the holder hand any role to a service it controls. Fix: "
+                     "name the role's ARN.")
 RESOURCE_LESS = {"secretsmanager:getrandompassword"}  # AWS supports only "*" for these
 BROAD_MANAGED = {"AdministratorAccess", "PowerUserAccess", "IAMFullAccess",
                  "SecretsManagerReadWrite", "AWSKeyManagementServicePowerUser"}
@@ -57,9 +68,8 @@ def iam_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
 def _check_managed(name: str, label: str, arn: Any, report: Reporter) -> None:
     if isinstance(arn, str) and arn.rsplit("/", 1)[-1] in BROAD_MANAGED \
             and arn.startswith("arn:aws:iam::aws:policy/"):
-        report(name, f"{label} attaches the AWS-managed policy {arn.rsplit('/', 1)[-1]}. Why: "
-               "it grants far more than any configplane function needs. Fix: attach a policy "
-               "that names the secrets and keys used.")
+        report(name, f"{label} attaches the AWS-managed policy {arn.rsplit('/', 1)[-1]}. "
+               f"{WHY_FIX_BROAD_MANAGED}")
 
 
 def _statement_problems(statement: dict) -> list[str]:
@@ -73,24 +83,19 @@ def _statement_problems(statement: dict) -> list[str]:
     resources = [str(r) for r in as_list(statement.get("Resource"))]
     wild = [a for a in actions if a == "*" or a.endswith(":*")]
     if wild:
-        problems.append(f"wildcard action(s) {', '.join(wild)}. Why: they grant every current "
-                        "and future action of the service. Fix: list the actions needed.")
+        problems.append(f"wildcard action(s) {', '.join(wild)}. {WHY_FIX_WILDCARD_ACTION}")
     if "*" in resources:
         secret_actions = sorted(a for a in actions if a.lower().startswith("secretsmanager:")
                                 and a.lower() not in RESOURCE_LESS)
         if secret_actions:
-            problems.append(f"{', '.join(secret_actions)} on every secret (Resource \"*\"). Why: "
-                            "the function could read or change any secret of the account. Fix: "
-                            "name the secrets' ARNs.")
+            problems.append(f"{', '.join(secret_actions)} on every secret (Resource \"*\"). "
+                            f"{WHY_FIX_EVERY_SECRET}")
         kms = sorted(a for a in actions if a.lower().startswith("kms:"))
         if kms and not statement.get("Condition"):
-            problems.append(f"{', '.join(kms)} on every key without a Condition. Why: the "
-                            "function could decrypt anything encrypted with any key it may use. "
-                            "Fix: name the key, or add a condition such as "
-                            "kms:EncryptionContext:SecretARN.")
+            problems.append(f"{', '.join(kms)} on every key without a Condition. "
+                            f"{WHY_FIX_EVERY_KEY}")
         if "iam:passrole" in (a.lower() for a in actions):
-            problems.append("iam:PassRole on every role. Why: it lets the holder hand any role "
-                            "to a service it controls. Fix: name the role's ARN.")
+            problems.append(f"iam:PassRole on every role. {WHY_FIX_PASS_ROLE}")
     return problems
 
 

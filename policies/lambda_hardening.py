@@ -9,6 +9,18 @@ from plaintext_secrets import config_value_findings
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 from resource_types import LAMBDA_FUNCTION, LAMBDA_PERMISSION
 
+WHY_FIX_RUNTIME = ("Why: other runtimes are deprecated or unreviewed and stop getting security "
+                   "patches. Fix: set runtime to one of the allowed.")
+WHY_FIX_TIMEOUT = ("Why: a hung rotation holds a database connection and delays the retry. "
+                   "Fix: lower timeout.")
+WHY_FIX_SECRET_ENV = ("Why: a rotation function must read secrets from Secrets Manager, never "
+                      "carry them. Fix: pass ARNs, not values, and rotate the exposed ones.")
+WHY_FIX_NO_SOURCE_ACCOUNT = (
+    "Why: any account's Secrets Manager could then call it (the confused-deputy problem). "
+    "Fix: set source_account to this environment's account id.")
+WHY_FIX_ACTION = ("Why: a permission for a service should allow invoking the function and "
+                  "nothing else. Fix: use lambda:InvokeFunction.")
+
 # --- rotation-lambda-hardening --------------------------------------------------------------------
 
 
@@ -24,24 +36,20 @@ def rotation_lambda_hardening(args: ResourceValidationArgs,
         runtime = props.get("runtime")
         if runtime is not UNKNOWN and runtime not in allowed:
             shown = f'runtime "{runtime}"' if runtime else "no runtime (a container image?)"
-            report(args.name, f"{label} has {shown}; allowed: {', '.join(allowed)}. Why: "
-                   "other runtimes are deprecated or unreviewed and stop getting security "
-                   "patches. Fix: set runtime to one of the allowed.")
+            report(args.name, f"{label} has {shown}; allowed: {', '.join(allowed)}. "
+                   f"{WHY_FIX_RUNTIME}")
         timeout = props.get("timeout")
         limit = cfg["maxTimeoutSeconds"]
         if isinstance(timeout, int | float) and timeout > limit:
             report(args.name, f"{label} has a timeout of {num(timeout)} s; at most "
-                   f"{num(limit)} s allowed. Why: a hung rotation holds a database "
-                   "connection and delays the retry. Fix: lower timeout.")
+                   f"{num(limit)} s allowed. {WHY_FIX_TIMEOUT}")
         variables = get(props, "environment", "variables", default={}) or {}
         secret_vars = sorted(
             var for var, value in (variables.items() if isinstance(variables, dict) else ())
             if config_value_findings(var, var, value))
         if secret_vars:
             report(args.name, f"{label}: environment variable(s) {', '.join(secret_vars)} look "
-                   "like credentials. Why: a rotation function must read secrets from Secrets "
-                   "Manager, never carry them. Fix: pass ARNs, not values, and rotate the "
-                   "exposed ones.", waivable=False)
+                   f"like credentials. {WHY_FIX_SECRET_ENV}", waivable=False)
     else:  # LAMBDA_PERMISSION
         principal = props.get("principal")
         if principal is UNKNOWN:
@@ -57,9 +65,7 @@ def rotation_lambda_hardening(args: ResourceValidationArgs,
                 pass
             elif not source:
                 report(args.name, f"{label} lets Secrets Manager invoke the function without "
-                       "source_account. Why: any account's Secrets Manager could then call it "
-                       "(the confused-deputy problem). Fix: set source_account to this "
-                       "environment's account id.")
+                       f"source_account. {WHY_FIX_NO_SOURCE_ACCOUNT}")
             elif account and source != account:
                 report(args.name, f"{label}: source_account {source} is not this "
                        f"environment's account {account}. Fix: use {account}.")
@@ -69,9 +75,7 @@ def rotation_lambda_hardening(args: ResourceValidationArgs,
                    "source_account or source_arn (confused deputy). Fix: set one of them.")
         action = props.get("action")
         if action and action not in (UNKNOWN, "lambda:InvokeFunction"):
-            report(args.name, f'{label} grants action "{action}". Why: a permission for a '
-                   "service should allow invoking the function and nothing else. Fix: use "
-                   "lambda:InvokeFunction.")
+            report(args.name, f'{label} grants action "{action}". {WHY_FIX_ACTION}')
 
 
 POLICIES = [

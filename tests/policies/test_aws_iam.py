@@ -8,9 +8,12 @@ from tests.policies.builders import (
     allow,
     iam_policy,
     only,
+    pack_module,
     resource,
     sm_arn,
 )
+
+IAM = pack_module("aws_iam")
 
 
 def test_iam_least_privilege(prod):
@@ -44,23 +47,17 @@ def test_iam_least_privilege(prod):
         iam_policy("broken-policy", raw="{not json"),
         resource("aws:iam/rolePolicy:RolePolicy", "no-document", {"role": "rotation"}),
     ]
-    managed = ("Why: it grants far more than any configplane function needs. Fix: attach a "
-               "policy that names the secrets and keys used.")
+    managed = IAM.WHY_FIX_BROAD_MANAGED
     wide = 'RolePolicy "wide-policy": policy statement'
     assert only("iam-least-privilege", prod.violations(resources)) == [
         ("iam-least-privilege", name, "mandatory", text) for name, text in [
-            ("wide-policy", f"{wide} 0: wildcard action(s) secretsmanager:*. Why: they grant "
-                            "every current and future action of the service. Fix: list the "
-                            "actions needed."),
-            ("wide-policy", f'{wide} 0: secretsmanager:* on every secret (Resource "*"). Why: '
-                            "the function could read or change any secret of the account. Fix: "
-                            "name the secrets' ARNs."),
-            ("wide-policy", f"{wide} 1: kms:Decrypt on every key without a Condition. Why: the "
-                            "function could decrypt anything encrypted with any key it may use. "
-                            "Fix: name the key, or add a condition such as "
-                            "kms:EncryptionContext:SecretARN."),
-            ("wide-policy", f"{wide} 2: iam:PassRole on every role. Why: it lets the holder hand "
-                            "any role to a service it controls. Fix: name the role's ARN."),
+            ("wide-policy", f"{wide} 0: wildcard action(s) secretsmanager:*. "
+                            f"{IAM.WHY_FIX_WILDCARD_ACTION}"),
+            ("wide-policy", f'{wide} 0: secretsmanager:* on every secret (Resource "*"). '
+                            f"{IAM.WHY_FIX_EVERY_SECRET}"),
+            ("wide-policy", f"{wide} 1: kms:Decrypt on every key without a Condition. "
+                            f"{IAM.WHY_FIX_EVERY_KEY}"),
+            ("wide-policy", f"{wide} 2: iam:PassRole on every role. {IAM.WHY_FIX_PASS_ROLE}"),
             ("wide-policy", f"{wide} 3: Allow with NotAction/NotResource grants everything not "
                             "listed. Fix: list the actions and resources granted."),
             ("public-role", 'Role "public-role" attaches the AWS-managed policy '

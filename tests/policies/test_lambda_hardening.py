@@ -7,8 +7,11 @@ from tests.policies.builders import (
     CANARY,
     lambda_function,
     only,
+    pack_module,
     permission,
 )
+
+HARDENING = pack_module("lambda_hardening")
 
 
 def test_rotation_lambda_hardening(prod):
@@ -27,25 +30,19 @@ def test_rotation_lambda_hardening(prod):
         permission("wide-action", action="lambda:*"),
         permission("no-principal", principal=None),  # property missing
     ]
-    runtime_why = ("Why: other runtimes are deprecated or unreviewed and stop getting security "
-                   "patches. Fix: set runtime to one of the allowed.")
+    runtime_why = HARDENING.WHY_FIX_RUNTIME
     assert only("rotation-lambda-hardening", prod.violations(resources)) == [
         ("rotation-lambda-hardening", name, "mandatory", text) for name, text in [
             ("old-fn", 'Function "old-fn" has runtime "python3.8"; allowed: python3.12, '
                        f"python3.13. {runtime_why}"),
-            ("old-fn", 'Function "old-fn" has a timeout of 900 s; at most 300 s allowed. Why: a '
-                       "hung rotation holds a database connection and delays the retry. Fix: "
-                       "lower timeout."),
+            ("old-fn", 'Function "old-fn" has a timeout of 900 s; at most 300 s allowed. '
+                       f"{HARDENING.WHY_FIX_TIMEOUT}"),
             ("old-fn", 'Function "old-fn": environment variable(s) DB_PASSWORD look like '
-                       "credentials. Why: a rotation function must read secrets from Secrets "
-                       "Manager, never carry them. Fix: pass ARNs, not values, and rotate the "
-                       "exposed ones."),
+                       f"credentials. {HARDENING.WHY_FIX_SECRET_ENV}"),
             ("image-fn", 'Function "image-fn" has no runtime (a container image?); allowed: '
                          f"python3.12, python3.13. {runtime_why}"),
             ("no-source", 'Permission "no-source" lets Secrets Manager invoke the function '
-                          "without source_account. Why: any account's Secrets Manager could "
-                          "then call it (the confused-deputy problem). Fix: set source_account "
-                          "to this environment's account id."),
+                          f"without source_account. {HARDENING.WHY_FIX_NO_SOURCE_ACCOUNT}"),
             ("other-account", 'Permission "other-account": source_account 444444444444 is not '
                               "this environment's account 333333333333. Fix: use 333333333333."),
             ("public", 'Permission "public" lets any principal invoke the function. Fix: name '
@@ -53,7 +50,6 @@ def test_rotation_lambda_hardening(prod):
                        "source_account."),
             ("s3-perm", 'Permission "s3-perm" lets s3.amazonaws.com invoke the function without '
                         "source_account or source_arn (confused deputy). Fix: set one of them."),
-            ("wide-action", 'Permission "wide-action" grants action "lambda:*". Why: a '
-                            "permission for a service should allow invoking the function and "
-                            "nothing else. Fix: use lambda:InvokeFunction."),
+            ("wide-action", 'Permission "wide-action" grants action "lambda:*". '
+                            f"{HARDENING.WHY_FIX_ACTION}"),
         ]]
