@@ -278,24 +278,28 @@ def no_identity_spans_services(args: StackValidationArgs,
         admits = identity.admits
         if EVERY in reads or len(reads) > 1:
             report_violation(
-                f"{identity.label} can read {shown}. Why: one identity that reaches several "
-                "services' secrets lets whoever holds it read them all, so one service could "
-                "read another's. Fix: give each service its own role, bound to its own "
-                "service account, with its own secrets only.", identity.urn)
+                f"{identity.label} can read {shown}. {WHY_FIX_SPANS}", identity.urn)
         elif EVERY in admits or len(admits) > 1:
             users = ("service accounts of any namespace" if EVERY in admits else
                      "the service accounts of " + ", ".join(sorted(admits)))
             report_violation(
-                f"{identity.label} may be used by {users} and can read {shown}. Why: every "
-                "account it admits reads those secrets, so one service could read another's. "
-                "Fix: bind (or trust) only the account of the service whose secrets it reads.",
-                identity.urn)
+                f"{identity.label} may be used by {users} and can read {shown}. "
+                f"{WHY_FIX_SHARED}", identity.urn)
         elif identity.own is not None and reads != {identity.own}:
             report_violation(
                 f"{identity.label} belongs to service {identity.own} (its service account) but "
-                f"can read {shown}. Why: a service's identity must read its own secrets only. "
-                "Fix: grant the service's own paths or ARNs.", identity.urn)
+                f"can read {shown}. {WHY_FIX_NOT_OWN}", identity.urn)
 
+
+WHY_FIX_SPANS = ("Why: one identity that reaches several services' secrets lets whoever holds "
+                 "it read them all, so one service could read another's. Fix: give each "
+                 "service its own role, bound to its own service account, with its own secrets "
+                 "only.")
+WHY_FIX_SHARED = ("Why: every account it admits reads those secrets, so one service could read "
+                  "another's. Fix: bind (or trust) only the account of the service whose "
+                  "secrets it reads.")
+WHY_FIX_NOT_OWN = ("Why: a service's identity must read its own secrets only. Fix: grant the "
+                   "service's own paths or ARNs.")
 
 IDENTITY_SCHEMA = {
     "type": "array",

@@ -14,12 +14,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configplane.analyzer import UNKNOWN, AnalyzedResource
-from tests.policies.builders import SPANS, STORES, add, isolation_violations, mutate
+from tests.policies.builders import (
+    SPANS,
+    STORES,
+    add,
+    isolation_violations,
+    mutate,
+    pack_module,
+)
 from tests.policies.conftest import found
 
-SPANS_WHY = ("Why: one identity that reaches several services' secrets lets whoever holds it "
-             "read them all, so one service could read another's. Fix: give each service its "
-             "own role, bound to its own service account, with its own secrets only.")
+IDENTITIES = pack_module("identities")
+SPANS_WHY = IDENTITIES.WHY_FIX_SPANS
 
 
 
@@ -94,8 +100,7 @@ def test_an_iam_role_reading_another_services_secret_fails(prod, good):
     assert isolation_violations(prod, plan) == [(
         SPANS, "api-identity-role", "mandatory",
         'Role "api-identity-role" belongs to service api (its service account) but can read the '
-        "secrets of web. Why: a service's identity must read its own secrets only. Fix: grant "
-        "the service's own paths or ARNs.")]
+        f"secrets of web. {IDENTITIES.WHY_FIX_NOT_OWN}")]
 
 
 def test_a_vault_policy_reaching_another_service_fails(prod, good):
@@ -209,9 +214,7 @@ def test_the_fuzzing_config_runs_the_isolation_policies_only(pack_for, good):
         (SPANS, "vault-prod-external-secrets")]  # not vault-least-privilege's TTL finding
 
 
-SHARED_WHY = ("Why: every account it admits reads those secrets, so one service could read "
-              "another's. Fix: bind (or trust) only the account of the service whose secrets it "
-              "reads.")
+SHARED_WHY = IDENTITIES.WHY_FIX_SHARED
 
 
 def test_a_vault_role_admitting_another_services_account_fails(prod, good):
