@@ -34,6 +34,25 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+WHY_FIX_CLUSTER_STORE = (
+    "Why: an ExternalSecret in any namespace it admits can read every secret its one identity "
+    "reaches, so one service could read another's. Fix: declare a namespaced SecretStore in "
+    "each service's namespace that signs in as that service's own service account.")
+WHY_FIX_FOREIGN_NAMESPACE = ("Why: a store must sign in as an account of its own namespace. "
+                             "Fix: drop the namespace.")
+WHY_FIX_SHARED_ROLE = ("Why: a role several accounts may use is one identity for all of them. "
+                       "Fix: use the service's own role (bound to its account and namespace "
+                       "only).")
+WHY_FIX_NO_IRSA = ("Why: without it the operator uses its own credentials or static keys, one "
+                   "identity for every namespace. Fix: use auth.jwt.serviceAccountRef with the "
+                   "service's own account (IRSA).")
+WHY_FIX_TRUST = ("Why: any other subject it admits can read the same secrets. Fix: trust only "
+                 "the service's own account (StringEquals on <issuer>:sub).")
+WHY_FIX_CLUSTER_REF = ("Why: only a namespaced SecretStore signs in as the namespace's own "
+                       "service. Fix: use kind SecretStore (the service's own store).")
+WHY_FIX_OTHER_STORE = ("Why: it would read the other service's secrets. Fix: use the service's "
+                       "own store.")
+
 # --- secret-stores-per-service -----------------------------------------------------------------
 
 
@@ -41,10 +60,7 @@ def secret_stores_per_service(args: StackValidationArgs, report_violation: Repor
     stack = Stack(environment(args.get_config()), list(args.resources))
     for r in stack.of_kind(CLUSTER_SECRET_STORE):
         report_violation(
-            f"{label_of(r)} is cluster-wide. Why: an ExternalSecret in any namespace it admits "
-            "can read every secret its one identity reaches, so one service could read "
-            "another's. Fix: declare a namespaced SecretStore in each service's namespace that "
-            "signs in as that service's own service account.", r.urn)
+            f"{label_of(r)} is cluster-wide. {WHY_FIX_CLUSTER_STORE}", r.urn)
     stores: dict[tuple[Any, Any], Any] = {}
     for r in stack.of_kind(SECRET_STORE):
         meta = stack.props[r.urn].get("metadata")
@@ -90,8 +106,8 @@ def _own_account_problems(stack: Stack, namespace: Any, service: str, ref: Any,
                 "with its own identity, shared by every namespace. Fix: set "
                 f"{where}.name to the service's own account."], None
     if ref.get("namespace") not in (None, namespace):
-        return [f"{where} names an account in another namespace. Why: a store must sign in as "
-                "an account of its own namespace. Fix: drop the namespace."], None
+        problem = f"{where} names an account in another namespace. {WHY_FIX_FOREIGN_NAMESPACE}"
+        return [problem], None
     account = stack.service_account(namespace, ref.get("name"))
     if account is None:
         return [f"{where} names account {ref.get('name')}, which this stack does not declare "
@@ -132,9 +148,7 @@ def _vault_store_problems(stack: Stack, namespace: Any, service: str, config: di
     account_name = get(stack.props[account.urn], "metadata", "name")
     if names != [account_name] or namespaces != [namespace]:
         problems.append(f"signs in with Vault role {role_name}, which is not bound to exactly "
-                        f"account {account_name} in {namespace}. Why: a role several accounts "
-                        "may use is one identity for all of them. Fix: use the service's own "
-                        "role (bound to its account and namespace only).")
+                        f"account {account_name} in {namespace}. {WHY_FIX_SHARED_ROLE}")
     return problems
 
 
@@ -145,9 +159,7 @@ def _aws_store_problems(stack: Stack, namespace: Any, service: str, config: dict
     jwt = auth.get("jwt") if isinstance(auth, dict) else None
     if not isinstance(jwt, dict) or set(auth) != {"jwt"}:
         return ["does not authenticate to AWS as a service account (spec.provider.aws.auth.jwt)."
-                " Why: without it the operator uses its own credentials or static keys, one "
-                "identity for every namespace. Fix: use auth.jwt.serviceAccountRef with the "
-                "service's own account (IRSA)."]
+                f" {WHY_FIX_NO_IRSA}"]
     problems = []
     if config.get("role"):
         problems.append("assumes an extra role (spec.provider.aws.role). Why: the role named "
@@ -172,9 +184,7 @@ def _aws_store_problems(stack: Stack, namespace: Any, service: str, config: dict
     expected = refs.service_account_subject(namespace, meta.get("name"))
     if subjects is not None and subjects != {expected}:
         problems.append(f"reads through {label_of(role)}, whose trust policy does not admit "
-                        f"exactly {expected}. Why: any other subject it admits can read the "
-                        "same secrets. Fix: trust only the service's own account "
-                        "(StringEquals on <issuer>:sub).")
+                        f"exactly {expected}. {WHY_FIX_TRUST}")
     return problems
 
 
@@ -197,9 +207,7 @@ def _external_secret_problems(stack: Stack, external: Any, stores: dict) -> list
         if ref is None or ref is UNKNOWN or not isinstance(ref, dict):
             continue
         if ref.get("kind", SECRET_STORE) != SECRET_STORE:
-            problems.append(f"{where} uses a {ref.get('kind')}. Why: only a namespaced "
-                            "SecretStore signs in as the namespace's own service. Fix: use "
-                            "kind SecretStore (the service's own store).")
+            problems.append(f"{where} uses a {ref.get('kind')}. {WHY_FIX_CLUSTER_REF}")
             continue
         name = ref.get("name")
         if name is UNKNOWN:
@@ -211,8 +219,7 @@ def _external_secret_problems(stack: Stack, external: Any, stores: dict) -> list
         elif service_of(stack.props[store.urn]) != service:
             problems.append(f"{where} uses store {name} of service "
                             f"{service_of(stack.props[store.urn])}, not its own ({service}). "
-                            "Why: it would read the other service's secrets. Fix: use the "
-                            "service's own store.")
+                            f"{WHY_FIX_OTHER_STORE}")
     return problems
 
 

@@ -25,6 +25,7 @@ from tests.policies.builders import (
 from tests.policies.conftest import found
 
 IDENTITIES = pack_module("identities")
+SECRET_STORES = pack_module("secret_stores")
 SPANS_WHY = IDENTITIES.WHY_FIX_SPANS
 
 
@@ -65,9 +66,8 @@ def test_an_irsa_role_trusting_every_account_fails(prod, good):
          f"the secrets of api. {SHARED_WHY}"),
         (STORES, "api-secret-stores-aws", "mandatory",
          'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose '
-         "trust policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
-         "subject it admits can read the same secrets. Fix: trust only the service's own account "
-         "(StringEquals on <issuer>:sub)."),
+         "trust policy does not admit exactly system:serviceaccount:api-prod:api. "
+         f"{SECRET_STORES.WHY_FIX_TRUST}"),
     ]
 
 
@@ -230,9 +230,7 @@ def test_a_vault_role_admitting_another_services_account_fails(prod, good):
          + SHARED_WHY),
         (STORES, "api-secret-stores-vault", "mandatory",
          'SecretStore "api-secret-stores-vault" signs in with Vault role api, which is not bound '
-         "to exactly account api in api-prod. Why: a role several accounts may use is one "
-         "identity for all of them. Fix: use the service's own role (bound to its account and "
-         "namespace only)."),
+         f"to exactly account api in api-prod. {SECRET_STORES.WHY_FIX_SHARED_ROLE}"),
     ]
 
 
@@ -251,7 +249,6 @@ def test_an_irsa_role_trusting_two_services_accounts_fails(prod, good):
          f"the secrets of api. {SHARED_WHY}"),
         (STORES, "api-secret-stores-aws", "mandatory",
          'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose '
-         "trust policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
-         "subject it admits can read the same secrets. Fix: trust only the service's own account "
-         "(StringEquals on <issuer>:sub)."),
+         "trust policy does not admit exactly system:serviceaccount:api-prod:api. "
+         f"{SECRET_STORES.WHY_FIX_TRUST}"),
     ]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.policies.builders import STORES, add, isolation_violations, mutate
+from tests.policies.builders import STORES, add, isolation_violations, mutate, pack_module
+
+SECRET_STORES = pack_module("secret_stores")
 
 
 def test_a_cluster_secret_store_fails(prod, good):
@@ -23,10 +25,7 @@ def test_a_cluster_secret_store_fails(prod, good):
         if r.name == "shared-vault" else r for r in plan]
     assert isolation_violations(prod, plan) == [(
         STORES, "shared-vault", "mandatory",
-        'ClusterSecretStore "shared-vault" is cluster-wide. Why: an ExternalSecret in any '
-        "namespace it admits can read every secret its one identity reaches, so one service "
-        "could read another's. Fix: declare a namespaced SecretStore in each service's namespace "
-        "that signs in as that service's own service account.")]
+        f'ClusterSecretStore "shared-vault" is cluster-wide. {SECRET_STORES.WHY_FIX_CLUSTER_STORE}')]
 
 
 def test_a_store_signing_in_with_another_services_role_fails(prod, good):
@@ -37,9 +36,7 @@ def test_a_store_signing_in_with_another_services_role_fails(prod, good):
     assert isolation_violations(prod, plan) == [(
         STORES, "web-secret-stores-vault", "mandatory",
         'SecretStore "web-secret-stores-vault" signs in with Vault role api, which is not bound '
-        "to exactly account web in web-prod. Why: a role several accounts may use is one "
-        "identity for all of them. Fix: use the service's own role (bound to its account and "
-        "namespace only).")]
+        f"to exactly account web in web-prod. {SECRET_STORES.WHY_FIX_SHARED_ROLE}")]
 
 
 def test_a_store_signing_in_as_another_account_fails(prod, good):
@@ -51,8 +48,8 @@ def test_a_store_signing_in_as_another_account_fails(prod, good):
     assert isolation_violations(prod, plan) == [(
         STORES, "web-secret-stores-vault", "mandatory",
         'SecretStore "web-secret-stores-vault" spec.provider.vault.auth.kubernetes.'
-        "serviceAccountRef names an account in another namespace. Why: a store must sign in as "
-        "an account of its own namespace. Fix: drop the namespace.")]
+        "serviceAccountRef names an account in another namespace. "
+        f"{SECRET_STORES.WHY_FIX_FOREIGN_NAMESPACE}")]
 
 
 def test_a_store_with_the_operators_own_aws_identity_fails(prod, good):
@@ -63,9 +60,7 @@ def test_a_store_with_the_operators_own_aws_identity_fails(prod, good):
     assert isolation_violations(prod, plan) == [(
         STORES, "api-secret-stores-aws", "mandatory",
         'SecretStore "api-secret-stores-aws" does not authenticate to AWS as a service account '
-        "(spec.provider.aws.auth.jwt). Why: without it the operator uses its own credentials or "
-        "static keys, one identity for every namespace. Fix: use auth.jwt.serviceAccountRef with "
-        "the service's own account (IRSA).")]
+        f"(spec.provider.aws.auth.jwt). {SECRET_STORES.WHY_FIX_NO_IRSA}")]
 
 
 def test_external_secrets_use_their_own_services_namespaced_stores(prod, good):
@@ -81,10 +76,8 @@ def test_external_secrets_use_their_own_services_namespaced_stores(prod, good):
     assert sorted(isolation_violations(prod, plan)) == [
         (STORES, "api-external-secret-external-secret", "mandatory",
          'ExternalSecret "api-external-secret-external-secret" spec.secretStoreRef uses a '
-         "ClusterSecretStore. Why: only a namespaced SecretStore signs in as the namespace's "
-         "own service. Fix: use kind SecretStore (the service's own store)."),
+         f"ClusterSecretStore. {SECRET_STORES.WHY_FIX_CLUSTER_REF}"),
         (STORES, "worker-external-secret-external-secret", "mandatory",
          'ExternalSecret "worker-external-secret-external-secret" spec.secretStoreRef uses '
-         "store web-vault of service web, not its own (worker). Why: it would read the other "
-         "service's secrets. Fix: use the service's own store."),
+         f"store web-vault of service web, not its own (worker). {SECRET_STORES.WHY_FIX_OTHER_STORE}"),
     ]
