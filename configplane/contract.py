@@ -12,6 +12,8 @@ in both; `fullmatch` keeps Python from accepting a trailing newline before `$`.
 
 from __future__ import annotations
 
+import re
+
 # --- Kubernetes names and limits ---------------------------------------------------------
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # RFC 1123 label: service names, namespaces
@@ -38,6 +40,9 @@ RELOADER_MATCH_ANNOTATION = "reloader.stakater.com/match"
 RELOADER_AUTO_ANNOTATION = "reloader.stakater.com/auto"
 RELOADER_SEARCH_ANNOTATION = "reloader.stakater.com/search"
 IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+# The labels every ConfigMap the program creates carries (configmap-hygiene's default).
+REQUIRED_LABELS = (SERVICE_LABEL, PART_OF_LABEL, MANAGED_BY_LABEL, ENVIRONMENT_LABEL)
+RELOADER_ANNOTATIONS = (RELOADER_MATCH_ANNOTATION, RELOADER_AUTO_ANNOTATION)  # restart on change
 
 # --- feature flags ----------------------------------------------------------------------
 
@@ -90,4 +95,23 @@ def pki_policy_name(environment: str, service: str) -> str:
 def database_policy_name(environment: str, service: str) -> str:
     """The Vault policy that lets one service read its own dynamic database credentials."""
     return f"{environment}-{service}-database"
+
+
+READ_POLICY_SUFFIX = "-read"
+PKI_POLICY_SUFFIX = "-pki"
+DATABASE_POLICY_SUFFIX = "-database"
+
+
+def policy_service(name: object, environment: str, suffix: str) -> str | None:
+    """The service a Vault policy name `<environment>-<service><suffix>` belongs to, or None:
+    the inverse of read_policy_name, pki_policy_name and database_policy_name."""
+    service = DNS_LABEL[1:-1]  # the label without its anchors
+    m = re.match(rf"^{re.escape(environment)}-(?P<svc>{service}){re.escape(suffix)}$",
+                 str(name or ""))
+    return m.group("svc") if m else None
+
+
+# --- AWS --------------------------------------------------------------------------------
+
+AWS_ACCOUNT_ID = r"^[0-9]{12}$"
 

@@ -32,6 +32,8 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
+from configplane.schema_messages import deepest as _deepest
+
 SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 VENDOR_DIR = "vendor"  # under schemas/: third-party schemas, each resolvable by its $id
 FLAGD_FLAGS_URI = "https://flagd.dev/schema/v0/flags.json"
@@ -221,17 +223,6 @@ def _fractional_entries(node: Any, path: tuple[str, ...]) -> Iterator[tuple[tupl
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _fractional_entries(value, (*path, str(i)))
-
-
-def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
-    """The innermost error of an anyOf/oneOf failure: the one that got furthest in."""
-    best, stack = error, [error]
-    while stack:
-        node = stack.pop()
-        if len(node.absolute_path) > len(best.absolute_path):
-            best = node
-        stack.extend(reversed(node.context or []))
-    return best
 
 
 TARGETING_FIX = ("Fix: correct the rule: fractional buckets are [variant, weight] with a "

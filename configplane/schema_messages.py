@@ -1,68 +1,68 @@
-"""Schema errors as issues: the most relevant error of each failure, its key path, and a
-message that never echoes the offending value."""
+"""Value-free JSON Schema messages, shared by the program (`validate`, configplane/stack.py and
+configplane/flags.py) and the pack (policies/configmaps.py, through the symlink
+policies/schema_messages.py).
+
+Stdlib only and free of imports from configplane: it works on jsonschema's ValidationError by
+its attributes (validator, validator_value, message, instance, schema, absolute_path,
+absolute_schema_path, context), so the pack's environment needs nothing of ours.
+
+A message says where and what, never the offending value: it could be a secret pasted into the
+wrong key. The program and the pack word their messages differently (the program adds a Fix:
+for a person editing a stack file, the pack lists problems inside one violation), so each has
+its own function here; both keep the output they had before they were moved here.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
-import jsonschema
-
-from configplane.delivery import SCHEMA_SECRET_KEYS
-from configplane.schemacheck import FAST
+BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
 
-def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.ValidationError]:
-    """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error.
-    A valid document is recognised by the schema's compiled check (fastjsonschema) alone;
-    jsonschema runs only when there is something to report, for its messages and paths."""
-    fast = FAST.get(id(validator))
-    if fast is not None:
-        try:
-            fast(instance)
-            return
-        except Exception:  # noqa: BLE001 - invalid (or not decidable there): ask jsonschema
-            pass
-    for error in validator.iter_errors(instance):
-        while error.validator in ("oneOf", "anyOf") and error.context:
-            # `X | None` fields: the null branch's type error says nothing about a bad object
-            branches = [e for e in error.context if e.validator != "type"] or error.context
-            error = jsonschema.exceptions.best_match(branches)
-        yield error
+def deepest(error: Any) -> Any:
+    """The innermost error of an anyOf/oneOf failure: the one whose instance path got furthest
+    in (flagd's schemas nest anyOf deeply); the first such in depth-first order on a tie."""
+    best, stack = error, [error]
+    while stack:
+        node = stack.pop()
+        if len(node.absolute_path) > len(best.absolute_path):
+            best = node
+        stack.extend(reversed(node.context or []))
+    return best
 
 
-def error_path(error: jsonschema.ValidationError) -> list[str]:
+def unknown_keys(error: Any) -> list[str]:
+    """The keys an `additionalProperties` error is about (sorted)."""
+    return sorted(set(error.instance) - set(error.schema.get("properties", {})))
+
+
+def error_path(error: Any) -> list[str]:
     """The key path of an error; an unknown key is reported at the key itself."""
     path = [str(p) for p in error.absolute_path]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        path += extra[:1]
+        path += unknown_keys(error)[:1]
     return path
 
 
-_CONFIG_VALIDATORS: dict[tuple[int, frozenset[str]], tuple[Any, Any]] = {}
+def drop_required(schema: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The schema with `keys` no longer required (keys delivered from secrets, not config);
+    the schema itself when none of them is required."""
+    drop = set(keys)
+    required = schema.get("required")
+    if not required or not drop & set(required):
+        return schema
+    return {**schema, "required": [k for k in required if k not in drop]}
 
 
-def _config_validator(app: Any, delivered: frozenset[str]) -> Any:
-    """The app schema as config sees it: keys that secrets deliver (or that the schema takes
-    only from secrets) are not required of config; `_check_delivery` reports them."""
-    schema = app.schema
-    drop = set(delivered) | set(schema.get(SCHEMA_SECRET_KEYS, []))
-    if not drop & set(schema.get("required", [])):
-        return app
-    cache_key = (id(app), frozenset(drop & set(schema["required"])))
-    if cache_key not in _CONFIG_VALIDATORS:  # validators are not hashable; `app` is kept alive
-        pruned = {**schema, "required": [k for k in schema["required"] if k not in drop]}
-        _CONFIG_VALIDATORS[cache_key] = (app, type(app)(pruned, format_checker=app.FORMAT_CHECKER))
-    return _CONFIG_VALIDATORS[cache_key][1]
-
-
-def _schema_message(error: jsonschema.ValidationError) -> str:
-    # Never echo the offending value: it could be a secret pasted into the wrong key.
+def program_message(error: Any) -> str:
+    """What `configplane validate` says about one error, with the fix (its path is told
+    apart, by error_path)."""
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         known = ", ".join(sorted(error.schema.get("properties", {})))
-        return f"unknown key(s) {', '.join(extra)}. Fix: remove or rename; known keys: {known}."
+        return (f"unknown key(s) {', '.join(unknown_keys(error))}. Fix: remove or rename; "
+                f"known keys: {known}.")
     if error.validator == "required":
         return f"{error.message}. Fix: add it."
     if error.validator in ("enum", "const"):
@@ -72,6 +72,28 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"wrong type. Fix: use a value of type {error.validator_value}."
     if error.validator == "pattern":
         return f"value does not match pattern {error.validator_value}. Fix: correct the value."
-    if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+    if error.validator in BOUNDS:
         return f"value out of range ({error.validator} {error.validator_value}). Fix: adjust it."
     return f"{error.validator} {error.validator_value!r} not satisfied. Fix: correct the value."
+
+
+PACK_NAMED_KEYWORDS = ("type", "enum", "const", "pattern", "format", *BOUNDS,
+                       "minLength", "maxLength")
+
+
+def pack_message(error: Any, prefix: str) -> str:
+    """What a pack policy says about one error: the dotted path under `prefix` and what is
+    wrong (configmap-schema joins these into one violation)."""
+    path = ".".join(str(p) for p in error.absolute_path)
+    where = f"{prefix}.{path}" if path else prefix
+    kind = error.validator
+    if "propertyNames" in error.absolute_schema_path:  # the instance is a key: safe to name
+        return f"{where}: key {json.dumps(error.instance)}: {kind} " \
+               f"{json.dumps(error.validator_value)} not satisfied"
+    if kind == "additionalProperties":
+        return f"{where}: unknown key(s) {', '.join(unknown_keys(error))}"
+    if kind == "required":
+        return f"{where}: {error.message}"
+    if kind in PACK_NAMED_KEYWORDS:
+        return f"{where}: {kind} {json.dumps(error.validator_value)} not satisfied"
+    return f"{where}: {kind} not satisfied"

@@ -10,7 +10,13 @@ tests/test_schema_fastpath.py checks both agree on mutated documents for every s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+import jsonschema
+
+from configplane.contract import SCHEMA_SECRET_KEYS
+from configplane.schema_messages import drop_required
 
 # Keywords the compiled check decides exactly as jsonschema does (draft 7 and the 2020-12
 # subset our schemas use); a schema with any other keyword keeps jsonschema alone.
@@ -73,3 +79,39 @@ def _formats(schema: Any) -> set[str]:
         for item in schema:
             found |= _formats(item)
     return found
+
+
+def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.ValidationError]:
+    """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error.
+    A valid document is recognised by the schema's compiled check (fastjsonschema) alone;
+    jsonschema runs only when there is something to report, for its messages and paths."""
+    fast = FAST.get(id(validator))
+    if fast is not None:
+        try:
+            fast(instance)
+            return
+        except Exception:  # noqa: BLE001 - invalid (or not decidable there): ask jsonschema
+            pass
+    for error in validator.iter_errors(instance):
+        while error.validator in ("oneOf", "anyOf") and error.context:
+            # `X | None` fields: the null branch's type error says nothing about a bad object
+            branches = [e for e in error.context if e.validator != "type"] or error.context
+            error = jsonschema.exceptions.best_match(branches)
+        yield error
+
+
+_CONFIG_VALIDATORS: dict[tuple[int, frozenset[str]], tuple[Any, Any]] = {}
+
+
+def config_validator(app: Any, delivered: frozenset[str]) -> Any:
+    """The app schema as config sees it: keys that secrets deliver (or that the schema takes
+    only from secrets) are not required of config; the checker reports them."""
+    schema = app.schema
+    drop = set(delivered) | set(schema.get(SCHEMA_SECRET_KEYS, []))
+    if not drop & set(schema.get("required", [])):
+        return app
+    cache_key = (id(app), frozenset(drop & set(schema["required"])))
+    if cache_key not in _CONFIG_VALIDATORS:  # validators are not hashable; `app` is kept alive
+        pruned = drop_required(schema, drop)
+        _CONFIG_VALIDATORS[cache_key] = (app, type(app)(pruned, format_checker=app.FORMAT_CHECKER))
+    return _CONFIG_VALIDATORS[cache_key][1]

@@ -21,7 +21,8 @@ from configplane.flags import check_flags
 from configplane.layering import apply_tenant, dotted
 from configplane.model import SecretSpec, Service, StackDocument
 from configplane.rendering import RenderedConfigMap, render_configmap, render_flags_configmap
-from configplane.schema_messages import _config_validator, _schema_message, error_path, schema_errors
+from configplane.schema_messages import error_path, program_message
+from configplane.schemacheck import config_validator, schema_errors
 from configplane.schemafiles import SchemaFileError
 from configplane.schemafiles import load_validator as _validator
 from configplane.stackfiles import NAMESPACE, StackInputs
@@ -90,7 +91,7 @@ class ServiceChecker:
 
         app = self._app_validator(base, svc.app_schema)
         self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
-        app_config = app and _config_validator(app, frozenset(service_delivered_keys(svc)))
+        app_config = app and config_validator(app, frozenset(service_delivered_keys(svc)))
         config = render_configmap(f"{name}-config", svc.config)
         self._check_config([*base, "config"], svc.config, app_config, config)
 
@@ -221,7 +222,7 @@ class ServiceChecker:
         if app is not None:
             for error in schema_errors(app, dict(values)):
                 self.fail([*path, *error_path(error)], f"app schema {app.schema.get('title', '')}: "
-                          f"{_schema_message(error)}")
+                          f"{program_message(error)}")
         for key in values:
             if not DATA_KEY.fullmatch(key):
                 self.fail([*path, key], "ConfigMap keys may contain only letters, digits, '-', "

@@ -3,8 +3,8 @@
 Validation runs before any resource is declared and reports every problem at once, each with
 its key path, the file that set it and what would fix it. The jobs live beside this module:
 resolution (the layers, merged with provenance), service_checks (what the schema cannot say),
-schema_messages (schema errors as issues), rendering (ConfigMap data and names) and stackmodel
-(Issue, InvalidStack, ServicePlan, StackModel).
+schemacheck and schema_messages (schema errors as value-free issues), rendering (ConfigMap
+data and names) and stackmodel (Issue, InvalidStack, ServicePlan, StackModel).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from configplane.configsize import size_issues
 from configplane.layering import Origin, dotted
 from configplane.model import StackDocument
 from configplane.resolution import layers_of, origin_near, resolve_inputs
-from configplane.schema_messages import _schema_message, error_path, schema_errors
+from configplane.schema_messages import error_path, program_message
+from configplane.schemacheck import schema_errors
 from configplane.schemafiles import SchemaFileError
 from configplane.schemafiles import load_validator as _validator
 from configplane.service_checks import ServiceChecker, declared_secret_problems
@@ -56,7 +57,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
             from None
     for error in schema_errors(stack_validator, resolved.value):
         path = error_path(error)
-        issues.append(Issue(dotted(path) or "(root)", where(path), _schema_message(error),
+        issues.append(Issue(dotted(path) or "(root)", where(path), program_message(error),
                             line(path)))
     if issues:
         raise InvalidStack(inputs.stack, issues)

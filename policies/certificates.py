@@ -13,29 +13,47 @@ from __future__ import annotations
 
 import re
 
+from contract import DNS_LABEL, PKI_POLICY_SUFFIX
 from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
 from packlib import (
     UNKNOWN,
     Reporter,
     config_schema,
     environment,
+    for_types,
     plain,
     resource_label,
 )
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from resource_types import CERTIFICATE, ISSUERS, PKI_ROLE, VAULT_POLICY
 
-CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
-ISSUERS = ("kubernetes:cert-manager.io/v1:Issuer", "kubernetes:cert-manager.io/v1:ClusterIssuer")
-PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"
-VAULT_POLICY = "vault:index/policy:Policy"
 CERT_MANAGER_DEFAULT_DURATION = 90 * 24 * 3600  # cert-manager's default when unset
-DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 SIGN_CAPABILITIES = {"create", "update"}
+WHY_FIX_ANY_KEY_TYPE = ("Why: the role would sign CSRs with keys of any type and size. Fix: set "
+                        "key_type ec (or rsa) and key_bits.")
+WHY_FIX_KEY_KEPT = ("Why: with Never a renewed certificate keeps the old key, so a leaked key "
+                    "outlives every renewal. Fix: set privateKey.rotationPolicy: Always.")
+WHY_FIX_WILDCARD_NAME = ("Why: its key would impersonate every name below it, and it is "
+                         "forbidden in this environment. Fix: list each name in "
+                         "tls.extra_dns_names.")
+WHY_FIX_WILDCARDS_FORBIDDEN = ("Why: wildcard certificates are forbidden in this environment. "
+                               "Fix: set it to false.")
+WHY_FIX_SIGN_CAPABILITIES = ('Why: signing needs only create/update. Fix: use capabilities = '
+                             '["create", "update"].')
+WHY_FIX_CLUSTER_ISSUER = ("Why: any namespace could then get certificates through one shared "
+                          "identity. Fix: use a namespaced Issuer per service, signed in as the "
+                          "service's own account.")
+WHY_FIX_ISSUE_PATH = ("Why: `issue` makes Vault generate (and see) the private key, and other "
+                      "endpoints are not per-service roles. Fix: use the service's sign path.")
+WHY_FIX_ISSUER_AUTH = ("Why: a static token or AppRole secret in the namespace can be copied; a "
+                       "bound, short-lived token of the service's own account cannot be used "
+                       "elsewhere. Fix: use auth.kubernetes.serviceAccountRef.")
 
 
 # --- certificate-lifetime ---------------------------------------------------------------------
 
 
+@for_types(PKI_ROLE, CERTIFICATE)
 def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     cfg = args.get_config()
     report = Reporter("certificate-lifetime", cfg, report_violation)
@@ -54,7 +72,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
                    "than this environment allows, whatever the Certificate asks for. Fix: set "
                    f"platform.pki.leaf_max_ttl to {human(limit)} or less.")
         return
-    if args.resource_type != CERTIFICATE or props.get("spec") is UNKNOWN:
+    if props.get("spec") is UNKNOWN:  # a CERTIFICATE
         return
     spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
     raw = spec.get("duration")
@@ -94,6 +112,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
 # --- certificate-private-key -----------------------------------------------------------------
 
 
+@for_types(PKI_ROLE, CERTIFICATE)
 def certificate_private_key(args: ResourceValidationArgs,
                             report_violation: ReportViolation) -> None:
     cfg = args.get_config()
@@ -106,16 +125,13 @@ def certificate_private_key(args: ResourceValidationArgs,
         if key_type is UNKNOWN or bits is UNKNOWN:
             return
         if key_type == "any":
-            report(args.name, f"{label}: key_type is any. Why: the role would sign CSRs with "
-                   "keys of any type and size. Fix: set key_type ec (or rsa) and key_bits.")
+            report(args.name, f"{label}: key_type is any. {WHY_FIX_ANY_KEY_TYPE}")
             return
         algorithm = {"ec": "ECDSA", "rsa": "RSA"}.get(str(key_type))
         if algorithm and isinstance(bits, int | float) and bits and bits < floors[algorithm]:
             report(args.name, f"{label}: key_bits {int(bits)} for {key_type}; at least "
                    f"{floors[algorithm]} required. Why: weaker keys can be broken. Fix: raise "
                    "key_bits.")
-        return
-    if args.resource_type != CERTIFICATE:
         return
     spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
     if props.get("spec") is UNKNOWN or spec.get("privateKey") is UNKNOWN:
@@ -137,14 +153,13 @@ def certificate_private_key(args: ResourceValidationArgs,
                "tls.key_size.")
     if key.get("rotationPolicy") not in ("Always", UNKNOWN):
         shown = key.get("rotationPolicy") or "unset"
-        report(args.name, f"{label}: privateKey.rotationPolicy is {shown}. Why: with Never a "
-               "renewed certificate keeps the old key, so a leaked key outlives every "
-               "renewal. Fix: set privateKey.rotationPolicy: Always.")
+        report(args.name, f"{label}: privateKey.rotationPolicy is {shown}. {WHY_FIX_KEY_KEPT}")
 
 
 # --- certificate-names -------------------------------------------------------------------------
 
 
+@for_types(CERTIFICATE, PKI_ROLE)
 def certificate_names(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     cfg = args.get_config()
     report = Reporter("certificate-names", cfg, report_violation)
@@ -159,11 +174,8 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
             names.append(spec["commonName"])
         if not wildcards:
             for name in dict.fromkeys(n for n in names if "*" in n):
-                report(args.name, f"{label}: `{name}` is a wildcard name. Why: its key would "
-                       "impersonate every name below it, and it is forbidden in this "
-                       "environment. Fix: list each name in tls.extra_dns_names.")
-        return
-    if args.resource_type != PKI_ROLE:
+                report(args.name, f"{label}: `{name}` is a wildcard name. "
+                       f"{WHY_FIX_WILDCARD_NAME}")
         return
     for flag, why in (
         ("allowAnyName", "it signs any name at all"),
@@ -179,8 +191,8 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
             if props.get(flag) is True or (flag == "allowWildcardCertificates"
                                            and flag not in props):
                 report(args.name, f"{label}: {flag} is on"
-                       f"{' (the default)' if flag not in props else ''}. Why: wildcard "
-                       "certificates are forbidden in this environment. Fix: set it to false.")
+                       f"{' (the default)' if flag not in props else ''}. "
+                       f"{WHY_FIX_WILDCARDS_FORBIDDEN}")
     domains = props.get("allowedDomains")
     if domains is not UNKNOWN and not domains:
         report(args.name, f"{label}: allowed_domains is empty. Why: a role must name what it "
@@ -190,6 +202,7 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
 # --- pki-least-privilege ----------------------------------------------------------------------
 
 
+@for_types(ISSUERS, VAULT_POLICY)
 def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     cfg = args.get_config()
     report = Reporter("pki-least-privilege", cfg, report_violation)
@@ -199,9 +212,7 @@ def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
     if args.resource_type in ISSUERS:
         _check_issuer(args.name, label, args.resource_type, props, report)
         return
-    if args.resource_type != VAULT_POLICY:
-        return
-    owned = owned_policy_rules(args.name, label, props, env, "-pki", report)
+    owned = owned_policy_rules(args.name, label, props, env, PKI_POLICY_SUFFIX, report)
     if owned is None:
         return
     service, rules = owned
@@ -217,8 +228,7 @@ def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
             continue
         extra = sorted(set(caps) - SIGN_CAPABILITIES)
         if extra:
-            report(args.name, f"{where} grants {', '.join(extra)}. Why: signing needs only "
-                   'create/update. Fix: use capabilities = ["create", "update"].',
+            report(args.name, f"{where} grants {', '.join(extra)}. {WHY_FIX_SIGN_CAPABILITIES}",
                    waivable=False)
 
 
@@ -229,15 +239,12 @@ def _check_issuer(name: str, label: str, resource_type: str, props: dict,
     if not isinstance(vault_spec, dict):
         return
     if resource_type.endswith(":ClusterIssuer"):
-        report(name, f"{label} signs with Vault for every namespace. Why: any namespace could "
-               "then get certificates through one shared identity. Fix: use a namespaced "
-               "Issuer per service, signed in as the service's own account.")
+        report(name, f"{label} signs with Vault for every namespace. {WHY_FIX_CLUSTER_ISSUER}")
         return
     path = vault_spec.get("path")
     if isinstance(path, str) and not re.match(r"^[^*]+/sign/[a-z0-9][-a-z0-9]*$", path):
         report(name, f"{label}: vault.path `{path}` is not a `<mount>/sign/<role>` endpoint. "
-               "Why: `issue` makes Vault generate (and see) the private key, and other "
-               "endpoints are not per-service roles. Fix: use the service's sign path.")
+               f"{WHY_FIX_ISSUE_PATH}")
     if vault_spec.get("auth") is UNKNOWN:
         return
     auth = vault_spec.get("auth") if isinstance(vault_spec.get("auth"), dict) else {}
@@ -245,9 +252,7 @@ def _check_issuer(name: str, label: str, resource_type: str, props: dict,
     if kubernetes is None or not isinstance(kubernetes.get("serviceAccountRef"), dict):
         used = ", ".join(sorted(auth)) or "none"
         report(name, f"{label}: Vault auth is {used}, not Kubernetes auth with a "
-               "serviceAccountRef. Why: a static token or AppRole secret in the namespace "
-               "can be copied; a bound, short-lived token of the service's own account "
-               "cannot be used elsewhere. Fix: use auth.kubernetes.serviceAccountRef.")
+               f"serviceAccountRef. {WHY_FIX_ISSUER_AUTH}")
 
 
 POLICIES = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from contract import DATABASE_POLICY_SUFFIX, PKI_POLICY_SUFFIX, policy_service
 from packlib import UNKNOWN, PolicyParseError, Reporter, parse_vault_policy
 
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -13,7 +14,7 @@ _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "
 # Vault policies these modules check (and vault-least-privilege does not):
 #   <env>-<service>-pki       sign with the service's PKI role (policies/certificates.py)
 #   <env>-<service>-database  read the service's database creds (policies/dynamic_credentials.py)
-OWNED_POLICY_SUFFIXES = ("-pki", "-database")
+OWNED_POLICY_SUFFIXES = (PKI_POLICY_SUFFIX, DATABASE_POLICY_SUFFIX)
 
 
 def go_seconds(value: Any) -> float | None:
@@ -51,9 +52,7 @@ def human(total: float) -> str:
 
 def owned_policy(name: Any, env: str, suffix: str) -> str | None:
     """The service a policy name `<env>-<service><suffix>` belongs to, or None."""
-    m = re.match(rf"^{re.escape(env)}-(?P<svc>[a-z0-9]([-a-z0-9]*[a-z0-9])?){re.escape(suffix)}$",
-                 str(name or ""))
-    return m.group("svc") if m else None
+    return policy_service(name, env, suffix)
 
 
 def owned_policy_rules(name: str, label: str, props: dict, env: str, suffix: str,

@@ -15,12 +15,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from contract import DATABASE_POLICY_SUFFIX, DNS_LABEL
 from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
 from packlib import (
     UNKNOWN,
     Reporter,
     config_schema,
     environment,
+    for_types,
     get,
     plain,
     resource_label,
@@ -32,13 +34,9 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from resource_types import DB_ROLE, EXTERNAL_SECRETS, VAULT_MOUNT, VAULT_POLICY
+from resource_types import VAULT_DYNAMIC_SECRET as GENERATOR
 
-DB_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
-VAULT_MOUNT = "vault:index/mount:Mount"
-VAULT_POLICY = "vault:index/policy:Policy"
-GENERATOR = "kubernetes:generators.external-secrets.io/v1alpha1:VaultDynamicSecret"
-EXTERNAL_SECRETS = ("kubernetes:external-secrets.io/v1:ExternalSecret",
-                    "kubernetes:external-secrets.io/v1beta1:ExternalSecret")
 # = configplane.dynamic_credentials.FORBIDDEN_ROLE_ATTRIBUTES (a test pins the copy)
 FORBIDDEN_ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION", "BYPASSRLS")
 # Predefined roles whose membership reaches beyond granted tables (PostgreSQL, RDS, Cloud SQL,
@@ -46,7 +44,28 @@ FORBIDDEN_ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION
 PRIVILEGED_ROLES = re.compile(r"^(pg_\w+|rds_superuser|rds_replication|rdsadmin|"
                               r"cloudsqlsuperuser|azure_pg_admin|postgres)$", re.IGNORECASE)
 ESO_DEFAULT_REFRESH = 3600.0  # ESO's refreshInterval when unset
-DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+WHY_FIX_FORBIDDEN = ("Why: a generated login must not administer the server, create roles or "
+                     "databases, replicate or bypass row security; one leaked login would own "
+                     "the database. Fix: grant only table privileges (dynamic.grants).")
+WHY_FIX_GRANT_OPTION = "Why: the login could hand them to anyone. Fix: remove the option."
+WHY_FIX_ALL_PRIVILEGES = ("Why: that includes TRUNCATE, REFERENCES and TRIGGER. Fix: list the "
+                          "privileges (SELECT, INSERT, UPDATE, DELETE).")
+WHY_FIX_PRIVILEGED_ROLE = ("Why: predefined and admin roles reach beyond the granted tables "
+                           "(all data, server files, other sessions). Fix: grant table "
+                           "privileges instead.")
+WHY_FIX_NO_EXPIRY = ("Why: if revocation fails, the login would still work after its lease "
+                     "ended. Fix: create the role WITH ... VALID UNTIL '{{expiration}}'.")
+WHY_FIX_NO_DROP = ("Why: a revoked lease must leave no role that can log in. Fix: end with "
+                   'DROP ROLE IF EXISTS "{{name}}".')
+WHY_FIX_NO_GENERATOR = ("Why: the refresh interval must be checked against the TTL. Fix: "
+                        "declare the generator and its role in this stack.")
+WHY_FIX_GENERATOR_AUTH = (
+    "Why: a token or secret in the namespace can be copied; the service's own bound account "
+    "token cannot be used elsewhere. Fix: use provider.auth.kubernetes.serviceAccountRef (the "
+    "service's account).")
+WHY_FIX_GENERATOR_NAMESPACE = ("Why: the generator must sign in as an account of its own "
+                               "namespace. Fix: remove serviceAccountRef.namespace.")
+WHY_FIX_READ_ONLY = 'Why: getting a login needs only read. Fix: use capabilities = ["read"].'
 
 
 def forbidden_attributes(statement: str) -> list[str]:
@@ -57,6 +76,7 @@ def forbidden_attributes(statement: str) -> list[str]:
 # --- dynamic-credential-ttl -------------------------------------------------------------------
 
 
+@for_types(VAULT_MOUNT, DB_ROLE)
 def dynamic_credential_ttl(args: ResourceValidationArgs,
                            report_violation: ReportViolation) -> None:
     cfg = args.get_config()
@@ -73,8 +93,6 @@ def dynamic_credential_ttl(args: ResourceValidationArgs,
             report(args.name, f"{label}: max_lease_ttl_seconds is {shown}; at most "
                    f"{human(cap_max)} here. Why: the mount caps every login it issues. Fix: "
                    f"set platform.database.max_ttl to {human(cap_max)} or less.")
-        return
-    if args.resource_type != DB_ROLE:
         return
     default, maximum = props.get("defaultTtl"), props.get("maxTtl")
     if default is UNKNOWN or maximum is UNKNOWN:
@@ -98,10 +116,9 @@ def dynamic_credential_ttl(args: ResourceValidationArgs,
 # --- dynamic-credential-statements ------------------------------------------------------------
 
 
+@for_types(DB_ROLE)
 def dynamic_credential_statements(args: ResourceValidationArgs,
                                   report_violation: ReportViolation) -> None:
-    if args.resource_type != DB_ROLE:
-        return
     cfg = args.get_config()
     report = Reporter("dynamic-credential-statements", cfg, report_violation)
     props = plain(args.props)
@@ -116,41 +133,33 @@ def dynamic_credential_statements(args: ResourceValidationArgs,
         where = f"{label}: creation_statements[{i}]"
         bad = forbidden_attributes(statement)
         if bad:
-            report(args.name, f"{where} grants {', '.join(bad)}. Why: a generated login must "
-                   "not administer the server, create roles or databases, replicate or bypass "
-                   "row security; one leaked login would own the database. Fix: grant only "
-                   "table privileges (dynamic.grants).", waivable=False)
+            report(args.name, f"{where} grants {', '.join(bad)}. {WHY_FIX_FORBIDDEN}",
+                   waivable=False)
         upper = " ".join(statement.upper().split())
         if "WITH GRANT OPTION" in upper or "WITH ADMIN OPTION" in upper:
-            report(args.name, f"{where} passes on its rights (WITH GRANT/ADMIN OPTION). Why: "
-                   "the login could hand them to anyone. Fix: remove the option.",
-                   waivable=False)
+            report(args.name, f"{where} passes on its rights (WITH GRANT/ADMIN OPTION). "
+                   f"{WHY_FIX_GRANT_OPTION}", waivable=False)
         if re.search(r"\bALL\s+PRIVILEGES\b|\bGRANT\s+ALL\b", upper) and upper.startswith(
                 "GRANT"):
-            report(args.name, f"{where} grants ALL privileges. Why: that includes TRUNCATE, "
-                   "REFERENCES and TRIGGER. Fix: list the privileges (SELECT, INSERT, UPDATE, "
-                   "DELETE).", waivable=False)
+            report(args.name, f"{where} grants ALL privileges. {WHY_FIX_ALL_PRIVILEGES}",
+                   waivable=False)
         m = re.match(r"^GRANT\s+(?!.*\bON\b)(?P<roles>.+?)\s+TO\s", upper)
         if m:
             roles = [r.strip().strip('"') for r in m.group("roles").split(",")]
             privileged = [r.lower() for r in roles if PRIVILEGED_ROLES.match(r)]
             if privileged:
                 report(args.name, f"{where} makes the login a member of "
-                       f"{', '.join(privileged)}. Why: predefined and admin roles reach "
-                       "beyond the granted tables (all data, server files, other sessions). "
-                       "Fix: grant table privileges instead.", waivable=False)
+                       f"{', '.join(privileged)}. {WHY_FIX_PRIVILEGED_ROLE}", waivable=False)
     if "{{expiration}}" not in text or "VALID UNTIL" not in text.upper():
         report(args.name, f"{label}: the creation statements set no VALID UNTIL "
-               "'{{expiration}}'. Why: if revocation fails, the login would still work after "
-               "its lease ended. Fix: create the role WITH ... VALID UNTIL '{{expiration}}'.")
+               f"'{{{{expiration}}}}'. {WHY_FIX_NO_EXPIRY}")
     revocation = props.get("revocationStatements")
     if revocation is UNKNOWN:
         return
     revoke_text = " ".join(s for s in (revocation or []) if isinstance(s, str)).upper()
     if not re.search(r"\bDROP\s+(ROLE|USER)\b", revoke_text):
-        report(args.name, f"{label}: the revocation statements do not drop the login. Why: "
-               "a revoked lease must leave no role that can log in. Fix: end with DROP ROLE "
-               'IF EXISTS "{{name}}".')
+        report(args.name, f"{label}: the revocation statements do not drop the login. "
+               f"{WHY_FIX_NO_DROP}")
 
 
 # --- dynamic-credential-refresh ---------------------------------------------------------------
@@ -187,8 +196,7 @@ def dynamic_credential_refresh(args: StackValidationArgs,
             if ttl is None:
                 report(r.name, f"{label}: the TTL of generator `{ref.get('name')}` cannot be "
                        "found (its VaultDynamicSecret or Vault role is not declared in this "
-                       "stack). Why: the refresh interval must be checked against the TTL. "
-                       "Fix: declare the generator and its role in this stack.", r.urn)
+                       f"stack). {WHY_FIX_NO_GENERATOR}", r.urn)
                 continue
             policy = spec.get("refreshPolicy") or "Periodic"
             raw = spec.get("refreshInterval")
@@ -246,6 +254,7 @@ def _ttl_of(generator: dict | None, roles: dict, mounts: dict) -> Any:
 # --- database-creds-least-privilege -----------------------------------------------------------
 
 
+@for_types(GENERATOR, VAULT_POLICY)
 def database_creds_least_privilege(args: ResourceValidationArgs,
                                    report_violation: ReportViolation) -> None:
     cfg = args.get_config()
@@ -263,17 +272,12 @@ def database_creds_least_privilege(args: ResourceValidationArgs,
                 kubernetes.get("serviceAccountRef"), dict):
             used = ", ".join(sorted(auth)) if isinstance(auth, dict) else "none"
             report(args.name, f"{label}: Vault auth is {used}, not Kubernetes auth with a "
-                   "serviceAccountRef. Why: a token or secret in the namespace can be copied; "
-                   "the service's own bound account token cannot be used elsewhere. Fix: use "
-                   "provider.auth.kubernetes.serviceAccountRef (the service's account).")
+                   f"serviceAccountRef. {WHY_FIX_GENERATOR_AUTH}")
         elif kubernetes["serviceAccountRef"].get("namespace"):
-            report(args.name, f"{label}: serviceAccountRef names a namespace. Why: the "
-                   "generator must sign in as an account of its own namespace. Fix: remove "
-                   "serviceAccountRef.namespace.")
+            report(args.name, f"{label}: serviceAccountRef names a namespace. "
+                   f"{WHY_FIX_GENERATOR_NAMESPACE}")
         return
-    if args.resource_type != VAULT_POLICY:
-        return
-    owned = owned_policy_rules(args.name, label, props, env, "-database", report)
+    owned = owned_policy_rules(args.name, label, props, env, DATABASE_POLICY_SUFFIX, report)
     if owned is None:
         return
     service, rules = owned
@@ -289,8 +293,8 @@ def database_creds_least_privilege(args: ResourceValidationArgs,
             continue
         extra = sorted(set(caps) - {"read"})
         if extra:
-            report(args.name, f"{where} grants {', '.join(extra)}. Why: getting a login needs "
-                   'only read. Fix: use capabilities = ["read"].', waivable=False)
+            report(args.name, f"{where} grants {', '.join(extra)}. {WHY_FIX_READ_ONLY}",
+                   waivable=False)
 
 
 POLICIES = [

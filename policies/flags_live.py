@@ -17,15 +17,24 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from packlib import UNKNOWN, Reporter, get, kustomize_hash, plain, resource_label
+from contract import FLAGS_SCHEMA, RELOADER_ANNOTATIONS, SCHEMA_ANNOTATION
+from packlib import UNKNOWN, Reporter, for_types, get, kustomize_hash, plain, resource_label
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 from referencing import Registry, Resource
+from resource_types import CONFIGMAP
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
-SCHEMA_ANNOTATION = "configplane.io/schema"
-FLAGS_SCHEMA = "flags"
-RELOADER_ANNOTATIONS = ("reloader.stakater.com/match", "reloader.stakater.com/auto")
+
+
+WHY_FIX_IMMUTABLE = (
+    "Why: flagd hot-reloads the mounted file only if the ConfigMap is updated in place; an "
+    "immutable one turns every flag flip into a redeploy. Fix: drop immutable (the program's "
+    "flags ConfigMap is mutable with a stable name).")
+WHY_FIX_RELOADER = ("Why: Reloader would restart every pod on each flag flip, which flagd "
+                    "applies live. Fix: remove the annotation from the flags ConfigMap.")
+WHY_FIX_HASHED_NAME = (
+    "Why: the name would change on every flag flip, so pods would need a new mount and a "
+    "restart. Fix: name it `<service>-flags` and update it in place.")
 
 
 @cache
@@ -46,26 +55,21 @@ def is_flags_configmap(props: Any) -> bool:
     return get(props, "metadata", "annotations", SCHEMA_ANNOTATION) == FLAGS_SCHEMA
 
 
+@for_types(CONFIGMAP)
 def flags_configmap_live(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONFIGMAP:
-        return
     props = plain(args.props)
     if not is_flags_configmap(props):
         return
     report = Reporter("flags-configmap-live", args.get_config(), report_violation)
     label = resource_label(args.resource_type, args.name)
     if props.get("immutable") is True:
-        report(args.name, f"{label} holds flags but is immutable. Why: flagd hot-reloads the "
-               "mounted file only if the ConfigMap is updated in place; an immutable one "
-               "turns every flag flip into a redeploy. Fix: drop immutable (the program's "
-               "flags ConfigMap is mutable with a stable name).")
+        report(args.name, f"{label} holds flags but is immutable. {WHY_FIX_IMMUTABLE}")
     annotations = get(props, "metadata", "annotations", default={}) or {}
     if annotations is not UNKNOWN:
         reloading = [a for a in RELOADER_ANNOTATIONS if str(annotations.get(a)) == "true"]
         if reloading:
-            report(args.name, f"{label} holds flags but carries {', '.join(reloading)}. Why: "
-                   "Reloader would restart every pod on each flag flip, which flagd applies "
-                   "live. Fix: remove the annotation from the flags ConfigMap.")
+            report(args.name, f"{label} holds flags but carries {', '.join(reloading)}. "
+                   f"{WHY_FIX_RELOADER}")
     name = get(props, "metadata", "name")
     data = props.get("data") or {}
     binary = props.get("binaryData") or {}
@@ -74,9 +78,8 @@ def flags_configmap_live(args: ResourceValidationArgs, report_violation: ReportV
     if UNKNOWN in data.values() or UNKNOWN in binary.values():
         return
     if name.endswith(f"-{kustomize_hash(data, binary)}"):
-        report(args.name, f'{label}: its name "{name}" ends with the content hash. Why: the '
-               "name would change on every flag flip, so pods would need a new mount and a "
-               "restart. Fix: name it `<service>-flags` and update it in place.")
+        report(args.name, f'{label}: its name "{name}" ends with the content hash. '
+               f"{WHY_FIX_HASHED_NAME}")
 
 
 POLICIES = [

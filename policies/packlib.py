@@ -9,16 +9,21 @@ pulumi and pulumi_policy.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+from contract import DNS_LABEL
 from hashing import configmap_hash
 from pulumi_policy import PolicyConfigSchema
 from pulumi_policy.proxy import UnknownValueError
+from resource_types import WORKLOADS
+
+Validator = Callable[[Any, Any], None]
 
 
 class _Unknown:
@@ -89,6 +94,35 @@ def short_type(resource_type: str) -> str:
 
 def resource_label(resource_type: str, name: str) -> str:
     return f'{short_type(resource_type)} "{name}"'
+
+
+def for_types(*types: str | Iterable[str]) -> Callable[[Validator], Validator]:
+    """A resource validator that runs only for these resource types (tokens from types.py;
+    a tuple or dict of them counts as its members); other resources pass untouched."""
+    wanted = frozenset(t for group in types
+                       for t in ((group,) if isinstance(group, str) else group))
+
+    def decorate(validate: Validator) -> Validator:
+        @functools.wraps(validate)
+        def filtered(args: Any, report_violation: Any) -> None:
+            if args.resource_type in wanted:
+                validate(args, report_violation)
+
+        filtered.resource_types = wanted  # type: ignore[attr-defined]
+        return filtered
+
+    return decorate
+
+
+def num(value: Any) -> str:
+    """A number as people write it (protobuf turns config integers into floats)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+ENVIRONMENT_PROPERTY = {  # the `environment` property of the policies that take one
+    "type": "string", "pattern": DNS_LABEL,
+    "description": "The stack's environment; default: the stack name.",
+}
 
 
 def environment(config: Mapping[str, Any]) -> str:
@@ -162,17 +196,6 @@ class Reporter:
 
 
 # --- Kubernetes ------------------------------------------------------------------------------
-
-WORKLOADS = {
-    "kubernetes:core/v1:Pod": ("spec",),
-    "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:StatefulSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:DaemonSet": ("spec", "template", "spec"),
-    "kubernetes:apps/v1:ReplicaSet": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:Job": ("spec", "template", "spec"),
-    "kubernetes:batch/v1:CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-
 
 def container_env(resource_type: str, props: dict) -> Iterator[tuple[str, str, str]]:
     """(container, variable, literal value) of a workload's containers' `env[].value`;

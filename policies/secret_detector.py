@@ -4,6 +4,9 @@ Used by the policy pack, `configplane validate`, `configplane import` and `confi
 (which load this very file). The pack runs with only its pinned requirements, so this module
 imports nothing but detect-secrets, google-re2 and the standard library. Everything is
 compiled once, at import. docs/detector.md explains the decisions and their measured effect.
+Why one file of ~700 lines: the CLI loads this very file by path (outside the pack), and its
+rules are one ordered decision over shared compiled tables; splitting it would spread that one
+decision over files every loader must then find.
 
 A key/value pair is a secret when one of these holds, tried in this order:
 

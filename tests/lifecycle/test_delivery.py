@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from configplane import contract
 from configplane.delivery import SCHEMA_SECRET_KEYS, delivered_keys, external_secret_sources
 from configplane.model import SecretSpec
 from tests.lifecycle import eso
@@ -99,8 +101,11 @@ def test_the_pod_gets_exactly_the_delivered_keys_with_their_values(drawn):
 
 
 def test_the_pack_names_the_schema_keyword_as_delivery_does():
-    text = (REPO / "policies" / "__main__.py").read_text()
-    assert f'SECRET_KEYS = "{SCHEMA_SECRET_KEYS}"' in text
+    # the pack reads the keyword from the shared contract (policies/contract.py, a symlink)
+    assert contract.SCHEMA_SECRET_KEYS == SCHEMA_SECRET_KEYS
+    tree = ast.parse((REPO / "policies" / "configmaps.py").read_text())
+    assert any(isinstance(node, ast.ImportFrom) and node.module == "contract"
+               and "SCHEMA_SECRET_KEYS" in {a.name for a in node.names} for node in tree.body)
     schema = json.loads((REPO / "schemas" / "services" / "http-api.schema.json").read_text())
     assert schema[SCHEMA_SECRET_KEYS] == [
         "DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME",

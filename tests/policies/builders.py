@@ -3,8 +3,14 @@ outputs for `AnalyzeStack` (as a preview's provider echoes them)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import importlib
 import json
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from configplane.analyzer import AnalyzedResource
@@ -179,3 +185,67 @@ def stack_root(outputs: Mapping[str, Any], stack: str = "prod") -> AnalyzedResou
     return AnalyzedResource(
         urn=f"urn:pulumi:{stack}::configplane::pulumi:pulumi:Stack::configplane-{stack}",
         type="pulumi:pulumi:Stack", outputs=dict(outputs))
+
+
+# --- one known-good fixture, mutated one change at a time ------------------------------------
+
+
+def only(policy: str, violations: Sequence[tuple[str, str, str, str]]
+         ) -> list[tuple[str, str, str, str]]:
+    """The violations of one policy, in order."""
+    return [v for v in violations if v[0] == policy]
+
+
+def mutate(resources: list[AnalyzedResource], name: str,
+           change: Callable[[dict], None]) -> list[AnalyzedResource]:
+    """The plan with `change` applied to one resource's inputs and outputs."""
+    out, hit = [], False
+    for r in resources:
+        if r.name == name:
+            hit = True
+            inputs, outputs = copy.deepcopy(dict(r.inputs)), copy.deepcopy(dict(r.outputs))
+            change(inputs)
+            change(outputs)
+            r = dataclasses.replace(r, inputs=inputs, outputs=outputs)
+        out.append(r)
+    assert hit, name
+    return out
+
+
+def add(resources: list[AnalyzedResource], template: str, name: str,
+        change: Callable[[dict], None]) -> list[AnalyzedResource]:
+    """The plan with a copy of `template` named `name`, changed."""
+    base = next(r for r in resources if r.name == template)
+    props = copy.deepcopy(dict(base.outputs))
+    change(props)
+    urn = base.urn.rsplit("::", 1)[0] + "::" + name
+    return [*resources, dataclasses.replace(base, urn=urn, name=name, inputs=props,
+                                            outputs=copy.deepcopy(props))]
+
+
+STORES = "secret-stores-per-service"
+SPANS = "no-identity-spans-services"
+
+
+def isolation_violations(pack: Any, resources: Sequence[AnalyzedResource]
+                         ) -> list[tuple[str, str, str, str]]:
+    """The violations of the two per-service isolation policies, in order."""
+    from tests.policies.conftest import found
+
+    return [v for v in found(pack.run(resources)) if v[0] in (STORES, SPANS)]
+
+
+# --- the pack's own message constants -----------------------------------------------------
+
+PACK_DIR = Path(__file__).resolve().parents[2] / "policies"
+
+
+def pack_module(name: str) -> ModuleType:
+    """A module of the pack (policies/<name>.py), imported as the pack imports it, so tests
+    use its message constants instead of copies of their prose. The pack directory goes last
+    on sys.path: its flat module names never hide an installed one."""
+    if str(PACK_DIR) not in sys.path:
+        sys.path.append(str(PACK_DIR))
+    module = importlib.import_module(name)
+    assert Path(module.__file__).resolve().parent == PACK_DIR, (name, module.__file__)
+    return module

@@ -110,6 +110,15 @@ CUSTOM = {
 
 
 @pytest.fixture(scope="session")
+def good() -> list[AnalyzedResource]:
+    """The known-good fixture: the sample project's prod plan, as the engine shows it to the
+    pack (every case mutates one thing of it)."""
+    from configplane.plan import analyzed_resources, run_plan
+
+    return analyzed_resources(run_plan(REPO, "prod"))
+
+
+@pytest.fixture(scope="session")
 def custom(pack_for) -> Pack:
     """prod with CUSTOM as its policy config (everything else at the pack's defaults)."""
     return pack_for("prod", CUSTOM)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.policies.builders import labels, resource
+from tests.policies.builders import labels, pack_module, resource
+
+CERTS = pack_module("certificates")
 
 CERT = "kubernetes:cert-manager.io/v1:Certificate"
 ISSUER = "kubernetes:cert-manager.io/v1:Issuer"
@@ -137,24 +139,19 @@ def test_private_key(prod):
          'Certificate "rsa-1024": a RSA key of 1024 bits; at least 2048 required. Why: weaker '
          "keys can be broken. Fix: raise tls.key_size."),
         ("certificate-private-key", "kept-key", "mandatory",
-         'Certificate "kept-key": privateKey.rotationPolicy is Never. Why: with Never a renewed '
-         "certificate keeps the old key, so a leaked key outlives every renewal. Fix: set "
-         "privateKey.rotationPolicy: Always."),
+         f'Certificate "kept-key": privateKey.rotationPolicy is Never. {CERTS.WHY_FIX_KEY_KEPT}'),
         ("certificate-private-key", "no-policy", "mandatory",
-         'Certificate "no-policy": privateKey.rotationPolicy is unset. Why: with Never a '
-         "renewed certificate keeps the old key, so a leaked key outlives every renewal. Fix: "
-         "set privateKey.rotationPolicy: Always."),
+         'Certificate "no-policy": privateKey.rotationPolicy is unset. '
+         f"{CERTS.WHY_FIX_KEY_KEPT}"),
         ("certificate-private-key", "any-key", "mandatory",
-         'SecretBackendRole "any-key": key_type is any. Why: the role would sign CSRs with keys '
-         "of any type and size. Fix: set key_type ec (or rsa) and key_bits."),
+         f'SecretBackendRole "any-key": key_type is any. {CERTS.WHY_FIX_ANY_KEY_TYPE}'),
         ("certificate-private-key", "weak-role", "mandatory",
          'SecretBackendRole "weak-role": key_bits 1024 for rsa; at least 2048 required. Why: '
          "weaker keys can be broken. Fix: raise key_bits."),
     ]
 
 
-WILDCARD_WHY = ("Why: its key would impersonate every name below it, and it is forbidden in "
-                "this environment. Fix: list each name in tls.extra_dns_names.")
+WILDCARD_WHY = CERTS.WHY_FIX_WILDCARD_NAME
 
 
 def test_names(prod, dev):
@@ -185,10 +182,9 @@ def test_names(prod, dev):
          "false; list the service's names in allowed_domains."),
         ("certificate-names", "vault-defaults", "mandatory",
          'SecretBackendRole "vault-defaults": allowWildcardCertificates is on (the default). '
-         "Why: wildcard certificates are forbidden in this environment. Fix: set it to false."),
+         f"{CERTS.WHY_FIX_WILDCARDS_FORBIDDEN}"),
         ("certificate-names", "globs", "mandatory",
-         'SecretBackendRole "globs": allowGlobDomains is on. Why: wildcard certificates are '
-         "forbidden in this environment. Fix: set it to false."),
+         f'SecretBackendRole "globs": allowGlobDomains is on. {CERTS.WHY_FIX_WILDCARDS_FORBIDDEN}'),
     ]
     # dev allows wildcards (policies/config/dev.json): the same objects pass there
     dev_resources = [certificate("wildcard", stack="dev",
@@ -215,8 +211,7 @@ def test_pki_least_privilege(prod):
                "does not hold. Fix: remove the rule.")
     assert mine(prod.violations(resources)) == [
         ("pki-least-privilege", "greedy", "mandatory",
-         'Policy "greedy": path "prod-pki/sign/api" grants sudo. Why: signing needs only '
-         'create/update. Fix: use capabilities = ["create", "update"].'),
+         f'Policy "greedy": path "prod-pki/sign/api" grants sudo. {CERTS.WHY_FIX_SIGN_CAPABILITIES}'),
         ("pki-least-privilege", "greedy", "mandatory",
          f'Policy "greedy": path "prod-pki/issue/api" {not_own}'),
         ("pki-least-privilege", "greedy", "mandatory",
@@ -225,17 +220,12 @@ def test_pki_least_privilege(prod):
          f'Policy "greedy": path "prod-kv/data/web" {not_own}'),
         ("pki-least-privilege", "issue-path", "mandatory",
          'Issuer "issue-path": vault.path `prod-pki/issue/api` is not a `<mount>/sign/<role>` '
-         "endpoint. Why: `issue` makes Vault generate (and see) the private key, and other "
-         "endpoints are not per-service roles. Fix: use the service's sign path."),
+         f"endpoint. {CERTS.WHY_FIX_ISSUE_PATH}"),
         ("pki-least-privilege", "token-auth", "mandatory",
          'Issuer "token-auth": Vault auth is tokenSecretRef, not Kubernetes auth with a '
-         "serviceAccountRef. Why: a static token or AppRole secret in the namespace can be "
-         "copied; a bound, short-lived token of the service's own account cannot be used "
-         "elsewhere. Fix: use auth.kubernetes.serviceAccountRef."),
+         f"serviceAccountRef. {CERTS.WHY_FIX_ISSUER_AUTH}"),
         ("pki-least-privilege", "shared", "mandatory",
-         'ClusterIssuer "shared" signs with Vault for every namespace. Why: any namespace could '
-         "then get certificates through one shared identity. Fix: use a namespaced Issuer per "
-         "service, signed in as the service's own account."),
+         f'ClusterIssuer "shared" signs with Vault for every namespace. {CERTS.WHY_FIX_CLUSTER_ISSUER}'),
     ]
 
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 
-from tests.policies.builders import BOOL_FLAG, configmap, flags_data, labels, resource
+from tests.policies.builders import (
+    BOOL_FLAG,
+    configmap,
+    flags_data,
+    labels,
+    only,
+    pack_module,
+    resource,
+)
 
-
-def only(policy: str, violations):
-    return [v for v in violations if v[0] == policy]
+CONFIGMAPS = pack_module("configmaps")
 
 
 def test_configmap_hygiene(prod):
@@ -30,26 +36,19 @@ def test_configmap_hygiene(prod):
         # property missing: no immutable, no metadata, no data
         resource("kubernetes:core/v1:ConfigMap", "bare", {"apiVersion": "v1", "kind": "ConfigMap"}),
     ]
-    mutable = ("is not immutable. Why: a mutable ConfigMap changes under running pods and "
-               "cannot be rolled back by name. Fix: set immutable: true and give each content a "
-               "new hashed name.")
+    mutable = f"is not immutable. {CONFIGMAPS.WHY_FIX_MUTABLE}"
     no_labels = ("lacks the label(s) app.kubernetes.io/name, app.kubernetes.io/part-of, "
-                 "app.kubernetes.io/managed-by, configplane.io/environment. Why: they say which "
-                 "service, system and environment own it and that configplane manages it. Fix: "
-                 "add them (ServicePlan.labels).")
+                 f"app.kubernetes.io/managed-by, configplane.io/environment. "
+                 f"{CONFIGMAPS.WHY_FIX_LABELS}")
     assert only("configmap-hygiene", prod.violations(resources)) == [
         ("configmap-hygiene", name, "mandatory", text) for name, text in [
             ("mutable", f'ConfigMap "mutable" {mutable}'),
             ("stale-name", 'ConfigMap "stale-name": its name "api-config-hf678c7m2c" does not '
-                           'end with the content hash "-hf678c7m2b". Why: immutable ConfigMaps '
-                           "roll forward by name; a stale suffix means changed data under an old "
-                           "name. Fix: derive the name from the data (kustomize's hash, as "
-                           "configplane's renderer does)."),
+                           'end with the content hash "-hf678c7m2b". '
+                           f"{CONFIGMAPS.WHY_FIX_STALE_NAME}"),
             ("unlabelled", f'ConfigMap "unlabelled" {no_labels}'),
             ("bare", f'ConfigMap "bare" {mutable}'),
-            ("bare", 'ConfigMap "bare" has no metadata.name. Why: Pulumi would append a random '
-                     "suffix, not the content hash, so the name would not change with the "
-                     "content. Fix: name it `<base>-<kustomize hash of the data>`."),
+            ("bare", f'ConfigMap "bare" has no metadata.name. {CONFIGMAPS.WHY_FIX_NO_NAME}'),
             ("bare", f'ConfigMap "bare" {no_labels}'),
         ]]
 
@@ -63,13 +62,10 @@ def test_configmap_hygiene_size_and_exceptions(custom):
     ]
     assert only("configmap-hygiene", pack.violations(resources)) == [(
         "configmap-hygiene", "big", "mandatory",
-        'ConfigMap "big" holds 65 bytes of data; at most 64 allowed. Why: Kubernetes rejects '
-        "objects over 1 MiB and large ConfigMaps slow every watcher. Fix: move large content out "
-        "of configuration.")]
+        f'ConfigMap "big" holds 65 bytes of data; at most 64 allowed. {CONFIGMAPS.WHY_FIX_TOO_BIG}')]
 
 
-FIX = ("Why: the service would start with configuration it does not understand. Fix: correct "
-       "the service's config in the stack file (`configplane validate` shows the file and key).")
+FIX = CONFIGMAPS.WHY_FIX_SCHEMA
 # flagd's own negative case (fractional-decimal-weighting): flagd's evaluator serves none of it
 DECIMAL = {"fractional": [["on", 10.5], ["off", 89.5]]}
 AVAILABLE = "flags, services/http-api, services/web-frontend, services/worker"

@@ -8,7 +8,9 @@ from typing import Any
 
 from configplane.dynamic_credentials import creation_statements, revocation_statements
 from configplane.model import Grant
-from tests.policies.builders import resource, stack_root
+from tests.policies.builders import pack_module, resource, stack_root
+
+CREDS = pack_module("dynamic_credentials")
 
 DB_ROLE = "vault:database/secretBackendRole:SecretBackendRole"
 GENERATOR = "kubernetes:generators.external-secrets.io/v1alpha1:VaultDynamicSecret"
@@ -134,11 +136,8 @@ def test_creation_and_revocation_statements(prod):
         db_role("no-drop", revocationStatements=REVOKE[:-1]),
         db_role("no-revocation", revocationStatements=None),
     ]
-    no_table_rights = ("Why: a generated login must not administer the server, create roles "
-                       "or databases, replicate or bypass row security; one leaked login would "
-                       "own the database. Fix: grant only table privileges (dynamic.grants).")
-    no_drop = ("the revocation statements do not drop the login. Why: a revoked lease must "
-               'leave no role that can log in. Fix: end with DROP ROLE IF EXISTS "{{name}}".')
+    no_table_rights = CREDS.WHY_FIX_FORBIDDEN
+    no_drop = f"the revocation statements do not drop the login. {CREDS.WHY_FIX_NO_DROP}"
     assert mine(prod.violations(resources)) == [
         ("dynamic-credential-statements", "superuser", "mandatory",
          f'SecretBackendRole "superuser": creation_statements[0] grants SUPERUSER. '
@@ -151,20 +150,16 @@ def test_creation_and_revocation_statements(prod):
          f"BYPASSRLS. {no_table_rights}"),
         ("dynamic-credential-statements", "passes-on", "mandatory",
          'SecretBackendRole "passes-on": creation_statements[4] passes on its rights (WITH '
-         "GRANT/ADMIN OPTION). Why: the login could hand them to anyone. Fix: remove the "
-         "option."),
+         f"GRANT/ADMIN OPTION). {CREDS.WHY_FIX_GRANT_OPTION}"),
         ("dynamic-credential-statements", "member", "mandatory",
          'SecretBackendRole "member": creation_statements[4] makes the login a member of '
-         "pg_read_all_data. Why: predefined and admin roles reach beyond the granted tables "
-         "(all data, server files, other sessions). Fix: grant table privileges instead."),
+         f"pg_read_all_data. {CREDS.WHY_FIX_PRIVILEGED_ROLE}"),
         ("dynamic-credential-statements", "all", "mandatory",
-         'SecretBackendRole "all": creation_statements[4] grants ALL privileges. Why: that '
-         "includes TRUNCATE, REFERENCES and TRIGGER. Fix: list the privileges (SELECT, INSERT, "
-         "UPDATE, DELETE)."),
+         'SecretBackendRole "all": creation_statements[4] grants ALL privileges. '
+         f"{CREDS.WHY_FIX_ALL_PRIVILEGES}"),
         ("dynamic-credential-statements", "no-expiry", "mandatory",
          'SecretBackendRole "no-expiry": the creation statements set no VALID UNTIL '
-         "'{{expiration}}'. Why: if revocation fails, the login would still work after its "
-         "lease ended. Fix: create the role WITH ... VALID UNTIL '{{expiration}}'."),
+         f"'{{{{expiration}}}}'. {CREDS.WHY_FIX_NO_EXPIRY}"),
         ("dynamic-credential-statements", "no-drop", "mandatory",
          f'SecretBackendRole "no-drop": {no_drop}'),
         ("dynamic-credential-statements", "no-revocation", "mandatory",
@@ -206,9 +201,8 @@ def test_refresh_interval_against_the_ttl(prod):
          "without one. Fix: use a periodic refreshInterval under 30m."),
         ("dynamic-credential-refresh", "orphan", "mandatory",
          'ExternalSecret "orphan": the TTL of generator `api-missing` cannot be found (its '
-         "VaultDynamicSecret or Vault role is not declared in this stack). Why: the refresh "
-         "interval must be checked against the TTL. Fix: declare the generator and its role in "
-         "this stack."),
+         f"VaultDynamicSecret or Vault role is not declared in this stack). "
+         f"{CREDS.WHY_FIX_NO_GENERATOR}"),
     ]
 
 
@@ -232,8 +226,8 @@ def test_creds_least_privilege(prod):
                "remove the rule.")
     assert mine(prod.violations(resources)) == [
         ("database-creds-least-privilege", "greedy", "mandatory",
-         'Policy "greedy": path "prod-database/creds/api-orders" grants update. Why: getting a '
-         'login needs only read. Fix: use capabilities = ["read"].'),
+         'Policy "greedy": path "prod-database/creds/api-orders" grants update. '
+         f"{CREDS.WHY_FIX_READ_ONLY}"),
         ("database-creds-least-privilege", "greedy", "mandatory",
          f'Policy "greedy": path "prod-database/creds/web-orders" {not_own}'),
         ("database-creds-least-privilege", "greedy", "mandatory",
@@ -244,13 +238,10 @@ def test_creds_least_privilege(prod):
          f'Policy "greedy": path "staging-database/creds/api-orders" {not_own}'),
         ("database-creds-least-privilege", "token-generator", "mandatory",
          'VaultDynamicSecret "token-generator": Vault auth is tokenSecretRef, not Kubernetes '
-         "auth with a serviceAccountRef. Why: a token or secret in the namespace can be copied; "
-         "the service's own bound account token cannot be used elsewhere. Fix: use "
-         "provider.auth.kubernetes.serviceAccountRef (the service's account)."),
+         f"auth with a serviceAccountRef. {CREDS.WHY_FIX_GENERATOR_AUTH}"),
         ("database-creds-least-privilege", "foreign-account", "mandatory",
-         'VaultDynamicSecret "foreign-account": serviceAccountRef names a namespace. Why: the '
-         "generator must sign in as an account of its own namespace. Fix: remove "
-         "serviceAccountRef.namespace."),
+         'VaultDynamicSecret "foreign-account": serviceAccountRef names a namespace. '
+         f"{CREDS.WHY_FIX_GENERATOR_NAMESPACE}"),
     ]
 
 

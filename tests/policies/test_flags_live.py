@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from configplane.hashing import configmap_hash
-from tests.policies.builders import BOOL_FLAG, configmap, flags_data, labels
-from tests.policies.test_configmaps import only
+from tests.policies.builders import BOOL_FLAG, configmap, flags_data, labels, only, pack_module
+
+LIVE = pack_module("flags_live")
 
 DATA = flags_data({"dark-mode": BOOL_FLAG})
 
@@ -32,23 +33,15 @@ def test_flags_configmap_live(prod):
     violations = prod.violations(resources)
     assert only("flags-configmap-live", violations) == [
         ("flags-configmap-live", name, "mandatory", text) for name, text in [
-            ("immutable-flags", 'ConfigMap "immutable-flags" holds flags but is immutable. Why: '
-             "flagd hot-reloads the mounted file only if the ConfigMap is updated in place; an "
-             "immutable one turns every flag flip into a redeploy. Fix: drop immutable (the "
-             "program's flags ConfigMap is mutable with a stable name)."),
+            ("immutable-flags", 'ConfigMap "immutable-flags" holds flags but is immutable. '
+             f"{LIVE.WHY_FIX_IMMUTABLE}"),
             ("reloading-flags", 'ConfigMap "reloading-flags" holds flags but carries '
-             "reloader.stakater.com/match. Why: Reloader would restart every pod on each flag "
-             "flip, which flagd applies live. Fix: remove the annotation from the flags "
-             "ConfigMap."),
+             f"reloader.stakater.com/match. {LIVE.WHY_FIX_RELOADER}"),
             # the builders' hashed flags ConfigMap also carries the Reloader match
             ("hashed-flags", 'ConfigMap "hashed-flags" holds flags but carries '
-             "reloader.stakater.com/match. Why: Reloader would restart every pod on each flag "
-             "flip, which flagd applies live. Fix: remove the annotation from the flags "
-             "ConfigMap."),
+             f"reloader.stakater.com/match. {LIVE.WHY_FIX_RELOADER}"),
             ("hashed-flags", 'ConfigMap "hashed-flags": its name "web-flags-'
-             f'{configmap_hash(DATA)}" ends with the content hash. Why: the name would '
-             "change on every flag flip, so pods would need a new mount and a restart. Fix: "
-             "name it `<service>-flags` and update it in place."),
+             f'{configmap_hash(DATA)}" ends with the content hash. {LIVE.WHY_FIX_HASHED_NAME}'),
         ]]
     # configmap-hygiene's immutable / hashed-name rules leave flags ConfigMaps alone
     assert only("configmap-hygiene", violations) == []

@@ -8,58 +8,27 @@ import copy
 import dataclasses
 import json
 import os
-from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configplane.analyzer import UNKNOWN, AnalyzedResource
-from configplane.plan import analyzed_resources, run_plan
-from tests.policies.conftest import REPO, found
+from tests.policies.builders import (
+    SPANS,
+    STORES,
+    add,
+    isolation_violations,
+    mutate,
+    pack_module,
+)
+from tests.policies.conftest import found
 
-STORES = "secret-stores-per-service"
-SPANS = "no-identity-spans-services"
-SPANS_WHY = ("Why: one identity that reaches several services' secrets lets whoever holds it "
-             "read them all, so one service could read another's. Fix: give each service its "
-             "own role, bound to its own service account, with its own secrets only.")
-ISOLATION = (STORES, SPANS)
-
-
-@pytest.fixture(scope="module")
-def good() -> list[AnalyzedResource]:
-    return analyzed_resources(run_plan(REPO, "prod"))
-
-
-def mutate(resources: list[AnalyzedResource], name: str,
-           change: Callable[[dict], None]) -> list[AnalyzedResource]:
-    """The plan with `change` applied to one resource's inputs and outputs."""
-    out, hit = [], False
-    for r in resources:
-        if r.name == name:
-            hit = True
-            inputs, outputs = copy.deepcopy(dict(r.inputs)), copy.deepcopy(dict(r.outputs))
-            change(inputs)
-            change(outputs)
-            r = dataclasses.replace(r, inputs=inputs, outputs=outputs)
-        out.append(r)
-    assert hit, name
-    return out
+IDENTITIES = pack_module("identities")
+SECRET_STORES = pack_module("secret_stores")
+SPANS_WHY = IDENTITIES.WHY_FIX_SPANS
 
 
-def add(resources: list[AnalyzedResource], template: str, name: str,
-        change: Callable[[dict], None]) -> list[AnalyzedResource]:
-    """The plan with a copy of `template` named `name`, changed."""
-    base = next(r for r in resources if r.name == template)
-    props = copy.deepcopy(dict(base.outputs))
-    change(props)
-    urn = base.urn.rsplit("::", 1)[0] + "::" + name
-    return [*resources, dataclasses.replace(base, urn=urn, name=name, inputs=props,
-                                            outputs=copy.deepcopy(props))]
-
-
-def isolation_violations(pack, resources):
-    return [v for v in found(pack.run(resources)) if v[0] in ISOLATION]
 
 
 def test_the_sample_plan_passes(prod, good):
@@ -80,64 +49,6 @@ def test_the_operators_union_role_fails(prod, good):
         f"worker. {SPANS_WHY}")]
 
 
-def test_a_cluster_secret_store_fails(prod, good):
-    def cluster(props: dict) -> None:
-        props["kind"] = "ClusterSecretStore"
-        props["metadata"] = {"name": "vault-prod"}
-        props["spec"]["conditions"] = [{"namespaces": ["api-prod", "web-prod"]}]
-
-    plan = add(good, "api-secret-stores-vault", "shared-vault", cluster)
-    plan = [dataclasses.replace(r, urn=r.urn.replace(
-        "SecretStore::shared-vault", "ClusterSecretStore::shared-vault"),
-        type="kubernetes:external-secrets.io/v1:ClusterSecretStore")
-        if r.name == "shared-vault" else r for r in plan]
-    assert isolation_violations(prod, plan) == [(
-        STORES, "shared-vault", "mandatory",
-        'ClusterSecretStore "shared-vault" is cluster-wide. Why: an ExternalSecret in any '
-        "namespace it admits can read every secret its one identity reaches, so one service "
-        "could read another's. Fix: declare a namespaced SecretStore in each service's namespace "
-        "that signs in as that service's own service account.")]
-
-
-def test_a_store_signing_in_with_another_services_role_fails(prod, good):
-    def api_role(props: dict) -> None:
-        props["spec"]["provider"]["vault"]["auth"]["kubernetes"]["role"] = "api"
-
-    plan = mutate(good, "web-secret-stores-vault", api_role)
-    assert isolation_violations(prod, plan) == [(
-        STORES, "web-secret-stores-vault", "mandatory",
-        'SecretStore "web-secret-stores-vault" signs in with Vault role api, which is not bound '
-        "to exactly account web in web-prod. Why: a role several accounts may use is one "
-        "identity for all of them. Fix: use the service's own role (bound to its account and "
-        "namespace only).")]
-
-
-def test_a_store_signing_in_as_another_account_fails(prod, good):
-    def other_account(props: dict) -> None:
-        auth = props["spec"]["provider"]["vault"]["auth"]["kubernetes"]
-        auth["serviceAccountRef"] = {"name": "api", "namespace": "api-prod"}
-
-    plan = mutate(good, "web-secret-stores-vault", other_account)
-    assert isolation_violations(prod, plan) == [(
-        STORES, "web-secret-stores-vault", "mandatory",
-        'SecretStore "web-secret-stores-vault" spec.provider.vault.auth.kubernetes.'
-        "serviceAccountRef names an account in another namespace. Why: a store must sign in as "
-        "an account of its own namespace. Fix: drop the namespace.")]
-
-
-def test_a_store_with_the_operators_own_aws_identity_fails(prod, good):
-    def controller_credentials(props: dict) -> None:
-        props["spec"]["provider"]["aws"]["auth"] = {}
-
-    plan = mutate(good, "api-secret-stores-aws", controller_credentials)
-    assert isolation_violations(prod, plan) == [(
-        STORES, "api-secret-stores-aws", "mandatory",
-        'SecretStore "api-secret-stores-aws" does not authenticate to AWS as a service account '
-        "(spec.provider.aws.auth.jwt). Why: without it the operator uses its own credentials or "
-        "static keys, one identity for every namespace. Fix: use auth.jwt.serviceAccountRef with "
-        "the service's own account (IRSA).")]
-
-
 def test_an_irsa_role_trusting_every_account_fails(prod, good):
     def any_subject(props: dict) -> None:
         trust = json.loads(props["assumeRolePolicy"])
@@ -155,9 +66,8 @@ def test_an_irsa_role_trusting_every_account_fails(prod, good):
          f"the secrets of api. {SHARED_WHY}"),
         (STORES, "api-secret-stores-aws", "mandatory",
          'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose '
-         "trust policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
-         "subject it admits can read the same secrets. Fix: trust only the service's own account "
-         "(StringEquals on <issuer>:sub)."),
+         "trust policy does not admit exactly system:serviceaccount:api-prod:api. "
+         f"{SECRET_STORES.WHY_FIX_TRUST}"),
     ]
 
 
@@ -190,8 +100,7 @@ def test_an_iam_role_reading_another_services_secret_fails(prod, good):
     assert isolation_violations(prod, plan) == [(
         SPANS, "api-identity-role", "mandatory",
         'Role "api-identity-role" belongs to service api (its service account) but can read the '
-        "secrets of web. Why: a service's identity must read its own secrets only. Fix: grant "
-        "the service's own paths or ARNs.")]
+        f"secrets of web. {IDENTITIES.WHY_FIX_NOT_OWN}")]
 
 
 def test_a_vault_policy_reaching_another_service_fails(prod, good):
@@ -220,28 +129,6 @@ def test_a_rotation_role_over_two_services_fails_unless_reviewed(pack_for, good)
         {"identity": "rotation-prod-api-role",
          "reason": "Secrets Manager invokes it; no pod can assume it"}]}}
     assert isolation_violations(pack_for("prod", reviewed), plan) == []
-
-
-def test_external_secrets_use_their_own_services_namespaced_stores(prod, good):
-    def cluster_kind(props: dict) -> None:
-        props["spec"]["secretStoreRef"] = {"kind": "ClusterSecretStore", "name": "vault-prod"}
-
-    def neighbours_store(props: dict) -> None:  # a service sharing web's namespace
-        props["metadata"]["namespace"] = "web-prod"
-        props["spec"]["secretStoreRef"] = {"kind": "SecretStore", "name": "web-vault"}
-
-    plan = mutate(good, "api-external-secret-external-secret", cluster_kind)
-    plan = mutate(plan, "worker-external-secret-external-secret", neighbours_store)
-    assert sorted(isolation_violations(prod, plan)) == [
-        (STORES, "api-external-secret-external-secret", "mandatory",
-         'ExternalSecret "api-external-secret-external-secret" spec.secretStoreRef uses a '
-         "ClusterSecretStore. Why: only a namespaced SecretStore signs in as the namespace's "
-         "own service. Fix: use kind SecretStore (the service's own store)."),
-        (STORES, "worker-external-secret-external-secret", "mandatory",
-         'ExternalSecret "worker-external-secret-external-secret" spec.secretStoreRef uses '
-         "store web-vault of service web, not its own (worker). Why: it would read the other "
-         "service's secrets. Fix: use the service's own store."),
-    ]
 
 
 def preview(resources: list[AnalyzedResource]) -> list[AnalyzedResource]:
@@ -327,9 +214,7 @@ def test_the_fuzzing_config_runs_the_isolation_policies_only(pack_for, good):
         (SPANS, "vault-prod-external-secrets")]  # not vault-least-privilege's TTL finding
 
 
-SHARED_WHY = ("Why: every account it admits reads those secrets, so one service could read "
-              "another's. Fix: bind (or trust) only the account of the service whose secrets it "
-              "reads.")
+SHARED_WHY = IDENTITIES.WHY_FIX_SHARED
 
 
 def test_a_vault_role_admitting_another_services_account_fails(prod, good):
@@ -345,9 +230,7 @@ def test_a_vault_role_admitting_another_services_account_fails(prod, good):
          + SHARED_WHY),
         (STORES, "api-secret-stores-vault", "mandatory",
          'SecretStore "api-secret-stores-vault" signs in with Vault role api, which is not bound '
-         "to exactly account api in api-prod. Why: a role several accounts may use is one "
-         "identity for all of them. Fix: use the service's own role (bound to its account and "
-         "namespace only)."),
+         f"to exactly account api in api-prod. {SECRET_STORES.WHY_FIX_SHARED_ROLE}"),
     ]
 
 
@@ -366,7 +249,6 @@ def test_an_irsa_role_trusting_two_services_accounts_fails(prod, good):
          f"the secrets of api. {SHARED_WHY}"),
         (STORES, "api-secret-stores-aws", "mandatory",
          'SecretStore "api-secret-stores-aws" reads through Role "api-identity-role", whose '
-         "trust policy does not admit exactly system:serviceaccount:api-prod:api. Why: any other "
-         "subject it admits can read the same secrets. Fix: trust only the service's own account "
-         "(StringEquals on <issuer>:sub)."),
+         "trust policy does not admit exactly system:serviceaccount:api-prod:api. "
+         f"{SECRET_STORES.WHY_FIX_TRUST}"),
     ]

@@ -11,7 +11,7 @@ from configplane.analyzer import PolicyConfigError, run_policy_pack
 from configplane.plan import analyzed_resources, run_plan
 from configplane.stackmodel import InvalidStack
 from tests.catalog_compat import edit_stack
-from tests.policies.builders import CANARY
+from tests.policies.builders import CANARY, pack_module
 from tests.policies.conftest import PACK, PROJECT, REPO, found
 
 STACKS = ("dev", "staging", "prod")
@@ -77,11 +77,9 @@ def test_credential_in_service_config_is_refused(pack_for, leaky_project, detect
     monkeypatch.setattr("configplane.checks._plaintext_in_layer", lambda file, document: [])
     plan = run_plan(leaky_project, "prod")
     report = pack_for("prod", "prod").run(analyzed_resources(plan))
-    why = ("Why: ConfigMap data is readable by anyone who may read the namespace's ConfigMaps "
-           "and is kept in plain text in Pulumi state. Fix: move the value to the service's "
-           "`secrets:` in the stack file (source secure, generated or reference) so it reaches "
-           "the pod through its ExternalSecret, then rotate the exposed value. If the value is "
-           "not a secret, write it so it is plainly a reference or placeholder (e.g. ${VAR}).")
+    secrets = pack_module("plaintext_secrets")
+    why = (f"Why: {secrets.WHY_CONFIGMAP}. Fix: {secrets.FIX_CONFIGMAP}, "
+           f"{secrets.ROTATE_OR_PLACEHOLDER}")
     # sorted: resources register in the order their inputs resolve, not in program order
     assert sorted(found(report)) == [
         ("no-plaintext-secret-in-config", "api-config-config", "mandatory",

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 
-from tests.policies.builders import read_rules, resource, vault_policy, vault_role
+from tests.policies.builders import (
+    only,
+    pack_module,
+    read_rules,
+    resource,
+    vault_policy,
+    vault_role,
+)
 
-
-def only(policy: str, violations):
-    return [v for v in violations if v[0] == policy]
+VAULT = pack_module("vault")
 
 
 def rule(path: str, *caps: str) -> str:
@@ -42,20 +47,15 @@ def test_vault_least_privilege_policies(prod):
     greedy = 'Policy "greedy": path'
     expected = [
         ("greedy", f'{greedy} "prod-kv/data/worker" {NOT_OWN}'),
-        ("greedy", f'{greedy} "prod-kv/data/api" grants delete, update. Why: service policies '
-                   "only read; values are written by configplane (write-only) or runbooks. Fix: "
-                   'use capabilities = ["read"].'),
-        ("greedy", f'{greedy} "prod-kv/data/*" puts a wildcard at the mount\'s root. Why: it '
-                   "reaches every secret of the mount, including other services'. Fix: name the "
-                   "service's own path (`<mount>/data/<service>/*`)."),
+        ("greedy", f'{greedy} "prod-kv/data/api" grants delete, update. {VAULT.WHY_FIX_WRITES}'),
+        ("greedy", f'{greedy} "prod-kv/data/*" puts a wildcard at the mount\'s root. '
+                   f"{VAULT.WHY_FIX_ROOT_WILDCARD}"),
         ("greedy", f'{greedy} "prod-kv/data/*" {NOT_OWN}'),
         ("greedy", f'{greedy} "staging-kv/data/api" is a KV path outside this environment\'s '
                    "mounts (`prod-...`). Why: each environment keeps its secrets in its own "
                    "mount. Fix: use this environment's mount (`prod-kv`)."),
         ("greedy", f'{greedy} "staging-kv/data/api" {NOT_OWN}'),
-        ("greedy", f'{greedy} "sys/policies/acl/*" grants sudo. Why: sudo opens root-protected '
-                   "endpoints (policies, auth, audit) to the token. Fix: remove sudo; operators "
-                   "use their own short-lived tokens."),
+        ("greedy", f'{greedy} "sys/policies/acl/*" grants sudo. {VAULT.WHY_FIX_SUDO}'),
         ("greedy", f'{greedy} "sys/policies/acl/*" {NOT_OWN}'),
         ("misnamed", 'Policy "misnamed": the policy name does not follow `prod-<service>-read`. '
                      "Why: every Vault policy of this stack is a service's read policy unless "
@@ -66,9 +66,7 @@ def test_vault_least_privilege_policies(prod):
                      "listed in the policy config's platformPolicies. Fix: name it "
                      "`prod-<service>-read` or add it to platformPolicies after review."),
         ("unreadable", 'Policy "unreadable": the policy text cannot be checked: unclosed block '
-                       'for path "prod-kv/data/api". Why: an unreadable policy cannot be shown '
-                       "to grant least privilege. Fix: write it as HCL `path` blocks with "
-                       "`capabilities` lists."),
+                       f'for path "prod-kv/data/api". {VAULT.WHY_FIX_UNREADABLE}'),
         ("bare", 'Policy "bare": the policy name does not follow `prod-<service>-read`. Why: '
                  "every Vault policy of this stack is a service's read policy unless listed in "
                  "the policy config's platformPolicies. Fix: name it `prod-<service>-read` or "
@@ -106,17 +104,15 @@ def test_vault_least_privilege_roles(prod):
         vault_role("long-lived", tokenTtl=86400),
         vault_role("no-ttl", tokenTtl=None),  # property missing: Vault's default applies
     ]
-    anyone = ("Why: any service account (in any namespace) could then log in with this role and "
-              "read its secrets. Fix: bind the role to the service's own account and namespace.")
+    anyone = VAULT.WHY_FIX_UNBOUND_ROLE
     assert only("vault-least-privilege", prod.violations(resources)) == [
         ("vault-least-privilege", name, "mandatory", text) for name, text in [
             ("any-account", 'AuthBackendRole "any-account": boundServiceAccountNames is empty or '
                             f"`*`. {anyone}"),
             ("any-account", 'AuthBackendRole "any-account": boundServiceAccountNamespaces is '
                             f"empty or `*`. {anyone}"),
-            ("any-account", 'AuthBackendRole "any-account": tokenPolicies includes root. Why: '
-                            "root can do anything in Vault. Fix: attach only the service's read "
-                            "policy."),
+            ("any-account", 'AuthBackendRole "any-account": tokenPolicies includes root. '
+                            f"{VAULT.WHY_FIX_ROOT_POLICY}"),
             ("long-lived", 'AuthBackendRole "long-lived": tokenTtl is 86400 s; at most 3600 s '
                            "allowed. Why: a stolen token works until it expires. Fix: set "
                            "token_ttl to 3600 or less."),
@@ -132,8 +128,7 @@ def test_vault_audit_enabled(prod, dev):
     audit = resource("vault:index/audit:Audit", "vault-prod-audit",
                      {"type": "file", "path": "file-prod", "options": {"file_path": "/vault/a.log"}})
     text = ('Mount "vault-prod-kv" holds secrets but the stack declares no vault.Audit device. '
-            "Why: without an audit log nobody can tell who read a secret. Fix: declare "
-            "vault.Audit (the VaultEnvironment component does) with a file or socket device.")
+            f"{VAULT.WHY_FIX_NO_AUDIT}")
     assert only("vault-audit-enabled", prod.violations([mount])) == [
         ("vault-audit-enabled", "vault-prod-kv", "mandatory", text)]
     assert only("vault-audit-enabled", prod.violations([mount, audit])) == []

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from tests.policies.builders import resource
+from tests.policies.builders import only, pack_module, resource
 
-
-def only(policy: str, violations):
-    return [v for v in violations if v[0] == policy]
+ENVIRONMENT = pack_module("environment")
 
 
 def isolation(label: str, path: str, other: str, env: str = "prod") -> str:
     return (f"{label}: {path} names environment {other} (its namespace, Vault mount, account or "
-            f"ARN); this stack is {env}. Why: one environment's resources must not reach "
-            "another's secrets or workloads. Fix: use this environment's names (the program "
-            "derives them from platform.environment).")
+            f"ARN); this stack is {env}. {ENVIRONMENT.WHY_FIX_OTHER_ENVIRONMENT}")
 
 
 CROSS_STORE = resource("kubernetes:external-secrets.io/v1:ClusterSecretStore", "cross-env-store", {

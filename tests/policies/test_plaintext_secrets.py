@@ -11,6 +11,7 @@ from tests.policies.builders import (
     configmap,
     flags_data,
     lambda_function,
+    pack_module,
     resource,
     stack_root,
     workload,
@@ -20,22 +21,16 @@ DB_URL = f"postgres://api:{CANARY}@db.internal:5432/shop"
 GITHUB_TOKEN = "ghp_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"
 AWS_SECRET = f"kQ9/{CANARY}Xb2+Lm4Np7Rt1Vw3Yz5Ac8Eg0"
 
-CONFIGMAP_WHY = (
-    "Why: ConfigMap data is readable by anyone who may read the namespace's ConfigMaps and is "
-    "kept in plain text in Pulumi state. Fix: move the value to the service's `secrets:` in the "
-    "stack file (source secure, generated or reference) so it reaches the pod through its "
-    "ExternalSecret, then rotate the exposed value. If the value is not a secret, write it so it "
-    "is plainly a reference or placeholder (e.g. ${VAR}).")
-ENV_WHY = (
-    "Why: env literals are part of the pod spec: readable by every reader of the workload. "
-    "Fix: reference a Secret key instead (`valueFrom.secretKeyRef`) filled by the service's "
-    "ExternalSecret, then rotate the exposed value. If the value is not a secret, write it so "
-    "it is plainly a reference or placeholder (e.g. ${VAR}).")
-LAMBDA_WHY = (
-    "Why: Lambda environment variables are shown to anyone with lambda:GetFunction and kept in "
-    "plain text in Pulumi state. Fix: pass the secret's ARN and read the value from Secrets "
-    "Manager at run time, then rotate the exposed value. If the value is not a secret, write it "
-    "so it is plainly a reference or placeholder (e.g. ${VAR}).")
+SECRETS = pack_module("plaintext_secrets")
+
+
+def why_fix(why: str, fix: str) -> str:
+    return f"Why: {why}. Fix: {fix}, {SECRETS.ROTATE_OR_PLACEHOLDER}"
+
+
+CONFIGMAP_WHY = why_fix(SECRETS.WHY_CONFIGMAP, SECRETS.FIX_CONFIGMAP)
+ENV_WHY = why_fix(SECRETS.WHY_ENV, SECRETS.FIX_ENV)
+LAMBDA_WHY = why_fix(SECRETS.WHY_LAMBDA, SECRETS.FIX_LAMBDA)
 
 
 def no_canary(violations) -> None:
@@ -117,9 +112,7 @@ def test_no_secret_in_stack_outputs(prod, detector_rules):
     assert violations == [(
         "no-secret-in-stack-outputs", "configplane-prod", "mandatory",
         "stack output services.api.database_url holds what looks like a credential "
-        f"({detector_rules('database_url', DB_URL)}). Why: stack outputs are read by other "
-        "stacks, CI logs and anyone with stack access. Fix: export the secret's name, path or "
-        "ARN instead of its value, then rotate the exposed value.")]
+        f"({detector_rules('database_url', DB_URL)}). {SECRETS.WHY_FIX_OUTPUTS}")]
     no_canary(violations)
     # compliant and property-missing: names only, and no outputs at all
     del outputs["services"]["api"]["database_url"]
@@ -128,11 +121,7 @@ def test_no_secret_in_stack_outputs(prod, detector_rules):
 
 
 SECRET = "kubernetes:core/v1:Secret"
-EXTERNAL = (
-    "Why: in this environment secrets must arrive through an ExternalSecret; literal Secret "
-    "data is stored in Pulumi state and in the program's inputs. Fix: keep the value in Vault "
-    "or Secrets Manager (the service's `secrets:` in the stack file) and let the service's "
-    "ExternalSecret create this Secret.")
+EXTERNAL = SECRETS.WHY_FIX_LITERAL_SECRET
 
 
 def k8s_secret(name: str, stack: str = "prod", **fields):

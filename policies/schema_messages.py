@@ -1,0 +1,1 @@
+../configplane/schema_messages.py

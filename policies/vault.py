@@ -1,0 +1,183 @@
+"""Vault: service policies and Kubernetes auth roles grant a service read access to its own
+secrets in its own environment, nothing more; a stack with Vault mounts declares an audit device.
+
+The `<env>-<service>-pki` and `-database` policies are left to certificates.py and
+dynamic_credentials.py (credentials_lib.is_owned_policy)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contract import READ_POLICY_SUFFIX, policy_service
+from credentials_lib import is_owned_policy
+from packlib import (
+    ENVIRONMENT_PROPERTY,
+    UNKNOWN,
+    PolicyParseError,
+    Reporter,
+    config_schema,
+    environment,
+    for_types,
+    num,
+    parse_vault_policy,
+    plain,
+    resource_label,
+)
+from pulumi_policy import (
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from resource_types import VAULT_AUDIT, VAULT_K8S_ROLE, VAULT_MOUNT, VAULT_POLICY
+
+# --- vault-least-privilege ------------------------------------------------------------------------
+
+WHY_FIX_UNREADABLE = ("Why: an unreadable policy cannot be shown to grant least privilege. "
+                      "Fix: write it as HCL `path` blocks with `capabilities` lists.")
+WHY_FIX_SUDO = ("Why: sudo opens root-protected endpoints (policies, auth, audit) to the token. "
+                "Fix: remove sudo; operators use their own short-lived tokens.")
+WHY_FIX_ROOT_WILDCARD = ("Why: it reaches every secret of the mount, including other "
+                         "services'. Fix: name the service's own path "
+                         "(`<mount>/data/<service>/*`).")
+WHY_FIX_WRITES = ("Why: service policies only read; values are written by configplane "
+                  '(write-only) or runbooks. Fix: use capabilities = ["read"].')
+WHY_FIX_UNBOUND_ROLE = ("Why: any service account (in any namespace) could then log in with "
+                        "this role and read its secrets. Fix: bind the role to the service's "
+                        "own account and namespace.")
+WHY_FIX_ROOT_POLICY = ("Why: root can do anything in Vault. Fix: attach only the service's "
+                       "read policy.")
+WHY_FIX_NO_AUDIT = ("Why: without an audit log nobody can tell who read a secret. Fix: "
+                    "declare vault.Audit (the VaultEnvironment component does) with a file or "
+                    "socket device.")
+READ_CAPABILITIES = {"read", "list", "deny"}
+KV_SUBPATHS = {"data", "metadata", "delete", "undelete", "destroy", "subkeys", "config"}
+
+
+def _has_glob(segment: str) -> bool:
+    return "*" in segment or "+" in segment
+
+
+def _root_wildcard(path: str) -> bool:
+    segments = path.split("/")
+    if _has_glob(segments[0]) or (len(segments) > 1 and _has_glob(segments[1])):
+        return True
+    return len(segments) > 2 and segments[1] in KV_SUBPATHS and _has_glob(segments[2])
+
+
+def _own_path(path: str, mount_prefix: str, service: str) -> bool:
+    segments = path.split("/")
+    return (len(segments) >= 3 and segments[0].startswith(mount_prefix)
+            and not _has_glob(segments[0]) and segments[1] in ("data", "metadata")
+            and segments[2] == service and not any(_has_glob(s) for s in segments[3:-1]))
+
+
+@for_types(VAULT_POLICY, VAULT_K8S_ROLE)
+def vault_least_privilege(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    cfg = args.get_config()
+    report = Reporter("vault-least-privilege", cfg, report_violation)
+    env = environment(cfg)
+    props = plain(args.props)
+    label = resource_label(args.resource_type, args.name)
+    if args.resource_type == VAULT_K8S_ROLE:
+        _check_vault_role(args.name, label, props, cfg, report)
+        return
+    if props.get("policy") is UNKNOWN:
+        return
+    name = props.get("name")
+    if is_owned_policy(name, env):  # sign/creds policies: pki- and database-creds-least-privilege
+        return
+    try:
+        rules = parse_vault_policy(str(props.get("policy") or ""))
+    except PolicyParseError as e:
+        report(args.name, f"{label}: the policy text cannot be checked: {e}. "
+               f"{WHY_FIX_UNREADABLE}", waivable=False)
+        return
+    service = None
+    if name not in (cfg.get("platformPolicies") or []):
+        service = policy_service(name, env, READ_POLICY_SUFFIX)
+        if service is None:
+            report(args.name, f"{label}: the policy name does not follow "
+                   f"`{env}-<service>-read`. Why: every Vault policy of this stack is a service's "
+                   "read policy unless listed in the policy config's platformPolicies. Fix: "
+                   f"name it `{env}-<service>-read` or add it to platformPolicies after review.")
+    mount_prefix = f"{env}-"
+    for path, caps in rules:
+        where = f'{label}: path "{path}"'
+        if "sudo" in caps:
+            report(args.name, f"{where} grants sudo. {WHY_FIX_SUDO}", waivable=False)
+        if _root_wildcard(path):
+            report(args.name, f"{where} puts a wildcard at the mount's root. "
+                   f"{WHY_FIX_ROOT_WILDCARD}", waivable=False)
+        segments = path.split("/")
+        if len(segments) > 1 and segments[1] in KV_SUBPATHS and not path.startswith(mount_prefix):
+            report(args.name, f"{where} is a KV path outside this environment's mounts "
+                   f"(`{env}-...`). Why: each environment keeps its secrets in its own mount. "
+                   f"Fix: use this environment's mount (`{env}-kv`).")
+        if service is None:
+            continue
+        if not _own_path(path, mount_prefix, service):
+            report(args.name, f"{where} is not the service's own KV path. Why: a service "
+                   f"policy may read only `<mount>/data/{service}` and "
+                   f"`<mount>/metadata/{service}` (and below). Fix: remove the rule, or keep "
+                   f"the value under `{service}/` in Vault.")
+        writes = sorted(set(caps) - READ_CAPABILITIES - {"sudo"})
+        if writes:
+            report(args.name, f"{where} grants {', '.join(writes)}. {WHY_FIX_WRITES}")
+
+
+def _check_vault_role(name: str, label: str, props: dict, cfg: Any, report: Reporter) -> None:
+    for field in ("boundServiceAccountNames", "boundServiceAccountNamespaces"):
+        values = props.get(field)
+        if values is UNKNOWN:
+            continue
+        if not values or "*" in values:
+            report(name, f"{label}: {field} is empty or `*`. {WHY_FIX_UNBOUND_ROLE}",
+                   waivable=False)
+    policies = props.get("tokenPolicies")
+    if isinstance(policies, list) and "root" in policies:
+        report(name, f"{label}: tokenPolicies includes root. {WHY_FIX_ROOT_POLICY}",
+               waivable=False)
+    ttl = props.get("tokenTtl")
+    limit = cfg["maxTokenTtlSeconds"]
+    if ttl is UNKNOWN:
+        return
+    if not ttl or ttl > limit:
+        shown = f"{num(ttl)} s" if ttl else "not set (Vault's default: 32 days)"
+        report(name, f"{label}: tokenTtl is {shown}; at most {num(limit)} s allowed. Why: "
+               "a stolen token works until it expires. Fix: set token_ttl to "
+               f"{num(limit)} or less.")
+
+
+# --- vault-audit-enabled --------------------------------------------------------------------------
+
+
+def vault_audit_enabled(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    audits = [r for r in args.resources if r.resource_type == VAULT_AUDIT]
+    for mount in (r for r in args.resources if r.resource_type == VAULT_MOUNT):
+        if not audits:
+            report_violation(
+                f"{resource_label(mount.resource_type, mount.name)} holds secrets but the "
+                f"stack declares no vault.Audit device. {WHY_FIX_NO_AUDIT}", mount.urn)
+
+
+POLICIES = [
+    ResourceValidationPolicy(
+        name="vault-least-privilege",
+        description="Vault policies and roles grant a service read access to its own "
+                    "secrets in its own environment, nothing more.",
+        validate=vault_least_privilege,
+        config_schema=config_schema({
+            "environment": ENVIRONMENT_PROPERTY,
+            "platformPolicies": {"type": "array", "items": {"type": "string"}, "default": []},
+            "maxTokenTtlSeconds": {"type": "integer", "minimum": 60, "default": 3600},
+        }, waivable=True),
+    ),
+    StackValidationPolicy(
+        name="vault-audit-enabled",
+        description="A stack that keeps secrets in Vault declares an audit device.",
+        validate=vault_audit_enabled,
+        config_schema=config_schema(),
+    ),
+]
