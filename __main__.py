@@ -37,11 +37,12 @@ from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
 from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
-from configplane.catalog import read_inputs, runtime_values
+from configplane.catalog import read_inputs
 from configplane.certificates import tls_plan
 from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELOADER_SEARCH_ANNOTATION
 from configplane.durations import seconds
 from configplane.dynamic_credentials import dynamic_plans
+from configplane.pulumiconfig import runtime_values
 from configplane.rotation_rules import rotated_secrets
 from configplane.stack import load_stack
 from configplane.stackfiles import NAMESPACE, StackFileError

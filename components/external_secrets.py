@@ -25,7 +25,7 @@ from configplane.refs import VAULT_AUDIENCE
 from configplane.stackmodel import ServicePlan
 
 API_VERSION = "external-secrets.io/v1"  # v1beta1 is no longer served since ESO 0.17
-STORE_KIND = "SecretStore"  # namespaced; never ClusterSecretStore (policies/isolation.py)
+STORE_KIND = "SecretStore"  # namespaced; never ClusterSecretStore (policies/secret_stores.py)
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,8 @@ from configplane.layerfiles import Problem, duplicates, lines_by_child, load, su
 from configplane.layering import Layer
 from configplane.pulumiconfig import (
     config_file,
-    estimate_plaintext_length,  # noqa: F401  (imported from here by tests/test_configsize.py)
     full_key,
     project_config,
-    runtime_values,  # noqa: F401  (the engine's config: read_inputs(..., runtime_values()))
     secure_raw,
     stack_values,
 )

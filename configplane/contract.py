@@ -82,33 +82,44 @@ def secret_resource_name(key: str) -> str:
     return key.lower().replace("_", "-")
 
 
+READ_POLICY_SUFFIX = "-read"
+PKI_POLICY_SUFFIX = "-pki"
+DATABASE_POLICY_SUFFIX = "-database"
+
+
 def read_policy_name(environment: str, service: str) -> str:
     """The Vault policy that lets one service read its own KV secrets."""
-    return f"{environment}-{service}-read"
+    return f"{environment}-{service}{READ_POLICY_SUFFIX}"
 
 
 def pki_policy_name(environment: str, service: str) -> str:
     """The Vault policy that lets one service's Issuer sign its own certificates."""
-    return f"{environment}-{service}-pki"
+    return f"{environment}-{service}{PKI_POLICY_SUFFIX}"
 
 
 def database_policy_name(environment: str, service: str) -> str:
     """The Vault policy that lets one service read its own dynamic database credentials."""
-    return f"{environment}-{service}-database"
-
-
-READ_POLICY_SUFFIX = "-read"
-PKI_POLICY_SUFFIX = "-pki"
-DATABASE_POLICY_SUFFIX = "-database"
+    return f"{environment}-{service}{DATABASE_POLICY_SUFFIX}"
 
 
 def policy_service(name: object, environment: str, suffix: str) -> str | None:
     """The service a Vault policy name `<environment>-<service><suffix>` belongs to, or None:
     the inverse of read_policy_name, pki_policy_name and database_policy_name."""
     service = DNS_LABEL[1:-1]  # the label without its anchors
-    m = re.match(rf"^{re.escape(environment)}-(?P<svc>{service}){re.escape(suffix)}$",
-                 str(name or ""))
+    m = re.fullmatch(rf"{re.escape(environment)}-(?P<svc>{service}){re.escape(suffix)}",
+                     str(name or ""))
     return m.group("svc") if m else None
+
+
+# --- dynamic database logins: what a generated role may never be granted ------------------
+
+FORBIDDEN_ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION", "BYPASSRLS")
+
+
+def forbidden_attributes(statement: str) -> list[str]:
+    """The forbidden role attributes a statement grants (`NOSUPERUSER` is not `SUPERUSER`)."""
+    upper = statement.upper()
+    return [a for a in FORBIDDEN_ROLE_ATTRIBUTES if re.search(rf"(?<![A-Z0-9_]){a}\b", upper)]
 
 
 # --- AWS --------------------------------------------------------------------------------

@@ -24,9 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-# SCHEMA_SECRET_KEYS: the app-schema keyword listing the keys its pods get from secrets, never
-# from config (imported from here by the validator and the importer).
-from configplane.contract import SCHEMA_SECRET_KEYS  # noqa: F401
 from configplane.model import SecretSpec, Service
 
 PASSWORD_SUFFIX = "_PASSWORD"

@@ -9,7 +9,6 @@ Vault drops it when its lease ends.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -22,7 +21,6 @@ GENERATORS_API = "generators.external-secrets.io/v1alpha1"
 AUDIENCE = "vault"  # the token audience ESO asks for, and the only one the role accepts
 # Role attributes a generated login must never carry (the pack checks the same list:
 # policies/dynamic_credentials.py; tests/pki/test_dynamic_plan.py pins the copy).
-FORBIDDEN_ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION", "BYPASSRLS")
 ROLE_ATTRIBUTES = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT"
 MAX_TTL_CEILING = 768 * 3600  # Vault's own default system max lease (32 days)
 MIN_TTL = 300
@@ -87,12 +85,6 @@ def revocation_statements(dbname: str, grants: Sequence[Grant]) -> list[str]:
     statements.append(f'REVOKE CONNECT ON DATABASE {_ident(dbname)} FROM "{{{{name}}}}";')
     statements.append('DROP ROLE IF EXISTS "{{name}}";')
     return statements
-
-
-def forbidden_attributes(statement: str) -> list[str]:
-    """The forbidden role attributes a statement grants (`NOSUPERUSER` is not `SUPERUSER`)."""
-    upper = statement.upper()
-    return [a for a in FORBIDDEN_ROLE_ATTRIBUTES if re.search(rf"(?<![A-Z0-9_]){a}\b", upper)]
 
 
 @dataclass(frozen=True)

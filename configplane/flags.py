@@ -17,7 +17,8 @@ registry) and a few checks the schemas cannot express (defaultVariant and fracti
 variants name a variant; no unknown keys in a flag). Messages name the key path and the fix,
 never a value.
 
-Plain Python: no Pulumi here. stack.py calls `check_flags` and `render_flags`.
+Plain Python: no Pulumi here. The checker (service_checks.py) calls `check_flags`;
+rendering.py calls `render_flags`.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from configplane.catalog import (
     OWNER,
     SERVICE_FILE,
     catalog_services,
-    load,
     read_fleet_defaults,
 )
+from configplane.layerfiles import load
 from configplane.yamlload import YamlError
 
 CODEOWNERS = ".github/CODEOWNERS"

@@ -85,7 +85,8 @@ def read_stack_files(project_dir: Path, stack: str) -> StackInputs:
 def inputs_from_pulumi(project_dir: Path, stack: str) -> StackInputs:
     """The same inputs as a running Pulumi program sees them: config from the engine
     (so `--config` and `pulumi config set` count), the catalog from the project directory."""
-    from configplane.catalog import read_inputs, runtime_values
+    from configplane.catalog import read_inputs
+    from configplane.pulumiconfig import runtime_values
 
     return read_inputs(project_dir, stack, runtime_values())
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from contract import DATABASE_POLICY_SUFFIX, DNS_LABEL
+from contract import DATABASE_POLICY_SUFFIX, DNS_LABEL, forbidden_attributes
 from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
 from packlib import (
     UNKNOWN,
@@ -37,8 +37,6 @@ from pulumi_policy import (
 from resource_types import DB_ROLE, EXTERNAL_SECRETS, VAULT_MOUNT, VAULT_POLICY
 from resource_types import VAULT_DYNAMIC_SECRET as GENERATOR
 
-# = configplane.dynamic_credentials.FORBIDDEN_ROLE_ATTRIBUTES (a test pins the copy)
-FORBIDDEN_ROLE_ATTRIBUTES = ("SUPERUSER", "CREATEROLE", "CREATEDB", "REPLICATION", "BYPASSRLS")
 # Predefined roles whose membership reaches beyond granted tables (PostgreSQL, RDS, Cloud SQL,
 # Azure): read/write all data, server files and programs, signals, admin roles.
 PRIVILEGED_ROLES = re.compile(r"^(pg_\w+|rds_superuser|rds_replication|rdsadmin|"
@@ -66,11 +64,6 @@ WHY_FIX_GENERATOR_AUTH = (
 WHY_FIX_GENERATOR_NAMESPACE = ("Why: the generator must sign in as an account of its own "
                                "namespace. Fix: remove serviceAccountRef.namespace.")
 WHY_FIX_READ_ONLY = 'Why: getting a login needs only read. Fix: use capabilities = ["read"].'
-
-
-def forbidden_attributes(statement: str) -> list[str]:
-    upper = statement.upper()
-    return [a for a in FORBIDDEN_ROLE_ATTRIBUTES if re.search(rf"(?<![A-Z0-9_]){a}\b", upper)]
 
 
 # --- dynamic-credential-ttl -------------------------------------------------------------------

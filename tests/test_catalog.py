@@ -11,11 +11,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from configplane.catalog import read_inputs, runtime_values
+from configplane.catalog import read_inputs
 from configplane.commands.plan import command as plan_command
 from configplane.commands.validate import command as validate
 from configplane.commands.validate import load_or_issues
 from configplane.plan import PlanMocks, _run_program, plan_config, run_plan
+from configplane.pulumiconfig import runtime_values
 from configplane.resolution import resolve_inputs
 from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files

@@ -13,7 +13,6 @@ import yaml
 from click.testing import CliRunner
 
 from benchmarks.fleet import generate
-from configplane.catalog import estimate_plaintext_length
 from configplane.commands.validate import command as validate
 from configplane.configsize import (
     CONFIG_BUDGET,
@@ -23,6 +22,7 @@ from configplane.configsize import (
     config_size,
     go_json,
 )
+from configplane.pulumiconfig import estimate_plaintext_length
 from configplane.stackfiles import StackInputs, StackValue, read_stack_files
 from tests.conftest import REPO
 from tests.test_sample_secrets import SAMPLE_PASSPHRASE, decrypt

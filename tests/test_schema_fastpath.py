@@ -5,7 +5,7 @@ two must agree on every document: checked on the sample stacks' merged documents
 random (types, values, deletions, unknown keys, a trailing newline on a string: JSON Schema's
 `$` is the end of the string, Python's also matches before a final "\\n"), for every schema the
 checks use. The fast path is the one `load_validator` registers in `schemacheck.FAST` for the
-validators stack.py uses (`stack._validator`)."""
+validators the checks use (`stack._validator`, schemafiles.load_validator)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from configplane.stack import SCHEMAS_DIR, _validator
 from configplane.stackfiles import read_stack_files
 from tests.conftest import REPO
 
-# The schemas stack.py checks through `schema_errors`. Flags are no longer among them: they
+# The schemas the stack checks through `schema_errors`. Flags are no longer among them: they
 # are checked by configplane/flags.py against flagd's vendored schemas (a registry, jsonschema
 # alone), not through `_validator("flags.schema.json")`.
 SCHEMAS = sorted([SCHEMAS_DIR / "stack.schema.json",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from configplane.catalog import CATALOG_DIR, SERVICE_FILE, load
+from configplane.catalog import CATALOG_DIR, SERVICE_FILE
 from configplane.contract import CONFIGMAP_DATA_KEY, DNS_LABEL
 from configplane.delivery import (
     DATABASE_FIELDS,
@@ -26,6 +26,7 @@ from configplane.delivery import (
 from configplane.importer.entry import Entry, ImportProblem
 from configplane.importer.envfile import read_dotenv
 from configplane.importer.manifests import read_manifests
+from configplane.layerfiles import load
 from configplane.rendering import render_value
 from configplane.stackfiles import (
     DEFAULTS_KEY,

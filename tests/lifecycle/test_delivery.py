@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from configplane import contract
-from configplane.delivery import SCHEMA_SECRET_KEYS, delivered_keys, external_secret_sources
+from configplane.contract import SCHEMA_SECRET_KEYS
+from configplane.delivery import delivered_keys, external_secret_sources
 from configplane.model import SecretSpec
 from tests.lifecycle import eso
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 
 from hypothesis import given
@@ -10,9 +9,10 @@ from hypothesis import strategies as st
 
 from configplane import dynamic_credentials as dyn
 from configplane.certificates import tls_plan
+from configplane.contract import FORBIDDEN_ROLE_ATTRIBUTES, forbidden_attributes
 from configplane.durations import go_duration, seconds
 from configplane.model import DatabaseEngineSettings, Grant, Platform, Tls
-from tests.conftest import REPO
+from tests.policies.builders import pack_module
 
 PLATFORM = Platform.model_validate({
     "environment": "prod", "vault": {"address": "https://vault.example:8200"},
@@ -57,7 +57,7 @@ def test_tls_plan_names_and_default_renewal(duration, extra):
 def test_statements_grant_and_take_back_exactly_the_grants(grants):
     create = dyn.creation_statements("shop", grants)
     revoke = dyn.revocation_statements("shop", grants)
-    assert all(dyn.forbidden_attributes(s) == [] for s in create)
+    assert all(forbidden_attributes(s) == [] for s in create)
     assert "VALID UNTIL '{{expiration}}'" in create[0]
     for grant in grants:
         tables = ", ".join(f'"{grant.schema_}"."{t}"' for t in grant.tables)
@@ -69,11 +69,11 @@ def test_statements_grant_and_take_back_exactly_the_grants(grants):
     assert len(granted) == 1 + len({g.schema_ for g in grants}) + len(grants)
 
 
-@given(st.sampled_from(dyn.FORBIDDEN_ROLE_ATTRIBUTES), st.sampled_from(["", " ", "\n"]))
+@given(st.sampled_from(FORBIDDEN_ROLE_ATTRIBUTES), st.sampled_from(["", " ", "\n"]))
 def test_forbidden_attributes_are_found_and_no_forms_are_not(attribute, space):
-    assert dyn.forbidden_attributes(f'ALTER ROLE "x" WITH{space} {attribute.lower()};') == [
+    assert forbidden_attributes(f'ALTER ROLE "x" WITH{space} {attribute.lower()};') == [
         attribute]
-    assert dyn.forbidden_attributes(f'ALTER ROLE "x" WITH NO{attribute};') == []
+    assert forbidden_attributes(f'ALTER ROLE "x" WITH NO{attribute};') == []
 
 
 @given(st.integers(min_value=300, max_value=768 * 3600))
@@ -83,31 +83,12 @@ def test_default_refresh_is_under_half_the_ttl(ttl):
     assert 60 <= interval and interval * 2 < ttl
 
 
-def test_the_pack_forbids_the_same_role_attributes():
-    """policies/dynamic_credentials.py keeps its own copy (the pack runs on its own)."""
-    tree = ast.parse((REPO / "policies" / "dynamic_credentials.py").read_text())
-    (value,) = [node.value for node in tree.body if isinstance(node, ast.Assign)
-                and any(getattr(t, "id", "") == "FORBIDDEN_ROLE_ATTRIBUTES" for t in node.targets)]
-    assert ast.literal_eval(value) == dyn.FORBIDDEN_ROLE_ATTRIBUTES
-
-
-def _pack_module(name: str):
-    """A module of the policy pack, imported as the pack imports it (policies/ on the path)."""
-    import importlib
-    import sys
-
-    policies = str(REPO / "policies")
-    if policies not in sys.path:
-        sys.path.append(policies)
-    return importlib.import_module(name)
-
-
 @given(NAMES, st.sampled_from(["dev", "staging", "prod"]))
 def test_the_pack_recognises_the_policies_the_program_names(service, env):
     """vault-least-privilege hands `<env>-<svc>-pki` / `-database` policies to the certificate
     and dynamic-credential policies: the names the program writes must be the ones the pack
     recognises, for the right service."""
-    lib = _pack_module("credentials_lib")
+    lib = pack_module("credentials_lib")
     platform = PLATFORM.model_copy(update={"environment": env})
     plan = tls_plan(service, f"{service}-{env}", platform, Tls())
     assert lib.owned_policy(plan.policy_name, env, "-pki") == service
@@ -117,18 +98,6 @@ def test_the_pack_recognises_the_policies_the_program_names(service, env):
 
 @given(st.integers(min_value=0, max_value=10**7))
 def test_the_pack_reads_durations_as_the_program_writes_them(total):
-    lib = _pack_module("credentials_lib")
+    lib = pack_module("credentials_lib")
     assert lib.go_seconds(go_duration(total)) == total
     assert lib.ttl_seconds(str(total)) == lib.ttl_seconds(total) == total
-
-
-WORDS = st.sampled_from(["CREATE", "ROLE", "ALTER", "WITH", "LOGIN", "NO", "SUPERUSER",
-                         "NOSUPERUSER", "CREATEROLE", "NOCREATEROLE", "createdb", "Replication",
-                         "BYPASSRLS", "NOBYPASSRLS", "x_superuser", "SUPERUSERS", '"{{name}}"',
-                         ";", "(", ")", "'{{password}}'"])
-
-
-@given(st.lists(WORDS, max_size=12).map(" ".join))
-def test_the_pack_and_the_program_agree_on_forbidden_attributes(statement):
-    pack = _pack_module("dynamic_credentials")
-    assert pack.forbidden_attributes(statement) == dyn.forbidden_attributes(statement)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -13,6 +12,7 @@ from configplane.stackmodel import InvalidStack
 from tests.catalog_compat import edit_stack
 from tests.policies.builders import CANARY, pack_module
 from tests.policies.conftest import PACK, PROJECT, REPO, found
+from tests.projects import copy_project
 
 STACKS = ("dev", "staging", "prod")
 STRICT_IN_DEV = {"no-plaintext-secret-in-config", "no-secret-in-stack-outputs",
@@ -44,13 +44,7 @@ ORIGIN_URL = f"https://shop:{CANARY}@shop.example.com"
 @pytest.fixture(scope="module")
 def leaky_project(tmp_path_factory):
     """The project with credentials pasted into config values the app schemas accept."""
-    target = tmp_path_factory.mktemp("leaky") / "project"
-    target.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
-                 "__main__.py"):
-        shutil.copy(REPO / name, target / name)
-    for name in ("components", "schemas", "lambdas", "services"):
-        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    target = copy_project(tmp_path_factory.mktemp("leaky") / "project")
 
     def paste(config):
         services = config["configplane:services"]
