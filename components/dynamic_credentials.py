@@ -14,6 +14,7 @@ import pulumi
 import pulumi_vault as vault
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from configplane.contract import database_policy_name
 from configplane.durations import seconds
 from configplane.dynamic_credentials import (
     AUDIENCE,
@@ -22,7 +23,6 @@ from configplane.dynamic_credentials import (
     auth_role,
     database_mount,
     policy_hcl,
-    policy_name,
     slug,
 )
 from configplane.model import DatabaseEngineSettings
@@ -121,7 +121,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
         svc, engine = args.service, args.engine
         child = pulumi.ResourceOptions(parent=self)
         policy = vault.Policy(
-            f"{name}-policy", name=policy_name(svc.environment, svc.name),
+            f"{name}-policy", name=database_policy_name(svc.environment, svc.name),
             policy=policy_hcl(args.plans), opts=child,
         )
         role = vault.kubernetes.AuthBackendRole(

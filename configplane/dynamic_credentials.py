@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from configplane.certificates import pki_auth_role
-from configplane.contract import MAX_NAME_LENGTH, database_policy_name, secret_resource_name
+from configplane.contract import MAX_NAME_LENGTH, secret_resource_name
 from configplane.durations import eso_interval, seconds
 from configplane.model import DatabaseEngineSettings, Grant, Platform, SecretSpec, Service
 
@@ -162,10 +162,6 @@ class DynamicPlan:
                 "name": self.generator_name,
             }}}],
         }
-
-
-def policy_name(environment: str, service: str) -> str:
-    return database_policy_name(environment, service)
 
 
 def auth_role(service: str) -> str:

@@ -16,7 +16,7 @@ from configplane.delivery import (
     delivers_whole,
     prefix_of,
 )
-from configplane.dynamic_credentials import slug
+from configplane.dynamic_credentials import database_role_name, dynamic_secret_name
 from configplane.stackfiles import NAMESPACE, StackInputs
 from configplane.stackmodel import ServicePlan
 
@@ -77,9 +77,9 @@ def delivered_path(view: Mapping[str, Any], key: str) -> str | None:
 def secret_delivery(plan: ServicePlan, name: str) -> dict[str, Any]:
     spec = plan.spec.secrets[name]
     if spec.source == "dynamic" and spec.dynamic is not None:
-        return {"secret_name": f"{plan.name}-dynamic-{slug(name)}",
+        return {"secret_name": dynamic_secret_name(plan.name, name),
                 "key": f"{name} (login name in {spec.dynamic.username_key})",
-                "stored_in": f"vault database engine, role {plan.name}-{slug(name)}"}
+                "stored_in": f"vault database engine, role {database_role_name(plan.name, name)}"}
     if spec.store == "vault":
         stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
     else:

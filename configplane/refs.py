@@ -33,7 +33,7 @@ ACCOUNT = re.compile(r"\d{12}")
 # brace, space, newline or backslash, nothing HCL or Vault's path templating would read.
 VAULT_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 VAULT_PROPERTY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # contract.DNS_LABEL, unanchored (pinned)
 MAX_MOUNT_LENGTH = 128
 IAM_ROLE_NAME_MAX = 64  # AWS's limit on a role name
 

@@ -35,3 +35,16 @@ def test_required_labels_and_account_pattern() -> None:
         "app.kubernetes.io/managed-by", "configplane.io/environment")
     assert re.fullmatch(contract.AWS_ACCOUNT_ID, "333333333333")
     assert not re.fullmatch(contract.AWS_ACCOUNT_ID, "33333333333")
+
+
+def test_policy_service_rejects_a_trailing_newline() -> None:
+    assert contract.policy_service("prod-api-read\n", "prod", "-read") is None
+
+
+def test_refs_grammar_uses_the_contract_label() -> None:
+    """configplane/refs.py is linked into the pack as a top-level module, so it cannot import
+    configplane.contract; it composes the label (unanchored) into its path and ARN grammars.
+    Its copy must stay the contract's label."""
+    from configplane import refs
+
+    assert "^" + refs.DNS_LABEL.pattern + "$" == contract.DNS_LABEL

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from configplane import dynamic_credentials as dyn
 from configplane.certificates import tls_plan
-from configplane.contract import FORBIDDEN_ROLE_ATTRIBUTES, forbidden_attributes
+from configplane.contract import FORBIDDEN_ROLE_ATTRIBUTES, database_policy_name, forbidden_attributes
 from configplane.durations import go_duration, seconds
 from configplane.model import DatabaseEngineSettings, Grant, Platform, Tls
 from tests.policies.builders import pack_module
@@ -92,7 +92,7 @@ def test_the_pack_recognises_the_policies_the_program_names(service, env):
     platform = PLATFORM.model_copy(update={"environment": env})
     plan = tls_plan(service, f"{service}-{env}", platform, Tls())
     assert lib.owned_policy(plan.policy_name, env, "-pki") == service
-    assert lib.owned_policy(dyn.policy_name(env, service), env, "-database") == service
+    assert lib.owned_policy(database_policy_name(env, service), env, "-database") == service
     assert not lib.is_owned_policy(f"{env}-{service}-read", env)  # the KV read policy
 
 
