@@ -1,14 +1,16 @@
 """`pip install .` (not editable) gives a working `configplane`: the wheel holds the CLI and
 all its commands, and finds the schemas and the pack through the project directory.
 
-The wheel is built from this checkout with the venv's own setuptools (no build isolation, so
-no download) and installed with `--no-deps --target` into an empty directory; the commands run
+The wheel is built from a copy of this checkout without its build products (setuptools reuses
+an in-tree `build/` and `*.egg-info`, which can ship files no longer declared), with the
+venv's own setuptools (no build isolation, so no download), and installed with `--no-deps --target` into an empty directory; the commands run
 from outside the checkout with that directory first on the path.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,9 +23,12 @@ from tests.conftest import REPO
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
+    source = tmp_path_factory.mktemp("source") / "configplane"
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", "venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(REPO)], check=True, capture_output=True)
+                    "-q", "-w", str(out), str(source)], check=True, capture_output=True)
     wheel = next(out.glob("configplane-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "configplane/commands/validate.py" in names and "configplane/cli.py" in names

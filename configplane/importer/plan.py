@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from configplane.catalog import CATALOG_DIR, SERVICE_FILE
-from configplane.contract import CONFIGMAP_DATA_KEY, DNS_LABEL
+from configplane.contract import CONFIGMAP_DATA_KEY, DNS_LABEL, SCHEMA_SECRET_KEYS
 from configplane.delivery import (
     DATABASE_FIELDS,
     PASSWORD_SUFFIX,
-    SCHEMA_SECRET_KEYS,
     URL_SUFFIX,
     prefix_of,
 )
