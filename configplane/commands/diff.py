@@ -10,10 +10,11 @@ import click
 from rich.table import Table
 
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console, protect_stack
-from configplane.commands.validate import PROJECT_DIR_OPTION, load_or_issues
+from configplane.commands.options import PROJECT_DIR_OPTION
 from configplane.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
 from configplane.stack import StackModel
 from configplane.stackfiles import PROJECT_FILE
+from configplane.stackload import load_or_issues
 
 MARKS = {"same": "", "expected": "expected", "unexpected": "DIFFERS"}
 

@@ -25,18 +25,12 @@ from configplane.cliutil import (
     redactor,
     write_text,
 )
-from configplane.commands.validate import (
-    PROJECT_DIR_OPTION,
-    SERVICE_OPTION,
-    STACK_OPTION,
-    issues_of,
-    load_or_issues,
-    report,
-    undecodable,
-)
+from configplane.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
+from configplane.commands.validate import report
 from configplane.plan import Plan, redact, run_plan
 from configplane.stack import InvalidStack
 from configplane.stackfiles import StackFileError
+from configplane.stackload import issues_of, load_or_issues, undecodable
 
 
 @click.command("plan")
