@@ -13,7 +13,8 @@ import json
 import runpy
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ UNKNOWN_DISPLAY = "(known after apply)"
 PACK_DIR = "policies"
 SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
 UNIQUE_URN_CHECK = "configplane-unique-urns"  # the engine refuses a URN registered twice
+COMPONENTS_PACKAGE = "components"  # the project's own package, imported from its directory
 
 
 def secret_placeholder(key: str) -> str:
@@ -95,7 +97,7 @@ class Plan:
     outputs: dict[str, Any]  # secret leaves wrapped like inputs
     violations: list[dict[str, str]] = field(default_factory=list)
 
-    def to_json(self, redactor: Redactor | None = None) -> dict[str, Any]:
+    def as_dict(self, redactor: Redactor | None = None) -> dict[str, Any]:
         """The plan as printed and written: secret-marked values as "[secret]", and with a
         redactor, every value it knows or the detector flags (a credential the pack found
         in a ConfigMap is not printed either)."""
@@ -303,7 +305,7 @@ def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
                                     policy_config_file=policy_config_file)
         session.start()
     try:
-        plan = _run_program(project_dir, project, stack, model, config, secret_keys, mocks,
+        plan = run_program(project_dir, project, stack, model, config, secret_keys, mocks,
                             progress=progress)
         plan.violations = unmarked_secret_violations(plan, [config[k] for k in secret_keys])
         plan.violations += duplicate_urn_violations(plan)
@@ -320,10 +322,13 @@ def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
     return plan
 
 
-def _run_program(project_dir: Path, project: str, stack: str, model: StackModel,
-                 config: dict[str, str], secret_keys: list[str],
-                 mocks: PlanMocks | None, *,
-                 progress: Callable[[PlannedResource], None] | None = None) -> Plan:
+def run_program(project_dir: Path, project: str, stack: str, model: StackModel | None,
+                config: dict[str, str], secret_keys: list[str],
+                mocks: PlanMocks | None = None, *,
+                progress: Callable[[PlannedResource], None] | None = None) -> Plan:
+    """Run the project's __main__.py under the SDK's mocks with `config` (as `plan_config`
+    gives it) and record every resource it registers; no validation and no policy pack
+    (`run_plan` does both). `mocks` defaults to the plan's own for `model`."""
     monitor = RecordingMonitor(mocks or PlanMocks(model), progress)
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=True,
@@ -331,24 +336,45 @@ def _run_program(project_dir: Path, project: str, stack: str, model: StackModel,
     pulumi.runtime.set_all_config(config, secret_keys)
     root = settings.get_root_resource()
 
-    sys.path.insert(0, str(project_dir))
     # The SDK's futures and callbacks keep the cyclic collector busy for most of a large plan
     # (1000 services: 75 s with it, 29 s without, 6 % more peak memory); pause it meanwhile.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-        _sync_await(wait_for_rpcs())
+        with project_imports(project_dir):
+            runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+            _sync_await(wait_for_rpcs())
         outputs = {name: _resolve(value) for name, value in root.outputs.items()}
     finally:
         if collecting:
             gc.freeze()  # what the run allocated goes to the oldest generation, so that
             gc.unfreeze()  # re-enabling does not scan it all at once (300 services: -1.5 s)
             gc.enable()
-        sys.path.remove(str(project_dir))
-        for name in [m for m in sys.modules if m.split(".")[0] == "components"]:
-            del sys.modules[name]  # another project dir may have its own components
     return Plan(stack=stack, project=project, resources=monitor.planned, outputs=outputs)
+
+
+@contextmanager
+def project_imports(project_dir: Path) -> Iterator[None]:
+    """Imports as the Pulumi CLI gives the program: its directory first on sys.path, so
+    `from components import ...` finds that project's own top-level `components` package.
+    This has to touch sys.path and sys.modules: `components` is not part of this package,
+    and two project directories (a checkout and a test's copy) each have their own. Both are
+    scoped: on the way in, `components.*` modules already loaded are set aside; on the way
+    out, the project's are dropped and those set aside are put back, and sys.path is
+    restored."""
+    def owned(name: str) -> bool:
+        return name.split(".")[0] == COMPONENTS_PACKAGE
+
+    saved_path = list(sys.path)
+    saved_modules = {name: sys.modules.pop(name) for name in [m for m in sys.modules if owned(m)]}
+    sys.path.insert(0, str(project_dir))
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        for name in [m for m in sys.modules if owned(m)]:
+            del sys.modules[name]
+        sys.modules.update(saved_modules)
 
 
 def stack_urn(plan: Plan) -> str:

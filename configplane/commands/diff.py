@@ -46,7 +46,7 @@ def command(stacks: tuple[str, ...], project_dir: Path, fmt: str, differences_on
         protect_stack(project_dir, stack)
     a, b = (_load(project_dir, stack) for stack in stacks)
     parity = compare(a, b, expectations)
-    document = parity.to_json()
+    document = parity.as_dict()
     if differences_only:
         document["services"] = {
             name: kept for name, rows in document["services"].items()

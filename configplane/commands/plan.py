@@ -79,7 +79,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
         raise SystemExit(1) from None
     except PolicyPackError as exc:
         raise UserError(str(exc)) from None
-    document = plan.to_json(redactor())
+    document = plan.as_dict(redactor())
     if out is not None:
         try:
             write_out(plan, out)
@@ -162,4 +162,4 @@ def write_out(plan: Plan, out: Path) -> None:
         parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
         file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
         write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False))
-    write_text(out / "plan.json", json.dumps(plan.to_json(redactor()), indent=2) + "\n")
+    write_text(out / "plan.json", json.dumps(plan.as_dict(redactor()), indent=2) + "\n")
