@@ -22,7 +22,8 @@ import pulumi_vault  # noqa: F401
 
 from benchmarks.fleet import STACKS
 from benchmarks.floor import ClassMap, FloorRunner, write_floor
-from configplane.analyzer import PolicyPackError, PolicyPackSession
+from configplane.analysis import PolicyPackError
+from configplane.analyzer import PolicyPackSession
 from configplane.configsize import cli_config, config_size
 from configplane.plan import Plan, analyzed_resources, run_plan
 from configplane.stackfiles import read_stack_files

@@ -27,19 +27,14 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from configplane import catalog
-from configplane.analyzer import (
-    AnalyzedResource,
-    PolicyPackError,
-    PolicyPackSession,
-    ResourceOptions,
-)
-from configplane.redaction import REDACTED, Redactor
+from configplane.analysis import AnalyzedResource, PolicyPackError, ResourceOptions
+from configplane.analyzer import PolicyPackSession
+from configplane.policyconfig import default_policy_config
+from configplane.redaction import REDACTED, SECRET_SIG_KEY, SECRET_SIG_VALUE, Redactor
 from configplane.redaction import is_secret_wrapper as is_secret_wrapper
 from configplane.stack import StackModel, load_stack
 from configplane.stackfiles import StackInputs, read_stack_files
 
-SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
-SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN_DISPLAY = "(known after apply)"
 PACK_DIR = "policies"
 SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
@@ -224,7 +219,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             # The engine marks these outputs secret (e.g. RandomPassword.result); so do we.
             for key in request.additionalSecretOutputs:
                 if key in outputs and not is_secret_wrapper(outputs[key]):
-                    outputs[key] = {SECRET_SIG: SECRET_MARK, "value": outputs[key]}
+                    outputs[key] = {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": outputs[key]}
             response.object.CopyFrom(_sync_await(rpc.serialize_properties(outputs, {})))
         self.planned.append(PlannedResource(
             options=self.resource_options(request, response.urn),
@@ -296,7 +291,7 @@ def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
         if not (pack_dir / "PulumiPolicy.yaml").is_file():
             raise PolicyPackError(f"no policy pack in {pack_dir} (PulumiPolicy.yaml missing). "
                                   "Fix: restore it, or plan with --no-policy.")
-        default_config = pack_dir / "config" / f"{stack}.json"
+        default_config = default_policy_config(pack_dir, stack)
         if policy_config_file is None and default_config.is_file():
             policy_config_file = default_config
         # Started before the program runs: the pack imports while the program evaluates.
@@ -496,7 +491,7 @@ def _resolve(value: Any) -> Any:
         resolved = _sync_await(value.future())
         inner = _resolve(resolved)
         if _sync_await(value.is_secret()):
-            return {SECRET_SIG: SECRET_MARK, "value": inner}
+            return {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": inner}
         return inner
     if isinstance(value, dict):
         return {k: _resolve(v) for k, v in value.items()}

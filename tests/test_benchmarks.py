@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.fleet import STACKS, generate, service_defaults, service_name, service_overrides
 from benchmarks.floor import FLOOR_MAIN, FloorRunner, probe_classes, write_floor
-from configplane.analyzer import marshal_properties
+from configplane.marshal import marshal_properties
 from configplane.plan import run_plan
 from configplane.stackfiles import read_stack_files
 from configplane.stackload import load_or_issues

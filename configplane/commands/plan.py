@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from configplane.analyzer import PolicyPackError
+from configplane.analysis import PolicyPackError
 from configplane.cliutil import (
     FORMAT_OPTION,
     UserError,

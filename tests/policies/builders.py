@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from configplane.analyzer import AnalyzedResource
+from configplane.analysis import AnalyzedResource
 from configplane.hashing import configmap_hash
 
 CANARY = "Canary7f3e9cQ2w"  # inside every fake credential; must never appear in a message

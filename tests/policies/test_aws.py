@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from configplane.analyzer import UNKNOWN, AnalyzedResource
+from configplane.analysis import AnalyzedResource
+from configplane.marshal import UNKNOWN
 from tests.policies.builders import (
     CANARY,
     allow,

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from configplane.analyzer import UNKNOWN, AnalyzedResource
+from configplane.analysis import AnalyzedResource
+from configplane.marshal import UNKNOWN
 from configplane.plan import analyzed_resources, run_plan
 from tests.policies.conftest import REPO, found
 
