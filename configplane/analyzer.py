@@ -17,31 +17,24 @@ The sequence mirrors `pulumi preview --policy-pack DIR --policy-pack-config FILE
 
 Property values are given as the engine holds them: secrets as the secret signature object
 (what Pulumi mocks' `MockResourceArgs.inputs` contain), unknowns as the `UNKNOWN` sentinel.
-The protocol's values are in configplane.marshal, the policy config in
+The process is configplane.packprocess; the protocol's values are in configplane.marshal, the policy config in
 configplane.policyconfig, what a run is given and reports in configplane.analysis.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import queue
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 import grpc
-import yaml
 from google.protobuf import empty_pb2, json_format
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc, engine_pb2, engine_pb2_grpc
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from configplane.analysis import (
     AnalyzedResource,
@@ -59,6 +52,13 @@ from configplane.marshal import (
     resource_options,
     secret_strings,
     struct,
+)
+from configplane.packprocess import (
+    GRPC_OPTIONS,
+    PULUMI_ENV,
+    PackProcess,
+    load_pack_project,
+    venv_python,
 )
 from configplane.policyconfig import (
     LEVELS,
@@ -78,14 +78,6 @@ _LEVEL_TO_PROTO = {
 _PROTO_TO_LEVEL = {v: k for k, v in _LEVEL_TO_PROTO.items()}
 _SEVERITIES = {0: "", 1: "low", 2: "medium", 3: "high", 4: "critical"}
 _POLICY_TYPES = {0: "unknown", 1: "resource", 2: "stack"}
-# pulumi's rpcutil raises the gRPC message limit to 400 MiB; a big stack must not trip 4 MiB.
-_GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", 400 * 1024 * 1024),
-    ("grpc.max_send_message_length", 400 * 1024 * 1024),
-]
-_PULUMI_ENV = ("PULUMI_CONFIG", "PULUMI_PROJECT", "PULUMI_STACK", "PULUMI_DRY_RUN",
-               "PULUMI_ORGANIZATION")
-_TAIL_LINES = 20
 
 
 class _Redactor:
@@ -96,42 +88,6 @@ class _Redactor:
 
     def __call__(self, text: str) -> str:
         return self._redactor.text(text)
-
-
-def _load_pack_project(pack_dir: Path) -> dict[str, Any]:
-    path = pack_dir / "PulumiPolicy.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise PolicyPackError(f"{path}: cannot read the policy pack project: "
-                              f"{e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise PolicyPackError(f"{path}: not valid YAML: {e}") from None
-    runtime = doc.get("runtime") if isinstance(doc, dict) else None
-    name = runtime.get("name") if isinstance(runtime, dict) else runtime
-    if name != "python":
-        raise PolicyPackError(f"{path}: runtime must be python (got {name!r}); only Python "
-                              f"policy packs can be run offline")
-    options = runtime.get("options") or {} if isinstance(runtime, dict) else {}
-    return {"version": str(doc.get("version") or ""), "options": options}
-
-
-class _EngineServicer(engine_pb2_grpc.EngineServicer):
-    """The part of the engine's host server a pack may call: logging and the root resource."""
-
-    def __init__(self, root_urn: str, logs: list[str]) -> None:
-        self._root_urn, self._logs = root_urn, logs
-
-    def Log(self, request, context):  # noqa: N802 (gRPC method name)
-        severity = engine_pb2.LogSeverity.Name(request.severity).lower()
-        self._logs.append(f"{severity}: {request.message}")
-        return empty_pb2.Empty()
-
-    def GetRootResource(self, request, context):  # noqa: N802
-        return engine_pb2.GetRootResourceResponse(urn=self._root_urn)
-
-    def SetRootResource(self, request, context):  # noqa: N802
-        return engine_pb2.SetRootResourceResponse()
 
 
 class PolicyPackSession:
@@ -156,20 +112,15 @@ class PolicyPackSession:
         self.startup_timeout, self.rpc_timeout = startup_timeout, rpc_timeout
         self.root_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
         self._python = python
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._engine: grpc.Server | None = None
+        self._process: PackProcess | None = None
         self._channel: grpc.Channel | None = None
         self._stub: analyzer_pb2_grpc.AnalyzerStub | None = None
-        self._port_q: queue.Queue[str | None] = queue.Queue()
-        self._tail: deque[str] = deque(maxlen=_TAIL_LINES)
-        self._logs: list[str] = []
-        self._readers: list[threading.Thread] = []
         self._info: tuple[str, str, list[RawPolicy], dict[str, PolicyConfig]] | None = None
         self._redact = _Redactor(self._config_secrets())
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        return self._process.pid if self._process else None
 
     def __enter__(self) -> PolicyPackSession:
         self.start()
@@ -182,22 +133,15 @@ class PolicyPackSession:
         return {v for k, v in (self.config or {}).items() if k in self.config_secret_keys}
 
     def start(self) -> None:
-        if self._proc is not None:
+        if self._process is not None:
             return
-        project = _load_pack_project(self.pack_dir)
+        project = load_pack_project(self.pack_dir)
         self._given = (load_policy_config_file(self.policy_config_file)
                        if self.policy_config_file else {})
         self._version = project["version"]
-        python = self._python or self._venv_python(project["options"]) or sys.executable
-
-        self._engine = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
-                                   options=_GRPC_OPTIONS)
-        engine_pb2_grpc.add_EngineServicer_to_server(
-            _EngineServicer(self.root_urn, self._logs), self._engine)
-        self.engine_address = f"127.0.0.1:{self._engine.add_insecure_port('127.0.0.1:0')}"
-        self._engine.start()
-
-        env = {k: v for k, v in os.environ.items() if k not in _PULUMI_ENV}
+        python = (self._python or venv_python(self.pack_dir, project["options"])
+                  or sys.executable)
+        env = {k: v for k, v in os.environ.items() if k not in PULUMI_ENV}
         if self.config is not None:
             env["PULUMI_CONFIG"] = json.dumps(self.config, sort_keys=True)
         for key, value in (("PULUMI_ORGANIZATION", self.organization),
@@ -205,76 +149,21 @@ class PolicyPackSession:
             if value:
                 env[key] = value
         env["PULUMI_DRY_RUN"] = "true" if self.dry_run else "false"
-        try:
-            self._proc = subprocess.Popen(
-                [python, "-u", "-m", "pulumi.policy", self.engine_address, "."],
-                cwd=self.pack_dir, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )
-        except OSError as e:
-            self.close()
-            if e.errno == errno.E2BIG:
-                size = len(env.get("PULUMI_CONFIG", "")) // 1024
-                raise PolicyPackError(
-                    f"the stack's configuration ({size} KiB of PULUMI_CONFIG) is too large to "
-                    "hand to the policy pack: the Pulumi CLI passes it as one environment "
-                    "variable and Linux caps one at 128 KiB (MAX_ARG_STRLEN; pulumi#20402), so "
-                    "`pulumi preview` would fail the same way. Fix: keep the service catalog "
-                    "out of Pulumi config (services/<name>/service.yaml) and shrink the stack "
-                    "file's config.") from None
-            raise PolicyPackError(f"policy pack {self.pack_dir}: cannot start {python}: "
-                                  f"{e.strerror or e}") from None
-        for target, stream in ((self._read_stdout, self._proc.stdout),
-                               (self._read_stderr, self._proc.stderr)):
-            t = threading.Thread(target=target, args=(stream,), daemon=True)
-            t.start()
-            self._readers.append(t)
-
-    def _venv_python(self, options: Mapping[str, Any]) -> str | None:
-        # The CLI's pulumi-analyzer-policy-python shim runs <virtualenv>/bin/python if set.
-        venv = options.get("virtualenv")
-        candidate = (self.pack_dir / str(venv) / "bin" / "python") if venv else None
-        return str(candidate) if candidate and candidate.is_file() else None
-
-    def _read_stdout(self, stream: Any) -> None:
-        first = stream.readline()
-        self._port_q.put(first.decode(errors="replace") if first else None)
-        for line in stream:
-            self._keep(line)
-
-    def _read_stderr(self, stream: Any) -> None:
-        for line in stream:
-            self._keep(line)
-
-    def _keep(self, raw: bytes) -> None:
-        line = raw.decode(errors="replace").rstrip()
-        if line:
-            self._tail.append(line)
-            if len(self._logs) < 1000:
-                self._logs.append(line)
+        process = PackProcess(self.pack_dir, self.root_urn)
+        process.start(python, env)  # stops what it started if it raises
+        self._process = process
 
     def _fail(self, what: str, *, exiting: bool = False) -> PolicyPackError:
-        proc = self._proc
-        if proc is not None and exiting:
-            try:  # its stdout closed: it is on its way out, wait for the exit code
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        if proc is not None and proc.poll() is not None:
-            for t in self._readers:  # the pack is gone: collect its last words
-                t.join(timeout=1)
-        code = proc.poll() if proc else None
-        exited = f" (exit code {code})" if code is not None else ""
-        tail = "\n".join("  " + self._redact(line) for line in self._tail)
-        output = f"\nlast output of the pack:\n{tail}" if tail else ""
-        return PolicyPackError(f"policy pack {self.pack_dir} {what}{exited}{output}")
+        assert self._process is not None
+        return self._process.failure(what, self._redact, exiting=exiting)
 
     def _connect(self) -> analyzer_pb2_grpc.AnalyzerStub:
         if self._stub is not None:
             return self._stub
         self.start()
+        assert self._process is not None
         try:
-            first = self._port_q.get(timeout=self.startup_timeout)
+            first = self._process.port.get(timeout=self.startup_timeout)
         except queue.Empty:
             raise self._fail(f"did not print its port within {self.startup_timeout:g}s") from None
         if first is None:
@@ -285,10 +174,10 @@ class PolicyPackSession:
                 raise ValueError
         except ValueError:
             raise self._fail(f"wrote an invalid port to stdout: {first.strip()[:80]!r}") from None
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_GRPC_OPTIONS)
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS)
         stub = analyzer_pb2_grpc.AnalyzerStub(self._channel)
         request = analyzer_pb2.AnalyzerHandshakeRequest(
-            engine_address=self.engine_address, root_directory=str(self.pack_dir),
+            engine_address=self._process.engine_address, root_directory=str(self.pack_dir),
             program_directory=str(self.pack_dir))
         deadline = time.monotonic() + self.startup_timeout
         while True:  # the CLI retries UNAVAILABLE until the server answers
@@ -299,14 +188,14 @@ class PolicyPackSession:
                 if e.code() == grpc.StatusCode.UNIMPLEMENTED:
                     break
                 if (e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline
-                        or self._proc is None or self._proc.poll() is not None):
+                        or self._process.exited):
                     raise self._rpc_failure(e, "Handshake") from None
                 time.sleep(0.01)
         self._stub = stub
         return stub
 
     def _rpc_failure(self, e: grpc.RpcError, call: str) -> PolicyPackError:
-        if self._proc is not None and self._proc.poll() is not None:
+        if self._process is not None and self._process.exited:
             return self._fail(f"exited during {call}")
         details = self._redact(e.details() or "")
         return self._fail(f"failed during {call}: {e.code().name}: {details}")
@@ -400,7 +289,7 @@ class PolicyPackSession:
                 config=dict(effective[p.name].properties or {}), severity=p.severity,
                 display_name=p.display_name) for p in policies),
             violations=tuple(violations), remediations=tuple(remediations), warnings=warnings,
-            logs=tuple(redact(line) for line in list(self._logs)))
+            logs=tuple(redact(line) for line in list(self._process.logs if self._process else ())))
 
     def _remediate(self, r: AnalyzedResource, inputs: Mapping[str, Any],
                    by_urn: Mapping[str, AnalyzedResource], violations: list[Violation],
@@ -420,27 +309,13 @@ class PolicyPackSession:
         return inputs
 
     def close(self) -> None:
-        """Stop the pack as the CLI does: interrupt, wait up to 5 s, then kill."""
+        """Close the channel and stop the pack (configplane.packprocess: interrupt, then kill)."""
         if self._channel is not None:
             self._channel.close()
         self._channel, self._stub, self._info = None, None, None
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            for t in self._readers:
-                t.join(timeout=1)
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-        if self._engine is not None:
-            self._engine.stop(0)
-            self._engine = None
+        process, self._process = self._process, None
+        if process is not None:
+            process.stop()
 
 
 def run_policy_pack(
