@@ -24,7 +24,7 @@ from typing import Any
 import pulumi
 from pulumi import _types
 
-from configplane.plan import Plan, PlanMocks, _run_program, is_secret_wrapper, plan_config, run_plan
+from configplane.plan import Plan, PlanMocks, is_secret_wrapper, plan_config, run_plan, run_program
 from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
 
@@ -192,7 +192,7 @@ def write_floor(plan: Plan, classes: ClassMap, target: Path) -> Path:
 
 
 class FloorRunner:
-    """Runs a floor program under the plan's own harness (`_run_program`) and mocks."""
+    """Runs a floor program under the plan's own harness (`run_program`) and mocks."""
 
     def __init__(self, project_dir: Path, stack: str, floor_dir: Path):
         inputs = read_stack_files(project_dir, stack)
@@ -202,5 +202,5 @@ class FloorRunner:
         self.stack, self.floor_dir = stack, floor_dir
 
     def run(self) -> Plan:
-        return _run_program(self.floor_dir, self.project, self.stack, self.model,
+        return run_program(self.floor_dir, self.project, self.stack, self.model,
                             dict(self.config), list(self.secret_keys), PlanMocks(self.model))

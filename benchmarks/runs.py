@@ -22,11 +22,12 @@ import pulumi_vault  # noqa: F401
 
 from benchmarks.fleet import STACKS
 from benchmarks.floor import ClassMap, FloorRunner, write_floor
-from configplane.analyzer import PolicyPackError, PolicyPackSession
-from configplane.commands.validate import load_or_issues
+from configplane.analysis import PolicyPackError
+from configplane.analyzer import PolicyPackSession
 from configplane.configsize import cli_config, config_size
 from configplane.plan import Plan, analyzed_resources, run_plan
 from configplane.stackfiles import read_stack_files
+from configplane.stackload import load_or_issues
 
 # validate, plan and floor run in one thread of one process: their CPU time is what they
 # cost, and it does not move when other processes share the machine. The policy analysis

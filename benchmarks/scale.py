@@ -18,11 +18,16 @@ seconds are spent on it. Each plan and floor run gets a new process (as a CLI ru
 and they alternate so that load on the machine hits both alike. validate, plan and floor
 are CPU time of their (single-threaded) process, which other processes on the machine do
 not inflate; policy analysis spans two processes and is wall time.
+
+The output starts with the date and the commit measured (`git rev-parse --short HEAD`, or
+"uncommitted" outside a git checkout; "+ uncommitted changes" when the tree differs from it).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +49,27 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SIZES = (10, 100, 500, 1000, 2000)
 QUICK_SIZES = (10, 100)
 VALIDATE_GOAL_S, PLAN_RATIO_GOAL, POLICY_RATIO_GOAL, LINEAR_GOAL = 1.0, 1.25, 1.5, 1.5
+
+
+def commit_stamp(repo: Path = REPO) -> str:
+    """The commit the figures come from: the short HEAD hash, "+ uncommitted changes" when the
+    tracked files differ from it, "uncommitted" when `repo` is no git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "uncommitted"
+    return f"{head} + uncommitted changes" if dirty else head
+
+
+def run_header(now: datetime.datetime | None = None, repo: Path = REPO) -> str:
+    """The first line of the output: when and at which commit the figures were taken."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    return f"configplane benchmark, {now:%Y-%m-%d %H:%M} UTC, commit {commit_stamp(repo)}"
 
 
 @dataclass
@@ -119,8 +145,11 @@ def policy_ratio(r: Row) -> float | None:
     return r.policy.seconds / r.trivial.seconds
 
 
-def render(rows: Sequence[Row], stack: str, pack_label: str, repeat: int) -> None:
+def render(rows: Sequence[Row], stack: str, pack_label: str, repeat: int,
+           header: str = "") -> None:
     console = Console(highlight=False, width=max(Console().width, 150))
+    if header:
+        console.print(header)
     table = Table(title=f"configplane at scale: plan and policy of stack {stack}; best of up to "
                         f"{repeat} runs (runs: validate/plan/policy); CPU time except policy")
     for column in ("services", "resources", "validate 3 stacks", "/service", "plan", "floor",
@@ -224,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     if pack is not None and not (pack / "PulumiPolicy.yaml").is_file():
         parser.error(f"--pack: no PulumiPolicy.yaml in {pack}")
 
+    header = run_header()  # taken before the run: the tree measured, not the one after
+    log(header)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="configplane-bench-") as tmp:
         work = Path(tmp)
@@ -232,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup = generate(work / "warmup", 3)
         rows = [measure(n, args.stack, work, warmup, classes, pack, args.repeat, args.budget)
                 for n in sizes]
-    render(rows, args.stack, pack_label, args.repeat)
+    render(rows, args.stack, pack_label, args.repeat, header)
     log(f"benchmark took {time.perf_counter() - started:.0f} s")
     return 0  # a benchmark reports; goals not met are printed, not a failure
 

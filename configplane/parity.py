@@ -102,7 +102,7 @@ class Parity:
     def holds(self) -> bool:
         return not any(r.status == "unexpected" for r in self.rows)
 
-    def to_json(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         a, b = self.stacks
         counts = {s: sum(r.status == s for r in self.rows) for s in ("same", "expected", "unexpected")}
         services: dict[str, list[dict[str, Any]]] = {}

@@ -2,7 +2,9 @@
 
 No cloud, no Pulumi CLI, no passphrase: `secure` config values are replaced by placeholders
 that stay marked secret. Every resource `pulumi up` would register is recorded with its inputs
-as the engine would hold them (secrets as the secret signature object).
+as the engine would hold them (secrets as the secret signature object). The plan's own
+checks are in configplane.planchecks, the pack run in configplane.analyzer. (A little over
+400 lines: the mocks, the recording monitor and the run share the Plan types and stay together.)
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import json
 import runpy
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,24 +29,19 @@ from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from configplane import catalog
-from configplane.analyzer import (
-    AnalyzedResource,
-    PolicyPackError,
-    PolicyPackSession,
-    ResourceOptions,
-)
-from configplane.redaction import REDACTED, Redactor
+from configplane.analysis import AnalyzedResource, PolicyPackError, ResourceOptions
+from configplane.analyzer import PolicyPackSession
+from configplane.planchecks import duplicate_urn_violations, unmarked_secret_violations
+from configplane.policyconfig import default_policy_config
+from configplane.redaction import REDACTED, SECRET_SIG_KEY, SECRET_SIG_VALUE, Redactor
 from configplane.redaction import is_secret_wrapper as is_secret_wrapper
 from configplane.stack import load_stack
 from configplane.stackfiles import StackInputs, read_stack_files
 from configplane.stackmodel import StackModel
 
-SECRET_SIG = rpc._special_sig_key  # "4dabf18193072939515e22adb298388d"
-SECRET_MARK = rpc._special_secret_sig  # "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN_DISPLAY = "(known after apply)"
 PACK_DIR = "policies"
-SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
-UNIQUE_URN_CHECK = "configplane-unique-urns"  # the engine refuses a URN registered twice
+COMPONENTS_PACKAGE = "components"  # the project's own package, imported from its directory
 
 
 def secret_placeholder(key: str) -> str:
@@ -96,7 +94,7 @@ class Plan:
     outputs: dict[str, Any]  # secret leaves wrapped like inputs
     violations: list[dict[str, str]] = field(default_factory=list)
 
-    def to_json(self, redactor: Redactor | None = None) -> dict[str, Any]:
+    def as_dict(self, redactor: Redactor | None = None) -> dict[str, Any]:
         """The plan as printed and written: secret-marked values as "[secret]", and with a
         redactor, every value it knows or the detector flags (a credential the pack found
         in a ConfigMap is not printed either)."""
@@ -223,7 +221,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             # The engine marks these outputs secret (e.g. RandomPassword.result); so do we.
             for key in request.additionalSecretOutputs:
                 if key in outputs and not is_secret_wrapper(outputs[key]):
-                    outputs[key] = {SECRET_SIG: SECRET_MARK, "value": outputs[key]}
+                    outputs[key] = {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": outputs[key]}
             response.object.CopyFrom(_sync_await(rpc.serialize_properties(outputs, {})))
         self.planned.append(PlannedResource(
             options=self.resource_options(request, response.urn),
@@ -295,7 +293,7 @@ def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
         if not (pack_dir / "PulumiPolicy.yaml").is_file():
             raise PolicyPackError(f"no policy pack in {pack_dir} (PulumiPolicy.yaml missing). "
                                   "Fix: restore it, or plan with --no-policy.")
-        default_config = pack_dir / "config" / f"{stack}.json"
+        default_config = default_policy_config(pack_dir, stack)
         if policy_config_file is None and default_config.is_file():
             policy_config_file = default_config
         # Started before the program runs: the pack imports while the program evaluates.
@@ -304,7 +302,7 @@ def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
                                     policy_config_file=policy_config_file)
         session.start()
     try:
-        plan = _run_program(project_dir, project, stack, model, config, secret_keys, mocks,
+        plan = run_program(project_dir, project, stack, model, config, secret_keys, mocks,
                             progress=progress)
         plan.violations = unmarked_secret_violations(plan, [config[k] for k in secret_keys])
         plan.violations += duplicate_urn_violations(plan)
@@ -321,10 +319,13 @@ def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
     return plan
 
 
-def _run_program(project_dir: Path, project: str, stack: str, model: StackModel,
-                 config: dict[str, str], secret_keys: list[str],
-                 mocks: PlanMocks | None, *,
-                 progress: Callable[[PlannedResource], None] | None = None) -> Plan:
+def run_program(project_dir: Path, project: str, stack: str, model: StackModel | None,
+                config: dict[str, str], secret_keys: list[str],
+                mocks: PlanMocks | None = None, *,
+                progress: Callable[[PlannedResource], None] | None = None) -> Plan:
+    """Run the project's __main__.py under the SDK's mocks with `config` (as `plan_config`
+    gives it) and record every resource it registers; no validation and no policy pack
+    (`run_plan` does both). `mocks` defaults to the plan's own for `model`."""
     monitor = RecordingMonitor(mocks or PlanMocks(model), progress)
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=True,
@@ -332,24 +333,45 @@ def _run_program(project_dir: Path, project: str, stack: str, model: StackModel,
     pulumi.runtime.set_all_config(config, secret_keys)
     root = settings.get_root_resource()
 
-    sys.path.insert(0, str(project_dir))
     # The SDK's futures and callbacks keep the cyclic collector busy for most of a large plan
     # (1000 services: 75 s with it, 29 s without, 6 % more peak memory); pause it meanwhile.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-        _sync_await(wait_for_rpcs())
+        with project_imports(project_dir):
+            runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+            _sync_await(wait_for_rpcs())
         outputs = {name: _resolve(value) for name, value in root.outputs.items()}
     finally:
         if collecting:
             gc.freeze()  # what the run allocated goes to the oldest generation, so that
             gc.unfreeze()  # re-enabling does not scan it all at once (300 services: -1.5 s)
             gc.enable()
-        sys.path.remove(str(project_dir))
-        for name in [m for m in sys.modules if m.split(".")[0] == "components"]:
-            del sys.modules[name]  # another project dir may have its own components
     return Plan(stack=stack, project=project, resources=monitor.planned, outputs=outputs)
+
+
+@contextmanager
+def project_imports(project_dir: Path) -> Iterator[None]:
+    """Imports as the Pulumi CLI gives the program: its directory first on sys.path, so
+    `from components import ...` finds that project's own top-level `components` package.
+    This has to touch sys.path and sys.modules: `components` is not part of this package,
+    and two project directories (a checkout and a test's copy) each have their own. Both are
+    scoped: on the way in, `components.*` modules already loaded are set aside; on the way
+    out, the project's are dropped and those set aside are put back, and sys.path is
+    restored."""
+    def owned(name: str) -> bool:
+        return name.split(".")[0] == COMPONENTS_PACKAGE
+
+    saved_path = list(sys.path)
+    saved_modules = {name: sys.modules.pop(name) for name in [m for m in sys.modules if owned(m)]}
+    sys.path.insert(0, str(project_dir))
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        for name in [m for m in sys.modules if owned(m)]:
+            del sys.modules[name]
+        sys.modules.update(saved_modules)
 
 
 def stack_urn(plan: Plan) -> str:
@@ -380,98 +402,13 @@ def _analyzer_options(r: PlannedResource) -> ResourceOptions:
     )
 
 
-def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[dict[str, str]]:
-    """A value that is secret somewhere (config, or marked on any resource) but reaches a
-    resource input unmarked. The message names the property, never the value."""
-    secrets = {s for s in config_secrets if len(s) >= 4}
-    for resource in plan.resources:
-        secrets |= {text for text, marked in _strings(resource.inputs) if marked and len(text) >= 4}
-        secrets |= {text for text, marked in _strings(resource.outputs) if marked and len(text) >= 4}
-    index = _substring_index(secrets)
-    violations = []
-    for resource in plan.resources:
-        for path, text in _unmarked_strings(resource.inputs):
-            if _contains_any(text, index):
-                violations.append({
-                    "policy": SECRET_MARKING_CHECK,
-                    "urn": resource.urn,
-                    "level": "mandatory",
-                    "message": f"input `{path}` of {resource.name} carries a secret value that is "
-                               "not marked secret, so it would be stored and shown in plaintext. "
-                               "Fix: wrap it with pulumi.Output.secret() where the component "
-                               "builds it.",
-                })
-    return violations
-
-
-def duplicate_urn_violations(plan: Plan) -> list[dict[str, str]]:
-    """A URN registered twice: `pulumi preview` fails with "Duplicate resource URN"; the mocks
-    would not. `validate` reports the known causes by name; this catches any other."""
-    seen: set[str] = set()
-    violations = []
-    for resource in plan.resources:
-        if resource.urn in seen:
-            violations.append({
-                "policy": UNIQUE_URN_CHECK, "urn": resource.urn, "level": "mandatory",
-                "message": f"{resource.name} is declared twice (same URN): `pulumi preview` "
-                           "would fail. Fix: rename the service, tenant or secret whose name "
-                           "collides once normalised (lowercase, '_' becomes '-')."})
-        seen.add(resource.urn)
-    return violations
-
-
-_PREFIX = 4  # every secret searched for has at least this many characters
-
-
-def _substring_index(secrets: set[str]) -> dict[str, list[str]]:
-    """Secrets by their first characters, so the check stays linear in the size of the plan
-    (testing every secret against every string grew with the square of the fleet)."""
-    index: dict[str, list[str]] = {}
-    for secret in secrets:
-        index.setdefault(secret[:_PREFIX], []).append(secret)
-    return index
-
-
-def _contains_any(text: str, index: dict[str, list[str]]) -> bool:
-    """Whether any indexed secret is a substring of `text`."""
-    return any(text.startswith(secret, i)
-               for i in range(len(text) - _PREFIX + 1)
-               for secret in index.get(text[i:i + _PREFIX], ()))
-
-
-def _strings(value: Any, marked: bool = False):
-    if is_secret_wrapper(value):
-        yield from _strings(value.get("value"), True)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v, marked)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v, marked)
-    elif isinstance(value, str):
-        yield value, marked
-
-
-def _unmarked_strings(value: Any, path: str = ""):
-    if is_secret_wrapper(value):
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _unmarked_strings(v, f"{path}.{k}" if path else k)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _unmarked_strings(v, f"{path}[{i}]")
-    elif isinstance(value, str):
-        yield path, value
-
-
 def _resolve(value: Any) -> Any:
     """Resolve an exported value leaf by leaf, keeping each leaf's secretness."""
     if isinstance(value, pulumi.Output):
         resolved = _sync_await(value.future())
         inner = _resolve(resolved)
         if _sync_await(value.is_secret()):
-            return {SECRET_SIG: SECRET_MARK, "value": inner}
+            return {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": inner}
         return inner
     if isinstance(value, dict):
         return {k: _resolve(v) for k, v in value.items()}

@@ -11,27 +11,27 @@ import pulumi
 import pytest
 from google.protobuf import json_format
 
-from configplane.analyzer import (
+from configplane.analysis import (
+    AnalyzedResource,
+    PolicyConfigError,
+    PolicyPackError,
+    Remediation,
+    ResourceOptions,
+    Violation,
+)
+from configplane.analyzer import PolicyPackSession, run_policy_pack
+from configplane.marshal import (
     ARCHIVE_SIG,
     ASSET_SIG,
     OUTPUT_SIG,
     RESOURCE_SIG,
-    SECRET_SIG,
     SIG_KEY,
     UNKNOWN,
-    AnalyzedResource,
-    PolicyConfig,
-    PolicyConfigError,
-    PolicyPackError,
-    PolicyPackSession,
-    Remediation,
-    ResourceOptions,
-    Violation,
-    load_policy_config_file,
     marshal_properties,
-    run_policy_pack,
     secret,
 )
+from configplane.policyconfig import PolicyConfig, load_policy_config_file
+from configplane.redaction import SECRET_SIG_VALUE
 
 PACK = Path(__file__).resolve().parent / "fixtures" / "minimal_pack"
 CANARY = "canary-Pa55w0rd-7f3e9c"
@@ -100,7 +100,7 @@ def test_marshal_properties_keeps_secrets_unknowns_and_assets_as_the_engine_does
         "list": [1, True, "s", (2, 3)],
     }
     assert json_format.MessageToDict(marshal_properties(props)) == {
-        "password": {SIG_KEY: SECRET_SIG, "value": CANARY},
+        "password": {SIG_KEY: SECRET_SIG_VALUE, "value": CANARY},
         "nested": {"k": UNKNOWN, "u": UNKNOWN, "n": None},
         "asset": {SIG_KEY: ASSET_SIG, "text": "hi"},
         "archive": {SIG_KEY: ARCHIVE_SIG, "assets": {"a.txt": {SIG_KEY: ASSET_SIG,
@@ -108,7 +108,7 @@ def test_marshal_properties_keeps_secrets_unknowns_and_assets_as_the_engine_does
         "ref": "i-1",
         "ref_unknown_id": UNKNOWN,
         "component_ref": "urn:c",
-        "out": {SIG_KEY: SECRET_SIG, "value": "v"},
+        "out": {SIG_KEY: SECRET_SIG_VALUE, "value": "v"},
         "out_unknown": UNKNOWN,
         "list": [1.0, True, "s", [2.0, 3.0]],
     }

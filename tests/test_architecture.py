@@ -79,3 +79,29 @@ def test_the_pack_shares_facts_through_links(link: str) -> None:
     if path.suffix == ".py":  # stdlib only: the pack's environment has none of ours
         allowed = set(sys.stdlib_module_names) | {"__future__"}
         assert {m.split(".")[0] for m in imported_modules(path)} <= allowed
+
+
+# The offline pack run is layered one way: what a run is given and reports (analysis), the
+# protocol's values (marshal), the policy config and the pack process sit below the gRPC
+# session (analyzer), which only the plan, the reference and the tests drive. The CLI's shared
+# options import no command.
+LOWER_THAN = {
+    "configplane/analysis.py": {"configplane.analyzer", "configplane.marshal",
+                                "configplane.policyconfig", "configplane.packprocess"},
+    "configplane/marshal.py": {"configplane.analyzer", "configplane.policyconfig",
+                               "configplane.packprocess"},
+    "configplane/policyconfig.py": {"configplane.analyzer", "configplane.marshal",
+                                    "configplane.packprocess"},
+    "configplane/packprocess.py": {"configplane.analyzer", "configplane.marshal",
+                                   "configplane.policyconfig"},
+    "configplane/planchecks.py": {"configplane.analyzer", "configplane.commands"},
+    "configplane/stackload.py": {"configplane.commands", "configplane.cli"},
+    "configplane/commands/options.py": {"configplane.commands", "configplane.cli"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(LOWER_THAN))
+def test_layers_of_the_offline_run_import_one_way(module: str) -> None:
+    found = {m for m in imported_modules(REPO / module)
+             if any(m == f or m.startswith(f + ".") for f in LOWER_THAN[module])}
+    assert found == set()

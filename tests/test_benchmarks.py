@@ -3,7 +3,9 @@ declares exactly the resources the real program declares (no timings are asserte
 
 from __future__ import annotations
 
+import datetime
 import json
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -11,10 +13,11 @@ import pytest
 
 from benchmarks.fleet import STACKS, generate, service_defaults, service_name, service_overrides
 from benchmarks.floor import FLOOR_MAIN, FloorRunner, probe_classes, write_floor
-from configplane.analyzer import marshal_properties
-from configplane.commands.validate import load_or_issues
+from benchmarks.scale import commit_stamp, run_header
+from configplane.marshal import marshal_properties
 from configplane.plan import run_plan
 from configplane.stackfiles import read_stack_files
+from configplane.stackload import load_or_issues
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +131,26 @@ def test_policy_timing_runs_the_pack_and_the_trivial_pack_with_the_cli_config(
     assert (pack.error, trivial.error, pack.mandatory, trivial.mandatory) == (None, None, 0, 0)
     assert pack.seconds > 0 and trivial.seconds > 0
     assert size == config_size(read_stack_files(small_fleet, "prod")).total
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_benchmark_header_names_the_date_and_the_commit_measured(tmp_path: Path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "a.txt").write_text("one\n")
+    _git(repo, "add", "a.txt")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "a")
+    head = _git(repo, "rev-parse", "--short", "HEAD")
+    when = datetime.datetime(2026, 12, 1, 23, 5, tzinfo=datetime.UTC)
+    assert run_header(when, repo) == f"configplane benchmark, 2026-12-01 23:05 UTC, commit {head}"
+    (repo / "a.txt").write_text("two\n")  # a tracked file changed: the figures are not HEAD's
+    assert commit_stamp(repo) == f"{head} + uncommitted changes"
+    (repo / "a.txt").write_text("one\n")
+    (repo / "new.txt").write_text("untracked files do not count\n")
+    assert commit_stamp(repo) == head
+    assert commit_stamp(tmp_path / "not-a-checkout") == "uncommitted"

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 from configplane.catalog import read_inputs
 from configplane.commands.plan import command as plan_command
 from configplane.commands.validate import command as validate
-from configplane.commands.validate import load_or_issues
-from configplane.plan import PlanMocks, _run_program, plan_config, run_plan
+from configplane.plan import PlanMocks, plan_config, run_plan, run_program
 from configplane.pulumiconfig import runtime_values
 from configplane.resolution import resolve_inputs
 from configplane.stack import load_stack
 from configplane.stackfiles import read_stack_files
+from configplane.stackload import load_or_issues
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO, STACKS
 
@@ -134,7 +134,7 @@ def test_duplicate_keys_stop_the_program_as_they_fail_validate(project):
     # The real __main__.py, as `pulumi up` runs it: it stops before declaring anything.
     with pytest.raises(pulumi.RunError, match=rf"services/api/dev.yaml:{line}: services.api."
                                               r"config: key `services.api.config` appears twice"):
-        _run_program(project, "configplane", "dev", model, config, secret_keys, PlanMocks(model))
+        run_program(project, "configplane", "dev", model, config, secret_keys, PlanMocks(model))
 
 
 def _restricted(found: list[dict], service: str) -> list[dict]:

@@ -56,7 +56,7 @@ def test_bad_owners_and_missing_platform_owners_are_clean_errors(project):
 
 
 def test_validate_checks_owners_too(project):
-    from configplane.commands.validate import load_or_issues
+    from configplane.stackload import load_or_issues
 
     path = project / "services" / "api" / "service.yaml"
     path.write_text(path.read_text().replace('owners: ["@shop/api-team"]', "owners: [api team]"))

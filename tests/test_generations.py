@@ -514,7 +514,7 @@ def test_help_has_an_example(verb: str):
 
 
 def test_the_pack_receives_the_options_the_engine_sends():
-    from configplane.analyzer import ResourceOptions
+    from configplane.analysis import ResourceOptions
     from configplane.plan import analyzed_resources
 
     analyzed = {r.urn_name: r for r in analyzed_resources(run_plan(REPO, "dev"))}

@@ -190,7 +190,7 @@ def test_round_trip_import_write_plan(project, legacy):
     assert [d["extract"] for d in external["spec"]["dataFrom"]] == [
         {"key": "configplane/dev/billing/DATABASE_PASSWORD"}]
 
-    text = files_text(project) + output + json.dumps(plan.to_json())
+    text = files_text(project) + output + json.dumps(plan.as_dict())
     for canary in CANARIES:
         assert canary not in text
 

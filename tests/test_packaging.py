@@ -2,9 +2,10 @@
 all its commands, and finds the schemas and the pack through the project directory.
 
 The wheel is built from a copy of this checkout without its build products (setuptools reuses
-an in-tree `build/` and `*.egg-info`, which can ship files no longer declared), with the
-venv's own setuptools (no build isolation, so no download), and installed with `--no-deps --target` into an empty directory; the commands run
-from outside the checkout with that directory first on the path.
+an in-tree `build/` and `*.egg-info`, which can ship files no longer declared), with the venv's
+own setuptools (no build isolation, so no download). It is installed with `--no-deps --target`
+into an empty directory; the commands run from outside the checkout with that directory first
+on the path.
 """
 
 from __future__ import annotations

@@ -298,7 +298,7 @@ def test_generated_values_are_secret_outputs(planned):
 
 def test_outputs_follow_the_contract_and_hold_no_secret(planned):
     _, plan = planned
-    document = plan.to_json()
+    document = plan.as_dict()
     schema = json.loads((REPO / "schemas" / "outputs.schema.json").read_text())
     jsonschema.validate(document["outputs"], schema)
     text = json.dumps(document)

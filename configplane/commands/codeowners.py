@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from configplane.cliutil import UserError
-from configplane.commands.validate import PROJECT_DIR_OPTION
+from configplane.commands.options import PROJECT_DIR_OPTION
 from configplane.owners import CODEOWNERS, OwnersError, codeowners
 
 

@@ -10,9 +10,10 @@ import click
 from rich.table import Table
 
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console, protect_stack
-from configplane.commands.validate import PROJECT_DIR_OPTION, load_or_issues
+from configplane.commands.options import PROJECT_DIR_OPTION
 from configplane.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
 from configplane.stackfiles import PROJECT_FILE
+from configplane.stackload import load_or_issues
 from configplane.stackmodel import StackModel
 
 MARKS = {"same": "", "expected": "expected", "unexpected": "DIFFERS"}
@@ -45,7 +46,7 @@ def command(stacks: tuple[str, ...], project_dir: Path, fmt: str, differences_on
         protect_stack(project_dir, stack)
     a, b = (_load(project_dir, stack) for stack in stacks)
     parity = compare(a, b, expectations)
-    document = parity.to_json()
+    document = parity.as_dict()
     if differences_only:
         document["services"] = {
             name: kept for name, rows in document["services"].items()

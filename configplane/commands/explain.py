@@ -10,9 +10,10 @@ import click
 from rich.table import Table
 
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console, protect_stack
-from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, stack_file_problem
+from configplane.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.explain import ExplainError, explain
 from configplane.stackfiles import StackFileError, read_stack_files
+from configplane.stackload import stack_file_problem
 
 
 @click.command("explain")

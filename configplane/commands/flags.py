@@ -9,9 +9,10 @@ import click
 from rich.table import Table
 
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console
-from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, load_or_issues
+from configplane.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.commands.validate import report as report_issues
 from configplane.flags import describe
+from configplane.stackload import load_or_issues
 
 
 @click.command("flags")

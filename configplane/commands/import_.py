@@ -10,7 +10,7 @@ import click
 import yaml
 
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, protect, protect_stack, raw_stdout
-from configplane.commands.validate import PROJECT_DIR_OPTION
+from configplane.commands.options import PROJECT_DIR_OPTION
 from configplane.importer import (
     STORES,
     ImportProblem,

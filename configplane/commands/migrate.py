@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from configplane.cliutil import UserError, plain_console
-from configplane.commands.validate import PROJECT_DIR_OPTION
+from configplane.commands.options import PROJECT_DIR_OPTION
 from configplane.migrate import MigrationError, plan_migration
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from configplane.analyzer import PolicyPackError
+from configplane.analysis import PolicyPackError
 from configplane.cliutil import (
     FORMAT_OPTION,
     UserError,
@@ -25,17 +25,11 @@ from configplane.cliutil import (
     redactor,
     write_text,
 )
-from configplane.commands.validate import (
-    PROJECT_DIR_OPTION,
-    SERVICE_OPTION,
-    STACK_OPTION,
-    issues_of,
-    load_or_issues,
-    report,
-    undecodable,
-)
+from configplane.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
+from configplane.commands.validate import report
 from configplane.plan import Plan, redact, run_plan
 from configplane.stackfiles import StackFileError
+from configplane.stackload import issues_of, load_or_issues, undecodable
 from configplane.stackmodel import InvalidStack
 
 
@@ -85,7 +79,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
         raise SystemExit(1) from None
     except PolicyPackError as exc:
         raise UserError(str(exc)) from None
-    document = plan.to_json(redactor())
+    document = plan.as_dict(redactor())
     if out is not None:
         try:
             write_out(plan, out)
@@ -168,4 +162,4 @@ def write_out(plan: Plan, out: Path) -> None:
         parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
         file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
         write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False))
-    write_text(out / "plan.json", json.dumps(plan.to_json(redactor()), indent=2) + "\n")
+    write_text(out / "plan.json", json.dumps(plan.as_dict(redactor()), indent=2) + "\n")

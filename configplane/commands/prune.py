@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console
+from configplane.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.commands.rollback import (
     CONFIGMAPS_OPTION,
     current_generations,
@@ -16,7 +17,6 @@ from configplane.commands.rollback import (
     read_generations,
     read_input,
 )
-from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.generations import WORKLOADS_COMMAND, ListingError, in_use, parse_workloads
 from configplane.prune import delete_command, prune_decisions
 

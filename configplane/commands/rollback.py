@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from configplane.cliutil import FORMAT_OPTION, UserError, emit, plain_console
-from configplane.commands.validate import PROJECT_DIR_OPTION, STACK_OPTION, issues_of, report
+from configplane.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
+from configplane.commands.validate import report
 from configplane.generations import (
     LISTING_COMMAND,
     Generation,
@@ -20,6 +21,7 @@ from configplane.generations import (
 from configplane.rollback import RollbackError, rollback_commands
 from configplane.stack import load_stack
 from configplane.stackfiles import StackFileError, read_stack_files
+from configplane.stackload import issues_of
 from configplane.stackmodel import InvalidStack, StackModel
 
 CONFIGMAPS_OPTION = click.option(

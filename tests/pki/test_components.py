@@ -203,7 +203,7 @@ def test_service_dynamic_credentials(planned):
 
 def test_outputs_contract_and_no_secret_values(planned):
     _, plan = planned
-    document = plan.to_json()
+    document = plan.as_dict()
     schema = json.loads((REPO / "schemas" / "outputs.schema.json").read_text())
     jsonschema.validate(document["outputs"], schema)
     text = json.dumps(document)

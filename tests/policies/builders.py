@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from configplane.analyzer import AnalyzedResource
+from configplane.analysis import AnalyzedResource
 from configplane.hashing import configmap_hash
 
 CANARY = "Canary7f3e9cQ2w"  # inside every fake credential; must never appear in a message

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from configplane.analyzer import AnalyzedResource, PolicyPackSession, PolicyReport
+from configplane.analysis import AnalyzedResource, PolicyReport
+from configplane.analyzer import PolicyPackSession
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "policies"

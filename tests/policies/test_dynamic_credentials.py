@@ -246,7 +246,7 @@ def test_creds_least_privilege(prod):
 
 
 def test_unknown_values_are_left_for_the_next_run(prod):
-    from configplane.analyzer import UNKNOWN
+    from configplane.marshal import UNKNOWN
 
     resources = [
         db_mount("mount", maxLeaseTtlSeconds=UNKNOWN),

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from configplane.analyzer import UNKNOWN, AnalyzedResource
+from configplane.analysis import AnalyzedResource
+from configplane.marshal import UNKNOWN
 from tests.policies.builders import (
     SPANS,
     STORES,

@@ -3,7 +3,8 @@ and recovery window of Secrets Manager secrets (policies/rotation.py)."""
 
 from __future__ import annotations
 
-from configplane.analyzer import UNKNOWN, AnalyzedResource
+from configplane.analysis import AnalyzedResource
+from configplane.marshal import UNKNOWN
 from tests.policies.builders import (
     kms_key,
     only,

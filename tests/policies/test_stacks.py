@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from configplane.analyzer import PolicyConfigError, run_policy_pack
+from configplane.analysis import PolicyConfigError
+from configplane.analyzer import run_policy_pack
 from configplane.plan import analyzed_resources, run_plan
 from configplane.stackmodel import InvalidStack
 from tests.catalog_compat import edit_stack

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from configplane.analyzer import PolicyPackError, PolicyPackSession
+from configplane.analysis import PolicyPackError
+from configplane.analyzer import PolicyPackSession
 from configplane.cliutil import RedactingStream, boundary, protect
 from tests.projects import REPO, copy_project
 from tests.security.conftest import assert_clean, cli

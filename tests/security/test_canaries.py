@@ -282,7 +282,7 @@ def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value
     raw = json.dumps([r.inputs for r in plan.resources] + [r.outputs for r in plan.resources],
                      default=str)
     assert CORES[18] in raw and CORES[19] in raw and CORES[17] in raw
-    document = json.dumps(plan.to_json(Redactor()))
+    document = json.dumps(plan.as_dict(Redactor()))
     write_out(plan, tmp_path / "out")
     violations = json.dumps(plan.violations)
     for text in (document, files_text(tmp_path / "out"), violations):

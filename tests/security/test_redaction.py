@@ -92,7 +92,7 @@ def _configmap_plan() -> Plan:
 
 def test_a_credential_the_pack_would_flag_is_redacted_in_plan_json_and_out(tmp_path):
     plan = _configmap_plan()
-    document = plan.to_json(Redactor())
+    document = plan.as_dict(Redactor())
     assert document["resources"][0]["inputs"]["data"] == {"DATABASE_URL": REDACTED,
                                                           "LOG_LEVEL": "info"}
     write_out(plan, tmp_path / "out")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from configplane.plan import _run_program, plan_config
+from configplane.plan import plan_config, run_program
 from configplane.stackfiles import read_stack_files
 from tests.catalog_compat import catalog_file, edit_project, edit_stack
 from tests.projects import copy_project
@@ -147,7 +147,7 @@ def _program_verdict(project: Path) -> set[tuple[str, str]]:
             return {}
 
     with pytest.raises(pulumi.RunError) as e:
-        _run_program(project, inputs.project, "dev", None, config, secret_keys, Mocks())
+        run_program(project, inputs.project, "dev", None, config, secret_keys, Mocks())
     lines = str(e.value).splitlines()[1:]
     found = set()
     for line in lines:
