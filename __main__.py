@@ -38,22 +38,22 @@ from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultServic
 from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
 from configplane.catalog import read_inputs
-from configplane.certificates import tls_plan
+from configplane.certificates import tls_model
 from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELOADER_SEARCH_ANNOTATION
 from configplane.durations import seconds
-from configplane.dynamic_credentials import dynamic_plans
+from configplane.dynamic_credentials import dynamic_models
 from configplane.pulumiconfig import runtime_values
 from configplane.rotation_rules import rotated_secrets
 from configplane.stack import load_stack
 from configplane.stackfiles import NAMESPACE, StackFileError
-from configplane.stackmodel import InvalidStack, ServicePlan, StackModel
+from configplane.stackmodel import InvalidStack, ServiceModel, StackModel
 from configplane.versions import ServiceVersions, read_clock, service_versions
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
 
 class DeclaredService(NamedTuple):
-    plan: ServicePlan
+    plan: ServiceModel
     config: ServiceConfig
     access: ServiceAccess
     vault: VaultService
@@ -107,7 +107,7 @@ def main() -> None:
     pulumi.export("services", {name: service_outputs(s) for name, s in services.items()})
 
 
-def declare_service(stack: StackModel, svc: ServicePlan, config: pulumi.Config,
+def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
                     vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment,
                     versions: ServiceVersions) -> DeclaredService:
     name = svc.name
@@ -192,7 +192,7 @@ def declare_certificates(stack: StackModel, services: dict[str, DeclaredService]
             continue
         services[name] = s._replace(tls=ServiceCertificate(f"{name}-tls", ServiceCertificateArgs(
             service=s.plan,
-            tls=tls_plan(name, s.plan.namespace, stack.platform, s.plan.spec.tls),
+            tls=tls_model(name, s.plan.namespace, stack.platform, s.plan.spec.tls),
             pki=pki,
             namespace=s.config.namespace,
             service_account=s.access.service_account_name,
@@ -212,7 +212,7 @@ def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredS
     settings = stack.platform.database
     if settings is None:
         return
-    plans = {name: dynamic_plans(name, s.plan.namespace, stack.platform, s.plan.spec.secrets)
+    plans = {name: dynamic_models(name, s.plan.namespace, stack.platform, s.plan.spec.secrets)
              for name, s in services.items()}
     allowed: dict[str, list[str]] = {}
     for plan in (p for ps in plans.values() for p in ps):

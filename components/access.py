@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 
 
 @dataclass(frozen=True)
 class ServiceAccessArgs:
-    service: ServicePlan
+    service: ServiceModel
     namespace: pulumi.Input[str]
     configmap_names: Sequence[str]
     # on the service account, e.g. eks.amazonaws.com/role-arn (its own IAM role, IRSA)

@@ -19,7 +19,7 @@ import pulumi_aws as aws
 from components.rotation import rotation_tags
 from configplane.contract import MANAGED_BY, secret_resource_name
 from configplane.model import AwsSettings, SecretSpec
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 from configplane.versions import ServiceVersions
 
 
@@ -59,7 +59,7 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class AwsServiceSecretsArgs:
-    service: ServicePlan
+    service: ServiceModel
     settings: AwsSettings
     environment: AwsSecretsEnvironment
     values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=aws ones

@@ -19,14 +19,14 @@ from configplane.durations import seconds
 from configplane.dynamic_credentials import (
     AUDIENCE,
     GENERATORS_API,
-    DynamicPlan,
+    DynamicModel,
     auth_role,
     database_mount,
     policy_hcl,
     slug,
 )
 from configplane.model import DatabaseEngineSettings
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 
@@ -102,8 +102,8 @@ class DatabaseEngine(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class ServiceDatabaseCredentialsArgs:
-    service: ServicePlan
-    plans: Sequence[DynamicPlan]
+    service: ServiceModel
+    plans: Sequence[DynamicModel]
     engine: DatabaseEngine
     namespace: pulumi.Input[str]
     vault_address: str

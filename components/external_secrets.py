@@ -22,7 +22,7 @@ from configplane.contract import RELOADER_MATCH_ANNOTATION
 from configplane.delivery import TEMPLATE_ENGINE, external_secret_sources
 from configplane.model import Platform
 from configplane.refs import VAULT_AUDIENCE
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 
 API_VERSION = "external-secrets.io/v1"  # v1beta1 is no longer served since ESO 0.17
 STORE_KIND = "SecretStore"  # namespaced; never ClusterSecretStore (policies/secret_stores.py)
@@ -30,7 +30,7 @@ STORE_KIND = "SecretStore"  # namespaced; never ClusterSecretStore (policies/sec
 
 @dataclass(frozen=True)
 class ServiceSecretStoresArgs:
-    service: ServicePlan
+    service: ServiceModel
     namespace: pulumi.Input[str]
     service_account: pulumi.Input[str]  # the service's own account: the stores' identity
     platform: Platform
@@ -103,7 +103,7 @@ class ServiceSecretStores(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class ServiceExternalSecretArgs:
-    service: ServicePlan
+    service: ServiceModel
     namespace: pulumi.Input[str]
     stores: ServiceSecretStores
     refresh_interval: str
@@ -151,7 +151,7 @@ class ServiceExternalSecret(pulumi.ComponentResource):
         self.register_outputs({"secret_name": self.secret_name})
 
 
-def delivery_sources(svc: ServicePlan, aws_store_ref: pulumi.Input[dict]) -> dict:
+def delivery_sources(svc: ServiceModel, aws_store_ref: pulumi.Input[dict]) -> dict:
     """`data`, `dataFrom` and `template.data` for the service (configplane.delivery): a
     database secret arrives whole from one read of its current version."""
     static = {k: s for k, s in svc.spec.secrets.items() if s.source != "dynamic"}  # own ES

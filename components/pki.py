@@ -13,7 +13,7 @@ from pulumi_kubernetes.apiextensions import CustomResource
 
 from configplane.certificates import (
     CERT_MANAGER_API,
-    TlsPlan,
+    TlsModel,
     ca_common_name,
     pki_mount,
     pki_root_mount,
@@ -21,7 +21,7 @@ from configplane.certificates import (
 )
 from configplane.durations import seconds
 from configplane.model import PkiSettings, Platform
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 
 CA_KEY = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384
 
@@ -145,8 +145,8 @@ class PkiEnvironment(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class ServiceCertificateArgs:
-    service: ServicePlan
-    tls: TlsPlan
+    service: ServiceModel
+    tls: TlsModel
     pki: PkiEnvironment
     namespace: pulumi.Input[str]
     service_account: pulumi.Input[str]

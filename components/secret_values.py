@@ -14,13 +14,13 @@ import pulumi
 import pulumi_random as random
 
 from configplane.contract import secret_resource_name
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 from configplane.versions import ServiceVersions
 
 
 @dataclass(frozen=True)
 class SecretValuesArgs:
-    service: ServicePlan
+    service: ServiceModel
     # config_key -> the `secure` stack value, read once by __main__ (always a secret Output)
     secure_config: Mapping[str, pulumi.Output[str]]
     versions: ServiceVersions  # keepers: a new version or rotation period regenerates

@@ -18,12 +18,12 @@ from configplane.contract import (
 )
 from configplane.generations import generation_labels
 from configplane.rendering import RenderedConfigMap
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 
 
 @dataclass(frozen=True)
 class ServiceConfigArgs:
-    service: ServicePlan
+    service: ServiceModel
 
 
 class ServiceConfig(pulumi.ComponentResource):
@@ -63,7 +63,7 @@ class ServiceConfig(pulumi.ComponentResource):
         })
 
     def _configmap(
-        self, name: str, svc: ServicePlan, cm: RenderedConfigMap, schema: str
+        self, name: str, svc: ServiceModel, cm: RenderedConfigMap, schema: str
     ) -> k8s.core.v1.ConfigMap:
         live = schema == FLAGS_SCHEMA  # flags: no Reloader match, no hash, mutable
         annotations = {

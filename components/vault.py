@@ -13,7 +13,7 @@ import pulumi_vault as vault
 
 from configplane.model import VaultSettings
 from configplane.refs import VAULT_AUDIENCE
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 from configplane.versions import ServiceVersions
 
 
@@ -70,7 +70,7 @@ class VaultEnvironment(pulumi.ComponentResource):
 
 @dataclass(frozen=True)
 class VaultServiceArgs:
-    service: ServicePlan
+    service: ServiceModel
     environment: VaultEnvironment
     values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=vault ones
     versions: ServiceVersions

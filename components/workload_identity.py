@@ -20,7 +20,7 @@ import pulumi_aws as aws
 
 from configplane import refs
 from configplane.model import AwsSettings
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 
 READ_ACTIONS = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -64,7 +64,7 @@ def decrypt_policy(region: str, kms_key_arn: str, encrypted_secrets: list[str]) 
 
 @dataclass(frozen=True)
 class SecretReaderRoleArgs:
-    service: ServicePlan
+    service: ServiceModel
     settings: AwsSettings
     kms_key_arn: pulumi.Input[str] | None  # the environment's CMK, which encrypts its secrets
 

@@ -61,7 +61,7 @@ def is_wildcard(name: str) -> bool:
 
 
 @dataclass(frozen=True)
-class TlsPlan:
+class TlsModel:
     """One service's certificate, derived once from its validated `tls:`."""
 
     service: str
@@ -177,10 +177,10 @@ def default_usages(algorithm: str) -> tuple[str, ...]:
     return ("digital signature", "server auth")
 
 
-def tls_plan(service: str, namespace: str, platform: Platform, tls: Tls) -> TlsPlan:
+def tls_model(service: str, namespace: str, platform: Platform, tls: Tls) -> TlsModel:
     assert platform.pki is not None  # validated
     duration = seconds(tls.duration)
-    return TlsPlan(
+    return TlsModel(
         service=service,
         namespace=namespace,
         environment=platform.environment,

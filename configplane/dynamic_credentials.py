@@ -88,7 +88,7 @@ def revocation_statements(dbname: str, grants: Sequence[Grant]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class DynamicPlan:
+class DynamicModel:
     """One `source: dynamic` secret of one service."""
 
     service: str
@@ -168,7 +168,7 @@ def auth_role(service: str) -> str:
     return f"{service}-database"
 
 
-def policy_hcl(plans: Sequence[DynamicPlan]) -> str:
+def policy_hcl(plans: Sequence[DynamicModel]) -> str:
     """Read the service's own creds endpoints, nothing else."""
     return "\n".join(f'path "{p.creds_path}" {{\n  capabilities = ["read"]\n}}\n' for p in plans)
 
@@ -179,15 +179,15 @@ def refresh_interval(settings: DatabaseEngineSettings) -> str:
     return eso_interval(max(60, seconds(settings.default_ttl) // 3 // 60 * 60))
 
 
-def dynamic_plans(service: str, namespace: str, platform: Platform,
-                  secrets: Mapping[str, SecretSpec]) -> list[DynamicPlan]:
+def dynamic_models(service: str, namespace: str, platform: Platform,
+                  secrets: Mapping[str, SecretSpec]) -> list[DynamicModel]:
     settings = platform.database
     plans = []
     for key, spec in sorted(secrets.items()):
         if spec.source != "dynamic" or spec.dynamic is None or settings is None:
             continue
         connection = settings.connections[spec.dynamic.connection]
-        plans.append(DynamicPlan(
+        plans.append(DynamicModel(
             service=service, key=key, environment=platform.environment, namespace=namespace,
             mount=database_mount(platform.environment, settings),
             connection=spec.dynamic.connection, dbname=connection.dbname,

@@ -31,7 +31,7 @@ from configplane.redaction import REDACTED, Redactor
 from configplane.resolution import resolve_inputs
 from configplane.stack import load_stack
 from configplane.stackfiles import StackInputs
-from configplane.stackmodel import InvalidStack, ServicePlan, StackModel
+from configplane.stackmodel import InvalidStack, ServiceModel, StackModel
 
 SECRET = REDACTED
 DEFAULT_LAYER = "default"
@@ -213,7 +213,7 @@ def _model(inputs: StackInputs, schemas_dir: Path | None) -> tuple[StackModel | 
                       f"validate --stack {inputs.stack}`."]
 
 
-def _service_view(raw: Any, plan: ServicePlan | None) -> dict[str, Any]:
+def _service_view(raw: Any, plan: ServiceModel | None) -> dict[str, Any]:
     """The service as components see it (built-in defaults filled in) when the stack is valid."""
     if plan is not None:
         return plan.spec.model_dump(exclude_none=True)

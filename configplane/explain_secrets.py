@@ -18,7 +18,7 @@ from configplane.delivery import (
 )
 from configplane.dynamic_credentials import database_role_name, dynamic_secret_name
 from configplane.stackfiles import NAMESPACE, StackInputs
-from configplane.stackmodel import ServicePlan
+from configplane.stackmodel import ServiceModel
 
 
 def both_config_and_secret(view: Mapping[str, Any], parts: list[str]) -> bool:
@@ -74,7 +74,7 @@ def delivered_path(view: Mapping[str, Any], key: str) -> str | None:
     return None
 
 
-def secret_delivery(plan: ServicePlan, name: str) -> dict[str, Any]:
+def secret_delivery(plan: ServiceModel, name: str) -> dict[str, Any]:
     spec = plan.spec.secrets[name]
     if spec.source == "dynamic" and spec.dynamic is not None:
         return {"secret_name": dynamic_secret_name(plan.name, name),

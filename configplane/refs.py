@@ -39,7 +39,7 @@ IAM_ROLE_NAME_MAX = 64  # AWS's limit on a role name
 
 
 def secret_prefix(environment: str, service: str) -> str:
-    """Where configplane keeps a service's Secrets Manager secrets (ServicePlan.aws_secret_name)."""
+    """Where configplane keeps a service's Secrets Manager secrets (ServiceModel.aws_secret_name)."""
     return f"configplane/{environment}/{service}/"
 
 

@@ -26,7 +26,7 @@ from configplane.schemacheck import config_validator, schema_errors
 from configplane.schemafiles import SchemaFileError
 from configplane.schemafiles import load_validator as _validator
 from configplane.stackfiles import NAMESPACE, StackInputs
-from configplane.stackmodel import Issue, ServicePlan
+from configplane.stackmodel import Issue, ServiceModel
 
 # Matched with fullmatch (configplane.contract): a trailing newline is not accepted.
 DNS_LABEL = re.compile(contract.DNS_LABEL)
@@ -65,7 +65,7 @@ class ServiceChecker:
                       "(`https://<host>/<path>`, no trailing newline or `/`). Fix: copy it from "
                       "`aws eks describe-cluster --query cluster.identity.oidc.issuer`.")
 
-    def check(self, name: str, svc: Service) -> ServicePlan:
+    def check(self, name: str, svc: Service) -> ServiceModel:
         base = ["services", name]
         env = self.platform.environment
         self._check_label(base, name, "service name")
@@ -140,7 +140,7 @@ class ServiceChecker:
             contract.MANAGED_BY_LABEL: contract.MANAGED_BY,
             contract.ENVIRONMENT_LABEL: env,
         }
-        return ServicePlan(
+        return ServiceModel(
             name=name,
             environment=env,
             namespace=namespace,

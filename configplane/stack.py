@@ -4,7 +4,7 @@ Validation runs before any resource is declared and reports every problem at onc
 its key path, the file that set it and what would fix it. The jobs live beside this module:
 resolution (the layers, merged with provenance), service_checks (what the schema cannot say),
 schemacheck and schema_messages (schema errors as value-free issues), rendering (ConfigMap
-data and names) and stackmodel (Issue, InvalidStack, ServicePlan, StackModel).
+data and names) and stackmodel (Issue, InvalidStack, ServiceModel, StackModel).
 """
 
 from __future__ import annotations

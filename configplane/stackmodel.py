@@ -1,6 +1,6 @@
 """The model of a checked stack: what components receive, and the problems that stop it.
 
-`Issue` and `InvalidStack` are what validation reports; `ServicePlan` and `StackModel` are the
+`Issue` and `InvalidStack` are what validation reports; `ServiceModel` and `StackModel` are the
 frozen result of a valid stack, with the names components give what they create.
 """
 
@@ -55,7 +55,7 @@ class InvalidStack(Exception):
 
 
 @dataclass(frozen=True)
-class ServicePlan:
+class ServiceModel:
     """Everything components need for one service, derived once from the validated spec."""
 
     name: str
@@ -113,7 +113,7 @@ class ServicePlan:
 class StackModel:
     stack: str
     platform: Platform
-    services: Mapping[str, ServicePlan]
+    services: Mapping[str, ServiceModel]
     resolved: Resolved = field(repr=False, compare=False)
 
     @property

@@ -51,7 +51,7 @@ WHY_FIX_STALE_NAME = ("Why: immutable ConfigMaps roll forward by name; a stale s
 WHY_FIX_TOO_BIG = ("Why: Kubernetes rejects objects over 1 MiB and large ConfigMaps slow every "
                    "watcher. Fix: move large content out of configuration.")
 WHY_FIX_LABELS = ("Why: they say which service, system and environment own it and that "
-                  "configplane manages it. Fix: add them (ServicePlan.labels).")
+                  "configplane manages it. Fix: add them (ServiceModel.labels).")
 WHY_FIX_SCHEMA = ("Why: the service would start with configuration it does not understand. "
                   "Fix: correct the service's config in the stack file (`configplane validate` "
                   "shows the file and key).")

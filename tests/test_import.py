@@ -17,7 +17,7 @@ from configplane.commands.import_ import command as import_command
 from configplane.commands.validate import command as validate_command
 from configplane.importer import ImportProblem, add_declarations, config_key_for
 from configplane.importer.envfile import read_dotenv
-from configplane.importer.plan import _typed
+from configplane.importer.proposal import _typed
 from configplane.plan import run_plan
 from tests.projects import REPO, files_text
 

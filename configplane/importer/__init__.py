@@ -23,10 +23,10 @@ The seams, one module each:
 """
 
 from configplane.importer.entry import Entry, ImportProblem
-from configplane.importer.plan import (
+from configplane.importer.proposal import (
     STORES,
     ImportedSecret,
-    ImportPlan,
+    ImportProposal,
     catalog_file,
     config_key_for,
     emit_value,
@@ -36,6 +36,6 @@ from configplane.importer.plan import (
 from configplane.importer.yamledit import add_declarations, write_import
 
 __all__ = [
-    "STORES", "Entry", "ImportPlan", "ImportProblem", "ImportedSecret", "add_declarations",
+    "STORES", "Entry", "ImportProposal", "ImportProblem", "ImportedSecret", "add_declarations",
     "catalog_file", "config_key_for", "emit_value", "plan_import", "read_input", "write_import",
 ]

@@ -28,7 +28,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from configplane.importer.entry import ImportProblem
-from configplane.importer.plan import ImportPlan, catalog_file
+from configplane.importer.proposal import ImportProposal, catalog_file
 from configplane.stackfiles import PROJECT_FILE, SERVICES_KEY, stack_file_name
 
 # (mapping, sequence, offset) indentations tried, most common first: the one that dumps the
@@ -38,7 +38,7 @@ _LAYOUT = (" could not add the declarations without changing something else (unu
            "Fix: add them by hand; run without --write to print them.")
 
 
-def write_import(project_dir: Path, plan: ImportPlan) -> list[str]:
+def write_import(project_dir: Path, plan: ImportProposal) -> list[str]:
     """Write the section to services/<name>/<stack>.yaml (a new file) and add the
     declarations to Pulumi.yaml."""
     stack_path = project_dir / stack_file_name(plan.stack)

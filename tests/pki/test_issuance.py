@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
 
-from configplane.certificates import tls_plan
+from configplane.certificates import tls_model
 from configplane.model import Platform, Tls
 from tests.pki.conftest import by_name
 
@@ -205,9 +205,9 @@ PLATFORM = Platform.model_validate({
         duration="24h"),
 ], ids=["default", "ecdsa-384-mtls", "rsa-2048-extra-name"])
 def test_every_key_choice_is_issuable(tls, pki):
-    """Spec and role built from the same TlsPlan agree for each key choice configplane allows."""
+    """Spec and role built from the same TlsModel agree for each key choice configplane allows."""
     (root, _), intermediate = pki
-    plan = tls_plan("orders", "orders-staging", PLATFORM, tls)
+    plan = tls_model("orders", "orders-staging", PLATFORM, tls)
     role = {k.replace("_", " ").title().replace(" ", ""): v
             for k, v in plan.role_args(2160 * 3600).items()}
     role = {k[0].lower() + k[1:]: v for k, v in role.items()}  # camelCase, as the engine holds it

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from configplane import dynamic_credentials as dyn
-from configplane.certificates import tls_plan
+from configplane.certificates import tls_model
 from configplane.contract import FORBIDDEN_ROLE_ATTRIBUTES, database_policy_name, forbidden_attributes
 from configplane.durations import go_duration, seconds
 from configplane.model import DatabaseEngineSettings, Grant, Platform, Tls
@@ -37,7 +37,7 @@ def test_durations_round_trip(total):
 @given(st.integers(min_value=3600, max_value=2160 * 3600), st.lists(
     st.builds(lambda a, b: f"{a}.{b}.example", NAMES, NAMES), max_size=3))
 def test_tls_plan_names_and_default_renewal(duration, extra):
-    plan = tls_plan("api", "api-prod", PLATFORM, Tls(duration=go_duration(duration),
+    plan = tls_model("api", "api-prod", PLATFORM, Tls(duration=go_duration(duration),
                                                      extra_dns_names=extra))
     assert plan.dns_names[:2] == ("api.api-prod.svc", "api.api-prod.svc.cluster.local")
     assert len(set(plan.dns_names)) == len(plan.dns_names)
@@ -90,7 +90,7 @@ def test_the_pack_recognises_the_policies_the_program_names(service, env):
     recognises, for the right service."""
     lib = pack_module("credentials_lib")
     platform = PLATFORM.model_copy(update={"environment": env})
-    plan = tls_plan(service, f"{service}-{env}", platform, Tls())
+    plan = tls_model(service, f"{service}-{env}", platform, Tls())
     assert lib.owned_policy(plan.policy_name, env, "-pki") == service
     assert lib.owned_policy(database_policy_name(env, service), env, "-database") == service
     assert not lib.is_owned_policy(f"{env}-{service}-read", env)  # the KV read policy

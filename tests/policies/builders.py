@@ -154,7 +154,7 @@ def vault_policy(name: str, policy_name: str | None, text: str | None) -> Analyz
 
 
 def read_rules(mount: str, service: str) -> str:
-    """The HCL configplane writes for a service (ServicePlan.vault_policy_hcl)."""
+    """The HCL configplane writes for a service (ServiceModel.vault_policy_hcl)."""
     return "\n".join(
         f'path "{mount}/{kind}/{service}{suffix}" {{\n  capabilities = ["read"]\n}}\n'
         for kind in ("data", "metadata") for suffix in ("", "/*"))

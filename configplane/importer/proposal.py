@@ -50,7 +50,7 @@ class ImportedSecret:
 
 
 @dataclass
-class ImportPlan:
+class ImportProposal:
     service: str
     stack: str
     app_schema: str
@@ -123,7 +123,7 @@ def config_key_for(service: str, key: str) -> str:
 
 
 def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
-                app_schema: str | None = None, store: str = "vault") -> ImportPlan:
+                app_schema: str | None = None, store: str = "vault") -> ImportProposal:
     from configplane.pack import load_detector  # the pack's own detector, as the policies use
 
     if not re.fullmatch(DNS_LABEL, service) or len(service) > 63:
@@ -205,7 +205,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
         }
     notes.extend(_schema_notes(schema_name, schema, {**(defaults.get("config") or {}), **config},
                                delivered))
-    return ImportPlan(service, stack, schema_name, section, declarations, secrets, notes)
+    return ImportProposal(service, stack, schema_name, section, declarations, secrets, notes)
 
 
 _TYPES = {"integer": int, "number": float, "boolean": bool}
