@@ -46,7 +46,6 @@ from configplane.analysis import (
     Violation,
 )
 from configplane.marshal import (
-    MIN_REDACT_LEN,
     marshal_properties,
     provider_resource,
     resource_options,
@@ -67,7 +66,7 @@ from configplane.policyconfig import (
     load_policy_config_file,
     reconcile_policy_config,
 )
-from configplane.redaction import Redactor
+from configplane.redaction import MIN_SECRET_LEN, Redactor
 
 _LEVEL_TO_PROTO = {
     "advisory": analyzer_pb2.ADVISORY,
@@ -84,7 +83,7 @@ class _Redactor:
     """The pack's messages and logs through the one redaction boundary (configplane.redaction)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        self._redactor = Redactor(s for s in secrets if len(s) >= MIN_REDACT_LEN)
+        self._redactor = Redactor(s for s in secrets if len(s) >= MIN_SECRET_LEN)
 
     def __call__(self, text: str) -> str:
         return self._redactor.text(text)

@@ -15,7 +15,7 @@ from google.protobuf import struct_pb2
 from pulumi.runtime.proto import analyzer_pb2
 
 from configplane.analysis import AnalyzedResource, PolicyPackError
-from configplane.redaction import SECRET_SIG_KEY, SECRET_SIG_VALUE
+from configplane.redaction import MIN_SECRET_LEN, SECRET_SIG_KEY, SECRET_SIG_VALUE, marked_strings
 
 SIG_KEY = SECRET_SIG_KEY  # the key of every signature object (secret, asset, archive, ...)
 ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
@@ -23,7 +23,6 @@ ARCHIVE_SIG = "0def7320c3a5731c473e5ecbe6d01bc7"
 RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-MIN_REDACT_LEN = 4  # shorter "secrets" would blank out ordinary words in messages
 
 
 def secret(value: Any) -> dict[str, Any]:
@@ -107,22 +106,8 @@ def _resource_reference(res: Any) -> Any:
 
 def secret_strings(values: Iterable[Any]) -> set[str]:
     """Every string inside a secret-marked value, for redaction."""
-    found: set[str] = set()
-
-    def walk(v: Any, inside: bool) -> None:
-        if isinstance(v, Mapping):
-            is_secret = v.get(SIG_KEY) == SECRET_SIG_VALUE
-            for item in v.values():
-                walk(item, inside or is_secret)
-        elif isinstance(v, list | tuple):
-            for item in v:
-                walk(item, inside)
-        elif inside and isinstance(v, str) and len(v) >= MIN_REDACT_LEN and v != SECRET_SIG_VALUE:
-            found.add(v)
-
-    for value in values:
-        walk(value, False)
-    return found
+    return {text for value in values for _, text, marked in marked_strings(value)
+            if marked and len(text) >= MIN_SECRET_LEN}
 
 
 def struct(values: Mapping[str, Any]) -> struct_pb2.Struct:

@@ -4,9 +4,9 @@ resource, never the value."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from configplane.redaction import is_secret_wrapper
+from configplane.redaction import MIN_SECRET_LEN, marked_strings
 
 if TYPE_CHECKING:
     from configplane.plan import Plan
@@ -18,15 +18,16 @@ UNIQUE_URN_CHECK = "configplane-unique-urns"  # the engine refuses a URN registe
 def unmarked_secret_violations(plan: Plan, config_secrets: list[str]) -> list[dict[str, str]]:
     """A value that is secret somewhere (config, or marked on any resource) but reaches a
     resource input unmarked. The message names the property, never the value."""
-    secrets = {s for s in config_secrets if len(s) >= 4}
+    secrets = {s for s in config_secrets if len(s) >= MIN_SECRET_LEN}
     for resource in plan.resources:
-        secrets |= {text for text, marked in _strings(resource.inputs) if marked and len(text) >= 4}
-        secrets |= {text for text, marked in _strings(resource.outputs) if marked and len(text) >= 4}
+        for value in (resource.inputs, resource.outputs):
+            secrets |= {text for _, text, marked in marked_strings(value)
+                        if marked and len(text) >= MIN_SECRET_LEN}
     index = _substring_index(secrets)
     violations = []
     for resource in plan.resources:
-        for path, text in _unmarked_strings(resource.inputs):
-            if _contains_any(text, index):
+        for path, text, marked in marked_strings(resource.inputs):
+            if not marked and _contains_any(text, index):
                 violations.append({
                     "policy": SECRET_MARKING_CHECK,
                     "urn": resource.urn,
@@ -55,7 +56,7 @@ def duplicate_urn_violations(plan: Plan) -> list[dict[str, str]]:
     return violations
 
 
-_PREFIX = 4  # every secret searched for has at least this many characters
+_PREFIX = MIN_SECRET_LEN  # every secret searched for has at least this many characters
 
 
 def _substring_index(secrets: set[str]) -> dict[str, list[str]]:
@@ -72,29 +73,3 @@ def _contains_any(text: str, index: dict[str, list[str]]) -> bool:
     return any(text.startswith(secret, i)
                for i in range(len(text) - _PREFIX + 1)
                for secret in index.get(text[i:i + _PREFIX], ()))
-
-
-def _strings(value: Any, marked: bool = False):
-    if is_secret_wrapper(value):
-        yield from _strings(value.get("value"), True)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v, marked)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v, marked)
-    elif isinstance(value, str):
-        yield value, marked
-
-
-def _unmarked_strings(value: Any, path: str = ""):
-    if is_secret_wrapper(value):
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _unmarked_strings(v, f"{path}.{k}" if path else k)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _unmarked_strings(v, f"{path}[{i}]")
-    elif isinstance(value, str):
-        yield path, value

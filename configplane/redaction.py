@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,22 @@ _LINE = re.compile(r"^\s*(?:-\s+)?([^\s#][^#]*?)\s*:\s+(.+?)\s*$")
 
 def is_secret_wrapper(value: Any) -> bool:
     return isinstance(value, Mapping) and value.get(SECRET_SIG_KEY) == SECRET_SIG_VALUE
+
+
+def marked_strings(value: Any, path: str = "", marked: bool = False
+                   ) -> Iterator[tuple[str, str, bool]]:
+    """(key path, string, inside a secret-marked value) for every string of a property value
+    as the engine holds it: the one walker over its secret wrappers."""
+    if is_secret_wrapper(value):
+        yield from marked_strings(value.get("value"), path, True)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from marked_strings(item, f"{path}.{key}" if path else str(key), marked)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from marked_strings(item, f"{path}[{index}]", marked)
+    elif isinstance(value, str):
+        yield path, value, marked
 
 
 @lru_cache(maxsize=65536)
