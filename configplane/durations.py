@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 
 _PART = re.compile(r"(\d+)([hms])")
-_WHOLE = re.compile(r"^(\d+h(\d+m)?(\d+s)?|\d+m(\d+s)?|\d+s)$")  # = model.GO_DURATION
+# The forms stack files may use (model.py uses it as the JSON Schema pattern)
+GO_DURATION = r"^(\d+h(\d+m)?(\d+s)?|\d+m(\d+s)?|\d+s)$"
 _UNIT = {"h": 3600, "m": 60, "s": 1}
 
 
 def seconds(text: str) -> int:
     """`1h30m` -> 5400. Raises ValueError on anything else."""
-    if not _WHOLE.match(text):
+    if not re.fullmatch(GO_DURATION, text):
         raise ValueError(f"not a duration like 720h, 1h30m or 90s: {text!r}")
     return sum(int(n) * _UNIT[u] for n, u in _PART.findall(text))
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from configplane.contract import CONFIGMAP_DATA_KEY, DNS_LABEL, PART_OF_LABEL, ROTATION_STRATEGIES
+from configplane.durations import GO_DURATION  # Go time.ParseDuration forms, as cert-manager reads them
 
 ConfigValue = str | int | float | bool
 
@@ -81,7 +82,6 @@ class ConfigHistorySettings(Frozen):
     )
 
 
-GO_DURATION = r"^(\d+h(\d+m)?(\d+s)?|\d+m(\d+s)?|\d+s)$"  # Go time.ParseDuration, as cert-manager reads it
 
 
 class PkiSettings(Frozen):
