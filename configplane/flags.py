@@ -34,8 +34,8 @@ import jsonschema
 from referencing import Registry, Resource
 
 from configplane.schema_messages import deepest as _deepest
+from configplane.schemafiles import SCHEMAS_DIR
 
-SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 VENDOR_DIR = "vendor"  # under schemas/: third-party schemas, each resolvable by its $id
 FLAGD_FLAGS_URI = "https://flagd.dev/schema/v0/flags.json"
 FLAGD_TARGETING_URI = "https://flagd.dev/schema/v0/targeting.json"

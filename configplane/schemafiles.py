@@ -16,6 +16,10 @@ import jsonschema
 from configplane.layering import dotted
 from configplane.schemacheck import FAST, compiled
 
+# The schemas of a source checkout: the default where no project directory is given (commands
+# pass `<project>/schemas`, so an installed wheel reads the project's own).
+SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
+
 
 class SchemaFileError(Exception):
     """A schema file that cannot be used: missing, not JSON, not a valid JSON Schema."""

@@ -22,13 +22,11 @@ from configplane.model import StackDocument
 from configplane.resolution import layers_of, origin_near, resolve_inputs
 from configplane.schema_messages import error_path, program_message
 from configplane.schemacheck import schema_errors
-from configplane.schemafiles import SchemaFileError
+from configplane.schemafiles import SCHEMAS_DIR, SchemaFileError
 from configplane.schemafiles import load_validator as _validator
 from configplane.service_checks import ServiceChecker, declared_secret_problems
 from configplane.stackfiles import StackInputs
 from configplane.stackmodel import InvalidStack, Issue, StackModel
-
-SCHEMAS_DIR = Path(__file__).resolve().parents[1] / "schemas"
 
 
 def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackModel:
