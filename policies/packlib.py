@@ -97,7 +97,7 @@ def resource_label(resource_type: str, name: str) -> str:
 
 
 def for_types(*types: str | Iterable[str]) -> Callable[[Validator], Validator]:
-    """A resource validator that runs only for these resource types (tokens from types.py;
+    """A resource validator that runs only for these resource types (tokens from resource_types.py;
     a tuple or dict of them counts as its members); other resources pass untouched."""
     wanted = frozenset(t for group in types
                        for t in ((group,) if isinstance(group, str) else group))
