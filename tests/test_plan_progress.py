@@ -40,9 +40,12 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats the console as a terminal
     with plan_progress("dev", False) as progress:
-        assert callable(progress)
         for _ in range(3):
             progress(None)
+        for _ in range(2):
+            progress.analyzed(None)
+        tasks = {task.description: task.completed for task in progress.bar.tasks}
+    assert tasks == {"planning dev": 3, "policy pack": 2}
 
 
 def test_cli_plan_quiet_prints_only_the_document(monkeypatch):
