@@ -29,6 +29,27 @@ from resource_types import CERTIFICATE, ISSUERS, PKI_ROLE, VAULT_POLICY
 
 CERT_MANAGER_DEFAULT_DURATION = 90 * 24 * 3600  # cert-manager's default when unset
 SIGN_CAPABILITIES = {"create", "update"}
+WHY_FIX_PKI_MAX_TTL = ("Why: the role could sign certificates longer than this environment "
+                       "allows, whatever the Certificate asks for. Fix: set "
+                       "platform.pki.leaf_max_ttl to {limit} or less.")
+WHY_FIX_DURATION = ("Why: a stolen key is useful until its certificate expires, and short "
+                    "certificates keep renewal exercised. Fix: set tls.duration to {limit} or "
+                    "less.")
+WHY_FIX_RENEW_BEFORE = ("Why: a failed renewal needs time to be noticed and fixed before the "
+                        "certificate expires. Fix: set tls.renew_before to {minimum} or more.")
+WHY_FIX_WEAK_KEY = "Why: weaker keys can be broken. Fix: raise {field}."
+# certificate-names: each PKI role flag that widens the names a role signs, and why
+NAME_FLAGS_WHY = {
+    "allowAnyName": "it signs any name at all",
+    "allowSubdomains": "it signs every name below the allowed ones",
+    "allowLocalhost": "it signs localhost",
+}
+WHY_FIX_NAME_FLAG = ("Why: {why}, so one service's issuer could get another service's names. "
+                     "Fix: set it to false; list the service's names in allowed_domains.")
+WHY_FIX_NOT_OWN_SIGN = ("Why: a `{env}-{service}-pki` policy may only sign with the service's "
+                        "role (`<{env} pki mount>/sign/{service}`); issue, root or other roles' "
+                        "paths would let it get certificates for other names or keys it does not "
+                        "hold. Fix: remove the rule.")
 WHY_FIX_ANY_KEY_TYPE = ("Why: the role would sign CSRs with keys of any type and size. Fix: set "
                         "key_type ec (or rsa) and key_bits.")
 WHY_FIX_KEY_KEPT = ("Why: with Never a renewed certificate keeps the old key, so a leaked key "
@@ -68,9 +89,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
         if not max_ttl or max_ttl > limit:
             shown = human(max_ttl) if max_ttl else "not set (the mount's maximum applies)"
             report(args.name, f"{label}: max_ttl is {shown}; at most "
-                   f"{human(limit)} allowed. Why: the role could sign certificates longer "
-                   "than this environment allows, whatever the Certificate asks for. Fix: set "
-                   f"platform.pki.leaf_max_ttl to {human(limit)} or less.")
+                   f"{human(limit)} allowed. {WHY_FIX_PKI_MAX_TTL.format(limit=human(limit))}")
         return
     if props.get("spec") is UNKNOWN:  # a CERTIFICATE
         return
@@ -86,9 +105,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
     if duration > limit:
         shown = human(duration) + ("" if raw is not None else " (unset: cert-manager's 90 days)")
         report(args.name, f"{label}: spec.duration is {shown}; at most {human(limit)} allowed "
-               "here. Why: a stolen key is useful until its certificate expires, and short "
-               f"certificates keep renewal exercised. Fix: set tls.duration to {human(limit)} "
-               "or less.")
+               f"here. {WHY_FIX_DURATION.format(limit=human(limit))}")
     before = spec.get("renewBefore")
     percentage = spec.get("renewBeforePercentage")
     if before is UNKNOWN or percentage is UNKNOWN:
@@ -104,9 +121,8 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
             f"renewBeforePercentage is {percentage:g}" if isinstance(percentage, int | float)
             else "neither renewBefore nor renewBeforePercentage is set")
         report(args.name, f"{label}: {shown}; renewal must start at least 1/{divisor} of the "
-               f"duration ({human(duration / divisor)}) before expiry. Why: a failed renewal "
-               "needs time to be noticed and fixed before the certificate expires. Fix: set "
-               f"tls.renew_before to {human(-(-duration // divisor))} or more.")
+               f"duration ({human(duration / divisor)}) before expiry. "
+               f"{WHY_FIX_RENEW_BEFORE.format(minimum=human(-(-duration // divisor)))}")
 
 
 # --- certificate-private-key -----------------------------------------------------------------
@@ -130,8 +146,7 @@ def certificate_private_key(args: ResourceValidationArgs,
         algorithm = {"ec": "ECDSA", "rsa": "RSA"}.get(str(key_type))
         if algorithm and isinstance(bits, int | float) and bits and bits < floors[algorithm]:
             report(args.name, f"{label}: key_bits {int(bits)} for {key_type}; at least "
-                   f"{floors[algorithm]} required. Why: weaker keys can be broken. Fix: raise "
-                   "key_bits.")
+                   f"{floors[algorithm]} required. {WHY_FIX_WEAK_KEY.format(field='key_bits')}")
         return
     spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
     if props.get("spec") is UNKNOWN or spec.get("privateKey") is UNKNOWN:
@@ -149,8 +164,8 @@ def certificate_private_key(args: ResourceValidationArgs,
                f"{', '.join(allowed)}. Fix: set tls.key_algorithm to one of them.")
     elif algorithm in floors and isinstance(size, int | float) and size < floors[algorithm]:
         report(args.name, f"{label}: a {algorithm} key of {int(size)} bits; at least "
-               f"{floors[algorithm]} required. Why: weaker keys can be broken. Fix: raise "
-               "tls.key_size.")
+               f"{floors[algorithm]} required. "
+               f"{WHY_FIX_WEAK_KEY.format(field='tls.key_size')}")
     if key.get("rotationPolicy") not in ("Always", UNKNOWN):
         shown = key.get("rotationPolicy") or "unset"
         report(args.name, f"{label}: privateKey.rotationPolicy is {shown}. {WHY_FIX_KEY_KEPT}")
@@ -177,15 +192,10 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
                 report(args.name, f"{label}: `{name}` is a wildcard name. "
                        f"{WHY_FIX_WILDCARD_NAME}")
         return
-    for flag, why in (
-        ("allowAnyName", "it signs any name at all"),
-        ("allowSubdomains", "it signs every name below the allowed ones"),
-        ("allowLocalhost", "it signs localhost"),
-    ):
+    for flag, why in NAME_FLAGS_WHY.items():
         if props.get(flag) is True or (flag == "allowLocalhost" and flag not in props):
             report(args.name, f"{label}: {flag} is on{' (the default)' if flag not in props else ''}."
-                   f" Why: {why}, so one service's issuer could get another service's names. "
-                   f"Fix: set it to false; list the service's names in allowed_domains.")
+                   f" {WHY_FIX_NAME_FLAG.format(why=why)}")
     if not wildcards:
         for flag in ("allowGlobDomains", "allowWildcardCertificates"):
             if props.get(flag) is True or (flag == "allowWildcardCertificates"
@@ -220,11 +230,8 @@ def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
     for path, caps in rules:
         where = f'{label}: path "{path}"'
         if not own.match(path):
-            report(args.name, f"{where} is not the service's own sign endpoint. Why: a "
-                   f"`{env}-{service}-pki` policy may only sign with the service's role "
-                   f"(`<{env} pki mount>/sign/{service}`); issue, root or other roles' paths "
-                   "would let it get certificates for other names or keys it does not hold. "
-                   "Fix: remove the rule.", waivable=False)
+            report(args.name, f"{where} is not the service's own sign endpoint. "
+                   f"{WHY_FIX_NOT_OWN_SIGN.format(env=env, service=service)}", waivable=False)
             continue
         extra = sorted(set(caps) - SIGN_CAPABILITIES)
         if extra:

@@ -9,6 +9,7 @@ from typing import Any
 from tests.policies.builders import labels, pack_module, resource
 
 CERTS = pack_module("certificates")
+RENEW_240H = CERTS.WHY_FIX_RENEW_BEFORE.format(minimum="240h")
 
 CERT = "kubernetes:cert-manager.io/v1:Certificate"
 ISSUER = "kubernetes:cert-manager.io/v1:Issuer"
@@ -86,27 +87,20 @@ def test_lifetime(prod):
     ]
     assert mine(prod.violations(resources)) == [
         ("certificate-lifetime", "long", "mandatory",
-         'Certificate "long": spec.duration is 4320h; at most 2160h allowed here. Why: a stolen '
-         "key is useful until its certificate expires, and short certificates keep renewal "
-         "exercised. Fix: set tls.duration to 2160h or less."),
+         'Certificate "long": spec.duration is 4320h; at most 2160h allowed here. '
+         f"{CERTS.WHY_FIX_DURATION.format(limit='2160h')}"),
         ("certificate-lifetime", "late-renewal", "mandatory",
          'Certificate "late-renewal": renewBefore is 24h; renewal must start at least 1/3 of the '
-         "duration (240h) before expiry. Why: a failed renewal needs time to be noticed and "
-         "fixed before the certificate expires. Fix: set tls.renew_before to 240h or more."),
+         f"duration (240h) before expiry. {RENEW_240H}"),
         ("certificate-lifetime", "no-renewal", "mandatory",
          'Certificate "no-renewal": neither renewBefore nor renewBeforePercentage is set; '
-         "renewal must start at least 1/3 of the duration (240h) before expiry. Why: a failed "
-         "renewal needs time to be noticed and fixed before the certificate expires. Fix: set "
-         "tls.renew_before to 240h or more."),
+         f"renewal must start at least 1/3 of the duration (240h) before expiry. {RENEW_240H}"),
         ("certificate-lifetime", "percentage-late", "mandatory",
          'Certificate "percentage-late": renewBeforePercentage is 10; renewal must start at '
-         "least 1/3 of the duration (240h) before expiry. Why: a failed renewal needs time to "
-         "be noticed and fixed before the certificate expires. Fix: set tls.renew_before to "
-         "240h or more."),
+         f"least 1/3 of the duration (240h) before expiry. {RENEW_240H}"),
         ("certificate-lifetime", "long-role", "mandatory",
-         'SecretBackendRole "long-role": max_ttl is 8760h; at most 2160h allowed. Why: the role '
-         "could sign certificates longer than this environment allows, whatever the Certificate "
-         "asks for. Fix: set platform.pki.leaf_max_ttl to 2160h or less."),
+         'SecretBackendRole "long-role": max_ttl is 8760h; at most 2160h allowed. '
+         f"{CERTS.WHY_FIX_PKI_MAX_TTL.format(limit='2160h')}"),
     ]
 
 
@@ -116,9 +110,8 @@ def test_lifetime_cap_is_per_environment(dev):
                  certificate("too-long", stack="dev", duration="9000h", renewBefore="3000h")]
     assert mine(dev.violations(resources)) == [
         ("certificate-lifetime", "too-long", "advisory",
-         'Certificate "too-long": spec.duration is 9000h; at most 8760h allowed here. Why: a '
-         "stolen key is useful until its certificate expires, and short certificates keep "
-         "renewal exercised. Fix: set tls.duration to 8760h or less.")]
+         'Certificate "too-long": spec.duration is 9000h; at most 8760h allowed here. '
+         f"{CERTS.WHY_FIX_DURATION.format(limit='8760h')}")]
 
 
 def test_private_key(prod):
@@ -136,8 +129,8 @@ def test_private_key(prod):
     ]
     assert mine(prod.violations(resources)) == [
         ("certificate-private-key", "rsa-1024", "mandatory",
-         'Certificate "rsa-1024": a RSA key of 1024 bits; at least 2048 required. Why: weaker '
-         "keys can be broken. Fix: raise tls.key_size."),
+         'Certificate "rsa-1024": a RSA key of 1024 bits; at least 2048 required. '
+         f"{CERTS.WHY_FIX_WEAK_KEY.format(field='tls.key_size')}"),
         ("certificate-private-key", "kept-key", "mandatory",
          f'Certificate "kept-key": privateKey.rotationPolicy is Never. {CERTS.WHY_FIX_KEY_KEPT}'),
         ("certificate-private-key", "no-policy", "mandatory",
@@ -146,12 +139,16 @@ def test_private_key(prod):
         ("certificate-private-key", "any-key", "mandatory",
          f'SecretBackendRole "any-key": key_type is any. {CERTS.WHY_FIX_ANY_KEY_TYPE}'),
         ("certificate-private-key", "weak-role", "mandatory",
-         'SecretBackendRole "weak-role": key_bits 1024 for rsa; at least 2048 required. Why: '
-         "weaker keys can be broken. Fix: raise key_bits."),
+         'SecretBackendRole "weak-role": key_bits 1024 for rsa; at least 2048 required. '
+         f"{CERTS.WHY_FIX_WEAK_KEY.format(field='key_bits')}"),
     ]
 
 
 WILDCARD_WHY = CERTS.WHY_FIX_WILDCARD_NAME
+
+
+def name_flag_why(flag: str) -> str:
+    return CERTS.WHY_FIX_NAME_FLAG.format(why=CERTS.NAME_FLAGS_WHY[flag])
 
 
 def test_names(prod, dev):
@@ -169,17 +166,13 @@ def test_names(prod, dev):
         ("certificate-names", "wildcard-cn", "mandatory",
          f'Certificate "wildcard-cn": `*.api-prod.svc` is a wildcard name. {WILDCARD_WHY}'),
         ("certificate-names", "any-name", "mandatory",
-         'SecretBackendRole "any-name": allowAnyName is on. Why: it signs any name at all, so '
-         "one service's issuer could get another service's names. Fix: set it to false; list "
-         "the service's names in allowed_domains."),
+         f'SecretBackendRole "any-name": allowAnyName is on. {name_flag_why("allowAnyName")}'),
         ("certificate-names", "subdomains", "mandatory",
-         'SecretBackendRole "subdomains": allowSubdomains is on. Why: it signs every name below '
-         "the allowed ones, so one service's issuer could get another service's names. Fix: "
-         "set it to false; list the service's names in allowed_domains."),
+         'SecretBackendRole "subdomains": allowSubdomains is on. '
+         f'{name_flag_why("allowSubdomains")}'),
         ("certificate-names", "vault-defaults", "mandatory",
-         'SecretBackendRole "vault-defaults": allowLocalhost is on (the default). Why: it signs '
-         "localhost, so one service's issuer could get another service's names. Fix: set it to "
-         "false; list the service's names in allowed_domains."),
+         'SecretBackendRole "vault-defaults": allowLocalhost is on (the default). '
+         f'{name_flag_why("allowLocalhost")}'),
         ("certificate-names", "vault-defaults", "mandatory",
          'SecretBackendRole "vault-defaults": allowWildcardCertificates is on (the default). '
          f"{CERTS.WHY_FIX_WILDCARDS_FORBIDDEN}"),
@@ -205,10 +198,8 @@ def test_pki_least_privilege(prod):
         issuer("shared", GOOD_ISSUER, kind="ClusterIssuer"),
         issuer("self-signed", {"selfSigned": {}}),  # not a Vault issuer: not this policy's
     ]
-    not_own = ("is not the service's own sign endpoint. Why: a `prod-api-pki` policy may only "
-               "sign with the service's role (`<prod pki mount>/sign/api`); issue, root or "
-               "other roles' paths would let it get certificates for other names or keys it "
-               "does not hold. Fix: remove the rule.")
+    not_own = ("is not the service's own sign endpoint. "
+               f"{CERTS.WHY_FIX_NOT_OWN_SIGN.format(env='prod', service='api')}")
     assert mine(prod.violations(resources)) == [
         ("pki-least-privilege", "greedy", "mandatory",
          f'Policy "greedy": path "prod-pki/sign/api" grants sudo. {CERTS.WHY_FIX_SIGN_CAPABILITIES}'),
