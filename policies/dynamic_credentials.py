@@ -42,6 +42,22 @@ from resource_types import VAULT_DYNAMIC_SECRET as GENERATOR
 PRIVILEGED_ROLES = re.compile(r"^(pg_\w+|rds_superuser|rds_replication|rdsadmin|"
                               r"cloudsqlsuperuser|azure_pg_admin|postgres)$", re.IGNORECASE)
 ESO_DEFAULT_REFRESH = 3600.0  # ESO's refreshInterval when unset
+WHY_FIX_MOUNT_MAX_TTL = ("Why: the mount caps every login it issues. Fix: set "
+                         "platform.database.max_ttl to {limit} or less.")
+WHY_FIX_DEFAULT_TTL = ("Why: a leaked login works until its lease ends. Fix: set "
+                       "platform.database.default_ttl to {limit} or less.")
+WHY_FIX_MAX_TTL = ("Why: renewals could keep a login alive that long. Fix: set "
+                   "platform.database.max_ttl to {limit} or less.")
+FIX_INVERTED_TTL = "Fix: make default_ttl the shorter one."
+WHY_FIX_NEVER_REFRESHES = ("Why: the login expires after {ttl} and the pods would be left "
+                           "without one. Fix: use a periodic refreshInterval under {half}.")
+WHY_FIX_SLOW_REFRESH = ("Why: pods must get the next login while the current one still has "
+                        "time to run. Fix: set platform.database.refresh_interval below {half} "
+                        "(default: a third of the TTL).")
+WHY_FIX_NOT_OWN_CREDS = ("Why: a `{env}-{service}-database` policy may only read "
+                         "`<{env} database mount>/creds/{service}-<secret>`; other paths would "
+                         "hand it other services' logins or the engine's configuration. Fix: "
+                         "remove the rule.")
 WHY_FIX_FORBIDDEN = ("Why: a generated login must not administer the server, create roles or "
                      "databases, replicate or bypass row security; one leaked login would own "
                      "the database. Fix: grant only table privileges (dynamic.grants).")
@@ -84,8 +100,7 @@ def dynamic_credential_ttl(args: ResourceValidationArgs,
         if not ceiling or ceiling > cap_max:
             shown = human(ceiling) if ceiling else "not set (Vault's system maximum, 32 days)"
             report(args.name, f"{label}: max_lease_ttl_seconds is {shown}; at most "
-                   f"{human(cap_max)} here. Why: the mount caps every login it issues. Fix: "
-                   f"set platform.database.max_ttl to {human(cap_max)} or less.")
+                   f"{human(cap_max)} here. {WHY_FIX_MOUNT_MAX_TTL.format(limit=human(cap_max))}")
         return
     default, maximum = props.get("defaultTtl"), props.get("maxTtl")
     if default is UNKNOWN or maximum is UNKNOWN:
@@ -94,16 +109,14 @@ def dynamic_credential_ttl(args: ResourceValidationArgs,
     if not default_s or default_s > cap_default:
         shown = human(default_s) if default_s else "not set (the mount's default applies)"
         report(args.name, f"{label}: default_ttl is {shown}; at most {human(cap_default)} "
-               "here. Why: a leaked login works until its lease ends. Fix: set "
-               f"platform.database.default_ttl to {human(cap_default)} or less.")
+               f"here. {WHY_FIX_DEFAULT_TTL.format(limit=human(cap_default))}")
     if not max_s or max_s > cap_max:
         shown = human(max_s) if max_s else "not set (the mount's maximum applies)"
-        report(args.name, f"{label}: max_ttl is {shown}; at most {human(cap_max)} here. Why: "
-               "renewals could keep a login alive that long. Fix: set "
-               f"platform.database.max_ttl to {human(cap_max)} or less.")
+        report(args.name, f"{label}: max_ttl is {shown}; at most {human(cap_max)} here. "
+               f"{WHY_FIX_MAX_TTL.format(limit=human(cap_max))}")
     if default_s and max_s and default_s > max_s:
         report(args.name, f"{label}: default_ttl {human(default_s)} exceeds max_ttl "
-               f"{human(max_s)}. Fix: make default_ttl the shorter one.")
+               f"{human(max_s)}. {FIX_INVERTED_TTL}")
 
 
 # --- dynamic-credential-statements ------------------------------------------------------------
@@ -198,16 +211,14 @@ def dynamic_credential_refresh(args: StackValidationArgs,
             interval = go_seconds(raw) if raw is not None else ESO_DEFAULT_REFRESH
             if policy != "Periodic" or not interval:
                 report(r.name, f"{label} never fetches a new login (refreshPolicy {policy}, "
-                       f"refreshInterval {raw}). Why: the login expires after "
-                       f"{human(ttl)} and the pods would be left without one. Fix: use a "
-                       f"periodic refreshInterval under {human(ttl / 2)}.", r.urn)
+                       f"refreshInterval {raw}). "
+                       f"{WHY_FIX_NEVER_REFRESHES.format(ttl=human(ttl), half=human(ttl / 2))}",
+                       r.urn)
             elif interval * 2 >= ttl:
                 shown = raw if raw is not None else "unset (ESO's 1h)"
                 report(r.name, f"{label}: refreshInterval {shown} is not under half of the "
-                       f"login's TTL ({human(ttl)}). Why: pods must get the next login while "
-                       "the current one still has time to run. Fix: set "
-                       "platform.database.refresh_interval below "
-                       f"{human(ttl / 2)} (default: a third of the TTL).", r.urn)
+                       f"login's TTL ({human(ttl)}). "
+                       f"{WHY_FIX_SLOW_REFRESH.format(half=human(ttl / 2))}", r.urn)
 
 
 def _generator_refs(spec: dict) -> list[dict]:
@@ -278,11 +289,8 @@ def database_creds_least_privilege(args: ResourceValidationArgs,
     for path, caps in rules:
         where = f'{label}: path "{path}"'
         if not own.match(path):
-            report(args.name, f"{where} is not one of the service's own creds endpoints. Why: "
-                   f"a `{env}-{service}-database` policy may only read "
-                   f"`<{env} database mount>/creds/{service}-<secret>`; other paths would hand "
-                   "it other services' logins or the engine's configuration. Fix: remove the "
-                   "rule.", waivable=False)
+            report(args.name, f"{where} is not one of the service's own creds endpoints. "
+                   f"{WHY_FIX_NOT_OWN_CREDS.format(env=env, service=service)}", waivable=False)
             continue
         extra = sorted(set(caps) - {"read"})
         if extra:

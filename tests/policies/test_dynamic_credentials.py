@@ -91,27 +91,23 @@ def test_ttl_caps(prod, dev):
     ]
     assert mine(prod.violations(resources)) == [
         ("dynamic-credential-ttl", "long-default", "mandatory",
-         'SecretBackendRole "long-default": default_ttl is 2h; at most 1h here. Why: a leaked '
-         "login works until its lease ends. Fix: set platform.database.default_ttl to 1h or "
-         "less."),
+         'SecretBackendRole "long-default": default_ttl is 2h; at most 1h here. '
+         f"{CREDS.WHY_FIX_DEFAULT_TTL.format(limit='1h')}"),
         ("dynamic-credential-ttl", "long-max", "mandatory",
-         'SecretBackendRole "long-max": max_ttl is 48h; at most 24h here. Why: renewals could '
-         "keep a login alive that long. Fix: set platform.database.max_ttl to 24h or less."),
+         'SecretBackendRole "long-max": max_ttl is 48h; at most 24h here. '
+         f"{CREDS.WHY_FIX_MAX_TTL.format(limit='24h')}"),
         ("dynamic-credential-ttl", "unset", "mandatory",
          'SecretBackendRole "unset": default_ttl is not set (the mount\'s default applies); at '
-         "most 1h here. Why: a leaked login works until its lease ends. Fix: set "
-         "platform.database.default_ttl to 1h or less."),
+         f"most 1h here. {CREDS.WHY_FIX_DEFAULT_TTL.format(limit='1h')}"),
         ("dynamic-credential-ttl", "unset", "mandatory",
          'SecretBackendRole "unset": max_ttl is not set (the mount\'s maximum applies); at most '
-         "24h here. Why: renewals could keep a login alive that long. Fix: set "
-         "platform.database.max_ttl to 24h or less."),
+         f"24h here. {CREDS.WHY_FIX_MAX_TTL.format(limit='24h')}"),
         ("dynamic-credential-ttl", "inverted", "mandatory",
-         'SecretBackendRole "inverted": default_ttl 30m exceeds max_ttl 15m. Fix: make '
-         "default_ttl the shorter one."),
+         'SecretBackendRole "inverted": default_ttl 30m exceeds max_ttl 15m. '
+         f"{CREDS.FIX_INVERTED_TTL}"),
         ("dynamic-credential-ttl", "open-mount", "mandatory",
          'Mount "open-mount": max_lease_ttl_seconds is not set (Vault\'s system maximum, 32 '
-         "days); at most 24h here. Why: the mount caps every login it issues. Fix: set "
-         "platform.database.max_ttl to 24h or less."),
+         f"days); at most 24h here. {CREDS.WHY_FIX_MOUNT_MAX_TTL.format(limit='24h')}"),
     ]
     # dev's caps are 8h/7d and advisory: a 2h login passes there
     assert mine(dev.violations([db_role("long-default", defaultTtl=7200)])) == []
@@ -181,24 +177,20 @@ def test_refresh_interval_against_the_ttl(prod):
         external_secret("orphan", gen_name="api-missing"),
         stack_root({}),
     ]
-    why = "Why: pods must get the next login while the current one still has time to run."
+    never = CREDS.WHY_FIX_NEVER_REFRESHES.format(ttl="1h", half="30m")
     assert mine(prod.violations(resources)) == [
         ("dynamic-credential-refresh", "slow", "mandatory",
          f'ExternalSecret "slow": refreshInterval 15m is not under half of the login\'s TTL '
-         f"(30m). {why} Fix: set platform.database.refresh_interval below 15m (default: a "
-         "third of the TTL)."),
+         f"(30m). {CREDS.WHY_FIX_SLOW_REFRESH.format(half='15m')}"),
         ("dynamic-credential-refresh", "default-interval", "mandatory",
          f'ExternalSecret "default-interval": refreshInterval unset (ESO\'s 1h) is not under '
-         f"half of the login's TTL (1h). {why} Fix: set platform.database.refresh_interval "
-         "below 30m (default: a third of the TTL)."),
+         f"half of the login's TTL (1h). {CREDS.WHY_FIX_SLOW_REFRESH.format(half='30m')}"),
         ("dynamic-credential-refresh", "once", "mandatory",
          'ExternalSecret "once" never fetches a new login (refreshPolicy CreatedOnce, '
-         "refreshInterval 20m). Why: the login expires after 1h and the pods would be left "
-         "without one. Fix: use a periodic refreshInterval under 30m."),
+         f"refreshInterval 20m). {never}"),
         ("dynamic-credential-refresh", "never", "mandatory",
          'ExternalSecret "never" never fetches a new login (refreshPolicy Periodic, '
-         "refreshInterval 0). Why: the login expires after 1h and the pods would be left "
-         "without one. Fix: use a periodic refreshInterval under 30m."),
+         f"refreshInterval 0). {never}"),
         ("dynamic-credential-refresh", "orphan", "mandatory",
          'ExternalSecret "orphan": the TTL of generator `api-missing` cannot be found (its '
          f"VaultDynamicSecret or Vault role is not declared in this stack). "
@@ -220,10 +212,8 @@ def test_creds_least_privilege(prod):
             "kubernetes": {"mountPath": "kubernetes-prod", "role": "api-database",
                            "serviceAccountRef": {"name": "admin", "namespace": "kube-system"}}}}),
     ]
-    not_own = ("is not one of the service's own creds endpoints. Why: a `prod-api-database` "
-               "policy may only read `<prod database mount>/creds/api-<secret>`; other paths "
-               "would hand it other services' logins or the engine's configuration. Fix: "
-               "remove the rule.")
+    not_own = ("is not one of the service's own creds endpoints. "
+               f"{CREDS.WHY_FIX_NOT_OWN_CREDS.format(env='prod', service='api')}")
     assert mine(prod.violations(resources)) == [
         ("database-creds-least-privilege", "greedy", "mandatory",
          'Policy "greedy": path "prod-database/creds/api-orders" grants update. '
