@@ -51,6 +51,15 @@ WHY_FIX_ROOT_POLICY = ("Why: root can do anything in Vault. Fix: attach only the
 WHY_FIX_NO_AUDIT = ("Why: without an audit log nobody can tell who read a secret. Fix: "
                     "declare vault.Audit (the VaultEnvironment component does) with a file or "
                     "socket device.")
+WHY_FIX_POLICY_NAME = ("Why: every Vault policy of this stack is a service's read policy unless "
+                       "listed in the policy config's platformPolicies. Fix: name it "
+                       "`{env}-<service>-read` or add it to platformPolicies after review.")
+WHY_FIX_OTHER_MOUNT = ("Why: each environment keeps its secrets in its own mount. Fix: use this "
+                       "environment's mount (`{env}-kv`).")
+WHY_FIX_NOT_OWN_KV = ("Why: a service policy may read only `<mount>/data/{service}` and "
+                      "`<mount>/metadata/{service}` (and below). Fix: remove the rule, or keep "
+                      "the value under `{service}/` in Vault.")
+WHY_FIX_TOKEN_TTL = "Why: a stolen token works until it expires. Fix: set token_ttl to {limit} or less."
 READ_CAPABILITIES = {"read", "list", "deny"}
 KV_SUBPATHS = {"data", "metadata", "delete", "undelete", "destroy", "subkeys", "config"}
 
@@ -99,9 +108,7 @@ def vault_least_privilege(args: ResourceValidationArgs, report_violation: Report
         service = policy_service(name, env, READ_POLICY_SUFFIX)
         if service is None:
             report(args.name, f"{label}: the policy name does not follow "
-                   f"`{env}-<service>-read`. Why: every Vault policy of this stack is a service's "
-                   "read policy unless listed in the policy config's platformPolicies. Fix: "
-                   f"name it `{env}-<service>-read` or add it to platformPolicies after review.")
+                   f"`{env}-<service>-read`. {WHY_FIX_POLICY_NAME.format(env=env)}")
     mount_prefix = f"{env}-"
     for path, caps in rules:
         where = f'{label}: path "{path}"'
@@ -113,15 +120,12 @@ def vault_least_privilege(args: ResourceValidationArgs, report_violation: Report
         segments = path.split("/")
         if len(segments) > 1 and segments[1] in KV_SUBPATHS and not path.startswith(mount_prefix):
             report(args.name, f"{where} is a KV path outside this environment's mounts "
-                   f"(`{env}-...`). Why: each environment keeps its secrets in its own mount. "
-                   f"Fix: use this environment's mount (`{env}-kv`).")
+                   f"(`{env}-...`). {WHY_FIX_OTHER_MOUNT.format(env=env)}")
         if service is None:
             continue
         if not _own_path(path, mount_prefix, service):
-            report(args.name, f"{where} is not the service's own KV path. Why: a service "
-                   f"policy may read only `<mount>/data/{service}` and "
-                   f"`<mount>/metadata/{service}` (and below). Fix: remove the rule, or keep "
-                   f"the value under `{service}/` in Vault.")
+            report(args.name, f"{where} is not the service's own KV path. "
+                   f"{WHY_FIX_NOT_OWN_KV.format(service=service)}")
         writes = sorted(set(caps) - READ_CAPABILITIES - {"sudo"})
         if writes:
             report(args.name, f"{where} grants {', '.join(writes)}. {WHY_FIX_WRITES}")
@@ -145,9 +149,8 @@ def _check_vault_role(name: str, label: str, props: dict, cfg: Any, report: Repo
         return
     if not ttl or ttl > limit:
         shown = f"{num(ttl)} s" if ttl else "not set (Vault's default: 32 days)"
-        report(name, f"{label}: tokenTtl is {shown}; at most {num(limit)} s allowed. Why: "
-               "a stolen token works until it expires. Fix: set token_ttl to "
-               f"{num(limit)} or less.")
+        report(name, f"{label}: tokenTtl is {shown}; at most {num(limit)} s allowed. "
+               f"{WHY_FIX_TOKEN_TTL.format(limit=num(limit))}")
 
 
 # --- vault-audit-enabled --------------------------------------------------------------------------

@@ -20,9 +20,8 @@ def rule(path: str, *caps: str) -> str:
     return f'path "{path}" {{\n  capabilities = {json.dumps(list(caps))}\n}}\n'
 
 
-NOT_OWN = ("is not the service's own KV path. Why: a service policy may read only "
-           "`<mount>/data/api` and `<mount>/metadata/api` (and below). Fix: remove the rule, or "
-           "keep the value under `api/` in Vault.")
+NOT_OWN = f"is not the service's own KV path. {VAULT.WHY_FIX_NOT_OWN_KV.format(service='api')}"
+MISNAMED = VAULT.WHY_FIX_POLICY_NAME.format(env="prod")
 
 
 def test_vault_least_privilege_policies(prod):
@@ -52,25 +51,18 @@ def test_vault_least_privilege_policies(prod):
                    f"{VAULT.WHY_FIX_ROOT_WILDCARD}"),
         ("greedy", f'{greedy} "prod-kv/data/*" {NOT_OWN}'),
         ("greedy", f'{greedy} "staging-kv/data/api" is a KV path outside this environment\'s '
-                   "mounts (`prod-...`). Why: each environment keeps its secrets in its own "
-                   "mount. Fix: use this environment's mount (`prod-kv`)."),
+                   f"mounts (`prod-...`). {VAULT.WHY_FIX_OTHER_MOUNT.format(env='prod')}"),
         ("greedy", f'{greedy} "staging-kv/data/api" {NOT_OWN}'),
         ("greedy", f'{greedy} "sys/policies/acl/*" grants sudo. {VAULT.WHY_FIX_SUDO}'),
         ("greedy", f'{greedy} "sys/policies/acl/*" {NOT_OWN}'),
         ("misnamed", 'Policy "misnamed": the policy name does not follow `prod-<service>-read`. '
-                     "Why: every Vault policy of this stack is a service's read policy unless "
-                     "listed in the policy config's platformPolicies. Fix: name it "
-                     "`prod-<service>-read` or add it to platformPolicies after review."),
+                     f"{MISNAMED}"),
         ("platform", 'Policy "platform": the policy name does not follow `prod-<service>-read`. '
-                     "Why: every Vault policy of this stack is a service's read policy unless "
-                     "listed in the policy config's platformPolicies. Fix: name it "
-                     "`prod-<service>-read` or add it to platformPolicies after review."),
+                     f"{MISNAMED}"),
         ("unreadable", 'Policy "unreadable": the policy text cannot be checked: unclosed block '
                        f'for path "prod-kv/data/api". {VAULT.WHY_FIX_UNREADABLE}'),
-        ("bare", 'Policy "bare": the policy name does not follow `prod-<service>-read`. Why: '
-                 "every Vault policy of this stack is a service's read policy unless listed in "
-                 "the policy config's platformPolicies. Fix: name it `prod-<service>-read` or "
-                 "add it to platformPolicies after review."),
+        ("bare", 'Policy "bare": the policy name does not follow `prod-<service>-read`. '
+                 f"{MISNAMED}"),
     ]
     assert only("vault-least-privilege", prod.violations(resources)) == [
         ("vault-least-privilege", name, "mandatory", text) for name, text in expected]
@@ -114,11 +106,9 @@ def test_vault_least_privilege_roles(prod):
             ("any-account", 'AuthBackendRole "any-account": tokenPolicies includes root. '
                             f"{VAULT.WHY_FIX_ROOT_POLICY}"),
             ("long-lived", 'AuthBackendRole "long-lived": tokenTtl is 86400 s; at most 3600 s '
-                           "allowed. Why: a stolen token works until it expires. Fix: set "
-                           "token_ttl to 3600 or less."),
+                           f"allowed. {VAULT.WHY_FIX_TOKEN_TTL.format(limit='3600')}"),
             ("no-ttl", 'AuthBackendRole "no-ttl": tokenTtl is not set (Vault\'s default: 32 '
-                       "days); at most 3600 s allowed. Why: a stolen token works until it "
-                       "expires. Fix: set token_ttl to 3600 or less."),
+                       f"days); at most 3600 s allowed. {VAULT.WHY_FIX_TOKEN_TTL.format(limit='3600')}"),
         ]]
 
 
