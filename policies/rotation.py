@@ -15,6 +15,16 @@ WHY_FIX_UNROTATED = (
     "Why: a credential that never rotates stays valid for as long as it is leaked. Fix: declare "
     "an aws.secretsmanager.SecretRotation for it (the rotation component does this for every "
     "secret with `rotation:` in the stack file).")
+WHY_FIX_UNSCHEDULED = (
+    "Why: without automaticallyAfterDays or a rate()/cron() scheduleExpression the secret does "
+    "not rotate on a schedule. Fix: set platform.rotation.schedule_days to at most {days} in the "
+    "stack file.")
+WHY_FIX_SLOW_ROTATION = (
+    "Why: the longer a credential lives, the longer a leaked copy works. Fix: set "
+    "platform.rotation.schedule_days to {days} or less in the stack file.")
+WHY_FIX_RECOVERY_WINDOW = (
+    "Why: a deleted secret can be restored only within its recovery window. Fix: set "
+    "platform.aws.recovery_window_in_days to {days} or more.")
 WHY_FIX_NO_LAMBDA = ("Why: Secrets Manager cannot rotate without one. Fix: point it at the "
                      "environment's rotation function.")
 WHY_FIX_NO_PERMISSION = (
@@ -122,16 +132,11 @@ def _check_rotation(rotation: Any, secret_label: str, max_days: float,
         pass  # preview: the schedule is computed; checked again during `pulumi up`
     elif interval is None:
         report(rotation.name, f"{label} (for {secret_label}) has no rotation schedule this pack "
-               "can read. Why: without automaticallyAfterDays or a rate()/cron() "
-               "scheduleExpression the secret does not rotate on a schedule. Fix: set "
-               f"platform.rotation.schedule_days to at most {num(max_days)} in the stack file.",
-               rotation.urn)
+               f"can read. {WHY_FIX_UNSCHEDULED.format(days=num(max_days))}", rotation.urn)
     elif interval is not None and interval > max_days:
         report(rotation.name, f"{label} rotates {secret_label} every {num(interval)} days; "
-               f"this environment allows at most {num(max_days)}. Why: the longer a "
-               "credential lives, the longer a leaked copy works. Fix: set "
-               f"platform.rotation.schedule_days to {num(max_days)} or less in the stack "
-               "file.", rotation.urn)
+               f"this environment allows at most {num(max_days)}. "
+               f"{WHY_FIX_SLOW_ROTATION.format(days=num(max_days))}", rotation.urn)
     if not props.get("rotationLambdaArn"):
         report(rotation.name, f"{label} (for {secret_label}) names no rotation Lambda "
                f"(rotationLambdaArn). {WHY_FIX_NO_LAMBDA}", rotation.urn)
@@ -148,9 +153,8 @@ def _check_encryption(secret: Any, props: dict, label: str, cfg: Any, keys: list
     minimum = cfg["minRecoveryWindowDays"]
     if isinstance(window, int | float) and window < minimum:
         report(secret.name, f"{label} has a recovery window of {num(window)} days; this "
-               f"environment requires at least {num(minimum)}. Why: a deleted secret can be "
-               "restored only within its recovery window. Fix: set "
-               f"platform.aws.recovery_window_in_days to {num(minimum)} or more.", secret.urn)
+               f"environment requires at least {num(minimum)}. "
+               f"{WHY_FIX_RECOVERY_WINDOW.format(days=num(minimum))}", secret.urn)
     if not cfg["requireCustomerManagedKey"]:
         return
     key_ref = props.get("kmsKeyId")

@@ -61,8 +61,7 @@ UNROTATED = (
     f" but no SecretRotation targets it. {ROTATION.WHY_FIX_UNROTATED}")
 SLOW = (
     'SecretRotation "slow-rotation" rotates Secret "slow" every 90 days; this environment allows '
-    "at most 30. Why: the longer a credential lives, the longer a leaked copy works. Fix: set "
-    "platform.rotation.schedule_days to 30 or less in the stack file.")
+    f"at most 30. {ROTATION.WHY_FIX_SLOW_ROTATION.format(days='30')}")
 NO_LAMBDA = (
     'SecretRotation "slow-rotation" (for Secret "slow") names no rotation Lambda '
     f"(rotationLambdaArn). {ROTATION.WHY_FIX_NO_LAMBDA}")
@@ -73,9 +72,7 @@ NO_PERMISSION = (
 
 def unscheduled(days: int) -> str:
     return ('SecretRotation "unscheduled-rotation" (for Secret "unscheduled") has no rotation '
-            "schedule this pack can read. Why: without automaticallyAfterDays or a rate()/cron() "
-            "scheduleExpression the secret does not rotate on a schedule. Fix: set "
-            f"platform.rotation.schedule_days to at most {days} in the stack file.")
+            f"schedule this pack can read. {ROTATION.WHY_FIX_UNSCHEDULED.format(days=days)}")
 
 
 AWS_MANAGED = (
@@ -83,8 +80,7 @@ AWS_MANAGED = (
     f"{ROTATION.WHY_FIX_AWS_MANAGED_KEY}")
 RECOVERY = (
     'Secret "stale-key" has a recovery window of 0 days; this environment requires at least 7. '
-    "Why: a deleted secret can be restored only within its recovery window. Fix: set "
-    "platform.aws.recovery_window_in_days to 7 or more.")
+    f"{ROTATION.WHY_FIX_RECOVERY_WINDOW.format(days='7')}")
 
 
 def key_rotation_off(secret: str) -> str:
