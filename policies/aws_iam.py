@@ -20,6 +20,9 @@ from resource_types import IAM_ATTACHMENTS, IAM_POLICIES, IAM_ROLE
 
 # --- iam-least-privilege --------------------------------------------------------------------------
 
+FIX_UNPARSEABLE = "Fix: give a JSON policy document with a Statement list."
+FIX_NOT_ACTION = "Fix: list the actions and resources granted."
+FIX_ANY_PRINCIPAL = "Fix: name the service principal (lambda.amazonaws.com)."
 WHY_FIX_BROAD_MANAGED = ("Why: it grants far more than any configplane function needs. Fix: "
                          "attach a policy that names the secrets and keys used.")
 WHY_FIX_WILDCARD_ACTION = ("Why: they grant every current and future action of the service. "
@@ -57,8 +60,7 @@ def iam_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
         try:
             statements = iam_statements(document)
         except PolicyParseError as e:
-            report(args.name, f"{label}: {where} cannot be checked: {e}. Fix: give a JSON "
-                   "policy document with a Statement list.")
+            report(args.name, f"{label}: {where} cannot be checked: {e}. {FIX_UNPARSEABLE}")
             continue
         for n, statement in enumerate(statements or []):
             for problem in (_trust_problems if trust else _statement_problems)(statement):
@@ -76,8 +78,7 @@ def _statement_problems(statement: dict) -> list[str]:
     if statement.get("Effect") != "Allow":
         return []
     if "NotAction" in statement or "NotResource" in statement:
-        return ["Allow with NotAction/NotResource grants everything not listed. Fix: list the "
-                "actions and resources granted."]
+        return [f"Allow with NotAction/NotResource grants everything not listed. {FIX_NOT_ACTION}"]
     problems = []
     actions = [str(a) for a in as_list(statement.get("Action"))]
     resources = [str(r) for r in as_list(statement.get("Resource"))]
@@ -105,8 +106,7 @@ def _trust_problems(statement: dict) -> list[str]:
     principal = statement.get("Principal")
     aws = principal.get("AWS") if isinstance(principal, dict) else principal
     if principal == "*" or "*" in as_list(aws):
-        return ["anyone may assume the role (Principal \"*\"). Fix: name the service principal "
-                "(lambda.amazonaws.com)."]
+        return [f"anyone may assume the role (Principal \"*\"). {FIX_ANY_PRINCIPAL}"]
     return []
 
 

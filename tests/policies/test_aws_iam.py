@@ -59,15 +59,13 @@ def test_iam_least_privilege(prod):
                             f"{IAM.WHY_FIX_EVERY_KEY}"),
             ("wide-policy", f"{wide} 2: iam:PassRole on every role. {IAM.WHY_FIX_PASS_ROLE}"),
             ("wide-policy", f"{wide} 3: Allow with NotAction/NotResource grants everything not "
-                            "listed. Fix: list the actions and resources granted."),
+                            f"listed. {IAM.FIX_NOT_ACTION}"),
             ("public-role", 'Role "public-role" attaches the AWS-managed policy '
                             f"AdministratorAccess. {managed}"),
             ("public-role", 'Role "public-role": assumeRolePolicy statement 0: anyone may assume '
-                            'the role (Principal "*"). Fix: name the service principal '
-                            "(lambda.amazonaws.com)."),
+                            f'the role (Principal "*"). {IAM.FIX_ANY_PRINCIPAL}'),
             ("admin-attachment", 'RolePolicyAttachment "admin-attachment" attaches the '
                                  f"AWS-managed policy SecretsManagerReadWrite. {managed}"),
             ("broken-policy", 'RolePolicy "broken-policy": policy cannot be checked: not valid '
-                              "JSON (line 1). Fix: give a JSON policy document with a Statement "
-                              "list."),
+                              f"JSON (line 1). {IAM.FIX_UNPARSEABLE}"),
         ]]
