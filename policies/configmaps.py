@@ -52,6 +52,9 @@ WHY_FIX_TOO_BIG = ("Why: Kubernetes rejects objects over 1 MiB and large ConfigM
                    "watcher. Fix: move large content out of configuration.")
 WHY_FIX_LABELS = ("Why: they say which service, system and environment own it and that "
                   "configplane manages it. Fix: add them (ServiceModel.labels).")
+WHY_FIX_NO_SCHEMA = ("Why: its data cannot be validated. Fix: annotate it with the service's "
+                     "app schema, one of: {available}.")
+FIX_UNKNOWN_SCHEMA = "Fix: use one of: {available} (or add schemas/{schema}.schema.json)."
 WHY_FIX_SCHEMA = ("Why: the service would start with configuration it does not understand. "
                   "Fix: correct the service's config in the stack file (`configplane validate` "
                   "shows the file and key).")
@@ -147,14 +150,13 @@ def configmap_schema(args: ResourceValidationArgs, report_violation: ReportViola
     if schema is UNKNOWN:
         return
     if not schema:
-        report(args.name, f"{label} names no schema (annotation {SCHEMA_ANNOTATION}). Why: "
-               "its data cannot be validated. Fix: annotate it with the service's app schema, "
-               f"one of: {available}.")
+        report(args.name, f"{label} names no schema (annotation {SCHEMA_ANNOTATION}). "
+               f"{WHY_FIX_NO_SCHEMA.format(available=available)}")
         return
     if not re.fullmatch(SCHEMA_ANNOTATION_VALUE, str(schema)) \
             or not (SCHEMAS_DIR / f"{schema}.schema.json").is_file():
-        report(args.name, f'{label} names the unknown schema "{schema}". Fix: use one of: '
-               f"{available} (or add schemas/{schema}.schema.json).")
+        report(args.name, f'{label} names the unknown schema "{schema}". '
+               f"{FIX_UNKNOWN_SCHEMA.format(available=available, schema=schema)}")
         return
     data = props.get("data") or {}
     if data is UNKNOWN or UNKNOWN in data.values():

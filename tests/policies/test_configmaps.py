@@ -71,6 +71,10 @@ DECIMAL = {"fractional": [["on", 10.5], ["off", 89.5]]}
 AVAILABLE = "flags, services/http-api, services/web-frontend, services/worker"
 
 
+def unknown_schema(schema: str) -> str:
+    return CONFIGMAPS.FIX_UNKNOWN_SCHEMA.format(available=AVAILABLE, schema=schema)
+
+
 def test_configmap_schema(prod):
     resources = [
         configmap("api-config-config"),
@@ -109,12 +113,12 @@ def test_configmap_schema(prod):
             ("not-json-flags", 'ConfigMap "not-json-flags" does not satisfy schema flags: '
                                f"data.flags.flagd.json: not valid JSON (line 1). {FIX}"),
             ("no-schema", 'ConfigMap "no-schema" names no schema (annotation '
-                          "configplane.io/schema). Why: its data cannot be validated. Fix: "
-                          f"annotate it with the service's app schema, one of: {AVAILABLE}."),
+                          "configplane.io/schema). "
+                          f"{CONFIGMAPS.WHY_FIX_NO_SCHEMA.format(available=AVAILABLE)}"),
             ("unknown-schema", 'ConfigMap "unknown-schema" names the unknown schema '
-                               f'"services/nope". Fix: use one of: {AVAILABLE} (or add '
-                               "schemas/services/nope.schema.json)."),
+                               '"services/nope". '
+                               f"{unknown_schema('services/nope')}"),
             ("escaping-schema", 'ConfigMap "escaping-schema" names the unknown schema '
-                                f'"../../etc/passwd". Fix: use one of: {AVAILABLE} (or add '
-                                "schemas/../../etc/passwd.schema.json)."),
+                                '"../../etc/passwd". '
+                                f"{unknown_schema('../../etc/passwd')}"),
         ]]
