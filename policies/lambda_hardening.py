@@ -18,6 +18,10 @@ WHY_FIX_SECRET_ENV = ("Why: a rotation function must read secrets from Secrets M
 WHY_FIX_NO_SOURCE_ACCOUNT = (
     "Why: any account's Secrets Manager could then call it (the confused-deputy problem). "
     "Fix: set source_account to this environment's account id.")
+FIX_ANY_PRINCIPAL = ("Fix: name the service principal (secretsmanager.amazonaws.com) and "
+                     "source_account.")
+FIX_OTHER_ACCOUNT = "Fix: use {account}."
+FIX_NO_SOURCE = "Fix: set one of them."
 WHY_FIX_ACTION = ("Why: a permission for a service should allow invoking the function and "
                   "nothing else. Fix: use lambda:InvokeFunction.")
 
@@ -56,9 +60,8 @@ def rotation_lambda_hardening(args: ResourceValidationArgs,
             return
         account = cfg.get("accountId")
         if principal == "*":
-            report(args.name, f"{label} lets any principal invoke the function. Fix: name the "
-                   "service principal (secretsmanager.amazonaws.com) and source_account.",
-                   waivable=False)
+            report(args.name, f"{label} lets any principal invoke the function. "
+                   f"{FIX_ANY_PRINCIPAL}", waivable=False)
         elif principal == "secretsmanager.amazonaws.com":
             source = props.get("sourceAccount")
             if source is UNKNOWN:
@@ -68,11 +71,12 @@ def rotation_lambda_hardening(args: ResourceValidationArgs,
                        f"source_account. {WHY_FIX_NO_SOURCE_ACCOUNT}")
             elif account and source != account:
                 report(args.name, f"{label}: source_account {source} is not this "
-                       f"environment's account {account}. Fix: use {account}.")
+                       f"environment's account {account}. "
+                       f"{FIX_OTHER_ACCOUNT.format(account=account)}")
         elif str(principal).endswith(".amazonaws.com") and not (
                 props.get("sourceAccount") or props.get("sourceArn")):
             report(args.name, f"{label} lets {principal} invoke the function without "
-                   "source_account or source_arn (confused deputy). Fix: set one of them.")
+                   f"source_account or source_arn (confused deputy). {FIX_NO_SOURCE}")
         action = props.get("action")
         if action and action not in (UNKNOWN, "lambda:InvokeFunction"):
             report(args.name, f'{label} grants action "{action}". {WHY_FIX_ACTION}')

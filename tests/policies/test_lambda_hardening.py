@@ -44,12 +44,13 @@ def test_rotation_lambda_hardening(prod):
             ("no-source", 'Permission "no-source" lets Secrets Manager invoke the function '
                           f"without source_account. {HARDENING.WHY_FIX_NO_SOURCE_ACCOUNT}"),
             ("other-account", 'Permission "other-account": source_account 444444444444 is not '
-                              "this environment's account 333333333333. Fix: use 333333333333."),
-            ("public", 'Permission "public" lets any principal invoke the function. Fix: name '
-                       "the service principal (secretsmanager.amazonaws.com) and "
-                       "source_account."),
+                              "this environment's account 333333333333. "
+                              f"{HARDENING.FIX_OTHER_ACCOUNT.format(account='333333333333')}"),
+            ("public", 'Permission "public" lets any principal invoke the function. '
+                       f"{HARDENING.FIX_ANY_PRINCIPAL}"),
             ("s3-perm", 'Permission "s3-perm" lets s3.amazonaws.com invoke the function without '
-                        "source_account or source_arn (confused deputy). Fix: set one of them."),
+                        "source_account or source_arn (confused deputy). "
+                        f"{HARDENING.FIX_NO_SOURCE}"),
             ("wide-action", 'Permission "wide-action" grants action "lambda:*". '
                             f"{HARDENING.WHY_FIX_ACTION}"),
         ]]
