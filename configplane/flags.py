@@ -54,17 +54,40 @@ class FlagProblem:
 
 
 @cache
-def vendored_registry(schemas_dir: Path = SCHEMAS_DIR) -> Registry:
-    """Every vendored schema (schemas/vendor/**/*.json with an `$id`, test cases excluded),
-    so a schema can `$ref` flagd's by its URI."""
-    resources = []
+def vendored_schemas(schemas_dir: Path = SCHEMAS_DIR) -> dict[str, Any]:
+    """Every vendored schema by its `$id` (schemas/vendor/**/*.json, test cases excluded)."""
+    found = {}
     for path in sorted((schemas_dir / VENDOR_DIR).rglob("*.json")):
         if "test" in path.relative_to(schemas_dir / VENDOR_DIR).parts:
             continue
         contents = json.loads(path.read_text())
         if isinstance(contents, dict) and "$id" in contents:
-            resources.append((contents["$id"], Resource.from_contents(contents)))
-    return Registry().with_resources(resources)
+            found[contents["$id"]] = contents
+    return found
+
+
+@cache
+def vendored_registry(schemas_dir: Path = SCHEMAS_DIR) -> Registry:
+    """The vendored schemas as a registry, so a schema can `$ref` flagd's by its URI."""
+    return Registry().with_resources(
+        (uri, Resource.from_contents(contents))
+        for uri, contents in vendored_schemas(schemas_dir).items())
+
+
+@cache
+def flagd_fast_check(uri: str = FLAGD_FLAGS_URI, schemas_dir: Path = SCHEMAS_DIR) -> Any:
+    """fastjsonschema's compiled check of one of flagd's schemas (its `$ref`s resolved from the
+    vendored copies, never fetched), or None. Like `schemacheck.schema_errors`, only its
+    "valid" is trusted: jsonschema runs when there is something to report.
+    tests/test_schema_fastpath.py checks both agree on upstream's cases and mutated documents."""
+    schemas = vendored_schemas(schemas_dir)
+    try:
+        import fastjsonschema
+
+        return fastjsonschema.compile({"$ref": uri}, handlers={"https": schemas.__getitem__},
+                                      use_default=False)
+    except Exception:  # noqa: BLE001 - not installed, or a schema it cannot compile
+        return None
 
 
 @cache
@@ -188,6 +211,13 @@ def check_flags(flags: Mapping[str, Any], schemas_dir: Path = SCHEMAS_DIR) -> li
 
 def flagd_problems(document: Any, schemas_dir: Path = SCHEMAS_DIR) -> list[FlagProblem]:
     """flagd's flags.json (with targeting.json) on a rendered document; paths below `flags`."""
+    fast = flagd_fast_check(FLAGD_FLAGS_URI, schemas_dir)
+    if fast is not None:
+        try:
+            fast(document)
+            return []
+        except Exception:  # noqa: BLE001 - invalid (or not decidable there): ask jsonschema
+            pass
     problems = []
     for error in flagd_validator(FLAGD_FLAGS_URI, schemas_dir).iter_errors(document):
         path = [str(p) for p in error.absolute_path]

@@ -10,12 +10,14 @@ validators the checks use (`stack._validator`, schemafiles.load_validator)."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from configplane.flags import FLAGD_FLAGS_URI, flagd_fast_check, flagd_validator, render_flags
 from configplane.resolution import resolve_inputs
 from configplane.schemacheck import FAST
 from configplane.schemafiles import load_validator
@@ -144,3 +146,62 @@ def test_fast_path_and_jsonschema_agree(schema, data):
     validator = _validator(schema)
     document = data.draw(mutated(schema))
     assert fast_valid(schema, document) == validator.is_valid(document)
+
+
+# --- flagd's schemas: flags.py trusts fastjsonschema's "valid" over the vendored copies ----
+
+FLAGD_TARGETING_URI = "https://flagd.dev/schema/v0/targeting.json"
+UPSTREAM_CASES = sorted((SCHEMAS_DIR / "vendor" / "flagd" / "test").rglob("*.json"))
+
+
+def flagd_fast_valid(uri: str, document) -> bool:
+    try:
+        flagd_fast_check(uri, SCHEMAS_DIR)(document)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def flag_documents() -> list:
+    """The flagd documents the sample stacks render (every service with flags, every stack)."""
+    found = []
+    for stack in ("dev", "staging", "prod"):
+        document = resolve_inputs(read_stack_files(REPO, stack)).value
+        found += [render_flags(s["flags"]) for s in document["services"].values() if s.get("flags")]
+    return found
+
+
+def test_flagd_has_a_fast_path_and_the_samples_use_it():
+    assert flagd_fast_check(FLAGD_FLAGS_URI, SCHEMAS_DIR) is not None
+    assert flag_documents() and all(flagd_fast_valid(FLAGD_FLAGS_URI, d) for d in flag_documents())
+
+
+@pytest.mark.parametrize("path", UPSTREAM_CASES, ids=lambda p: str(p.relative_to(SCHEMAS_DIR)))
+def test_flagd_fast_path_decides_upstream_cases_as_jsonschema(path):
+    uri = FLAGD_FLAGS_URI if path.parent.parent.name == "flags" else FLAGD_TARGETING_URI
+    document = json.loads(path.read_text())
+    assert flagd_fast_valid(uri, document) == flagd_validator(uri, SCHEMAS_DIR).is_valid(document)
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data())
+def test_flagd_fast_path_and_jsonschema_agree_on_mutated_documents(data):
+    document = copy.deepcopy(data.draw(st.sampled_from(flag_documents())))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(list(paths(document))))
+        if not path:
+            continue
+        parent = document
+        for key in path[:-1]:
+            parent = parent[key]
+        action = data.draw(st.sampled_from(["replace", "delete", "add", "newline"]))
+        if action == "newline" and isinstance(parent[path[-1]], str):
+            parent[path[-1]] += "\n"
+        elif action == "replace":
+            parent[path[-1]] = data.draw(json_values)
+        elif action == "delete" and isinstance(parent, dict):
+            del parent[path[-1]]
+        elif action == "add" and isinstance(parent, dict):
+            parent[data.draw(st.text(max_size=6))] = data.draw(json_values)
+    validator = flagd_validator(FLAGD_FLAGS_URI, SCHEMAS_DIR)
+    assert flagd_fast_valid(FLAGD_FLAGS_URI, document) == validator.is_valid(document)
