@@ -24,6 +24,7 @@ from configplane.schemafiles import load_validator
 from configplane.stack import SCHEMAS_DIR, _validator
 from configplane.stackfiles import read_stack_files
 from tests.conftest import REPO
+from tests.documents import parent, paths
 
 # The schemas the stack checks through `schema_errors`. Flags are no longer among them: they
 # are checked by configplane/flags.py against flagd's vendored schemas (a registry, jsonschema
@@ -53,39 +54,28 @@ json_values = st.recursive(
     max_leaves=6)
 
 
-def paths(document, prefix=()):
-    yield prefix
-    if isinstance(document, dict):
-        for key, value in document.items():
-            yield from paths(value, (*prefix, key))
-    elif isinstance(document, list):
-        for index, value in enumerate(document):
-            yield from paths(value, (*prefix, index))
-
-
 @st.composite
-def mutated(draw, schema: Path):
-    document = copy.deepcopy(draw(st.sampled_from(samples(schema))))
+def mutated_from(draw, documents: list):
+    """One of `documents` with 1-3 mutations anywhere: a value replaced, deleted, added, or a
+    string given a trailing newline."""
+    document = copy.deepcopy(draw(st.sampled_from(documents)))
     for _ in range(draw(st.integers(1, 3))):
-        everywhere = list(paths(document))
-        path = draw(st.sampled_from(everywhere))
+        path = draw(st.sampled_from(list(paths(document))))
         action = draw(st.sampled_from(["replace", "delete", "add", "newline"]))
         if not path:
             if action == "replace":
                 document = draw(json_values)
             continue
-        parent = document
-        for key in path[:-1]:
-            parent = parent[key]
+        holder = parent(document, path)
         if action == "newline":
-            if isinstance(parent[path[-1]], str):
-                parent[path[-1]] += "\n"
+            if isinstance(holder[path[-1]], str):
+                holder[path[-1]] += "\n"
         elif action == "replace":
-            parent[path[-1]] = draw(json_values)
-        elif action == "delete" and isinstance(parent, dict):
-            del parent[path[-1]]
-        elif isinstance(parent, dict):
-            parent[draw(st.text(max_size=6))] = draw(json_values)
+            holder[path[-1]] = draw(json_values)
+        elif action == "delete" and isinstance(holder, dict):
+            del holder[path[-1]]
+        elif isinstance(holder, dict):
+            holder[draw(st.text(max_size=6))] = draw(json_values)
     return document
 
 
@@ -144,7 +134,7 @@ def test_a_trailing_newline_fails_a_dollar_anchored_pattern_on_both_paths():
 @given(data=st.data())
 def test_fast_path_and_jsonschema_agree(schema, data):
     validator = _validator(schema)
-    document = data.draw(mutated(schema))
+    document = data.draw(mutated_from(samples(schema)))
     assert fast_valid(schema, document) == validator.is_valid(document)
 
 
@@ -186,22 +176,6 @@ def test_flagd_fast_path_decides_upstream_cases_as_jsonschema(path):
 @settings(max_examples=120, deadline=None)
 @given(data=st.data())
 def test_flagd_fast_path_and_jsonschema_agree_on_mutated_documents(data):
-    document = copy.deepcopy(data.draw(st.sampled_from(flag_documents())))
-    for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(list(paths(document))))
-        if not path:
-            continue
-        parent = document
-        for key in path[:-1]:
-            parent = parent[key]
-        action = data.draw(st.sampled_from(["replace", "delete", "add", "newline"]))
-        if action == "newline" and isinstance(parent[path[-1]], str):
-            parent[path[-1]] += "\n"
-        elif action == "replace":
-            parent[path[-1]] = data.draw(json_values)
-        elif action == "delete" and isinstance(parent, dict):
-            del parent[path[-1]]
-        elif action == "add" and isinstance(parent, dict):
-            parent[data.draw(st.text(max_size=6))] = data.draw(json_values)
+    document = data.draw(mutated_from(flag_documents()))
     validator = flagd_validator(FLAGD_FLAGS_URI, SCHEMAS_DIR)
     assert flagd_fast_valid(FLAGD_FLAGS_URI, document) == validator.is_valid(document)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from configplane.analysis import AnalyzedResource
 from configplane.marshal import UNKNOWN
+from tests.documents import paths
 from tests.policies.builders import (
     SPANS,
     STORES,
@@ -162,16 +163,6 @@ ISOLATION_TYPES = ("SecretStore", "ExternalSecret", "ServiceAccount", "AuthBacke
                    "vault:index/policy:Policy", "aws:iam/role:Role", "aws:iam/rolePolicy",
                    "aws:secretsmanager/secret:Secret")
 JUNK = st.sampled_from([UNKNOWN, None, 1, [], {}, "x", ["*"], {"a": UNKNOWN}, [UNKNOWN]])
-
-
-def paths(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from paths(v, (*prefix, i))
 
 
 def replaced(value, path, junk):

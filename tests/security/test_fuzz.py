@@ -29,6 +29,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.documents import parent as parent_of
+from tests.documents import paths as key_paths
 from tests.projects import REPO, copy_project, files_text
 from tests.security.conftest import assert_clean, cli
 
@@ -86,34 +88,17 @@ keys = st.one_of(st.text(max_size=12), st.sampled_from(
      "namespace", "environment", "configplane:service", "SESSION-SIGNING-KEY", "é"]))
 
 
-def _paths(node, prefix=()):
-    yield prefix
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _paths(v, (*prefix, i))
-
-
-def _parent(doc, path):
-    node = doc
-    for part in path[:-1]:
-        node = node[part]
-    return node
-
-
 @st.composite
 def mutated_stacks(draw):
     """The dev stack's files (Pulumi.dev.yaml and the catalog) with 1-3 mutations anywhere in
     them; a mutation at the top replaces, removes, nests or grows a whole file."""
     doc = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(1, 3))):
-        paths = [p for p in _paths(doc) if p]
+        paths = [p for p in key_paths(doc) if p]
         if not paths:
             break
         path = draw(st.sampled_from(paths))
-        parent, last = _parent(doc, path), path[-1]
+        parent, last = parent_of(doc, path), path[-1]
         op = draw(st.sampled_from(["replace", "delete", "rename", "duplicate", "nest", "grow"]))
         if len(path) == 1 and op in ("rename", "duplicate"):
             op = "replace"  # file names stay the stack's
