@@ -37,17 +37,21 @@ from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
 from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
-from configplane.catalog import read_inputs
-from configplane.certificates import tls_model
 from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELOADER_SEARCH_ANNOTATION
 from configplane.durations import seconds
-from configplane.dynamic_credentials import dynamic_models
-from configplane.pulumiconfig import runtime_values
-from configplane.rotation_rules import rotated_secrets
-from configplane.stack import load_stack
-from configplane.stackfiles import NAMESPACE, StackFileError
-from configplane.stackmodel import InvalidStack, ServiceModel, StackModel
-from configplane.versions import ServiceVersions, read_clock, service_versions
+from configplane.inputs import NAMESPACE, StackFileError, read_inputs, runtime_values
+from configplane.model import (
+    InvalidStack,
+    ServiceModel,
+    ServiceVersions,
+    StackModel,
+    dynamic_models,
+    read_clock,
+    rotated_secrets,
+    service_versions,
+    tls_model,
+)
+from configplane.validation import load_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-from configplane.pack import load_detector
+from configplane.redaction import load_detector
 from tests.corpus import read_rows, tune_file
 
 HERE = Path(__file__).resolve().parent

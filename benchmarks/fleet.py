@@ -84,7 +84,7 @@ def service_defaults(i: int) -> tuple[dict[str, Any], list[str]]:
         spec: dict[str, Any] = {
             "owners": owners,
             "app_schema": "http-api",
-            # DATABASE_HOST/PORT/NAME come from the password's `database` (configplane.delivery)
+            # DATABASE_HOST/PORT/NAME come from the password's `database` (configplane.model.delivery)
             "config": {"LOG_LEVEL": "info", "PORT": 8080, "DATABASE_POOL_SIZE": 10,
                        "REQUEST_TIMEOUT_MS": 5000},
             "secrets": {

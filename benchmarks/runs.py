@@ -22,12 +22,9 @@ import pulumi_vault  # noqa: F401
 
 from benchmarks.fleet import STACKS
 from benchmarks.floor import ClassMap, FloorRunner, write_floor
-from configplane.analysis import PolicyPackError
-from configplane.analyzer import PolicyPackSession
-from configplane.configsize import cli_config, config_size
-from configplane.plan import Plan, analyzed_resources, run_plan
-from configplane.stackfiles import read_stack_files
-from configplane.stackload import load_or_issues
+from configplane.inputs import read_stack_files
+from configplane.offline import Plan, PolicyPackError, PolicyPackSession, analyzed_resources, run_plan
+from configplane.validation import cli_config, config_size, load_or_issues
 
 # validate, plan and floor run in one thread of one process: their CPU time is what they
 # cost, and it does not move when other processes share the machine. The policy analysis
@@ -109,7 +106,7 @@ def time_policy(pack: Path, project: Path, kept: Path, repeat: int, budget: floa
                 ) -> tuple[int, Policy, Policy, int]:
     """The pack over the plan's resources, and the trivial pack (one policy that does
     nothing) over the same resources in the same run: the protocol's own cost. Both start
-    with PULUMI_CONFIG exactly as the Pulumi CLI builds it (configplane.configsize: every
+    with PULUMI_CONFIG exactly as the Pulumi CLI builds it (configplane.validation.configsize: every
     key's value as a string, secure values as placeholders of their decrypted length)."""
     plan: Plan = pickle.loads(kept.read_bytes())
     resources = analyzed_resources(plan)  # the root stack is analysed too

@@ -8,11 +8,11 @@ services/<name>/; see benchmarks/fleet.py):
 - plan: `configplane plan --no-policy` of one stack (validate, then the real __main__.py under
   the SDK's mocks), against the floor: the same resources declared directly by a flat program
   under the same harness and mocks (benchmarks/floor.py), measured in the same run;
-- policy: the policy pack through the Analyzer protocol (configplane.analyzer), per resource
+- policy: the policy pack through the Analyzer protocol (configplane.offline.session), per resource
   (each Analyze plus its share of AnalyzeStack), once the pack has started, against the
   trivial pack (tests/fixtures/minimal_pack: one policy that does nothing) over the same
   resources in the same run. Both start with PULUMI_CONFIG exactly as the Pulumi CLI builds
-  it (configplane.configsize), whose size is reported: it no longer grows with the fleet.
+  it (configplane.validation.configsize), whose size is reported: it no longer grows with the fleet.
 Each figure is the best of up to --repeat runs, and no further run starts once --budget
 seconds are spent on it. Each plan and floor run gets a new process (as a CLI run does),
 and they alternate so that load on the machine hits both alike. validate, plan and floor

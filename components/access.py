@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from configplane.stackmodel import ServiceModel
+from configplane.model import ServiceModel
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Initial values are written write-only (`secret_string_wo`): a managed `secret_st
 show drift as soon as rotation moves AWSCURRENT, and the provider would keep the value in its
 outputs. Write-only is not "out of state": Pulumi keeps the inputs it sent, the initial value
 included, encrypted in state as a secret. Each secret has its own version
-(configplane.versions); a rotated one is written once and never again.
+(configplane.model.versions); a rotated one is written once and never again.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ import pulumi_aws as aws
 
 from components.rotation import rotation_tags
 from configplane.contract import MANAGED_BY, secret_resource_name
-from configplane.model import AwsSettings, SecretSpec
-from configplane.stackmodel import ServiceModel
-from configplane.versions import ServiceVersions
+from configplane.model import AwsSettings, SecretSpec, ServiceModel, ServiceVersions
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,17 @@ from pulumi_kubernetes.apiextensions import CustomResource
 
 from configplane.contract import database_policy_name
 from configplane.durations import seconds
-from configplane.dynamic_credentials import (
+from configplane.model import (
     AUDIENCE,
     GENERATORS_API,
+    DatabaseEngineSettings,
     DynamicModel,
+    ServiceModel,
     auth_role,
     database_mount,
     policy_hcl,
     slug,
 )
-from configplane.model import DatabaseEngineSettings
-from configplane.stackmodel import ServiceModel
 
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 

@@ -7,8 +7,8 @@ Each store signs in as the service's own service account: to Vault with the serv
 Kubernetes auth role (its read policy only), to Secrets Manager through the service's own IAM
 role (IRSA: the account's `eks.amazonaws.com/role-arn` annotation). No store is cluster-wide
 and no identity is shared, so an ExternalSecret in one namespace can read only what that
-namespace's service may read (docs/isolation.md). What the pod gets is configplane.delivery's: a database
-secret whole, from one read of its current version.
+namespace's service may read (docs/isolation.md). What the pod gets is
+configplane.model.delivery's: a database secret whole, from one read of its current version.
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
 from configplane.contract import RELOADER_MATCH_ANNOTATION
-from configplane.delivery import TEMPLATE_ENGINE, external_secret_sources
-from configplane.model import Platform
+from configplane.model import TEMPLATE_ENGINE, Platform, ServiceModel, external_secret_sources
 from configplane.refs import VAULT_AUDIENCE
-from configplane.stackmodel import ServiceModel
 
 API_VERSION = "external-secrets.io/v1"  # v1beta1 is no longer served since ESO 0.17
 STORE_KIND = "SecretStore"  # namespaced; never ClusterSecretStore (policies/secret_stores.py)
@@ -133,7 +131,7 @@ class ServiceExternalSecret(pulumi.ComponentResource):
                     "creationPolicy": "Owner",
                     "template": {
                         "engineVersion": TEMPLATE_ENGINE,
-                        # exactly the keys of configplane.delivery, nothing else of the sources
+                        # exactly the keys of configplane.model.delivery, nothing else of the sources
                         "mergePolicy": "Replace",
                         # Reloader restarts workloads that opted in when the values change.
                         "metadata": {
@@ -152,7 +150,7 @@ class ServiceExternalSecret(pulumi.ComponentResource):
 
 
 def delivery_sources(svc: ServiceModel, aws_store_ref: pulumi.Input[dict]) -> dict:
-    """`data`, `dataFrom` and `template.data` for the service (configplane.delivery): a
+    """`data`, `dataFrom` and `template.data` for the service (configplane.model.delivery): a
     database secret arrives whole from one read of its current version."""
     static = {k: s for k, s in svc.spec.secrets.items() if s.source != "dynamic"}  # own ES
     return external_secret_sources(static, vault_key=svc.vault_path,

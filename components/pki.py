@@ -11,17 +11,18 @@ import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 from pulumi_kubernetes.apiextensions import CustomResource
 
-from configplane.certificates import (
+from configplane.durations import seconds
+from configplane.model import (
     CERT_MANAGER_API,
+    PkiSettings,
+    Platform,
+    ServiceModel,
     TlsModel,
     ca_common_name,
     pki_mount,
     pki_root_mount,
     pki_urls,
 )
-from configplane.durations import seconds
-from configplane.model import PkiSettings, Platform
-from configplane.stackmodel import ServiceModel
 
 CA_KEY = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384
 

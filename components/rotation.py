@@ -32,8 +32,8 @@ from configplane.contract import (
     ROTATION_STRATEGY_TAG,
     ROTATION_TAG_PREFIX,
 )
+from configplane.model import rotation_problems
 from configplane.refs import rotation_function_name, rotation_name_problems
-from configplane.rotation_rules import rotation_problems
 
 LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "rotation"
 RUNTIME = "python3.13"
@@ -170,7 +170,7 @@ class SecretRotatorArgs:
     service: str | None = None
 
     def __post_init__(self) -> None:
-        # The same rules `configplane validate` applies (configplane.rotation_rules).
+        # The same rules `configplane validate` applies (configplane.model.rotation_rules).
         found = rotation_problems(
             self.environment,
             [(s.name, s.strategy, bool(s.master_secret_arn or s.master_kms_key_arn)

@@ -1,7 +1,7 @@
 """Where secret values come from: `secure` stack config or generation (references have none).
 
 A generated value is a RandomPassword's result: encrypted in Pulumi state (the result is a
-secret output), never absent from it. Its `keepers` (configplane.versions) regenerate it
+secret output), never absent from it. Its `keepers` (configplane.model.versions) regenerate it
 when the secret's version is bumped or its rotation period turns.
 """
 
@@ -14,8 +14,7 @@ import pulumi
 import pulumi_random as random
 
 from configplane.contract import secret_resource_name
-from configplane.stackmodel import ServiceModel
-from configplane.versions import ServiceVersions
+from configplane.model import ServiceModel, ServiceVersions
 
 
 @dataclass(frozen=True)

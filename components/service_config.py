@@ -14,11 +14,10 @@ from configplane.contract import (
     HASH_ANNOTATION,
     RELOADER_MATCH_ANNOTATION,
     SCHEMA_ANNOTATION,
+    generation_labels,
     schema_annotation_value,
 )
-from configplane.generations import generation_labels
-from configplane.rendering import RenderedConfigMap
-from configplane.stackmodel import ServiceModel
+from configplane.model import RenderedConfigMap, ServiceModel
 
 
 @dataclass(frozen=True)

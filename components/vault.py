@@ -11,10 +11,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
-from configplane.model import VaultSettings
+from configplane.model import ServiceModel, ServiceVersions, VaultSettings
 from configplane.refs import VAULT_AUDIENCE
-from configplane.stackmodel import ServiceModel
-from configplane.versions import ServiceVersions
 
 
 @dataclass(frozen=True)

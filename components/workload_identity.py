@@ -19,8 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from configplane import refs
-from configplane.model import AwsSettings
-from configplane.stackmodel import ServiceModel
+from configplane.model import AwsSettings, ServiceModel
 
 READ_ACTIONS = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
 STS_AUDIENCE = "sts.amazonaws.com"

@@ -1,3 +1,3 @@
-from configplane.cli import main
+from configplane.cli.app import main
 
 main()

@@ -126,3 +126,10 @@ def forbidden_attributes(statement: str) -> list[str]:
 
 AWS_ACCOUNT_ID = r"^[0-9]{12}$"
 
+# A GitHub user (`@user`), team (`@org/team`) or e-mail address, as CODEOWNERS takes them.
+OWNER = r"^(@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?|[^@\s]+@[^@\s]+\.[^@\s]+)$"
+
+
+def generation_labels(base_name: str, config_hash: str) -> dict[str, str]:
+    """The labels that make a ConfigMap findable as a generation (`kubectl get cm -l ...`)."""
+    return {GENERATION_OF_LABEL: base_name, HASH_LABEL: config_hash}

@@ -1,5 +1,5 @@
-"""Value-free JSON Schema messages, shared by the program (`validate`, configplane/stack.py and
-configplane/flags.py) and the pack (policies/configmaps.py, through the symlink
+"""Value-free JSON Schema messages, shared by the program (`validate`, configplane/validation/pipeline.py and
+configplane/model/flags.py) and the pack (policies/configmaps.py, through the symlink
 policies/schema_messages.py).
 
 Stdlib only and free of imports from configplane: it works on jsonschema's ValidationError by

@@ -11,26 +11,26 @@ import pulumi
 import pytest
 from google.protobuf import json_format
 
-from configplane.analysis import (
-    AnalyzedResource,
-    PolicyConfigError,
-    PolicyPackError,
-    Remediation,
-    ResourceOptions,
-    Violation,
-)
-from configplane.analyzer import PolicyPackSession, run_policy_pack
-from configplane.marshal import (
+from configplane.offline import (
     ARCHIVE_SIG,
     ASSET_SIG,
     OUTPUT_SIG,
     RESOURCE_SIG,
     SIG_KEY,
     UNKNOWN,
+    AnalyzedResource,
+    PolicyConfig,
+    PolicyConfigError,
+    PolicyPackError,
+    PolicyPackSession,
+    Remediation,
+    ResourceOptions,
+    Violation,
+    load_policy_config_file,
     marshal_properties,
+    run_policy_pack,
     secret,
 )
-from configplane.policyconfig import PolicyConfig, load_policy_config_file
 from configplane.redaction import SECRET_SIG_VALUE
 
 PACK = Path(__file__).resolve().parent / "fixtures" / "minimal_pack"

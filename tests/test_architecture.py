@@ -10,7 +10,11 @@
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,9 +23,13 @@ import pytest
 from tests.conftest import REPO
 
 PROVIDER_SDKS = {"pulumi_kubernetes", "pulumi_vault", "pulumi_aws", "pulumi_random"}
+# components/ turn the frozen model into resources: they read the model and the shared facts,
+# never the readers, the checks, the offline run, the operations or the shell.
+ABOVE_THE_MODEL = {"configplane.inputs", "configplane.validation", "configplane.offline",
+                   "configplane.ops", "configplane.cli", "configplane.redaction"}
 FORBIDDEN = {
     "configplane": {"components", "policies", *PROVIDER_SDKS},
-    "components": {"configplane.cli", "configplane.commands", "policies"},
+    "components": {*ABOVE_THE_MODEL, "policies"},
     "policies": {"configplane", "components", "lambdas"},
     "lambdas": {"configplane", "components", "policies", "pulumi", *PROVIDER_SDKS},
 }
@@ -81,27 +89,68 @@ def test_the_pack_shares_facts_through_links(link: str) -> None:
         assert {m.split(".")[0] for m in imported_modules(path)} <= allowed
 
 
-# The offline pack run is layered one way: what a run is given and reports (analysis), the
-# protocol's values (marshal), the policy config and the pack process sit below the gRPC
-# session (analyzer), which only the plan, the reference and the tests drive. The CLI's shared
-# options import no command.
-LOWER_THAN = {
-    "configplane/analysis.py": {"configplane.analyzer", "configplane.marshal",
-                                "configplane.policyconfig", "configplane.packprocess"},
-    "configplane/marshal.py": {"configplane.analyzer", "configplane.policyconfig",
-                               "configplane.packprocess"},
-    "configplane/policyconfig.py": {"configplane.analyzer", "configplane.marshal",
-                                    "configplane.packprocess"},
-    "configplane/packprocess.py": {"configplane.analyzer", "configplane.marshal",
-                                   "configplane.policyconfig"},
-    "configplane/planchecks.py": {"configplane.analyzer", "configplane.commands"},
-    "configplane/stackload.py": {"configplane.commands", "configplane.cli"},
-    "configplane/commands/options.py": {"configplane.commands", "configplane.cli"},
-}
+# configplane/ is a few subpackages, one per layer (docs/architecture.md); import-linter's
+# contracts in pyproject.toml say which way they import, and these tests run them.
+def lint_imports(project: Path) -> tuple[int, str]:
+    run = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+                         cwd=project, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(project)})
+    return run.returncode, run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("module", sorted(LOWER_THAN))
-def test_layers_of_the_offline_run_import_one_way(module: str) -> None:
-    found = {m for m in imported_modules(REPO / module)
-             if any(m == f or m.startswith(f + ".") for f in LOWER_THAN[module])}
-    assert found == set()
+def test_the_subpackages_import_one_way() -> None:
+    code, report = lint_imports(REPO)
+    assert code == 0, report
+
+
+@pytest.mark.parametrize("module, upward", [
+    ("configplane/model/stackmodel.py", "from configplane.validation import load_stack"),
+    ("configplane/inputs/catalog.py", "from configplane.model import ServiceModel"),
+    ("configplane/ops/explain.py", "from configplane.offline import run_plan"),  # siblings
+    ("configplane/offline/results.py", "from configplane.offline.session import PolicyPackSession"),
+])
+def test_an_upward_import_breaks_the_layers(tmp_path: Path, module: str, upward: str) -> None:
+    shutil.copytree(REPO / "configplane", tmp_path / "configplane",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    path = tmp_path / module
+    path.write_text(path.read_text() + f"\n{upward}  # upward\n")
+    code, report = lint_imports(tmp_path)
+    assert code != 0 and "BROKEN" in report, report
+
+
+def documented_layers() -> list[tuple[str, set[str]]]:
+    """docs/architecture.md's layer table: (layer, the modules it names), highest first."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    table = text.split("| Layer (highest first) | Modules |", 1)[1].split("\n\n", 1)[0]
+    rows = []
+    for line in table.splitlines()[2:]:
+        layer, modules = line.strip("|").split("|", 1)
+        modules = re.sub(r"\([^)]*\)", "", modules)  # what a module does, in brackets
+        names = set(re.findall(r"`([a-z_]+)/?`", modules))
+        rows.append((layer.strip().strip("`"), names))
+    return rows
+
+
+def contract_layers() -> list[set[str]]:
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in contracts["contracts"] if c["id"] == "layers")["layers"]
+    return [{name.strip() for name in layer.split("|")} for layer in layers]
+
+
+def test_the_architecture_doc_names_every_module_in_its_layer() -> None:
+    documented = documented_layers()
+    expected: list[tuple[str, set[str]]] = []
+    for layer in contract_layers():
+        if all((REPO / (m.replace(".", "/") + ".py")).is_file() for m in layer):  # the facts
+            expected.append(("facts (stdlib only)", {m.split(".")[1] for m in layer}))
+            continue
+        order = [row[0] for row in documented]
+        for package in sorted(layer, key=lambda p: order.index(p) if p in order else len(order)):
+            folder = REPO / package.replace(".", "/")
+            modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+            modules |= {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+            expected.append((package, modules))
+    assert documented == expected
+    top = {p.stem for p in (REPO / "configplane").glob("*.py")} - {"__init__", "__main__"}
+    assert top == expected[-1][1], "a top-level module that is not a stdlib-only fact"

@@ -14,10 +14,9 @@ import pytest
 from benchmarks.fleet import STACKS, generate, service_defaults, service_name, service_overrides
 from benchmarks.floor import FLOOR_MAIN, FloorRunner, probe_classes, write_floor
 from benchmarks.scale import commit_stamp, run_header
-from configplane.marshal import marshal_properties
-from configplane.plan import run_plan
-from configplane.stackfiles import read_stack_files
-from configplane.stackload import load_or_issues
+from configplane.inputs import read_stack_files
+from configplane.offline import marshal_properties, run_plan
+from configplane.validation import load_or_issues
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +95,7 @@ def test_floor_program_has_no_configplane_logic(small_fleet: Path, tmp_path: Pat
 
 def test_fleet_is_in_the_catalog_and_config_stays_small(tmp_path: Path):
     from benchmarks.fleet import SECURE_SERVICES, kind_of, platform_secure_keys
-    from configplane.configsize import config_size
+    from configplane.validation import config_size
 
     project = generate(tmp_path / "project", SECURE_SERVICES + 6)
     names = sorted(p.name for p in (project / "services").iterdir() if p.is_dir())
@@ -120,7 +119,7 @@ def test_policy_timing_runs_the_pack_and_the_trivial_pack_with_the_cli_config(
     import pickle
 
     from benchmarks.runs import time_policy
-    from configplane.configsize import config_size
+    from configplane.validation import config_size
 
     plan = run_plan(small_fleet, "prod")
     kept = tmp_path / "plan.pickle"

@@ -11,15 +11,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from configplane.catalog import read_inputs
-from configplane.commands.plan import command as plan_command
-from configplane.commands.validate import command as validate
-from configplane.plan import PlanMocks, plan_config, run_plan, run_program
-from configplane.pulumiconfig import runtime_values
-from configplane.resolution import resolve_inputs
-from configplane.stack import load_stack
-from configplane.stackfiles import read_stack_files
-from configplane.stackload import load_or_issues
+from configplane.cli.commands.plan import command as plan_command
+from configplane.cli.commands.validate import command as validate
+from configplane.inputs import read_inputs, read_stack_files, resolve_inputs, runtime_values
+from configplane.offline import PlanMocks, plan_config, run_plan, run_program
+from configplane.validation import load_or_issues, load_stack
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO, STACKS
 
@@ -184,7 +180,7 @@ def test_plan_service_gives_the_same_verdict_and_the_same_resources(project):
 
 
 def test_no_service_filter_leaks_out_of_a_plan():
-    from configplane import catalog
+    from configplane.inputs import catalog
 
     run_plan(REPO, "dev", policy=False, services=["api"])
     assert catalog.SERVICE_FILTER is None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import yaml
 from click.testing import CliRunner
 
-from configplane.commands.codeowners import command as codeowners_command
-from configplane.owners import codeowners
+from configplane.cli.commands.codeowners import command as codeowners_command
+from configplane.ops import codeowners
 from tests.conftest import REPO
 
 
@@ -56,7 +56,7 @@ def test_bad_owners_and_missing_platform_owners_are_clean_errors(project):
 
 
 def test_validate_checks_owners_too(project):
-    from configplane.stackload import load_or_issues
+    from configplane.validation import load_or_issues
 
     path = project / "services" / "api" / "service.yaml"
     path.write_text(path.read_text().replace('owners: ["@shop/api-team"]', "owners: [api team]"))

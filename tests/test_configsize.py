@@ -13,17 +13,9 @@ import yaml
 from click.testing import CliRunner
 
 from benchmarks.fleet import generate
-from configplane.commands.validate import command as validate
-from configplane.configsize import (
-    CONFIG_BUDGET,
-    ENV_NAME,
-    MAX_ARG_STRLEN,
-    cli_config,
-    config_size,
-    go_json,
-)
-from configplane.pulumiconfig import estimate_plaintext_length
-from configplane.stackfiles import StackInputs, StackValue, read_stack_files
+from configplane.cli.commands.validate import command as validate
+from configplane.inputs import StackInputs, StackValue, estimate_plaintext_length, read_stack_files
+from configplane.validation import CONFIG_BUDGET, ENV_NAME, MAX_ARG_STRLEN, cli_config, config_size, go_json
 from tests.conftest import REPO
 from tests.test_sample_secrets import SAMPLE_PASSPHRASE, decrypt
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.detector import GRID_VALUES, audit, choose, counts, loro, pooled, prf, run_grid
-from configplane.commands.scan import command as scan_command
-from configplane.pack import load_detector
+from configplane.cli.commands.scan import command as scan_command
+from configplane.redaction import load_detector
 from tests.corpus import require_tune_rows
 from tests.test_validation import edit_stack, run_validate, services
 

@@ -32,19 +32,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from configplane.commands.drift import command as drift_command
-from configplane.commands.drift_render import render_json, render_markdown
-from configplane.commands.drift_report import command as report_command
-from configplane.drift import build_report
-from configplane.drift_input import (
+from configplane.cli.commands.drift import command as drift_command
+from configplane.cli.commands.drift_render import render_json, render_markdown
+from configplane.cli.commands.drift_report import command as report_command
+from configplane.hashing import hashed_name
+from configplane.ops import (
     EXPECTED,
     DriftInputError,
+    build_report,
     parse_events,
+    parse_path,
     parse_preview,
     preview_schema,
 )
-from configplane.hashing import hashed_name
-from configplane.pulumi_paths import parse_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "preview"
 REPO = Path(__file__).resolve().parents[1]
@@ -526,7 +526,7 @@ def _project(tmp_path: Path, stack: str = "prod") -> Path:
     return project
 
 
-RUN_DRIFT = "from configplane.commands.drift import command; command(prog_name='configplane drift')"
+RUN_DRIFT = "from configplane.cli.commands.drift import command; command(prog_name='configplane drift')"
 
 
 def test_drift_without_the_pulumi_cli_says_how_to_install_it(tmp_path):
@@ -670,8 +670,8 @@ def test_the_library_classifies_and_only_the_drift_commands_render():
     from tests.test_architecture import imported_modules
 
     renderers = {str(p.relative_to(REPO)) for p in (REPO / "configplane").rglob("*.py")
-                 if "configplane.commands.drift_render" in imported_modules(p)}
-    assert renderers == {"configplane/commands/drift.py", "configplane/commands/drift_report.py"}
+                 if "configplane.cli.commands.drift_render" in imported_modules(p)}
+    assert renderers == {"configplane/cli/commands/drift.py", "configplane/cli/commands/drift_report.py"}
     for library in ("drift.py", "drift_input.py", "pulumi_paths.py"):
-        imported = imported_modules(REPO / "configplane" / library)
-        assert not {m for m in imported if m.startswith(("configplane.commands", "click"))}, library
+        imported = imported_modules(REPO / "configplane" / "ops" / library)
+        assert not {m for m in imported if m.startswith(("configplane.cli.commands", "click"))}, library

@@ -8,12 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from configplane.commands.explain import command as explain
-from configplane.layering import Origin
-from configplane.rendering import render_configmap
-from configplane.resolution import resolve_inputs
-from configplane.stack import load_stack
-from configplane.stackfiles import read_stack_files
+from configplane.cli.commands.explain import command as explain
+from configplane.inputs import Origin, read_stack_files, resolve_inputs
+from configplane.model import render_configmap
+from configplane.validation import load_stack
 from tests.conftest import REPO
 
 CANARY = "canary-expl-Vb7Nq2Wx9Lp4"
@@ -167,7 +165,7 @@ def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
         12)
     # Not set by any layer: the model's built-in default.
     assert by_path["secrets.DATABASE_PASSWORD.length"]["set_by"] == step(
-        "default", "configplane/model.py", "services.api.secrets.DATABASE_PASSWORD.length", 32)
+        "default", "configplane/model/document.py", "services.api.secrets.DATABASE_PASSWORD.length", 32)
 
 
 def test_secret_spec_field_and_reference():

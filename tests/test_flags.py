@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.evaluation_context import EvaluationContext
 
-from configplane.commands.flags import command as flags_command
+from configplane.cli.commands.flags import command as flags_command
 from configplane.contract import FLAGS_DATA_KEY
-from configplane.flags import (
+from configplane.inputs import read_stack_files
+from configplane.model import (
     FLAGD_FLAGS_URI,
     FLAGD_TARGETING_URI,
     TARGETING_FIX,
@@ -26,9 +27,8 @@ from configplane.flags import (
     flagd_validator,
     render_flags,
 )
-from configplane.plan import run_plan
-from configplane.stack import load_stack
-from configplane.stackfiles import read_stack_files
+from configplane.offline import run_plan
+from configplane.validation import load_stack
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO
 from tests.test_validation import run_validate

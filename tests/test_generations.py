@@ -17,20 +17,20 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from configplane.cli import main as cli
+from configplane.cli.app import main as cli
 from configplane.contract import (
     ENVIRONMENT_LABEL,
     HASH_ANNOTATION,
     MANAGED_BY_LABEL,
     SCHEMA_ANNOTATION,
     SERVICE_LABEL,
+    generation_labels,
 )
-from configplane.generations import Generation, generation_labels, parse_configmaps
 from configplane.hashing import configmap_hash
-from configplane.plan import redact, run_plan
-from configplane.prune import prune_decisions
-from configplane.stack import load_stack
-from configplane.stackfiles import read_stack_files
+from configplane.inputs import read_stack_files
+from configplane.offline import redact, run_plan
+from configplane.ops import Generation, parse_configmaps, prune_decisions
+from configplane.validation import load_stack
 from tests.conftest import REPO
 
 KUBECTL = shutil.which("kubectl")
@@ -98,7 +98,7 @@ def test_plan_json_shows_resource_options():
         rotator + "aws:iam/rolePolicy:RolePolicy::rotation-dev-api-policy",
         rotator + "aws:lambda/permission:Permission::rotation-dev-api-permission",
     ]
-    # a rotated secret is written once: its value and version too (configplane.versions)
+    # a rotated secret is written once: its value and version too (configplane.model.versions)
     assert resources["api-aws-database-password-initial"]["options"]["ignoreChanges"] == [
         "versionStages", "secretStringWo", "secretStringWoVersion"]
     assert resources["api-config-config"]["options"]["retainOnDelete"] is True
@@ -514,8 +514,7 @@ def test_help_has_an_example(verb: str):
 
 
 def test_the_pack_receives_the_options_the_engine_sends():
-    from configplane.analysis import ResourceOptions
-    from configplane.plan import analyzed_resources
+    from configplane.offline import ResourceOptions, analyzed_resources
 
     analyzed = {r.urn_name: r for r in analyzed_resources(run_plan(REPO, "dev"))}
     assert analyzed["api-config-config"].options == ResourceOptions(delete_before_replace=False)
@@ -540,7 +539,7 @@ def test_the_pack_receives_the_options_the_engine_sends():
     ({"kind": "Service", "metadata": {"name": "s", "namespace": "n"}, "spec": {}}, set()),
 ])
 def test_in_use_finds_every_kind_of_reference(obj, expected):
-    from configplane.generations import in_use
+    from configplane.ops import in_use
 
     assert in_use([obj]) == expected
 

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from configplane.hashing import configmap_hash
-from configplane.stack import load_stack
-from configplane.stackfiles import read_stack_files
+from configplane.inputs import read_stack_files
+from configplane.validation import load_stack
 from tests.conftest import REPO, STACKS
 
 # kustomize api/hasher/hasher_test.go, TestConfigMapHash: (data, binaryData, hash)

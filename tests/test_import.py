@@ -13,12 +13,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from configplane.commands.import_ import command as import_command
-from configplane.commands.validate import command as validate_command
-from configplane.importer import ImportProblem, add_declarations, config_key_for
-from configplane.importer.envfile import read_dotenv
-from configplane.importer.proposal import _typed
-from configplane.plan import run_plan
+from configplane.cli.commands.import_ import command as import_command
+from configplane.cli.commands.validate import command as validate_command
+from configplane.offline import run_plan
+from configplane.ops import ImportProblem, add_declarations, config_key_for, read_dotenv
+from configplane.ops.importer.proposal import _typed
 from tests.projects import REPO, files_text
 
 # Canaries: each one is a secret value that must never reach a project file or any output.
@@ -231,7 +230,7 @@ def test_existing_service_inherits_its_schema_and_keeps_default_declarations(pro
 
 
 def test_emit_value_refuses_a_terminal(monkeypatch, legacy):
-    monkeypatch.setattr("configplane.commands.import_._to_terminal", lambda: True)
+    monkeypatch.setattr("configplane.cli.commands.import_._to_terminal", lambda: True)
     code, output = invoke("--from", str(legacy / "billing.env"), "--emit-value", "STRIPE_API_KEY")
     assert code == 1
     assert output.startswith("error: refusing to print a secret value to a terminal.")
@@ -297,7 +296,7 @@ def test_dotenv_render_then_read_gives_the_values_back(values):
 
 
 def test_dotenv_a_backslash_before_the_closing_quote_may_escape_it():
-    # python-dotenv's grammar (configplane/importer/envfile.py): a double-quoted value ending
+    # python-dotenv's grammar (configplane/ops/importer/envfile.py): a double-quoted value ending
     # in `\\` reads to the next `"` in the file when there is one. Here that is a clean error
     # naming the line; alone, or unquoted, the value is read as written.
     with pytest.raises(ImportProblem) as e:

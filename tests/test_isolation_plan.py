@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from configplane.plan import run_plan
+from configplane.offline import run_plan
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO, STACKS
 from tests.projects import copy_project

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configplane.layering import (
+from configplane.inputs import (
     Layer,
     Origin,
     apply_tenant,

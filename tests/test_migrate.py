@@ -12,9 +12,9 @@ import yaml
 from click.testing import CliRunner
 
 from benchmarks.fleet import generate
-from configplane.commands.migrate import command as migrate_command
-from configplane.plan import run_plan
-from configplane.yamlload import load_file
+from configplane.cli.commands.migrate import command as migrate_command
+from configplane.inputs import load_file
+from configplane.offline import run_plan
 from tests.catalog_compat import to_legacy
 from tests.conftest import REPO, STACKS
 

@@ -32,7 +32,7 @@ def installed(tmp_path_factory) -> Path:
                     "-q", "-w", str(out), str(source)], check=True, capture_output=True)
     wheel = next(out.glob("configplane-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    assert "configplane/commands/validate.py" in names and "configplane/cli.py" in names
+    assert "configplane/cli/commands/validate.py" in names and "configplane/cli/app.py" in names
     assert not any(n.startswith(("components/", "policies/", "tests/")) for n in names)
     target = tmp_path_factory.mktemp("site")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",

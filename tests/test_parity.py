@@ -9,9 +9,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from configplane.commands.diff import command as diff
-from configplane.parity import PARITY_KEY, _compile, _row
-from configplane.stackfiles import SERVICES_KEY
+from configplane.cli.commands.diff import command as diff
+from configplane.inputs import SERVICES_KEY
+from configplane.ops import PARITY_KEY
+from configplane.ops.parity import _compile, _row
 from tests import catalog_compat
 from tests.conftest import REPO
 

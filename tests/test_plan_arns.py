@@ -14,7 +14,7 @@ from functools import cache
 import pytest
 from parliament import analyze_policy_string, iam_definition
 
-from configplane.plan import run_plan
+from configplane.offline import run_plan
 from tests.conftest import REPO, STACKS
 
 ARN_TOKEN = re.compile(r"arn:[A-Za-z0-9*?-]*:[^\s\"',]*")
@@ -74,8 +74,8 @@ def test_every_arn_in_the_plan_has_a_documented_format(plan):
 
 
 def test_arns_are_in_the_stacks_account_and_region(plan):
-    from configplane.stack import load_stack
-    from configplane.stackfiles import read_stack_files
+    from configplane.inputs import read_stack_files
+    from configplane.validation import load_stack
 
     aws = load_stack(read_stack_files(REPO, plan.stack)).platform.aws
     for arn in arns_of(plan):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from configplane.plan import project_imports
+from configplane.offline import project_imports
 
 
 def _project(root: Path, marker: str) -> Path:

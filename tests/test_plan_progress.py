@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from configplane.commands.plan import command as plan_command
-from configplane.commands.plan import plan_progress
-from configplane.plan import run_plan
+from configplane.cli.commands.plan import command as plan_command
+from configplane.cli.commands.plan import plan_progress
+from configplane.offline import run_plan
 from tests.conftest import REPO
 
 

@@ -10,8 +10,9 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from configplane.commands.plan import command as plan_command
-from configplane.plan import PlanMocks, is_secret_wrapper, run_plan
+from configplane.cli.commands.plan import command as plan_command
+from configplane.offline import PlanMocks, run_plan
+from configplane.redaction import is_secret_wrapper
 from tests.conftest import REPO, STACKS
 
 CANARIES = {
@@ -27,8 +28,8 @@ class CanaryMocks(PlanMocks):
 
 
 def canary_plan(stack: str):
-    from configplane.stack import load_stack
-    from configplane.stackfiles import read_stack_files
+    from configplane.inputs import read_stack_files
+    from configplane.validation import load_stack
 
     model = load_stack(read_stack_files(REPO, stack))
     return run_plan(REPO, stack, mocks=CanaryMocks(model), secure_values=CANARIES)
@@ -238,9 +239,9 @@ def test_each_rotating_service_has_its_own_rotation_function(planned):
 def test_the_program_rotates_exactly_the_secrets_validate_checks(planned):
     """One rule (rotation_rules.rotated_secrets) decides which secrets rotate: the plan has a
     SecretRotation for each of them, named after its rotation name, and for nothing else."""
-    from configplane.rotation_rules import rotated_secrets
-    from configplane.stack import load_stack
-    from configplane.stackfiles import read_stack_files
+    from configplane.inputs import read_stack_files
+    from configplane.model import rotated_secrets
+    from configplane.validation import load_stack
 
     stack, plan = planned
     model = load_stack(read_stack_files(REPO, stack))

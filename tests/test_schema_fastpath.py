@@ -17,17 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from configplane.flags import FLAGD_FLAGS_URI, flagd_fast_check, flagd_validator, render_flags
-from configplane.resolution import resolve_inputs
-from configplane.schemacheck import FAST
-from configplane.schemafiles import load_validator
-from configplane.stack import SCHEMAS_DIR, _validator
-from configplane.stackfiles import read_stack_files
+from configplane.inputs import FAST, SCHEMAS_DIR, load_validator, read_stack_files, resolve_inputs
+from configplane.model import FLAGD_FLAGS_URI, flagd_fast_check, flagd_validator, render_flags
+from configplane.validation.pipeline import _validator
 from tests.conftest import REPO
 from tests.documents import parent, paths
 
 # The schemas the stack checks through `schema_errors`. Flags are no longer among them: they
-# are checked by configplane/flags.py against flagd's vendored schemas (a registry, jsonschema
+# are checked by configplane/model/flags.py against flagd's vendored schemas (a registry, jsonschema
 # alone), not through `_validator("flags.schema.json")`.
 SCHEMAS = sorted([SCHEMAS_DIR / "stack.schema.json",
                   *(SCHEMAS_DIR / "services").glob("*.schema.json")])

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from configplane.plan import run_plan
+from configplane.offline import run_plan
 from tests.conftest import REPO, STACKS
 
 SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "eso" /

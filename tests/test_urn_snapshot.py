@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from configplane.plan import run_plan
+from configplane.offline import run_plan
 from tests.conftest import REPO, STACKS
 
 SNAPSHOTS = REPO / "tests" / "snapshots"

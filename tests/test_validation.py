@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from configplane.commands.validate import command as validate
+from configplane.cli.commands.validate import command as validate
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO, STACKS
 

@@ -20,7 +20,7 @@ import click
 import pytest
 import yaml
 
-from configplane.cli import COMMANDS
+from configplane.cli.app import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -142,7 +142,7 @@ CALLS = all_calls()
 def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatch):
     verb, args = call[0], call[1:]
     assert verb in COMMANDS, f"{workflow}: `configplane {verb}` is not a configplane command"
-    module_name = f"configplane.commands.{COMMANDS[verb]}"
+    module_name = f"configplane.cli.commands.{COMMANDS[verb]}"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:

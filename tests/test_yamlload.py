@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from configplane.commands.validate import command as validate
-from configplane.yamlload import MAX_ALIAS_NODES, MAX_DEPTH, YamlError, load_bytes, load_text
+from configplane.cli.commands.validate import command as validate
+from configplane.inputs import MAX_ALIAS_NODES, MAX_DEPTH, YamlError, load_bytes, load_text
 
 
 def billion_laughs(levels: int = 9) -> str:

@@ -1,4 +1,4 @@
-"""configplane.delivery: what the ExternalSecret's fields deliver, evaluated as ESO would
+"""configplane.model.delivery: what the ExternalSecret's fields deliver, evaluated as ESO would
 (tests/lifecycle/eso.py over moto and the KV stand-in), for any mix of secrets."""
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from moto import mock_aws
 
 from configplane import contract
 from configplane.contract import SCHEMA_SECRET_KEYS
-from configplane.delivery import delivered_keys, external_secret_sources
-from configplane.model import SecretSpec
+from configplane.model import SecretSpec, delivered_keys, external_secret_sources
 from tests.lifecycle import eso
 
 REPO = Path(__file__).resolve().parents[2]

@@ -31,7 +31,8 @@ import pg8000.native
 import pytest
 from rotation_helpers import STEPS, canary
 
-from configplane.plan import is_secret_wrapper, run_plan
+from configplane.offline import run_plan
+from configplane.redaction import is_secret_wrapper
 from tests.catalog_compat import edit_stack
 from tests.lifecycle import eso
 

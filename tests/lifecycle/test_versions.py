@@ -18,19 +18,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import configplane.plan as plan_module
-from configplane.model import RotationSettings, SecretSpec
-from configplane.plan import run_plan
-from configplane.stackmodel import InvalidStack
-from configplane.versions import (
+import configplane.offline.plan as plan_module
+from configplane.model import (
     CLOCK_ENV,
     PERIODS,
+    InvalidStack,
+    RotationSettings,
+    SecretSpec,
     SecretVersion,
     combined_version,
     period_of,
     read_clock,
     secret_version,
 )
+from configplane.offline import run_plan
 from tests.catalog_compat import edit_stack
 
 DAY = date(2026, 10, 15)  # period 230 of 90 days: 2026-09-04 .. 2026-12-02

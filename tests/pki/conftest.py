@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from configplane.plan import run_plan
+from configplane.offline import run_plan
 from tests.conftest import REPO, STACKS
 
 # tests/rotation is not a package: its conftest finds its helpers on sys.path (as pytest

@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-from configplane.plan import is_secret_wrapper
+from configplane.redaction import is_secret_wrapper
 from tests.conftest import REPO
 from tests.pki.conftest import ROOT_CANARY, SECURE, by_name, of_type, plan_of
 
@@ -214,7 +214,7 @@ def test_outputs_contract_and_no_secret_values(planned):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_policies_and_roles_accept_the_plan(stack):
     """The plan, through the real pack with the environment's config: nothing to report."""
-    from configplane.plan import run_plan
+    from configplane.offline import run_plan
 
     plan = run_plan(REPO, stack, secure_values=SECURE, policy=True)
     assert plan.violations == []

@@ -19,8 +19,7 @@ import time
 import pg8000.native
 import pytest
 
-from configplane.dynamic_credentials import creation_statements, revocation_statements
-from configplane.model import Grant
+from configplane.model import Grant, creation_statements, revocation_statements
 from tests.conftest import REPO
 from tests.pki.conftest import by_name, plan_of
 

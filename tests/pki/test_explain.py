@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from configplane.commands.explain import command as explain
+from configplane.cli.commands.explain import command as explain
 from tests.conftest import REPO
 
 

@@ -21,8 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import DNSName, PolicyBuilder, Store, VerificationError
 
-from configplane.certificates import tls_model
-from configplane.model import Platform, Tls
+from configplane.model import Platform, Tls, tls_model
 from tests.pki.conftest import by_name
 
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)

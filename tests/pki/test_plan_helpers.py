@@ -7,11 +7,10 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configplane import dynamic_credentials as dyn
-from configplane.certificates import tls_model
 from configplane.contract import FORBIDDEN_ROLE_ATTRIBUTES, database_policy_name, forbidden_attributes
 from configplane.durations import go_duration, seconds
-from configplane.model import DatabaseEngineSettings, Grant, Platform, Tls
+from configplane.model import DatabaseEngineSettings, Grant, Platform, Tls, tls_model
+from configplane.model import dynamic_credentials as dyn
 from tests.policies.builders import pack_module
 
 PLATFORM = Platform.model_validate({

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from configplane.commands.validate import command as validate
+from configplane.cli.commands.validate import command as validate
 from tests.catalog_compat import SERVICES_KEY, catalog_file, edit_stack
 
 
@@ -220,10 +220,10 @@ def test_all_problems_at_once_and_no_value_echoed(project):
 
 
 def test_pulumi_program_refuses_to_declare_anything(project):
-    from configplane.plan import run_plan
+    from configplane.offline import run_plan
 
     edit(project, "prod", lambda c, s, p: api_tls(s, extra_dns_names=["*.shop.example.com"]))
-    from configplane.stackmodel import InvalidStack
+    from configplane.model import InvalidStack
     with pytest.raises(InvalidStack) as info:
         run_plan(project, "prod")
     assert "services.api.tls.extra_dns_names.0: wildcard names are not allowed in prod" in str(

@@ -13,8 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from configplane.analysis import AnalyzedResource
 from configplane.hashing import configmap_hash
+from configplane.offline import AnalyzedResource
 
 CANARY = "Canary7f3e9cQ2w"  # inside every fake credential; must never appear in a message
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from configplane.analysis import AnalyzedResource, PolicyReport
-from configplane.analyzer import PolicyPackSession
+from configplane.offline import AnalyzedResource, PolicyPackSession, PolicyReport
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "policies"
@@ -114,7 +113,7 @@ CUSTOM = {
 def good() -> list[AnalyzedResource]:
     """The known-good fixture: the sample project's prod plan, as the engine shows it to the
     pack (every case mutates one thing of it)."""
-    from configplane.plan import analyzed_resources, run_plan
+    from configplane.offline import analyzed_resources, run_plan
 
     return analyzed_resources(run_plan(REPO, "prod"))
 

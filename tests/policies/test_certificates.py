@@ -234,7 +234,7 @@ def test_vault_least_privilege_leaves_sign_policies_to_pki_least_privilege(prod)
 
 def test_unknown_values_are_left_for_the_next_run(prod):
     """Preview: values not known yet are not reported (the pack runs again during `up`)."""
-    from configplane.marshal import UNKNOWN
+    from configplane.offline import UNKNOWN
 
     resources = [
         certificate("unknown-spec-parts", duration=UNKNOWN, dnsNames=UNKNOWN,

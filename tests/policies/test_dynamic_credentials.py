@@ -6,8 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from configplane.dynamic_credentials import creation_statements, revocation_statements
-from configplane.model import Grant
+from configplane.model import Grant, creation_statements, revocation_statements
 from tests.policies.builders import pack_module, resource, stack_root
 
 CREDS = pack_module("dynamic_credentials")
@@ -236,7 +235,7 @@ def test_creds_least_privilege(prod):
 
 
 def test_unknown_values_are_left_for_the_next_run(prod):
-    from configplane.marshal import UNKNOWN
+    from configplane.offline import UNKNOWN
 
     resources = [
         db_mount("mount", maxLeaseTtlSeconds=UNKNOWN),

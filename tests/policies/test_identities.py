@@ -13,8 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from configplane.analysis import AnalyzedResource
-from configplane.marshal import UNKNOWN
+from configplane.offline import UNKNOWN, AnalyzedResource
 from tests.documents import paths
 from tests.policies.builders import (
     SPANS,

@@ -3,8 +3,7 @@ and recovery window of Secrets Manager secrets (policies/rotation.py)."""
 
 from __future__ import annotations
 
-from configplane.analysis import AnalyzedResource
-from configplane.marshal import UNKNOWN
+from configplane.offline import UNKNOWN, AnalyzedResource
 from tests.policies.builders import (
     kms_key,
     only,

@@ -6,10 +6,8 @@ import json
 
 import pytest
 
-from configplane.analysis import PolicyConfigError
-from configplane.analyzer import run_policy_pack
-from configplane.plan import analyzed_resources, run_plan
-from configplane.stackmodel import InvalidStack
+from configplane.model import InvalidStack
+from configplane.offline import PolicyConfigError, analyzed_resources, run_plan, run_policy_pack
 from tests.catalog_compat import edit_stack
 from tests.policies.builders import CANARY, pack_module
 from tests.policies.conftest import PACK, PROJECT, REPO, found
@@ -69,7 +67,7 @@ def test_credential_in_service_config_is_refused(pack_for, leaky_project, detect
                                                  monkeypatch):
     # The pack is the second line: with validate's content check switched off (as a program
     # built around it would be), the pack still refuses the plan.
-    monkeypatch.setattr("configplane.checks._plaintext_in_layer", lambda file, document: [])
+    monkeypatch.setattr("configplane.validation.stack_checks._plaintext_in_layer", lambda file, document: [])
     plan = run_plan(leaky_project, "prod")
     report = pack_for("prod", "prod").run(analyzed_resources(plan))
     secrets = pack_module("plaintext_secrets")

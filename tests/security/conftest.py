@@ -1,4 +1,4 @@
-"""Shared pieces of the security tests: the CLI as users run it (through `configplane.cli.main`,
+"""Shared pieces of the security tests: the CLI as users run it (through `configplane.cli.app.main`,
 so the output and error boundary is the real one), canaries and projects to plant them in."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from configplane.cli import main
+from configplane.cli.app import main
 from tests.projects import copy_project
 
 

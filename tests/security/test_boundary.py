@@ -11,9 +11,8 @@ import sys
 
 import pytest
 
-from configplane.analysis import PolicyPackError
-from configplane.analyzer import PolicyPackSession
-from configplane.cliutil import RedactingStream, boundary, protect
+from configplane.cli.boundary import RedactingStream, boundary, protect
+from configplane.offline import PolicyPackError, PolicyPackSession
 from tests.projects import REPO, copy_project
 from tests.security.conftest import assert_clean, cli
 
@@ -115,7 +114,7 @@ def test_an_internal_error_prints_no_value_and_no_traceback(monkeypatch):
     def boom(*args, **kwargs):
         raise KeyError(SECRET)
 
-    monkeypatch.setattr("configplane.commands.validate.load_or_issues", boom)
+    monkeypatch.setattr("configplane.cli.commands.validate.load_or_issues", boom)
     run = cli("validate", "--stack", "dev")
     assert run.code == 1
     assert run.stderr == ("error: internal error (KeyError); no values are shown. Fix: report "
@@ -133,7 +132,7 @@ def test_debug_traceback_is_redacted_too(monkeypatch):
         protect(SECRET)
         raise ValueError(f"bad value {SECRET}")
 
-    monkeypatch.setattr("configplane.commands.validate.load_or_issues", boom)
+    monkeypatch.setattr("configplane.cli.commands.validate.load_or_issues", boom)
     run = cli("validate", "--stack", "dev")
     assert "Traceback" in run.stderr and SECRET not in run.stderr and "[secret]" in run.stderr
 
@@ -186,7 +185,7 @@ def test_python_m_configplane_runs_through_the_boundary(tmp_path):
 def test_a_broken_stack_files_declared_secrets_are_known_before_anything_prints(project):
     # libyaml's messages name a line and column; PyYAML's own parser quotes the line: either
     # way the value is known to the redactor before the error is printed.
-    from configplane.cliutil import protect_stack, redactor
+    from configplane.cli.boundary import protect_stack, redactor
     from configplane.redaction import detect
     from tests.security.conftest import edit_yaml
 

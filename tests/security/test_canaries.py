@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from configplane.commands.plan import write_out
-from configplane.plan import PlanMocks, run_plan
+from configplane.cli.commands.plan import write_out
+from configplane.offline import PlanMocks, run_plan
 from configplane.redaction import Redactor
 from tests.catalog_compat import edit_project, edit_stack
 from tests.projects import REPO, copy_project, files_text
@@ -274,8 +274,8 @@ class CanaryMocks(PlanMocks):
 def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value(tmp_path):
     secure = {"configplane:apiDbPassword": f"db-{CORES[18]}",
               "configplane:paymentsApiKey": f"pay-{CORES[19]}"}
-    from configplane.stack import load_stack
-    from configplane.stackfiles import read_stack_files
+    from configplane.inputs import read_stack_files
+    from configplane.validation import load_stack
     model = load_stack(read_stack_files(REPO, "dev"))
     plan = run_plan(REPO, "dev", secure_values=secure, mocks=CanaryMocks(model), policy=True)
     # the values did reach the resources (as secrets), so the search below can fail

@@ -1,4 +1,4 @@
-"""The redaction boundary's own rules (configplane.redaction), and the places that use it."""
+"""The redaction boundary's own rules (configplane.redaction.redactor), and the places that use it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pulumi.runtime import rpc
 
-from configplane.commands.plan import write_out
-from configplane.plan import Plan, PlannedResource
+from configplane.cli.commands.plan import write_out
+from configplane.offline import Plan, PlannedResource
 from configplane.redaction import (
-    _JSON_TOKEN,
     HIDDEN,
     REDACTED,
     SECRET_SIG_KEY,
@@ -21,6 +20,7 @@ from configplane.redaction import (
     file_secrets,
     url_userinfo,
 )
+from configplane.redaction.redactor import _JSON_TOKEN
 from tests.catalog_compat import edit_stack
 from tests.projects import copy_project
 from tests.security.conftest import cli, edit_yaml

@@ -11,8 +11,8 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from configplane.plan import plan_config, run_program
-from configplane.stackfiles import read_stack_files
+from configplane.inputs import read_stack_files
+from configplane.offline import plan_config, run_program
 from tests.catalog_compat import catalog_file, edit_project, edit_stack
 from tests.projects import copy_project
 from tests.security.conftest import assert_clean, cli
@@ -185,9 +185,9 @@ def test_the_sample_stacks_pass_every_check():
 
 def test_plan_fails_on_a_urn_registered_twice(monkeypatch, tmp_path):
     # With validate's collision check switched off, the plan's own URN check still fails it.
-    from configplane.plan import run_plan
+    from configplane.offline import run_plan
 
-    monkeypatch.setattr("configplane.checks._collisions", lambda *a: [])
+    monkeypatch.setattr("configplane.validation.stack_checks._collisions", lambda *a: [])
     project = copy_project(tmp_path / "project")
     edit_stack(project, "dev",
                lambda config: CASES["secret-names-collide-once-normalised"][0]({"config": config}))

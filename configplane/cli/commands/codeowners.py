@@ -1,0 +1,42 @@
+"""`configplane codeowners`: .github/CODEOWNERS from the catalog's owners."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from configplane.cli.boundary import UserError
+from configplane.cli.commands.options import PROJECT_DIR_OPTION
+from configplane.ops import CODEOWNERS, OwnersError, codeowners
+
+
+@click.command("codeowners")
+@PROJECT_DIR_OPTION
+@click.option("--write", is_flag=True, help=f"Write {CODEOWNERS} (default: print it).")
+@click.option("--check", is_flag=True, help=f"Exit 1 when {CODEOWNERS} is not current.")
+def command(project_dir: Path, write: bool, check: bool) -> None:
+    """Generate CODEOWNERS: each service's owners review services/<name>/, platform owners
+    (services/defaults.yaml) review Pulumi.*.yaml, policies/, components/ and schemas/.
+
+    Example: configplane codeowners --write
+    """
+    try:
+        text = codeowners(project_dir)
+    except OwnersError as exc:
+        raise UserError(str(exc)) from None
+    target = project_dir / CODEOWNERS
+    if check:
+        current = target.read_text() if target.is_file() else ""
+        if current != text:
+            raise UserError(f"{CODEOWNERS} is not current. Fix: run `configplane codeowners "
+                            "--write` and commit it.")
+        click.echo(f"{CODEOWNERS} is current")
+        return
+    if write:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        click.echo(f"wrote {CODEOWNERS}")
+    else:
+        sys.stdout.write(text)

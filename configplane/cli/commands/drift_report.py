@@ -1,0 +1,89 @@
+"""`configplane drift-report`: a preview JSON document (+ event log) as a drift report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from configplane.cli.boundary import UserError
+from configplane.cli.commands.drift_render import render
+from configplane.ops import (
+    EXIT_ERROR,
+    DriftInputError,
+    DriftReport,
+    build_report,
+    parse_events,
+    parse_preview,
+)
+
+REPORT_FORMAT_OPTION = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="markdown for a pull-request comment or job summary; json for tools.",
+)
+
+
+def read_input(name: str) -> str:
+    """The text of FILE, or of stdin for `-`; unreadable input is a UserError naming it."""
+    if name == "-":
+        return sys.stdin.read()
+    path = Path(name)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{name}: is a directory, expected a file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{name}: cannot read it ({e.__class__.__name__}: {e})") from None
+
+
+def show(report: DriftReport, fmt: str) -> None:
+    """Print the report and exit with its status (0 no drift, 7 drift, 1 errors)."""
+    click.echo(render(report, fmt), nl=False)
+    if report.exit_code == EXIT_ERROR:
+        problems = []
+        if report.errors:
+            problems.append(f"the preview reported {len(report.errors)} error(s)")
+        mandatory = sum(v.level == "mandatory" for v in report.violations)
+        if mandatory:
+            problems.append(f"{mandatory} mandatory policy violation(s)")
+        click.echo(f"error: {' and '.join(problems)}; see the report above", err=True)
+    sys.exit(report.exit_code)
+
+
+@click.command("drift-report")
+@click.argument("file", default="-")
+@click.option(
+    "--events",
+    "events_file",
+    metavar="FILE",
+    help="The engine event log (`pulumi preview --event-log FILE`): adds policy violations "
+    "and what refresh found.",
+)
+@REPORT_FORMAT_OPTION
+def command(file: str, events_file: str | None, fmt: str) -> None:
+    """Turn `pulumi preview --json` output (FILE, or - for stdin) into a drift report.
+
+    Each changed resource is classified: drift (changed outside Pulumi), config-changed,
+    secret-rotated (expected, never alarmed), replacement, deletion or creation. Secret
+    values never appear. Exit status: 0 no drift (or only secret rotations), 7 changes or
+    drift, 1 unreadable input, preview errors or mandatory policy violations.
+
+    \b
+    Example:
+      pulumi preview --refresh --json --event-log events.jsonl > preview.json
+      configplane drift-report preview.json --events events.jsonl --format markdown
+    """
+    source = "<stdin>" if file == "-" else file
+    try:
+        preview = parse_preview(read_input(file), source)
+        events = parse_events(read_input(events_file), events_file) if events_file else []
+    except DriftInputError as e:
+        raise UserError(str(e)) from None
+    show(build_report(preview, events), fmt)

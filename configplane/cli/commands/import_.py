@@ -1,0 +1,128 @@
+"""`configplane import`: adopt a service's existing configuration (.env, ConfigMap, Secret)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from configplane.cli.boundary import FORMAT_OPTION, UserError, emit, protect, protect_stack, raw_stdout
+from configplane.cli.commands.options import PROJECT_DIR_OPTION
+from configplane.inputs import PROJECT_FILE
+from configplane.ops import STORES, ImportProblem, emit_value, plan_import, read_input, write_import
+from configplane.redaction import detect
+
+
+@click.command("import")
+@click.argument("service", required=False)
+@click.option("--stack", help="Stack whose file gets the section (dev, staging, prod).")
+@click.option("--from", "sources", multiple=True, required=True, metavar="FILE",
+              help="A .env file, or Kubernetes manifests (.yaml/.yml/.json, several documents "
+                   "or a List); repeat for several files.")
+@click.option("--app-schema", help="schemas/services/<name>.schema.json for a new service.")
+@click.option("--store", type=click.Choice(STORES), default="vault", show_default=True,
+              help="Where the imported secrets are kept.")
+@click.option("--write", is_flag=True,
+              help="Write the section to services/<name>/<stack>.yaml and the secret declarations "
+                   "into Pulumi.yaml (instead of printing them).")
+@click.option("--emit-value", "emit_value_key", metavar="KEY",
+              help="Print one value of the input to a pipe, for `| pulumi config set --secret`; "
+                   "refuses a terminal. The commands import prints use it.")
+@PROJECT_DIR_OPTION
+@FORMAT_OPTION
+def command(service: str | None, stack: str | None, sources: tuple[str, ...],
+            app_schema: str | None, store: str, write: bool, emit_value_key: str | None,
+            project_dir: Path, fmt: str) -> None:
+    """Turn a .env file or ConfigMap/Secret manifests into a service's section for a stack
+    (services/<name>/<stack>.yaml).
+
+    Secret manifests' keys, and ConfigMap/.env values the pack's plaintext detector flags,
+    become `source: secure` secrets: their values never land in a file nor on screen.
+    Instead it prints, per secret, a command that pipes the value from the input file into
+    `pulumi config set --secret` when you run it. Without --write the section and the
+    Pulumi.yaml declarations are printed; with --write they are added to the files
+    (comments kept; the edit is checked by parsing the result before anything is written).
+
+    Example: configplane import billing --stack dev --from billing.env --app-schema http-api --write
+    """
+    try:
+        if emit_value_key is not None:
+            _emit(list(sources), emit_value_key)
+            return
+        _protect_inputs(sources)
+        if stack:
+            protect_stack(project_dir, stack)
+        if not service or not stack:
+            raise UserError("give the SERVICE and --stack to import into, e.g. `configplane "
+                            "import billing --stack dev --from billing.env`.")
+        plan = plan_import(project_dir, stack, service, list(sources), app_schema, store)
+        written = write_import(project_dir, plan) if write else []
+    except ImportProblem as exc:
+        raise UserError(str(exc)) from None
+    document = plan.as_dict(project_dir)
+    document["written"] = written
+    emit(document, fmt, render_text)
+
+
+def _protect_inputs(sources: tuple[str, ...]) -> None:
+    """The inputs' secret values (a Secret's keys, what the detector flags) are never printed."""
+    for source in sources:
+        try:
+            found, _ = read_input(source)
+        except ImportProblem:
+            continue  # reported by the import itself
+        for entry in found:
+            if entry.always_secret or detect(entry.key, entry.value):
+                protect(entry.value)
+
+
+def _to_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _emit(sources: list[str], key: str) -> None:
+    if _to_terminal():
+        raise UserError("refusing to print a secret value to a terminal. Fix: pipe it, e.g. "
+                        f"`configplane import --from {sources[0]} --emit-value {key} | pulumi "
+                        "config set --secret configplane:<key> --stack <stack>`.")
+    value = emit_value(sources, key)
+    # `pulumi config set` drops one trailing newline from stdin: add one, keep the value exact.
+    # The one deliberate way past the redactor: a value into a pipe (a terminal is refused).
+    out = raw_stdout()
+    out.write(value + "\n")
+    out.flush()
+
+
+def _yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                          width=1000)
+
+
+def render_text(document: dict[str, Any]) -> None:
+    out = click.echo
+    target = document["catalog_file"]
+    if document["written"]:
+        out(f"wrote {' and '.join(document['written'])}:")
+    else:
+        out(f"# write to {target}:")
+    out(_yaml(document["section"][document["service"]]).rstrip())
+    if document["declarations"]:
+        out("")
+        out(f"# {'declared in' if document['written'] else 'add to'} {PROJECT_FILE}, under config:")
+        out(_yaml({"config": document["declarations"]}).rstrip())
+    if document["secrets"]:
+        out("")
+        out("# secrets moved out (values not shown):")
+        for secret in document["secrets"]:
+            out(f"#   {secret['key']} from {secret['from']}: {secret['reason']}")
+        out("# set them from the inputs (each value is piped, never printed; run where the")
+        out("# input files are, then delete the inputs or keep them out of git):")
+        for line in document["commands"]:
+            out(line)
+    for note in document["notes"]:
+        out(f"note: {note}")
+    out(f"then: configplane validate --stack {document['stack']} && configplane plan "
+        f"--stack {document['stack']}")

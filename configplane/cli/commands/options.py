@@ -1,0 +1,32 @@
+"""The click options the commands share: --stack, --service and --project-dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from configplane.redaction import use_project_dir
+
+STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
+
+
+def _project_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+    use_project_dir(value)  # the project's pack holds the detector every command uses
+    return value
+
+
+PROJECT_DIR_OPTION = click.option(
+    "--project-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    callback=_project_dir,
+    help="Directory with Pulumi.yaml and the stack files.",
+)
+
+
+SERVICE_OPTION = click.option(
+    "--service", "services", multiple=True, metavar="NAME",
+    help="Only this service (repeatable): its files, the fleet defaults and the platform; the "
+         "same verdicts as the whole stack gives it, in a fraction of the time.")

@@ -1,0 +1,164 @@
+"""`configplane plan`: the offline plan of a stack (the real program under Pulumi's mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    UserError,
+    emit,
+    plain_console,
+    protect_stack,
+    redactor,
+    write_text,
+)
+from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
+from configplane.cli.commands.validate import report
+from configplane.inputs import StackFileError
+from configplane.model import InvalidStack
+from configplane.offline import Plan, PolicyPackError, redact, run_plan
+from configplane.validation import issues_of, load_or_issues, undecodable
+
+
+@click.command("plan")
+@STACK_OPTION
+@SERVICE_OPTION
+@PROJECT_DIR_OPTION
+@FORMAT_OPTION
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each Kubernetes object as YAML, plus plan.json, into this directory.")
+@click.option("--policy-pack-config", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Policy config file (default: policies/config/<stack>.json).")
+@click.option("--no-policy", is_flag=True, help="Skip the policy pack.")
+@click.option("--quiet", is_flag=True,
+              help="No progress bar (there is none in CI or when stderr is not a terminal).")
+def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
+            out: Path | None, policy_pack_config: Path | None, no_policy: bool,
+            quiet: bool) -> None:
+    """Show every resource `pulumi up` would create, without cloud or Pulumi CLI.
+
+    Validates first (same messages as `validate`), then runs the project's __main__.py under
+    the Pulumi SDK's mocks, and the policy pack in policies/ through the Analyzer protocol as
+    `pulumi preview --policy-pack policies` would. Secret values are shown as "[secret]".
+    Exit 1 on invalid configuration or any mandatory violation.
+
+    With --service, the program declares only those services (and the environment's
+    shared resources): what a service team runs before a pull request.
+
+    Example: configplane plan --stack dev --format json --out plan-out/
+    """
+    protect_stack(project_dir, stack)
+    if services:
+        _, issues = load_or_issues(project_dir, stack, services)
+        if issues:
+            report(stack, issues, fmt)
+            raise SystemExit(1)
+    try:
+        with plan_progress(stack, quiet) as progress:
+            plan = run_plan(project_dir, stack, policy=not no_policy,
+                            policy_config_file=policy_pack_config, progress=progress,
+                            services=services or None)
+    except (StackFileError, InvalidStack) as exc:  # run_plan validates before anything runs
+        report(stack, issues_of(exc, stack), fmt)
+        raise SystemExit(1) from None
+    except UnicodeDecodeError as exc:
+        report(stack, [undecodable(project_dir, stack, exc)], fmt)
+        raise SystemExit(1) from None
+    except PolicyPackError as exc:
+        raise UserError(str(exc)) from None
+    document = plan.as_dict(redactor())
+    if out is not None:
+        try:
+            write_out(plan, out)
+        except OSError as exc:
+            raise UserError(f"--out {out}: cannot write the plan there ({exc.strerror or exc}"
+                            f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
+                            "directory, or a path where one can be created.") from None
+    emit(document, fmt, render_table)
+    if any(v["level"] == "mandatory" for v in document["violations"]):
+        raise SystemExit(1)
+
+
+@contextmanager
+def plan_progress(stack: str, quiet: bool) -> Iterator[Callable[[Any], None] | None]:
+    """A progress bar on stderr while resources register; none with --quiet, in CI
+    (`CI=true`) or when stderr is not a terminal, so logs and JSON output stay clean."""
+    console = Console(stderr=True)
+    if quiet or os.environ.get("CI", "").lower() in ("true", "1") or not console.is_terminal:
+        yield None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed} resources"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        yield _Bars(bar, stack)
+
+
+class _Bars:
+    """Progress of the program (called per registered resource) and, on a second line, of
+    the policy pack (`analyzed`, per resource analysed): both are long at 2,000 services."""
+
+    def __init__(self, bar: Progress, stack: str):
+        self.bar = bar
+        self.program = bar.add_task(f"planning {stack}", total=None)
+        self.policy: Any = None
+
+    def __call__(self, _resource: Any) -> None:
+        self.bar.advance(self.program)
+
+    def analyzed(self, _resource: Any) -> None:
+        if self.policy is None:
+            self.policy = self.bar.add_task("policy pack", total=None)
+        self.bar.advance(self.policy)
+
+
+def render_table(document: dict[str, Any]) -> None:
+    out = plain_console()
+    out.print(f"stack {document['stack']}: resources to create")
+    width = max((len(r["type"]) for r in document["resources"]), default=0)
+    for r in document["resources"]:
+        flags = [k for k in ("protect", "retainOnDelete", "deleteBeforeReplace")
+                 if r["options"].get(k)]
+        suffix = f"  [{', '.join(flags)}]" if flags else ""
+        out.print(f"  + {r['type']:<{width}}  {r['name']}{suffix}")
+    summary = document["summary"]
+    out.print(f"{summary['resources']} resources to create")
+    if document["violations"]:
+        violations = Table(title="policy violations")
+        for column in ("level", "policy", "resource", "message"):
+            violations.add_column(column, overflow="fold")
+        for v in document["violations"]:
+            violations.add_row(v["level"], v["policy"], v["urn"].rsplit("::", 1)[-1], v["message"])
+        out.print(violations)
+    else:
+        out.print("policy violations: none")
+
+
+def kubernetes_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
+    manifest = {"apiVersion": inputs.get("apiVersion"), "kind": inputs.get("kind")}
+    manifest.update({k: v for k, v in redact(inputs).items() if k not in manifest})
+    return redactor().tree(manifest)
+
+
+def write_out(plan: Plan, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for resource in plan.resources:
+        if not (resource.custom and resource.type.startswith("kubernetes:")):
+            continue
+        manifest = kubernetes_manifest(resource.inputs)
+        meta = manifest.get("metadata") or {}
+        parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
+        file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
+        write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False))
+    write_text(out / "plan.json", json.dumps(plan.as_dict(redactor()), indent=2) + "\n")

@@ -1,0 +1,52 @@
+"""`configplane validate`: check a stack's configuration without running anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from configplane.cli.boundary import FORMAT_OPTION, emit, plain_console, protect_stack
+from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
+from configplane.model import Issue
+from configplane.validation import load_or_issues
+
+
+def report(stack: str, issues: list[Issue], fmt: str) -> None:
+    data = {"stack": stack, "valid": not issues, "errors": [i.as_dict() for i in issues]}
+
+    def table(data: dict) -> None:
+        console = plain_console()
+        if data["valid"]:
+            console.print(f"stack {stack}: configuration is valid")
+            return
+        grid = Table(title=f"stack {stack}: {len(issues)} error(s)", show_lines=False)
+        for column in ("file", "path", "problem and fix"):
+            grid.add_column(column, overflow="fold")
+        for issue in issues:
+            grid.add_row(issue.where, issue.path, issue.message)
+        console.print(grid)
+
+    emit(data, fmt, table)
+
+
+@click.command("validate")
+@STACK_OPTION
+@SERVICE_OPTION
+@PROJECT_DIR_OPTION
+@FORMAT_OPTION
+def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str) -> None:
+    """Validate a stack's layered configuration against the schemas.
+
+    Exit 0 when valid, 1 when not; every error names its file (and line), key path and fix.
+    Also checks that the stack config the Pulumi CLI would pass (PULUMI_CONFIG) stays well
+    under Linux's 128 KiB limit for one environment variable.
+
+    Example: configplane validate --stack prod --service api --format json
+    """
+    protect_stack(project_dir, stack)
+    _, issues = load_or_issues(project_dir, stack, services or None)
+    report(stack, issues, fmt)
+    if issues:
+        raise SystemExit(1)

@@ -1,0 +1,101 @@
+"""Reading a stack's inputs: the bounded YAML loader, Pulumi's project and stack files, the
+service catalog, layering with provenance, resolution into one document, JSON Schema files."""
+
+from configplane.inputs.catalog import (
+    CATALOG_DIR,
+    DEFAULTS_FILE,
+    OWNER,
+    SERVICE_FILE,
+    catalog_services,
+    read_fleet_defaults,
+    read_inputs,
+    read_stack_files,
+)
+from configplane.inputs.layerfiles import load
+from configplane.inputs.layering import (
+    TENANT_LAYER,
+    Layer,
+    Origin,
+    Resolved,
+    Setting,
+    apply_tenant,
+    dotted,
+    leaves,
+    merge,
+    resolve,
+    resolve_tenant,
+    tenant_layers,
+)
+from configplane.inputs.pulumiconfig import estimate_plaintext_length, runtime_values
+from configplane.inputs.resolution import layers_of, origin_near, resolve_inputs
+from configplane.inputs.schemacheck import FAST, config_validator, schema_errors
+from configplane.inputs.schemafiles import SCHEMAS_DIR, SchemaFileError, load_validator
+from configplane.inputs.stackfiles import (
+    DEFAULTS_KEY,
+    NAMESPACE,
+    PROJECT_FILE,
+    SERVICES_KEY,
+    StackFileError,
+    StackInputs,
+    StackValue,
+    read_project_file,
+    stack_file_name,
+)
+from configplane.inputs.yamlload import (
+    MAX_ALIAS_NODES,
+    MAX_DEPTH,
+    YamlError,
+    load_bytes,
+    load_file,
+    load_text,
+)
+
+__all__ = [
+    "apply_tenant",
+    "CATALOG_DIR",
+    "catalog_services",
+    "config_validator",
+    "DEFAULTS_FILE",
+    "DEFAULTS_KEY",
+    "dotted",
+    "estimate_plaintext_length",
+    "FAST",
+    "Layer",
+    "layers_of",
+    "leaves",
+    "load",
+    "load_bytes",
+    "load_file",
+    "load_text",
+    "load_validator",
+    "MAX_ALIAS_NODES",
+    "MAX_DEPTH",
+    "merge",
+    "NAMESPACE",
+    "Origin",
+    "origin_near",
+    "OWNER",
+    "PROJECT_FILE",
+    "read_fleet_defaults",
+    "read_inputs",
+    "read_project_file",
+    "read_stack_files",
+    "resolve",
+    "resolve_inputs",
+    "resolve_tenant",
+    "Resolved",
+    "runtime_values",
+    "schema_errors",
+    "SchemaFileError",
+    "SCHEMAS_DIR",
+    "SERVICE_FILE",
+    "SERVICES_KEY",
+    "Setting",
+    "stack_file_name",
+    "StackFileError",
+    "StackInputs",
+    "StackValue",
+    "TENANT_LAYER",
+    "tenant_layers",
+    "YamlError",
+]

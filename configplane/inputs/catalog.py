@@ -1,0 +1,290 @@
+"""The one reader: a stack's layers from the service catalog and Pulumi config.
+
+Used by `__main__.py` under `pulumi up` and by every CLI verb, so they cannot disagree. The
+program reads the catalog from the project directory; Pulumi config holds only platform
+settings and `secure` values:
+
+    Pulumi.yaml               configplane:defaults.platform   (project platform defaults)
+    Pulumi.<stack>.yaml       configplane:platform, secure values, provider settings
+    services/defaults.yaml    owners: platform owners; service: fleet-wide service defaults
+    services/<name>/service.yaml    the service's base (the directory name is its name)
+    services/<name>/<stack>.yaml    optional overlay for one stack (`null`: not in that stack)
+
+Layers, lowest first: platform: project -> environment; each service: fleet ->
+service -> environment (-> tenants, applied per service by the checker). Objects
+deep-merge, lists and scalars replace, `null` deletes. Each value keeps the file and line
+that set it.
+
+Service definitions still found in Pulumi config (`configplane:defaults.services`,
+`configplane:services`: the layout before the catalog) are read as layers too, so an old
+project plans unchanged until `configplane migrate --write` moves them; `validate` fails
+them once the config nears the size where the Pulumi CLI can no longer start the program.
+
+Reading the Pulumi config files is configplane.inputs.pulumiconfig's job, reading one YAML file (once,
+with its lines) configplane.inputs.layerfiles'; this module assembles the layers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from configplane import contract
+from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, load, subtree_lines
+from configplane.inputs.layering import Layer
+from configplane.inputs.pulumiconfig import (
+    config_file,
+    full_key,
+    project_config,
+    runtime_values,
+    secure_raw,
+    stack_values,
+)
+from configplane.inputs.stackfiles import (
+    DEFAULTS_KEY,
+    NAMESPACE,
+    PLATFORM_KEY,
+    PROJECT_FILE,
+    SERVICES_KEY,
+    StackInputs,
+    StackValue,
+    stack_file_name,
+)
+from configplane.inputs.yamlload import KeyPath, YamlError
+
+CATALOG_DIR = "services"
+DEFAULTS_FILE = f"{CATALOG_DIR}/defaults.yaml"
+SERVICE_FILE = "service.yaml"
+DEFAULTS_FIELDS = ("owners", "service")
+OWNER = re.compile(contract.OWNER)
+
+# The offline plan may restrict the catalog to some services (`plan --service`); nothing
+# else sets it, so `pulumi up` always reads the whole catalog.
+SERVICE_FILTER: frozenset[str] | None = None
+
+@dataclass(frozen=True)
+class FleetDefaults:
+    owners: tuple[str, ...] = ()
+    service: Mapping[str, Any] = field(default_factory=dict)
+    lines: Mapping[KeyPath, int] = field(default_factory=dict)  # relative to `service`
+
+
+def read_inputs(project_dir: Path, stack: str,
+                config_values: Mapping[str, StackValue] | None = None, *,
+                services: Iterable[str] | None = None) -> StackInputs:
+    """Every layer of one stack. `config_values`: the config source; None reads the stack
+    file (the CLI), `runtime_values()` is what the engine handed the program (`pulumi up`).
+    `services`: read only these catalog services (`validate/plan --service`)."""
+    project_dir = Path(project_dir)
+    problems: list[Problem] = []
+    notes: list[str] = []
+    project_file = config_file(project_dir, PROJECT_FILE, True, problems)
+    stack_name = stack_file_name(stack)
+    stack_file = config_file(project_dir, stack_name, config_values is None, problems)
+
+    project = str(project_file.document.get("name", NAMESPACE))
+    # value_paths: full key -> where its value sits in Pulumi.yaml
+    declarations, project_values, value_paths = project_config(project_file, project)
+    stack_keys = {full_key(k, project): ("config", k)
+                  for k in (stack_file.document.get("config") or {})}
+    values = (dict(config_values) if config_values is not None
+              else stack_values(stack_file, project))
+
+    def config_layer(full: str) -> tuple[Any, str, dict[KeyPath, int]]:
+        """A key's value, the file it comes from and its lines (stack wins over project)."""
+        found = values.get(full)
+        if full in stack_keys:
+            return (found.value if found else None, stack_name,
+                    subtree_lines(stack_file.lines, stack_keys[full]))
+        if found is not None and not found.secure:  # runtime: project values come through too
+            fallback = project_values.get(full)
+            return found.value, PROJECT_FILE, (subtree_lines(project_file.lines, value_paths[full])
+                                               if full in value_paths and fallback is not None else {})
+        if full in project_values:
+            return project_values[full], PROJECT_FILE, subtree_lines(project_file.lines,
+                                                                      value_paths[full])
+        return None, PROJECT_FILE, {}
+
+    defaults, defaults_file, defaults_lines = config_layer(DEFAULTS_KEY)
+    platform, platform_file, platform_lines = config_layer(PLATFORM_KEY)
+    legacy_env, legacy_env_file, legacy_env_lines = config_layer(SERVICES_KEY)
+
+    defaults_doc: dict[str, Any] = {}
+    legacy_base: Any = None
+    if isinstance(defaults, Mapping):
+        defaults_doc = {k: v for k, v in defaults.items() if k != "services"}
+        legacy_base = defaults.get("services")
+    elif defaults is not None:
+        problems.append((DEFAULTS_KEY, defaults_file, f"`{DEFAULTS_KEY}` must be a mapping "
+                         "(platform: ...). Fix: correct it."))
+    platform_layers = [Layer("project", defaults_file, defaults_doc, defaults_lines)]
+    env_doc = {} if platform is None else {"platform": platform}
+    platform_layers.append(Layer("environment", platform_file, env_doc,
+                                 {("platform", *p): line for p, line in platform_lines.items()}))
+
+    wanted = None if services is None else set(services)
+    if wanted is None and SERVICE_FILTER is not None:
+        wanted = set(SERVICE_FILTER)
+    service_layers: dict[str, list[Layer]] = {}
+
+    # The layout before the catalog: service definitions in Pulumi config.
+    for value, file, lines, layer, path in (
+        (legacy_base, defaults_file, defaults_lines, "project", f"{DEFAULTS_KEY}.services"),
+        (legacy_env, legacy_env_file, legacy_env_lines, "environment", SERVICES_KEY),
+    ):
+        if value is None:
+            continue
+        if not isinstance(value, Mapping):
+            problems.append((path, file, f"`{path}` must be a mapping of service names to "
+                             "definitions. Fix: correct it, then `configplane migrate --write`."))
+            continue
+        prefix: KeyPath = ("services",) if layer == "project" else ()
+        by_child = lines_by_child(lines, prefix)
+        for name, doc in value.items():
+            if wanted is not None and name not in wanted:
+                continue
+            rel = {p[1:]: line for p, line in by_child.get(str(name), {}).items()}
+            service_layers.setdefault(str(name), []).append(
+                Layer(layer, file, {str(name): doc}, {(str(name), *p): ln for p, ln in rel.items()}))
+    legacy = set(service_layers)
+    if legacy:
+        notes.append(f"{len(legacy)} service(s) are defined in Pulumi config (the layout before "
+                     "services/): run `configplane migrate --write` to move them to "
+                     "services/<name>/.")
+
+    fleet = read_fleet_defaults(project_dir, problems)
+    known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
+    known_stacks.add(stack)
+    catalog = project_dir / CATALOG_DIR
+    names = sorted(p.name for p in catalog.iterdir() if p.is_dir()) if catalog.is_dir() else []
+    if catalog.is_dir():
+        for p in sorted(catalog.iterdir()):
+            if p.is_file() and p.suffix in (".yaml", ".yml") and p.name != "defaults.yaml":
+                problems.append(("", f"{CATALOG_DIR}/{p.name}", "a service is a directory: "
+                                 f"Fix: move it to {CATALOG_DIR}/{p.stem}/{SERVICE_FILE}."))
+    for name in names:
+        if wanted is not None and name not in wanted:
+            continue
+        layers = _catalog_layers(catalog / name, name, stack, known_stacks, problems)
+        if layers is None:
+            continue
+        if name in legacy:
+            problems.append((f"services.{name}", f"{CATALOG_DIR}/{name}/", f"service `{name}` is "
+                             "defined both in services/ and in Pulumi config. Fix: keep one "
+                             "(`configplane migrate` moves the config one)."))
+            del service_layers[name]
+            continue
+        service_layers[name] = layers
+
+    for name in service_layers:
+        if fleet.service:
+            service_layers[name].insert(0, Layer("fleet", DEFAULTS_FILE, {name: fleet.service},
+                                                 {(name, *p): ln for p, ln in fleet.lines.items()}))
+
+    return StackInputs(
+        stack=stack,
+        project_file=PROJECT_FILE,
+        stack_file=stack_name,
+        defaults=defaults_doc,
+        environment=env_doc,
+        declarations=declarations,
+        values=values,
+        project=project,
+        project_values=project_values,
+        read_problems=tuple(problems),
+        secure_raw=secure_raw(stack_file, project),
+        platform_layers=tuple(platform_layers),
+        service_layers={k: tuple(service_layers[k]) for k in sorted(service_layers)},
+        notes=tuple(notes),
+        project_dir=str(project_dir),
+        owners=fleet.owners,
+    )
+
+
+def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[str],
+                    problems: list[Problem]) -> list[Layer] | None:
+    """A catalog service's layers in this stack, or None when it is not in the stack."""
+    with os.scandir(directory) as entries:
+        files = {e.name: e.path for e in entries if e.is_file()}
+    for file in sorted(files):
+        stem, dot, ext = file.rpartition(".")
+        if ext in ("yaml", "yml") and file != SERVICE_FILE and stem not in known_stacks:
+            problems.append(("", f"{CATALOG_DIR}/{name}/{file}", f"overlay for stack `{stem}`, "
+                             f"which has no Pulumi.{stem}.yaml. Fix: rename it to "
+                             f"<stack>.yaml for one of: {', '.join(sorted(known_stacks))}."))
+    layers: list[Layer] = []
+    for layer, file_name in (("service", SERVICE_FILE), ("environment", f"{stack}.yaml")):
+        if file_name not in files:
+            continue
+        display = f"{CATALOG_DIR}/{name}/{file_name}"
+        try:
+            loaded = load(files[file_name], display, (name,))
+        except YamlError as exc:
+            where = ".".join(("services", *exc.path)) if exc.path else f"services.{name}"
+            problems.append((where, display, exc.problem, exc.line))
+            return None
+        problems.extend(duplicates(loaded, display, ("services", name)))
+        if layer == "environment" and loaded.explicit_null:
+            return None  # `null`: the service is not in this stack
+        document = loaded.document if loaded.document is not None else {}
+        if not isinstance(document, dict):
+            problems.append((f"services.{name}", display, "expected a mapping of service fields "
+                             "(app_schema, config, secrets...). Fix: correct the file."))
+            return None
+        layers.append(Layer(layer, display, {name: document}, loaded.lines))
+    return layers or None  # only an overlay: the service is in that stack only
+
+
+def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None) -> FleetDefaults:
+    """services/defaults.yaml: platform owners and fleet-wide service defaults."""
+    problems = problems if problems is not None else []
+    path = project_dir / DEFAULTS_FILE
+    if not path.is_file():
+        return FleetDefaults()
+    try:
+        loaded = load(path, DEFAULTS_FILE)
+    except YamlError as exc:
+        problems.append(("", DEFAULTS_FILE, exc.problem, exc.line))
+        return FleetDefaults()
+    problems.extend(duplicates(loaded, DEFAULTS_FILE))
+    document = loaded.document if loaded.document is not None else {}
+    if not isinstance(document, dict):
+        problems.append(("", DEFAULTS_FILE, "expected a mapping with `owners` and `service`. "
+                         "Fix: correct the file."))
+        return FleetDefaults()
+    for key in sorted(set(document) - set(DEFAULTS_FIELDS)):
+        problems.append((key, DEFAULTS_FILE, f"unknown key `{key}`. Fix: use `owners` (platform "
+                         "owners) and `service` (defaults for every service).",
+                         loaded.lines.get((key,))))
+    owners = document.get("owners") or []
+    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.match(o)
+                                               for o in owners):
+        problems.append(("owners", DEFAULTS_FILE, "owners must be a list of GitHub users or "
+                         "teams (`@org/team`, `@user`) or e-mail addresses. Fix: correct it."))
+        owners = []
+    service = document.get("service") or {}
+    if not isinstance(service, dict):
+        problems.append(("service", DEFAULTS_FILE, "`service` must be a mapping of service "
+                         "fields. Fix: correct it."))
+        service = {}
+    return FleetDefaults(tuple(owners), service, subtree_lines(loaded.lines, ("service",)))
+
+
+def catalog_services(project_dir: Path) -> list[str]:
+    catalog = Path(project_dir) / CATALOG_DIR
+    return sorted(p.name for p in catalog.iterdir() if p.is_dir()) if catalog.is_dir() else []
+
+
+def read_stack_files(project_dir: Path, stack: str) -> StackInputs:
+    """The stack's inputs with config from the project and stack files (the CLI's view)."""
+    return read_inputs(project_dir, stack)
+
+
+def inputs_from_pulumi(project_dir: Path, stack: str) -> StackInputs:
+    """The same inputs as a running Pulumi program sees them: config from the engine
+    (so `--config` and `pulumi config set` count), the catalog from the project directory."""
+    return read_inputs(project_dir, stack, runtime_values())

@@ -1,0 +1,55 @@
+"""One YAML file of a stack's layers, read once: its document, the line of every key and the
+keys it sets twice. Shared by the Pulumi config reader (configplane.inputs.pulumiconfig) and the
+service catalog reader (configplane.inputs.catalog).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+from configplane.inputs.yamlload import KeyPath, Loaded, YamlError, load_bytes
+
+Problem = tuple  # (key path, file, message[, line])
+
+
+@lru_cache(maxsize=16384)
+def _parse(name: str, data: bytes, prefix: KeyPath) -> Loaded:
+    """Parsed once per content: validating three stacks reads each service.yaml once."""
+    return load_bytes(data, name, prefix)
+
+
+def load(path: Path | str, name: str, prefix: KeyPath = ()) -> Loaded:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise YamlError(name, f"file not found in {Path(path).parent.resolve()}") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise YamlError(name, f"cannot be read ({type(exc).__name__})") from None
+    return _parse(name, data, prefix)
+
+
+def duplicates(loaded: Loaded, file: str, prefix: KeyPath = ()) -> list[Problem]:
+    problems = []
+    for key, line in loaded.duplicates:
+        full = ".".join((*prefix, key))
+        problems.append((full, file, f"key `{full}` appears twice (again at line {line}); "
+                         "YAML keeps only the last one. Fix: remove one of them.", line))
+    return problems
+
+
+def subtree_lines(lines: Mapping[KeyPath, int], prefix: KeyPath) -> dict[KeyPath, int]:
+    n = len(prefix)
+    return {p[n:]: line for p, line in lines.items() if p[:n] == prefix and len(p) > n}
+
+
+def lines_by_child(lines: Mapping[KeyPath, int], prefix: KeyPath) -> dict[str, dict[KeyPath, int]]:
+    """Lines below prefix.<child>, grouped by child, relative to prefix (one pass)."""
+    n = len(prefix)
+    grouped: dict[str, dict[KeyPath, int]] = {}
+    for p, line in lines.items():
+        if len(p) > n and p[:n] == prefix:
+            grouped.setdefault(p[n], {})[p[n:]] = line
+    return grouped

@@ -1,0 +1,67 @@
+"""The offline plan: the project's program under the Pulumi SDK's mocks, and the real policy
+pack driven as a process over the Analyzer gRPC protocol."""
+
+from configplane.offline.marshal import (
+    ARCHIVE_SIG,
+    ASSET_SIG,
+    OUTPUT_SIG,
+    RESOURCE_SIG,
+    SIG_KEY,
+    UNKNOWN,
+    marshal_properties,
+    secret,
+)
+from configplane.offline.plan import (
+    Plan,
+    PlanMocks,
+    analyzed_resources,
+    plan_config,
+    project_imports,
+    redact,
+    run_plan,
+    run_program,
+)
+from configplane.offline.policyconfig import PolicyConfig, default_policy_config, load_policy_config_file
+from configplane.offline.results import (
+    AnalyzedResource,
+    PlannedResource,
+    PolicyConfigError,
+    PolicyPackError,
+    PolicyReport,
+    Remediation,
+    ResourceOptions,
+    Violation,
+)
+from configplane.offline.session import PolicyPackSession, run_policy_pack
+
+__all__ = [
+    "analyzed_resources",
+    "AnalyzedResource",
+    "ARCHIVE_SIG",
+    "ASSET_SIG",
+    "default_policy_config",
+    "load_policy_config_file",
+    "marshal_properties",
+    "OUTPUT_SIG",
+    "Plan",
+    "plan_config",
+    "PlanMocks",
+    "PlannedResource",
+    "PolicyConfig",
+    "PolicyConfigError",
+    "PolicyPackError",
+    "PolicyPackSession",
+    "PolicyReport",
+    "project_imports",
+    "redact",
+    "Remediation",
+    "RESOURCE_SIG",
+    "ResourceOptions",
+    "run_plan",
+    "run_policy_pack",
+    "run_program",
+    "secret",
+    "SIG_KEY",
+    "UNKNOWN",
+    "Violation",
+]

@@ -1,0 +1,41 @@
+"""Adopt existing configuration: a `.env` file or Kubernetes ConfigMap/Secret manifests.
+
+The result is a service's section for one stack (services/<name>/<stack>.yaml). Every secret
+is moved out of it: the keys of a Secret manifest always, and any ConfigMap or .env value the
+pack's plaintext detector flags. A secret becomes `source: secure` with a `config_key`,
+declared in Pulumi.yaml (`type: string`, `secret: true`); its value is never printed nor
+written. The user sets it with a pipe that reads the input file when it runs:
+
+    configplane import --from billing.env --emit-value STRIPE_API_KEY \\
+      | pulumi config set --secret configplane:billingStripeApiKey --stack dev
+
+`--emit-value` parses the file exactly as the import did (quotes, base64) and refuses to write
+to a terminal; `pulumi config set` reads a piped value from stdin and drops one trailing
+newline, which `--emit-value` adds, so values ending in a newline survive.
+
+The seams, one module each:
+- `envfile`: `.env` files, parsed with python-dotenv's parser (line numbers kept);
+- `manifests`: ConfigMap and Secret manifests (PyYAML, base64 decoded);
+- `plan`: what becomes config and what a secret reference, the declarations, the commands;
+- `yamledit`: writing it: a new services/<name>/<stack>.yaml, and the declarations added to
+  Pulumi.yaml with ruamel.yaml's round-trip editor (comments and layout kept; the edit is
+  checked to be one inserted block before anything is written).
+"""
+
+from configplane.ops.importer.entry import Entry, ImportProblem
+from configplane.ops.importer.proposal import (
+    STORES,
+    ImportedSecret,
+    ImportProposal,
+    catalog_file,
+    config_key_for,
+    emit_value,
+    plan_import,
+    read_input,
+)
+from configplane.ops.importer.yamledit import add_declarations, write_import
+
+__all__ = [
+    "STORES", "Entry", "ImportProposal", "ImportProblem", "ImportedSecret", "add_declarations",
+    "catalog_file", "config_key_for", "emit_value", "plan_import", "read_input", "write_import",
+]

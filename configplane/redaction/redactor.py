@@ -1,0 +1,361 @@
+"""The one redaction boundary: every way out of configplane passes through a `Redactor`.
+
+A value is secret, and never printed or written, when it is known to be secret
+- by declaration: a `secrets:` entry of a service (whatever is not its metadata), a key
+  declared `secret: true` in Pulumi.yaml (its `value`/`default`, a plaintext stack value);
+- by source: a `secure:` stack value, a provider credential (`vault:token`, `aws:secretKey`,
+  ...), a value marked secret in the engine's wire format (the plan's `secure`, generated and
+  write-only values arrive that way);
+- by key name and by content: the policy pack's detector (`scan(key, value)`) flags it.
+
+A secret spec is shown by its metadata only (source, store, config_key, ref, version, length,
+rotation strategy, database coordinates); any other field, and a spec pasted as a plain
+string, is `[secret]`. A description is shown unless the detector flags it.
+
+Two layers: `tree()` redacts structured data before it is rendered (JSON, YAML, tables), and
+`text()` replaces every known secret string (and its JSON-escaped form) in any text; the CLI's
+output streams apply `text()` to every line written to stdout and stderr (configplane.cli.boundary).
+This module imports neither Pulumi nor the stack model: it is cheap to use from any layer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from configplane.contract import REDACTED
+
+HIDDEN = "[not shown: unknown field]"
+# The engine's wire format for a secret value (pulumi.runtime.rpc; a test pins both).
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
+MIN_SECRET_LEN = 4  # shorter values are redacted where they stand, never inside other text
+
+# What of a secret spec is metadata (shown); everything else is the secret (never shown).
+SPEC_METADATA: Mapping[str, frozenset[str]] = {
+    "": frozenset({"source", "store", "config_key", "ref", "length", "description",
+                   "database", "rotation", "version", "dynamic"}),
+    "database": frozenset({"engine", "host", "port", "dbname", "username"}),
+    "rotation": frozenset({"strategy", "master_secret_arn", "length"}),
+    "dynamic": frozenset({"connection", "username_key", "grants"}),
+}
+
+# Slots that hold names of things, never a value: the detector does not judge their values by
+# the key (`config_key: apiDbPassword` names a config key; ESO's `remoteRef.key` a path).
+# A known secret is still redacted there.
+NAME_SLOTS = frozenset({
+    "source", "store", "config_key", "ref", "length", "version", "strategy",
+    "master_secret_arn", "engine", "port", "dbname", "username", "key", "property",
+    "secretKey", "secretName", "secret_name", "name", "kind", "apiVersion", "type", "urn",
+    "role", "policy", "path", "mountPath", "serviceAccountRef", "secrets_manager_arns",
+    "vault_policy", "vault_role", "vault_path", "keyId", "arn", "id",
+    # configplane's own messages (they name keys and rules, never values)
+    "reason", "message", "state", "notes", "advice", "fix", "level", "policy_pack",
+})
+
+
+def is_name_slot(key: str) -> bool:
+    """A slot naming something (NAME_SLOTS), or a Pulumi config key (`password_config_key`:
+    the name of a `secure` key, whose own value never appears in any document)."""
+    return key in NAME_SLOTS or key.endswith("config_key")
+
+# Pulumi provider settings that are credentials: a plaintext value in a stack file is a leak.
+PROVIDER_CREDENTIALS = frozenset({
+    "aws:accessKey", "aws:secretKey", "aws:token", "aws:sessionToken",
+    "vault:token", "vault:authLogin", "vault:authLoginUserpass", "vault:authLoginAws",
+    "vault:authLoginJwt", "vault:authLoginKubernetes", "vault:authLoginOidc",
+    "vault:authLoginCert", "vault:authLoginAppRole", "vault:clientAuth",
+    "kubernetes:kubeconfig", "kubernetes:clientKey", "kubernetes:token",
+    "azure:clientSecret", "azure-native:clientSecret", "azure:clientCertificatePassword",
+    "gcp:credentials", "gcp:accessToken", "postgresql:password", "random:seed",
+})
+
+# Text that is also a bare JSON token (a number, true/false/null): replacing it inside text
+# would break JSON output; such values are redacted where they stand (`tree`).
+_JSON_TOKEN = re.compile(r"-?[0-9][0-9.eE+-]*|true|false|null")
+_LINE = re.compile(r"^\s*(?:-\s+)?([^\s#][^#]*?)\s*:\s+(.+?)\s*$")
+
+
+def is_secret_wrapper(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get(SECRET_SIG_KEY) == SECRET_SIG_VALUE
+
+
+def marked_strings(value: Any, path: str = "", marked: bool = False
+                   ) -> Iterator[tuple[str, str, bool]]:
+    """(key path, string, inside a secret-marked value) for every string of a property value
+    as the engine holds it: the one walker over its secret wrappers."""
+    if is_secret_wrapper(value):
+        yield from marked_strings(value.get("value"), path, True)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from marked_strings(item, f"{path}.{key}" if path else str(key), marked)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from marked_strings(item, f"{path}[{index}]", marked)
+    elif isinstance(value, str):
+        yield path, value, marked
+
+
+@lru_cache(maxsize=65536)
+def _scan(key: str, value: str) -> tuple[bool, tuple[str, ...]]:
+    from configplane.redaction.detector import load_detector  # the pack's own detector, loaded once
+
+    found = load_detector().scan(key, value)
+    return bool(found.secret), tuple(found.rules)
+
+
+def detect(key: str, value: Any) -> tuple[str, ...]:
+    """The detector's rules that fire on this key/value pair (empty: not a secret)."""
+    if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
+        return ()
+    text = value if isinstance(value, str) else str(value)
+    if not text.strip() or len(text) > 65536:
+        return ()
+    secret, rules = _scan(str(key), text)
+    return rules if secret else ()
+
+
+def spec_metadata(rel: tuple[str, ...] | list[str]) -> bool:
+    """Whether a path inside a secret spec (`()` is the spec itself) is shown metadata."""
+    rel = tuple(rel)
+    if not rel:
+        return True
+    if rel[0] not in SPEC_METADATA[""]:
+        return False
+    if len(rel) == 1:
+        return True
+    # a metadata field's whole subtree is metadata (dynamic.grants is a list of grants)
+    return rel[0] in SPEC_METADATA and rel[1] in SPEC_METADATA[rel[0]]
+
+
+class Redactor:
+    """Knows the secret values of one command's inputs and keeps them out of its outputs."""
+
+    def __init__(self, values: Iterable[Any] = ()) -> None:
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._dirty = False
+        self.add(*values)
+
+    # --- what is secret ---------------------------------------------------------------
+
+    def add(self, *values: Any) -> None:
+        for value in values:
+            for text in _strings_of(value):
+                text = text.strip("\r\n")
+                if text and text not in self._values and text != REDACTED:
+                    self._values.add(text)
+                    self._dirty = True
+
+    def knows(self, value: Any) -> bool:
+        return any(t in self._values for t in _strings_of(value))
+
+    @property
+    def values(self) -> frozenset[str]:
+        return frozenset(self._values)
+
+    def merge(self, other: Redactor) -> None:
+        self.add(*other._values)
+
+    # --- redaction -----------------------------------------------------------------------
+
+    def text(self, text: str) -> str:
+        """`text` with every known secret (and its JSON-escaped form) replaced by [secret]."""
+        if not self._values or not text:
+            return text
+        pattern = self._compiled()
+        return pattern.sub(REDACTED, text) if pattern is not None else text
+
+    def value(self, key: str, value: Any) -> Any:
+        """One scalar in the slot `key`: [secret] when known or flagged, else its text redacted."""
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, str | int | float):
+            if self.knows(value) or (not is_name_slot(key) and detect(key, value)):
+                return REDACTED
+            return self.text(value) if isinstance(value, str) else value
+        return self.tree(value, key)
+
+    def tree(self, value: Any, key: str = "") -> Any:
+        """A printable copy of structured data: secret-marked values, known secrets and values
+        the detector flags (judged with the key that holds them) become [secret]."""
+        if is_secret_wrapper(value):
+            return REDACTED
+        if isinstance(value, Mapping):  # keys as text: YAML 1.1 may have made `no` a bool
+            return {self.text(str(k)): self.tree(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.tree(v, key) for v in value]
+        return self.value(key, value)
+
+    def spec(self, value: Any, rel: tuple[str, ...] = ()) -> Any:
+        """A secret spec (or a part of one, at `rel` inside it) by its metadata only."""
+        if not spec_metadata(rel):
+            return HIDDEN
+        if isinstance(value, Mapping):
+            if rel and rel[0] not in SPEC_METADATA:  # a scalar field given as a mapping
+                return HIDDEN
+            return {str(k): self.spec(v, (*rel, str(k))) for k, v in value.items()}
+        if not rel:  # a spec pasted as a string or a number: that is the value itself
+            return REDACTED if value is not None else None
+        if isinstance(value, list):  # metadata lists inside a block (dynamic.grants) only
+            return ([self.spec(v, rel) for v in value]
+                    if len(rel) >= 2 and rel[0] in SPEC_METADATA else HIDDEN)
+        return self.value(rel[-1], value)
+
+    def _compiled(self) -> re.Pattern[str] | None:
+        if self._dirty:
+            forms: set[str] = set()
+            for v in self._values:
+                if len(v) < MIN_SECRET_LEN or _JSON_TOKEN.fullmatch(v):
+                    continue  # redacted where they stand (tree), never inside other text
+                forms.add(v)
+                escaped = json.dumps(v, ensure_ascii=False)[1:-1]
+                forms.add(escaped)
+                forms.add(json.dumps(v)[1:-1])
+                for line in v.splitlines():  # a multi-line secret printed line by line
+                    if len(line.strip()) >= 8:
+                        forms.add(line.strip())
+            words = sorted(forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(map(re.escape, words))) if words else None
+            self._dirty = False
+        return self._pattern
+
+
+def _strings_of(value: Any) -> list[str]:
+    if value is None or isinstance(value, bool):
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, int | float):
+        return [str(value)]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings_of(v)]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [s for v in value for s in _strings_of(v)]
+    return []
+
+
+# --- what a stack holds that is secret ---------------------------------------------------
+
+
+def stack_secrets(inputs: Any) -> set[str]:
+    """Every secret value in a stack's inputs (configplane.inputs.stackfiles.StackInputs): secret
+    specs' non-metadata, secret-declared and credential keys' values, plaintext under
+    `secure:`, and every value the detector flags in any layer (overridden ones included)."""
+    found: set[str] = set()
+    for document in (inputs.defaults, inputs.environment):
+        found |= document_secrets(document)
+    declarations = getattr(inputs, "declarations", {}) or {}
+    for key, value in (getattr(inputs, "values", {}) or {}).items():
+        declared = declarations.get(key)
+        if value.secure:
+            continue
+        if key in PROVIDER_CREDENTIALS or (declared is not None and declared.secret):
+            found.update(_strings_of(value.value))
+        elif not isinstance(value.value, Mapping | list):
+            if detect(key.rsplit(":", 1)[-1], value.value):
+                found.update(_strings_of(value.value))
+        else:
+            found |= document_secrets({key.rsplit(":", 1)[-1]: value.value})
+    for key, value in (getattr(inputs, "project_values", {}) or {}).items():
+        declared = declarations.get(key)
+        if key in PROVIDER_CREDENTIALS or (declared is not None and declared.secret):
+            found.update(_strings_of(value))
+        elif isinstance(value, Mapping | list):
+            found |= document_secrets({key.rsplit(":", 1)[-1]: value})
+        elif detect(key.rsplit(":", 1)[-1], value):
+            found.update(_strings_of(value))
+    for value in (getattr(inputs, "secure_raw", {}) or {}).values():
+        found.update(_strings_of(value))  # plaintext pasted under `secure:` (or ciphertext)
+    for layers in (getattr(inputs, "service_layers", {}) or {}).values():
+        for layer in layers:  # the catalog's files (services/), each layer {name: document}
+            found |= document_secrets({"services": layer.document})
+    return found
+
+
+def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = ()) -> set[str]:
+    """Secret values in a configuration document (a layer or the merged stack document)."""
+    found: set[str] = set()
+    if isinstance(document, Mapping):
+        for k, v in document.items():
+            k = str(k)
+            sub = (*path, k)
+            if len(sub) == 4 and sub[0] == "services" and sub[2] == "secrets":
+                found |= _spec_secrets(v, ())
+            else:
+                found |= document_secrets(v, k, sub)
+    elif isinstance(document, list):
+        for item in document:
+            found |= document_secrets(item, key, path)
+    elif document is not None and not isinstance(document, bool):
+        if (not is_name_slot(key) and detect(key, document)) or url_userinfo(document):
+            found.update(_strings_of(document))
+            info = url_userinfo(document)
+            if info:
+                found.add(info)
+    return found
+
+
+def _spec_secrets(spec: Any, rel: tuple[str, ...]) -> set[str]:
+    if not spec_metadata(rel) or (rel and rel[0] not in SPEC_METADATA and
+                                  isinstance(spec, Mapping | list)):
+        return set(_strings_of(spec))
+    if isinstance(spec, Mapping):
+        return {s for k, v in spec.items() for s in _spec_secrets(v, (*rel, str(k)))}
+    if not rel:
+        return set(_strings_of(spec))  # a spec pasted as a string: the value itself
+    if isinstance(spec, list):
+        if len(rel) >= 2 and rel[0] in SPEC_METADATA:  # metadata lists (dynamic.grants)
+            return {s for item in spec for s in _spec_secrets(item, rel)}
+        return set(_strings_of(spec))
+    if (not is_name_slot(rel[-1]) and detect(rel[-1], spec)) or url_userinfo(spec):
+        return set(_strings_of(spec))
+    return set()
+
+
+def url_userinfo(value: Any) -> str | None:
+    """The `user:password` (or token) part of a URL, if it has one."""
+    if not isinstance(value, str) or "@" not in value or "://" not in value:
+        return None
+    m = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#\s]*)@", value.strip())
+    return m.group(1) if m and m.group(1) else None
+
+
+def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = ()) -> set[str]:
+    """Secret values found line by line in files, for when they cannot be parsed (a YAML
+    syntax error's message may quote the line): every `key: value` the detector flags, every
+    value of a `secure:` or credential key."""
+    found: set[str] = set()
+    declared = set(secret_keys) | {k.split(":", 1)[-1] for k in secret_keys}
+    for path in paths:
+        try:
+            text = Path(path).read_bytes()[: 8 * 1024 * 1024].decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        previous_key = ""
+        for line in text.splitlines():
+            m = _LINE.match(line)
+            if not m:
+                previous_key = line.strip().rstrip(":").strip("'\"") or previous_key
+                continue
+            key, value = m.group(1).strip("'\""), m.group(2)
+            bare = value.strip("'\"")
+            if is_name_slot(key) and key != "secure":
+                continue  # a leaf naming something; the enclosing key stays the same
+            if not bare or bare.startswith(("#", "&", "*", "|", ">")):
+                previous_key = key
+                continue
+            secret_slot = (key in PROVIDER_CREDENTIALS or key in declared
+                           or previous_key in PROVIDER_CREDENTIALS
+                           or (previous_key in declared and key in ("value", "default")))
+            if (key == "secure" or secret_slot or detect(key.rsplit(":", 1)[-1], bare)
+                    or url_userinfo(bare)):
+                found.add(bare)
+                if url_userinfo(bare):
+                    found.add(url_userinfo(bare) or "")
+    found.discard("")
+    return found

@@ -1,0 +1,314 @@
+"""Checks `validate` makes beyond the schemas, so that it decides everything that does not need
+the program: plaintext secrets anywhere in the inputs, names that collide once normalised,
+rotation settings as the component checks them, sizes, and the stack/environment agreement.
+
+Each check returns problems as (key path, file, message); messages never contain a value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from configplane.contract import MAX_CONFIGMAP_BYTES, secret_resource_name
+from configplane.inputs import NAMESPACE, StackInputs, dotted
+from configplane.model import rotated_secrets, rotation_problems
+from configplane.redaction import PROVIDER_CREDENTIALS, SPEC_METADATA, detect, is_name_slot, url_userinfo
+
+Problem = tuple[str, str, str]
+# The configplane:* keys a project or stack may set; anything else is a typo (or a secure key
+# declared in Pulumi.yaml, which counts as known).
+KNOWN_KEYS = frozenset({f"{NAMESPACE}:{k}" for k in ("defaults", "platform", "services",
+                                                    "parity")})
+_PASSPHRASE = re.compile(r"v1:([A-Za-z0-9+/]+={0,2}):([A-Za-z0-9+/]+={0,2})")
+_MIN_CIPHERTEXT_BYTES = 16  # AES-GCM's tag alone; every provider's ciphertext is longer
+_ROTATE = "and rotate the exposed value"
+
+
+def normalised_key(key: str) -> str:
+    """How the program names a secret's resources (components/secret_values.py, aws_secrets.py)."""
+    return secret_resource_name(key)
+
+
+# --- inputs: the files as written ------------------------------------------------------
+
+
+def input_problems(inputs: StackInputs, layers: Iterable[Any] = ()) -> list[Problem]:
+    """Checks over the files as written (they need no valid document): run first, always."""
+    problems: list[Problem] = []
+    for layer in layers:
+        problems += _plaintext_in_layer(layer.file, layer.document)
+    problems += _secure_values(inputs)
+    problems += _secret_declarations(inputs)
+    problems += _plain_config(inputs)
+    problems += _unknown_keys(inputs)
+    return problems
+
+
+def looks_like_ciphertext(raw: Any) -> bool:
+    """A `secure:` value as a secrets provider writes it: the passphrase provider's
+    `v1:<nonce>:<ciphertext>`, or base64 (cloud KMS, Pulumi Cloud) of at least a tag's size."""
+    if not isinstance(raw, str) or raw != raw.strip() or not raw:
+        return False
+    m = _PASSPHRASE.fullmatch(raw)
+    blob = m.group(2) if m else raw
+    try:
+        decoded = base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(decoded) >= _MIN_CIPHERTEXT_BYTES and (m is not None or len(decoded) >= 24)
+
+
+def _secure_values(inputs: StackInputs) -> list[Problem]:
+    problems = []
+    for key, raw in sorted(getattr(inputs, "secure_raw", {}).items()):
+        if looks_like_ciphertext(raw):
+            continue
+        what = ("nothing" if raw in (None, "") else "a number" if isinstance(raw, int | float)
+                and not isinstance(raw, bool) else "a mapping or list" if isinstance(
+                    raw, Mapping | list) else "text that is not a ciphertext")
+        problems.append((f"config.{key}", inputs.stack_file,
+                         f"`{key}` is under `secure:` but holds {what}: `secure:` values are "
+                         "written by `pulumi config set --secret`, encrypted by the stack's "
+                         "secrets provider; this one is not encrypted. Fix: run `pulumi config "
+                         f"set --secret {key} --stack {inputs.stack}` {_ROTATE}."))
+    return problems
+
+
+def _secret_declarations(inputs: StackInputs) -> list[Problem]:
+    return [
+        (f"config.{key}", inputs.project_file,
+         f"`{key}` is declared `secret: true` but {inputs.project_file} gives it a `value` or "
+         "`default`: a plaintext secret in the project file, for every stack. Fix: remove it "
+         f"and set it per stack with `pulumi config set --secret {key}` {_ROTATE}.")
+        for key, declared in sorted(inputs.declarations.items())
+        if declared.secret and key in inputs.project_values
+    ]
+
+
+def _plain_config(inputs: StackInputs) -> list[Problem]:
+    """Provider credentials and secret-looking values among the plain (non-secure) config."""
+    problems = []
+    layers = [(inputs.stack_file, {k: v.value for k, v in inputs.values.items()
+                                   if not v.secure}),
+              (inputs.project_file, inputs.project_values)]
+    for file, values in layers:
+        for key, value in sorted(values.items()):
+            declared = inputs.declarations.get(key)
+            if key in KNOWN_KEYS or (declared is not None and declared.secret):
+                continue  # the configuration document (checked below) or a declared secret
+            if key in PROVIDER_CREDENTIALS:
+                problems.append((f"config.{key}", file,
+                                 f"`{key}` is a provider credential in plaintext. Fix: run "
+                                 f"`pulumi config set --secret {key} --stack {inputs.stack}` "
+                                 f"(it is then encrypted in the stack file) {_ROTATE}."))
+                continue
+            for rel, rules in _flagged(key.rsplit(":", 1)[-1], value):
+                path = f"config.{key}" + (f".{rel}" if rel else "")
+                problems.append((path, file,
+                                 f"looks like a plaintext credential ({', '.join(rules)}). Fix: "
+                                 f"run `pulumi config set --secret {key} --stack {inputs.stack}` "
+                                 f"{_ROTATE}."))
+    return problems
+
+
+def _flagged(key: str, value: Any, rel: str = "") -> Iterable[tuple[str, tuple[str, ...]]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _flagged(str(k), v, f"{rel}.{k}" if rel else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _flagged(key, v, f"{rel}[{i}]" if rel else f"[{i}]")
+    elif not is_name_slot(key):
+        rules = detect(key, value)
+        if not rules and url_userinfo(value):
+            rules = ("url-userinfo",)
+        if rules:
+            yield rel, rules
+
+
+def _unknown_keys(inputs: StackInputs) -> list[Problem]:
+    referenced = set()
+    for document in (inputs.defaults, inputs.environment):
+        services = document.get("services") if isinstance(document, Mapping) else None
+        for svc in (services or {}).values() if isinstance(services, Mapping) else ():
+            secrets = svc.get("secrets") if isinstance(svc, Mapping) else None
+            for spec in (secrets or {}).values() if isinstance(secrets, Mapping) else ():
+                if isinstance(spec, Mapping) and isinstance(spec.get("config_key"), str):
+                    referenced.add(f"{NAMESPACE}:{spec['config_key']}")
+    known = KNOWN_KEYS | set(inputs.declarations) | referenced
+    problems = []
+    for file, keys in ((inputs.stack_file, inputs.values), (inputs.project_file,
+                                                              inputs.project_values)):
+        for key in sorted(keys):
+            if not key.startswith(f"{NAMESPACE}:") or key in known:
+                continue
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}`?" if close else "remove it"
+            problems.append((f"config.{key}", file,
+                             f"unknown key `{key}`: configplane reads only "
+                             f"{', '.join(sorted(KNOWN_KEYS))} and the secure keys declared in "
+                             f"{inputs.project_file}. Fix: {hint}"))
+    return problems
+
+
+# --- the merged, typed document ----------------------------------------------------------
+
+
+def document_problems(inputs: StackInputs, layers: Iterable[Any], document: Any,
+                      services: Mapping[str, Any],
+                      where: Callable[[list[str]], str]) -> list[Problem]:
+    """Checks over the validated document and the rendered service plans."""
+    problems: list[Problem] = []
+    problems += _collisions(document, services, where)
+    problems += _rotation(document, services, where)
+    problems += _sizes(services, where)
+    problems += _environment(inputs, document, where)
+    return problems
+
+
+def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
+    """Every string that reaches a resource (config values, descriptions, addresses, database
+    coordinates, flags) judged by the detector with its key, and URLs with userinfo."""
+    problems = []
+    for path, key, value in _leaves(document, ()):
+        if len(path) >= 4 and path[0] == "services" and path[2] == "secrets":
+            rel = path[4:]
+            if not rel or rel[0] not in SPEC_METADATA[""]:
+                continue  # the secret itself, or an unknown field: the schema reports it
+        if is_name_slot(key):
+            continue
+        rules = detect(key, value)
+        if url_userinfo(value):
+            rules = (*rules, "url-userinfo")
+        if rules:
+            problems.append((dotted(path), file,
+                             f"looks like a plaintext credential ({', '.join(rules)}): it would "
+                             "be stored and shown in plaintext (ConfigMap, resource description "
+                             "or address). Fix: make it a secret of the service (`secrets:` "
+                             "with source: secure, or a reference; an address without "
+                             f"user:password@) {_ROTATE}."))
+    return problems
+
+
+def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[tuple[str, ...], str, Any]]:
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _leaves(v, (*path, str(k)), str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _leaves(v, (*path, str(i)), key)
+    elif isinstance(value, str | int | float) and not isinstance(value, bool):
+        yield path, key, value
+
+
+def _collisions(document: Any, services: Mapping[str, Any],
+                where: Callable[[list[str]], str]) -> list[Problem]:
+    problems = []
+    namespaces: dict[str, str] = {}
+    for name, plan in services.items():
+        if plan.namespace in namespaces:
+            path = ["services", name, "namespace"]
+            problems.append((dotted(path), where(path),
+                             f"services `{namespaces[plan.namespace]}` and `{name}` share "
+                             f"namespace `{plan.namespace}`: both would declare it (one URN "
+                             "twice), and one service's identity could reach the other's "
+                             "secrets. Fix: give each service its own namespace."))
+        else:
+            namespaces[plan.namespace] = name
+        seen: dict[str, str] = {}
+        for key in plan.spec.secrets:
+            norm = normalised_key(key)
+            if norm in seen:
+                path = ["services", name, "secrets", key]
+                problems.append((dotted(path), where(path),
+                                 f"secrets `{seen[norm]}` and `{key}` have the same resource "
+                                 f"name once normalised (`{norm}`: lowercase, '_' becomes '-'), "
+                                 "so the plan would declare one URN twice. Fix: rename one."))
+            else:
+                seen[norm] = key
+        for tenant, spec in plan.spec.tenants.items():
+            for key in sorted(set(spec.config) & set(plan.spec.secrets)):
+                path = ["services", name, "tenants", tenant, "config", key]
+                problems.append((dotted(path), where(path),
+                                 f"`{key}` is a secret of `{name}` and a config key of tenant "
+                                 f"`{tenant}`: the pod would get two values for one variable. "
+                                 "Fix: keep it in one place."))
+    return problems
+
+
+def _rotation(document: Any, services: Mapping[str, Any],
+              where: Callable[[list[str]], str]) -> list[Problem]:
+    """The rotation component's own rules (configplane.model.rotation_rules) on what the program
+    would hand it; the strategy/database/master-secret rules are checked per secret already."""
+    owners: dict[str, list[str]] = {}
+    rotated = []
+    for name, plan in services.items():
+        for key, rname in rotated_secrets(name, plan.spec.secrets).items():
+            spec = plan.spec.secrets[key]
+            owners.setdefault(rname, []).append(dotted(["services", name, "secrets", key,
+                                                        "rotation"]))
+            rotated.append((rname, spec.rotation.strategy,
+                            spec.rotation.master_secret_arn is not None))
+    if not rotated:
+        return []
+    settings = document.platform.rotation
+    expression = settings.schedule_expression
+    found = rotation_problems(document.platform.environment, rotated,
+                              None if expression else settings.schedule_days, expression,
+                              settings.subnet_ids, settings.security_group_ids)
+    problems = []
+    reported = set()
+    for kind, message in found:
+        if "master" in message or "database secrets need" in message or kind == "environment":
+            continue  # reported per secret with its own path (configplane.validation.pipeline)
+        if kind.startswith("secret:"):
+            paths = owners.get(kind[7:], [])[1:] or owners.get(kind[7:], [])[:1]
+        elif kind == "schedule":
+            paths = ["platform.rotation." + ("schedule_expression" if expression else
+                                             "schedule_days")]
+        else:
+            paths = ["platform.rotation.security_group_ids"]
+        for path in paths:
+            if (path, message) in reported:
+                continue
+            reported.add((path, message))
+            problems.append((path, where(path.split(".")),
+                             f"rotation: {message}. Fix: correct the setting (the rotation "
+                             "component refuses it)."))
+    return problems
+
+
+def _sizes(services: Mapping[str, Any], where: Callable[[list[str]], str]) -> list[Problem]:
+    problems = []
+    for name, plan in services.items():
+        rendered = [("flags", plan.flags)]
+        for cm_path, cm in rendered:
+            if cm is None:
+                continue
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in cm.data.items())
+            if size > MAX_CONFIGMAP_BYTES:
+                flags = plan.spec.flags
+                biggest = max(flags, key=lambda f: len(repr(flags[f])))  # the file that grew it
+                path = ["services", name, cm_path, biggest]
+                problems.append((dotted(path), where(path),
+                                 f"ConfigMap {cm.base_name} would be {size} bytes; Kubernetes "
+                                 f"allows {MAX_CONFIGMAP_BYTES}. Fix: remove or shorten flags."))
+    return problems
+
+
+def _environment(inputs: StackInputs, document: Any,
+                 where: Callable[[list[str]], str]) -> list[Problem]:
+    env = document.platform.environment
+    stack = inputs.stack.rsplit("/", 1)[-1]
+    if stack == env or stack.startswith(f"{env}-"):
+        return []
+    path = ["platform", "environment"]
+    return [(dotted(path), where(path),
+             f"stack `{inputs.stack}` says environment `{env}`: resources would be named and "
+             f"labelled for {env}, and could collide with that environment's. Fix: set "
+             f"platform.environment to `{stack}` (or name the stack `{env}` or `{env}-<suffix>`).")]
