@@ -273,3 +273,12 @@ def boundary() -> Iterator[None]:
         _ACTIVE = previous
     if code:
         raise SystemExit(code)
+
+
+class Verb(click.Command):
+    """A `configplane` verb: it runs inside its own boundary, with its own redactor, however it
+    is invoked (through the group, or directly as tests and other tools call it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with boundary():
+            return super().invoke(ctx)

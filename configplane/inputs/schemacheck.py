@@ -5,7 +5,7 @@ config, each flag set). Most are valid; jsonschema's interpreter is slow at sayi
 schema that uses only the keywords below is also compiled by fastjsonschema (defaults not
 applied, jsonschema's own format checkers); `schema_errors` trusts its "valid" and runs
 jsonschema only when there is something to report, for its messages and paths.
-tests/test_schema_fastpath.py checks both agree on mutated documents for every schema.
+tests/inputs/test_schemacheck.py checks both agree on mutated documents for every schema.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def flagd_fast_check(uri: str = FLAGD_FLAGS_URI, schemas_dir: Path = SCHEMAS_DIR
     """fastjsonschema's compiled check of one of flagd's schemas (its `$ref`s resolved from the
     vendored copies, never fetched), or None. Like `schemacheck.schema_errors`, only its
     "valid" is trusted: jsonschema runs when there is something to report.
-    tests/test_schema_fastpath.py checks both agree on upstream's cases and mutated documents."""
+    tests/inputs/test_schemacheck.py checks both agree on upstream's cases and mutated documents."""
     schemas = vendored_schemas(schemas_dir)
     try:
         import fastjsonschema

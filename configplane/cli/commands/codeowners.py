@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from configplane.cli.boundary import UserError
+from configplane.cli.boundary import UserError, Verb
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import CODEOWNERS, OwnersError, codeowners
 
 
-@click.command("codeowners")
+@click.command("codeowners", cls=Verb)
 @PROJECT_DIR_OPTION
 @click.option("--write", is_flag=True, help=f"Write {CODEOWNERS} (default: print it).")
 @click.option("--check", is_flag=True, help=f"Exit 1 when {CODEOWNERS} is not current.")

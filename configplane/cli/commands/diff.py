@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, emit, plain_console, protect_stack
+from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console, protect_stack
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.inputs import PROJECT_FILE
 from configplane.model import StackModel
@@ -19,7 +19,7 @@ from configplane.validation import load_or_issues
 MARKS = {"same": "", "expected": "expected", "unexpected": "DIFFERS"}
 
 
-@click.command("diff")
+@click.command("diff", cls=Verb)
 @click.option("--stack", "stacks", multiple=True, required=True,
               help="A stack to compare; give it twice (--stack staging --stack prod).")
 @PROJECT_DIR_OPTION

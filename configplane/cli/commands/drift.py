@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from configplane.cli.boundary import UserError, protect_stack
+from configplane.cli.boundary import UserError, Verb, protect_stack
 from configplane.cli.commands.drift_render import render
 from configplane.cli.commands.drift_report import REPORT_FORMAT_OPTION, show
 from configplane.ops import EXIT_DRIFT, EXIT_OK, DriftInputError, build_report, parse_preview
@@ -117,7 +117,7 @@ def run_preview(
         raise UserError(f"pulumi preview ended without its engine events ({e})") from None
 
 
-@click.command("drift")
+@click.command("drift", cls=Verb)
 @click.option("--stack", "stack_name", required=True, metavar="NAME", help="Stack to check.")
 @click.option(
     "--project-dir",

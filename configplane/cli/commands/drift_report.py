@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from configplane.cli.boundary import UserError
+from configplane.cli.boundary import UserError, Verb
 from configplane.cli.commands.drift_render import render
 from configplane.ops import (
     EXIT_ERROR,
@@ -57,7 +57,7 @@ def show(report: DriftReport, fmt: str) -> None:
     sys.exit(report.exit_code)
 
 
-@click.command("drift-report")
+@click.command("drift-report", cls=Verb)
 @click.argument("file", default="-")
 @click.option(
     "--events",

@@ -9,14 +9,14 @@ from typing import Any
 import click
 from rich.table import Table
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, emit, plain_console, protect_stack
+from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console, protect_stack
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.inputs import StackFileError, read_stack_files
 from configplane.ops import ExplainError, explain
 from configplane.validation import stack_file_problem
 
 
-@click.command("explain")
+@click.command("explain", cls=Verb)
 @STACK_OPTION
 @click.argument("service")
 @click.argument("key_path", metavar="KEY.PATH")

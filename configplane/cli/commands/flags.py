@@ -8,14 +8,14 @@ from typing import Any
 import click
 from rich.table import Table
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, emit, plain_console
+from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report as report_issues
 from configplane.model import describe
 from configplane.validation import load_or_issues
 
 
-@click.command("flags")
+@click.command("flags", cls=Verb)
 @STACK_OPTION
 @click.option("--service", "service", help="Only this service (default: every service with flags).")
 @PROJECT_DIR_OPTION

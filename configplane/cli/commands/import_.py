@@ -9,14 +9,14 @@ from typing import Any
 import click
 import yaml
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, emit, protect, protect_stack, raw_stdout
+from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, protect, protect_stack, raw_stdout
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.inputs import PROJECT_FILE
 from configplane.ops import STORES, ImportProblem, emit_value, plan_import, read_input, write_import
 from configplane.redaction import detect
 
 
-@click.command("import")
+@click.command("import", cls=Verb)
 @click.argument("service", required=False)
 @click.option("--stack", help="Stack whose file gets the section (dev, staging, prod).")
 @click.option("--from", "sources", multiple=True, required=True, metavar="FILE",

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from configplane.cli.boundary import UserError, plain_console
+from configplane.cli.boundary import UserError, Verb, plain_console
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import MigrationError, plan_migration
 
 
-@click.command("migrate")
+@click.command("migrate", cls=Verb)
 @PROJECT_DIR_OPTION
 @click.option("--write", is_flag=True, help="Write the files (default: show what would change).")
 @click.option("--overwrite", is_flag=True,

@@ -18,6 +18,7 @@ from rich.table import Table
 from configplane.cli.boundary import (
     FORMAT_OPTION,
     UserError,
+    Verb,
     emit,
     plain_console,
     protect_stack,
@@ -32,7 +33,7 @@ from configplane.offline import Plan, PolicyPackError, redact, run_plan
 from configplane.validation import issues_of, load_or_issues, undecodable
 
 
-@click.command("plan")
+@click.command("plan", cls=Verb)
 @STACK_OPTION
 @SERVICE_OPTION
 @PROJECT_DIR_OPTION

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, emit, plain_console
+from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.rollback import (
     CONFIGMAPS_OPTION,
@@ -27,7 +27,7 @@ from configplane.ops import (
 )
 
 
-@click.command("prune")
+@click.command("prune", cls=Verb)
 @STACK_OPTION
 @CONFIGMAPS_OPTION
 @click.option("--keep", type=click.IntRange(min=1),

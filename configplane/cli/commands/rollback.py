@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, emit, plain_console
+from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError, read_stack_files
@@ -74,7 +74,7 @@ def current_generations(model: StackModel) -> dict[tuple[str, str], str]:
     return current
 
 
-@click.command("rollback")
+@click.command("rollback", cls=Verb)
 @STACK_OPTION
 @click.argument("service")
 @click.option("--to", "to_hash", metavar="HASH",

@@ -7,7 +7,7 @@ from typing import IO
 
 import click
 
-from configplane.cli.boundary import UserError
+from configplane.cli.boundary import UserError, Verb
 from configplane.redaction import load_detector
 
 FIELDS = ("id", "key", "value")
@@ -38,7 +38,7 @@ def read_pairs(stream: IO[bytes], name: str) -> list[tuple[str, str, str]]:
     return pairs
 
 
-@click.command("scan")
+@click.command("scan", cls=Verb)
 @click.option(
     "--jsonl",
     "source",

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from configplane.cli.boundary import FORMAT_OPTION, emit, plain_console, protect_stack
+from configplane.cli.boundary import FORMAT_OPTION, Verb, emit, plain_console, protect_stack
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
 from configplane.model import Issue
 from configplane.validation import load_or_issues
@@ -31,7 +31,7 @@ def report(stack: str, issues: list[Issue], fmt: str) -> None:
     emit(data, fmt, table)
 
 
-@click.command("validate")
+@click.command("validate", cls=Verb)
 @STACK_OPTION
 @SERVICE_OPTION
 @PROJECT_DIR_OPTION

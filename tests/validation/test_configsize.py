@@ -17,7 +17,7 @@ from configplane.cli.commands.validate import command as validate
 from configplane.inputs import StackInputs, StackValue, estimate_plaintext_length, read_stack_files
 from configplane.validation import CONFIG_BUDGET, ENV_NAME, MAX_ARG_STRLEN, cli_config, config_size, go_json
 from tests.conftest import REPO
-from tests.test_sample_secrets import SAMPLE_PASSPHRASE, decrypt
+from tests.program.test_sample_secrets import SAMPLE_PASSPHRASE, decrypt
 
 
 def test_go_json_escapes_as_go_does():

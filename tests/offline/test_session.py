@@ -33,7 +33,7 @@ from configplane.offline import (
 )
 from configplane.redaction import SECRET_SIG_VALUE
 
-PACK = Path(__file__).resolve().parent / "fixtures" / "minimal_pack"
+PACK = Path(__file__).resolve().parents[1] / "fixtures" / "minimal_pack"
 CANARY = "canary-Pa55w0rd-7f3e9c"
 CM = "kubernetes:core/v1:ConfigMap"
 ROOT = "urn:pulumi:dev::proj::pulumi:pulumi:Stack::proj-dev"

@@ -2,7 +2,7 @@
 
 A refactor must not rename a resource (a new URN is a delete and a create under `pulumi up`).
 A change that means to add, remove or rename resources regenerates the files with
-`CONFIGPLANE_UPDATE_SNAPSHOTS=1 venv/bin/python -m pytest tests/test_urn_snapshot.py` and
+`CONFIGPLANE_UPDATE_SNAPSHOTS=1 venv/bin/python -m pytest tests/program/test_urn_snapshot.py` and
 shows the difference in its diff.
 """
 

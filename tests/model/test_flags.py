@@ -31,7 +31,7 @@ from configplane.offline import run_plan
 from configplane.validation import load_stack
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO
-from tests.test_validation import run_validate
+from tests.validation.test_pipeline import run_validate
 
 VENDOR = REPO / "schemas" / "vendor" / "flagd"
 CASES = VENDOR / "test"

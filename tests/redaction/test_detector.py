@@ -17,7 +17,7 @@ from benchmarks.detector import GRID_VALUES, audit, choose, counts, loro, pooled
 from configplane.cli.commands.scan import command as scan_command
 from configplane.redaction import load_detector
 from tests.corpus import require_tune_rows
-from tests.test_validation import edit_stack, run_validate, services
+from tests.validation.test_pipeline import edit_stack, run_validate, services
 
 detector = load_detector()
 VOCABULARY = detector.VOCABULARY

@@ -46,8 +46,8 @@ from configplane.ops import (
     preview_schema,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "preview"
-REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "preview"
+REPO = Path(__file__).resolve().parents[2]
 CANARY = "CANARY-d41f5e0c9b"
 FIX = "expected the output of `pulumi preview --json`"
 

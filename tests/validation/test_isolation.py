@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.catalog_compat import catalog_file, edit_stack
-from tests.test_validation import run_validate
+from tests.validation.test_pipeline import run_validate
 
 DEV_ACCOUNT = "111111111111"
 OWN_ARN = f"arn:aws:secretsmanager:eu-west-1:{DEV_ACCOUNT}:secret:configplane/dev/web/CDN-Ab12Cd"

@@ -12,7 +12,7 @@ import pytest
 from configplane.offline import run_plan
 from tests.conftest import REPO, STACKS
 
-SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "eso" /
+SCHEMA = json.loads((Path(__file__).parents[1] / "fixtures" / "eso" /
                      "secretstore-v1.schema.json").read_text())
 
 
