@@ -44,7 +44,7 @@ def _git(project_dir: Path, *args: str, binary: bool = False) -> subprocess.Comp
                           text=not binary, env=env, check=False)
 
 
-def resolve(project_dir: Path, ref: str) -> BaseCommit:
+def resolve_base(project_dir: Path, ref: str) -> BaseCommit:
     """The commit `ref` names in the repository that holds `project_dir`, and where the
     project sits in it. Raises GitRefError for anything else."""
     shown = printable(ref)
