@@ -32,6 +32,7 @@ class BaseCommit:
     ref: str  # as the user named it
     commit: str  # the full object name it resolves to
     prefix: str  # the project's directory inside the repository ("" at the top)
+    toplevel: str  # the repository's work tree (git archive of a subtree runs from there)
 
 
 def _git(project_dir: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess:
@@ -51,7 +52,7 @@ def resolve_base(project_dir: Path, ref: str) -> BaseCommit:
     if not ref or ref.startswith("-") or any(c in ref for c in "\0\n\r"):
         raise GitRefError(f"--compare {shown!r}: not a git ref. Fix: name a branch, tag or "
                           "commit, e.g. --compare origin/main.")
-    top = _git(project_dir, "rev-parse", "--show-prefix")
+    top = _git(project_dir, "rev-parse", "--show-toplevel", "--show-prefix")
     if top.returncode != 0:
         raise GitRefError(f"--compare: {project_dir} is not inside a git repository. Fix: run "
                           "it in a clone of the project, or plan without --compare.")
@@ -62,18 +63,19 @@ def resolve_base(project_dir: Path, ref: str) -> BaseCommit:
         raise GitRefError(f"--compare {shown!r}: not a commit in this repository. Fix: name a "
                           "branch, tag or commit that exists here (in a shallow clone, fetch "
                           "it first: git fetch origin <branch>).")
-    prefix = top.stdout.strip().rstrip("/")
+    toplevel, _, prefix = top.stdout.rstrip("\n").partition("\n")
+    prefix = prefix.strip().rstrip("/")
     marker = f"{prefix}/{PROJECT_MARKER}" if prefix else PROJECT_MARKER
     if _git(project_dir, "cat-file", "-e", f"{commit}:{marker}").returncode != 0:
         raise GitRefError(f"--compare {shown!r}: commit {commit[:12]} has no {marker}: the "
                           "project did not exist there. Fix: compare with a commit that has it.")
-    return BaseCommit(ref=ref, commit=commit, prefix=prefix)
+    return BaseCommit(ref=ref, commit=commit, prefix=prefix, toplevel=toplevel)
 
 
-def materialise(project_dir: Path, base: BaseCommit, into: Path) -> Path:
+def materialise(base: BaseCommit, into: Path) -> Path:
     """Write the project as it is at `base` into the empty directory `into`; return it."""
     tree = f"{base.commit}:{base.prefix}" if base.prefix else base.commit
-    archive = _git(project_dir, "archive", "--format=tar", tree, binary=True)
+    archive = _git(Path(base.toplevel), "archive", "--format=tar", tree, binary=True)
     if archive.returncode != 0:
         raise GitRefError(f"--compare {printable(base.ref)!r}: git archive of {base.commit[:12]} "
                           "failed. Fix: check that the commit is complete in this clone "

@@ -43,7 +43,7 @@ def run_compare(project_dir: Path, stack: str, ref: str, *, services: tuple[str,
     head = plan_head()  # the working tree's own errors first, as `plan` reports them
     with tempfile.TemporaryDirectory(prefix="configplane-base-") as tmp:
         try:
-            base_dir = materialise(project_dir, base, Path(tmp) / "project")
+            base_dir = materialise(base, Path(tmp) / "project")
         except GitRefError as exc:
             raise UserError(str(exc)) from None
         protect_stack(base_dir, stack)  # the base's secrets are as secret as the head's
