@@ -155,8 +155,9 @@ def test_a_tenant_configmap_resource_spelled_by_another_service_is_one_name() ->
 def test_two_keys_of_one_service_can_claim_one_role() -> None:
     api = ownership.ServiceNames("api", "dev", "api-dev", dynamic_keys=("A.B", "A_B"))
     assert ownership.conflicts(claims_of(api)) == [
-        (("services", "api", "secrets", "A_B"), "Vault database role", "api-a-b",
-         ("services", "api", "secrets", "A.B"))]
+        (("services", "api", "secrets", "A_B"), kind, name, ("services", "api", "secrets", "A.B"))
+        for kind, name in (("Vault database role", "api-a-b"),
+                           ("resource name (database credentials)", "api-dynamic-a-b"))]
 
 
 def test_platform_names_are_reserved() -> None:
