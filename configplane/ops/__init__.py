@@ -1,6 +1,7 @@
 """Operations on a stack: drift reports, config generations (prune, rollback), parity, explain,
 import, migrate and CODEOWNERS."""
 
+from configplane.ops.dr import DrillReport, Expectation, Expected, Finding, expectations, run_drill, verify
 from configplane.ops.drift import (
     CONFIG_CHANGED,
     CREATION,
@@ -36,12 +37,23 @@ from configplane.ops.parity import PARITY_KEY, ParityConfigError, compare, load_
 from configplane.ops.prune import delete_command, prune_decisions
 from configplane.ops.pulumi_paths import parse_path, urn_parts
 from configplane.ops.rollback import RollbackError, rollback_commands
+from configplane.ops.scratch_vault import (
+    DrillError,
+    ScratchVault,
+    Snapshot,
+    bao_binary,
+    key_material,
+    parse_keys,
+    read_snapshot,
+    scratch_vault,
+)
 
 __all__ = [
     "add_declarations",
+    "bao_binary",
     "build_report",
-    "CODEOWNERS",
     "codeowners",
+    "CODEOWNERS",
     "compare",
     "CONFIG_CHANGED",
     "config_key_for",
@@ -51,16 +63,23 @@ __all__ = [
     "DRIFT",
     "DriftInputError",
     "DriftReport",
+    "DrillError",
+    "DrillReport",
     "emit_value",
     "EXIT_DRIFT",
     "EXIT_ERROR",
     "EXIT_OK",
+    "Expectation",
+    "expectations",
+    "Expected",
     "EXPECTED",
     "explain",
     "ExplainError",
+    "Finding",
     "Generation",
     "ImportProblem",
     "in_use",
+    "key_material",
     "LISTING_COMMAND",
     "ListingError",
     "load_expectations",
@@ -71,6 +90,7 @@ __all__ = [
     "ParityConfigError",
     "parse_configmaps",
     "parse_events",
+    "parse_keys",
     "parse_path",
     "parse_preview",
     "parse_workloads",
@@ -80,12 +100,18 @@ __all__ = [
     "prune_decisions",
     "read_dotenv",
     "read_input",
+    "read_snapshot",
     "REPLACEMENT",
     "rollback_commands",
     "RollbackError",
+    "run_drill",
+    "scratch_vault",
+    "ScratchVault",
     "SECRET_ROTATED",
+    "Snapshot",
     "STORES",
     "urn_parts",
+    "verify",
     "WORKLOADS_COMMAND",
     "write_import",
 ]
