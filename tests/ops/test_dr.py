@@ -37,7 +37,7 @@ from configplane.ops import (
     parse_keys,
     read_snapshot,
 )
-from configplane.ops.dr import DIFFERS, MISSING, EXPECTATIONS, judge
+from configplane.ops.dr import DIFFERS, EXPECTATIONS, MISSING, judge
 from configplane.redaction import is_secret_wrapper
 from tests.conftest import REPO, STACKS
 from tests.projects import copy_project

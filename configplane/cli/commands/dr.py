@@ -30,7 +30,10 @@ KEYS_ENV = "CONFIGPLANE_DR_KEYS_FILE"
 
 @click.group("dr")
 def command() -> None:
-    """Disaster recovery: prove that a backup restores what the stack declares (docs/dr.md)."""
+    """Disaster recovery: prove that a backup restores what the stack declares (docs/dr.md).
+
+    Example: configplane dr verify --stack prod --snapshot vault-prod.snap --keys-file -
+    """
 
 
 def read_keys(path: str) -> list[str]:
