@@ -13,6 +13,7 @@ from components.aws_secrets import (
     AwsServiceSecrets,
     AwsServiceSecretsArgs,
 )
+from components.backup import BackupEnvironment, BackupEnvironmentArgs
 from components.dynamic_credentials import (
     DatabaseEngine,
     DatabaseEngineArgs,
@@ -84,6 +85,12 @@ def main() -> None:
         VaultEnvironmentArgs(env, stack.vault_mount, stack.kubernetes_auth_path, platform.vault),
     )
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
+    if platform.backup is not None:
+        BackupEnvironment(f"backup-{env}", BackupEnvironmentArgs(
+            environment=env, part_of=platform.part_of, settings=platform.backup,
+            aws=platform.aws, vault_address=platform.vault.address,
+            kubernetes_auth_backend=vault_env.auth_path,
+            kubernetes_auth_path=stack.kubernetes_auth_path))
     config = pulumi.Config(NAMESPACE)
     today = read_clock()  # once per run: when generated secrets regenerate
     services = {

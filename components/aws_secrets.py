@@ -29,7 +29,8 @@ class AwsSecretsEnvironmentArgs:
 
 
 class AwsSecretsEnvironment(pulumi.ComponentResource):
-    """The customer-managed KMS key, where the environment asks for one."""
+    """The customer-managed KMS key, where the environment asks for one; and a key in each
+    region secrets are replicated to (docs/dr.md)."""
 
     kms_key_arn: pulumi.Output[str | None]
 
@@ -52,6 +53,19 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
                 target_key_id=self.key.key_id,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        # A replica is encrypted in its own region, with a key of that region.
+        self.replica_keys = {
+            region: aws.kms.Key(
+                f"{name}-kms-key-{region}",
+                region=region,
+                description=f"configplane secret replicas ({args.environment}, {region})",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                tags={"environment": args.environment, "managed-by": MANAGED_BY},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for region in args.settings.replica_regions
+        }
         self.kms_key_arn = self.key.arn if self.key else pulumi.Output.from_input(None)
         self.register_outputs({"kms_key_arn": self.kms_key_arn})
 
@@ -88,6 +102,8 @@ class AwsServiceSecrets(pulumi.ComponentResource):
                 description=spec.description or f"{svc.name} {key}",
                 kms_key_id=args.environment.key.arn if args.environment.key else None,
                 recovery_window_in_days=args.settings.recovery_window_in_days,
+                replicas=[{"region": region, "kms_key_id": key.arn}
+                          for region, key in args.environment.replica_keys.items()] or None,
                 tags={
                     **svc.labels_as_tags(),
                     "configplane.io/secret": key,

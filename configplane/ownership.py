@@ -306,6 +306,28 @@ def rotation_function_name(environment: str, service: str | None = None) -> str:
     return f"configplane-rotation-{environment}" + (f"-{service}" if service else "")
 
 
+# --- backups (the platform's; docs/dr.md) ----------------------------------------------------
+
+def backup_bucket_name(part_of: str, environment: str, account_id: str) -> str:
+    """The environment's backup bucket (S3 names are global: the account makes it unique)."""
+    return f"{part_of}-{environment}-backups-{account_id}"
+
+
+def vault_snapshot_prefix(environment: str) -> str:
+    """Where the snapshot CronJob writes in the backup bucket (and all its IAM role may write)."""
+    return f"vault/{environment}/"
+
+
+def vault_snapshot_policy_name(environment: str) -> str:
+    """The Vault policy of the snapshot CronJob: read on sys/storage/raft/snapshot only."""
+    return f"{environment}-vault-snapshot"
+
+
+def vault_snapshot_role_name(environment: str) -> str:
+    """The IAM role the snapshot CronJob assumes (IRSA) to upload."""
+    return f"configplane-{environment}-vault-snapshot"
+
+
 IAM_ROLE_NAME_MAX = 64  # AWS's limit on a role name
 LAMBDA_NAME_MAX = 64  # and on a function name
 

@@ -23,6 +23,7 @@ from configplane.model.delivery import (
 )
 from configplane.model.document import (
     AwsSettings,
+    BackupSettings,
     DatabaseEngineSettings,
     Grant,
     PkiSettings,
@@ -33,6 +34,7 @@ from configplane.model.document import (
     StackDocument,
     Tls,
     VaultSettings,
+    VaultSnapshotSettings,
 )
 from configplane.model.dynamic_credentials import (
     AUDIENCE,
@@ -79,6 +81,7 @@ from configplane.model.versions import (
 __all__ = [
     "AUDIENCE",
     "AwsSettings",
+    "BackupSettings",
     "ca_common_name",
     "CERT_MANAGER_API",
     "check_flags",
@@ -143,4 +146,5 @@ __all__ = [
     "TlsModel",
     "URL_SUFFIX",
     "VaultSettings",
+    "VaultSnapshotSettings",
 ]

@@ -117,7 +117,8 @@ class PlanMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         state = dict(args.inputs)
         resource_id = f"{args.name}-id"
-        region, account = self.region, self.account
+        # pulumi-aws 7: a resource's own `region` wins over the provider's (backups, replicas)
+        region, account = state.get("region") or self.region, self.account
         if args.typ == "aws:secretsmanager/secret:Secret":
             # Secrets Manager appends six random characters to the name in the ARN.
             resource_id = state["arn"] = (
@@ -144,6 +145,9 @@ class PlanMocks(pulumi.runtime.Mocks):
             path = state.get("path") or "/"
             state["arn"] = f"arn:aws:iam::{account}:role{path}{state['name']}"
             resource_id = state["name"]  # a role's id is its name
+        elif args.typ == "aws:s3/bucket:Bucket" and "bucket" in state:
+            state["arn"] = f"arn:aws:s3:::{state['bucket']}"  # S3 ARNs name no region or account
+            resource_id = state["bucket"]
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = self.generated_value(args.name)
         return resource_id, state

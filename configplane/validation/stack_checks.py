@@ -169,6 +169,31 @@ def document_problems(inputs: StackInputs, layers: Iterable[Any], document: Any,
     problems += _rotation(document, services, where)
     problems += _sizes(services, where)
     problems += _environment(inputs, document, where)
+    problems += _regions(document, where)
+    return problems
+
+
+def _regions(document: Any, where: Callable[[list[str]], str]) -> list[Problem]:
+    """Backups and replicas are for the loss of the environment's region: never in it."""
+    aws, backup = document.platform.aws, document.platform.backup
+    problems: list[Problem] = []
+    if backup is not None and backup.region == aws.region:
+        path = ["platform", "backup", "region"]
+        problems.append((dotted(path), where(path),
+                         f"the backup bucket would be in {aws.region}, the environment's own "
+                         "region: a regional outage would take the backups with it. Fix: set "
+                         "platform.backup.region to another region."))
+    seen: set[str] = set()
+    for n, region in enumerate(aws.replica_regions):
+        path = ["platform", "aws", "replica_regions", str(n)]
+        if region == aws.region:
+            problems.append((dotted(path), where(path),
+                             f"{region} is the environment's own region: Secrets Manager keeps "
+                             "the primary there. Fix: list other regions only."))
+        elif region in seen:
+            problems.append((dotted(path), where(path),
+                             f"{region} is listed twice. Fix: list each region once."))
+        seen.add(region)
     return problems
 
 

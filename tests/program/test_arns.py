@@ -77,11 +77,22 @@ def test_arns_are_in_the_stacks_account_and_region(plan):
     from configplane.inputs import read_stack_files
     from configplane.validation import load_stack
 
-    aws = load_stack(read_stack_files(REPO, plan.stack)).platform.aws
+    platform = load_stack(read_stack_files(REPO, plan.stack)).platform
+    aws = platform.aws
+    # backups and secret replicas live in regions of their own (and nowhere else)
+    elsewhere = {*aws.replica_regions, *([platform.backup.region] if platform.backup else [])}
     for arn in arns_of(plan):
         _, partition, service, region, account, _ = arn.split(":", 5)
-        assert partition == "aws" and account == aws.account_id, arn
-        assert region == ("" if service == "iam" else aws.region), arn
+        assert partition == "aws", arn
+        if service == "s3":  # AWS's S3 ARNs name neither
+            assert (region, account) == ("", ""), arn
+            continue
+        assert account == aws.account_id, arn
+        assert region == "" if service == "iam" else region in {aws.region, *elsewhere}, arn
+    kms_regions = {r.inputs.get("region") or aws.region for r in plan.resources
+                   if r.type == "aws:kms/key:Key"}
+    assert kms_regions <= {aws.region, *elsewhere}
+    assert elsewhere <= kms_regions  # each other region has its own key
 
 
 def test_declared_secrets_carry_the_providers_suffix(plan):

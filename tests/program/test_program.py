@@ -136,12 +136,18 @@ def test_each_service_signs_in_as_itself(planned):
     env, resources = stack, by_name(plan)
     types = {r.type for r in plan.resources}
     assert "kubernetes:external-secrets.io/v1:ClusterSecretStore" not in types
-    roles = sorted(r.inputs["roleName"] for r in plan.resources
-                   if r.type == "vault:kubernetes/authBackendRole:AuthBackendRole")
+    vault_roles = [r for r in plan.resources
+                   if r.type == "vault:kubernetes/authBackendRole:AuthBackendRole"]
+    platform = [r for r in vault_roles if "configplane:backup:BackupEnvironment" in r.urn]
+    # the platform's own: prod's Vault snapshot CronJob, in its namespace, with its policy only
+    assert [(r.inputs["roleName"], r.inputs["boundServiceAccountNamespaces"],
+             r.inputs["tokenPolicies"]) for r in platform] == (
+        [("vault-snapshot", ["vault-backup"], [f"{env}-vault-snapshot"])] if env == "prod" else [])
+    roles = sorted(r.inputs["roleName"] for r in vault_roles if r not in platform)
     # each service's Vault role, plus api's for its issuer (pki) and its database logins
     assert roles == ["api", "api-database", "api-pki", "web", "worker"]
-    for r in plan.resources:
-        if r.type == "vault:kubernetes/authBackendRole:AuthBackendRole":
+    for r in vault_roles:
+        if r not in platform:
             svc = r.inputs["roleName"].split("-")[0]
             assert r.inputs["boundServiceAccountNames"] == [svc]
             assert r.inputs["boundServiceAccountNamespaces"] == [f"{svc}-{env}"]
@@ -257,7 +263,11 @@ def test_prod_has_customer_managed_key_with_rotation(planned):
     stack, plan = planned
     keys = [r for r in plan.resources if r.type == "aws:kms/key:Key"]
     if stack == "prod":
-        assert len(keys) == 1 and keys[0].inputs["enableKeyRotation"] is True
+        # the secrets' key, a key for their replicas in eu-central-1, the backup bucket's key
+        assert sorted((r.name, r.inputs.get("region")) for r in keys) == [
+            ("aws-prod-kms-key", None), ("aws-prod-kms-key-eu-central-1", "eu-central-1"),
+            ("backup-prod-kms-key", "eu-central-1")]
+        assert all(r.inputs["enableKeyRotation"] is True for r in keys)
     else:
         assert keys == []
 
