@@ -11,6 +11,7 @@ fix it; they never echo a value that could be a secret.
 from __future__ import annotations
 
 import aws_iam
+import backups
 import certificates
 import configmaps
 import dynamic_credentials
@@ -40,5 +41,6 @@ PolicyPack(
         *certificates.POLICIES,
         *dynamic_credentials.POLICIES,
         *flags_live.POLICIES,
+        *backups.POLICIES,
     ],
 )
