@@ -18,12 +18,13 @@ STRICT_IN_DEV = {"no-plaintext-secret-in-config", "no-secret-in-stack-outputs",
                  "vault-least-privilege", "environment-isolation", "iam-least-privilege",
                  "flags-configmap-live", "secret-stores-per-service",
                  "no-identity-spans-services", "pki-least-privilege",
-                 "dynamic-credential-statements", "database-creds-least-privilege"}
+                 "dynamic-credential-statements", "database-creds-least-privilege",
+                 "backup-bucket-protected"}
 ALL_POLICIES = STRICT_IN_DEV | {
     "kubernetes-secret-from-external-store", "secrets-manager-rotation", "vault-audit-enabled",
     "configmap-hygiene", "configmap-schema", "rotation-lambda-hardening",
     "certificate-lifetime", "certificate-private-key", "certificate-names",
-    "dynamic-credential-ttl", "dynamic-credential-refresh"}
+    "dynamic-credential-ttl", "dynamic-credential-refresh", "secrets-manager-replicas"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
