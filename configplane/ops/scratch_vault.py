@@ -298,21 +298,26 @@ class ScratchVault:
                 raw: bytes | Path | None = None, token: bool = True) -> VaultResponse:
         """One call of the HTTP API (`path` under /v1/)."""
         headers = {"X-Vault-Token": self.token} if token and self.token else {}
-        if raw is not None:
-            data: Any = raw.read_bytes() if isinstance(raw, Path) else raw
-            headers["Content-Type"] = "application/octet-stream"
-        elif body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        else:
-            data = None
-        request = urllib.request.Request(f"{self.address}/v1/{path.lstrip('/')}", data=data,
-                                         headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - loopback
-                return VaultResponse(response.status, response.read())
-        except urllib.error.HTTPError as exc:
-            return VaultResponse(exc.code, exc.read())
+        with contextlib.ExitStack() as stack:
+            if isinstance(raw, Path):  # streamed: a snapshot may be larger than memory
+                data: Any = stack.enter_context(raw.open("rb"))
+                headers["Content-Length"] = str(raw.stat().st_size)
+                headers["Content-Type"] = "application/octet-stream"
+            elif raw is not None:
+                data = raw
+                headers["Content-Type"] = "application/octet-stream"
+            elif body is not None:
+                data = json.dumps(body).encode()
+                headers["Content-Type"] = "application/json"
+            else:
+                data = None
+            request = urllib.request.Request(f"{self.address}/v1/{path.lstrip('/')}",
+                                             data=data, headers=headers, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - loopback
+                    return VaultResponse(response.status, response.read())
+            except urllib.error.HTTPError as exc:
+                return VaultResponse(exc.code, exc.read())
 
     def health(self) -> int | None:
         try:

@@ -98,6 +98,15 @@ def _plain(value):
     return value
 
 
+def kv_put(vault: ScratchVault, mount: str, name: str, data: dict, timeout: float = 30) -> None:
+    """Write a KV v2 secret once the new mount has finished its upgrade (a fresh KV v2 mount
+    refuses writes for a moment, longer on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while (response := vault.request("POST", f"{mount}/data/{name}", {"data": data})).status >= 400:
+        assert time.monotonic() < deadline, (response.status, response.json())
+        time.sleep(0.1)
+
+
 # What the Terraform Vault provider calls for each planned type (only what the drill reads back;
 # the full applier of the OpenBao suite stands in for the rest). Mounts and auth first.
 def seed(vault: ScratchVault, resources) -> list[str]:
@@ -123,7 +132,7 @@ def seed(vault: ScratchVault, resources) -> list[str]:
             keys = json.loads(i["dataJsonWo"])
             data = {k: f"{CANARY}-{secrets.token_hex(8)}" for k in keys}
             written += data.values()
-            vault.call("POST", f"{i['mount']}/data/{i['name']}", {"data": data})
+            kv_put(vault, i["mount"], i["name"], data)
         elif kind == "kubernetes/authBackendConfig":
             vault.call("POST", f"auth/{i['backend']}/config",
                        {"kubernetes_host": i["kubernetesHost"], "kubernetes_ca_cert": _ca_pem()})

@@ -16,6 +16,7 @@ import pytest
 from configplane.offline import run_plan
 from configplane.ops import ScratchVault, bao_binary
 from tests.conftest import REPO, STACKS
+from tests.ops.test_dr import kv_put
 
 KUBERNETES = "1.33.0"  # the oldest minor EKS supports in standard support, as of this writing
 BACKUP_PARENT = "configplane:backup:BackupEnvironment"
@@ -129,7 +130,7 @@ def test_the_snapshot_policy_reads_the_snapshot_and_nothing_else(prod, raft_serv
     policy = by_type(prod, "vault:index/policy:Policy").inputs
     vault.call("PUT", f"sys/policies/acl/{policy['name']}", {"policy": policy["policy"]})
     vault.call("POST", "sys/mounts/prod-kv", {"type": "kv", "options": {"version": "2"}})
-    vault.call("POST", "prod-kv/data/api", {"data": {"K": "v"}})
+    kv_put(vault, "prod-kv", "api", {"K": "v"})
     created = vault.call("POST", "auth/token/create", {
         "policies": [policy["name"]], "no_default_policy": True, "ttl": "5m"}).json()
     root, vault.token = vault.token, created["auth"]["client_token"]
