@@ -39,7 +39,14 @@ from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import refs
 from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELOADER_SEARCH_ANNOTATION
 from configplane.durations import seconds
-from configplane.inputs import NAMESPACE, StackFileError, read_inputs, runtime_values
+from configplane.inputs import (
+    NAMESPACE,
+    RunContext,
+    Selection,
+    StackFileError,
+    read_inputs,
+    runtime_values,
+)
 from configplane.model import (
     InvalidStack,
     ServiceModel,
@@ -69,10 +76,17 @@ class DeclaredService(NamedTuple):
 
 
 def main() -> None:
+    values = runtime_values()  # config from the engine, the run's selection included
+    try:  # `plan --service` hands its selection through config: `pulumi up` has none
+        selection = Selection.from_config(values)
+    except ValueError as exc:
+        raise pulumi.RunError(str(exc)) from None
+    run = RunContext.create(PROJECT_DIR, selection.services)
     try:
         # The one reader the CLI uses too: the catalog from services/, config from the engine.
-        inputs = read_inputs(PROJECT_DIR, pulumi.get_stack(), runtime_values())
-        stack = load_stack(inputs, PROJECT_DIR / "schemas")
+        inputs = read_inputs(run.project_dir, pulumi.get_stack(), values,
+                             services=run.selection.services)
+        stack = load_stack(inputs, run.project_dir / "schemas", run.detector)
     except (InvalidStack, StackFileError) as exc:
         # Stop before any resource is declared; the message names file, path and fix.
         raise pulumi.RunError(str(exc)) from None

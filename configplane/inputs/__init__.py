@@ -11,6 +11,7 @@ from configplane.inputs.catalog import (
     read_inputs,
     read_stack_files,
 )
+from configplane.inputs.context import RUN_NAMESPACE, SELECTION_KEY, RunContext, Selection
 from configplane.inputs.layerfiles import load
 from configplane.inputs.layering import (
     TENANT_LAYER,
@@ -84,9 +85,13 @@ __all__ = [
     "resolve_inputs",
     "resolve_tenant",
     "Resolved",
+    "RUN_NAMESPACE",
+    "RunContext",
     "runtime_values",
     "schema_errors",
     "SchemaFileError",
+    "Selection",
+    "SELECTION_KEY",
     "SCHEMAS_DIR",
     "SERVICE_FILE",
     "SERVICES_KEY",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from configplane import contract
+from configplane.inputs.context import RUN_NAMESPACE
 from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, load, subtree_lines
 from configplane.inputs.layering import Layer
 from configplane.inputs.pulumiconfig import (
@@ -62,9 +63,6 @@ SERVICE_FILE = "service.yaml"
 DEFAULTS_FIELDS = ("owners", "service")
 OWNER = re.compile(contract.OWNER)
 
-# The offline plan may restrict the catalog to some services (`plan --service`); nothing
-# else sets it, so `pulumi up` always reads the whole catalog.
-SERVICE_FILTER: frozenset[str] | None = None
 
 @dataclass(frozen=True)
 class FleetDefaults:
@@ -78,7 +76,8 @@ def read_inputs(project_dir: Path, stack: str,
                 services: Iterable[str] | None = None) -> StackInputs:
     """Every layer of one stack. `config_values`: the config source; None reads the stack
     file (the CLI), `runtime_values()` is what the engine handed the program (`pulumi up`).
-    `services`: read only these catalog services (`validate/plan --service`)."""
+    `services`: read only these catalog services (`validate/plan --service`; the program
+    gets them from its config: configplane.inputs.context.Selection)."""
     project_dir = Path(project_dir)
     problems: list[Problem] = []
     notes: list[str] = []
@@ -93,6 +92,14 @@ def read_inputs(project_dir: Path, stack: str,
                   for k in (stack_file.document.get("config") or {})}
     values = (dict(config_values) if config_values is not None
               else stack_values(stack_file, project))
+    # The run's own keys (configplane.inputs.context) are the offline plan's, never a file's:
+    # a file setting one would quietly drop services from a real `pulumi up`.
+    for key, file in [*((k, stack_name) for k in stack_keys), *((k, PROJECT_FILE) for k in
+                                                                 (*declarations, *project_values))]:
+        if key.startswith(f"{RUN_NAMESPACE}:"):
+            problems.append((f"config.{key}", file, f"`{key}` is set by `configplane plan "
+                             "--service` for its own run only. Fix: remove it from the file."))
+    values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
 
     def config_layer(full: str) -> tuple[Any, str, dict[KeyPath, int]]:
         """A key's value, the file it comes from and its lines (stack wins over project)."""
@@ -127,8 +134,6 @@ def read_inputs(project_dir: Path, stack: str,
                                  {("platform", *p): line for p, line in platform_lines.items()}))
 
     wanted = None if services is None else set(services)
-    if wanted is None and SERVICE_FILTER is not None:
-        wanted = set(SERVICE_FILTER)
     service_layers: dict[str, list[Layer]] = {}
 
     # The layout before the catalog: service definitions in Pulumi config.

@@ -1,6 +1,6 @@
 """The one redaction boundary: the redactor, the inventory of a stack's secrets, the pack's detector."""
 
-from configplane.redaction.detector import load_detector, use_project_dir
+from configplane.redaction.detector import Detector, detector_for, load_detector
 from configplane.redaction.redactor import (
     HIDDEN,
     MIN_SECRET_LEN,
@@ -21,6 +21,8 @@ from configplane.redaction.redactor import (
 
 __all__ = [
     "detect",
+    "Detector",
+    "detector_for",
     "file_secrets",
     "HIDDEN",
     "is_name_slot",
@@ -36,5 +38,4 @@ __all__ = [
     "SPEC_METADATA",
     "stack_secrets",
     "url_userinfo",
-    "use_project_dir",
 ]

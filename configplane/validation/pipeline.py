@@ -28,18 +28,21 @@ from configplane.inputs import (
 )
 from configplane.inputs import load_validator as _validator
 from configplane.model import InvalidStack, Issue, StackDocument, StackModel
+from configplane.redaction import Detector
 from configplane.schema_messages import error_path, program_message
 from configplane.validation import stack_checks as checks
 from configplane.validation.configsize import size_issues
 from configplane.validation.service_checks import ServiceChecker, declared_secret_problems
 
 
-def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackModel:
-    """Validate and resolve a stack, or raise InvalidStack with every problem found."""
+def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
+               detector: Detector | None = None) -> StackModel:
+    """Validate and resolve a stack, or raise InvalidStack with every problem found.
+    `detector`: the run's (configplane.inputs.RunContext); None, the inputs' project's pack."""
     layers = layers_of(inputs)
     resolved = resolve_inputs(inputs)
     issues = [Issue(*problem) for problem in inputs.read_problems]
-    issues += [Issue(*problem) for problem in checks.input_problems(inputs, layers)]
+    issues += [Issue(*problem) for problem in checks.input_problems(inputs, layers, detector)]
     issues += declared_secret_problems(inputs)
 
     def origin(path: Iterable[Any]) -> Origin | None:
@@ -94,9 +97,10 @@ def _pydantic_issue(error: Any, where: Any) -> Issue:
     return Issue(dotted(loc) or "(root)", where(loc), f"{error['msg']}. Fix: correct the value.")
 
 
-def validate_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> list[Issue]:
+def validate_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
+                   detector: Detector | None = None) -> list[Issue]:
     try:
-        load_stack(inputs, schemas_dir)
+        load_stack(inputs, schemas_dir, detector)
     except InvalidStack as exc:
         return exc.issues
     return []

@@ -17,7 +17,14 @@ from typing import Any
 from configplane.contract import MAX_CONFIGMAP_BYTES, secret_resource_name
 from configplane.inputs import NAMESPACE, StackInputs, dotted
 from configplane.model import rotated_secrets, rotation_problems
-from configplane.redaction import PROVIDER_CREDENTIALS, SPEC_METADATA, detect, is_name_slot, url_userinfo
+from configplane.redaction import (
+    PROVIDER_CREDENTIALS,
+    SPEC_METADATA,
+    Detector,
+    detector_for,
+    is_name_slot,
+    url_userinfo,
+)
 
 Problem = tuple[str, str, str]
 # The configplane:* keys a project or stack may set; anything else is a typo (or a secure key
@@ -37,14 +44,17 @@ def normalised_key(key: str) -> str:
 # --- inputs: the files as written ------------------------------------------------------
 
 
-def input_problems(inputs: StackInputs, layers: Iterable[Any] = ()) -> list[Problem]:
-    """Checks over the files as written (they need no valid document): run first, always."""
+def input_problems(inputs: StackInputs, layers: Iterable[Any] = (),
+                   detector: Detector | None = None) -> list[Problem]:
+    """Checks over the files as written (they need no valid document): run first, always.
+    `detector`: the run's; None, the pack of the inputs' own project."""
+    detector = detector or detector_for(inputs.project_dir or None)
     problems: list[Problem] = []
     for layer in layers:
-        problems += _plaintext_in_layer(layer.file, layer.document)
+        problems += _plaintext_in_layer(layer.file, layer.document, detector)
     problems += _secure_values(inputs)
     problems += _secret_declarations(inputs)
-    problems += _plain_config(inputs)
+    problems += _plain_config(inputs, detector)
     problems += _unknown_keys(inputs)
     return problems
 
@@ -90,7 +100,7 @@ def _secret_declarations(inputs: StackInputs) -> list[Problem]:
     ]
 
 
-def _plain_config(inputs: StackInputs) -> list[Problem]:
+def _plain_config(inputs: StackInputs, detector: Detector) -> list[Problem]:
     """Provider credentials and secret-looking values among the plain (non-secure) config."""
     problems = []
     layers = [(inputs.stack_file, {k: v.value for k, v in inputs.values.items()
@@ -107,7 +117,7 @@ def _plain_config(inputs: StackInputs) -> list[Problem]:
                                  f"`pulumi config set --secret {key} --stack {inputs.stack}` "
                                  f"(it is then encrypted in the stack file) {_ROTATE}."))
                 continue
-            for rel, rules in _flagged(key.rsplit(":", 1)[-1], value):
+            for rel, rules in _flagged(key.rsplit(":", 1)[-1], value, detector):
                 path = f"config.{key}" + (f".{rel}" if rel else "")
                 problems.append((path, file,
                                  f"looks like a plaintext credential ({', '.join(rules)}). Fix: "
@@ -116,15 +126,16 @@ def _plain_config(inputs: StackInputs) -> list[Problem]:
     return problems
 
 
-def _flagged(key: str, value: Any, rel: str = "") -> Iterable[tuple[str, tuple[str, ...]]]:
+def _flagged(key: str, value: Any, detector: Detector,
+             rel: str = "") -> Iterable[tuple[str, tuple[str, ...]]]:
     if isinstance(value, Mapping):
         for k, v in value.items():
-            yield from _flagged(str(k), v, f"{rel}.{k}" if rel else str(k))
+            yield from _flagged(str(k), v, detector, f"{rel}.{k}" if rel else str(k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _flagged(key, v, f"{rel}[{i}]" if rel else f"[{i}]")
+            yield from _flagged(key, v, detector, f"{rel}[{i}]" if rel else f"[{i}]")
     elif not is_name_slot(key):
-        rules = detect(key, value)
+        rules = detector.rules(key, value)
         if not rules and url_userinfo(value):
             rules = ("url-userinfo",)
         if rules:
@@ -171,7 +182,7 @@ def document_problems(inputs: StackInputs, layers: Iterable[Any], document: Any,
     return problems
 
 
-def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
+def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Problem]:
     """Every string that reaches a resource (config values, descriptions, addresses, database
     coordinates, flags) judged by the detector with its key, and URLs with userinfo."""
     problems = []
@@ -182,7 +193,7 @@ def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
                 continue  # the secret itself, or an unknown field: the schema reports it
         if is_name_slot(key):
             continue
-        rules = detect(key, value)
+        rules = detector.rules(key, value)
         if url_userinfo(value):
             rules = (*rules, "url-userinfo")
         if rules:

@@ -13,7 +13,14 @@ from click.testing import CliRunner
 
 from configplane.cli.commands.plan import command as plan_command
 from configplane.cli.commands.validate import command as validate
-from configplane.inputs import read_inputs, read_stack_files, resolve_inputs, runtime_values
+from configplane.inputs import (
+    SELECTION_KEY,
+    Selection,
+    read_inputs,
+    read_stack_files,
+    resolve_inputs,
+    runtime_values,
+)
 from configplane.offline import PlanMocks, plan_config, run_plan, run_program
 from configplane.validation import load_or_issues, load_stack
 from tests.catalog_compat import edit_stack
@@ -179,12 +186,40 @@ def test_plan_service_gives_the_same_verdict_and_the_same_resources(project):
         assert result.exit_code == expected, result.output
 
 
-def test_no_service_filter_leaks_out_of_a_plan():
-    from configplane.inputs import catalog
-
-    run_plan(REPO, "dev", policy=False, services=["api"])
-    assert catalog.SERVICE_FILTER is None
+def test_the_program_gets_its_selection_through_config_and_nothing_leaks():
+    """No global carries the selection: the plan hands it to the program in its config, a
+    run without that key declares every service, and runs in one process do not interfere."""
+    one = run_plan(REPO, "dev", policy=False, services=["api"])
+    whole = run_plan(REPO, "dev", policy=False)
+    services = {r.name.split("-")[0] for r in whole.resources if r.type == "kubernetes:core/v1:Namespace"}
+    assert services == {"api", "web", "worker"}
+    assert {r.name.split("-")[0] for r in one.resources
+            if r.type == "kubernetes:core/v1:Namespace"} == {"api"}
     assert sorted(read_stack_files(REPO, "dev").service_layers) == ["api", "web", "worker"]
+
+    inputs = read_stack_files(REPO, "dev")
+    model = load_stack(inputs)
+    for chosen in (["web"], ["api", "worker"]):
+        config, secret_keys = plan_config(inputs)
+        config.update(Selection.of(chosen).as_config())
+        plan = run_program(REPO, inputs.project, "dev", model, config, secret_keys)
+        declared = {r.name.split("-")[0] for r in plan.resources
+                    if r.type == "kubernetes:core/v1:Namespace"}
+        assert declared == set(chosen)
+
+
+@pytest.mark.parametrize("file", ["Pulumi.yaml", "Pulumi.dev.yaml"])
+def test_a_file_may_not_set_the_runs_own_selection(project, file):
+    """`pulumi up` reads the whole catalog: a file setting the plan's key would drop services."""
+    path = project / file
+    document = yaml.safe_load(path.read_text())
+    document.setdefault("config", {})[SELECTION_KEY] = json.dumps({"services": ["api"]})
+    path.write_text(yaml.safe_dump(document))
+    inputs = read_stack_files(project, "dev")
+    assert SELECTION_KEY not in inputs.values
+    assert [p[:2] for p in inputs.read_problems] == [(f"config.{SELECTION_KEY}", file)]
+    code, found = errors(project, "dev")
+    assert code == 1 and [e["path"] for e in found] == [f"config.{SELECTION_KEY}"]
 
 
 def test_the_catalog_is_copied_with_the_project(tmp_path):

@@ -283,7 +283,7 @@ def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value
                      default=str)
     assert CORES[18] in raw and CORES[19] in raw and CORES[17] in raw
     document = json.dumps(plan.as_dict(Redactor()))
-    write_out(plan, tmp_path / "out")
+    write_out(plan, tmp_path / "out", Redactor())
     violations = json.dumps(plan.violations)
     for text in (document, files_text(tmp_path / "out"), violations):
         assert not [c for c in CANARIES if c in text]

@@ -9,11 +9,19 @@ from typing import Any
 import click
 import yaml
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, protect, protect_stack, raw_stdout
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    UserError,
+    Verb,
+    current_run,
+    emit,
+    protect,
+    protect_stack,
+    raw_stdout,
+)
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.inputs import PROJECT_FILE
 from configplane.ops import STORES, ImportProblem, emit_value, plan_import, read_input, write_import
-from configplane.redaction import detect
 
 
 @click.command("import", cls=Verb)
@@ -58,7 +66,8 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
         if not service or not stack:
             raise UserError("give the SERVICE and --stack to import into, e.g. `configplane "
                             "import billing --stack dev --from billing.env`.")
-        plan = plan_import(project_dir, stack, service, list(sources), app_schema, store)
+        plan = plan_import(project_dir, stack, service, list(sources), app_schema, store,
+                           detector=current_run().detector)
         written = write_import(project_dir, plan) if write else []
     except ImportProblem as exc:
         raise UserError(str(exc)) from None
@@ -75,7 +84,7 @@ def _protect_inputs(sources: tuple[str, ...]) -> None:
         except ImportProblem:
             continue  # reported by the import itself
         for entry in found:
-            if entry.always_secret or detect(entry.key, entry.value):
+            if entry.always_secret or current_run().detector.rules(entry.key, entry.value):
                 protect(entry.value)
 
 

@@ -30,6 +30,7 @@ from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack
 from configplane.offline import Plan, PolicyPackError, redact, run_plan
+from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
 
 
@@ -82,7 +83,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     document = plan.as_dict(redactor())
     if out is not None:
         try:
-            write_out(plan, out)
+            write_out(plan, out, redactor())
         except OSError as exc:
             raise UserError(f"--out {out}: cannot write the plan there ({exc.strerror or exc}"
                             f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
@@ -146,20 +147,21 @@ def render_table(document: dict[str, Any]) -> None:
         out.print("policy violations: none")
 
 
-def kubernetes_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
+def kubernetes_manifest(inputs: dict[str, Any], secrets: Redactor) -> dict[str, Any]:
     manifest = {"apiVersion": inputs.get("apiVersion"), "kind": inputs.get("kind")}
     manifest.update({k: v for k, v in redact(inputs).items() if k not in manifest})
-    return redactor().tree(manifest)
+    return secrets.tree(manifest)
 
 
-def write_out(plan: Plan, out: Path) -> None:
+def write_out(plan: Plan, out: Path, secrets: Redactor) -> None:
+    """Each Kubernetes object as YAML, and plan.json, redacted by the command's `secrets`."""
     out.mkdir(parents=True, exist_ok=True)
     for resource in plan.resources:
         if not (resource.custom and resource.type.startswith("kubernetes:")):
             continue
-        manifest = kubernetes_manifest(resource.inputs)
+        manifest = kubernetes_manifest(resource.inputs, secrets)
         meta = manifest.get("metadata") or {}
         parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
         file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
-        write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False))
-    write_text(out / "plan.json", json.dumps(plan.as_dict(redactor()), indent=2) + "\n")
+        write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False), secrets)
+    write_text(out / "plan.json", json.dumps(plan.as_dict(secrets), indent=2) + "\n", secrets)

@@ -30,6 +30,7 @@ from configplane.model import DATABASE_FIELDS, PASSWORD_SUFFIX, URL_SUFFIX, pref
 from configplane.ops.importer.entry import Entry, ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.manifests import read_manifests
+from configplane.redaction import Detector, detector_for
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STORES = ("vault", "aws")
@@ -118,8 +119,9 @@ def config_key_for(service: str, key: str) -> str:
 
 
 def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
-                app_schema: str | None = None, store: str = "vault") -> ImportProposal:
-    from configplane.redaction import load_detector
+                app_schema: str | None = None, store: str = "vault",
+                detector: Detector | None = None) -> ImportProposal:
+    """`detector`: the run's (the project's pack); None, that of `project_dir`."""
 
     if not re.fullmatch(DNS_LABEL, service) or len(service) > 63:
         raise ImportProblem(f"service name `{service}` is not an RFC 1123 label (lowercase "
@@ -155,7 +157,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
             raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
                                 "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
 
-    detector = load_detector()
+    detector = detector or detector_for(project_dir)
     config: dict[str, Any] = {}
     secrets: list[ImportedSecret] = []
     for entry in found:
