@@ -47,17 +47,7 @@ from configplane.inputs import (
     read_inputs,
     runtime_values,
 )
-from configplane.model import (
-    InvalidStack,
-    ServiceModel,
-    ServiceVersions,
-    StackModel,
-    dynamic_models,
-    read_clock,
-    rotated_secrets,
-    service_versions,
-    tls_model,
-)
+from configplane.model import InvalidStack, ServiceModel, StackModel, read_clock
 from configplane.validation import load_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -86,7 +76,8 @@ def main() -> None:
         # The one reader the CLI uses too: the catalog from services/, config from the engine.
         inputs = read_inputs(run.project_dir, pulumi.get_stack(), values,
                              services=run.selection.services)
-        stack = load_stack(inputs, run.project_dir / "schemas", run.detector)
+        # the model, built once: today (read once per run) dates generated secrets
+        stack = load_stack(inputs, run.project_dir / "schemas", run.detector, read_clock())
     except (InvalidStack, StackFileError) as exc:
         # Stop before any resource is declared; the message names file, path and fix.
         raise pulumi.RunError(str(exc)) from None
@@ -99,18 +90,14 @@ def main() -> None:
     )
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
     config = pulumi.Config(NAMESPACE)
-    today = read_clock()  # once per run: when generated secrets regenerate
-    services = {
-        name: declare_service(stack, svc, config, vault_env, aws_env,
-                              service_versions(svc.spec, platform.rotation, today))
-        for name, svc in stack.services.items()
-    }
+    services = {name: declare_service(stack, svc, config, vault_env, aws_env)
+                for name, svc in stack.services.items()}
     declare_rotation(stack, services, aws_env)
     pki = declare_certificates(stack, services, vault_env)
     declare_dynamic_credentials(stack, services, vault_env, config)
 
     for name, s in services.items():
-        if s.plan.spec.secrets:
+        if s.plan.external_secret:
             ServiceExternalSecret(
                 f"{name}-external-secret",
                 ServiceExternalSecretArgs(s.plan, s.config.namespace, s.stores,
@@ -126,9 +113,9 @@ def main() -> None:
 
 
 def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
-                    vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment,
-                    versions: ServiceVersions) -> DeclaredService:
+                    vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment) -> DeclaredService:
     name = svc.name
+    versions = svc.versions
     aws_settings = stack.platform.aws
     secure = {
         spec.config_key: config.require_secret(spec.config_key)
@@ -143,7 +130,7 @@ def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
         f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values, versions)
     )
     identity = None
-    if svc.secrets_in("aws"):
+    if svc.aws_identity:
         identity = SecretReaderRole(f"{name}-identity", SecretReaderRoleArgs(
             svc, aws_settings, aws_env.key.arn if aws_env.key else None))
     # the role's ARN as IAM builds it from its fixed name: known in preview, for the pack
@@ -175,7 +162,7 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
                 kms_key_arn=aws_env.key.arn if aws_env.key else None,
                 master_secret_arn=secrets[key].rotation.master_secret_arn,
             )
-            for key, rotation_name in rotated_secrets(name, secrets).items()
+            for key, rotation_name in s.plan.rotated.items()
         ]
         if not rotated:
             continue
@@ -206,11 +193,11 @@ def declare_certificates(stack: StackModel, services: dict[str, DeclaredService]
     env = stack.environment
     pki = PkiEnvironment(f"pki-{env}", PkiEnvironmentArgs(stack.platform, settings))
     for name, s in services.items():
-        if s.plan.spec.tls is None:
+        if s.plan.tls is None:
             continue
         services[name] = s._replace(tls=ServiceCertificate(f"{name}-tls", ServiceCertificateArgs(
             service=s.plan,
-            tls=tls_model(name, s.plan.namespace, stack.platform, s.plan.spec.tls),
+            tls=s.plan.tls,
             pki=pki,
             namespace=s.config.namespace,
             service_account=s.access.service_account_name,
@@ -230,10 +217,8 @@ def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredS
     settings = stack.platform.database
     if settings is None:
         return
-    plans = {name: dynamic_models(name, s.plan.namespace, stack.platform, s.plan.spec.secrets)
-             for name, s in services.items()}
     allowed: dict[str, list[str]] = {}
-    for plan in (p for ps in plans.values() for p in ps):
+    for plan in (p for s in services.values() for p in s.plan.dynamic):
         allowed.setdefault(plan.connection, []).append(plan.role_name)
     engine = DatabaseEngine(f"database-{stack.environment}", DatabaseEngineArgs(
         environment=stack.environment,
@@ -243,10 +228,10 @@ def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredS
         allowed_roles=allowed,
     ))
     for name, s in services.items():
-        if plans[name]:
+        if s.plan.dynamic:
             services[name] = s._replace(dynamic=ServiceDatabaseCredentials(
                 f"{name}-dynamic", ServiceDatabaseCredentialsArgs(
-                    service=s.plan, plans=plans[name], engine=engine,
+                    service=s.plan, plans=s.plan.dynamic, engine=engine,
                     namespace=s.config.namespace, vault_address=stack.platform.vault.address,
                     kubernetes_auth_backend=vault_env.auth_path,
                     kubernetes_auth_path=stack.kubernetes_auth_path,

@@ -1,6 +1,7 @@
 """The typed stack document and the frozen models derived from it: what each service gets
 (ConfigMaps, secrets and their delivery, flags, certificates, dynamic credentials, versions)."""
 
+from configplane.model.builder import build_service, build_stack, service_namespace
 from configplane.model.certificates import (
     CERT_MANAGER_API,
     TlsModel,
@@ -65,9 +66,19 @@ from configplane.model.rendering import (
     render_flags_configmap,
     render_value,
 )
-from configplane.model.rotation_rules import rotated_secrets, rotation_problems
+from configplane.model.rotation_rules import (
+    DATABASE_NETWORK,
+    ENVIRONMENT_NAME,
+    MASTER_SECRET_MISSING,
+    MASTER_SECRET_UNUSED,
+    NETWORK_CODES,
+    SCHEDULE_CODES,
+    RotationProblem,
+    rotated_secrets,
+    rotation_problems,
+)
 from configplane.model.schema_export import GENERATED, generated_schema
-from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel
+from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel, kv_mount
 from configplane.model.versions import (
     CLOCK_ENV,
     PERIODS,
@@ -84,6 +95,8 @@ __all__ = [
     "AUDIENCE",
     "auth_role",
     "AwsSettings",
+    "build_service",
+    "build_stack",
     "ca_common_name",
     "CERT_MANAGER_API",
     "check_flags",
@@ -91,6 +104,7 @@ __all__ = [
     "combined_version",
     "creation_statements",
     "DATABASE_FIELDS",
+    "DATABASE_NETWORK",
     "database_mount",
     "database_role_name",
     "DatabaseEngineSettings",
@@ -99,6 +113,7 @@ __all__ = [
     "describe",
     "dynamic_models",
     "dynamic_secret_name",
+    "ENVIRONMENT_NAME",
     "DynamicModel",
     "external_secret_sources",
     "flagd_fast_check",
@@ -112,6 +127,10 @@ __all__ = [
     "Grant",
     "InvalidStack",
     "Issue",
+    "kv_mount",
+    "MASTER_SECRET_MISSING",
+    "MASTER_SECRET_UNUSED",
+    "NETWORK_CODES",
     "PASSWORD_SUFFIX",
     "period_of",
     "PERIODS",
@@ -131,12 +150,15 @@ __all__ = [
     "revocation_statements",
     "rotated_secrets",
     "rotation_problems",
+    "RotationProblem",
+    "SCHEDULE_CODES",
     "RotationSettings",
     "secret_version",
     "SecretSpec",
     "SecretVersion",
     "Service",
     "service_delivered_keys",
+    "service_namespace",
     "service_versions",
     "ServiceModel",
     "ServiceVersions",

@@ -10,6 +10,7 @@ data and names) and stackmodel (Issue, InvalidStack, ServiceModel, StackModel).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from configplane.inputs import (
     schema_errors,
 )
 from configplane.inputs import load_validator as _validator
-from configplane.model import InvalidStack, Issue, StackDocument, StackModel
+from configplane.model import InvalidStack, Issue, StackDocument, StackModel, build_stack, read_clock
 from configplane.redaction import Detector
 from configplane.schema_messages import error_path, program_message
 from configplane.validation import stack_checks as checks
@@ -36,9 +37,10 @@ from configplane.validation.service_checks import ServiceChecker, declared_secre
 
 
 def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
-               detector: Detector | None = None) -> StackModel:
-    """Validate and resolve a stack, or raise InvalidStack with every problem found.
-    `detector`: the run's (configplane.inputs.RunContext); None, the inputs' project's pack."""
+               detector: Detector | None = None, today: date | None = None) -> StackModel:
+    """Validate a stack, then build its model (configplane.model.build_stack), or raise
+    InvalidStack with every problem found. `detector`: the run's (configplane.inputs.RunContext);
+    None, the inputs' project's pack. `today`: the run's day (`read_clock()` when None)."""
     layers = layers_of(inputs)
     resolved = resolve_inputs(inputs)
     issues = [Issue(*problem) for problem in inputs.read_problems]
@@ -76,15 +78,16 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
         ]) from None
     checker = ServiceChecker(inputs, document, schemas_dir, where, line)
     checker.check_platform()
-    services = {name: checker.check(name, svc) for name, svc in document.services.items()}
+    for name, svc in document.services.items():
+        checker.check(name, svc)
     checker.check_credentials(document)
     issues.extend(checker.issues)
-    issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document, services,
-                                                           where)]
+    issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document,
+                                                           checker.flags, where)]
     issues.extend(Issue(*problem) for problem in size_issues(inputs))
     if issues:
         raise InvalidStack(inputs.stack, issues)
-    return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
+    return build_stack(inputs.stack, document, resolved, today or read_clock())
 
 
 def _pydantic_issue(error: Any, where: Any) -> Issue:

@@ -16,7 +16,17 @@ from typing import Any
 
 from configplane.contract import MAX_CONFIGMAP_BYTES, secret_resource_name
 from configplane.inputs import NAMESPACE, StackInputs, dotted
-from configplane.model import rotated_secrets, rotation_problems
+from configplane.model import (
+    DATABASE_NETWORK,
+    ENVIRONMENT_NAME,
+    MASTER_SECRET_MISSING,
+    MASTER_SECRET_UNUSED,
+    SCHEDULE_CODES,
+    RenderedConfigMap,
+    rotated_secrets,
+    rotation_problems,
+    service_namespace,
+)
 from configplane.redaction import (
     PROVIDER_CREDENTIALS,
     SPEC_METADATA,
@@ -171,13 +181,14 @@ def _unknown_keys(inputs: StackInputs) -> list[Problem]:
 
 
 def document_problems(inputs: StackInputs, layers: Iterable[Any], document: Any,
-                      services: Mapping[str, Any],
+                      flags: Mapping[str, RenderedConfigMap | None],
                       where: Callable[[list[str]], str]) -> list[Problem]:
-    """Checks over the validated document and the rendered service plans."""
+    """Checks over the validated document and each service's flags ConfigMap as the service
+    checks rendered it (`flags`: None where there are none or they are invalid)."""
     problems: list[Problem] = []
-    problems += _collisions(document, services, where)
-    problems += _rotation(document, services, where)
-    problems += _sizes(services, where)
+    problems += _collisions(document, where)
+    problems += _rotation(document, where)
+    problems += _sizes(document, flags, where)
     problems += _environment(inputs, document, where)
     return problems
 
@@ -217,22 +228,22 @@ def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[
         yield path, key, value
 
 
-def _collisions(document: Any, services: Mapping[str, Any],
-                where: Callable[[list[str]], str]) -> list[Problem]:
+def _collisions(document: Any, where: Callable[[list[str]], str]) -> list[Problem]:
     problems = []
     namespaces: dict[str, str] = {}
-    for name, plan in services.items():
-        if plan.namespace in namespaces:
+    for name, spec in document.services.items():
+        namespace = service_namespace(name, spec, document.platform.environment)
+        if namespace in namespaces:
             path = ["services", name, "namespace"]
             problems.append((dotted(path), where(path),
-                             f"services `{namespaces[plan.namespace]}` and `{name}` share "
-                             f"namespace `{plan.namespace}`: both would declare it (one URN "
+                             f"services `{namespaces[namespace]}` and `{name}` share "
+                             f"namespace `{namespace}`: both would declare it (one URN "
                              "twice), and one service's identity could reach the other's "
                              "secrets. Fix: give each service its own namespace."))
         else:
-            namespaces[plan.namespace] = name
+            namespaces[namespace] = name
         seen: dict[str, str] = {}
-        for key in plan.spec.secrets:
+        for key in spec.secrets:
             norm = normalised_key(key)
             if norm in seen:
                 path = ["services", name, "secrets", key]
@@ -242,8 +253,8 @@ def _collisions(document: Any, services: Mapping[str, Any],
                                  "so the plan would declare one URN twice. Fix: rename one."))
             else:
                 seen[norm] = key
-        for tenant, spec in plan.spec.tenants.items():
-            for key in sorted(set(spec.config) & set(plan.spec.secrets)):
+        for tenant, tenant_spec in spec.tenants.items():
+            for key in sorted(set(tenant_spec.config) & set(spec.secrets)):
                 path = ["services", name, "tenants", tenant, "config", key]
                 problems.append((dotted(path), where(path),
                                  f"`{key}` is a secret of `{name}` and a config key of tenant "
@@ -252,15 +263,19 @@ def _collisions(document: Any, services: Mapping[str, Any],
     return problems
 
 
-def _rotation(document: Any, services: Mapping[str, Any],
-              where: Callable[[list[str]], str]) -> list[Problem]:
+# Reported per secret with its own path already (configplane.validation.service_checks).
+_REPORTED_PER_SECRET = frozenset({MASTER_SECRET_MISSING, MASTER_SECRET_UNUSED, DATABASE_NETWORK,
+                                  ENVIRONMENT_NAME})
+
+
+def _rotation(document: Any, where: Callable[[list[str]], str]) -> list[Problem]:
     """The rotation component's own rules (configplane.model.rotation_rules) on what the program
     would hand it; the strategy/database/master-secret rules are checked per secret already."""
     owners: dict[str, list[str]] = {}
     rotated = []
-    for name, plan in services.items():
-        for key, rname in rotated_secrets(name, plan.spec.secrets).items():
-            spec = plan.spec.secrets[key]
+    for name, service in document.services.items():
+        for key, rname in rotated_secrets(name, service.secrets).items():
+            spec = service.secrets[key]
             owners.setdefault(rname, []).append(dotted(["services", name, "secrets", key,
                                                         "rotation"]))
             rotated.append((rname, spec.rotation.strategy,
@@ -274,12 +289,13 @@ def _rotation(document: Any, services: Mapping[str, Any],
                               settings.subnet_ids, settings.security_group_ids)
     problems = []
     reported = set()
-    for kind, message in found:
-        if "master" in message or "database secrets need" in message or kind == "environment":
-            continue  # reported per secret with its own path (configplane.validation.pipeline)
-        if kind.startswith("secret:"):
-            paths = owners.get(kind[7:], [])[1:] or owners.get(kind[7:], [])[:1]
-        elif kind == "schedule":
+    for problem in found:
+        if problem.code in _REPORTED_PER_SECRET:
+            continue
+        message = problem.message
+        if problem.secret is not None:
+            paths = owners.get(problem.secret, [])[1:] or owners.get(problem.secret, [])[:1]
+        elif problem.code in SCHEDULE_CODES:
             paths = ["platform.rotation." + ("schedule_expression" if expression else
                                              "schedule_days")]
         else:
@@ -294,16 +310,17 @@ def _rotation(document: Any, services: Mapping[str, Any],
     return problems
 
 
-def _sizes(services: Mapping[str, Any], where: Callable[[list[str]], str]) -> list[Problem]:
+def _sizes(document: Any, rendered_flags: Mapping[str, RenderedConfigMap | None],
+           where: Callable[[list[str]], str]) -> list[Problem]:
     problems = []
-    for name, plan in services.items():
-        rendered = [("flags", plan.flags)]
+    for name, service in document.services.items():
+        rendered = [("flags", rendered_flags.get(name))]
         for cm_path, cm in rendered:
             if cm is None:
                 continue
             size = sum(len(k.encode()) + len(v.encode()) for k, v in cm.data.items())
             if size > MAX_CONFIGMAP_BYTES:
-                flags = plan.spec.flags
+                flags = service.flags
                 biggest = max(flags, key=lambda f: len(repr(flags[f])))  # the file that grew it
                 path = ["services", name, cm_path, biggest]
                 problems.append((dotted(path), where(path),
