@@ -51,7 +51,7 @@ def _model(stack: str, today: date | None = None) -> StackModel:
 def test_the_model_holds_everything_derived_and_is_frozen(stack):
     model = _model(stack)
     assert model.services
-    for name, svc in model.services.items():
+    for svc in model.services.values():
         secrets = svc.spec.secrets
         assert (svc.tls is not None) == (svc.spec.tls is not None and model.platform.pki is not None)
         assert [d.key for d in svc.dynamic] == sorted(k for k, s in secrets.items()
