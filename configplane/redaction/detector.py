@@ -31,14 +31,24 @@ def pack_dir(project_dir: Path | None = None) -> Path:
 
 class Detector:
     """One pack's detector (policies/secret_detector.py) with its verdicts cached: what a run
-    judges plaintext secrets with. The module's own API (`scan`, `scan_many`, `explain`) is
-    reachable on it as on the module."""
+    judges plaintext secrets with. The module is loaded when first used (a command that judges
+    nothing runs without a pack); its own API (`scan`, `scan_many`, `explain`) is reachable
+    on the detector as on the module."""
 
-    def __init__(self, module: ModuleType):
-        self.module = module
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._module: ModuleType | None = None
         self._verdict = lru_cache(maxsize=SCAN_CACHE)(self._judge)
 
+    @property
+    def module(self) -> ModuleType:
+        if self._module is None:
+            self._module = _load_module(self.directory)
+        return self._module
+
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self.module, name)
 
     def _judge(self, key: str, value: str) -> tuple[bool, tuple[str, ...]]:
@@ -68,7 +78,7 @@ def load_detector(project_dir: Path | None = None) -> ModuleType:
 
 @cache
 def _detector(directory: Path) -> Detector:
-    return Detector(_load_module(directory))
+    return Detector(directory)
 
 
 def _load_module(directory: Path) -> ModuleType:
