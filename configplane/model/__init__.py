@@ -78,7 +78,14 @@ from configplane.model.rotation_rules import (
     rotation_problems,
 )
 from configplane.model.schema_export import GENERATED, generated_schema
-from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel, kv_mount
+from configplane.model.stackmodel import (
+    InvalidStack,
+    Issue,
+    ServiceModel,
+    StackModel,
+    kv_mount,
+    printable,
+)
 from configplane.model.versions import (
     CLOCK_ENV,
     PERIODS,
@@ -141,6 +148,7 @@ __all__ = [
     "Platform",
     "policy_hcl",
     "prefix_of",
+    "printable",
     "read_clock",
     "render_configmap",
     "render_flags",
