@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from configplane import contract
+from configplane import contract, ownership
 from configplane.inputs import Resolved, apply_tenant
 from configplane.model.certificates import tls_model
 from configplane.model.document import Platform, Service, StackDocument
@@ -21,7 +21,7 @@ from configplane.model.versions import service_versions
 
 def service_namespace(name: str, service: Service, environment: str) -> str:
     """The namespace a service runs in: its own `namespace`, else `<name>-<environment>`."""
-    return service.namespace or f"{name}-{environment}"
+    return service.namespace or ownership.default_namespace(name, environment)
 
 
 def build_service(name: str, service: Service, platform: Platform, today: date) -> ServiceModel:
@@ -39,8 +39,8 @@ def build_service(name: str, service: Service, platform: Platform, today: date) 
             contract.MANAGED_BY_LABEL: contract.MANAGED_BY,
             contract.ENVIRONMENT_LABEL: env,
         },
-        config=render_configmap(f"{name}-config", service.config),
-        tenants={tenant: render_configmap(f"{name}-{tenant}-config",
+        config=render_configmap(ownership.configmap_base(name), service.config),
+        tenants={tenant: render_configmap(ownership.tenant_configmap_base(name, tenant),
                                           apply_tenant(service.config, spec.config))
                  for tenant, spec in service.tenants.items()},
         flags=render_flags_configmap(name, service.flags) if service.flags else None,

@@ -9,11 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from configplane.contract import (
-    DATABASE_ROTATION_STRATEGIES,
-    ROTATION_STRATEGIES,
-    secret_resource_name,
-)
+from configplane.contract import DATABASE_ROTATION_STRATEGIES, ROTATION_STRATEGIES
+from configplane.ownership import rotated_name
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 MAX_ENVIRONMENT = 43
@@ -50,11 +47,6 @@ class RotationProblem:
     code: str
     secret: str | None
     message: str
-
-
-def rotated_name(service: str, key: str) -> str:
-    """The rotation's name for one secret: the program names resources after it."""
-    return f"{service}-{secret_resource_name(key)}"
 
 
 def rotated_secrets(service: str, secrets: Mapping[str, Any]) -> dict[str, str]:

@@ -33,6 +33,7 @@ from configplane.redaction import Detector
 from configplane.schema_messages import error_path, program_message
 from configplane.validation import stack_checks as checks
 from configplane.validation.configsize import size_issues
+from configplane.validation.ownership import ownership_problems
 from configplane.validation.service_checks import ServiceChecker, declared_secret_problems
 
 
@@ -82,6 +83,9 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
         checker.check(name, svc)
     checker.check_credentials(document)
     issues.extend(checker.issues)
+    reported = {issue.path for issue in issues}  # one clear error per key path
+    issues += [Issue(*p) for p in ownership_problems(document, where, line)
+               if p[0] not in reported]
     issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document,
                                                            checker.flags, where)]
     issues.extend(Issue(*problem) for problem in size_issues(inputs))

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from configplane.contract import MAX_CONFIGMAP_BYTES, secret_resource_name
+from configplane.contract import MAX_CONFIGMAP_BYTES
 from configplane.inputs import NAMESPACE, StackInputs, dotted
 from configplane.model import (
     DATABASE_NETWORK,
@@ -25,8 +25,8 @@ from configplane.model import (
     RenderedConfigMap,
     rotated_secrets,
     rotation_problems,
-    service_namespace,
 )
+from configplane.ownership import secret_resource_name
 from configplane.redaction import (
     PROVIDER_CREDENTIALS,
     SPEC_METADATA,
@@ -230,18 +230,7 @@ def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[
 
 def _collisions(document: Any, where: Callable[[list[str]], str]) -> list[Problem]:
     problems = []
-    namespaces: dict[str, str] = {}
-    for name, spec in document.services.items():
-        namespace = service_namespace(name, spec, document.platform.environment)
-        if namespace in namespaces:
-            path = ["services", name, "namespace"]
-            problems.append((dotted(path), where(path),
-                             f"services `{namespaces[namespace]}` and `{name}` share "
-                             f"namespace `{namespace}`: both would declare it (one URN "
-                             "twice), and one service's identity could reach the other's "
-                             "secrets. Fix: give each service its own namespace."))
-        else:
-            namespaces[namespace] = name
+    for name, spec in document.services.items():  # namespaces: configplane.validation.ownership
         seen: dict[str, str] = {}
         for key in spec.secrets:
             norm = normalised_key(key)
