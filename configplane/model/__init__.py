@@ -65,6 +65,7 @@ from configplane.model.rendering import (
     render_flags_configmap,
     render_value,
 )
+from configplane.model import trust
 from configplane.model.rotation_rules import rotated_secrets, rotation_problems
 from configplane.model.schema_export import GENERATED, generated_schema
 from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel
@@ -81,6 +82,7 @@ from configplane.model.versions import (
 )
 
 __all__ = [
+    "trust",
     "AUDIENCE",
     "auth_role",
     "AwsSettings",
