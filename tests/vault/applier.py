@@ -304,12 +304,23 @@ def vault_resources(plan) -> list:
 
 def topological_orders(resources: Sequence, seeds: Sequence[int]) -> Iterator[list]:
     """Orders that respect only the declared dependencies (what `pulumi up` guarantees):
-    latest-declared first (the plan's own order reversed where nothing forbids it), then
-    one random order per seed."""
+    what nothing depends on last (a write no reader declared a dependency on comes after
+    every reader), the plan's own order reversed, then one random order per seed."""
+    yield sinks_last(resources)
     yield topological(resources, lambda ready: max(ready))
     for seed in seeds:
         rng = random.Random(seed)
         yield topological(resources, lambda ready: rng.choice(sorted(ready)))
+
+
+def sinks_last(resources: Sequence) -> list:
+    index = {r.urn: n for n, r in enumerate(resources)}
+    dependents = {n: 0 for n in range(len(resources))}
+    for r in resources:
+        for d in r.dependencies:
+            if d in index:
+                dependents[index[d]] += 1
+    return topological(resources, lambda ready: max(ready, key=lambda n: (dependents[n] > 0, n)))
 
 
 def topological(resources: Sequence, pick: Callable[[set[int]], int]) -> list:
