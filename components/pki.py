@@ -14,7 +14,6 @@ from pulumi_kubernetes.apiextensions import CustomResource
 from configplane.durations import seconds
 from configplane.model import (
     CERT_MANAGER_API,
-    trust,
     PkiSettings,
     Platform,
     ServiceModel,
@@ -23,6 +22,7 @@ from configplane.model import (
     pki_mount,
     pki_root_mount,
     pki_urls,
+    trust,
 )
 
 CA_KEY = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384

@@ -1,6 +1,7 @@
 """The typed stack document and the frozen models derived from it: what each service gets
 (ConfigMaps, secrets and their delivery, flags, certificates, dynamic credentials, versions)."""
 
+from configplane.model import trust
 from configplane.model.certificates import (
     CERT_MANAGER_API,
     TlsModel,
@@ -65,7 +66,6 @@ from configplane.model.rendering import (
     render_flags_configmap,
     render_value,
 )
-from configplane.model import trust
 from configplane.model.rotation_rules import rotated_secrets, rotation_problems
 from configplane.model.schema_export import GENERATED, generated_schema
 from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel

@@ -35,9 +35,9 @@ from configplane.model import (
     delivers_whole,
     dynamic_credentials,
     render_configmap,
-    trust,
     render_flags_configmap,
     service_delivered_keys,
+    trust,
 )
 from configplane.schema_messages import error_path, program_message
 

@@ -42,9 +42,10 @@ def test_decrypted_length_is_estimated_exactly_from_passphrase_ciphertexts():
     key = hashlib.pbkdf2_hmac("sha256", SAMPLE_PASSPHRASE, base64.b64decode(salt), 1_000_000, 32)
     secure = {k: v["secure"] for k, v in document["config"].items()
               if isinstance(v, dict) and set(v) == {"secure"}}
-    # Two services' secrets and the platform's database root login (platform.database).
+    # Two services' secrets, the platform's database root login (platform.database) and its
+    # Vault's token reviewer (platform.vault).
     assert sorted(secure) == ["configplane:apiDbPassword", "configplane:paymentsApiKey",
-                              "configplane:shopVaultDbPassword"]
+                              "configplane:shopVaultDbPassword", "configplane:vaultTokenReviewerJwt"]
     for ciphertext in secure.values():
         assert estimate_plaintext_length(ciphertext) == len(decrypt(key, ciphertext).encode())
     lengths = {k: v.length for k, v in read_stack_files(REPO, "dev").values.items() if v.secure}

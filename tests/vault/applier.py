@@ -309,8 +309,7 @@ def topological_orders(resources: Sequence, seeds: Sequence[int]) -> Iterator[li
     yield sinks_last(resources)
     yield topological(resources, lambda ready: max(ready))
     for seed in seeds:
-        rng = random.Random(seed)
-        yield topological(resources, lambda ready: rng.choice(sorted(ready)))
+        yield topological(resources, random.Random(seed).choice, ordered=True)
 
 
 def sinks_last(resources: Sequence) -> list:
@@ -323,7 +322,9 @@ def sinks_last(resources: Sequence) -> list:
     return topological(resources, lambda ready: max(ready, key=lambda n: (dependents[n] > 0, n)))
 
 
-def topological(resources: Sequence, pick: Callable[[set[int]], int]) -> list:
+def topological(resources: Sequence, pick: Callable, ordered: bool = False) -> list:
+    """A topological order; `pick` chooses among the ready resources' indices (a sorted
+    list when `ordered`, else the set)."""
     index = {r.urn: n for n, r in enumerate(resources)}
     needs = {n: {index[d] for d in r.dependencies if d in index}
              for n, r in enumerate(resources)}
@@ -331,7 +332,7 @@ def topological(resources: Sequence, pick: Callable[[set[int]], int]) -> list:
     order = []
     while len(order) < len(resources):
         ready = {n for n in needs if n not in done and needs[n] <= done}
-        n = pick(ready)
+        n = pick(sorted(ready)) if ordered else pick(ready)
         done.add(n)
         order.append(resources[n])
     return order

@@ -81,7 +81,7 @@ class PostgresForVault:
 
 
 @pytest.fixture(scope="session")
-def shop_db(postgres_server):
+def shop_db(postgres_server):  # noqa: F811 (the session fixture imported above)
     admin = postgres_server.admin()
     admin.run(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     admin.run(f'CREATE DATABASE "{DB}"')

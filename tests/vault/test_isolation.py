@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.conftest import STACKS
-from tests.vault.probes import AUTH_ROLE, CONTROL_PATHS, DB_ROLE, KV_SECRET, PKI_ROLE, csr_pem, login, status
+from tests.vault.probes import AUTH_ROLE, CONTROL_PATHS, DB_ROLE, KV_SECRET, csr_pem, login, status
 
 
 def service_paths(applied) -> dict[str, dict[str, list[tuple[str, str, dict | None]]]]:

@@ -24,6 +24,16 @@ SECRET_WRITES = (KV_SECRET, "vault:database/secretBackendConnection:SecretBacken
                  "vault:kubernetes/authBackendConfig:AuthBackendConfig")
 
 
+def written_path(r) -> str:
+    """The API path a secret-writing resource's Create writes (tests/vault/applier.py)."""
+    i = r.inputs
+    if r.type == KV_SECRET:
+        return f"{i['mount']}/data/{i['name']}"
+    if r.type == SECRET_WRITES[1]:
+        return f"{i['backend']}/config/{i['name']}"
+    return f"auth/{i['backend']}/config"
+
+
 def order_findings(resources, shop_db, run: str) -> list[str]:
     server = new_server()
     try:
@@ -51,10 +61,7 @@ def order_findings(resources, shop_db, run: str) -> list[str]:
                       if e["type"] == "request"}
         for r in resources:
             if r.type in SECRET_WRITES:
-                i = r.inputs
-                path = {KV_SECRET: lambda: f"{i['mount']}/data/{i['name']}",
-                        SECRET_WRITES[1]: lambda: f"{i['backend']}/config/{i['name']}",
-                        SECRET_WRITES[2]: lambda: f"auth/{i['backend']}/config"}[r.type]()
+                path = written_path(r)
                 if path not in logged:
                     findings.append(f"{path} written before the audit device existed")
         return findings
