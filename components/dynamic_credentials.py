@@ -65,6 +65,8 @@ class DatabaseEngine(pulumi.ComponentResource):
         for conn_name, conn in sorted(settings.connections.items()):
             url = (f"postgresql://{{{{username}}}}:{{{{password}}}}@{conn.host}:{conn.port}/"
                    f"{conn.dbname}?sslmode={conn.ssl_mode}")
+            if conn.ssl_root_cert_file:  # a plain absolute path (the model's pattern)
+                url += f"&sslrootcert={conn.ssl_root_cert_file}"
             connection = vault.database.SecretBackendConnection(
                 f"{name}-{conn_name}",
                 backend=mount.path,

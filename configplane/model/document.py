@@ -147,8 +147,13 @@ class DatabaseConnection(Frozen):
     ssl_mode: Literal["verify-full", "verify-ca", "require"] = "verify-full"
     ssl_root_cert: str | None = Field(
         None, description="PEM CA bundle Vault verifies the server's certificate with "
-        "(required by verify-full and verify-ca). RDS: the region's bundle from "
+        "(required by verify-full and verify-ca; sent as the connection's `tls_ca`, which "
+        "HashiCorp Vault's PostgreSQL plugin reads). RDS: the region's bundle from "
         "https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem.")
+    ssl_root_cert_file: str | None = Field(
+        None, pattern=r"^(/[A-Za-z0-9._-]+)+$",
+        description="Where the same bundle is mounted on Vault's servers; set as "
+        "`sslrootcert` in the connection URL. OpenBao's plugin ignores `tls_ca` and needs it.")
     max_open_connections: int = Field(4, ge=1, le=100)
     root_rotation_period: str | None = Field(
         None, pattern=GO_DURATION,

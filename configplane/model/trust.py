@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
+from configplane.model.certificates import PEM_CERTIFICATE
 from configplane.model.document import Platform
 
 PEM_END = "-----END CERTIFICATE-----"
@@ -186,12 +187,19 @@ def problems(platform: Platform) -> Iterator[tuple[list[str], str]]:
         for problem in ca_bundle_problems(vault.kubernetes_ca_cert):
             yield [*base, "kubernetes_ca_cert"], problem
     pki = platform.pki
-    if pki is not None and pki.intermediate_certificate is not None:
+    # certificates.py reports a certificate under parent: root, and text that is not PEM
+    if pki is not None and pki.parent == "external" and pki.intermediate_certificate \
+            and PEM_CERTIFICATE.match(pki.intermediate_certificate):
         for problem in intermediate_problems(pki.intermediate_certificate):
             yield ["platform", "pki", "intermediate_certificate"], problem
     database = platform.database
     for name, conn in (database.connections if database else {}).items():
         path = ["platform", "database", "connections", name]
+        if conn.ssl_root_cert_file is not None and conn.ssl_root_cert is None:
+            yield [*path, "ssl_root_cert"], (
+                "ssl_root_cert_file names where Vault reads the CA; its content belongs in "
+                "ssl_root_cert too, where validate checks it. Fix: paste the same bundle.")
+            continue
         if conn.ssl_root_cert is None:
             if conn.ssl_mode in ("verify-full", "verify-ca"):
                 yield [*path, "ssl_root_cert"], (

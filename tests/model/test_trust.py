@@ -23,7 +23,7 @@ def make(cn, issuer=None, issuer_key=None, ca=True, path_length=None, days=3650,
     builder = (x509.CertificateBuilder().subject_name(name)
                .issuer_name(issuer.subject if issuer else name).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
-               .not_valid_before(NOW - datetime.timedelta(days=1))
+               .not_valid_before(datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1))
                .not_valid_after(NOW + datetime.timedelta(days=days))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), True))
     cert = builder.sign(issuer_key or key, hashes.SHA256())

@@ -259,8 +259,11 @@ TRUST_CASES = {
         lambda c: _vault(c).update(kubernetes_ca_cert="not a pem"),
         "platform.vault.kubernetes_ca_cert", "no PEM certificate"),
     "verify-full without the database CA": (
-        lambda c: _shop(c).pop("ssl_root_cert"),
+        lambda c: [_shop(c).pop(k) for k in ("ssl_root_cert", "ssl_root_cert_file")],
         "platform.database.connections.shop.ssl_root_cert", "RDS's CAs are in no public"),
+    "a CA file without the CA's content": (
+        lambda c: _shop(c).pop("ssl_root_cert"),
+        "platform.database.connections.shop.ssl_root_cert", "its content belongs in"),
     "an intermediate that is the root itself": (
         lambda c: c["configplane:platform"]["pki"].update(
             parent="external", intermediate_certificate=_vault(c)["kubernetes_ca_cert"]),

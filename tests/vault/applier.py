@@ -12,9 +12,10 @@ outputs the provider would read back. What it changes, and why:
 - `[generated:<name>]` placeholders (random passwords, unknown in a preview) become fresh
   random values, kept in `generated`;
 - the file audit device writes into the test server's directory instead of /vault/logs;
-- a database connection reaches the test PostgreSQL server instead of the planned host
-  (`database`): its address replaces the planned one and, that server having no TLS,
-  `sslmode=disable` replaces the planned mode (the planned CA is still sent as `tls_ca`).
+- a database connection reaches a test PostgreSQL server instead of the planned host
+  (`database`): its address replaces the planned one, its own root login the planned one (the
+  stacks share the name), and the CA file the plan names on Vault's servers is a local file;
+  a server without TLS gets `sslmode=disable` instead of the planned mode.
 
 Only the resources' creation is modelled (no update, read or delete), in the order a caller
 gives: `topological_orders` makes orders that respect only the plan's declared dependencies.
@@ -87,6 +88,8 @@ class Database:
     host: str
     port: int
     logins: Mapping[str, str] = field(default_factory=dict)  # planned root login -> real one
+    tls: bool = False  # the server speaks TLS: keep the planned sslmode
+    files: Mapping[str, str] = field(default_factory=dict)  # planned path on Vault -> local
 
 
 @dataclass
@@ -272,7 +275,10 @@ class Applier:
         url = pg["connection_url"]
         if self.database is not None:
             url = re.sub(r"@[^/]+/", f"@{self.database.host}:{self.database.port}/", url)
-            url = re.sub(r"sslmode=[\w-]+", "sslmode=disable", url)
+            if not self.database.tls:
+                url = re.sub(r"sslmode=[\w-]+", "sslmode=disable", url)
+            for planned, local in self.database.files.items():
+                url = url.replace(f"sslrootcert={planned}", f"sslrootcert={local}")
         body = {"plugin_name": i["plugin_name"], "allowed_roles": i.get("allowed_roles", []),
                 "verify_connection": i.get("verify_connection", True),
                 "connection_url": url,

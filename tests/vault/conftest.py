@@ -5,11 +5,20 @@ fails them instead of skipping."""
 
 from __future__ import annotations
 
+import datetime
 import os
+import pwd
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.conftest import REPO, STACKS
 from tests.pki.conftest import ROOT_CANARY, plan_of
@@ -82,11 +91,16 @@ class PostgresForVault:
 
 @pytest.fixture(scope="session")
 def shop_db(postgres_server):  # noqa: F811 (the session fixture imported above)
-    admin = postgres_server.admin()
+    return prepare_shop(postgres_server)
+
+
+def prepare_shop(server) -> PostgresForVault:
+    """The sample `shop` database (the tables the samples grant, and one they do not)."""
+    admin = server.admin()
     admin.run(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     admin.run(f'CREATE DATABASE "{DB}"')
     admin.close()
-    db = PostgresForVault(postgres_server)
+    db = PostgresForVault(server)
     conn = db.admin()
     for statement in (
         "CREATE SCHEMA app",
@@ -124,3 +138,87 @@ def applied(openbao, shop_db) -> dict[str, Applied]:
         applier.apply_all(vault_resources(plan))
         result[stack] = Applied(stack, plan, applier)
     return result
+
+
+# --- a PostgreSQL server with TLS, for the planned verify-full connection -------------------
+
+
+@dataclass
+class TlsPostgres(PostgresForVault):
+    ca_pem: str = ""
+    other_ca_pem: str = ""  # a CA that did not issue the server's certificate
+
+
+def _ca(name: str):
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert, key
+
+
+def _pem(obj) -> str:
+    return obj.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.fixture(scope="session")
+def tls_postgres():
+    """A second throwaway PostgreSQL server (tests/rotation's), with `ssl = on` and a server
+    certificate for `localhost` from a CA made here: what RDS is to the stacks."""
+    from tests.rotation.conftest import PostgresServer, _server_binaries, _user_exists
+
+    bindir = _server_binaries()
+    if bindir is None:
+        _required("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin")
+    run_as = next((u for u in ("postgres", "nobody") if _user_exists(u)), None) \
+        if os.geteuid() == 0 else None
+    root = Path(tempfile.mkdtemp(prefix="configplane-pg-tls-"))
+    ca, ca_key = _ca("test database CA")
+    other, _ = _ca("another CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .sign(ca_key, hashes.SHA256()))
+
+    class TlsServer(PostgresServer):
+        def start(self) -> None:
+            options = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
+                       "-c fsync=off -c synchronous_commit=off -c ssl=on "
+                       f"-c ssl_cert_file={self.root}/server.crt "
+                       f"-c ssl_key_file={self.root}/server.key")
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                      "-o", options, "-w", "-t", "30", "start")
+
+    server = TlsServer(bindir, root, run_as)
+    (root / "server.crt").write_text(_pem(cert))
+    (root / "server.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (root / "server.key").chmod(0o600)
+    if run_as:
+        entry = pwd.getpwnam(run_as)
+        for path in (root / "server.crt", root / "server.key"):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    try:
+        server.init()
+        server.start()
+    except Exception as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"could not start the TLS PostgreSQL server: {exc}", pytrace=False)
+    prepare_shop(server)
+    yield TlsPostgres(server, ca_pem=_pem(ca), other_ca_pem=_pem(other))
+    try:
+        server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
