@@ -49,7 +49,8 @@ def test_pki_environment(planned):
 
 
 def test_external_parent_imports_the_signed_certificate(project):
-    from tests.model.test_trust import make, pem as to_pem
+    from tests.model.test_trust import make
+    from tests.model.test_trust import pem as to_pem
 
     root, root_key = make("offline root")
     intermediate, _ = make("prod intermediate", root, root_key, path_length=0)

@@ -16,7 +16,7 @@ from configplane.redaction import is_secret_wrapper
 from tests.catalog_compat import edit_stack
 from tests.pki.conftest import SECURE
 from tests.projects import copy_project
-from tests.vault.applier import Applier, Database, vault_resources
+from tests.vault.applier import Applier, vault_resources
 from tests.vault.conftest import new_server
 
 CONNECTION = "vault:database/secretBackendConnection:SecretBackendConnection"
