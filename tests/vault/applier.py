@@ -12,10 +12,13 @@ outputs the provider would read back. What it changes, and why:
 - `[generated:<name>]` placeholders (random passwords, unknown in a preview) become fresh
   random values, kept in `generated`;
 - the file audit device writes into the test server's directory instead of /vault/logs;
+- a Kubernetes auth config that names an API server and its CA (a Vault outside the cluster)
+  gets the stand-in API server's address and CA (`kubernetes`, tests/vault/kubernetes.py),
+  which then accepts the planned reviewer token, and only that, as TokenReview's bearer;
 - a database connection reaches a test PostgreSQL server instead of the planned host
   (`database`): its address replaces the planned one, its own root login the planned one (the
   stacks share the name), and the CA file the plan names on Vault's servers is a local file;
-  a server without TLS gets `sslmode=disable` instead of the planned mode.
+  a server without TLS gets `sslmode=disable` instead of the planned mode, and no CA file.
 
 Only the resources' creation is modelled (no update, read or delete), in the order a caller
 gives: `topological_orders` makes orders that respect only the plan's declared dependencies.
@@ -33,6 +36,7 @@ from typing import Any
 
 from configplane.offline import UNKNOWN
 from configplane.redaction import is_secret_wrapper
+from tests.vault.kubernetes import KubernetesApi
 from tests.vault.server import OpenBao
 
 PULUMI_VAULT = "7.14.0"
@@ -96,6 +100,7 @@ class Database:
 class Applier:
     server: OpenBao
     database: Database | None = None
+    kubernetes: KubernetesApi | None = None
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # urn -> outputs
     generated: dict[str, str] = field(default_factory=dict)  # placeholder name -> value
     applied: list[str] = field(default_factory=list)  # urns, in order
@@ -196,6 +201,11 @@ class Applier:
                                                          "token_reviewer_jwt_wo_version")}
         if "token_reviewer_jwt_wo" in i:
             body["token_reviewer_jwt"] = i["token_reviewer_jwt_wo"]
+        if self.kubernetes is not None and "kubernetes_ca_cert" in body:
+            body["kubernetes_host"] = self.kubernetes.host
+            body["kubernetes_ca_cert"] = self.kubernetes.ca_pem
+            if "token_reviewer_jwt" in body:
+                self.kubernetes.reviewers.add(body["token_reviewer_jwt"])
         self._call("POST", f"auth/{i['backend']}/config", body)
         return {}
 
@@ -275,8 +285,9 @@ class Applier:
         url = pg["connection_url"]
         if self.database is not None:
             url = re.sub(r"@[^/]+/", f"@{self.database.host}:{self.database.port}/", url)
-            if not self.database.tls:
+            if not self.database.tls:  # no TLS to verify: no mode, no CA file
                 url = re.sub(r"sslmode=[\w-]+", "sslmode=disable", url)
+                url = re.sub(r"&sslrootcert=[^&]*", "", url)
             for planned, local in self.database.files.items():
                 url = url.replace(f"sslrootcert={planned}", f"sslrootcert={local}")
         body = {"plugin_name": i["plugin_name"], "allowed_roles": i.get("allowed_roles", []),

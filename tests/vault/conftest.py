@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.conftest import REPO, STACKS
 from tests.pki.conftest import ROOT_CANARY, plan_of
+from tests.vault import kubernetes
 from tests.vault import server as bao
 from tests.vault.applier import Applier, Database, vault_resources
 
@@ -126,15 +127,28 @@ class Applied:
     def server(self):
         return self.applier.server
 
+    @property
+    def kube(self):
+        return self.applier.kubernetes
+
 
 @pytest.fixture(scope="session")
-def applied(openbao, shop_db) -> dict[str, Applied]:
+def kube_api():
+    """The stand-in API server Vault reviews login tokens with (tests/vault/kubernetes.py)."""
+    api = kubernetes.start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="session")
+def applied(openbao, shop_db, kube_api) -> dict[str, Applied]:
     """Every sample stack's planned Vault resources, applied in plan order to one server
     (each stack's names are its own: `<env>-kv`, `kubernetes-<env>`, `<env>-<svc>-read`…)."""
     result = {}
     for stack in STACKS:
         plan = plan_of(REPO, stack)
-        applier = Applier(openbao, database=shop_db.root_login(f"vault_admin_{stack}"))
+        applier = Applier(openbao, database=shop_db.root_login(f"vault_admin_{stack}"),
+                          kubernetes=kube_api)
         applier.apply_all(vault_resources(plan))
         result[stack] = Applied(stack, plan, applier)
     return result

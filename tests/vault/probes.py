@@ -25,17 +25,24 @@ CONTROL_PATHS = (("GET", "sys/mounts"), ("GET", "sys/policies/acl"), ("LIST", "s
                  ("POST", "sys/leases/revoke"), ("GET", "sys/config/state/sanitized"))
 
 
-def login(server: OpenBao, backend: str, role: str) -> tuple[str, list[str]]:
-    """A token with exactly what a Kubernetes login with `role` gets: the role's token
-    policies, and `default` unless the role says token_no_default_policy (Vault adds it to
-    every login token). There is no API server here to review a service account token, so
-    the token is made from the role's settings as the server reads them back."""
-    settings = server.call("GET", f"auth/{backend}/role/{role}")["data"]
-    auth = server.call("POST", "auth/token/create", {
-        "policies": settings["token_policies"],
-        "no_default_policy": settings.get("token_no_default_policy", False),
-        "ttl": f"{settings['token_ttl'] or 3600}s", "display_name": f"kubernetes-{role}",
-    })["auth"]
+class LoginRefused(Exception):
+    pass
+
+
+def login(a, backend: str, role: str, *, namespace: str | None = None,
+          account: str | None = None, audience: str | None = None) -> tuple[str, list[str]]:
+    """A Kubernetes login with `role`: a service account token issued by the stand-in API
+    server (`a.kube`) for the role's own account, namespace and audience unless others are
+    given; the server reviews it there. Returns the token and its policies."""
+    settings = a.server.call("GET", f"auth/{backend}/role/{role}")["data"]
+    jwt = a.kube.issue(namespace or settings["bound_service_account_namespaces"][0],
+                       account or settings["bound_service_account_names"][0],
+                       (audience or settings["audience"],))
+    response = a.server.request("POST", f"auth/{backend}/login", token="",
+                                json={"role": role, "jwt": jwt})
+    if response.status_code != 200:
+        raise LoginRefused(f"{response.status_code} {response.text}")
+    auth = response.json()["auth"]
     return auth["client_token"], sorted(auth["policies"])
 
 

@@ -69,7 +69,7 @@ def login_findings(a, shop_db, creds_path: str, token: str | None) -> list[str]:
 def test_the_engine_issues_exactly_the_granted_login(applied, shop_db, stack):
     a = applied[stack]
     role = db_role(a)
-    token, _ = login(a.server, f"kubernetes-{stack}", "api-database")
+    token, _ = login(a, f"kubernetes-{stack}", "api-database")
     creds = f"{role.inputs['backend']}/creds/{role.inputs['name']}"
     lease = a.server.call("GET", creds, token=token)["lease_duration"]
     assert lease == int(role.inputs["defaultTtl"])
@@ -108,15 +108,17 @@ def test_kv_keeps_the_planned_versions_and_rolls_back(applied, stack):
     keep = int(config.inputs["maxVersions"])
     assert a.server.call("GET", f"{stack}-kv/config")["data"]["max_versions"] == keep
     svc = next(r for r in a.plan.resources if r.type == KV_SECRET).inputs["name"]
-    path = f"{stack}-kv/data/{svc}"
-    first = a.server.call("GET", path)["data"]
+    # a secret below the service's own path (its policy covers `<svc>/*`), so the planned
+    # secret other tests read stays as applied
+    path = f"{stack}-kv/data/{svc}/versions-probe"
     for n in range(keep + 2):
         a.server.call("PUT", path, {"data": {"VALUE": f"v{n}"}})
-    meta = a.server.call("GET", f"{stack}-kv/metadata/{svc}")["data"]
+    meta = a.server.call("GET", f"{stack}-kv/metadata/{svc}/versions-probe")["data"]
     assert len(meta["versions"]) == keep
     current = meta["current_version"]
-    assert a.server.request("GET", f"{path}?version={first['metadata']['version']}").status_code == 404
-    token, _ = login(a.server, f"kubernetes-{stack}", svc)
+    assert current == keep + 2
+    assert a.server.request("GET", f"{path}?version=1").status_code == 404  # beyond max_versions
+    token, _ = login(a, f"kubernetes-{stack}", svc)
     previous = a.server.call("GET", f"{path}?version={current - 1}", token=token)["data"]["data"]
     assert previous == {"VALUE": f"v{keep}"}
     a.server.call("PUT", path, {"data": previous, "options": {"cas": current}})  # the rollback

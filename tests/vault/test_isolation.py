@@ -9,7 +9,16 @@ import json
 import pytest
 
 from tests.conftest import STACKS
-from tests.vault.probes import AUTH_ROLE, CONTROL_PATHS, DB_ROLE, KV_SECRET, csr_pem, login, status
+from tests.vault.probes import (
+    AUTH_ROLE,
+    CONTROL_PATHS,
+    DB_ROLE,
+    KV_SECRET,
+    LoginRefused,
+    csr_pem,
+    login,
+    status,
+)
 
 
 def service_paths(applied) -> dict[str, dict[str, list[tuple[str, str, dict | None]]]]:
@@ -69,7 +78,7 @@ def test_each_role_reaches_only_its_own_paths(applied, stack):
     a = applied[stack]
     checked = 0
     for backend, role, service, policies in roles(a):
-        token, granted = login(a.server, backend, role)
+        token, granted = login(a, backend, role)
         assert granted == sorted(["default", *policies]), role  # what a login carries
         (policy,) = policies
         kind = KIND_OF_POLICY[policy.rsplit("-", 1)[1]]
@@ -86,7 +95,7 @@ def test_each_service_reads_its_own_secret_and_its_versions(applied, stack):
     assert secrets
     for r in secrets:
         svc = r.inputs["name"]
-        token, _ = login(a.server, f"kubernetes-{stack}", svc)
+        token, _ = login(a, f"kubernetes-{stack}", svc)
         data = a.server.call("GET", f"{stack}-kv/data/{svc}", token=token)["data"]
         planned = a.applier.inputs(r)  # the placeholders as the applier filled them
         assert data["data"] == json.loads(planned["dataJsonWo"])
@@ -103,7 +112,39 @@ def test_a_glob_policy_is_caught(applied):
     a.server.call("POST", "auth/kubernetes-dev/role/api-glob", {
         "bound_service_account_names": ["api"], "bound_service_account_namespaces": ["api-dev"],
         "token_policies": ["dev-api-read-glob"], "audience": "vault"})
-    token, _ = login(a.server, "kubernetes-dev", "api-glob")
+    token, _ = login(a, "kubernetes-dev", "api-glob")
     findings = isolation_findings(a, token, "api", "kv")
     assert any("dev-kv/data/web" in f for f in findings)
     assert any("listing" in f for f in findings)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_role_logs_in_only_its_own_account_in_its_own_namespace_for_vault(applied, stack):
+    """The server decides the Kubernetes bindings: through the planned out-of-cluster config
+    (the API server's CA, the reviewer token), each role accepts its own service account's
+    token for audience `vault` and refuses another service's account, its own account in
+    another namespace, an IRSA token (audience sts.amazonaws.com) and a token the API server
+    never issued."""
+    a = applied[stack]
+    accounts = sorted({r.inputs["boundServiceAccountNames"][0] for r in a.plan.resources
+                       if r.type == AUTH_ROLE})
+    for backend, role, service, _ in roles(a):
+        login(a, backend, role)  # its own account: accepted
+        settings = a.server.call("GET", f"auth/{backend}/role/{role}")["data"]
+        other = next(x for x in accounts if x != service)
+        refused = {"another service's account": {"account": other},
+                   "its account in another namespace": {"namespace": f"{other}-{stack}"},
+                   "an IRSA token": {"audience": "sts.amazonaws.com"}}
+        if settings["audience"] != "vault":  # cert-manager's own audience for its Issuer
+            refused["an ESO token"] = {"audience": "vault"}
+        for what, identity in refused.items():
+            with pytest.raises(LoginRefused):
+                login(a, backend, role, **identity)
+                pytest.fail(f"{role} accepted {what}")
+        forged = a.kube.issue(settings["bound_service_account_namespaces"][0], service,
+                              (settings["audience"],))
+        del a.kube.issued[forged]  # the API server does not know it
+        response = a.server.request("POST", f"auth/{backend}/login", token="",
+                                    json={"role": role, "jwt": forged})
+        assert response.status_code == 403, (role, response.text)
+    assert a.kube.reviews, "Vault never asked the API server"

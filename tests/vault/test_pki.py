@@ -29,7 +29,7 @@ def test_each_role_signs_its_own_names_and_nothing_else(applied):
     assert roles
     all_names = {r.inputs["name"]: list(r.inputs["allowedDomains"]) for r in roles}
     for r in roles:
-        token, _ = login(a.server, "kubernetes-dev", f"{r.inputs['name']}-pki")
+        token, _ = login(a, "kubernetes-dev", f"{r.inputs['name']}-pki")
         others = [n for svc, names in all_names.items() if svc != r.inputs["name"] for n in names]
         others = others or ["web.web-dev.svc"]
         findings = signing_findings(a.server, f"dev-pki/sign/{r.inputs['name']}", token,
@@ -40,7 +40,7 @@ def test_each_role_signs_its_own_names_and_nothing_else(applied):
 def test_certificates_carry_the_planned_urls_and_chain_to_the_dev_root(applied):
     a = applied["dev"]
     r = pki_roles(a)[0]
-    token, _ = login(a.server, "kubernetes-dev", f"{r.inputs['name']}-pki")
+    token, _ = login(a, "kubernetes-dev", f"{r.inputs['name']}-pki")
     code, cert = sign(a.server, f"dev-pki/sign/{r.inputs['name']}", token,
                       list(r.inputs["allowedDomains"]))
     assert code == 200
@@ -59,7 +59,7 @@ def test_key_bits_is_a_minimum(applied):
     a = applied["dev"]
     r = pki_roles(a)[0]
     assert int(r.inputs["keyBits"]) == 256
-    token, _ = login(a.server, "kubernetes-dev", f"{r.inputs['name']}-pki")
+    token, _ = login(a, "kubernetes-dev", f"{r.inputs['name']}-pki")
     code, _ = sign(a.server, f"dev-pki/sign/{r.inputs['name']}", token,
                    [r.inputs["allowedDomains"][0]], key=ec.generate_private_key(ec.SECP384R1()))
     assert code == 200
@@ -91,7 +91,7 @@ def test_revocation_reaches_the_crl_within_the_bound(applied):
     assert config["enable_delta"] and config["auto_rebuild"]
     assert seconds(config["expiry"]) - seconds(config["auto_rebuild_grace_period"]) == 3600
     assert config["auto_rebuild_grace_period"] == CRL_REBUILD_GRACE
-    token, _ = login(a.server, "kubernetes-dev", f"{r.inputs['name']}-pki")
+    token, _ = login(a, "kubernetes-dev", f"{r.inputs['name']}-pki")
     code, cert = sign(a.server, f"dev-pki/sign/{r.inputs['name']}", token,
                       [r.inputs["allowedDomains"][0]])
     assert code == 200
