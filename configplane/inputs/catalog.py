@@ -55,8 +55,8 @@ from configplane.inputs.stackfiles import (
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
+from configplane.ownership import CATALOG_DIR  # the catalog's home, beside its owners
 
-CATALOG_DIR = "services"
 DEFAULTS_FILE = f"{CATALOG_DIR}/defaults.yaml"
 SERVICE_FILE = "service.yaml"
 DEFAULTS_FIELDS = ("owners", "service")
@@ -161,6 +161,11 @@ def read_inputs(project_dir: Path, stack: str,
     known_stacks.add(stack)
     catalog = project_dir / CATALOG_DIR
     names = sorted(p.name for p in catalog.iterdir() if p.is_dir()) if catalog.is_dir() else []
+    if catalog.exists() and not catalog.is_dir():  # read as empty, `pulumi up` would delete all
+        problems.append(("", CATALOG_DIR, f"`{CATALOG_DIR}` is not a directory: the catalog "
+                         "would read as a fleet of no services, and `pulumi up` would delete "
+                         f"every service. Fix: make {CATALOG_DIR}/ the catalog directory "
+                         f"({CATALOG_DIR}/<name>/{SERVICE_FILE})."))
     if catalog.is_dir():
         for p in sorted(catalog.iterdir()):
             if p.is_file() and p.suffix in (".yaml", ".yml") and p.name != "defaults.yaml":
