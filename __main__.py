@@ -84,12 +84,14 @@ def main() -> None:
 
     platform = stack.platform
     env = stack.environment
+    config = pulumi.Config(NAMESPACE)
+    reviewer_key = platform.vault.token_reviewer_jwt_config_key
     vault_env = VaultEnvironment(
         f"vault-{env}",
-        VaultEnvironmentArgs(env, stack.vault_mount, stack.kubernetes_auth_path, platform.vault),
+        VaultEnvironmentArgs(env, stack.vault_mount, stack.kubernetes_auth_path, platform.vault,
+                             config.require_secret(reviewer_key) if reviewer_key else None),
     )
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
-    config = pulumi.Config(NAMESPACE)
     services = {name: declare_service(stack, svc, config, vault_env, aws_env)
                 for name, svc in stack.services.items()}
     declare_rotation(stack, services, aws_env)
@@ -226,6 +228,7 @@ def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredS
         root_passwords={name: config.require_secret(conn.password_config_key)
                         for name, conn in settings.connections.items()},
         allowed_roles=allowed,
+        after=vault_env.before_secrets,
     ))
     for name, s in services.items():
         if s.plan.dynamic:

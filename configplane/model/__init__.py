@@ -1,6 +1,7 @@
 """The typed stack document and the frozen models derived from it: what each service gets
 (ConfigMaps, secrets and their delivery, flags, certificates, dynamic credentials, versions)."""
 
+from configplane.model import trust
 from configplane.model.builder import build_service, build_stack, service_namespace
 from configplane.model.certificates import (
     CERT_MANAGER_API,
@@ -95,6 +96,7 @@ from configplane.model.versions import (
 )
 
 __all__ = [
+    "trust",
     "AUDIENCE",
     "AwsSettings",
     "build_service",

@@ -38,6 +38,7 @@ from configplane.model import (
     render_flags_configmap,
     service_delivered_keys,
     service_namespace,
+    trust,
 )
 from configplane.schema_messages import error_path, program_message
 
@@ -149,6 +150,17 @@ class ServiceChecker:
         for name, conn in (database.connections if database else {}).items():
             path = ["platform", "database", "connections", name, "password_config_key"]
             self._check_secure_key(path, conn.password_config_key)
+        self.check_trust(document)
+
+    def check_trust(self, document: StackDocument) -> None:
+        """The CAs Vault is given (intermediate chain, API server, databases) and the
+        reviewer token of a Vault outside the cluster (configplane.model.trust)."""
+        for path, message in trust.problems(document.platform):
+            self.fail(path, message)
+        reviewer = document.platform.vault.token_reviewer_jwt_config_key
+        if reviewer is not None:
+            self._check_secure_key(["platform", "vault", "token_reviewer_jwt_config_key"],
+                                   reviewer)
 
     def _check_delivery(self, base: list[str], svc: Service, app: Any) -> None:
         """Each pod key comes from one place: config, or one secret (configplane.model.delivery)."""

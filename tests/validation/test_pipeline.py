@@ -229,3 +229,63 @@ def test_a_trailing_newline_is_not_a_name(project, name, data_key):
     else:
         assert ("services.worker.tenants.acme.config.RATE_LIMIT_RPS\\n",
                 "ConfigMap keys may contain only letters, digits, '-', '_' and '.'") in messages
+
+
+
+# --- the CAs and trust settings given to Vault (configplane.model.trust) ------------------
+
+def _vault(config):
+    return config["configplane:platform"]["vault"]
+
+
+def _shop(config):
+    return config["configplane:platform"]["database"]["connections"]["shop"]
+
+
+TRUST_CASES = {
+    "outside the cluster without a CA": (
+        lambda c: _vault(c).pop("kubernetes_ca_cert"),
+        "platform.vault.kubernetes_ca_cert", "a Vault outside the cluster needs"),
+    "outside the cluster without a reviewer token": (
+        lambda c: _vault(c).pop("token_reviewer_jwt_config_key"),
+        "platform.vault.token_reviewer_jwt_config_key", "a Vault outside the cluster needs"),
+    "outside the cluster with the in-cluster host": (
+        lambda c: _vault(c).update(kubernetes_host="https://kubernetes.default.svc"),
+        "platform.vault.kubernetes_host", "resolves only inside the cluster"),
+    "a reviewer token key that is not a secure value": (
+        lambda c: _vault(c).update(token_reviewer_jwt_config_key="nope"),
+        "platform.vault.token_reviewer_jwt_config_key", "must be declared"),
+    "a CA that is not a certificate": (
+        lambda c: _vault(c).update(kubernetes_ca_cert="not a pem"),
+        "platform.vault.kubernetes_ca_cert", "no PEM certificate"),
+    "verify-full without the database CA": (
+        lambda c: [_shop(c).pop(k) for k in ("ssl_root_cert", "ssl_root_cert_file")],
+        "platform.database.connections.shop.ssl_root_cert", "RDS's CAs are in no public"),
+    "a CA file without the CA's content": (
+        lambda c: _shop(c).pop("ssl_root_cert"),
+        "platform.database.connections.shop.ssl_root_cert", "its content belongs in"),
+    "an intermediate that is the root itself": (
+        lambda c: c["configplane:platform"]["pki"].update(
+            parent="external", intermediate_certificate=_vault(c)["kubernetes_ca_cert"]),
+        "platform.pki.intermediate_certificate", "self-signed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRUST_CASES))
+def test_trust_settings_are_validated(project, case):
+    change, path, text = TRUST_CASES[case]
+    edit_stack(project, "dev", change)
+    code, report = run_validate(project)
+    assert code == 1
+    matching = [e for e in report["errors"] if e["path"] == path]
+    assert matching and text in matching[0]["message"], report["errors"]
+    assert "Fix:" in matching[0]["message"]
+
+
+def test_in_cluster_needs_neither_ca_nor_reviewer_token(project):
+    def in_cluster(config):
+        for key in ("kubernetes_ca_cert", "token_reviewer_jwt_config_key", "kubernetes_host"):
+            _vault(config).pop(key)
+        _vault(config)["runs_in_cluster"] = True
+    edit_stack(project, "dev", in_cluster)
+    assert run_validate(project)[0] == 0
