@@ -17,7 +17,14 @@ from typing import Any
 from configplane.contract import MAX_CONFIGMAP_BYTES, secret_resource_name
 from configplane.inputs import NAMESPACE, StackInputs, dotted
 from configplane.model import rotated_secrets, rotation_problems
-from configplane.redaction import PROVIDER_CREDENTIALS, SPEC_METADATA, detect, is_name_slot, url_userinfo
+from configplane.redaction import (
+    PROVIDER_CREDENTIALS,
+    SPEC_METADATA,
+    detect,
+    is_name_slot,
+    plaintext_rules,
+    url_userinfo,
+)
 
 Problem = tuple[str, str, str]
 # The configplane:* keys a project or stack may set; anything else is a typo (or a secure key
@@ -180,11 +187,7 @@ def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
             rel = path[4:]
             if not rel or rel[0] not in SPEC_METADATA[""]:
                 continue  # the secret itself, or an unknown field: the schema reports it
-        if is_name_slot(key):
-            continue
-        rules = detect(key, value)
-        if url_userinfo(value):
-            rules = (*rules, "url-userinfo")
+        rules = plaintext_rules(key, value)
         if rules:
             problems.append((dotted(path), file,
                              f"looks like a plaintext credential ({', '.join(rules)}): it would "
