@@ -325,6 +325,16 @@ def url_userinfo(value: Any) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
+def plaintext_rules(key: str, value: Any) -> tuple[str, ...]:
+    """Why a plain value in the slot `key` is a credential (the detector's rules, and
+    `url-userinfo` for an address with `user:password@`); empty when it may stay plain. The
+    one decision: `validate` refuses such a value in config, `import` makes it a secret."""
+    if is_name_slot(key):
+        return ()
+    rules = detect(key, value)
+    return (*rules, "url-userinfo") if url_userinfo(value) else rules
+
+
 def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = ()) -> set[str]:
     """Secret values found line by line in files, for when they cannot be parsed (a YAML
     syntax error's message may quote the line): every `key: value` the detector flags, every

@@ -67,6 +67,7 @@ SECRETS = {  # key -> config key
     "DATABASE_PASSWORD": "billingDatabasePassword",
     "WEBHOOK_SIGNING_SECRET": "billingWebhookSigningSecret",
 }
+OWNER = "@shop/billing-team"
 VALUES = {"STRIPE_API_KEY": STRIPE, "SMTP_PASSWORD": SMTP, "DATABASE_PASSWORD": DB_PASSWORD,
           "WEBHOOK_SIGNING_SECRET": WEBHOOK}
 
@@ -89,7 +90,22 @@ def invoke(*args: str) -> tuple[int, str]:
 def import_billing(project: Path, legacy: Path, *extra: str, fmt: str = "json") -> tuple[int, str]:
     return invoke("billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
                   "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
-                  "--project-dir", str(project), "--format", fmt, *extra)
+                  "--owner", OWNER, "--project-dir", str(project), "--format", fmt, *extra)
+
+
+def run_validate(project: Path, stack: str) -> tuple[int, list[dict]]:
+    result = CliRunner().invoke(validate_command, ["--stack", stack, "--project-dir", str(project),
+                                                   "--format", "json"])
+    return result.exit_code, json.loads(result.output)["errors"]
+
+
+def merge(base: dict, overlay: dict) -> dict:
+    """Two catalog layers deep-merged (objects merge; anything else replaces)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
 
 
 def pulumi_config_set(project: Path, stack: str, key: str) -> None:
@@ -104,8 +120,12 @@ def test_round_trip_import_write_plan(project, legacy):
     code, output = import_billing(project, legacy, "--write")
     assert code == 0, output
     document = json.loads(output)
-    assert document["written"] == ["services/billing/dev.yaml", "Pulumi.yaml"]
+    assert document["written"] == ["services/billing/service.yaml", "services/billing/dev.yaml",
+                                   "services/billing/prod.yaml", "services/billing/staging.yaml",
+                                   "Pulumi.yaml"]
+    assert document["problems"] == []
     assert document["section"] == {"billing": {
+        "owners": [OWNER],
         "app_schema": "http-api",
         # the connection facts move into the password's `database`: the pod gets them whole
         "config": {"LOG_LEVEL": "info", "PORT": 8080, "REQUEST_TIMEOUT_MS": 3000},
@@ -127,9 +147,18 @@ def test_round_trip_import_write_plan(project, legacy):
                                                       "billing-secrets"},
         },
     }}
-    # the overlay written is that section, exactly (secret references only)
-    assert yaml.safe_load((project / "services/billing/dev.yaml").read_text()) == \
-        document["section"]["billing"]
+    # The base holds what is the same everywhere; the overlay what the parity rules say
+    # differs per environment (LOG_LEVEL, the database host); the other stacks get `null`
+    # until the service is imported there. Base and overlay merge to the section, exactly.
+    catalog = project / "services" / "billing"
+    base = yaml.safe_load((catalog / "service.yaml").read_text())
+    overlay = yaml.safe_load((catalog / "dev.yaml").read_text())
+    assert overlay == {"config": {"LOG_LEVEL": "info"},
+                       "secrets": {"DATABASE_PASSWORD": {"database": {"host": "billing-db.internal"}}}}
+    assert merge(base, overlay) == document["section"]["billing"]
+    for stack in ("staging", "prod"):
+        assert yaml.safe_load((catalog / f"{stack}.yaml").read_text()) is None
+        assert run_validate(project, stack) == (0, [])
     reasons = {s["key"]: s["reason"] for s in document["secrets"]}
     assert reasons["DATABASE_PASSWORD"] == reasons["WEBHOOK_SIGNING_SECRET"] == "a Kubernetes Secret"
     assert reasons["STRIPE_API_KEY"].startswith("looks like a secret: ")
@@ -156,11 +185,10 @@ def test_round_trip_import_write_plan(project, legacy):
         for key, config_key in SECRETS.items()
     }
 
-    # Until the secrets are set, validation says exactly what to run.
-    result = CliRunner().invoke(validate_command, ["--stack", "dev", "--project-dir", str(project),
-                                                   "--format", "json"])
-    assert result.exit_code == 1
-    assert sorted(e["path"] for e in json.loads(result.output)["errors"]) == sorted(
+    # Until the secrets are set, validation says exactly what to run, and nothing else.
+    code, errors = run_validate(project, "dev")
+    assert code == 1
+    assert sorted(e["path"] for e in errors) == sorted(
         f"services.billing.secrets.{key}.config_key" for key in SECRETS)
 
     # The printed commands pipe each value from its input into `pulumi config set --secret`.
@@ -198,7 +226,7 @@ def test_printed_section_and_commands_reveal_no_value(project, legacy):
     code, output = import_billing(project, legacy, fmt="table")
     assert code == 0
     lines = output.splitlines()
-    assert lines[0] == "# write to services/billing/dev.yaml:"
+    assert lines[0] == "# write to services/billing/service.yaml:"
     assert (f"configplane import --from {legacy / 'billing.env'} --emit-value STRIPE_API_KEY | "
             f"pulumi config set --secret configplane:billingStripeApiKey --stack dev --cwd {project}"
             ) in lines
@@ -422,5 +450,5 @@ def test_a_database_password_without_its_user_says_what_to_add(project, legacy):
     assert document["notes"] == [
         "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)",
         "DATABASE_USER not found in the inputs. Fix: set services.billing.secrets."
-        "DATABASE_PASSWORD.database.{host, dbname, username} in the stack file.",
+        "DATABASE_PASSWORD.database.{host, dbname, username}.",
     ]
