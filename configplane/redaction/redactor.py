@@ -324,6 +324,17 @@ def url_userinfo(value: Any) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
+def plaintext_rules(key: str, value: Any, detector: Detector | None = None) -> tuple[str, ...]:
+    """Why a plain value in the slot `key` is a credential (the detector's rules, and
+    `url-userinfo` for an address with `user:password@`); empty when it may stay plain. The
+    one decision: `validate` refuses such a value in config, `import` makes it a secret.
+    `detector`: the run's (the project's pack); None, the pack `detector_for()` finds."""
+    if is_name_slot(key):
+        return ()
+    rules = detect(key, value, detector)
+    return (*rules, "url-userinfo") if url_userinfo(value) else rules
+
+
 def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = (),
                  detector: Detector | None = None) -> set[str]:
     """Secret values found line by line in files, for when they cannot be parsed (a YAML

@@ -272,7 +272,7 @@ def test_import_on_hostile_inputs(tmp_path_factory, dotenv):
     source.write_text("\n".join(dotenv))
     for write in ((), ("--write",)):
         run = cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
-                  "worker", "--project-dir", str(project), *write)
+                  "worker", "--owner", "@shop/billing", "--project-dir", str(project), *write)
         _check(run)
     written = files_text(project)  # Pulumi.yaml and the catalog files import writes
     assert not [c for c in CORES if c in written]
