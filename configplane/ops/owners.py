@@ -10,8 +10,10 @@ come first and each service's directory after them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from configplane.contract import DNS_LABEL
 from configplane.inputs import (
     CATALOG_DIR,
     DEFAULTS_FILE,
@@ -22,6 +24,7 @@ from configplane.inputs import (
     load,
     read_fleet_defaults,
 )
+from configplane.projectfiles import ProjectFileError, is_file, shown
 
 CODEOWNERS = ".github/CODEOWNERS"
 PLATFORM_PATHS = ("/Pulumi.yaml", "/Pulumi.*.yaml", "/__main__.py", "/policies/", "/.github/",
@@ -36,16 +39,15 @@ class OwnersError(Exception):
 
 
 def service_owners(project_dir: Path, name: str, fleet_default: list[str]) -> list[str]:
-    path = project_dir / CATALOG_DIR / name / SERVICE_FILE
     display = f"{CATALOG_DIR}/{name}/{SERVICE_FILE}"
-    if not path.is_file():
+    if not is_file(project_dir, display):
         return list(fleet_default)
     try:
-        document = load(path, display).document or {}
+        document = load(project_dir, display).document or {}
     except YamlError as exc:
         raise OwnersError(str(exc)) from None
     owners = document.get("owners", fleet_default) if isinstance(document, dict) else fleet_default
-    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.match(o)
+    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.fullmatch(o)
                                                for o in owners):
         raise OwnersError(f"{display}: owners must be a list of GitHub users or teams "
                           "(`@org/team`, `@user`) or e-mail addresses. Fix: correct it.")
@@ -66,7 +68,16 @@ def codeowners(project_dir: Path) -> str:
     lines = [HEADER, "\n# Platform: the project, stack config, pack, components, schemas\n"]
     lines += [f"{p} {platform}\n" for p in PLATFORM_PATHS]
     lines.append("\n# Services: each team reviews its own directory\n")
-    for name in catalog_services(project_dir):
+    try:
+        names = catalog_services(project_dir)
+    except ProjectFileError as exc:
+        raise OwnersError(str(exc)) from None
+    for name in names:
+        # the name becomes a CODEOWNERS pattern: whole-string an RFC 1123 label, nothing else
+        if len(name) > 63 or not re.fullmatch(DNS_LABEL, name):
+            raise OwnersError(f"{CATALOG_DIR}/{shown(name)}/: not a service name (an RFC 1123 "
+                              "label: lowercase letters, digits, '-'). Fix: rename the "
+                              "directory.")
         owners = service_owners(project_dir, name, list(default)) or list(fleet.owners)
         lines.append(f"/{CATALOG_DIR}/{name}/ {' '.join(owners)}\n")
     return "".join(lines)

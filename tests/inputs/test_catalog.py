@@ -78,7 +78,8 @@ def test_a_service_with_only_an_overlay_is_in_that_stack_only(project):
 
 
 @pytest.mark.parametrize(("rel", "path", "message"), [
-    ("services/api/prd.yaml", "", "overlay for stack `prd`, which has no Pulumi.prd.yaml"),
+    ("services/api/prd.yaml", "services.api", "overlay for stack `prd`, which has no "
+                                              "Pulumi.prd.yaml. Did you mean prod.yaml?"),
     ("services/api.yaml", "", "a service is a directory"),
 ])
 def test_misplaced_catalog_files_are_errors(project, rel, path, message):

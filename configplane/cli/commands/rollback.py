@@ -145,7 +145,8 @@ def render_table(data: Mapping[str, Any]) -> None:
     for line in data["commands"]:
         out.print(f"  {line}")
     out.print("then check")
-    for line in data["verify"]:
-        out.print(f"  {line}")
+    status, annotation = data["verify"]
+    out.print(f"  {status}")
+    out.print(f"  {annotation}  # prints {data['verify_prints']}")
     if data.get("caveat"):
         out.print(f"note: {data['caveat']}")
