@@ -36,7 +36,7 @@ import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 MAX_FILE_BYTES = 8 * 1024 * 1024  # a project file (YAML, JSON Schema): far above any real one
 MAX_INPUT_BYTES = 64 * 1024 * 1024  # a file named on the command line (a cluster's listing)

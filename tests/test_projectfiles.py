@@ -138,7 +138,8 @@ def test_an_argument_file_may_be_a_pipe_but_is_bounded(tmp_path):
 # --- the atomic writer ------------------------------------------------------------------
 
 CHANGE = {"Pulumi.yaml": "name: shop\nconfig: {k: v}\n", "services/api/dev.yaml": "new: 1\n",
-          "services/billing/dev.yaml": "config: {X: 1}\n", "services/billing/service.yaml": "a: " + "b" * 5000 + "\n"}
+          "services/billing/dev.yaml": "config: {X: 1}\n",
+          "services/billing/service.yaml": "a: " + "b" * 5000 + "\n"}
 
 
 def _writer_process(project: Path, *, before: str = "", step: str | None = None,

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from configplane import projectfiles
 from configplane.redaction import Redactor, file_secrets, stack_secrets
 
 FORMAT_OPTION = click.option(
@@ -99,9 +100,16 @@ def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
         render_table(data)
 
 
+def write_files(root: Path, files: Mapping[str, str]) -> list[str]:
+    """Write files the user asked for (`--out`, ...) under `root` through the redactor: the
+    same boundary as the screen, then the one atomic writer (all files or none, contained in
+    `root`, under its write lock)."""
+    return projectfiles.write_files(root, {rel: _ACTIVE.text(text) for rel, text in files.items()})
+
+
 def write_text(path: Path, text: str) -> None:
-    """Write a file the user asked for (`--out`, import) through the redactor."""
-    path.write_text(_ACTIVE.text(text))
+    """One file through the redactor and the atomic writer (see write_files)."""
+    write_files(path.parent, {path.name: text})
 
 
 def plain_console(stderr: bool = False) -> Console:
@@ -188,7 +196,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from configplane.inputs import StackFileError
     from configplane.model import InvalidStack
 
-    return (StackFileError, InvalidStack)
+    return (StackFileError, InvalidStack, projectfiles.ProjectFileError)
 
 
 def _say(message: str) -> None:

@@ -34,16 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from configplane import contract
-from configplane.projectfiles import (
-    CATALOG_DIR,
-    DEFAULTS_NAME,
-    ProjectFileError,
-    entries,
-    is_file,
-    kind_of,
-    name_problem,
-    shown,
-)
 from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, load, subtree_lines
 from configplane.inputs.layering import Layer
 from configplane.inputs.pulumiconfig import (
@@ -65,6 +55,16 @@ from configplane.inputs.stackfiles import (
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
+from configplane.projectfiles import (
+    CATALOG_DIR,
+    DEFAULTS_NAME,
+    ProjectFileError,
+    entries,
+    is_file,
+    kind_of,
+    name_problem,
+    shown,
+)
 
 DEFAULTS_FILE = f"{CATALOG_DIR}/{DEFAULTS_NAME}"
 SERVICE_FILE = "service.yaml"

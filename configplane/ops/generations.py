@@ -30,8 +30,8 @@ from configplane.contract import (
     HASH_ANNOTATION,
     HASH_LABEL,
     MANAGED_BY,
-    MAX_NAME_LENGTH,
     MANAGED_BY_LABEL,
+    MAX_NAME_LENGTH,
     SCHEMA_ANNOTATION,
     SERVICE_LABEL,
 )

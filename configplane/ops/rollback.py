@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from configplane.contract import CHANGE_CAUSE_ANNOTATION, CHECKSUM_ANNOTATION
-from configplane.projectfiles import shown
 from configplane.ops.generations import (
     HASH_PATTERN,
     LISTING_COMMAND,
@@ -25,6 +24,7 @@ from configplane.ops.generations import (
     is_object_name,
     newest_first,
 )
+from configplane.projectfiles import shown
 
 ROLLOUT_KINDS = {"Deployment": "deployment", "StatefulSet": "statefulset",
                  "DaemonSet": "daemonset"}

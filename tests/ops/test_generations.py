@@ -7,8 +7,8 @@ the rollback patch is applied by kubectl itself (`kubectl patch --local`, offlin
 from __future__ import annotations
 
 import json
-import shlex
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path

@@ -13,6 +13,7 @@ from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, prote
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.inputs import PROJECT_FILE
 from configplane.ops import STORES, ImportProblem, emit_value, plan_import, read_input, write_import
+from configplane.projectfiles import ProjectFileError, writing
 from configplane.redaction import detect
 
 
@@ -58,9 +59,14 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
         if not service or not stack:
             raise UserError("give the SERVICE and --stack to import into, e.g. `configplane "
                             "import billing --stack dev --from billing.env`.")
-        plan = plan_import(project_dir, stack, service, list(sources), app_schema, store)
-        written = write_import(project_dir, plan) if write else []
-    except ImportProblem as exc:
+        written: list[str] = []
+        if write:  # planned and written under the project's write lock: imports queue up
+            with writing(project_dir) as writer:
+                plan = plan_import(project_dir, stack, service, list(sources), app_schema, store)
+                written = write_import(project_dir, plan, writer)
+        else:
+            plan = plan_import(project_dir, stack, service, list(sources), app_schema, store)
+    except (ImportProblem, ProjectFileError) as exc:
         raise UserError(str(exc)) from None
     document = plan.as_dict(project_dir)
     document["written"] = written

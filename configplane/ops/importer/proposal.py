@@ -30,6 +30,13 @@ from configplane.model import DATABASE_FIELDS, PASSWORD_SUFFIX, URL_SUFFIX, pref
 from configplane.ops.importer.entry import Entry, ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.manifests import read_manifests
+from configplane.projectfiles import (
+    ProjectFileError,
+    is_file,
+    read_argument,
+    read_text,
+    shown,
+)
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STORES = ("vault", "aws")
@@ -54,15 +61,22 @@ class ImportProposal:
     secrets: list[ImportedSecret]
     notes: list[str]
 
-    def commands(self, project_dir: Path) -> list[str]:
-        """Shell commands that set each secret from its input, printing nothing."""
-        cwd = "" if project_dir == Path(".") else f" --cwd {shlex.quote(str(project_dir))}"
+    def pipelines(self, project_dir: Path) -> list[list[list[str]]]:
+        """Per secret, the argv of each side of a pipe that sets it from its input, printing
+        nothing: `configplane import --emit-value` into `pulumi config set --secret`."""
+        cwd = [] if project_dir == Path(".") else ["--cwd", str(project_dir)]
         return [
-            f"configplane import --from {shlex.quote(s.source)} --emit-value {shlex.quote(s.key)}"
-            f" | pulumi config set --secret {NAMESPACE}:{s.config_key} --stack "
-            f"{shlex.quote(self.stack)}{cwd}"
+            [["configplane", "import", "--from", s.source, "--emit-value", s.key],
+             ["pulumi", "config", "set", "--secret", f"{NAMESPACE}:{s.config_key}",
+              "--stack", self.stack, *cwd]]
             for s in self.secrets
         ]
+
+    def commands(self, project_dir: Path) -> list[str]:
+        """The pipelines as shell lines: each argv joined with shlex.join, whatever a path,
+        key or stack name holds."""
+        return [" | ".join(shlex.join(argv) for argv in pipeline)
+                for pipeline in self.pipelines(project_dir)]
 
     def as_dict(self, project_dir: Path) -> dict[str, Any]:
         return {
@@ -78,6 +92,7 @@ class ImportProposal:
                 for s in self.secrets
             ],
             "commands": self.commands(project_dir),
+            "pipelines": self.pipelines(project_dir),
             "notes": list(self.notes),
         }
 
@@ -87,12 +102,19 @@ class ImportProposal:
 def read_input(source: str) -> tuple[list[Entry], list[str]]:
     """Keys and values of one input file, plus notes about what was skipped."""
     path = Path(source)
-    if not path.is_file():
-        raise ImportProblem(f"{source}: file not found. Fix: check the --from path.")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_argument(source).decode("utf-8")
+    except ProjectFileError as exc:
+        raise ImportProblem(f"{exc}") from None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ImportProblem(f"{shown(source)}: file not found. Fix: check the --from path.") \
+            from None
+    except OSError as exc:
+        raise ImportProblem(f"{shown(source)}: cannot be read ({exc.strerror}). Fix: check the "
+                            "--from path and its permissions.") from None
     except UnicodeDecodeError:
-        raise ImportProblem(f"{source}: not UTF-8 text. Fix: convert it or import by hand.") from None
+        raise ImportProblem(f"{shown(source)}: not UTF-8 text. Fix: convert it or import by "
+                            "hand.") from None
     if path.suffix.lower() in MANIFEST_SUFFIXES:
         return read_manifests(source, text)
     return read_dotenv(source, text), []
@@ -133,11 +155,15 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     if schema_name is None:
         raise ImportProblem(f"service `{service}` is new: it needs --app-schema. Fix: use one of "
                             f"{', '.join(available)}.")
-    schema_file = schemas / f"{schema_name}.schema.json"
-    if not re.fullmatch(DNS_LABEL, schema_name) or not schema_file.is_file():
-        raise ImportProblem(f"unknown app schema `{schema_name}`. Fix: use one of "
-                            f"{', '.join(available)} or add schemas/services/{schema_name}.schema.json.")
-    schema = json.loads(schema_file.read_text())
+    schema_file = f"schemas/services/{schema_name}.schema.json"
+    if not re.fullmatch(DNS_LABEL, schema_name) or not is_file(project_dir, schema_file):
+        raise ImportProblem(f"unknown app schema `{shown(schema_name)}`. Fix: use one of "
+                            f"{', '.join(available)} or add "
+                            f"schemas/services/{shown(schema_name)}.schema.json.")
+    try:
+        schema = json.loads(read_text(project_dir, schema_file))
+    except ProjectFileError as exc:
+        raise ImportProblem(str(exc)) from None
 
     found: list[Entry] = []
     notes: list[str] = []
@@ -279,10 +305,10 @@ def catalog_file(service: str, stack: str) -> str:
 def _existing_base(project_dir: Path, service: str) -> dict[str, Any]:
     """The service's base as it stands: services/<name>/service.yaml, or (the layout
     before the catalog) its entry in Pulumi.yaml's defaults; {} for a new service."""
-    base = project_dir / CATALOG_DIR / service / SERVICE_FILE
-    if base.is_file():
+    base = f"{CATALOG_DIR}/{service}/{SERVICE_FILE}"
+    if is_file(project_dir, base):
         try:
-            document = load(base, f"{CATALOG_DIR}/{service}/{SERVICE_FILE}").document
+            document = load(project_dir, base).document
         except YamlError as exc:
             raise ImportProblem(str(exc)) from None
     else:

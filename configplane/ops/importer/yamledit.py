@@ -16,8 +16,6 @@ from __future__ import annotations
 import copy
 import difflib
 import io
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from configplane.inputs import PROJECT_FILE, SERVICES_KEY, stack_file_name
+from configplane.inputs import PROJECT_FILE, SERVICES_KEY, YamlError, load_text, stack_file_name
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.proposal import ImportProposal, catalog_file
+from configplane.projectfiles import ProjectFileError, Writer, is_file, kind_of, shown
 
 # (mapping, sequence, offset) indentations tried, most common first: the one that dumps the
 # file back unchanged is used for the edit.
@@ -38,19 +37,26 @@ _LAYOUT = (" could not add the declarations without changing something else (unu
            "Fix: add them by hand; run without --write to print them.")
 
 
-def write_import(project_dir: Path, plan: ImportProposal) -> list[str]:
+def write_import(project_dir: Path, plan: ImportProposal, writer: Writer) -> list[str]:
     """Write the section to services/<name>/<stack>.yaml (a new file) and add the
-    declarations to Pulumi.yaml."""
-    stack_path = project_dir / stack_file_name(plan.stack)
-    project_path = project_dir / PROJECT_FILE
-    if not stack_path.is_file():
-        raise ImportProblem(f"{stack_path.name}: file not found in {project_dir.resolve()}. Fix: "
-                            f"create the stack first (`pulumi stack init {plan.stack}`).")
+    declarations to Pulumi.yaml: one change, all or nothing, read and written under the
+    project's write lock (`writer`), so concurrent imports cannot lose each other's edits."""
+    stack_file = stack_file_name(plan.stack)
+    if not is_file(project_dir, stack_file):
+        raise ImportProblem(f"{shown(stack_file)}: file not found in {project_dir.resolve()}. "
+                            f"Fix: create the stack first (`pulumi stack init {plan.stack}`).")
     target = catalog_file(plan.service, plan.stack)
-    legacy = ((yaml.safe_load(stack_path.read_text()) or {}).get("config") or {}).get(SERVICES_KEY)
-    if (project_dir / target).exists() or (isinstance(legacy, dict) and plan.service in legacy):
-        where = target if (project_dir / target).exists() else \
-            f"{stack_path.name}: {SERVICES_KEY}.{plan.service}"
+    try:
+        stack_document = load_text(writer.read_text(stack_file), stack_file).document
+    except (YamlError, ProjectFileError) as exc:
+        raise ImportProblem(str(exc)) from None
+    config = stack_document.get("config") if isinstance(stack_document, dict) else None
+    legacy = config.get(SERVICES_KEY) if isinstance(config, dict) else None
+    # anything at the target (a file, a link, even a dangling one) is refused, never followed
+    if kind_of(project_dir, target) is not None or (isinstance(legacy, dict)
+                                                    and plan.service in legacy):
+        where = target if kind_of(project_dir, target) is not None else \
+            f"{stack_file}: {SERVICES_KEY}.{plan.service}"
         raise ImportProblem(f"{where} already exists. Fix: merge the printed section by hand "
                             "(run without --write).")
     text = yaml.safe_dump(plan.section, sort_keys=False, default_flow_style=False,
@@ -58,24 +64,10 @@ def write_import(project_dir: Path, plan: ImportProposal) -> list[str]:
     if yaml.safe_load(text) != plan.section:
         raise ImportProblem(f"{target}: the section does not read back as imported. Fix: add it "
                             "by hand; run without --write to print it.")
-    edits = {project_dir / target: text}
+    edits = {target: text}
     if plan.declarations:
-        edits[project_path] = add_declarations(project_path.read_text(), plan.declarations)
-    for path, new in edits.items():  # all edits were checked before any file is touched
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            _replace(path, new)
-        else:
-            path.write_text(new)
-    return [str(path.relative_to(project_dir)) for path in edits]
-
-
-def _replace(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+        edits[PROJECT_FILE] = add_declarations(writer.read_text(PROJECT_FILE), plan.declarations)
+    return writer.commit(edits, new={target})  # all edits were checked before any is written
 
 
 def add_declarations(text: str, declarations: Mapping[str, Any], file: str = PROJECT_FILE) -> str:
