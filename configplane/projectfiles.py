@@ -61,9 +61,10 @@ class ProjectFileError(Exception):
 
 def shown(name: str | os.PathLike[str]) -> str:
     """A name as it may be printed: control and format characters (newline, NUL, bidi
-    overrides) escaped, so a message naming a hostile path stays one line and reads true."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 0x100
-                   else f"\\u{ord(c):04x}" for c in str(name))
+    overrides) escaped as Python writes them (`\\n`, `\\x00`, `\\u202e`), so a message naming a
+    hostile path stays one line and reads true."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode()
+                   for c in str(name))
 
 
 def name_problem(name: str) -> str | None:

@@ -224,9 +224,13 @@ def _catalog_dirs(project_dir: Path, problems: list[Problem]) -> list[str]:
     for name, kind in entries(project_dir, CATALOG_DIR):
         display = f"{CATALOG_DIR}/{shown(name)}"
         problem = name_problem(name)
-        if problem:
-            problems.append(("", display, f"{problem}. Fix: rename it (a service is named by "
-                             "an RFC 1123 label: lowercase letters, digits, '-')."))
+        if problem and kind == "dir":
+            problems.append((f"services.{name}", f"{display}/", f"service name `{shown(name)}` "
+                             f"is not an RFC 1123 label ({problem}): configplane reads no file "
+                             "under it. Fix: rename the directory (lowercase letters, digits, "
+                             "'-')."))
+        elif problem:
+            problems.append(("", display, f"{problem}. Fix: rename it."))
         elif kind == "dir":
             names.append(name)
         elif name == DEFAULTS_NAME:
