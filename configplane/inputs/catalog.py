@@ -225,7 +225,7 @@ def _catalog_dirs(project_dir: Path, problems: list[Problem]) -> list[str]:
         display = f"{CATALOG_DIR}/{shown(name)}"
         problem = name_problem(name)
         if problem and kind == "dir":
-            problems.append((f"services.{name}", f"{display}/", f"service name `{shown(name)}` "
+            problems.append((f"services.{shown(name)}", f"{display}/", f"service name `{shown(name)}` "
                              f"is not an RFC 1123 label ({problem}): configplane reads no file "
                              "under it. Fix: rename the directory (lowercase letters, digits, "
                              "'-')."))
