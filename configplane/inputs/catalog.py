@@ -52,6 +52,7 @@ from configplane.inputs.stackfiles import (
     SERVICES_KEY,
     StackInputs,
     StackValue,
+    check_stack_name,
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
@@ -89,6 +90,7 @@ def read_inputs(project_dir: Path, stack: str,
     file (the CLI), `runtime_values()` is what the engine handed the program (`pulumi up`).
     `services`: read only these catalog services (`validate/plan --service`)."""
     project_dir = Path(project_dir)
+    check_stack_name(stack)
     problems: list[Problem] = []
     notes: list[str] = []
     project_file = config_file(project_dir, PROJECT_FILE, True, problems)

@@ -21,7 +21,9 @@ from configplane.inputs import (
     NAMESPACE,
     PROJECT_FILE,
     SERVICE_FILE,
+    StackFileError,
     YamlError,
+    check_stack_name,
     load,
     read_project_file,
     stack_file_name,
@@ -143,8 +145,12 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                 app_schema: str | None = None, store: str = "vault") -> ImportProposal:
     from configplane.redaction import load_detector
 
+    try:
+        check_stack_name(stack)
+    except StackFileError as exc:
+        raise ImportProblem(str(exc)) from None
     if not re.fullmatch(DNS_LABEL, service) or len(service) > 63:
-        raise ImportProblem(f"service name `{service}` is not an RFC 1123 label (lowercase "
+        raise ImportProblem(f"service name `{shown(service)}` is not an RFC 1123 label (lowercase "
                             "letters, digits, '-'). Fix: choose another name.")
     project = read_project_file(project_dir)
     defaults = _existing_base(project_dir, service)
