@@ -170,7 +170,7 @@ def read_inputs(project_dir: Path, stack: str,
     fleet = read_fleet_defaults(project_dir, problems)
     known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
     known_stacks.add(stack)
-    names = _catalog_dirs(project_dir, problems)
+    names = _catalog_dirs(project_dir, problems, stack)
     for name in names:
         if wanted is not None and name not in wanted:
             continue
@@ -210,7 +210,7 @@ def read_inputs(project_dir: Path, stack: str,
     )
 
 
-def _catalog_dirs(project_dir: Path, problems: list[Problem]) -> list[str]:
+def _catalog_dirs(project_dir: Path, problems: list[Problem], stack: str | None = None) -> list[str]:
     """The service directories under services/. A symlink there, a name no file system path
     should have, or a file that is not defaults.yaml (or is a near miss of it) is a problem."""
     kind = kind_of(project_dir, CATALOG_DIR)
@@ -227,10 +227,10 @@ def _catalog_dirs(project_dir: Path, problems: list[Problem]) -> list[str]:
         display = f"{CATALOG_DIR}/{shown(name)}"
         problem = name_problem(name)
         if problem and kind == "dir":
-            problems.append((f"services.{shown(name)}", f"{display}/", f"service name `{shown(name)}` "
-                             f"is not an RFC 1123 label ({problem}): configplane reads no file "
-                             "under it. Fix: rename the directory (lowercase letters, digits, "
-                             "'-')."))
+            problems.append((f"services.{shown(name)}", _unread_file(project_dir, name, stack),
+                             f"service name `{shown(name)}` is not an RFC 1123 label "
+                             f"({problem}): configplane reads no file under it. Fix: rename "
+                             "the directory (lowercase letters, digits, '-')."))
         elif problem:
             problems.append(("", display, f"{problem}. Fix: rename it."))
         elif kind == "dir":
@@ -250,6 +250,16 @@ def _catalog_dirs(project_dir: Path, problems: list[Problem]) -> list[str]:
             problems.append(("", display, "a service is a directory: "
                              f"Fix: move it to {CATALOG_DIR}/{shown(stem)}/{SERVICE_FILE}."))
     return names
+
+
+def _unread_file(project_dir: Path, name: str, stack: str | None) -> str:
+    """The file of a refused service directory that the stack would have read (its overlay,
+    else its base), named so the message points at it; the directory when it has neither."""
+    directory = f"{CATALOG_DIR}/{shown(name)}/"
+    for file in ((f"{stack}.yaml",) if stack else ()) + (SERVICE_FILE,):
+        if (project_dir / CATALOG_DIR / name / file).is_file():
+            return directory + file
+    return directory
 
 
 def _same_name(name: str, expected: Iterable[str]) -> str | None:

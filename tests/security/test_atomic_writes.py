@@ -9,7 +9,6 @@ tests (tests/test_projectfiles.py) kill it at each step of a change."""
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -26,14 +25,18 @@ DOTENV = ("LOG_LEVEL=info\nPORT=8080\nSTRIPE_API_KEY=sk_live_" + "Cn4ryStr1peAbC
           "WEBHOOK_SIGNING_SECRET=whsec_" + "Cn4ryW3bh00kAbCdEfGhIjKl\n")
 
 
+# The limit is set by the child itself, not by a preexec_fn: that would fork this process
+# (which holds gRPC from the plan tests) and run gRPC's fork handlers in the child.
+LIMITED = ("import resource, runpy, sys; n = int(sys.argv.pop(1)); "
+           "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+           "runpy.run_module('configplane', run_name='__main__', alter_sys=True)")
+
+
 def configplane(*args: str, fsize: int | None = None, prefix: tuple[str, ...] = ()
                 ) -> subprocess.CompletedProcess:
-    def limit() -> None:
-        if fsize is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-
-    return subprocess.run([*prefix, sys.executable, "-m", "configplane", *args],
-                          capture_output=True, text=True, timeout=300, preexec_fn=limit,
+    start = ["-m", "configplane"] if fsize is None else ["-c", LIMITED, str(fsize)]
+    return subprocess.run([*prefix, sys.executable, *start, *args],
+                          capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(REPO),
                                "PYTHONDONTWRITEBYTECODE": "1"})
 
