@@ -40,7 +40,7 @@ from pathlib import Path
 
 MAX_FILE_BYTES = 8 * 1024 * 1024  # a project file (YAML, JSON Schema): far above any real one
 MAX_INPUT_BYTES = 64 * 1024 * 1024  # a file named on the command line (a cluster's listing)
-CATALOG_DIR = "services"  # services/<name>/ is the service's own directory
+CATALOG_DIR = "services"  # services/<name>/ is the service's own (ownership.CATALOG_DIR, pinned)
 DEFAULTS_NAME = "defaults.yaml"  # services/defaults.yaml: a platform file inside services/
 JOURNAL = ".configplane-journal.json"
 _TEMP_SUFFIX = ".configplane-tmp"

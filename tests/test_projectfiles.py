@@ -264,3 +264,12 @@ def test_a_written_file_keeps_its_mode(project):
     os.chmod(project / "Pulumi.yaml", 0o640)
     write_files(project, {"Pulumi.yaml": "name: x\n"})
     assert (project / "Pulumi.yaml").stat().st_mode & 0o777 == 0o640
+
+
+def test_the_catalog_directory_is_the_ownership_models():
+    """projectfiles keeps each service's files in services/<name>/: the same directory the
+    ownership model gives a service (two stdlib facts that cannot import each other)."""
+    from configplane import ownership, projectfiles
+
+    assert projectfiles.CATALOG_DIR == ownership.CATALOG_DIR
+    assert ownership.service_directory("api") == f"{projectfiles.CATALOG_DIR}/api/"

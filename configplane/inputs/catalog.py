@@ -56,8 +56,8 @@ from configplane.inputs.stackfiles import (
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
+from configplane.ownership import CATALOG_DIR  # the catalog's home, beside its owners
 from configplane.projectfiles import (
-    CATALOG_DIR,
     DEFAULTS_NAME,
     ProjectFileError,
     entries,
@@ -216,11 +216,11 @@ def _catalog_dirs(project_dir: Path, problems: list[Problem], stack: str | None 
     kind = kind_of(project_dir, CATALOG_DIR)
     if kind is None:
         return []
-    if kind != "dir":
-        problems.append(("", f"{CATALOG_DIR}/", f"{CATALOG_DIR} is a {kind}, not a directory: "
-                         "the catalog would read as empty (a `pulumi up` would delete every "
-                         f"service). Fix: make {CATALOG_DIR}/ a directory with one directory "
-                         "per service."))
+    if kind != "dir":  # read as empty, `pulumi up` would delete every service
+        problems.append(("", CATALOG_DIR, f"`{CATALOG_DIR}` is not a directory (a {kind}): the "
+                         "catalog would read as a fleet of no services, and `pulumi up` would "
+                         f"delete every service. Fix: make {CATALOG_DIR}/ the catalog directory "
+                         f"({CATALOG_DIR}/<name>/{SERVICE_FILE})."))
         return []
     names = []
     for name, kind in entries(project_dir, CATALOG_DIR):

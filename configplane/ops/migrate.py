@@ -15,7 +15,6 @@ base then overlay is what project defaults then stack values were, so plans are 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from configplane.contract import DNS_LABEL
+from configplane import ownership
 from configplane.inputs import (
     CATALOG_DIR,
     DEFAULTS_FILE,
@@ -127,7 +126,7 @@ def _read(project_dir: Path, rel: str) -> str:
 
 def _service_dir(name: object, file: str) -> str:
     """A legacy service's name as a directory under services/: an RFC 1123 label, whole."""
-    if not isinstance(name, str) or len(name) > 63 or not re.fullmatch(DNS_LABEL, name):
+    if not isinstance(name, str) or not ownership.is_service_name(name):
         raise MigrationError(f"{file}: service name `{shown(str(name))}` cannot name a directory "
                              f"under {CATALOG_DIR}/ (an RFC 1123 label: lowercase letters, "
                              "digits, '-'). Fix: rename the service in the config first.")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from configplane import contract, refs
+from configplane import contract, ownership, refs
 from configplane.inputs import (
     NAMESPACE,
     SchemaFileError,
@@ -64,13 +64,7 @@ class ServiceChecker:
                                  None if file else self.line(path)))
 
     def check_platform(self) -> None:
-        """Names written into Vault policy text and API paths, and the IRSA issuer."""
-        vault = self.platform.vault
-        for key, value in (("mount", vault.mount), ("kubernetes_auth_path",
-                                                    vault.kubernetes_auth_path)):
-            if value is not None:
-                for problem in refs.vault_path_problems(value, f"platform.vault.{key}"):
-                    self.fail(["platform", "vault", key], problem)
+        """The IRSA issuer (mounts and paths: configplane.validation.ownership)."""
         issuer = self.platform.aws.eks_oidc_issuer
         if issuer is not None and not refs.EKS_ISSUER.fullmatch(issuer):
             self.fail(["platform", "aws", "eks_oidc_issuer"], "not an OIDC issuer URL "
@@ -81,30 +75,24 @@ class ServiceChecker:
         base = ["services", name]
         env = self.platform.environment
         self._check_label(base, name, "service name")
-        namespace = svc.namespace or f"{name}-{env}"
+        namespace = svc.namespace or ownership.default_namespace(name, env)
         self._check_label([*base, "namespace"], namespace, "namespace")
-        eso = self.platform.external_secrets
-        for key, problem in refs.reserved_name_problems(
-                name, namespace, controller_namespace=eso.controller_namespace,
-                controller_service_account=eso.controller_service_account):
-            self.fail(base if key == "name" else [*base, "namespace"], problem)
+        for problem in ownership.name_length_problems(
+                env, name, aws=any(s.store == "aws" for s in svc.secrets.values()),
+                rotated=any(s.rotation for s in svc.secrets.values())):
+            self.fail(base, problem)
         if any(s.store == "aws" for s in svc.secrets.values()):
-            for problem in refs.iam_role_name_problems(env, name):
-                self.fail(base, problem)
             if self.platform.aws.eks_oidc_issuer is None:
                 self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
                           "secrets in Secrets Manager, which its SecretStore reads through "
                           "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
                           "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
                           "--query cluster.identity.oidc.issuer`).")
-        if any(s.rotation for s in svc.secrets.values()):
-            for problem in refs.rotation_name_problems(env, name):
-                self.fail(base, problem)
 
         app = self._app_validator(base, svc.app_schema)
         self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
         app_config = app and config_validator(app, frozenset(service_delivered_keys(svc)))
-        config = render_configmap(f"{name}-config", svc.config)
+        config = render_configmap(ownership.configmap_base(name), svc.config)
         self._check_config([*base, "config"], svc.config, app_config, config)
 
         tenants = {}
@@ -121,7 +109,7 @@ class ServiceChecker:
                     f"`{TENANT_KEYS}`.",
                 )
             merged = apply_tenant(svc.config, spec.config)  # the layer tenant:<name>
-            rendered = render_configmap(f"{name}-{tenant}-config", merged)
+            rendered = render_configmap(ownership.tenant_configmap_base(name, tenant), merged)
             self._check_config([*path, "config"], merged, app_config, rendered)
             tenants[tenant] = rendered
 
@@ -161,7 +149,7 @@ class ServiceChecker:
             config=config,
             tenants=tenants,
             flags=flags,
-            vault_mount=self.platform.vault.mount or f"{env}-kv",
+            vault_mount=ownership.vault_mount(env, self.platform.vault.mount),
         )
 
     def check_credentials(self, document: StackDocument) -> None:
@@ -261,11 +249,11 @@ class ServiceChecker:
             aws = self.platform.aws
             try:
                 if secret.store == "vault":
-                    refs.parse_vault_ref(secret.ref, service)
+                    refs.parse_vault_ref(secret.ref, ownership.vault_path(service))
                 else:
                     refs.check_service_secret_arn(
                         secret.ref, account=aws.account_id, region=aws.region,
-                        environment=self.platform.environment, service=service)
+                        prefix=ownership.secret_prefix(self.platform.environment, service))
             except refs.RefError as e:
                 self.fail([*path, "ref"], str(e))
         if secret.database is not None and secret.store != "aws":
@@ -303,9 +291,11 @@ class ServiceChecker:
             if rotation.master_secret_arn:
                 aws = self.platform.aws
                 try:
+                    env = self.platform.environment
                     refs.check_master_secret_arn(
                         rotation.master_secret_arn, account=aws.account_id, region=aws.region,
-                        environment=self.platform.environment, service=service)
+                        service=service,
+                        owner_of=lambda name: ownership.owner_of_secret_name(name, env))
                 except refs.RefError as e:
                     self.fail([*path, "rotation", "master_secret_arn"], str(e))
             if (rotation.strategy == "postgres-alternating-users") != bool(

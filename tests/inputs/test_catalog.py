@@ -303,4 +303,4 @@ def test_services_as_a_file_is_not_an_empty_fleet(project):
     shutil.rmtree(project / "services")
     (project / "services").write_text("")
     code, found = errors(project, "dev")
-    assert code == 1 and found[0]["file"] == "services/" and "not a directory" in found[0]["message"]
+    assert code == 1 and found[0]["file"] == "services" and "not a directory" in found[0]["message"]
