@@ -22,7 +22,9 @@ preparing (disk full, a file-size limit, a read-only directory) removes what was
 leaves every file as it was. Writers to one root are serialised by an flock on the root
 directory, held by a command across its read-modify-write (`writing`).
 
-Stdlib only, at the bottom of the layers, so every reader and writer can use it.
+Stdlib only, at the bottom of the layers, so every reader and writer can use it. Over 400
+lines for a reason: reading and writing share the containment rule and the lock, so the door
+is one module rather than two that could drift apart.
 """
 
 from __future__ import annotations
