@@ -28,7 +28,14 @@ from configplane.ops.generations import (
 )
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
-from configplane.ops.importer.proposal import STORES, config_key_for, emit_value, plan_import, read_input
+from configplane.ops.importer.proposal import (
+    STORES,
+    ImportProposal,
+    config_key_for,
+    emit_value,
+    plan_import,
+    read_input,
+)
 from configplane.ops.importer.result import catalog_text, import_edits, result_problems
 from configplane.ops.importer.yamledit import add_declarations, add_grants
 from configplane.ops.migrate import MigrationError, plan_migration
@@ -64,6 +71,7 @@ __all__ = [
     "Generation",
     "import_edits",
     "ImportProblem",
+    "ImportProposal",
     "in_use",
     "LISTING_COMMAND",
     "ListingError",

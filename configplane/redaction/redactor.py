@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from configplane.contract import REDACTED
+from configplane.projectfiles import ProjectFileError, read_bytes
 from configplane.redaction.detector import Detector, detector_for
 
 HIDDEN = "[not shown: unknown field]"
@@ -344,10 +345,12 @@ def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = (),
     found: set[str] = set()
     declared = set(secret_keys) | {k.split(":", 1)[-1] for k in secret_keys}
     for path in paths:
-        try:
-            text = Path(path).read_bytes()[: 8 * 1024 * 1024].decode("utf-8", errors="replace")
-        except OSError:
+        path = Path(path)
+        try:  # the project's own door: contained, size before read (a sparse 3 GiB file)
+            data = read_bytes(path.parent, path.name)
+        except (OSError, ProjectFileError):
             continue
+        text = data.decode("utf-8", errors="replace")
         previous_key = ""
         for line in text.splitlines():
             m = _LINE.match(line)

@@ -18,13 +18,14 @@ from configplane.cli.boundary import (
     protect,
     protect_stack,
     raw_stdout,
-    write_text,
+    redactor,
 )
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.inputs import PROJECT_FILE
 from configplane.ops import (
     STORES,
     ImportProblem,
+    ImportProposal,
     catalog_text,
     emit_value,
     import_edits,
@@ -32,6 +33,7 @@ from configplane.ops import (
     read_input,
     result_problems,
 )
+from configplane.projectfiles import ProjectFileError, writing
 
 
 @click.command("import", cls=Verb)
@@ -84,28 +86,38 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
         if not service or not stack:
             raise UserError("give the SERVICE and --stack to import into, e.g. `configplane "
                             "import billing --stack dev --from billing.env`.")
-        plan = plan_import(project_dir, stack, service, list(sources), app_schema, store,
-                           owners, detector=current_run().detector)
-        try:
-            edits = import_edits(project_dir, plan)
-        except ImportProblem as exc:
-            if write:
-                raise
-            edits = {}
-            plan.notes.append(f"--write would refuse: {exc}")
-        plan.problems = result_problems(project_dir, plan, edits) if edits else []
-        if write and plan.problems:
-            raise ImportProblem("nothing written: validate would reject the imported service "
-                                "(with its secrets set):\n  " + "\n  ".join(plan.problems) +
-                                "\nFix: correct the inputs (or --app-schema, --store), or run "
-                                "without --write and add the files by hand.")
-        for file, text in edits.items() if write else ():  # all prepared and checked first
-            (project_dir / file).parent.mkdir(parents=True, exist_ok=True)
-            write_text(project_dir / file, text)
-    except ImportProblem as exc:
+        def prepare() -> tuple[ImportProposal, dict[str, str]]:
+            plan = plan_import(project_dir, stack, service, list(sources), app_schema, store,
+                               owners, detector=current_run().detector)
+            try:
+                edits = import_edits(project_dir, plan)
+            except ImportProblem as exc:
+                if write:
+                    raise
+                edits = {}
+                plan.notes.append(f"--write would refuse: {exc}")
+            plan.problems = result_problems(project_dir, plan, edits) if edits else []
+            return plan, edits
+
+        written: list[str] = []
+        if write:  # planned and written under the project's write lock: imports queue up
+            with writing(project_dir) as writer:
+                plan, edits = prepare()
+                if plan.problems:
+                    raise ImportProblem(
+                        "nothing written: validate would reject the imported service (with its "
+                        "secrets set):\n  " + "\n  ".join(plan.problems) + "\nFix: correct the "
+                        "inputs (or --app-schema, --store), or run without --write and add the "
+                        "files by hand.")
+                # all prepared and checked first, then one change: all files or none
+                written = writer.commit({file: redactor().text(text)
+                                         for file, text in edits.items()})
+        else:
+            plan, edits = prepare()
+    except (ImportProblem, ProjectFileError) as exc:
         raise UserError(str(exc)) from None
     document = plan.as_dict(project_dir)
-    document["written"] = list(edits) if write else []
+    document["written"] = written
     emit(document, fmt, render_text)
 
 

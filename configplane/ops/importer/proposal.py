@@ -23,7 +23,9 @@ from configplane.inputs import (
     NAMESPACE,
     PROJECT_FILE,
     SERVICE_FILE,
+    StackFileError,
     YamlError,
+    check_stack_name,
     load,
     read_project_file,
     stack_file_name,
@@ -34,6 +36,13 @@ from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.manifests import read_manifests
 from configplane.ops.parity import ParityConfigError, load_expectations
 from configplane.ownership import config_key_for
+from configplane.projectfiles import (
+    ProjectFileError,
+    is_file,
+    read_argument,
+    read_text,
+    shown,
+)
 from configplane.redaction import Detector, detector_for
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -65,15 +74,22 @@ class ImportProposal:
     # reviewed with them by the platform's owners)
     grants: list[str] = field(default_factory=list)
 
-    def commands(self, project_dir: Path) -> list[str]:
-        """Shell commands that set each secret from its input, printing nothing."""
-        cwd = "" if project_dir == Path(".") else f" --cwd {shlex.quote(str(project_dir))}"
+    def pipelines(self, project_dir: Path) -> list[list[list[str]]]:
+        """Per secret, the argv of each side of a pipe that sets it from its input, printing
+        nothing: `configplane import --emit-value` into `pulumi config set --secret`."""
+        cwd = [] if project_dir == Path(".") else ["--cwd", str(project_dir)]
         return [
-            f"configplane import --from {shlex.quote(s.source)} --emit-value {shlex.quote(s.key)}"
-            f" | pulumi config set --secret {NAMESPACE}:{s.config_key} --stack "
-            f"{shlex.quote(self.stack)}{cwd}"
+            [["configplane", "import", "--from", s.source, "--emit-value", s.key],
+             ["pulumi", "config", "set", "--secret", f"{NAMESPACE}:{s.config_key}",
+              "--stack", self.stack, *cwd]]
             for s in self.secrets
         ]
+
+    def commands(self, project_dir: Path) -> list[str]:
+        """The pipelines as shell lines: each argv joined with shlex.join, whatever a path,
+        key or stack name holds."""
+        return [" | ".join(shlex.join(argv) for argv in pipeline)
+                for pipeline in self.pipelines(project_dir)]
 
     def as_dict(self, project_dir: Path) -> dict[str, Any]:
         return {
@@ -90,6 +106,7 @@ class ImportProposal:
                 for s in self.secrets
             ],
             "commands": self.commands(project_dir),
+            "pipelines": self.pipelines(project_dir),
             "notes": list(self.notes),
             "problems": list(self.problems),
         }
@@ -100,12 +117,19 @@ class ImportProposal:
 def read_input(source: str) -> tuple[list[Entry], list[str]]:
     """Keys and values of one input file, plus notes about what was skipped."""
     path = Path(source)
-    if not path.is_file():
-        raise ImportProblem(f"{source}: file not found. Fix: check the --from path.")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_argument(source).decode("utf-8")
+    except ProjectFileError as exc:
+        raise ImportProblem(f"{exc}") from None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ImportProblem(f"{shown(source)}: file not found. Fix: check the --from path.") \
+            from None
+    except OSError as exc:
+        raise ImportProblem(f"{shown(source)}: cannot be read ({exc.strerror}). Fix: check the "
+                            "--from path and its permissions.") from None
     except UnicodeDecodeError:
-        raise ImportProblem(f"{source}: not UTF-8 text. Fix: convert it or import by hand.") from None
+        raise ImportProblem(f"{shown(source)}: not UTF-8 text. Fix: convert it or import by "
+                            "hand.") from None
     if path.suffix.lower() in MANIFEST_SUFFIXES:
         return read_manifests(source, text)
     return read_dotenv(source, text), []
@@ -153,8 +177,12 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     pack); None, that of `project_dir`."""
     from configplane.redaction import plaintext_rules
 
+    try:
+        check_stack_name(stack)
+    except StackFileError as exc:
+        raise ImportProblem(str(exc)) from None
     if not re.fullmatch(DNS_LABEL, service) or len(service) > 63:
-        raise ImportProblem(f"service name `{service}` is not an RFC 1123 label (lowercase "
+        raise ImportProblem(f"service name `{shown(service)}` is not an RFC 1123 label (lowercase "
                             "letters, digits, '-'). Fix: choose another name.")
     project = read_project_file(project_dir)
     base = _existing_base(project_dir, service)
@@ -165,11 +193,15 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     if schema_name is None:
         raise ImportProblem(f"service `{service}` is new: it needs --app-schema. Fix: use one of "
                             f"{', '.join(available)}.")
-    schema_file = schemas / f"{schema_name}.schema.json"
-    if not re.fullmatch(DNS_LABEL, schema_name) or not schema_file.is_file():
-        raise ImportProblem(f"unknown app schema `{schema_name}`. Fix: use one of "
-                            f"{', '.join(available)} or add schemas/services/{schema_name}.schema.json.")
-    schema = json.loads(schema_file.read_text())
+    schema_file = f"schemas/services/{schema_name}.schema.json"
+    if not re.fullmatch(DNS_LABEL, schema_name) or not is_file(project_dir, schema_file):
+        raise ImportProblem(f"unknown app schema `{shown(schema_name)}`. Fix: use one of "
+                            f"{', '.join(available)} or add "
+                            f"schemas/services/{shown(schema_name)}.schema.json.")
+    try:
+        schema = json.loads(read_text(project_dir, schema_file))
+    except ProjectFileError as exc:
+        raise ImportProblem(str(exc)) from None
 
     found: list[Entry] = []
     notes: list[str] = []
@@ -389,11 +421,11 @@ def _granted_keys(values: Mapping[str, Any]) -> dict[str, str]:
 
 def _stack_keys(project_dir: Path, stack: str) -> set[str]:
     """The config keys the stack file sets (a key with a value exists, declared or not)."""
-    path = project_dir / stack_file_name(stack)
-    if not path.is_file():
+    stack_file = stack_file_name(stack)
+    if not is_file(project_dir, stack_file):
         return set()
     try:
-        document = load(path, stack_file_name(stack)).document
+        document = load(project_dir, stack_file).document
     except YamlError as exc:
         raise ImportProblem(str(exc)) from None
     config = document.get("config") if isinstance(document, dict) else None
@@ -414,11 +446,11 @@ def _existing_base(project_dir: Path, service: str) -> dict[str, Any] | None:
     if isinstance(legacy, Mapping) and service in legacy:
         raise ImportProblem(f"{PROJECT_FILE}: service `{service}` is still in Pulumi config. "
                             "Fix: run `configplane migrate --write` first.")
-    base = project_dir / CATALOG_DIR / service / SERVICE_FILE
-    if not base.is_file():
+    base = f"{CATALOG_DIR}/{service}/{SERVICE_FILE}"
+    if not is_file(project_dir, base):
         return None
     try:
-        document = load(base, f"{CATALOG_DIR}/{service}/{SERVICE_FILE}").document
+        document = load(project_dir, base).document
     except YamlError as exc:
         raise ImportProblem(str(exc)) from None
     return document if isinstance(document, dict) else {}

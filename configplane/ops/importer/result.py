@@ -90,6 +90,16 @@ def _is_null(path: Path) -> bool:
 def result_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, str]) -> list[str]:
     """What `validate --stack <stack> --service <name>` would report after the edits, with the
     imported secrets set (each problem as `path (file): message`)."""
+    try:
+        return _scratch_problems(project_dir, plan, edits)
+    except OSError as exc:  # the scratch copy, in a temporary directory: the project is as it was
+        reason = exc.strerror or type(exc).__name__
+        raise ImportProblem(f"cannot check the result in a scratch copy ({reason}): nothing was "
+                            "changed. Fix: free space in the temporary directory ($TMPDIR) and "
+                            "run again.") from None
+
+
+def _scratch_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, str]) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="configplane-import-") as scratch:
         root = Path(scratch)
         for path in project_dir.glob("Pulumi*.yaml"):
