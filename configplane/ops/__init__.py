@@ -29,8 +29,16 @@ from configplane.ops.generations import (
 )
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
-from configplane.ops.importer.proposal import STORES, config_key_for, emit_value, plan_import, read_input
-from configplane.ops.importer.yamledit import add_declarations, write_import
+from configplane.ops.importer.proposal import (
+    STORES,
+    ImportProposal,
+    config_key_for,
+    emit_value,
+    plan_import,
+    read_input,
+)
+from configplane.ops.importer.result import catalog_text, import_edits, result_problems
+from configplane.ops.importer.yamledit import add_declarations, add_grants
 from configplane.ops.migrate import MigrationError, plan_migration
 from configplane.ops.owners import CODEOWNERS, OwnersError, codeowners
 from configplane.ops.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
@@ -50,8 +58,10 @@ from configplane.ops.scratch_vault import (
 
 __all__ = [
     "add_declarations",
+    "add_grants",
     "bao_binary",
     "build_report",
+    "catalog_text",
     "codeowners",
     "CODEOWNERS",
     "compare",
@@ -77,7 +87,9 @@ __all__ = [
     "ExplainError",
     "Finding",
     "Generation",
+    "import_edits",
     "ImportProblem",
+    "ImportProposal",
     "in_use",
     "key_material",
     "LISTING_COMMAND",
@@ -102,6 +114,7 @@ __all__ = [
     "read_input",
     "read_snapshot",
     "REPLACEMENT",
+    "result_problems",
     "rollback_commands",
     "RollbackError",
     "run_drill",
@@ -113,5 +126,4 @@ __all__ = [
     "urn_parts",
     "verify",
     "WORKLOADS_COMMAND",
-    "write_import",
 ]

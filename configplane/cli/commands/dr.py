@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import stat
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from configplane.inputs import StackFileError
 from configplane.model import InvalidStack
 from configplane.offline import run_plan
 from configplane.ops import DrillError, expectations, key_material, parse_keys, run_drill
+from configplane.projectfiles import ProjectFileError, read_argument, shown
 from configplane.validation import issues_of
 
 KEYS_ENV = "CONFIGPLANE_DR_KEYS_FILE"
+KEYS_MAX_BYTES = 1 << 20  # `bao operator init -format=json` of the largest quorum is a few KiB
 
 
 @click.group("dr")
@@ -41,22 +44,25 @@ def read_keys(path: str) -> list[str]:
     if path == "-":
         text, source = click.get_text_stream("stdin").read(), "(stdin)"
     else:
-        file = Path(path)
         try:
-            mode = file.stat().st_mode
+            mode = Path(path).stat().st_mode
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise UserError(f"{path}: other users may read it (mode {stat.S_IMODE(mode):o}); "
-                                "unseal keys open every secret of the snapshot. Fix: "
-                                f"`chmod 600 {path}`, or pass the keys on stdin (--keys-file -).")
-            text, source = file.read_text(), path
+                raise UserError(f"{shown(path)}: other users may read it (mode "
+                                f"{stat.S_IMODE(mode):o}); unseal keys open every secret of the "
+                                f"snapshot. Fix: `chmod 600 {shlex.quote(path)}`, or pass the "
+                                "keys on stdin (--keys-file -).")
+            # bounded: a regular file's size is checked before it is read
+            text, source = read_argument(path, limit=KEYS_MAX_BYTES).decode("utf-8"), path
+        except ProjectFileError as exc:
+            raise UserError(f"{exc} (expected the unseal keys)") from None
         except FileNotFoundError:
-            raise UserError(f"{path}: no such file. Fix: write a quorum of the source "
+            raise UserError(f"{shown(path)}: no such file. Fix: write a quorum of the source "
                             "cluster's unseal keys to it (one a line), or pass - to read "
                             "them from stdin.") from None
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not text"
-            raise UserError(f"{path}: cannot be read ({reason}). Fix: pass the unseal keys "
-                            "file.") from None
+            raise UserError(f"{shown(path)}: cannot be read ({reason}). Fix: pass the unseal "
+                            "keys file.") from None
     protect(*key_material(text))  # whatever the file holds is never printed
     try:
         keys = parse_keys(text, source)
