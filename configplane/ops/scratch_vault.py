@@ -177,7 +177,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """A `preexec_fn`: the kernel kills the child (the server) when this process dies."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -220,7 +221,6 @@ class ScratchVault:
 
     binary: Path
     timeout: float = 60.0
-    extra_config: str = ""  # more server settings (HCL), for a server that is not a drill's
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
     root: Path | None = field(default=None, init=False)
     address: str = field(default="", init=False)
@@ -248,7 +248,7 @@ class ScratchVault:
         (self.root / "raft").mkdir(mode=0o700)
         port, cluster_port = free_port(), free_port()
         config = self.root / "server.hcl"
-        config.write_text(server_config(self.root / "raft", port, cluster_port, self.extra_config))
+        config.write_text(server_config(self.root / "raft", port, cluster_port))
         self.address = f"http://127.0.0.1:{port}"
         self._launch()
         self.wait_for(lambda status: status in (200, 429, 472, 473, 501, 503), "answer")
@@ -262,7 +262,7 @@ class ScratchVault:
                 [str(self.binary), "server", f"-config={self.root / 'server.hcl'}"], stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.root,
                 start_new_session=True,  # Ctrl-C reaches the drill, which stops the server
-                preexec_fn=_die_with_parent)
+                preexec_fn=die_with_parent)
         (self.root / "server.pid").write_text(str(self.process.pid))
 
     def _terminate(self) -> None:

