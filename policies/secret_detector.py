@@ -42,6 +42,7 @@ import json
 import math
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -135,7 +136,29 @@ def _ds_prefilter() -> tuple[re2.Set, list[int], set[int]]:
 _DS_PREFILTER, _DS_OWNERS, _DS_ALWAYS = _ds_prefilter()
 
 
+# Time: every rule runs in time linear in the value. RE2 patterns are linear by construction;
+# the Python patterns here are anchored (`fullmatch`, `match`) or bounded, and detect-secrets'
+# plugins (Python `re`, some of them quadratic on long runs) see a long line in overlapping
+# windows of bounded size, so no vendor token shorter than the overlap is cut in two.
+DS_WINDOW = 2048
+DS_OVERLAP = 512
+
+
+def _windows(line: str) -> list[str]:
+    if len(line) <= DS_WINDOW:
+        return [line]
+    step = DS_WINDOW - DS_OVERLAP
+    return [line[i:i + DS_WINDOW] for i in range(0, len(line) - DS_OVERLAP, step)]
+
+
 def _ds_format(line: str) -> list[str]:
+    found: dict[str, None] = {}
+    for window in _windows(line):
+        found.update(dict.fromkeys(_ds_format_window(window)))
+    return list(found)
+
+
+def _ds_format_window(line: str) -> list[str]:
     if line.isascii():
         candidates = {_DS_OWNERS[i] for i in _DS_PREFILTER.Match(line) or ()} | _DS_ALWAYS
     else:
@@ -282,7 +305,6 @@ _PUBLIC_KEY = re.compile(
 )
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", _I)
 _WORDY = re.compile(r"[a-z]+(?:[-_. ][a-z]+)+")  # this_is_a_secret, my-api-token
-_SENTENCE_END = re.compile(r"[.?!:]\s*$")
 
 
 def _is_stand_in(token: str) -> bool:
@@ -313,7 +335,7 @@ def _unquote(value: str) -> str:
 def _is_text(v: str) -> bool:
     """Prose or words in a non-Latin script: UI text and documentation, not a credential."""
     words = v.split()
-    if len(words) >= 6 or (len(words) >= 3 and _SENTENCE_END.search(v)):
+    if len(words) >= 6 or (len(words) >= 3 and v.rstrip()[-1:] in (".", "?", "!", ":")):
         return True
     letters = [c for c in v if c.isalpha()]
     if not letters:
@@ -376,7 +398,7 @@ def value_kind(value: str) -> str:
 
 def _shannon(s: str) -> float:
     n = len(s)
-    return -sum(c / n * math.log2(c / n) for c in (s.count(ch) for ch in set(s))) if n else 0.0
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
 
 
 def _looks_random(v: str, min_len: int) -> bool:
@@ -556,12 +578,19 @@ def _accepts(kind: str, value: str, t: Thresholds) -> tuple[bool, str, str]:
 
 # --- structure inside a value --------------------------------------------------------------
 
-_URL_USERINFO = re.compile(r"[a-z][a-z0-9+.-]*://([^\s:/?#@]*):([^\s/?#@]+)@", _I)
+# Python's `\s` and `\w` for RE2 (whose own classes are ASCII-only), so verdicts do not move.
+_RE2_S = r"\t\n\x0b\f\r\x1c-\x1f\x85\p{Z}"
+_RE2_W = r"\p{L}\p{N}_"
+# RE2: a scheme is tried at every letter, which Python's backtracking makes quadratic.
+_URL_USERINFO = re2.compile(
+    rf"(?i)[a-z][a-z0-9+.-]*://([^{_RE2_S}:/?#@]*):([^{_RE2_S}/?#@]+)@")
 _AUTH_HEADER = re.compile(r"(?:authorization:\s*)?(?:bearer|basic|token)\s+(\S{8,})", _I)
 # name=value, "name": "value", name: value inside a value (JSON, query string, DSN, cookie).
+# Possessive whitespace: `\s*\[?\s*` backtracks quadratically over a run of blanks otherwise
+# (giving blanks back never helps: nothing after them starts with a blank).
 _PAIR = re.compile(
-    r"""(?:^|[\s"'{,;&?(])["']?([A-Za-z][\w.-]{0,60})["']?\s*(?::(?!//)|=)\s*\[?\s*"""
-    r"""(?:"([^"]*)"|'([^']*)'|([^\s"',;&}\]]+))"""
+    r"""(?:^|[\s"'{,;&?(])["']?([A-Za-z][\w.-]{0,60})["']?\s*+(?::(?!//)|=)\s*+\[?\s*+"""
+    r"""(?:"([^"]*)"|'([^']*)'|([^\s"',;&}\]]++))"""
 )
 
 
