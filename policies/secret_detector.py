@@ -55,7 +55,7 @@ from detect_secrets.plugins.base import RegexBasedDetector
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "KEY_KINDS", "SECRET_SLOTS", "VALUE_KINDS", "Explanation", "Finding",
-    "KeyKind", "Thresholds", "explain", "key_kind", "scan", "scan_many", "value_kind",
+    "KeyKind", "Thresholds", "explain", "find", "key_kind", "scan", "scan_many", "value_kind",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -152,22 +152,27 @@ def _windows(line: str) -> list[str]:
 
 
 def _ds_format(line: str) -> list[str]:
-    found: dict[str, None] = {}
+    return list(dict.fromkeys(rule for rule, _ in _ds_found(line)))
+
+
+def _ds_found(line: str, whole: bool = False) -> Iterable[tuple[str, str]]:
+    """(rule, secret) for every token a format plugin finds (stand-ins left out). The plugin's
+    secret may be a part of its match (GitHub's is the `ghp` prefix); `whole`: the match."""
     for window in _windows(line):
-        found.update(dict.fromkeys(_ds_format_window(window)))
-    return list(found)
-
-
-def _ds_format_window(line: str) -> list[str]:
-    if line.isascii():
-        candidates = {_DS_OWNERS[i] for i in _DS_PREFILTER.Match(line) or ()} | _DS_ALWAYS
-    else:
-        candidates = set(range(len(_DS_FORMAT)))
-    return [
-        f"detect-secrets:{type(_DS_FORMAT[i]).__name__}"
-        for i in sorted(candidates)
-        if any(not _is_stand_in(s) for s in _DS_FORMAT[i].analyze_string(line))
-    ]
+        if window.isascii():
+            candidates = {_DS_OWNERS[i] for i in _DS_PREFILTER.Match(window) or ()} | _DS_ALWAYS
+        else:
+            candidates = set(range(len(_DS_FORMAT)))
+        for i in sorted(candidates):
+            plugin = _DS_FORMAT[i]
+            rule = f"detect-secrets:{type(plugin).__name__}"
+            if not whole:
+                yield from ((rule, s) for s in plugin.analyze_string(window) if not _is_stand_in(s))
+                continue
+            for rx in plugin.denylist:
+                for m in rx.finditer(window):
+                    if not _is_stand_in(next((g for g in m.groups() if g), m.group(0))):
+                        yield rule, m.group(0)
 
 
 # --- gitleaks vendor rules -----------------------------------------------------------------
@@ -212,9 +217,13 @@ _GL_RULES, _GL_SET, _GL_ALLOW, _GL_STOPWORDS = _load_gitleaks()
 
 
 def _gitleaks(value: str) -> list[str]:
-    """gitleaks' semantics: keywords gate a rule; the secret (first non-empty group) must beat
-    the rule's entropy and escape its allowlists and the global one."""
-    out = []
+    return list(dict.fromkeys(rule for rule, _ in _gitleaks_found(value, first_only=True)))
+
+
+def _gitleaks_found(value: str, first_only: bool = False) -> Iterable[tuple[str, str]]:
+    """(rule, secret) with gitleaks' semantics: keywords gate a rule; the secret (first
+    non-empty group) must beat the rule's entropy and escape its allowlists and the global
+    one. `first_only`: one finding per rule is enough."""
     lower = value.lower()
     for i in sorted(_GL_SET.Match(value) or ()):
         rule = _GL_RULES[i]
@@ -229,9 +238,9 @@ def _gitleaks(value: str) -> list[str]:
                 or _is_stand_in(secret)
             ):
                 continue
-            out.append(f"gitleaks:{rule.id}")
-            break
-    return out
+            yield f"gitleaks:{rule.id}", secret
+            if first_only:
+                break
 
 
 # --- what a value is -----------------------------------------------------------------------
@@ -669,6 +678,7 @@ def clear_caches() -> None:
 
 
 def _judge(key: str, value: str, t: Thresholds, notes: list[str] | None) -> Finding:
+    key, value = _clean(key), _clean(value)
     value = _env_default(value.strip())
     if not value:
         if notes is not None:
@@ -719,6 +729,44 @@ def scan_many(pairs: Iterable[tuple[str, str]],
             found = seen[p] = _judge(p[0], p[1], thresholds, None)
         out.append(found)
     return out
+
+
+_FREE_AUTH = re2.compile(rf"(?i)\b(?:bearer|basic|token)[{_RE2_S}]+([^{_RE2_S}]{{8,}})")
+
+
+def find(text: str, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[str]:
+    """The secrets inside free text: a log line, a diagnostic, a policy message, a file's
+    line, a name. What `scan` judges a whole value by, applied to the parts of a text: vendor
+    tokens, URL passwords, Authorization tokens, and the values of secret slots written as
+    pairs (`password=...`, `"token": "..."`). Text is not a value of a known slot, so a token
+    after `Bearer` must look machine-made and a pair's value must not be a bare word (`token:
+    required` is prose). Linear in the text; returns the secret substrings, longest first."""
+    text = _clean(text)
+    found: set[str] = set()
+    found.update(secret for _, secret in _ds_found(text, whole=True))
+    found.update(secret for _, secret in _gitleaks_found(text))
+    if "://" in text:
+        found.update(m.group(2) for m in _URL_USERINFO.finditer(text)
+                     if not _is_stand_in(m.group(2)))
+    for m in _FREE_AUTH.finditer(text):
+        token = m.group(1).strip("\"'`,;.)")
+        if _looks_random(token, thresholds.token_min_len) and not _is_stand_in(token):
+            found.add(token)
+    if "=" in text or ":" in text:
+        for m in _PAIR.finditer(text):
+            kind = key_kind(m.group(1))
+            inner = next(g for g in m.groups()[1:] if g is not None)
+            if (kind.secret_slot or kind.kind == "ambiguous") and not inner.isalpha() \
+                    and _accepts(kind.kind, inner, thresholds)[0]:
+                found.add(inner)
+    return sorted((f for f in found if f.strip()), key=len, reverse=True)
+
+
+def _clean(text: str) -> str:
+    """Text as RE2 can take it: a lone surrogate (from a JSON escape) becomes U+FFFD."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def explain(key: str, value: str, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Explanation:

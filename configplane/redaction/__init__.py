@@ -3,6 +3,7 @@
 from configplane.redaction.detector import load_detector, use_project_dir
 from configplane.redaction.redactor import (
     HIDDEN,
+    IDENTIFIER_KEY,
     MIN_SECRET_LEN,
     PROVIDER_CREDENTIALS,
     REDACTED,
@@ -11,18 +12,22 @@ from configplane.redaction.redactor import (
     SPEC_METADATA,
     Redactor,
     detect,
+    detect_name,
     file_secrets,
     is_name_slot,
     is_secret_wrapper,
     marked_strings,
     stack_secrets,
+    text_secrets,
     url_userinfo,
 )
 
 __all__ = [
     "detect",
+    "detect_name",
     "file_secrets",
     "HIDDEN",
+    "IDENTIFIER_KEY",
     "is_name_slot",
     "is_secret_wrapper",
     "load_detector",
@@ -35,6 +40,7 @@ __all__ = [
     "SECRET_SIG_VALUE",
     "SPEC_METADATA",
     "stack_secrets",
+    "text_secrets",
     "url_userinfo",
     "use_project_dir",
 ]
