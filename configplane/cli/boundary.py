@@ -104,6 +104,15 @@ def write_text(path: Path, text: str) -> None:
     path.write_text(_ACTIVE.text(text))
 
 
+def check_written(file: str, data: Any) -> None:
+    """Refuse to write `data` into `file` when the redactor would change any of it: a file
+    gets nothing the screen would hide, and a catalog file cannot hold `[secret]` instead."""
+    if _ACTIVE.tree(data) != data:
+        raise UserError(f"{file}: what would be written holds a value or a name that is a "
+                        "secret; nothing was written. Fix: move the value out of the input "
+                        "(or rename the key), then import again.")
+
+
 def plain_console(stderr: bool = False) -> Console:
     """A console that prints text as it is: no markup (`[secret]` stays), no emoji codes."""
     return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)

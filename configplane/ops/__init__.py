@@ -28,7 +28,14 @@ from configplane.ops.generations import (
 )
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
-from configplane.ops.importer.proposal import STORES, config_key_for, emit_value, plan_import, read_input
+from configplane.ops.importer.proposal import (
+    STORES,
+    catalog_file,
+    config_key_for,
+    emit_value,
+    plan_import,
+    read_input,
+)
 from configplane.ops.importer.yamledit import add_declarations, write_import
 from configplane.ops.migrate import MigrationError, plan_migration
 from configplane.ops.owners import CODEOWNERS, OwnersError, codeowners
@@ -51,6 +58,7 @@ __all__ = [
     "DRIFT",
     "DriftInputError",
     "DriftReport",
+    "catalog_file",
     "emit_value",
     "EXIT_DRIFT",
     "EXIT_ERROR",

@@ -22,6 +22,7 @@ from configplane.inputs import (
     load,
     read_fleet_defaults,
 )
+from configplane.redaction import detect_name
 
 CODEOWNERS = ".github/CODEOWNERS"
 PLATFORM_PATHS = ("/Pulumi.yaml", "/Pulumi.*.yaml", "/__main__.py", "/policies/", "/.github/",
@@ -49,7 +50,19 @@ def service_owners(project_dir: Path, name: str, fleet_default: list[str]) -> li
                                                for o in owners):
         raise OwnersError(f"{display}: owners must be a list of GitHub users or teams "
                           "(`@org/team`, `@user`) or e-mail addresses. Fix: correct it.")
+    _no_credentials(display, owners)
     return owners
+
+
+def _no_credentials(display: str, owners: list[str]) -> None:
+    """An owner is written into CODEOWNERS and shown: one that looks like a credential (a
+    token pasted as a team name) is refused, never written."""
+    for n, owner in enumerate(owners):
+        rules = detect_name(owner)
+        if rules:
+            raise OwnersError(f"{display}: owners[{n}] looks like a credential "
+                              f"({', '.join(rules)}); it is not written nor shown. Fix: name "
+                              "the GitHub user or team, and rotate the exposed value.")
 
 
 def codeowners(project_dir: Path) -> str:
@@ -61,7 +74,9 @@ def codeowners(project_dir: Path) -> str:
     if not fleet.owners:
         raise OwnersError(f"{DEFAULTS_FILE}: no platform owners. Fix: add `owners: "
                           "[\"@org/platform-team\"]`.")
+    _no_credentials(DEFAULTS_FILE, list(fleet.owners))
     default = fleet.service.get("owners") or []
+    _no_credentials(f"{DEFAULTS_FILE} service", list(default))
     platform = " ".join(fleet.owners)
     lines = [HEADER, "\n# Platform: the project, stack config, pack, components, schemas\n"]
     lines += [f"{p} {platform}\n" for p in PLATFORM_PATHS]

@@ -208,7 +208,12 @@ class Redactor:
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, str | int | float):
-            if self.knows(value) or judged(key, value):
+            if self.knows(value):
+                return REDACTED
+            if isinstance(value, str) and is_name_slot(key):  # a path or message naming a
+                shown = self.text(value)  # secret shows the rest of itself
+                return REDACTED if judged(key, shown) else shown
+            if judged(key, value):
                 return REDACTED
             return self.text(value) if isinstance(value, str) else value
         return self.tree(value, key)
@@ -301,6 +306,9 @@ def stack_secrets(inputs: Any) -> set[str]:
     for document in (inputs.defaults, inputs.environment):
         found |= document_secrets(document)
     declarations = getattr(inputs, "declarations", {}) or {}
+    for key in [*(getattr(inputs, "values", {}) or {}), *(getattr(inputs, "project_values", {})
+                                                          or {}), *declarations]:
+        found.update(k for k in (key, key.rsplit(":", 1)[-1]) if detect_name(k))
     for key, value in (getattr(inputs, "values", {}) or {}).items():
         declared = declarations.get(key)
         if value.secure:

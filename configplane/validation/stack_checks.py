@@ -17,7 +17,14 @@ from typing import Any
 from configplane.contract import MAX_CONFIGMAP_BYTES, secret_resource_name
 from configplane.inputs import NAMESPACE, StackInputs, dotted
 from configplane.model import rotated_secrets, rotation_problems
-from configplane.redaction import PROVIDER_CREDENTIALS, SPEC_METADATA, detect, is_name_slot, url_userinfo
+from configplane.redaction import (
+    PROVIDER_CREDENTIALS,
+    SPEC_METADATA,
+    detect,
+    detect_name,
+    is_name_slot,
+    url_userinfo,
+)
 
 Problem = tuple[str, str, str]
 # The configplane:* keys a project or stack may set; anything else is a typo (or a secure key
@@ -180,7 +187,9 @@ def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
             rel = path[4:]
             if not rel or rel[0] not in SPEC_METADATA[""]:
                 continue  # the secret itself, or an unknown field: the schema reports it
-        if is_name_slot(key):
+        if is_name_slot(key):  # a name (an owner, a config key): judged as an identifier
+            if rules := detect_name(value):
+                problems.append((dotted(path), file, _named_like_a_credential(rules)))
             continue
         rules = detect(key, value)
         if url_userinfo(value):
@@ -192,7 +201,27 @@ def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
                              "or address). Fix: make it a secret of the service (`secrets:` "
                              "with source: secure, or a reference; an address without "
                              f"user:password@) {_ROTATE}."))
+    for path in _names(document, ()):
+        if rules := detect_name(path[-1]):
+            problems.append((dotted(path), file, _named_like_a_credential(rules)))
     return problems
+
+
+def _named_like_a_credential(rules: tuple[str, ...]) -> str:
+    return (f"a name that looks like a credential ({', '.join(rules)}): names are shown and "
+            "written everywhere (resource names, outputs, CODEOWNERS, logs), so it is not "
+            f"shown here. Fix: rename it {_ROTATE}.")
+
+
+def _names(value: Any, path: tuple[str, ...]) -> Iterable[tuple[str, ...]]:
+    """The path of every mapping key (a service, tenant, flag or secret name, a config key)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield (*path, str(k))
+            yield from _names(v, (*path, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _names(v, (*path, str(i)))
 
 
 def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[tuple[str, ...], str, Any]]:

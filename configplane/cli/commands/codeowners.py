@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from configplane.cli.boundary import UserError, Verb
+from configplane.cli.boundary import UserError, Verb, write_text
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import CODEOWNERS, OwnersError, codeowners
 
@@ -36,7 +36,7 @@ def command(project_dir: Path, write: bool, check: bool) -> None:
         return
     if write:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        write_text(target, text)  # through the redaction boundary, as the screen
         click.echo(f"wrote {CODEOWNERS}")
     else:
         sys.stdout.write(text)

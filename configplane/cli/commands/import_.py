@@ -9,11 +9,29 @@ from typing import Any
 import click
 import yaml
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, protect, protect_stack, raw_stdout
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    UserError,
+    Verb,
+    check_written,
+    emit,
+    protect,
+    protect_stack,
+    raw_stdout,
+    redactor,
+)
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.inputs import PROJECT_FILE
-from configplane.ops import STORES, ImportProblem, emit_value, plan_import, read_input, write_import
-from configplane.redaction import detect
+from configplane.ops import (
+    STORES,
+    ImportProblem,
+    catalog_file,
+    emit_value,
+    plan_import,
+    read_input,
+    write_import,
+)
+from configplane.redaction import detect, url_userinfo
 
 
 @click.command("import", cls=Verb)
@@ -58,7 +76,11 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
         if not service or not stack:
             raise UserError("give the SERVICE and --stack to import into, e.g. `configplane "
                             "import billing --stack dev --from billing.env`.")
-        plan = plan_import(project_dir, stack, service, list(sources), app_schema, store)
+        plan = plan_import(project_dir, stack, service, list(sources), app_schema, store,
+                           known=redactor().knows)
+        if write:  # what is written passes the boundary the screen does; nothing is withheld
+            check_written(catalog_file(service, stack), plan.section)
+            check_written(PROJECT_FILE, plan.declarations)
         written = write_import(project_dir, plan) if write else []
     except ImportProblem as exc:
         raise UserError(str(exc)) from None
@@ -68,14 +90,16 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
 
 
 def _protect_inputs(sources: tuple[str, ...]) -> None:
-    """The inputs' secret values (a Secret's keys, what the detector flags) are never printed."""
+    """The inputs' secret values (a Secret's keys, what the detector flags) are never printed,
+    nor what the detector finds in their keys, names and notes (foreign text)."""
     for source in sources:
         try:
-            found, _ = read_input(source)
+            found, notes = read_input(source)
         except ImportProblem:
             continue  # reported by the import itself
+        redactor().foreign(notes, [(entry.key, entry.origin) for entry in found])
         for entry in found:
-            if entry.always_secret or detect(entry.key, entry.value):
+            if entry.always_secret or detect(entry.key, entry.value) or url_userinfo(entry.value):
                 protect(entry.value)
 
 

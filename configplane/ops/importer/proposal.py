@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,8 +118,12 @@ def config_key_for(service: str, key: str) -> str:
 
 
 def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
-                app_schema: str | None = None, store: str = "vault") -> ImportProposal:
-    from configplane.redaction import load_detector
+                app_schema: str | None = None, store: str = "vault",
+                known: Callable[[str], bool] = lambda value: False) -> ImportProposal:
+    """`known`: whether a value is already a secret for the running command (a stack's secret
+    pasted into the input): such a value is moved out like one the detector flags, so nothing
+    the screen would hide is ever written to a catalog file."""
+    from configplane.redaction import detect_name, load_detector, url_userinfo
 
     if not re.fullmatch(DNS_LABEL, service) or len(service) > 63:
         raise ImportProblem(f"service name `{service}` is not an RFC 1123 label (lowercase "
@@ -154,6 +158,11 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
         if not re.fullmatch(CONFIGMAP_DATA_KEY, entry.key):
             raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
                                 "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
+        if rules := detect_name(entry.key):  # a name is written and shown: never a secret
+            raise ImportProblem(f"{entry.origin}: a key looks like a credential "
+                                f"({', '.join(rules)}); keys are written into the catalog and "
+                                "shown, so it is neither. Fix: rename it, and rotate the "
+                                "exposed value.")
 
     detector = load_detector()
     config: dict[str, Any] = {}
@@ -163,10 +172,15 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
             reason = "a Kubernetes Secret"
         else:
             finding = detector.scan(entry.key, entry.value) if entry.value else None
-            if finding is None or not finding.secret:
+            if finding is not None and finding.secret:
+                reason = "looks like a secret: " + ", ".join(finding.rules)
+            elif entry.value and url_userinfo(entry.value):
+                reason = "a URL with user-info (a credential in the address)"
+            elif entry.value and known(entry.value):
+                reason = "a value the stack already holds as a secret"
+            else:
                 config[entry.key] = _typed(entry.value, schema.get("properties", {}).get(entry.key))
                 continue
-            reason = "looks like a secret: " + ", ".join(finding.rules)
         secrets.append(ImportedSecret(entry.key, config_key_for(service, entry.key), entry.origin,
                                       entry.source, reason))
     del found  # plaintext ends here; everything below holds names only
