@@ -433,12 +433,13 @@ def text_secrets(*values: Any) -> set[str]:
     every mapping key of `values`, whatever slot holds them."""
     from configplane.redaction.detector import load_detector
 
-    find = load_detector().find
-    found: set[str] = set()
-    for text in _texts(values):
-        if text.strip():
-            found.update(find(text))
-    return found
+    texts = {text for text in _texts(values) if text.strip()}
+    # One pass over all of it (each call has a fixed cost). The separator ends a token, a
+    # pair and a URL in every pattern, so nothing is found across two texts.
+    return set(load_detector().find(_APART.join(texts))) if texts else set()
+
+
+_APART = "\n\x00\n"
 
 
 def _texts(value: Any) -> Iterator[str]:
