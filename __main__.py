@@ -41,6 +41,7 @@ from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELO
 from configplane.durations import seconds
 from configplane.inputs import NAMESPACE, StackFileError, read_inputs, runtime_values
 from configplane.model import (
+    ClockError,
     InvalidStack,
     ServiceModel,
     ServiceVersions,
@@ -85,7 +86,10 @@ def main() -> None:
     )
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
     config = pulumi.Config(NAMESPACE)
-    today = read_clock()  # once per run: when generated secrets regenerate
+    try:
+        today = read_clock()  # once per run: when generated secrets regenerate
+    except ClockError as exc:
+        raise pulumi.RunError(str(exc)) from None
     services = {
         name: declare_service(stack, svc, config, vault_env, aws_env,
                               service_versions(svc.spec, platform.rotation, today))

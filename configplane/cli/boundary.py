@@ -48,6 +48,31 @@ class OutputClosed(Exception):
     """stdout (or stderr) is closed: nothing can be printed there."""
 
 
+class InputClosed(Exception):
+    """stdin is closed (`<&-`): reading it is an error, not an empty input."""
+
+
+class _ClosedInput(io.TextIOBase):
+    """What stdin is when the process has none: reading it raises InputClosed. `read(0)`
+    too, so click's probe for a binary stream falls back to `buffer` (this object again)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> Any:
+        raise InputClosed
+
+    def readline(self, size: int | None = -1) -> Any:
+        raise InputClosed
+
+    def readinto(self, buffer: Any) -> int:
+        raise InputClosed
+
+    @property
+    def buffer(self) -> _ClosedInput:
+        return self
+
+
 # --- the redactor of the running command -------------------------------------------------
 
 _ACTIVE = Redactor()
@@ -173,8 +198,11 @@ class RedactingStream(io.TextIOBase):
     def _put(self, text: str) -> None:
         if self._target is None:
             raise OutputClosed(self._name)
+        text = _ACTIVE.text(text)
         try:
-            self._target.write(_ACTIVE.text(text))
+            self._target.write(text)
+        except UnicodeEncodeError:  # a lone surrogate (from a JSON escape) is not text
+            self._target.write(text.encode(self.encoding, "replace").decode(self.encoding))
         except ValueError:
             raise OutputClosed(self._name) from None
 
@@ -195,9 +223,9 @@ def raw_stdout() -> Any:
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are always the input's fault; each names its file and fix."""
     from configplane.inputs import StackFileError
-    from configplane.model import InvalidStack
+    from configplane.model import ClockError, InvalidStack
 
-    return (StackFileError, InvalidStack)
+    return (StackFileError, InvalidStack, ClockError)
 
 
 def _say(message: str) -> None:
@@ -215,7 +243,7 @@ def boundary() -> Iterator[None]:
     saved = (sys.stdin, sys.stdout, sys.stderr)
     previous, _ACTIVE = _ACTIVE, Redactor()
     if sys.stdin is None:
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - a closed stdin reads as empty
+        sys.stdin = _ClosedInput()
     sys.stdout = RedactingStream(saved[1], "standard output")
     sys.stderr = RedactingStream(saved[2], "standard error")
     code = 0
@@ -245,6 +273,10 @@ def boundary() -> Iterator[None]:
         code = 1
     except BrokenPipeError:
         code = 1  # the reader went away (`| head`): nothing more to say
+    except InputClosed:
+        _say("error: cannot read the input: standard input is closed. Fix: pipe the input in, "
+             "or give a file instead of `-`.")
+        code = 1
     except _input_errors() as exc:
         _say(f"error: {exc}")
         code = 1

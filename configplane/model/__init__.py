@@ -71,6 +71,7 @@ from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, Stac
 from configplane.model.versions import (
     CLOCK_ENV,
     PERIODS,
+    ClockError,
     SecretVersion,
     ServiceVersions,
     combined_version,
@@ -122,6 +123,7 @@ __all__ = [
     "Platform",
     "policy_hcl",
     "prefix_of",
+    "ClockError",
     "read_clock",
     "render_configmap",
     "render_flags",

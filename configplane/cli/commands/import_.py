@@ -83,6 +83,7 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
             check_written(PROJECT_FILE, plan.declarations)
         written = write_import(project_dir, plan) if write else []
     except ImportProblem as exc:
+        redactor().foreign(str(exc))  # it may name a key or an object of a foreign file
         raise UserError(str(exc)) from None
     document = plan.as_dict(project_dir)
     document["written"] = written

@@ -28,7 +28,7 @@ from configplane.cli.boundary import (
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
-from configplane.model import InvalidStack
+from configplane.model import InvalidStack, read_clock
 from configplane.offline import Plan, PolicyPackError, redact, run_plan
 from configplane.validation import issues_of, load_or_issues, undecodable
 
@@ -61,6 +61,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     Example: configplane plan --stack dev --format json --out plan-out/
     """
     protect_stack(project_dir, stack)
+    read_clock()  # CONFIGPLANE_NOW, as the program reads it: refused alike
     if services:
         _, issues = load_or_issues(project_dir, stack, services)
         if issues:

@@ -7,7 +7,7 @@ from typing import IO
 
 import click
 
-from configplane.cli.boundary import UserError, Verb
+from configplane.cli.boundary import UserError, Verb, redactor
 from configplane.redaction import load_detector
 
 FIELDS = ("id", "key", "value")
@@ -69,6 +69,7 @@ def command(source: IO[bytes], explain: bool) -> None:
     name = getattr(source, "name", "-")
     name = "<stdin>" if name in ("-", "<stdin>", 0) else str(name)
     pairs = read_pairs(source, name)
+    redactor().foreign([id_ for id_, _, _ in pairs])  # ids are echoed: foreign text
     detector = load_detector()
     if not explain:
         findings = detector.scan_many((key, value) for _, key, value in pairs)

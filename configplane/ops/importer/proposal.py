@@ -6,7 +6,6 @@ Pulumi.yaml declaration, and say how to set it (`--emit-value` piped into `pulum
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Callable, Mapping
@@ -21,8 +20,10 @@ from configplane.inputs import (
     NAMESPACE,
     PROJECT_FILE,
     SERVICE_FILE,
+    SchemaFileError,
     YamlError,
     load,
+    load_validator,
     read_project_file,
     stack_file_name,
 )
@@ -141,7 +142,14 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     if not re.fullmatch(DNS_LABEL, schema_name) or not schema_file.is_file():
         raise ImportProblem(f"unknown app schema `{schema_name}`. Fix: use one of "
                             f"{', '.join(available)} or add schemas/services/{schema_name}.schema.json.")
-    schema = json.loads(schema_file.read_text())
+    try:  # the validator the stack's checks use: JSON, and a valid JSON Schema, or a message
+        schema = load_validator(schema_file).schema
+    except SchemaFileError as exc:
+        raise ImportProblem(f"{exc}") from None
+    if not isinstance(schema.get("properties", {}), Mapping) or \
+            not isinstance(schema.get("required", []), list):
+        raise ImportProblem(f"schemas/services/{schema_name}.schema.json: `properties` must be "
+                            "an object and `required` a list. Fix: correct the app schema.")
 
     found: list[Entry] = []
     notes: list[str] = []
@@ -199,7 +207,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                                   "description": f"{secret.key} of the {service} service "
                                                  f"(imported from {secret.origin})"}
 
-    databases, delivered = _database_secrets(service, schema, config, secrets, notes)
+    databases, delivered = _database_secrets(service, schema, config, secrets, notes, seen)
     section: dict[str, Any] = {}
     if app_schema is not None and app_schema != inherited:
         section["app_schema"] = app_schema
@@ -238,8 +246,8 @@ def _typed(value: str, prop: Any) -> Any:
 
 
 def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str, Any],
-                      secrets: list[ImportedSecret],
-                      notes: list[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+                      secrets: list[ImportedSecret], notes: list[str],
+                      origins: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """Where the app schema takes `<P>_HOST` etc. from a secret (configplane.model.delivery), the
     imported `<P>_PASSWORD` becomes a Secrets Manager database secret and `<P>_USER`, `_HOST`,
     `_PORT`, `_NAME` move from config into its `database` block. Returns the blocks by secret
@@ -255,7 +263,9 @@ def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str,
         for suffix, name in DATABASE_FIELDS:
             if suffix != PASSWORD_SUFFIX and prefix + suffix in config:
                 value = config.pop(prefix + suffix)
-                database[name] = int(value) if name == "port" else value
+                if name == "port":
+                    value = _port(value, origins[prefix + suffix], prefix + suffix)
+                database[name] = value
         lacking = [prefix + suffix for suffix, name in DATABASE_FIELDS
                    if name in ("host", "dbname", "username") and name not in database]
         if lacking:
@@ -265,6 +275,14 @@ def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str,
         databases[secret.key] = database
         delivered |= {prefix + suffix for suffix, _ in DATABASE_FIELDS} | {prefix + URL_SUFFIX}
     return databases, delivered
+
+
+def _port(value: Any, origin: str, key: str) -> int:
+    text = str(value) if not isinstance(value, bool) else ""
+    if re.fullmatch(r"[0-9]{1,5}", text) and 0 < int(text) < 65536:
+        return int(text)
+    raise ImportProblem(f"{origin}: {key} is not a port number (1-65535). Fix: correct it in "
+                        "the input.")
 
 
 def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any],
