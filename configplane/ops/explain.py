@@ -115,6 +115,13 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
     model, notes = _model(inputs, schemas_dir)
     services = resolved.value.get("services") or {}
     if not isinstance(services, Mapping) or service not in services:
+        unreadable = [p for p in inputs.read_problems
+                      if str(p[1]).startswith(f"services/{service}/")]
+        if unreadable:  # the service is there, but a file of it cannot be read: say which
+            path, file, problem = unreadable[0][:3]
+            line = unreadable[0][3] if len(unreadable[0]) > 3 and unreadable[0][3] else None
+            raise ExplainError(f"{file}{f':{line}' if line else ''}: {problem} (service "
+                               f"`{service}` cannot be explained until its files read).")
         known = ", ".join(sorted(services)) if isinstance(services, Mapping) else ""
         raise ExplainError(f"service `{service}` is not in stack {inputs.stack} "
                            f"(services/, {inputs.stack_file}). "

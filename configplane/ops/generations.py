@@ -81,6 +81,8 @@ def _items(text: str, source: str, fix: str) -> list[tuple[str, dict[str, Any]]]
     """The objects of a `kubectl get -o json` document (a List, or one object), with paths."""
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise ListingError(f"{source}: nested too deeply to read (deeper than Python's parser goes). Fix: {fix}") from None
     except json.JSONDecodeError as exc:
         raise ListingError(f"{source}: not JSON ({exc.msg} at line {exc.lineno} column "
                            f"{exc.colno}). Fix: {fix}") from None
