@@ -52,7 +52,7 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
     except RecursionError:
-        raise DriftInputError(f"{source}: nested too deeply to read (deeper than Python's parser goes); {_FIX}") from None
+        raise DriftInputError(f"{source}: nested too deeply to read; {_FIX}") from None
     except json.JSONDecodeError as e:
         raise DriftInputError(
             f"{source}: not JSON (line {e.lineno}, column {e.colno}: {e.msg}); {_FIX}, "
@@ -68,7 +68,7 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
     try:
         error = next(iter(_validator().iter_errors(doc)), None)
     except RecursionError:
-        raise DriftInputError(f"{source}: nested too deeply to read (deeper than Python's parser goes); {_FIX}") from None
+        raise DriftInputError(f"{source}: nested too deeply to read; {_FIX}") from None
     if error is not None:
         path, want = explain(error)
         raise DriftInputError(f"{source}: {path}: expected {want}; {_FIX}")
@@ -141,7 +141,7 @@ def parse_events(text: str, source: str) -> list[dict[str, Any]]:
         try:
             event = json.loads(line)
         except RecursionError:
-            raise DriftInputError(f"{source}:{lineno}: nested too deeply to read (deeper than Python's parser goes); expected the file "
+            raise DriftInputError(f"{source}:{lineno}: nested too deeply to read; expected the file "
                                   "`pulumi preview --event-log FILE` writes") from None
         except json.JSONDecodeError as e:
             raise DriftInputError(

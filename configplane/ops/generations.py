@@ -34,8 +34,8 @@ from configplane.contract import (
 )
 from configplane.hashing import configmap_hash
 
-HASH_PATTERN = re.compile(r"^[a-z0-9]{10}$")
-_KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")  # a Kubernetes kind: safe to quote back  # configmap_hash's 10-character suffix
+HASH_PATTERN = re.compile(r"^[a-z0-9]{10}$")  # configmap_hash's 10-character suffix
+_KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")  # a Kubernetes kind: safe to quote back
 LISTING_COMMAND = (
     f"kubectl get configmaps -A -l {MANAGED_BY_LABEL}={MANAGED_BY} -o json"
 )
@@ -82,7 +82,7 @@ def _items(text: str, source: str, fix: str) -> list[tuple[str, dict[str, Any]]]
     try:
         document = json.loads(text)
     except RecursionError:
-        raise ListingError(f"{source}: nested too deeply to read (deeper than Python's parser goes). Fix: {fix}") from None
+        raise ListingError(f"{source}: nested too deeply to read. Fix: {fix}") from None
     except json.JSONDecodeError as exc:
         raise ListingError(f"{source}: not JSON ({exc.msg} at line {exc.lineno} column "
                            f"{exc.colno}). Fix: {fix}") from None

@@ -28,7 +28,7 @@ def read_pairs(stream: IO[bytes], name: str) -> list[tuple[str, str, str]]:
         try:
             record = json.loads(line)
         except RecursionError:
-            raise UserError(f"{where}: nested too deeply to read (deeper than Python's parser goes); {fix}") from None
+            raise UserError(f"{where}: nested too deeply to read; {fix}") from None
         except json.JSONDecodeError as exc:  # the message names a position, never the content
             raise UserError(f"{where}: not valid JSON ({exc.msg}); {fix}") from None
         if not isinstance(record, dict):
