@@ -54,7 +54,7 @@ CASES = {
     ),
     "configmap-too-large": (
         lambda c: services(c)["api"]["config"].update(DATABASE_HOST="h" * (1024 * 1024 + 1)),
-        "services.api.config", "services/api/dev.yaml", "Kubernetes allows 1048576",
+        "services.api.config.DATABASE_HOST", "services/api/dev.yaml", "Kubernetes allows 1048576",
     ),
     "config-and-secret-collide": (
         lambda c: services(c)["api"]["config"].update(DATABASE_HOST="db.internal"),
