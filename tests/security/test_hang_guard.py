@@ -78,7 +78,7 @@ def test_import_on_many_manifests_and_on_alias_bombs(tmp_path):
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
         f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
         for i in range(9))
-    one_doc = f"kind: ConfigMap\nmetadata: {{name: c}}\ndata: {{A: b}}\nx:\n  " + \
+    one_doc = "kind: ConfigMap\nmetadata: {name: c}\ndata: {A: b}\nx:\n  " + \
         bomb.replace("\n", "\n  ")
     # one bomb, and the same budget spread over many small documents: both refused
     spread = "---\n".join(["kind: ConfigMap\ndata: {A: b}\nx: &a [y, y, y, y, y, y, y, y, y, y]\n"
