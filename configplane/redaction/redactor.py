@@ -434,9 +434,15 @@ def text_secrets(*values: Any) -> set[str]:
     from configplane.redaction.detector import load_detector
 
     texts = {text for text in _texts(values) if text.strip()}
+    if not texts:
+        return set()
+    try:
+        detector = load_detector()
+    except OSError:  # an installed CLI outside a project (drift-report in a bare CI job) has
+        return set()  # no pack: only what is known (and pulumi's own [secret]) is redacted
     # One pass over all of it (each call has a fixed cost). The separator ends a token, a
     # pair and a URL in every pattern, so nothing is found across two texts.
-    return set(load_detector().find(_APART.join(texts))) if texts else set()
+    return set(detector.find(_APART.join(texts)))
 
 
 _APART = "\n\x00\n"
