@@ -1,6 +1,6 @@
 """The one redaction boundary: the redactor, the inventory of a stack's secrets, the pack's detector."""
 
-from configplane.redaction.detector import load_detector, use_project_dir
+from configplane.redaction.detector import Detector, detector_for, load_detector
 from configplane.redaction.redactor import (
     HIDDEN,
     IDENTIFIER_KEY,
@@ -17,6 +17,7 @@ from configplane.redaction.redactor import (
     is_name_slot,
     is_secret_wrapper,
     marked_strings,
+    plaintext_rules,
     stack_secrets,
     text_secrets,
     url_userinfo,
@@ -25,6 +26,8 @@ from configplane.redaction.redactor import (
 __all__ = [
     "detect",
     "detect_name",
+    "Detector",
+    "detector_for",
     "file_secrets",
     "HIDDEN",
     "IDENTIFIER_KEY",
@@ -33,6 +36,7 @@ __all__ = [
     "load_detector",
     "marked_strings",
     "MIN_SECRET_LEN",
+    "plaintext_rules",
     "PROVIDER_CREDENTIALS",
     "REDACTED",
     "Redactor",
@@ -42,5 +46,4 @@ __all__ = [
     "stack_secrets",
     "text_secrets",
     "url_userinfo",
-    "use_project_dir",
 ]

@@ -114,7 +114,8 @@ def poisoned(tmp_path_factory) -> Path:
 def legacy(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("legacy")
     (folder / "billing.env").write_text(
-        f"LOG_LEVEL=info\nSTRIPE_API_KEY={PLANTS['import-dotenv']}\n")
+        f"LOG_LEVEL=info\nPORT=3000\nAPI_BASE_URL=https://api.example.com\n"
+        f"STRIPE_API_KEY={PLANTS['import-dotenv']}\n")
     import base64
     encoded = base64.b64encode(PLANTS["import-secret"].encode()).decode()
     (folder / "billing.yaml").write_text(
@@ -145,10 +146,10 @@ def test_every_command_on_the_poisoned_project_leaks_nothing(poisoned, legacy, t
         cli("diff", "--stack", "dev", "--stack", "prod", "--project-dir", p),
         cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
             "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
-            "--project-dir", p),
+            "--owner", "@shop/billing", "--project-dir", p),
         cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
             "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
-            "--project-dir", p, "--format", "json"),
+            "--owner", "@shop/billing", "--project-dir", p, "--format", "json"),
     ]
     for fmt in ("table", "json"):  # the catalog's own verbs, and one service's view
         runs += [
@@ -237,11 +238,12 @@ def test_the_project_layer_and_descriptions_are_checked_once_the_stack_parses(tm
 def test_import_output_and_the_files_it_writes_hold_no_input_secret(legacy, tmp_path):
     project = copy_project(tmp_path / "project")
     run = cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
-              "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
-              "--project-dir", str(project), "--write")
+              "--from", str(legacy / "billing.yaml"), "--app-schema", "web-frontend",
+              "--owner", "@shop/billing", "--project-dir", str(project), "--write")
     assert_clean(run, CANARIES)
     assert run.code == 0, run.text
-    assert "wrote services/billing/dev.yaml and Pulumi.yaml" in run.stdout
+    assert "# wrote services/billing/service.yaml:" in run.stdout
+    assert "# declared in Pulumi.yaml, under config:" in run.stdout
     assert not [c for c in CANARIES if c in files_text(project)]
 
 
@@ -283,7 +285,7 @@ def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value
                      default=str)
     assert CORES[18] in raw and CORES[19] in raw and CORES[17] in raw
     document = json.dumps(plan.as_dict(Redactor()))
-    write_out(plan, tmp_path / "out")
+    write_out(plan, tmp_path / "out", Redactor())
     violations = json.dumps(plan.violations)
     for text in (document, files_text(tmp_path / "out"), violations):
         assert not [c for c in CANARIES if c in text]
@@ -395,20 +397,30 @@ def test_import_writes_no_value_the_stack_holds_as_a_secret_and_no_secret_name(t
     source = tmp_path / "in.env"
     source.write_text(f"LOG_LEVEL=info\nUPSTREAM_HOST={known}\n"
                       f"SENTRY_DSN=https://{C[7]}@o1.ingest.sentry.io/1\n")
-    run = cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
-              "worker", "--project-dir", str(project), "--write", "--format", "json")
-    assert_clean(run, [known, C[7]])
-    assert run.code == 0, run.text
-    reasons = {s["key"]: s["reason"] for s in json.loads(run.stdout)["secrets"]}
-    assert reasons == {"UPSTREAM_HOST": "a value the stack already holds as a secret",
-                       "SENTRY_DSN": "a URL with user-info (a credential in the address)"}
-    overlay = (project / "services/billing/dev.yaml").read_text()
-    assert known not in overlay and C[7] not in overlay and "LOG_LEVEL: info" in overlay
+    # the dry run prints the files import would write (--write writes nothing here: validate
+    # rejects a stack holding a declared secret in plaintext)
+    before = files_text(project)
+    runs = [cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
+                "worker", "--owner", "@shop/billing", "--project-dir", str(project), *write,
+                "--format", "json") for write in ((), ("--write",))]
+    for run in runs:
+        assert_clean(run, [known, C[7]])
+    assert files_text(project) == before
+    assert runs[1].code == 1 and "nothing written" in runs[1].stderr, runs[1].text
+    assert runs[0].code == 0, runs[0].text
+    dry = json.loads(runs[0].stdout)
+    reasons = {s["key"]: s["reason"] for s in dry["secrets"]}
+    assert reasons.pop("UPSTREAM_HOST") == "a value the stack already holds as a secret"
+    # validate's decision (plaintext_rules): the detector's rules and url-userinfo
+    assert reasons.pop("SENTRY_DSN").startswith("looks like a secret: ") and not reasons
+    config = {k: v for document in dry["files"].values() if document
+              for k, v in (document.get("config") or {}).items()}
+    assert config == {"LOG_LEVEL": "info"}  # the others are secrets, by reference only
     # a key that is itself a token is refused: names are written and shown
     source.write_text(f"{NAME_PLANTS['flag']}=1\n")
     before = files_text(project)
     refused = cli("import", "ledger", "--stack", "dev", "--from", str(source), "--app-schema",
-                  "worker", "--project-dir", str(project), "--write")
+                  "worker", "--owner", "@shop/ledger", "--project-dir", str(project), "--write")
     assert_clean(refused, NAME_CANARIES)
     assert refused.code == 1 and "a key looks like a credential" in refused.stderr
     assert files_text(project) == before
@@ -454,7 +466,7 @@ def test_foreign_text_passes_the_detector_before_any_output(tmp_path):
     (tmp_path / "m.yaml").write_text(
         f"kind: ConfigMap\nmetadata: {{name: {FOREIGN['manifest-name']}}}\nbinaryData: 5\n")
     runs.append(cli("import", "billing", "--stack", "dev", "--from", str(tmp_path / "m.yaml"),
-                    "--app-schema", "worker"))
+                    "--app-schema", "worker", "--owner", "@shop/billing"))
     runs.append(cli("scan", "--jsonl", "-", input=json.dumps(
         {"id": FOREIGN["scan-id"], "key": "LOG_LEVEL", "value": "info"}) + "\n"))
     for run in runs:

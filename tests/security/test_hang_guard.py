@@ -72,7 +72,7 @@ def test_import_on_many_manifests_and_on_alias_bombs(tmp_path):
     project = str(copy_project(tmp_path / "project"))
     (tmp_path / "many.yaml").write_text(manifest_text(400_000))
     run = timed("import", "billing", "--stack", "dev", "--from", str(tmp_path / "many.yaml"),
-                "--app-schema", "worker", "--project-dir", project)
+                "--app-schema", "worker", "--owner", "@shop/billing", "--project-dir", project)
     assert run.code == 0 and "K6000: b" in run.stdout, run.stderr
     bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
@@ -86,5 +86,6 @@ def test_import_on_many_manifests_and_on_alias_bombs(tmp_path):
     for name, text in (("bomb.yaml", one_doc), ("spread.yaml", spread)):
         (tmp_path / name).write_text(text)
         refused = timed("import", "billing", "--stack", "dev", "--from", str(tmp_path / name),
-                        "--app-schema", "worker", "--project-dir", project)
+                        "--app-schema", "worker", "--owner", "@shop/billing",
+                        "--project-dir", project)
         assert refused.code == 1 and "alias bomb" in refused.stderr, refused.stderr

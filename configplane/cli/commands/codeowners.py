@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from configplane.cli.boundary import UserError, Verb, write_text
+from configplane.cli.boundary import UserError, Verb, current_run, write_files
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import CODEOWNERS, OwnersError, codeowners
+from configplane.projectfiles import is_file, read_text
 
 
 @click.command("codeowners", cls=Verb)
@@ -23,20 +24,19 @@ def command(project_dir: Path, write: bool, check: bool) -> None:
     Example: configplane codeowners --write
     """
     try:
-        text = codeowners(project_dir)
+        text = codeowners(project_dir, current_run().detector)
     except OwnersError as exc:
         raise UserError(str(exc)) from None
-    target = project_dir / CODEOWNERS
     if check:
-        current = target.read_text() if target.is_file() else ""
+        current = read_text(project_dir, CODEOWNERS) if is_file(project_dir, CODEOWNERS) else ""
         if current != text:
             raise UserError(f"{CODEOWNERS} is not current. Fix: run `configplane codeowners "
                             "--write` and commit it.")
         click.echo(f"{CODEOWNERS} is current")
         return
     if write:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_text(target, text)  # through the redaction boundary, as the screen
+        # the redaction boundary as the screen, then the atomic writer: never a truncated file
+        write_files(project_dir, {CODEOWNERS: text})
         click.echo(f"wrote {CODEOWNERS}")
     else:
         sys.stdout.write(text)

@@ -7,8 +7,7 @@ from typing import IO
 
 import click
 
-from configplane.cli.boundary import UserError, Verb, redactor
-from configplane.redaction import load_detector
+from configplane.cli.boundary import UserError, Verb, current_run
 
 FIELDS = ("id", "key", "value")
 
@@ -71,8 +70,9 @@ def command(source: IO[bytes], explain: bool) -> None:
     name = getattr(source, "name", "-")
     name = "<stdin>" if name in ("-", "<stdin>", 0) else str(name)
     pairs = read_pairs(source, name)
-    redactor().foreign([id_ for id_, _, _ in pairs])  # ids are echoed: foreign text
-    detector = load_detector()
+    run = current_run()
+    run.redactor.foreign([id_ for id_, _, _ in pairs])  # ids are echoed: foreign text
+    detector = run.detector
     if not explain:
         findings = detector.scan_many((key, value) for _, key, value in pairs)
         for (id_, _, _), found in zip(pairs, findings, strict=True):
