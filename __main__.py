@@ -48,7 +48,7 @@ from configplane.inputs import (
     read_inputs,
     runtime_values,
 )
-from configplane.model import InvalidStack, ServiceModel, StackModel, read_clock
+from configplane.model import ClockError, InvalidStack, ServiceModel, StackModel, read_clock
 from configplane.validation import load_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -79,8 +79,9 @@ def main() -> None:
                              services=run.selection.services)
         # the model, built once: today (read once per run) dates generated secrets
         stack = load_stack(inputs, run.project_dir / "schemas", run.detector, read_clock())
-    except (InvalidStack, StackFileError) as exc:
-        # Stop before any resource is declared; the message names file, path and fix.
+    except (InvalidStack, StackFileError, ClockError) as exc:
+        # Stop before any resource is declared; the message names file, path and fix (or
+        # what CONFIGPLANE_NOW must be).
         raise pulumi.RunError(str(exc)) from None
 
     platform = stack.platform

@@ -52,6 +52,31 @@ class OutputClosed(Exception):
     """stdout (or stderr) is closed: nothing can be printed there."""
 
 
+class InputClosed(Exception):
+    """stdin is closed (`<&-`): reading it is an error, not an empty input."""
+
+
+class _ClosedInput(io.TextIOBase):
+    """What stdin is when the process has none: reading it raises InputClosed. `read(0)`
+    too, so click's probe for a binary stream falls back to `buffer` (this object again)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> Any:
+        raise InputClosed
+
+    def readline(self, size: int | None = -1) -> Any:
+        raise InputClosed
+
+    def readinto(self, buffer: Any) -> int:
+        raise InputClosed
+
+    @property
+    def buffer(self) -> _ClosedInput:
+        return self
+
+
 # --- the run of the running command ------------------------------------------------------
 
 
@@ -128,6 +153,15 @@ def write_text(path: Path, text: str, secrets: Redactor | None = None) -> None:
     write_files(path.parent, {path.name: text}, secrets)
 
 
+def check_written(file: str, data: Any) -> None:
+    """Refuse to write `data` into `file` when the redactor would change any of it: a file
+    gets nothing the screen would hide, and a catalog file cannot hold `[secret]` instead."""
+    if redactor().tree(data) != data:
+        raise UserError(f"{file}: what would be written holds a value or a name that is a "
+                        "secret; nothing was written. Fix: move the value out of the input "
+                        "(or rename the key), then import again.")
+
+
 def plain_console(stderr: bool = False) -> Console:
     """A console that prints text as it is: no markup (`[secret]` stays), no emoji codes."""
     return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
@@ -190,8 +224,11 @@ class RedactingStream(io.TextIOBase):
     def _put(self, text: str) -> None:
         if self._target is None:
             raise OutputClosed(self._name)
+        text = self._redactor.text(text)
         try:
-            self._target.write(self._redactor.text(text))
+            self._target.write(text)
+        except UnicodeEncodeError:  # a lone surrogate (from a JSON escape) is not text
+            self._target.write(text.encode(self.encoding, "replace").decode(self.encoding))
         except ValueError:
             raise OutputClosed(self._name) from None
 
@@ -212,9 +249,9 @@ def raw_stdout() -> Any:
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are always the input's fault; each names its file and fix."""
     from configplane.inputs import StackFileError
-    from configplane.model import InvalidStack
+    from configplane.model import ClockError, InvalidStack
 
-    return (StackFileError, InvalidStack, projectfiles.ProjectFileError)
+    return (StackFileError, InvalidStack, ClockError, projectfiles.ProjectFileError)
 
 
 def _say(message: str) -> None:
@@ -232,7 +269,7 @@ def boundary(redactor: Redactor | None = None) -> Iterator[None]:
     redactor = redactor if redactor is not None else Redactor()
     saved = (sys.stdin, sys.stdout, sys.stderr)
     if sys.stdin is None:
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - a closed stdin reads as empty
+        sys.stdin = _ClosedInput()
     sys.stdout = RedactingStream(saved[1], "standard output", redactor)
     sys.stderr = RedactingStream(saved[2], "standard error", redactor)
     code = 0
@@ -262,6 +299,10 @@ def boundary(redactor: Redactor | None = None) -> Iterator[None]:
         code = 1
     except BrokenPipeError:
         code = 1  # the reader went away (`| head`): nothing more to say
+    except InputClosed:
+        _say("error: cannot read the input: standard input is closed. Fix: pipe the input in, "
+             "or give a file instead of `-`.")
+        code = 1
     except _input_errors() as exc:
         _say(f"error: {exc}")
         code = 1

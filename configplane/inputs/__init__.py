@@ -48,6 +48,7 @@ from configplane.inputs.yamlload import (
     MAX_DEPTH,
     YamlError,
     load_bytes,
+    load_documents,
     load_file,
     load_text,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "load",
     "load_bytes",
     "load_file",
+    "load_documents",
     "load_text",
     "load_validator",
     "MAX_ALIAS_NODES",

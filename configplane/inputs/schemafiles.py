@@ -66,6 +66,8 @@ def _compiled_validator(name: str, text: str) -> jsonschema.protocols.Validator:
     except json.JSONDecodeError as exc:
         raise SchemaFileError(name, f"not valid JSON ({exc.msg} at line {exc.lineno}, column "
                               f"{exc.colno}). Fix: correct the JSON.") from None
+    except RecursionError:
+        raise SchemaFileError(name, "nested too deeply to read. Fix: flatten the schema.") from None
     if not isinstance(schema, dict | bool):
         raise SchemaFileError(name, "a JSON Schema is an object. Fix: correct the file.")
     cls = jsonschema.validators.validator_for(schema)

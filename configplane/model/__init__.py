@@ -88,6 +88,7 @@ from configplane.model.stackmodel import (
 from configplane.model.versions import (
     CLOCK_ENV,
     PERIODS,
+    ClockError,
     SecretVersion,
     ServiceVersions,
     combined_version,
@@ -108,6 +109,7 @@ __all__ = [
     "CERT_MANAGER_API",
     "check_flags",
     "CLOCK_ENV",
+    "ClockError",
     "combined_version",
     "creation_statements",
     "DATABASE_FIELDS",

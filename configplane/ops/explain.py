@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from configplane import ownership
 from configplane.inputs import TENANT_LAYER, Resolved, Setting, StackInputs, dotted, leaves, resolve_inputs
 from configplane.model import InvalidStack, Service, ServiceModel, StackModel
 from configplane.ops.explain_secrets import (
@@ -116,6 +117,13 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
     specs = Redactor(detector=detector_for(inputs.project_dir or None))
     services = resolved.value.get("services") or {}
     if not isinstance(services, Mapping) or service not in services:
+        unreadable = [p for p in inputs.read_problems
+                      if str(p[1]).startswith(ownership.service_directory(service))]
+        if unreadable:  # the service is there, but a file of it cannot be read: say which
+            path, file, problem = unreadable[0][:3]
+            line = unreadable[0][3] if len(unreadable[0]) > 3 and unreadable[0][3] else None
+            raise ExplainError(f"{file}{f':{line}' if line else ''}: {problem} (service "
+                               f"`{service}` cannot be explained until its files read).")
         known = ", ".join(sorted(services)) if isinstance(services, Mapping) else ""
         raise ExplainError(f"service `{service}` is not in stack {inputs.stack} "
                            f"(services/, {inputs.stack_file}). "

@@ -227,10 +227,14 @@ class ServiceChecker:
             if not DATA_KEY.fullmatch(key):
                 self.fail([*path, key], "ConfigMap keys may contain only letters, digits, '-', "
                           "'_' and '.'. Fix: rename the key.")
-        size = sum(len(k.encode()) + len(v.encode()) for k, v in rendered.data.items())
+        sizes = {k: len(k.encode()) + len(v.encode()) for k, v in rendered.data.items()}
+        size = sum(sizes.values())
         if size > contract.MAX_CONFIGMAP_BYTES:
-            self.fail(path, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
-                      f"allows {contract.MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
+            biggest = max(sizes, key=lambda k: sizes[k])  # blame the file that set it
+            at = [*path, biggest] if biggest in values else path
+            self.fail(at, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
+                      f"allows {contract.MAX_CONFIGMAP_BYTES}, and `{biggest}` takes "
+                      f"{sizes[biggest]}. Fix: move large values out of config.")
 
     def _check_secret(self, path: list[str], service: str, key: str, secret: SecretSpec) -> None:
         if not DATA_KEY.fullmatch(key):

@@ -31,6 +31,7 @@ from configplane.redaction import (
     PROVIDER_CREDENTIALS,
     SPEC_METADATA,
     Detector,
+    detect_name,
     detector_for,
     is_name_slot,
     plaintext_rules,
@@ -228,6 +229,10 @@ def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Pr
             rel = path[4:]
             if not rel or rel[0] not in SPEC_METADATA[""]:
                 continue  # the secret itself, or an unknown field: the schema reports it
+        if is_name_slot(key):  # a name (an owner, a config key): judged as an identifier
+            if rules := detect_name(value, detector):
+                problems.append((dotted(path), file, _named_like_a_credential(rules)))
+            continue
         rules = plaintext_rules(key, value, detector)
         if rules:
             problems.append((dotted(path), file,
@@ -236,7 +241,27 @@ def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Pr
                              "or address). Fix: make it a secret of the service (`secrets:` "
                              "with source: secure, or a reference; an address without "
                              f"user:password@) {_ROTATE}."))
+    for path in _names(document, ()):
+        if rules := detect_name(path[-1], detector):
+            problems.append((dotted(path), file, _named_like_a_credential(rules)))
     return problems
+
+
+def _named_like_a_credential(rules: tuple[str, ...]) -> str:
+    return (f"a name that looks like a credential ({', '.join(rules)}): names are shown and "
+            "written everywhere (resource names, outputs, CODEOWNERS, logs), so it is not "
+            f"shown here. Fix: rename it {_ROTATE}.")
+
+
+def _names(value: Any, path: tuple[str, ...]) -> Iterable[tuple[str, ...]]:
+    """The path of every mapping key (a service, tenant, flag or secret name, a config key)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield (*path, str(k))
+            yield from _names(v, (*path, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _names(v, (*path, str(i)))
 
 
 def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[tuple[str, ...], str, Any]]:

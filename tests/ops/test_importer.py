@@ -423,8 +423,8 @@ def test_declarations_refuse_an_edit_that_would_change_other_lines(text):
      "error: {dir}/a.yaml: Secret s key TOKEN is not base64 of UTF-8 text. Fix: correct it, or set "
      "this secret by hand with `pulumi config set --secret`."),
     ({"a.yaml": f"kind: ConfigMap\ndata:\n  TOKEN: [{STRIPE}\n"}, ["--app-schema", "http-api"],
-     "error: {dir}/a.yaml line 4: not valid YAML. Fix: check the manifest (e.g. `kubectl apply "
-     "--dry-run=client -f`)."),
+     "error: {dir}/a.yaml:4: not valid YAML, column 1: did not find expected ',' or ']'. Fix: "
+     "correct the syntax (a YAML linter shows the spot)."),
     ({"a.env": "LOG_LEVEL=info\n", "b.env": "LOG_LEVEL=debug\n"}, ["--app-schema", "http-api"],
      "error: LOG_LEVEL is in both a.env line 1 and b.env line 1. Fix: remove one of them, or "
      "import them separately."),

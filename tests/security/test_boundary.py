@@ -36,9 +36,19 @@ def test_closed_stdout_is_a_clean_message():
         "its output open (a terminal, a pipe or a file: `> out.json`).\n")
 
 
-def test_closed_stdin_reads_as_empty_input():
-    proc = subprocess.run(f"{sys.executable} -m configplane scan --jsonl - <&-", shell=True,
+@pytest.mark.parametrize("command", ["scan --jsonl -", "drift-report -"])
+def test_closed_stdin_is_an_error_not_an_empty_input(command):
+    """`<&-`: there is no input at all, which an empty result must not pass for (issue 18)."""
+    proc = subprocess.run(f"{sys.executable} -m configplane {command} <&-", shell=True,
                           cwd=REPO, capture_output=True, timeout=300)
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert b"standard input is closed" in proc.stderr, proc.stderr
+    assert b"Traceback" not in proc.stderr
+
+
+def test_empty_stdin_is_an_empty_input():
+    proc = subprocess.run(f"{sys.executable} -m configplane scan --jsonl - </dev/null",
+                          shell=True, cwd=REPO, capture_output=True, timeout=300)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
 
 

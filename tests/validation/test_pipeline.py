@@ -57,8 +57,8 @@ CASES = {
         "services.api.namespace", "services/api/dev.yaml", "RFC 1123",
     ),
     "configmap-too-large": (
-        lambda c: services(c)["api"]["config"].update(DATABASE_HOST="h" * (1024 * 1024 + 1)),
-        "services.api.config", "services/api/dev.yaml", "Kubernetes allows 1048576",
+        lambda c: services(c)["api"]["config"].update(CORS_ALLOWED_ORIGINS="https://" + "h" * (1024 * 1024)),
+        "services.api.config.CORS_ALLOWED_ORIGINS", "services/api/dev.yaml", "Kubernetes allows 1048576",
     ),
     "config-and-secret-collide": (
         lambda c: services(c)["api"]["config"].update(DATABASE_HOST="db.internal"),

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from configplane.cli.boundary import UserError, Verb
+from configplane.cli.boundary import UserError, Verb, redactor
 from configplane.cli.commands.drift_render import render
 from configplane.ops import (
     EXIT_ERROR,
@@ -43,7 +43,10 @@ def read_input(name: str) -> str:
 
 
 def show(report: DriftReport, fmt: str) -> None:
-    """Print the report and exit with its status (0 no drift, 7 drift, 1 errors)."""
+    """Print the report and exit with its status (0 no drift, 7 drift, 1 errors). What the
+    report quotes comes from outside (diagnostics, policy messages, names and paths): the
+    secrets the detector finds in it are redacted, in markdown and JSON alike."""
+    redactor().foreign(report.as_dict())
     click.echo(render(report, fmt), nl=False)
     if report.exit_code == EXIT_ERROR:
         problems = []

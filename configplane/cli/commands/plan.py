@@ -28,7 +28,7 @@ from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION,
 from configplane.cli.commands.plan_compare import run_compare
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
-from configplane.model import InvalidStack
+from configplane.model import InvalidStack, read_clock
 from configplane.offline import Plan, PolicyPackError, redact, run_plan
 from configplane.projectfiles import ProjectFileError, name_problem, shown
 from configplane.redaction import Redactor
@@ -79,6 +79,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     Example: configplane plan --stack prod --compare origin/main --format markdown
     """
     protect_stack(project_dir, stack)
+    read_clock()  # CONFIGPLANE_NOW, as the program reads it: refused alike
     report_fmt = "json" if fmt == "json" else "table"
     if fmt == "markdown" and compare_ref is None:
         raise UserError("--format markdown is the pull-request view of a comparison. Fix: add "

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from configplane.cli.boundary import FORMAT_OPTION, Verb, emit, plain_console, protect_stack
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
-from configplane.model import Issue
+from configplane.model import Issue, read_clock
 from configplane.validation import load_or_issues
 
 
@@ -46,6 +46,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str) 
     Example: configplane validate --stack prod --service api --format json
     """
     protect_stack(project_dir, stack)
+    read_clock()  # CONFIGPLANE_NOW, as the program reads it: refused alike
     _, issues = load_or_issues(project_dir, stack, services or None)
     report(stack, issues, fmt)
     if issues:

@@ -6,10 +6,9 @@ Pulumi.yaml declaration, and say how to set it (`--emit-value` piped into `pulum
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,12 @@ from configplane.inputs import (
     NAMESPACE,
     PROJECT_FILE,
     SERVICE_FILE,
+    SchemaFileError,
     StackFileError,
     YamlError,
     check_stack_name,
     load,
+    load_validator,
     read_project_file,
     stack_file_name,
 )
@@ -40,7 +41,6 @@ from configplane.projectfiles import (
     ProjectFileError,
     is_file,
     read_argument,
-    read_text,
     shown,
 )
 from configplane.redaction import Detector, detector_for
@@ -168,14 +168,18 @@ def url_password(entry: Entry) -> Entry | None:
 
 def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                 app_schema: str | None = None, store: str = "vault",
-                owners: Sequence[str] = (), detector: Detector | None = None) -> ImportProposal:
+                owners: Sequence[str] = (), detector: Detector | None = None,
+                known: Callable[[str], bool] = lambda value: False) -> ImportProposal:
     """What importing `sources` as `service` in `stack` writes: a new service gets its base
     (services/<name>/service.yaml, with its owners) and this stack's overlay, split by the
     project's parity rules (what may differ between environments goes to the overlay), and a
     `null` overlay for every other stack until it is imported there; an existing service
     gets the overlay of what differs from its base. `detector`: the run's (the project's
-    pack); None, that of `project_dir`."""
-    from configplane.redaction import plaintext_rules
+    pack); None, that of `project_dir`. `known`: whether a value is already a secret for the
+    running command (a stack's secret pasted into the input): such a value is moved out like
+    one the detector flags, so nothing the screen would hide is ever written to a catalog
+    file."""
+    from configplane.redaction import detect_name, plaintext_rules
 
     try:
         check_stack_name(stack)
@@ -198,11 +202,16 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
         raise ImportProblem(f"unknown app schema `{shown(schema_name)}`. Fix: use one of "
                             f"{', '.join(available)} or add "
                             f"schemas/services/{shown(schema_name)}.schema.json.")
-    try:
-        schema = json.loads(read_text(project_dir, schema_file))
-    except ProjectFileError as exc:
-        raise ImportProblem(str(exc)) from None
+    try:  # the validator the stack's checks use: JSON, and a valid JSON Schema, or a message
+        schema = load_validator(project_dir / schema_file).schema
+    except SchemaFileError as exc:
+        raise ImportProblem(f"{exc}") from None
+    if not isinstance(schema.get("properties", {}), Mapping) or \
+            not isinstance(schema.get("required", []), list):
+        raise ImportProblem(f"{schema_file}: `properties` must be an object and `required` a "
+                            "list. Fix: correct the app schema.")
 
+    detector = detector or detector_for(project_dir)
     found: list[Entry] = []
     notes: list[str] = []
     for source in sources:
@@ -218,13 +227,17 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
         if not re.fullmatch(CONFIGMAP_DATA_KEY, entry.key):
             raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
                                 "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
+        if rules := detect_name(entry.key, detector):  # a name is written and shown
+            raise ImportProblem(f"{entry.origin}: a key looks like a credential "
+                                f"({', '.join(rules)}); keys are written into the catalog and "
+                                "shown, so it is neither. Fix: rename it, and rotate the "
+                                "exposed value.")
     found, from_urls = _database_urls(found, schema)
     if base is None and not owners:
         raise ImportProblem(f"service `{service}` is new: it needs its owners, who review "
                             f"{CATALOG_DIR}/{service}/ (CODEOWNERS). Fix: add --owner @org/team "
                             "(repeat for several).")
 
-    detector = detector or detector_for(project_dir)
     config: dict[str, Any] = {}
     secrets: list[ImportedSecret] = []
     for entry in found:
@@ -234,10 +247,13 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
             reason = "a Kubernetes Secret"
         else:  # the decision validate makes of a plain value (configplane.redaction)
             rules = plaintext_rules(entry.key, entry.value, detector) if entry.value else ()
-            if not rules:
+            if rules:
+                reason = "looks like a secret: " + ", ".join(rules)
+            elif entry.value and known(entry.value):
+                reason = "a value the stack already holds as a secret"
+            else:
                 config[entry.key] = _typed(entry.value, schema.get("properties", {}).get(entry.key))
                 continue
-            reason = "looks like a secret: " + ", ".join(rules)
         secrets.append(ImportedSecret(entry.key, config_key_for(service, entry.key), entry.origin,
                                       entry.source, reason))
     del found  # plaintext ends here; everything below holds names only
@@ -270,7 +286,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                               "description": f"{secret.key} of the {service} service "
                                              f"(imported from {secret.origin})"}
 
-    databases, delivered = _database_secrets(service, schema, config, secrets, notes,
+    databases, delivered = _database_secrets(service, schema, config, secrets, notes, seen,
                                              from_urls.get("facts", {}))
     section: dict[str, Any] = {}
     if base is None:
@@ -355,6 +371,7 @@ def _typed(value: str, prop: Any) -> Any:
 
 def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str, Any],
                       secrets: list[ImportedSecret], notes: list[str],
+                      origins: Mapping[str, str],
                       facts: Mapping[str, Mapping[str, Any]] | None = None
                       ) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """Where the app schema takes `<P>_HOST` etc. from a secret (configplane.model.delivery), the
@@ -373,8 +390,9 @@ def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str,
         for suffix, name in DATABASE_FIELDS:
             if suffix != PASSWORD_SUFFIX and prefix + suffix in config:
                 value = config.pop(prefix + suffix)
-                database[name] = int(value) if name == "port" and re.fullmatch(
-                    r"\d{1,5}", str(value)) else value
+                if name == "port":
+                    value = _port(value, origins[prefix + suffix], prefix + suffix)
+                database[name] = value
         for name, value in (facts or {}).get(prefix, {}).items():
             database.setdefault(name, value)
         lacking = [prefix + suffix for suffix, name in DATABASE_FIELDS
@@ -387,6 +405,14 @@ def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str,
             databases[secret.key] = database
             delivered |= {prefix + suffix for suffix, _ in DATABASE_FIELDS} | {prefix + URL_SUFFIX}
     return databases, delivered
+
+
+def _port(value: Any, origin: str, key: str) -> int:
+    text = str(value) if not isinstance(value, bool) else ""
+    if re.fullmatch(r"[0-9]{1,5}", text) and 0 < int(text) < 65536:
+        return int(text)
+    raise ImportProblem(f"{origin}: {key} is not a port number (1-65535). Fix: correct it in "
+                        "the input.")
 
 
 def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any],
