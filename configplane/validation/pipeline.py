@@ -77,7 +77,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
         raise InvalidStack(inputs.stack, [
             _pydantic_issue(e, where) for e in exc.errors(include_input=False, include_url=False)
         ]) from None
-    checker = ServiceChecker(inputs, document, schemas_dir, where, line)
+    checker = ServiceChecker(inputs, document, schemas_dir, where, line, detector)
     checker.check_platform()
     for name, svc in document.services.items():
         checker.check(name, svc)
