@@ -36,6 +36,7 @@ from configplane.ops.parity import PARITY_KEY, ParityConfigError, compare, load_
 from configplane.ops.prune import delete_command, prune_decisions
 from configplane.ops.pulumi_paths import parse_path, urn_parts
 from configplane.ops.rollback import RollbackError, rollback_commands
+from configplane.ops.secret_set import SecretSetProblem, SecretSetProposal, propose_secret
 
 __all__ = [
     "add_declarations",
@@ -84,6 +85,9 @@ __all__ = [
     "rollback_commands",
     "RollbackError",
     "SECRET_ROTATED",
+    "SecretSetProblem",
+    "SecretSetProposal",
+    "propose_secret",
     "STORES",
     "urn_parts",
     "WORKLOADS_COMMAND",
