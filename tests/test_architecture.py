@@ -78,6 +78,7 @@ SHARED_WITH_THE_PACK = {
     "policies/contract.py": "../configplane/contract.py",  # labels, annotations, limits, tags
     "policies/ownership.py": "../configplane/ownership.py",  # who owns what; derived names
     "policies/schema_messages.py": "../configplane/schema_messages.py",  # value-free messages
+    "policies/service_schema.py": "../configplane/service_schema.py",  # a service's own schema
 }
 
 

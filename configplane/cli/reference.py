@@ -34,6 +34,13 @@ def cli_reference() -> str:
         ctx = click.Context(command, info_name=name, parent=group_ctx,
                             terminal_width=100, max_content_width=100)
         lines += [f"## `configplane {name}`", "", "```", command.get_help(ctx).rstrip(), "```", ""]
+        for sub_name in command.list_commands(ctx) if isinstance(command, click.Group) else ():
+            sub = copy.copy(command.get_command(ctx, sub_name))
+            sub._help_option = None
+            sub_ctx = click.Context(sub, info_name=sub_name, parent=ctx, terminal_width=100,
+                                    max_content_width=100)
+            lines += [f"## `configplane {name} {sub_name}`", "", "```",
+                      sub.get_help(sub_ctx).rstrip(), "```", ""]
     return "\n".join(lines)
 
 
