@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
+from configplane import projectfiles
 from configplane.redaction import Redactor, file_secrets, stack_secrets
 
 if TYPE_CHECKING:  # imported when a verb runs: `configplane --help` stays fast
@@ -113,10 +114,18 @@ def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
         render_table(data)
 
 
+def write_files(root: Path, files: Mapping[str, str], secrets: Redactor | None = None
+                ) -> list[str]:
+    """Write files the user asked for (`--out`, ...) under `root` through `secrets` (None: the
+    running command's redactor): the same boundary as the screen, then the one atomic writer
+    (all files or none, contained in `root`, under its write lock)."""
+    redact = secrets or redactor()
+    return projectfiles.write_files(root, {rel: redact.text(text) for rel, text in files.items()})
+
+
 def write_text(path: Path, text: str, secrets: Redactor | None = None) -> None:
-    """Write a file the user asked for (`--out`, import) through `secrets` (None: the running
-    command's redactor)."""
-    path.write_text((secrets or redactor()).text(text))
+    """One file through the redactor and the atomic writer (see write_files)."""
+    write_files(path.parent, {path.name: text}, secrets)
 
 
 def plain_console(stderr: bool = False) -> Console:
@@ -205,7 +214,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from configplane.inputs import StackFileError
     from configplane.model import InvalidStack
 
-    return (StackFileError, InvalidStack)
+    return (StackFileError, InvalidStack, projectfiles.ProjectFileError)
 
 
 def _say(message: str) -> None:

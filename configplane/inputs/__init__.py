@@ -44,6 +44,7 @@ from configplane.inputs.stackfiles import (
     StackFileError,
     StackInputs,
     StackValue,
+    check_stack_name,
     read_project_file,
     stack_file_name,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "apply_tenant",
     "CATALOG_DIR",
     "catalog_services",
+    "check_stack_name",
     "config_validator",
     "DEFAULTS_FILE",
     "DEFAULTS_KEY",

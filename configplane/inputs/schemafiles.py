@@ -5,7 +5,6 @@ JSON Schema's own regex semantics. A file that cannot be used is a `SchemaFileEr
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -18,6 +17,7 @@ import re2
 from configplane import service_schema
 from configplane.inputs.layering import dotted
 from configplane.inputs.schemacheck import FAST, compiled
+from configplane.projectfiles import ProjectFileError, kind_of, read_bytes, read_text
 from configplane.schema_messages import error_path
 
 # The schemas of a source checkout: the default where no project directory is given (commands
@@ -49,8 +49,10 @@ def load_validator(path: Path) -> jsonschema.protocols.Validator:
     """The validator of a schema file, compiled once per content: every copy of a project
     (each test's, each stack's) shares it, and an edited file is compiled afresh."""
     name = _display(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
+    try:  # contained in its directory (no link out), its size checked before it is read
+        text = read_text(path.parent, path.name)
+    except ProjectFileError as exc:
+        raise SchemaFileError(name, f"{exc.problem}") from None
     except FileNotFoundError:
         raise SchemaFileError(name, "schema file not found. Fix: restore it.") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -125,25 +127,19 @@ def _display(path: Path) -> str:
 # --- a service's own schema (configplane/service_schema.py) ------------------------------
 
 
-def service_validator(kind: jsonschema.protocols.Validator, service_dir: Path, display: str,
+def service_validator(kind: jsonschema.protocols.Validator, project_dir: Path, rel: str,
                       secret_key: Callable[[str], bool]
                       ) -> tuple[jsonschema.protocols.Validator | None,
                                  list[service_schema.SchemaProblem]]:
     """The validator of a service's config: its kind's, or the kind's composed with the
-    service's own `schema.json` (`display` names it in messages); None and every problem of
-    that file when it cannot be used."""
-    path = service_dir / service_schema.SERVICE_SCHEMA_FILE
-    if not os.path.lexists(path):
+    service's own schema file (`rel`, `services/<name>/schema.json`, under `project_dir`);
+    None and every problem of that file when it cannot be used."""
+    if kind_of(project_dir, rel) is None:
         return kind, []
-    resolved = path.resolve()
-    if not resolved.is_relative_to(service_dir.resolve()) or not resolved.is_file():
-        return None, [service_schema.SchemaProblem((), "not a regular file inside the "
-                                                   "service's directory (a link out of it, a "
-                                                   "directory, a device). Fix: make it a plain "
-                                                   "JSON file.")]
-    try:
-        with resolved.open("rb") as handle:
-            data = handle.read(service_schema.MAX_BYTES + 1)
+    try:  # contained in the service's own directory, a regular file, its size checked first
+        data = read_bytes(project_dir, rel, limit=service_schema.MAX_BYTES)
+    except ProjectFileError as exc:
+        return None, [service_schema.SchemaProblem((), exc.problem)]
     except OSError as exc:
         return None, [service_schema.SchemaProblem((), f"cannot be read ({exc.strerror}). "
                                                    "Fix: make it readable.")]
@@ -151,12 +147,12 @@ def service_validator(kind: jsonschema.protocols.Validator, service_dir: Path, d
     if problems:
         return None, problems
     effective, problems = service_schema.compose(kind.schema, document, secret_key,
-                                                 _re2_compiles, display)
+                                                 _re2_compiles, rel)
     problems += _metaschema_problems(type(kind), document, {p.path for p in problems})
     if problems or effective is None:
         return None, problems
     try:
-        return _composed_validator(display, json.dumps(effective, sort_keys=True)), []
+        return _composed_validator(rel, json.dumps(effective, sort_keys=True)), []
     except SchemaFileError as exc:
         return None, [service_schema.SchemaProblem((), exc.message)]
 

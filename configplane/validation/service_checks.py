@@ -13,7 +13,6 @@ from typing import Any
 
 from configplane import contract, ownership, refs
 from configplane.inputs import (
-    CATALOG_DIR,
     NAMESPACE,
     SchemaFileError,
     StackInputs,
@@ -213,11 +212,10 @@ class ServiceChecker:
         kind = self._kind_validator(path, schema_name)
         if kind is None or self.inputs.project_dir is None:
             return kind
-        display = f"{CATALOG_DIR}/{service}/{SERVICE_SCHEMA_FILE}"
+        display = ownership.service_directory(service) + SERVICE_SCHEMA_FILE
         detector = self.detector or detector_for(self.inputs.project_dir)
-        app, problems = service_validator(
-            kind, Path(self.inputs.project_dir) / CATALOG_DIR / service, display,
-            lambda key: detector.key_kind(key).secret_slot)
+        app, problems = service_validator(kind, Path(self.inputs.project_dir), display,
+                                          lambda key: detector.key_kind(key).secret_slot)
         for problem in problems:
             self.issues.append(Issue(dotted(problem.path) or "(root)", display, problem.message))
         return app

@@ -22,7 +22,7 @@ from configplane.cli.boundary import (
     plain_console,
     protect_stack,
     redactor,
-    write_text,
+    write_files,
 )
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
 from configplane.cli.commands.plan_compare import run_compare
@@ -30,6 +30,7 @@ from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack
 from configplane.offline import Plan, PolicyPackError, redact, run_plan
+from configplane.projectfiles import ProjectFileError, name_problem, shown
 from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
 
@@ -121,6 +122,8 @@ def _show(plan: Plan, fmt: str, out: Path | None) -> None:
     if out is not None:
         try:
             write_out(plan, out, redactor())
+        except ProjectFileError as exc:
+            raise UserError(f"--out {shown(out)}: {exc}") from None
         except OSError as exc:
             raise UserError(f"--out {out}: cannot write the plan there ({exc.strerror or exc}"
                             f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
@@ -189,8 +192,10 @@ def kubernetes_manifest(inputs: dict[str, Any], secrets: Redactor) -> dict[str, 
 
 
 def write_out(plan: Plan, out: Path, secrets: Redactor) -> None:
-    """Each Kubernetes object as YAML, and plan.json, redacted by the command's `secrets`."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Every manifest and plan.json, redacted by the command's `secrets`, in one atomic change:
+    a failed write leaves the directory as it was (never a truncated plan.json beside new
+    manifests)."""
+    files: dict[str, str] = {}
     for resource in plan.resources:
         if not (resource.custom and resource.type.startswith("kubernetes:")):
             continue
@@ -198,5 +203,10 @@ def write_out(plan: Plan, out: Path, secrets: Redactor) -> None:
         meta = manifest.get("metadata") or {}
         parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
         file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
-        write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False), secrets)
-    write_text(out / "plan.json", json.dumps(plan.as_dict(secrets), indent=2) + "\n", secrets)
+        if name_problem(file_name):  # names are the program's, checked; a file name anyway
+            raise UserError(f"--out: cannot name a file after {shown(file_name)} "
+                            f"({name_problem(file_name)}). Fix: report it.")
+        files[file_name] = yaml.safe_dump(manifest, sort_keys=False)
+    files["plan.json"] = json.dumps(plan.as_dict(secrets), indent=2) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    write_files(out, files, secrets)
