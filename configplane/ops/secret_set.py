@@ -5,17 +5,16 @@ spec in the service's own files (`services/<name>/service.yaml`, or its stack ov
 key's declaration in Pulumi.yaml (`type: string`, `secret: true`, so the Pulumi CLI refuses a
 plaintext value) and the platform's grant of the key to the service
 (`platform.grants.secure_keys` in Pulumi.yaml's `configplane:defaults`). This module prepares
-all the edits (YAML edited with ruamel.yaml's round-trip loader, comments and layout kept, each
-result read back and compared with the intended document) and the `pulumi config set --secret`
-command that sets the value; the grant is written only when the platform asks (`--grant`),
-otherwise it is returned for the platform to add. Nothing is written here: the CLI writes the
-edits through its one writer, all of them or none.
+all the edits with import's round-trip editors (configplane.ops.importer: `add_secret`,
+`add_declarations`, `add_grants`; comments and layout kept, each edit proven to change nothing
+else) and the `pulumi config set --secret` command that sets the value; the grant is written
+only when the platform asks (`--grant`), otherwise it is returned for the platform to add.
+Files are read through configplane.projectfiles (contained, size-checked); nothing is written
+here: the CLI reads and writes under the project's lock, all the edits in one change.
 """
 
 from __future__ import annotations
 
-import copy
-import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from configplane import contract, ownership
 from configplane.inputs import (
@@ -34,13 +32,19 @@ from configplane.inputs import (
     SERVICE_FILE,
     stack_file_name,
 )
-from configplane.ops.importer import ImportProblem
-from configplane.ops.importer.yamledit import _round_trip, add_declarations
+from configplane.ops.importer import (
+    GRANTS_PATH,
+    ImportProblem,
+    add_declarations,
+    add_grants,
+    add_secret,
+)
+from configplane.projectfiles import is_file, kind_of, read_text
 
 STORES = ("vault", "aws")
 CONFIG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")  # a Pulumi config key's name part
 STACK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-GRANT_PATH = ("config", DEFAULTS_KEY, "value", "platform", "grants", "secure_keys")
+GRANT_PATH = ("config", DEFAULTS_KEY, *GRANTS_PATH)
 
 
 class SecretSetProblem(Exception):
@@ -100,7 +104,7 @@ def propose_secret(project_dir: Path, stack: str, service: str, key: str, *, sto
     base = f"{CATALOG_DIR}/{service}/{SERVICE_FILE}"
     target = f"{CATALOG_DIR}/{service}/{stack}.yaml" if overlay else base
     for file in dict.fromkeys([base, f"{CATALOG_DIR}/{service}/{stack}.yaml"]):
-        if (project_dir / file).is_file():
+        if is_file(project_dir, file):
             document = _mapping(_read(project_dir, file), file, allow_null=True)
             if isinstance(document, dict) and key in (document.get("secrets") or {}):
                 raise SecretSetProblem(f"{file}: secrets.{key} is already declared. Fix: edit "
@@ -110,17 +114,12 @@ def propose_secret(project_dir: Path, stack: str, service: str, key: str, *, sto
 
     new_project = project_text
     if declared is None:
-        try:
-            new_project = add_declarations(project_text, {full: {
-                "type": "string", "secret": True,
-                "description": description or f"{key} of service {service}"}})
-        except ImportProblem as exc:
-            raise SecretSetProblem(str(exc).replace("run without --write to print them",
-                                                    "see `configplane secret set --help`")
-                                   ) from None
+        new_project = _edited(add_declarations, project_text, {full: {
+            "type": "string", "secret": True,
+            "description": description or f"{key} of service {service}"}})
     has_grant = owner == service
     if grant and not has_grant:
-        new_project = _with_grant(new_project, service, config_key)
+        new_project = _edited(add_grants, new_project, service, [config_key])
     if new_project != project_text:
         edits[PROJECT_FILE] = new_project
     command = ("pulumi", "config", "set", "--secret", "--stack", stack, full)
@@ -131,15 +130,15 @@ def propose_secret(project_dir: Path, stack: str, service: str, key: str, *, sto
 
 
 def _check_names(project_dir: Path, stack: str, service: str, key: str, store: str) -> None:
-    if not STACK.fullmatch(stack) or not (project_dir / stack_file_name(stack)).is_file():
+    if not STACK.fullmatch(stack) or not is_file(project_dir, stack_file_name(stack)):
         known = sorted(p.name[len("Pulumi."):-len(".yaml")]
                        for p in project_dir.glob("Pulumi.*.yaml"))
         raise SecretSetProblem(f"no stack `{_show(stack)}` (no {stack_file_name(_show(stack))}). "
                                f"Fix: use one of: {', '.join(known) or 'none'}.")
-    directory = project_dir / CATALOG_DIR / service
-    if not re.fullmatch(ownership.LABEL, service) or len(service) > ownership.MAX_LABEL \
-            or not (directory / SERVICE_FILE).is_file() \
-            or not directory.resolve().is_relative_to((project_dir / CATALOG_DIR).resolve()):
+    directory = f"{CATALOG_DIR}/{service}"
+    # a real directory (a link is refused, as the catalog refuses it) holding the base
+    if not ownership.is_service_name(service) or kind_of(project_dir, directory) != "dir" \
+            or not is_file(project_dir, f"{directory}/{SERVICE_FILE}"):
         raise SecretSetProblem(f"no service `{_show(service)}` in {CATALOG_DIR}/ (a directory "
                                f"{CATALOG_DIR}/<name>/ with {SERVICE_FILE}). Fix: name an "
                                "existing service (docs/add-a-service.md).")
@@ -151,12 +150,9 @@ def _check_names(project_dir: Path, stack: str, service: str, key: str, store: s
 
 
 def _read(project_dir: Path, file: str) -> str:
-    path = project_dir / file
-    if path.is_symlink() or not path.resolve().is_relative_to(project_dir.resolve()):
-        raise SecretSetProblem(f"{file}: a link; configplane edits only plain files inside the "
-                               "project. Fix: replace the link with the file.")
+    """A project file, contained and size-checked (a ProjectFileError says why not)."""
     try:
-        return path.read_text(encoding="utf-8")
+        return read_text(project_dir, file)
     except (OSError, UnicodeDecodeError) as exc:
         raise SecretSetProblem(f"{file}: cannot be read ({type(exc).__name__}). Fix: make it a "
                                "readable UTF-8 file.") from None
@@ -186,77 +182,23 @@ def _grants(project: Mapping[str, Any]) -> dict[str, list[str]]:
 
 def _with_secret(project_dir: Path, file: str, key: str, spec: Mapping[str, Any]) -> str:
     """The service file with `secrets.<key>` added (a new overlay file is created)."""
-    path = project_dir / file
-    if not path.exists():
+    if kind_of(project_dir, file) is None:
         return yaml.safe_dump({"secrets": {key: dict(spec)}}, sort_keys=False)
     text = _read(project_dir, file)
-    expected = copy.deepcopy(_mapping(text, file, allow_null=True))
-    if expected is None:
+    if _mapping(text, file, allow_null=True) is None:
         raise SecretSetProblem(f"{file} is `null`: the service is not in this stack. Fix: add "
                                "the secret to service.yaml (without --overlay) or remove the "
                                "`null`.")
-    if not isinstance(expected.get("secrets") or {}, dict):
-        raise SecretSetProblem(f"{file}: `secrets` is not a mapping. Fix: correct it first.")
-    expected["secrets"] = {**(expected.get("secrets") or {}), key: dict(spec)}
-    yml, document = _edit(text, file)
-    if document.get("secrets") is None:
-        document["secrets"] = CommentedMap()
-    document["secrets"][key] = _commented(spec)
-    return _checked(yml, document, expected, file, text)
+    return _edited(add_secret, text, key, spec, file)
 
 
-def _with_grant(text: str, service: str, config_key: str) -> str:
-    """Pulumi.yaml with `config_key` granted to `service` (GRANT_PATH), comments kept."""
-    expected = copy.deepcopy(_mapping(text, PROJECT_FILE))
-    node = expected
-    for part in GRANT_PATH:
-        if node.get(part) is None:
-            node[part] = {}
-        node = node[part]
-        if not isinstance(node, dict):
-            raise SecretSetProblem(f"{PROJECT_FILE}: `{'.'.join(GRANT_PATH[1:])}` is not a "
-                                   "mapping. Fix: correct it first.")
-    node[service] = [*(node.get(service) or []), config_key]
-    yml, document = _edit(text, PROJECT_FILE)
-    here = document
-    for part in GRANT_PATH:
-        if here.get(part) is None:
-            here[part] = CommentedMap()
-        here = here[part]
-    if here.get(service) is None:
-        here[service] = CommentedSeq()
-        here[service].fa.set_flow_style()
-    here[service].append(config_key)
-    return _checked(yml, document, expected, PROJECT_FILE, text)
-
-
-def _edit(text: str, file: str) -> tuple[Any, Any]:
+def _edited(edit: Any, *args: Any) -> str:
+    """An import editor's result; its refusal in this command's words."""
     try:
-        return _round_trip(text, file)
-    except ImportProblem:
-        raise SecretSetProblem(f"{file}: could not edit it without changing its layout. Fix: "
-                               "add the printed lines by hand.") from None
-
-
-def _checked(yml: Any, document: Any, expected: Any, file: str, original: str) -> str:
-    """The edited text, if it reads back as `expected` and keeps every comment line."""
-    out = io.StringIO()
-    yml.dump(document, out)
-    result = out.getvalue()
-    if yaml.safe_load(result) != expected or _comments(result) != _comments(original):
-        raise SecretSetProblem(f"{file}: the edit does not read back as intended. Fix: add the "
-                               "printed lines by hand.")
-    return result
-
-
-def _comments(text: str) -> int:
-    return sum(1 for line in text.splitlines() if line.lstrip().startswith("#"))
-
-
-def _commented(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return CommentedMap((k, _commented(v)) for k, v in value.items())
-    return value
+        return edit(*args)
+    except ImportProblem as exc:
+        raise SecretSetProblem(str(exc).replace("run without --write to print them",
+                                                "see `configplane secret set --help`")) from None
 
 
 def _show(text: str) -> str:

@@ -5,6 +5,7 @@ hostile keys, services and stacks are refused with nothing written."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import stat
@@ -17,7 +18,10 @@ from click.testing import CliRunner
 
 from configplane.cli.commands.secret import command as secret
 from configplane.cli.commands.validate import command as validate
-from tests.projects import files_text
+from configplane.ops import ImportProblem
+from configplane.ops.importer import add_secret
+from tests.projects import copy_project, files_text
+from tests.test_projectfiles import tree
 
 VALUE = "canary-sset-Qw8Zr4Lp2Nx7Kv5"
 
@@ -149,3 +153,63 @@ def test_a_service_not_in_the_stack_is_refused_for_its_overlay(project: Path) ->
     (project / "services/web/dev.yaml").write_text("null\n")
     result = run("--stack", "dev", "--service", "web", "KEY", "--overlay", project=project)
     assert result.exit_code == 1 and "not in this stack" in result.output
+
+
+@pytest.mark.parametrize("link, target", [
+    ("services/web/dev.yaml", "{outside}/dev.yaml"),  # the overlay, a dangling link out
+    ("services/web/dev.yaml", "../api/dev.yaml"),     # another service's overlay
+    ("Pulumi.yaml", "{outside}/Pulumi.yaml"),         # a platform file, out of the project
+])
+def test_a_link_out_of_its_owners_directory_is_neither_read_nor_written(tmp_path: Path, link,
+                                                                       target) -> None:
+    project = copy_project(tmp_path / "project")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    if link == "Pulumi.yaml":
+        (outside / "Pulumi.yaml").write_text((project / link).read_text())
+    (project / link).unlink()
+    (project / link).symlink_to(target.format(outside=outside))
+    before = tree(tmp_path)
+    result = run("--stack", "dev", "--service", "web", "PARTNER_TOKEN", "--overlay", "--grant",
+                 project=project)
+    assert result.exit_code == 1 and "symlink to outside" in result.output, result.output
+    assert "Traceback" not in result.output and result.output.count("\n") == 1
+    assert tree(tmp_path) == before
+
+
+SERVICE_FILES = [
+    "app_schema: worker\nconfig:\n  A: 1\n",
+    "app_schema: worker\n# the secrets\nsecrets:\n  X:\n    source: generated\n    store: vault"
+    "\n\n# flags follow\nflags: {}\n",
+    "app_schema: worker\nsecrets:\n    X: {source: generated, store: vault}  # inline\n",
+    "config:\n  A: 1\nsecrets:\n",
+    "config:\n  A: 1  # a trailing comment\n# and a last line\n",
+]
+
+
+@pytest.mark.parametrize("text", SERVICE_FILES)
+def test_a_secret_is_one_inserted_block_that_reads_back(text: str) -> None:
+    """add_secret (import's editor) changes a service file by inserted lines only, keeps every
+    comment line where it was relative to what it introduces, and parses as intended."""
+    spec = {"source": "secure", "config_key": "webK", "store": "vault"}
+    result = add_secret(text, "K", spec, "services/web/service.yaml")
+    document = yaml.safe_load(text)
+    assert yaml.safe_load(result) == {**document,
+                                      "secrets": {**(document.get("secrets") or {}), "K": spec}}
+    before, after = text.splitlines(), result.splitlines()
+    ops = [op for op in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes()
+           if op[0] != "equal"]
+    assert [op[0] for op in ops] == ["insert"]  # one block inserted, nothing else changed
+    assert not any(line.lstrip().startswith("#") for line in after[ops[0][3]:ops[0][4]])
+    if "# flags follow" in text:  # the comment still introduces flags, not the new secret
+        assert after.index("# flags follow") == after.index("flags: {}") - 1
+        assert after.index("# flags follow") > after.index("  K:")
+
+
+def test_an_edit_that_would_change_other_lines_is_refused_with_the_spec_to_add() -> None:
+    with pytest.raises(ImportProblem) as e:
+        add_secret("secrets: {X: {source: generated}}\n", "K", {"source": "secure"},
+                   "services/web/service.yaml")
+    assert str(e.value) == ("services/web/service.yaml: could not add secrets.K without changing "
+                            "something else (unusual layout). Fix: add it by hand under "
+                            "`secrets:`: `K: {source: secure}`.")

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import click
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, protect, write_text
+from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, protect, redactor
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.ops import SecretSetProblem, SecretSetProposal, propose_secret
+from configplane.projectfiles import ProjectFileError, kind_of, writing
 
 
 @click.group("secret")
@@ -50,16 +51,16 @@ def set_secret(stack: str, service: str, key: str, store: str, config_key: str |
 
     Example: configplane secret set --stack dev --service api PARTNER_TOKEN
     """
-    try:
-        proposal = propose_secret(project_dir, stack, service, key, store=store,
-                                  config_key=config_key, overlay=overlay, grant=grant,
-                                  description=description)
-    except SecretSetProblem as exc:
+    try:  # read, prepared and written under the project's lock: one change, all files or none
+        with writing(project_dir) as writer:
+            proposal = propose_secret(project_dir, stack, service, key, store=store,
+                                      config_key=config_key, overlay=overlay, grant=grant,
+                                      description=description)
+            writer.commit({file: redactor().text(text) for file, text in proposal.edits.items()},
+                          new={file for file in proposal.edits
+                               if kind_of(project_dir, file) is None})
+    except (SecretSetProblem, ProjectFileError) as exc:
         raise UserError(str(exc)) from None
-    for file, text in proposal.edits.items():  # every edit was prepared and checked first
-        path = project_dir / file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, text)
     if run_pulumi:
         _set_value(proposal, project_dir)
     emit(proposal.as_dict() | {"value_set": run_pulumi}, fmt, lambda data: _print(proposal,
