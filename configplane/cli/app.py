@@ -24,6 +24,7 @@ COMMANDS = {
     "migrate": "migrate",
     "codeowners": "codeowners",
     "dr": "dr",
+    "secret": "secret",
 }
 
 

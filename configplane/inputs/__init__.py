@@ -30,7 +30,12 @@ from configplane.inputs.layering import (
 from configplane.inputs.pulumiconfig import estimate_plaintext_length, runtime_values
 from configplane.inputs.resolution import layers_of, origin_near, resolve_inputs
 from configplane.inputs.schemacheck import FAST, config_validator, schema_errors
-from configplane.inputs.schemafiles import SCHEMAS_DIR, SchemaFileError, load_validator
+from configplane.inputs.schemafiles import (
+    SCHEMAS_DIR,
+    SchemaFileError,
+    load_validator,
+    service_validator,
+)
 from configplane.inputs.stackfiles import (
     DEFAULTS_KEY,
     NAMESPACE,
@@ -73,6 +78,7 @@ __all__ = [
     "load_documents",
     "load_text",
     "load_validator",
+    "service_validator",
     "MAX_ALIAS_NODES",
     "MAX_DEPTH",
     "merge",

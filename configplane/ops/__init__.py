@@ -55,6 +55,7 @@ from configplane.ops.scratch_vault import (
     read_snapshot,
     scratch_vault,
 )
+from configplane.ops.secret_set import SecretSetProblem, SecretSetProposal, propose_secret
 
 __all__ = [
     "add_declarations",
@@ -122,6 +123,9 @@ __all__ = [
     "ScratchVault",
     "SECRET_ROTATED",
     "Snapshot",
+    "SecretSetProblem",
+    "SecretSetProposal",
+    "propose_secret",
     "STORES",
     "urn_parts",
     "verify",

@@ -88,7 +88,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
         late = [_pydantic_issue(e, where) for e in exc.errors(include_input=False,
                                                                include_url=False)]
         raise InvalidStack(inputs.stack, [*issues, *news(late, set_aside), *size]) from None
-    checker = ServiceChecker(inputs, document, schemas_dir, where, line)
+    checker = ServiceChecker(inputs, document, schemas_dir, where, line, detector)
     checker.check_platform()
     for name, svc in document.services.items():
         checker.check(name, svc)

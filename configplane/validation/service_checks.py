@@ -20,6 +20,7 @@ from configplane.inputs import (
     config_validator,
     dotted,
     schema_errors,
+    service_validator,
 )
 from configplane.inputs import load_validator as _validator
 from configplane.model import (
@@ -40,7 +41,9 @@ from configplane.model import (
     service_namespace,
     trust,
 )
+from configplane.redaction import Detector, detector_for
 from configplane.schema_messages import error_path, program_message
+from configplane.service_schema import SERVICE_SCHEMA_FILE
 
 # Matched with fullmatch (configplane.contract): a trailing newline is not accepted.
 DNS_LABEL = re.compile(contract.DNS_LABEL)
@@ -53,8 +56,10 @@ class ServiceChecker:
     """Per-service checks that need more than the stack schema; collects issues."""
 
     def __init__(self, inputs: StackInputs, document: StackDocument, schemas_dir: Path, where,
-                 line=lambda path: None):
+                 line=lambda path: None, detector: Detector | None = None):
         self.inputs = inputs
+        # decides which of a service schema's own keys name secrets (configplane.service_schema)
+        self.detector = detector
         self.platform = document.platform
         self.schemas_dir = schemas_dir
         self.where = where
@@ -94,7 +99,7 @@ class ServiceChecker:
                           "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
                           "--query cluster.identity.oidc.issuer`).")
 
-        app = self._app_validator(base, svc.app_schema)
+        app = self._app_validator(base, svc.app_schema, name)
         self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
         app_config = app and config_validator(app, frozenset(service_delivered_keys(svc)))
         config = render_configmap(ownership.configmap_base(name), svc.config)
@@ -202,7 +207,20 @@ class ServiceChecker:
                 "starting and ending alphanumeric, at most 63 characters). Fix: rename it.",
             )
 
-    def _app_validator(self, path: list[str], schema_name: str) -> Any:
+    def _app_validator(self, path: list[str], schema_name: str, service: str) -> Any:
+        """The kind's validator, composed with the service's own schema.json if it has one."""
+        kind = self._kind_validator(path, schema_name)
+        if kind is None or self.inputs.project_dir is None:
+            return kind
+        display = ownership.service_directory(service) + SERVICE_SCHEMA_FILE
+        detector = self.detector or detector_for(self.inputs.project_dir)
+        app, problems = service_validator(kind, Path(self.inputs.project_dir), display,
+                                          lambda key: detector.key_kind(key).secret_slot)
+        for problem in problems:
+            self.issues.append(Issue(dotted(problem.path) or "(root)", display, problem.message))
+        return app
+
+    def _kind_validator(self, path: list[str], schema_name: str) -> Any:
         schema_path = self.schemas_dir / "services" / f"{schema_name}.schema.json"
         if not DNS_LABEL.fullmatch(schema_name) or not schema_path.is_file():
             available = sorted(p.name.removesuffix(".schema.json")

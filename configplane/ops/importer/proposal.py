@@ -1,5 +1,6 @@
 """The import plan: classify what the inputs hold (secret or config), type config values as
-the app schema wants them, turn each secret into a `source: secure` reference with its
+the service's app schema wants them (its kind's, composed with its own schema.json as validate
+composes it), turn each secret into a `source: secure` reference with its
 Pulumi.yaml declaration, and say how to set it (`--emit-value` piped into `pulumi config set
 --secret`). Plaintext values live only while classifying; the plan holds names only.
 """
@@ -29,6 +30,7 @@ from configplane.inputs import (
     load,
     load_validator,
     read_project_file,
+    service_validator,
     stack_file_name,
 )
 from configplane.model import DATABASE_FIELDS, PASSWORD_SUFFIX, URL_SUFFIX, prefix_of, render_value
@@ -44,6 +46,7 @@ from configplane.projectfiles import (
     shown,
 )
 from configplane.redaction import Detector, detector_for
+from configplane.service_schema import SERVICE_SCHEMA_FILE
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STORES = ("vault", "aws")
@@ -210,8 +213,9 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
             not isinstance(schema.get("required", []), list):
         raise ImportProblem(f"{schema_file}: `properties` must be an object and `required` a "
                             "list. Fix: correct the app schema.")
-
     detector = detector or detector_for(project_dir)
+    schema, schema_title = _service_schema(project_dir, service, schema_file, schema, detector)
+
     found: list[Entry] = []
     notes: list[str] = []
     for source in sources:
@@ -305,8 +309,8 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                     **({"database": databases[s.key]} if databases.get(s.key) else {})}
             for s in secrets
         }
-    notes.extend(_schema_notes(schema_name, schema, {**((base or {}).get("config") or {}),
-                                                     **config}, delivered))
+    notes.extend(_schema_notes(service, schema_title, schema,
+                               {**((base or {}).get("config") or {}), **config}, delivered))
     ungranted = [s.config_key for s in secrets if grants.get(s.config_key) != service]
     if ungranted:
         notes.append(f"grants {', '.join(ungranted)} to {service} in {PROJECT_FILE} "
@@ -315,6 +319,24 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     files = _catalog_files(project_dir, service, stack, section, base)
     return ImportProposal(service, stack, schema_name, section, declarations, secrets, notes,
                           files, grants=ungranted)
+
+
+def _service_schema(project_dir: Path, service: str, schema_file: str,
+                    kind: dict[str, Any], detector: Detector) -> tuple[dict[str, Any], str]:
+    """The app schema validate applies to the service (and its name in notes): the kind's,
+    composed with the service's own `schema.json` when it has one. A file that cannot be used
+    leaves the kind's: validating the result (`result_problems`) names each of its problems."""
+    own = ownership.service_directory(service) + SERVICE_SCHEMA_FILE
+    title = Path(schema_file).name.removesuffix(".schema.json")
+    try:
+        kind_validator = load_validator(project_dir / schema_file)
+        composed, problems = service_validator(kind_validator, project_dir, own,
+                                               lambda key: detector.key_kind(key).secret_slot)
+    except (SchemaFileError, ProjectFileError):
+        return kind, title  # the kind's file itself: validate reports it
+    if composed is None or composed is kind_validator or problems:
+        return kind, title
+    return dict(composed.schema), f"{title} + {own}"
 
 
 def _database_urls(found: list[Entry], schema: Mapping[str, Any]
@@ -352,9 +374,21 @@ def _database_urls(found: list[Entry], schema: Mapping[str, Any]
 _TYPES = {"integer": int, "number": float, "boolean": bool}
 
 
+def _declared_type(prop: Any) -> Any:
+    """A property's `type`, or that of a part of its `allOf` (a kind's key a service's own
+    schema narrows is `allOf: [kind's, service's]`)."""
+    if not isinstance(prop, Mapping):
+        return None
+    if "type" in prop:
+        return prop["type"]
+    parts = prop.get("allOf")
+    return next((t for t in map(_declared_type, parts) if t is not None), None) \
+        if isinstance(parts, list) else None
+
+
 def _typed(value: str, prop: Any) -> Any:
     """The value typed as the app schema wants it, when that renders back to the same string."""
-    kind = prop.get("type") if isinstance(prop, Mapping) else None
+    kind = _declared_type(prop)
     if kind not in _TYPES:
         return value
     try:
@@ -415,15 +449,18 @@ def _port(value: Any, origin: str, key: str) -> int:
                         "the input.")
 
 
-def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any],
-                  delivered: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def _schema_notes(service: str, name: str, schema: Mapping[str, Any],
+                  config: Mapping[str, Any], delivered: set[str] = frozenset()  # type: ignore[assignment]
+                  ) -> list[str]:
     notes = []
     known = schema.get("properties", {})
     if schema.get("additionalProperties") is False:
         extra = sorted(set(config) - set(known))
         if extra:
             notes.append(f"not in app schema {name}: {', '.join(extra)}; validation will reject "
-                         f"them. Fix: add them to schemas/services/{name}.schema.json.")
+                         f"them. Fix: declare them in {ownership.service_directory(service)}"
+                         f"{SERVICE_SCHEMA_FILE} (the service's own schema, "
+                         "docs/configuration.md), or leave them out.")
     missing = sorted(set(schema.get("required", [])) - set(config) - set(delivered))
     if missing:
         notes.append(f"app schema {name} requires {', '.join(missing)}, not imported. Fix: add "
