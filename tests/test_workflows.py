@@ -168,7 +168,7 @@ CALLS = all_calls()
 def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatch):
     verb, args = call[0], call[1:]
     assert verb in COMMANDS, f"{workflow}: `configplane {verb}` is not a configplane command"
-    module_name = f"configplane.cli.commands.{COMMANDS[verb]}"
+    module_name = f"configplane.cli.commands.{COMMANDS[verb][0]}"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:

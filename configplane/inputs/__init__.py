@@ -38,6 +38,7 @@ from configplane.inputs.stackfiles import (
     StackFileError,
     StackInputs,
     StackValue,
+    find_project_dir,
     read_project_file,
     stack_file_name,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULTS_FILE",
     "DEFAULTS_KEY",
     "dotted",
+    "find_project_dir",
     "estimate_plaintext_length",
     "FAST",
     "Layer",

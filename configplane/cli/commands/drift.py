@@ -13,6 +13,7 @@ import click
 from configplane.cli.boundary import UserError, Verb, protect_stack
 from configplane.cli.commands.drift_render import render
 from configplane.cli.commands.drift_report import REPORT_FORMAT_OPTION, show
+from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import EXIT_DRIFT, EXIT_OK, DriftInputError, build_report, parse_preview
 
 INSTALL_HINT = (
@@ -119,13 +120,7 @@ def run_preview(
 
 @click.command("drift", cls=Verb)
 @click.option("--stack", "stack_name", required=True, metavar="NAME", help="Stack to check.")
-@click.option(
-    "--project-dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The Pulumi project (the directory with Pulumi.yaml).",
-)
+@PROJECT_DIR_OPTION
 @click.option(
     "--policy-pack-config",
     metavar="FILE",

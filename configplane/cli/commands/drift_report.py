@@ -9,6 +9,7 @@ import click
 
 from configplane.cli.boundary import UserError, Verb
 from configplane.cli.commands.drift_render import render
+from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import (
     EXIT_ERROR,
     DriftInputError,
@@ -66,8 +67,9 @@ def show(report: DriftReport, fmt: str) -> None:
     help="The engine event log (`pulumi preview --event-log FILE`): adds policy violations "
     "and what refresh found.",
 )
+@PROJECT_DIR_OPTION
 @REPORT_FORMAT_OPTION
-def command(file: str, events_file: str | None, fmt: str) -> None:
+def command(file: str, events_file: str | None, project_dir: Path, fmt: str) -> None:
     """Turn `pulumi preview --json` output (FILE, or - for stdin) into a drift report.
 
     Each changed resource is classified: drift (changed outside Pulumi), config-changed,

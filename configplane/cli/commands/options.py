@@ -11,7 +11,11 @@ from configplane.redaction import use_project_dir
 STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
 
 
-def _project_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
+def _project_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is None:  # as the Pulumi CLI does: the nearest Pulumi.yaml from here up
+        from configplane.inputs import find_project_dir
+
+        value = find_project_dir(Path.cwd())
     use_project_dir(value)  # the project's pack holds the detector every command uses
     return value
 
@@ -19,10 +23,9 @@ def _project_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Pat
 PROJECT_DIR_OPTION = click.option(
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
     callback=_project_dir,
-    help="Directory with Pulumi.yaml and the stack files.",
+    help="Directory with Pulumi.yaml and the stack files.  [default: the nearest directory "
+         "with a Pulumi.yaml, from here up]",
 )
 
 
