@@ -14,6 +14,7 @@ from configplane.cli.boundary import UserError, Verb, protect_stack
 from configplane.cli.commands.drift_render import render
 from configplane.cli.commands.drift_report import REPORT_FORMAT_OPTION, show
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
+from configplane.cli.installed import require_extra
 from configplane.ops import EXIT_DRIFT, EXIT_OK, DriftInputError, build_report, parse_preview
 
 INSTALL_HINT = (
@@ -141,6 +142,7 @@ def command(
 
     Example: configplane drift --stack prod --format markdown
     """
+    require_extra("plan", "drift")
     project_dir = project_dir.resolve()
     if not (project_dir / "Pulumi.yaml").is_file():
         raise UserError(f"{project_dir}: no Pulumi.yaml here; pass the project with --project-dir")

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -27,10 +27,13 @@ from configplane.cli.boundary import (
 )
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report
+from configplane.cli.installed import require_extra
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack
-from configplane.offline import Plan, PolicyPackError, redact, run_plan
 from configplane.validation import issues_of, load_or_issues, undecodable
+
+if TYPE_CHECKING:
+    from configplane.offline import Plan
 
 
 @click.command("plan", cls=Verb)
@@ -60,6 +63,9 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
 
     Example: configplane plan --stack dev --format json --out plan-out/
     """
+    require_extra("plan", "plan")
+    from configplane.offline import PolicyPackError, run_plan  # the Pulumi SDK: checked above
+
     protect_stack(project_dir, stack)
     if services:
         _, issues = load_or_issues(project_dir, stack, services)
@@ -147,6 +153,8 @@ def render_table(document: dict[str, Any]) -> None:
 
 
 def kubernetes_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
+    from configplane.offline import redact
+
     manifest = {"apiVersion": inputs.get("apiVersion"), "kind": inputs.get("kind")}
     manifest.update({k: v for k, v in redact(inputs).items() if k not in manifest})
     return redactor().tree(manifest)
