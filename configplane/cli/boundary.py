@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,14 +63,16 @@ def protect(*values: Any) -> None:
     _ACTIVE.add(*values)
 
 
-def protect_stack(project_dir: Path, stack: str) -> None:
+def protect_stack(project_dir: Path, stack: str, services: Iterable[str] | None = None) -> None:
     """Every secret value of a stack's files, known before anything is printed. Files that do
-    not parse are read line by line (a YAML error's message may quote a line)."""
+    not parse are read line by line (a YAML error's message may quote a line). `services`:
+    a command that reads only these catalog services (`--service`) protects their files and
+    the platform's, not the whole catalog's, which it never reads or prints."""
     from configplane.inputs import (
         PROJECT_FILE,
         StackFileError,
+        read_inputs,
         read_project_file,
-        read_stack_files,
         stack_file_name,
     )
 
@@ -81,7 +83,7 @@ def protect_stack(project_dir: Path, stack: str) -> None:
         declared = []
     _ACTIVE.add(*file_secrets(files, declared))
     try:
-        inputs = read_stack_files(project_dir, stack)
+        inputs = read_inputs(project_dir, stack, services=services)
     except (StackFileError, OSError, ValueError, RecursionError, MemoryError):
         return
     except Exception:  # noqa: BLE001 - the loader's own failure is reported by the command

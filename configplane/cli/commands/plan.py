@@ -66,7 +66,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     require_extra("plan", "plan")
     from configplane.offline import PolicyPackError, run_plan  # the Pulumi SDK: checked above
 
-    protect_stack(project_dir, stack)
+    protect_stack(project_dir, stack, services or None)
     if services:
         _, issues = load_or_issues(project_dir, stack, services)
         if issues:

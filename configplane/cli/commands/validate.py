@@ -45,7 +45,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str) 
 
     Example: configplane validate --stack prod --service api --format json
     """
-    protect_stack(project_dir, stack)
+    protect_stack(project_dir, stack, services or None)
     _, issues = load_or_issues(project_dir, stack, services or None)
     report(stack, issues, fmt)
     if issues:
