@@ -33,6 +33,9 @@ FORMAT_OPTION = click.option(
     help="Output format.",
 )
 DEBUG_ENV = "CONFIGPLANE_DEBUG"
+# A bug in configplane, not a problem with the input (1) or the command line (2): scripts and
+# CI can tell them apart. 70 is EX_SOFTWARE of BSD's sysexits.h ("internal software error").
+EXIT_INTERNAL = 70
 
 
 class UserError(click.ClickException):
@@ -261,7 +264,7 @@ def boundary() -> Iterator[None]:
             _say("".join(traceback.format_exception(exc)))
         _say(f"error: internal error ({type(exc).__name__}); no values are shown. Fix: report "
              f"it with the command line; run with {DEBUG_ENV}=1 for the traceback.")
-        code = 1
+        code = EXIT_INTERNAL
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, RedactingStream):

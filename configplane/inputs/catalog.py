@@ -55,6 +55,7 @@ from configplane.inputs.stackfiles import (
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
+from configplane.wording import count
 
 CATALOG_DIR = "services"
 DEFAULTS_FILE = f"{CATALOG_DIR}/defaults.yaml"
@@ -152,7 +153,7 @@ def read_inputs(project_dir: Path, stack: str,
                 Layer(layer, file, {str(name): doc}, {(str(name), *p): ln for p, ln in rel.items()}))
     legacy = set(service_layers)
     if legacy:
-        notes.append(f"{len(legacy)} service(s) are defined in Pulumi config (the layout before "
+        notes.append(f"{count(len(legacy), 'service')} defined in Pulumi config (the layout before "
                      "services/): run `configplane migrate --write` to move them to "
                      "services/<name>/.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -115,3 +116,24 @@ def test_no_project_anywhere_up_is_a_clean_error(tmp_path, monkeypatch):
     errors = json.loads(result.output)["errors"]
     assert [(e["file"], e["path"]) for e in errors] == [("Pulumi.yaml", "")]
     assert errors[0]["message"].startswith("file not found in ")
+
+
+def test_shell_completion_as_docs_cli_md_documents_it(tmp_path):
+    # docs/cli.md's lines set COMPLETE_VAR; click answers with the verbs and options
+    from configplane.cli.reference import COMPLETE_VAR
+
+    script = Path(sys.executable).parent / "configplane"
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, COMPLETE_VAR: "bash_complete", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - 1)}
+        done = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60,
+                              cwd=REPO)
+        assert done.returncode == 0, done.stderr
+        return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+
+    assert complete("configplane d") == ["diff", "drift", "drift-report"]
+    assert complete("configplane validate --st") == ["--stack"]
+    source = subprocess.run([str(script)], env={**os.environ, COMPLETE_VAR: "bash_source"},
+                            capture_output=True, text=True, timeout=60)
+    assert "complete -o nosort -F _configplane_completion configplane" in source.stdout

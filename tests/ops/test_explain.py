@@ -219,7 +219,7 @@ def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
     dotted = explained("--stack", "dev", "web", "config.cache.ttl", project=project)
     assert (dotted["value"], dotted["entries"][0]["set_by"]["file"]) == (30, "services/web/dev.yaml")
     assert dotted["delivered_as"] is None
-    assert dotted["notes"][0].startswith("stack dev is not valid (1 errors)")
+    assert dotted["notes"][0].startswith("stack dev is not valid (1 error)")
 
 
 def test_plaintext_in_a_secret_key_is_reported_not_shown(project):

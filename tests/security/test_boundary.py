@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from configplane.cli.boundary import RedactingStream, boundary, protect
+from configplane.cli.boundary import EXIT_INTERNAL, RedactingStream, boundary, protect
 from configplane.offline import PolicyPackError, PolicyPackSession
 from tests.projects import REPO, copy_project
 from tests.security.conftest import assert_clean, cli
@@ -116,13 +116,13 @@ def test_an_internal_error_prints_no_value_and_no_traceback(monkeypatch):
 
     monkeypatch.setattr("configplane.cli.commands.validate.load_or_issues", boom)
     run = cli("validate", "--stack", "dev")
-    assert run.code == 1
+    assert run.code == EXIT_INTERNAL == 70  # not 1: a bug, not the input's fault
     assert run.stderr == ("error: internal error (KeyError); no values are shown. Fix: report "
                           "it with the command line; run with CONFIGPLANE_DEBUG=1 for the "
                           "traceback.\n")
     monkeypatch.setenv("CONFIGPLANE_DEBUG", "1")
     debug = cli("validate", "--stack", "dev")
-    assert "Traceback" in debug.stderr and debug.code == 1
+    assert "Traceback" in debug.stderr and debug.code == EXIT_INTERNAL
 
 
 def test_debug_traceback_is_redacted_too(monkeypatch):

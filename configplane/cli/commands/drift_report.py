@@ -18,6 +18,7 @@ from configplane.ops import (
     parse_events,
     parse_preview,
 )
+from configplane.wording import count
 
 REPORT_FORMAT_OPTION = click.option(
     "--format",
@@ -50,10 +51,10 @@ def show(report: DriftReport, fmt: str) -> None:
     if report.exit_code == EXIT_ERROR:
         problems = []
         if report.errors:
-            problems.append(f"the preview reported {len(report.errors)} error(s)")
+            problems.append(f"the preview reported {count(len(report.errors), 'error')}")
         mandatory = sum(v.level == "mandatory" for v in report.violations)
         if mandatory:
-            problems.append(f"{mandatory} mandatory policy violation(s)")
+            problems.append(f"{count(mandatory, 'mandatory policy violation')}")
         click.echo(f"error: {' and '.join(problems)}; see the report above", err=True)
     sys.exit(report.exit_code)
 

@@ -9,6 +9,7 @@ import click
 from configplane.cli.boundary import UserError, Verb, plain_console
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import MigrationError, plan_migration
+from configplane.wording import count
 
 
 @click.command("migrate", cls=Verb)
@@ -37,7 +38,7 @@ def command(project_dir: Path, write: bool, overwrite: bool) -> None:
     verb = "wrote" if write else "would write"
     for rel in migration.writes:
         console.print(f"{verb} {rel}")
-    console.print(f"{len(migration.services)} service(s): {', '.join(migration.services) or '-'}")
+    console.print(f"{count(len(migration.services), 'service')}: {', '.join(migration.services) or '-'}")
     if write:
         migration.apply(project_dir)
     else:
