@@ -26,7 +26,12 @@ from configplane.inputs.layering import (
     resolve_tenant,
     tenant_layers,
 )
-from configplane.inputs.pulumiconfig import estimate_plaintext_length, runtime_values
+from configplane.inputs.pulumiconfig import (
+    estimate_plaintext_length,
+    existing_stacks,
+    missing_stack_problem,
+    runtime_values,
+)
 from configplane.inputs.resolution import layers_of, origin_near, resolve_inputs
 from configplane.inputs.schemacheck import FAST, config_validator, schema_errors
 from configplane.inputs.schemafiles import SCHEMAS_DIR, SchemaFileError, load_validator
@@ -59,6 +64,7 @@ __all__ = [
     "DEFAULTS_FILE",
     "DEFAULTS_KEY",
     "dotted",
+    "existing_stacks",
     "find_project_dir",
     "estimate_plaintext_length",
     "FAST",
@@ -72,6 +78,7 @@ __all__ = [
     "load_validator",
     "MAX_ALIAS_NODES",
     "MAX_DEPTH",
+    "missing_stack_problem",
     "merge",
     "NAMESPACE",
     "Origin",

@@ -5,6 +5,7 @@ the config the engine hands the running program.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,11 +29,33 @@ class ConfigFile:
     present: bool = True
 
 
+def existing_stacks(project_dir: Path) -> list[str]:
+    """The stacks whose files are in the project directory (Pulumi.<stack>.yaml)."""
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in Path(project_dir).glob("Pulumi.?*.yaml")
+                  if p.is_file())
+
+
+def missing_stack_problem(project_dir: Path, stack: str) -> str:
+    """A stack file that is not there: the stacks that are, and the nearest name to the typo."""
+    where = f"file not found in {Path(project_dir).resolve()}"
+    stacks = existing_stacks(project_dir)
+    if not stacks:
+        return f"{where}, nor any other stack file. Fix: check --project-dir."
+    guess = difflib.get_close_matches(stack, stacks, n=1)
+    hint = f"; did you mean `{guess[0]}`?" if guess else "."
+    return (f"{where}: there is no stack {stack!r}{hint} Fix: use one of the stacks that exist: "
+            f"{', '.join(stacks)}.")
+
+
 def config_file(project_dir: Path, name: str, required: bool,
                 problems: list[Problem]) -> ConfigFile:
     path = project_dir / name
     if not path.is_file() and not required:
         return ConfigFile(name, {}, {}, present=False)
+    stack = name[len("Pulumi."):-len(".yaml")] if name.startswith("Pulumi.") else ""
+    if required and stack and not path.exists() and (project_dir / "Pulumi.yaml").is_file():
+        problem = missing_stack_problem(project_dir, stack)
+        raise StackFileError(f"{name}: {problem}", name, None, problem)
     try:
         loaded = load(path, name)
     except YamlError as exc:
