@@ -263,7 +263,8 @@ WORKER = "(services/worker/service.yaml, services/worker/dev.yaml)"
 
 @pytest.mark.parametrize("args, message", [
     (["--stack", "qa", "api", "LOG_LEVEL"],
-     f"error: Pulumi.qa.yaml: file not found in {REPO}. Fix: check --stack and --project-dir."),
+     f"error: Pulumi.qa.yaml: file not found in {REPO}: there is no stack 'qa'. Fix: use one of "
+     "the stacks that exist: dev, prod, staging."),
     (["--stack", "dev", "billing", "LOG_LEVEL"],
      f"error: service `billing` is not in stack dev {FILES}. Fix: use one of: api, web, worker."),
     (["--stack", "dev", "web", "COLOUR"],

@@ -214,7 +214,8 @@ def test_invalid_stack_is_refused_without_echoing_it(project):
     (["--stack", "dev", "--stack", "dev"], "error: give two different stacks: --stack A --stack B "
      "(e.g. --stack staging --stack prod)."),
     (["--stack", "dev", "--stack", "qa"],
-     f"error: Pulumi.qa.yaml: file not found in {REPO}. Fix: check --stack and --project-dir."),
+     f"error: Pulumi.qa.yaml: file not found in {REPO}: there is no stack 'qa'. Fix: use one of "
+     "the stacks that exist: dev, prod, staging."),
 ])
 def test_bad_input_is_a_clean_error(args, message):
     result = CliRunner().invoke(diff, [*args, "--project-dir", str(REPO)])

@@ -92,7 +92,7 @@ def test_yaml_syntax_error_says_how_to_fix_the_file(project):
     assert "--stack" not in error["message"]
     missing = cli("validate", "--stack", "qa", "--project-dir", str(project), "--format", "json")
     assert json.loads(missing.stdout)["errors"][0]["message"].endswith(
-        "Fix: check --stack and --project-dir.")
+        "Fix: use one of the stacks that exist: dev, prod, staging.")
 
 
 def test_a_secret_quoted_by_a_yaml_error_is_redacted(project):
