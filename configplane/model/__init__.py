@@ -67,7 +67,7 @@ from configplane.model.rendering import (
 )
 from configplane.model.rotation_rules import rotated_secrets, rotation_problems
 from configplane.model.schema_export import GENERATED, generated_schema
-from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel
+from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel, printable
 from configplane.model.versions import (
     CLOCK_ENV,
     PERIODS,
@@ -122,6 +122,7 @@ __all__ = [
     "Platform",
     "policy_hcl",
     "prefix_of",
+    "printable",
     "read_clock",
     "render_configmap",
     "render_flags",
