@@ -14,7 +14,6 @@ import pulumi
 import pulumi_vault as vault
 from pulumi_kubernetes.apiextensions import CustomResource
 
-from configplane.contract import database_policy_name
 from configplane.durations import seconds
 from configplane.model import (
     AUDIENCE,
@@ -22,11 +21,10 @@ from configplane.model import (
     DatabaseEngineSettings,
     DynamicModel,
     ServiceModel,
-    auth_role,
     database_mount,
     policy_hcl,
-    slug,
 )
+from configplane.ownership import database_auth_role, database_policy_name, slug
 
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 
@@ -39,6 +37,8 @@ class DatabaseEngineArgs:
     root_passwords: Mapping[str, pulumi.Output[str]]
     # connection name -> the Vault roles that may use it (least privilege on the connection)
     allowed_roles: Mapping[str, Sequence[str]]
+    # written before a connection (its root password is a secret write): the audit device
+    after: Sequence[pulumi.Resource] = ()
 
 
 class DatabaseEngine(pulumi.ComponentResource):
@@ -63,6 +63,8 @@ class DatabaseEngine(pulumi.ComponentResource):
         for conn_name, conn in sorted(settings.connections.items()):
             url = (f"postgresql://{{{{username}}}}:{{{{password}}}}@{conn.host}:{conn.port}/"
                    f"{conn.dbname}?sslmode={conn.ssl_mode}")
+            if conn.ssl_root_cert_file:  # a plain absolute path (the model's pattern)
+                url += f"&sslrootcert={conn.ssl_root_cert_file}"
             connection = vault.database.SecretBackendConnection(
                 f"{name}-{conn_name}",
                 backend=mount.path,
@@ -81,8 +83,10 @@ class DatabaseEngine(pulumi.ComponentResource):
                     "password_wo_version": conn.password_version,
                     "password_authentication": "scram-sha-256",
                     "max_open_connections": conn.max_open_connections,
+                    # the CA the server's certificate must chain to (validated: trust.py)
+                    **({"tls_ca": conn.ssl_root_cert} if conn.ssl_root_cert else {}),
                 },
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
             )
             # Rotate the root login once configured: from then on only Vault knows it. A new
             # password_version pushes a new initial password and rotates again.
@@ -127,7 +131,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
         role = vault.kubernetes.AuthBackendRole(
             f"{name}-auth-role",
             backend=args.kubernetes_auth_backend,
-            role_name=auth_role(svc.name),
+            role_name=database_auth_role(svc.name),
             bound_service_account_names=[svc.service_account],
             bound_service_account_namespaces=[svc.namespace],
             audience=AUDIENCE,
@@ -140,7 +144,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
         self.secret_names = {}
         for plan in args.plans:
             part = f"{name}-{slug(plan.key)}"
-            vault.database.SecretBackendRole(
+            db_role = vault.database.SecretBackendRole(
                 f"{part}-db-role",
                 backend=engine.mount_path,
                 name=plan.role_name,
@@ -157,8 +161,9 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
                 kind="VaultDynamicSecret",
                 metadata={"name": plan.generator_name, **metadata},
                 spec=plan.generator_spec(args.vault_address, args.kubernetes_auth_path,
-                                         auth_role(svc.name), svc.service_account),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+                                         database_auth_role(svc.name), svc.service_account),
+                # ESO asks for a login as soon as the generator exists
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[role, db_role]),
             )
             CustomResource(
                 f"{part}-external-secret",

@@ -20,6 +20,7 @@ from pulumi_kubernetes.apiextensions import CustomResource
 
 from configplane.contract import RELOADER_MATCH_ANNOTATION
 from configplane.model import TEMPLATE_ENGINE, Platform, ServiceModel, external_secret_sources
+from configplane.ownership import external_secret_name, secret_store_name
 from configplane.refs import VAULT_AUDIENCE
 
 API_VERSION = "external-secrets.io/v1"  # v1beta1 is no longer served since ESO 0.17
@@ -52,12 +53,12 @@ class ServiceSecretStores(pulumi.ComponentResource):
         account = {"name": args.service_account}  # a SecretStore's account is in its namespace
         self.vault_store: CustomResource | None = None
         self.aws_store: CustomResource | None = None
-        if svc.secrets_in("vault"):
+        if svc.vault_store:
             self.vault_store = CustomResource(
                 f"{name}-vault",
                 api_version=API_VERSION,
                 kind=STORE_KIND,
-                metadata=self._metadata(args, f"{svc.name}-vault"),
+                metadata=self._metadata(args, secret_store_name(svc.name, "vault")),
                 spec={"provider": {"vault": {
                     "server": platform.vault.address,
                     "path": args.vault_mount,
@@ -71,12 +72,12 @@ class ServiceSecretStores(pulumi.ComponentResource):
                 }}},
                 opts=child,
             )
-        if svc.secrets_in("aws"):
+        if svc.aws_identity:  # the store signs in with the service's own IAM role
             self.aws_store = CustomResource(
                 f"{name}-aws",
                 api_version=API_VERSION,
                 kind=STORE_KIND,
-                metadata=self._metadata(args, f"{svc.name}-aws-secretsmanager"),
+                metadata=self._metadata(args, secret_store_name(svc.name, "aws")),
                 spec={"provider": {"aws": {
                     "service": "SecretsManager",
                     "region": platform.aws.region,
@@ -122,7 +123,8 @@ class ServiceExternalSecret(pulumi.ComponentResource):
             f"{name}-external-secret",
             api_version=API_VERSION,
             kind="ExternalSecret",
-            metadata={"name": svc.name, "namespace": args.namespace, "labels": dict(svc.labels)},
+            metadata={"name": external_secret_name(svc.name), "namespace": args.namespace,
+                      "labels": dict(svc.labels)},
             spec={
                 "refreshInterval": args.refresh_interval,
                 "secretStoreRef": {"kind": STORE_KIND, "name": default_store},

@@ -153,7 +153,7 @@ def _verbs(project: Path, tmp: Path) -> dict[str, tuple[list[str], str | None]]:
         "drift-report": (["drift-report", str(preview / "no-changes.json"), "--events",
                           str(preview / "no-changes.events.jsonl")], None),
         "import": (["import", "newsvc", "--stack", "dev", "--from", str(env_file),
-                    "--app-schema", "http-api"], None),
+                    "--app-schema", "http-api", "--owner", "@shop/api-team"], None),
         "prune": (["prune", "--stack", "dev", "--configmaps", str(listing)], None),
         "migrate": (["migrate"], None),
         "codeowners": (["codeowners"], None),

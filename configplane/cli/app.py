@@ -26,7 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
                            "value it overrode."),
     "diff": ("diff", "Compare two stacks' services side by side (environment parity)."),
     "import": ("import_", "Turn a .env file or ConfigMap/Secret manifests into a service's "
-                          "section for a stack (services/<name>/<stack>.yaml)."),
+                          "files: for a new service its base (services/<name>/service.yaml, "
+                          "with --owner) and the stack's overlay, split by the parity rules, "
+                          "and `null` overlays for the other stacks until they are imported; "
+                          "for an existing service, the overlay of what differs from its base."),
     "rollback": ("rollback", "Say exactly what to run to point SERVICE back at an earlier config "
                              "generation."),
     "prune": ("prune", "Print the `kubectl delete` commands for config generations beyond the "

@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from configplane.inputs.layerfiles import Problem, duplicates, load
-from configplane.inputs.stackfiles import Declaration, StackFileError, StackValue
+from configplane.inputs.stackfiles import (
+    PROJECT_FILE,
+    STACK_NAME,
+    Declaration,
+    StackFileError,
+    StackValue,
+    stack_file_name,
+)
 from configplane.inputs.yamlload import KeyPath, YamlError
+from configplane.projectfiles import is_file, kind_of
 
 DECLARATION_FIELDS = {"type", "secret", "default", "value", "description"}
 
@@ -30,9 +39,17 @@ class ConfigFile:
 
 
 def existing_stacks(project_dir: Path) -> list[str]:
-    """The stacks whose files are in the project directory (Pulumi.<stack>.yaml)."""
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in Path(project_dir).glob("Pulumi.?*.yaml")
-                  if p.is_file())
+    """The stacks whose files are in the project directory (Pulumi.<stack>.yaml, the stack
+    named as --stack accepts it: an odd file name is never echoed)."""
+    try:
+        with os.scandir(project_dir) as listing:
+            names = [entry.name for entry in listing]
+    except OSError:
+        return []
+    stacks = (name[len("Pulumi."):-len(".yaml")] for name in names
+              if name.startswith("Pulumi.") and name.endswith(".yaml"))
+    return sorted(stack for stack in stacks if STACK_NAME.fullmatch(stack)
+                  and is_file(project_dir, stack_file_name(stack)))
 
 
 def missing_stack_problem(project_dir: Path, stack: str) -> str:
@@ -49,15 +66,15 @@ def missing_stack_problem(project_dir: Path, stack: str) -> str:
 
 def config_file(project_dir: Path, name: str, required: bool,
                 problems: list[Problem]) -> ConfigFile:
-    path = project_dir / name
-    if not path.is_file() and not required:
+    if not required and not is_file(project_dir, name):
         return ConfigFile(name, {}, {}, present=False)
-    stack = name[len("Pulumi."):-len(".yaml")] if name.startswith("Pulumi.") else ""
-    if required and stack and not path.exists() and (project_dir / "Pulumi.yaml").is_file():
+    stack = name[len("Pulumi."):-len(".yaml")] if name != PROJECT_FILE else ""
+    if (required and stack and kind_of(project_dir, name) is None
+            and is_file(project_dir, PROJECT_FILE)):  # a project, but no such stack: a typo?
         problem = missing_stack_problem(project_dir, stack)
         raise StackFileError(f"{name}: {problem}", name, None, problem)
     try:
-        loaded = load(path, name)
+        loaded = load(project_dir, name)
     except YamlError as exc:
         raise StackFileError(str(exc), exc.file, exc.line, exc.problem) from None
     document = loaded.document if loaded.document is not None else {}

@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from configplane.contract import RELOADER_MATCH_ANNOTATION, pki_policy_name
+from configplane import ownership
+from configplane.contract import RELOADER_MATCH_ANNOTATION
 from configplane.durations import go_duration, seconds
 from configplane.model.document import PkiSettings, Platform, Service, Tls
 
@@ -30,11 +31,11 @@ DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-
 
 
 def pki_mount(environment: str, settings: PkiSettings) -> str:
-    return settings.mount or f"{environment}-pki"
+    return ownership.pki_mount(environment, settings.mount)
 
 
 def pki_root_mount(environment: str, settings: PkiSettings) -> str:
-    return settings.root_mount or f"{environment}-pki-root"
+    return ownership.pki_root_mount(environment, settings.root_mount)
 
 
 def ca_common_name(platform: Platform, settings: PkiSettings) -> str:
@@ -49,11 +50,6 @@ def pki_urls(platform: Platform, settings: PkiSettings) -> dict[str, list[str]]:
         "ocsp_servers": settings.ocsp_servers or [f"{base}/ocsp"],
         "issuing_certificates": settings.issuing_certificates or [f"{base}/ca"],
     }
-
-
-def pki_auth_role(service: str) -> str:
-    """The Kubernetes auth role cert-manager logs in with, as the service's account."""
-    return f"{service}-pki"
 
 
 def is_wildcard(name: str) -> bool:
@@ -78,7 +74,7 @@ class TlsModel:
     @property
     def role_name(self) -> str:
         """The Vault PKI role (in the environment's intermediate mount)."""
-        return self.service
+        return ownership.pki_role(self.service)
 
     @property
     def sign_path(self) -> str:
@@ -86,24 +82,24 @@ class TlsModel:
 
     @property
     def policy_name(self) -> str:
-        return pki_policy_name(self.environment, self.service)
+        return ownership.pki_policy_name(self.environment, self.service)
 
     @property
     def auth_role(self) -> str:
         """The Kubernetes auth role cert-manager logs in with, as the service's account."""
-        return pki_auth_role(self.service)
+        return ownership.pki_auth_role(self.service)
 
     @property
     def issuer_name(self) -> str:
-        return f"{self.service}-vault"
+        return ownership.issuer_name(self.service)
 
     @property
     def certificate_name(self) -> str:
-        return f"{self.service}-tls"
+        return ownership.tls_secret_name(self.service)
 
     @property
     def secret_name(self) -> str:
-        return f"{self.service}-tls"
+        return ownership.tls_secret_name(self.service)
 
     @property
     def audience(self) -> str:
@@ -166,7 +162,7 @@ class TlsModel:
 
 
 def service_dns_names(service: str, namespace: str, tls: Tls) -> tuple[str, ...]:
-    own = (f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local")
+    own = ownership.cluster_dns_names(service, namespace)
     return tuple(dict.fromkeys(own + tuple(tls.extra_dns_names)))
 
 
@@ -248,7 +244,7 @@ def _tls_problems(path: list[str], name: str, platform: Platform, pki: PkiSettin
                   tls: Tls) -> Iterator[tuple[list[str], str]]:
     for i, dns in enumerate(tls.extra_dns_names):
         where = [*path, "extra_dns_names", str(i)]
-        if len(dns) > 253 or not DNS_NAME.match(dns) or dns.count("*") > (1 if dns.startswith(
+        if len(dns) > 253 or not DNS_NAME.fullmatch(dns) or dns.count("*") > (1 if dns.startswith(
                 "*.") else 0):
             yield where, ("not a DNS name (lowercase labels separated by dots, at least two, "
                           "an optional leading `*.`). Fix: correct it.")

@@ -11,10 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from configplane.contract import read_policy_name
+from configplane import ownership
 from configplane.inputs import Resolved
+from configplane.model.certificates import TlsModel
 from configplane.model.document import Platform, SecretSpec, Service
+from configplane.model.dynamic_credentials import DynamicModel
 from configplane.model.rendering import RenderedConfigMap
+from configplane.model.versions import ServiceVersions
 from configplane.wording import count
 
 
@@ -56,9 +59,15 @@ class InvalidStack(Exception):
 
 
 
+def kv_mount(platform: Platform) -> str:
+    """The environment's Vault KV v2 mount: `platform.vault.mount`, else the owner's default."""
+    return ownership.vault_mount(platform.environment, platform.vault.mount)
+
+
 @dataclass(frozen=True)
 class ServiceModel:
-    """Everything components need for one service, derived once from the validated spec."""
+    """Everything components need for one service, derived once from the validated spec
+    (configplane.model.builder is the only place that makes one)."""
 
     name: str
     environment: str
@@ -69,24 +78,44 @@ class ServiceModel:
     tenants: Mapping[str, RenderedConfigMap]
     flags: RenderedConfigMap | None
     vault_mount: str
+    tls: TlsModel | None  # its certificate, when it asks for `tls` and the platform has PKI
+    dynamic: tuple[DynamicModel, ...]  # its Vault database logins (`source: dynamic`)
+    versions: ServiceVersions  # the write-only version of each secret, as of the run's day
+    rotated: Mapping[str, str]  # secret key -> rotation name: what its rotation Lambda rotates
+
+    @property
+    def external_secret(self) -> bool:
+        """Whether it gets an ExternalSecret (and SecretStores): it has secrets."""
+        return bool(self.spec.secrets)
+
+    @property
+    def aws_identity(self) -> bool:
+        """Whether it keeps secrets in Secrets Manager, and so has its own IAM role (IRSA)
+        and a Secrets Manager SecretStore signing in with it."""
+        return bool(self.secrets_in("aws"))
+
+    @property
+    def vault_store(self) -> bool:
+        """Whether it keeps secrets in Vault KV, and so has a Vault SecretStore."""
+        return bool(self.secrets_in("vault"))
 
     @property
     def service_account(self) -> str:
-        return self.name
+        return ownership.service_account(self.name)
 
     @property
     def secret_name(self) -> str:
         """The Kubernetes Secret the ExternalSecret writes."""
-        return f"{self.name}-secrets"
+        return ownership.kubernetes_secret_name(self.name)
 
     @property
     def vault_path(self) -> str:
         """KV v2 secret name inside the environment's mount (ESO `remoteRef.key`)."""
-        return self.name
+        return ownership.vault_path(self.name)
 
     @property
     def vault_policy(self) -> str:
-        return read_policy_name(self.environment, self.name)
+        return ownership.read_policy_name(self.environment, self.name)
 
     @property
     def vault_data_path(self) -> str:
@@ -108,7 +137,7 @@ class ServiceModel:
         return {k: s for k, s in self.spec.secrets.items() if s.store == store}
 
     def aws_secret_name(self, key: str) -> str:
-        return f"configplane/{self.environment}/{self.name}/{key}"
+        return ownership.aws_secret_name(self.environment, self.name, key)
 
 
 @dataclass(frozen=True)
@@ -124,8 +153,9 @@ class StackModel:
 
     @property
     def vault_mount(self) -> str:
-        return self.platform.vault.mount or f"{self.environment}-kv"
+        return kv_mount(self.platform)
 
     @property
     def kubernetes_auth_path(self) -> str:
-        return self.platform.vault.kubernetes_auth_path or f"kubernetes-{self.environment}"
+        return ownership.kubernetes_auth_path(self.environment,
+                                              self.platform.vault.kubernetes_auth_path)

@@ -38,7 +38,7 @@ from configplane.inputs import NAMESPACE
 from configplane.model import describe
 from configplane.offline.plan import Plan, redact
 from configplane.offline.results import PlannedResource
-from configplane.refs import owner_of_secret_name
+from configplane.ownership import owner_of_secret_name
 
 OPS = ("create", "update", "replace", "delete")
 IDENTITY_INPUTS = ("name", "path", "backend", "mount", "roleName")

@@ -1,6 +1,7 @@
 """The checks of a stack that need more than its JSON Schema: per service (names, delivery,
 config against the app schema, tenants, flags, secrets and rotation), the platform's names and
-the credentials. Each problem is an Issue with its key path and the file that set it.
+the credentials. Each problem is an Issue with its key path and the file that set it; the
+checks build no model (configplane.model.builder does, once the stack is valid).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from configplane import contract, refs
+from configplane import contract, ownership, refs
 from configplane.inputs import (
     NAMESPACE,
     SchemaFileError,
@@ -27,7 +28,6 @@ from configplane.model import (
     RenderedConfigMap,
     SecretSpec,
     Service,
-    ServiceModel,
     StackDocument,
     certificates,
     check_flags,
@@ -37,6 +37,8 @@ from configplane.model import (
     render_configmap,
     render_flags_configmap,
     service_delivered_keys,
+    service_namespace,
+    trust,
 )
 from configplane.schema_messages import error_path, program_message
 
@@ -58,56 +60,47 @@ class ServiceChecker:
         self.where = where
         self.line = line
         self.issues: list[Issue] = []
+        # each service's flags ConfigMap as checked (None: no flags, or invalid ones), for
+        # the stack's own checks (configplane.validation.stack_checks)
+        self.flags: dict[str, RenderedConfigMap | None] = {}
 
     def fail(self, path: list[str], message: str, file: str | None = None) -> None:
         self.issues.append(Issue(dotted(path), file or self.where(path), message,
                                  None if file else self.line(path)))
 
     def check_platform(self) -> None:
-        """Names written into Vault policy text and API paths, and the IRSA issuer."""
-        vault = self.platform.vault
-        for key, value in (("mount", vault.mount), ("kubernetes_auth_path",
-                                                    vault.kubernetes_auth_path)):
-            if value is not None:
-                for problem in refs.vault_path_problems(value, f"platform.vault.{key}"):
-                    self.fail(["platform", "vault", key], problem)
+        """The IRSA issuer (mounts and paths: configplane.validation.ownership)."""
         issuer = self.platform.aws.eks_oidc_issuer
         if issuer is not None and not refs.EKS_ISSUER.fullmatch(issuer):
             self.fail(["platform", "aws", "eks_oidc_issuer"], "not an OIDC issuer URL "
                       "(`https://<host>/<path>`, no trailing newline or `/`). Fix: copy it from "
                       "`aws eks describe-cluster --query cluster.identity.oidc.issuer`.")
 
-    def check(self, name: str, svc: Service) -> ServiceModel:
+    def check(self, name: str, svc: Service) -> None:
         base = ["services", name]
         env = self.platform.environment
         self._check_label(base, name, "service name")
-        namespace = svc.namespace or f"{name}-{env}"
+        namespace = service_namespace(name, svc, env)
         self._check_label([*base, "namespace"], namespace, "namespace")
-        eso = self.platform.external_secrets
-        for key, problem in refs.reserved_name_problems(
-                name, namespace, controller_namespace=eso.controller_namespace,
-                controller_service_account=eso.controller_service_account):
-            self.fail(base if key == "name" else [*base, "namespace"], problem)
+        for problem in ownership.name_length_problems(
+                env, name, aws=any(s.store == "aws" for s in svc.secrets.values()),
+                rotated=any(s.rotation for s in svc.secrets.values())):
+            self.fail(base, problem)
         if any(s.store == "aws" for s in svc.secrets.values()):
-            for problem in refs.iam_role_name_problems(env, name):
-                self.fail(base, problem)
             if self.platform.aws.eks_oidc_issuer is None:
                 self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
                           "secrets in Secrets Manager, which its SecretStore reads through "
                           "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
                           "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
                           "--query cluster.identity.oidc.issuer`).")
-        if any(s.rotation for s in svc.secrets.values()):
-            for problem in refs.rotation_name_problems(env, name):
-                self.fail(base, problem)
 
         app = self._app_validator(base, svc.app_schema)
         self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
         app_config = app and config_validator(app, frozenset(service_delivered_keys(svc)))
-        config = render_configmap(f"{name}-config", svc.config)
+        config = render_configmap(ownership.configmap_base(name), svc.config)
         self._check_config([*base, "config"], svc.config, app_config, config)
 
-        tenants = {}
+        tenants = []
         overridable = set(app.schema.get(TENANT_KEYS, [])) if app else set()
         for tenant, spec in svc.tenants.items():
             path = [*base, "tenants", tenant]
@@ -121,9 +114,9 @@ class ServiceChecker:
                     f"`{TENANT_KEYS}`.",
                 )
             merged = apply_tenant(svc.config, spec.config)  # the layer tenant:<name>
-            rendered = render_configmap(f"{name}-{tenant}-config", merged)
+            rendered = render_configmap(ownership.tenant_configmap_base(name, tenant), merged)
             self._check_config([*path, "config"], merged, app_config, rendered)
-            tenants[tenant] = rendered
+            tenants.append(rendered)
 
         flags = None
         if svc.flags:
@@ -132,6 +125,7 @@ class ServiceChecker:
                 self.fail([*base, "flags", *problem.path], problem.message)
             if not problems:
                 flags = render_flags_configmap(name, svc.flags)
+        self.flags[name] = flags
 
         for key, secret in svc.secrets.items():
             self._check_secret([*base, "secrets", key], name, key, secret)
@@ -141,28 +135,11 @@ class ServiceChecker:
                       "included. Fix: remove it and bump `secrets.<KEY>.version` of the secret "
                       "whose value changed.")
 
-        for cm in (config, flags, *tenants.values()):
+        for cm in (config, flags, *tenants):
             if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.fullmatch(cm.name)):
                 self.fail(base, f"ConfigMap name {cm.name} is not an RFC 1123 subdomain "
                           "(<=253 chars). Fix: shorten the service or tenant name.")
 
-        labels = {
-            contract.SERVICE_LABEL: name,
-            contract.PART_OF_LABEL: self.platform.part_of,
-            contract.MANAGED_BY_LABEL: contract.MANAGED_BY,
-            contract.ENVIRONMENT_LABEL: env,
-        }
-        return ServiceModel(
-            name=name,
-            environment=env,
-            namespace=namespace,
-            spec=svc,
-            labels=labels,
-            config=config,
-            tenants=tenants,
-            flags=flags,
-            vault_mount=self.platform.vault.mount or f"{env}-kv",
-        )
 
     def check_credentials(self, document: StackDocument) -> None:
         """Certificates (`tls`, platform.pki) and dynamic logins (platform.database)."""
@@ -173,6 +150,17 @@ class ServiceChecker:
         for name, conn in (database.connections if database else {}).items():
             path = ["platform", "database", "connections", name, "password_config_key"]
             self._check_secure_key(path, conn.password_config_key)
+        self.check_trust(document)
+
+    def check_trust(self, document: StackDocument) -> None:
+        """The CAs Vault is given (intermediate chain, API server, databases) and the
+        reviewer token of a Vault outside the cluster (configplane.model.trust)."""
+        for path, message in trust.problems(document.platform):
+            self.fail(path, message)
+        reviewer = document.platform.vault.token_reviewer_jwt_config_key
+        if reviewer is not None:
+            self._check_secure_key(["platform", "vault", "token_reviewer_jwt_config_key"],
+                                   reviewer)
 
     def _check_delivery(self, base: list[str], svc: Service, app: Any) -> None:
         """Each pod key comes from one place: config, or one secret (configplane.model.delivery)."""
@@ -261,11 +249,11 @@ class ServiceChecker:
             aws = self.platform.aws
             try:
                 if secret.store == "vault":
-                    refs.parse_vault_ref(secret.ref, service)
+                    refs.parse_vault_ref(secret.ref, ownership.vault_path(service))
                 else:
                     refs.check_service_secret_arn(
                         secret.ref, account=aws.account_id, region=aws.region,
-                        environment=self.platform.environment, service=service)
+                        prefix=ownership.secret_prefix(self.platform.environment, service))
             except refs.RefError as e:
                 self.fail([*path, "ref"], str(e))
         if secret.database is not None and secret.store != "aws":
@@ -303,9 +291,11 @@ class ServiceChecker:
             if rotation.master_secret_arn:
                 aws = self.platform.aws
                 try:
+                    env = self.platform.environment
                     refs.check_master_secret_arn(
                         rotation.master_secret_arn, account=aws.account_id, region=aws.region,
-                        environment=self.platform.environment, service=service)
+                        service=service,
+                        owner_of=lambda name: ownership.owner_of_secret_name(name, env))
                 except refs.RefError as e:
                     self.fail([*path, "rotation", "master_secret_arn"], str(e))
             if (rotation.strategy == "postgres-alternating-users") != bool(

@@ -1,12 +1,11 @@
-"""The click options the commands share: --stack, --service and --project-dir."""
+"""The click options the commands share: --stack, --service and --project-dir (the last two
+also make the command's run: configplane.cli.boundary.Verb)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-
-from configplane.redaction import use_project_dir
 
 STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
 
@@ -16,8 +15,7 @@ def _project_dir(ctx: click.Context, param: click.Parameter, value: Path | None)
         from configplane.inputs import find_project_dir
 
         value = find_project_dir(Path.cwd())
-    use_project_dir(value)  # the project's pack holds the detector every command uses
-    return value
+    return value  # the run (its detector: the project's pack) is made from it: boundary.Verb
 
 
 PROJECT_DIR_OPTION = click.option(
