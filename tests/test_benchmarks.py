@@ -154,3 +154,19 @@ def test_benchmark_header_names_the_date_and_the_commit_measured(tmp_path: Path)
     (repo / "new.txt").write_text("untracked files do not count\n")
     assert commit_stamp(repo) == head
     assert commit_stamp(tmp_path / "not-a-checkout") == "uncommitted"
+
+
+def test_the_cli_benchmark_measures_each_command_against_the_bare_interpreter(tmp_path, capsys):
+    # A tiny fleet, one round: every command runs (timed() fails on a non-zero exit) and each
+    # gets its row, with the goals judged against the baseline of the same run.
+    from benchmarks.cli import measure, report
+
+    results = measure(3, 1, tmp_path)
+    assert list(results) == ["python -c pass", "configplane --help",
+                             "validate --service (of 3)", "plan --service (of 3)"]
+    assert all(cpu > 0 and wall > 0 for cpu, wall in results.values())
+    rows = report(results)
+    assert len(rows) == 2 + len(results)
+    bare = results["python -c pass"][0]
+    helped = results["configplane --help"][0]
+    assert rows[3].endswith(f"| <= 3x: {'met' if helped <= 3 * bare else 'NOT met'} |")

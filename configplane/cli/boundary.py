@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,9 @@ FORMAT_OPTION = click.option(
     help="Output format.",
 )
 DEBUG_ENV = "CONFIGPLANE_DEBUG"
+# A bug in configplane, not a problem with the input (1) or the command line (2): scripts and
+# CI can tell them apart. 70 is EX_SOFTWARE of BSD's sysexits.h ("internal software error").
+EXIT_INTERNAL = 70
 
 
 class UserError(click.ClickException):
@@ -102,14 +105,16 @@ def protect(*values: Any) -> None:
     redactor().add(*values)
 
 
-def protect_stack(project_dir: Path, stack: str) -> None:
+def protect_stack(project_dir: Path, stack: str, services: Iterable[str] | None = None) -> None:
     """Every secret value of a stack's files, known before anything is printed. Files that do
-    not parse are read line by line (a YAML error's message may quote a line)."""
+    not parse are read line by line (a YAML error's message may quote a line). `services`:
+    a command that reads only these catalog services (`--service`) protects their files and
+    the platform's, not the whole catalog's, which it never reads or prints."""
     from configplane.inputs import (
         PROJECT_FILE,
         StackFileError,
+        read_inputs,
         read_project_file,
-        read_stack_files,
         stack_file_name,
     )
 
@@ -121,7 +126,7 @@ def protect_stack(project_dir: Path, stack: str) -> None:
         declared = []
     run.redactor.add(*file_secrets(files, declared, run.detector))
     try:
-        inputs = read_stack_files(project_dir, stack)
+        inputs = read_inputs(project_dir, stack, services=services)
     except (StackFileError, OSError, ValueError, RecursionError, MemoryError):
         return
     except Exception:  # noqa: BLE001 - the loader's own failure is reported by the command
@@ -326,7 +331,7 @@ def boundary(redactor: Redactor | None = None) -> Iterator[None]:
             _say("".join(traceback.format_exception(exc)))
         _say(f"error: internal error ({type(exc).__name__}); no values are shown. Fix: report "
              f"it with the command line; run with {DEBUG_ENV}=1 for the traceback.")
-        code = 1
+        code = EXIT_INTERNAL
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, RedactingStream):

@@ -27,7 +27,12 @@ from configplane.inputs.layering import (
     resolve_tenant,
     tenant_layers,
 )
-from configplane.inputs.pulumiconfig import estimate_plaintext_length, runtime_values
+from configplane.inputs.pulumiconfig import (
+    estimate_plaintext_length,
+    existing_stacks,
+    missing_stack_problem,
+    runtime_values,
+)
 from configplane.inputs.resolution import layers_of, origin_near, resolve_inputs
 from configplane.inputs.schemacheck import FAST, config_validator, schema_errors
 from configplane.inputs.schemafiles import (
@@ -45,6 +50,7 @@ from configplane.inputs.stackfiles import (
     StackInputs,
     StackValue,
     check_stack_name,
+    find_project_dir,
     read_project_file,
     stack_file_name,
 )
@@ -67,6 +73,8 @@ __all__ = [
     "DEFAULTS_FILE",
     "DEFAULTS_KEY",
     "dotted",
+    "existing_stacks",
+    "find_project_dir",
     "estimate_plaintext_length",
     "FAST",
     "Layer",
@@ -81,6 +89,7 @@ __all__ = [
     "service_validator",
     "MAX_ALIAS_NODES",
     "MAX_DEPTH",
+    "missing_stack_problem",
     "merge",
     "NAMESPACE",
     "Origin",

@@ -67,6 +67,7 @@ from configplane.projectfiles import (
     name_problem,
     shown,
 )
+from configplane.wording import count
 
 DEFAULTS_FILE = f"{CATALOG_DIR}/{DEFAULTS_NAME}"
 SERVICE_FILE = "service.yaml"
@@ -168,7 +169,7 @@ def read_inputs(project_dir: Path, stack: str,
                 Layer(layer, file, {str(name): doc}, {(str(name), *p): ln for p, ln in rel.items()}))
     legacy = set(service_layers)
     if legacy:
-        notes.append(f"{len(legacy)} service(s) are defined in Pulumi config (the layout before "
+        notes.append(f"{count(len(legacy), 'service')} defined in Pulumi config (the layout before "
                      "services/): run `configplane migrate --write` to move them to "
                      "services/<name>/.")
 

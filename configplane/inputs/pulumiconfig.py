@@ -5,16 +5,25 @@ the config the engine hands the running program.
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from configplane.inputs.layerfiles import Problem, duplicates, load
-from configplane.inputs.stackfiles import Declaration, StackFileError, StackValue
+from configplane.inputs.stackfiles import (
+    PROJECT_FILE,
+    STACK_NAME,
+    Declaration,
+    StackFileError,
+    StackValue,
+    stack_file_name,
+)
 from configplane.inputs.yamlload import KeyPath, YamlError
-from configplane.projectfiles import is_file
+from configplane.projectfiles import is_file, kind_of
 
 DECLARATION_FIELDS = {"type", "secret", "default", "value", "description"}
 
@@ -29,10 +38,41 @@ class ConfigFile:
     present: bool = True
 
 
+def existing_stacks(project_dir: Path) -> list[str]:
+    """The stacks whose files are in the project directory (Pulumi.<stack>.yaml, the stack
+    named as --stack accepts it: an odd file name is never echoed)."""
+    try:
+        with os.scandir(project_dir) as listing:
+            names = [entry.name for entry in listing]
+    except OSError:
+        return []
+    stacks = (name[len("Pulumi."):-len(".yaml")] for name in names
+              if name.startswith("Pulumi.") and name.endswith(".yaml"))
+    return sorted(stack for stack in stacks if STACK_NAME.fullmatch(stack)
+                  and is_file(project_dir, stack_file_name(stack)))
+
+
+def missing_stack_problem(project_dir: Path, stack: str) -> str:
+    """A stack file that is not there: the stacks that are, and the nearest name to the typo."""
+    where = f"file not found in {Path(project_dir).resolve()}"
+    stacks = existing_stacks(project_dir)
+    if not stacks:
+        return f"{where}, nor any other stack file. Fix: check --project-dir."
+    guess = difflib.get_close_matches(stack, stacks, n=1)
+    hint = f"; did you mean `{guess[0]}`?" if guess else "."
+    return (f"{where}: there is no stack {stack!r}{hint} Fix: use one of the stacks that exist: "
+            f"{', '.join(stacks)}.")
+
+
 def config_file(project_dir: Path, name: str, required: bool,
                 problems: list[Problem]) -> ConfigFile:
     if not required and not is_file(project_dir, name):
         return ConfigFile(name, {}, {}, present=False)
+    stack = name[len("Pulumi."):-len(".yaml")] if name != PROJECT_FILE else ""
+    if (required and stack and kind_of(project_dir, name) is None
+            and is_file(project_dir, PROJECT_FILE)):  # a project, but no such stack: a typo?
+        problem = missing_stack_problem(project_dir, stack)
+        raise StackFileError(f"{name}: {problem}", name, None, problem)
     try:
         loaded = load(project_dir, name)
     except YamlError as exc:

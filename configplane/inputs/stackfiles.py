@@ -25,6 +25,17 @@ SERVICES_KEY = f"{NAMESPACE}:services"
 PROJECT_FILE = "Pulumi.yaml"
 
 
+def find_project_dir(start: Path) -> Path:
+    """The nearest directory from `start` up that holds Pulumi.yaml, as the Pulumi CLI finds
+    its project, relative to `start` (`.`, `..`, `../..`: messages keep short paths); `.` when
+    there is none, so the command says that Pulumi.yaml is missing where it runs."""
+    here = Path(start).resolve()
+    for up, candidate in enumerate((here, *here.parents)):
+        if (candidate / PROJECT_FILE).is_file():
+            return Path(*[".."] * up) if up else Path(".")
+    return Path(".")
+
+
 class StackFileError(Exception):
     """A stack or project file that cannot be read at all (missing, not YAML)."""
 

@@ -18,6 +18,7 @@ from configplane.model.document import Platform, SecretSpec, Service
 from configplane.model.dynamic_credentials import DynamicModel
 from configplane.model.rendering import RenderedConfigMap
 from configplane.model.versions import ServiceVersions
+from configplane.wording import count
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class InvalidStack(Exception):
         self.stack = stack
         self.issues = issues
         lines = [f"{i.where}: {i.path}: {i.message}" for i in issues]
-        super().__init__(f"stack {stack!r} is not valid ({len(issues)} errors):\n" + "\n".join(lines))
+        super().__init__(f"stack {stack!r} is not valid ({count(len(issues), 'error')}):\n"
+                         + "\n".join(lines))
 
 
 

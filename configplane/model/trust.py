@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from configplane.model.certificates import PEM_CERTIFICATE
 from configplane.model.document import Platform
+from configplane.wording import count
 
 PEM_END = "-----END CERTIFICATE-----"
 
@@ -120,8 +121,9 @@ def intermediate_problems(text: str, now: datetime.datetime | None = None) -> li
                             f"{path_length}). Fix: sign it with path length 0.")
     chain = chain_from(certs, leaf)
     if len(chain) != len(certs):
-        problems.append(f"{len(certs) - len(chain)} certificate(s) are not on the "
-                        f"intermediate's chain. Fix: remove them.")
+        stray = len(certs) - len(chain)
+        problems.append(f"{count(stray, 'certificate')} {'is' if stray == 1 else 'are'} not on "
+                        f"the intermediate's chain. Fix: remove {'it' if stray == 1 else 'them'}.")
     for cert in chain:
         problem = _expiry_problem(cert, now)
         if problem:

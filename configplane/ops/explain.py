@@ -30,6 +30,7 @@ from configplane.ops.explain_secrets import (
 )
 from configplane.redaction import REDACTED, Redactor, detector_for
 from configplane.validation import load_stack
+from configplane.wording import count
 
 SECRET = REDACTED
 DEFAULT_LAYER = "default"
@@ -214,7 +215,7 @@ def _model(inputs: StackInputs, schemas_dir: Path | None) -> tuple[StackModel | 
     try:
         return (load_stack(inputs, schemas_dir) if schemas_dir else load_stack(inputs)), []
     except InvalidStack as exc:
-        return None, [f"stack {inputs.stack} is not valid ({len(exc.issues)} errors): values are "
+        return None, [f"stack {inputs.stack} is not valid ({count(len(exc.issues), 'error')}): values are "
                       f"shown as merged, without built-in defaults. Fix: run `configplane "
                       f"validate --stack {inputs.stack}`."]
 

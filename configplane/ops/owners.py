@@ -2,10 +2,12 @@
 
 Each service's `owners:` (GitHub users or teams, in services/<name>/service.yaml or the fleet
 default in services/defaults.yaml `service.owners`) review services/<name>/; the platform
-owners (services/defaults.yaml `owners:`, declared there only) review the Pulumi project
-and stack files, policies/, components/, schemas/, the fleet defaults and any service that
-names no owner. In CODEOWNERS the last matching pattern wins, so the platform's catch-alls
-come first and each service's directory after them.
+owners (services/defaults.yaml `owners:`, declared there only) review everything else, through
+one catch-all: the Pulumi project and stack files, the program, the pack, components, schemas,
+the CLI, and all that CI runs with cloud credentials (Makefile, pyproject.toml,
+requirements*.txt, .ci/, .github/, tests/), including files added later, and any service that
+names no owner. In CODEOWNERS the last matching pattern wins, so the catch-all comes first and
+each service's directory after it.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def codeowners(project_dir: Path, detector: Detector | None = None) -> str:
     default = fleet.service.get("owners") or []
     _no_credentials(f"{DEFAULTS_FILE} service", list(default), detector)
     platform = " ".join(fleet.owners)
-    lines = [HEADER, "\n# Platform: the project, stack config, pack, components, schemas\n"]
+    lines = [HEADER, "\n# Platform: everything that is not a service's own directory (the project, the\n"
+             "# program, the pack, schemas, the CLI, and all that CI runs: Makefile, pyproject.toml,\n"
+             "# requirements*.txt, .ci/, .github/, tests/)\n"]
     lines += [f"{p} {platform}\n" for p in PLATFORM_PATHS]
     lines.append("\n# Services: each team reviews its own directory\n")
     try:  # refuses a symlinked service directory and a name with a control character

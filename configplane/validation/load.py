@@ -61,9 +61,10 @@ def issues_of(exc: StackFileError | InvalidStack, stack: str) -> list[Issue]:
 def stack_file_problem(exc: StackFileError) -> str:
     """The message of an unreadable file, with the fix that fits it: a missing file is the
     wrong --stack or --project-dir; anything else is the file's content."""
-    text = str(exc).split(": ", 1)[-1].rstrip(".")
+    text = str(exc).split(": ", 1)[-1]
     if "Fix:" in text:
         return text
+    text = text.rstrip(".")
     if "not found" in text or "No such file" in text:
         return f"{text}. Fix: check --stack and --project-dir."
     return f"{text}. Fix: correct the file at the place shown."

@@ -259,7 +259,7 @@ def test_markdown_for_drift():
     lines = md.splitlines()
     assert lines[0] == "## configplane drift report: `configplane/prod`"
     assert lines[2] == "**Drift detected.** Resources were changed outside Pulumi."
-    assert "2 resource(s): 2 drift." in lines
+    assert "2 resources: 2 drift." in lines
     assert (
         "| `api-k8s-role` | `vault:kubernetes/authBackendRole:AuthBackendRole` | update "
         "| **drift** | `tokenPolicies[1]` (delete, outside Pulumi) "
@@ -354,7 +354,7 @@ def test_cli_mandatory_violation_prints_the_report_then_fails(tmp_path):
     result = run_report(str(FIXTURES / "no-changes.json"), "--events", str(log))
     assert result.exit_code == 1
     assert "| mandatory | `configplane/no-secret-outputs` | (stack) | x |" in result.output
-    assert "error: 1 mandatory policy violation(s); see the report above" in result.output
+    assert "error: 1 mandatory policy violation; see the report above" in result.output
 
 
 @pytest.mark.parametrize(

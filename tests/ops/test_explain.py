@@ -219,7 +219,7 @@ def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
     dotted = explained("--stack", "dev", "web", "config.cache.ttl", project=project)
     assert (dotted["value"], dotted["entries"][0]["set_by"]["file"]) == (30, "services/web/dev.yaml")
     assert dotted["delivered_as"] is None
-    assert dotted["notes"][0].startswith("stack dev is not valid (1 errors)")
+    assert dotted["notes"][0].startswith("stack dev is not valid (1 error)")
 
 
 def test_plaintext_in_a_secret_key_is_reported_not_shown(project):
@@ -263,7 +263,8 @@ WORKER = "(services/worker/service.yaml, services/worker/dev.yaml)"
 
 @pytest.mark.parametrize("args, message", [
     (["--stack", "qa", "api", "LOG_LEVEL"],
-     f"error: Pulumi.qa.yaml: file not found in {REPO}. Fix: check --stack and --project-dir."),
+     f"error: Pulumi.qa.yaml: file not found in {REPO}: there is no stack 'qa'. Fix: use one of "
+     "the stacks that exist: dev, prod, staging."),
     (["--stack", "dev", "billing", "LOG_LEVEL"],
      f"error: service `billing` is not in stack dev {FILES}. Fix: use one of: api, web, worker."),
     (["--stack", "dev", "web", "COLOUR"],

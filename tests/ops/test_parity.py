@@ -114,7 +114,7 @@ def test_an_undeclared_difference_breaks_parity(project):
              if line.startswith("│ config.REQUEST_TIMEOUT_MS")]
     assert cells == [["config.REQUEST_TIMEOUT_MS", "3000", "5000", "DIFFERS"]]
     assert output.splitlines()[-1] == (
-        "parity broken between staging and prod: 1 unexpected difference(s). Fix: align the "
+        "parity broken between staging and prod: 1 unexpected difference. Fix: align the "
         "values, or declare the path under `configplane:parity` expected_differences in Pulumi.yaml.")
 
 
@@ -203,7 +203,7 @@ def test_invalid_stack_is_refused_without_echoing_it(project):
     for fmt in ("json", "table"):
         code, output = run("staging", "prod", project, fmt=fmt)
         assert (code, output.strip()) == (1, (
-            "error: stack staging is not valid (1 errors in Pulumi.staging.yaml); diff compares "
+            "error: stack staging is not valid (1 error in Pulumi.staging.yaml); diff compares "
             "valid stacks. Fix: run `configplane validate --stack staging` and fix them."))
         assert CANARY not in output
 
@@ -214,7 +214,8 @@ def test_invalid_stack_is_refused_without_echoing_it(project):
     (["--stack", "dev", "--stack", "dev"], "error: give two different stacks: --stack A --stack B "
      "(e.g. --stack staging --stack prod)."),
     (["--stack", "dev", "--stack", "qa"],
-     f"error: Pulumi.qa.yaml: file not found in {REPO}. Fix: check --stack and --project-dir."),
+     f"error: Pulumi.qa.yaml: file not found in {REPO}: there is no stack 'qa'. Fix: use one of "
+     "the stacks that exist: dev, prod, staging."),
 ])
 def test_bad_input_is_a_clean_error(args, message):
     result = CliRunner().invoke(diff, [*args, "--project-dir", str(REPO)])

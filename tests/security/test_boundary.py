@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from configplane.cli.boundary import RedactingStream, protect, running
+from configplane.cli.boundary import EXIT_INTERNAL, RedactingStream, protect, running
 from configplane.inputs import RunContext
 from configplane.offline import PolicyPackError, PolicyPackSession
 from tests.projects import REPO, copy_project
@@ -103,7 +103,7 @@ def test_yaml_syntax_error_says_how_to_fix_the_file(project):
     assert "--stack" not in error["message"]
     missing = cli("validate", "--stack", "qa", "--project-dir", str(project), "--format", "json")
     assert json.loads(missing.stdout)["errors"][0]["message"].endswith(
-        "Fix: check --stack and --project-dir.")
+        "Fix: use one of the stacks that exist: dev, prod, staging.")
 
 
 def test_a_secret_quoted_by_a_yaml_error_is_redacted(project):
@@ -127,13 +127,13 @@ def test_an_internal_error_prints_no_value_and_no_traceback(monkeypatch):
 
     monkeypatch.setattr("configplane.cli.commands.validate.load_or_issues", boom)
     run = cli("validate", "--stack", "dev")
-    assert run.code == 1
+    assert run.code == EXIT_INTERNAL == 70  # not 1: a bug, not the input's fault
     assert run.stderr == ("error: internal error (KeyError); no values are shown. Fix: report "
                           "it with the command line; run with CONFIGPLANE_DEBUG=1 for the "
                           "traceback.\n")
     monkeypatch.setenv("CONFIGPLANE_DEBUG", "1")
     debug = cli("validate", "--stack", "dev")
-    assert "Traceback" in debug.stderr and debug.code == 1
+    assert "Traceback" in debug.stderr and debug.code == EXIT_INTERNAL
 
 
 def test_debug_traceback_is_redacted_too(monkeypatch):

@@ -267,3 +267,32 @@ def test_texts_are_judged_apart_never_across_two_of_them():
     # "password" ends one text, "=hunter2x" starts the next: no pair between them
     assert text_secrets(["password", "=hunter2x"]) == set()
     assert text_secrets({"password=hunter2x": ["x"]}) == {"hunter2x"}
+
+
+def test_a_service_scoped_command_protects_its_services_and_reads_no_other(tmp_path):
+    # `validate/plan --service api` read api's files and the platform's, never web's: their
+    # redactor knows api's secrets and has no need (nor the time, at 2,000 services) for web's.
+    from configplane.cli.boundary import protect_stack, running
+    from configplane.inputs import RunContext
+    from configplane.redaction import load_detector
+
+    project = copy_project(tmp_path / "project")
+    # loaded outside the boundary: detect-secrets' logging handler keeps the stream it was
+    # created with, and pytest's capture closes that stream before logging's exit flush
+    load_detector(project)
+    canaries = {"api": "Zq8vXw3pLm5tRb9kYd2n", "web": "Hj4sNc7uGf1eWa6xTo3q"}
+    for name, canary in canaries.items():
+        path = project / "services" / name / "service.yaml"
+        document = yaml.safe_load(path.read_text())
+        document["config"]["DATABASE_PASSWORD"] = canary
+        path.write_text(yaml.safe_dump(document))
+
+    def redacted(services):
+        with running(RunContext.create(project, services)) as run:
+            protect_stack(project, "dev", services)
+            return {name for name, canary in canaries.items()
+                    if run.redactor.text(canary) != canary}
+
+    assert redacted(None) == {"api", "web"}
+    assert redacted(["api"]) == {"api"}
+    assert redacted(["web", "api"]) == {"api", "web"}

@@ -18,8 +18,9 @@ from configplane.projectfiles import is_file, read_text
 @click.option("--write", is_flag=True, help=f"Write {CODEOWNERS} (default: print it).")
 @click.option("--check", is_flag=True, help=f"Exit 1 when {CODEOWNERS} is not current.")
 def command(project_dir: Path, write: bool, check: bool) -> None:
-    """Generate CODEOWNERS: each service's owners review services/<name>/, platform owners
-    (services/defaults.yaml) review Pulumi.*.yaml, policies/, components/ and schemas/.
+    """Generate CODEOWNERS: each service's owners review services/<name>/, the platform owners
+    (services/defaults.yaml) everything else (a catch-all: the project, the program, the pack,
+    the build files, CI and tests).
 
     Example: configplane codeowners --write
     """

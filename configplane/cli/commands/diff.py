@@ -15,6 +15,7 @@ from configplane.inputs import PROJECT_FILE
 from configplane.model import StackModel
 from configplane.ops import PARITY_KEY, ParityConfigError, compare, load_expectations
 from configplane.validation import load_or_issues
+from configplane.wording import count
 
 MARKS = {"same": "", "expected": "expected", "unexpected": "DIFFERS"}
 
@@ -64,8 +65,9 @@ def _load(project_dir: Path, stack: str) -> StackModel:
     if len(issues) == 1 and not issues[0].path:  # the file itself: missing or not YAML
         raise UserError(f"{issues[0].file}: {issues[0].message}")
     files = ", ".join(sorted({i.file for i in issues}))
-    raise UserError(f"stack {stack} is not valid ({len(issues)} errors in {files}); diff compares valid "
-                    f"stacks. Fix: run `configplane validate --stack {stack}` and fix them.")
+    raise UserError(f"stack {stack} is not valid ({count(len(issues), 'error')} in {files}); "
+                    f"diff compares valid stacks. Fix: run `configplane validate --stack {stack}` "
+                    "and fix them.")
 
 
 def _show(value: Any) -> str:
@@ -97,9 +99,11 @@ def render_table(data: dict[str, Any]) -> None:
     for note in data["notes"]:
         console.print(f"note: {note}")
     if data["parity"]:
-        console.print(f"parity holds between {a} and {b}: {summary['expected']} expected "
-                      f"difference(s), {summary['same']} key(s) the same")
+        console.print(f"parity holds between {a} and {b}: "
+                      f"{count(summary['expected'], 'expected difference')}, "
+                      f"{count(summary['same'], 'key')} the same")
     else:
-        console.print(f"parity broken between {a} and {b}: {summary['unexpected']} unexpected "
-                      f"difference(s). Fix: align the values, or declare the path under "
+        console.print(f"parity broken between {a} and {b}: "
+                      f"{count(summary['unexpected'], 'unexpected difference')}. "
+                      f"Fix: align the values, or declare the path under "
                       f"`{PARITY_KEY}` expected_differences in {PROJECT_FILE}.")

@@ -13,6 +13,8 @@ import click
 from configplane.cli.boundary import UserError, Verb, protect_stack, redactor
 from configplane.cli.commands.drift_render import render
 from configplane.cli.commands.drift_report import REPORT_FORMAT_OPTION, show
+from configplane.cli.commands.options import PROJECT_DIR_OPTION
+from configplane.cli.installed import require_extra
 from configplane.ops import EXIT_DRIFT, EXIT_OK, DriftInputError, build_report, parse_preview
 
 INSTALL_HINT = (
@@ -119,13 +121,7 @@ def run_preview(
 
 @click.command("drift", cls=Verb)
 @click.option("--stack", "stack_name", required=True, metavar="NAME", help="Stack to check.")
-@click.option(
-    "--project-dir",
-    default=".",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The Pulumi project (the directory with Pulumi.yaml).",
-)
+@PROJECT_DIR_OPTION
 @click.option(
     "--policy-pack-config",
     metavar="FILE",
@@ -146,6 +142,7 @@ def command(
 
     Example: configplane drift --stack prod --format markdown
     """
+    require_extra("plan", "drift")
     project_dir = project_dir.resolve()
     if not (project_dir / "Pulumi.yaml").is_file():
         raise UserError(f"{project_dir}: no Pulumi.yaml here; pass the project with --project-dir")

@@ -17,6 +17,7 @@ from configplane.ops import (
     DriftReport,
     urn_parts,
 )
+from configplane.wording import count
 
 ADVICE = {
     DRIFT: "changed outside Pulumi. Find who changed it; `pulumi up` puts the code's value back, "
@@ -62,7 +63,7 @@ def render_markdown(report: DriftReport) -> str:
     out = [f"## configplane drift report: {_code(title)}", "", _HEADLINES[report.status], ""]
     if report.resources:
         counts = ", ".join(f"{n} {c}" for c, n in report.counts.items() if n)
-        out += [f"{len(report.resources)} resource(s): {counts}.", ""]
+        out += [f"{count(len(report.resources), 'resource')}: {counts}.", ""]
         out += [
             "| Resource | Type | Operation | Classification | Changed properties | Why |",
             "| --- | --- | --- | --- | --- | --- |",

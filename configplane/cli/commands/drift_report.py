@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from configplane.cli.boundary import UserError, Verb, redactor
 from configplane.cli.commands.drift_render import render
+from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import (
     EXIT_ERROR,
     DriftInputError,
@@ -17,6 +19,7 @@ from configplane.ops import (
     parse_preview,
 )
 from configplane.projectfiles import ProjectFileError, read_argument, shown
+from configplane.wording import count
 
 REPORT_FORMAT_OPTION = click.option(
     "--format",
@@ -51,10 +54,10 @@ def show(report: DriftReport, fmt: str) -> None:
     if report.exit_code == EXIT_ERROR:
         problems = []
         if report.errors:
-            problems.append(f"the preview reported {len(report.errors)} error(s)")
+            problems.append(f"the preview reported {count(len(report.errors), 'error')}")
         mandatory = sum(v.level == "mandatory" for v in report.violations)
         if mandatory:
-            problems.append(f"{mandatory} mandatory policy violation(s)")
+            problems.append(f"{count(mandatory, 'mandatory policy violation')}")
         click.echo(f"error: {' and '.join(problems)}; see the report above", err=True)
     sys.exit(report.exit_code)
 
@@ -68,8 +71,9 @@ def show(report: DriftReport, fmt: str) -> None:
     help="The engine event log (`pulumi preview --event-log FILE`): adds policy violations "
     "and what refresh found.",
 )
+@PROJECT_DIR_OPTION
 @REPORT_FORMAT_OPTION
-def command(file: str, events_file: str | None, fmt: str) -> None:
+def command(file: str, events_file: str | None, project_dir: Path, fmt: str) -> None:
     """Turn `pulumi preview --json` output (FILE, or - for stdin) into a drift report.
 
     Each changed resource is classified: drift (changed outside Pulumi), config-changed,

@@ -11,6 +11,7 @@ from configplane.cli.boundary import UserError, Verb, plain_console
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import MigrationError, plan_migration
 from configplane.projectfiles import ProjectFileError, writing
+from configplane.wording import count
 
 
 @click.command("migrate", cls=Verb)
@@ -42,6 +43,6 @@ def command(project_dir: Path, write: bool, overwrite: bool) -> None:
     verb = "wrote" if write else "would write"
     for rel in migration.writes:
         console.print(f"{verb} {rel}")
-    console.print(f"{len(migration.services)} service(s): {', '.join(migration.services) or '-'}")
+    console.print(f"{count(len(migration.services), 'service')}: {', '.join(migration.services) or '-'}")
     if not write:
         console.print("dry run: pass --write to write these files")

@@ -10,12 +10,20 @@ import click
 STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
 
 
+def _project_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    if value is None:  # as the Pulumi CLI does: the nearest Pulumi.yaml from here up
+        from configplane.inputs import find_project_dir
+
+        value = find_project_dir(Path.cwd())
+    return value  # the run (its detector: the project's pack) is made from it: boundary.Verb
+
+
 PROJECT_DIR_OPTION = click.option(
     "--project-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Directory with Pulumi.yaml and the stack files.",
+    callback=_project_dir,
+    help="Directory with Pulumi.yaml and the stack files.  [default: the nearest directory "
+         "with a Pulumi.yaml, from here up]",
 )
 
 

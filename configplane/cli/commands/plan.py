@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -25,14 +25,16 @@ from configplane.cli.boundary import (
     write_files,
 )
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
-from configplane.cli.commands.plan_compare import run_compare
 from configplane.cli.commands.validate import report
+from configplane.cli.installed import require_extra
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack, read_clock
-from configplane.offline import Plan, PolicyPackError, redact, run_plan
 from configplane.projectfiles import ProjectFileError, name_problem, shown
 from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
+
+if TYPE_CHECKING:
+    from configplane.offline import Plan
 
 
 @click.command("plan", cls=Verb)
@@ -78,7 +80,12 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
 
     Example: configplane plan --stack prod --compare origin/main --format markdown
     """
-    protect_stack(project_dir, stack)
+    require_extra("plan", "plan")
+    # the Pulumi SDK (through configplane.offline): checked above
+    from configplane.cli.commands.plan_compare import run_compare
+    from configplane.offline import PolicyPackError, run_plan
+
+    protect_stack(project_dir, stack, services or None)
     read_clock()  # CONFIGPLANE_NOW, as the program reads it: refused alike
     report_fmt = "json" if fmt == "json" else "table"
     if fmt == "markdown" and compare_ref is None:
@@ -187,6 +194,8 @@ def render_table(document: dict[str, Any]) -> None:
 
 
 def kubernetes_manifest(inputs: dict[str, Any], secrets: Redactor) -> dict[str, Any]:
+    from configplane.offline import redact  # the Pulumi SDK: only once `plan` has checked it
+
     manifest = {"apiVersion": inputs.get("apiVersion"), "kind": inputs.get("kind")}
     manifest.update({k: v for k, v in redact(inputs).items() if k not in manifest})
     return secrets.tree(manifest)

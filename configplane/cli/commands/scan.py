@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import IO
 
 import click
 
 from configplane.cli.boundary import UserError, Verb, current_run
+from configplane.cli.commands.options import PROJECT_DIR_OPTION
 
 FIELDS = ("id", "key", "value")
 
@@ -53,15 +55,17 @@ def read_pairs(stream: IO[bytes], name: str) -> list[tuple[str, str, str]]:
     help="Add, per line, the key's kind, the value's kind and why each rule fired or none did "
     "(in words that never quote the value).",
 )
-def command(source: IO[bytes], explain: bool) -> None:
+@PROJECT_DIR_OPTION
+def command(source: IO[bytes], explain: bool, project_dir: Path) -> None:
     """Tell which configuration values are plaintext secrets.
 
-    Uses the policy pack's own detector. Writes one JSON line per input line, in order:
-    {"id": ..., "secret": true|false, "rules": [...]}, the rules being the ids of the
-    detection rules that fired. With --explain each line also has "key_kind" (password,
-    secret, token, ambiguous, identifier, public, setting, text or neutral), "value_kind"
-    (literal, reference, placeholder, path, url, hash, ...) and "why": one sentence per rule
-    that fired, or one saying why none did. Values are never printed.
+    Uses the policy pack's own detector (the project's policies/, see --project-dir).
+    Writes one JSON line per input line, in order: {"id": ..., "secret": true|false,
+    "rules": [...]}, the rules being the ids of the detection rules that fired. With
+    --explain each line also has "key_kind" (password, secret, token, ambiguous, identifier,
+    public, setting, text or neutral), "value_kind" (literal, reference, placeholder, path,
+    url, hash, ...) and "why": one sentence per rule that fired, or one saying why none did.
+    Values are never printed.
 
     Example: configplane scan --jsonl pairs.jsonl > findings.jsonl
 

@@ -11,6 +11,7 @@ from configplane.cli.boundary import FORMAT_OPTION, Verb, emit, plain_console, p
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
 from configplane.model import Issue, read_clock
 from configplane.validation import load_or_issues
+from configplane.wording import count
 
 
 def report(stack: str, issues: list[Issue], fmt: str) -> None:
@@ -21,7 +22,7 @@ def report(stack: str, issues: list[Issue], fmt: str) -> None:
         if data["valid"]:
             console.print(f"stack {stack}: configuration is valid")
             return
-        grid = Table(title=f"stack {stack}: {len(issues)} error(s)", show_lines=False)
+        grid = Table(title=f"stack {stack}: {count(len(issues), 'error')}", show_lines=False)
         for column in ("file", "path", "problem and fix"):
             grid.add_column(column, overflow="fold")
         for issue in issues:
@@ -45,7 +46,7 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str) 
 
     Example: configplane validate --stack prod --service api --format json
     """
-    protect_stack(project_dir, stack)
+    protect_stack(project_dir, stack, services or None)
     read_clock()  # CONFIGPLANE_NOW, as the program reads it: refused alike
     _, issues = load_or_issues(project_dir, stack, services or None)
     report(stack, issues, fmt)
