@@ -7,8 +7,6 @@ the rollback patch is applied by kubectl itself (`kubectl patch --local`, offlin
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -31,11 +29,9 @@ from configplane.inputs import read_stack_files
 from configplane.offline import redact, run_plan
 from configplane.ops import Generation, parse_configmaps, prune_decisions
 from configplane.validation import load_stack
+from tests.ci import tool
 from tests.conftest import REPO
 
-KUBECTL = shutil.which("kubectl")
-needs_kubectl = pytest.mark.skipif(KUBECTL is None and os.environ.get("CI") != "true",
-                                   reason="kubectl absent")
 CM_URN = ("urn:pulumi:dev::configplane::configplane:config:ServiceConfig$"
           "kubernetes:core/v1:ConfigMap::api-config-config")
 
@@ -347,9 +343,8 @@ def deployment(config_name: str, config_hash: str) -> dict:
     }
 
 
-@needs_kubectl
 def test_rollback_patch_points_every_reference_back(tmp_path: Path, dev):
-    assert KUBECTL, "kubectl is required in CI to apply the rollback patch"
+    kubectl = tool("kubectl", "install kubectl (its `patch --local` applies the rollback patch)")
     items = api_generations(dev, 3)
     names = [i["metadata"]["name"] for i in items]
     h = [i["metadata"]["labels"]["configplane.io/config-hash"] for i in items]
@@ -383,7 +378,7 @@ def test_rollback_patch_points_every_reference_back(tmp_path: Path, dev):
                             f"{h[0]}'")
     # kubectl applies the printed patch offline; the verify jsonpath prints the target hash
     patched = subprocess.run(
-        [KUBECTL, "patch", "-f", wl, "--local", "--type=json", "-p",
+        [kubectl, "patch", "-f", wl, "--local", "--type=json", "-p",
          json.dumps(plan["patch"]), "-o", "json"], check=True, capture_output=True, text=True)
     spec = json.loads(patched.stdout)["spec"]["template"]
     assert spec["spec"]["containers"][0]["envFrom"] == [
@@ -393,7 +388,7 @@ def test_rollback_patch_points_every_reference_back(tmp_path: Path, dev):
         "name": names[0], "key": "LOG_LEVEL"}
     jsonpath = plan["verify"][1].split("jsonpath=", 1)[1].split("'")[1]
     printed = subprocess.run(
-        [KUBECTL, "patch", "-f", wl, "--local", "--type=json", "-p", json.dumps(plan["patch"]),
+        [kubectl, "patch", "-f", wl, "--local", "--type=json", "-p", json.dumps(plan["patch"]),
          "-o", f"jsonpath={jsonpath}"], check=True, capture_output=True, text=True)
     assert printed.stdout == h[0]
 
