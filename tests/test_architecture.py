@@ -10,12 +10,12 @@
 from __future__ import annotations
 
 import ast
-import re
-import tomllib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest

@@ -78,7 +78,9 @@ def test_arns_are_in_the_stacks_account_and_region(plan):
     from configplane.validation import load_stack
 
     aws = load_stack(read_stack_files(REPO, plan.stack)).platform.aws
-    for arn in arns_of(plan):
+    arns = arns_of(plan)
+    assert arns
+    for arn in arns:
         _, partition, service, region, account, _ = arn.split(":", 5)
         assert partition == "aws" and account == aws.account_id, arn
         assert region == ("" if service == "iam" else aws.region), arn
