@@ -5,12 +5,14 @@ with that role, and the cert-manager Issuer and Certificate in its namespace."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from components import resource_name
 from configplane.durations import seconds
 from configplane.model import (
     CERT_MANAGER_API,
@@ -24,7 +26,13 @@ from configplane.model import (
     pki_urls,
 )
 
-CA_KEY = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384
+
+class CaKey(TypedDict):
+    key_type: str
+    key_bits: int
+
+
+CA_KEY: CaKey = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384
 
 
 @dataclass(frozen=True)
@@ -192,7 +200,8 @@ class ServiceCertificate(pulumi.ComponentResource):
             token_max_ttl=600,
             opts=child,
         )
-        metadata = {"namespace": args.namespace, "labels": dict(svc.labels)}
+        metadata: k8s.meta.v1.ObjectMetaArgsDict = {"namespace": args.namespace,
+                                                    "labels": dict(svc.labels)}
         # cert-manager requests the service account's token (serviceAccountRef): it may do
         # that for this one account in this one namespace.
         requester = k8s.rbac.v1.Role(
@@ -228,8 +237,8 @@ class ServiceCertificate(pulumi.ComponentResource):
             spec=tls.certificate_spec(svc.labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[issuer]),
         )
-        self.issuer_name = issuer.metadata["name"]
-        self.certificate_name = certificate.metadata["name"]
+        self.issuer_name = resource_name(issuer)
+        self.certificate_name = resource_name(certificate)
         self.secret_name = pulumi.Output.from_input(tls.secret_name)
         self.register_outputs({"issuer_name": self.issuer_name,
                                "certificate_name": self.certificate_name,

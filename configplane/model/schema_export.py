@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from configplane.model.document import StackDocument
 from configplane.model.outputs import StackOutputs
 
-GENERATED = {
+GENERATED: dict[str, tuple[type[BaseModel], str]] = {
     "stack.schema.json": (StackDocument, "configplane stack document"),
     "outputs.schema.json": (StackOutputs, "configplane stack outputs"),
 }

@@ -355,8 +355,8 @@ def _redact_entry(entry: Entry) -> Entry:
     def view(value: Any) -> Any:
         return None if value is None else _SPECS.spec(value, rel)
 
-    def hide(step: Step | None) -> Step | None:
-        return None if step is None else Step(step.layer, step.file, step.path, view(step.value),
-                                              step.line)
+    def hide(step: Step) -> Step:
+        return Step(step.layer, step.file, step.path, view(step.value), step.line)
 
-    return Entry(entry.path, view(entry.value), hide(entry.set_by), [hide(s) for s in entry.overrode])
+    return Entry(entry.path, view(entry.value), None if entry.set_by is None else hide(entry.set_by),
+                 [hide(s) for s in entry.overrode])

@@ -137,7 +137,8 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
     defaults_key = DEFAULTS_KEY if DEFAULTS_KEY in config else "defaults"
     spec = config.get(defaults_key)
     value = spec.get("value") if isinstance(spec, Mapping) and "value" in spec else spec
-    base: Any = value.get("services") if isinstance(value, Mapping) else None
+    value_map: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
+    base: Any = value_map.get("services")
     project_drops: list[int] = []
     if base is not None:
         if not isinstance(base, Mapping):
@@ -148,7 +149,7 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
             line = loaded.lines[(*prefix, name)]
             moved[f"{CATALOG_DIR}/{name}/{SERVICE_FILE}"] = _subtree_text(
                 project_lines, line - 1, base[name], f"{name}/{SERVICE_FILE}")
-        remaining = {k: v for k, v in value.items() if k != "services"}
+        remaining = {k: v for k, v in value_map.items() if k != "services"}
         if remaining:
             project_drops.append(loaded.lines[prefix] - 1)
         else:  # nothing but services: the whole configplane:defaults key goes
@@ -175,11 +176,12 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
             "services" if "services" in stack_config else None)
         if key is None:
             continue
-        services = stack_config[key]
-        if services is not None and not isinstance(services, Mapping):
+        raw_services = stack_config[key]
+        if raw_services is not None and not isinstance(raw_services, Mapping):
             raise MigrationError(f"{name_of_file}: `{SERVICES_KEY}` is not a mapping of service "
                                  "names. Fix: correct it first.")
-        for name in sorted(services or {}):
+        services: Mapping[str, Any] = raw_services or {}
+        for name in sorted(services):
             line = doc.lines[("config", key, name)]
             moved[f"{CATALOG_DIR}/{name}/{stack}.yaml"] = _subtree_text(
                 lines, line - 1, services[name], f"{name}/{stack}.yaml")

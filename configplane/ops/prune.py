@@ -7,7 +7,7 @@ never calls kubectl.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ class PruneDecision:
 
 
 def prune_decisions(generations: Iterable[Generation], current: Mapping[tuple[str, str], str],
-                    keep: int, used: set[tuple[str, str]] = frozenset()) -> list[PruneDecision]:
+                    keep: int, used: Set[tuple[str, str]] = frozenset()) -> list[PruneDecision]:
     """Per ConfigMap (namespace, base name): keep the current generation, the `keep` newest and
     any a workload still uses; everything older goes. Newest first within each group."""
     if keep < 1:

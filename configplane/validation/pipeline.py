@@ -81,7 +81,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     issues.extend(Issue(*problem) for problem in size_issues(inputs))
     if issues:
         raise InvalidStack(inputs.stack, issues)
-    return StackModel(inputs.stack, document.platform, services, resolved)  # type: ignore[arg-type]
+    return StackModel(inputs.stack, document.platform, services, resolved)
 
 
 def _pydantic_issue(error: Any, where: Any) -> Issue:

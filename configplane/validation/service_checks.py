@@ -128,8 +128,8 @@ class ServiceChecker:
         flags = None
         if svc.flags:
             problems = check_flags(svc.flags, self.schemas_dir)
-            for problem in problems:
-                self.fail([*base, "flags", *problem.path], problem.message)
+            for flag_problem in problems:
+                self.fail([*base, "flags", *flag_problem.path], flag_problem.message)
             if not problems:
                 flags = render_flags_configmap(name, svc.flags)
 

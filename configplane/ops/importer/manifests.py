@@ -36,7 +36,8 @@ def read_manifests(source: str, text: str) -> tuple[list[Entry], list[str]]:
             objects.extend(document.get("items") or [])  # `kubectl get cm,secret -o yaml`
         else:
             objects.append(document)
-    found, notes = [], []
+    found: list[Entry] = []
+    notes: list[str] = []
     for n, obj in enumerate(objects):
         if not isinstance(obj, Mapping) or "kind" not in obj:
             raise ImportProblem(f"{source}: document {n + 1} is not a Kubernetes object. Fix: "
