@@ -21,7 +21,13 @@ from configplane.offline.plan import (
     run_plan,
     run_program,
 )
-from configplane.offline.policyconfig import PolicyConfig, default_policy_config, load_policy_config_file
+from configplane.offline.policyconfig import (
+    PolicyConfig,
+    RawPolicy,
+    default_policy_config,
+    load_policy_config_file,
+    reconcile_policy_config,
+)
 from configplane.offline.results import (
     AnalyzedResource,
     PlannedResource,
@@ -53,6 +59,8 @@ __all__ = [
     "PolicyPackSession",
     "PolicyReport",
     "project_imports",
+    "RawPolicy",
+    "reconcile_policy_config",
     "redact",
     "Remediation",
     "RESOURCE_SIG",
