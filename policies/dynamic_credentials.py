@@ -20,6 +20,7 @@ from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
 from packlib import (
     UNKNOWN,
     Reporter,
+    as_mapping,
     config_schema,
     environment,
     for_types,
@@ -190,7 +191,7 @@ def dynamic_credential_refresh(args: StackValidationArgs,
             continue
         props = plain(r.props)
         label = resource_label(r.resource_type, r.name)
-        spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
+        spec = as_mapping(props.get("spec"))
         for ref in _generator_refs(spec):
             if ref.get("kind") != "VaultDynamicSecret":
                 continue

@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -263,10 +263,8 @@ def boundary() -> Iterator[None]:
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, RedactingStream):
-                try:
+                with suppress(OutputClosed, OSError, ValueError):
                     stream.flush()
-                except (OutputClosed, OSError, ValueError):
-                    pass
         if sys.stdin is not saved[0] and sys.stdin is not None:
             sys.stdin.close()
         sys.stdin, sys.stdout, sys.stderr = saved

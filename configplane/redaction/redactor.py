@@ -291,12 +291,12 @@ def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = ()) -
     elif isinstance(document, list):
         for item in document:
             found |= document_secrets(item, key, path)
-    elif document is not None and not isinstance(document, bool):
-        if (not is_name_slot(key) and detect(key, document)) or url_userinfo(document):
-            found.update(_strings_of(document))
-            info = url_userinfo(document)
-            if info:
-                found.add(info)
+    elif document is not None and not isinstance(document, bool) and (
+            (not is_name_slot(key) and detect(key, document)) or url_userinfo(document)):
+        found.update(_strings_of(document))
+        info = url_userinfo(document)
+        if info:
+            found.add(info)
     return found
 
 

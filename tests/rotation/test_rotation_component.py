@@ -56,7 +56,7 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registrations: dict[str, tuple[str, str, list[str]]] = {}
 
-    def RegisterResource(self, request):
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
         self.registrations[request.name] = (request.type, request.parent,
                                             list(request.dependencies))
