@@ -335,9 +335,15 @@ def _is_text(v: str) -> bool:
 
 def value_kind(value: str) -> str:
     """What a configuration value is: one of VALUE_KINDS. Only `literal`, `hex` and `uuid`
-    can be a secret by its key alone (and `number` a password)."""
+    can be a secret by its key alone (and `number` a password). One ordered decision, in two
+    halves: the first kind that fits wins."""
     v = _unquote(value)
     lower = v.lower()
+    return _kind_by_value(v, lower) or _kind_by_shape(v, lower)
+
+
+def _kind_by_value(v: str, lower: str) -> str | None:
+    """Values that say what they are: empty, boolean, number, date, reference, placeholder."""
     if not v or not any(c.isalnum() for c in v):
         return "empty"  # also YAML block indicators (`|`, `>-`) and bare punctuation
     if lower in _BOOL_NULL:
@@ -353,6 +359,12 @@ def value_kind(value: str) -> str:
         return "reference"
     if "example" in lower or len(set(v)) == 1 or _PLACEHOLDER.fullmatch(v):
         return "placeholder"
+    return None
+
+
+def _kind_by_shape(v: str, lower: str) -> str:
+    """A string by its shape: structured, URL, path, email, hash, hex, UUID, image, public key,
+    words; else a literal."""
     if v[0] in "{[" and v[-1] in "}]":
         return "structured"
     if _URL.fullmatch(v):

@@ -214,52 +214,9 @@ def boundary() -> Iterator[None]:
         try:
             yield
         finally:
-            try:
-                sys.stdout.flush()
-            except (OutputClosed, BrokenPipeError):
-                raise
-            except OSError as exc:
-                raise OutputClosed(f"standard output ({exc.strerror})") from None
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except click.Abort:
-        _say("Aborted!")
-        code = 1
-    except OutputClosed as exc:
-        _say(f"error: cannot write the output: {exc} is closed. Fix: run the command with "
-             "its output open (a terminal, a pipe or a file: `> out.json`).")
-        code = 1
-    except BrokenPipeError:
-        code = 1  # the reader went away (`| head`): nothing more to say
-    except _input_errors() as exc:
-        _say(f"error: {exc}")
-        code = 1
-    except UnicodeDecodeError as exc:
-        _say(f"error: an input file is not UTF-8 text (byte offset {exc.start}). Fix: save the "
-             "files as UTF-8.")
-        code = 1
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        _say(f"error: cannot access{where}: {exc.strerror or type(exc).__name__}. Fix: check "
-             "the path and its permissions.")
-        code = 1
-    except RecursionError:
-        _say("error: the input is nested too deeply to process. Fix: flatten the document.")
-        code = 1
-    except MemoryError:
-        _say("error: the input is too large to process. Fix: split or shrink the files.")
-        code = 1
-    except Exception as exc:  # noqa: BLE001 - the boundary: a bug, reported without values
-        if os.environ.get(DEBUG_ENV) == "1":
-            _say("".join(traceback.format_exception(exc)))
-        _say(f"error: internal error ({type(exc).__name__}); no values are shown. Fix: report "
-             f"it with the command line; run with {DEBUG_ENV}=1 for the traceback.")
-        code = 1
+            _flush_stdout()
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 - the boundary: every end has a code
+        code = _exit_code(exc)
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, RedactingStream):
@@ -271,6 +228,60 @@ def boundary() -> Iterator[None]:
         _ACTIVE = previous
     if code:
         raise SystemExit(code)
+
+
+def _flush_stdout() -> None:
+    """What the command printed goes out before the boundary closes; a closed stdout is an
+    OutputClosed (a reader gone away, BrokenPipeError, stays one)."""
+    try:
+        sys.stdout.flush()
+    except (OutputClosed, BrokenPipeError):
+        raise
+    except OSError as exc:
+        raise OutputClosed(f"standard output ({exc.strerror})") from None
+
+
+def _exit_code(exc: BaseException) -> int:
+    """How a command ended: its own exit, click's, or an error said once, cleanly."""
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, click.Abort):
+        _say("Aborted!")
+        return 1
+    if isinstance(exc, BrokenPipeError):
+        return 1  # the reader went away (`| head`): nothing more to say
+    _say(_error_message(exc))
+    return 1
+
+
+def _error_message(exc: BaseException) -> str:
+    """The one message for an error (checked in the order of specificity)."""
+    if isinstance(exc, OutputClosed):
+        return (f"error: cannot write the output: {exc} is closed. Fix: run the command with "
+                "its output open (a terminal, a pipe or a file: `> out.json`).")
+    if isinstance(exc, _input_errors()):
+        return f"error: {exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"error: an input file is not UTF-8 text (byte offset {exc.start}). Fix: save the "
+                "files as UTF-8.")
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return (f"error: cannot access{where}: {exc.strerror or type(exc).__name__}. Fix: check "
+                "the path and its permissions.")
+    if isinstance(exc, RecursionError):
+        return "error: the input is nested too deeply to process. Fix: flatten the document."
+    if isinstance(exc, MemoryError):
+        return "error: the input is too large to process. Fix: split or shrink the files."
+    # a bug, reported without values
+    if os.environ.get(DEBUG_ENV) == "1":
+        _say("".join(traceback.format_exception(exc)))
+    return (f"error: internal error ({type(exc).__name__}); no values are shown. Fix: report "
+            f"it with the command line; run with {DEBUG_ENV}=1 for the traceback.")
 
 
 class Verb(click.Command):

@@ -187,28 +187,32 @@ def configmap_refs(obj: Mapping[str, Any]) -> Iterator[ConfigMapRef]:
         return
     for group in ("initContainers", "containers"):
         for i, container in enumerate(spec.get(group) or []):
-            if not isinstance(container, dict):
-                continue
-            at = f"{spec_ptr}/{group}/{i}"
-            for j, source in enumerate(container.get("envFrom") or []):
-                name = ((source or {}).get("configMapRef") or {}).get("name")
-                if isinstance(name, str):
-                    yield ConfigMapRef(f"{at}/envFrom/{j}/configMapRef/name", name)
-            for j, var in enumerate(container.get("env") or []):
-                ref = (((var or {}).get("valueFrom") or {}).get("configMapKeyRef") or {})
-                if isinstance(ref.get("name"), str):
-                    yield ConfigMapRef(f"{at}/env/{j}/valueFrom/configMapKeyRef/name", ref["name"])
+            if isinstance(container, dict):
+                yield from _container_refs(container, f"{spec_ptr}/{group}/{i}")
     for k, volume in enumerate(spec.get("volumes") or []):
-        if not isinstance(volume, dict):
-            continue
-        name = (volume.get("configMap") or {}).get("name")
+        if isinstance(volume, dict):
+            yield from _volume_refs(volume, f"{spec_ptr}/volumes/{k}")
+
+
+def _container_refs(container: Mapping[str, Any], at: str) -> Iterator[ConfigMapRef]:
+    for j, source in enumerate(container.get("envFrom") or []):
+        name = ((source or {}).get("configMapRef") or {}).get("name")
         if isinstance(name, str):
-            yield ConfigMapRef(f"{spec_ptr}/volumes/{k}/configMap/name", name)
-        for m, source in enumerate((volume.get("projected") or {}).get("sources") or []):
-            name = ((source or {}).get("configMap") or {}).get("name")
-            if isinstance(name, str):
-                yield ConfigMapRef(f"{spec_ptr}/volumes/{k}/projected/sources/{m}/configMap/name",
-                                   name)
+            yield ConfigMapRef(f"{at}/envFrom/{j}/configMapRef/name", name)
+    for j, var in enumerate(container.get("env") or []):
+        ref = (((var or {}).get("valueFrom") or {}).get("configMapKeyRef") or {})
+        if isinstance(ref.get("name"), str):
+            yield ConfigMapRef(f"{at}/env/{j}/valueFrom/configMapKeyRef/name", ref["name"])
+
+
+def _volume_refs(volume: Mapping[str, Any], at: str) -> Iterator[ConfigMapRef]:
+    name = (volume.get("configMap") or {}).get("name")
+    if isinstance(name, str):
+        yield ConfigMapRef(f"{at}/configMap/name", name)
+    for m, source in enumerate((volume.get("projected") or {}).get("sources") or []):
+        name = ((source or {}).get("configMap") or {}).get("name")
+        if isinstance(name, str):
+            yield ConfigMapRef(f"{at}/projected/sources/{m}/configMap/name", name)
 
 
 def parse_workloads(text: str, source: str) -> list[dict[str, Any]]:

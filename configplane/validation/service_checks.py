@@ -25,6 +25,7 @@ from configplane.model import (
     PASSWORD_SUFFIX,
     Issue,
     RenderedConfigMap,
+    Rotation,
     SecretSpec,
     Service,
     ServiceModel,
@@ -80,26 +81,7 @@ class ServiceChecker:
     def check(self, name: str, svc: Service) -> ServiceModel:
         base = ["services", name]
         env = self.platform.environment
-        self._check_label(base, name, "service name")
-        namespace = svc.namespace or f"{name}-{env}"
-        self._check_label([*base, "namespace"], namespace, "namespace")
-        eso = self.platform.external_secrets
-        for key, problem in refs.reserved_name_problems(
-                name, namespace, controller_namespace=eso.controller_namespace,
-                controller_service_account=eso.controller_service_account):
-            self.fail(base if key == "name" else [*base, "namespace"], problem)
-        if any(s.store == "aws" for s in svc.secrets.values()):
-            for problem in refs.iam_role_name_problems(env, name):
-                self.fail(base, problem)
-            if self.platform.aws.eks_oidc_issuer is None:
-                self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
-                          "secrets in Secrets Manager, which its SecretStore reads through "
-                          "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
-                          "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
-                          "--query cluster.identity.oidc.issuer`).")
-        if any(s.rotation for s in svc.secrets.values()):
-            for problem in refs.rotation_name_problems(env, name):
-                self.fail(base, problem)
+        namespace = self._check_names(base, name, svc)
 
         app = self._app_validator(base, svc.app_schema)
         self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
@@ -244,6 +226,32 @@ class ServiceChecker:
             self.fail(path, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
                       f"allows {contract.MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
 
+    def _check_names(self, base: list[str], name: str, svc: Service) -> str:
+        """The names derived from the service's (its namespace, IAM role and rotation names);
+        the namespace."""
+        env = self.platform.environment
+        self._check_label(base, name, "service name")
+        namespace = svc.namespace or f"{name}-{env}"
+        self._check_label([*base, "namespace"], namespace, "namespace")
+        eso = self.platform.external_secrets
+        for key, problem in refs.reserved_name_problems(
+                name, namespace, controller_namespace=eso.controller_namespace,
+                controller_service_account=eso.controller_service_account):
+            self.fail(base if key == "name" else [*base, "namespace"], problem)
+        if any(s.store == "aws" for s in svc.secrets.values()):
+            for problem in refs.iam_role_name_problems(env, name):
+                self.fail(base, problem)
+            if self.platform.aws.eks_oidc_issuer is None:
+                self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
+                          "secrets in Secrets Manager, which its SecretStore reads through "
+                          "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
+                          "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
+                          "--query cluster.identity.oidc.issuer`).")
+        if any(s.rotation for s in svc.secrets.values()):
+            for problem in refs.rotation_name_problems(env, name):
+                self.fail(base, problem)
+        return namespace
+
     def _check_secret(self, path: list[str], service: str, key: str, secret: SecretSpec) -> None:
         if not DATA_KEY.fullmatch(key):
             self.fail(path, "secret names become Kubernetes Secret keys: letters, digits, '-', "
@@ -258,16 +266,7 @@ class ServiceChecker:
         if secret.source == "secure" and secret.config_key:
             self._check_secure_key([*path, "config_key"], secret.config_key)
         if secret.source == "reference" and secret.ref:
-            aws = self.platform.aws
-            try:
-                if secret.store == "vault":
-                    refs.parse_vault_ref(secret.ref, service)
-                else:
-                    refs.check_service_secret_arn(
-                        secret.ref, account=aws.account_id, region=aws.region,
-                        environment=self.platform.environment, service=service)
-            except refs.RefError as e:
-                self.fail([*path, "ref"], str(e))
+            self._check_reference([*path, "ref"], service, secret.store, secret.ref)
         if secret.database is not None and secret.store != "aws":
             self.fail([*path, "database"], "`database` describes a Secrets Manager database "
                       "secret (the JSON rotation reads). Fix: set store: aws, or remove it.")
@@ -286,33 +285,50 @@ class ServiceChecker:
                       "secret; this one is not generated or its rotation Lambda owns it. Fix: "
                       "remove it (rotated secrets follow platform.rotation.schedule_days).")
         if secret.rotation and secret.source != "dynamic":  # dynamic: dynamic_credentials
-            rotation = secret.rotation
-            if secret.store != "aws" or secret.source == "reference":
-                self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
-                          "keeps in AWS Secrets Manager. Fix: set store: aws (not a reference).")
-            network = self.platform.rotation
-            if rotation.strategy.startswith("postgres") and not (
-                network.subnet_ids and network.security_group_ids
-            ):
-                self.fail([*path, "rotation", "strategy"], f"strategy {rotation.strategy} runs the "
-                          "rotation Lambda in the database's network. Fix: set "
-                          "platform.rotation.subnet_ids and security_group_ids.")
-            if rotation.strategy.startswith("postgres") and secret.database is None:
-                self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
-                          "(host, port, dbname, username). Fix: add it.")
-            if rotation.master_secret_arn:
-                aws = self.platform.aws
-                try:
-                    refs.check_master_secret_arn(
-                        rotation.master_secret_arn, account=aws.account_id, region=aws.region,
-                        environment=self.platform.environment, service=service)
-                except refs.RefError as e:
-                    self.fail([*path, "rotation", "master_secret_arn"], str(e))
-            if (rotation.strategy == "postgres-alternating-users") != bool(
-                rotation.master_secret_arn
-            ):
-                self.fail([*path, "rotation", "master_secret_arn"], "master_secret_arn is needed "
-                          "by postgres-alternating-users and only by it. Fix: add or remove it.")
+            self._check_rotation(path, service, secret, secret.rotation)
+
+    def _check_reference(self, path: list[str], service: str, store: str, ref: str) -> None:
+        """A reference names a secret of this service, in its environment's store."""
+        aws = self.platform.aws
+        try:
+            if store == "vault":
+                refs.parse_vault_ref(ref, service)
+            else:
+                refs.check_service_secret_arn(
+                    ref, account=aws.account_id, region=aws.region,
+                    environment=self.platform.environment, service=service)
+        except refs.RefError as e:
+            self.fail(path, str(e))
+
+    def _check_rotation(self, path: list[str], service: str, secret: SecretSpec,
+                        rotation: Rotation) -> None:
+        """A managed rotation: a Secrets Manager secret, with what its strategy needs."""
+        if secret.store != "aws" or secret.source == "reference":
+            self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
+                      "keeps in AWS Secrets Manager. Fix: set store: aws (not a reference).")
+        network = self.platform.rotation
+        if rotation.strategy.startswith("postgres") and not (
+            network.subnet_ids and network.security_group_ids
+        ):
+            self.fail([*path, "rotation", "strategy"], f"strategy {rotation.strategy} runs the "
+                      "rotation Lambda in the database's network. Fix: set "
+                      "platform.rotation.subnet_ids and security_group_ids.")
+        if rotation.strategy.startswith("postgres") and secret.database is None:
+            self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
+                      "(host, port, dbname, username). Fix: add it.")
+        if rotation.master_secret_arn:
+            aws = self.platform.aws
+            try:
+                refs.check_master_secret_arn(
+                    rotation.master_secret_arn, account=aws.account_id, region=aws.region,
+                    environment=self.platform.environment, service=service)
+            except refs.RefError as e:
+                self.fail([*path, "rotation", "master_secret_arn"], str(e))
+        if (rotation.strategy == "postgres-alternating-users") != bool(
+            rotation.master_secret_arn
+        ):
+            self.fail([*path, "rotation", "master_secret_arn"], "master_secret_arn is needed "
+                      "by postgres-alternating-users and only by it. Fix: add or remove it.")
 
     def _check_secure_key(self, path: list[str], config_key: str) -> None:
         full = f"{NAMESPACE}:{config_key}"

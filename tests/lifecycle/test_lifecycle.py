@@ -35,6 +35,7 @@ from configplane.offline import run_plan
 from configplane.redaction import is_secret_wrapper
 from tests.catalog_compat import edit_stack
 from tests.lifecycle import eso
+from tests.projects import sample_plan
 
 ident, literal = pg8000.native.identifier, pg8000.native.literal
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "services" / "http-api.schema.json"
@@ -183,8 +184,7 @@ def test_vendored_crd_is_the_pinned_one_and_serves_v1_only():
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_every_planned_external_secret_is_admitted_by_the_crd(stack):
-    from tests.conftest import REPO
-    plan = run_plan(REPO, stack)
+    plan = sample_plan(stack)
     planned = [unwrap(r.inputs) for r in plan.resources
                if r.type == "kubernetes:external-secrets.io/v1:ExternalSecret"]
     # one per service with static secrets, one per dynamic login

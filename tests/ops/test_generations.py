@@ -31,6 +31,7 @@ from configplane.ops import Generation, parse_configmaps, prune_decisions
 from configplane.validation import load_stack
 from tests.ci import tool
 from tests.conftest import REPO
+from tests.projects import sample_plan
 
 CM_URN = ("urn:pulumi:dev::configplane::configplane:config:ServiceConfig$"
           "kubernetes:core/v1:ConfigMap::api-config-config")
@@ -70,7 +71,7 @@ def test_old_generation_survives_a_config_change(project: Path):
 
 
 def test_generation_configmaps_and_only_they_are_retained():
-    plan = run_plan(REPO, "dev")
+    plan = sample_plan("dev")
     retained = sorted(r.name for r in plan.resources if r.options["retainOnDelete"])
     assert retained == ["api-config-config", "web-config-config", "worker-config-config",
                         "worker-config-tenant-acme", "worker-config-tenant-globex"]
@@ -102,7 +103,7 @@ def test_plan_json_shows_resource_options():
 
 
 def test_reloader_annotations_go_on_the_workload_and_checksum_on_the_pod_template():
-    plan = run_plan(REPO, "dev")
+    plan = sample_plan("dev")
     model = load_stack(read_stack_files(REPO, "dev"))
     for name, out in plan.outputs["services"].items():
         assert out["workload_annotations"] == {"reloader.stakater.com/search": "true"}
@@ -511,7 +512,7 @@ def test_help_has_an_example(verb: str):
 def test_the_pack_receives_the_options_the_engine_sends():
     from configplane.offline import ResourceOptions, analyzed_resources
 
-    analyzed = {r.urn_name: r for r in analyzed_resources(run_plan(REPO, "dev"))}
+    analyzed = {r.urn_name: r for r in analyzed_resources(sample_plan("dev"))}
     assert analyzed["api-config-config"].options == ResourceOptions(delete_before_replace=False)
     assert analyzed["api-aws-database-password-initial"].options == ResourceOptions(
         ignore_changes=("versionStages", "secretStringWo", "secretStringWoVersion"))

@@ -1,4 +1,6 @@
-"""The real program's plans through the real pack, with each environment's policy config."""
+"""The real program's plans through the real pack, with each environment's policy config: the
+pack in its own process, over the Analyzer protocol, as the Pulumi CLI runs it (every other
+test of tests/policies/ calls it in-process)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from configplane.model import InvalidStack
 from configplane.offline import PolicyConfigError, analyzed_resources, run_plan, run_policy_pack
 from tests.catalog_compat import edit_stack
 from tests.policies.builders import CANARY, pack_module
-from tests.policies.conftest import PACK, PROJECT, REPO, found
-from tests.projects import copy_project
+from tests.policies.conftest import PACK, PROJECT, found
+from tests.projects import copy_project, sample_plan
 
 STACKS = ("dev", "staging", "prod")
 STRICT_IN_DEV = {"no-plaintext-secret-in-config", "no-secret-in-stack-outputs",
@@ -27,9 +29,9 @@ ALL_POLICIES = STRICT_IN_DEV | {
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_sample_stack_has_no_violations(pack_for, stack):
-    plan = run_plan(REPO, stack)
-    report = pack_for(stack, stack).run(analyzed_resources(plan))
+def test_sample_stack_has_no_violations(pack_process_for, stack):
+    plan = sample_plan(stack)
+    report = pack_process_for(stack, stack).run(analyzed_resources(plan))
     assert found(report) == []
     levels = {p.name: p.enforcement_level for p in report.policies}
     assert levels == {name: "mandatory" if stack != "dev" or name in STRICT_IN_DEV else "advisory"
@@ -63,13 +65,13 @@ def test_validate_refuses_the_leaky_stack_first(leaky_project):
     assert CANARY not in str(e.value) and AWS_KEY_ID not in str(e.value)
 
 
-def test_credential_in_service_config_is_refused(pack_for, leaky_project, detector_rules,
+def test_credential_in_service_config_is_refused(pack_process_for, leaky_project, detector_rules,
                                                  monkeypatch):
     # The pack is the second line: with validate's content check switched off (as a program
     # built around it would be), the pack still refuses the plan.
     monkeypatch.setattr("configplane.validation.stack_checks._plaintext_in_layer", lambda file, document: [])
     plan = run_plan(leaky_project, "prod")
-    report = pack_for("prod", "prod").run(analyzed_resources(plan))
+    report = pack_process_for("prod", "prod").run(analyzed_resources(plan))
     secrets = pack_module("plaintext_secrets")
     why = (f"Why: {secrets.WHY_CONFIGMAP}. Fix: {secrets.FIX_CONFIGMAP}, "
            f"{secrets.ROTATE_OR_PLACEHOLDER}")

@@ -127,33 +127,8 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     project = read_project_file(project_dir)
     defaults = _existing_base(project_dir, service)
     inherited = defaults.get("app_schema")
-    schema_name = app_schema or inherited
-    schemas = project_dir / "schemas" / "services"
-    available = sorted(p.name.removesuffix(".schema.json") for p in schemas.glob("*.schema.json"))
-    if schema_name is None:
-        raise ImportProblem(f"service `{service}` is new: it needs --app-schema. Fix: use one of "
-                            f"{', '.join(available)}.")
-    schema_file = schemas / f"{schema_name}.schema.json"
-    if not re.fullmatch(DNS_LABEL, schema_name) or not schema_file.is_file():
-        raise ImportProblem(f"unknown app schema `{schema_name}`. Fix: use one of "
-                            f"{', '.join(available)} or add schemas/services/{schema_name}.schema.json.")
-    schema = json.loads(schema_file.read_text())
-
-    found: list[Entry] = []
-    notes: list[str] = []
-    for source in sources:
-        entries, skipped = read_input(source)
-        found.extend(entries)
-        notes.extend(skipped)
-    seen: dict[str, str] = {}
-    for entry in found:
-        if entry.key in seen:
-            raise ImportProblem(f"{entry.key} is in both {seen[entry.key]} and {entry.origin}. "
-                                "Fix: remove one of them, or import them separately.")
-        seen[entry.key] = entry.origin
-        if not re.fullmatch(CONFIGMAP_DATA_KEY, entry.key):
-            raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
-                                "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
+    schema_name, schema = _app_schema(project_dir, service, app_schema or inherited)
+    found, notes = _read_entries(sources)
 
     detector = load_detector()
     config: dict[str, Any] = {}
@@ -171,20 +146,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                                       entry.source, reason))
     del found  # plaintext ends here; everything below holds names only
 
-    declarations: dict[str, dict[str, Any]] = {}
-    for secret in secrets:
-        full = f"{NAMESPACE}:{secret.config_key}"
-        declared = project.declarations.get(full)
-        if declared is not None and not (declared.secret and declared.type):
-            raise ImportProblem(f"{PROJECT_FILE}: `{full}` is already declared without `type` and "
-                                "`secret: true`. Fix: add them, then import again.")
-        if full in declarations:
-            raise ImportProblem(f"{secret.key} and another key both map to `{full}`. Fix: rename one.")
-        if declared is None:
-            declarations[full] = {"type": "string", "secret": True,
-                                  "description": f"{secret.key} of the {service} service "
-                                                 f"(imported from {secret.origin})"}
-
+    declarations = _declarations(project.declarations, service, secrets)
     databases, delivered = _database_secrets(service, schema, config, secrets, notes)
     section: dict[str, Any] = {}
     if app_schema is not None and app_schema != inherited:
@@ -201,6 +163,60 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     notes.extend(_schema_notes(schema_name, schema, {**(defaults.get("config") or {}), **config},
                                delivered))
     return ImportProposal(service, stack, schema_name, section, declarations, secrets, notes)
+
+
+def _app_schema(project_dir: Path, service: str, schema_name: str | None) -> tuple[str, Any]:
+    """The app schema the service is imported against (--app-schema, else its base's)."""
+    schemas = project_dir / "schemas" / "services"
+    available = sorted(p.name.removesuffix(".schema.json") for p in schemas.glob("*.schema.json"))
+    if schema_name is None:
+        raise ImportProblem(f"service `{service}` is new: it needs --app-schema. Fix: use one of "
+                            f"{', '.join(available)}.")
+    schema_file = schemas / f"{schema_name}.schema.json"
+    if not re.fullmatch(DNS_LABEL, schema_name) or not schema_file.is_file():
+        raise ImportProblem(f"unknown app schema `{schema_name}`. Fix: use one of "
+                            f"{', '.join(available)} or add schemas/services/{schema_name}.schema.json.")
+    return schema_name, json.loads(schema_file.read_text())
+
+
+def _read_entries(sources: list[str]) -> tuple[list[Entry], list[str]]:
+    """Every key of every source (each key once, each a valid ConfigMap key), and the notes
+    on what was skipped."""
+    found: list[Entry] = []
+    notes: list[str] = []
+    for source in sources:
+        entries, skipped = read_input(source)
+        found.extend(entries)
+        notes.extend(skipped)
+    seen: dict[str, str] = {}
+    for entry in found:
+        if entry.key in seen:
+            raise ImportProblem(f"{entry.key} is in both {seen[entry.key]} and {entry.origin}. "
+                                "Fix: remove one of them, or import them separately.")
+        seen[entry.key] = entry.origin
+        if not re.fullmatch(CONFIGMAP_DATA_KEY, entry.key):
+            raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
+                                "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
+    return found, notes
+
+
+def _declarations(existing: Mapping[str, Any], service: str,
+                  secrets: list[ImportedSecret]) -> dict[str, dict[str, Any]]:
+    """The `secret: true` declarations Pulumi.yaml needs for the imported secrets."""
+    declarations: dict[str, dict[str, Any]] = {}
+    for secret in secrets:
+        full = f"{NAMESPACE}:{secret.config_key}"
+        declared = existing.get(full)
+        if declared is not None and not (declared.secret and declared.type):
+            raise ImportProblem(f"{PROJECT_FILE}: `{full}` is already declared without `type` and "
+                                "`secret: true`. Fix: add them, then import again.")
+        if full in declarations:
+            raise ImportProblem(f"{secret.key} and another key both map to `{full}`. Fix: rename one.")
+        if declared is None:
+            declarations[full] = {"type": "string", "secret": True,
+                                  "description": f"{secret.key} of the {service} service "
+                                                 f"(imported from {secret.origin})"}
+    return declarations
 
 
 _TYPES = {"integer": int, "number": float, "boolean": bool}
