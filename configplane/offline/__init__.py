@@ -14,6 +14,7 @@ from configplane.offline.marshal import (
 from configplane.offline.plan import (
     Plan,
     PlanMocks,
+    RecordingMonitor,
     analyzed_resources,
     plan_config,
     project_imports,
@@ -60,6 +61,7 @@ __all__ = [
     "PolicyReport",
     "project_imports",
     "RawPolicy",
+    "RecordingMonitor",
     "reconcile_policy_config",
     "redact",
     "Remediation",

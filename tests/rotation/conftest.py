@@ -96,6 +96,9 @@ class Aws:
         self.leaks = leaks
         self.sm = boto3.client("secretsmanager", region_name=REGION)
         self.run_handler = True  # False: rotate_secret only stages AWSPENDING
+        # A step after which the function dies (a timeout, the runtime killed) once its work
+        # is done: Secrets Manager sees that invocation fail.
+        self.crash_after: str | None = None
         self.events: list[dict] = []
         self.errors: list[BaseException] = []
         self._failed = False
@@ -120,6 +123,8 @@ class Aws:
             return b""
         try:
             handler.lambda_handler(event, None)
+            if event["Step"] == self.crash_after:
+                raise RuntimeError("the function was stopped")
         except Exception as exc:  # noqa: BLE001 - as Lambda: any failure fails the invocation
             self._failed = True
             self.errors.append(exc)
