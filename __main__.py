@@ -36,7 +36,7 @@ from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
 from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
-from configplane import refs
+from configplane import ownership, refs
 from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELOADER_SEARCH_ANNOTATION
 from configplane.durations import seconds
 from configplane.inputs import NAMESPACE, StackFileError, read_inputs, runtime_values
@@ -135,7 +135,7 @@ def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
             svc, aws_settings, aws_env.key.arn if aws_env.key else None))
     # the role's ARN as IAM builds it from its fixed name: known in preview, for the pack
     role_arn = refs.iam_role_arn(aws_settings.account_id,
-                                 refs.iam_role_name(svc.environment, name))
+                                 ownership.iam_role_name(svc.environment, name))
     access = ServiceAccess(f"{name}-access", ServiceAccessArgs(
         svc, cfg.namespace, configmaps,
         annotations={IRSA_ROLE_ANNOTATION: role_arn} if identity else {}))

@@ -206,16 +206,19 @@ def generate(target: Path, n: int, layout: str = "catalog") -> Path:
         shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
 
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
-    services, declarations = {}, {}
+    services, declarations, granted = {}, {}, {}
     for i in range(n):
         spec, secure = service_defaults(i)
         services[service_name(i)] = spec
         for key in secure:
             declarations[f"configplane:{key}"] = {"type": "string", "secret": True}
+        if secure:  # the platform grants each service its own keys (docs/security.md)
+            granted[service_name(i)] = secure
     for key in platform_secure_keys():  # the sample platform's own (database root logins)
         declarations[f"configplane:{key}"] = {"type": "string", "secret": True}
     defaults = project["config"]["configplane:defaults"]["value"]
-    value: dict[str, Any] = {"platform": defaults["platform"]}
+    value: dict[str, Any] = {"platform": {**defaults["platform"],
+                                          "grants": {"secure_keys": granted}}}
     if layout == "config":
         value["services"] = services
     project["config"] = {**declarations, "configplane:defaults": {"value": value}}

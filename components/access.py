@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from configplane.model import ServiceModel
+from configplane.ownership import config_reader_role
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ServiceAccess(pulumi.ComponentResource):
         )
         role = k8s.rbac.v1.Role(
             f"{name}-role",
-            metadata={"name": f"{svc.name}-config-reader", **metadata},
+            metadata={"name": config_reader_role(svc.name), **metadata},
             rules=[
                 {"api_groups": [""], "resources": ["configmaps"],
                  "resource_names": sorted(args.configmap_names), "verbs": ["get"]},
@@ -48,7 +49,7 @@ class ServiceAccess(pulumi.ComponentResource):
         )
         k8s.rbac.v1.RoleBinding(
             f"{name}-role-binding",
-            metadata={"name": f"{svc.name}-config-reader", **metadata},
+            metadata={"name": config_reader_role(svc.name), **metadata},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role",
                       "name": role.metadata.name},
             subjects=[{"kind": "ServiceAccount", "name": self.service_account.metadata.name,

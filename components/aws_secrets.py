@@ -19,8 +19,9 @@ import pulumi_aws as aws
 
 from components import as_secret
 from components.rotation import rotation_tags
-from configplane.contract import MANAGED_BY, secret_resource_name
+from configplane.contract import MANAGED_BY
 from configplane.model import AwsSettings, SecretSpec, ServiceModel, ServiceVersions
+from configplane.ownership import kms_alias, secret_resource_name
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
             )
             aws.kms.Alias(
                 f"{name}-kms-alias",
-                name=f"alias/configplane-{args.environment}-secrets",
+                name=kms_alias(args.environment),
                 target_key_id=self.key.key_id,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -15,7 +15,6 @@ import pulumi_vault as vault
 from pulumi_kubernetes.apiextensions import CustomResource
 
 from components import as_secret
-from configplane.contract import database_policy_name
 from configplane.durations import seconds
 from configplane.model import (
     AUDIENCE,
@@ -23,11 +22,10 @@ from configplane.model import (
     DatabaseEngineSettings,
     DynamicModel,
     ServiceModel,
-    auth_role,
     database_mount,
     policy_hcl,
-    slug,
 )
+from configplane.ownership import database_auth_role, database_policy_name, slug
 
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
 
@@ -128,7 +126,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
         role = vault.kubernetes.AuthBackendRole(
             f"{name}-auth-role",
             backend=args.kubernetes_auth_backend,
-            role_name=auth_role(svc.name),
+            role_name=database_auth_role(svc.name),
             bound_service_account_names=[svc.service_account],
             bound_service_account_namespaces=[svc.namespace],
             audience=AUDIENCE,
@@ -158,7 +156,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
                 kind="VaultDynamicSecret",
                 metadata={"name": plan.generator_name, **metadata},
                 spec=plan.generator_spec(args.vault_address, args.kubernetes_auth_path,
-                                         auth_role(svc.name), svc.service_account),
+                                         database_auth_role(svc.name), svc.service_account),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
             )
             CustomResource(

@@ -21,6 +21,7 @@ from pulumi_kubernetes.apiextensions import CustomResource
 from components import resource_name
 from configplane.contract import RELOADER_MATCH_ANNOTATION
 from configplane.model import TEMPLATE_ENGINE, Platform, ServiceModel, external_secret_sources
+from configplane.ownership import external_secret_name, secret_store_name
 from configplane.refs import VAULT_AUDIENCE
 
 API_VERSION = "external-secrets.io/v1"  # v1beta1 is no longer served since ESO 0.17
@@ -58,7 +59,7 @@ class ServiceSecretStores(pulumi.ComponentResource):
                 f"{name}-vault",
                 api_version=API_VERSION,
                 kind=STORE_KIND,
-                metadata=self._metadata(args, f"{svc.name}-vault"),
+                metadata=self._metadata(args, secret_store_name(svc.name, "vault")),
                 spec={"provider": {"vault": {
                     "server": platform.vault.address,
                     "path": args.vault_mount,
@@ -77,7 +78,7 @@ class ServiceSecretStores(pulumi.ComponentResource):
                 f"{name}-aws",
                 api_version=API_VERSION,
                 kind=STORE_KIND,
-                metadata=self._metadata(args, f"{svc.name}-aws-secretsmanager"),
+                metadata=self._metadata(args, secret_store_name(svc.name, "aws")),
                 spec={"provider": {"aws": {
                     "service": "SecretsManager",
                     "region": platform.aws.region,
@@ -123,7 +124,8 @@ class ServiceExternalSecret(pulumi.ComponentResource):
             f"{name}-external-secret",
             api_version=API_VERSION,
             kind="ExternalSecret",
-            metadata={"name": svc.name, "namespace": args.namespace, "labels": dict(svc.labels)},
+            metadata={"name": external_secret_name(svc.name), "namespace": args.namespace,
+                      "labels": dict(svc.labels)},
             spec={
                 "refreshInterval": args.refresh_interval,
                 "secretStoreRef": {"kind": STORE_KIND, "name": default_store},

@@ -25,6 +25,7 @@ from configplane.model import (
     pki_root_mount,
     pki_urls,
 )
+from configplane.ownership import ca_issuer_name
 
 
 class CaKey(TypedDict):
@@ -88,7 +89,7 @@ class PkiEnvironment(pulumi.ComponentResource):
                 f"{name}-issuer",
                 backend=mount.path,
                 issuer_ref=signed.imported_issuers.apply(lambda ids: ids[0] if ids else None),
-                issuer_name=f"{env}-intermediate",
+                issuer_name=ca_issuer_name(env, "intermediate"),
                 leaf_not_after_behavior="err",  # never issue past the CA's own expiry
                 opts=child,
             )
@@ -125,7 +126,7 @@ class PkiEnvironment(pulumi.ComponentResource):
             common_name=f"{platform.part_of} {env} root CA",
             organization=pki.organization,
             ttl=str(seconds(pki.root_ttl)),
-            issuer_name=f"{env}-root",
+            issuer_name=ca_issuer_name(env, "root"),
             exclude_cn_from_sans=True,
             **CA_KEY,
             opts=child,

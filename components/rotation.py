@@ -33,7 +33,7 @@ from configplane.contract import (
     ROTATION_TAG_PREFIX,
 )
 from configplane.model import rotation_problems
-from configplane.refs import rotation_function_name, rotation_name_problems
+from configplane.ownership import name_length_problems, rotation_function_name
 
 LAMBDA_DIR = Path(__file__).resolve().parents[1] / "lambdas" / "rotation"
 RUNTIME = "python3.13"
@@ -181,7 +181,8 @@ class SecretRotatorArgs:
         problems = [(f"secrets[{where[7:]!r}]: " if where.startswith("secret:") else "") + p
                     for where, p in found]
         if self.service is not None:
-            problems += rotation_name_problems(self.environment, self.service)
+            problems += name_length_problems(self.environment, self.service, aws=False,
+                                             rotated=True)
         if problems:
             raise ValueError("SecretRotatorArgs: " + "; ".join(problems))
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from configplane.contract import secret_resource_name
 from configplane.model import ServiceModel, ServiceVersions
+from configplane.ownership import secret_resource_name
 
 
 @dataclass(frozen=True)

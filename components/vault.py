@@ -13,6 +13,7 @@ import pulumi_vault as vault
 
 from components import as_secret
 from configplane.model import ServiceModel, ServiceVersions, VaultSettings
+from configplane.ownership import vault_role
 from configplane.refs import VAULT_AUDIENCE
 
 
@@ -104,7 +105,7 @@ class VaultService(pulumi.ComponentResource):
         role = vault.kubernetes.AuthBackendRole(
             f"{name}-role",
             backend=env.auth_path,
-            role_name=svc.name,
+            role_name=vault_role(svc.name),
             bound_service_account_names=[svc.service_account],
             bound_service_account_namespaces=[svc.namespace],
             token_policies=[self.policy.name],

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from configplane import refs
+from configplane import ownership, refs
 from configplane.model import AwsSettings, ServiceModel
 
 READ_ACTIONS = ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"]
@@ -33,7 +33,7 @@ def trust_policy(issuer: str, account: str, namespace: str, service_account: str
         "Principal": {"Federated": refs.oidc_provider_arn(issuer, account)},
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {
-            f"{host}:sub": refs.service_account_subject(namespace, service_account),
+            f"{host}:sub": ownership.service_account_subject(namespace, service_account),
             f"{host}:aud": STS_AUDIENCE,
         }},
     }]}
@@ -96,7 +96,7 @@ class SecretReaderRole(pulumi.ComponentResource):
                     settings.region, settings.account_id, svc.aws_secret_name(key)))
         role = aws.iam.Role(
             f"{name}-role",
-            name=refs.iam_role_name(svc.environment, svc.name),
+            name=ownership.iam_role_name(svc.environment, svc.name),
             description=f"External Secrets reads {svc.name}'s Secrets Manager secrets "
                         f"({svc.environment}) as its service account",
             assume_role_policy=json.dumps(trust_policy(

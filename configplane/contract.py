@@ -75,40 +75,8 @@ DATABASE_ROTATION_STRATEGIES = ("postgres-single-user", "postgres-alternating-us
 REDACTED = "[secret]"
 
 # --- names the program gives and the pack recognises --------------------------------------
-
-
-def secret_resource_name(key: str) -> str:
-    """How a secret's key names its resources: `DATABASE_URL` -> `database-url`."""
-    return key.lower().replace("_", "-")
-
-
-READ_POLICY_SUFFIX = "-read"
-PKI_POLICY_SUFFIX = "-pki"
-DATABASE_POLICY_SUFFIX = "-database"
-
-
-def read_policy_name(environment: str, service: str) -> str:
-    """The Vault policy that lets one service read its own KV secrets."""
-    return f"{environment}-{service}{READ_POLICY_SUFFIX}"
-
-
-def pki_policy_name(environment: str, service: str) -> str:
-    """The Vault policy that lets one service's Issuer sign its own certificates."""
-    return f"{environment}-{service}{PKI_POLICY_SUFFIX}"
-
-
-def database_policy_name(environment: str, service: str) -> str:
-    """The Vault policy that lets one service read its own dynamic database credentials."""
-    return f"{environment}-{service}{DATABASE_POLICY_SUFFIX}"
-
-
-def policy_service(name: object, environment: str, suffix: str) -> str | None:
-    """The service a Vault policy name `<environment>-<service><suffix>` belongs to, or None:
-    the inverse of read_policy_name, pki_policy_name and database_policy_name."""
-    service = DNS_LABEL[1:-1]  # the label without its anchors
-    m = re.fullmatch(rf"{re.escape(environment)}-(?P<svc>{service}){re.escape(suffix)}",
-                     str(name or ""))
-    return m.group("svc") if m else None
+# Derived names (policies, roles, paths, secret names) live in configplane/ownership.py, with
+# their owner.
 
 
 # --- dynamic database logins: what a generated role may never be granted ------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f",
@@ -36,21 +37,6 @@ VAULT_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 VAULT_PROPERTY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # contract.DNS_LABEL, unanchored (pinned)
 MAX_MOUNT_LENGTH = 128
-IAM_ROLE_NAME_MAX = 64  # AWS's limit on a role name
-
-
-def secret_prefix(environment: str, service: str) -> str:
-    """Where configplane keeps a service's Secrets Manager secrets (ServiceModel.aws_secret_name)."""
-    return f"configplane/{environment}/{service}/"
-
-
-def owner_of_secret_name(name: str, environment: str) -> str | None:
-    """The service a Secrets Manager secret name belongs to, by configplane's layout."""
-    prefix = f"configplane/{environment}/"
-    if not name.startswith(prefix):
-        return None
-    service = name[len(prefix):].split("/", 1)[0]
-    return service or None
 
 
 # --- Vault -------------------------------------------------------------------------------------
@@ -94,7 +80,8 @@ def vault_path_problems(path: str, what: str) -> list[str]:
 
 
 def parse_vault_ref(ref: str, service: str) -> VaultRef:
-    """`<path>#<property>` whose path is the service's own (`<service>` or below)."""
+    """`<path>#<property>` whose path is below `service`: the root of the service's own KV
+    paths (ownership.vault_path)."""
     path, sep, prop = ref.partition("#")
     if not sep or "#" in prop:
         raise RefError("a Vault reference is `<path>#<property>` with one `#`. Fix: use the "
@@ -189,11 +176,10 @@ def parse_secret_arn(text: str, *, account: str, region: str) -> SecretArn:
     return SecretArn(arn, name)
 
 
-def check_service_secret_arn(text: str, *, account: str, region: str, environment: str,
-                             service: str) -> SecretArn:
-    """A reference to a secret that must be the service's own: under its prefix."""
+def check_service_secret_arn(text: str, *, account: str, region: str, prefix: str) -> SecretArn:
+    """A reference to a secret that must be the service's own: under its `prefix`
+    (ownership.secret_prefix)."""
     secret = parse_secret_arn(text, account=account, region=region)
-    prefix = secret_prefix(environment, service)
     if not secret.name.startswith(prefix) or len(secret.name) == len(prefix):
         raise RefError(f"the secret is not the service's own: a service reads only secrets "
                        f"named `{prefix}...`. Fix: keep the secret under `{prefix}` (or declare "
@@ -201,12 +187,12 @@ def check_service_secret_arn(text: str, *, account: str, region: str, environmen
     return secret
 
 
-def check_master_secret_arn(text: str, *, account: str, region: str, environment: str,
-                            service: str) -> SecretArn:
+def check_master_secret_arn(text: str, *, account: str, region: str, service: str,
+                            owner_of: Callable[[str], str | None]) -> SecretArn:
     """A rotation's master credential: this stack's account and region, and not another
-    service's secret."""
+    service's secret (`owner_of`: the service a secret name belongs to, by ownership)."""
     secret = parse_secret_arn(text, account=account, region=region)
-    owner = owner_of_secret_name(secret.name, environment)
+    owner = owner_of(secret.name)
     if owner is not None and owner != service:
         raise RefError(f"the master secret is service {owner}'s secret: the rotation of "
                        f"{service} would read it. Fix: name the database's own master secret "
@@ -222,54 +208,6 @@ def label_problems(value: str, what: str) -> list[str]:
         return [f"{what} is not an RFC 1123 label (lowercase letters, digits and '-', starting "
                 "and ending alphanumeric, at most 63 characters). Fix: rename it."]
     return []
-
-
-def iam_role_name(environment: str, service: str) -> str:
-    """The per-service IAM role ESO assumes (IRSA) to read the service's Secrets Manager secrets."""
-    return f"configplane-{environment}-{service}-secrets"
-
-
-LAMBDA_NAME_MAX = 64
-
-
-def rotation_function_name(environment: str, service: str | None = None) -> str:
-    """The rotation Lambda of one service (or, without a service, of the environment)."""
-    return f"configplane-rotation-{environment}" + (f"-{service}" if service else "")
-
-
-def rotation_name_problems(environment: str, service: str) -> list[str]:
-    name = rotation_function_name(environment, service)
-    if len(name) > LAMBDA_NAME_MAX:
-        return [f"the service's rotation function name `{name}` would be {len(name)} "
-                f"characters; AWS allows {LAMBDA_NAME_MAX}. Fix: shorten the service name."]
-    return []
-
-
-def iam_role_name_problems(environment: str, service: str) -> list[str]:
-    name = iam_role_name(environment, service)
-    if len(name) > IAM_ROLE_NAME_MAX:
-        return [f"the service's IAM role name `{name}` would be {len(name)} characters; AWS "
-                f"allows {IAM_ROLE_NAME_MAX}. Fix: shorten the service name."]
-    return []
-
-
-def reserved_name_problems(service: str, namespace: str, *, controller_namespace: str,
-                           controller_service_account: str) -> list[tuple[str, str]]:
-    """(field, problem) for names that would collide with the External Secrets Operator's
-    identity or with cluster namespaces. `field` is `name` or `namespace`."""
-    out = []
-    if service in (controller_namespace, controller_service_account):
-        out.append(("name", f"a service may not be named like the External Secrets Operator's "
-                    f"namespace or service account (`{service}`): its service account and Vault "
-                    "role would be mistaken for the operator's. Fix: rename the service."))
-    if namespace == controller_namespace:
-        out.append(("namespace", "the service's namespace is the External Secrets Operator's "
-                    "own: its SecretStores would sit beside the operator's credentials. Fix: "
-                    "give the service its own namespace."))
-    elif namespace in ("default",) or namespace.startswith("kube-"):
-        out.append(("namespace", f"`{namespace}` is a namespace Kubernetes itself uses. Fix: "
-                    "give the service its own namespace."))
-    return out
 
 
 EKS_ISSUER = re.compile(r"https://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[A-Za-z0-9._-]+)*")
@@ -288,8 +226,3 @@ def oidc_provider_host(issuer: str) -> str:
 
 def oidc_provider_arn(issuer: str, account: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:oidc-provider/{oidc_provider_host(issuer)}"
-
-
-def service_account_subject(namespace: str, service_account: str) -> str:
-    """The `sub` claim of a projected service account token (IRSA's trust condition)."""
-    return f"system:serviceaccount:{namespace}:{service_account}"

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 
-from contract import DNS_LABEL, PKI_POLICY_SUFFIX
+from contract import DNS_LABEL
 from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
+from ownership import PKI_POLICY_SUFFIX
 from packlib import (
     UNKNOWN,
     Reporter,

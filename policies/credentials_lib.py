@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from contract import DATABASE_POLICY_SUFFIX, PKI_POLICY_SUFFIX, policy_service
+from ownership import DATABASE_POLICY_SUFFIX, PKI_POLICY_SUFFIX, policy_service
 from packlib import UNKNOWN, PolicyParseError, Reporter, parse_vault_policy
 
 _GO_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")

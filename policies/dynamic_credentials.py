@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from contract import DATABASE_POLICY_SUFFIX, DNS_LABEL, forbidden_attributes
+from contract import DNS_LABEL, forbidden_attributes
 from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
+from ownership import DATABASE_POLICY_SUFFIX
 from packlib import (
     UNKNOWN,
     Reporter,

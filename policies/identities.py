@@ -11,12 +11,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import refs
+import ownership
 from isolation_lib import (
     DEFAULT_VAULT_POLICIES,
     ENVIRONMENT,
     EVERY,
-    KV_KINDS,
     SECRET_READ_ACTIONS,
     Stack,
     label_of,
@@ -117,7 +116,7 @@ def _vault_identities(stack: Stack) -> list[Identity]:
             if not isinstance(policy, str) or policy in DEFAULT_VAULT_POLICIES:
                 continue
             for path in policies.get(policy, []):
-                owner = _vault_path_owner(path)
+                owner = ownership.vault_path_owner(path)
                 if owner is not None:
                     identity.reads.add(owner)
         out.append(identity)
@@ -126,20 +125,6 @@ def _vault_identities(stack: Stack) -> list[Identity]:
 
 def _has_glob(text: str) -> bool:
     return "*" in text or "+" in text
-
-
-def _vault_path_owner(path: str) -> str | None:
-    """The service a KV v2 path belongs to (`<mount>/<kind>/<service>/...`), EVERY for a glob
-    that reaches past one service, None for a path outside any KV secret."""
-    segments = path.split("/")
-    if _has_glob(segments[0]) or (len(segments) > 1 and _has_glob(segments[1])):
-        return EVERY
-    if len(segments) < 3 or segments[1] not in KV_KINDS:
-        return None
-    owner = segments[2]
-    if owner in ("", ".", "..") or _has_glob(owner):
-        return EVERY
-    return owner
 
 
 def _iam_identities(stack: Stack) -> list[Identity]:
@@ -181,17 +166,20 @@ def _iam_identities(stack: Stack) -> list[Identity]:
         props = stack.props[s.urn]
         tags = as_mapping(props.get("tags"))
         owner = tags.get("name") if isinstance(tags.get("name"), str) else None
-        owner = owner or refs.owner_of_secret_name(str(props.get("name") or ""), stack.env)
+        owner = owner or ownership.owner_of_secret_name(str(props.get("name") or ""), stack.env)
         if owner and isinstance(props.get("arn"), str):
             secret_owners[props["arn"]] = owner
 
+    # the stack's services: whose secrets a pattern may reach (by what it matches)
+    services = {o for o in (service_of(p) for p in stack.props.values()) if o}
+    services |= set(secret_owners.values())
     out = []
     for role in roles:
         props = stack.props[role.urn]
         identity = Identity(label=label_of(role), name=role.name, urn=role.urn,
                             admits=_irsa_admits(stack, props.get("assumeRolePolicy")))
         for document in documents[role.urn]:
-            identity.reads |= _readable_services(document, stack.env, secret_owners)
+            identity.reads |= _readable_services(document, stack.env, secret_owners, services)
         out.append(identity)
     return out
 
@@ -223,7 +211,8 @@ def _reads_secrets(actions: list[str]) -> bool:
     return False
 
 
-def _readable_services(document: Any, env: str, secret_owners: dict[str, str]) -> set[str]:
+def _readable_services(document: Any, env: str, secret_owners: dict[str, str],
+                       services: set[str]) -> set[str]:
     try:
         statements = iam_statements(document)
     except PolicyParseError:
@@ -238,31 +227,18 @@ def _readable_services(document: Any, env: str, secret_owners: dict[str, str]) -
         if not _reads_secrets([str(a) for a in as_list(s.get("Action"))]):
             continue
         for resource in as_list(s.get("Resource")):
-            owner = _secret_arn_owner(str(resource), env, secret_owners)
-            if owner is not None:
-                found.add(owner)
+            found |= _secret_arn_owners(str(resource), env, secret_owners, services)
     return found
 
 
-def _secret_arn_owner(resource: str, env: str, secret_owners: dict[str, str]) -> str | None:
-    if resource == "*":
-        return EVERY
+def _secret_arn_owners(resource: str, env: str, secret_owners: dict[str, str],
+                       services: set[str]) -> set[str]:
+    """Whose secrets an IAM resource reaches: a secret of the plan by its ARN, else every
+    service whose secrets the pattern can match (ownership.secret_pattern_owners: judged by
+    what the glob matches, not by its prefix)."""
     if resource in secret_owners:
-        return secret_owners[resource]
-    try:
-        arn = refs.parse_arn(resource)
-    except refs.RefError:
-        return None
-    if arn.service != "secretsmanager" and not _has_glob(arn.service):
-        return None
-    kind, _, name = arn.resource.partition(":")
-    if _has_glob(kind) or (kind == "secret" and _has_glob(name.split("/")[0])):
-        return EVERY
-    prefix = f"configplane/{env}/"
-    if not name.startswith(prefix):
-        return None  # not a service's secret (a database's master secret, say)
-    owner = name[len(prefix):].split("/", 1)[0]
-    return EVERY if not owner or "*" in owner or "?" in owner else owner
+        return {secret_owners[resource]}
+    return ownership.secret_pattern_owners(resource, env, services)
 
 
 def no_identity_spans_services(args: StackValidationArgs,

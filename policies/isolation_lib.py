@@ -2,10 +2,10 @@
 no-identity-spans-services (identities.py) share: the plan indexed once (`Stack`) and who a
 resource belongs to.
 
-Owners are read from the names configplane gives secrets (the parsing is configplane/refs.py,
-the same file the program validates refs with): a KV path `<mount>/data/<service>/...`, a
-Secrets Manager name `configplane/<env>/<service>/...`. A glob that could match several
-services counts as every service.
+Owners come from configplane/ownership.py, the file the program derives the names with: a KV
+path `<mount>/data/<service>/...`, the services an IAM resource pattern can match (judged by
+what the glob matches, not by a name prefix). A glob that could match several services
+counts as every service.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contract import SERVICE_LABEL as NAME_LABEL
+from ownership import EVERY
 from packlib import (
     ENVIRONMENT_PROPERTY,
     PolicyParseError,
@@ -35,8 +36,6 @@ from resource_types import (
 SECRET_STORE = "SecretStore"
 CLUSTER_SECRET_STORE = "ClusterSecretStore"
 EXTERNAL_SECRET = "ExternalSecret"
-EVERY = "*"  # "every service": a glob that is not limited to one service
-KV_KINDS = {"data", "metadata", "subkeys", "delete", "undelete", "destroy"}
 SECRET_READ_ACTIONS = {"secretsmanager:getsecretvalue", "secretsmanager:batchgetsecretvalue"}
 DEFAULT_VAULT_POLICIES = {"default"}
 

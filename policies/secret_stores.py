@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import refs
+import ownership
 from contract import IRSA_ROLE_ANNOTATION as ROLE_ARN_ANNOTATION
 from contract import SERVICE_LABEL as NAME_LABEL
 from isolation_lib import (
@@ -182,7 +182,7 @@ def _aws_store_problems(stack: Stack, namespace: Any, service: str, config: dict
                            "Fix: annotate the account with its service's own role's ARN."]
     subjects = trusted_subjects(stack.props[role.urn].get("assumeRolePolicy"))
     # (the account was found by its namespace and name, so the name is a string)
-    expected = refs.service_account_subject(namespace, str(meta.get("name")))
+    expected = ownership.service_account_subject(namespace, str(meta.get("name")))
     if subjects is not None and subjects != {expected}:
         problems.append(f"reads through {label_of(role)}, whose trust policy does not admit "
                         f"exactly {expected}. {WHY_FIX_TRUST}")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract import READ_POLICY_SUFFIX, policy_service
 from credentials_lib import is_owned_policy
+from ownership import READ_POLICY_SUFFIX, policy_service
 from packlib import (
     ENVIRONMENT_PROPERTY,
     UNKNOWN,

@@ -76,6 +76,7 @@ SHARED_WITH_THE_PACK = {
     "policies/hashing.py": "../configplane/hashing.py",  # kustomize's ConfigMap hash
     "policies/refs.py": "../configplane/refs.py",  # names, refs and ARNs
     "policies/contract.py": "../configplane/contract.py",  # labels, annotations, limits, tags
+    "policies/ownership.py": "../configplane/ownership.py",  # who owns what; derived names
     "policies/schema_messages.py": "../configplane/schema_messages.py",  # value-free messages
 }
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configplane import refs
+from configplane import ownership, refs
 
 ACCOUNT, REGION = "333333333333", "eu-west-1"
 segment = st.one_of(st.sampled_from(["", ".", "..", "api", "web", "*", "a+b", 'x"y', "a b",
@@ -71,8 +71,8 @@ def test_only_names_under_the_services_prefix_are_its_own(rest, owner):
     text = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:configplane/prod/{owner}/{rest}"
     ok = owner == "api"
     try:
-        refs.check_service_secret_arn(text, account=ACCOUNT, region=REGION, environment="prod",
-                                      service="api")
+        refs.check_service_secret_arn(text, account=ACCOUNT, region=REGION,
+                                      prefix=ownership.secret_prefix("prod", "api"))
     except refs.RefError as e:
         assert not ok and "not the service's own" in str(e)
     else:
@@ -81,8 +81,9 @@ def test_only_names_under_the_services_prefix_are_its_own(rest, owner):
 
 def test_iam_role_name_and_oidc_facts():
     issuer = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"
-    assert refs.iam_role_name("prod", "api") == "configplane-prod-api-secrets"
+    assert ownership.iam_role_name("prod", "api") == "configplane-prod-api-secrets"
     assert refs.oidc_provider_arn(issuer, ACCOUNT) == (
         "arn:aws:iam::333333333333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC")
-    assert refs.service_account_subject("api-prod", "api") == "system:serviceaccount:api-prod:api"
+    assert ownership.service_account_subject("api-prod", "api") == (
+        "system:serviceaccount:api-prod:api")
     assert refs.EKS_ISSUER.fullmatch(issuer) and not refs.EKS_ISSUER.fullmatch(issuer + "\n")

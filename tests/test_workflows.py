@@ -80,7 +80,8 @@ def all_calls() -> list[tuple[str, list[str]]]:
 
 
 def test_the_workflows_exist():
-    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "drift.yml", "pull-request.yml"]
+    assert [p.name for p in WORKFLOWS] == ["deploy.yml", "drift.yml", "plan-diff-comment.yml",
+                                           "plan-diff.yml", "pull-request.yml"]
 
 
 def test_actionlint_passes_on_every_workflow():
@@ -184,3 +185,64 @@ def test_deploy_goes_dev_staging_prod_with_prod_protected():
     ]
     for job in jobs.values():
         assert any("pulumi up --stack \"$STACK\" --yes" in s.get("run", "") for s in job["steps"])
+
+
+# --- the plan diff comment: computed without privileges, posted without running the change -----
+
+PLAN_DIFF = REPO / ".github/workflows/plan-diff.yml"
+PLAN_DIFF_COMMENT = REPO / ".github/workflows/plan-diff-comment.yml"
+FULL_SHA = re.compile(r"[^@\s]+@[0-9a-f]{40}")
+
+
+def _steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def test_the_plan_diff_runs_on_pull_requests_with_a_read_only_token_and_no_secrets():
+    workflow = load(PLAN_DIFF)
+    assert list(workflow[True]) == ["pull_request"]  # never pull_request_target
+    assert workflow["permissions"] == {"contents": "read"}
+    assert all("permissions" not in job for job in workflow["jobs"].values())
+    assert "secrets." not in PLAN_DIFF.read_text() and "id-token" not in PLAN_DIFF.read_text()
+    [checkout] = [s for s in _steps(workflow) if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
+    [call] = [c for c in configplane_calls(next(r for r in run_blocks(workflow)
+                                                 if "--compare" in r))]
+    assert call[:3] == ["plan", "--stack", "$stack"]
+    assert call[call.index("--compare") + 1] == "$BASE_SHA"
+    assert call[call.index("--format") + 1] == "markdown"
+    job = next(iter(workflow["jobs"].values()))
+    assert job["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+
+
+def test_the_comment_workflow_posts_the_artifact_and_runs_no_code_of_the_change():
+    producer, workflow = load(PLAN_DIFF), load(PLAN_DIFF_COMMENT)
+    trigger = workflow[True]["workflow_run"]
+    assert trigger == {"workflows": [producer["name"]], "types": ["completed"]}
+    assert workflow["permissions"] == {}
+    [job] = workflow["jobs"].values()
+    assert job["permissions"] == {"actions": "read", "pull-requests": "write"}
+    assert "github.event.workflow_run.event == 'pull_request'" in job["if"]
+    steps = job["steps"]
+    assert not any("run" in s for s in steps)  # no shell: nothing of the change can run
+    assert [s["uses"].split("@")[0] for s in steps] == ["actions/download-artifact",
+                                                        "actions/github-script"]
+    upload = next(s for s in _steps(producer) if s.get("uses", "").startswith(
+        "actions/upload-artifact@"))
+    download = steps[0]["with"]
+    assert download["name"] == upload["with"]["name"]
+    assert download["run-id"] == "${{ github.event.workflow_run.id }}"
+    script = steps[1]["with"]["script"]
+    for needed in ("<!-- configplane-plan-diff -->", "Number.isSafeInteger", "pr.head.sha",
+                   "updateComment", "createComment", 'c.user.type === "Bot"'):
+        assert needed in script, needed
+    assert steps[1]["env"]["RUN_HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+
+
+def test_the_plan_diff_workflows_pin_actions_to_commit_shas():
+    for path in (PLAN_DIFF, PLAN_DIFF_COMMENT):
+        uses = [s["uses"] for s in _steps(load(path)) if "uses" in s]
+        assert uses and all(FULL_SHA.fullmatch(u) for u in uses), (path.name, uses)
+        for line in path.read_text().splitlines():  # each pin names its release
+            if "uses:" in line:
+                assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line

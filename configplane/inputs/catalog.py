@@ -55,8 +55,8 @@ from configplane.inputs.stackfiles import (
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
+from configplane.ownership import CATALOG_DIR  # the catalog's home, beside its owners
 
-CATALOG_DIR = "services"
 DEFAULTS_FILE = f"{CATALOG_DIR}/defaults.yaml"
 SERVICE_FILE = "service.yaml"
 DEFAULTS_FIELDS = ("owners", "service")
@@ -206,6 +206,11 @@ def _add_catalog_layers(project_dir: Path, stack: str, wanted: set[str] | None,
     known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
     known_stacks.add(stack)
     catalog = project_dir / CATALOG_DIR
+    if catalog.exists() and not catalog.is_dir():  # read as empty, `pulumi up` would delete all
+        problems.append(("", CATALOG_DIR, f"`{CATALOG_DIR}` is not a directory: the catalog "
+                         "would read as a fleet of no services, and `pulumi up` would delete "
+                         f"every service. Fix: make {CATALOG_DIR}/ the catalog directory "
+                         f"({CATALOG_DIR}/<name>/{SERVICE_FILE})."))
     if not catalog.is_dir():
         return
     names = sorted(p.name for p in catalog.iterdir() if p.is_dir())

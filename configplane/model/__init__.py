@@ -39,15 +39,11 @@ from configplane.model.dynamic_credentials import (
     AUDIENCE,
     GENERATORS_API,
     DynamicModel,
-    auth_role,
     creation_statements,
     database_mount,
-    database_role_name,
     dynamic_models,
-    dynamic_secret_name,
     policy_hcl,
     revocation_statements,
-    slug,
 )
 from configplane.model.flags import (
     FLAGD_FLAGS_URI,
@@ -68,7 +64,7 @@ from configplane.model.rendering import (
 )
 from configplane.model.rotation_rules import rotated_secrets, rotation_problems
 from configplane.model.schema_export import GENERATED, generated_schema
-from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel
+from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel, printable
 from configplane.model.versions import (
     CLOCK_ENV,
     PERIODS,
@@ -83,7 +79,6 @@ from configplane.model.versions import (
 
 __all__ = [
     "AUDIENCE",
-    "auth_role",
     "AwsSettings",
     "ca_common_name",
     "CERT_MANAGER_API",
@@ -93,13 +88,11 @@ __all__ = [
     "creation_statements",
     "DATABASE_FIELDS",
     "database_mount",
-    "database_role_name",
     "DatabaseEngineSettings",
     "delivered_keys",
     "delivers_whole",
     "describe",
     "dynamic_models",
-    "dynamic_secret_name",
     "DynamicModel",
     "external_secret_sources",
     "flagd_fast_check",
@@ -123,6 +116,7 @@ __all__ = [
     "Platform",
     "policy_hcl",
     "prefix_of",
+    "printable",
     "read_clock",
     "render_configmap",
     "render_flags",
@@ -142,7 +136,6 @@ __all__ = [
     "service_versions",
     "ServiceModel",
     "ServiceVersions",
-    "slug",
     "StackDocument",
     "StackModel",
     "TARGETING_FIX",

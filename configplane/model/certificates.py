@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypedDict
 
-from configplane.contract import RELOADER_MATCH_ANNOTATION, pki_policy_name
+from configplane import ownership
+from configplane.contract import RELOADER_MATCH_ANNOTATION
 from configplane.durations import go_duration, seconds
 from configplane.model.document import PkiSettings, Platform, Service, Tls
 
@@ -31,11 +32,11 @@ DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-
 
 
 def pki_mount(environment: str, settings: PkiSettings) -> str:
-    return settings.mount or f"{environment}-pki"
+    return ownership.pki_mount(environment, settings.mount)
 
 
 def pki_root_mount(environment: str, settings: PkiSettings) -> str:
-    return settings.root_mount or f"{environment}-pki-root"
+    return ownership.pki_root_mount(environment, settings.root_mount)
 
 
 def ca_common_name(platform: Platform, settings: PkiSettings) -> str:
@@ -60,11 +61,6 @@ def pki_urls(platform: Platform, settings: PkiSettings) -> PkiUrls:
     }
 
 
-def pki_auth_role(service: str) -> str:
-    """The Kubernetes auth role cert-manager logs in with, as the service's account."""
-    return f"{service}-pki"
-
-
 def is_wildcard(name: str) -> bool:
     return "*" in name
 
@@ -87,7 +83,7 @@ class TlsModel:
     @property
     def role_name(self) -> str:
         """The Vault PKI role (in the environment's intermediate mount)."""
-        return self.service
+        return ownership.pki_role(self.service)
 
     @property
     def sign_path(self) -> str:
@@ -95,24 +91,24 @@ class TlsModel:
 
     @property
     def policy_name(self) -> str:
-        return pki_policy_name(self.environment, self.service)
+        return ownership.pki_policy_name(self.environment, self.service)
 
     @property
     def auth_role(self) -> str:
         """The Kubernetes auth role cert-manager logs in with, as the service's account."""
-        return pki_auth_role(self.service)
+        return ownership.pki_auth_role(self.service)
 
     @property
     def issuer_name(self) -> str:
-        return f"{self.service}-vault"
+        return ownership.issuer_name(self.service)
 
     @property
     def certificate_name(self) -> str:
-        return f"{self.service}-tls"
+        return ownership.tls_secret_name(self.service)
 
     @property
     def secret_name(self) -> str:
-        return f"{self.service}-tls"
+        return ownership.tls_secret_name(self.service)
 
     @property
     def audience(self) -> str:
@@ -175,7 +171,7 @@ class TlsModel:
 
 
 def service_dns_names(service: str, namespace: str, tls: Tls) -> tuple[str, ...]:
-    own = (f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local")
+    own = ownership.cluster_dns_names(service, namespace)
     return tuple(dict.fromkeys(own + tuple(tls.extra_dns_names)))
 
 

@@ -13,6 +13,10 @@ from configplane.contract import CONFIGMAP_DATA_KEY, DNS_LABEL, OWNER, PART_OF_L
 from configplane.durations import GO_DURATION  # Go time.ParseDuration forms, as cert-manager reads them
 
 ConfigValue = str | int | float | bool
+# Counters reach providers as 64-bit integers (a write-only version, Vault's max_versions):
+# a larger number validates as JSON but cannot be planned.
+INT64_MAX = 2**63 - 1
+ServiceName = Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
 
 # DNS_LABEL (RFC 1123 label: namespaces, service and tenant names) is also valid inside
 # subdomain names; an env key is a key of the ConfigMap or Secret the pod reads.
@@ -27,7 +31,8 @@ class VaultSettings(Frozen):
     """Vault for one environment: a KV v2 mount, audit, Kubernetes auth."""
 
     mount: str | None = Field(None, description="KV v2 mount path; default `<environment>-kv`.")
-    max_versions: int = Field(10, ge=0, description="Versions kept per secret (0 = Vault default).")
+    max_versions: int = Field(10, ge=0, le=INT64_MAX,
+                              description="Versions kept per secret (0 = Vault default).")
     cas_required: bool = Field(False, description="Require check-and-set on every write.")
     audit_file_path: str = Field("/vault/logs/audit.log", description="File audit device path.")
     kubernetes_auth_path: str | None = Field(
@@ -129,7 +134,8 @@ class DatabaseConnection(Frozen):
         ..., description="The root login's initial password: a `secure` Pulumi config key. Vault "
         "rotates it right after configuring the connection; from then on only Vault knows it.",
     )
-    password_version: int = Field(1, ge=1, description="Bump to push a new initial password.")
+    password_version: int = Field(1, ge=1, le=INT64_MAX,
+                                  description="Bump to push a new initial password.")
     ssl_mode: Literal["verify-full", "verify-ca", "require"] = "verify-full"
     max_open_connections: int = Field(4, ge=1, le=100)
     root_rotation_period: str | None = Field(
@@ -152,6 +158,21 @@ class DatabaseEngineSettings(Frozen):
     connections: dict[str, DatabaseConnection] = Field(default_factory=dict)
 
 
+class Grants(Frozen):
+    """What the platform grants a service beyond the names it owns by derivation: written in a
+    platform file (Pulumi.yaml or the stack file), never in a service's own files."""
+
+    secure_keys: dict[ServiceName, list[str]] = Field(
+        default_factory=dict,
+        description="Service -> the secure config keys (without `configplane:`) it owns; each "
+        "key is granted to one service at most. A key no grant names is the platform's.")
+    dns_names: dict[ServiceName, list[str]] = Field(
+        default_factory=dict,
+        description="Service -> the DNS names (or `*.` wildcards) outside the cluster its "
+        "certificate may list; each name is granted to one service at most. A service's names "
+        "inside the cluster are its namespace's.")
+
+
 class Platform(Frozen):
     environment: str = Field(..., pattern=DNS_LABEL, max_length=20)
     part_of: str = Field("configplane", pattern=DNS_LABEL, description=PART_OF_LABEL)
@@ -163,6 +184,8 @@ class Platform(Frozen):
     pki: PkiSettings | None = Field(None, description="Needed by services that declare `tls`.")
     database: DatabaseEngineSettings | None = Field(
         None, description="Needed by secrets with source `dynamic`.")
+    grants: Grants = Field(Grants(), description="Secure keys and DNS names the platform "
+                           "grants to one service each (docs/security.md).")
 
 
 class Database(Frozen):
@@ -219,7 +242,7 @@ class SecretSpec(Frozen):
     )
     length: int = Field(32, ge=16, le=1024, description="source=generated: characters.")
     version: int = Field(
-        1, ge=1, description="Bump to write this secret again (stores take values write-only); "
+        1, ge=1, le=INT64_MAX, description="Bump to write this secret again (stores take values write-only); "
         "for a generated secret, to regenerate it. Never for a rotated secret.",
     )
     rotate_every_days: int | None = Field(
@@ -272,7 +295,7 @@ class Service(Frozen):
     tenants: dict[str, Tenant] = Field(default_factory=dict)
     tls: Tls | None = None
     secrets_version: int | None = Field(
-        None, description="Replaced by `secrets.<KEY>.version` (one per secret); refused.",
+        None, le=INT64_MAX, description="Replaced by `secrets.<KEY>.version` (one per secret); refused.",
         json_schema_extra={"deprecated": True},
     )
 

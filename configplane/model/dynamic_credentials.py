@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from configplane.contract import MAX_NAME_LENGTH, secret_resource_name
+from configplane import ownership
+from configplane.contract import MAX_NAME_LENGTH
 from configplane.durations import eso_interval, seconds
-from configplane.model.certificates import pki_auth_role
 from configplane.model.document import DatabaseEngineSettings, Grant, Platform, SecretSpec, Service
 
 GENERATORS_API = "generators.external-secrets.io/v1alpha1"
@@ -27,25 +27,7 @@ MIN_TTL = 300
 
 
 def database_mount(environment: str, settings: DatabaseEngineSettings) -> str:
-    return settings.mount or f"{environment}-database"
-
-
-def slug(key: str) -> str:
-    """A dynamic secret's key in the names of its Vault role and Kubernetes Secret: the secret
-    resource name, with '.' also made '-' (kept as it was: these names already exist in Vault
-    and the cluster, and a change would rename them for every key with a '.')."""
-    return secret_resource_name(key).replace(".", "-")
-
-
-def database_role_name(service: str, key: str) -> str:
-    """The Vault database role of one dynamic secret."""
-    return f"{service}-{slug(key)}"
-
-
-def dynamic_secret_name(service: str, key: str) -> str:
-    """The Kubernetes Secret ESO writes for one dynamic secret (username and password); its
-    VaultDynamicSecret generator has the same name."""
-    return f"{service}-dynamic-{slug(key)}"
+    return ownership.database_mount(environment, settings.mount)
 
 
 def _ident(name: str) -> str:
@@ -107,7 +89,7 @@ class DynamicModel:
     @property
     def role_name(self) -> str:
         """The Vault database role."""
-        return database_role_name(self.service, self.key)
+        return ownership.database_role_name(self.service, self.key)
 
     @property
     def creds_path(self) -> str:
@@ -116,7 +98,7 @@ class DynamicModel:
     @property
     def secret_name(self) -> str:
         """The Kubernetes Secret ESO writes (username and password)."""
-        return dynamic_secret_name(self.service, self.key)
+        return ownership.dynamic_secret_name(self.service, self.key)
 
     @property
     def generator_name(self) -> str:
@@ -164,10 +146,6 @@ class DynamicModel:
         }
 
 
-def auth_role(service: str) -> str:
-    return f"{service}-database"
-
-
 def policy_hcl(plans: Sequence[DynamicModel]) -> str:
     """Read the service's own creds endpoints, nothing else."""
     return "\n".join(f'path "{p.creds_path}" {{\n  capabilities = ["read"]\n}}\n' for p in plans)
@@ -206,7 +184,6 @@ def problems(platform: Platform, services: Mapping[str, Service]) -> Iterator[tu
     settings = platform.database
     if settings is not None:
         yield from _engine_problems(settings)
-    yield from _name_collisions(services)
     for name, svc in services.items():
         for key, spec in svc.secrets.items():
             path = ["services", name, "secrets", key]
@@ -216,32 +193,6 @@ def problems(platform: Platform, services: Mapping[str, Service]) -> Iterator[tu
                                                "remove it or set source: dynamic.")
                 continue
             yield from _secret_problems(path, name, key, svc, spec, settings)
-
-
-def _name_collisions(services: Mapping[str, Service]) -> Iterator[tuple[list[str], str]]:
-    """Derived Vault names that two services would share (the second would overwrite the
-    first's role and so read its secrets): Kubernetes auth roles `<svc>`, `<svc>-pki`,
-    `<svc>-database`, and database roles `<svc>-<key>`."""
-    owners: dict[tuple[str, str], list[list[str]]] = {}
-
-    def claim(kind: str, role: str, *path: str) -> None:
-        owners.setdefault((kind, role), []).append(["services", *path])
-
-    for name, svc in sorted(services.items()):
-        claim("Kubernetes auth role", name, name)
-        if svc.tls is not None:
-            claim("Kubernetes auth role", pki_auth_role(name), name, "tls")
-        dynamic = [k for k, s in sorted(svc.secrets.items()) if s.source == "dynamic"]
-        if dynamic:
-            claim("Kubernetes auth role", auth_role(name), name, "secrets", dynamic[0])
-        for key in dynamic:
-            claim("database role", database_role_name(name, key), name, "secrets", key)
-    for (kind, role), paths in owners.items():
-        for path in paths[1:]:
-            yield path, (
-                f"its Vault {kind} would be `{role}`, the same as for {'.'.join(paths[0])}: "
-                "one would overwrite the other and get its access. Fix: rename the service "
-                "or the secret.")
 
 
 def _engine_problems(settings: DatabaseEngineSettings) -> Iterator[tuple[list[str], str]]:
@@ -293,7 +244,7 @@ def _secret_problems(path: list[str], service: str, key: str, svc: Service, spec
     if username_key == key or username_key in svc.secrets or username_key in svc.config:
         yield [*path, "dynamic", "username_key"], (
             f"`{username_key}` is already used by this service. Fix: choose another key.")
-    if len(dynamic_secret_name(service, key)) > MAX_NAME_LENGTH:
+    if len(ownership.dynamic_secret_name(service, key)) > MAX_NAME_LENGTH:
         yield path, (f"the Secret name would exceed {MAX_NAME_LENGTH} characters. Fix: shorten "
                      "the key.")
     seen: set[tuple[str, str]] = set()

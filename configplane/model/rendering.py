@@ -11,6 +11,7 @@ from typing import Any
 from configplane.contract import FLAGS_DATA_KEY
 from configplane.hashing import configmap_hash
 from configplane.model.flags import render_flags
+from configplane.ownership import flags_configmap_name
 
 
 @dataclass(frozen=True)
@@ -49,4 +50,4 @@ def render_flags_configmap(service: str, flags: Mapping[str, Any]) -> RenderedCo
     hot-reloads from the mounted file (no new name, no pod restart)."""
     text = json.dumps(flags_document(flags), sort_keys=True, separators=(",", ":"))
     data = {FLAGS_DATA_KEY: text}
-    return RenderedConfigMap(f"{service}-flags", data, configmap_hash(data), hashed=False)
+    return RenderedConfigMap(flags_configmap_name(service), data, configmap_hash(data), hashed=False)

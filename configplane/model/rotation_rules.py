@@ -8,22 +8,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from configplane.contract import (
-    DATABASE_ROTATION_STRATEGIES,
-    ROTATION_STRATEGIES,
-    secret_resource_name,
-)
+from configplane.contract import DATABASE_ROTATION_STRATEGIES, ROTATION_STRATEGIES
+from configplane.ownership import rotated_name
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 MAX_ENVIRONMENT = 43
 # Secrets Manager's rotation schedules: rate(N unit) or a six-field cron expression.
 RATE = re.compile(r"rate\(([1-9][0-9]{0,3}) (minute|minutes|hour|hours|day|days)\)")
 CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
-
-
-def rotated_name(service: str, key: str) -> str:
-    """The rotation's name for one secret: the program names resources after it."""
-    return f"{service}-{secret_resource_name(key)}"
 
 
 def rotated_secrets(service: str, secrets: Mapping[str, Any]) -> dict[str, str]:

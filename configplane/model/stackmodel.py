@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from configplane.contract import read_policy_name
+from configplane import ownership
 from configplane.inputs import Resolved
 from configplane.model.document import Platform, SecretSpec, Service
 from configplane.model.rendering import RenderedConfigMap
@@ -70,21 +70,21 @@ class ServiceModel:
 
     @property
     def service_account(self) -> str:
-        return self.name
+        return ownership.service_account(self.name)
 
     @property
     def secret_name(self) -> str:
         """The Kubernetes Secret the ExternalSecret writes."""
-        return f"{self.name}-secrets"
+        return ownership.kubernetes_secret_name(self.name)
 
     @property
     def vault_path(self) -> str:
         """KV v2 secret name inside the environment's mount (ESO `remoteRef.key`)."""
-        return self.name
+        return ownership.vault_path(self.name)
 
     @property
     def vault_policy(self) -> str:
-        return read_policy_name(self.environment, self.name)
+        return ownership.read_policy_name(self.environment, self.name)
 
     @property
     def vault_data_path(self) -> str:
@@ -106,7 +106,7 @@ class ServiceModel:
         return {k: s for k, s in self.spec.secrets.items() if s.store == store}
 
     def aws_secret_name(self, key: str) -> str:
-        return f"configplane/{self.environment}/{self.name}/{key}"
+        return ownership.aws_secret_name(self.environment, self.name, key)
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,9 @@ class StackModel:
 
     @property
     def vault_mount(self) -> str:
-        return self.platform.vault.mount or f"{self.environment}-kv"
+        return ownership.vault_mount(self.environment, self.platform.vault.mount)
 
     @property
     def kubernetes_auth_path(self) -> str:
-        return self.platform.vault.kubernetes_auth_path or f"kubernetes-{self.environment}"
+        return ownership.kubernetes_auth_path(self.environment,
+                                              self.platform.vault.kubernetes_auth_path)

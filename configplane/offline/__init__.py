@@ -1,6 +1,8 @@
 """The offline plan: the project's program under the Pulumi SDK's mocks, and the real policy
 pack driven as a process over the Analyzer gRPC protocol."""
 
+from configplane.offline.compare import changed_paths, compare, compare_plans, resource_owners, snapshot
+from configplane.offline.gitbase import BaseCommit, GitRefError, materialise, resolve_base
 from configplane.offline.marshal import (
     ARCHIVE_SIG,
     ASSET_SIG,
@@ -46,9 +48,15 @@ __all__ = [
     "AnalyzedResource",
     "ARCHIVE_SIG",
     "ASSET_SIG",
+    "BaseCommit",
+    "changed_paths",
+    "compare",
+    "compare_plans",
     "default_policy_config",
+    "GitRefError",
     "load_policy_config_file",
     "marshal_properties",
+    "materialise",
     "OUTPUT_SIG",
     "Plan",
     "plan_config",
@@ -65,12 +73,15 @@ __all__ = [
     "reconcile_policy_config",
     "redact",
     "Remediation",
+    "resolve_base",
+    "resource_owners",
     "RESOURCE_SIG",
     "ResourceOptions",
     "run_plan",
     "run_policy_pack",
     "run_program",
     "secret",
+    "snapshot",
     "SIG_KEY",
     "UNKNOWN",
     "Violation",

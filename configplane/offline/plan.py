@@ -78,6 +78,10 @@ class Plan:
     resources: list[PlannedResource]
     outputs: dict[str, Any]  # secret leaves wrapped like inputs
     violations: list[dict[str, str]] = field(default_factory=list)
+    # what `run_plan` validated (None for a bare `run_program`): a comparison reads the
+    # services' config, flags and secret specs from it; never part of the printed plan
+    model: StackModel | None = field(default=None, repr=False, compare=False)
+    inputs: StackInputs | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self, redactor: Redactor | None = None) -> dict[str, Any]:
         """The plan as printed and written: secret-marked values as "[secret]", and with a
@@ -289,6 +293,7 @@ def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
     try:
         plan = run_program(project_dir, project, stack, model, config, secret_keys, mocks,
                             progress=progress)
+        plan.model, plan.inputs = model, inputs
         plan.violations = unmarked_secret_violations(plan.resources, [config[k] for k in secret_keys])
         plan.violations += duplicate_urn_violations(plan.resources)
         if session is not None:

@@ -8,15 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from configplane import ownership
 from configplane.inputs import NAMESPACE, StackInputs
 from configplane.model import (
     DATABASE_FIELDS,
     URL_SUFFIX,
     ServiceModel,
-    database_role_name,
     delivered_keys,
     delivers_whole,
-    dynamic_secret_name,
     prefix_of,
 )
 from configplane.validation import looks_like_ciphertext
@@ -78,9 +77,9 @@ def delivered_path(view: Mapping[str, Any], key: str) -> str | None:
 def secret_delivery(plan: ServiceModel, name: str) -> dict[str, Any]:
     spec = plan.spec.secrets[name]
     if spec.source == "dynamic" and spec.dynamic is not None:
-        return {"secret_name": dynamic_secret_name(plan.name, name),
+        return {"secret_name": ownership.dynamic_secret_name(plan.name, name),
                 "key": f"{name} (login name in {spec.dynamic.username_key})",
-                "stored_in": f"vault database engine, role {database_role_name(plan.name, name)}"}
+                "stored_in": f"vault database engine, role {ownership.database_role_name(plan.name, name)}"}
     if spec.store == "vault":
         stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
     else:

@@ -31,6 +31,7 @@ from configplane.model import InvalidStack, Issue, StackDocument, StackModel
 from configplane.schema_messages import error_path, program_message
 from configplane.validation import stack_checks as checks
 from configplane.validation.configsize import size_issues
+from configplane.validation.ownership import ownership_problems
 from configplane.validation.service_checks import ServiceChecker, declared_secret_problems
 
 
@@ -76,6 +77,9 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR) -> StackMod
     services = {name: checker.check(name, svc) for name, svc in document.services.items()}
     checker.check_credentials(document)
     issues.extend(checker.issues)
+    reported = {issue.path for issue in issues}  # one clear error per key path
+    issues += [Issue(*p) for p in ownership_problems(document, services, where, line)
+               if p[0] not in reported]
     issues += [Issue(*p) for p in checks.document_problems(inputs, layers, document, services,
                                                            where)]
     issues.extend(Issue(*problem) for problem in size_issues(inputs))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from configplane import contract, refs
+from configplane import contract, ownership, refs
 from configplane.inputs import (
     NAMESPACE,
     SchemaFileError,
@@ -65,13 +65,7 @@ class ServiceChecker:
                                  None if file else self.line(path)))
 
     def check_platform(self) -> None:
-        """Names written into Vault policy text and API paths, and the IRSA issuer."""
-        vault = self.platform.vault
-        for key, value in (("mount", vault.mount), ("kubernetes_auth_path",
-                                                    vault.kubernetes_auth_path)):
-            if value is not None:
-                for problem in refs.vault_path_problems(value, f"platform.vault.{key}"):
-                    self.fail(["platform", "vault", key], problem)
+        """The IRSA issuer (mounts and paths: configplane.validation.ownership)."""
         issuer = self.platform.aws.eks_oidc_issuer
         if issuer is not None and not refs.EKS_ISSUER.fullmatch(issuer):
             self.fail(["platform", "aws", "eks_oidc_issuer"], "not an OIDC issuer URL "
@@ -81,12 +75,25 @@ class ServiceChecker:
     def check(self, name: str, svc: Service) -> ServiceModel:
         base = ["services", name]
         env = self.platform.environment
-        namespace = self._check_names(base, name, svc)
+        self._check_label(base, name, "service name")
+        namespace = svc.namespace or ownership.default_namespace(name, env)
+        self._check_label([*base, "namespace"], namespace, "namespace")
+        for problem in ownership.name_length_problems(
+                env, name, aws=any(s.store == "aws" for s in svc.secrets.values()),
+                rotated=any(s.rotation for s in svc.secrets.values())):
+            self.fail(base, problem)
+        if any(s.store == "aws" for s in svc.secrets.values()) and (
+                self.platform.aws.eks_oidc_issuer is None):
+            self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
+                      "secrets in Secrets Manager, which its SecretStore reads through "
+                      "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
+                      "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
+                      "--query cluster.identity.oidc.issuer`).")
 
         app = self._app_validator(base, svc.app_schema)
         self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
         app_config = app and config_validator(app, frozenset(service_delivered_keys(svc)))
-        config = render_configmap(f"{name}-config", svc.config)
+        config = render_configmap(ownership.configmap_base(name), svc.config)
         self._check_config([*base, "config"], svc.config, app_config, config)
 
         tenants = {}
@@ -103,7 +110,7 @@ class ServiceChecker:
                     f"`{TENANT_KEYS}`.",
                 )
             merged = apply_tenant(svc.config, spec.config)  # the layer tenant:<name>
-            rendered = render_configmap(f"{name}-{tenant}-config", merged)
+            rendered = render_configmap(ownership.tenant_configmap_base(name, tenant), merged)
             self._check_config([*path, "config"], merged, app_config, rendered)
             tenants[tenant] = rendered
 
@@ -143,7 +150,7 @@ class ServiceChecker:
             config=config,
             tenants=tenants,
             flags=flags,
-            vault_mount=self.platform.vault.mount or f"{env}-kv",
+            vault_mount=ownership.vault_mount(env, self.platform.vault.mount),
         )
 
     def check_credentials(self, document: StackDocument) -> None:
@@ -226,32 +233,6 @@ class ServiceChecker:
             self.fail(path, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
                       f"allows {contract.MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
 
-    def _check_names(self, base: list[str], name: str, svc: Service) -> str:
-        """The names derived from the service's (its namespace, IAM role and rotation names);
-        the namespace."""
-        env = self.platform.environment
-        self._check_label(base, name, "service name")
-        namespace = svc.namespace or f"{name}-{env}"
-        self._check_label([*base, "namespace"], namespace, "namespace")
-        eso = self.platform.external_secrets
-        for key, problem in refs.reserved_name_problems(
-                name, namespace, controller_namespace=eso.controller_namespace,
-                controller_service_account=eso.controller_service_account):
-            self.fail(base if key == "name" else [*base, "namespace"], problem)
-        if any(s.store == "aws" for s in svc.secrets.values()):
-            for problem in refs.iam_role_name_problems(env, name):
-                self.fail(base, problem)
-            if self.platform.aws.eks_oidc_issuer is None:
-                self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
-                          "secrets in Secrets Manager, which its SecretStore reads through "
-                          "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
-                          "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
-                          "--query cluster.identity.oidc.issuer`).")
-        if any(s.rotation for s in svc.secrets.values()):
-            for problem in refs.rotation_name_problems(env, name):
-                self.fail(base, problem)
-        return namespace
-
     def _check_secret(self, path: list[str], service: str, key: str, secret: SecretSpec) -> None:
         if not DATA_KEY.fullmatch(key):
             self.fail(path, "secret names become Kubernetes Secret keys: letters, digits, '-', "
@@ -292,11 +273,11 @@ class ServiceChecker:
         aws = self.platform.aws
         try:
             if store == "vault":
-                refs.parse_vault_ref(ref, service)
+                refs.parse_vault_ref(ref, ownership.vault_path(service))
             else:
                 refs.check_service_secret_arn(
                     ref, account=aws.account_id, region=aws.region,
-                    environment=self.platform.environment, service=service)
+                    prefix=ownership.secret_prefix(self.platform.environment, service))
         except refs.RefError as e:
             self.fail(path, str(e))
 
@@ -319,9 +300,11 @@ class ServiceChecker:
         if rotation.master_secret_arn:
             aws = self.platform.aws
             try:
+                env = self.platform.environment
                 refs.check_master_secret_arn(
                     rotation.master_secret_arn, account=aws.account_id, region=aws.region,
-                    environment=self.platform.environment, service=service)
+                    service=service,
+                    owner_of=lambda name: ownership.owner_of_secret_name(name, env))
             except refs.RefError as e:
                 self.fail([*path, "rotation", "master_secret_arn"], str(e))
         if (rotation.strategy == "postgres-alternating-users") != bool(

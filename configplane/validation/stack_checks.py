@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from configplane.contract import MAX_CONFIGMAP_BYTES, secret_resource_name
+from configplane.contract import MAX_CONFIGMAP_BYTES
 from configplane.inputs import NAMESPACE, StackInputs, dotted
 from configplane.model import rotated_secrets, rotation_problems
+from configplane.ownership import secret_resource_name
 from configplane.redaction import PROVIDER_CREDENTIALS, SPEC_METADATA, detect, is_name_slot, url_userinfo
 
 Problem = tuple[str, str, str]
@@ -209,17 +210,7 @@ def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[
 def _collisions(document: Any, services: Mapping[str, Any],
                 where: Callable[[list[str]], str]) -> list[Problem]:
     problems = []
-    namespaces: dict[str, str] = {}
-    for name, plan in services.items():
-        if plan.namespace in namespaces:
-            path = ["services", name, "namespace"]
-            problems.append((dotted(path), where(path),
-                             f"services `{namespaces[plan.namespace]}` and `{name}` share "
-                             f"namespace `{plan.namespace}`: both would declare it (one URN "
-                             "twice), and one service's identity could reach the other's "
-                             "secrets. Fix: give each service its own namespace."))
-        else:
-            namespaces[plan.namespace] = name
+    for name, plan in services.items():  # namespaces: configplane.validation.ownership
         seen: dict[str, str] = {}
         for key in plan.spec.secrets:
             norm = normalised_key(key)

@@ -104,6 +104,15 @@ def pulumi_config_set(project: Path, stack: str, key: str) -> None:
         "config:\n", f"config:\n  {key}:\n    secure: AAABAJ3Eo1MsX1c2ZmFrZS1jaXBoZXJ0ZXh0\n", 1))
 
 
+def grant_secure_keys(project: Path, service: str, keys: list[str]) -> None:
+    """What the platform team adds to Pulumi.yaml after reviewing an import."""
+    path = project / "Pulumi.yaml"
+    document = yaml.safe_load(path.read_text())
+    platform = document["config"]["configplane:defaults"]["value"]["platform"]
+    platform.setdefault("grants", {}).setdefault("secure_keys", {})[service] = keys
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
 def test_round_trip_import_write_plan(project, legacy):
     before_project_file = (project / "Pulumi.yaml").read_text()
     code, output = import_billing(project, legacy, "--write")
@@ -141,7 +150,12 @@ def test_round_trip_import_write_plan(project, legacy):
     assert "gitleaks:stripe-access-token" in reasons["STRIPE_API_KEY"]
     assert reasons["SMTP_PASSWORD"].startswith("looks like a secret: ")
     assert document["notes"] == [
-        "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)"]
+        "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)",
+        # a service team cannot grant itself a key: the platform decides, in Pulumi.yaml
+        "the platform grants each secure key to its service: add billingStripeApiKey, "
+        "billingSmtpPassword, billingDatabasePassword, billingWebhookSigningSecret to "
+        "platform.grants.secure_keys.billing in Pulumi.yaml (a platform decision, reviewed by "
+        "the platform owners), or validate refuses them."]
 
     # Pulumi.yaml: one block inserted after the existing secret declarations; every other
     # line (comments too) is kept as it was.
@@ -167,6 +181,9 @@ def test_round_trip_import_write_plan(project, legacy):
     assert result.exit_code == 1
     assert sorted(e["path"] for e in json.loads(result.output)["errors"]) == sorted(
         f"services.billing.secrets.{key}.config_key" for key in SECRETS)
+
+    # The platform team grants the keys (the note above); until then the program refuses them.
+    grant_secure_keys(project, "billing", [SECRETS[k] for k in SECRETS])
 
     # The printed commands pipe each value from its input into `pulumi config set --secret`.
     secure_values = {}
@@ -446,4 +463,29 @@ def test_a_database_password_without_its_user_says_what_to_add(project, legacy):
         "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)",
         "DATABASE_USER not found in the inputs. Fix: set services.billing.secrets."
         "DATABASE_PASSWORD.database.{host, dbname, username} in the stack file.",
+        "the platform grants each secure key to its service: add billingStripeApiKey, "
+        "billingSmtpPassword, billingDatabasePassword, billingWebhookSigningSecret to "
+        "platform.grants.secure_keys.billing in Pulumi.yaml (a platform decision, reviewed by "
+        "the platform owners), or validate refuses them.",
     ]
+
+
+@pytest.mark.parametrize("service, entry, existing", [
+    ("shop", "VAULT_DB_PASSWORD", "configplane:shopVaultDbPassword"),  # the platform's key
+    ("api", "DB_PASSWORD", "configplane:apiDbPassword"),  # the service's own, with a value
+    ("payments", "API_KEY", "configplane:paymentsApiKey"),  # worker's key, by spelling
+])
+def test_import_never_maps_an_entry_onto_an_existing_key(project, tmp_path, service, entry,
+                                                        existing):
+    """An entry whose derived key exists already would receive that key's value (and the
+    printed `pulumi config set` would overwrite it): refused, and nothing is written."""
+    source = tmp_path / "in.env"
+    source.write_text(f"{entry}=canary-Qm7Xw2Lp9Zr4\n")
+    before = files_text(project)
+    code, output = invoke(service, "--stack", "dev", "--from", str(source), "--store", "vault",
+                          "--app-schema", "worker", "--project-dir", str(project), "--format",
+                          "json", "--write")
+    assert code == 1
+    assert f"would become `{existing}`, which exists already" in output
+    assert "canary-Qm7Xw2Lp9Zr4" not in output
+    assert files_text(project) == before

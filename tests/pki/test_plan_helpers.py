@@ -7,10 +7,11 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from configplane.contract import FORBIDDEN_ROLE_ATTRIBUTES, database_policy_name, forbidden_attributes
+from configplane.contract import FORBIDDEN_ROLE_ATTRIBUTES, forbidden_attributes
 from configplane.durations import go_duration, seconds
 from configplane.model import DatabaseEngineSettings, Grant, Platform, Tls, tls_model
 from configplane.model import dynamic_credentials as dyn
+from configplane.ownership import database_policy_name
 from tests.policies.builders import pack_module
 
 PLATFORM = Platform.model_validate({

@@ -146,13 +146,15 @@ CASES = {
         "`secret: true` (then the Pulumi CLI refuses plaintext). Fix: add `config: "
         "{configplane:nope: {type: string, secret: true}}`."),
 }
+RENAME = ("(a name has one owner). Fix: rename the service (or the tenant, secret or namespace "
+          "that derives the name).")
 CASES["role-collision"] = (
     "dev", lambda c, s, p: s.update({"api-pki": {"app_schema": "worker", "config": {
         "LOG_LEVEL": "info", "CONCURRENCY": 1, "RATE_LIMIT_RPS": 1,
         "PAYMENTS_API_BASE_URL": "https://x.example.com", "VISIBILITY_TIMEOUT_SECONDS": 1}}}),
     "services.api-pki", "Pulumi.dev.yaml",
     "its Vault Kubernetes auth role would be `api-pki`, the same as for services.api.tls: one "
-    "would overwrite the other and get its access. Fix: rename the service or the secret.")
+    f"would overwrite the other and get its access {RENAME}")
 CASES["db-role-collision"] = (
     "dev", lambda c, s, p: s["api"]["secrets"].update({"REPORTING.DB_PASSWORD": {
         "source": "dynamic", "store": "vault", "dynamic": {"connection": "shop",
@@ -160,8 +162,8 @@ CASES["db-role-collision"] = (
             {"schema": "app", "tables": ["orders"], "privileges": ["SELECT"]}]}}}),
     "services.api.secrets.REPORTING_DB_PASSWORD", "Pulumi.yaml",
     "its Vault database role would be `api-reporting-db-password`, the same as for "
-    "services.api.secrets.REPORTING.DB_PASSWORD: one would overwrite the other and get its "
-    "access. Fix: rename the service or the secret.")
+    f"services.api.secrets.REPORTING.DB_PASSWORD: one would overwrite the other and get its "
+    f"access {RENAME}")
 
 LONG_KEY = "R" * 233 + "_DB_PASSWORD"  # api-dynamic-<key>: 12 + 244 = 256 characters
 CASES["secret-name-too-long"] = (

@@ -87,12 +87,25 @@ def widen(resource: str):
     ("*", "every service's secrets"),
     ("arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/prod/a*",
      "every service's secrets"),
+    # judged by what the pattern matches, not by the `configplane/<env>/` prefix: these reach
+    # worker's secrets in every environment (issue 18)
+    ("arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/*/worker/*",
+     "every service's secrets"),
+    ("arn:aws:secretsmanager:*:*:secret:config*/worker/*", "every service's secrets"),
+    ("arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/???d/worker/X",
+     "every service's secrets"),
+    ("arn:aws:secretsmanager:eu-west-1:333333333333:*", "every service's secrets"),
 ])
 def test_an_iam_role_reaching_past_its_service_fails(prod, good, resource, reads):
     plan = mutate(good, "api-identity-policy", widen(resource))
     assert isolation_violations(prod, plan) == [(
         SPANS, "api-identity-role", "mandatory",
         f'Role "api-identity-role" can read {reads}. {SPANS_WHY}')]
+
+
+def test_a_pattern_that_matches_only_the_services_own_secrets_passes(prod, good):
+    own = "arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/prod/api/D*"
+    assert isolation_violations(prod, mutate(good, "api-identity-policy", widen(own))) == []
 
 
 def test_an_iam_role_reading_another_services_secret_fails(prod, good):

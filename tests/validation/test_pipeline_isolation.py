@@ -51,6 +51,12 @@ NOT_OWN_ARN = ("the secret is not the service's own: a service reads only secret
 HCL = ("may hold only letters, digits, `_`, `.` and `-` between `/` (no quotes, spaces, "
        "newlines, braces, `*` or `+`: the path is written into Vault policy text). Fix: rename it.")
 SECRET_REF = "services.web.secrets.STOLEN.ref"
+ONE_SEGMENT = ("is one path segment of lowercase letters, digits and '-' (no `/`, quotes, "
+               "braces, spaces or newlines: it is written into Vault policy text and API "
+               "paths). Fix: use a name such as `dev-kv`.")
+PLATFORM_NAMESPACE = ("is a platform namespace (Kubernetes' own or a platform component's): "
+                      "the service's objects would sit beside the component's credentials. "
+                      "Fix: give the service its own namespace.")
 
 CASES = {
     "vault-dotdot": (add_ref("web", "vault", "web/../api#password"), SECRET_REF, DOTS),
@@ -108,32 +114,30 @@ CASES = {
         lambda c: services(c).update({"external-secrets": {"app_schema": "worker",
                                                             "config": WORKER_CONFIG}}),
         "services.external-secrets",
-        "a service may not be named like the External Secrets Operator's namespace or service "
-        "account (`external-secrets`): its service account and Vault role would be mistaken "
-        "for the operator's. Fix: rename the service."),
+        "`external-secrets` is a platform name (a namespace or service account of Kubernetes or "
+        "of a platform component: the External Secrets Operator, cert-manager, Vault): the "
+        "service's account and Vault roles would be mistaken for the component's. Fix: rename "
+        "the service."),
     "namespace-of-eso": (
         lambda c: services(c)["web"].update(namespace="external-secrets"),
-        "services.web.namespace",
-        "the service's namespace is the External Secrets Operator's own: its SecretStores would "
-        "sit beside the operator's credentials. Fix: give the service its own namespace."),
+        "services.web.namespace", f"`external-secrets` {PLATFORM_NAMESPACE}"),
     "kube-system-namespace": (
         lambda c: services(c)["web"].update(namespace="kube-system"),
-        "services.web.namespace", "`kube-system` is a namespace Kubernetes itself uses. Fix: "
-                                  "give the service its own namespace."),
+        "services.web.namespace", f"`kube-system` {PLATFORM_NAMESPACE}"),
     "mount-with-quote": (
         lambda c: platform(c)["vault"].update(mount='dev-kv" {}\npath "*'),
-        "platform.vault.mount", f"platform.vault.mount {HCL}"),
+        "platform.vault.mount", f"platform.vault.mount {ONE_SEGMENT}"),
     "mount-with-glob": (
         lambda c: platform(c)["vault"].update(mount="dev-*"),
-        "platform.vault.mount", f"platform.vault.mount {HCL}"),
+        "platform.vault.mount", f"platform.vault.mount {ONE_SEGMENT}"),
     "mount-traversal": (
         lambda c: platform(c)["vault"].update(mount="dev-kv/.."),
-        "platform.vault.mount",
-        "platform.vault.mount has an empty, `.` or `..` segment. Fix: write each segment out "
-        "(no `//`, no trailing `/`, no `.` or `..`)."),
+        "platform.vault.mount", f"platform.vault.mount {ONE_SEGMENT}"),
     "auth-path-with-newline": (
         lambda c: platform(c)["vault"].update(kubernetes_auth_path="kubernetes-dev\n"),
-        "platform.vault.kubernetes_auth_path", f"platform.vault.kubernetes_auth_path {HCL}"),
+        "platform.vault.kubernetes_auth_path",
+        "platform.vault.kubernetes_auth_path is not an RFC 1123 label (lowercase letters, digits "
+        "and '-'; it becomes one segment of a Vault API path). Fix: rename it."),
     "service-name-trailing-newline": (
         lambda c: services(c).update({"web\n": {"app_schema": "worker",
                                                  "config": WORKER_CONFIG}}),

@@ -16,7 +16,6 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from configplane.cli.boundary import (
-    FORMAT_OPTION,
     UserError,
     Verb,
     emit,
@@ -26,6 +25,7 @@ from configplane.cli.boundary import (
     write_text,
 )
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
+from configplane.cli.commands.plan_compare import run_compare
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack
@@ -37,7 +37,12 @@ from configplane.validation import issues_of, load_or_issues, undecodable
 @STACK_OPTION
 @SERVICE_OPTION
 @PROJECT_DIR_OPTION
-@FORMAT_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True,
+              help="Output format (markdown: with --compare, for a pull-request comment).")
+@click.option("--compare", "compare_ref", metavar="GIT-REF",
+              help="Also plan the project as it is at this commit (branch, tag or SHA) and "
+                   "show what changes from it to the working tree, per service.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Write each Kubernetes object as YAML, plus plan.json, into this directory.")
 @click.option("--policy-pack-config", type=click.Path(dir_okay=False, exists=True, path_type=Path),
@@ -46,8 +51,8 @@ from configplane.validation import issues_of, load_or_issues, undecodable
 @click.option("--quiet", is_flag=True,
               help="No progress bar (there is none in CI or when stderr is not a terminal).")
 def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
-            out: Path | None, policy_pack_config: Path | None, no_policy: bool,
-            quiet: bool) -> None:
+            compare_ref: str | None, out: Path | None, policy_pack_config: Path | None,
+            no_policy: bool, quiet: bool) -> None:
     """Show every resource `pulumi up` would create, without cloud or Pulumi CLI.
 
     Validates first (same messages as `validate`), then runs the project's __main__.py under
@@ -58,27 +63,59 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     With --service, the program declares only those services (and the environment's
     shared resources): what a service team runs before a pull request.
 
+    With --compare GIT-REF, the project at that commit (materialised with `git archive`
+    into a temporary directory: its own program, components, catalog and pack) and the
+    working tree are both planned offline, and only what changes is shown: per service, the
+    config keys (old -> new), the config hash, flags (variants, default, split), secret specs
+    by metadata ("value changed" for a `secure` value, never the value), the resources to
+    create, update, replace or delete, and new or resolved policy violations; the stack's
+    shared resources apart. --policy-pack-config applies to the working tree; the base uses
+    its own policies/config/<stack>.json.
+
     Example: configplane plan --stack dev --format json --out plan-out/
+
+    Example: configplane plan --stack prod --compare origin/main --format markdown
     """
     protect_stack(project_dir, stack)
+    report_fmt = "json" if fmt == "json" else "table"
+    if fmt == "markdown" and compare_ref is None:
+        raise UserError("--format markdown is the pull-request view of a comparison. Fix: add "
+                        "--compare <git-ref>, or use --format table or json.")
+    if compare_ref is not None and out is not None:
+        raise UserError("--out writes one plan, --compare shows a difference of two. Fix: run "
+                        "them as two commands.")
     if services:
         _, issues = load_or_issues(project_dir, stack, services)
         if issues:
-            report(stack, issues, fmt)
+            report(stack, issues, report_fmt)
             raise SystemExit(1)
-    try:
-        with plan_progress(stack, quiet) as progress:
-            plan = run_plan(project_dir, stack, policy=not no_policy,
-                            policy_config_file=policy_pack_config, progress=progress,
-                            services=services or None)
-    except (StackFileError, InvalidStack) as exc:  # run_plan validates before anything runs
-        report(stack, issues_of(exc, stack), fmt)
-        raise SystemExit(1) from None
-    except UnicodeDecodeError as exc:
-        report(stack, [undecodable(project_dir, stack, exc)], fmt)
-        raise SystemExit(1) from None
-    except PolicyPackError as exc:
-        raise UserError(str(exc)) from None
+
+    def plan_head() -> Plan:
+        try:
+            with plan_progress(stack, quiet) as progress:
+                return run_plan(project_dir, stack, policy=not no_policy,
+                                policy_config_file=policy_pack_config, progress=progress,
+                                services=services or None)
+        except (StackFileError, InvalidStack) as exc:  # run_plan validates before it runs
+            report(stack, issues_of(exc, stack), report_fmt)
+            raise SystemExit(1) from None
+        except UnicodeDecodeError as exc:
+            report(stack, [undecodable(project_dir, stack, exc)], report_fmt)
+            raise SystemExit(1) from None
+        except PolicyPackError as exc:
+            raise UserError(str(exc)) from None
+
+    if compare_ref is not None:
+        plan = run_compare(project_dir, stack, compare_ref, services=services, fmt=fmt,
+                           policy=not no_policy, plan_head=plan_head)
+    else:
+        plan = plan_head()
+        _show(plan, fmt, out)
+    if any(v["level"] == "mandatory" for v in plan.violations):
+        raise SystemExit(1)
+
+
+def _show(plan: Plan, fmt: str, out: Path | None) -> None:
     document = plan.as_dict(redactor())
     if out is not None:
         try:
@@ -88,8 +125,6 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
                             f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
                             "directory, or a path where one can be created.") from None
     emit(document, fmt, render_table)
-    if any(v["level"] == "mandatory" for v in document["violations"]):
-        raise SystemExit(1)
 
 
 @contextmanager

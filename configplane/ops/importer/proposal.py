@@ -30,6 +30,7 @@ from configplane.model import DATABASE_FIELDS, PASSWORD_SUFFIX, URL_SUFFIX, pref
 from configplane.ops.importer.entry import Entry, ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.manifests import read_manifests
+from configplane.ownership import config_key_for
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STORES = ("vault", "aws")
@@ -111,12 +112,6 @@ def emit_value(sources: list[str], key: str) -> str:
 
 # --- planning --------------------------------------------------------------------------------
 
-def config_key_for(service: str, key: str) -> str:
-    """billing + STRIPE_API_KEY -> billingStripeApiKey (the style of Pulumi.yaml's keys)."""
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", f"{service} {key}") if w]
-    return words[0].lower() + "".join(w[:1].upper() + w[1:].lower() for w in words[1:])
-
-
 def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                 app_schema: str | None = None, store: str = "vault") -> ImportProposal:
     from configplane.redaction import load_detector
@@ -146,7 +141,8 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                                       entry.source, reason))
     del found  # plaintext ends here; everything below holds names only
 
-    declarations = _declarations(project.declarations, service, secrets)
+    existing = set(project.declarations) | set(project.values) | _stack_keys(project_dir, stack)
+    declarations = _declarations(existing, service, stack, secrets)
     databases, delivered = _database_secrets(service, schema, config, secrets, notes)
     section: dict[str, Any] = {}
     if app_schema is not None and app_schema != inherited:
@@ -162,6 +158,11 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
         }
     notes.extend(_schema_notes(schema_name, schema, {**(defaults.get("config") or {}), **config},
                                delivered))
+    if secrets:
+        notes.append(f"the platform grants each secure key to its service: add "
+                     f"{', '.join(s.config_key for s in secrets)} to "
+                     f"platform.grants.secure_keys.{service} in {PROJECT_FILE} (a platform "
+                     "decision, reviewed by the platform owners), or validate refuses them.")
     return ImportProposal(service, stack, schema_name, section, declarations, secrets, notes)
 
 
@@ -200,22 +201,28 @@ def _read_entries(sources: list[str]) -> tuple[list[Entry], list[str]]:
     return found, notes
 
 
-def _declarations(existing: Mapping[str, Any], service: str,
+def _declarations(existing: set[str], service: str, stack: str,
                   secrets: list[ImportedSecret]) -> dict[str, dict[str, Any]]:
-    """The `secret: true` declarations Pulumi.yaml needs for the imported secrets."""
+    """The `secret: true` declarations Pulumi.yaml needs for the imported secrets; none may
+    land on a key that exists already (`existing`: declared, or set in a Pulumi file)."""
     declarations: dict[str, dict[str, Any]] = {}
     for secret in secrets:
         full = f"{NAMESPACE}:{secret.config_key}"
-        declared = existing.get(full)
-        if declared is not None and not (declared.secret and declared.type):
-            raise ImportProblem(f"{PROJECT_FILE}: `{full}` is already declared without `type` and "
-                                "`secret: true`. Fix: add them, then import again.")
+        if full in existing:
+            # an existing key has an owner and maybe a value: mapping this entry onto it
+            # would hand its value to this service, and the printed `pulumi config set` would
+            # overwrite it
+            raise ImportProblem(
+                f"{secret.origin}: {secret.key} would become `{full}`, which exists already "
+                f"({PROJECT_FILE} or {stack_file_name(stack)}): import never maps an entry onto "
+                "an existing key nor overwrites one. Fix: rename the entry in the input, or, if "
+                f"it is {service}'s own key and you mean to replace its value, run `pulumi config "
+                f"set --secret {full} --stack {stack}` yourself.")
         if full in declarations:
             raise ImportProblem(f"{secret.key} and another key both map to `{full}`. Fix: rename one.")
-        if declared is None:
-            declarations[full] = {"type": "string", "secret": True,
-                                  "description": f"{secret.key} of the {service} service "
-                                                 f"(imported from {secret.origin})"}
+        declarations[full] = {"type": "string", "secret": True,
+                              "description": f"{secret.key} of the {service} service "
+                                             f"(imported from {secret.origin})"}
     return declarations
 
 
@@ -286,6 +293,20 @@ def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any
 
 
 # --- writing ---------------------------------------------------------------------------------
+
+def _stack_keys(project_dir: Path, stack: str) -> set[str]:
+    """The config keys the stack file sets (a key with a value exists, declared or not)."""
+    path = project_dir / stack_file_name(stack)
+    if not path.is_file():
+        return set()
+    try:
+        document = load(path, stack_file_name(stack)).document
+    except YamlError as exc:
+        raise ImportProblem(str(exc)) from None
+    config = document.get("config") if isinstance(document, dict) else None
+    return {str(key) if ":" in str(key) else f"{NAMESPACE}:{key}"
+            for key in (config if isinstance(config, dict) else {})}
+
 
 def catalog_file(service: str, stack: str) -> str:
     """Where an imported section goes: the service's overlay for the stack."""

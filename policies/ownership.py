@@ -1,0 +1,1 @@
+../configplane/ownership.py
