@@ -160,7 +160,7 @@ def test_the_architecture_doc_names_every_module_in_its_layer() -> None:
 # Suites about a concern that spans the layers (docs/testing.md lists them); every other
 # folder of tests/ mirrors a layer of configplane/.
 CONCERN_SUITES = {"fixtures", "lifecycle", "pki", "policies", "program", "rotation", "security",
-                  "snapshots"}
+                  "snapshots", "vault"}
 
 
 def test_a_modules_tests_are_found_by_its_path() -> None:

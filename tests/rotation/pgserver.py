@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,7 @@ class PostgresServer:
     superuser: str = "configplane_admin"
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # more `-c name=value` (ssl, ...)
 
     @property
     def data(self) -> Path:
@@ -113,13 +115,25 @@ class PostgresServer:
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{result.stdout}{result.stderr}")
 
+    def add_files(self, files: Mapping[str, bytes]) -> None:
+        """Files for the server in its data directory (after init), readable by it alone: a
+        relative path in `settings` (ssl_cert_file, ...) is relative to that directory."""
+        for name, content in files.items():
+            path = self.data / name
+            path.write_bytes(content)
+            path.chmod(0o600)
+            if self.run_as:
+                entry = pwd.getpwnam(self.run_as)
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+
     def start(self, die_with_parent: bool = True) -> None:
         """Start the postmaster as a child of this process; return once it accepts connections.
         die_with_parent=False leaves out the parent-death signal (the reaper's test needs an
         orphan)."""
         options = ["-p", str(self.port), "-k", str(self.root), "-c", f"listen_addresses={self.host}",
                    "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off",
-                   "-c", "log_statement=all", "-c", "log_connections=on"]
+                   "-c", "log_statement=all", "-c", "log_connections=on",
+                   *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}"))]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(self.bindir / "postgres"), "-D", str(self.data), *options],
@@ -184,8 +198,10 @@ def _postmaster_pid(data: Path) -> int | None:
 
 
 def start_server(runs: Path = RUNS, die_with_parent: bool = True,
-                 superpassword: str | None = None) -> PostgresServer:
-    """Reap the servers of dead runs, then start a fresh one owned by this process."""
+                 superpassword: str | None = None, settings: Mapping[str, str] | None = None,
+                 files: Mapping[str, bytes] | None = None) -> PostgresServer:
+    """Reap the servers of dead runs, then start a fresh one owned by this process, with
+    `settings` (`-c name=value`) and `files` in its data directory (PostgresServer.add_files)."""
     bindir = server_binaries()
     if bindir is None:
         raise FileNotFoundError("PostgreSQL server binaries not found under "
@@ -194,10 +210,11 @@ def start_server(runs: Path = RUNS, die_with_parent: bool = True,
     runs.mkdir(mode=0o755, parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs))
     (root / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
-    server = PostgresServer(bindir, root, **({"superpassword": superpassword}
-                                             if superpassword else {}))
+    server = PostgresServer(bindir, root, settings=dict(settings or {}),
+                            **({"superpassword": superpassword} if superpassword else {}))
     try:
         server.init()
+        server.add_files(files or {})
         server.start(die_with_parent)
     except BaseException:
         server.stop()
