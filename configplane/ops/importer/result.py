@@ -95,8 +95,8 @@ def result_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, st
     except OSError as exc:  # the scratch copy, in a temporary directory: the project is as it was
         reason = exc.strerror or type(exc).__name__
         raise ImportProblem(f"cannot check the result in a scratch copy ({reason}): nothing was "
-                            "changed. Fix: free space in the temporary directory ($TMPDIR) and "
-                            "run again.") from None
+                            "changed. Fix: make room in the temporary directory ($TMPDIR), or "
+                            "point TMPDIR at a writable one, and run again.") from None
 
 
 def _scratch_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, str]) -> list[str]:
@@ -112,7 +112,10 @@ def _scratch_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, 
             shutil.copyfile(project_dir / DEFAULTS_FILE, root / DEFAULTS_FILE)
         service_dir = project_dir / CATALOG_DIR / plan.service
         if service_dir.is_dir():
-            shutil.copytree(service_dir, root / CATALOG_DIR / plan.service, symlinks=False)
+            copy = root / CATALOG_DIR / plan.service
+            shutil.copytree(service_dir, copy, symlinks=False, copy_function=shutil.copyfile)
+            for folder in (copy, *(p for p in copy.rglob("*") if p.is_dir())):
+                folder.chmod(0o700)  # the copy is ours to edit, whatever the original's mode
         for file, text in edits.items():
             (root / file).parent.mkdir(parents=True, exist_ok=True)
             (root / file).write_text(text)
