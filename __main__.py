@@ -128,9 +128,10 @@ def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
     versions = svc.versions
     aws_settings = stack.platform.aws
     secure = {
-        spec.config_key: config.require_secret(spec.config_key)
+        key: config.require_secret(key)
         for spec in svc.spec.secrets.values()
-        if spec.source == "secure"
+        # validate refuses a secure secret without config_key
+        if spec.source == "secure" and (key := spec.config_key) is not None
     }
     values = SecretValues(f"{name}-secret-values", SecretValuesArgs(svc, secure, versions)).values
     cfg = ServiceConfig(f"{name}-config", ServiceConfigArgs(svc))
@@ -168,11 +169,13 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
             RotatedSecret(
                 name=rotation_name,
                 secret_arn=s.aws.secrets[key].arn,
-                strategy=secrets[key].rotation.strategy,
+                strategy=rotation.strategy,
                 kms_key_arn=aws_env.key.arn if aws_env.key else None,
-                master_secret_arn=secrets[key].rotation.master_secret_arn,
+                master_secret_arn=rotation.master_secret_arn,
             )
             for key, rotation_name in s.plan.rotated.items()
+            # (every one: the builder's `rotated` holds the secrets with a rotation)
+            if (rotation := secrets[key].rotation) is not None
         ]
         if not rotated:
             continue

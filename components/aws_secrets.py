@@ -9,6 +9,7 @@ included, encrypted in state as a secret. Each secret has its own version
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components import as_secret
 from components.rotation import rotation_tags
 from configplane.contract import MANAGED_BY
 from configplane.model import AwsSettings, SecretSpec, ServiceModel, ServiceVersions
@@ -93,7 +95,8 @@ class AwsServiceSecrets(pulumi.ComponentResource):
         arns: dict[str, pulumi.Input[str]] = {}
         for key, spec in svc.secrets_in("aws").items():
             if spec.source == "reference":
-                arns[key] = spec.ref  # lives elsewhere already; nothing to declare
+                if spec.ref is not None:  # (validate: always)
+                    arns[key] = spec.ref  # lives elsewhere already; nothing to declare
                 continue
             role = secret_resource_name(key)
             secret = aws.secretsmanager.Secret(
@@ -117,8 +120,8 @@ class AwsServiceSecrets(pulumi.ComponentResource):
             aws.secretsmanager.SecretVersion(
                 f"{name}-{role}-initial",
                 secret_id=secret.id,
-                secret_string_wo=pulumi.Output.secret(
-                    args.values[key].apply(lambda value, spec=spec: secret_string(spec, value))
+                secret_string_wo=as_secret(
+                    args.values[key].apply(functools.partial(secret_string, spec))
                 ),
                 secret_string_wo_version=version.version,
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=initial_ignore(version.rotated)),

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_vault as vault
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from components import as_secret
 from configplane.durations import seconds
 from configplane.model import (
     AUDIENCE,
@@ -79,7 +80,7 @@ class DatabaseEngine(pulumi.ComponentResource):
                     "username": conn.username,
                     # write-only: the initial value is encrypted in state, not in the
                     # provider's; Vault replaces it right away (rotate-root below)
-                    "password_wo": pulumi.Output.secret(args.root_passwords[conn_name]),
+                    "password_wo": as_secret(args.root_passwords[conn_name]),
                     "password_wo_version": conn.password_version,
                     "password_authentication": "scram-sha-256",
                     "max_open_connections": conn.max_open_connections,

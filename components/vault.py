@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
+from components import as_secret
 from configplane.model import ServiceModel, ServiceVersions, VaultSettings
 from configplane.ownership import vault_role
 from configplane.refs import VAULT_AUDIENCE
@@ -114,7 +115,7 @@ class VaultService(pulumi.ComponentResource):
                 name=svc.vault_path,
                 # write-only: the provider keeps no copy; Pulumi keeps the inputs it sent,
                 # this value included, encrypted in state (a secret input)
-                data_json_wo=pulumi.Output.secret(
+                data_json_wo=as_secret(
                     pulumi.Output.all(**known).apply(lambda v: json.dumps(v, sort_keys=True))
                 ),
                 # changes when one of these secrets is bumped, regenerated, added or removed

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from contract import ROTATION_STRATEGY_TAG
-from packlib import UNKNOWN, Reporter, config_schema, num, plain, resource_label
+from packlib import UNKNOWN, Reporter, as_mapping, config_schema, num, plain, resource_label
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
 from resource_types import KMS_ALIAS, KMS_KEY, LAMBDA_PERMISSION, SM_ROTATION, SM_SECRET
 
@@ -107,7 +107,7 @@ def secrets_manager_rotation(args: StackValidationArgs, report_violation: Report
     for secret in by_type.get(SM_SECRET, []):
         props = plain(secret.props)
         label = resource_label(secret.resource_type, secret.name)
-        tags = props.get("tags") if isinstance(props.get("tags"), dict) else {}
+        tags = as_mapping(props.get("tags"))
         strategy = tags.get(ROTATION_STRATEGY_TAG)
         matches = {n for i in _ids(secret) for n in by_secret_id.get(i, ())}
         matches.update(by_dependency.get(secret.urn, ()))
@@ -125,7 +125,7 @@ def _check_rotation(rotation: Any, secret_label: str, max_days: float, permissio
                     report: Reporter) -> None:
     props = plain(rotation.props)
     label = resource_label(rotation.resource_type, rotation.name)
-    rules = props.get("rotationRules") if isinstance(props.get("rotationRules"), dict) else {}
+    rules = as_mapping(props.get("rotationRules"))
     interval = rotation_interval_days(rules)
     if props.get("rotationRules") is UNKNOWN or UNKNOWN in rules.values():
         pass  # preview: the schedule is computed; checked again during `pulumi up`

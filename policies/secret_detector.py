@@ -51,7 +51,7 @@ from pathlib import Path
 import re2
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.filters.heuristic import is_sequential_string
-from detect_secrets.plugins.base import RegexBasedDetector
+from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "KEY_KINDS", "SECRET_SLOTS", "VALUE_KINDS", "Explanation", "Finding",
@@ -84,10 +84,13 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 # --- detect-secrets plugins, instantiated once with their default settings -----------------
 
+# The library annotates its classes with a type variable nothing binds (read as Never); the
+# issubclass() test, true for every one, tells the type checker what they are.
+_ds_plugin_classes: Iterable[type] = get_mapping_from_secret_type_to_class().values()
 _ds_plugins = [
     cls()
-    for cls in get_mapping_from_secret_type_to_class().values()
-    if cls.__name__ != "IPPublicDetector"  # an IP address is not a credential
+    for cls in _ds_plugin_classes
+    if issubclass(cls, BasePlugin) and cls.__name__ != "IPPublicDetector"  # an IP: no credential
 ]
 _DS_FORMAT = [p for p in _ds_plugins if isinstance(p, RegexBasedDetector)]
 
@@ -110,16 +113,17 @@ def _ds_prefilter() -> tuple[re2.Set, list[int], set[int]]:
     inline = {re.IGNORECASE: "i", re.DOTALL: "s", re.MULTILINE: "m"}
     prefilter, owners, always = re2.Set.SearchSet(), [], set()
     for index, plugin in enumerate(_DS_FORMAT):
-        patterns = []
+        patterns: list[str] = []
+        verbose = False
         for rx in plugin.denylist:
             pattern = big_repeat.sub(r"{\1,}", lookaround.sub("", rx.pattern))
             flags = "".join(c for f, c in inline.items() if rx.flags & f)
             if rx.flags & re.VERBOSE and re.search(r"\s|#", pattern):
-                patterns = None
+                verbose = True
                 break
             patterns.append(f"(?{flags}){pattern}" if flags else pattern)
         try:
-            if patterns is None:
+            if verbose:
                 raise re2.error("verbose pattern")
             for pattern in patterns:
                 re2.compile(pattern)
@@ -251,9 +255,8 @@ VALUE_KINDS = (
 )
 
 _I = re.IGNORECASE
-_BOOL_NULL = frozenset(
-    "true false yes no on off y n null nil none ~ undefined enabled disabled".split()
-)
+_BOOL_NULL = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", "null", "nil", "none",
+                        "~", "undefined", "enabled", "disabled"})
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,_]\d+)*(?:[eE][-+]?\d+)?")
 _DATE = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
@@ -283,9 +286,8 @@ _PLACEHOLDER = re.compile(
 # An expression that names a value: Terraform var.db_password, random_password.db.result,
 # module.db.password; Helm values.db.password. Lowercase identifiers joined by dots.
 _DOTTED_REF = re.compile(r"([a-z_][a-z0-9_]*)(?:\.[a-z_][a-z0-9_-]*|\[[^\]]*\])+")
-_EXPRESSION_ROOTS = frozenset(
-    "var local module data each self path terraform values env secrets vars inputs".split()
-)
+_EXPRESSION_ROOTS = frozenset({"var", "local", "module", "data", "each", "self", "path", "terraform",
+                               "values", "env", "secrets", "vars", "inputs"})
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")  # SOME_SECRET: a name, not a value
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S*", _I)
 _ABS_PATH = re.compile(r"(?:~?/|\.{1,2}/|[A-Za-z]:[\\/])[^\s:]*")
@@ -364,9 +366,15 @@ def _is_text(v: str) -> bool:
 
 def value_kind(value: str) -> str:
     """What a configuration value is: one of VALUE_KINDS. Only `literal`, `hex` and `uuid`
-    can be a secret by its key alone (and `number` a password)."""
+    can be a secret by its key alone (and `number` a password). One ordered decision, in two
+    halves: the first kind that fits wins."""
     v = _unquote(value)
     lower = v.lower()
+    return _kind_by_value(v, lower) or _kind_by_shape(v, lower)
+
+
+def _kind_by_value(v: str, lower: str) -> str | None:
+    """Values that say what they are: empty, boolean, number, date, reference, placeholder."""
     if not v or not any(c.isalnum() for c in v):
         return "empty"  # also YAML block indicators (`|`, `>-`) and bare punctuation
     if lower in _BOOL_NULL:
@@ -382,6 +390,12 @@ def value_kind(value: str) -> str:
         return "reference"
     if "example" in lower or len(set(v)) == 1 or _PLACEHOLDER.fullmatch(v):
         return "placeholder"
+    return None
+
+
+def _kind_by_shape(v: str, lower: str) -> str:
+    """A string by its shape: structured, URL, path, email, hash, hex, UUID, image, public key,
+    words; else a literal."""
     if v[0] in "{[" and v[-1] in "}]":
         return "structured"
     if _URL.fullmatch(v):

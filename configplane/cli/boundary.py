@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -282,68 +282,81 @@ def boundary(redactor: Redactor | None = None) -> Iterator[None]:
         try:
             yield
         finally:
-            try:
-                sys.stdout.flush()
-            except (OutputClosed, BrokenPipeError):
-                raise
-            except OSError as exc:
-                raise OutputClosed(f"standard output ({exc.strerror})") from None
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except click.Abort:
-        _say("Aborted!")
-        code = 1
-    except OutputClosed as exc:
-        _say(f"error: cannot write the output: {exc} is closed. Fix: run the command with "
-             "its output open (a terminal, a pipe or a file: `> out.json`).")
-        code = 1
-    except BrokenPipeError:
-        code = 1  # the reader went away (`| head`): nothing more to say
-    except InputClosed:
-        _say("error: cannot read the input: standard input is closed. Fix: pipe the input in, "
-             "or give a file instead of `-`.")
-        code = 1
-    except _input_errors() as exc:
-        _say(f"error: {exc}")
-        code = 1
-    except UnicodeDecodeError as exc:
-        _say(f"error: an input file is not UTF-8 text (byte offset {exc.start}). Fix: save the "
-             "files as UTF-8.")
-        code = 1
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        _say(f"error: cannot access{where}: {exc.strerror or type(exc).__name__}. Fix: check "
-             "the path and its permissions.")
-        code = 1
-    except RecursionError:
-        _say("error: the input is nested too deeply to process. Fix: flatten the document.")
-        code = 1
-    except MemoryError:
-        _say("error: the input is too large to process. Fix: split or shrink the files.")
-        code = 1
-    except Exception as exc:  # noqa: BLE001 - the boundary: a bug, reported without values
-        if os.environ.get(DEBUG_ENV) == "1":
-            _say("".join(traceback.format_exception(exc)))
-        _say(f"error: internal error ({type(exc).__name__}); no values are shown. Fix: report "
-             f"it with the command line; run with {DEBUG_ENV}=1 for the traceback.")
-        code = EXIT_INTERNAL
+            _flush_stdout()
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 - the boundary: every end has a code
+        code = _exit_code(exc)
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, RedactingStream):
-                try:
+                with suppress(OutputClosed, OSError, ValueError):
                     stream.flush()
-                except (OutputClosed, OSError, ValueError):
-                    pass
         if sys.stdin is not saved[0] and sys.stdin is not None:
             sys.stdin.close()
         sys.stdin, sys.stdout, sys.stderr = saved
     if code:
         raise SystemExit(code)
+
+
+def _flush_stdout() -> None:
+    """What the command printed goes out before the boundary closes; a closed stdout is an
+    OutputClosed (a reader gone away, BrokenPipeError, stays one)."""
+    try:
+        sys.stdout.flush()
+    except (OutputClosed, BrokenPipeError):
+        raise
+    except OSError as exc:
+        raise OutputClosed(f"standard output ({exc.strerror})") from None
+
+
+def _exit_code(exc: BaseException) -> int:
+    """How a command ended: its own exit, click's, or an error said once, cleanly."""
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, click.Abort):
+        _say("Aborted!")
+        return 1
+    if isinstance(exc, BrokenPipeError):
+        return 1  # the reader went away (`| head`): nothing more to say
+    message = _error_message(exc)
+    if message is not None:
+        _say(message)
+        return 1
+    # a bug, reported without values
+    if os.environ.get(DEBUG_ENV) == "1":
+        _say("".join(traceback.format_exception(exc)))
+    _say(f"error: internal error ({type(exc).__name__}); no values are shown. Fix: report "
+         f"it with the command line; run with {DEBUG_ENV}=1 for the traceback.")
+    return EXIT_INTERNAL
+
+
+def _error_message(exc: BaseException) -> str | None:
+    """The one message for an input or environment error (checked in the order of
+    specificity); None for anything else, a bug."""
+    if isinstance(exc, OutputClosed):
+        return (f"error: cannot write the output: {exc} is closed. Fix: run the command with "
+                "its output open (a terminal, a pipe or a file: `> out.json`).")
+    if isinstance(exc, InputClosed):
+        return ("error: cannot read the input: standard input is closed. Fix: pipe the input "
+                "in, or give a file instead of `-`.")
+    if isinstance(exc, _input_errors()):
+        return f"error: {exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"error: an input file is not UTF-8 text (byte offset {exc.start}). Fix: save the "
+                "files as UTF-8.")
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return (f"error: cannot access{where}: {exc.strerror or type(exc).__name__}. Fix: check "
+                "the path and its permissions.")
+    if isinstance(exc, RecursionError):
+        return "error: the input is nested too deeply to process. Fix: flatten the document."
+    if isinstance(exc, MemoryError):
+        return "error: the input is too large to process. Fix: split or shrink the files."
+    return None
 
 
 @contextmanager

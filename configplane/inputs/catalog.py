@@ -93,44 +93,11 @@ def read_inputs(project_dir: Path, stack: str,
     check_stack_name(stack)
     problems: list[Problem] = []
     notes: list[str] = []
-    project_file = config_file(project_dir, PROJECT_FILE, True, problems)
-    stack_name = stack_file_name(stack)
-    stack_file = config_file(project_dir, stack_name, config_values is None, problems)
+    config = _ConfigFiles(project_dir, stack, config_values, problems)
 
-    project = str(project_file.document.get("name", NAMESPACE))
-    # value_paths: full key -> where its value sits in Pulumi.yaml
-    declarations, project_values, value_paths = project_config(project_file, project)
-    stack_keys = {full_key(k, project): ("config", k)
-                  for k in (stack_file.document.get("config") or {})}
-    values = (dict(config_values) if config_values is not None
-              else stack_values(stack_file, project))
-    # The run's own keys (configplane.inputs.context) are the offline plan's, never a file's:
-    # a file setting one would quietly drop services from a real `pulumi up`.
-    for key, file in [*((k, stack_name) for k in stack_keys), *((k, PROJECT_FILE) for k in
-                                                                 (*declarations, *project_values))]:
-        if key.startswith(f"{RUN_NAMESPACE}:"):
-            problems.append((f"config.{key}", file, f"`{key}` is set by `configplane plan "
-                             "--service` for its own run only. Fix: remove it from the file."))
-    values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
-
-    def config_layer(full: str) -> tuple[Any, str, dict[KeyPath, int]]:
-        """A key's value, the file it comes from and its lines (stack wins over project)."""
-        found = values.get(full)
-        if full in stack_keys:
-            return (found.value if found else None, stack_name,
-                    subtree_lines(stack_file.lines, stack_keys[full]))
-        if found is not None and not found.secure:  # runtime: project values come through too
-            fallback = project_values.get(full)
-            return found.value, PROJECT_FILE, (subtree_lines(project_file.lines, value_paths[full])
-                                               if full in value_paths and fallback is not None else {})
-        if full in project_values:
-            return project_values[full], PROJECT_FILE, subtree_lines(project_file.lines,
-                                                                      value_paths[full])
-        return None, PROJECT_FILE, {}
-
-    defaults, defaults_file, defaults_lines = config_layer(DEFAULTS_KEY)
-    platform, platform_file, platform_lines = config_layer(PLATFORM_KEY)
-    legacy_env, legacy_env_file, legacy_env_lines = config_layer(SERVICES_KEY)
+    defaults, defaults_file, defaults_lines = config.layer(DEFAULTS_KEY)
+    platform, platform_file, platform_lines = config.layer(PLATFORM_KEY)
+    legacy_env = config.layer(SERVICES_KEY)
 
     defaults_doc: dict[str, Any] = {}
     legacy_base: Any = None
@@ -146,13 +113,94 @@ def read_inputs(project_dir: Path, stack: str,
                                  {("platform", *p): line for p, line in platform_lines.items()}))
 
     wanted = None if services is None else set(services)
-    service_layers: dict[str, list[Layer]] = {}
+    service_layers = _config_service_layers(
+        [(legacy_base, defaults_file, defaults_lines, "project", f"{DEFAULTS_KEY}.services"),
+         (*legacy_env, "environment", SERVICES_KEY)], wanted, problems)
+    legacy = set(service_layers)
+    if legacy:
+        notes.append(f"{count(len(legacy), 'service')} defined in Pulumi config (the layout before "
+                     "services/): run `configplane migrate --write` to move them to "
+                     "services/<name>/.")
+    fleet = read_fleet_defaults(project_dir, problems)
+    _add_catalog_layers(project_dir, stack, wanted, legacy, service_layers, problems)
+    for name in service_layers:
+        if fleet.service:
+            service_layers[name].insert(0, Layer("fleet", DEFAULTS_FILE, {name: fleet.service},
+                                                 {(name, *p): ln for p, ln in fleet.lines.items()}))
 
-    # The layout before the catalog: service definitions in Pulumi config.
-    for value, file, lines, layer, path in (
-        (legacy_base, defaults_file, defaults_lines, "project", f"{DEFAULTS_KEY}.services"),
-        (legacy_env, legacy_env_file, legacy_env_lines, "environment", SERVICES_KEY),
-    ):
+    return StackInputs(
+        stack=stack,
+        project_file=PROJECT_FILE,
+        stack_file=config.stack_name,
+        defaults=defaults_doc,
+        environment=env_doc,
+        declarations=config.declarations,
+        values=config.values,
+        project=config.project,
+        project_values=config.project_values,
+        read_problems=tuple(problems),
+        secure_raw=secure_raw(config.stack_file, config.project),
+        platform_layers=tuple(platform_layers),
+        service_layers={k: tuple(service_layers[k]) for k in sorted(service_layers)},
+        notes=tuple(notes),
+        project_dir=str(project_dir),
+        owners=fleet.owners,
+    )
+
+
+class _ConfigFiles:
+    """Pulumi.yaml and Pulumi.<stack>.yaml (or the engine's values), read once; `layer` gives a
+    key's value with the file it comes from and its lines."""
+
+    def __init__(self, project_dir: Path, stack: str,
+                 config_values: Mapping[str, StackValue] | None, problems: list[Problem]):
+        self.project_file = config_file(project_dir, PROJECT_FILE, True, problems)
+        self.stack_name = stack_file_name(stack)
+        self.stack_file = config_file(project_dir, self.stack_name, config_values is None, problems)
+        self.project = str(self.project_file.document.get("name", NAMESPACE))
+        # value_paths: full key -> where its value sits in Pulumi.yaml
+        self.declarations, self.project_values, self.value_paths = project_config(
+            self.project_file, self.project)
+        self.stack_keys = {full_key(k, self.project): ("config", k)
+                           for k in (self.stack_file.document.get("config") or {})}
+        values = (dict(config_values) if config_values is not None
+                  else stack_values(self.stack_file, self.project))
+        self._refuse_run_keys(problems)
+        self.values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
+
+    def _refuse_run_keys(self, problems: list[Problem]) -> None:
+        """The run's own keys (configplane.inputs.context) are the offline plan's, never a
+        file's: a file setting one would quietly drop services from a real `pulumi up`."""
+        for key, file in [*((k, self.stack_name) for k in self.stack_keys),
+                          *((k, PROJECT_FILE) for k in (*self.declarations, *self.project_values))]:
+            if key.startswith(f"{RUN_NAMESPACE}:"):
+                problems.append((f"config.{key}", file, f"`{key}` is set by `configplane plan "
+                                 "--service` for its own run only. Fix: remove it from the file."))
+
+    def layer(self, full: str) -> tuple[Any, str, dict[KeyPath, int]]:
+        """A key's value, the file it comes from and its lines (stack wins over project)."""
+        found = self.values.get(full)
+        if full in self.stack_keys:
+            return (found.value if found else None, self.stack_name,
+                    subtree_lines(self.stack_file.lines, self.stack_keys[full]))
+        if found is not None and not found.secure:  # runtime: project values come through too
+            fallback = self.project_values.get(full)
+            return found.value, PROJECT_FILE, (
+                subtree_lines(self.project_file.lines, self.value_paths[full])
+                if full in self.value_paths and fallback is not None else {})
+        if full in self.project_values:
+            return self.project_values[full], PROJECT_FILE, subtree_lines(
+                self.project_file.lines, self.value_paths[full])
+        return None, PROJECT_FILE, {}
+
+
+def _config_service_layers(sources: Iterable[tuple[Any, str, Mapping[KeyPath, int], str, str]],
+                           wanted: set[str] | None,
+                           problems: list[Problem]) -> dict[str, list[Layer]]:
+    """The layout before the catalog: service definitions in Pulumi config. `sources`: (value,
+    file, lines, layer, key path) of `configplane:defaults.services` and `configplane:services`."""
+    service_layers: dict[str, list[Layer]] = {}
+    for value, file, lines, layer, path in sources:
         if value is None:
             continue
         if not isinstance(value, Mapping):
@@ -167,13 +215,14 @@ def read_inputs(project_dir: Path, stack: str,
             rel = {p[1:]: line for p, line in by_child.get(str(name), {}).items()}
             service_layers.setdefault(str(name), []).append(
                 Layer(layer, file, {str(name): doc}, {(str(name), *p): ln for p, ln in rel.items()}))
-    legacy = set(service_layers)
-    if legacy:
-        notes.append(f"{count(len(legacy), 'service')} defined in Pulumi config (the layout before "
-                     "services/): run `configplane migrate --write` to move them to "
-                     "services/<name>/.")
+    return service_layers
 
-    fleet = read_fleet_defaults(project_dir, problems)
+
+def _add_catalog_layers(project_dir: Path, stack: str, wanted: set[str] | None,
+                        legacy: set[str], service_layers: dict[str, list[Layer]],
+                        problems: list[Problem]) -> None:
+    """Each catalog service's layers in this stack into `service_layers` (a service also
+    defined in Pulumi config is refused and dropped)."""
     known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
     known_stacks.add(stack)
     names = _catalog_dirs(project_dir, problems, stack)
@@ -190,30 +239,6 @@ def read_inputs(project_dir: Path, stack: str,
             del service_layers[name]
             continue
         service_layers[name] = layers
-
-    for name in service_layers:
-        if fleet.service:
-            service_layers[name].insert(0, Layer("fleet", DEFAULTS_FILE, {name: fleet.service},
-                                                 {(name, *p): ln for p, ln in fleet.lines.items()}))
-
-    return StackInputs(
-        stack=stack,
-        project_file=PROJECT_FILE,
-        stack_file=stack_name,
-        defaults=defaults_doc,
-        environment=env_doc,
-        declarations=declarations,
-        values=values,
-        project=project,
-        project_values=project_values,
-        read_problems=tuple(problems),
-        secure_raw=secure_raw(stack_file, project),
-        platform_layers=tuple(platform_layers),
-        service_layers={k: tuple(service_layers[k]) for k in sorted(service_layers)},
-        notes=tuple(notes),
-        project_dir=str(project_dir),
-        owners=fleet.owners,
-    )
 
 
 def _catalog_dirs(project_dir: Path, problems: list[Problem], stack: str | None = None) -> list[str]:

@@ -34,14 +34,14 @@ def resolve_inputs(inputs: StackInputs) -> Resolved:
     """The merged document with provenance: the platform's layers, then each service's on
     its own (the same result as resolve(layers_of(inputs)), linear in the fleet)."""
     if not inputs.platform_layers and not inputs.service_layers:
-        layers = layers_of(inputs)
-        resolved = resolve(layers)
-        services = resolved.value.get("services")
-        for name in services if isinstance(services, dict) else ():
-            for tenant in _tenants(services[name]):
-                resolved.tenants[(name, tenant)] = resolve_tenant(
-                    resolved, ("services", name), tenant, layers)
-        return resolved
+        all_layers = layers_of(inputs)
+        whole = resolve(all_layers)
+        merged = whole.value.get("services")
+        for name, service in merged.items() if isinstance(merged, dict) else ():
+            for tenant in _tenants(service):
+                whole.tenants[(name, tenant)] = resolve_tenant(
+                    whole, ("services", name), tenant, all_layers)
+        return whole
     resolved = resolve(inputs.platform_layers)
     services: dict[str, Any] = {}
     for name, layers in inputs.service_layers.items():

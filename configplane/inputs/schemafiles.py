@@ -75,7 +75,8 @@ def _compiled_validator(name: str, text: str) -> jsonschema.protocols.Validator:
         raise SchemaFileError(name, "a JSON Schema is an object. Fix: correct the file.")
     cls = jsonschema.validators.validator_for(schema)
     try:
-        cls.check_schema(schema)  # the metaschema: `{"type": "objectz"}`, broken regexes
+        if isinstance(schema, dict):  # `true` and `false` are schemas the metaschema accepts
+            cls.check_schema(schema)  # the metaschema: `{"type": "objectz"}`, broken regexes
     except jsonschema.SchemaError as exc:
         where = dotted([str(p) for p in exc.absolute_path]) or "(root)"
         raise SchemaFileError(name, f"not a valid JSON Schema at `{where}` ({exc.validator} "

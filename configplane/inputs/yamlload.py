@@ -236,7 +236,7 @@ class _Builder:
                                     "mappings. Fix: correct the merge.")
         # Mark own keys so duplicates are checked among them only (later wins over merged).
         node.own_count = len(own)  # type: ignore[attr-defined]
-        pulled = []
+        pulled: list[tuple[yaml.Node, yaml.Node]] = []
         for _, value in merged:
             sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
             for source in reversed(sources):

@@ -16,6 +16,7 @@ from configplane.offline.marshal import (
 from configplane.offline.plan import (
     Plan,
     PlanMocks,
+    RecordingMonitor,
     analyzed_resources,
     plan_config,
     project_imports,
@@ -23,7 +24,13 @@ from configplane.offline.plan import (
     run_plan,
     run_program,
 )
-from configplane.offline.policyconfig import PolicyConfig, default_policy_config, load_policy_config_file
+from configplane.offline.policyconfig import (
+    PolicyConfig,
+    RawPolicy,
+    default_policy_config,
+    load_policy_config_file,
+    reconcile_policy_config,
+)
 from configplane.offline.results import (
     AnalyzedResource,
     PlannedResource,
@@ -61,6 +68,9 @@ __all__ = [
     "PolicyPackSession",
     "PolicyReport",
     "project_imports",
+    "RawPolicy",
+    "RecordingMonitor",
+    "reconcile_policy_config",
     "redact",
     "Remediation",
     "resolve_base",

@@ -25,7 +25,7 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.settings import get_project, get_stack
-from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.stack import Stack, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from configplane.inputs import Selection, StackInputs, read_inputs
@@ -157,8 +157,8 @@ class PlanMocks(pulumi.runtime.Mocks):
     def generated_value(self, name: str) -> str:
         return f"[generated:{name}]"
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
-        return {}
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return {}, []  # no provider function answers; no check failures
 
 
 def _suffix(seed: str, length: int, hex_only: bool = False) -> str:
@@ -313,12 +313,18 @@ def run_program(project_dir: Path, project: str, stack: str, model: StackModel |
     """Run the project's __main__.py under the SDK's mocks with `config` (as `plan_config`
     gives it) and record every resource it registers; no validation and no policy pack
     (`run_plan` does both). `mocks` defaults to the plan's own for `model`."""
-    monitor = RecordingMonitor(mocks or PlanMocks(model), progress)
+    if mocks is None:
+        if model is None:
+            raise ValueError("run_program needs the stack model or mocks of its own")
+        mocks = PlanMocks(model)
+    monitor = RecordingMonitor(mocks, progress)
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=True,
                              monitor=monitor)
     pulumi.runtime.set_all_config(config, secret_keys)
     root = settings.get_root_resource()
+    if not isinstance(root, Stack):  # set_mocks registers one
+        raise RuntimeError("the Pulumi SDK registered no root stack under its mocks")
 
     # The SDK's futures and callbacks keep the cyclic collector busy for most of a large plan
     # (1000 services: 75 s with it, 29 s without, 6 % more peak memory); pause it meanwhile.

@@ -273,7 +273,9 @@ def _paths(steps: Sequence[Mapping[str, Any]], refresh: _Refresh | None) -> tupl
 
 def _is_rotation(rtype: str, paths: Sequence[PathChange]) -> bool:
     allowed = ROTATION_PATHS.get(rtype)
-    return bool(allowed and paths) and all(parse_path(p.path)[0] in allowed for p in paths)
+    if not allowed or not paths:
+        return False
+    return all(parse_path(p.path)[0] in allowed for p in paths)
 
 
 def _classify(

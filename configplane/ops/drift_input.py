@@ -107,8 +107,10 @@ def explain(error: ValidationError) -> tuple[str, str]:
         node = _deref(root, node)
         if EXPECTED in node:
             found = (len(segments), node[EXPECTED])
-    if error.validator == "required":  # a missing key: say what belongs there, if known
-        missing = next(k for k in error.validator_value if k not in error.instance)
+    required, instance_ = error.validator_value, error.instance
+    # a missing key: say what belongs there, if known
+    if error.validator == "required" and isinstance(required, list) and isinstance(instance_, Mapping):
+        missing = next(k for k in required if k not in instance_)
         spec = _deref(root, (node.get("properties") or {}).get(missing) or {})
         if EXPECTED in spec:
             segments.append(f".{missing}")

@@ -212,26 +212,30 @@ def configmap_refs(obj: Mapping[str, Any]) -> Iterator[ConfigMapRef]:
     # A listing is foreign: any field may have another shape; such a field holds no reference.
     for group in ("initContainers", "containers"):
         for i, container in enumerate(_list(spec.get(group))):
-            container = _dict(container)
-            at = f"{spec_ptr}/{group}/{i}"
-            for j, source in enumerate(_list(container.get("envFrom"))):
-                name = _dict(_dict(source).get("configMapRef")).get("name")
-                if isinstance(name, str):
-                    yield ConfigMapRef(f"{at}/envFrom/{j}/configMapRef/name", name)
-            for j, var in enumerate(_list(container.get("env"))):
-                ref = _dict(_dict(_dict(var).get("valueFrom")).get("configMapKeyRef"))
-                if isinstance(ref.get("name"), str):
-                    yield ConfigMapRef(f"{at}/env/{j}/valueFrom/configMapKeyRef/name", ref["name"])
+            yield from _container_refs(_dict(container), f"{spec_ptr}/{group}/{i}")
     for k, volume in enumerate(_list(spec.get("volumes"))):
-        volume = _dict(volume)
-        name = _dict(volume.get("configMap")).get("name")
+        yield from _volume_refs(_dict(volume), f"{spec_ptr}/volumes/{k}")
+
+
+def _container_refs(container: Mapping[str, Any], at: str) -> Iterator[ConfigMapRef]:
+    for j, source in enumerate(_list(container.get("envFrom"))):
+        name = _dict(_dict(source).get("configMapRef")).get("name")
         if isinstance(name, str):
-            yield ConfigMapRef(f"{spec_ptr}/volumes/{k}/configMap/name", name)
-        for m, source in enumerate(_list(_dict(volume.get("projected")).get("sources"))):
-            name = _dict(_dict(source).get("configMap")).get("name")
-            if isinstance(name, str):
-                yield ConfigMapRef(f"{spec_ptr}/volumes/{k}/projected/sources/{m}/configMap/name",
-                                   name)
+            yield ConfigMapRef(f"{at}/envFrom/{j}/configMapRef/name", name)
+    for j, var in enumerate(_list(container.get("env"))):
+        ref = _dict(_dict(_dict(var).get("valueFrom")).get("configMapKeyRef"))
+        if isinstance(ref.get("name"), str):
+            yield ConfigMapRef(f"{at}/env/{j}/valueFrom/configMapKeyRef/name", ref["name"])
+
+
+def _volume_refs(volume: Mapping[str, Any], at: str) -> Iterator[ConfigMapRef]:
+    name = _dict(volume.get("configMap")).get("name")
+    if isinstance(name, str):
+        yield ConfigMapRef(f"{at}/configMap/name", name)
+    for m, source in enumerate(_list(_dict(volume.get("projected")).get("sources"))):
+        name = _dict(_dict(source).get("configMap")).get("name")
+        if isinstance(name, str):
+            yield ConfigMapRef(f"{at}/projected/sources/{m}/configMap/name", name)
 
 
 def _dict(value: Any) -> Mapping[str, Any]:

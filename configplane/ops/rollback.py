@@ -103,7 +103,7 @@ def rollback_commands(generations: list[Generation], *, base: str, namespace: st
         "generations": [{**g.as_dict(), "current": g.hash == current_hash,
                          "target": g is target} for g in group],
     }
-    if target_wl is None:
+    if workload is None or target_wl is None:  # (both or neither)
         if to_hash is not None:
             raise RollbackError(f"--to needs --workload: the patch that points a workload at "
                                 f"{target.name} names its ConfigMap references. Fix: run "

@@ -353,12 +353,12 @@ def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = (),
     elif isinstance(document, list):
         for item in document:
             found |= document_secrets(item, key, path, detector)
-    elif document is not None and not isinstance(document, bool):
-        if judged(key, document, detector) or url_userinfo(document):
-            found.update(_strings_of(document))
-            info = url_userinfo(document)
-            if info:
-                found.add(info)
+    elif document is not None and not isinstance(document, bool) and (
+            judged(key, document, detector) or url_userinfo(document)):
+        found.update(_strings_of(document))
+        info = url_userinfo(document)
+        if info:
+            found.add(info)
     return found
 
 

@@ -27,6 +27,7 @@ from configplane.model import (
     PASSWORD_SUFFIX,
     Issue,
     RenderedConfigMap,
+    Rotation,
     SecretSpec,
     Service,
     StackDocument,
@@ -91,13 +92,13 @@ class ServiceChecker:
                 env, name, aws=any(s.store == "aws" for s in svc.secrets.values()),
                 rotated=any(s.rotation for s in svc.secrets.values())):
             self.fail(base, problem)
-        if any(s.store == "aws" for s in svc.secrets.values()):
-            if self.platform.aws.eks_oidc_issuer is None:
-                self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
-                          "secrets in Secrets Manager, which its SecretStore reads through "
-                          "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
-                          "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
-                          "--query cluster.identity.oidc.issuer`).")
+        if any(s.store == "aws" for s in svc.secrets.values()) and (
+                self.platform.aws.eks_oidc_issuer is None):
+            self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
+                      "secrets in Secrets Manager, which its SecretStore reads through "
+                      "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
+                      "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
+                      "--query cluster.identity.oidc.issuer`).")
 
         app = self._app_validator(base, svc.app_schema, name)
         self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
@@ -126,8 +127,8 @@ class ServiceChecker:
         flags = None
         if svc.flags:
             problems = check_flags(svc.flags, self.schemas_dir)
-            for problem in problems:
-                self.fail([*base, "flags", *problem.path], problem.message)
+            for flag_problem in problems:
+                self.fail([*base, "flags", *flag_problem.path], flag_problem.message)
             if not problems:
                 flags = render_flags_configmap(name, svc.flags)
         self.flags[name] = flags
@@ -268,16 +269,7 @@ class ServiceChecker:
         if secret.source == "secure" and secret.config_key:
             self._check_secure_key([*path, "config_key"], secret.config_key)
         if secret.source == "reference" and secret.ref:
-            aws = self.platform.aws
-            try:
-                if secret.store == "vault":
-                    refs.parse_vault_ref(secret.ref, ownership.vault_path(service))
-                else:
-                    refs.check_service_secret_arn(
-                        secret.ref, account=aws.account_id, region=aws.region,
-                        prefix=ownership.secret_prefix(self.platform.environment, service))
-            except refs.RefError as e:
-                self.fail([*path, "ref"], str(e))
+            self._check_reference([*path, "ref"], service, secret.store, secret.ref)
         if secret.database is not None and secret.store != "aws":
             self.fail([*path, "database"], "`database` describes a Secrets Manager database "
                       "secret (the JSON rotation reads). Fix: set store: aws, or remove it.")
@@ -296,35 +288,52 @@ class ServiceChecker:
                       "secret; this one is not generated or its rotation Lambda owns it. Fix: "
                       "remove it (rotated secrets follow platform.rotation.schedule_days).")
         if secret.rotation and secret.source != "dynamic":  # dynamic: dynamic_credentials
-            rotation = secret.rotation
-            if secret.store != "aws" or secret.source == "reference":
-                self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
-                          "keeps in AWS Secrets Manager. Fix: set store: aws (not a reference).")
-            network = self.platform.rotation
-            if rotation.strategy.startswith("postgres") and not (
-                network.subnet_ids and network.security_group_ids
-            ):
-                self.fail([*path, "rotation", "strategy"], f"strategy {rotation.strategy} runs the "
-                          "rotation Lambda in the database's network. Fix: set "
-                          "platform.rotation.subnet_ids and security_group_ids.")
-            if rotation.strategy.startswith("postgres") and secret.database is None:
-                self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
-                          "(host, port, dbname, username). Fix: add it.")
-            if rotation.master_secret_arn:
-                aws = self.platform.aws
-                try:
-                    env = self.platform.environment
-                    refs.check_master_secret_arn(
-                        rotation.master_secret_arn, account=aws.account_id, region=aws.region,
-                        service=service,
-                        owner_of=lambda name: ownership.owner_of_secret_name(name, env))
-                except refs.RefError as e:
-                    self.fail([*path, "rotation", "master_secret_arn"], str(e))
-            if (rotation.strategy == "postgres-alternating-users") != bool(
-                rotation.master_secret_arn
-            ):
-                self.fail([*path, "rotation", "master_secret_arn"], "master_secret_arn is needed "
-                          "by postgres-alternating-users and only by it. Fix: add or remove it.")
+            self._check_rotation(path, service, secret, secret.rotation)
+
+    def _check_reference(self, path: list[str], service: str, store: str, ref: str) -> None:
+        """A reference names a secret of this service, in its environment's store."""
+        aws = self.platform.aws
+        try:
+            if store == "vault":
+                refs.parse_vault_ref(ref, ownership.vault_path(service))
+            else:
+                refs.check_service_secret_arn(
+                    ref, account=aws.account_id, region=aws.region,
+                    prefix=ownership.secret_prefix(self.platform.environment, service))
+        except refs.RefError as e:
+            self.fail(path, str(e))
+
+    def _check_rotation(self, path: list[str], service: str, secret: SecretSpec,
+                        rotation: Rotation) -> None:
+        """A managed rotation: a Secrets Manager secret, with what its strategy needs."""
+        if secret.store != "aws" or secret.source == "reference":
+            self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
+                      "keeps in AWS Secrets Manager. Fix: set store: aws (not a reference).")
+        network = self.platform.rotation
+        if rotation.strategy.startswith("postgres") and not (
+            network.subnet_ids and network.security_group_ids
+        ):
+            self.fail([*path, "rotation", "strategy"], f"strategy {rotation.strategy} runs the "
+                      "rotation Lambda in the database's network. Fix: set "
+                      "platform.rotation.subnet_ids and security_group_ids.")
+        if rotation.strategy.startswith("postgres") and secret.database is None:
+            self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
+                      "(host, port, dbname, username). Fix: add it.")
+        if rotation.master_secret_arn:
+            aws = self.platform.aws
+            try:
+                env = self.platform.environment
+                refs.check_master_secret_arn(
+                    rotation.master_secret_arn, account=aws.account_id, region=aws.region,
+                    service=service,
+                    owner_of=lambda name: ownership.owner_of_secret_name(name, env))
+            except refs.RefError as e:
+                self.fail([*path, "rotation", "master_secret_arn"], str(e))
+        if (rotation.strategy == "postgres-alternating-users") != bool(
+            rotation.master_secret_arn
+        ):
+            self.fail([*path, "rotation", "master_secret_arn"], "master_secret_arn is needed "
+                      "by postgres-alternating-users and only by it. Fix: add or remove it.")
 
     def _check_secure_key(self, path: list[str], config_key: str) -> None:
         full = f"{NAMESPACE}:{config_key}"

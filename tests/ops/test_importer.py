@@ -5,7 +5,12 @@ from __future__ import annotations
 import base64
 import difflib
 import json
+import os
+import pty
+import select
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -271,12 +276,30 @@ def test_existing_service_inherits_its_schema_and_keeps_default_declarations(pro
                                          "merge the printed section by hand (run without --write).")
 
 
-def test_emit_value_refuses_a_terminal(monkeypatch, legacy):
-    monkeypatch.setattr("configplane.cli.commands.import_._to_terminal", lambda: True)
-    code, output = invoke("--from", str(legacy / "billing.env"), "--emit-value", "STRIPE_API_KEY")
-    assert code == 1
-    assert output.startswith("error: refusing to print a secret value to a terminal.")
-    assert STRIPE not in output
+def test_emit_value_refuses_a_terminal(legacy):
+    """Standard output a real terminal (a pseudo-terminal): the value is refused, not shown."""
+    terminal, its_other_end = pty.openpty()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "configplane", "import", "--from", str(legacy / "billing.env"),
+             "--emit-value", "STRIPE_API_KEY"],
+            stdin=subprocess.DEVNULL, stdout=its_other_end, stderr=subprocess.PIPE, text=True,
+            timeout=120)
+        os.close(its_other_end)
+        shown = b""
+        while select.select([terminal], [], [], 0)[0]:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # EIO: the other end is closed and everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(terminal)
+    assert run.returncode == 1
+    assert run.stderr.startswith("error: refusing to print a secret value to a terminal.")
+    assert STRIPE not in run.stderr and STRIPE.encode() not in shown
 
 
 def test_dotenv_parsing():

@@ -12,14 +12,14 @@ import os
 
 import pytest
 
-from configplane.offline import run_plan
 from tests.conftest import REPO, STACKS
+from tests.projects import sample_plan
 
 SNAPSHOTS = REPO / "tests" / "snapshots"
 
 
 def urn_lines(stack: str) -> list[str]:
-    plan = run_plan(REPO, stack)
+    plan = sample_plan(stack)
     return sorted(f"{r.type} {r.urn}" for r in plan.resources)
 
 

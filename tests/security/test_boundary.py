@@ -153,14 +153,13 @@ def test_streams_redact_across_writes_and_json_escapes():
     target = io.StringIO()
     run = RunContext.create()
     stream = RedactingStream(target, "standard output", run.redactor)
-    with pytest.raises(SystemExit):
-        with running(run):
-            protect('pa"ss-wörd-123')
-            stream.write("a pa")
-            stream.write('"ss-wörd-123 b\n')
-            stream.write(json.dumps({"v": 'pa"ss-wörd-123'}) + "\n")
-            stream.flush()
-            raise SystemExit(3)
+    with pytest.raises(SystemExit), running(run):
+        protect('pa"ss-wörd-123')
+        stream.write("a pa")
+        stream.write('"ss-wörd-123 b\n')
+        stream.write(json.dumps({"v": 'pa"ss-wörd-123'}) + "\n")
+        stream.flush()
+        raise SystemExit(3)
     assert target.getvalue() == 'a [secret] b\n{"v": "[secret]"}\n'
 
 
@@ -208,10 +207,9 @@ def test_a_broken_stack_files_declared_secrets_are_known_before_anything_prints(
     (project / "Pulumi.dev.yaml").write_text(
         f"config:\n  configplane:launchCode: {weak}\n  configplane:x: [y\n")
     seen = {}
-    with pytest.raises(SystemExit):
-        with running(RunContext.create(project)):
-            protect_stack(project, "dev")
-            seen["knows"] = redactor().knows(weak)
-            seen["line"] = redactor().text(f"  configplane:launchCode: {weak}")
-            raise SystemExit(1)
+    with pytest.raises(SystemExit), running(RunContext.create(project)):
+        protect_stack(project, "dev")
+        seen["knows"] = redactor().knows(weak)
+        seen["line"] = redactor().text(f"  configplane:launchCode: {weak}")
+        raise SystemExit(1)
     assert seen == {"knows": True, "line": "  configplane:launchCode: [secret]"}

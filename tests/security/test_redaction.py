@@ -31,7 +31,7 @@ DB_URL = "postgres://api:Sup3r-S3cret-pw@db.internal:5432/shop"
 
 
 def test_the_wire_format_is_the_sdks():
-    assert (SECRET_SIG_KEY, SECRET_SIG_VALUE) == (rpc._special_sig_key, rpc._special_secret_sig)
+    assert (rpc._special_sig_key, rpc._special_secret_sig) == (SECRET_SIG_KEY, SECRET_SIG_VALUE)
 
 
 def test_tree_redacts_marked_known_and_flagged_values_only():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -277,7 +277,7 @@ def _md_resources(resources: list[dict[str, Any]]) -> str:
             + _md_table(("op", "type", "name", "what changes"), rows) + "</details>\n\n")
 
 
-def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _md_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n\n"

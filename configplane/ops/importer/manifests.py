@@ -37,7 +37,8 @@ def read_manifests(source: str, text: str) -> tuple[list[Entry], list[str]]:
             objects.extend(items)
         else:
             objects.append(document)
-    found, notes = [], []
+    found: list[Entry] = []
+    notes: list[str] = []
     for n, obj in enumerate(objects):
         if not isinstance(obj, Mapping) or not isinstance(obj.get("kind"), str):
             raise ImportProblem(f"{source}: object {n + 1} is not a Kubernetes object (no `kind`). "

@@ -182,7 +182,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     running command (a stack's secret pasted into the input): such a value is moved out like
     one the detector flags, so nothing the screen would hide is ever written to a catalog
     file."""
-    from configplane.redaction import detect_name, plaintext_rules
+    from configplane.redaction import plaintext_rules
 
     try:
         check_stack_name(stack)
@@ -194,48 +194,10 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     project = read_project_file(project_dir)
     base = _existing_base(project_dir, service)
     inherited = (base or {}).get("app_schema")
-    schema_name = app_schema or inherited
-    schemas = project_dir / "schemas" / "services"
-    available = sorted(p.name.removesuffix(".schema.json") for p in schemas.glob("*.schema.json"))
-    if schema_name is None:
-        raise ImportProblem(f"service `{service}` is new: it needs --app-schema. Fix: use one of "
-                            f"{', '.join(available)}.")
-    schema_file = f"schemas/services/{schema_name}.schema.json"
-    if not re.fullmatch(DNS_LABEL, schema_name) or not is_file(project_dir, schema_file):
-        raise ImportProblem(f"unknown app schema `{shown(schema_name)}`. Fix: use one of "
-                            f"{', '.join(available)} or add "
-                            f"schemas/services/{shown(schema_name)}.schema.json.")
-    try:  # the validator the stack's checks use: JSON, and a valid JSON Schema, or a message
-        schema = load_validator(project_dir / schema_file).schema
-    except SchemaFileError as exc:
-        raise ImportProblem(f"{exc}") from None
-    if not isinstance(schema.get("properties", {}), Mapping) or \
-            not isinstance(schema.get("required", []), list):
-        raise ImportProblem(f"{schema_file}: `properties` must be an object and `required` a "
-                            "list. Fix: correct the app schema.")
+    schema_name, schema_file, schema = _app_schema(project_dir, service, app_schema or inherited)
     detector = detector or detector_for(project_dir)
     schema, schema_title = _service_schema(project_dir, service, schema_file, schema, detector)
-
-    found: list[Entry] = []
-    notes: list[str] = []
-    for source in sources:
-        entries, skipped = read_input(source)
-        found.extend(entries)
-        notes.extend(skipped)
-    seen: dict[str, str] = {}
-    for entry in found:
-        if entry.key in seen:
-            raise ImportProblem(f"{entry.key} is in both {seen[entry.key]} and {entry.origin}. "
-                                "Fix: remove one of them, or import them separately.")
-        seen[entry.key] = entry.origin
-        if not re.fullmatch(CONFIGMAP_DATA_KEY, entry.key):
-            raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
-                                "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
-        if rules := detect_name(entry.key, detector):  # a name is written and shown
-            raise ImportProblem(f"{entry.origin}: a key looks like a credential "
-                                f"({', '.join(rules)}); keys are written into the catalog and "
-                                "shown, so it is neither. Fix: rename it, and rotate the "
-                                "exposed value.")
+    found, notes, seen = _read_entries(sources, detector)
     found, from_urls = _database_urls(found, schema)
     if base is None and not owners:
         raise ImportProblem(f"service `{service}` is new: it needs its owners, who review "
@@ -262,34 +224,9 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                                       entry.source, reason))
     del found  # plaintext ends here; everything below holds names only
 
-    declarations: dict[str, dict[str, Any]] = {}
     grants = _granted_keys(project.values)
-    in_stack_file = _stack_keys(project_dir, stack)
-    for secret in secrets:
-        full = f"{NAMESPACE}:{secret.config_key}"
-        if full in in_stack_file:  # the printed `pulumi config set` would overwrite it
-            raise ImportProblem(
-                f"{secret.origin}: {secret.key} would become `{full}`, which "
-                f"{stack_file_name(stack)} sets already: import never overwrites a value. Fix: "
-                f"rename the entry in the input, or, if it is {service}'s own key and you mean "
-                f"to replace its value, run `pulumi config set --secret {full} --stack {stack}` "
-                "yourself.")
-        if full in project.declarations or full in project.values:
-            if grants.get(secret.config_key) == service:
-                continue  # the service's own key, declared already: only this stack's value
-            # another owner's key (a service's, or the platform's): mapping this entry onto
-            # it would hand that key's value to this service
-            raise ImportProblem(
-                f"{secret.origin}: {secret.key} would become `{full}`, which {PROJECT_FILE} "
-                f"declares for {ownership.secure_key_owner(secret.config_key, grants)}: import "
-                f"never maps an entry onto a key {service} does not own. Fix: rename the entry "
-                "in the input.")
-        if full in declarations:
-            raise ImportProblem(f"{secret.key} and another key both map to `{full}`. Fix: rename one.")
-        declarations[full] = {"type": "string", "secret": True,
-                              "description": f"{secret.key} of the {service} service "
-                                             f"(imported from {secret.origin})"}
-
+    declarations = _declarations(set(project.declarations) | set(project.values),
+                                 _stack_keys(project_dir, stack), grants, service, stack, secrets)
     databases, delivered = _database_secrets(service, schema, config, secrets, notes, seen,
                                              from_urls.get("facts", {}))
     section: dict[str, Any] = {}
@@ -369,6 +306,97 @@ def _database_urls(found: list[Entry], schema: Mapping[str, Any]
             kept.append(password)
             passwords[password.key] = entry.key
     return kept, {"facts": facts, "passwords": passwords}
+
+
+def _app_schema(project_dir: Path, service: str, schema_name: str | None
+                ) -> tuple[str, str, dict[str, Any]]:
+    """The kind's app schema the service is imported against (--app-schema, else its base's):
+    its name, file and document, through the validator the stack's checks use (JSON, and a
+    valid JSON Schema, or a message)."""
+    schemas = project_dir / "schemas" / "services"
+    available = sorted(p.name.removesuffix(".schema.json") for p in schemas.glob("*.schema.json"))
+    if schema_name is None:
+        raise ImportProblem(f"service `{service}` is new: it needs --app-schema. Fix: use one of "
+                            f"{', '.join(available)}.")
+    schema_file = f"schemas/services/{schema_name}.schema.json"
+    if not re.fullmatch(DNS_LABEL, schema_name) or not is_file(project_dir, schema_file):
+        raise ImportProblem(f"unknown app schema `{shown(schema_name)}`. Fix: use one of "
+                            f"{', '.join(available)} or add "
+                            f"schemas/services/{shown(schema_name)}.schema.json.")
+    try:
+        schema = dict(load_validator(project_dir / schema_file).schema)
+    except SchemaFileError as exc:
+        raise ImportProblem(f"{exc}") from None
+    if not isinstance(schema.get("properties", {}), Mapping) or \
+            not isinstance(schema.get("required", []), list):
+        raise ImportProblem(f"{schema_file}: `properties` must be an object and `required` a "
+                            "list. Fix: correct the app schema.")
+    return schema_name, schema_file, schema
+
+
+def _read_entries(sources: list[str], detector: Detector
+                  ) -> tuple[list[Entry], list[str], dict[str, str]]:
+    """Every key of every source (each key once, each a valid ConfigMap key that does not look
+    like a credential), the notes on what was skipped, and each key's origin."""
+    from configplane.redaction import detect_name
+
+    found: list[Entry] = []
+    notes: list[str] = []
+    for source in sources:
+        entries, skipped = read_input(source)
+        found.extend(entries)
+        notes.extend(skipped)
+    seen: dict[str, str] = {}
+    for entry in found:
+        if entry.key in seen:
+            raise ImportProblem(f"{entry.key} is in both {seen[entry.key]} and {entry.origin}. "
+                                "Fix: remove one of them, or import them separately.")
+        seen[entry.key] = entry.origin
+        if not re.fullmatch(CONFIGMAP_DATA_KEY, entry.key):
+            raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
+                                "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
+        if rules := detect_name(entry.key, detector):  # a name is written and shown
+            raise ImportProblem(f"{entry.origin}: a key looks like a credential "
+                                f"({', '.join(rules)}); keys are written into the catalog and "
+                                "shown, so it is neither. Fix: rename it, and rotate the "
+                                "exposed value.")
+    return found, notes, seen
+
+
+def _declarations(declared: set[str], in_stack_file: set[str], grants: Mapping[str, str],
+                  service: str, stack: str,
+                  secrets: list[ImportedSecret]) -> dict[str, dict[str, Any]]:
+    """The `secret: true` declarations Pulumi.yaml needs for the imported secrets (new ones
+    only). `declared`: the keys Pulumi.yaml declares or sets; `in_stack_file`: those the stack
+    file sets; `grants`: secure key -> the service it is granted to. An entry never lands on a
+    key the stack file sets (the printed `pulumi config set` would overwrite it) nor on a
+    declared key the service does not own; the service's own declared key is reused."""
+    declarations: dict[str, dict[str, Any]] = {}
+    for secret in secrets:
+        full = f"{NAMESPACE}:{secret.config_key}"
+        if full in in_stack_file:
+            raise ImportProblem(
+                f"{secret.origin}: {secret.key} would become `{full}`, which "
+                f"{stack_file_name(stack)} sets already: import never overwrites a value. Fix: "
+                f"rename the entry in the input, or, if it is {service}'s own key and you mean "
+                f"to replace its value, run `pulumi config set --secret {full} --stack {stack}` "
+                "yourself.")
+        if full in declared:
+            if grants.get(secret.config_key) == service:
+                continue  # the service's own key, declared already: only this stack's value
+            # another owner's key (a service's, or the platform's): mapping this entry onto
+            # it would hand that key's value to this service
+            raise ImportProblem(
+                f"{secret.origin}: {secret.key} would become `{full}`, which {PROJECT_FILE} "
+                f"declares for {ownership.secure_key_owner(secret.config_key, grants)}: import "
+                f"never maps an entry onto a key {service} does not own. Fix: rename the entry "
+                "in the input.")
+        if full in declarations:
+            raise ImportProblem(f"{secret.key} and another key both map to `{full}`. Fix: rename one.")
+        declarations[full] = {"type": "string", "secret": True,
+                              "description": f"{secret.key} of the {service} service "
+                                             f"(imported from {secret.origin})"}
+    return declarations
 
 
 _TYPES = {"integer": int, "number": float, "boolean": bool}
