@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -193,68 +194,73 @@ class BackupEnvironment(pulumi.ComponentResource):
                       "capabilities": {"drop": ["ALL"]}}
         resources = {"requests": {"cpu": "100m", "memory": "128Mi"},
                      "limits": {"memory": "512Mi"}}
+        # typed Any: mypy runs out of memory matching this nested literal against the
+        # provider's unions of TypedDicts (tests/program/test_backup.py checks it against
+        # Kubernetes' own schema instead)
+        pod_spec: Any = {
+            "serviceAccountName": account,
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            # the snapshot first (it holds the Vault token), the upload second
+            # (it holds the AWS credentials): neither sees the other's
+            "initContainers": [{
+                "name": "snapshot", "image": snapshots.bao_image,
+                "command": ["/bin/sh", "-c",
+                            snapshot_script(args.kubernetes_auth_path, account)],
+                "env": [{"name": "BAO_ADDR", "value": args.vault_address},
+                        {"name": "VAULT_ADDR", "value": args.vault_address},
+                        {"name": "HOME", "value": "/tmp"}],
+                "securityContext": restricted, "resources": resources,
+                "volumeMounts": [
+                    {"name": "snapshots", "mountPath": "/snapshots"},
+                    {"name": "vault-token", "mountPath": "/var/run/secrets/vault",
+                     "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"}],
+            }],
+            "containers": [{
+                "name": "upload", "image": snapshots.aws_cli_image,
+                "command": ["/bin/sh", "-c"],
+                "args": [self.key.arn.apply(
+                    lambda key: upload_script(bucket_name, prefix, key))],
+                "env": [{"name": "AWS_REGION", "value": args.settings.region},
+                        {"name": "HOME", "value": "/tmp"}],
+                "securityContext": restricted, "resources": resources,
+                "volumeMounts": [
+                    {"name": "snapshots", "mountPath": "/snapshots",
+                     "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"}],
+            }],
+            "volumes": [
+                # on disk: the snapshot is sealed by Vault's barrier, and may be
+                # larger than the pod's memory
+                {"name": "snapshots", "emptyDir": {"sizeLimit": "10Gi"}},
+                {"name": "tmp", "emptyDir": {}},
+                {"name": "vault-token", "projected": {"sources": [
+                    {"serviceAccountToken": {
+                        "audience": VAULT_AUDIENCE, "expirationSeconds": 600,
+                        "path": "token"}}]}},
+            ],
+        }
+        cron_spec: Any = {
+            "schedule": snapshots.schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"spec": {
+                "backoffLimit": 2,
+                "activeDeadlineSeconds": 1800,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": pod_spec,
+                },
+            }},
+        }
         k8s.batch.v1.CronJob(
             f"{name}-vault-snapshot",
             metadata={"name": "vault-snapshot", "namespace": namespace, "labels": labels},
-            spec={
-                "schedule": snapshots.schedule,
-                "timeZone": "Etc/UTC",
-                "concurrencyPolicy": "Forbid",
-                "startingDeadlineSeconds": 600,
-                "successfulJobsHistoryLimit": 3,
-                "failedJobsHistoryLimit": 3,
-                "jobTemplate": {"spec": {
-                    "backoffLimit": 2,
-                    "activeDeadlineSeconds": 1800,
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "serviceAccountName": account,
-                            "automountServiceAccountToken": False,
-                            "restartPolicy": "Never",
-                            "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
-                                                "seccompProfile": {"type": "RuntimeDefault"}},
-                            # the snapshot first (it holds the Vault token), the upload second
-                            # (it holds the AWS credentials): neither sees the other's
-                            "initContainers": [{
-                                "name": "snapshot", "image": snapshots.bao_image,
-                                "command": ["/bin/sh", "-c",
-                                            snapshot_script(args.kubernetes_auth_path, account)],
-                                "env": [{"name": "BAO_ADDR", "value": args.vault_address},
-                                        {"name": "VAULT_ADDR", "value": args.vault_address},
-                                        {"name": "HOME", "value": "/tmp"}],
-                                "securityContext": restricted, "resources": resources,
-                                "volumeMounts": [
-                                    {"name": "snapshots", "mountPath": "/snapshots"},
-                                    {"name": "vault-token", "mountPath": "/var/run/secrets/vault",
-                                     "readOnly": True},
-                                    {"name": "tmp", "mountPath": "/tmp"}],
-                            }],
-                            "containers": [{
-                                "name": "upload", "image": snapshots.aws_cli_image,
-                                "command": ["/bin/sh", "-c"],
-                                "args": [self.key.arn.apply(
-                                    lambda key: upload_script(bucket_name, prefix, key))],
-                                "env": [{"name": "AWS_REGION", "value": args.settings.region},
-                                        {"name": "HOME", "value": "/tmp"}],
-                                "securityContext": restricted, "resources": resources,
-                                "volumeMounts": [
-                                    {"name": "snapshots", "mountPath": "/snapshots",
-                                     "readOnly": True},
-                                    {"name": "tmp", "mountPath": "/tmp"}],
-                            }],
-                            "volumes": [
-                                # on disk: the snapshot is sealed by Vault's barrier, and may be
-                                # larger than the pod's memory
-                                {"name": "snapshots", "emptyDir": {"sizeLimit": "10Gi"}},
-                                {"name": "tmp", "emptyDir": {}},
-                                {"name": "vault-token", "projected": {"sources": [
-                                    {"serviceAccountToken": {
-                                        "audience": VAULT_AUDIENCE, "expirationSeconds": 600,
-                                        "path": "token"}}]}},
-                            ],
-                        },
-                    },
-                }},
-            },
+            spec=cron_spec,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[sa]))

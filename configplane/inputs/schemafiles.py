@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,10 @@ def service_validator(kind: jsonschema.protocols.Validator, project_dir: Path, r
     document, problems = service_schema.parse(data)
     if problems:
         return None, problems
+    if not isinstance(kind.schema, Mapping):  # `true`/`false`: nothing a service can extend
+        return None, [service_schema.SchemaProblem((), "the kind's app schema is a boolean, so "
+                      "a service cannot extend it. Fix: give the kind an object schema, or "
+                      "remove this file.")]
     effective, problems = service_schema.compose(kind.schema, document, secret_key,
                                                  _re2_compiles, rel)
     problems += _metaschema_problems(type(kind), document, {p.path for p in problems})

@@ -203,9 +203,9 @@ def expectations(resources: Iterable[Resource]) -> Expected:
             continue
         checks.append(build(r))
         options = r.inputs.get("options")
-        if r.type == AUDIT_TYPE and isinstance(options, Mapping):
-            if isinstance(options.get("file_path"), str):
-                audit_files.append(options["file_path"])
+        if r.type == AUDIT_TYPE and isinstance(options, Mapping) \
+                and isinstance(options.get("file_path"), str):
+            audit_files.append(options["file_path"])
     return Expected(checks, unchecked, audit_files)
 
 
@@ -259,7 +259,8 @@ def judge(expectation: Expectation, status: int, data: Mapping[str, Any]) -> Fin
         return None
     if e.check == "kv_live":
         current = data.get("current_version")
-        versions = data.get("versions") if isinstance(data.get("versions"), Mapping) else {}
+        listed = data.get("versions")
+        versions: Mapping[str, Any] = listed if isinstance(listed, Mapping) else {}
         version = versions.get(str(current)) if isinstance(current, int) and current > 0 else None
         if not isinstance(version, Mapping):
             return Finding(e, MISSING, "no current version")

@@ -196,12 +196,12 @@ class _Refresh:
                     node = node.setdefault(segment, {})
                 if path:
                     node[_END] = True
-        node = self._trie
+        found: dict[Any, Any] | None = self._trie
         for segment in segments:
-            node = node.get(segment)
-            if node is None:
+            found = found.get(segment) if found is not None else None
+            if found is None:
                 return False
-            if _END in node:
+            if _END in found:
                 return True  # a refresh path contains `segments`
         return bool(segments)  # `segments` contains a refresh path below it
 

@@ -314,7 +314,7 @@ class ScratchVault:
             request = urllib.request.Request(f"{self.address}/v1/{path.lstrip('/')}",
                                              data=data, headers=headers, method=method)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - loopback
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return VaultResponse(response.status, response.read())
             except urllib.error.HTTPError as exc:
                 return VaultResponse(exc.code, exc.read())

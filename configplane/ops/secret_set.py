@@ -122,7 +122,7 @@ def propose_secret(project_dir: Path, stack: str, service: str, key: str, *, sto
         new_project = _edited(add_grants, new_project, service, [config_key])
     if new_project != project_text:
         edits[PROJECT_FILE] = new_project
-    command = ("pulumi", "config", "set", "--secret", "--stack", stack, full)
+    command: tuple[str, ...] = ("pulumi", "config", "set", "--secret", "--stack", stack, full)
     if project_dir.resolve() != Path.cwd().resolve():
         command += ("--cwd", str(project_dir))
     return SecretSetProposal(stack, service, key, config_key, edits,

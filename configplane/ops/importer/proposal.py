@@ -271,7 +271,8 @@ def _service_schema(project_dir: Path, service: str, schema_file: str,
                                                lambda key: detector.key_kind(key).secret_slot)
     except (SchemaFileError, ProjectFileError):
         return kind, title  # the kind's file itself: validate reports it
-    if composed is None or composed is kind_validator or problems:
+    if composed is None or composed is kind_validator or problems \
+            or not isinstance(composed.schema, Mapping):
         return kind, title
     return dict(composed.schema), f"{title} + {own}"
 
@@ -324,13 +325,15 @@ def _app_schema(project_dir: Path, service: str, schema_name: str | None
                             f"{', '.join(available)} or add "
                             f"schemas/services/{shown(schema_name)}.schema.json.")
     try:
-        schema = dict(load_validator(project_dir / schema_file).schema)
+        document = load_validator(project_dir / schema_file).schema
     except SchemaFileError as exc:
         raise ImportProblem(f"{exc}") from None
-    if not isinstance(schema.get("properties", {}), Mapping) or \
+    schema = dict(document) if isinstance(document, Mapping) else {}
+    if not isinstance(document, Mapping) or \
+            not isinstance(schema.get("properties", {}), Mapping) or \
             not isinstance(schema.get("required", []), list):
-        raise ImportProblem(f"{schema_file}: `properties` must be an object and `required` a "
-                            "list. Fix: correct the app schema.")
+        raise ImportProblem(f"{schema_file}: the schema must be an object, its `properties` an "
+                            "object and `required` a list. Fix: correct the app schema.")
     return schema_name, schema_file, schema
 
 

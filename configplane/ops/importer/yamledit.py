@@ -103,6 +103,7 @@ def add_secret(text: str, key: str, spec: Mapping[str, Any], file: str) -> str:
         raise ImportProblem(f"{file}: the file or its `secrets` is not a mapping. Fix: correct it.")
     expected["secrets"] = {**(expected.get("secrets") or {}), key: dict(spec)}
     yml, document = _round_trip(text, file)
+    value: Mapping[str, Any]
     if "secrets" not in document:
         container, new_key, value = document, "secrets", {key: spec}
     else:
