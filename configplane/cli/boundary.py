@@ -135,13 +135,14 @@ def protect_stack(project_dir: Path, stack: str, services: Iterable[str] | None 
 
 
 def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
-    """Print `data` (redacted) as JSON, or hand it to `render_table` for people."""
-    data = redactor().tree(data)
+    """Print `data` (redacted) as JSON, or hand it to `render_table` for people: with its own
+    key names, so a secret that happens to be part of one (`secret` in `secrets`) cannot break
+    the renderer; the stream hides it where it is printed."""
     if fmt == "json":
-        json.dump(data, sys.stdout, indent=2, sort_keys=False)
+        json.dump(redactor().tree(data), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:
-        render_table(data)
+        render_table(redactor().tree(data, keep_keys=True))
 
 
 def write_files(root: Path, files: Mapping[str, str], secrets: Redactor | None = None

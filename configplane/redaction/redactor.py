@@ -215,18 +215,27 @@ class Redactor:
             return self.text(value) if isinstance(value, str) else value
         return self.tree(value, key)
 
-    def tree(self, value: Any, key: str = "") -> Any:
+    def tree(self, value: Any, key: str = "", *, keep_keys: bool = False) -> Any:
         """A printable copy of structured data: secret-marked values, known secrets and values
-        the detector flags (judged with the key that holds them) become [secret]."""
+        the detector flags (judged with the key that holds them) become [secret]. Mapping keys
+        that are or hold a secret are redacted too; with `keep_keys` (data a renderer indexes
+        by its own key names, printed through a RedactingStream) they stay, and a key the
+        detector flags becomes a known secret, so the stream hides it wherever it is printed."""
         if is_secret_wrapper(value):
             return REDACTED
         if isinstance(value, Mapping):  # keys as text: YAML 1.1 may have made `no` a bool
             out: dict[str, Any] = {}
             for k, v in value.items():
-                out[self._name(str(k), out)] = self.tree(v, str(k))
+                name = str(k)
+                if keep_keys:
+                    if name not in self._values and detect_name(name, self.detector):
+                        self.add(name)
+                    out[name] = self.tree(v, name, keep_keys=True)
+                else:
+                    out[self._name(name, out)] = self.tree(v, name)
             return out
         if isinstance(value, list | tuple):
-            return [self.tree(v, key) for v in value]
+            return [self.tree(v, key, keep_keys=keep_keys) for v in value]
         return self.value(key, value)
 
     def _name(self, name: str, taken: Mapping[str, Any]) -> str:

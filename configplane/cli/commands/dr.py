@@ -20,9 +20,9 @@ from configplane.cli.boundary import (
 )
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report
+from configplane.cli.installed import require_extra
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack
-from configplane.offline import run_plan
 from configplane.ops import DrillError, expectations, key_material, parse_keys, run_drill
 from configplane.projectfiles import ProjectFileError, read_argument, shown
 from configplane.validation import issues_of
@@ -107,6 +107,9 @@ def verify(stack: str, snapshot: Path, keys_file: str, timeout: int, project_dir
 
     Example: configplane dr verify --stack prod --snapshot vault-prod.snap --keys-file keys.json
     """
+    require_extra("plan", "dr verify")  # the stack's plan says what the restore must hold
+    from configplane.offline import run_plan  # the Pulumi SDK: checked above
+
     protect_stack(project_dir, stack)
     keys = read_keys(keys_file)
     try:

@@ -21,7 +21,10 @@ from configplane.projectfiles import ProjectFileError, kind_of, writing
 
 @click.group("secret")
 def command() -> None:
-    """Secrets of a service (`secret set`: add a `secure` value in one step)."""
+    """Secrets of a service (`secret set`: add a `secure` value in one step).
+
+    Example: configplane secret set --stack dev --service api PARTNER_TOKEN
+    """
 
 
 @command.command("set", cls=Verb)
