@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.platform import PlatformRefs
 from components.rotation import rotation_tags
 from configplane.contract import MANAGED_BY
 from configplane.model import AwsSettings, SecretSpec, ServiceModel, ServiceVersions
@@ -60,7 +61,7 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
 class AwsServiceSecretsArgs:
     service: ServiceModel
     settings: AwsSettings
-    environment: AwsSecretsEnvironment
+    platform: PlatformRefs  # the environment's KMS key, when it has one
     values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=aws ones
     versions: ServiceVersions
 
@@ -86,7 +87,7 @@ class AwsServiceSecrets(pulumi.ComponentResource):
                 f"{name}-{role}",
                 name=svc.aws_secret_name(key),
                 description=spec.description or f"{svc.name} {key}",
-                kms_key_id=args.environment.key.arn if args.environment.key else None,
+                kms_key_id=args.platform.kms_key_arn,
                 recovery_window_in_days=args.settings.recovery_window_in_days,
                 tags={
                     **svc.labels_as_tags(),

@@ -39,6 +39,7 @@ from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, l
 from configplane.inputs.layering import Layer
 from configplane.inputs.pulumiconfig import (
     config_file,
+    estimate_plaintext_length,
     full_key,
     project_config,
     runtime_values,
@@ -73,11 +74,17 @@ class FleetDefaults:
 
 def read_inputs(project_dir: Path, stack: str,
                 config_values: Mapping[str, StackValue] | None = None, *,
-                services: Iterable[str] | None = None) -> StackInputs:
+                services: Iterable[str] | None = None, shard_files: Iterable[str] = (),
+                shard_values: Mapping[str, StackValue] | None = None) -> StackInputs:
     """Every layer of one stack. `config_values`: the config source; None reads the stack
     file (the CLI), `runtime_values()` is what the engine handed the program (`pulumi up`).
     `services`: read only these catalog services (`validate/plan --service`; the program
-    gets them from its config: configplane.inputs.context.Selection)."""
+    gets them from its config: configplane.inputs.context.Selection).
+
+    A sharded environment (docs/fleet.md): `stack` is the environment; its shard stacks'
+    files hold only the `secure` values of their services. `shard_files`: those stacks whose
+    files' secure values join the environment's (the CLI); `shard_values`: the engine's config
+    of the one shard stack a program runs as (the environment's file is read from disk)."""
     project_dir = Path(project_dir)
     problems: list[Problem] = []
     notes: list[str] = []
@@ -100,6 +107,14 @@ def read_inputs(project_dir: Path, stack: str,
             problems.append((f"config.{key}", file, f"`{key}` is set by `configplane plan "
                              "--service` for its own run only. Fix: remove it from the file."))
     values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
+    raw_secure = secure_raw(stack_file, project)
+    shard_secure: dict[str, str] = {}  # secure key -> the shard stack file that holds it
+    for shard in shard_files:
+        shard_file = config_file(project_dir, stack_file_name(shard), False, problems)
+        _shard_values(shard_file, project, values, raw_secure, shard_secure, problems)
+    if shard_values is not None:  # a shard's own run: its config holds its secure values
+        values.update({k: v for k, v in shard_values.items()
+                       if k.startswith(f"{project}:") and v.secure})
 
     def config_layer(full: str) -> tuple[Any, str, dict[KeyPath, int]]:
         """A key's value, the file it comes from and its lines (stack wins over project)."""
@@ -206,13 +221,40 @@ def read_inputs(project_dir: Path, stack: str,
         project=project,
         project_values=project_values,
         read_problems=tuple(problems),
-        secure_raw=secure_raw(stack_file, project),
+        secure_raw=raw_secure,
+        shard_secure=shard_secure,
         platform_layers=tuple(platform_layers),
         service_layers={k: tuple(service_layers[k]) for k in sorted(service_layers)},
         notes=tuple(notes),
         project_dir=str(project_dir),
         owners=fleet.owners,
     )
+
+
+def _shard_values(shard_file: Any, project: str, values: dict[str, StackValue],
+                  raw_secure: dict[str, Any], held: dict[str, str],
+                  problems: list[Problem]) -> None:
+    """A shard stack file's `secure` values join the environment's; anything else in it is a
+    copy of what the environment's file says once (refused)."""
+    name = shard_file.name
+    for key, value in (shard_file.document.get("config") or {}).items():
+        full = full_key(key, project)
+        if not (isinstance(value, dict) and set(value) == {"secure"}
+                and full.startswith(f"{project}:")):
+            problems.append((f"config.{key}", name, f"a shard stack file holds only the `secure` "
+                             f"values of its services ({project}:<key>); `{key}` is a platform "
+                             "or provider setting, written once in the environment's stack file "
+                             "and read by every shard from there. Fix: remove it from this file."))
+            continue
+        if full in values or full in held:
+            problems.append((f"config.{key}", name, f"`{key}` is set in "
+                             f"{held.get(full, 'the environment stack file')} too: a secure "
+                             "value lives in one stack file. Fix: keep the one in the stack "
+                             "file of the shard whose service uses it."))
+            continue
+        values[full] = StackValue(True, None, estimate_plaintext_length(value["secure"]))
+        raw_secure[full] = value["secure"]
+        held[full] = name
 
 
 def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[str],

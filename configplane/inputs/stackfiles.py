@@ -71,6 +71,9 @@ class StackInputs:
     owners: tuple[str, ...] = ()  # platform owners (services/defaults.yaml)
     # what the stack file holds under each `secure:` (checked to be a ciphertext; never shown)
     secure_raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # a sharded environment: secure key -> the shard stack file it came from (the others are
+    # in the environment's stack file)
+    shard_secure: Mapping[str, str] = field(default_factory=dict)
 
 
 def stack_file_name(stack: str) -> str:

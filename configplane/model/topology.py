@@ -1,0 +1,323 @@
+"""The fleet's stacks: per environment one platform stack and shard stacks of services
+(docs/fleet.md). This is the one place that says which stack holds what; `affected`, the
+workflows' matrices, the operator's objects, `plan`, `validate`, `where`, `shard plan` and the
+program itself ask it.
+
+- An environment is a stack file `Pulumi.<env>.yaml` that sets `configplane:platform`; its
+  platform stack keeps the environment's name, so existing state keeps its platform resources.
+- Without `platform.shards` the environment is one stack (the layout before issue 19). With it,
+  each service sits in one shard, a stack `<env>-<shard>`:
+  `platform.shards.services[<service>]`, else `platform.shards.teams[<first owner>]`, else the
+  first owner's team (`@shop/api-team` -> `api-team`). The owners are the service's resolved
+  `owners:`, the platform owners when it names none. The platform decides overrides (a
+  platform file): a service cannot move itself into another team's shard, whose deployer
+  would then change its resources.
+- A shard holds at most `platform.shards.max_services` services (`topology_problems`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from configplane.inputs import (
+    NAMESPACE,
+    StackInputs,
+    YamlError,
+    load_file,
+    merge,
+    read_inputs,
+    stack_file_name,
+)
+from configplane.ownership import is_service_name
+
+# Pulumi's stack-name rule (sdk/go/common/tokens: ValidateStackName), matched whole.
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+STACK_FILE = re.compile(r"Pulumi\.(?P<stack>.+)\.yaml")
+PLATFORM_KEY = f"{NAMESPACE}:platform"
+UNOWNED = "unowned"  # the shard of services when neither they nor the platform name an owner
+MAX_SHARD = 40  # a shard's name: an RFC 1123 label short enough for `<env>-<shard>`
+DEFAULT_MAX_SERVICES = 60  # ~22 resources a service: ~1,350 resources, under 1,500 a stack
+
+
+@dataclass(frozen=True, order=True)
+class FleetStack:
+    """One Pulumi stack of the fleet."""
+
+    name: str  # the Pulumi stack name
+    environment: str  # the environment it belongs to (its platform stack's name)
+    kind: Literal["platform", "shard"]
+    shard: str | None = None  # the shard's name (None for the platform stack)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stack": self.name, "environment": self.environment, "kind": self.kind,
+                "shard": self.shard}
+
+
+class TopologyError(Exception):
+    """A stack name that is no stack of the fleet (message names the fix)."""
+
+
+def is_stack_name(name: str) -> bool:
+    return STACK_NAME.fullmatch(name) is not None
+
+
+def platform_stack(environment: str) -> FleetStack:
+    return FleetStack(environment, environment, "platform")
+
+
+def shard_stack(environment: str, shard: str) -> FleetStack:
+    return FleetStack(f"{environment}-{shard}", environment, "shard", shard)
+
+
+def shard_name(owners: Iterable[str]) -> str:
+    """The shard of a service owned by `owners`: the first owner's team (`@org/team` -> team,
+    `@user` -> user, `name@domain` -> name-domain), as an RFC 1123 label (`owner-<hash>` when
+    the owner has no letter or digit to keep). Teams of one name in two organisations share
+    a shard: a bigger shard, never a service in two."""
+    for owner in owners:
+        team = owner.rsplit("/", 1)[-1].lstrip("@")
+        label = re.sub(r"[^a-z0-9]+", "-", team.lower()).strip("-")[:MAX_SHARD].strip("-")
+        return label or f"owner-{hashlib.sha256(owner.encode()).hexdigest()[:10]}"
+    return UNOWNED
+
+
+def environments(project_dir: Path) -> tuple[str, ...]:
+    """Every environment: each `Pulumi.<env>.yaml` (a valid stack name) that sets the
+    platform's settings. A shard's own stack file (its secure values only) is not one; a file
+    that does not parse counts, so that `validate` reports it."""
+    found = []
+    for path in Path(project_dir).glob("Pulumi.*.yaml"):
+        match = STACK_FILE.fullmatch(path.name)
+        if not (match and is_stack_name(match["stack"]) and path.is_file()):
+            continue
+        try:
+            document = load_file(path).document
+        except (YamlError, OSError, UnicodeDecodeError):
+            found.append(match["stack"])
+            continue
+        config = document.get("config") if isinstance(document, Mapping) else None
+        if not isinstance(config, Mapping) or PLATFORM_KEY in config:
+            found.append(match["stack"])
+    return tuple(sorted(found))
+
+
+@dataclass(frozen=True)
+class Topology:
+    """One environment's stacks and which shard holds each service."""
+
+    environment: str
+    sharded: bool
+    assignment: Mapping[str, str] = field(default_factory=dict)  # service -> shard
+    max_services: int = DEFAULT_MAX_SERVICES
+    # where each assignment came from (for messages): service -> "services" | "teams" | "owners"
+    decided_by: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def platform(self) -> FleetStack:
+        return platform_stack(self.environment)
+
+    def shards(self) -> dict[str, tuple[str, ...]]:
+        """Each shard -> its services, by name."""
+        out: dict[str, list[str]] = {}
+        for service, shard in sorted(self.assignment.items()):
+            out.setdefault(shard, []).append(service)
+        return {shard: tuple(out[shard]) for shard in sorted(out)}
+
+    def stacks(self) -> tuple[FleetStack, ...]:
+        """The platform stack first, then its shards by name (one stack when not sharded)."""
+        if not self.sharded:
+            return (self.platform,)
+        return (self.platform, *(shard_stack(self.environment, s) for s in self.shards()))
+
+    def stack_of(self, service: str) -> FleetStack | None:
+        """The stack holding `service` (the platform stack when not sharded), None if absent."""
+        shard = self.assignment.get(service)
+        if shard is None:
+            return None
+        return shard_stack(self.environment, shard) if self.sharded else self.platform
+
+    def services_of(self, stack: FleetStack) -> tuple[str, ...]:
+        """The services a stack declares: a shard's own; all of them in an unsharded
+        environment's one stack; none in a sharded environment's platform stack."""
+        if stack.kind == "shard":
+            return self.shards().get(stack.shard or "", ())
+        return () if self.sharded else tuple(sorted(self.assignment))
+
+
+def shard_settings(inputs: StackInputs) -> Mapping[str, Any] | None:
+    """`platform.shards` as the layers resolve it (project defaults, then the stack file), or
+    None when the environment is one stack. Read before validation: a malformed value is
+    read as absent here and reported by `validate` (the schema)."""
+    platform: dict[str, Any] = {}
+    for layer in inputs.platform_layers:
+        document = layer.document.get("platform") if isinstance(layer.document, Mapping) else None
+        if isinstance(document, Mapping):
+            platform = merge(platform, document)
+    shards = platform.get("shards")
+    return shards if isinstance(shards, Mapping) else None
+
+
+def _owners(layers: Iterable[Any], name: str) -> list[str]:
+    owners: Any = None
+    for layer in layers:  # lowest first: a list replaces, an explicit null deletes
+        document = layer.document.get(name)
+        if isinstance(document, Mapping) and "owners" in document:
+            owners = document["owners"]
+    if isinstance(owners, list):
+        return [o for o in owners if isinstance(o, str)]
+    return []
+
+
+def _mapping(settings: Mapping[str, Any], key: str) -> dict[str, str]:
+    value = settings.get(key)
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}
+
+
+def topology_of(inputs: StackInputs) -> Topology:
+    """The topology of the environment whose inputs these are (every service of the catalog
+    that is in the environment; a `services` selection narrows it)."""
+    settings = shard_settings(inputs)
+    if settings is None:
+        return Topology(inputs.stack, False, {name: "" for name in inputs.service_layers})
+    by_service, by_team = _mapping(settings, "services"), _mapping(settings, "teams")
+    fallback = list(inputs.owners)
+    assignment: dict[str, str] = {}
+    decided_by: dict[str, str] = {}
+    for name, layers in inputs.service_layers.items():
+        owners = _owners(layers, name) or fallback
+        if name in by_service:
+            assignment[name], decided_by[name] = by_service[name], "services"
+        elif owners and owners[0] in by_team:
+            assignment[name], decided_by[name] = by_team[owners[0]], "teams"
+        else:
+            assignment[name], decided_by[name] = shard_name(owners), "owners"
+    bound = settings.get("max_services", DEFAULT_MAX_SERVICES)
+    bound = bound if isinstance(bound, int) and not isinstance(bound, bool) and bound > 0 \
+        else DEFAULT_MAX_SERVICES
+    return Topology(inputs.stack, True, assignment, bound, decided_by)
+
+
+def environment_topology(project_dir: Path, environment: str) -> Topology:
+    return topology_of(read_inputs(Path(project_dir), environment))
+
+
+def environment_stacks(project_dir: Path, environment: str) -> tuple[FleetStack, ...]:
+    """The environment's stacks: its platform stack first, then its shards by name."""
+    return environment_topology(project_dir, environment).stacks()
+
+
+def service_stacks(project_dir: Path, environment: str,
+                   services: Iterable[str] | None = None) -> dict[str, FleetStack]:
+    """Each service of the environment's catalog -> the stack that holds it (only `services`,
+    when given). A service the environment's overlay removes (`null`) is absent."""
+    topology = environment_topology(project_dir, environment)
+    wanted = None if services is None else set(services)
+    return {name: stack for name in topology.assignment
+            if (wanted is None or name in wanted)
+            and (stack := topology.stack_of(name)) is not None}
+
+
+def service_stack(project_dir: Path, environment: str, service: str) -> FleetStack | None:
+    """The stack that holds `service` in `environment`, or None when it is not there."""
+    return service_stacks(project_dir, environment, [service]).get(service)
+
+
+def stack_role(project_dir: Path, stack: str,
+               known: Iterable[str] | None = None) -> FleetStack:
+    """What the Pulumi stack `stack` is: an environment's platform stack (its own name), or
+    the shard `<env>-<shard>` of the environment with the longest matching name. Raises
+    TopologyError for a name that is neither."""
+    names = tuple(known) if known is not None else environments(project_dir)
+    if stack in names:
+        return platform_stack(stack)
+    for environment in sorted(names, key=len, reverse=True):
+        shard = stack[len(environment) + 1:]
+        if stack.startswith(f"{environment}-") and is_shard_name(shard):
+            return shard_stack(environment, shard)
+    raise TopologyError(
+        f"stack `{stack}` is neither an environment (a {stack_file_name('<env>')} that sets "
+        f"`{PLATFORM_KEY}`) nor a shard `<env>-<shard>` of one (environments: "
+        f"{', '.join(names) or 'none'}). Fix: select one of those stacks, or add the "
+        "environment's stack file.")
+
+
+def is_shard_name(name: str) -> bool:
+    return len(name) <= MAX_SHARD and is_service_name(name)
+
+
+Problem = tuple[str, str, str]
+
+
+def topology_problems(topology: Topology, file: str,
+                      other_environments: Iterable[str] = ()) -> list[Problem]:
+    """(key path, file, message) for a shard the platform cannot deploy: a name that is no
+    label, a stack name that another environment already has, a shard past the bound."""
+    if not topology.sharded:
+        return []
+    problems: list[Problem] = []
+    others = set(other_environments) - {topology.environment}
+    for shard, services in topology.shards().items():
+        stack = shard_stack(topology.environment, shard).name
+        first = services[0]
+        path = (f"platform.shards.services.{first}" if topology.decided_by.get(first) == "services"
+                else "platform.shards.teams" if topology.decided_by.get(first) == "teams"
+                else f"services.{first}.owners")
+        if not is_shard_name(shard):
+            problems.append((path, file, f"shard `{shard}` is not an RFC 1123 label of at most "
+                             f"{MAX_SHARD} characters (it names the stack `<env>-<shard>`). "
+                             "Fix: name the shard with lowercase letters, digits and '-'."))
+            continue
+        if stack in others:
+            problems.append((path, file, f"shard `{shard}` would be stack `{stack}`, which is "
+                             "another environment's platform stack. Fix: rename the shard in "
+                             "platform.shards."))
+        if len(services) > topology.max_services:
+            problems.append(("platform.shards", file, f"shard `{shard}` holds {len(services)} "
+                             f"services; the bound is {topology.max_services} "
+                             "(platform.shards.max_services), so that no stack grows past what "
+                             "one preview and one lock can serve. Fix: split it: name a second "
+                             f"shard for some of its services in platform.shards.services "
+                             f"(e.g. `{services[-1]}: {shard[:MAX_SHARD - 2]}-2`), or map one of "
+                             "its teams to its own shard in platform.shards.teams."))
+    return problems
+
+
+def shard_stack_files(project_dir: Path, environment: str,
+                      known: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The shard stacks of `environment` that have a stack file (their secure values)."""
+    names = tuple(known) if known is not None else environments(project_dir)
+    found = []
+    for path in Path(project_dir).glob(f"Pulumi.{environment}-*.yaml"):
+        match = STACK_FILE.fullmatch(path.name)
+        if not match or match["stack"] in names:
+            continue
+        try:
+            role = stack_role(project_dir, match["stack"], names)
+        except TopologyError:
+            continue
+        if role.environment == environment:
+            found.append(role.name)
+    return tuple(sorted(found))
+
+
+def declared_services(topology: Topology, stack: FleetStack, one_stack: bool = False
+                      ) -> tuple[str, ...]:
+    """The services a run of `stack` declares: with `one_stack`, the whole environment as the
+    one stack it was before its split (what `shard plan` moves resources from)."""
+    if one_stack:
+        return tuple(sorted(topology.assignment))
+    return topology.services_of(stack)
+
+
+def narrowed(inputs: StackInputs, services: Iterable[str]) -> StackInputs:
+    """The inputs with only these services' layers (a shard's, or a selection's)."""
+    keep = set(services)
+    return replace(inputs, service_layers={name: layers for name, layers
+                                           in inputs.service_layers.items() if name in keep})
