@@ -129,7 +129,7 @@ class Plan:
             "stack": self.stack,
             "resources": [
                 {"urn": r.urn, "type": r.type, "name": r.name, "inputs": redact(r.inputs),
-                 "options": r.options}
+                 "options": r.options, **({"read": True} if r.read else {})}
                 for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             "outputs": redact(self.outputs),
@@ -241,6 +241,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "replaceOnChanges": list(request.replaceOnChanges),
             "dependsOn": sorted(set(request.dependencies) - implicit),
         }
+
+    def ReadResource(self, request):  # noqa: N802 (gRPC method name)
+        """A read (a shard's StackReference): recorded, as `pulumi preview` hands it to the
+        pack too, and marked: the engine reads it and creates nothing."""
+        response = super().ReadResource(request)
+        self.planned.append(PlannedResource(
+            urn=response.urn, type=request.type, name=request.name,
+            inputs=rpc.deserialize_properties(request.properties),
+            outputs=rpc.deserialize_properties(response.properties),
+            parent=request.parent or None, dependencies=list(request.dependencies),
+            property_dependencies={}, custom=True, provider=request.provider, read=True))
+        return response
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
