@@ -74,7 +74,6 @@ def select_stacks(project_dir: Path, environment: str, shards: Iterable[str] = (
 
 def _plan_one(project_dir: Path, stack: str, options: Mapping[str, Any]) -> Plan:
     plan = run_plan(project_dir, stack, **options)
-    plan.inputs = None  # not needed by the caller, and the largest part to send back
     return plan
 
 
