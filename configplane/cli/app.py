@@ -23,6 +23,8 @@ COMMANDS = {
     "flags": "flags",
     "migrate": "migrate",
     "codeowners": "codeowners",
+    "where": "where",
+    "shard": "shard",
 }
 
 

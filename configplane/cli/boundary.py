@@ -88,7 +88,9 @@ def protect_stack(project_dir: Path, stack: str) -> None:
     )
 
     run = current_run()
-    files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack)]
+    # the environment's shard stack files hold its services' secure values (docs/fleet.md)
+    files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack),
+             *sorted(Path(project_dir).glob(stack_file_name(f"{stack}-*")))]
     try:  # keys declared secret: their values are secret even where the stack file is broken
         declared = [k for k, d in read_project_file(project_dir).declarations.items() if d.secret]
     except Exception:  # noqa: BLE001 - an unreadable project file is reported by the command

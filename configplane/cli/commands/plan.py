@@ -24,18 +24,25 @@ from configplane.cli.boundary import (
     redactor,
     write_text,
 )
-from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
+from configplane.cli.commands.options import (
+    PROJECT_DIR_OPTION,
+    SERVICE_OPTION,
+    SHARD_OPTION,
+    STACK_OPTION,
+)
 from configplane.cli.commands.plan_compare import run_compare
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
-from configplane.model import InvalidStack
+from configplane.model import InvalidStack, TopologyError, stack_role
 from configplane.offline import Plan, PolicyPackError, redact, run_plan
+from configplane.offline.fleet import FleetPlan, FleetSelectionError, plan_environment
 from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
 
 
 @click.command("plan", cls=Verb)
 @STACK_OPTION
+@SHARD_OPTION
 @SERVICE_OPTION
 @PROJECT_DIR_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
@@ -51,7 +58,8 @@ from configplane.validation import issues_of, load_or_issues, undecodable
 @click.option("--no-policy", is_flag=True, help="Skip the policy pack.")
 @click.option("--quiet", is_flag=True,
               help="No progress bar (there is none in CI or when stderr is not a terminal).")
-def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
+def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], project_dir: Path,
+            fmt: str,
             compare_ref: str | None, out: Path | None, policy_pack_config: Path | None,
             no_policy: bool, quiet: bool) -> None:
     """Show every resource `pulumi up` would create, without cloud or Pulumi CLI.
@@ -61,8 +69,14 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     `pulumi preview --policy-pack policies` would. Secret values are shown as "[secret]".
     Exit 1 on invalid configuration or any mandatory violation.
 
+    An environment split into stacks (docs/fleet.md) plans its platform stack, then every
+    shard in parallel processes (bounded by the cores), each shard reading the platform's
+    planned outputs; the report lists each stack. --shard plans only that shard (and the
+    platform stack it reads); --stack <env>-<shard> does the same.
+
     With --service, the program declares only those services (and the environment's
-    shared resources): what a service team runs before a pull request.
+    shared resources), in the shards that hold them: what a service team runs before a pull
+    request.
 
     With --compare GIT-REF, the project at that commit (materialised with `git archive`
     into a temporary directory: its own program, components, catalog and pack) and the
@@ -74,6 +88,8 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     its own policies/config/<stack>.json.
 
     Example: configplane plan --stack dev --format json --out plan-out/
+
+    Example: configplane plan --stack prod --shard payments-team
 
     Example: configplane plan --stack prod --compare origin/main --format markdown
     """
@@ -91,33 +107,56 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
             report(stack, issues, report_fmt)
             raise SystemExit(1)
 
+    try:  # a shard's own stack name: its environment, with --shard
+        role = stack_role(project_dir, stack)
+    except TopologyError as exc:
+        raise UserError(str(exc)) from None
+    environment = role.environment
+    shards = (*shards, role.shard) if role.shard else shards
+    fleet: FleetPlan | None = None
+
     def plan_head() -> Plan:
+        nonlocal fleet
         try:
             with plan_progress(stack, quiet) as progress:
-                return run_plan(project_dir, stack, policy=not no_policy,
-                                policy_config_file=policy_pack_config, progress=progress,
-                                services=services or None)
+                if compare_ref is not None:  # per service: the environment as one stack
+                    return run_plan(project_dir, environment, policy=not no_policy,
+                                    policy_config_file=policy_pack_config, progress=progress,
+                                    services=services or None, one_stack=True)
+                fleet = plan_environment(project_dir, environment, shards=shards,
+                                         services=services, policy=not no_policy,
+                                         policy_config_file=policy_pack_config,
+                                         progress=progress)
+                return fleet.merged()
         except (StackFileError, InvalidStack) as exc:  # run_plan validates before it runs
             report(stack, issues_of(exc, stack), report_fmt)
             raise SystemExit(1) from None
         except UnicodeDecodeError as exc:
             report(stack, [undecodable(project_dir, stack, exc)], report_fmt)
             raise SystemExit(1) from None
-        except PolicyPackError as exc:
+        except (PolicyPackError, FleetSelectionError) as exc:
             raise UserError(str(exc)) from None
 
     if compare_ref is not None:
-        plan = run_compare(project_dir, stack, compare_ref, services=services, fmt=fmt,
+        if shards:
+            raise UserError("--compare shows an environment per service. Fix: drop --shard "
+                            "(use --service to narrow it).")
+        plan = run_compare(project_dir, environment, compare_ref, services=services, fmt=fmt,
                            policy=not no_policy, plan_head=plan_head)
     else:
         plan = plan_head()
-        _show(plan, fmt, out)
+        _show(plan, fmt, out, fleet)
     if any(v["level"] == "mandatory" for v in plan.violations):
         raise SystemExit(1)
 
 
-def _show(plan: Plan, fmt: str, out: Path | None) -> None:
+def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None) -> None:
     document = plan.as_dict(redactor())
+    if fleet is not None and len(fleet.plans) > 1:  # each stack's own count and verdict
+        document["stacks"] = [
+            {**s.as_dict(), "resources": len(p.resources),
+             "violations": sum(v["level"] == "mandatory" for v in p.violations)}
+            for s, p in zip(fleet.stacks, fleet.plans, strict=True)]
     if out is not None:
         try:
             write_out(plan, out, redactor())
@@ -168,9 +207,13 @@ def render_table(document: dict[str, Any]) -> None:
         flags = [k for k in ("protect", "retainOnDelete", "deleteBeforeReplace")
                  if r["options"].get(k)]
         suffix = f"  [{', '.join(flags)}]" if flags else ""
-        out.print(f"  + {r['type']:<{width}}  {r['name']}{suffix}")
+        mark = "=" if r.get("read") else "+"  # a StackReference is read, not created
+        out.print(f"  {mark} {r['type']:<{width}}  {r['name']}{suffix}")
     summary = document["summary"]
     out.print(f"{summary['resources']} resources to create")
+    for stack in document.get("stacks", []):
+        out.print(f"  stack {stack['stack']} ({stack['kind']}): {stack['resources']} resources, "
+                  f"{stack['violations']} mandatory violation(s)")
     if document["violations"]:
         violations = Table(title="policy violations")
         for column in ("level", "policy", "resource", "message"):
