@@ -7,9 +7,13 @@ from configplane.inputs.catalog import (
     OWNER,
     SERVICE_FILE,
     catalog_services,
+    environment_of,
+    environments,
+    is_stack_name,
     read_fleet_defaults,
     read_inputs,
     read_stack_files,
+    shard_stack_files,
 )
 from configplane.inputs.context import RUN_NAMESPACE, SELECTION_KEY, RunContext, Selection
 from configplane.inputs.layerfiles import load
@@ -55,6 +59,9 @@ __all__ = [
     "apply_tenant",
     "CATALOG_DIR",
     "catalog_services",
+    "environment_of",
+    "environments",
+    "is_stack_name",
     "config_validator",
     "DEFAULTS_FILE",
     "DEFAULTS_KEY",
@@ -96,6 +103,7 @@ __all__ = [
     "SERVICE_FILE",
     "SERVICES_KEY",
     "Setting",
+    "shard_stack_files",
     "stack_file_name",
     "StackFileError",
     "StackInputs",

@@ -72,9 +72,61 @@ class FleetDefaults:
     lines: Mapping[KeyPath, int] = field(default_factory=dict)  # relative to `service`
 
 
+# Pulumi's stack-name rule (sdk/go/common/tokens: ValidateStackName), matched whole.
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+STACK_FILE = re.compile(r"Pulumi\.(?P<stack>.+)\.yaml")
+PLATFORM_CONFIG_KEY = f"{NAMESPACE}:platform"
+
+
+def is_stack_name(name: str) -> bool:
+    return STACK_NAME.fullmatch(name) is not None
+
+
+def environments(project_dir: Path) -> tuple[str, ...]:
+    """Every environment: each `Pulumi.<env>.yaml` (a valid stack name) that sets the
+    platform's settings. A shard's own stack file (its secure values only) is not one; a file
+    that does not parse counts, so that `validate` reports it."""
+    found = []
+    for path in Path(project_dir).glob("Pulumi.*.yaml"):
+        match = STACK_FILE.fullmatch(path.name)
+        if not (match and is_stack_name(match["stack"]) and path.is_file()):
+            continue
+        try:
+            document = load(path, path.name).document
+        except (YamlError, OSError, UnicodeDecodeError):
+            found.append(match["stack"])
+            continue
+        config = document.get("config") if isinstance(document, Mapping) else None
+        if not isinstance(config, Mapping) or PLATFORM_CONFIG_KEY in config:
+            found.append(match["stack"])
+    return tuple(sorted(found))
+
+
+def environment_of(stack: str, known: Iterable[str]) -> str | None:
+    """The environment a shard stack `<env>-<shard>` belongs to: the longest environment name
+    it extends (None: none)."""
+    for environment in sorted(known, key=len, reverse=True):
+        if stack.startswith(f"{environment}-") and len(stack) > len(environment) + 1:
+            return environment
+    return None
+
+
+def shard_stack_files(project_dir: Path, environment: str,
+                      known: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The shard stacks of `environment` that have a stack file (their secure values)."""
+    names = tuple(known) if known is not None else environments(project_dir)
+    found = []
+    for path in Path(project_dir).glob(f"Pulumi.{environment}-*.yaml"):
+        match = STACK_FILE.fullmatch(path.name)
+        if match and match["stack"] not in names and is_stack_name(match["stack"]) \
+                and environment_of(match["stack"], names) == environment:
+            found.append(match["stack"])
+    return tuple(sorted(found))
+
+
 def read_inputs(project_dir: Path, stack: str,
                 config_values: Mapping[str, StackValue] | None = None, *,
-                services: Iterable[str] | None = None, shard_files: Iterable[str] = (),
+                services: Iterable[str] | None = None, shard_files: Iterable[str] | None = None,
                 shard_values: Mapping[str, StackValue] | None = None) -> StackInputs:
     """Every layer of one stack. `config_values`: the config source; None reads the stack
     file (the CLI), `runtime_values()` is what the engine handed the program (`pulumi up`).
@@ -83,8 +135,10 @@ def read_inputs(project_dir: Path, stack: str,
 
     A sharded environment (docs/fleet.md): `stack` is the environment; its shard stacks'
     files hold only the `secure` values of their services. `shard_files`: those stacks whose
-    files' secure values join the environment's (the CLI); `shard_values`: the engine's config
-    of the one shard stack a program runs as (the environment's file is read from disk)."""
+    files' secure values join the environment's (default: every shard file of the environment
+    when the config comes from the files, none when it comes from the engine); `shard_values`:
+    the engine's config of the one shard stack a program runs as (the environment's file is
+    read from disk)."""
     project_dir = Path(project_dir)
     problems: list[Problem] = []
     notes: list[str] = []
@@ -109,6 +163,8 @@ def read_inputs(project_dir: Path, stack: str,
     values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
     raw_secure = secure_raw(stack_file, project)
     shard_secure: dict[str, str] = {}  # secure key -> the shard stack file that holds it
+    if shard_files is None:
+        shard_files = shard_stack_files(project_dir, stack) if config_values is None else ()
     for shard in shard_files:
         shard_file = config_file(project_dir, stack_file_name(shard), False, problems)
         _shard_values(shard_file, project, values, raw_secure, shard_secure, problems)

@@ -1,6 +1,8 @@
 """The typed stack document and the frozen models derived from it: what each service gets
 (ConfigMaps, secrets and their delivery, flags, certificates, dynamic credentials, versions)."""
 
+# the fleet's stack files are read in configplane.inputs; the topology's users find them here
+from configplane.inputs import environments, is_stack_name, shard_stack_files
 from configplane.model import trust
 from configplane.model.builder import build_service, build_stack, service_namespace
 from configplane.model.certificates import (
@@ -91,16 +93,13 @@ from configplane.model.topology import (
     declared_services,
     environment_stacks,
     environment_topology,
-    environments,
     is_shard_name,
-    is_stack_name,
     narrowed,
     platform_stack,
     service_stack,
     service_stacks,
     shard_name,
     shard_stack,
-    shard_stack_files,
     stack_role,
     topology_of,
     topology_problems,

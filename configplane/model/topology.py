@@ -27,17 +27,14 @@ from typing import Any, Literal
 from configplane.inputs import (
     NAMESPACE,
     StackInputs,
-    YamlError,
-    load_file,
+    environment_of,
+    environments,
     merge,
     read_inputs,
     stack_file_name,
 )
 from configplane.ownership import is_service_name
 
-# Pulumi's stack-name rule (sdk/go/common/tokens: ValidateStackName), matched whole.
-STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-STACK_FILE = re.compile(r"Pulumi\.(?P<stack>.+)\.yaml")
 PLATFORM_KEY = f"{NAMESPACE}:platform"
 UNOWNED = "unowned"  # the shard of services when neither they nor the platform name an owner
 MAX_SHARD = 40  # a shard's name: an RFC 1123 label short enough for `<env>-<shard>`
@@ -62,10 +59,6 @@ class TopologyError(Exception):
     """A stack name that is no stack of the fleet (message names the fix)."""
 
 
-def is_stack_name(name: str) -> bool:
-    return STACK_NAME.fullmatch(name) is not None
-
-
 def platform_stack(environment: str) -> FleetStack:
     return FleetStack(environment, environment, "platform")
 
@@ -84,26 +77,6 @@ def shard_name(owners: Iterable[str]) -> str:
         label = re.sub(r"[^a-z0-9]+", "-", team.lower()).strip("-")[:MAX_SHARD].strip("-")
         return label or f"owner-{hashlib.sha256(owner.encode()).hexdigest()[:10]}"
     return UNOWNED
-
-
-def environments(project_dir: Path) -> tuple[str, ...]:
-    """Every environment: each `Pulumi.<env>.yaml` (a valid stack name) that sets the
-    platform's settings. A shard's own stack file (its secure values only) is not one; a file
-    that does not parse counts, so that `validate` reports it."""
-    found = []
-    for path in Path(project_dir).glob("Pulumi.*.yaml"):
-        match = STACK_FILE.fullmatch(path.name)
-        if not (match and is_stack_name(match["stack"]) and path.is_file()):
-            continue
-        try:
-            document = load_file(path).document
-        except (YamlError, OSError, UnicodeDecodeError):
-            found.append(match["stack"])
-            continue
-        config = document.get("config") if isinstance(document, Mapping) else None
-        if not isinstance(config, Mapping) or PLATFORM_KEY in config:
-            found.append(match["stack"])
-    return tuple(sorted(found))
 
 
 @dataclass(frozen=True)
@@ -237,10 +210,9 @@ def stack_role(project_dir: Path, stack: str,
     names = tuple(known) if known is not None else environments(project_dir)
     if stack in names:
         return platform_stack(stack)
-    for environment in sorted(names, key=len, reverse=True):
-        shard = stack[len(environment) + 1:]
-        if stack.startswith(f"{environment}-") and is_shard_name(shard):
-            return shard_stack(environment, shard)
+    environment = environment_of(stack, names)
+    if environment is not None and is_shard_name(shard := stack[len(environment) + 1:]):
+        return shard_stack(environment, shard)
     raise TopologyError(
         f"stack `{stack}` is neither an environment (a {stack_file_name('<env>')} that sets "
         f"`{PLATFORM_KEY}`) nor a shard `<env>-<shard>` of one (environments: "
@@ -287,24 +259,6 @@ def topology_problems(topology: Topology, file: str,
                              f"(e.g. `{services[-1]}: {shard[:MAX_SHARD - 2]}-2`), or map one of "
                              "its teams to its own shard in platform.shards.teams."))
     return problems
-
-
-def shard_stack_files(project_dir: Path, environment: str,
-                      known: Iterable[str] | None = None) -> tuple[str, ...]:
-    """The shard stacks of `environment` that have a stack file (their secure values)."""
-    names = tuple(known) if known is not None else environments(project_dir)
-    found = []
-    for path in Path(project_dir).glob(f"Pulumi.{environment}-*.yaml"):
-        match = STACK_FILE.fullmatch(path.name)
-        if not match or match["stack"] in names:
-            continue
-        try:
-            role = stack_role(project_dir, match["stack"], names)
-        except TopologyError:
-            continue
-        if role.environment == environment:
-            found.append(role.name)
-    return tuple(sorted(found))
 
 
 def declared_services(topology: Topology, stack: FleetStack, one_stack: bool = False

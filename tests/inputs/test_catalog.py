@@ -173,8 +173,8 @@ def test_validate_service_gives_the_whole_stack_verdict_for_that_service(project
 
 
 def test_plan_service_gives_the_same_verdict_and_the_same_resources(project):
-    whole = run_plan(REPO, "prod", policy=False)
-    one = run_plan(REPO, "prod", policy=False, services=["worker"])
+    whole = run_plan(REPO, "prod", one_stack=True, policy=False)
+    one = run_plan(REPO, "prod", one_stack=True, policy=False, services=["worker"])
     mine = {r.urn: r.inputs for r in whole.resources if r.name.startswith("worker-")}
     assert {r.urn: r.inputs for r in one.resources if r.name.startswith("worker-")} == mine
     assert not [r for r in one.resources if r.name.startswith(("api-", "web-"))]
@@ -189,8 +189,8 @@ def test_plan_service_gives_the_same_verdict_and_the_same_resources(project):
 def test_the_program_gets_its_selection_through_config_and_nothing_leaks():
     """No global carries the selection: the plan hands it to the program in its config, a
     run without that key declares every service, and runs in one process do not interfere."""
-    one = run_plan(REPO, "dev", policy=False, services=["api"])
-    whole = run_plan(REPO, "dev", policy=False)
+    one = run_plan(REPO, "dev", one_stack=True, policy=False, services=["api"])
+    whole = run_plan(REPO, "dev", one_stack=True, policy=False)
     services = {r.name.split("-")[0] for r in whole.resources if r.type == "kubernetes:core/v1:Namespace"}
     assert services == {"api", "web", "worker"}
     assert {r.name.split("-")[0] for r in one.resources

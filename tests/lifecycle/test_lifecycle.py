@@ -85,7 +85,7 @@ class World:
 
         edit_stack(project, "prod", point_at_the_server)
 
-        plan = run_plan(project, "prod", secure_values={"configplane:apiDbPassword": self.initial})
+        plan = run_plan(project, "prod", one_stack=True, secure_values={"configplane:apiDbPassword": self.initial})
         assert plan.violations == []
         self.resources = {r.name: unwrap(r.inputs) for r in plan.resources}
         by_type: dict[str, list[dict]] = {}
@@ -184,7 +184,7 @@ def test_vendored_crd_is_the_pinned_one_and_serves_v1_only():
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_every_planned_external_secret_is_admitted_by_the_crd(stack):
     from tests.conftest import REPO
-    plan = run_plan(REPO, stack)
+    plan = run_plan(REPO, stack, one_stack=True)
     planned = [unwrap(r.inputs) for r in plan.resources
                if r.type == "kubernetes:external-secrets.io/v1:ExternalSecret"]
     # one per service with static secrets, one per dynamic login

@@ -52,7 +52,7 @@ def plan_inputs(project: Path, stack: str, monkeypatch, today: date = DAY,
                 secure: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     monkeypatch.setenv(CLOCK_ENV, today.isoformat())
     monkeypatch.setattr(plan_module, "RecordingMonitor", OptionsMonitor)
-    plan = run_plan(project, stack, secure_values=secure)
+    plan = run_plan(project, stack, one_stack=True, secure_values=secure)
     return {r.name: r.inputs for r in plan.resources}
 
 

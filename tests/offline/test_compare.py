@@ -267,7 +267,7 @@ def test_a_project_in_a_subdirectory_is_compared_from_there(tmp_path):
 
 
 def test_a_plan_compared_with_itself_shows_nothing():
-    side = snapshot(run_plan(REPO, "dev", policy=False))
+    side = snapshot(run_plan(REPO, "dev", one_stack=True, policy=False))
     assert compare(side, side)["changed"] is False
     assert compare(side, side)["summary"] == dict.fromkeys(
         ["create", "update", "replace", "delete", "new_violations", "resolved_violations",
@@ -275,7 +275,7 @@ def test_a_plan_compared_with_itself_shows_nothing():
 
 
 def test_every_resource_of_the_sample_has_the_owner_its_labels_name():
-    plan = run_plan(REPO, "dev", policy=False)
+    plan = run_plan(REPO, "dev", one_stack=True, policy=False)
     side = snapshot(plan)
     for service, data in side["services"].items():
         for resource in data["resources"].values():

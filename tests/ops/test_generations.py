@@ -45,10 +45,10 @@ CM_URN = ("urn:pulumi:dev::configplane::configplane:config:ServiceConfig$"
 
 
 def test_old_generation_survives_a_config_change(project: Path):
-    before = {r.urn: r for r in run_plan(project, "dev").resources}
+    before = {r.urn: r for r in run_plan(project, "dev", one_stack=True).resources}
     overlay = project / "services" / "api" / "dev.yaml"
     overlay.write_text(overlay.read_text().replace("LOG_LEVEL: debug", "LOG_LEVEL: warn", 1))
-    after = {r.urn: r for r in run_plan(project, "dev").resources}
+    after = {r.urn: r for r in run_plan(project, "dev", one_stack=True).resources}
 
     old, new = before[CM_URN], after[CM_URN]  # one resource, same URN: the engine replaces it
     assert old.inputs["data"]["LOG_LEVEL"] == "debug" and new.inputs["data"]["LOG_LEVEL"] == "warn"
@@ -74,7 +74,7 @@ def test_old_generation_survives_a_config_change(project: Path):
 
 
 def test_generation_configmaps_and_only_they_are_retained():
-    plan = run_plan(REPO, "dev")
+    plan = run_plan(REPO, "dev", one_stack=True)
     retained = sorted(r.name for r in plan.resources if r.options["retainOnDelete"])
     assert retained == ["api-config-config", "web-config-config", "worker-config-config",
                         "worker-config-tenant-acme", "worker-config-tenant-globex"]
@@ -106,7 +106,7 @@ def test_plan_json_shows_resource_options():
 
 
 def test_reloader_annotations_go_on_the_workload_and_checksum_on_the_pod_template():
-    plan = run_plan(REPO, "dev")
+    plan = run_plan(REPO, "dev", one_stack=True)
     model = load_stack(read_stack_files(REPO, "dev"))
     for name, out in plan.outputs["services"].items():
         assert out["workload_annotations"] == {"reloader.stakater.com/search": "true"}
@@ -516,7 +516,7 @@ def test_help_has_an_example(verb: str):
 def test_the_pack_receives_the_options_the_engine_sends():
     from configplane.offline import ResourceOptions, analyzed_resources
 
-    analyzed = {r.urn_name: r for r in analyzed_resources(run_plan(REPO, "dev"))}
+    analyzed = {r.urn_name: r for r in analyzed_resources(run_plan(REPO, "dev", one_stack=True))}
     assert analyzed["api-config-config"].options == ResourceOptions(delete_before_replace=False)
     assert analyzed["api-aws-database-password-initial"].options == ResourceOptions(
         ignore_changes=("versionStages", "secretStringWo", "secretStringWoVersion"))

@@ -194,7 +194,7 @@ def test_round_trip_import_write_plan(project, legacy):
         pulumi_config_set(project, "dev", key)
     assert secure_values == {f"configplane:{SECRETS[k]}": v for k, v in VALUES.items()}
 
-    plan = run_plan(project, "dev", secure_values=secure_values)
+    plan = run_plan(project, "dev", one_stack=True, secure_values=secure_values)
     resources = {r.name: r for r in plan.resources}
     configmap = resources["billing-config-config"].inputs
     assert configmap["data"] == {"LOG_LEVEL": "info", "PORT": "8080", "REQUEST_TIMEOUT_MS": "3000"}

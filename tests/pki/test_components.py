@@ -228,5 +228,5 @@ def test_policies_and_roles_accept_the_plan(stack):
     """The plan, through the real pack with the environment's config: nothing to report."""
     from configplane.offline import run_plan
 
-    plan = run_plan(REPO, stack, secure_values=SECURE, policy=True)
+    plan = run_plan(REPO, stack, one_stack=True, secure_values=SECURE, policy=True)
     assert plan.violations == []

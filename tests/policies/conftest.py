@@ -115,7 +115,7 @@ def good() -> list[AnalyzedResource]:
     pack (every case mutates one thing of it)."""
     from configplane.offline import analyzed_resources, run_plan
 
-    return analyzed_resources(run_plan(REPO, "prod"))
+    return analyzed_resources(run_plan(REPO, "prod", one_stack=True))
 
 
 @pytest.fixture(scope="session")

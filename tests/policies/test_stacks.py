@@ -28,7 +28,7 @@ ALL_POLICIES = STRICT_IN_DEV | {
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_sample_stack_has_no_violations(pack_for, stack):
-    plan = run_plan(REPO, stack)
+    plan = run_plan(REPO, stack, one_stack=True)
     report = pack_for(stack, stack).run(analyzed_resources(plan))
     assert found(report) == []
     levels = {p.name: p.enforcement_level for p in report.policies}
@@ -56,7 +56,7 @@ def leaky_project(tmp_path_factory):
 
 def test_validate_refuses_the_leaky_stack_first(leaky_project):
     with pytest.raises(InvalidStack) as e:
-        run_plan(leaky_project, "prod")
+        run_plan(leaky_project, "prod", one_stack=True)
     assert sorted((i.path, i.file) for i in e.value.issues) == [
         ("services.api.config.CORS_ALLOWED_ORIGINS", "services/api/prod.yaml"),
         ("services.web.config.SESSION_COOKIE_NAME", "services/web/prod.yaml")]
@@ -68,7 +68,7 @@ def test_credential_in_service_config_is_refused(pack_for, leaky_project, detect
     # The pack is the second line: with validate's content check switched off (as a program
     # built around it would be), the pack still refuses the plan.
     monkeypatch.setattr("configplane.validation.stack_checks._plaintext_in_layer", lambda *args: [])
-    plan = run_plan(leaky_project, "prod")
+    plan = run_plan(leaky_project, "prod", one_stack=True)
     report = pack_for("prod", "prod").run(analyzed_resources(plan))
     secrets = pack_module("plaintext_secrets")
     why = (f"Why: {secrets.WHY_CONFIGMAP}. Fix: {secrets.FIX_CONFIGMAP}, "

@@ -49,7 +49,7 @@ def strings(value):
 
 @pytest.fixture(scope="module", params=STACKS)
 def plan(request):
-    return run_plan(REPO, request.param)
+    return run_plan(REPO, request.param, one_stack=True)
 
 
 def arns_of(plan) -> set[str]:

@@ -32,7 +32,7 @@ def canary_plan(stack: str):
     from configplane.validation import load_stack
 
     model = load_stack(read_stack_files(REPO, stack))
-    return run_plan(REPO, stack, mocks=CanaryMocks(model), secure_values=CANARIES)
+    return run_plan(REPO, stack, one_stack=True, mocks=CanaryMocks(model), secure_values=CANARIES)
 
 
 @pytest.fixture(scope="module", params=STACKS)

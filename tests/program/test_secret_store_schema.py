@@ -45,7 +45,7 @@ def check(store: dict) -> list[str]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_sample_secret_stores_match_esos_crd(stack):
-    stores = [r.inputs for r in run_plan(REPO, stack).resources
+    stores = [r.inputs for r in run_plan(REPO, stack, one_stack=True).resources
               if r.type == "kubernetes:external-secrets.io/v1:SecretStore"]
     assert len(stores) == 4
     for store in stores:

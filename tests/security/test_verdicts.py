@@ -191,7 +191,7 @@ def test_plan_fails_on_a_urn_registered_twice(monkeypatch, tmp_path):
     project = copy_project(tmp_path / "project")
     edit_stack(project, "dev",
                lambda config: CASES["secret-names-collide-once-normalised"][0]({"config": config}))
-    plan = run_plan(project, "dev")
+    plan = run_plan(project, "dev", one_stack=True)
     dupes = [v for v in plan.violations if v["policy"] == "configplane-unique-urns"]
     assert dupes and all(v["level"] == "mandatory" for v in dupes)
     assert {v["urn"].rsplit("::", 1)[-1] for v in dupes} >= {"api-secret-values-session-signing-key"}
