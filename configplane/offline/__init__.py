@@ -2,6 +2,7 @@
 pack driven as a process over the Analyzer gRPC protocol."""
 
 from configplane.offline.compare import changed_paths, compare, compare_plans, resource_owners, snapshot
+from configplane.offline.fleet import FleetPlan, FleetSelectionError, plan_environment, select_stacks
 from configplane.offline.gitbase import BaseCommit, GitRefError, materialise, resolve_base
 from configplane.offline.marshal import (
     ARCHIVE_SIG,
@@ -35,6 +36,7 @@ from configplane.offline.results import (
     Violation,
 )
 from configplane.offline.session import PolicyPackSession, run_policy_pack
+from configplane.offline.split import MIN_PULUMI, SplitPlan, StackMove, split_environment, split_of
 
 __all__ = [
     "analyzed_resources",
@@ -46,13 +48,17 @@ __all__ = [
     "compare",
     "compare_plans",
     "default_policy_config",
+    "FleetPlan",
+    "FleetSelectionError",
     "GitRefError",
     "load_policy_config_file",
     "marshal_properties",
     "materialise",
+    "MIN_PULUMI",
     "OUTPUT_SIG",
     "Plan",
     "plan_config",
+    "plan_environment",
     "PlanMocks",
     "PlannedResource",
     "PolicyConfig",
@@ -71,8 +77,13 @@ __all__ = [
     "run_policy_pack",
     "run_program",
     "secret",
-    "snapshot",
+    "select_stacks",
     "SIG_KEY",
+    "snapshot",
+    "split_environment",
+    "split_of",
+    "SplitPlan",
+    "StackMove",
     "UNKNOWN",
     "Violation",
 ]

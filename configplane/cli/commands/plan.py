@@ -34,8 +34,15 @@ from configplane.cli.commands.plan_compare import run_compare
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack, TopologyError, stack_role
-from configplane.offline import Plan, PolicyPackError, redact, run_plan
-from configplane.offline.fleet import FleetPlan, FleetSelectionError, plan_environment
+from configplane.offline import (
+    FleetPlan,
+    FleetSelectionError,
+    Plan,
+    PolicyPackError,
+    plan_environment,
+    redact,
+    run_plan,
+)
 from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
 

@@ -13,8 +13,7 @@ from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack, TopologyError, environment_topology
-from configplane.offline import PolicyPackError
-from configplane.offline.split import MIN_PULUMI, split_environment
+from configplane.offline import MIN_PULUMI, PolicyPackError, split_environment
 from configplane.validation import issues_of
 
 
