@@ -9,7 +9,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 # What `pulumi preview` and the offline plan need of the project: the Pulumi files, the program
 # and what it imports beside it, the schemas and the service catalog.
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
+# Every stack file: the environments' and their shards' (docs/fleet.md).
+PROJECT_FILES = ("Pulumi.yaml", *sorted(p.name for p in REPO.glob("Pulumi.*.yaml")),
                  "__main__.py")
 PROJECT_DIRS = ("components", "schemas", "lambdas", "services")
 
