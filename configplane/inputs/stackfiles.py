@@ -31,6 +31,9 @@ class StackFileError(Exception):
         super().__init__(message)
         self.file, self.line, self.problem = file, line, problem
 
+    def __reduce__(self):  # rebuilt whole when a shard's plan process raises it
+        return (type(self), (str(self), self.file, self.line, self.problem))
+
 
 @dataclass(frozen=True)
 class Declaration:

@@ -55,6 +55,9 @@ class InvalidStack(Exception):
         lines = [f"{i.where}: {i.path}: {i.message}" for i in issues]
         super().__init__(f"stack {stack!r} is not valid ({len(issues)} errors):\n" + "\n".join(lines))
 
+    def __reduce__(self):  # rebuilt from its fields when a shard's plan process raises it
+        return (type(self), (self.stack, self.issues))
+
 
 
 def kv_mount(platform: Platform) -> str:

@@ -3,7 +3,7 @@ file that is not UTF-8, an unknown service, schema errors), each naming its file
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from configplane.inputs import NAMESPACE, PROJECT_FILE, StackFileError, read_inputs, stack_file_name
@@ -51,7 +51,7 @@ def load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None
             topology, inputs.stack_file, environments(project_dir))] if whole else []
         model = load_stack(inputs, project_dir / "schemas")
         problems += secure_placement_problems(model, topology, inputs.shard_secure,
-                                              inputs.stack_file)
+                                              inputs.stack_file, inputs.values)
         if problems:
             return None, problems
         return model, []
@@ -64,7 +64,8 @@ def load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None
 
 
 def secure_placement_problems(model: StackModel, topology: Topology,
-                              held: Mapping[str, str], environment_file: str) -> list[Issue]:
+                              held: Mapping[str, str], environment_file: str,
+                              present: Collection[str]) -> list[Issue]:
     """In a sharded environment each service's `secure` values live in its shard's stack file:
     the one a run of that shard can decrypt (docs/fleet.md)."""
     if not topology.sharded:
@@ -79,6 +80,8 @@ def secure_placement_problems(model: StackModel, topology: Topology,
             if spec.source != "secure" or spec.config_key is None:
                 continue
             full = f"{NAMESPACE}:{spec.config_key}"
+            if full not in present:
+                continue  # no value at all: the secret's own check says so
             found = held.get(full, environment_file)
             source = found.removeprefix("Pulumi.").removesuffix(".yaml")
             if found != want:

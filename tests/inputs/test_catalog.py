@@ -151,11 +151,13 @@ SERVICE_CASES = {
                              ["acme"]["config"].update(LOG_LEVEL="debug")),
     "bad-flag": ("web", lambda c: c["configplane:services"]["web"].update(
         flags={"beta": {"state": "ON", "variants": {"a": 1}, "defaultVariant": "a"}})),
-    "missing-secure-value": ("worker", lambda c: c.pop("configplane:paymentsApiKey")),
+    # (a service's secure value lives in its shard's stack file: docs/fleet.md)
+    "missing-secure-value": ("worker", lambda c: c["configplane:services"]["worker"].setdefault(
+        "secrets", {}).update(PAYMENTS_API_KEY={"config_key": "workerUnsetKey"})),
     "bad-name": ("Billing_API", lambda c: c["configplane:services"].update(
         Billing_API={"app_schema": "worker"})),
     "plaintext-declared-secret": ("api", lambda c: c.update(
-        {"configplane:apiDbPassword": "canary-Svc-Jq3Lx8"})),
+        {"configplane:shopVaultDbPassword": "canary-Svc-Jq3Lx8"})),
 }
 
 
@@ -201,7 +203,7 @@ def test_the_program_gets_its_selection_through_config_and_nothing_leaks():
     model = load_stack(inputs)
     for chosen in (["web"], ["api", "worker"]):
         config, secret_keys = plan_config(inputs)
-        config.update(Selection.of(chosen).as_config())
+        config.update(Selection.of(chosen, one_stack=True).as_config())
         plan = run_program(REPO, inputs.project, "dev", model, config, secret_keys)
         declared = {r.name.split("-")[0] for r in plan.resources
                     if r.type == "kubernetes:core/v1:Namespace"}

@@ -12,6 +12,7 @@ import pulumi
 import pytest
 
 from configplane.inputs import read_stack_files
+from configplane.inputs import Selection
 from configplane.offline import plan_config, run_program
 from tests.catalog_compat import catalog_file, edit_project, edit_stack
 from tests.projects import copy_project
@@ -138,6 +139,7 @@ def _program_verdict(project: Path) -> set[tuple[str, str]]:
     placeholders) and read the problems from its RunError."""
     inputs = read_stack_files(project, "dev")
     config, secret_keys = plan_config(inputs)
+    config.update(Selection.of(None, one_stack=True).as_config())  # the whole environment
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args):

@@ -108,11 +108,12 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
     if compare_ref is not None and out is not None:
         raise UserError("--out writes one plan, --compare shows a difference of two. Fix: run "
                         "them as two commands.")
-    if services:
-        _, issues = load_or_issues(project_dir, stack, services)
-        if issues:
-            report(stack, issues, report_fmt)
-            raise SystemExit(1)
+    # validate's verdict first, on what the run covers: the whole environment (its shards'
+    # bounds and secure values included), one shard, or the services named
+    _, issues = load_or_issues(project_dir, stack, services or None)
+    if issues:
+        report(stack, issues, report_fmt)
+        raise SystemExit(1)
 
     try:  # a shard's own stack name: its environment, with --shard
         role = stack_role(project_dir, stack)
