@@ -63,7 +63,8 @@ def _plan_base(base_dir: Path, stack: str, ref: str, commit: str, services: tupl
         return {"stack": stack, "services": {},
                 "shared": {"resources": {}, "violations": [], "secure": {}}}
     try:
-        plan: Plan = run_plan(base_dir, stack, policy=policy, services=services or None)
+        plan: Plan = run_plan(base_dir, stack, policy=policy, services=services or None,
+                              one_stack=True)  # per service: the environment as one stack
     except (StackFileError, InvalidStack) as exc:
         issues = issues_of(exc, stack)
         first = issues[0] if issues else None
