@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from configplane.model import environment_topology
+
 REPO = Path(__file__).resolve().parents[1]
 STACKS = ("dev", "staging", "prod")
 PROJECT_DIRS = ("components", "schemas", "lambdas")  # what __main__.py needs beside it
@@ -250,4 +252,25 @@ def generate(target: Path, n: int, layout: str = "catalog") -> Path:
             for name, override in overrides.items():
                 _dump(override, target / "services" / name / f"{stack}.yaml")
         _dump({"config": config}, target / f"Pulumi.{stack}.yaml")
+        _secure_to_shards(target, stack, granted)
     return target
+
+
+def _secure_to_shards(target: Path, stack: str, granted: dict[str, list[str]]) -> None:
+    """Each service's `secure` values go to the stack file of the shard that reads them (only
+    that stack can decrypt its own file: docs/fleet.md); the platform's stay."""
+    topology = environment_topology(target, stack)
+    if not topology.sharded:
+        return
+    path = target / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    shards: dict[str, dict[str, Any]] = {}
+    for service, keys in granted.items():
+        shard = topology.stack_of(service)
+        for key in keys:
+            value = document["config"].pop(f"configplane:{key}", None)
+            if shard is not None and value is not None:
+                shards.setdefault(shard.name, {})[f"configplane:{key}"] = value
+    _dump(document, path)
+    for name, config in shards.items():
+        _dump({"config": config}, target / f"Pulumi.{name}.yaml")

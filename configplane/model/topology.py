@@ -29,9 +29,9 @@ from configplane.inputs import (
     StackInputs,
     environment_of,
     environments,
+    is_stack_name,
     merge,
     read_inputs,
-    stack_file_name,
 )
 from configplane.ownership import is_service_name
 
@@ -204,20 +204,19 @@ def service_stack(project_dir: Path, environment: str, service: str) -> FleetSta
 
 def stack_role(project_dir: Path, stack: str,
                known: Iterable[str] | None = None) -> FleetStack:
-    """What the Pulumi stack `stack` is: an environment's platform stack (its own name), or
-    the shard `<env>-<shard>` of the environment with the longest matching name. Raises
-    TopologyError for a name that is neither."""
+    """What the Pulumi stack `stack` is: the shard `<env>-<shard>` of the environment with the
+    longest name it extends, else an environment's platform stack (its own name; one whose
+    stack file is missing is reported by the reader, as before). Raises TopologyError for a
+    name Pulumi would not accept as a stack name."""
+    if not is_stack_name(stack):
+        raise TopologyError(f"`{stack}` is not a stack name (letters, digits, `-`, `_`, `.`; at "
+                            "most 100). Fix: name an environment or a shard `<env>-<shard>`.")
     names = tuple(known) if known is not None else environments(project_dir)
-    if stack in names:
-        return platform_stack(stack)
-    environment = environment_of(stack, names)
-    if environment is not None and is_shard_name(shard := stack[len(environment) + 1:]):
-        return shard_stack(environment, shard)
-    raise TopologyError(
-        f"stack `{stack}` is neither an environment (a {stack_file_name('<env>')} that sets "
-        f"`{PLATFORM_KEY}`) nor a shard `<env>-<shard>` of one (environments: "
-        f"{', '.join(names) or 'none'}). Fix: select one of those stacks, or add the "
-        "environment's stack file.")
+    if stack not in names:
+        environment = environment_of(stack, names)
+        if environment is not None and is_shard_name(shard := stack[len(environment) + 1:]):
+            return shard_stack(environment, shard)
+    return platform_stack(stack)
 
 
 def is_shard_name(name: str) -> bool:

@@ -251,7 +251,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs=rpc.deserialize_properties(request.properties),
             outputs=rpc.deserialize_properties(response.properties),
             parent=request.parent or None, dependencies=list(request.dependencies),
-            property_dependencies={}, custom=True, provider=request.provider, read=True))
+            property_dependencies={}, custom=True, provider=request.provider, read=True,
+            options={"protect": False, "retainOnDelete": False, "ignoreChanges": [],
+                     "deleteBeforeReplace": False, "replaceOnChanges": [], "dependsOn": []}))
         return response
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)

@@ -40,7 +40,9 @@ def test_validate_a_shard_and_an_unknown_stack():
     assert cli("validate", "--stack", "prod", "--shard", "api-team", *P).code == 0
     assert cli("validate", "--stack", "prod-web-team", *P).code == 0
     run = cli("validate", "--stack", "qa-x", *P, "--format", "json")
-    assert run.code == 1 and "neither an environment" in run.stdout
+    assert run.code == 1 and "file not found" in run.stdout and "Pulumi.qa-x.yaml" in run.stdout
+    run = cli("validate", "--stack", "a b", *P, "--format", "json")
+    assert run.code == 1 and "is not a stack name" in run.stdout
 
 
 def test_where_names_the_stack_and_the_output():

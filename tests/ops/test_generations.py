@@ -93,7 +93,7 @@ def test_plan_json_shows_resource_options():
     for r in resources.values():
         assert set(r["options"]) == {"protect", "retainOnDelete", "ignoreChanges",
                                      "deleteBeforeReplace", "replaceOnChanges", "dependsOn"}
-    rotator = "urn:pulumi:dev::configplane::configplane:rotation:SecretRotator$"
+    rotator = "urn:pulumi:dev-api-team::configplane::configplane:rotation:SecretRotator$"  # its shard
     assert resources["rotation-dev-api-rotation-api-database-password"]["options"]["dependsOn"] == [
         rotator + "aws:iam/rolePolicy:RolePolicy::rotation-dev-api-policy",
         rotator + "aws:lambda/permission:Permission::rotation-dev-api-permission",

@@ -11,8 +11,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from configplane.inputs import read_stack_files
-from configplane.inputs import Selection
+from configplane.inputs import Selection, read_stack_files
 from configplane.offline import plan_config, run_program
 from tests.catalog_compat import catalog_file, edit_project, edit_stack
 from tests.projects import copy_project

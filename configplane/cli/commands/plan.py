@@ -167,7 +167,7 @@ def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None
             for s, p in zip(fleet.stacks, fleet.plans, strict=True)]
     if out is not None:
         try:
-            write_out(plan, out, redactor())
+            write_out(plan, out, redactor(), document)
         except OSError as exc:
             raise UserError(f"--out {out}: cannot write the plan there ({exc.strerror or exc}"
                             f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
@@ -239,8 +239,10 @@ def kubernetes_manifest(inputs: dict[str, Any], secrets: Redactor) -> dict[str, 
     return secrets.tree(manifest)
 
 
-def write_out(plan: Plan, out: Path, secrets: Redactor) -> None:
-    """Each Kubernetes object as YAML, and plan.json, redacted by the command's `secrets`."""
+def write_out(plan: Plan, out: Path, secrets: Redactor,
+              document: dict[str, Any] | None = None) -> None:
+    """Each Kubernetes object as YAML, and plan.json (`document`, as printed; default the
+    plan's), redacted by the command's `secrets`."""
     out.mkdir(parents=True, exist_ok=True)
     for resource in plan.resources:
         if not (resource.custom and resource.type.startswith("kubernetes:")):
@@ -250,4 +252,5 @@ def write_out(plan: Plan, out: Path, secrets: Redactor) -> None:
         parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
         file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
         write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False), secrets)
-    write_text(out / "plan.json", json.dumps(plan.as_dict(secrets), indent=2) + "\n", secrets)
+    document = document if document is not None else plan.as_dict(secrets)
+    write_text(out / "plan.json", json.dumps(document, indent=2) + "\n", secrets)
