@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
+from configplane import projectfiles
 from configplane.redaction import Redactor, file_secrets, stack_secrets
 
 if TYPE_CHECKING:  # imported when a verb runs: `configplane --help` stays fast
@@ -82,15 +83,18 @@ def protect_stack(project_dir: Path, stack: str) -> None:
     from configplane.inputs import (
         PROJECT_FILE,
         StackFileError,
+        is_stack_name,
         read_project_file,
         read_stack_files,
+        shard_stack_files,
         stack_file_name,
     )
 
     run = current_run()
     # the environment's shard stack files hold its services' secure values (docs/fleet.md)
+    shards = shard_stack_files(project_dir, stack) if is_stack_name(stack) else ()
     files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack),
-             *sorted(Path(project_dir).glob(stack_file_name(f"{stack}-*")))]
+             *(project_dir / stack_file_name(shard) for shard in shards)]
     try:  # keys declared secret: their values are secret even where the stack file is broken
         declared = [k for k, d in read_project_file(project_dir).declarations.items() if d.secret]
     except Exception:  # noqa: BLE001 - an unreadable project file is reported by the command
@@ -115,10 +119,18 @@ def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
         render_table(data)
 
 
+def write_files(root: Path, files: Mapping[str, str], secrets: Redactor | None = None
+                ) -> list[str]:
+    """Write files the user asked for (`--out`, ...) under `root` through `secrets` (None: the
+    running command's redactor): the same boundary as the screen, then the one atomic writer
+    (all files or none, contained in `root`, under its write lock)."""
+    redact = secrets or redactor()
+    return projectfiles.write_files(root, {rel: redact.text(text) for rel, text in files.items()})
+
+
 def write_text(path: Path, text: str, secrets: Redactor | None = None) -> None:
-    """Write a file the user asked for (`--out`, import) through `secrets` (None: the running
-    command's redactor)."""
-    path.write_text((secrets or redactor()).text(text))
+    """One file through the redactor and the atomic writer (see write_files)."""
+    write_files(path.parent, {path.name: text}, secrets)
 
 
 def plain_console(stderr: bool = False) -> Console:
@@ -207,7 +219,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from configplane.inputs import StackFileError
     from configplane.model import InvalidStack
 
-    return (StackFileError, InvalidStack)
+    return (StackFileError, InvalidStack, projectfiles.ProjectFileError)
 
 
 def _say(message: str) -> None:

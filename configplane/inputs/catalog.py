@@ -26,6 +26,7 @@ with its lines) configplane.inputs.layerfiles'; this module assembles the layers
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -54,12 +55,26 @@ from configplane.inputs.stackfiles import (
     SERVICES_KEY,
     StackInputs,
     StackValue,
+    check_stack_name,
+    is_stack_name,
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
-from configplane.ownership import CATALOG_DIR  # the catalog's home, beside its owners
+from configplane.ownership import (  # the catalog's home, beside its owners; stack names
+    CATALOG_DIR,
+    shard_of_stack,
+)
+from configplane.projectfiles import (
+    DEFAULTS_NAME,
+    ProjectFileError,
+    entries,
+    is_file,
+    kind_of,
+    name_problem,
+    shown,
+)
 
-DEFAULTS_FILE = f"{CATALOG_DIR}/defaults.yaml"
+DEFAULTS_FILE = f"{CATALOG_DIR}/{DEFAULTS_NAME}"
 SERVICE_FILE = "service.yaml"
 DEFAULTS_FIELDS = ("owners", "service")
 OWNER = re.compile(contract.OWNER)
@@ -72,41 +87,43 @@ class FleetDefaults:
     lines: Mapping[KeyPath, int] = field(default_factory=dict)  # relative to `service`
 
 
-# Pulumi's stack-name rule (sdk/go/common/tokens: ValidateStackName), matched whole.
-STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 STACK_FILE = re.compile(r"Pulumi\.(?P<stack>.+)\.yaml")
-PLATFORM_CONFIG_KEY = f"{NAMESPACE}:platform"
 
 
-def is_stack_name(name: str) -> bool:
-    return STACK_NAME.fullmatch(name) is not None
+def _stack_files(project_dir: Path) -> list[str]:
+    """The stacks that have a stack file `Pulumi.<stack>.yaml` (a valid stack name) at the
+    project's root, sorted."""
+    try:
+        names = os.listdir(project_dir)
+    except OSError:
+        return []
+    return sorted(match["stack"] for name in names
+                  if (match := STACK_FILE.fullmatch(name)) and is_stack_name(match["stack"])
+                  and is_file(project_dir, name))
 
 
 def environments(project_dir: Path) -> tuple[str, ...]:
     """Every environment: each `Pulumi.<env>.yaml` (a valid stack name) that sets the
     platform's settings. A shard's own stack file (its secure values only) is not one; a file
-    that does not parse counts, so that `validate` reports it."""
+    that cannot be read or parsed counts, so that `validate` reports it."""
     found = []
-    for path in Path(project_dir).glob("Pulumi.*.yaml"):
-        match = STACK_FILE.fullmatch(path.name)
-        if not (match and is_stack_name(match["stack"]) and path.is_file()):
-            continue
-        try:
-            document = load(path, path.name).document
+    for stack in _stack_files(project_dir):
+        try:  # contained and size-checked, like every project file
+            document = load(project_dir, stack_file_name(stack)).document
         except (YamlError, OSError, UnicodeDecodeError):
-            found.append(match["stack"])
+            found.append(stack)
             continue
         config = document.get("config") if isinstance(document, Mapping) else None
-        if not isinstance(config, Mapping) or PLATFORM_CONFIG_KEY in config:
-            found.append(match["stack"])
-    return tuple(sorted(found))
+        if not isinstance(config, Mapping) or PLATFORM_KEY in config:
+            found.append(stack)
+    return tuple(found)
 
 
 def environment_of(stack: str, known: Iterable[str]) -> str | None:
     """The environment a shard stack `<env>-<shard>` belongs to: the longest environment name
     it extends (None: none)."""
     for environment in sorted(known, key=len, reverse=True):
-        if stack.startswith(f"{environment}-") and len(stack) > len(environment) + 1:
+        if shard_of_stack(stack, environment) is not None:
             return environment
     return None
 
@@ -115,13 +132,8 @@ def shard_stack_files(project_dir: Path, environment: str,
                       known: Iterable[str] | None = None) -> tuple[str, ...]:
     """The shard stacks of `environment` that have a stack file (their secure values)."""
     names = tuple(known) if known is not None else environments(project_dir)
-    found = []
-    for path in Path(project_dir).glob(f"Pulumi.{environment}-*.yaml"):
-        match = STACK_FILE.fullmatch(path.name)
-        if match and match["stack"] not in names and is_stack_name(match["stack"]) \
-                and environment_of(match["stack"], names) == environment:
-            found.append(match["stack"])
-    return tuple(sorted(found))
+    return tuple(stack for stack in _stack_files(project_dir)
+                 if stack not in names and environment_of(stack, names) == environment)
 
 
 def read_inputs(project_dir: Path, stack: str,
@@ -140,6 +152,7 @@ def read_inputs(project_dir: Path, stack: str,
     the engine's config of the one shard stack a program runs as (the environment's file is
     read from disk)."""
     project_dir = Path(project_dir)
+    check_stack_name(stack)
     problems: list[Problem] = []
     notes: list[str] = []
     project_file = config_file(project_dir, PROJECT_FILE, True, problems)
@@ -235,22 +248,11 @@ def read_inputs(project_dir: Path, stack: str,
     fleet = read_fleet_defaults(project_dir, problems)
     known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
     known_stacks.add(stack)
-    catalog = project_dir / CATALOG_DIR
-    names = sorted(p.name for p in catalog.iterdir() if p.is_dir()) if catalog.is_dir() else []
-    if catalog.exists() and not catalog.is_dir():  # read as empty, `pulumi up` would delete all
-        problems.append(("", CATALOG_DIR, f"`{CATALOG_DIR}` is not a directory: the catalog "
-                         "would read as a fleet of no services, and `pulumi up` would delete "
-                         f"every service. Fix: make {CATALOG_DIR}/ the catalog directory "
-                         f"({CATALOG_DIR}/<name>/{SERVICE_FILE})."))
-    if catalog.is_dir():
-        for p in sorted(catalog.iterdir()):
-            if p.is_file() and p.suffix in (".yaml", ".yml") and p.name != "defaults.yaml":
-                problems.append(("", f"{CATALOG_DIR}/{p.name}", "a service is a directory: "
-                                 f"Fix: move it to {CATALOG_DIR}/{p.stem}/{SERVICE_FILE}."))
+    names = _catalog_dirs(project_dir, problems, stack)
     for name in names:
         if wanted is not None and name not in wanted:
             continue
-        layers = _catalog_layers(catalog / name, name, stack, known_stacks, problems)
+        layers = _catalog_layers(project_dir, name, stack, known_stacks, problems)
         if layers is None:
             continue
         if name in legacy:
@@ -313,24 +315,117 @@ def _shard_values(shard_file: Any, project: str, values: dict[str, StackValue],
         held[full] = name
 
 
-def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[str],
+def _catalog_dirs(project_dir: Path, problems: list[Problem], stack: str | None = None) -> list[str]:
+    """The service directories under services/. A symlink there, a name no file system path
+    should have, or a file that is not defaults.yaml (or is a near miss of it) is a problem."""
+    kind = kind_of(project_dir, CATALOG_DIR)
+    if kind is None:
+        return []
+    if kind != "dir":  # read as empty, `pulumi up` would delete every service
+        problems.append(("", CATALOG_DIR, f"`{CATALOG_DIR}` is not a directory (a {kind}): the "
+                         "catalog would read as a fleet of no services, and `pulumi up` would "
+                         f"delete every service. Fix: make {CATALOG_DIR}/ the catalog directory "
+                         f"({CATALOG_DIR}/<name>/{SERVICE_FILE})."))
+        return []
+    names = []
+    for name, kind in entries(project_dir, CATALOG_DIR):
+        display = f"{CATALOG_DIR}/{shown(name)}"
+        problem = name_problem(name)
+        if problem and kind == "dir":
+            problems.append((f"services.{shown(name)}", _unread_file(project_dir, name, stack),
+                             f"service name `{shown(name)}` is not an RFC 1123 label "
+                             f"({problem}): configplane reads no file under it. Fix: rename "
+                             "the directory (lowercase letters, digits, '-')."))
+        elif problem:
+            problems.append(("", display, f"{problem}. Fix: rename it."))
+        elif kind == "dir":
+            names.append(name)
+        elif name == DEFAULTS_NAME:
+            continue  # read (and contained) by read_fleet_defaults
+        elif kind == "symlink":
+            problems.append((f"services.{name}", display, "a symlink: a service directory (or a "
+                             "catalog file) must be itself, not a link that can read another "
+                             "service's or an outside directory's files. Fix: replace the link "
+                             "with the directory."))
+        elif _same_name(name, [DEFAULTS_NAME]) or _close_name(name, [DEFAULTS_NAME]):
+            problems.append(("", display, f"did you mean {DEFAULTS_FILE}? configplane reads "
+                             f"only that name, so this file is ignored. Fix: rename it."))
+        elif name.lower().endswith((".yaml", ".yml")):
+            stem = name.rsplit(".", 1)[0]
+            problems.append(("", display, "a service is a directory: "
+                             f"Fix: move it to {CATALOG_DIR}/{shown(stem)}/{SERVICE_FILE}."))
+    return names
+
+
+def _unread_file(project_dir: Path, name: str, stack: str | None) -> str:
+    """The file of a refused service directory that the stack would have read (its overlay,
+    else its base), named so the message points at it; the directory when it has neither."""
+    directory = f"{CATALOG_DIR}/{shown(name)}/"
+    for file in ((f"{stack}.yaml",) if stack else ()) + (SERVICE_FILE,):
+        if (project_dir / CATALOG_DIR / name / file).is_file():
+            return directory + file
+    return directory
+
+
+def _same_name(name: str, expected: Iterable[str]) -> str | None:
+    """The expected file `name` stands for in another case or extension, or as a backup copy
+    (`dev.yml`, `Service.yaml`, `dev.yaml.orig`), or None."""
+    lowered = name.strip().lower()
+    for candidate in expected:
+        stem = candidate.rsplit(".", 1)[0]
+        if lowered in (candidate, stem) or lowered.startswith(stem + "."):
+            return candidate
+    return None
+
+
+def _close_name(name: str, expected: Iterable[str]) -> str | None:
+    """The expected file a YAML file's name is a typo of (`prd.yaml`, `servce.yaml`), or None."""
+    close = difflib.get_close_matches(name.strip().lower(), list(expected), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _catalog_layers(project_dir: Path, name: str, stack: str, known_stacks: set[str],
                     problems: list[Problem]) -> list[Layer] | None:
     """A catalog service's layers in this stack, or None when it is not in the stack."""
-    with os.scandir(directory) as entries:
-        files = {e.name: e.path for e in entries if e.is_file()}
-    for file in sorted(files):
-        stem, dot, ext = file.rpartition(".")
-        if ext in ("yaml", "yml") and file != SERVICE_FILE and stem not in known_stacks:
-            problems.append(("", f"{CATALOG_DIR}/{name}/{file}", f"overlay for stack `{stem}`, "
-                             f"which has no Pulumi.{stem}.yaml. Fix: rename it to "
+    directory = f"{CATALOG_DIR}/{name}"
+    expected = [SERVICE_FILE, *(f"{s}.yaml" for s in sorted(known_stacks))]
+    files = set()
+    try:
+        listing = entries(project_dir, directory)
+    except ProjectFileError as exc:
+        problems.append((f"services.{name}", f"{directory}/", exc.problem))
+        return None
+    for file, kind in listing:
+        display = f"{directory}/{shown(file)}"
+        problem = name_problem(file)
+        if problem:
+            problems.append((f"services.{name}", display, f"{problem}. Fix: rename it."))
+            continue
+        if file in expected:
+            if kind != "dir":
+                files.add(file)
+            continue
+        if kind == "dir":
+            continue  # a team's own subdirectory: not read by configplane
+        meant = _same_name(file, expected)
+        stem, _, ext = file.rpartition(".")
+        if meant:
+            problems.append((f"services.{name}", display, f"did you mean {directory}/{meant}? "
+                             f"configplane reads only `{SERVICE_FILE}` and `<stack>.yaml`, so "
+                             "this file is ignored. Fix: rename it (or remove it)."))
+        elif ext.lower() in ("yaml", "yml"):
+            close = _close_name(file, expected)
+            hint = f" Did you mean {close}?" if close else ""
+            problems.append((f"services.{name}", display, f"overlay for stack `{shown(stem)}`, "
+                             f"which has no Pulumi.{shown(stem)}.yaml.{hint} Fix: rename it to "
                              f"<stack>.yaml for one of: {', '.join(sorted(known_stacks))}."))
     layers: list[Layer] = []
     for layer, file_name in (("service", SERVICE_FILE), ("environment", f"{stack}.yaml")):
         if file_name not in files:
             continue
-        display = f"{CATALOG_DIR}/{name}/{file_name}"
+        display = f"{directory}/{file_name}"
         try:
-            loaded = load(files[file_name], display, (name,))
+            loaded = load(project_dir, display, (name,))
         except YamlError as exc:
             where = ".".join(("services", *exc.path)) if exc.path else f"services.{name}"
             problems.append((where, display, exc.problem, exc.line))
@@ -350,11 +445,10 @@ def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[st
 def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None) -> FleetDefaults:
     """services/defaults.yaml: platform owners and fleet-wide service defaults."""
     problems = problems if problems is not None else []
-    path = project_dir / DEFAULTS_FILE
-    if not path.is_file():
+    if not is_file(project_dir, DEFAULTS_FILE):
         return FleetDefaults()
     try:
-        loaded = load(path, DEFAULTS_FILE)
+        loaded = load(project_dir, DEFAULTS_FILE)
     except YamlError as exc:
         problems.append(("", DEFAULTS_FILE, exc.problem, exc.line))
         return FleetDefaults()
@@ -369,7 +463,7 @@ def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None
                          "owners) and `service` (defaults for every service).",
                          loaded.lines.get((key,))))
     owners = document.get("owners") or []
-    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.match(o)
+    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.fullmatch(o)
                                                for o in owners):
         problems.append(("owners", DEFAULTS_FILE, "owners must be a list of GitHub users or "
                          "teams (`@org/team`, `@user`) or e-mail addresses. Fix: correct it."))
@@ -383,8 +477,13 @@ def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None
 
 
 def catalog_services(project_dir: Path) -> list[str]:
-    catalog = Path(project_dir) / CATALOG_DIR
-    return sorted(p.name for p in catalog.iterdir() if p.is_dir()) if catalog.is_dir() else []
+    """The service directories of the catalog; raises ProjectFileError naming the first entry
+    that keeps the catalog from being read (a symlinked service directory, a hostile name)."""
+    problems: list[Problem] = []
+    names = _catalog_dirs(Path(project_dir), problems)
+    if problems:
+        raise ProjectFileError(problems[0][1], problems[0][2])
+    return names
 
 
 def read_stack_files(project_dir: Path, stack: str) -> StackInputs:

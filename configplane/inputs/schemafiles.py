@@ -15,6 +15,7 @@ import jsonschema
 
 from configplane.inputs.layering import dotted
 from configplane.inputs.schemacheck import FAST, compiled
+from configplane.projectfiles import ProjectFileError, read_text
 
 # The schemas of a source checkout: the default where no project directory is given (commands
 # pass `<project>/schemas`, so an installed wheel reads the project's own).
@@ -45,8 +46,10 @@ def load_validator(path: Path) -> jsonschema.protocols.Validator:
     """The validator of a schema file, compiled once per content: every copy of a project
     (each test's, each stack's) shares it, and an edited file is compiled afresh."""
     name = _display(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
+    try:  # contained in its directory (no link out), its size checked before it is read
+        text = read_text(path.parent, path.name)
+    except ProjectFileError as exc:
+        raise SchemaFileError(name, f"{exc.problem}") from None
     except FileNotFoundError:
         raise SchemaFileError(name, "schema file not found. Fix: restore it.") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -17,8 +17,6 @@ program itself ask it.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,11 +31,15 @@ from configplane.inputs import (
     merge,
     read_inputs,
 )
-from configplane.ownership import is_service_name
+from configplane.ownership import (
+    MAX_SHARD,
+    is_shard_name,
+    shard_of_stack,
+    shard_stack_name,
+    team_shard,
+)
 
 PLATFORM_KEY = f"{NAMESPACE}:platform"
-UNOWNED = "unowned"  # the shard of services when neither they nor the platform name an owner
-MAX_SHARD = 40  # a shard's name: an RFC 1123 label short enough for `<env>-<shard>`
 DEFAULT_MAX_SERVICES = 60  # ~22 resources a service: ~1,350 resources, under 1,500 a stack
 
 
@@ -64,19 +66,7 @@ def platform_stack(environment: str) -> FleetStack:
 
 
 def shard_stack(environment: str, shard: str) -> FleetStack:
-    return FleetStack(f"{environment}-{shard}", environment, "shard", shard)
-
-
-def shard_name(owners: Iterable[str]) -> str:
-    """The shard of a service owned by `owners`: the first owner's team (`@org/team` -> team,
-    `@user` -> user, `name@domain` -> name-domain), as an RFC 1123 label (`owner-<hash>` when
-    the owner has no letter or digit to keep). Teams of one name in two organisations share
-    a shard: a bigger shard, never a service in two."""
-    for owner in owners:
-        team = owner.rsplit("/", 1)[-1].lstrip("@")
-        label = re.sub(r"[^a-z0-9]+", "-", team.lower()).strip("-")[:MAX_SHARD].strip("-")
-        return label or f"owner-{hashlib.sha256(owner.encode()).hexdigest()[:10]}"
-    return UNOWNED
+    return FleetStack(shard_stack_name(environment, shard), environment, "shard", shard)
 
 
 @dataclass(frozen=True)
@@ -170,7 +160,7 @@ def topology_of(inputs: StackInputs) -> Topology:
         elif owners and owners[0] in by_team:
             assignment[name], decided_by[name] = by_team[owners[0]], "teams"
         else:
-            assignment[name], decided_by[name] = shard_name(owners), "owners"
+            assignment[name], decided_by[name] = team_shard(owners), "owners"
     bound = settings.get("max_services", DEFAULT_MAX_SERVICES)
     bound = bound if isinstance(bound, int) and not isinstance(bound, bool) and bound > 0 \
         else DEFAULT_MAX_SERVICES
@@ -214,13 +204,10 @@ def stack_role(project_dir: Path, stack: str,
     names = tuple(known) if known is not None else environments(project_dir)
     if stack not in names:
         environment = environment_of(stack, names)
-        if environment is not None and is_shard_name(shard := stack[len(environment) + 1:]):
+        shard = shard_of_stack(stack, environment) if environment is not None else None
+        if environment is not None and shard is not None and is_shard_name(shard):
             return shard_stack(environment, shard)
     return platform_stack(stack)
-
-
-def is_shard_name(name: str) -> bool:
-    return len(name) <= MAX_SHARD and is_service_name(name)
 
 
 Problem = tuple[str, str, str]

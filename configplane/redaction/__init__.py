@@ -15,6 +15,7 @@ from configplane.redaction.redactor import (
     is_name_slot,
     is_secret_wrapper,
     marked_strings,
+    plaintext_rules,
     stack_secrets,
     url_userinfo,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "load_detector",
     "marked_strings",
     "MIN_SECRET_LEN",
+    "plaintext_rules",
     "PROVIDER_CREDENTIALS",
     "REDACTED",
     "Redactor",

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from configplane.contract import REDACTED
+from configplane.projectfiles import ProjectFileError, read_bytes
 from configplane.redaction.detector import Detector, detector_for
 
 HIDDEN = "[not shown: unknown field]"
@@ -324,6 +325,17 @@ def url_userinfo(value: Any) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
+def plaintext_rules(key: str, value: Any, detector: Detector | None = None) -> tuple[str, ...]:
+    """Why a plain value in the slot `key` is a credential (the detector's rules, and
+    `url-userinfo` for an address with `user:password@`); empty when it may stay plain. The
+    one decision: `validate` refuses such a value in config, `import` makes it a secret.
+    `detector`: the run's (the project's pack); None, the pack `detector_for()` finds."""
+    if is_name_slot(key):
+        return ()
+    rules = detect(key, value, detector)
+    return (*rules, "url-userinfo") if url_userinfo(value) else rules
+
+
 def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = (),
                  detector: Detector | None = None) -> set[str]:
     """Secret values found line by line in files, for when they cannot be parsed (a YAML
@@ -333,10 +345,12 @@ def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = (),
     found: set[str] = set()
     declared = set(secret_keys) | {k.split(":", 1)[-1] for k in secret_keys}
     for path in paths:
-        try:
-            text = Path(path).read_bytes()[: 8 * 1024 * 1024].decode("utf-8", errors="replace")
-        except OSError:
+        path = Path(path)
+        try:  # the project's own door: contained, size before read (a sparse 3 GiB file)
+            data = read_bytes(path.parent, path.name)
+        except (OSError, ProjectFileError):
             continue
+        text = data.decode("utf-8", errors="replace")
         previous_key = ""
         for line in text.splitlines():
             m = _LINE.match(line)

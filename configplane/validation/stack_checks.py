@@ -33,6 +33,7 @@ from configplane.redaction import (
     Detector,
     detector_for,
     is_name_slot,
+    plaintext_rules,
     url_userinfo,
 )
 
@@ -202,11 +203,7 @@ def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Pr
             rel = path[4:]
             if not rel or rel[0] not in SPEC_METADATA[""]:
                 continue  # the secret itself, or an unknown field: the schema reports it
-        if is_name_slot(key):
-            continue
-        rules = detector.rules(key, value)
-        if url_userinfo(value):
-            rules = (*rules, "url-userinfo")
+        rules = plaintext_rules(key, value, detector)
         if rules:
             problems.append((dotted(path), file,
                              f"looks like a plaintext credential ({', '.join(rules)}): it would "

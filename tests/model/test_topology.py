@@ -14,7 +14,6 @@ from configplane.model import (
     environments,
     is_stack_name,
     service_stacks,
-    shard_name,
     stack_role,
     topology_problems,
 )
@@ -28,14 +27,16 @@ LABELS = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)
 
 @given(st.lists(OWNERS, max_size=3), st.sampled_from(["dev", "prod", "a.b_c-1"]))
 def test_a_shard_is_a_label_and_its_stack_a_valid_stack_name(owners, environment):
-    shard = shard_name(owners)
+    shard = ownership.team_shard(owners)
     assert ownership.is_service_name(shard) and len(shard) <= 40
-    assert is_stack_name(f"{environment}-{shard}")
+    assert is_stack_name(ownership.shard_stack_name(environment, shard))
+    assert ownership.shard_of_stack(ownership.shard_stack_name(environment, shard),
+                                    environment) == shard
 
 
 @given(st.lists(OWNERS, min_size=1, max_size=3), st.lists(OWNERS, max_size=3))
 def test_the_first_owner_decides_the_shard(owners, others):
-    assert shard_name(owners + others) == shard_name(owners[:1])
+    assert ownership.team_shard(owners + others) == ownership.team_shard(owners[:1])
 
 
 @given(st.lists(LABELS, min_size=1, max_size=4, unique=True), LABELS)

@@ -22,7 +22,7 @@ from configplane.cli.boundary import (
     plain_console,
     protect_stack,
     redactor,
-    write_text,
+    write_files,
 )
 from configplane.cli.commands.options import (
     PROJECT_DIR_OPTION,
@@ -43,6 +43,7 @@ from configplane.offline import (
     redact,
     run_plan,
 )
+from configplane.projectfiles import ProjectFileError, name_problem, shown
 from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
 
@@ -168,6 +169,8 @@ def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None
     if out is not None:
         try:
             write_out(plan, out, redactor(), document)
+        except ProjectFileError as exc:
+            raise UserError(f"--out {shown(out)}: {exc}") from None
         except OSError as exc:
             raise UserError(f"--out {out}: cannot write the plan there ({exc.strerror or exc}"
                             f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
@@ -241,9 +244,10 @@ def kubernetes_manifest(inputs: dict[str, Any], secrets: Redactor) -> dict[str, 
 
 def write_out(plan: Plan, out: Path, secrets: Redactor,
               document: dict[str, Any] | None = None) -> None:
-    """Each Kubernetes object as YAML, and plan.json (`document`, as printed; default the
-    plan's), redacted by the command's `secrets`."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Every manifest and plan.json (`document`, as printed; default the plan's), redacted by
+    the command's `secrets`, in one atomic change: a failed write leaves the directory as it
+    was (never a truncated plan.json beside new manifests)."""
+    files: dict[str, str] = {}
     for resource in plan.resources:
         if not (resource.custom and resource.type.startswith("kubernetes:")):
             continue
@@ -251,6 +255,11 @@ def write_out(plan: Plan, out: Path, secrets: Redactor,
         meta = manifest.get("metadata") or {}
         parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
         file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
-        write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False), secrets)
+        if name_problem(file_name):  # names are the program's, checked; a file name anyway
+            raise UserError(f"--out: cannot name a file after {shown(file_name)} "
+                            f"({name_problem(file_name)}). Fix: report it.")
+        files[file_name] = yaml.safe_dump(manifest, sort_keys=False)
     document = document if document is not None else plan.as_dict(secrets)
-    write_text(out / "plan.json", json.dumps(document, indent=2) + "\n", secrets)
+    files["plan.json"] = json.dumps(document, indent=2) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    write_files(out, files, secrets)

@@ -15,6 +15,7 @@ from configplane.cli.commands.options import (
     STACK_OPTION,
 )
 from configplane.model import Issue
+from configplane.ownership import shard_stack_name
 from configplane.validation import load_or_issues
 
 
@@ -60,7 +61,7 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
     """
     protect_stack(project_dir, stack)
     issues = []
-    for name in [f"{stack}-{shard}" for shard in shards] or [stack]:
+    for name in [shard_stack_name(stack, shard) for shard in shards] or [stack]:
         issues += load_or_issues(project_dir, name, services or None)[1]
     report(stack, issues, fmt)
     if issues:
