@@ -23,6 +23,7 @@ COMMANDS = {
     "flags": "flags",
     "migrate": "migrate",
     "codeowners": "codeowners",
+    "affected": "affected",
 }
 
 

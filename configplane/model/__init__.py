@@ -64,6 +64,17 @@ from configplane.model.rendering import (
 from configplane.model.rotation_rules import rotated_secrets, rotation_problems
 from configplane.model.schema_export import GENERATED, generated_schema
 from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel, printable
+from configplane.model.topology import (
+    FleetStack,
+    environment_stacks,
+    environments,
+    is_stack_name,
+    platform_stack,
+    service_stack,
+    service_stacks,
+    shard_name,
+    shard_stack,
+)
 from configplane.model.versions import (
     CLOCK_ENV,
     PERIODS,
@@ -77,6 +88,15 @@ from configplane.model.versions import (
 )
 
 __all__ = [
+    "FleetStack",
+    "environment_stacks",
+    "environments",
+    "is_stack_name",
+    "platform_stack",
+    "service_stack",
+    "service_stacks",
+    "shard_name",
+    "shard_stack",
     "AUDIENCE",
     "AwsSettings",
     "ca_common_name",

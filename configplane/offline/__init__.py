@@ -2,7 +2,6 @@
 pack driven as a process over the Analyzer gRPC protocol."""
 
 from configplane.offline.compare import changed_paths, compare, compare_plans, resource_owners, snapshot
-from configplane.offline.gitbase import BaseCommit, GitRefError, materialise, resolve_base
 from configplane.offline.marshal import (
     ARCHIVE_SIG,
     ASSET_SIG,
@@ -41,15 +40,12 @@ __all__ = [
     "AnalyzedResource",
     "ARCHIVE_SIG",
     "ASSET_SIG",
-    "BaseCommit",
     "changed_paths",
     "compare",
     "compare_plans",
     "default_policy_config",
-    "GitRefError",
     "load_policy_config_file",
     "marshal_properties",
-    "materialise",
     "OUTPUT_SIG",
     "Plan",
     "plan_config",
@@ -63,7 +59,6 @@ __all__ = [
     "project_imports",
     "redact",
     "Remediation",
-    "resolve_base",
     "resource_owners",
     "RESOURCE_SIG",
     "ResourceOptions",

@@ -1,6 +1,17 @@
 """Operations on a stack: drift reports, config generations (prune, rollback), parity, explain,
 import, migrate and CODEOWNERS."""
 
+from configplane.ops.affected import (
+    MATRIX_LIMIT,
+    Affected,
+    AffectedError,
+    AffectedStack,
+    Scope,
+    affected,
+    every_stack,
+    scope_of,
+    select,
+)
 from configplane.ops.drift import (
     CONFIG_CHANGED,
     CREATION,
@@ -26,6 +37,14 @@ from configplane.ops.generations import (
     parse_configmaps,
     parse_workloads,
 )
+from configplane.ops.gitbase import (
+    BaseCommit,
+    GitRefError,
+    branch_point,
+    changed_files,
+    materialise,
+    resolve_base,
+)
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.proposal import STORES, config_key_for, emit_value, plan_import, read_input
@@ -38,6 +57,21 @@ from configplane.ops.pulumi_paths import parse_path, urn_parts
 from configplane.ops.rollback import RollbackError, rollback_commands
 
 __all__ = [
+    "MATRIX_LIMIT",
+    "Affected",
+    "AffectedError",
+    "AffectedStack",
+    "Scope",
+    "affected",
+    "every_stack",
+    "scope_of",
+    "select",
+    "BaseCommit",
+    "branch_point",
+    "changed_files",
+    "GitRefError",
+    "materialise",
+    "resolve_base",
     "add_declarations",
     "build_report",
     "CODEOWNERS",
