@@ -29,7 +29,7 @@ from configplane.cli.commands.plan_compare import run_compare
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack
-from configplane.offline import Plan, PolicyPackError, redact, run_plan
+from configplane.offline import Plan, PolicyPackError, collector_paused, redact, run_plan
 from configplane.validation import issues_of, load_or_issues, undecodable
 
 
@@ -105,12 +105,14 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
         except PolicyPackError as exc:
             raise UserError(str(exc)) from None
 
-    if compare_ref is not None:
-        plan = run_compare(project_dir, stack, compare_ref, services=services, fmt=fmt,
-                           policy=not no_policy, plan_head=plan_head)
-    else:
-        plan = plan_head()
-        _show(plan, fmt, out)
+    # The plan's objects live until the process ends: no full collection need scan them.
+    with collector_paused():
+        if compare_ref is not None:
+            plan = run_compare(project_dir, stack, compare_ref, services=services, fmt=fmt,
+                               policy=not no_policy, plan_head=plan_head)
+        else:
+            plan = plan_head()
+            _show(plan, fmt, out)
     if any(v["level"] == "mandatory" for v in plan.violations):
         raise SystemExit(1)
 
