@@ -1,0 +1,259 @@
+"""The fleet split into stacks (issue 19): what one stack holds, what a pull request previews,
+what a shard costs as commands, and the whole fleet planned in parallel against one process.
+
+    venv/bin/python -m benchmarks.shards [--services 2000] [--teams 40] [--stack prod]
+
+On a generated fleet (benchmarks/fleet.py, owners spread over --teams teams) in one run:
+- stacks: per environment, its platform stack and one shard per team (configplane.model
+  .topology); resources of the platform stack and of the largest shard, each planned offline;
+- pull request: `configplane affected` on a git repository of the fleet after one service's
+  file changed: the stacks it lists, and their share of the fleet's stacks and services;
+- one shard as commands: `configplane validate` and `configplane plan --no-policy` of the
+  largest shard, each a new process (wall time: what a user waits for), and the same work in
+  this process (CPU time), so that what the command adds shows (process start, the secret
+  detector's load, the output phase);
+- the whole environment planned offline: one process against the platform stack and every
+  shard in parallel processes (bounded by the cores), wall time;
+- the real engine: `pulumi preview` time per stack ESTIMATED from published figures (DESIGN.md
+  §3: ~1,300 resources preview in about 4 minutes), not measured: there is no engine here.
+
+Until the shards work lands, a shard is planned as `plan --service <each of its services>`
+(the catalog filter the program already has), so its figure includes the platform's resources,
+which the platform stack holds after the split; `shard_args` is the one place to switch to
+`--shard`. The platform stack is planned as a plan of no service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.fleet import STACKS, generate
+from benchmarks.scale import log, run_header
+
+PREVIEW_SECONDS_PER_RESOURCE = 240 / 1300  # published: ~1,300 resources preview in ~4 minutes
+LARGEST_GOAL, SHARD_COMMAND_GOAL_S = 1500, 5.0
+NO_SERVICE = "zz-no-such-service"  # a catalog filter that keeps no service: the platform alone
+CLI = [sys.executable, "-m", "configplane"]
+
+
+def shard_args(environment: str, services: Sequence[str]) -> list[str]:
+    """The command-line selection of one shard (provisional: its services)."""
+    return ["--stack", environment, *(a for s in services for a in ("--service", s))]
+
+
+def plan_count(project: Path, stack: str, services: Sequence[str] | None) -> tuple[int, float]:
+    """Resources planned (no pack) and the CPU seconds it took, in this process."""
+    from configplane.offline import run_plan
+    start = time.process_time()
+    plan = run_plan(project, stack, services=services)
+    return len(plan.resources), time.process_time() - start
+
+
+def validate_cpu(project: Path, stack: str, services: Sequence[str]) -> float:
+    from configplane.validation import load_or_issues
+    start = time.process_time()
+    _, issues = load_or_issues(project, stack, services)
+    if issues:
+        raise SystemExit(f"the generated fleet is invalid: {issues[0]}")
+    return time.process_time() - start
+
+
+def fresh(fn, *args):
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def command_seconds(args: Sequence[str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([*CLI, *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    if done.returncode not in (0,):
+        raise SystemExit(f"configplane {' '.join(args[:4])}... failed: {done.stderr[-500:]}")
+    return time.perf_counter() - start
+
+
+def parallel_plan(project: Path, stack: str, shards: Sequence[Sequence[str]], workers: int
+                  ) -> float:
+    """Wall time of planning the platform and every shard, each in a process of its own."""
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        list(pool.map(plan_count, [project] * (len(shards) + 1), [stack] * (len(shards) + 1),
+                      [[NO_SERVICE], *shards]))
+    return time.perf_counter() - start
+
+
+def one_process_plan(project: Path, stack: str) -> float:
+    start = time.perf_counter()
+    fresh(plan_count, project, stack, None)
+    return time.perf_counter() - start
+
+
+def affected_stacks(project: Path, service: str) -> list[str]:
+    """`configplane affected` after a change to one service's base file, in a git repository."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.com",
+           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.com",
+           "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "fleet"]):
+        subprocess.run(["git", "-C", str(project), *args], check=True, env=env,
+                       capture_output=True)
+    path = project / "services" / service / "service.yaml"
+    path.write_text(path.read_text() + "# a one-service change\n")
+    import json
+    done = subprocess.run([*CLI, "affected", "--base", "main", "--format", "json"],
+                          cwd=project, capture_output=True, text=True, check=True)
+    return [s["stack"] for s in json.loads(done.stdout)["stacks"]]
+
+
+@dataclass
+class Result:
+    services: int
+    teams: int
+    stack: str
+    stacks: dict[str, int] = field(default_factory=dict)  # environment -> stacks
+    shard_services: dict[str, list[str]] = field(default_factory=dict)  # the stack's shards
+    platform: int = 0
+    largest_shard: str = ""
+    largest_with_platform: int = 0
+    whole: int = 0
+    affected: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)  # the changed service's shard, per environment
+    validate_cmd: float = 0.0
+    validate_cpu: float = 0.0
+    plan_cmd: float = 0.0
+    plan_cpu: float = 0.0
+    start: float = 0.0
+    one_process: float = 0.0
+    parallel: float = 0.0
+    workers: int = 1
+
+
+def measure(project: Path, services: int, teams: int, stack: str, whole: bool) -> Result:
+    from configplane.model import environment_stacks, service_stack, service_stacks
+
+    result = Result(services, teams, stack)
+    for environment in STACKS:
+        result.stacks[environment] = len(environment_stacks(project, environment))
+    for name, fleet_stack in service_stacks(project, stack).items():
+        result.shard_services.setdefault(fleet_stack.name, []).append(name)
+    largest = max(result.shard_services, key=lambda s: len(result.shard_services[s]))
+    result.largest_shard, members = largest, result.shard_services[largest]
+
+    log(f"plan the platform stack and the largest shard ({largest}, {len(members)} services)")
+    result.platform, _ = fresh(plan_count, project, stack, [NO_SERVICE])
+    result.largest_with_platform, result.plan_cpu = fresh(plan_count, project, stack, members)
+    result.validate_cpu = fresh(validate_cpu, project, stack, members)
+
+    log("one shard as commands: validate, plan --no-policy (new processes)")
+    result.start = min(command_seconds(["--help"], project) for _ in range(3))
+    result.validate_cmd = command_seconds(["validate", *shard_args(stack, members)], project)
+    result.plan_cmd = command_seconds(["plan", *shard_args(stack, members), "--no-policy",
+                                       "--format", "json", "--quiet"], project)
+
+    if whole:
+        result.workers = os.cpu_count() or 1
+        log(f"the whole of {stack}: one process, then {len(result.shard_services) + 1} stacks "
+            f"on {result.workers} processes")
+        result.one_process = one_process_plan(project, stack)
+        result.parallel = parallel_plan(project, stack, list(result.shard_services.values()),
+                                        result.workers)
+        result.whole, _ = fresh(plan_count, project, stack, None)
+
+    log("a one-service pull request: configplane affected")
+    copy = project.parent / "pr"
+    shutil.copytree(project, copy)
+    result.affected = affected_stacks(copy, members[0])
+    result.expected = sorted(service_stack(project, e, members[0]).name for e in STACKS)
+    return result
+
+
+def render(r: Result, header: str) -> None:
+    console = Console(highlight=False, width=max(Console().width, 130))
+    console.print(header)
+    shard = r.largest_with_platform - r.platform
+    stacks = sum(r.stacks.values())
+    table = Table(title=f"{r.services} services, {r.teams} teams, environment {r.stack}")
+    for column in ("figure", "value", "goal"):
+        table.add_column(column)
+    goal_s = f"< {SHARD_COMMAND_GOAL_S:g} s"
+    rows = [
+        ("stacks per environment", ", ".join(f"{e} {n}" for e, n in r.stacks.items()), ""),
+        ("resources: platform stack", str(r.platform), f"<= {LARGEST_GOAL}"),
+        (f"resources: largest shard ({r.largest_shard}, "
+         f"{len(r.shard_services[r.largest_shard])} services)",
+         f"{shard} (+{r.platform} platform in its plan today)", f"<= {LARGEST_GOAL}"),
+        ("one-service pull request previews", f"{len(r.affected)} of {stacks} stacks "
+         f"({len(r.affected) / stacks:.1%}): {', '.join(r.affected)}", "one shard per environment"),
+        ("`configplane validate` of one shard (command, wall)",
+         f"{r.validate_cmd:.2f} s (work in-process {r.validate_cpu:.2f} s CPU)", goal_s),
+        ("`configplane plan --no-policy` of one shard (command, wall)",
+         f"{r.plan_cmd:.2f} s (work in-process {r.plan_cpu:.2f} s CPU)", goal_s),
+        ("process start (`configplane --help`, wall)", f"{r.start:.2f} s", ""),
+    ]
+    if r.one_process:
+        rows += [
+            (f"whole {r.stack}: one process ({r.whole} resources, wall)", f"{r.one_process:.1f} s", ""),
+            (f"whole {r.stack}: {len(r.shard_services) + 1} stacks on {r.workers} processes (wall)",
+             f"{r.parallel:.1f} s ({r.one_process / r.parallel:.2f}x faster)", ""),
+        ]
+    estimate = PREVIEW_SECONDS_PER_RESOURCE
+    rows += [
+        ("ESTIMATE: real `pulumi preview`, largest shard", f"~{shard * estimate / 60:.1f} min", ""),
+        ("ESTIMATE: real `pulumi preview`, platform stack", f"~{r.platform * estimate / 60:.1f} min", ""),
+    ]
+    if r.whole:
+        rows.append((f"ESTIMATE: real `pulumi preview`, {r.stack} as one stack",
+                     f"~{r.whole * estimate / 60:.0f} min", ""))
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print("Estimates scale the published figure (~1,300 resources preview in about 4 "
+                  "minutes, DESIGN.md §3) by resource count; they are not measurements.")
+    verdicts = [
+        (f"largest stack <= {LARGEST_GOAL} resources", max(shard, r.platform) <= LARGEST_GOAL),
+        ("a one-service pull request previews its shard, one per environment",
+         sorted(r.affected) == r.expected),
+        (f"validate of one shard < {SHARD_COMMAND_GOAL_S:g} s", r.validate_cmd < SHARD_COMMAND_GOAL_S),
+        (f"plan of one shard < {SHARD_COMMAND_GOAL_S:g} s", r.plan_cmd < SHARD_COMMAND_GOAL_S),
+    ]
+    for goal, met in verdicts:
+        console.print(f"{'met    ' if met else 'NOT met'}  {goal}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.shards", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--services", type=int, default=2000)
+    parser.add_argument("--teams", type=int, default=40)
+    parser.add_argument("--stack", default="prod", choices=STACKS)
+    parser.add_argument("--no-whole", action="store_true",
+                        help="skip planning the whole environment (minutes at 2,000 services)")
+    args = parser.parse_args(argv)
+    if args.services < 1 or not 1 <= args.teams <= args.services:
+        parser.error("--services >= 1 and 1 <= --teams <= --services")
+    header = run_header()
+    log(header)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="configplane-shards-") as tmp:
+        project = generate(Path(tmp) / "project", args.services, teams=args.teams)
+        result = measure(project, args.services, args.teams, args.stack, not args.no_whole)
+    render(result, header)
+    log(f"benchmark took {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
