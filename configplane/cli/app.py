@@ -24,6 +24,7 @@ COMMANDS = {
     "migrate": "migrate",
     "codeowners": "codeowners",
     "affected": "affected",
+    "operator": "operator",
 }
 
 

@@ -50,6 +50,7 @@ from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.proposal import STORES, config_key_for, emit_value, plan_import, read_input
 from configplane.ops.importer.yamledit import add_declarations, write_import
 from configplane.ops.migrate import MigrationError, plan_migration
+from configplane.ops.operator import MANAGED, OperatorError, Source, operator_objects
 from configplane.ops.owners import CODEOWNERS, OwnersError, codeowners
 from configplane.ops.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
 from configplane.ops.prune import delete_command, prune_decisions
@@ -57,6 +58,10 @@ from configplane.ops.pulumi_paths import parse_path, urn_parts
 from configplane.ops.rollback import RollbackError, rollback_commands
 
 __all__ = [
+    "MANAGED",
+    "OperatorError",
+    "Source",
+    "operator_objects",
     "MATRIX_LIMIT",
     "Affected",
     "AffectedError",
