@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from configplane.inputs import read_inputs
+from configplane.inputs import PLATFORM_KEY, YamlError, load_file, read_inputs
 
 # Pulumi's stack-name rule (sdk/go/common/tokens: ValidateStackName), matched whole.
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -52,11 +52,21 @@ def is_stack_name(name: str) -> bool:
 
 
 def environments(project_dir: Path) -> tuple[str, ...]:
-    """Every environment: each `Pulumi.<env>.yaml` whose name is a valid stack name."""
+    """Every environment: each `Pulumi.<env>.yaml` (a valid stack name) that sets the
+    platform's settings (`configplane:platform`). A shard's own stack file is not one; a file
+    that does not parse counts, so that `validate` reports it."""
     found = []
     for path in Path(project_dir).glob("Pulumi.*.yaml"):
         match = STACK_FILE.fullmatch(path.name)
-        if match and is_stack_name(match["stack"]) and path.is_file():
+        if not (match and is_stack_name(match["stack"]) and path.is_file()):
+            continue
+        try:
+            document = load_file(path).document
+        except (YamlError, OSError, UnicodeDecodeError):
+            found.append(match["stack"])
+            continue
+        config = document.get("config") if isinstance(document, Mapping) else None
+        if not isinstance(config, Mapping) or PLATFORM_KEY in config:
             found.append(match["stack"])
     return tuple(sorted(found))
 

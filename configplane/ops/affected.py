@@ -5,7 +5,8 @@ Each changed path gets a scope (`scope_of`, a pure function of the path and the 
 - a service's files (`services/<name>/...`) -> that service's shard stack in every environment
   it is in; its overlay `services/<name>/<env>.yaml` -> its shard stack in that environment only;
 - a stack file `Pulumi.<env>.yaml`, or the pack's config for it `policies/config/<env>.json`
-  -> the environment's platform stack and all its shards;
+  -> the environment's platform stack and all its shards; a shard's own stack file
+  `Pulumi.<env>-<shard>.yaml` (its secure values) -> that shard stack;
 - what every stack runs or reads (Pulumi.yaml, services/defaults.yaml, __main__.py,
   components/, policies/, schemas/, configplane/, lambdas/, requirements, the build files)
   -> every stack;
@@ -118,6 +119,19 @@ class Topology:
                 self._all[environment] = environment_stacks(self.project_dir, environment)
         return self._all[environment]
 
+    def stacks_of_file(self, name: str) -> tuple[FleetStack, ...]:
+        """What `Pulumi.<name>.yaml` configures: an environment's stacks (its platform's
+        settings reach them all), or one shard stack (a shard's own file), or, for a file that
+        names no stack of the tree, every stack of the environment its name extends."""
+        if name in self.environments:
+            return self.stacks(name)
+        extended = [e for e in self.environments if name.startswith(f"{e}-")]
+        for environment in extended:
+            own = tuple(s for s in self.stacks(environment) if s.name == name)
+            if own:
+                return own
+        return tuple(s for e in extended for s in self.stacks(e))
+
     def services(self, environment: str, names: Iterable[str]) -> dict[str, FleetStack]:
         """Each of `names` in `environment` -> its stack (absent: not in the environment)."""
         if environment not in self.environments:
@@ -191,7 +205,7 @@ def resolve(scopes: Mapping[str, Scope], trees: Sequence[Topology]) -> list[Affe
                 for environment in tree.environments:
                     add(tree.stacks(environment), path)
             elif scope.kind == "environment":
-                add(tree.stacks(scope.environment or ""), path)
+                add(tree.stacks_of_file(scope.environment or ""), path)
             elif scope.kind == "service":
                 wanted = [scope.environment] if scope.environment else tree.environments
                 for environment in wanted:

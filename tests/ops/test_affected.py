@@ -176,6 +176,15 @@ def test_what_every_stack_reads_reaches_every_stack(repo, path):
     assert stacks(repo) == every_stack(repo)
 
 
+def test_a_shard_stack_file_reaches_that_shard_only(repo):
+    # a shard's own stack file (no platform settings) is no environment: it configures its stack
+    (repo / "Pulumi.prod-api-team.yaml").write_text("config:\n  aws:region: eu-west-1\n")
+    assert environments(repo) == ("dev", "prod", "staging")
+    assert stacks(repo) == {"prod-api-team"}
+    (repo / "Pulumi.prod-nobody.yaml").write_text("config: {}\n")  # no such shard
+    assert stacks(repo) == {s.name for s in environment_stacks(repo, "prod")}
+
+
 def test_a_new_environment_reaches_its_stacks_and_a_removed_one_its_old_stacks(repo):
     shutil.copy(repo / "Pulumi.dev.yaml", repo / "Pulumi.qa.yaml")
     (repo / "Pulumi.staging.yaml").unlink()
