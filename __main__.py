@@ -39,18 +39,15 @@ from components.workload_identity import SecretReaderRole, SecretReaderRoleArgs
 from configplane import ownership, refs
 from configplane.contract import CHECKSUM_ANNOTATION, IRSA_ROLE_ANNOTATION, RELOADER_SEARCH_ANNOTATION
 from configplane.durations import seconds
-from configplane.inputs import NAMESPACE, StackFileError, read_inputs, runtime_values
-from configplane.model import (
-    InvalidStack,
-    ServiceModel,
-    ServiceVersions,
-    StackModel,
-    dynamic_models,
-    read_clock,
-    rotated_secrets,
-    service_versions,
-    tls_model,
+from configplane.inputs import (
+    NAMESPACE,
+    RunContext,
+    Selection,
+    StackFileError,
+    read_inputs,
+    runtime_values,
 )
+from configplane.model import InvalidStack, ServiceModel, StackModel, read_clock
 from configplane.validation import load_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -69,34 +66,40 @@ class DeclaredService(NamedTuple):
 
 
 def main() -> None:
+    values = runtime_values()  # config from the engine, the run's selection included
+    try:  # `plan --service` hands its selection through config: `pulumi up` has none
+        selection = Selection.from_config(values)
+    except ValueError as exc:
+        raise pulumi.RunError(str(exc)) from None
+    run = RunContext.create(PROJECT_DIR, selection.services)
     try:
         # The one reader the CLI uses too: the catalog from services/, config from the engine.
-        inputs = read_inputs(PROJECT_DIR, pulumi.get_stack(), runtime_values())
-        stack = load_stack(inputs, PROJECT_DIR / "schemas")
+        inputs = read_inputs(run.project_dir, pulumi.get_stack(), values,
+                             services=run.selection.services)
+        # the model, built once: today (read once per run) dates generated secrets
+        stack = load_stack(inputs, run.project_dir / "schemas", run.detector, read_clock())
     except (InvalidStack, StackFileError) as exc:
         # Stop before any resource is declared; the message names file, path and fix.
         raise pulumi.RunError(str(exc)) from None
 
     platform = stack.platform
     env = stack.environment
+    config = pulumi.Config(NAMESPACE)
+    reviewer_key = platform.vault.token_reviewer_jwt_config_key
     vault_env = VaultEnvironment(
         f"vault-{env}",
-        VaultEnvironmentArgs(env, stack.vault_mount, stack.kubernetes_auth_path, platform.vault),
+        VaultEnvironmentArgs(env, stack.vault_mount, stack.kubernetes_auth_path, platform.vault,
+                             config.require_secret(reviewer_key) if reviewer_key else None),
     )
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
-    config = pulumi.Config(NAMESPACE)
-    today = read_clock()  # once per run: when generated secrets regenerate
-    services = {
-        name: declare_service(stack, svc, config, vault_env, aws_env,
-                              service_versions(svc.spec, platform.rotation, today))
-        for name, svc in stack.services.items()
-    }
+    services = {name: declare_service(stack, svc, config, vault_env, aws_env)
+                for name, svc in stack.services.items()}
     declare_rotation(stack, services, aws_env)
     pki = declare_certificates(stack, services, vault_env)
     declare_dynamic_credentials(stack, services, vault_env, config)
 
     for name, s in services.items():
-        if s.plan.spec.secrets:
+        if s.plan.external_secret:
             ServiceExternalSecret(
                 f"{name}-external-secret",
                 ServiceExternalSecretArgs(s.plan, s.config.namespace, s.stores,
@@ -112,9 +115,9 @@ def main() -> None:
 
 
 def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
-                    vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment,
-                    versions: ServiceVersions) -> DeclaredService:
+                    vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment) -> DeclaredService:
     name = svc.name
+    versions = svc.versions
     aws_settings = stack.platform.aws
     secure = {
         spec.config_key: config.require_secret(spec.config_key)
@@ -129,7 +132,7 @@ def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
         f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values, versions)
     )
     identity = None
-    if svc.secrets_in("aws"):
+    if svc.aws_identity:
         identity = SecretReaderRole(f"{name}-identity", SecretReaderRoleArgs(
             svc, aws_settings, aws_env.key.arn if aws_env.key else None))
     # the role's ARN as IAM builds it from its fixed name: known in preview, for the pack
@@ -161,7 +164,7 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
                 kms_key_arn=aws_env.key.arn if aws_env.key else None,
                 master_secret_arn=secrets[key].rotation.master_secret_arn,
             )
-            for key, rotation_name in rotated_secrets(name, secrets).items()
+            for key, rotation_name in s.plan.rotated.items()
         ]
         if not rotated:
             continue
@@ -192,11 +195,11 @@ def declare_certificates(stack: StackModel, services: dict[str, DeclaredService]
     env = stack.environment
     pki = PkiEnvironment(f"pki-{env}", PkiEnvironmentArgs(stack.platform, settings))
     for name, s in services.items():
-        if s.plan.spec.tls is None:
+        if s.plan.tls is None:
             continue
         services[name] = s._replace(tls=ServiceCertificate(f"{name}-tls", ServiceCertificateArgs(
             service=s.plan,
-            tls=tls_model(name, s.plan.namespace, stack.platform, s.plan.spec.tls),
+            tls=s.plan.tls,
             pki=pki,
             namespace=s.config.namespace,
             service_account=s.access.service_account_name,
@@ -216,10 +219,8 @@ def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredS
     settings = stack.platform.database
     if settings is None:
         return
-    plans = {name: dynamic_models(name, s.plan.namespace, stack.platform, s.plan.spec.secrets)
-             for name, s in services.items()}
     allowed: dict[str, list[str]] = {}
-    for plan in (p for ps in plans.values() for p in ps):
+    for plan in (p for s in services.values() for p in s.plan.dynamic):
         allowed.setdefault(plan.connection, []).append(plan.role_name)
     engine = DatabaseEngine(f"database-{stack.environment}", DatabaseEngineArgs(
         environment=stack.environment,
@@ -227,12 +228,13 @@ def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredS
         root_passwords={name: config.require_secret(conn.password_config_key)
                         for name, conn in settings.connections.items()},
         allowed_roles=allowed,
+        after=vault_env.before_secrets,
     ))
     for name, s in services.items():
-        if plans[name]:
+        if s.plan.dynamic:
             services[name] = s._replace(dynamic=ServiceDatabaseCredentials(
                 f"{name}-dynamic", ServiceDatabaseCredentialsArgs(
-                    service=s.plan, plans=plans[name], engine=engine,
+                    service=s.plan, plans=s.plan.dynamic, engine=engine,
                     namespace=s.config.namespace, vault_address=stack.platform.vault.address,
                     kubernetes_auth_backend=vault_env.auth_path,
                     kubernetes_auth_path=stack.kubernetes_auth_path,

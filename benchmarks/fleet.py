@@ -184,11 +184,15 @@ def sample_stack(stack: str) -> dict[str, Any]:
 
 
 def platform_secure_keys() -> set[str]:
-    """`secure` keys the sample stacks' platform settings name (platform.database)."""
+    """`secure` keys the sample stacks' platform settings name (platform.database's root
+    logins, platform.vault's token reviewer)."""
     keys = set()
     for stack in STACKS:
-        database = sample_stack(stack)["configplane:platform"].get("database") or {}
+        platform = sample_stack(stack)["configplane:platform"]
+        database = platform.get("database") or {}
         keys |= {c["password_config_key"] for c in (database.get("connections") or {}).values()}
+        reviewer = (platform.get("vault") or {}).get("token_reviewer_jwt_config_key")
+        keys |= {reviewer} if reviewer else set()
     return keys
 
 

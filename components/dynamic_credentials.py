@@ -37,6 +37,8 @@ class DatabaseEngineArgs:
     root_passwords: Mapping[str, pulumi.Output[str]]
     # connection name -> the Vault roles that may use it (least privilege on the connection)
     allowed_roles: Mapping[str, Sequence[str]]
+    # written before a connection (its root password is a secret write): the audit device
+    after: Sequence[pulumi.Resource] = ()
 
 
 class DatabaseEngine(pulumi.ComponentResource):
@@ -61,6 +63,8 @@ class DatabaseEngine(pulumi.ComponentResource):
         for conn_name, conn in sorted(settings.connections.items()):
             url = (f"postgresql://{{{{username}}}}:{{{{password}}}}@{conn.host}:{conn.port}/"
                    f"{conn.dbname}?sslmode={conn.ssl_mode}")
+            if conn.ssl_root_cert_file:  # a plain absolute path (the model's pattern)
+                url += f"&sslrootcert={conn.ssl_root_cert_file}"
             connection = vault.database.SecretBackendConnection(
                 f"{name}-{conn_name}",
                 backend=mount.path,
@@ -79,8 +83,10 @@ class DatabaseEngine(pulumi.ComponentResource):
                     "password_wo_version": conn.password_version,
                     "password_authentication": "scram-sha-256",
                     "max_open_connections": conn.max_open_connections,
+                    # the CA the server's certificate must chain to (validated: trust.py)
+                    **({"tls_ca": conn.ssl_root_cert} if conn.ssl_root_cert else {}),
                 },
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.after)),
             )
             # Rotate the root login once configured: from then on only Vault knows it. A new
             # password_version pushes a new initial password and rotates again.
@@ -138,7 +144,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
         self.secret_names = {}
         for plan in args.plans:
             part = f"{name}-{slug(plan.key)}"
-            vault.database.SecretBackendRole(
+            db_role = vault.database.SecretBackendRole(
                 f"{part}-db-role",
                 backend=engine.mount_path,
                 name=plan.role_name,
@@ -156,7 +162,8 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
                 metadata={"name": plan.generator_name, **metadata},
                 spec=plan.generator_spec(args.vault_address, args.kubernetes_auth_path,
                                          database_auth_role(svc.name), svc.service_account),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
+                # ESO asks for a login as soon as the generator exists
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[role, db_role]),
             )
             CustomResource(
                 f"{part}-external-secret",

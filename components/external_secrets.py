@@ -53,7 +53,7 @@ class ServiceSecretStores(pulumi.ComponentResource):
         account = {"name": args.service_account}  # a SecretStore's account is in its namespace
         self.vault_store: CustomResource | None = None
         self.aws_store: CustomResource | None = None
-        if svc.secrets_in("vault"):
+        if svc.vault_store:
             self.vault_store = CustomResource(
                 f"{name}-vault",
                 api_version=API_VERSION,
@@ -72,7 +72,7 @@ class ServiceSecretStores(pulumi.ComponentResource):
                 }}},
                 opts=child,
             )
-        if svc.secrets_in("aws"):
+        if svc.aws_identity:  # the store signs in with the service's own IAM role
             self.aws_store = CustomResource(
                 f"{name}-aws",
                 api_version=API_VERSION,

@@ -22,10 +22,32 @@ from configplane.model import (
     pki_mount,
     pki_root_mount,
     pki_urls,
+    trust,
 )
 from configplane.ownership import ca_issuer_name
 
 CA_KEY = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384
+# Revocation reaches the CRLs within a bound (docs/certificates.md, Revocation): a delta CRL
+# with each revocation, checked every DELTA_REBUILD_INTERVAL by the mount's periodic function
+# (once a minute), and the full CRL rebuilt an hour after its last build (it is valid for
+# CRL_EXPIRY; Vault rebuilds it once less than CRL_REBUILD_GRACE of that is left). Without
+# this, `auto_rebuild` rebuilt the full CRL only near its expiry, ~60 h after a revocation.
+CRL_EXPIRY = "72h"
+CRL_REBUILD_GRACE = "71h"
+DELTA_REBUILD_INTERVAL = "15s"
+INTERMEDIATE_KEY_PATH = "platform.pki.intermediate_certificate"
+
+
+def intermediate_bundle(bundle: str, csr: str) -> str:
+    """The pasted bundle, the certificate of our CSR's key first (set-signed imports in
+    order, and the first becomes the environment's issuer); refused when no certificate has
+    that key (an error at `pulumi preview`/`up`, which know the CSR from state)."""
+    try:
+        return trust.order_chain(bundle, csr)
+    except trust.ChainError as exc:
+        raise pulumi.RunError(f"{INTERMEDIATE_KEY_PATH}: {exc}. Fix: sign this stack's current "
+                              "CSR (stack output pki.csr) and paste that certificate, then "
+                              "its chain.") from None
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,9 @@ class PkiEnvironment(pulumi.ComponentResource):
     mount_path: pulumi.Output[str]
     csr: pulumi.Output[str]
     signed: bool
+    # what a signing reads: the URLs and CRL settings written into each certificate, the
+    # default issuer and its settings. cert-manager's objects depend on them.
+    issuance_settings: list[pulumi.Resource]
 
     def __init__(self, name: str, args: PkiEnvironmentArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -69,10 +94,14 @@ class PkiEnvironment(pulumi.ComponentResource):
             **CA_KEY,
             opts=child,
         )
-        certificate: pulumi.Input[str] | None = pki.intermediate_certificate
+        certificate: pulumi.Input[str] | None = None
+        if pki.intermediate_certificate is not None:
+            bundle = pki.intermediate_certificate
+            certificate = csr.csr.apply(lambda request: intermediate_bundle(bundle, request))
         if pki.parent == "root":
             certificate = self._dev_root(name, platform, pki, csr, common_name)
         self.signed = certificate is not None
+        self.issuance_settings = []
         if certificate is not None:
             signed = vault.pkisecret.SecretBackendIntermediateSetSigned(
                 f"{name}-set-signed", backend=mount.path, certificate=certificate, opts=child
@@ -85,17 +114,20 @@ class PkiEnvironment(pulumi.ComponentResource):
                 leaf_not_after_behavior="err",  # never issue past the CA's own expiry
                 opts=child,
             )
-            vault.pkisecret.SecretBackendConfigIssuers(
+            default = vault.pkisecret.SecretBackendConfigIssuers(
                 f"{name}-default-issuer", backend=mount.path, default=issuer.issuer_id,
                 opts=child,
             )
-        vault.pkisecret.SecretBackendConfigUrls(
+            self.issuance_settings += [issuer, default]
+        urls = vault.pkisecret.SecretBackendConfigUrls(
             f"{name}-urls", backend=mount.path, **pki_urls(platform, pki), opts=child
         )
-        vault.pkisecret.SecretBackendCrlConfig(
-            f"{name}-crl", backend=mount.path, expiry="72h", auto_rebuild=True,
-            ocsp_disable=False, opts=child,
+        crl = vault.pkisecret.SecretBackendCrlConfig(
+            f"{name}-crl", backend=mount.path, expiry=CRL_EXPIRY, auto_rebuild=True,
+            auto_rebuild_grace_period=CRL_REBUILD_GRACE, enable_delta=True,
+            delta_rebuild_interval=DELTA_REBUILD_INTERVAL, ocsp_disable=False, opts=child,
         )
+        self.issuance_settings += [urls, crl]
         self.mount_path = mount.path
         self.csr = csr.csr
         self.register_outputs({"mount_path": self.mount_path, "csr": self.csr})
@@ -125,7 +157,7 @@ class PkiEnvironment(pulumi.ComponentResource):
         )
         # the intermediate's own certificate points at the root's CRL and certificate
         base = f"{platform.vault.address.rstrip('/')}/v1/{pki_root_mount(env, pki)}"
-        vault.pkisecret.SecretBackendConfigUrls(
+        root_urls = vault.pkisecret.SecretBackendConfigUrls(
             f"{name}-root-urls", backend=root_mount.path,
             crl_distribution_points=[f"{base}/crl"], ocsp_servers=[f"{base}/ocsp"],
             issuing_certificates=[f"{base}/ca"], opts=child,
@@ -140,7 +172,9 @@ class PkiEnvironment(pulumi.ComponentResource):
             max_path_length=0,  # the intermediate signs leaves only
             issuer_ref=root.issuer_id,
             exclude_cn_from_sans=True,
-            opts=child,
+            # signing writes the root's URLs into the intermediate: they must be set first
+            # (nothing re-signs it when they change later)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[root_urls]),
         )
         return signed.certificate
 
@@ -219,7 +253,7 @@ class ServiceCertificate(pulumi.ComponentResource):
             metadata={"name": tls.issuer_name, **metadata},
             spec=tls.issuer_spec(args.vault_address, args.kubernetes_auth_path,
                                  svc.service_account),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.pki.issuance_settings),
         )
         certificate = CustomResource(
             f"{name}-certificate",

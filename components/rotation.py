@@ -178,8 +178,8 @@ class SecretRotatorArgs:
              for s in self.secrets],
             self.schedule_days, self.schedule_expression, self.subnet_ids,
             self.security_group_ids)
-        problems = [(f"secrets[{where[7:]!r}]: " if where.startswith("secret:") else "") + p
-                    for where, p in found]
+        problems = [(f"secrets[{p.secret!r}]: " if p.secret is not None else "") + p.message
+                    for p in found]
         if self.service is not None:
             problems += name_length_problems(self.environment, self.service, aws=False,
                                              rotated=True)

@@ -22,11 +22,16 @@ class VaultEnvironmentArgs:
     mount: str
     kubernetes_auth_path: str
     settings: VaultSettings
+    # a Vault outside the cluster: the token it calls TokenReview with (a secret), else None
+    token_reviewer_jwt: pulumi.Output[str] | None = None
 
 
 class VaultEnvironment(pulumi.ComponentResource):
     mount_path: pulumi.Output[str]
     auth_path: pulumi.Output[str]
+    # what must exist before the first secret is written: the audit device (or that write is
+    # never logged) and the KV settings (max_versions, cas_required). Secrets depend on them.
+    before_secrets: list[pulumi.Resource]
 
     def __init__(self, name: str, args: VaultEnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:vault:VaultEnvironment", name, {}, opts)
@@ -39,14 +44,14 @@ class VaultEnvironment(pulumi.ComponentResource):
             description=f"configplane secrets for {args.environment}",
             opts=child,
         )
-        vault.kv.SecretBackendV2(
+        kv_config = vault.kv.SecretBackendV2(
             f"{name}-kv-config",
             mount=self.mount.path,
             max_versions=args.settings.max_versions,
             cas_required=args.settings.cas_required,
             opts=child,
         )
-        vault.Audit(
+        audit = vault.Audit(
             f"{name}-audit",
             type="file",
             path=f"file-{args.environment}",
@@ -60,11 +65,29 @@ class VaultEnvironment(pulumi.ComponentResource):
             f"{name}-kubernetes-auth-config",
             backend=self.auth.path,
             kubernetes_host=args.settings.kubernetes_host,
-            opts=child,
+            **kubernetes_trust(args.settings, args.token_reviewer_jwt),
+            # the reviewer token is a secret write: the audit device logs it (as an HMAC)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[audit]),
         )
+        self.before_secrets = [audit, kv_config]
         self.mount_path = self.mount.path
         self.auth_path = self.auth.path
         self.register_outputs({"mount_path": self.mount_path, "auth_path": self.auth_path})
+
+
+def kubernetes_trust(settings: VaultSettings,
+                     reviewer_jwt: pulumi.Output[str] | None) -> dict:
+    """In the cluster, Vault reads the API server's CA and its reviewer token from its own pod
+    (nothing to declare). Outside, both are given: the CA, and the token write-only (the
+    provider keeps no copy; Pulumi keeps it encrypted in state as a secret input)."""
+    if settings.runs_in_cluster:
+        return {}
+    return {
+        "kubernetes_ca_cert": settings.kubernetes_ca_cert,
+        "token_reviewer_jwt_wo": pulumi.Output.secret(reviewer_jwt),
+        "token_reviewer_jwt_wo_version": settings.token_reviewer_jwt_version,
+        "disable_local_ca_jwt": True,  # never fall back to files of a pod Vault is not in
+    }
 
 
 @dataclass(frozen=True)
@@ -96,7 +119,7 @@ class VaultService(pulumi.ComponentResource):
                 ),
                 # changes when one of these secrets is bumped, regenerated, added or removed
                 data_json_wo_version=args.versions.vault_version(sorted(known)),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=env.before_secrets),
             )
         self.policy = vault.Policy(
             f"{name}-policy", name=svc.vault_policy, policy=svc.vault_policy_hcl(), opts=child

@@ -1,4 +1,6 @@
-"""Durations as Go's time.ParseDuration writes them (cert-manager's `duration`, Vault TTLs).
+"""Durations as Go's time.ParseDuration writes them (cert-manager's `duration`, Vault TTLs):
+the program's one codec. (The pack reads durations with its own, broader reader,
+policies/credentials_lib.go_seconds: docs/service-resources.md.)
 
 Only the units configplane accepts in stack files: hours, minutes, seconds (`720h`, `1h30m`,
 `90s`). Stdlib only.

@@ -55,7 +55,8 @@ def test_generated_secure_keys_are_declared_and_encrypted(small_fleet: Path):
     secure = sorted(k for k, v in inputs.values.items() if v.secure)
     assert secure == ["configplane:catalogApi0002DbPassword", "configplane:ordersApi0000DbPassword",
                       "configplane:paymentsApi0001DbPassword",
-                      "configplane:shopVaultDbPassword"]  # the sample platform's database engine
+                      "configplane:shopVaultDbPassword",  # the sample platform's database engine
+                      "configplane:vaultTokenReviewerJwt"]  # and its Vault's reviewer token
     assert all(inputs.declarations[k].secret and inputs.declarations[k].type == "string"
                for k in secure)
 
@@ -108,7 +109,7 @@ def test_fleet_is_in_the_catalog_and_config_stays_small(tmp_path: Path):
     # One per secret of the first SECURE_SERVICES services (not web frontends), plus the
     # sample platform's own (platform.database's root logins), whatever the fleet's size.
     platform = {f"configplane:{key}" for key in platform_secure_keys()}
-    assert platform == {"configplane:shopVaultDbPassword"}
+    assert platform == {"configplane:shopVaultDbPassword", "configplane:vaultTokenReviewerJwt"}
     assert len(secure - platform) == sum(kind_of(i) != "web" for i in range(SECURE_SERVICES))
     assert platform <= secure
     assert config_size(inputs).total < 8 * 1024

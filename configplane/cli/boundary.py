@@ -14,15 +14,19 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
+from configplane import projectfiles
 from configplane.redaction import Redactor, file_secrets, stack_secrets
+
+if TYPE_CHECKING:  # imported when a verb runs: `configplane --help` stays fast
+    from configplane.inputs import RunContext
 
 FORMAT_OPTION = click.option(
     "--format",
@@ -48,19 +52,29 @@ class OutputClosed(Exception):
     """stdout (or stderr) is closed: nothing can be printed there."""
 
 
-# --- the redactor of the running command -------------------------------------------------
+# --- the run of the running command ------------------------------------------------------
 
-_ACTIVE = Redactor()
+
+def current_run() -> RunContext:
+    """The running verb's context (configplane.inputs.RunContext): `Verb` creates it for each
+    invocation and hands it down on click's context, so no two commands share one."""
+    from configplane.inputs import RunContext
+
+    ctx = click.get_current_context(silent=True)
+    run = ctx.find_object(RunContext) if ctx is not None else None
+    if run is None:
+        raise RuntimeError("no configplane command is running (call it through its Verb)")
+    return run
 
 
 def redactor() -> Redactor:
     """The running command's redactor (what `emit` and the output streams apply)."""
-    return _ACTIVE
+    return current_run().redactor
 
 
 def protect(*values: Any) -> None:
     """Make these values secret for the rest of the command."""
-    _ACTIVE.add(*values)
+    redactor().add(*values)
 
 
 def protect_stack(project_dir: Path, stack: str) -> None:
@@ -74,24 +88,25 @@ def protect_stack(project_dir: Path, stack: str) -> None:
         stack_file_name,
     )
 
+    run = current_run()
     files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack)]
     try:  # keys declared secret: their values are secret even where the stack file is broken
         declared = [k for k, d in read_project_file(project_dir).declarations.items() if d.secret]
     except Exception:  # noqa: BLE001 - an unreadable project file is reported by the command
         declared = []
-    _ACTIVE.add(*file_secrets(files, declared))
+    run.redactor.add(*file_secrets(files, declared, run.detector))
     try:
         inputs = read_stack_files(project_dir, stack)
     except (StackFileError, OSError, ValueError, RecursionError, MemoryError):
         return
     except Exception:  # noqa: BLE001 - the loader's own failure is reported by the command
         return
-    _ACTIVE.add(*stack_secrets(inputs))
+    run.redactor.add(*stack_secrets(inputs, run.detector))
 
 
 def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
     """Print `data` (redacted) as JSON, or hand it to `render_table` for people."""
-    data = _ACTIVE.tree(data)
+    data = redactor().tree(data)
     if fmt == "json":
         json.dump(data, sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
@@ -99,9 +114,18 @@ def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
         render_table(data)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write a file the user asked for (`--out`, import) through the redactor."""
-    path.write_text(_ACTIVE.text(text))
+def write_files(root: Path, files: Mapping[str, str], secrets: Redactor | None = None
+                ) -> list[str]:
+    """Write files the user asked for (`--out`, ...) under `root` through `secrets` (None: the
+    running command's redactor): the same boundary as the screen, then the one atomic writer
+    (all files or none, contained in `root`, under its write lock)."""
+    redact = secrets or redactor()
+    return projectfiles.write_files(root, {rel: redact.text(text) for rel, text in files.items()})
+
+
+def write_text(path: Path, text: str, secrets: Redactor | None = None) -> None:
+    """One file through the redactor and the atomic writer (see write_files)."""
+    write_files(path.parent, {path.name: text}, secrets)
 
 
 def plain_console(stderr: bool = False) -> Console:
@@ -113,9 +137,11 @@ def plain_console(stderr: bool = False) -> Console:
 
 
 class RedactingStream(io.TextIOBase):
-    """A text stream that redacts each line before it reaches the real stream."""
+    """A text stream that redacts each line, with its command's redactor, before it reaches
+    the real stream."""
 
-    def __init__(self, target: Any, name: str):
+    def __init__(self, target: Any, name: str, redactor: Redactor):
+        self._redactor = redactor
         self._target = target
         self._name = name
         self._pending = ""
@@ -165,7 +191,7 @@ class RedactingStream(io.TextIOBase):
         if self._target is None:
             raise OutputClosed(self._name)
         try:
-            self._target.write(_ACTIVE.text(text))
+            self._target.write(self._redactor.text(text))
         except ValueError:
             raise OutputClosed(self._name) from None
 
@@ -188,7 +214,7 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from configplane.inputs import StackFileError
     from configplane.model import InvalidStack
 
-    return (StackFileError, InvalidStack)
+    return (StackFileError, InvalidStack, projectfiles.ProjectFileError)
 
 
 def _say(message: str) -> None:
@@ -200,15 +226,15 @@ def _say(message: str) -> None:
 
 
 @contextmanager
-def boundary() -> Iterator[None]:
-    """Run one command: outputs redacted, user errors clean, internal errors value-free."""
-    global _ACTIVE
+def boundary(redactor: Redactor | None = None) -> Iterator[None]:
+    """Run one command: outputs redacted (by `redactor`, the command's; None: a fresh one),
+    user errors clean, internal errors value-free."""
+    redactor = redactor if redactor is not None else Redactor()
     saved = (sys.stdin, sys.stdout, sys.stderr)
-    previous, _ACTIVE = _ACTIVE, Redactor()
     if sys.stdin is None:
         sys.stdin = open(os.devnull)  # noqa: SIM115 - a closed stdin reads as empty
-    sys.stdout = RedactingStream(saved[1], "standard output")
-    sys.stderr = RedactingStream(saved[2], "standard error")
+    sys.stdout = RedactingStream(saved[1], "standard output", redactor)
+    sys.stderr = RedactingStream(saved[2], "standard error", redactor)
     code = 0
     try:
         try:
@@ -270,15 +296,29 @@ def boundary() -> Iterator[None]:
         if sys.stdin is not saved[0] and sys.stdin is not None:
             sys.stdin.close()
         sys.stdin, sys.stdout, sys.stderr = saved
-        _ACTIVE = previous
     if code:
         raise SystemExit(code)
 
 
+@contextmanager
+def running(run: RunContext) -> Iterator[RunContext]:
+    """Run code as a verb runs, outside click's parsing (another tool, a test): `run` is the
+    current run, inside its own boundary."""
+    with click.Context(click.Command("configplane"), obj=run), boundary(run.redactor):
+        yield run
+
+
 class Verb(click.Command):
-    """A `configplane` verb: it runs inside its own boundary, with its own redactor, however it
-    is invoked (through the group, or directly as tests and other tools call it)."""
+    """A `configplane` verb: each invocation creates its run (configplane.inputs.RunContext:
+    the project of `--project-dir`, the `--service` selection, that project's detector and a
+    fresh redactor) and runs inside its own boundary, however it is invoked (through the
+    group, or directly as tests and other tools call it)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with boundary():
+        from configplane.inputs import RunContext
+
+        run = RunContext.create(ctx.params.get("project_dir") or Path("."),
+                                ctx.params.get("services") or None)
+        ctx.obj = run
+        with boundary(run.redactor):
             return super().invoke(ctx)

@@ -11,6 +11,7 @@ from configplane.inputs.catalog import (
     read_inputs,
     read_stack_files,
 )
+from configplane.inputs.context import RUN_NAMESPACE, SELECTION_KEY, RunContext, Selection
 from configplane.inputs.layerfiles import load
 from configplane.inputs.layering import (
     TENANT_LAYER,
@@ -39,6 +40,7 @@ from configplane.inputs.stackfiles import (
     StackFileError,
     StackInputs,
     StackValue,
+    check_stack_name,
     read_project_file,
     stack_file_name,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "apply_tenant",
     "CATALOG_DIR",
     "catalog_services",
+    "check_stack_name",
     "config_validator",
     "DEFAULTS_FILE",
     "DEFAULTS_KEY",
@@ -86,9 +89,13 @@ __all__ = [
     "resolve_inputs",
     "resolve_tenant",
     "Resolved",
+    "RUN_NAMESPACE",
+    "RunContext",
     "runtime_values",
     "schema_errors",
     "SchemaFileError",
+    "Selection",
+    "SELECTION_KEY",
     "SCHEMAS_DIR",
     "SERVICE_FILE",
     "SERVICES_KEY",

@@ -26,7 +26,7 @@ with its lines) configplane.inputs.layerfiles'; this module assembles the layers
 
 from __future__ import annotations
 
-import os
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from configplane import contract
+from configplane.inputs.context import RUN_NAMESPACE
 from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, load, subtree_lines
 from configplane.inputs.layering import Layer
 from configplane.inputs.pulumiconfig import (
@@ -52,19 +53,26 @@ from configplane.inputs.stackfiles import (
     SERVICES_KEY,
     StackInputs,
     StackValue,
+    check_stack_name,
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
 from configplane.ownership import CATALOG_DIR  # the catalog's home, beside its owners
+from configplane.projectfiles import (
+    DEFAULTS_NAME,
+    ProjectFileError,
+    entries,
+    is_file,
+    kind_of,
+    name_problem,
+    shown,
+)
 
-DEFAULTS_FILE = f"{CATALOG_DIR}/defaults.yaml"
+DEFAULTS_FILE = f"{CATALOG_DIR}/{DEFAULTS_NAME}"
 SERVICE_FILE = "service.yaml"
 DEFAULTS_FIELDS = ("owners", "service")
 OWNER = re.compile(contract.OWNER)
 
-# The offline plan may restrict the catalog to some services (`plan --service`); nothing
-# else sets it, so `pulumi up` always reads the whole catalog.
-SERVICE_FILTER: frozenset[str] | None = None
 
 @dataclass(frozen=True)
 class FleetDefaults:
@@ -78,8 +86,10 @@ def read_inputs(project_dir: Path, stack: str,
                 services: Iterable[str] | None = None) -> StackInputs:
     """Every layer of one stack. `config_values`: the config source; None reads the stack
     file (the CLI), `runtime_values()` is what the engine handed the program (`pulumi up`).
-    `services`: read only these catalog services (`validate/plan --service`)."""
+    `services`: read only these catalog services (`validate/plan --service`; the program
+    gets them from its config: configplane.inputs.context.Selection)."""
     project_dir = Path(project_dir)
+    check_stack_name(stack)
     problems: list[Problem] = []
     notes: list[str] = []
     project_file = config_file(project_dir, PROJECT_FILE, True, problems)
@@ -93,6 +103,14 @@ def read_inputs(project_dir: Path, stack: str,
                   for k in (stack_file.document.get("config") or {})}
     values = (dict(config_values) if config_values is not None
               else stack_values(stack_file, project))
+    # The run's own keys (configplane.inputs.context) are the offline plan's, never a file's:
+    # a file setting one would quietly drop services from a real `pulumi up`.
+    for key, file in [*((k, stack_name) for k in stack_keys), *((k, PROJECT_FILE) for k in
+                                                                 (*declarations, *project_values))]:
+        if key.startswith(f"{RUN_NAMESPACE}:"):
+            problems.append((f"config.{key}", file, f"`{key}` is set by `configplane plan "
+                             "--service` for its own run only. Fix: remove it from the file."))
+    values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
 
     def config_layer(full: str) -> tuple[Any, str, dict[KeyPath, int]]:
         """A key's value, the file it comes from and its lines (stack wins over project)."""
@@ -127,8 +145,6 @@ def read_inputs(project_dir: Path, stack: str,
                                  {("platform", *p): line for p, line in platform_lines.items()}))
 
     wanted = None if services is None else set(services)
-    if wanted is None and SERVICE_FILTER is not None:
-        wanted = set(SERVICE_FILTER)
     service_layers: dict[str, list[Layer]] = {}
 
     # The layout before the catalog: service definitions in Pulumi config.
@@ -159,22 +175,11 @@ def read_inputs(project_dir: Path, stack: str,
     fleet = read_fleet_defaults(project_dir, problems)
     known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
     known_stacks.add(stack)
-    catalog = project_dir / CATALOG_DIR
-    names = sorted(p.name for p in catalog.iterdir() if p.is_dir()) if catalog.is_dir() else []
-    if catalog.exists() and not catalog.is_dir():  # read as empty, `pulumi up` would delete all
-        problems.append(("", CATALOG_DIR, f"`{CATALOG_DIR}` is not a directory: the catalog "
-                         "would read as a fleet of no services, and `pulumi up` would delete "
-                         f"every service. Fix: make {CATALOG_DIR}/ the catalog directory "
-                         f"({CATALOG_DIR}/<name>/{SERVICE_FILE})."))
-    if catalog.is_dir():
-        for p in sorted(catalog.iterdir()):
-            if p.is_file() and p.suffix in (".yaml", ".yml") and p.name != "defaults.yaml":
-                problems.append(("", f"{CATALOG_DIR}/{p.name}", "a service is a directory: "
-                                 f"Fix: move it to {CATALOG_DIR}/{p.stem}/{SERVICE_FILE}."))
+    names = _catalog_dirs(project_dir, problems, stack)
     for name in names:
         if wanted is not None and name not in wanted:
             continue
-        layers = _catalog_layers(catalog / name, name, stack, known_stacks, problems)
+        layers = _catalog_layers(project_dir, name, stack, known_stacks, problems)
         if layers is None:
             continue
         if name in legacy:
@@ -210,24 +215,117 @@ def read_inputs(project_dir: Path, stack: str,
     )
 
 
-def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[str],
+def _catalog_dirs(project_dir: Path, problems: list[Problem], stack: str | None = None) -> list[str]:
+    """The service directories under services/. A symlink there, a name no file system path
+    should have, or a file that is not defaults.yaml (or is a near miss of it) is a problem."""
+    kind = kind_of(project_dir, CATALOG_DIR)
+    if kind is None:
+        return []
+    if kind != "dir":  # read as empty, `pulumi up` would delete every service
+        problems.append(("", CATALOG_DIR, f"`{CATALOG_DIR}` is not a directory (a {kind}): the "
+                         "catalog would read as a fleet of no services, and `pulumi up` would "
+                         f"delete every service. Fix: make {CATALOG_DIR}/ the catalog directory "
+                         f"({CATALOG_DIR}/<name>/{SERVICE_FILE})."))
+        return []
+    names = []
+    for name, kind in entries(project_dir, CATALOG_DIR):
+        display = f"{CATALOG_DIR}/{shown(name)}"
+        problem = name_problem(name)
+        if problem and kind == "dir":
+            problems.append((f"services.{shown(name)}", _unread_file(project_dir, name, stack),
+                             f"service name `{shown(name)}` is not an RFC 1123 label "
+                             f"({problem}): configplane reads no file under it. Fix: rename "
+                             "the directory (lowercase letters, digits, '-')."))
+        elif problem:
+            problems.append(("", display, f"{problem}. Fix: rename it."))
+        elif kind == "dir":
+            names.append(name)
+        elif name == DEFAULTS_NAME:
+            continue  # read (and contained) by read_fleet_defaults
+        elif kind == "symlink":
+            problems.append((f"services.{name}", display, "a symlink: a service directory (or a "
+                             "catalog file) must be itself, not a link that can read another "
+                             "service's or an outside directory's files. Fix: replace the link "
+                             "with the directory."))
+        elif _same_name(name, [DEFAULTS_NAME]) or _close_name(name, [DEFAULTS_NAME]):
+            problems.append(("", display, f"did you mean {DEFAULTS_FILE}? configplane reads "
+                             f"only that name, so this file is ignored. Fix: rename it."))
+        elif name.lower().endswith((".yaml", ".yml")):
+            stem = name.rsplit(".", 1)[0]
+            problems.append(("", display, "a service is a directory: "
+                             f"Fix: move it to {CATALOG_DIR}/{shown(stem)}/{SERVICE_FILE}."))
+    return names
+
+
+def _unread_file(project_dir: Path, name: str, stack: str | None) -> str:
+    """The file of a refused service directory that the stack would have read (its overlay,
+    else its base), named so the message points at it; the directory when it has neither."""
+    directory = f"{CATALOG_DIR}/{shown(name)}/"
+    for file in ((f"{stack}.yaml",) if stack else ()) + (SERVICE_FILE,):
+        if (project_dir / CATALOG_DIR / name / file).is_file():
+            return directory + file
+    return directory
+
+
+def _same_name(name: str, expected: Iterable[str]) -> str | None:
+    """The expected file `name` stands for in another case or extension, or as a backup copy
+    (`dev.yml`, `Service.yaml`, `dev.yaml.orig`), or None."""
+    lowered = name.strip().lower()
+    for candidate in expected:
+        stem = candidate.rsplit(".", 1)[0]
+        if lowered in (candidate, stem) or lowered.startswith(stem + "."):
+            return candidate
+    return None
+
+
+def _close_name(name: str, expected: Iterable[str]) -> str | None:
+    """The expected file a YAML file's name is a typo of (`prd.yaml`, `servce.yaml`), or None."""
+    close = difflib.get_close_matches(name.strip().lower(), list(expected), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
+def _catalog_layers(project_dir: Path, name: str, stack: str, known_stacks: set[str],
                     problems: list[Problem]) -> list[Layer] | None:
     """A catalog service's layers in this stack, or None when it is not in the stack."""
-    with os.scandir(directory) as entries:
-        files = {e.name: e.path for e in entries if e.is_file()}
-    for file in sorted(files):
-        stem, dot, ext = file.rpartition(".")
-        if ext in ("yaml", "yml") and file != SERVICE_FILE and stem not in known_stacks:
-            problems.append(("", f"{CATALOG_DIR}/{name}/{file}", f"overlay for stack `{stem}`, "
-                             f"which has no Pulumi.{stem}.yaml. Fix: rename it to "
+    directory = f"{CATALOG_DIR}/{name}"
+    expected = [SERVICE_FILE, *(f"{s}.yaml" for s in sorted(known_stacks))]
+    files = set()
+    try:
+        listing = entries(project_dir, directory)
+    except ProjectFileError as exc:
+        problems.append((f"services.{name}", f"{directory}/", exc.problem))
+        return None
+    for file, kind in listing:
+        display = f"{directory}/{shown(file)}"
+        problem = name_problem(file)
+        if problem:
+            problems.append((f"services.{name}", display, f"{problem}. Fix: rename it."))
+            continue
+        if file in expected:
+            if kind != "dir":
+                files.add(file)
+            continue
+        if kind == "dir":
+            continue  # a team's own subdirectory: not read by configplane
+        meant = _same_name(file, expected)
+        stem, _, ext = file.rpartition(".")
+        if meant:
+            problems.append((f"services.{name}", display, f"did you mean {directory}/{meant}? "
+                             f"configplane reads only `{SERVICE_FILE}` and `<stack>.yaml`, so "
+                             "this file is ignored. Fix: rename it (or remove it)."))
+        elif ext.lower() in ("yaml", "yml"):
+            close = _close_name(file, expected)
+            hint = f" Did you mean {close}?" if close else ""
+            problems.append((f"services.{name}", display, f"overlay for stack `{shown(stem)}`, "
+                             f"which has no Pulumi.{shown(stem)}.yaml.{hint} Fix: rename it to "
                              f"<stack>.yaml for one of: {', '.join(sorted(known_stacks))}."))
     layers: list[Layer] = []
     for layer, file_name in (("service", SERVICE_FILE), ("environment", f"{stack}.yaml")):
         if file_name not in files:
             continue
-        display = f"{CATALOG_DIR}/{name}/{file_name}"
+        display = f"{directory}/{file_name}"
         try:
-            loaded = load(files[file_name], display, (name,))
+            loaded = load(project_dir, display, (name,))
         except YamlError as exc:
             where = ".".join(("services", *exc.path)) if exc.path else f"services.{name}"
             problems.append((where, display, exc.problem, exc.line))
@@ -247,11 +345,10 @@ def _catalog_layers(directory: Path, name: str, stack: str, known_stacks: set[st
 def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None) -> FleetDefaults:
     """services/defaults.yaml: platform owners and fleet-wide service defaults."""
     problems = problems if problems is not None else []
-    path = project_dir / DEFAULTS_FILE
-    if not path.is_file():
+    if not is_file(project_dir, DEFAULTS_FILE):
         return FleetDefaults()
     try:
-        loaded = load(path, DEFAULTS_FILE)
+        loaded = load(project_dir, DEFAULTS_FILE)
     except YamlError as exc:
         problems.append(("", DEFAULTS_FILE, exc.problem, exc.line))
         return FleetDefaults()
@@ -266,7 +363,7 @@ def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None
                          "owners) and `service` (defaults for every service).",
                          loaded.lines.get((key,))))
     owners = document.get("owners") or []
-    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.match(o)
+    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.fullmatch(o)
                                                for o in owners):
         problems.append(("owners", DEFAULTS_FILE, "owners must be a list of GitHub users or "
                          "teams (`@org/team`, `@user`) or e-mail addresses. Fix: correct it."))
@@ -280,8 +377,13 @@ def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None
 
 
 def catalog_services(project_dir: Path) -> list[str]:
-    catalog = Path(project_dir) / CATALOG_DIR
-    return sorted(p.name for p in catalog.iterdir() if p.is_dir()) if catalog.is_dir() else []
+    """The service directories of the catalog; raises ProjectFileError naming the first entry
+    that keeps the catalog from being read (a symlinked service directory, a hostile name)."""
+    problems: list[Problem] = []
+    names = _catalog_dirs(Path(project_dir), problems)
+    if problems:
+        raise ProjectFileError(problems[0][1], problems[0][2])
+    return names
 
 
 def read_stack_files(project_dir: Path, stack: str) -> StackInputs:

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from configplane.inputs.yamlload import KeyPath, Loaded, YamlError, load_bytes
+from configplane.inputs.yamlload import MAX_BYTES, KeyPath, Loaded, YamlError, load_bytes
+from configplane.projectfiles import ProjectFileError, read_bytes
 
 Problem = tuple  # (key path, file, message[, line])
 
@@ -20,15 +21,19 @@ def _parse(name: str, data: bytes, prefix: KeyPath) -> Loaded:
     return load_bytes(data, name, prefix)
 
 
-def load(path: Path | str, name: str, prefix: KeyPath = ()) -> Loaded:
+def load(project_dir: Path | str, rel: str, prefix: KeyPath = ()) -> Loaded:
+    """The project's file `rel` (contained, its size checked before it is read), parsed; a
+    YamlError names `rel`."""
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(project_dir, rel, limit=MAX_BYTES)
+    except ProjectFileError as exc:
+        raise YamlError(exc.path, exc.problem) from None
     except FileNotFoundError:
-        raise YamlError(name, f"file not found in {Path(path).parent.resolve()}") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise YamlError(name, f"cannot be read ({type(exc).__name__})") from None
-    return _parse(name, data, prefix)
+        where = (Path(project_dir) / rel).parent.resolve()
+        raise YamlError(rel, f"file not found in {where}") from None
+    except OSError as exc:
+        raise YamlError(rel, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    return _parse(rel, data, prefix)
 
 
 def duplicates(loaded: Loaded, file: str, prefix: KeyPath = ()) -> list[Problem]:

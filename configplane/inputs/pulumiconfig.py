@@ -14,6 +14,7 @@ from typing import Any
 from configplane.inputs.layerfiles import Problem, duplicates, load
 from configplane.inputs.stackfiles import Declaration, StackFileError, StackValue
 from configplane.inputs.yamlload import KeyPath, YamlError
+from configplane.projectfiles import is_file
 
 DECLARATION_FIELDS = {"type", "secret", "default", "value", "description"}
 
@@ -30,11 +31,10 @@ class ConfigFile:
 
 def config_file(project_dir: Path, name: str, required: bool,
                 problems: list[Problem]) -> ConfigFile:
-    path = project_dir / name
-    if not path.is_file() and not required:
+    if not required and not is_file(project_dir, name):
         return ConfigFile(name, {}, {}, present=False)
     try:
-        loaded = load(path, name)
+        loaded = load(project_dir, name)
     except YamlError as exc:
         raise StackFileError(str(exc), exc.file, exc.line, exc.problem) from None
     document = loaded.document if loaded.document is not None else {}

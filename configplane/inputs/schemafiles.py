@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import jsonschema
 
 from configplane.inputs.layering import dotted
 from configplane.inputs.schemacheck import FAST, compiled
+from configplane.projectfiles import ProjectFileError, read_text
 
 # The schemas of a source checkout: the default where no project directory is given (commands
 # pass `<project>/schemas`, so an installed wheel reads the project's own).
@@ -41,16 +42,27 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
         yield jsonschema.ValidationError(f"does not match {pattern!r}")
 
 
-@cache
 def load_validator(path: Path) -> jsonschema.protocols.Validator:
+    """The validator of a schema file, compiled once per content: every copy of a project
+    (each test's, each stack's) shares it, and an edited file is compiled afresh."""
     name = _display(path)
-    try:
-        schema = json.loads(path.read_text(encoding="utf-8"))
+    try:  # contained in its directory (no link out), its size checked before it is read
+        text = read_text(path.parent, path.name)
+    except ProjectFileError as exc:
+        raise SchemaFileError(name, f"{exc.problem}") from None
     except FileNotFoundError:
         raise SchemaFileError(name, "schema file not found. Fix: restore it.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaFileError(name, f"cannot read the schema ({type(exc).__name__}). Fix: "
                               "save it as UTF-8 JSON.") from None
+    return _compiled_validator(name, text)
+
+
+@lru_cache(maxsize=1024)
+def _compiled_validator(name: str, text: str) -> jsonschema.protocols.Validator:
+    """Keyed by the name errors show and the content; a failure is raised again each time."""
+    try:
+        schema = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SchemaFileError(name, f"not valid JSON ({exc.msg} at line {exc.lineno}, column "
                               f"{exc.colno}). Fix: correct the JSON.") from None

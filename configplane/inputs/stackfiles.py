@@ -9,12 +9,14 @@ catalog (services/, see configplane.inputs.catalog, the one reader); `configplan
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from configplane.inputs.yamlload import YamlError, load_file
+from configplane.projectfiles import shown
 
 NAMESPACE = "configplane"
 DEFAULTS_KEY = f"{NAMESPACE}:defaults"
@@ -75,6 +77,19 @@ class StackInputs:
 
 def stack_file_name(stack: str) -> str:
     return f"Pulumi.{stack}.yaml"
+
+
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # Pulumi's stack names, matched whole
+
+
+def check_stack_name(stack: str) -> None:
+    """A stack name names files (Pulumi.<stack>.yaml, services/<name>/<stack>.yaml): refuse
+    anything but Pulumi's own alphabet, matched whole, before it reaches a path."""
+    if not STACK_NAME.fullmatch(stack) or stack in (".", ".."):
+        file = shown(stack_file_name(stack))
+        problem = (f"stack name `{shown(stack)}` is not a Pulumi stack name (letters, digits, "
+                   "'-', '_', '.'). Fix: check --stack.")
+        raise StackFileError(f"{file}: {problem}", file, None, problem)
 
 
 @dataclass(frozen=True)

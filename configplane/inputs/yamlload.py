@@ -21,7 +21,9 @@ from typing import Any
 
 import yaml
 
-MAX_BYTES = 8 * 1024 * 1024
+from configplane.projectfiles import MAX_FILE_BYTES, ProjectFileError, read_bytes
+
+MAX_BYTES = MAX_FILE_BYTES
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 100_000
 # libyaml's composer recurses in C: a document this short cannot nest deeply enough to
@@ -65,16 +67,14 @@ class Loaded:
 def load_file(path: Path, display: str | None = None, prefix: KeyPath = ()) -> Loaded:
     """Read and load one YAML file; raises YamlError (missing, too large, not UTF-8...)."""
     name = display or path.name
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise YamlError(name, f"file is {size} bytes; configplane reads at most {MAX_BYTES}. "
-                            "Fix: split it (one directory per service under services/).")
-        data = path.read_bytes()
+    try:  # contained in its own directory, its size checked before it is read
+        data = read_bytes(path.parent, path.name, limit=MAX_BYTES)
+    except ProjectFileError as exc:
+        raise YamlError(name, exc.problem) from None
     except FileNotFoundError:
         raise YamlError(name, f"file not found in {path.parent.resolve()}") from None
-    except IsADirectoryError:
-        raise YamlError(name, "is a directory, expected a YAML file") from None
+    except OSError as exc:
+        raise YamlError(name, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
     return load_bytes(data, name, prefix)
 
 

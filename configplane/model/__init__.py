@@ -1,6 +1,8 @@
 """The typed stack document and the frozen models derived from it: what each service gets
 (ConfigMaps, secrets and their delivery, flags, certificates, dynamic credentials, versions)."""
 
+from configplane.model import trust
+from configplane.model.builder import build_service, build_stack, service_namespace
 from configplane.model.certificates import (
     CERT_MANAGER_API,
     TlsModel,
@@ -61,9 +63,26 @@ from configplane.model.rendering import (
     render_flags_configmap,
     render_value,
 )
-from configplane.model.rotation_rules import rotated_secrets, rotation_problems
+from configplane.model.rotation_rules import (
+    DATABASE_NETWORK,
+    ENVIRONMENT_NAME,
+    MASTER_SECRET_MISSING,
+    MASTER_SECRET_UNUSED,
+    NETWORK_CODES,
+    SCHEDULE_CODES,
+    RotationProblem,
+    rotated_secrets,
+    rotation_problems,
+)
 from configplane.model.schema_export import GENERATED, generated_schema
-from configplane.model.stackmodel import InvalidStack, Issue, ServiceModel, StackModel, printable
+from configplane.model.stackmodel import (
+    InvalidStack,
+    Issue,
+    ServiceModel,
+    StackModel,
+    kv_mount,
+    printable,
+)
 from configplane.model.topology import (
     FleetStack,
     environment_stacks,
@@ -88,6 +107,7 @@ from configplane.model.versions import (
 )
 
 __all__ = [
+    "trust",
     "FleetStack",
     "environment_stacks",
     "environments",
@@ -99,6 +119,8 @@ __all__ = [
     "shard_stack",
     "AUDIENCE",
     "AwsSettings",
+    "build_service",
+    "build_stack",
     "ca_common_name",
     "CERT_MANAGER_API",
     "check_flags",
@@ -106,12 +128,14 @@ __all__ = [
     "combined_version",
     "creation_statements",
     "DATABASE_FIELDS",
+    "DATABASE_NETWORK",
     "database_mount",
     "DatabaseEngineSettings",
     "delivered_keys",
     "delivers_whole",
     "describe",
     "dynamic_models",
+    "ENVIRONMENT_NAME",
     "DynamicModel",
     "external_secret_sources",
     "flagd_fast_check",
@@ -125,6 +149,10 @@ __all__ = [
     "Grant",
     "InvalidStack",
     "Issue",
+    "kv_mount",
+    "MASTER_SECRET_MISSING",
+    "MASTER_SECRET_UNUSED",
+    "NETWORK_CODES",
     "PASSWORD_SUFFIX",
     "period_of",
     "PERIODS",
@@ -145,12 +173,15 @@ __all__ = [
     "revocation_statements",
     "rotated_secrets",
     "rotation_problems",
+    "RotationProblem",
+    "SCHEDULE_CODES",
     "RotationSettings",
     "secret_version",
     "SecretSpec",
     "SecretVersion",
     "Service",
     "service_delivered_keys",
+    "service_namespace",
     "service_versions",
     "ServiceModel",
     "ServiceVersions",

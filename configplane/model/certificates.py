@@ -244,7 +244,7 @@ def _tls_problems(path: list[str], name: str, platform: Platform, pki: PkiSettin
                   tls: Tls) -> Iterator[tuple[list[str], str]]:
     for i, dns in enumerate(tls.extra_dns_names):
         where = [*path, "extra_dns_names", str(i)]
-        if len(dns) > 253 or not DNS_NAME.match(dns) or dns.count("*") > (1 if dns.startswith(
+        if len(dns) > 253 or not DNS_NAME.fullmatch(dns) or dns.count("*") > (1 if dns.startswith(
                 "*.") else 0):
             yield where, ("not a DNS name (lowercase labels separated by dots, at least two, "
                           "an optional leading `*.`). Fix: correct it.")

@@ -38,7 +38,21 @@ class VaultSettings(Frozen):
     kubernetes_auth_path: str | None = Field(
         None, description="Kubernetes auth mount; default `kubernetes-<environment>`."
     )
-    kubernetes_host: str = Field("https://kubernetes.default.svc")
+    kubernetes_host: str = Field(
+        "https://kubernetes.default.svc",
+        description="The API server Vault reviews login tokens with (TokenReview).")
+    runs_in_cluster: bool = Field(
+        True, description="Vault runs as pods of this cluster: Kubernetes auth reads the CA "
+        "and the reviewer token of its own pod. false: Vault runs outside the cluster; then "
+        "kubernetes_host (the external URL), kubernetes_ca_cert and "
+        "token_reviewer_jwt_config_key are required.")
+    kubernetes_ca_cert: str | None = Field(
+        None, description="PEM CA of the API server (public), for a Vault outside the cluster.")
+    token_reviewer_jwt_config_key: str | None = Field(
+        None, description="A `secure` config key: a token of a service account allowed "
+        "`system:auth-delegator`, which Vault calls TokenReview with (write-only to Vault).")
+    token_reviewer_jwt_version: int = Field(
+        1, ge=1, description="Bump to push a new reviewer token.")
     address: str = Field(..., description="Vault address the External Secrets Operator uses.")
 
 
@@ -137,6 +151,15 @@ class DatabaseConnection(Frozen):
     password_version: int = Field(1, ge=1, le=INT64_MAX,
                                   description="Bump to push a new initial password.")
     ssl_mode: Literal["verify-full", "verify-ca", "require"] = "verify-full"
+    ssl_root_cert: str | None = Field(
+        None, description="PEM CA bundle Vault verifies the server's certificate with "
+        "(required by verify-full and verify-ca; sent as the connection's `tls_ca`, which "
+        "HashiCorp Vault's PostgreSQL plugin reads). RDS: the region's bundle from "
+        "https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem.")
+    ssl_root_cert_file: str | None = Field(
+        None, pattern=r"^(/[A-Za-z0-9._-]+)+$",
+        description="Where the same bundle is mounted on Vault's servers; set as "
+        "`sslrootcert` in the connection URL. OpenBao's plugin ignores `tls_ca` and needs it.")
     max_open_connections: int = Field(4, ge=1, le=100)
     root_rotation_period: str | None = Field(
         None, pattern=GO_DURATION,

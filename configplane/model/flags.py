@@ -34,6 +34,7 @@ import jsonschema
 from referencing import Registry, Resource
 
 from configplane.inputs import SCHEMAS_DIR
+from configplane.projectfiles import read_text
 from configplane.schema_messages import deepest as _deepest
 
 VENDOR_DIR = "vendor"  # under schemas/: third-party schemas, each resolvable by its $id
@@ -60,7 +61,7 @@ def vendored_schemas(schemas_dir: Path = SCHEMAS_DIR) -> dict[str, Any]:
     for path in sorted((schemas_dir / VENDOR_DIR).rglob("*.json")):
         if "test" in path.relative_to(schemas_dir / VENDOR_DIR).parts:
             continue
-        contents = json.loads(path.read_text())
+        contents = json.loads(read_text(schemas_dir, path.relative_to(schemas_dir).as_posix()))
         if isinstance(contents, dict) and "$id" in contents:
             found[contents["$id"]] = contents
     return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from configplane.contract import DATABASE_ROTATION_STRATEGIES, ROTATION_STRATEGIES
@@ -16,6 +17,36 @@ MAX_ENVIRONMENT = 43
 # Secrets Manager's rotation schedules: rate(N unit) or a six-field cron expression.
 RATE = re.compile(r"rate\(([1-9][0-9]{0,3}) (minute|minutes|hour|hours|day|days)\)")
 CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
+
+
+# What each rule is about: callers pick problems by code, never by their wording.
+ENVIRONMENT_NAME = "environment-name"
+NO_SECRETS = "no-secrets"
+SCHEDULE_CHOICE = "schedule-choice"  # exactly one of schedule_days and schedule_expression
+SCHEDULE_DAYS = "schedule-days"
+SCHEDULE_EXPRESSION = "schedule-expression"
+ROTATION_NAME = "rotation-name"
+ROTATION_NAME_SHARED = "rotation-name-shared"
+STRATEGY = "strategy"
+MASTER_SECRET_MISSING = "master-secret-missing"
+MASTER_SECRET_UNUSED = "master-secret-unused"
+NETWORK_PAIR = "network-pair"  # subnet_ids and security_group_ids together
+DATABASE_NETWORK = "database-network"
+SCHEDULE_CODES = frozenset({SCHEDULE_CHOICE, SCHEDULE_DAYS, SCHEDULE_EXPRESSION})
+NETWORK_CODES = frozenset({NETWORK_PAIR, DATABASE_NETWORK})
+CODES = frozenset({ENVIRONMENT_NAME, NO_SECRETS, *SCHEDULE_CODES, ROTATION_NAME,
+                   ROTATION_NAME_SHARED, STRATEGY, MASTER_SECRET_MISSING, MASTER_SECRET_UNUSED,
+                   *NETWORK_CODES})
+
+
+@dataclass(frozen=True)
+class RotationProblem:
+    """One broken rule: its `code`, the rotation name of the secret it concerns (None: the
+    whole setup) and a value-free message."""
+
+    code: str
+    secret: str | None
+    message: str
 
 
 def rotated_secrets(service: str, secrets: Mapping[str, Any]) -> dict[str, str]:
@@ -38,42 +69,43 @@ def schedule_problem(expression: str) -> str | None:
 def rotation_problems(environment: str, secrets: Sequence[tuple[str, str, bool]],
                       schedule_days: int | None, schedule_expression: str | None,
                       subnet_ids: Sequence[object], security_group_ids: Sequence[object],
-                      ) -> list[tuple[str, str]]:
-    """(where, problem) for a rotation setup. `secrets` are (name, strategy, has master
-    secret); `where` is `environment`, `schedule`, `network` or `secret:<name>`."""
-    problems: list[tuple[str, str]] = []
+                      ) -> list[RotationProblem]:
+    """The problems of a rotation setup. `secrets` are (name, strategy, has master secret)."""
+    problems: list[RotationProblem] = []
+
+    def fail(code: str, message: str, secret: str | None = None) -> None:
+        problems.append(RotationProblem(code, secret, message))
+
     if not NAME.fullmatch(environment) or len(environment) > MAX_ENVIRONMENT:
-        problems.append(("environment", "environment must be letters, digits and '-', at most "
-                         f"{MAX_ENVIRONMENT} characters"))
+        fail(ENVIRONMENT_NAME, "environment must be letters, digits and '-', at most "
+             f"{MAX_ENVIRONMENT} characters")
     if not secrets:
-        problems.append(("secrets", "secrets is empty; build a SecretRotator only when a "
-                         "secret rotates"))
+        fail(NO_SECRETS, "secrets is empty; build a SecretRotator only when a secret rotates")
     if (schedule_days is None) == (schedule_expression is None):
-        problems.append(("schedule", "set exactly one of schedule_days and schedule_expression"))
+        fail(SCHEDULE_CHOICE, "set exactly one of schedule_days and schedule_expression")
     if schedule_days is not None and not 1 <= schedule_days <= 1000:
-        problems.append(("schedule", "schedule_days must be from 1 to 1000"))
+        fail(SCHEDULE_DAYS, "schedule_days must be from 1 to 1000")
     if schedule_expression is not None:
         problem = schedule_problem(schedule_expression)
         if problem:
-            problems.append(("schedule", problem))
+            fail(SCHEDULE_EXPRESSION, problem)
     names = [name for name, _, _ in secrets]
     for name, strategy, has_master in secrets:
-        where = f"secret:{name}"
         if not NAME.fullmatch(name):
-            problems.append((where, f"rotation name `{name}` must be letters, digits and '-'"))
+            fail(ROTATION_NAME, f"rotation name `{name}` must be letters, digits and '-'", name)
         elif names.count(name) > 1:
-            problems.append((where, f"rotation name `{name}` is used by more than one secret "
-                             "(names are normalised: lowercase, '_' becomes '-')"))
+            fail(ROTATION_NAME_SHARED, f"rotation name `{name}` is used by more than one secret "
+                 "(names are normalised: lowercase, '_' becomes '-')", name)
         if strategy not in ROTATION_STRATEGIES:
-            problems.append((where, f"strategy must be one of {', '.join(ROTATION_STRATEGIES)}"))
+            fail(STRATEGY, f"strategy must be one of {', '.join(ROTATION_STRATEGIES)}", name)
         alternating = strategy == "postgres-alternating-users"
         if alternating and not has_master:
-            problems.append((where, "postgres-alternating-users needs master_secret_arn"))
+            fail(MASTER_SECRET_MISSING, "postgres-alternating-users needs master_secret_arn", name)
         if not alternating and has_master:
-            problems.append((where, "only postgres-alternating-users uses a master secret"))
+            fail(MASTER_SECRET_UNUSED, "only postgres-alternating-users uses a master secret", name)
     if bool(subnet_ids) != bool(security_group_ids):
-        problems.append(("network", "set both subnet_ids and security_group_ids, or neither"))
+        fail(NETWORK_PAIR, "set both subnet_ids and security_group_ids, or neither")
     if any(s in DATABASE_ROTATION_STRATEGIES for _, s, _ in secrets) and not subnet_ids:
-        problems.append(("network", "database secrets need subnet_ids and security_group_ids so "
-                         "the function can reach the database"))
+        fail(DATABASE_NETWORK, "database secrets need subnet_ids and security_group_ids so the "
+             "function can reach the database")
     return problems

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from configplane.model.document import StackDocument
 from configplane.model.outputs import StackOutputs
+from configplane.projectfiles import write_files
 
 GENERATED = {
     "stack.schema.json": (StackDocument, "configplane stack document"),
@@ -27,9 +28,9 @@ def generated_schema(model: type[BaseModel], title: str, file_name: str) -> dict
 
 
 def write_schemas(schemas_dir: Path) -> None:
-    for file_name, (model, title) in GENERATED.items():
-        text = json.dumps(generated_schema(model, title, file_name), indent=2) + "\n"
-        (schemas_dir / file_name).write_text(text)
+    write_files(schemas_dir, {
+        file_name: json.dumps(generated_schema(model, title, file_name), indent=2) + "\n"
+        for file_name, (model, title) in GENERATED.items()})
 
 
 if __name__ == "__main__":

@@ -13,8 +13,11 @@ from typing import Any
 
 from configplane import ownership
 from configplane.inputs import Resolved
+from configplane.model.certificates import TlsModel
 from configplane.model.document import Platform, SecretSpec, Service
+from configplane.model.dynamic_credentials import DynamicModel
 from configplane.model.rendering import RenderedConfigMap
+from configplane.model.versions import ServiceVersions
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,15 @@ class InvalidStack(Exception):
 
 
 
+def kv_mount(platform: Platform) -> str:
+    """The environment's Vault KV v2 mount: `platform.vault.mount`, else the owner's default."""
+    return ownership.vault_mount(platform.environment, platform.vault.mount)
+
+
 @dataclass(frozen=True)
 class ServiceModel:
-    """Everything components need for one service, derived once from the validated spec."""
+    """Everything components need for one service, derived once from the validated spec
+    (configplane.model.builder is the only place that makes one)."""
 
     name: str
     environment: str
@@ -67,6 +76,26 @@ class ServiceModel:
     tenants: Mapping[str, RenderedConfigMap]
     flags: RenderedConfigMap | None
     vault_mount: str
+    tls: TlsModel | None  # its certificate, when it asks for `tls` and the platform has PKI
+    dynamic: tuple[DynamicModel, ...]  # its Vault database logins (`source: dynamic`)
+    versions: ServiceVersions  # the write-only version of each secret, as of the run's day
+    rotated: Mapping[str, str]  # secret key -> rotation name: what its rotation Lambda rotates
+
+    @property
+    def external_secret(self) -> bool:
+        """Whether it gets an ExternalSecret (and SecretStores): it has secrets."""
+        return bool(self.spec.secrets)
+
+    @property
+    def aws_identity(self) -> bool:
+        """Whether it keeps secrets in Secrets Manager, and so has its own IAM role (IRSA)
+        and a Secrets Manager SecretStore signing in with it."""
+        return bool(self.secrets_in("aws"))
+
+    @property
+    def vault_store(self) -> bool:
+        """Whether it keeps secrets in Vault KV, and so has a Vault SecretStore."""
+        return bool(self.secrets_in("vault"))
 
     @property
     def service_account(self) -> str:
@@ -122,7 +151,7 @@ class StackModel:
 
     @property
     def vault_mount(self) -> str:
-        return ownership.vault_mount(self.environment, self.platform.vault.mount)
+        return kv_mount(self.platform)
 
     @property
     def kubernetes_auth_path(self) -> str:

@@ -23,6 +23,7 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
 
 from configplane.offline.results import PolicyPackError
+from configplane.projectfiles import ProjectFileError, read_text
 
 # pulumi's rpcutil raises the gRPC message limit to 400 MiB; a big stack must not trip 4 MiB.
 GRPC_OPTIONS = [
@@ -38,11 +39,14 @@ _MAX_LOG_LINES = 1000
 def load_pack_project(pack_dir: Path) -> dict[str, Any]:
     """PulumiPolicy.yaml's version and runtime options; only a Python pack runs offline."""
     path = pack_dir / "PulumiPolicy.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
+    try:  # contained in the pack's directory, its size checked before it is read
+        doc = yaml.safe_load(read_text(pack_dir, path.name))
+    except ProjectFileError as e:
+        raise PolicyPackError(f"{path}: cannot read the policy pack project: {e.problem}") \
+            from None
+    except (OSError, UnicodeDecodeError) as e:
         raise PolicyPackError(f"{path}: cannot read the policy pack project: "
-                              f"{e.strerror or e}") from None
+                              f"{getattr(e, 'strerror', None) or type(e).__name__}") from None
     except yaml.YAMLError as e:
         raise PolicyPackError(f"{path}: not valid YAML: {e}") from None
     runtime = doc.get("runtime") if isinstance(doc, dict) else None

@@ -28,15 +28,17 @@ from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from configplane.inputs import StackInputs, catalog, read_stack_files
+from configplane.inputs import Selection, StackInputs, read_inputs
 from configplane.model import StackModel
 from configplane.offline.plan_checks import duplicate_urn_violations, unmarked_secret_violations
 from configplane.offline.policyconfig import default_policy_config
 from configplane.offline.results import (
+    STACK_TYPE,
     AnalyzedResource,
     PlannedResource,
     PolicyPackError,
     ResourceOptions,
+    root_urn,
 )
 from configplane.offline.session import PolicyPackSession
 from configplane.redaction import REDACTED, SECRET_SIG_KEY, SECRET_SIG_VALUE, Redactor, is_secret_wrapper
@@ -176,7 +178,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # As the engine does: the parent's whole type chain qualifies the type, and children of
         # the root stack are not qualified by it (the mocks use the last type only, and do).
-        if parent and parent.split("::")[2] != "pulumi:pulumi:Stack":
+        if parent and parent.split("::")[2] != STACK_TYPE:
             type_ = parent.split("::")[2] + "$" + type_
         return "urn:pulumi:" + "::".join([get_stack(), get_project(), type_, name])
 
@@ -203,7 +205,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
+        if request.type == STACK_TYPE:
             return response
         outputs = rpc.deserialize_properties(response.object)
         if request.additionalSecretOutputs:
@@ -258,24 +260,15 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
     through the Analyzer protocol. Raises InvalidStack for bad configuration and
     PolicyPackError when the pack cannot run. `progress` is called per registered resource;
     its `analyzed` attribute, if any, per resource the pack has analysed. `services`: plan
-    only these catalog services (and the environment's shared resources)."""
-    previous = catalog.SERVICE_FILTER
-    catalog.SERVICE_FILTER = frozenset(services) if services else None
-    try:
-        return _run_plan(Path(project_dir).resolve(), stack, mocks, secure_values, policy,
-                         policy_config_file, progress)
-    finally:
-        catalog.SERVICE_FILTER = previous
-
-
-def _run_plan(project_dir: Path, stack: str, mocks: PlanMocks | None,
-              secure_values: Mapping[str, str] | None, policy: bool,
-              policy_config_file: Path | None,
-              progress: Callable[[PlannedResource], None] | None) -> Plan:
-    inputs = read_stack_files(project_dir, stack)
+    only these catalog services (and the environment's shared resources); the program gets
+    them through its config (configplane.inputs.Selection), as it gets everything else."""
+    project_dir = Path(project_dir).resolve()
+    selection = Selection.of(services)
+    inputs = read_inputs(project_dir, stack, services=selection.services)
     model = load_stack(inputs, project_dir / "schemas")
     project = inputs.project
     config, secret_keys = plan_config(inputs, secure_values)
+    config.update(selection.as_config())
     session = None
     if policy:
         pack_dir = project_dir / PACK_DIR
@@ -375,12 +368,12 @@ def project_imports(project_dir: Path) -> Iterator[None]:
 
 
 def stack_urn(plan: Plan) -> str:
-    return f"urn:pulumi:{plan.stack}::{plan.project}::pulumi:pulumi:Stack::{plan.project}-{plan.stack}"
+    return root_urn(plan.project, plan.stack)
 
 
 def analyzed_resources(plan: Plan) -> list[AnalyzedResource]:
     """What the engine hands the analyzer: the root stack first, then every resource."""
-    root = AnalyzedResource(urn=stack_urn(plan), type="pulumi:pulumi:Stack", outputs=plan.outputs)
+    root = AnalyzedResource(urn=stack_urn(plan), type=STACK_TYPE, outputs=plan.outputs)
     return [root] + [
         AnalyzedResource(urn=r.urn, type=r.type, name=r.name, inputs=r.inputs, outputs=r.outputs,
                          parent=r.parent, dependencies=r.dependencies,

@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 
 from configplane.offline.results import PolicyConfigError
+from configplane.projectfiles import ProjectFileError, read_argument
 
 LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 CONFIG_DIR = "config"  # in the pack: <pack>/config/<stack>.json
@@ -49,7 +50,9 @@ def load_policy_config_file(path: Path) -> dict[str, PolicyConfig]:
     `"all"`; each value an enforcement level or an object with `enforcementLevel` and the
     policy's properties."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_argument(path).decode("utf-8")  # bounded: its size is checked first
+    except ProjectFileError as e:
+        raise PolicyConfigError(f"{e}") from None
     except OSError as e:
         raise PolicyConfigError(f"{path}: cannot read the policy config file: "
                                 f"{e.strerror or e}") from None

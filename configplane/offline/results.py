@@ -9,6 +9,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def root_urn(project: str, stack: str) -> str:
+    """The URN of the stack's root resource, as the engine names it."""
+    return f"urn:pulumi:{stack}::{project}::{STACK_TYPE}::{project}-{stack}"
+
 
 class PolicyPackError(Exception):
     """The pack could not be started or failed while analysing; the message is user-ready."""

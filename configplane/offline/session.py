@@ -65,6 +65,7 @@ from configplane.offline.results import (
     PolicyReport,
     Remediation,
     Violation,
+    root_urn,
 )
 from configplane.redaction import MIN_SECRET_LEN, Redactor
 
@@ -109,7 +110,7 @@ class PolicyPackSession:
         self.policy_config_file = policy_config_file
         self.dry_run = dry_run
         self.startup_timeout, self.rpc_timeout = startup_timeout, rpc_timeout
-        self.root_urn = f"urn:pulumi:{stack}::{project}::pulumi:pulumi:Stack::{project}-{stack}"
+        self.root_urn = root_urn(project, stack)
         self._python = python
         self._process: PackProcess | None = None
         self._channel: grpc.Channel | None = None

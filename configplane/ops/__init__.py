@@ -47,8 +47,16 @@ from configplane.ops.gitbase import (
 )
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
-from configplane.ops.importer.proposal import STORES, config_key_for, emit_value, plan_import, read_input
-from configplane.ops.importer.yamledit import add_declarations, write_import
+from configplane.ops.importer.proposal import (
+    STORES,
+    ImportProposal,
+    config_key_for,
+    emit_value,
+    plan_import,
+    read_input,
+)
+from configplane.ops.importer.result import catalog_text, import_edits, result_problems
+from configplane.ops.importer.yamledit import add_declarations, add_grants
 from configplane.ops.migrate import MigrationError, plan_migration
 from configplane.ops.operator import MANAGED, OperatorError, Source, operator_objects
 from configplane.ops.owners import CODEOWNERS, OwnersError, codeowners
@@ -78,7 +86,9 @@ __all__ = [
     "materialise",
     "resolve_base",
     "add_declarations",
+    "add_grants",
     "build_report",
+    "catalog_text",
     "CODEOWNERS",
     "codeowners",
     "compare",
@@ -98,7 +108,9 @@ __all__ = [
     "explain",
     "ExplainError",
     "Generation",
+    "import_edits",
     "ImportProblem",
+    "ImportProposal",
     "in_use",
     "LISTING_COMMAND",
     "ListingError",
@@ -120,11 +132,11 @@ __all__ = [
     "read_dotenv",
     "read_input",
     "REPLACEMENT",
+    "result_problems",
     "rollback_commands",
     "RollbackError",
     "SECRET_ROTATED",
     "STORES",
     "urn_parts",
     "WORKLOADS_COMMAND",
-    "write_import",
 ]

@@ -27,15 +27,13 @@ from configplane.ops.explain_secrets import (
     secret_delivery,
     value_state,
 )
-from configplane.redaction import REDACTED, Redactor
+from configplane.redaction import REDACTED, Redactor, detector_for
 from configplane.validation import load_stack
 
 SECRET = REDACTED
 DEFAULT_LAYER = "default"
 DEFAULT_FILE = "configplane/model/document.py"
 SERVICE_FIELDS = tuple(Service.model_fields)
-# A secret's spec is shown by its metadata only (configplane.redaction.redactor.SPEC_METADATA).
-_SPECS = Redactor()
 
 
 class ExplainError(Exception):
@@ -113,6 +111,9 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
             schemas_dir: Path | None = None) -> Explanation:
     resolved = resolve_inputs(inputs)
     model, notes = _model(inputs, schemas_dir)
+    # a secret's spec is shown by its metadata only (configplane.redaction.SPEC_METADATA),
+    # judged by the detector of the inputs' own project
+    specs = Redactor(detector=detector_for(inputs.project_dir or None))
     services = resolved.value.get("services") or {}
     if not isinstance(services, Mapping) or service not in services:
         known = ", ".join(sorted(services)) if isinstance(services, Mapping) else ""
@@ -153,7 +154,7 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
             for rel, leaf in leaves(subtree).items()
         ]
     if secret:
-        entries = [_redact_entry(e) for e in entries]
+        entries = [_redact_entry(e, specs) for e in entries]
 
     explanation = Explanation(inputs.stack, service, path, tenant, secret, value, entries,
                               notes=notes)
@@ -173,13 +174,13 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
         if found is _ABSENT:
             pass  # deleted: nothing to show but who deleted it
         elif len(parts) == 1:  # the whole `secrets` mapping: each spec by its metadata
-            explanation.value = ({k: _SPECS.spec(v) for k, v in found.items()}
+            explanation.value = ({k: specs.spec(v) for k, v in found.items()}
                                  if isinstance(found, Mapping) else SECRET)
         elif len(parts) == 2:
-            explanation.spec = _redact_spec(spec) if isinstance(spec, Mapping) else None
+            explanation.spec = specs.spec(spec) if isinstance(spec, Mapping) else None
             explanation.value = SECRET
         else:
-            explanation.value = _redact_spec_value(parts[2:], found)
+            explanation.value = specs.spec(found, tuple(parts[2:]))
     elif parts[0] == "config" and len(parts) >= 2 and plan is not None:
         configmap = plan.tenants[tenant] if tenant else plan.config
         key = path.split(".", 1)[1]
@@ -339,21 +340,13 @@ def _tenant_entry(resolved: Resolved, files: list[str], service: str, tenant: st
                  [s for s in base + own if s is not winner])
 
 
-def _redact_spec_value(rel: list[str], value: Any) -> Any:
-    return _SPECS.spec(value, tuple(rel))
-
-
-def _redact_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    return _SPECS.spec(spec)
-
-
-def _redact_entry(entry: Entry) -> Entry:
+def _redact_entry(entry: Entry, specs: Redactor) -> Entry:
     """Every value an entry under `secrets` shows, by the spec's metadata only (a spec pasted
     as a string is the secret itself)."""
     rel = tuple(entry.path.split(".")[2:])  # drop secrets.<name>
 
     def view(value: Any) -> Any:
-        return None if value is None else _SPECS.spec(value, rel)
+        return None if value is None else specs.spec(value, rel)
 
     def hide(step: Step | None) -> Step | None:
         return None if step is None else Step(step.layer, step.file, step.path, view(step.value),

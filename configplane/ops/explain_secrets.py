@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from configplane import ownership
 from configplane.inputs import NAMESPACE, StackInputs
 from configplane.model import (
     DATABASE_FIELDS,
@@ -76,10 +75,11 @@ def delivered_path(view: Mapping[str, Any], key: str) -> str | None:
 
 def secret_delivery(plan: ServiceModel, name: str) -> dict[str, Any]:
     spec = plan.spec.secrets[name]
-    if spec.source == "dynamic" and spec.dynamic is not None:
-        return {"secret_name": ownership.dynamic_secret_name(plan.name, name),
-                "key": f"{name} (login name in {spec.dynamic.username_key})",
-                "stored_in": f"vault database engine, role {ownership.database_role_name(plan.name, name)}"}
+    dynamic = next((d for d in plan.dynamic if d.key == name), None)  # the model's, as built
+    if dynamic is not None:
+        return {"secret_name": dynamic.secret_name,
+                "key": f"{name} (login name in {dynamic.username_key})",
+                "stored_in": f"vault database engine, role {dynamic.role_name}"}
     if spec.store == "vault":
         stored = f"vault {plan.vault_mount}/{spec.ref or f'{plan.vault_path}#{name}'}"
     else:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from configplane.contract import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
     ENVIRONMENT_LABEL,
     FLAGS_SCHEMA,
     GENERATION_OF_LABEL,
@@ -29,12 +31,13 @@ from configplane.contract import (
     HASH_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    MAX_NAME_LENGTH,
     SCHEMA_ANNOTATION,
     SERVICE_LABEL,
 )
 from configplane.hashing import configmap_hash
 
-HASH_PATTERN = re.compile(r"^[a-z0-9]{10}$")  # configmap_hash's 10-character suffix
+HASH_PATTERN = re.compile(r"[a-z0-9]{10}")  # configmap_hash's suffix: fullmatch only
 LISTING_COMMAND = (
     f"kubectl get configmaps -A -l {MANAGED_BY_LABEL}={MANAGED_BY} -o json"
 )
@@ -46,6 +49,17 @@ WORKLOADS_COMMAND = (
 
 class ListingError(Exception):
     """A kubectl document that cannot be used: the message names the file, key path and fix."""
+
+
+def is_object_name(value: object) -> bool:
+    """A Kubernetes object name (RFC 1123 subdomain), matched whole: what may reach a command."""
+    return (isinstance(value, str) and len(value) <= MAX_NAME_LENGTH
+            and re.fullmatch(DNS_SUBDOMAIN, value) is not None)
+
+
+def is_namespace(value: object) -> bool:
+    """A Kubernetes namespace name (RFC 1123 label), matched whole."""
+    return isinstance(value, str) and len(value) <= 63 and re.fullmatch(DNS_LABEL, value) is not None
 
 
 @dataclass(frozen=True)
@@ -138,10 +152,18 @@ def parse_configmaps(text: str, source: str) -> list[Generation]:
         config_hash = annotations.get(HASH_ANNOTATION) or labels.get(HASH_LABEL)
         if (labels.get(MANAGED_BY_LABEL) != MANAGED_BY or not isinstance(config_hash, str)
                 or annotations.get(SCHEMA_ANNOTATION) == FLAGS_SCHEMA
-                or not name.endswith(f"-{config_hash}") or not HASH_PATTERN.match(config_hash)):
+                or not name.endswith(f"-{config_hash}") or not HASH_PATTERN.fullmatch(config_hash)):
             continue  # not a content-hashed config generation
         created = _require_str(meta, "creationTimestamp", at, source, fix)
         base = labels.get(GENERATION_OF_LABEL) or name[: -len(config_hash) - 1]
+        # what reaches a printed command is checked whole: no API server lists other names
+        if not is_object_name(name) or not is_object_name(base) or name != f"{base}-{config_hash}":
+            raise ListingError(f"{source}: {at}.name: not the Kubernetes name of a config "
+                               f"generation (`<ConfigMap>-<hash>`, RFC 1123, the "
+                               f"{GENERATION_OF_LABEL} label's value before the hash). Fix: {fix}")
+        if not is_namespace(namespace):
+            raise ListingError(f"{source}: {at}.namespace: not a Kubernetes namespace name "
+                               f"(RFC 1123 label). Fix: {fix}")
         generations.append(Generation(
             namespace=namespace, name=name, base=base, hash=config_hash,
             service=str(labels.get(SERVICE_LABEL, "")),

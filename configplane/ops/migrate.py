@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from configplane import ownership
 from configplane.inputs import (
     CATALOG_DIR,
     DEFAULTS_FILE,
@@ -32,6 +33,7 @@ from configplane.inputs import (
     YamlError,
     load_text,
 )
+from configplane.projectfiles import ProjectFileError, Writer, is_file, read_text, shown
 
 DEFAULTS_TEMPLATE = """\
 # Fleet-wide settings of the service catalog (docs/catalog.md).
@@ -53,11 +55,10 @@ class Migration:
     unchanged: list[str] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
 
-    def apply(self, project_dir: Path) -> None:
-        for rel, text in self.writes.items():
-            path = project_dir / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+    def apply(self, writer: Writer) -> list[str]:
+        """Every file or none: the Pulumi files lose their services only when every catalog
+        file that receives them is written (one atomic change)."""
+        return writer.commit(self.writes)
 
 
 def _load(text: str, name: str) -> Any:
@@ -116,17 +117,32 @@ def _without(lines: list[str], starts: list[int]) -> str:
     return "".join(t for i, t in enumerate(lines) if i not in drop)
 
 
+def _read(project_dir: Path, rel: str) -> str:
+    try:
+        return read_text(project_dir, rel)
+    except ProjectFileError as exc:
+        raise MigrationError(str(exc)) from None
+
+
+def _service_dir(name: object, file: str) -> str:
+    """A legacy service's name as a directory under services/: an RFC 1123 label, whole."""
+    if not isinstance(name, str) or not ownership.is_service_name(name):
+        raise MigrationError(f"{file}: service name `{shown(str(name))}` cannot name a directory "
+                             f"under {CATALOG_DIR}/ (an RFC 1123 label: lowercase letters, "
+                             "digits, '-'). Fix: rename the service in the config first.")
+    return name
+
+
 def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
     project_dir = Path(project_dir)
     migration = Migration()
-    project_path = project_dir / PROJECT_FILE
-    if not project_path.is_file():
+    if not is_file(project_dir, PROJECT_FILE):
         raise MigrationError(f"{PROJECT_FILE}: not found in {project_dir.resolve()}. Fix: run "
                              "in the project directory or pass --project-dir.")
     stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
     moved: dict[str, str] = {}  # catalog file -> text
 
-    project_text = project_path.read_text()
+    project_text = _read(project_dir, PROJECT_FILE)
     project_lines = project_text.splitlines(keepends=True)
     loaded = _load(project_text, PROJECT_FILE)
     config = (loaded.document or {}).get("config") or {}
@@ -146,7 +162,7 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
         prefix = ("config", defaults_key, *(("value",) if value is not spec else ()), "services")
         for name in sorted(base):
             line = loaded.lines[(*prefix, name)]
-            moved[f"{CATALOG_DIR}/{name}/{SERVICE_FILE}"] = _subtree_text(
+            moved[f"{CATALOG_DIR}/{_service_dir(name, PROJECT_FILE)}/{SERVICE_FILE}"] = _subtree_text(
                 project_lines, line - 1, base[name], f"{name}/{SERVICE_FILE}")
         remaining = {k: v for k, v in value.items() if k != "services"}
         if remaining:
@@ -161,7 +177,7 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
 
     for stack in stacks:
         name_of_file = f"Pulumi.{stack}.yaml"
-        text = (project_dir / name_of_file).read_text()
+        text = _read(project_dir, name_of_file)
         lines = text.splitlines(keepends=True)
         doc = _load(text, name_of_file)
         stack_config = (doc.document or {}).get("config") or {}
@@ -181,7 +197,7 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
                                  "names. Fix: correct it first.")
         for name in sorted(services or {}):
             line = doc.lines[("config", key, name)]
-            moved[f"{CATALOG_DIR}/{name}/{stack}.yaml"] = _subtree_text(
+            moved[f"{CATALOG_DIR}/{_service_dir(name, name_of_file)}/{stack}.yaml"] = _subtree_text(
                 lines, line - 1, services[name], f"{name}/{stack}.yaml")
         new = _without(lines, [doc.lines[("config", key)] - 1])
         _check_same(new, doc.document, name_of_file,
@@ -193,13 +209,12 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
         name = rel.split("/")[1]
         if name not in migration.services:
             migration.services.append(name)
-    if not (project_dir / DEFAULTS_FILE).is_file():
+    if not is_file(project_dir, DEFAULTS_FILE):
         moved[DEFAULTS_FILE] = DEFAULTS_TEMPLATE
     conflicts = []
     for rel in sorted(moved):
-        path = project_dir / rel
-        if path.is_file():
-            if path.read_text() == moved[rel]:
+        if is_file(project_dir, rel):
+            if _read(project_dir, rel) == moved[rel]:
                 migration.unchanged.append(rel)
                 continue
             if not overwrite:

@@ -22,6 +22,7 @@ from configplane.inputs import (
     load,
     read_fleet_defaults,
 )
+from configplane.projectfiles import ProjectFileError, is_file, shown
 
 CODEOWNERS = ".github/CODEOWNERS"
 PLATFORM_PATHS = ownership.PLATFORM_PATHS  # what the platform owns (configplane/ownership.py)
@@ -35,15 +36,14 @@ class OwnersError(Exception):
 
 def service_owners(project_dir: Path, name: str, fleet_default: list[str]) -> list[str]:
     display = ownership.service_directory(name) + SERVICE_FILE
-    path = project_dir / display
-    if not path.is_file():
+    if not is_file(project_dir, display):
         return list(fleet_default)
     try:
-        document = load(path, display).document or {}
+        document = load(project_dir, display).document or {}
     except YamlError as exc:
         raise OwnersError(str(exc)) from None
     owners = document.get("owners", fleet_default) if isinstance(document, dict) else fleet_default
-    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.match(o)
+    if not isinstance(owners, list) or not all(isinstance(o, str) and OWNER.fullmatch(o)
                                                for o in owners):
         raise OwnersError(f"{display}: owners must be a list of GitHub users or teams "
                           "(`@org/team`, `@user`) or e-mail addresses. Fix: correct it.")
@@ -64,11 +64,15 @@ def codeowners(project_dir: Path) -> str:
     lines = [HEADER, "\n# Platform: the project, stack config, pack, components, schemas\n"]
     lines += [f"{p} {platform}\n" for p in PLATFORM_PATHS]
     lines.append("\n# Services: each team reviews its own directory\n")
-    for name in catalog_services(project_dir):
+    try:  # refuses a symlinked service directory and a name with a control character
+        names = catalog_services(project_dir)
+    except ProjectFileError as exc:
+        raise OwnersError(str(exc)) from None
+    for name in names:
         if not ownership.is_service_name(name):  # whole-name match: no newline, no glob
-            raise OwnersError(f"{ownership.CATALOG_DIR}/: a directory is not named like a "
-                              "service (an RFC 1123 label: lowercase letters, digits, '-'), so "
-                              "no owner can be given for it. Fix: rename or remove it.")
+            raise OwnersError(f"{ownership.CATALOG_DIR}/{shown(name)}/: a directory is not named "
+                              "like a service (an RFC 1123 label: lowercase letters, digits, "
+                              "'-'), so no owner can be given for it. Fix: rename or remove it.")
         owners = service_owners(project_dir, name, list(default)) or list(fleet.owners)
         lines.append(f"/{ownership.service_directory(name)} {' '.join(owners)}\n")
     return "".join(lines)

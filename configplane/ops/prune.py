@@ -26,13 +26,16 @@ class PruneDecision:
 
 def prune_decisions(generations: Iterable[Generation], current: Mapping[tuple[str, str], str],
                     keep: int, used: set[tuple[str, str]] = frozenset()) -> list[PruneDecision]:
-    """Per ConfigMap (namespace, base name): keep the current generation, the `keep` newest and
-    any a workload still uses; everything older goes. Newest first within each group."""
+    """Per ConfigMap the stack declares (`current`: (namespace, base name) -> its hash): keep
+    the current generation, the `keep` newest and any a workload still uses; everything older
+    goes. Generations of anything else (another stack's, a namespace the stack does not own)
+    are not the stack's to decide: they are left out. Newest first within each group."""
     if keep < 1:
         raise ValueError("keep must be at least 1")
     groups: dict[tuple[str, str], list[Generation]] = {}
     for g in generations:
-        groups.setdefault(g.group, []).append(g)
+        if g.group in current:
+            groups.setdefault(g.group, []).append(g)
     decisions = []
     for group in sorted(groups):
         for rank, g in enumerate(newest_first(groups[group])):
@@ -47,5 +50,6 @@ def prune_decisions(generations: Iterable[Generation], current: Mapping[tuple[st
     return decisions
 
 
-def delete_command(g: Generation) -> str:
-    return f"kubectl delete configmap {g.name} -n {g.namespace}"
+def delete_command(g: Generation) -> list[str]:
+    """The argv that deletes one generation (print it with shlex.join)."""
+    return ["kubectl", "delete", "configmap", g.name, "-n", g.namespace]

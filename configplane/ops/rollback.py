@@ -21,8 +21,10 @@ from configplane.ops.generations import (
     ConfigMapRef,
     Generation,
     configmap_refs,
+    is_object_name,
     newest_first,
 )
+from configplane.projectfiles import shown
 
 ROLLOUT_KINDS = {"Deployment": "deployment", "StatefulSet": "statefulset",
                  "DaemonSet": "daemonset"}
@@ -108,9 +110,8 @@ def rollback_commands(generations: list[Generation], *, base: str, namespace: st
                                 f"`kubectl get deployment/{service} -n {namespace} -o json "
                                 f"> {service}.json` and add --workload {service}.json.")
         wl = Workload("deployment", service, namespace)
-        result["workload"] = wl.ref
         result["method"] = "rollout-undo"
-        result["commands"] = [f"kubectl rollout undo {wl.ref} -n {namespace}"]
+        argv = [["kubectl", "rollout", "undo", wl.ref, "-n", namespace]]
         result["caveat"] = ("`rollout undo` restores the previous pod template; when the last "
                             "rollout was not this config change (an image bump), run with "
                             "--workload for an exact patch instead.")
@@ -118,22 +119,28 @@ def rollback_commands(generations: list[Generation], *, base: str, namespace: st
         wl = target_wl
         patch = [{"op": "replace", "path": r.pointer, "value": target.name} for r in refs]
         patch += _checksum_ops(workload, target.hash)
-        text = json.dumps(patch, separators=(",", ":"))
-        cause = f"configplane rollback {base} to {target.hash}"
-        result["workload"] = wl.ref
         result["method"] = "patch"
         result["patch"] = patch
-        result["commands"] = [
-            f"kubectl patch {wl.ref} -n {namespace} --type=json -p {shlex.quote(text)}",
-            f"kubectl annotate {wl.ref} -n {namespace} --overwrite "
-            f"{CHANGE_CAUSE_ANNOTATION}={shlex.quote(cause)}",
+        cause = f"configplane rollback {base} to {target.hash}"
+        argv = [
+            ["kubectl", "patch", wl.ref, "-n", namespace, "--type=json",
+             "-p", json.dumps(patch, separators=(",", ":"))],
+            ["kubectl", "annotate", wl.ref, "-n", namespace, "--overwrite",
+             f"{CHANGE_CAUSE_ANNOTATION}={cause}"],
         ]
-    result["verify"] = [
-        f"kubectl rollout status {wl.ref} -n {namespace} --timeout=120s",
-        f"kubectl get {wl.ref} -n {namespace} -o "
-        "jsonpath='{.spec.template.metadata.annotations.checksum/config}'"
-        f"  # prints {target.hash}",
+    verify = [
+        ["kubectl", "rollout", "status", wl.ref, "-n", namespace, "--timeout=120s"],
+        ["kubectl", "get", wl.ref, "-n", namespace, "-o",
+         "jsonpath={.spec.template.metadata.annotations.checksum/config}"],
     ]
+    # Commands are argv lists (for tools) and the same joined for a shell: every name in
+    # them was checked whole (is_object_name, the model's namespace, a listed hash).
+    result["workload"] = wl.ref
+    result["argv"] = argv
+    result["commands"] = [shlex.join(a) for a in argv]
+    result["verify_argv"] = verify
+    result["verify"] = [shlex.join(a) for a in verify]
+    result["verify_prints"] = target.hash  # what the second verify command prints
     return result
 
 
@@ -146,8 +153,11 @@ def _workload_refs(workload: Mapping[str, Any], base: str, namespace: str,
                             f"a Deployment, StatefulSet or DaemonSet. Fix: `kubectl get "
                             f"deployment/<name> -n {namespace} -o json`.")
     wl = Workload(ROLLOUT_KINDS[kind], str(meta.get("name")), str(meta.get("namespace", "")))
+    if not is_object_name(wl.name):
+        raise RollbackError("--workload: metadata.name is not a Kubernetes object name (RFC "
+                            f"1123). Fix: `kubectl get deployment/<name> -n {namespace} -o json`.")
     if wl.namespace != namespace:
-        raise RollbackError(f"--workload {wl.ref} is in namespace {wl.namespace or '(none)'}, "
+        raise RollbackError(f"--workload {wl.ref} is in namespace {shown(wl.namespace) or '(none)'}, "
                             f"the service's config is in {namespace}. Fix: pass the service's "
                             "workload.")
     names = {g.name for g in group}
@@ -160,7 +170,7 @@ def _workload_refs(workload: Mapping[str, Any], base: str, namespace: str,
 
 
 def _looks_like_generation(name: str, base: str) -> bool:
-    return name.startswith(f"{base}-") and bool(HASH_PATTERN.match(name[len(base) + 1:]))
+    return name.startswith(f"{base}-") and bool(HASH_PATTERN.fullmatch(name[len(base) + 1:]))
 
 
 def _checksum_ops(workload: Mapping[str, Any], config_hash: str) -> list[dict[str, Any]]:

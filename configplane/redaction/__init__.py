@@ -1,6 +1,6 @@
 """The one redaction boundary: the redactor, the inventory of a stack's secrets, the pack's detector."""
 
-from configplane.redaction.detector import load_detector, use_project_dir
+from configplane.redaction.detector import Detector, detector_for, load_detector
 from configplane.redaction.redactor import (
     HIDDEN,
     MIN_SECRET_LEN,
@@ -15,12 +15,15 @@ from configplane.redaction.redactor import (
     is_name_slot,
     is_secret_wrapper,
     marked_strings,
+    plaintext_rules,
     stack_secrets,
     url_userinfo,
 )
 
 __all__ = [
     "detect",
+    "Detector",
+    "detector_for",
     "file_secrets",
     "HIDDEN",
     "is_name_slot",
@@ -28,6 +31,7 @@ __all__ = [
     "load_detector",
     "marked_strings",
     "MIN_SECRET_LEN",
+    "plaintext_rules",
     "PROVIDER_CREDENTIALS",
     "REDACTED",
     "Redactor",
@@ -36,5 +40,4 @@ __all__ = [
     "SPEC_METADATA",
     "stack_secrets",
     "url_userinfo",
-    "use_project_dir",
 ]

@@ -1,41 +1,87 @@
-"""Access to the CrossGuard pack's own modules, so the CLI uses exactly what the pack uses."""
+"""The CrossGuard pack's plaintext-secret detector, so the CLI judges exactly as the pack does.
+
+Which pack is the project's: a run names its project directory (configplane.inputs.RunContext)
+and gets that project's detector from `detector_for`; nothing here remembers a project.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-from functools import cache
+from collections.abc import Mapping
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 SOURCE_PACK_DIR = Path(__file__).resolve().parents[2] / "policies"  # a source checkout
-_project_dir: Path | None = None
+SCAN_CACHE = 65536  # (key, value) verdicts kept per detector: config values repeat a lot
 
 
-def use_project_dir(project_dir: Path) -> None:
-    """The project the command works on (`--project-dir`): its `policies/` is the pack."""
-    global _project_dir
-    _project_dir = Path(project_dir)
-
-
-def pack_dir() -> Path:
+def pack_dir(project_dir: Path | None = None) -> Path:
     """The pack beside the project (`--project-dir`, else the working directory), else the
     source checkout this package runs from. An installed wheel has no pack of its own: the
     pack is the project's, as the Pulumi CLI runs it."""
-    candidates = [p / "policies" for p in (_project_dir, Path.cwd()) if p is not None]
+    candidates = [p / "policies" for p in (project_dir, Path.cwd()) if p is not None]
     for candidate in [*candidates, SOURCE_PACK_DIR]:
         if (candidate / "secret_detector.py").is_file():
             return candidate
     return candidates[0] if candidates else SOURCE_PACK_DIR
 
 
-def load_detector() -> ModuleType:
-    """The pack's plaintext-secret detector (policies/secret_detector.py), loaded once per pack."""
-    return _load_detector(pack_dir())
+class Detector:
+    """One pack's detector (policies/secret_detector.py) with its verdicts cached: what a run
+    judges plaintext secrets with. The module is loaded when first used (a command that judges
+    nothing runs without a pack); its own API (`scan`, `scan_many`, `explain`) is reachable
+    on the detector as on the module."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._module: ModuleType | None = None
+        self._verdict = lru_cache(maxsize=SCAN_CACHE)(self._judge)
+
+    @property
+    def module(self) -> ModuleType:
+        if self._module is None:
+            self._module = _load_module(self.directory)
+        return self._module
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.module, name)
+
+    def _judge(self, key: str, value: str) -> tuple[bool, tuple[str, ...]]:
+        found = self.module.scan(key, value)
+        return bool(found.secret), tuple(found.rules)
+
+    def rules(self, key: str, value: Any) -> tuple[str, ...]:
+        """The rules that fire on this key/value pair (empty: not a secret)."""
+        if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
+            return ()
+        text = value if isinstance(value, str) else str(value)
+        if not text.strip() or len(text) > 65536:
+            return ()
+        secret, rules = self._verdict(str(key), text)
+        return rules if secret else ()
+
+
+def detector_for(project_dir: Path | str | None = None) -> Detector:
+    """The detector of the project's pack (see `pack_dir`); one per pack directory."""
+    return _detector(pack_dir(Path(project_dir) if project_dir is not None else None).resolve())
+
+
+def load_detector(project_dir: Path | None = None) -> ModuleType:
+    """The pack's detector module itself (policies/secret_detector.py), loaded once per pack."""
+    return detector_for(project_dir).module
 
 
 @cache
-def _load_detector(directory: Path) -> ModuleType:
+def _detector(directory: Path) -> Detector:
+    return Detector(directory)
+
+
+def _load_module(directory: Path) -> ModuleType:
     """The pack directory is not a package (the Pulumi CLI runs it as its working directory),
     so the module is imported by file location under a private name."""
     name = "_configplane_pack_secret_detector"

@@ -23,11 +23,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from configplane.contract import REDACTED
+from configplane.projectfiles import ProjectFileError, read_bytes
+from configplane.redaction.detector import Detector, detector_for
 
 HIDDEN = "[not shown: unknown field]"
 # The engine's wire format for a secret value (pulumi.runtime.rpc; a test pins both).
@@ -100,23 +101,10 @@ def marked_strings(value: Any, path: str = "", marked: bool = False
         yield path, value, marked
 
 
-@lru_cache(maxsize=65536)
-def _scan(key: str, value: str) -> tuple[bool, tuple[str, ...]]:
-    from configplane.redaction.detector import load_detector  # the pack's own detector, loaded once
-
-    found = load_detector().scan(key, value)
-    return bool(found.secret), tuple(found.rules)
-
-
-def detect(key: str, value: Any) -> tuple[str, ...]:
-    """The detector's rules that fire on this key/value pair (empty: not a secret)."""
-    if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
-        return ()
-    text = value if isinstance(value, str) else str(value)
-    if not text.strip() or len(text) > 65536:
-        return ()
-    secret, rules = _scan(str(key), text)
-    return rules if secret else ()
+def detect(key: str, value: Any, detector: Detector | None = None) -> tuple[str, ...]:
+    """The detector's rules that fire on this key/value pair (empty: not a secret).
+    `detector`: the run's (the project's pack); None, the pack `detector_for()` finds."""
+    return (detector or detector_for()).rules(key, value)
 
 
 def spec_metadata(rel: tuple[str, ...] | list[str]) -> bool:
@@ -135,11 +123,19 @@ def spec_metadata(rel: tuple[str, ...] | list[str]) -> bool:
 class Redactor:
     """Knows the secret values of one command's inputs and keeps them out of its outputs."""
 
-    def __init__(self, values: Iterable[Any] = ()) -> None:
+    def __init__(self, values: Iterable[Any] = (), detector: Detector | None = None) -> None:
+        self._detector = detector  # the run's (its project's pack); loaded when first needed
         self._values: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._dirty = False
         self.add(*values)
+
+    @property
+    def detector(self) -> Detector:
+        """The run's detector; None given: the pack `detector_for()` finds."""
+        if self._detector is None:
+            self._detector = detector_for()
+        return self._detector
 
     # --- what is secret ---------------------------------------------------------------
 
@@ -175,7 +171,7 @@ class Redactor:
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, str | int | float):
-            if self.knows(value) or (not is_name_slot(key) and detect(key, value)):
+            if self.knows(value) or (not is_name_slot(key) and self.detector.rules(key, value)):
                 return REDACTED
             return self.text(value) if isinstance(value, str) else value
         return self.tree(value, key)
@@ -242,13 +238,15 @@ def _strings_of(value: Any) -> list[str]:
 # --- what a stack holds that is secret ---------------------------------------------------
 
 
-def stack_secrets(inputs: Any) -> set[str]:
+def stack_secrets(inputs: Any, detector: Detector | None = None) -> set[str]:
     """Every secret value in a stack's inputs (configplane.inputs.stackfiles.StackInputs): secret
     specs' non-metadata, secret-declared and credential keys' values, plaintext under
-    `secure:`, and every value the detector flags in any layer (overridden ones included)."""
+    `secure:`, and every value the detector flags in any layer (overridden ones included).
+    `detector`: None, the pack of the inputs' own project."""
+    detector = detector or detector_for(getattr(inputs, "project_dir", None) or None)
     found: set[str] = set()
     for document in (inputs.defaults, inputs.environment):
-        found |= document_secrets(document)
+        found |= document_secrets(document, detector=detector)
     declarations = getattr(inputs, "declarations", {}) or {}
     for key, value in (getattr(inputs, "values", {}) or {}).items():
         declared = declarations.get(key)
@@ -257,42 +255,44 @@ def stack_secrets(inputs: Any) -> set[str]:
         if key in PROVIDER_CREDENTIALS or (declared is not None and declared.secret):
             found.update(_strings_of(value.value))
         elif not isinstance(value.value, Mapping | list):
-            if detect(key.rsplit(":", 1)[-1], value.value):
+            if detector.rules(key.rsplit(":", 1)[-1], value.value):
                 found.update(_strings_of(value.value))
         else:
-            found |= document_secrets({key.rsplit(":", 1)[-1]: value.value})
+            found |= document_secrets({key.rsplit(":", 1)[-1]: value.value}, detector=detector)
     for key, value in (getattr(inputs, "project_values", {}) or {}).items():
         declared = declarations.get(key)
         if key in PROVIDER_CREDENTIALS or (declared is not None and declared.secret):
             found.update(_strings_of(value))
         elif isinstance(value, Mapping | list):
-            found |= document_secrets({key.rsplit(":", 1)[-1]: value})
-        elif detect(key.rsplit(":", 1)[-1], value):
+            found |= document_secrets({key.rsplit(":", 1)[-1]: value}, detector=detector)
+        elif detector.rules(key.rsplit(":", 1)[-1], value):
             found.update(_strings_of(value))
     for value in (getattr(inputs, "secure_raw", {}) or {}).values():
         found.update(_strings_of(value))  # plaintext pasted under `secure:` (or ciphertext)
     for layers in (getattr(inputs, "service_layers", {}) or {}).values():
         for layer in layers:  # the catalog's files (services/), each layer {name: document}
-            found |= document_secrets({"services": layer.document})
+            found |= document_secrets({"services": layer.document}, detector=detector)
     return found
 
 
-def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = ()) -> set[str]:
+def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = (),
+                     detector: Detector | None = None) -> set[str]:
     """Secret values in a configuration document (a layer or the merged stack document)."""
+    detector = detector or detector_for()
     found: set[str] = set()
     if isinstance(document, Mapping):
         for k, v in document.items():
             k = str(k)
             sub = (*path, k)
             if len(sub) == 4 and sub[0] == "services" and sub[2] == "secrets":
-                found |= _spec_secrets(v, ())
+                found |= _spec_secrets(v, (), detector)
             else:
-                found |= document_secrets(v, k, sub)
+                found |= document_secrets(v, k, sub, detector)
     elif isinstance(document, list):
         for item in document:
-            found |= document_secrets(item, key, path)
+            found |= document_secrets(item, key, path, detector)
     elif document is not None and not isinstance(document, bool):
-        if (not is_name_slot(key) and detect(key, document)) or url_userinfo(document):
+        if (not is_name_slot(key) and detector.rules(key, document)) or url_userinfo(document):
             found.update(_strings_of(document))
             info = url_userinfo(document)
             if info:
@@ -300,19 +300,19 @@ def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = ()) -
     return found
 
 
-def _spec_secrets(spec: Any, rel: tuple[str, ...]) -> set[str]:
+def _spec_secrets(spec: Any, rel: tuple[str, ...], detector: Detector) -> set[str]:
     if not spec_metadata(rel) or (rel and rel[0] not in SPEC_METADATA and
                                   isinstance(spec, Mapping | list)):
         return set(_strings_of(spec))
     if isinstance(spec, Mapping):
-        return {s for k, v in spec.items() for s in _spec_secrets(v, (*rel, str(k)))}
+        return {s for k, v in spec.items() for s in _spec_secrets(v, (*rel, str(k)), detector)}
     if not rel:
         return set(_strings_of(spec))  # a spec pasted as a string: the value itself
     if isinstance(spec, list):
         if len(rel) >= 2 and rel[0] in SPEC_METADATA:  # metadata lists (dynamic.grants)
-            return {s for item in spec for s in _spec_secrets(item, rel)}
+            return {s for item in spec for s in _spec_secrets(item, rel, detector)}
         return set(_strings_of(spec))
-    if (not is_name_slot(rel[-1]) and detect(rel[-1], spec)) or url_userinfo(spec):
+    if (not is_name_slot(rel[-1]) and detector.rules(rel[-1], spec)) or url_userinfo(spec):
         return set(_strings_of(spec))
     return set()
 
@@ -325,17 +325,32 @@ def url_userinfo(value: Any) -> str | None:
     return m.group(1) if m and m.group(1) else None
 
 
-def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = ()) -> set[str]:
+def plaintext_rules(key: str, value: Any, detector: Detector | None = None) -> tuple[str, ...]:
+    """Why a plain value in the slot `key` is a credential (the detector's rules, and
+    `url-userinfo` for an address with `user:password@`); empty when it may stay plain. The
+    one decision: `validate` refuses such a value in config, `import` makes it a secret.
+    `detector`: the run's (the project's pack); None, the pack `detector_for()` finds."""
+    if is_name_slot(key):
+        return ()
+    rules = detect(key, value, detector)
+    return (*rules, "url-userinfo") if url_userinfo(value) else rules
+
+
+def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = (),
+                 detector: Detector | None = None) -> set[str]:
     """Secret values found line by line in files, for when they cannot be parsed (a YAML
     syntax error's message may quote the line): every `key: value` the detector flags, every
     value of a `secure:` or credential key."""
+    detector = detector or detector_for()
     found: set[str] = set()
     declared = set(secret_keys) | {k.split(":", 1)[-1] for k in secret_keys}
     for path in paths:
-        try:
-            text = Path(path).read_bytes()[: 8 * 1024 * 1024].decode("utf-8", errors="replace")
-        except OSError:
+        path = Path(path)
+        try:  # the project's own door: contained, size before read (a sparse 3 GiB file)
+            data = read_bytes(path.parent, path.name)
+        except (OSError, ProjectFileError):
             continue
+        text = data.decode("utf-8", errors="replace")
         previous_key = ""
         for line in text.splitlines():
             m = _LINE.match(line)
@@ -352,7 +367,7 @@ def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = ()) -> set[
             secret_slot = (key in PROVIDER_CREDENTIALS or key in declared
                            or previous_key in PROVIDER_CREDENTIALS
                            or (previous_key in declared and key in ("value", "default")))
-            if (key == "secure" or secret_slot or detect(key.rsplit(":", 1)[-1], bare)
+            if (key == "secure" or secret_slot or detector.rules(key.rsplit(":", 1)[-1], bare)
                     or url_userinfo(bare)):
                 found.add(bare)
                 if url_userinfo(bare):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from configplane.inputs import PROJECT_FILE, StackFileError, read_inputs, stack_file_name
 from configplane.model import InvalidStack, Issue, StackModel
+from configplane.projectfiles import ProjectFileError, read_bytes
 from configplane.validation.pipeline import load_stack
 
 
@@ -33,11 +34,11 @@ def undecodable(project_dir: Path, stack: str, exc: UnicodeDecodeError) -> Issue
     """The file that is not UTF-8 (the loader only says that one is not)."""
     for name in (PROJECT_FILE, stack_file_name(stack)):
         try:
-            (project_dir / name).read_bytes().decode("utf-8")
+            read_bytes(project_dir, name).decode("utf-8")
         except UnicodeDecodeError as found:
             exc = found
             break
-        except OSError:
+        except (OSError, ProjectFileError):
             continue
     else:
         name = stack_file_name(stack)

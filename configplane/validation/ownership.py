@@ -20,21 +20,32 @@ Each problem is (key path, file, message, line); messages name the owner, never 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from configplane import ownership
 from configplane.inputs import NAMESPACE, dotted
-from configplane.model import rotated_secrets
+from configplane.model import rotated_secrets, service_namespace
 
 Problem = tuple[str, str, str, int | None]
 Where = Callable[[Iterable[Any]], str]
 Line = Callable[[Iterable[Any]], int | None]
 
 
-def ownership_problems(document: Any, services: Mapping[str, Any], where: Where,
-                       line: Line) -> list[Problem]:
-    """Every ownership problem of a typed document (`services`: name -> ServiceModel)."""
+class _Service(NamedTuple):
+    """What ownership reads of a service before its model is built (the builder runs on a
+    valid stack only): its spec, its namespace, and whether it has flags."""
+
+    spec: Any
+    namespace: str
+    flags: Mapping[str, Any] | None
+
+
+def ownership_problems(document: Any, where: Where, line: Line) -> list[Problem]:
+    """Every ownership problem of a typed document."""
     problems: list[Problem] = []
+    env = document.platform.environment
+    services = {name: _Service(svc, service_namespace(name, svc, env), svc.flags or None)
+                for name, svc in document.services.items()}
 
     def fail(path: list[str], message: str) -> None:
         problems.append((dotted(path), where(path), message, line(path)))

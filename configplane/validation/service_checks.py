@@ -1,6 +1,7 @@
 """The checks of a stack that need more than its JSON Schema: per service (names, delivery,
 config against the app schema, tenants, flags, secrets and rotation), the platform's names and
-the credentials. Each problem is an Issue with its key path and the file that set it.
+the credentials. Each problem is an Issue with its key path and the file that set it; the
+checks build no model (configplane.model.builder does, once the stack is valid).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from configplane.model import (
     RenderedConfigMap,
     SecretSpec,
     Service,
-    ServiceModel,
     StackDocument,
     certificates,
     check_flags,
@@ -37,6 +37,8 @@ from configplane.model import (
     render_configmap,
     render_flags_configmap,
     service_delivered_keys,
+    service_namespace,
+    trust,
 )
 from configplane.schema_messages import error_path, program_message
 
@@ -58,6 +60,9 @@ class ServiceChecker:
         self.where = where
         self.line = line
         self.issues: list[Issue] = []
+        # each service's flags ConfigMap as checked (None: no flags, or invalid ones), for
+        # the stack's own checks (configplane.validation.stack_checks)
+        self.flags: dict[str, RenderedConfigMap | None] = {}
 
     def fail(self, path: list[str], message: str, file: str | None = None) -> None:
         self.issues.append(Issue(dotted(path), file or self.where(path), message,
@@ -71,11 +76,11 @@ class ServiceChecker:
                       "(`https://<host>/<path>`, no trailing newline or `/`). Fix: copy it from "
                       "`aws eks describe-cluster --query cluster.identity.oidc.issuer`.")
 
-    def check(self, name: str, svc: Service) -> ServiceModel:
+    def check(self, name: str, svc: Service) -> None:
         base = ["services", name]
         env = self.platform.environment
         self._check_label(base, name, "service name")
-        namespace = svc.namespace or ownership.default_namespace(name, env)
+        namespace = service_namespace(name, svc, env)
         self._check_label([*base, "namespace"], namespace, "namespace")
         for problem in ownership.name_length_problems(
                 env, name, aws=any(s.store == "aws" for s in svc.secrets.values()),
@@ -95,7 +100,7 @@ class ServiceChecker:
         config = render_configmap(ownership.configmap_base(name), svc.config)
         self._check_config([*base, "config"], svc.config, app_config, config)
 
-        tenants = {}
+        tenants = []
         overridable = set(app.schema.get(TENANT_KEYS, [])) if app else set()
         for tenant, spec in svc.tenants.items():
             path = [*base, "tenants", tenant]
@@ -111,7 +116,7 @@ class ServiceChecker:
             merged = apply_tenant(svc.config, spec.config)  # the layer tenant:<name>
             rendered = render_configmap(ownership.tenant_configmap_base(name, tenant), merged)
             self._check_config([*path, "config"], merged, app_config, rendered)
-            tenants[tenant] = rendered
+            tenants.append(rendered)
 
         flags = None
         if svc.flags:
@@ -120,6 +125,7 @@ class ServiceChecker:
                 self.fail([*base, "flags", *problem.path], problem.message)
             if not problems:
                 flags = render_flags_configmap(name, svc.flags)
+        self.flags[name] = flags
 
         for key, secret in svc.secrets.items():
             self._check_secret([*base, "secrets", key], name, key, secret)
@@ -129,28 +135,11 @@ class ServiceChecker:
                       "included. Fix: remove it and bump `secrets.<KEY>.version` of the secret "
                       "whose value changed.")
 
-        for cm in (config, flags, *tenants.values()):
+        for cm in (config, flags, *tenants):
             if cm and (len(cm.name) > 253 or not DNS_SUBDOMAIN.fullmatch(cm.name)):
                 self.fail(base, f"ConfigMap name {cm.name} is not an RFC 1123 subdomain "
                           "(<=253 chars). Fix: shorten the service or tenant name.")
 
-        labels = {
-            contract.SERVICE_LABEL: name,
-            contract.PART_OF_LABEL: self.platform.part_of,
-            contract.MANAGED_BY_LABEL: contract.MANAGED_BY,
-            contract.ENVIRONMENT_LABEL: env,
-        }
-        return ServiceModel(
-            name=name,
-            environment=env,
-            namespace=namespace,
-            spec=svc,
-            labels=labels,
-            config=config,
-            tenants=tenants,
-            flags=flags,
-            vault_mount=ownership.vault_mount(env, self.platform.vault.mount),
-        )
 
     def check_credentials(self, document: StackDocument) -> None:
         """Certificates (`tls`, platform.pki) and dynamic logins (platform.database)."""
@@ -161,6 +150,17 @@ class ServiceChecker:
         for name, conn in (database.connections if database else {}).items():
             path = ["platform", "database", "connections", name, "password_config_key"]
             self._check_secure_key(path, conn.password_config_key)
+        self.check_trust(document)
+
+    def check_trust(self, document: StackDocument) -> None:
+        """The CAs Vault is given (intermediate chain, API server, databases) and the
+        reviewer token of a Vault outside the cluster (configplane.model.trust)."""
+        for path, message in trust.problems(document.platform):
+            self.fail(path, message)
+        reviewer = document.platform.vault.token_reviewer_jwt_config_key
+        if reviewer is not None:
+            self._check_secure_key(["platform", "vault", "token_reviewer_jwt_config_key"],
+                                   reviewer)
 
     def _check_delivery(self, base: list[str], svc: Service, app: Any) -> None:
         """Each pod key comes from one place: config, or one secret (configplane.model.delivery)."""

@@ -16,9 +16,26 @@ from typing import Any
 
 from configplane.contract import MAX_CONFIGMAP_BYTES
 from configplane.inputs import NAMESPACE, StackInputs, dotted
-from configplane.model import rotated_secrets, rotation_problems
+from configplane.model import (
+    DATABASE_NETWORK,
+    ENVIRONMENT_NAME,
+    MASTER_SECRET_MISSING,
+    MASTER_SECRET_UNUSED,
+    SCHEDULE_CODES,
+    RenderedConfigMap,
+    rotated_secrets,
+    rotation_problems,
+)
 from configplane.ownership import secret_resource_name
-from configplane.redaction import PROVIDER_CREDENTIALS, SPEC_METADATA, detect, is_name_slot, url_userinfo
+from configplane.redaction import (
+    PROVIDER_CREDENTIALS,
+    SPEC_METADATA,
+    Detector,
+    detector_for,
+    is_name_slot,
+    plaintext_rules,
+    url_userinfo,
+)
 
 Problem = tuple[str, str, str]
 # The configplane:* keys a project or stack may set; anything else is a typo (or a secure key
@@ -38,14 +55,17 @@ def normalised_key(key: str) -> str:
 # --- inputs: the files as written ------------------------------------------------------
 
 
-def input_problems(inputs: StackInputs, layers: Iterable[Any] = ()) -> list[Problem]:
-    """Checks over the files as written (they need no valid document): run first, always."""
+def input_problems(inputs: StackInputs, layers: Iterable[Any] = (),
+                   detector: Detector | None = None) -> list[Problem]:
+    """Checks over the files as written (they need no valid document): run first, always.
+    `detector`: the run's; None, the pack of the inputs' own project."""
+    detector = detector or detector_for(inputs.project_dir or None)
     problems: list[Problem] = []
     for layer in layers:
-        problems += _plaintext_in_layer(layer.file, layer.document)
+        problems += _plaintext_in_layer(layer.file, layer.document, detector)
     problems += _secure_values(inputs)
     problems += _secret_declarations(inputs)
-    problems += _plain_config(inputs)
+    problems += _plain_config(inputs, detector)
     problems += _unknown_keys(inputs)
     return problems
 
@@ -91,7 +111,7 @@ def _secret_declarations(inputs: StackInputs) -> list[Problem]:
     ]
 
 
-def _plain_config(inputs: StackInputs) -> list[Problem]:
+def _plain_config(inputs: StackInputs, detector: Detector) -> list[Problem]:
     """Provider credentials and secret-looking values among the plain (non-secure) config."""
     problems = []
     layers = [(inputs.stack_file, {k: v.value for k, v in inputs.values.items()
@@ -108,7 +128,7 @@ def _plain_config(inputs: StackInputs) -> list[Problem]:
                                  f"`pulumi config set --secret {key} --stack {inputs.stack}` "
                                  f"(it is then encrypted in the stack file) {_ROTATE}."))
                 continue
-            for rel, rules in _flagged(key.rsplit(":", 1)[-1], value):
+            for rel, rules in _flagged(key.rsplit(":", 1)[-1], value, detector):
                 path = f"config.{key}" + (f".{rel}" if rel else "")
                 problems.append((path, file,
                                  f"looks like a plaintext credential ({', '.join(rules)}). Fix: "
@@ -117,15 +137,16 @@ def _plain_config(inputs: StackInputs) -> list[Problem]:
     return problems
 
 
-def _flagged(key: str, value: Any, rel: str = "") -> Iterable[tuple[str, tuple[str, ...]]]:
+def _flagged(key: str, value: Any, detector: Detector,
+             rel: str = "") -> Iterable[tuple[str, tuple[str, ...]]]:
     if isinstance(value, Mapping):
         for k, v in value.items():
-            yield from _flagged(str(k), v, f"{rel}.{k}" if rel else str(k))
+            yield from _flagged(str(k), v, detector, f"{rel}.{k}" if rel else str(k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _flagged(key, v, f"{rel}[{i}]" if rel else f"[{i}]")
+            yield from _flagged(key, v, detector, f"{rel}[{i}]" if rel else f"[{i}]")
     elif not is_name_slot(key):
-        rules = detect(key, value)
+        rules = detector.rules(key, value)
         if not rules and url_userinfo(value):
             rules = ("url-userinfo",)
         if rules:
@@ -161,18 +182,19 @@ def _unknown_keys(inputs: StackInputs) -> list[Problem]:
 
 
 def document_problems(inputs: StackInputs, layers: Iterable[Any], document: Any,
-                      services: Mapping[str, Any],
+                      flags: Mapping[str, RenderedConfigMap | None],
                       where: Callable[[list[str]], str]) -> list[Problem]:
-    """Checks over the validated document and the rendered service plans."""
+    """Checks over the validated document and each service's flags ConfigMap as the service
+    checks rendered it (`flags`: None where there are none or they are invalid)."""
     problems: list[Problem] = []
-    problems += _collisions(document, services, where)
-    problems += _rotation(document, services, where)
-    problems += _sizes(services, where)
+    problems += _collisions(document, where)
+    problems += _rotation(document, where)
+    problems += _sizes(document, flags, where)
     problems += _environment(inputs, document, where)
     return problems
 
 
-def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
+def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Problem]:
     """Every string that reaches a resource (config values, descriptions, addresses, database
     coordinates, flags) judged by the detector with its key, and URLs with userinfo."""
     problems = []
@@ -181,11 +203,7 @@ def _plaintext_in_layer(file: str, document: Any) -> list[Problem]:
             rel = path[4:]
             if not rel or rel[0] not in SPEC_METADATA[""]:
                 continue  # the secret itself, or an unknown field: the schema reports it
-        if is_name_slot(key):
-            continue
-        rules = detect(key, value)
-        if url_userinfo(value):
-            rules = (*rules, "url-userinfo")
+        rules = plaintext_rules(key, value, detector)
         if rules:
             problems.append((dotted(path), file,
                              f"looks like a plaintext credential ({', '.join(rules)}): it would "
@@ -207,12 +225,11 @@ def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[
         yield path, key, value
 
 
-def _collisions(document: Any, services: Mapping[str, Any],
-                where: Callable[[list[str]], str]) -> list[Problem]:
+def _collisions(document: Any, where: Callable[[list[str]], str]) -> list[Problem]:
     problems = []
-    for name, plan in services.items():  # namespaces: configplane.validation.ownership
+    for name, spec in document.services.items():  # namespaces: configplane.validation.ownership
         seen: dict[str, str] = {}
-        for key in plan.spec.secrets:
+        for key in spec.secrets:
             norm = normalised_key(key)
             if norm in seen:
                 path = ["services", name, "secrets", key]
@@ -222,8 +239,8 @@ def _collisions(document: Any, services: Mapping[str, Any],
                                  "so the plan would declare one URN twice. Fix: rename one."))
             else:
                 seen[norm] = key
-        for tenant, spec in plan.spec.tenants.items():
-            for key in sorted(set(spec.config) & set(plan.spec.secrets)):
+        for tenant, tenant_spec in spec.tenants.items():
+            for key in sorted(set(tenant_spec.config) & set(spec.secrets)):
                 path = ["services", name, "tenants", tenant, "config", key]
                 problems.append((dotted(path), where(path),
                                  f"`{key}` is a secret of `{name}` and a config key of tenant "
@@ -232,15 +249,19 @@ def _collisions(document: Any, services: Mapping[str, Any],
     return problems
 
 
-def _rotation(document: Any, services: Mapping[str, Any],
-              where: Callable[[list[str]], str]) -> list[Problem]:
+# Reported per secret with its own path already (configplane.validation.service_checks).
+_REPORTED_PER_SECRET = frozenset({MASTER_SECRET_MISSING, MASTER_SECRET_UNUSED, DATABASE_NETWORK,
+                                  ENVIRONMENT_NAME})
+
+
+def _rotation(document: Any, where: Callable[[list[str]], str]) -> list[Problem]:
     """The rotation component's own rules (configplane.model.rotation_rules) on what the program
     would hand it; the strategy/database/master-secret rules are checked per secret already."""
     owners: dict[str, list[str]] = {}
     rotated = []
-    for name, plan in services.items():
-        for key, rname in rotated_secrets(name, plan.spec.secrets).items():
-            spec = plan.spec.secrets[key]
+    for name, service in document.services.items():
+        for key, rname in rotated_secrets(name, service.secrets).items():
+            spec = service.secrets[key]
             owners.setdefault(rname, []).append(dotted(["services", name, "secrets", key,
                                                         "rotation"]))
             rotated.append((rname, spec.rotation.strategy,
@@ -254,12 +275,13 @@ def _rotation(document: Any, services: Mapping[str, Any],
                               settings.subnet_ids, settings.security_group_ids)
     problems = []
     reported = set()
-    for kind, message in found:
-        if "master" in message or "database secrets need" in message or kind == "environment":
-            continue  # reported per secret with its own path (configplane.validation.pipeline)
-        if kind.startswith("secret:"):
-            paths = owners.get(kind[7:], [])[1:] or owners.get(kind[7:], [])[:1]
-        elif kind == "schedule":
+    for problem in found:
+        if problem.code in _REPORTED_PER_SECRET:
+            continue
+        message = problem.message
+        if problem.secret is not None:
+            paths = owners.get(problem.secret, [])[1:] or owners.get(problem.secret, [])[:1]
+        elif problem.code in SCHEDULE_CODES:
             paths = ["platform.rotation." + ("schedule_expression" if expression else
                                              "schedule_days")]
         else:
@@ -274,16 +296,17 @@ def _rotation(document: Any, services: Mapping[str, Any],
     return problems
 
 
-def _sizes(services: Mapping[str, Any], where: Callable[[list[str]], str]) -> list[Problem]:
+def _sizes(document: Any, rendered_flags: Mapping[str, RenderedConfigMap | None],
+           where: Callable[[list[str]], str]) -> list[Problem]:
     problems = []
-    for name, plan in services.items():
-        rendered = [("flags", plan.flags)]
+    for name, service in document.services.items():
+        rendered = [("flags", rendered_flags.get(name))]
         for cm_path, cm in rendered:
             if cm is None:
                 continue
             size = sum(len(k.encode()) + len(v.encode()) for k, v in cm.data.items())
             if size > MAX_CONFIGMAP_BYTES:
-                flags = plan.spec.flags
+                flags = service.flags
                 biggest = max(flags, key=lambda f: len(repr(flags[f])))  # the file that grew it
                 path = ["services", name, cm_path, biggest]
                 problems.append((dotted(path), where(path),

@@ -13,7 +13,14 @@ from click.testing import CliRunner
 
 from configplane.cli.commands.plan import command as plan_command
 from configplane.cli.commands.validate import command as validate
-from configplane.inputs import read_inputs, read_stack_files, resolve_inputs, runtime_values
+from configplane.inputs import (
+    SELECTION_KEY,
+    Selection,
+    read_inputs,
+    read_stack_files,
+    resolve_inputs,
+    runtime_values,
+)
 from configplane.offline import PlanMocks, plan_config, run_plan, run_program
 from configplane.validation import load_or_issues, load_stack
 from tests.catalog_compat import edit_stack
@@ -78,7 +85,8 @@ def test_a_service_with_only_an_overlay_is_in_that_stack_only(project):
 
 
 @pytest.mark.parametrize(("rel", "path", "message"), [
-    ("services/api/prd.yaml", "", "overlay for stack `prd`, which has no Pulumi.prd.yaml"),
+    ("services/api/prd.yaml", "services.api", "overlay for stack `prd`, which has no "
+                                              "Pulumi.prd.yaml. Did you mean prod.yaml?"),
     ("services/api.yaml", "", "a service is a directory"),
 ])
 def test_misplaced_catalog_files_are_errors(project, rel, path, message):
@@ -179,12 +187,40 @@ def test_plan_service_gives_the_same_verdict_and_the_same_resources(project):
         assert result.exit_code == expected, result.output
 
 
-def test_no_service_filter_leaks_out_of_a_plan():
-    from configplane.inputs import catalog
-
-    run_plan(REPO, "dev", policy=False, services=["api"])
-    assert catalog.SERVICE_FILTER is None
+def test_the_program_gets_its_selection_through_config_and_nothing_leaks():
+    """No global carries the selection: the plan hands it to the program in its config, a
+    run without that key declares every service, and runs in one process do not interfere."""
+    one = run_plan(REPO, "dev", policy=False, services=["api"])
+    whole = run_plan(REPO, "dev", policy=False)
+    services = {r.name.split("-")[0] for r in whole.resources if r.type == "kubernetes:core/v1:Namespace"}
+    assert services == {"api", "web", "worker"}
+    assert {r.name.split("-")[0] for r in one.resources
+            if r.type == "kubernetes:core/v1:Namespace"} == {"api"}
     assert sorted(read_stack_files(REPO, "dev").service_layers) == ["api", "web", "worker"]
+
+    inputs = read_stack_files(REPO, "dev")
+    model = load_stack(inputs)
+    for chosen in (["web"], ["api", "worker"]):
+        config, secret_keys = plan_config(inputs)
+        config.update(Selection.of(chosen).as_config())
+        plan = run_program(REPO, inputs.project, "dev", model, config, secret_keys)
+        declared = {r.name.split("-")[0] for r in plan.resources
+                    if r.type == "kubernetes:core/v1:Namespace"}
+        assert declared == set(chosen)
+
+
+@pytest.mark.parametrize("file", ["Pulumi.yaml", "Pulumi.dev.yaml"])
+def test_a_file_may_not_set_the_runs_own_selection(project, file):
+    """`pulumi up` reads the whole catalog: a file setting the plan's key would drop services."""
+    path = project / file
+    document = yaml.safe_load(path.read_text())
+    document.setdefault("config", {})[SELECTION_KEY] = json.dumps({"services": ["api"]})
+    path.write_text(yaml.safe_dump(document))
+    inputs = read_stack_files(project, "dev")
+    assert SELECTION_KEY not in inputs.values
+    assert [p[:2] for p in inputs.read_problems] == [(f"config.{SELECTION_KEY}", file)]
+    code, found = errors(project, "dev")
+    assert code == 1 and [e["path"] for e in found] == [f"config.{SELECTION_KEY}"]
 
 
 def test_the_catalog_is_copied_with_the_project(tmp_path):
@@ -202,3 +238,104 @@ def test_platform_defaults_set_in_a_stack_file_are_attributed_to_it(project):
     code, found = errors(project, "dev")
     assert code == 1
     assert [(e["path"], e["file"]) for e in found] == [("platform.part_of", "Pulumi.dev.yaml")]
+
+
+# --- hostile and careless catalog trees: every file read stays where it belongs ----------
+
+@pytest.mark.parametrize(("link", "target", "path", "file", "message"), [
+    ("services/evil", "api", "services.evil", "services/evil", "a symlink"),
+    ("services/evil", "../..", "services.evil", "services/evil", "a symlink"),
+    ("services/evil", "/etc", "services.evil", "services/evil", "a symlink"),
+    ("services/web/dev.yaml", "../api/dev.yaml", "services.web", "services/web/dev.yaml",
+     "a symlink to outside its service's directory (services/web/)"),
+    ("services/web/dev.yaml", "../../../outside.yaml", "services.web", "services/web/dev.yaml",
+     "a symlink to outside the project"),
+    ("services/web/dev.yaml", "/nonexistent/x.yaml", "services.web", "services/web/dev.yaml",
+     "a symlink to outside the project"),
+    ("services/defaults.yaml", "api/service.yaml", "", "services/defaults.yaml",
+     "a symlink to outside the platform's files"),
+])
+def test_a_symlink_out_of_its_owners_directory_is_refused_naming_it(project, link, target, path,
+                                                                    file, message):
+    (project.parent / "outside.yaml").write_text("config: {STOLEN: 1}\n")
+    (project / link).unlink(missing_ok=True)
+    (project / link).symlink_to(target)
+    code, found = errors(project, "dev")
+    assert code == 1
+    mine = [e for e in found if e["file"] == file]
+    assert [e["path"] for e in mine] == [path] and message in mine[0]["message"], found
+    # the program reads the same catalog: nothing is declared from a linked directory
+    _, issues = load_or_issues(project, "dev")
+    assert any(i.file == file for i in issues)
+
+
+def test_a_symlink_inside_its_own_directory_is_read(project):
+    (project / "services/web/staging.yaml").unlink()
+    (project / "services/web/staging.yaml").symlink_to("dev.yaml")
+    inputs = read_stack_files(project, "staging")
+    assert inputs.read_problems == ()
+    overlay = inputs.service_layers["web"][-1]
+    assert overlay.file == "services/web/staging.yaml"
+    assert overlay.document == {"web": yaml.safe_load((project / "services/web/dev.yaml").read_text())}
+
+
+@pytest.mark.parametrize(("rel", "message"), [
+    ("services/api/dev.yml", "did you mean services/api/dev.yaml?"),
+    ("services/api/service.yml", "did you mean services/api/service.yaml?"),
+    ("services/api/Service.yaml", "did you mean services/api/service.yaml?"),
+    ("services/api/dev.yaml.orig", "did you mean services/api/dev.yaml?"),
+    ("services/api/prod.YAML", "did you mean services/api/prod.yaml?"),
+    ("services/api/servce.yaml", "Did you mean service.yaml?"),
+    ("services/defaults.yml", "did you mean services/defaults.yaml?"),
+])
+def test_near_misses_get_a_did_you_mean(project, rel, message):
+    write(project, rel, {"config": {"LOG_LEVEL": "error"}})
+    code, found = errors(project, "dev")
+    assert code == 1
+    assert [e["file"] for e in found] == [rel] and message in found[0]["message"], found
+
+
+def test_files_configplane_does_not_read_are_left_alone(project):
+    write(project, "services/api/README.md", "# the api service\n")
+    write(project, "services/api/notes/dev.yaml", "anything: here\n")
+    assert errors(project, "dev") == (0, [])
+
+
+@pytest.mark.parametrize("name", ["web\n", "a\x1b[31m", "x\u202ey"])
+def test_a_directory_named_with_a_control_character_is_refused_on_one_line(project, name):
+    (project / "services" / name).mkdir()
+    write(project, f"services/{name}/service.yaml", {"app_schema": "worker"})
+    code, found = errors(project, "dev")
+    assert code == 1
+    assert [e["message"].startswith("service name `") for e in found] == [True]
+    assert all(c.isprintable() for e in found for c in e["file"] + e["message"])
+
+
+def test_the_size_of_a_catalog_file_is_checked_before_it_is_read(project):
+    """A 3 GiB sparse service.yaml: refused from its size, in well under a second of CPU."""
+    import os
+    import time
+
+    os.truncate(project / "services/api/service.yaml", 3 * 1024**3)
+    started = time.process_time()
+    code, found = errors(project, "dev")
+    assert time.process_time() - started < 5
+    assert code == 1
+    assert [(e["file"], "3221225472 bytes" in e["message"]) for e in found] == [
+        ("services/api/service.yaml", True)]
+
+
+def test_a_fifo_in_the_catalog_is_refused_without_blocking(project):
+    import os
+
+    (project / "services/api/dev.yaml").unlink()
+    os.mkfifo(project / "services/api/dev.yaml")
+    code, found = errors(project, "dev")
+    assert code == 1 and "not a regular file" in found[0]["message"]
+
+
+def test_services_as_a_file_is_not_an_empty_fleet(project):
+    shutil.rmtree(project / "services")
+    (project / "services").write_text("")
+    code, found = errors(project, "dev")
+    assert code == 1 and found[0]["file"] == "services" and "not a directory" in found[0]["message"]

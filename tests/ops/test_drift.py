@@ -494,7 +494,8 @@ def test_cli_truncated_preview_missing_and_directory_inputs(tmp_path):
         "complete (a preview that was cut off leaves a truncated document)\n")
     missing = tmp_path / "nope.json"
     assert run_report(str(missing)).output == f"error: {missing}: no such file\n"
-    assert run_report(str(tmp_path)).output == f"error: {tmp_path}: is a directory, expected a file\n"
+    assert run_report(str(tmp_path)).output == (f"error: {tmp_path}: is a directory, expected a "
+                                                "file. Fix: name a file.\n")
 
 
 def test_cli_bad_event_log_names_the_line(tmp_path):

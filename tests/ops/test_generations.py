@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -165,9 +166,11 @@ def test_prune_never_deletes_current_newest_or_used_and_deletes_all_else(data):
     used = {(g.namespace, g.name) for g in generations if data.draw(st.integers(0, 5)) == 0}
 
     decisions = prune_decisions(generations, current, keep, used)
-    assert sorted(d.generation.name for d in decisions) == sorted(g.name for g in generations)
+    # only the groups the stack declares are decided on; anything else is not its to touch
+    assert sorted(d.generation.name for d in decisions) == sorted(
+        g.name for g in generations if g.group in current)
     deleted = {d.generation for d in decisions if not d.keep}
-    for group in {g.group for g in generations}:
+    for group in {g.group for g in generations} & set(current):
         mine = sorted((g for g in generations if g.group == group),
                       key=lambda g: (g.created, g.name), reverse=True)
         protected = set(mine[:keep]) | {g for g in mine if current.get(group) == g.hash
@@ -320,7 +323,7 @@ def test_rollback_to_previous_generation_with_rollout_undo(dev):
         "then check",
         "  kubectl rollout status deployment/api -n api-dev --timeout=120s",
         "  kubectl get deployment/api -n api-dev -o "
-        f"jsonpath='{{.spec.template.metadata.annotations.checksum/config}}'  # prints {h[1]}",
+        f"'jsonpath={{.spec.template.metadata.annotations.checksum/config}}'  # prints {h[1]}",
         "note: `rollout undo` restores the previous pod template; when the last rollout was not "
         "this config change (an image bump), run with --workload for an exact patch instead.",
     ]
@@ -379,8 +382,9 @@ def test_rollback_patch_points_every_reference_back(tmp_path: Path, dev):
     assert patch_cmd == ("kubectl patch deployment/api -n api-dev --type=json -p '"
                          + json.dumps(plan["patch"], separators=(",", ":")) + "'")
     assert annotate_cmd == ("kubectl annotate deployment/api -n api-dev --overwrite "
-                            f"kubernetes.io/change-cause='configplane rollback api-config to "
+                            f"'kubernetes.io/change-cause=configplane rollback api-config to "
                             f"{h[0]}'")
+    assert [shlex.join(a) for a in plan["argv"]] == plan["commands"]
     # kubectl applies the printed patch offline; the verify jsonpath prints the target hash
     patched = subprocess.run(
         [KUBECTL, "patch", "-f", wl, "--local", "--type=json", "-p",
@@ -391,11 +395,12 @@ def test_rollback_patch_points_every_reference_back(tmp_path: Path, dev):
     assert [v["configMap"]["name"] for v in spec["spec"]["volumes"]] == [names[0], "unrelated"]
     assert spec["spec"]["initContainers"][0]["env"][0]["valueFrom"]["configMapKeyRef"] == {
         "name": names[0], "key": "LOG_LEVEL"}
-    jsonpath = plan["verify"][1].split("jsonpath=", 1)[1].split("'")[1]
+    output = plan["verify_argv"][1][-1]
+    assert output.startswith("jsonpath=") and shlex.split(plan["verify"][1])[-1] == output
     printed = subprocess.run(
         [KUBECTL, "patch", "-f", wl, "--local", "--type=json", "-p", json.dumps(plan["patch"]),
-         "-o", f"jsonpath={jsonpath}"], check=True, capture_output=True, text=True)
-    assert printed.stdout == h[0]
+         "-o", output], check=True, capture_output=True, text=True)
+    assert printed.stdout == h[0] == plan["verify_prints"]
 
 
 def test_rollback_without_to_uses_the_workload_current(tmp_path: Path, dev):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import shlex
 from pathlib import Path
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from configplane.cli.commands.import_ import command as import_command
 from configplane.cli.commands.validate import command as validate_command
 from configplane.offline import run_plan
-from configplane.ops import ImportProblem, add_declarations, config_key_for, read_dotenv
+from configplane.ops import ImportProblem, add_declarations, add_grants, config_key_for, read_dotenv
 from configplane.ops.importer.proposal import _typed
 from tests.projects import REPO, files_text
 
@@ -67,6 +68,7 @@ SECRETS = {  # key -> config key
     "DATABASE_PASSWORD": "billingDatabasePassword",
     "WEBHOOK_SIGNING_SECRET": "billingWebhookSigningSecret",
 }
+OWNER = "@shop/billing-team"
 VALUES = {"STRIPE_API_KEY": STRIPE, "SMTP_PASSWORD": SMTP, "DATABASE_PASSWORD": DB_PASSWORD,
           "WEBHOOK_SIGNING_SECRET": WEBHOOK}
 
@@ -89,7 +91,22 @@ def invoke(*args: str) -> tuple[int, str]:
 def import_billing(project: Path, legacy: Path, *extra: str, fmt: str = "json") -> tuple[int, str]:
     return invoke("billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
                   "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
-                  "--project-dir", str(project), "--format", fmt, *extra)
+                  "--owner", OWNER, "--project-dir", str(project), "--format", fmt, *extra)
+
+
+def run_validate(project: Path, stack: str) -> tuple[int, list[dict]]:
+    result = CliRunner().invoke(validate_command, ["--stack", stack, "--project-dir", str(project),
+                                                   "--format", "json"])
+    return result.exit_code, json.loads(result.output)["errors"]
+
+
+def merge(base: dict, overlay: dict) -> dict:
+    """Two catalog layers deep-merged (objects merge; anything else replaces)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
 
 
 def pulumi_config_set(project: Path, stack: str, key: str) -> None:
@@ -99,22 +116,17 @@ def pulumi_config_set(project: Path, stack: str, key: str) -> None:
         "config:\n", f"config:\n  {key}:\n    secure: AAABAJ3Eo1MsX1c2ZmFrZS1jaXBoZXJ0ZXh0\n", 1))
 
 
-def grant_secure_keys(project: Path, service: str, keys: list[str]) -> None:
-    """What the platform team adds to Pulumi.yaml after reviewing an import."""
-    path = project / "Pulumi.yaml"
-    document = yaml.safe_load(path.read_text())
-    platform = document["config"]["configplane:defaults"]["value"]["platform"]
-    platform.setdefault("grants", {}).setdefault("secure_keys", {})[service] = keys
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-
-
 def test_round_trip_import_write_plan(project, legacy):
     before_project_file = (project / "Pulumi.yaml").read_text()
     code, output = import_billing(project, legacy, "--write")
     assert code == 0, output
     document = json.loads(output)
-    assert document["written"] == ["services/billing/dev.yaml", "Pulumi.yaml"]
+    assert document["written"] == ["services/billing/service.yaml", "services/billing/dev.yaml",
+                                   "services/billing/prod.yaml", "services/billing/staging.yaml",
+                                   "Pulumi.yaml"]
+    assert document["problems"] == []
     assert document["section"] == {"billing": {
+        "owners": [OWNER],
         "app_schema": "http-api",
         # the connection facts move into the password's `database`: the pod gets them whole
         "config": {"LOG_LEVEL": "info", "PORT": 8080, "REQUEST_TIMEOUT_MS": 3000},
@@ -136,9 +148,18 @@ def test_round_trip_import_write_plan(project, legacy):
                                                       "billing-secrets"},
         },
     }}
-    # the overlay written is that section, exactly (secret references only)
-    assert yaml.safe_load((project / "services/billing/dev.yaml").read_text()) == \
-        document["section"]["billing"]
+    # The base holds what is the same everywhere; the overlay what the parity rules say
+    # differs per environment (LOG_LEVEL, the database host); the other stacks get `null`
+    # until the service is imported there. Base and overlay merge to the section, exactly.
+    catalog = project / "services" / "billing"
+    base = yaml.safe_load((catalog / "service.yaml").read_text())
+    overlay = yaml.safe_load((catalog / "dev.yaml").read_text())
+    assert overlay == {"config": {"LOG_LEVEL": "info"},
+                       "secrets": {"DATABASE_PASSWORD": {"database": {"host": "billing-db.internal"}}}}
+    assert merge(base, overlay) == document["section"]["billing"]
+    for stack in ("staging", "prod"):
+        assert yaml.safe_load((catalog / f"{stack}.yaml").read_text()) is None
+        assert run_validate(project, stack) == (0, [])
     reasons = {s["key"]: s["reason"] for s in document["secrets"]}
     assert reasons["DATABASE_PASSWORD"] == reasons["WEBHOOK_SIGNING_SECRET"] == "a Kubernetes Secret"
     assert reasons["STRIPE_API_KEY"].startswith("looks like a secret: ")
@@ -146,18 +167,21 @@ def test_round_trip_import_write_plan(project, legacy):
     assert reasons["SMTP_PASSWORD"].startswith("looks like a secret: ")
     assert document["notes"] == [
         "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)",
-        # a service team cannot grant itself a key: the platform decides, in Pulumi.yaml
-        "the platform grants each secure key to its service: add billingStripeApiKey, "
-        "billingSmtpPassword, billingDatabasePassword, billingWebhookSigningSecret to "
-        "platform.grants.secure_keys.billing in Pulumi.yaml (a platform decision, reviewed by "
-        "the platform owners), or validate refuses them."]
+        # the grant is written in Pulumi.yaml, a platform file: the platform reviews it
+        "grants billingStripeApiKey, billingSmtpPassword, billingDatabasePassword, "
+        "billingWebhookSigningSecret to billing in Pulumi.yaml (platform.grants.secure_keys."
+        "billing): a platform file, so the platform's owners review the grant with the "
+        "declarations (CODEOWNERS)."]
 
-    # Pulumi.yaml: one block inserted after the existing secret declarations; every other
-    # line (comments too) is kept as it was.
+    # Pulumi.yaml: one block inserted after the existing secret declarations and the service's
+    # grant inserted under the platform's grants; every other line (comments too) is kept.
     old, new = before_project_file.splitlines(), (project / "Pulumi.yaml").read_text().splitlines()
-    at = next(n for n, (a, b) in enumerate(zip(old, new, strict=False)) if a != b)
-    inserted = new[at:at + len(new) - len(old)]
-    assert new[:at] + new[at + len(inserted):] == old
+    edits = [op for op in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+             if op[0] != "equal"]
+    assert [op[0] for op in edits] == ["insert", "insert"]
+    at, inserted = edits[0][1], new[edits[0][3]:edits[0][4]]
+    assert [line.strip() for line in new[edits[1][3]:edits[1][4]]] == [
+        "billing:", *(f"- {SECRETS[k]}" for k in SECRETS)]
     assert old[at - 1] == "    description: The worker's key for the payments provider API"
     assert yaml.safe_load("\n".join(inserted)) == {
         f"configplane:{config_key}": {
@@ -170,15 +194,16 @@ def test_round_trip_import_write_plan(project, legacy):
         for key, config_key in SECRETS.items()
     }
 
-    # Until the secrets are set, validation says exactly what to run.
-    result = CliRunner().invoke(validate_command, ["--stack", "dev", "--project-dir", str(project),
-                                                   "--format", "json"])
-    assert result.exit_code == 1
-    assert sorted(e["path"] for e in json.loads(result.output)["errors"]) == sorted(
+    # Until the secrets are set, validation says exactly what to run, and nothing else.
+    code, errors = run_validate(project, "dev")
+    assert code == 1
+    assert sorted(e["path"] for e in errors) == sorted(
         f"services.billing.secrets.{key}.config_key" for key in SECRETS)
 
-    # The platform team grants the keys (the note above); until then the program refuses them.
-    grant_secure_keys(project, "billing", [SECRETS[k] for k in SECRETS])
+    # The grants were written beside the declarations, in Pulumi.yaml (reviewed by the platform).
+    platform = yaml.safe_load((project / "Pulumi.yaml").read_text())[
+        "config"]["configplane:defaults"]["value"]["platform"]
+    assert platform["grants"]["secure_keys"]["billing"] == [SECRETS[k] for k in SECRETS]
 
     # The printed commands pipe each value from its input into `pulumi config set --secret`.
     secure_values = {}
@@ -215,7 +240,7 @@ def test_printed_section_and_commands_reveal_no_value(project, legacy):
     code, output = import_billing(project, legacy, fmt="table")
     assert code == 0
     lines = output.splitlines()
-    assert lines[0] == "# write to services/billing/dev.yaml:"
+    assert lines[0] == "# write to services/billing/service.yaml:"
     assert (f"configplane import --from {legacy / 'billing.env'} --emit-value STRIPE_API_KEY | "
             f"pulumi config set --secret configplane:billingStripeApiKey --stack dev --cwd {project}"
             ) in lines
@@ -439,11 +464,11 @@ def test_a_database_password_without_its_user_says_what_to_add(project, legacy):
     assert document["notes"] == [
         "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)",
         "DATABASE_USER not found in the inputs. Fix: set services.billing.secrets."
-        "DATABASE_PASSWORD.database.{host, dbname, username} in the stack file.",
-        "the platform grants each secure key to its service: add billingStripeApiKey, "
-        "billingSmtpPassword, billingDatabasePassword, billingWebhookSigningSecret to "
-        "platform.grants.secure_keys.billing in Pulumi.yaml (a platform decision, reviewed by "
-        "the platform owners), or validate refuses them.",
+        "DATABASE_PASSWORD.database.{host, dbname, username}.",
+        "grants billingStripeApiKey, billingSmtpPassword, billingDatabasePassword, "
+        "billingWebhookSigningSecret to billing in Pulumi.yaml (platform.grants.secure_keys."
+        "billing): a platform file, so the platform's owners review the grant with the "
+        "declarations (CODEOWNERS).",
     ]
 
 
@@ -461,8 +486,29 @@ def test_import_never_maps_an_entry_onto_an_existing_key(project, tmp_path, serv
     before = files_text(project)
     code, output = invoke(service, "--stack", "dev", "--from", str(source), "--store", "vault",
                           "--app-schema", "worker", "--project-dir", str(project), "--format",
-                          "json", "--write")
+                          "json", "--write", "--owner", "@shop/team")
     assert code == 1
-    assert f"would become `{existing}`, which exists already" in output
+    assert f"would become `{existing}`" in output and "import never" in output
     assert "canary-Qm7Xw2Lp9Zr4" not in output
     assert files_text(project) == before
+
+
+@pytest.mark.parametrize("service, keys", [("api", ["apiNewKey"]), ("billing", ["billingA", "billingB"])])
+def test_a_grant_is_added_to_pulumi_yaml_and_nothing_else_changes(service, keys):
+    """Import grants the keys it declares to the service, in the platform's file: for a service
+    with grants (a flow-style list) its one line is rewritten, otherwise lines are inserted."""
+    text = (REPO / "Pulumi.yaml").read_text()
+    result = add_grants(text, service, keys)
+    before, after = yaml.safe_load(text), yaml.safe_load(result)
+    grants = before["config"]["configplane:defaults"]["value"]["platform"]["grants"]["secure_keys"]
+    grants[service] = grants.get(service, []) + keys
+    assert after == before
+    removed = [line for line in difflib.ndiff(text.splitlines(), result.splitlines())
+               if line.startswith("- ")]
+    assert removed == ([f"-             {service}: [apiDbPassword]"] if service == "api" else [])
+    assert add_grants(result, service, keys) == result  # granted once
+
+
+def test_a_grant_refuses_a_file_it_cannot_edit_cleanly():
+    with pytest.raises(ImportProblem, match="not a mapping"):
+        add_grants("config:\n  configplane:defaults:\n    value: [1]\n", "api", ["k"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import pulumi
 import pytest
 import yaml
 
@@ -48,14 +49,22 @@ def test_pki_environment(planned):
 
 
 def test_external_parent_imports_the_signed_certificate(project):
-    pem = ("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGVGb3JUZXN0czAKBggqhkjOPQQDAjAA\n"
-           "-----END CERTIFICATE-----\n")
+    from tests.model.test_trust import make
+    from tests.model.test_trust import pem as to_pem
+
+    root, root_key = make("offline root")
+    intermediate, _ = make("prod intermediate", root, root_key, path_length=0)
     path = project / "Pulumi.prod.yaml"
     document = yaml.safe_load(path.read_text())
-    document["config"]["configplane:platform"]["pki"]["intermediate_certificate"] = pem
+    document["config"]["configplane:platform"]["pki"]["intermediate_certificate"] = to_pem(
+        root, intermediate)  # pasted root-first
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     r = by_name(plan_of(project, "prod"))
-    assert r["pki-prod-set-signed"].inputs == {"backend": "prod-pki", "certificate": pem}
+    signed = r["pki-prod-set-signed"]
+    # put in order by the CSR's key (known after the CSR exists: tests/vault/test_pki.py)
+    assert signed.inputs["backend"] == "prod-pki"
+    assert isinstance(signed.inputs["certificate"], pulumi.output.Unknown)
+    assert r["pki-prod-csr"].urn in signed.property_dependencies["certificate"]
     assert r["pki-prod-issuer"].inputs["issuerName"] == "prod-intermediate"
     assert "pki-prod-root-mount" not in r
 
@@ -142,7 +151,10 @@ def test_database_engine_and_root_rotation(planned):
             "prod": "shop-prod.cluster-c7qrs8tuv9wx"}[env]
     assert postgresql["value"]["connectionUrl"] == (
         "postgresql://{{username}}:{{password}}@"
-        f"{host}.eu-west-1.rds.amazonaws.com:5432/shop?sslmode=verify-full")
+        f"{host}.eu-west-1.rds.amazonaws.com:5432/shop?sslmode=verify-full"
+        "&sslrootcert=/vault/userconfig/database-ca/shop.pem")
+    # the same CA for Vault's plugins that take it inline (trust.py validates it)
+    assert "-----BEGIN CERTIFICATE-----" in postgresql["value"]["tlsCa"]
     rotate = r[f"database-{env}-shop-rotate-root"]
     assert rotate.inputs["path"] == f"{env}-database/rotate-root/shop"
     assert connection.urn in rotate.dependencies

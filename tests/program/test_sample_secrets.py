@@ -38,6 +38,6 @@ def test_secure_values_decrypt_with_the_sample_passphrase(stack):
     secure = {k: v["secure"] for k, v in document["config"].items() if isinstance(v, dict)
               and set(v) == {"secure"}}
     assert set(secure) == {"configplane:apiDbPassword", "configplane:paymentsApiKey",
-                           "configplane:shopVaultDbPassword"}
+                           "configplane:shopVaultDbPassword", "configplane:vaultTokenReviewerJwt"}
     for value in secure.values():
         assert len(decrypt(key, value)) >= 24

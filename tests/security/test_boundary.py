@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from configplane.cli.boundary import RedactingStream, boundary, protect
+from configplane.cli.boundary import RedactingStream, protect, running
+from configplane.inputs import RunContext
 from configplane.offline import PolicyPackError, PolicyPackSession
 from tests.projects import REPO, copy_project
 from tests.security.conftest import assert_clean, cli
@@ -140,9 +141,10 @@ def test_debug_traceback_is_redacted_too(monkeypatch):
 def test_streams_redact_across_writes_and_json_escapes():
     import io
     target = io.StringIO()
-    stream = RedactingStream(target, "standard output")
+    run = RunContext.create()
+    stream = RedactingStream(target, "standard output", run.redactor)
     with pytest.raises(SystemExit):
-        with boundary():
+        with running(run):
             protect('pa"ss-wörd-123')
             stream.write("a pa")
             stream.write('"ss-wörd-123 b\n')
@@ -197,7 +199,7 @@ def test_a_broken_stack_files_declared_secrets_are_known_before_anything_prints(
         f"config:\n  configplane:launchCode: {weak}\n  configplane:x: [y\n")
     seen = {}
     with pytest.raises(SystemExit):
-        with boundary():
+        with running(RunContext.create(project)):
             protect_stack(project, "dev")
             seen["knows"] = redactor().knows(weak)
             seen["line"] = redactor().text(f"  configplane:launchCode: {weak}")

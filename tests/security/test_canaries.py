@@ -114,7 +114,8 @@ def poisoned(tmp_path_factory) -> Path:
 def legacy(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("legacy")
     (folder / "billing.env").write_text(
-        f"LOG_LEVEL=info\nSTRIPE_API_KEY={PLANTS['import-dotenv']}\n")
+        f"LOG_LEVEL=info\nPORT=3000\nAPI_BASE_URL=https://api.example.com\n"
+        f"STRIPE_API_KEY={PLANTS['import-dotenv']}\n")
     import base64
     encoded = base64.b64encode(PLANTS["import-secret"].encode()).decode()
     (folder / "billing.yaml").write_text(
@@ -145,10 +146,10 @@ def test_every_command_on_the_poisoned_project_leaks_nothing(poisoned, legacy, t
         cli("diff", "--stack", "dev", "--stack", "prod", "--project-dir", p),
         cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
             "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
-            "--project-dir", p),
+            "--owner", "@shop/billing", "--project-dir", p),
         cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
             "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
-            "--project-dir", p, "--format", "json"),
+            "--owner", "@shop/billing", "--project-dir", p, "--format", "json"),
     ]
     for fmt in ("table", "json"):  # the catalog's own verbs, and one service's view
         runs += [
@@ -237,11 +238,12 @@ def test_the_project_layer_and_descriptions_are_checked_once_the_stack_parses(tm
 def test_import_output_and_the_files_it_writes_hold_no_input_secret(legacy, tmp_path):
     project = copy_project(tmp_path / "project")
     run = cli("import", "billing", "--stack", "dev", "--from", str(legacy / "billing.env"),
-              "--from", str(legacy / "billing.yaml"), "--app-schema", "http-api",
-              "--project-dir", str(project), "--write")
+              "--from", str(legacy / "billing.yaml"), "--app-schema", "web-frontend",
+              "--owner", "@shop/billing", "--project-dir", str(project), "--write")
     assert_clean(run, CANARIES)
     assert run.code == 0, run.text
-    assert "wrote services/billing/dev.yaml and Pulumi.yaml" in run.stdout
+    assert "# wrote services/billing/service.yaml:" in run.stdout
+    assert "# declared in Pulumi.yaml, under config:" in run.stdout
     assert not [c for c in CANARIES if c in files_text(project)]
 
 
@@ -283,7 +285,7 @@ def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value
                      default=str)
     assert CORES[18] in raw and CORES[19] in raw and CORES[17] in raw
     document = json.dumps(plan.as_dict(Redactor()))
-    write_out(plan, tmp_path / "out")
+    write_out(plan, tmp_path / "out", Redactor())
     violations = json.dumps(plan.violations)
     for text in (document, files_text(tmp_path / "out"), violations):
         assert not [c for c in CANARIES if c in text]

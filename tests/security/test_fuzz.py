@@ -12,6 +12,11 @@ plaintext, a provider token, a pasted spec in a catalog overlay and in the fleet
 description in a service's base, the Vault address), in vendor formats the detector knows, so
 that wherever a mutation moves them they stay secret.
 
+Catalog trees are fuzzed too: symlinks out of the project, across services and into the
+platform's files, names with control characters, odd extensions and near misses (nothing
+outside a file's owner's directory is ever read); and writes under a file-size limit at any
+size (the project is unchanged, or exactly as an unlimited run leaves it).
+
 Profiles: `ci` (the default; few examples, bounded time) and `deep` for local runs:
 `HYPOTHESIS_PROFILE=deep pytest tests/security/test_fuzz.py`.
 """
@@ -22,6 +27,7 @@ import copy
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,6 +39,8 @@ from tests.documents import parent as parent_of
 from tests.documents import paths as key_paths
 from tests.projects import REPO, copy_project, files_text
 from tests.security.conftest import assert_clean, cli
+from tests.security.test_atomic_writes import configplane
+from tests.test_projectfiles import tree
 
 settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -272,7 +280,7 @@ def test_import_on_hostile_inputs(tmp_path_factory, dotenv):
     source.write_text("\n".join(dotenv))
     for write in ((), ("--write",)):
         run = cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
-                  "worker", "--project-dir", str(project), *write)
+                  "worker", "--owner", "@shop/billing", "--project-dir", str(project), *write)
         _check(run)
     written = files_text(project)  # Pulumi.yaml and the catalog files import writes
     assert not [c for c in CORES if c in written]
@@ -288,3 +296,126 @@ def test_drift_report_on_hostile_previews(tmp_path_factory, document):
     path = tmp_path_factory.mktemp("preview") / "preview.json"
     path.write_text(json.dumps(document))
     _check(cli("drift-report", str(path), "--format", "json"), codes=(0, 1, 7))
+
+
+# --- hostile catalog trees: symlinks, odd names and extensions -------------------------------
+
+OUTSIDE_MARKER = "outside-marker-7f3a"  # only in files outside a service's own directory
+odd_names = st.one_of(
+    st.sampled_from(["dev.yml", "service.yml", "Service.yaml", "dev.yaml.orig", "prd.yaml",
+                     "dev.YAML", "defaults.yml", "README.md", ".hidden.yaml", "dev.yaml ",
+                     "web\n", "a\tb.yaml", "x\u202ey.yaml", "$(touch x).yaml", "..yaml",
+                     "-rf.yaml", "é.yaml", "dev.json", "service", "x" * 200 + ".yaml"]),
+    st.text(alphabet="abcdev.-_yml\n\t $`'\"\\é", min_size=1, max_size=12))
+tree_changes = st.lists(st.one_of(
+    st.tuples(st.just("link"), st.sampled_from(["services/evil", "services/web/dev.yaml",
+                                                "services/api/prod.yaml", "services/defaults.yaml",
+                                                "Pulumi.dev.yaml"]),
+              st.sampled_from(["api", "../api/dev.yaml", "../../../outside", "/nonexistent/x",
+                               "../../../outside/dev.yaml", "services/api/dev.yaml",
+                               "dev.yaml", "../../Pulumi.dev.yaml"])),
+    st.tuples(st.just("file"), st.sampled_from(["services", "services/api", "services/web"]),
+              odd_names),
+    st.tuples(st.just("dir"), st.just("services"), odd_names),
+), min_size=1, max_size=3)
+
+
+def _apply_tree_change(project: Path, change) -> None:
+    kind, where, what = change
+    if kind == "link":
+        path = project / where
+        if path.is_dir() and not path.is_symlink():
+            return
+        path.unlink(missing_ok=True)
+        path.symlink_to(what)
+        return
+    name = what.replace("/", "_").replace("\x00", "_")
+    if name in (".", ".."):
+        return
+    path = project / where / name
+    try:
+        if kind == "dir":
+            path.mkdir(exist_ok=True)
+            (path / "service.yaml").write_text("app_schema: worker\n")
+        elif not path.is_dir():
+            path.write_text("config:\n  LOG_LEVEL: error\n")
+    except OSError:  # a name the file system refuses (too long...)
+        pass
+
+
+@pytest.fixture(scope="module")
+def tree_project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tree")
+    outside = root / "outside"
+    outside.mkdir()
+    (outside / "dev.yaml").write_text(f"config:\n  LOG_LEVEL: {OUTSIDE_MARKER}\n")
+    (outside / "service.yaml").write_text(f"app_schema: worker\nconfig: {{X: {OUTSIDE_MARKER}}}\n")
+    return root
+
+
+@FUZZ
+@given(changes=tree_changes)
+def test_hostile_catalog_trees(tree_project, changes):
+    """Symlinks out of the project, across services and into the platform's files, names with
+    control characters, odd extensions and near misses: every command answers with exit 0 or 1
+    and a message naming the file, never reads a file outside its owner's directory, and every
+    name it prints stays on its line."""
+    project = tree_project / "project"
+    if project.exists():
+        shutil.rmtree(project)
+    copy_project(project, policies=True)
+    for change in changes:
+        _apply_tree_change(project, change)
+    p = str(project)
+    runs = [cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"),
+            cli("explain", "--stack", "dev", "evil", "config", "--project-dir", p),
+            cli("explain", "--stack", "dev", "web", "config", "--project-dir", p),
+            cli("codeowners", "--project-dir", p)]
+    for run in runs:
+        assert_clean(run, CORES)
+        if run.code == 1:  # the file is named (any name: `services/ \\` is one too)
+            assert any(f in run.text for f in ("services/", "Pulumi.", ".github/")), run.text
+        assert OUTSIDE_MARKER not in run.text, (changes, run.args, run.text[-800:])
+    validate = json.loads(runs[0].stdout) if runs[0].stdout.strip() else {"errors": []}
+    for error in validate.get("errors", []):
+        assert all(c.isprintable() for c in error["file"] + error["path"] + error["message"])
+
+
+# --- failure injection on writes --------------------------------------------------------------
+
+# a complete worker's config: import writes only what validate accepts
+WORKER_ENV = ("LOG_LEVEL=info\nQUEUE_URL=https://sqs.eu-west-1.amazonaws.com/123456789012/q\n"
+              "CONCURRENCY=4\nRATE_LIMIT_RPS=10\nPAYMENTS_API_BASE_URL=https://payments.example.com\n")
+WRITES = {  # command -> its arguments (the project's path substituted)
+    "import": ("import", "billing", "--stack", "dev", "--from", "{inputs}/billing.env",
+               "--app-schema", "worker", "--owner", "@shop/billing", "--project-dir", "{project}",
+               "--write"),
+    "codeowners": ("codeowners", "--project-dir", "{project}", "--write"),
+}
+
+
+@settings(FUZZ, max_examples=6 if PROFILE != "deep" else 60)
+@given(command=st.sampled_from(sorted(WRITES)), limit=st.integers(0, 6000))
+def test_writes_under_a_failing_file_system(tmp_path_factory, command, limit):
+    """RLIMIT_FSIZE at any size: the project is as it was (and the command says nothing was
+    changed), or exactly as an unlimited run leaves it."""
+    results = []
+    for fsize in (limit, None):
+        root = tmp_path_factory.mktemp("writes")
+        project = copy_project(root / "project")
+        (root / "inputs").mkdir()
+        (root / "inputs/billing.env").write_text(
+            WORKER_ENV + "STRIPE_API_KEY=" + CANARIES["stripe"] + "\n")
+        (project / ".github").mkdir(exist_ok=True)
+        (project / ".github/CODEOWNERS").write_text("# old\n")
+        before = tree(project)
+        args = [a.format(project=project, inputs=root / "inputs") for a in WRITES[command]]
+        run = configplane(*args, fsize=fsize)
+        assert run.returncode in (0, 1) and "Traceback" not in run.stderr, run.stderr[-1500:]
+        assert not [c for c in CORES if c in run.stdout + run.stderr]
+        after = tree(project)
+        if run.returncode == 1:
+            assert after == before and "nothing was changed" in run.stderr, run.stderr
+        results.append((run.returncode, after))
+    (limited_code, limited), (_, full) = results
+    assert limited_code == 1 or limited == full

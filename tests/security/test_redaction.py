@@ -95,7 +95,7 @@ def test_a_credential_the_pack_would_flag_is_redacted_in_plan_json_and_out(tmp_p
     document = plan.as_dict(Redactor())
     assert document["resources"][0]["inputs"]["data"] == {"DATABASE_URL": REDACTED,
                                                           "LOG_LEVEL": "info"}
-    write_out(plan, tmp_path / "out")
+    write_out(plan, tmp_path / "out", Redactor())
     manifest = yaml.safe_load((tmp_path / "out" / "configmap-api-dev-api-config.yaml").read_text())
     assert manifest["data"] == {"DATABASE_URL": REDACTED, "LOG_LEVEL": "info"}
     assert "Sup3r" not in (tmp_path / "out" / "plan.json").read_text()

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from configplane.cli.commands.plan import command as plan_command
 from configplane.cli.commands.validate import command as validate
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO, STACKS
+from tests.projects import copy_project
 
 CANARY = "canary-Zq8vX3pL9wR2tY6u"
 
@@ -229,3 +233,148 @@ def test_a_trailing_newline_is_not_a_name(project, name, data_key):
     else:
         assert ("services.worker.tenants.acme.config.RATE_LIMIT_RPS\\n",
                 "ConfigMap keys may contain only letters, digits, '-', '_' and '.'") in messages
+
+
+
+# --- the CAs and trust settings given to Vault (configplane.model.trust) ------------------
+
+def _vault(config):
+    return config["configplane:platform"]["vault"]
+
+
+def _shop(config):
+    return config["configplane:platform"]["database"]["connections"]["shop"]
+
+
+TRUST_CASES = {
+    "outside the cluster without a CA": (
+        lambda c: _vault(c).pop("kubernetes_ca_cert"),
+        "platform.vault.kubernetes_ca_cert", "a Vault outside the cluster needs"),
+    "outside the cluster without a reviewer token": (
+        lambda c: _vault(c).pop("token_reviewer_jwt_config_key"),
+        "platform.vault.token_reviewer_jwt_config_key", "a Vault outside the cluster needs"),
+    "outside the cluster with the in-cluster host": (
+        lambda c: _vault(c).update(kubernetes_host="https://kubernetes.default.svc"),
+        "platform.vault.kubernetes_host", "resolves only inside the cluster"),
+    "a reviewer token key that is not a secure value": (
+        lambda c: _vault(c).update(token_reviewer_jwt_config_key="nope"),
+        "platform.vault.token_reviewer_jwt_config_key", "must be declared"),
+    "a CA that is not a certificate": (
+        lambda c: _vault(c).update(kubernetes_ca_cert="not a pem"),
+        "platform.vault.kubernetes_ca_cert", "no PEM certificate"),
+    "verify-full without the database CA": (
+        lambda c: [_shop(c).pop(k) for k in ("ssl_root_cert", "ssl_root_cert_file")],
+        "platform.database.connections.shop.ssl_root_cert", "RDS's CAs are in no public"),
+    "a CA file without the CA's content": (
+        lambda c: _shop(c).pop("ssl_root_cert"),
+        "platform.database.connections.shop.ssl_root_cert", "its content belongs in"),
+    "an intermediate that is the root itself": (
+        lambda c: c["configplane:platform"]["pki"].update(
+            parent="external", intermediate_certificate=_vault(c)["kubernetes_ca_cert"]),
+        "platform.pki.intermediate_certificate", "self-signed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRUST_CASES))
+def test_trust_settings_are_validated(project, case):
+    change, path, text = TRUST_CASES[case]
+    edit_stack(project, "dev", change)
+    code, report = run_validate(project)
+    assert code == 1
+    matching = [e for e in report["errors"] if e["path"] == path]
+    assert matching and text in matching[0]["message"], report["errors"]
+    assert "Fix:" in matching[0]["message"]
+
+
+def test_in_cluster_needs_neither_ca_nor_reviewer_token(project):
+    def in_cluster(config):
+        for key in ("kubernetes_ca_cert", "token_reviewer_jwt_config_key", "kubernetes_host"):
+            _vault(config).pop(key)
+        _vault(config)["runs_in_cluster"] = True
+    edit_stack(project, "dev", in_cluster)
+    assert run_validate(project)[0] == 0
+# --- every error in one run ------------------------------------------------------------------
+
+def _group(case: str) -> str:
+    """What a case breaks: the service it edits (a stack-file case breaks the service whose
+    secure key it touches). Cases in different groups are independent."""
+    path = CASES[case][1]
+    return "api" if path.startswith("config.configplane:apiDbPassword") else path.split(".")[1]
+
+
+GROUPS: dict[str, list[str]] = {}
+for _case in sorted(CASES):
+    GROUPS.setdefault(_group(_case), []).append(_case)
+
+
+def _errors(project: Path, cases: list[str], verb=validate) -> list[dict]:
+    for case in cases:
+        edit_stack(project, "dev", CASES[case][0])
+    result = CliRunner().invoke(verb, ["--stack", "dev", "--project-dir", str(project),
+                                       "--format", "json"])
+    assert result.exit_code == 1, result.output
+    return json.loads(result.output)["errors"]
+
+
+def _key(error: dict) -> str:
+    return json.dumps(error, sort_keys=True)
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory) -> dict[str, set[str]]:
+    """What validate reports for each case on its own."""
+    found = {}
+    for case in sorted(CASES):
+        project = copy_project(tmp_path_factory.mktemp(case) / "project")
+        found[case] = {_key(e) for e in _errors(project, [case])}
+    return found
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(choice=st.fixed_dictionaries({group: st.sampled_from(cases) for group, cases in GROUPS.items()}),
+       groups=st.sets(st.sampled_from(sorted(GROUPS)), min_size=2))
+def test_independent_errors_are_all_reported_in_one_run(tmp_path_factory, alone, choice, groups):
+    """Breaking several services at once gives exactly the union of what each break gives
+    alone: no error hides another, none is invented by a combination, and plan refuses the
+    stack with the same list."""
+    cases = [choice[group] for group in sorted(groups)]
+    project = copy_project(tmp_path_factory.mktemp("combined") / "project")
+    errors = _errors(project, cases)
+    assert {_key(e) for e in errors} == set().union(*(alone[case] for case in cases))
+    assert len(errors) == len({_key(e) for e in errors})  # each once
+    result = CliRunner().invoke(plan_command, ["--stack", "dev", "--project-dir", str(project),
+                                               "--format", "json"])
+    assert result.exit_code == 1
+    assert json.loads(result.output)["errors"] == errors
+
+
+def test_a_typo_hides_no_other_error(project):
+    """The run issue 20 reported: a `tsl:` typo hid a flag's `defualtVariant` typo (and the
+    app-schema checks of every service) until the next run."""
+    for file, old, new in (("api/service.yaml", "\ntls:", "\ntsl:"),
+                           ("web/service.yaml", 'defaultVariant: "on"', 'defualtVariant: "on"'),
+                           ("worker/service.yaml", "CONCURRENCY: 4", "CONCURRENCY: many")):
+        path = project / "services" / file
+        assert old in path.read_text()
+        path.write_text(path.read_text().replace(old, new))
+    code, report = run_validate(project)
+    assert code == 1
+    assert [(e["path"], e["file"]) for e in report["errors"]] == [
+        ("services.api.tsl", "services/api/service.yaml"),
+        ("services.web.flags.dark-mode.defualtVariant", "services/web/service.yaml"),
+        ("services.worker.config.CONCURRENCY", "services/worker/service.yaml"),
+        # tenant acme's ConfigMap inherits the value (globex sets its own)
+        ("services.worker.tenants.acme.config.CONCURRENCY", "services/worker/dev.yaml"),
+    ]
+
+
+def test_what_a_refused_part_implies_is_not_a_second_error(project):
+    """A secret whose rotation strategy is misspelt: one error at the strategy; the spec is
+    set aside, so its incompleteness (rotation without strategy) is not reported again."""
+    path = project / "services" / "api" / "dev.yaml"
+    path.write_text(path.read_text().replace("strategy: postgres-single-user",
+                                             "strategy: postgres-single"))
+    code, report = run_validate(project)
+    assert code == 1
+    assert [e["path"] for e in report["errors"]] == [
+        "services.api.secrets.DATABASE_PASSWORD.rotation.strategy"]

@@ -10,6 +10,7 @@ import click
 from configplane.cli.boundary import UserError, Verb
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import CODEOWNERS, OwnersError, codeowners
+from configplane.projectfiles import is_file, read_text, write_files
 
 
 @click.command("codeowners", cls=Verb)
@@ -26,17 +27,15 @@ def command(project_dir: Path, write: bool, check: bool) -> None:
         text = codeowners(project_dir)
     except OwnersError as exc:
         raise UserError(str(exc)) from None
-    target = project_dir / CODEOWNERS
     if check:
-        current = target.read_text() if target.is_file() else ""
+        current = read_text(project_dir, CODEOWNERS) if is_file(project_dir, CODEOWNERS) else ""
         if current != text:
             raise UserError(f"{CODEOWNERS} is not current. Fix: run `configplane codeowners "
                             "--write` and commit it.")
         click.echo(f"{CODEOWNERS} is current")
         return
     if write:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        write_files(project_dir, {CODEOWNERS: text})  # atomic: never a truncated CODEOWNERS
         click.echo(f"wrote {CODEOWNERS}")
     else:
         sys.stdout.write(text)

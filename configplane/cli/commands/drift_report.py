@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -17,6 +16,7 @@ from configplane.ops import (
     parse_events,
     parse_preview,
 )
+from configplane.projectfiles import ProjectFileError, read_argument, shown
 
 REPORT_FORMAT_OPTION = click.option(
     "--format",
@@ -32,15 +32,14 @@ def read_input(name: str) -> str:
     """The text of FILE, or of stdin for `-`; unreadable input is a UserError naming it."""
     if name == "-":
         return sys.stdin.read()
-    path = Path(name)
     try:
-        return path.read_text(encoding="utf-8")
+        return read_argument(name).decode("utf-8")  # bounded: a regular file's size first
+    except ProjectFileError as e:
+        raise UserError(str(e)) from None
     except FileNotFoundError:
-        raise UserError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{name}: is a directory, expected a file") from None
+        raise UserError(f"{shown(name)}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{name}: cannot read it ({e.__class__.__name__}: {e})") from None
+        raise UserError(f"{shown(name)}: cannot read it ({e.__class__.__name__})") from None
 
 
 def show(report: DriftReport, fmt: str) -> None:

@@ -9,44 +9,72 @@ from typing import Any
 import click
 import yaml
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, protect, protect_stack, raw_stdout
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    UserError,
+    Verb,
+    current_run,
+    emit,
+    protect,
+    protect_stack,
+    raw_stdout,
+    redactor,
+)
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.inputs import PROJECT_FILE
-from configplane.ops import STORES, ImportProblem, emit_value, plan_import, read_input, write_import
-from configplane.redaction import detect
+from configplane.ops import (
+    STORES,
+    ImportProblem,
+    ImportProposal,
+    catalog_text,
+    emit_value,
+    import_edits,
+    plan_import,
+    read_input,
+    result_problems,
+)
+from configplane.projectfiles import ProjectFileError, writing
 
 
 @click.command("import", cls=Verb)
 @click.argument("service", required=False)
-@click.option("--stack", help="Stack whose file gets the section (dev, staging, prod).")
+@click.option("--stack", metavar="STACK", help="Stack the inputs come from (dev, staging, prod); "
+              "required unless --emit-value.")
 @click.option("--from", "sources", multiple=True, required=True, metavar="FILE",
               help="A .env file, or Kubernetes manifests (.yaml/.yml/.json, several documents "
                    "or a List); repeat for several files.")
 @click.option("--app-schema", help="schemas/services/<name>.schema.json for a new service.")
+@click.option("--owner", "owners", multiple=True, metavar="OWNER",
+              help="Who reviews a new service (`@org/team`, `@user`, e-mail); repeatable. "
+                   "Required for a new service.")
 @click.option("--store", type=click.Choice(STORES), default="vault", show_default=True,
               help="Where the imported secrets are kept.")
 @click.option("--write", is_flag=True,
-              help="Write the section to services/<name>/<stack>.yaml and the secret declarations "
-                   "into Pulumi.yaml (instead of printing them).")
+              help="Write the service's files under services/<name>/ and the secret "
+                   "declarations into Pulumi.yaml (instead of printing them); refused while "
+                   "validate would reject the result.")
 @click.option("--emit-value", "emit_value_key", metavar="KEY",
               help="Print one value of the input to a pipe, for `| pulumi config set --secret`; "
                    "refuses a terminal. The commands import prints use it.")
 @PROJECT_DIR_OPTION
 @FORMAT_OPTION
 def command(service: str | None, stack: str | None, sources: tuple[str, ...],
-            app_schema: str | None, store: str, write: bool, emit_value_key: str | None,
-            project_dir: Path, fmt: str) -> None:
-    """Turn a .env file or ConfigMap/Secret manifests into a service's section for a stack
-    (services/<name>/<stack>.yaml).
+            app_schema: str | None, owners: tuple[str, ...], store: str, write: bool,
+            emit_value_key: str | None, project_dir: Path, fmt: str) -> None:
+    """Turn a .env file or ConfigMap/Secret manifests into a service's files: for a new
+    service its base (services/<name>/service.yaml, with --owner) and the stack's overlay,
+    split by the parity rules, and `null` overlays for the other stacks until they are
+    imported; for an existing service, the overlay of what differs from its base.
 
     Secret manifests' keys, and ConfigMap/.env values the pack's plaintext detector flags,
     become `source: secure` secrets: their values never land in a file nor on screen.
     Instead it prints, per secret, a command that pipes the value from the input file into
     `pulumi config set --secret` when you run it. Without --write the section and the
     Pulumi.yaml declarations are printed; with --write they are added to the files
-    (comments kept; the edit is checked by parsing the result before anything is written).
+    (comments kept). Either way the result is validated first, with the secrets counted as
+    set: --write writes nothing while validate would reject it.
 
-    Example: configplane import billing --stack dev --from billing.env --app-schema http-api --write
+    Example: configplane import billing --stack dev --from .env --app-schema http-api --owner @shop/billing
     """
     try:
         if emit_value_key is not None:
@@ -58,9 +86,35 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
         if not service or not stack:
             raise UserError("give the SERVICE and --stack to import into, e.g. `configplane "
                             "import billing --stack dev --from billing.env`.")
-        plan = plan_import(project_dir, stack, service, list(sources), app_schema, store)
-        written = write_import(project_dir, plan) if write else []
-    except ImportProblem as exc:
+        def prepare() -> tuple[ImportProposal, dict[str, str]]:
+            plan = plan_import(project_dir, stack, service, list(sources), app_schema, store,
+                               owners, detector=current_run().detector)
+            try:
+                edits = import_edits(project_dir, plan)
+            except ImportProblem as exc:
+                if write:
+                    raise
+                edits = {}
+                plan.notes.append(f"--write would refuse: {exc}")
+            plan.problems = result_problems(project_dir, plan, edits) if edits else []
+            return plan, edits
+
+        written: list[str] = []
+        if write:  # planned and written under the project's write lock: imports queue up
+            with writing(project_dir) as writer:
+                plan, edits = prepare()
+                if plan.problems:
+                    raise ImportProblem(
+                        "nothing written: validate would reject the imported service (with its "
+                        "secrets set):\n  " + "\n  ".join(plan.problems) + "\nFix: correct the "
+                        "inputs (or --app-schema, --store), or run without --write and add the "
+                        "files by hand.")
+                # all prepared and checked first, then one change: all files or none
+                written = writer.commit({file: redactor().text(text)
+                                         for file, text in edits.items()})
+        else:
+            plan, edits = prepare()
+    except (ImportProblem, ProjectFileError) as exc:
         raise UserError(str(exc)) from None
     document = plan.as_dict(project_dir)
     document["written"] = written
@@ -75,7 +129,7 @@ def _protect_inputs(sources: tuple[str, ...]) -> None:
         except ImportProblem:
             continue  # reported by the import itself
         for entry in found:
-            if entry.always_secret or detect(entry.key, entry.value):
+            if entry.always_secret or current_run().detector.rules(entry.key, entry.value):
                 protect(entry.value)
 
 
@@ -103,15 +157,13 @@ def _yaml(data: Any) -> str:
 
 def render_text(document: dict[str, Any]) -> None:
     out = click.echo
-    target = document["catalog_file"]
-    if document["written"]:
-        out(f"wrote {' and '.join(document['written'])}:")
-    else:
-        out(f"# write to {target}:")
-    out(_yaml(document["section"][document["service"]]).rstrip())
+    written = document["written"]
+    for file, body in document["files"].items():
+        out(f"# {'wrote' if file in written else 'write to'} {file}:")
+        out(catalog_text(document["service"], file, body).rstrip())
     if document["declarations"]:
         out("")
-        out(f"# {'declared in' if document['written'] else 'add to'} {PROJECT_FILE}, under config:")
+        out(f"# {'declared in' if written else 'add to'} {PROJECT_FILE}, under config:")
         out(_yaml({"config": document["declarations"]}).rstrip())
     if document["secrets"]:
         out("")
@@ -124,5 +176,9 @@ def render_text(document: dict[str, Any]) -> None:
             out(line)
     for note in document["notes"]:
         out(f"note: {note}")
-    out(f"then: configplane validate --stack {document['stack']} && configplane plan "
-        f"--stack {document['stack']}")
+    for problem in document["problems"]:
+        out(f"validate would report: {problem}")
+    stack = document["stack"]
+    out(f"then: configplane validate --stack {stack} && configplane plan --stack {stack}"
+        + (" && configplane codeowners --write" if "owners" in document["section"][
+            document["service"]] else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from configplane.cli.boundary import UserError, Verb, plain_console
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import MigrationError, plan_migration
+from configplane.projectfiles import ProjectFileError, writing
 
 
 @click.command("migrate", cls=Verb)
@@ -27,8 +29,11 @@ def command(project_dir: Path, write: bool, overwrite: bool) -> None:
     Example: configplane migrate --write
     """
     try:
-        migration = plan_migration(project_dir, overwrite=overwrite)
-    except MigrationError as exc:
+        with writing(project_dir) if write else nullcontext() as writer:
+            migration = plan_migration(project_dir, overwrite=overwrite)
+            if writer is not None and migration.writes:
+                migration.apply(writer)  # all files or none; then say what was written
+    except (MigrationError, ProjectFileError) as exc:
         raise UserError(str(exc)) from None
     console = plain_console()
     if not migration.writes:
@@ -38,7 +43,5 @@ def command(project_dir: Path, write: bool, overwrite: bool) -> None:
     for rel in migration.writes:
         console.print(f"{verb} {rel}")
     console.print(f"{len(migration.services)} service(s): {', '.join(migration.services) or '-'}")
-    if write:
-        migration.apply(project_dir)
-    else:
+    if not write:
         console.print("dry run: pass --write to write these files")

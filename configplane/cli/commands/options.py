@@ -1,4 +1,5 @@
-"""The click options the commands share: --stack, --service and --project-dir."""
+"""The click options the commands share: --stack, --service and --project-dir (the last two
+also make the command's run: configplane.cli.boundary.Verb)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,7 @@ from pathlib import Path
 
 import click
 
-from configplane.redaction import use_project_dir
-
 STACK_OPTION = click.option("--stack", "stack", required=True, help="Stack name (dev, staging, prod).")
-
-
-def _project_dir(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
-    use_project_dir(value)  # the project's pack holds the detector every command uses
-    return value
 
 
 PROJECT_DIR_OPTION = click.option(
@@ -21,7 +15,6 @@ PROJECT_DIR_OPTION = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
     show_default=True,
-    callback=_project_dir,
     help="Directory with Pulumi.yaml and the stack files.",
 )
 

@@ -22,7 +22,7 @@ from configplane.cli.boundary import (
     plain_console,
     protect_stack,
     redactor,
-    write_text,
+    write_files,
 )
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
 from configplane.cli.commands.plan_compare import run_compare
@@ -30,6 +30,8 @@ from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack
 from configplane.offline import Plan, PolicyPackError, collector_paused, redact, run_plan
+from configplane.projectfiles import ProjectFileError, name_problem, shown
+from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
 
 
@@ -121,7 +123,9 @@ def _show(plan: Plan, fmt: str, out: Path | None) -> None:
     document = plan.as_dict(redactor())
     if out is not None:
         try:
-            write_out(plan, out)
+            write_out(plan, out, redactor())
+        except ProjectFileError as exc:
+            raise UserError(f"--out {shown(out)}: {exc}") from None
         except OSError as exc:
             raise UserError(f"--out {out}: cannot write the plan there ({exc.strerror or exc}"
                             f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
@@ -183,20 +187,28 @@ def render_table(document: dict[str, Any]) -> None:
         out.print("policy violations: none")
 
 
-def kubernetes_manifest(inputs: dict[str, Any]) -> dict[str, Any]:
+def kubernetes_manifest(inputs: dict[str, Any], secrets: Redactor) -> dict[str, Any]:
     manifest = {"apiVersion": inputs.get("apiVersion"), "kind": inputs.get("kind")}
     manifest.update({k: v for k, v in redact(inputs).items() if k not in manifest})
-    return redactor().tree(manifest)
+    return secrets.tree(manifest)
 
 
-def write_out(plan: Plan, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def write_out(plan: Plan, out: Path, secrets: Redactor) -> None:
+    """Every manifest and plan.json, redacted by the command's `secrets`, in one atomic change:
+    a failed write leaves the directory as it was (never a truncated plan.json beside new
+    manifests)."""
+    files: dict[str, str] = {}
     for resource in plan.resources:
         if not (resource.custom and resource.type.startswith("kubernetes:")):
             continue
-        manifest = kubernetes_manifest(resource.inputs)
+        manifest = kubernetes_manifest(resource.inputs, secrets)
         meta = manifest.get("metadata") or {}
         parts = [manifest["kind"], meta.get("namespace"), meta.get("name") or resource.name]
         file_name = "-".join(str(p) for p in parts if p).lower() + ".yaml"
-        write_text(out / file_name, yaml.safe_dump(manifest, sort_keys=False))
-    write_text(out / "plan.json", json.dumps(plan.as_dict(redactor()), indent=2) + "\n")
+        if name_problem(file_name):  # names are the program's, checked; a file name anyway
+            raise UserError(f"--out: cannot name a file after {shown(file_name)} "
+                            f"({name_problem(file_name)}). Fix: report it.")
+        files[file_name] = yaml.safe_dump(manifest, sort_keys=False)
+    files["plan.json"] = json.dumps(plan.as_dict(secrets), indent=2) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    write_files(out, files, secrets)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,10 @@ def command(stack: str, configmaps_file: str, keep: int | None, workloads_file: 
     stack declares), the N newest by creation time and, with --workloads, every generation a
     workload, ReplicaSet or ControllerRevision still references (`kubectl rollout undo` needs
     those); prints one delete command per older generation, nothing else, on stdout (what is
-    kept goes to stderr). Flags ConfigMaps and other stacks' ConfigMaps are never listed. It
-    deletes nothing itself: review, then pipe to sh.
+    kept goes to stderr). Only ConfigMaps the stack declares, in its services' namespaces,
+    are considered: flags ConfigMaps, other stacks' and other namespaces' are never listed.
+    Every name is checked whole and each command is an argv joined for the shell (`--format
+    json` also gives the argv lists). It deletes nothing itself: review, then pipe to sh.
 
     Example: configplane prune --stack prod --configmaps cms.json --keep 5 | sh
     """
@@ -63,12 +66,14 @@ def command(stack: str, configmaps_file: str, keep: int | None, workloads_file: 
             raise UserError(str(exc)) from None
     decisions = prune_decisions(generations, current_generations(model), keep, used)
     deleted = [d for d in decisions if not d.keep]
+    argv = [delete_command(d.generation) for d in deleted]
     emit({
         "stack": stack,
         "keep": keep,
         "delete": [d.generation.as_dict() for d in deleted],
         "kept": [d.as_dict() for d in decisions if d.keep],
-        "commands": [delete_command(d.generation) for d in deleted],
+        "commands": [shlex.join(a) for a in argv],  # for sh
+        "argv": argv,  # for tools: run each as it is, no shell
     }, fmt, render_table)
 
 

@@ -22,6 +22,7 @@ from configplane.ops import (
     parse_workloads,
     rollback_commands,
 )
+from configplane.projectfiles import ProjectFileError, read_argument, shown
 from configplane.validation import issues_of, load_stack
 
 CONFIGMAPS_OPTION = click.option(
@@ -35,15 +36,16 @@ def read_input(path: str, what: str) -> tuple[str, str]:
     """(text, name to show) of a file argument, `-` being stdin; a clean error otherwise."""
     if path == "-":
         return click.get_text_stream("stdin").read(), "(stdin)"
-    file = Path(path)
-    try:
-        return file.read_text(), path
+    try:  # bounded: a regular file's size is checked before it is read
+        return read_argument(path).decode("utf-8"), path
+    except ProjectFileError as exc:
+        raise UserError(f"{exc} (expected {what})") from None
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file. Fix: save {what} to it first, or pass - to read "
-                        "stdin.") from None
+        raise UserError(f"{shown(path)}: no such file. Fix: save {what} to it first, or pass - "
+                        "to read stdin.") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-        raise UserError(f"{path}: cannot be read ({reason}). Fix: pass {what}.") from None
+        raise UserError(f"{shown(path)}: cannot be read ({reason}). Fix: pass {what}.") from None
 
 
 def load_model(project_dir: Path, stack: str, fmt: str) -> StackModel:
@@ -145,7 +147,8 @@ def render_table(data: Mapping[str, Any]) -> None:
     for line in data["commands"]:
         out.print(f"  {line}")
     out.print("then check")
-    for line in data["verify"]:
-        out.print(f"  {line}")
+    status, annotation = data["verify"]
+    out.print(f"  {status}")
+    out.print(f"  {annotation}  # prints {data['verify_prints']}")
     if data.get("caveat"):
         out.print(f"note: {data['caveat']}")

@@ -7,8 +7,7 @@ from typing import IO
 
 import click
 
-from configplane.cli.boundary import UserError, Verb
-from configplane.redaction import load_detector
+from configplane.cli.boundary import UserError, Verb, current_run
 
 FIELDS = ("id", "key", "value")
 
@@ -69,7 +68,7 @@ def command(source: IO[bytes], explain: bool) -> None:
     name = getattr(source, "name", "-")
     name = "<stdin>" if name in ("-", "<stdin>", 0) else str(name)
     pairs = read_pairs(source, name)
-    detector = load_detector()
+    detector = current_run().detector
     if not explain:
         findings = detector.scan_many((key, value) for _, key, value in pairs)
         for (id_, _, _), found in zip(pairs, findings, strict=True):

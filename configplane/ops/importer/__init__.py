@@ -1,6 +1,8 @@
 """Adopt existing configuration: a `.env` file or Kubernetes ConfigMap/Secret manifests.
 
-The result is a service's section for one stack (services/<name>/<stack>.yaml). Every secret
+The result is a service's files: for a new service its base (services/<name>/service.yaml,
+with its owners) and the stack's overlay, split by the parity rules, and a `null` overlay
+for each other stack; for an existing one, the stack's overlay. Every secret
 is moved out of it: the keys of a Secret manifest always, and any ConfigMap or .env value the
 pack's plaintext detector flags. A secret becomes `source: secure` with a `config_key`,
 declared in Pulumi.yaml (`type: string`, `secret: true`); its value is never printed nor
@@ -17,9 +19,10 @@ The seams, one module each:
 - `envfile`: `.env` files, parsed with python-dotenv's parser (line numbers kept);
 - `manifests`: ConfigMap and Secret manifests (PyYAML, base64 decoded);
 - `plan`: what becomes config and what a secret reference, the declarations, the commands;
-- `yamledit`: writing it: a new services/<name>/<stack>.yaml, and the declarations added to
-  Pulumi.yaml with ruamel.yaml's round-trip editor (comments and layout kept; the edit is
-  checked to be one inserted block before anything is written).
+- `yamledit`: the declarations added to Pulumi.yaml with ruamel.yaml's round-trip editor
+  (comments and layout kept; the edit is checked to be one inserted block);
+- `result`: the edits as file texts, and what `validate` would say of the project after them
+  (import writes nothing while it would say anything). The command writes them.
 """
 
 from configplane.ops.importer.entry import Entry, ImportProblem
@@ -33,9 +36,11 @@ from configplane.ops.importer.proposal import (
     plan_import,
     read_input,
 )
-from configplane.ops.importer.yamledit import add_declarations, write_import
+from configplane.ops.importer.result import catalog_text, import_edits, result_problems
+from configplane.ops.importer.yamledit import add_declarations, add_grants
 
 __all__ = [
-    "STORES", "Entry", "ImportProposal", "ImportProblem", "ImportedSecret", "add_declarations",
-    "catalog_file", "config_key_for", "emit_value", "plan_import", "read_input", "write_import",
+    "STORES", "Entry", "ImportProposal", "ImportProblem", "ImportedSecret", "add_declarations", "add_grants",
+    "catalog_file", "catalog_text", "config_key_for", "emit_value", "import_edits", "plan_import",
+    "read_input", "result_problems",
 ]

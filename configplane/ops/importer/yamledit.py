@@ -1,6 +1,5 @@
-"""Write an import: a new services/<name>/<stack>.yaml, and the secret declarations added to
-Pulumi.yaml with ruamel.yaml's round-trip loader, so the file keeps its comments, quoting and
-layout.
+"""The secret declarations an import adds to Pulumi.yaml, edited with ruamel.yaml's round-trip
+loader, so the file keeps its comments, quoting and layout.
 
 The edit is proven before anything is written: the file must dump back byte for byte with the
 indentation chosen for it (else its layout is one ruamel.yaml would change), the new text must
@@ -16,10 +15,7 @@ from __future__ import annotations
 import copy
 import difflib
 import io
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -27,55 +23,14 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from configplane.inputs import PROJECT_FILE, SERVICES_KEY, stack_file_name
+from configplane.inputs import NAMESPACE, PROJECT_FILE
 from configplane.ops.importer.entry import ImportProblem
-from configplane.ops.importer.proposal import ImportProposal, catalog_file
 
 # (mapping, sequence, offset) indentations tried, most common first: the one that dumps the
 # file back unchanged is used for the edit.
 _INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0))
 _LAYOUT = (" could not add the declarations without changing something else (unusual layout). "
            "Fix: add them by hand; run without --write to print them.")
-
-
-def write_import(project_dir: Path, plan: ImportProposal) -> list[str]:
-    """Write the section to services/<name>/<stack>.yaml (a new file) and add the
-    declarations to Pulumi.yaml."""
-    stack_path = project_dir / stack_file_name(plan.stack)
-    project_path = project_dir / PROJECT_FILE
-    if not stack_path.is_file():
-        raise ImportProblem(f"{stack_path.name}: file not found in {project_dir.resolve()}. Fix: "
-                            f"create the stack first (`pulumi stack init {plan.stack}`).")
-    target = catalog_file(plan.service, plan.stack)
-    legacy = ((yaml.safe_load(stack_path.read_text()) or {}).get("config") or {}).get(SERVICES_KEY)
-    if (project_dir / target).exists() or (isinstance(legacy, dict) and plan.service in legacy):
-        where = target if (project_dir / target).exists() else \
-            f"{stack_path.name}: {SERVICES_KEY}.{plan.service}"
-        raise ImportProblem(f"{where} already exists. Fix: merge the printed section by hand "
-                            "(run without --write).")
-    text = yaml.safe_dump(plan.section, sort_keys=False, default_flow_style=False,
-                          allow_unicode=True, width=1000)
-    if yaml.safe_load(text) != plan.section:
-        raise ImportProblem(f"{target}: the section does not read back as imported. Fix: add it "
-                            "by hand; run without --write to print it.")
-    edits = {project_dir / target: text}
-    if plan.declarations:
-        edits[project_path] = add_declarations(project_path.read_text(), plan.declarations)
-    for path, new in edits.items():  # all edits were checked before any file is touched
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            _replace(path, new)
-        else:
-            path.write_text(new)
-    return [str(path.relative_to(project_dir)) for path in edits]
-
-
-def _replace(path: Path, text: str) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as out:
-        out.write(text)
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
 
 
 def add_declarations(text: str, declarations: Mapping[str, Any], file: str = PROJECT_FILE) -> str:
@@ -106,6 +61,44 @@ def add_declarations(text: str, declarations: Mapping[str, Any], file: str = PRO
     if not _only_inserted(text, result) or yaml.safe_load(result) != expected:
         raise ImportProblem(file + ":" + _LAYOUT)
     return result
+
+
+GRANTS_PATH = ("value", "platform", "grants", "secure_keys")  # under configplane:defaults
+
+
+def add_grants(text: str, service: str, keys: list[str], file: str = PROJECT_FILE) -> str:
+    """`text` (a Pulumi.yaml) with `keys` granted to `service` in the platform's defaults
+    (`platform.grants.secure_keys.<service>`): the grant goes to review with the platform
+    file it is written in (CODEOWNERS), like the declarations. Proven like them: the result
+    parses to the intended document, and at most the service's own grant line is rewritten
+    (a flow-style list), everything else kept byte for byte."""
+    expected = copy.deepcopy(yaml.safe_load(text) or {})
+    yml, document = _round_trip(text, file)
+    for tree, make in ((expected, dict), (document, CommentedMap)):
+        node = tree.setdefault("config", make()) if isinstance(tree, dict) else None
+        for key in (f"{NAMESPACE}:defaults", *GRANTS_PATH):
+            if not isinstance(node, dict):
+                raise ImportProblem(f"{file}: `{key}` is not a mapping. Fix: correct it.")
+            if node.get(key) is None:
+                node[key] = make()
+            node = node[key]
+        if not isinstance(node, dict) or not isinstance(node.setdefault(
+                service, CommentedSeq() if make is CommentedMap else []), list):
+            raise ImportProblem(f"{file}: the grants of {service} are not a list. Fix: correct it.")
+        node[service].extend(key for key in keys if key not in node[service])
+    result = _dump(yml, document)
+    if yaml.safe_load(result) != expected or not _grant_line_only(text, result, service):
+        raise ImportProblem(file + ":" + _LAYOUT)
+    return result
+
+
+def _grant_line_only(old: str, new: str, service: str) -> bool:
+    """`new` is `old` with lines inserted and at most one line rewritten: the service's own."""
+    before, after = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    changed = [before[i] for tag, i1, i2, _, _ in difflib.SequenceMatcher(
+        None, before, after, autojunk=False).get_opcodes() if tag in ("replace", "delete")
+        for i in range(i1, i2)]
+    return len(changed) <= 1 and all(line.strip().startswith(f"{service}:") for line in changed)
 
 
 def _round_trip(text: str, file: str) -> tuple[YAML, Any]:

@@ -1,0 +1,94 @@
+"""One run of configplane: what a command (or one run of the program) works on, created once
+and passed explicitly; no module global carries any of it.
+
+It lives in `configplane.inputs`, the lowest layer that knows all of its parts: the project
+directory and the catalog selection are what the catalog reader reads, the detector and the
+redactor come from `configplane.redaction` below; every layer above may then receive it.
+
+The program (`__main__.py`) gets its selection through Pulumi config, never through a global:
+the offline plan sets `configplane-run:selection` (its own namespace, so it cannot collide
+with the stack's `configplane:*` keys such as the legacy `configplane:services`), a JSON
+object whose fields are the filters (`services` today; a shard filter is one more field).
+A project or stack file may not set it (configplane.inputs.catalog refuses it): under
+`pulumi up` the program always reads the whole catalog.
+
+Caches keyed by content (parsed YAML files, compiled schema validators, the detector's
+verdicts per pack) are memos of pure functions, shared by every run in the process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from configplane.redaction import Detector, Redactor, detector_for
+
+RUN_NAMESPACE = "configplane-run"
+SELECTION_KEY = f"{RUN_NAMESPACE}:selection"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which catalog services a run reads; `services` None: every one."""
+
+    services: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, services: Iterable[str] | None) -> Selection:
+        """`--service` as given: nothing (or None) selects every service."""
+        chosen = frozenset(services or ())
+        return cls(chosen or None)
+
+    @property
+    def everything(self) -> bool:
+        return self.services is None
+
+    def admits(self, name: str) -> bool:
+        return self.services is None or name in self.services
+
+    def as_config(self) -> dict[str, str]:
+        """The Pulumi config entries that hand this selection to the program (none for all)."""
+        if self.everything:
+            return {}
+        return {SELECTION_KEY: json.dumps({"services": sorted(self.services or ())})}
+
+    @classmethod
+    def from_config(cls, values: Mapping[str, Any]) -> Selection:
+        """The selection in a run's config values (raw strings or parsed `StackValue`s)."""
+        raw = values.get(SELECTION_KEY)
+        raw = getattr(raw, "value", raw)
+        if raw is None:
+            return cls()
+        document = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(document, Mapping) or set(document) - {"services"}:
+            raise ValueError(f"{SELECTION_KEY} must be an object with `services`")
+        services = document.get("services")
+        if services is None:
+            return cls()
+        if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+            raise ValueError(f"{SELECTION_KEY}.services must be a list of service names")
+        return cls.of(services)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one run works on: its project, its selection, its detector and its redactor."""
+
+    project_dir: Path
+    selection: Selection = Selection()
+    redactor: Redactor = field(default_factory=Redactor, compare=False)
+
+    @classmethod
+    def create(cls, project_dir: Path | str = Path("."),
+               services: Iterable[str] | None = None) -> RunContext:
+        """A fresh run: the project's own pack judges secrets, and a new redactor, which
+        knows nothing another run protected."""
+        project = Path(project_dir)
+        return cls(project, Selection.of(services), Redactor(detector=detector_for(project)))
+
+    @property
+    def detector(self) -> Detector:
+        return self.redactor.detector

@@ -1,0 +1,150 @@
+"""Per-service isolation, decided by the OpenBao server itself: every Kubernetes auth role of
+every sample stack, logged in as that role would be, against every service's KV, PKI and
+database paths and the control paths (sys/, auth/)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import STACKS
+from tests.vault.probes import (
+    AUTH_ROLE,
+    CONTROL_PATHS,
+    DB_ROLE,
+    KV_SECRET,
+    LoginRefused,
+    csr_pem,
+    login,
+    status,
+)
+
+
+def service_paths(applied) -> dict[str, dict[str, list[tuple[str, str, dict | None]]]]:
+    """service -> kind (kv, pki, database) -> the (method, path, body) that use it."""
+    plan, paths = applied.plan, {}
+    services = {r.inputs["boundServiceAccountNames"][0] for r in plan.resources
+                if r.type == AUTH_ROLE}
+    mount = f"{applied.stack}-kv"
+    for svc in services:
+        paths[svc] = {"kv": [("GET", f"{mount}/data/{svc}", None),
+                             ("GET", f"{mount}/metadata/{svc}", None)],
+                      "pki": [("POST", f"{applied.stack}-pki/sign/{svc}",
+                               {"csr": csr_pem([f"{svc}.{svc}-{applied.stack}.svc"])})],
+                      "database": []}
+    for r in plan.resources:
+        if r.type == DB_ROLE:
+            svc = r.parent.split("::")[-1].removesuffix("-dynamic")  # <svc>-dynamic
+            paths[svc]["database"].append(("GET", f"{r.inputs['backend']}/creds/{r.inputs['name']}",
+                                           None))
+    return paths
+
+
+KIND_OF_POLICY = {"read": "kv", "pki": "pki", "database": "database"}  # <env>-<svc>-<suffix>
+
+
+def isolation_findings(applied, token: str, service: str, kind: str) -> list[str]:
+    """Everything the token may do is its own service's paths of its own kind; anything
+    else allowed is a finding, and so is its own path refused."""
+    findings = []
+    for svc, kinds in service_paths(applied).items():
+        for k, requests in kinds.items():
+            for method, path, body in requests:
+                code = status(applied.server, method, path, token, body)
+                mine = svc == service and k == kind
+                if mine and code == 403:
+                    findings.append(f"own {path} refused")
+                if not mine and code != 403:
+                    findings.append(f"{method} {path} answered {code}, not 403")
+    for method, path in CONTROL_PATHS:
+        code = status(applied.server, method, path, token)
+        if code != 403:
+            findings.append(f"{method} {path} answered {code}, not 403")
+    listing = status(applied.server, "LIST", f"{applied.stack}-kv/metadata", token)
+    if listing != 403:
+        findings.append(f"listing every service's KV metadata answered {listing}")
+    return findings
+
+
+def roles(applied):
+    return sorted((r.inputs["backend"], r.inputs["roleName"], r.inputs["boundServiceAccountNames"][0],
+                   list(r.inputs["tokenPolicies"]))
+                  for r in applied.plan.resources if r.type == AUTH_ROLE)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_role_reaches_only_its_own_paths(applied, stack):
+    a = applied[stack]
+    checked = 0
+    for backend, role, service, policies in roles(a):
+        token, granted = login(a, backend, role)
+        assert granted == sorted(["default", *policies]), role  # what a login carries
+        (policy,) = policies
+        kind = KIND_OF_POLICY[policy.rsplit("-", 1)[1]]
+        assert isolation_findings(a, token, service, kind) == [], role
+        checked += 1
+    # every service has its read role; dev's api also a pki and a database role
+    assert checked >= 3
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_service_reads_its_own_secret_and_its_versions(applied, stack):
+    a = applied[stack]
+    secrets = [r for r in a.plan.resources if r.type == KV_SECRET]
+    assert secrets
+    for r in secrets:
+        svc = r.inputs["name"]
+        token, _ = login(a, f"kubernetes-{stack}", svc)
+        data = a.server.call("GET", f"{stack}-kv/data/{svc}", token=token)["data"]
+        planned = a.applier.inputs(r)  # the placeholders as the applier filled them
+        assert data["data"] == json.loads(planned["dataJsonWo"])
+        meta = a.server.call("GET", f"{stack}-kv/metadata/{svc}", token=token)["data"]
+        assert meta["current_version"] >= 1
+
+
+def test_a_glob_policy_is_caught(applied):
+    """Mutation: the api read policy widened to every service's path (`data/*`)."""
+    a = applied["dev"]
+    a.server.call("PUT", "sys/policies/acl/dev-api-read-glob", {"policy": (
+        'path "dev-kv/data/*" { capabilities = ["read"] }\n'
+        'path "dev-kv/metadata/*" { capabilities = ["read", "list"] }\n')})
+    a.server.call("POST", "auth/kubernetes-dev/role/api-glob", {
+        "bound_service_account_names": ["api"], "bound_service_account_namespaces": ["api-dev"],
+        "token_policies": ["dev-api-read-glob"], "audience": "vault"})
+    token, _ = login(a, "kubernetes-dev", "api-glob")
+    findings = isolation_findings(a, token, "api", "kv")
+    assert any("dev-kv/data/web" in f for f in findings)
+    assert any("listing" in f for f in findings)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_role_logs_in_only_its_own_account_in_its_own_namespace_for_vault(applied, stack):
+    """The server decides the Kubernetes bindings: through the planned out-of-cluster config
+    (the API server's CA, the reviewer token), each role accepts its own service account's
+    token for audience `vault` and refuses another service's account, its own account in
+    another namespace, an IRSA token (audience sts.amazonaws.com) and a token the API server
+    never issued."""
+    a = applied[stack]
+    accounts = sorted({r.inputs["boundServiceAccountNames"][0] for r in a.plan.resources
+                       if r.type == AUTH_ROLE})
+    for backend, role, service, _ in roles(a):
+        login(a, backend, role)  # its own account: accepted
+        settings = a.server.call("GET", f"auth/{backend}/role/{role}")["data"]
+        other = next(x for x in accounts if x != service)
+        refused = {"another service's account": {"account": other},
+                   "its account in another namespace": {"namespace": f"{other}-{stack}"},
+                   "an IRSA token": {"audience": "sts.amazonaws.com"}}
+        if settings["audience"] != "vault":  # cert-manager's own audience for its Issuer
+            refused["an ESO token"] = {"audience": "vault"}
+        for what, identity in refused.items():
+            with pytest.raises(LoginRefused):
+                login(a, backend, role, **identity)
+                pytest.fail(f"{role} accepted {what}")
+        forged = a.kube.issue(settings["bound_service_account_namespaces"][0], service,
+                              (settings["audience"],))
+        del a.kube.issued[forged]  # the API server does not know it
+        response = a.server.request("POST", f"auth/{backend}/login", token="",
+                                    json={"role": role, "jwt": forged})
+        assert response.status_code == 403, (role, response.text)
+    assert a.kube.reviews, "Vault never asked the API server"
