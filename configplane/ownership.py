@@ -129,6 +129,17 @@ def kms_alias(environment: str) -> str:
     return f"alias/configplane-{environment}-secrets"
 
 
+def stack_account(stack: str) -> str:
+    """The service account a stack's workspace runs as under the Pulumi Kubernetes Operator,
+    in the operator's namespace (`configplane operator stacks`)."""
+    return f"pulumi-{stack}"
+
+
+def deploy_role_name(stack: str) -> str:
+    """The IAM role a stack deploys with (its operator workspace's IRSA role, by default)."""
+    return f"configplane-deploy-{stack}"
+
+
 def mount_problems(mount: str, environment: str, what: str) -> list[str]:
     """A mount configplane writes into policy text and API paths: one segment, an RFC 1123
     label that starts with `<environment>-` (the pack knows an environment's mounts by it)."""

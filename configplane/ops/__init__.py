@@ -58,7 +58,13 @@ from configplane.ops.importer.proposal import (
 from configplane.ops.importer.result import catalog_text, import_edits, result_problems
 from configplane.ops.importer.yamledit import add_declarations, add_grants
 from configplane.ops.migrate import MigrationError, plan_migration
-from configplane.ops.operator import MANAGED, OperatorError, Source, operator_objects
+from configplane.ops.operator import (
+    MANAGED,
+    OperatorError,
+    Source,
+    operator_objects,
+    role_template_problem,
+)
 from configplane.ops.owners import CODEOWNERS, OwnersError, codeowners
 from configplane.ops.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
 from configplane.ops.prune import delete_command, prune_decisions
@@ -70,6 +76,7 @@ __all__ = [
     "OperatorError",
     "Source",
     "operator_objects",
+    "role_template_problem",
     "MATRIX_LIMIT",
     "Affected",
     "AffectedError",

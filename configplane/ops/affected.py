@@ -44,6 +44,7 @@ from configplane.model import (
     service_stacks,
 )
 from configplane.ops.gitbase import branch_point, changed_files, materialise, resolve_base
+from configplane.projectfiles import is_file
 
 EVERY_STACK = ("Pulumi.yaml", "__main__.py", "services/defaults.yaml", "pyproject.toml",
                "Makefile", "components/", "policies/", "schemas/", "configplane/", "lambdas/")
@@ -105,8 +106,8 @@ class Topology:
 
     def __init__(self, project_dir: Path, label: str = "the working tree"):
         self.project_dir, self.label = Path(project_dir), label
-        self.environments = environments(self.project_dir) if (
-            self.project_dir / PROJECT_FILE).is_file() else ()
+        self.environments = environments(self.project_dir) if is_file(
+            self.project_dir, PROJECT_FILE) else ()
         self._all: dict[str, tuple[FleetStack, ...]] = {}
         self._services: dict[str, dict[str, FleetStack]] = {}
         self._looked: dict[str, set[str]] = {}

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from configplane import ownership, refs
 from configplane.model import FleetStack, environment_stacks, service_stacks
 from configplane.validation import load_or_issues
 
@@ -58,12 +59,25 @@ class Source:
     namespace: str = "pulumi-operator"
     secrets_provider: str = ""
     access_token_secret: str = "pulumi-api-secret"
-    role_arn: str = "arn:aws:iam::{account}:role/configplane-deploy-{stack}"
+    # each stack's deploy role: a template ({account}, {stack}, {environment}); None: the
+    # role ownership.deploy_role_name names in the platform's account
+    role_arn: str | None = None
     resync_seconds: int = 3600
 
+    def role_of(self, stack: FleetStack, account: str) -> str:
+        if self.role_arn is None:
+            return refs.iam_role_arn(account, ownership.deploy_role_name(stack.name))
+        return self.role_arn.format(account=account, stack=stack.name,
+                                    environment=stack.environment)
 
-def account_name(stack: str) -> str:
-    return f"pulumi-{stack}"
+
+def role_template_problem(template: str) -> str | None:
+    """Why a --role-arn template cannot be filled in (an unknown or unclosed {field})."""
+    try:
+        template.format(account="", stack="", environment="")
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def _meta(name: str, namespace: str | None, stack: FleetStack) -> dict[str, Any]:
@@ -78,13 +92,12 @@ def _meta(name: str, namespace: str | None, stack: FleetStack) -> dict[str, Any]
 def stack_objects(stack: FleetStack, namespaces: Sequence[str], source: Source,
                   account: str, platform: FleetStack | None) -> list[dict[str, Any]]:
     """The objects of one stack; `namespaces`: the services' namespaces it manages."""
-    sa = account_name(stack.name)
+    sa = ownership.stack_account(stack.name)
     ns = source.namespace
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
             **_meta(sa, ns, stack), "annotations": {"eks.amazonaws.com/role-arn":
-                source.role_arn.format(account=account, stack=stack.name,
-                                       environment=stack.environment)}}},
+                source.role_of(stack, account)}}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
          "metadata": _meta(f"{sa}:auth-delegator", None, stack),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
@@ -153,6 +166,13 @@ def operator_objects(project_dir: Path, environment: str, source: Source
         raise OperatorError("no secrets provider: the operator must decrypt the stack's "
                             "`secure` values. Fix: --secrets-provider (e.g. awskms://alias/"
                             "pulumi-<env>?region=<region>, or the provider the stacks use).")
+    for name, service in sorted(model.services.items()):
+        # the operator's namespace holds every stack's account: no service's objects (nor the
+        # Roles its shard gets there) may sit beside them
+        clash = ownership.reserved_problems(name, service.namespace, (source.namespace,))
+        if clash:
+            raise OperatorError(f"--namespace {source.namespace}: service {name}: {clash[0][1]} "
+                                "Or give the operator another --namespace.")
     members: dict[str, list[str]] = {}
     for service, stack in service_stacks(project_dir, environment).items():
         if service in model.services:

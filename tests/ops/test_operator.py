@@ -12,9 +12,11 @@ import jsonschema
 import pytest
 import yaml
 
+from configplane import ownership, refs
 from configplane.model import environment_stacks, environments, service_stacks
 from configplane.offline import run_plan
 from configplane.ops import MANAGED
+from configplane.validation import load_or_issues
 from tests.projects import REPO, copy_project
 from tests.security.conftest import assert_clean, cli, edit_yaml
 
@@ -65,7 +67,7 @@ def test_one_stack_object_per_stack_valid_against_the_operators_crd(env):
             "https://github.com/shop/config.git", "refs/heads/main", "infra/config")
         assert spec["refresh"] is True and spec["continueResyncOnCommitMatch"] is True
         assert spec["resyncFrequencySeconds"] == 3600 and spec["destroyOnFinalize"] is False
-        assert spec["serviceAccountName"] == f"pulumi-{stack['metadata']['name']}"
+        assert spec["serviceAccountName"] == ownership.stack_account(stack["metadata"]["name"])
     platform, *shards = stacks
     assert "prerequisites" not in platform["spec"]
     assert all(s["spec"]["prerequisites"][0]["name"] == env for s in shards)
@@ -111,9 +113,10 @@ def test_each_account_may_write_exactly_what_its_stack_declares_in_its_namespace
             declared.setdefault(meta["namespace"], set()).add((group, plural[r.inputs["kind"]]))
     assert set().union(*declared.values()) <= set(MANAGED)  # no kind left out of MANAGED
     by_stack = service_stacks(REPO, env)
-    model_ns = {s: n for s, n in ((s, f"{s}-{env}") for s in by_stack)}
+    model, _ = load_or_issues(REPO, env)
+    model_ns = {s: model.services[s].namespace for s in by_stack}
     for stack in environment_stacks(REPO, env):
-        account = f"pulumi-{stack.name}"
+        account = ownership.stack_account(stack.name)
         rights = _rights(found, account)
         mine = {model_ns[s] for s, st in by_stack.items() if st == stack}
         assert set(rights) == mine, stack.name  # its own services' namespaces, no other
@@ -130,13 +133,47 @@ def test_each_account_may_write_exactly_what_its_stack_declares_in_its_namespace
             assert all(r["resources"] == ["namespaces"] for r in role["rules"])
 
 
+def _roles(found: list[dict]) -> dict[str, str]:
+    return {o["metadata"]["name"]: o["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+            for o in found if o["kind"] == "ServiceAccount"}
+
+
 def test_every_service_account_is_annotated_with_its_stacks_deploy_role():
-    found = objects("prod")
-    accounts = {o["metadata"]["name"]: o for o in found if o["kind"] == "ServiceAccount"}
-    assert set(accounts) == {f"pulumi-{s.name}" for s in environment_stacks(REPO, "prod")}
-    for name, sa in accounts.items():
-        assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == (
-            f"arn:aws:iam::333333333333:role/configplane-deploy-{name.removeprefix('pulumi-')}")
+    stacks = environment_stacks(REPO, "prod")
+    assert _roles(objects("prod")) == {
+        ownership.stack_account(s.name): refs.iam_role_arn("333333333333",
+                                                           ownership.deploy_role_name(s.name))
+        for s in stacks}
+    template = "arn:aws:iam::{account}:role/{{x}}-{environment}-{stack}"
+    templated = _roles(objects("prod", "--role-arn", template))
+    assert templated == {ownership.stack_account(s.name):
+                         f"arn:aws:iam::333333333333:role/{{x}}-prod-{s.name}" for s in stacks}
+
+
+@pytest.mark.parametrize("template", ["arn:{acount}", "arn:{", "arn:}", "arn:{0}", "arn:{stack.x}",
+                                      "arn:{account!z}"])
+def test_a_role_template_configplane_cannot_fill_is_one_clean_message(template):
+    run = cli("operator", "stacks", "--env", "dev", "--project-dir", str(REPO), *ARGS,
+              "--role-arn", template)
+    assert_clean(run, [], codes=(1,))
+    assert "--role-arn" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
+
+
+@pytest.mark.parametrize("operator_ns", ["api-prod", "api"])
+def test_a_service_in_the_operators_namespace_is_refused(tmp_path, operator_ns):
+    # a shard's account would get Roles in the namespace that holds every stack's account
+    run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(REPO), *ARGS,
+              "--namespace", operator_ns)
+    assert_clean(run, [], codes=(1,))
+    assert "service api" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
+    project = copy_project(tmp_path / "p")
+    edit_yaml(project / "services/web/prod.yaml", lambda d: d.update(namespace="pulumi-operator"))
+    run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(project), *ARGS)
+    assert_clean(run, [], codes=(1,))
+    assert "service web" in run.stderr and "pulumi-operator" in run.stderr
+    found = objects("prod", "--namespace", "operators", project=project)  # elsewhere: fine
+    assert {o["metadata"]["namespace"] for o in found if o["kind"] == "Role"}.isdisjoint(
+        {"operators"})
 
 
 def test_bad_input_is_one_clean_message(tmp_path):
