@@ -130,6 +130,17 @@ def kms_alias(environment: str) -> str:
     return f"alias/configplane-{environment}-secrets"
 
 
+def stack_account(stack: str) -> str:
+    """The service account a stack's workspace runs as under the Pulumi Kubernetes Operator,
+    in the operator's namespace (`configplane operator stacks`)."""
+    return f"pulumi-{stack}"
+
+
+def deploy_role_name(stack: str) -> str:
+    """The IAM role a stack deploys with (its operator workspace's IRSA role, by default)."""
+    return f"configplane-deploy-{stack}"
+
+
 # --- the fleet's stacks (docs/fleet.md): the platform stack keeps the environment's name ----
 
 UNOWNED_SHARD = "unowned"  # the shard of services when neither they nor the platform name an owner

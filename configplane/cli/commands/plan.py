@@ -39,6 +39,7 @@ from configplane.offline import (
     FleetSelectionError,
     Plan,
     PolicyPackError,
+    collector_paused,
     plan_environment,
     redact,
     run_plan,
@@ -146,15 +147,17 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
         except (PolicyPackError, FleetSelectionError) as exc:
             raise UserError(str(exc)) from None
 
-    if compare_ref is not None:
-        if shards:
-            raise UserError("--compare shows an environment per service. Fix: drop --shard "
-                            "(use --service to narrow it).")
-        plan = run_compare(project_dir, environment, compare_ref, services=services, fmt=fmt,
-                           policy=not no_policy, plan_head=plan_head)
-    else:
-        plan = plan_head()
-        _show(plan, fmt, out, fleet)
+    if compare_ref is not None and shards:
+        raise UserError("--compare shows an environment per service. Fix: drop --shard "
+                        "(use --service to narrow it).")
+    # The plan's objects live until the process ends: no full collection need scan them.
+    with collector_paused():
+        if compare_ref is not None:
+            plan = run_compare(project_dir, environment, compare_ref, services=services, fmt=fmt,
+                               policy=not no_policy, plan_head=plan_head)
+        else:
+            plan = plan_head()
+            _show(plan, fmt, out, fleet)
     if any(v["level"] == "mandatory" for v in plan.violations):
         raise SystemExit(1)
 
