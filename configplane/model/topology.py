@@ -180,11 +180,10 @@ def service_stacks(project_dir: Path, environment: str,
                    services: Iterable[str] | None = None) -> dict[str, FleetStack]:
     """Each service of the environment's catalog -> the stack that holds it (only `services`,
     when given). A service the environment's overlay removes (`null`) is absent."""
-    topology = environment_topology(project_dir, environment)
-    wanted = None if services is None else set(services)
+    # each service's shard is decided by it and the platform alone: read only the ones asked
+    topology = topology_of(read_inputs(Path(project_dir), environment, services=services))
     return {name: stack for name in topology.assignment
-            if (wanted is None or name in wanted)
-            and (stack := topology.stack_of(name)) is not None}
+            if (stack := topology.stack_of(name)) is not None}
 
 
 def service_stack(project_dir: Path, environment: str, service: str) -> FleetStack | None:

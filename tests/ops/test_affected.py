@@ -138,6 +138,28 @@ def test_an_owner_change_reaches_the_old_and_the_new_shard(repo):
     assert stacks(repo) == {f"{e}-{t}" for e in ENVS for t in ("api-team", "orders")}
 
 
+def test_a_service_the_platform_moves_reaches_the_shard_it_names(repo):
+    """affected asks the real topology: platform.shards.services decides before the owners."""
+    def move(d):
+        shards = d["config"]["configplane:defaults"]["value"]["platform"]["shards"]
+        shards.setdefault("services", {})["web"] = "storefront"
+    edit_yaml(repo / "Pulumi.yaml", move)
+    commit(repo, "move web")
+    (repo / "services/web/notes.txt").write_text("untracked\n")
+    assert stacks(repo, base="HEAD") == {f"{e}-storefront" for e in ENVS}
+
+
+def test_an_unsplit_environment_is_its_one_stack(repo):
+    """Without platform.shards an environment is one stack: a service's change reaches it."""
+    edit_yaml(repo / "Pulumi.yaml", lambda d: d["config"]["configplane:defaults"]["value"][
+        "platform"].pop("shards"))
+    commit(repo, "one stack each")
+    (repo / "services/api/notes.txt").write_text("untracked\n")
+    result = affected(repo, base="HEAD")
+    assert [(s["stack"], s["kind"]) for s in result["stacks"]] == [(e, "platform") for e in
+                                                                    sorted(ENVS)]
+
+
 def test_a_renamed_service_reaches_both_names(repo):
     shutil.move(repo / "services/web", repo / "services/storefront")
     edit_yaml(repo / "services/storefront/service.yaml",
