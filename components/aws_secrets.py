@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import as_secret
+from components.platform import PlatformRefs
 from components.rotation import rotation_tags
 from configplane.contract import MANAGED_BY
 from configplane.model import AwsSettings, SecretSpec, ServiceModel, ServiceVersions
@@ -76,7 +77,7 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
 class AwsServiceSecretsArgs:
     service: ServiceModel
     settings: AwsSettings
-    environment: AwsSecretsEnvironment
+    platform: PlatformRefs  # the environment's KMS key, when it has one
     values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=aws ones
     versions: ServiceVersions
 
@@ -103,10 +104,10 @@ class AwsServiceSecrets(pulumi.ComponentResource):
                 f"{name}-{role}",
                 name=svc.aws_secret_name(key),
                 description=spec.description or f"{svc.name} {key}",
-                kms_key_id=args.environment.key.arn if args.environment.key else None,
+                kms_key_id=args.platform.kms_key_arn,
                 recovery_window_in_days=args.settings.recovery_window_in_days,
-                replicas=[{"region": region, "kms_key_id": key.arn}
-                          for region, key in args.environment.replica_keys.items()] or None,
+                replicas=[{"region": region, "kms_key_id": arn}
+                          for region, arn in args.platform.replica_key_arns.items()] or None,
                 tags={
                     **svc.labels_as_tags(),
                     "configplane.io/secret": key,

@@ -4,6 +4,7 @@ with that role, and the cert-manager Issuer and Certificate in its namespace."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -191,7 +192,8 @@ class PkiEnvironment(pulumi.ComponentResource):
 class ServiceCertificateArgs:
     service: ServiceModel
     tls: TlsModel
-    pki: PkiEnvironment
+    pki_mount: pulumi.Input[str]  # the environment's intermediate CA mount
+    pki_ready: Sequence[pulumi.Resource]  # in one stack: the CA's issuance settings
     namespace: pulumi.Input[str]
     service_account: pulumi.Input[str]
     vault_address: str
@@ -214,7 +216,7 @@ class ServiceCertificate(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         vault.pkisecret.SecretBackendRole(
             f"{name}-pki-role",
-            backend=args.pki.mount_path,
+            backend=args.pki_mount,
             name=tls.role_name,
             issuer_ref="default",
             **tls.role_args(args.leaf_max_ttl),
@@ -262,7 +264,7 @@ class ServiceCertificate(pulumi.ComponentResource):
             metadata={"name": tls.issuer_name, **metadata},
             spec=tls.issuer_spec(args.vault_address, args.kubernetes_auth_path,
                                  svc.service_account),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.pki.issuance_settings),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.pki_ready)),
         )
         certificate = CustomResource(
             f"{name}-certificate",

@@ -22,8 +22,11 @@ import lambda_hardening
 import plaintext_secrets
 import rotation
 import secret_stores
+import stack_once
 import vault
 from pulumi_policy import EnforcementLevel, PolicyPack
+
+stack_once.install()  # the stack's resources deserialised once, not once per stack policy
 
 PolicyPack(
     name="configplane",

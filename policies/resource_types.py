@@ -36,6 +36,7 @@ VAULT_DYNAMIC_SECRET = "kubernetes:generators.external-secrets.io/v1alpha1:Vault
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
 LAMBDA_PERMISSION = "aws:lambda/permission:Permission"
 SM_SECRET = "aws:secretsmanager/secret:Secret"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"  # a shard reads its platform stack
 SM_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
 KMS_KEY = "aws:kms/key:Key"
 KMS_ALIAS = "aws:kms/alias:Alias"

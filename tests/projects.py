@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 # What `pulumi preview` and the offline plan need of the project: the Pulumi files, the program
 # and what it imports beside it, the schemas and the service catalog.
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
+# Every stack file: the environments' and their shards' (docs/fleet.md).
+PROJECT_FILES = ("Pulumi.yaml", *sorted(p.name for p in REPO.glob("Pulumi.*.yaml")),
                  "__main__.py")
 PROJECT_DIRS = ("components", "schemas", "lambdas", "services")
 
@@ -42,7 +43,8 @@ def files_text(folder: Path) -> str:
 def sample_plan(stack: str) -> Plan:
     """The sample project's offline plan of `stack` (the real program and pack, run_plan's
     defaults), made once per test run and shared by every test that reads it: never change it
-    (a test that needs another plan makes its own)."""
+    (a test that needs another plan makes its own). The environment as one stack, as it was
+    before its split (docs/fleet.md): every resource of every shard in one plan."""
     from configplane.offline import run_plan
 
-    return run_plan(REPO, stack)
+    return run_plan(REPO, stack, one_stack=True)

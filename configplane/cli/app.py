@@ -47,6 +47,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "(docs/dr.md)."),
     "secret": ("secret", "Secrets of a service (`secret set`: add a `secure` value in one "
                          "step)."),
+    "where": ("where", "Print the Pulumi stack that holds SERVICE in each environment, and the "
+                       "stack output its app reads."),
+    "shard": ("shard", "The environment's shard stacks (docs/fleet.md)."),
+    "affected": ("affected", "List the stacks a change touches."),
+    "operator": ("operator", "Objects for the Pulumi Kubernetes Operator, which runs stacks in "
+                             "the cluster."),
 }
 
 

@@ -113,13 +113,18 @@ def protect_stack(project_dir: Path, stack: str, services: Iterable[str] | None 
     from configplane.inputs import (
         PROJECT_FILE,
         StackFileError,
+        is_stack_name,
         read_inputs,
         read_project_file,
+        shard_stack_files,
         stack_file_name,
     )
 
     run = current_run()
-    files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack)]
+    # the environment's shard stack files hold its services' secure values (docs/fleet.md)
+    shards = shard_stack_files(project_dir, stack) if is_stack_name(stack) else ()
+    files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack),
+             *(project_dir / stack_file_name(shard) for shard in shards)]
     try:  # keys declared secret: their values are secret even where the stack file is broken
         declared = [k for k, d in read_project_file(project_dir).declarations.items() if d.secret]
     except Exception:  # noqa: BLE001 - an unreadable project file is reported by the command

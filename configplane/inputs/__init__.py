@@ -7,9 +7,12 @@ from configplane.inputs.catalog import (
     OWNER,
     SERVICE_FILE,
     catalog_services,
+    environment_of,
+    environments,
     read_fleet_defaults,
     read_inputs,
     read_stack_files,
+    shard_stack_files,
 )
 from configplane.inputs.context import RUN_NAMESPACE, SELECTION_KEY, RunContext, Selection
 from configplane.inputs.layerfiles import load
@@ -44,6 +47,7 @@ from configplane.inputs.schemafiles import (
 from configplane.inputs.stackfiles import (
     DEFAULTS_KEY,
     NAMESPACE,
+    PLATFORM_KEY,
     PROJECT_FILE,
     SERVICES_KEY,
     StackFileError,
@@ -51,6 +55,7 @@ from configplane.inputs.stackfiles import (
     StackValue,
     check_stack_name,
     find_project_dir,
+    is_stack_name,
     read_project_file,
     stack_file_name,
 )
@@ -69,6 +74,9 @@ __all__ = [
     "CATALOG_DIR",
     "catalog_services",
     "check_stack_name",
+    "environment_of",
+    "environments",
+    "is_stack_name",
     "config_validator",
     "DEFAULTS_FILE",
     "DEFAULTS_KEY",
@@ -93,6 +101,7 @@ __all__ = [
     "merge",
     "NAMESPACE",
     "Origin",
+    "PLATFORM_KEY",
     "origin_near",
     "OWNER",
     "PROJECT_FILE",
@@ -115,6 +124,7 @@ __all__ = [
     "SERVICE_FILE",
     "SERVICES_KEY",
     "Setting",
+    "shard_stack_files",
     "stack_file_name",
     "StackFileError",
     "StackInputs",

@@ -27,6 +27,7 @@ with its lines) configplane.inputs.layerfiles'; this module assembles the layers
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, l
 from configplane.inputs.layering import Layer
 from configplane.inputs.pulumiconfig import (
     config_file,
+    estimate_plaintext_length,
     full_key,
     project_config,
     runtime_values,
@@ -54,10 +56,14 @@ from configplane.inputs.stackfiles import (
     StackInputs,
     StackValue,
     check_stack_name,
+    is_stack_name,
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
-from configplane.ownership import CATALOG_DIR  # the catalog's home, beside its owners
+from configplane.ownership import (  # the catalog's home, beside its owners; stack names
+    CATALOG_DIR,
+    shard_of_stack,
+)
 from configplane.projectfiles import (
     DEFAULTS_NAME,
     ProjectFileError,
@@ -82,18 +88,77 @@ class FleetDefaults:
     lines: Mapping[KeyPath, int] = field(default_factory=dict)  # relative to `service`
 
 
+STACK_FILE = re.compile(r"Pulumi\.(?P<stack>.+)\.yaml")
+
+
+def _stack_files(project_dir: Path) -> list[str]:
+    """The stacks that have a stack file `Pulumi.<stack>.yaml` (a valid stack name) at the
+    project's root, sorted."""
+    try:
+        names = os.listdir(project_dir)
+    except OSError:
+        return []
+    return sorted(match["stack"] for name in names
+                  if (match := STACK_FILE.fullmatch(name)) and is_stack_name(match["stack"])
+                  and is_file(project_dir, name))
+
+
+def environments(project_dir: Path) -> tuple[str, ...]:
+    """Every environment: each `Pulumi.<env>.yaml` (a valid stack name) that sets the
+    platform's settings. A shard's own stack file (its secure values only) is not one; a file
+    that cannot be read or parsed counts, so that `validate` reports it."""
+    found = []
+    for stack in _stack_files(project_dir):
+        try:  # contained and size-checked, like every project file
+            document = load(project_dir, stack_file_name(stack)).document
+        except (YamlError, OSError, UnicodeDecodeError):
+            found.append(stack)
+            continue
+        config = document.get("config") if isinstance(document, Mapping) else None
+        if not isinstance(config, Mapping) or PLATFORM_KEY in config:
+            found.append(stack)
+    return tuple(found)
+
+
+def environment_of(stack: str, known: Iterable[str]) -> str | None:
+    """The environment a shard stack `<env>-<shard>` belongs to: the longest environment name
+    it extends (None: none)."""
+    for environment in sorted(known, key=len, reverse=True):
+        if shard_of_stack(stack, environment) is not None:
+            return environment
+    return None
+
+
+def shard_stack_files(project_dir: Path, environment: str,
+                      known: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The shard stacks of `environment` that have a stack file (their secure values)."""
+    names = tuple(known) if known is not None else environments(project_dir)
+    return tuple(stack for stack in _stack_files(project_dir)
+                 if stack not in names and environment_of(stack, names) == environment)
+
+
 def read_inputs(project_dir: Path, stack: str,
                 config_values: Mapping[str, StackValue] | None = None, *,
-                services: Iterable[str] | None = None) -> StackInputs:
+                services: Iterable[str] | None = None, shard_files: Iterable[str] | None = None,
+                shard_values: Mapping[str, StackValue] | None = None) -> StackInputs:
     """Every layer of one stack. `config_values`: the config source; None reads the stack
     file (the CLI), `runtime_values()` is what the engine handed the program (`pulumi up`).
     `services`: read only these catalog services (`validate/plan --service`; the program
-    gets them from its config: configplane.inputs.context.Selection)."""
+    gets them from its config: configplane.inputs.context.Selection).
+
+    A sharded environment (docs/fleet.md): `stack` is the environment; its shard stacks'
+    files hold only the `secure` values of their services. `shard_files`: those stacks whose
+    files' secure values join the environment's (default: every shard file of the environment
+    when the config comes from the files, none when it comes from the engine); `shard_values`:
+    the engine's config of the one shard stack a program runs as (the environment's file is
+    read from disk)."""
     project_dir = Path(project_dir)
     check_stack_name(stack)
     problems: list[Problem] = []
     notes: list[str] = []
     config = _ConfigFiles(project_dir, stack, config_values, problems)
+
+    config.add_shards(project_dir, stack, config_values, shard_files, shard_values, problems)
 
     defaults, defaults_file, defaults_lines = config.layer(DEFAULTS_KEY)
     platform, platform_file, platform_lines = config.layer(PLATFORM_KEY)
@@ -139,7 +204,8 @@ def read_inputs(project_dir: Path, stack: str,
         project=config.project,
         project_values=config.project_values,
         read_problems=tuple(problems),
-        secure_raw=secure_raw(config.stack_file, config.project),
+        secure_raw=config.raw_secure,
+        shard_secure=config.shard_secure,
         platform_layers=tuple(platform_layers),
         service_layers={k: tuple(service_layers[k]) for k in sorted(service_layers)},
         notes=tuple(notes),
@@ -167,6 +233,24 @@ class _ConfigFiles:
                   else stack_values(self.stack_file, self.project))
         self._refuse_run_keys(problems)
         self.values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
+        self.raw_secure = secure_raw(self.stack_file, self.project)
+        self.shard_secure: dict[str, str] = {}  # secure key -> the shard stack file holding it
+
+    def add_shards(self, project_dir: Path, stack: str,
+                   config_values: Mapping[str, StackValue] | None,
+                   shard_files: Iterable[str] | None,
+                   shard_values: Mapping[str, StackValue] | None,
+                   problems: list[Problem]) -> None:
+        """The secure values of the environment's shard stacks join its own (read_inputs)."""
+        if shard_files is None:
+            shard_files = shard_stack_files(project_dir, stack) if config_values is None else ()
+        for shard in shard_files:
+            shard_file = config_file(project_dir, stack_file_name(shard), False, problems)
+            _shard_values(shard_file, self.project, self.values, self.raw_secure,
+                          self.shard_secure, problems)
+        if shard_values is not None:  # a shard's own run: its config holds its secure values
+            self.values.update({k: v for k, v in shard_values.items()
+                                if k.startswith(f"{self.project}:") and v.secure})
 
     def _refuse_run_keys(self, problems: list[Problem]) -> None:
         """The run's own keys (configplane.inputs.context) are the offline plan's, never a
@@ -239,6 +323,32 @@ def _add_catalog_layers(project_dir: Path, stack: str, wanted: set[str] | None,
             del service_layers[name]
             continue
         service_layers[name] = layers
+
+
+def _shard_values(shard_file: Any, project: str, values: dict[str, StackValue],
+                  raw_secure: dict[str, Any], held: dict[str, str],
+                  problems: list[Problem]) -> None:
+    """A shard stack file's `secure` values join the environment's; anything else in it is a
+    copy of what the environment's file says once (refused)."""
+    name = shard_file.name
+    for key, value in (shard_file.document.get("config") or {}).items():
+        full = full_key(key, project)
+        if not (isinstance(value, dict) and set(value) == {"secure"}
+                and full.startswith(f"{project}:")):
+            problems.append((f"config.{key}", name, f"a shard stack file holds only the `secure` "
+                             f"values of its services ({project}:<key>); `{key}` is a platform "
+                             "or provider setting, written once in the environment's stack file "
+                             "and read by every shard from there. Fix: remove it from this file."))
+            continue
+        if full in values or full in held:
+            problems.append((f"config.{key}", name, f"`{key}` is set in "
+                             f"{held.get(full, 'the environment stack file')} too: a secure "
+                             "value lives in one stack file. Fix: keep the one in the stack "
+                             "file of the shard whose service uses it."))
+            continue
+        values[full] = StackValue(True, None, estimate_plaintext_length(value["secure"]))
+        raw_secure[full] = value["secure"]
+        held[full] = name
 
 
 def _catalog_dirs(project_dir: Path, problems: list[Problem], stack: str | None = None) -> list[str]:

@@ -238,6 +238,22 @@ class Grants(Frozen):
         "inside the cluster are its namespace's.")
 
 
+ShardName = Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
+
+
+class ShardSettings(Frozen):
+    """How the environment is split into stacks (docs/fleet.md): set, a platform stack
+    (the environment's name) plus a stack `<environment>-<shard>` per shard; unset, one stack."""
+
+    max_services: int = Field(60, ge=1, description="The most services one shard may hold; "
+                              "`validate` refuses a shard past it and says how to split it.")
+    teams: dict[Annotated[str, Field(pattern=OWNER)], ShardName] = Field(
+        default_factory=dict, description="Owner (`@org/team`, the first of a service's "
+        "`owners`) -> the shard of its services, instead of the team's own name.")
+    services: dict[ServiceName, ShardName] = Field(
+        default_factory=dict, description="Service -> its shard, overriding its team's.")
+
+
 class Platform(Frozen):
     environment: str = Field(..., pattern=DNS_LABEL, max_length=20)
     part_of: str = Field("configplane", pattern=DNS_LABEL, description=PART_OF_LABEL)
@@ -254,6 +270,8 @@ class Platform(Frozen):
         "backed up into it (docs/dr.md).")
     grants: Grants = Field(Grants(), description="Secure keys and DNS names the platform "
                            "grants to one service each (docs/security.md).")
+    shards: ShardSettings | None = Field(
+        None, description="Split the environment into a platform stack and shard stacks.")
 
 
 class Database(Frozen):

@@ -2,7 +2,7 @@
 pack driven as a process over the Analyzer gRPC protocol."""
 
 from configplane.offline.compare import changed_paths, compare, compare_plans, resource_owners, snapshot
-from configplane.offline.gitbase import BaseCommit, GitRefError, materialise, resolve_base
+from configplane.offline.fleet import FleetPlan, FleetSelectionError, plan_environment, select_stacks
 from configplane.offline.marshal import (
     ARCHIVE_SIG,
     ASSET_SIG,
@@ -18,6 +18,7 @@ from configplane.offline.plan import (
     PlanMocks,
     RecordingMonitor,
     analyzed_resources,
+    collector_paused,
     plan_config,
     project_imports,
     redact,
@@ -42,24 +43,27 @@ from configplane.offline.results import (
     Violation,
 )
 from configplane.offline.session import PolicyPackSession, run_policy_pack
+from configplane.offline.split import MIN_PULUMI, SplitPlan, StackMove, split_environment, split_of
 
 __all__ = [
     "analyzed_resources",
     "AnalyzedResource",
     "ARCHIVE_SIG",
     "ASSET_SIG",
-    "BaseCommit",
     "changed_paths",
+    "collector_paused",
     "compare",
     "compare_plans",
     "default_policy_config",
-    "GitRefError",
+    "FleetPlan",
+    "FleetSelectionError",
     "load_policy_config_file",
     "marshal_properties",
-    "materialise",
+    "MIN_PULUMI",
     "OUTPUT_SIG",
     "Plan",
     "plan_config",
+    "plan_environment",
     "PlanMocks",
     "PlannedResource",
     "PolicyConfig",
@@ -73,7 +77,6 @@ __all__ = [
     "reconcile_policy_config",
     "redact",
     "Remediation",
-    "resolve_base",
     "resource_owners",
     "RESOURCE_SIG",
     "ResourceOptions",
@@ -81,8 +84,13 @@ __all__ = [
     "run_policy_pack",
     "run_program",
     "secret",
-    "snapshot",
+    "select_stacks",
     "SIG_KEY",
+    "snapshot",
+    "split_environment",
+    "split_of",
+    "SplitPlan",
+    "StackMove",
     "UNKNOWN",
     "Violation",
 ]

@@ -1,6 +1,17 @@
 """Operations on a stack: drift reports, config generations (prune, rollback), parity, explain,
 import, migrate and CODEOWNERS."""
 
+from configplane.ops.affected import (
+    MATRIX_LIMIT,
+    Affected,
+    AffectedError,
+    AffectedStack,
+    Scope,
+    affected,
+    every_stack,
+    scope_of,
+    select,
+)
 from configplane.ops.dr import DrillReport, Expectation, Expected, Finding, expectations, run_drill, verify
 from configplane.ops.drift import (
     CONFIG_CHANGED,
@@ -27,6 +38,14 @@ from configplane.ops.generations import (
     parse_configmaps,
     parse_workloads,
 )
+from configplane.ops.gitbase import (
+    BaseCommit,
+    GitRefError,
+    branch_point,
+    changed_files,
+    materialise,
+    resolve_base,
+)
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.proposal import (
@@ -40,6 +59,13 @@ from configplane.ops.importer.proposal import (
 from configplane.ops.importer.result import catalog_text, import_edits, result_problems
 from configplane.ops.importer.yamledit import add_declarations, add_grants
 from configplane.ops.migrate import MigrationError, plan_migration
+from configplane.ops.operator import (
+    MANAGED,
+    OperatorError,
+    Source,
+    operator_objects,
+    role_template_problem,
+)
 from configplane.ops.owners import CODEOWNERS, OwnersError, codeowners
 from configplane.ops.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
 from configplane.ops.prune import delete_command, prune_decisions
@@ -58,6 +84,26 @@ from configplane.ops.scratch_vault import (
 from configplane.ops.secret_set import SecretSetProblem, SecretSetProposal, propose_secret
 
 __all__ = [
+    "MANAGED",
+    "OperatorError",
+    "Source",
+    "operator_objects",
+    "role_template_problem",
+    "MATRIX_LIMIT",
+    "Affected",
+    "AffectedError",
+    "AffectedStack",
+    "Scope",
+    "affected",
+    "every_stack",
+    "scope_of",
+    "select",
+    "BaseCommit",
+    "branch_point",
+    "changed_files",
+    "GitRefError",
+    "materialise",
+    "resolve_base",
     "add_declarations",
     "add_grants",
     "bao_binary",

@@ -85,7 +85,8 @@ class World:
 
         edit_stack(project, "prod", point_at_the_server)
 
-        plan = run_plan(project, "prod", secure_values={"configplane:apiDbPassword": self.initial})
+        plan = run_plan(project, "prod", one_stack=True,
+                        secure_values={"configplane:apiDbPassword": self.initial})
         assert plan.violations == []
         self.resources = {r.name: unwrap(r.inputs) for r in plan.resources}
         by_type: dict[str, list[dict]] = {}

@@ -40,7 +40,7 @@ NEXT_PERIOD = date(2026, 12, 3)
 def plan_of(project: Path, stack: str, monkeypatch, today: date = DAY,
             secure: dict[str, str] | None = None) -> Plan:
     monkeypatch.setenv(CLOCK_ENV, today.isoformat())
-    return run_plan(project, stack, secure_values=secure)
+    return run_plan(project, stack, one_stack=True, secure_values=secure)
 
 
 def inputs_of(plan: Plan) -> dict[str, dict[str, Any]]:

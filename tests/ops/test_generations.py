@@ -43,10 +43,10 @@ CM_URN = ("urn:pulumi:dev::configplane::configplane:config:ServiceConfig$"
 
 
 def test_old_generation_survives_a_config_change(project: Path):
-    before = {r.urn: r for r in run_plan(project, "dev").resources}
+    before = {r.urn: r for r in run_plan(project, "dev", one_stack=True).resources}
     overlay = project / "services" / "api" / "dev.yaml"
     overlay.write_text(overlay.read_text().replace("LOG_LEVEL: debug", "LOG_LEVEL: warn", 1))
-    after = {r.urn: r for r in run_plan(project, "dev").resources}
+    after = {r.urn: r for r in run_plan(project, "dev", one_stack=True).resources}
 
     old, new = before[CM_URN], after[CM_URN]  # one resource, same URN: the engine replaces it
     assert old.inputs["data"]["LOG_LEVEL"] == "debug" and new.inputs["data"]["LOG_LEVEL"] == "warn"
@@ -91,7 +91,7 @@ def test_plan_json_shows_resource_options():
     for r in resources.values():
         assert set(r["options"]) == {"protect", "retainOnDelete", "ignoreChanges",
                                      "deleteBeforeReplace", "replaceOnChanges", "dependsOn"}
-    rotator = "urn:pulumi:dev::configplane::configplane:rotation:SecretRotator$"
+    rotator = "urn:pulumi:dev-api-team::configplane::configplane:rotation:SecretRotator$"  # its shard
     assert resources["rotation-dev-api-rotation-api-database-password"]["options"]["dependsOn"] == [
         rotator + "aws:iam/rolePolicy:RolePolicy::rotation-dev-api-policy",
         rotator + "aws:lambda/permission:Permission::rotation-dev-api-permission",

@@ -115,8 +115,11 @@ def merge(base: dict, overlay: dict) -> dict:
 
 
 def pulumi_config_set(project: Path, stack: str, key: str) -> None:
-    """What `pulumi config set --secret` leaves in the stack file: ciphertext, never plaintext."""
+    """What `pulumi config set --secret` leaves in the stack file: ciphertext, never plaintext
+    (a shard stack's file is created by its first value)."""
     path = project / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        path.write_text("config:\n")
     path.write_text(path.read_text().replace(
         "config:\n", f"config:\n  {key}:\n    secure: AAABAJ3Eo1MsX1c2ZmFrZS1jaXBoZXJ0ZXh0\n", 1))
 
@@ -176,7 +179,10 @@ def test_round_trip_import_write_plan(project, legacy):
         "grants billingStripeApiKey, billingSmtpPassword, billingDatabasePassword, "
         "billingWebhookSigningSecret to billing in Pulumi.yaml (platform.grants.secure_keys."
         "billing): a platform file, so the platform's owners review the grant with the "
-        "declarations (CODEOWNERS)."]
+        "declarations (CODEOWNERS).",
+        # dev is split into stacks: the values go to the service's shard (docs/fleet.md)
+        "billing's secure values go to its shard's stack dev-billing-team, which does not "
+        "exist yet: run `pulumi stack init dev-billing-team` before setting them."]
 
     # Pulumi.yaml: one block inserted after the existing secret declarations and the service's
     # grant inserted under the platform's grants; every other line (comments too) is kept.
@@ -216,15 +222,15 @@ def test_round_trip_import_write_plan(project, legacy):
         producer, consumer = (shlex.split(part) for part in command.split(" | "))
         assert producer[:2] == ["configplane", "import"]
         assert consumer[:4] == ["pulumi", "config", "set", "--secret"]
-        assert consumer[5:] == ["--stack", "dev", "--cwd", str(project)]
+        assert consumer[5:] == ["--stack", "dev-billing-team", "--cwd", str(project)]
         result = CliRunner().invoke(import_command, producer[2:])
         assert result.exit_code == 0
         key = consumer[4]
         secure_values[key] = result.output.removesuffix("\n")  # pulumi drops one newline
-        pulumi_config_set(project, "dev", key)
+        pulumi_config_set(project, "dev-billing-team", key)
     assert secure_values == {f"configplane:{SECRETS[k]}": v for k, v in VALUES.items()}
 
-    plan = run_plan(project, "dev", secure_values=secure_values)
+    plan = run_plan(project, "dev", one_stack=True, secure_values=secure_values)
     resources = {r.name: r for r in plan.resources}
     configmap = resources["billing-config-config"].inputs
     assert configmap["data"] == {"LOG_LEVEL": "info", "PORT": "8080", "REQUEST_TIMEOUT_MS": "3000"}
@@ -247,8 +253,8 @@ def test_printed_section_and_commands_reveal_no_value(project, legacy):
     lines = output.splitlines()
     assert lines[0] == "# write to services/billing/service.yaml:"
     assert (f"configplane import --from {legacy / 'billing.env'} --emit-value STRIPE_API_KEY | "
-            f"pulumi config set --secret configplane:billingStripeApiKey --stack dev --cwd {project}"
-            ) in lines
+            f"pulumi config set --secret configplane:billingStripeApiKey --stack dev-billing-team "
+            f"--cwd {project}") in lines  # the value goes to the service's shard (dev is split)
     assert "#   DATABASE_PASSWORD from billing.yaml: Secret billing-secrets: a Kubernetes Secret" in lines
     for canary in CANARIES:
         assert canary not in output
@@ -484,7 +490,7 @@ def test_a_database_password_without_its_user_says_what_to_add(project, legacy):
     document = json.loads(output)
     assert document["section"]["billing"]["secrets"]["DATABASE_PASSWORD"]["database"] == {
         "host": "billing-db.internal", "port": 5432, "dbname": "billing"}
-    assert document["notes"] == [
+    assert document["notes"][:3] == [
         "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)",
         "DATABASE_USER not found in the inputs. Fix: set services.billing.secrets."
         "DATABASE_PASSWORD.database.{host, dbname, username}.",

@@ -78,7 +78,8 @@ def import_then_validate(project: Path, sources: list[str], schema: str) -> tupl
         assert files_text(project) == before  # nothing written
         return code, output
     for line in json.loads(output)["commands"]:
-        pulumi_config_set(project, "dev", shlex.split(line.split(" | ")[1])[4])
+        consumer = shlex.split(line.split(" | ")[1])  # the stack: the service's shard's
+        pulumi_config_set(project, consumer[consumer.index("--stack") + 1], consumer[4])
     for stack in STACKS:
         code_v, report = run(validate_command, "--stack", stack, "--project-dir", str(project),
                              "--format", "json")

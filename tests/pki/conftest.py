@@ -29,7 +29,7 @@ SECURE = {
 
 @cache
 def plan_of(project: Path, stack: str):
-    return run_plan(project, stack, secure_values=SECURE)
+    return run_plan(project, stack, one_stack=True, secure_values=SECURE)
 
 
 @pytest.fixture(scope="session", params=STACKS)

@@ -69,7 +69,7 @@ def leaky_project(tmp_path_factory):
 
 def test_validate_refuses_the_leaky_stack_first(leaky_project):
     with pytest.raises(InvalidStack) as e:
-        run_plan(leaky_project, "prod")
+        run_plan(leaky_project, "prod", one_stack=True)
     assert sorted((i.path, i.file) for i in e.value.issues) == [
         ("services.api.config.CORS_ALLOWED_ORIGINS", "services/api/prod.yaml"),
         ("services.web.config.SESSION_COOKIE_NAME", "services/web/prod.yaml")]

@@ -259,7 +259,7 @@ class Reach:
 
 def reach(project: Path, stack: str) -> Reach:
     model = load_stack(read_stack_files(project, stack), project / "schemas")
-    plan = run_plan(project, stack, policy=False)
+    plan = run_plan(project, stack, one_stack=True, policy=False)
     grants = ownership.granted(model.platform.grants.dns_names)
     return Reach(plan, sorted(model.services), model.environment, grants)
 

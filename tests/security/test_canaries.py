@@ -279,7 +279,7 @@ def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value
     from configplane.inputs import read_stack_files
     from configplane.validation import load_stack
     model = load_stack(read_stack_files(REPO, "dev"))
-    plan = run_plan(REPO, "dev", secure_values=secure, mocks=CanaryMocks(model), policy=True)
+    plan = run_plan(REPO, "dev", one_stack=True, secure_values=secure, mocks=CanaryMocks(model), policy=True)
     # the values did reach the resources (as secrets), so the search below can fail
     raw = json.dumps([r.inputs for r in plan.resources] + [r.outputs for r in plan.resources],
                      default=str)

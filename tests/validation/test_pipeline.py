@@ -119,15 +119,16 @@ CASES = {
                                                             "defaultVariant": "b"}}),
         "services.web.flags.beta.defaultVariant", "services/web/dev.yaml", "one of the flag's variants",
     ),
+    # (the services' secure values live in their shards' stack files: docs/fleet.md)
     "plaintext-declared-secret": (
-        lambda c: c.update({"configplane:apiDbPassword": CANARY}),
-        "config.configplane:apiDbPassword", "Pulumi.dev.yaml",
-        "pulumi config set --secret configplane:apiDbPassword",
+        lambda c: c.update({"configplane:shopVaultDbPassword": CANARY}),
+        "config.configplane:shopVaultDbPassword", "Pulumi.dev.yaml",
+        "pulumi config set --secret configplane:shopVaultDbPassword",
     ),
     "missing-secure-value": (
-        lambda c: c.pop("configplane:paymentsApiKey"),
-        "services.worker.secrets.PAYMENTS_API_KEY.config_key", "Pulumi.dev.yaml",
-        "pulumi config set --secret configplane:paymentsApiKey --stack dev",
+        lambda c: c.pop("configplane:vaultTokenReviewerJwt"),
+        "platform.vault.token_reviewer_jwt_config_key", "Pulumi.dev.yaml",
+        "pulumi config set --secret configplane:vaultTokenReviewerJwt --stack dev",
     ),
     "undeclared-secure-key": (
         lambda c: services(c)["web"].setdefault("secrets", {}).update(

@@ -16,15 +16,13 @@ from configplane.cli.boundary import UserError, emit, plain_console, protect_sta
 from configplane.inputs import StackFileError, stack_file_name
 from configplane.model import InvalidStack, printable
 from configplane.offline import (
-    GitRefError,
     Plan,
     PolicyPackError,
     compare,
-    materialise,
-    resolve_base,
     run_plan,
     snapshot,
 )
+from configplane.ops import GitRefError, materialise, resolve_base
 from configplane.validation import issues_of
 
 MAX_MARKDOWN = 60_000  # a GitHub comment holds 65,536 characters; room for the marker
@@ -63,7 +61,8 @@ def _plan_base(base_dir: Path, stack: str, ref: str, commit: str, services: tupl
         return {"stack": stack, "services": {},
                 "shared": {"resources": {}, "violations": [], "secure": {}}}
     try:
-        plan: Plan = run_plan(base_dir, stack, policy=policy, services=services or None)
+        plan: Plan = run_plan(base_dir, stack, policy=policy, services=services or None,
+                              one_stack=True)  # per service: the environment as one stack
     except (StackFileError, InvalidStack) as exc:
         issues = issues_of(exc, stack)
         first = issues[0] if issues else None

@@ -27,10 +27,12 @@ from configplane.inputs import (
     StackFileError,
     YamlError,
     check_stack_name,
+    environments,
     load,
     load_validator,
     read_project_file,
     service_validator,
+    shard_stack_files,
     stack_file_name,
 )
 from configplane.model import DATABASE_FIELDS, PASSWORD_SUFFIX, URL_SUFFIX, prefix_of, render_value
@@ -76,6 +78,9 @@ class ImportProposal:
     # secure keys to grant to the service in Pulumi.yaml (written with the declarations, and
     # reviewed with them by the platform's owners)
     grants: list[str] = field(default_factory=list)
+    # the stack whose file holds the secure values: the service's shard in a split
+    # environment (docs/fleet.md), set once the result is placed (result_problems); else `stack`
+    secret_stack: str | None = None
 
     def pipelines(self, project_dir: Path) -> list[list[list[str]]]:
         """Per secret, the argv of each side of a pipe that sets it from its input, printing
@@ -84,7 +89,7 @@ class ImportProposal:
         return [
             [["configplane", "import", "--from", s.source, "--emit-value", s.key],
              ["pulumi", "config", "set", "--secret", f"{NAMESPACE}:{s.config_key}",
-              "--stack", self.stack, *cwd]]
+              "--stack", self.secret_stack or self.stack, *cwd]]
             for s in self.secrets
         ]
 
@@ -99,6 +104,7 @@ class ImportProposal:
             "service": self.service,
             "stack": self.stack,
             "stack_file": stack_file_name(self.stack),
+            "secret_stack": self.secret_stack or self.stack,
             "catalog_file": catalog_file(self.service, self.stack),
             "section": {self.service: self.section},
             "files": self.files,
@@ -366,24 +372,26 @@ def _read_entries(sources: list[str], detector: Detector
     return found, notes, seen
 
 
-def _declarations(declared: set[str], in_stack_file: set[str], grants: Mapping[str, str],
+def _declarations(declared: set[str], in_stack_file: Mapping[str, str], grants: Mapping[str, str],
                   service: str, stack: str,
                   secrets: list[ImportedSecret]) -> dict[str, dict[str, Any]]:
     """The `secret: true` declarations Pulumi.yaml needs for the imported secrets (new ones
     only). `declared`: the keys Pulumi.yaml declares or sets; `in_stack_file`: those the stack
-    file sets; `grants`: secure key -> the service it is granted to. An entry never lands on a
+    files set (each with its file: the environment's or a shard's); `grants`: secure key ->
+    the service it is granted to. An entry never lands on a
     key the stack file sets (the printed `pulumi config set` would overwrite it) nor on a
     declared key the service does not own; the service's own declared key is reused."""
     declarations: dict[str, dict[str, Any]] = {}
     for secret in secrets:
         full = f"{NAMESPACE}:{secret.config_key}"
-        if full in in_stack_file:
+        if full in in_stack_file:  # the printed `pulumi config set` would overwrite it
+            file = in_stack_file[full]
             raise ImportProblem(
-                f"{secret.origin}: {secret.key} would become `{full}`, which "
-                f"{stack_file_name(stack)} sets already: import never overwrites a value. Fix: "
-                f"rename the entry in the input, or, if it is {service}'s own key and you mean "
-                f"to replace its value, run `pulumi config set --secret {full} --stack {stack}` "
-                "yourself.")
+                f"{secret.origin}: {secret.key} would become `{full}`, which {file} sets "
+                f"already: import never overwrites a value. Fix: rename the entry in the input, "
+                f"or, if it is {service}'s own key and you mean to replace its value, run "
+                f"`pulumi config set --secret {full} --stack "
+                f"{file.removeprefix('Pulumi.').removesuffix('.yaml')}` yourself.")
         if full in declared:
             if grants.get(secret.config_key) == service:
                 continue  # the service's own key, declared already: only this stack's value
@@ -513,18 +521,22 @@ def _granted_keys(values: Mapping[str, Any]) -> dict[str, str]:
                               for service, keys in node.items() if isinstance(keys, list)})
 
 
-def _stack_keys(project_dir: Path, stack: str) -> set[str]:
-    """The config keys the stack file sets (a key with a value exists, declared or not)."""
-    stack_file = stack_file_name(stack)
-    if not is_file(project_dir, stack_file):
-        return set()
-    try:
-        document = load(project_dir, stack_file).document
-    except YamlError as exc:
-        raise ImportProblem(str(exc)) from None
-    config = document.get("config") if isinstance(document, dict) else None
-    return {str(key) if ":" in str(key) else f"{NAMESPACE}:{key}"
-            for key in (config if isinstance(config, dict) else {})}
+def _stack_keys(project_dir: Path, stack: str) -> dict[str, str]:
+    """The config keys the environment's stack files set (its own and its shards': a key with
+    a value exists, declared or not, in whichever file holds it)."""
+    keys: dict[str, str] = {}  # full key -> the file that sets it
+    for name in (stack, *shard_stack_files(project_dir, stack)):
+        stack_file = stack_file_name(name)
+        if not is_file(project_dir, stack_file):
+            continue
+        try:
+            document = load(project_dir, stack_file).document
+        except YamlError as exc:
+            raise ImportProblem(str(exc)) from None
+        config = document.get("config") if isinstance(document, dict) else None
+        for key in (config if isinstance(config, dict) else {}):
+            keys.setdefault(str(key) if ":" in str(key) else f"{NAMESPACE}:{key}", stack_file)
+    return keys
 
 
 def catalog_file(service: str, stack: str) -> str:
@@ -571,8 +583,7 @@ def _catalog_files(project_dir: Path, service: str, stack: str, section: dict[st
                              {} if new_base is _MISSING else new_base}
     if overlay is not _MISSING:
         files[overlay_path] = overlay
-    for other in sorted(p.name[len("Pulumi."):-len(".yaml")]
-                        for p in project_dir.glob("Pulumi.*.yaml")):
+    for other in environments(project_dir):  # a shard's own stack file is no environment
         if other != stack:
             files[catalog_file(service, other)] = None
     return files
