@@ -270,8 +270,8 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
 def declare_certificates(stack: StackModel, services: dict[str, DeclaredService],
                          shared: PlatformRefs) -> None:
     """An Issuer and Certificate per service with `tls`, signed by the environment's CA."""
-    settings = stack.platform.pki
-    if settings is None:
+    settings, mount = stack.platform.pki, shared.pki_mount
+    if settings is None or mount is None:  # (a shard without TLS reads no CA)
         return
     for name, s in services.items():
         if s.plan.tls is None:
@@ -279,7 +279,7 @@ def declare_certificates(stack: StackModel, services: dict[str, DeclaredService]
         services[name] = s._replace(tls=ServiceCertificate(f"{name}-tls", ServiceCertificateArgs(
             service=s.plan,
             tls=s.plan.tls,
-            pki_mount=shared.pki_mount,
+            pki_mount=mount,
             pki_ready=shared.pki_ready,
             namespace=s.config.namespace,
             service_account=s.access.service_account_name,
@@ -295,13 +295,14 @@ def declare_certificates(stack: StackModel, services: dict[str, DeclaredService]
 def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredService],
                                 shared: PlatformRefs) -> None:
     """Per service its database roles and the ESO objects for its logins."""
-    if stack.platform.database is None:
+    mount = shared.database_mount
+    if stack.platform.database is None or mount is None:  # (a shard without logins reads none)
         return
     for name, s in services.items():
         if s.plan.dynamic:
             services[name] = s._replace(dynamic=ServiceDatabaseCredentials(
                 f"{name}-dynamic", ServiceDatabaseCredentialsArgs(
-                    service=s.plan, plans=s.plan.dynamic, mount=shared.database_mount,
+                    service=s.plan, plans=s.plan.dynamic, mount=mount,
                     connections=shared.connections,
                     namespace=s.config.namespace, vault_address=stack.platform.vault.address,
                     kubernetes_auth_backend=shared.auth_path,

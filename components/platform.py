@@ -10,6 +10,7 @@ deployer, never from the platform.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,10 @@ def shard_providers(settings: Mapping[str, Mapping[str, str]]) -> dict[str, pulu
     }
 
 
+def _field(name: str, output: Any) -> Any:
+    return output[name]
+
+
 def shard_refs(platform_stack: str, settings: Mapping[str, Mapping[str, str]], *,
                customer_managed_key: bool, pki: bool, connections: Sequence[str],
                replica_regions: Sequence[str] = ()) -> PlatformRefs:
@@ -87,9 +92,11 @@ def shard_refs(platform_stack: str, settings: Mapping[str, Mapping[str, str]], *
         auth_path=ref.require_output("kubernetes_auth_path"),
         kms_key_arn=ref.require_output("kms_key_arn") if customer_managed_key else None,
         replica_key_arns={region: ref.require_output("replica_key_arns").apply(
-            lambda arns, region=region: arns[region]) for region in replica_regions},
-        pki_mount=ref.require_output("pki").apply(lambda p: p["mount"]) if pki else None,
-        database_mount=database.apply(lambda d: d["mount"]) if connections else None,
-        connections={c: database.apply(lambda d, c=c: d["connections"][c]) for c in connections},
+            functools.partial(_field, region)) for region in replica_regions},
+        pki_mount=ref.require_output("pki").apply(functools.partial(_field, "mount"))
+        if pki else None,
+        database_mount=database.apply(functools.partial(_field, "mount")) if connections else None,
+        connections={c: database.apply(functools.partial(_field, "connections")).apply(
+            functools.partial(_field, c)) for c in connections},
         providers=shard_providers(settings),
     )

@@ -174,9 +174,9 @@ def operator_objects(project_dir: Path, environment: str, source: Source
             raise OperatorError(f"--namespace {source.namespace}: service {name}: {clash[0][1]} "
                                 "Or give the operator another --namespace.")
     members: dict[str, list[str]] = {}
-    for service, stack in service_stacks(project_dir, environment).items():
-        if service in model.services:
-            members.setdefault(stack.name, []).append(model.services[service].namespace)
+    for member, stack in service_stacks(project_dir, environment).items():
+        if member in model.services:
+            members.setdefault(stack.name, []).append(model.services[member].namespace)
     stacks = environment_stacks(project_dir, environment)
     platform = next(s for s in stacks if s.kind == "platform")
     account = model.platform.aws.account_id
