@@ -19,8 +19,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from pulumi_policy import policy as _policy
+from pulumi_policy import policy
 
+# Any: the names rebound below are the module's own, which its annotations do not describe
+_policy: Any = policy
 _LOCK = threading.Lock()
 
 
@@ -50,7 +52,7 @@ class _Memo:
         return self._values[key][1]
 
 
-def install(servicer: type = _policy._PolicyAnalyzerServicer) -> None:
+def install(servicer: Any = _policy._PolicyAnalyzerServicer) -> None:
     """Make `servicer.AnalyzeStack` convert each resource once per call (idempotent)."""
     original = servicer.AnalyzeStack
     if getattr(original, "stack_once", False):
