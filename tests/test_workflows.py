@@ -585,6 +585,16 @@ def test_the_plan_diff_runs_on_pull_requests_with_a_read_only_token_and_no_secre
     assert job["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
 
 
+def test_the_plan_diff_compares_each_environment_once():
+    # --compare reads an environment as one stack, shards included: a shard's stack name is
+    # refused, so the loop runs over the environments (their platform stacks), each once.
+    [job] = load(PLAN_DIFF)["jobs"].values()
+    [call] = affected_runs(job)
+    run = cli(*call, "--project-dir", str(REPO))
+    assert run.code == 0, run.text
+    assert [s["stack"] for s in json.loads(run.stdout)["stacks"]] == sorted(environments(REPO))
+
+
 def test_the_comment_workflow_posts_the_artifact_and_runs_no_code_of_the_change():
     producer, workflow = load(PLAN_DIFF), load(PLAN_DIFF_COMMENT)
     trigger = workflow[True]["workflow_run"]
