@@ -34,7 +34,7 @@ from configplane.inputs.pulumiconfig import (
     runtime_values,
 )
 from configplane.inputs.resolution import layers_of, origin_near, resolve_inputs
-from configplane.inputs.schemacache import SchemaCache
+from configplane.inputs.schemacache import NO_CACHE_VARIABLE, SchemaCache
 from configplane.inputs.schemacheck import FAST, config_validator, schema_errors
 from configplane.inputs.schemafiles import SCHEMAS_DIR, SchemaFileError, load_validator
 from configplane.inputs.stackfiles import (
@@ -101,6 +101,7 @@ __all__ = [
     "RunContext",
     "runtime_values",
     "schema_errors",
+    "NO_CACHE_VARIABLE",
     "SchemaCache",
     "SchemaFileError",
     "Selection",

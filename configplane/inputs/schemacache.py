@@ -34,7 +34,7 @@ from typing import Any
 from configplane.projectfiles import ProjectFileError, read_bytes, write_files
 
 ENTRY_FORMAT = b"configplane-schema-cache 1"
-DISABLE_VARIABLE = "CONFIGPLANE_NO_CACHE"
+NO_CACHE_VARIABLE = "CONFIGPLANE_NO_CACHE"
 MAX_ENTRY_BYTES = 16 * 1024 * 1024
 _ROOT_FUNCTION = re.compile(r"^def (\w+)\(data, custom_formats", re.M)
 
@@ -43,7 +43,7 @@ Compiler = Callable[..., str]  # fastjsonschema.compile_to_code's signature
 
 def cache_directory(environ: Mapping[str, str]) -> Path | None:
     """Where entries live for this environment, or None when the cache is turned off."""
-    if environ.get(DISABLE_VARIABLE, "").strip() not in ("", "0"):
+    if environ.get(NO_CACHE_VARIABLE, "").strip() not in ("", "0"):
         return None
     base = environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):  # the spec: a relative path is invalid and ignored

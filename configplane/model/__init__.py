@@ -24,6 +24,7 @@ from configplane.model.delivery import (
     service_delivered_keys,
 )
 from configplane.model.document import (
+    SOURCE_FIELDS,
     AwsSettings,
     DatabaseEngineSettings,
     Grant,
@@ -158,6 +159,7 @@ __all__ = [
     "RotationSettings",
     "secret_version",
     "SecretSpec",
+    "SOURCE_FIELDS",
     "SecretVersion",
     "Service",
     "service_delivered_keys",
