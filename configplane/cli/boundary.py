@@ -187,16 +187,16 @@ def print_table(console: Console, title: str | None, columns: Sequence[str],
     """A table: boxed and folded to the width of a terminal; into a pipe or a file, plain
     aligned lines, each row one whole line (a `file:line` is never split), no trailing
     spaces. `whole`: columns never folded on a terminal either."""
-    rows = [[" ".join(str(cell).splitlines()) for cell in row] for row in rows]
+    cells = [[" ".join(str(cell).splitlines()) for cell in row] for row in rows]
     if not console.is_terminal:
-        for line in plain_table(title, columns, rows):
+        for line in plain_table(title, columns, cells):
             console.print(line)
         return
     keep = set(whole)
     grid = Table(title=title, title_justify="left", show_lines=False)
     for column in columns:
         grid.add_column(column, no_wrap=column in keep, overflow="fold")
-    for row in rows:
+    for row in cells:
         grid.add_row(*row)
     console.print(grid)
 
