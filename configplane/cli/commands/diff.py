@@ -99,7 +99,7 @@ def render_table(data: dict[str, Any]) -> None:
     a, b = data["stacks"]
     for service, rows in data["services"].items():
         # keep paths whole; values and reasons fold on a terminal
-        print_table(console, f"service {service}", ("key", a, b, ""),
+        print_table(console, f"service {service}", ("key", a, b, "parity"),
                     [(row["path"] or "(service)", _show(row[a]), _show(row[b]), _mark(row))
                      for row in rows], whole=("key",))
     summary = data["summary"]

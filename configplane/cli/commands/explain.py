@@ -85,6 +85,6 @@ def render_table(data: dict[str, Any]) -> None:
                 mark = "<- deleted"
             where = f"{step['file']}:{step['line']}" if step.get("line") else step["file"]
             rows.append((*key, step["layer"], where, _show(step["value"]), mark))
-    print_table(console, None, ([] if single else ["key"]) + ["layer", "file", "value", ""], rows)
+    print_table(console, None, ([] if single else ["key"]) + ["layer", "file", "value", "outcome"], rows)
     for note in data["notes"]:
         console.print(f"note: {note}")
