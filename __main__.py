@@ -13,6 +13,7 @@ from components.aws_secrets import (
     AwsServiceSecrets,
     AwsServiceSecretsArgs,
 )
+from components.backup import BackupEnvironment, BackupEnvironmentArgs
 from components.dynamic_credentials import (
     DatabaseEngine,
     DatabaseEngineArgs,
@@ -25,12 +26,8 @@ from components.external_secrets import (
     ServiceSecretStores,
     ServiceSecretStoresArgs,
 )
-from components.pki import (
-    PkiEnvironment,
-    PkiEnvironmentArgs,
-    ServiceCertificate,
-    ServiceCertificateArgs,
-)
+from components.pki import PkiEnvironment, PkiEnvironmentArgs, ServiceCertificate, ServiceCertificateArgs
+from components.platform import PlatformRefs, provider_settings, shard_refs
 from components.rotation import PasswordPolicy, RotatedSecret, SecretRotator, SecretRotatorArgs
 from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
@@ -47,7 +44,18 @@ from configplane.inputs import (
     read_inputs,
     runtime_values,
 )
-from configplane.model import InvalidStack, ServiceModel, StackModel, read_clock
+from configplane.model import (
+    ClockError,
+    InvalidStack,
+    ServiceModel,
+    StackModel,
+    TopologyError,
+    declared_services,
+    narrowed,
+    read_clock,
+    stack_role,
+    topology_of,
+)
 from configplane.validation import load_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -73,18 +81,64 @@ def main() -> None:
         raise pulumi.RunError(str(exc)) from None
     run = RunContext.create(PROJECT_DIR, selection.services)
     try:
-        # The one reader the CLI uses too: the catalog from services/, config from the engine.
-        inputs = read_inputs(run.project_dir, pulumi.get_stack(), values,
-                             services=run.selection.services)
+        # Which stack this is (docs/fleet.md): an environment's platform stack, or a shard.
+        role = stack_role(run.project_dir, pulumi.get_stack())
+        shard = role.kind == "shard"
+        # The one reader the CLI uses too: the catalog from services/, config from the engine
+        # (a shard: the environment's settings from its stack file, its own secure values).
+        inputs = read_inputs(run.project_dir, role.environment, None if shard else values,
+                             shard_values=values if shard else None)
+        topology = topology_of(inputs)
+        inputs = narrowed(inputs, [s for s in declared_services(topology, role, selection.one_stack)
+                                   if run.selection.admits(s)])
         # the model, built once: today (read once per run) dates generated secrets
         stack = load_stack(inputs, run.project_dir / "schemas", run.detector, read_clock())
-    except (InvalidStack, StackFileError) as exc:
-        # Stop before any resource is declared; the message names file, path and fix.
+    except (InvalidStack, StackFileError, TopologyError, ClockError) as exc:
+        # Stop before any resource is declared; the message names file, path and fix (or
+        # what CONFIGPLANE_NOW must be).
         raise pulumi.RunError(str(exc)) from None
 
+    config = pulumi.Config(NAMESPACE)
+    one_stack = selection.one_stack or not topology.sharded
+    if shard and not one_stack:
+        shared = shard_refs(
+            f"{pulumi.get_organization()}/{pulumi.get_project()}/{role.environment}",
+            provider_settings(inputs.values),
+            customer_managed_key=stack.platform.aws.customer_managed_kms_key,
+            pki=any(s.tls for s in stack.services.values()),
+            connections=sorted({p.connection for s in stack.services.values() for p in s.dynamic}),
+            replica_regions=stack.platform.aws.replica_regions)
+        pulumi.export("environment", stack.environment)
+        pulumi.export("shard", role.shard)
+    else:
+        shared = declare_platform(stack, config, provider_settings(inputs.values))
+        if not one_stack:
+            return  # the platform stack: its shards declare the services
+    services = {name: declare_service(stack, svc, config, shared)
+                for name, svc in stack.services.items()}
+    declare_rotation(stack, services, shared)
+    declare_certificates(stack, services, shared)
+    declare_dynamic_credentials(stack, services, shared)
+
+    for name, s in services.items():
+        if s.plan.external_secret:
+            ServiceExternalSecret(
+                f"{name}-external-secret",
+                ServiceExternalSecretArgs(s.plan, s.config.namespace, s.stores,
+                                          stack.platform.external_secrets.refresh_interval),
+                opts=shared.opts(),
+            )
+    # each stack exports its own services only: adding one never rewrites another stack
+    pulumi.export("services", {name: service_outputs(s) for name, s in services.items()})
+
+
+def declare_platform(stack: StackModel, config: pulumi.Config,
+                     providers: dict[str, dict[str, str]]) -> PlatformRefs:
+    """What the environment's services share, written once (docs/fleet.md): Vault's KV mount,
+    audit and Kubernetes auth, the KMS key, the CA and the database engine. Exports what the
+    shard stacks read through their StackReference."""
     platform = stack.platform
     env = stack.environment
-    config = pulumi.Config(NAMESPACE)
     reviewer_key = platform.vault.token_reviewer_jwt_config_key
     vault_env = VaultEnvironment(
         f"vault-{env}",
@@ -92,64 +146,88 @@ def main() -> None:
                              config.require_secret(reviewer_key) if reviewer_key else None),
     )
     aws_env = AwsSecretsEnvironment(f"aws-{env}", AwsSecretsEnvironmentArgs(env, platform.aws))
-    services = {name: declare_service(stack, svc, config, vault_env, aws_env)
-                for name, svc in stack.services.items()}
-    declare_rotation(stack, services, aws_env)
-    pki = declare_certificates(stack, services, vault_env)
-    declare_dynamic_credentials(stack, services, vault_env, config)
-
-    for name, s in services.items():
-        if s.plan.external_secret:
-            ServiceExternalSecret(
-                f"{name}-external-secret",
-                ServiceExternalSecretArgs(s.plan, s.config.namespace, s.stores,
-                                          platform.external_secrets.refresh_interval),
-            )
-
+    if platform.backup is not None:
+        BackupEnvironment(f"backup-{env}", BackupEnvironmentArgs(
+            environment=env, part_of=platform.part_of, settings=platform.backup,
+            aws=platform.aws, vault_address=platform.vault.address,
+            kubernetes_auth_backend=vault_env.auth_path,
+            kubernetes_auth_path=stack.kubernetes_auth_path))
+    pki = PkiEnvironment(f"pki-{env}", PkiEnvironmentArgs(platform, platform.pki)) \
+        if platform.pki is not None else None
+    engine = None
+    if platform.database is not None:
+        engine = DatabaseEngine(f"database-{env}", DatabaseEngineArgs(
+            environment=env,
+            settings=platform.database,
+            root_passwords={name: config.require_secret(conn.password_config_key)
+                            for name, conn in platform.database.connections.items()},
+            after=vault_env.before_secrets,
+        ))
+    kms_key_arn = aws_env.key.arn if aws_env.key else None
     pulumi.export("environment", env)
     pulumi.export("vault_mount", vault_env.mount_path)
     pulumi.export("kubernetes_auth_path", vault_env.auth_path)
     if pki is not None:
         pulumi.export("pki", {"mount": pki.mount_path, "csr": pki.csr})
-    pulumi.export("services", {name: service_outputs(s) for name, s in services.items()})
+    if kms_key_arn is not None:
+        pulumi.export("kms_key_arn", kms_key_arn)
+    replica_key_arns = {region: key.arn for region, key in aws_env.replica_keys.items()}
+    if replica_key_arns:
+        pulumi.export("replica_key_arns", replica_key_arns)
+    if engine is not None:
+        pulumi.export("database", {"mount": engine.mount_path,
+                                   "connections": engine.connection_names})
+    pulumi.export("providers", providers)
+    return PlatformRefs(
+        vault_mount=vault_env.mount_path, auth_path=vault_env.auth_path, kms_key_arn=kms_key_arn,
+        replica_key_arns=replica_key_arns,
+        pki_mount=pki.mount_path if pki else None,
+        database_mount=engine.mount_path if engine else None,
+        connections=engine.connection_names if engine else {},
+        before_secrets=vault_env.before_secrets,
+        pki_ready=pki.issuance_settings if pki else ())
 
 
 def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
-                    vault_env: VaultEnvironment, aws_env: AwsSecretsEnvironment) -> DeclaredService:
+                    shared: PlatformRefs) -> DeclaredService:
     name = svc.name
     versions = svc.versions
     aws_settings = stack.platform.aws
     secure = {
-        spec.config_key: config.require_secret(spec.config_key)
+        key: config.require_secret(key)
         for spec in svc.spec.secrets.values()
-        if spec.source == "secure"
+        # validate refuses a secure secret without config_key
+        if spec.source == "secure" and (key := spec.config_key) is not None
     }
-    values = SecretValues(f"{name}-secret-values", SecretValuesArgs(svc, secure, versions)).values
-    cfg = ServiceConfig(f"{name}-config", ServiceConfigArgs(svc))
+    opts = shared.opts()
+    values = SecretValues(f"{name}-secret-values", SecretValuesArgs(svc, secure, versions),
+                          opts=opts).values
+    cfg = ServiceConfig(f"{name}-config", ServiceConfigArgs(svc), opts=opts)
     configmaps = [cm.name for cm in (svc.config, svc.flags, *svc.tenants.values()) if cm]
-    vault_svc = VaultService(f"{name}-vault", VaultServiceArgs(svc, vault_env, values, versions))
+    vault_svc = VaultService(f"{name}-vault", VaultServiceArgs(svc, shared, values, versions),
+                             opts=opts)
     aws_svc = AwsServiceSecrets(
-        f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, aws_env, values, versions)
+        f"{name}-aws", AwsServiceSecretsArgs(svc, aws_settings, shared, values, versions), opts=opts
     )
     identity = None
     if svc.aws_identity:
         identity = SecretReaderRole(f"{name}-identity", SecretReaderRoleArgs(
-            svc, aws_settings, aws_env.key.arn if aws_env.key else None))
+            svc, aws_settings, shared.kms_key_arn), opts=opts)
     # the role's ARN as IAM builds it from its fixed name: known in preview, for the pack
     role_arn = refs.iam_role_arn(aws_settings.account_id,
                                  ownership.iam_role_name(svc.environment, name))
     access = ServiceAccess(f"{name}-access", ServiceAccessArgs(
         svc, cfg.namespace, configmaps,
-        annotations={IRSA_ROLE_ANNOTATION: role_arn} if identity else {}))
+        annotations={IRSA_ROLE_ANNOTATION: role_arn} if identity else {}), opts=opts)
     stores = ServiceSecretStores(f"{name}-secret-stores", ServiceSecretStoresArgs(
         svc, cfg.namespace, access.service_account_name, stack.platform, stack.vault_mount,
-        stack.kubernetes_auth_path, vault_svc.role_name))
+        stack.kubernetes_auth_path, vault_svc.role_name), opts=opts)
     return DeclaredService(plan=svc, config=cfg, access=access, vault=vault_svc, aws=aws_svc,
                            identity=identity, stores=stores)
 
 
 def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
-                     aws_env: AwsSecretsEnvironment) -> None:
+                     shared: PlatformRefs) -> None:
     """A rotation Lambda per service whose Secrets Manager secrets ask for it: each function's
     role reaches that service's secrets only (docs/isolation.md)."""
     platform = stack.platform
@@ -160,11 +238,13 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
             RotatedSecret(
                 name=rotation_name,
                 secret_arn=s.aws.secrets[key].arn,
-                strategy=secrets[key].rotation.strategy,
-                kms_key_arn=aws_env.key.arn if aws_env.key else None,
-                master_secret_arn=secrets[key].rotation.master_secret_arn,
+                strategy=rotation.strategy,
+                kms_key_arn=shared.kms_key_arn,
+                master_secret_arn=rotation.master_secret_arn,
             )
             for key, rotation_name in s.plan.rotated.items()
+            # (every one: the builder's `rotated` holds the secrets with a rotation)
+            if (rotation := secrets[key].rotation) is not None
         ]
         if not rotated:
             continue
@@ -183,62 +263,51 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
                 # AWS's own rotation functions exclude these: they break URLs and shells
                 password=PasswordPolicy(exclude_characters="/@\"'\\ "),
             ),
+            opts=shared.opts(),
         )
 
 
 def declare_certificates(stack: StackModel, services: dict[str, DeclaredService],
-                         vault_env: VaultEnvironment) -> PkiEnvironment | None:
-    """The environment's intermediate CA, and an Issuer and Certificate per service with `tls`."""
-    settings = stack.platform.pki
-    if settings is None:
-        return None
-    env = stack.environment
-    pki = PkiEnvironment(f"pki-{env}", PkiEnvironmentArgs(stack.platform, settings))
+                         shared: PlatformRefs) -> None:
+    """An Issuer and Certificate per service with `tls`, signed by the environment's CA."""
+    settings, mount = stack.platform.pki, shared.pki_mount
+    if settings is None or mount is None:  # (a shard without TLS reads no CA)
+        return
     for name, s in services.items():
         if s.plan.tls is None:
             continue
         services[name] = s._replace(tls=ServiceCertificate(f"{name}-tls", ServiceCertificateArgs(
             service=s.plan,
             tls=s.plan.tls,
-            pki=pki,
+            pki_mount=mount,
+            pki_ready=shared.pki_ready,
             namespace=s.config.namespace,
             service_account=s.access.service_account_name,
             vault_address=stack.platform.vault.address,
-            kubernetes_auth_backend=vault_env.auth_path,
+            kubernetes_auth_backend=shared.auth_path,
             kubernetes_auth_path=stack.kubernetes_auth_path,
             leaf_max_ttl=seconds(settings.leaf_max_ttl),
             cert_manager_namespace=settings.cert_manager_namespace,
             cert_manager_service_account=settings.cert_manager_service_account,
-        )))
-    return pki
+        ), opts=shared.opts()))
 
 
 def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredService],
-                                vault_env: VaultEnvironment, config: pulumi.Config) -> None:
-    """Vault's database engine, and per service its roles and the ESO objects for its logins."""
-    settings = stack.platform.database
-    if settings is None:
+                                shared: PlatformRefs) -> None:
+    """Per service its database roles and the ESO objects for its logins."""
+    mount = shared.database_mount
+    if stack.platform.database is None or mount is None:  # (a shard without logins reads none)
         return
-    allowed: dict[str, list[str]] = {}
-    for plan in (p for s in services.values() for p in s.plan.dynamic):
-        allowed.setdefault(plan.connection, []).append(plan.role_name)
-    engine = DatabaseEngine(f"database-{stack.environment}", DatabaseEngineArgs(
-        environment=stack.environment,
-        settings=settings,
-        root_passwords={name: config.require_secret(conn.password_config_key)
-                        for name, conn in settings.connections.items()},
-        allowed_roles=allowed,
-        after=vault_env.before_secrets,
-    ))
     for name, s in services.items():
         if s.plan.dynamic:
             services[name] = s._replace(dynamic=ServiceDatabaseCredentials(
                 f"{name}-dynamic", ServiceDatabaseCredentialsArgs(
-                    service=s.plan, plans=s.plan.dynamic, engine=engine,
+                    service=s.plan, plans=s.plan.dynamic, mount=mount,
+                    connections=shared.connections,
                     namespace=s.config.namespace, vault_address=stack.platform.vault.address,
-                    kubernetes_auth_backend=vault_env.auth_path,
+                    kubernetes_auth_backend=shared.auth_path,
                     kubernetes_auth_path=stack.kubernetes_auth_path,
-                )))
+                ), opts=shared.opts()))
 
 
 def service_outputs(s: DeclaredService) -> dict:

@@ -209,20 +209,6 @@ def gitleaks_baseline(path: Path = GITLEAKS_DEFAULT) -> Callable[[list[Row]], li
         rules.append((re2.compile(raw["regex"]), [k.lower() for k in raw.get("keywords", [])],
                       float(raw.get("entropy", 0.0)), int(raw.get("secretGroup", 0)), allows))
 
-    def allowed(secret: str, match: str, line: str, allows) -> bool:
-        for regexes, target, stops, condition, has_paths in allows:
-            text = {"match": match, "line": line}.get(target, secret)
-            checks = []
-            if regexes:
-                checks.append(any(r.search(text) for r in regexes))
-            if stops:
-                checks.append(any(w in secret.lower() for w in stops))
-            if has_paths:
-                checks.append(False)  # a line has no path
-            if checks and (all(checks) if condition == "AND" else any(checks)):
-                return True
-        return False
-
     def hit(line: str) -> bool:
         lower = line.lower()
         for regex, keywords, entropy, group, allows in rules:
@@ -239,12 +225,28 @@ def gitleaks_baseline(path: Path = GITLEAKS_DEFAULT) -> Callable[[list[Row]], li
                     continue
                 if any(w in secret.lower() for w in global_stop):
                     continue
-                if allowed(secret, m.group(0), line, allows):
+                if _gitleaks_allowed(secret, m.group(0), line, allows):
                     continue
                 return True
         return False
 
     return lambda rows: [hit(f'{r["key"]}: "{r["value"]}"') for r in rows]
+
+
+def _gitleaks_allowed(secret: str, match: str, line: str, allows) -> bool:
+    """Does one of a rule's allowlists let this finding go?"""
+    for regexes, target, stops, condition, has_paths in allows:
+        text = {"match": match, "line": line}.get(target, secret)
+        checks = []
+        if regexes:
+            checks.append(any(r.search(text) for r in regexes))
+        if stops:
+            checks.append(any(w in secret.lower() for w in stops))
+        if has_paths:
+            checks.append(False)  # a line has no path
+        if checks and (all(checks) if condition == "AND" else any(checks)):
+            return True
+    return False
 
 
 # --- speed ---------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from configplane.model import environment_topology
+
 REPO = Path(__file__).resolve().parents[1]
 STACKS = ("dev", "staging", "prod")
 PROJECT_DIRS = ("components", "schemas", "lambdas")  # what __main__.py needs beside it
@@ -70,11 +72,12 @@ def _flags(i: int) -> dict[str, Any]:
     }
 
 
-def service_defaults(i: int) -> tuple[dict[str, Any], list[str]]:
-    """Project-level definition of service i, and the `secure` config keys it needs."""
+def service_defaults(i: int, teams: int | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Project-level definition of service i, and the `secure` config keys it needs. Its owner
+    is its domain's team, or with `teams` one of that many teams (`@shop/team-NN`, in turn)."""
     name, kind, domain = service_name(i), kind_of(i), DOMAINS[i % len(DOMAINS)]
     secure: list[str] = []
-    owners = [f"@shop/{domain}-team"]
+    owners = [f"@shop/{domain}-team" if teams is None else f"@shop/team-{i % teams:02d}"]
     if kind == "api":
         key = f"{_camel(name)}DbPassword"
         password: dict[str, Any] = {"source": "generated", "store": "aws"}
@@ -199,9 +202,10 @@ def _dump(document: dict[str, Any], path: Path) -> None:
     path.write_text(yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False))
 
 
-def generate(target: Path, n: int, layout: str = "catalog") -> Path:
+def generate(target: Path, n: int, layout: str = "catalog", teams: int | None = None) -> Path:
     """Write the project with a fleet of n services into `target` (created); return it.
-    layout: "catalog" (services/) or "config" (the layout before it, for migration)."""
+    layout: "catalog" (services/) or "config" (the layout before it, for migration); teams:
+    how many teams own the services (default: one per domain, 15)."""
     if layout not in ("catalog", "config"):
         raise ValueError(f"layout must be catalog or config, not {layout!r}")
     target.mkdir(parents=True, exist_ok=True)
@@ -212,7 +216,7 @@ def generate(target: Path, n: int, layout: str = "catalog") -> Path:
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
     services, declarations, granted = {}, {}, {}
     for i in range(n):
-        spec, secure = service_defaults(i)
+        spec, secure = service_defaults(i, teams)
         services[service_name(i)] = spec
         for key in secure:
             declarations[f"configplane:{key}"] = {"type": "string", "secret": True}
@@ -250,4 +254,25 @@ def generate(target: Path, n: int, layout: str = "catalog") -> Path:
             for name, override in overrides.items():
                 _dump(override, target / "services" / name / f"{stack}.yaml")
         _dump({"config": config}, target / f"Pulumi.{stack}.yaml")
+        _secure_to_shards(target, stack, granted)
     return target
+
+
+def _secure_to_shards(target: Path, stack: str, granted: dict[str, list[str]]) -> None:
+    """Each service's `secure` values go to the stack file of the shard that reads them (only
+    that stack can decrypt its own file: docs/fleet.md); the platform's stay."""
+    topology = environment_topology(target, stack)
+    if not topology.sharded:
+        return
+    path = target / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    shards: dict[str, dict[str, Any]] = {}
+    for service, keys in granted.items():
+        shard = topology.stack_of(service)
+        for key in keys:
+            value = document["config"].pop(f"configplane:{key}", None)
+            if shard is not None and value is not None:
+                shards.setdefault(shard.name, {})[f"configplane:{key}"] = value
+    _dump(document, path)
+    for name, config in shards.items():
+        _dump({"config": config}, target / f"Pulumi.{name}.yaml")

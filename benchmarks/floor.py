@@ -116,7 +116,7 @@ def probe_classes(project_dir: Path, stack: str) -> ClassMap:
     """The provider class behind each resource type, from one (untimed) run of the program."""
     seen: ClassMap = {}
     with recording_classes(seen):
-        run_plan(project_dir, stack)
+        run_plan(project_dir, stack, one_stack=True)  # every resource type of the environment
     return seen
 
 

@@ -78,11 +78,11 @@ def time_plan(project: Path, warmup: Path, stack: str, keep: Path | None = None,
               classes: ClassMap | None = None) -> tuple[float, int]:
     """What `configplane plan --no-policy` computes: validation, then the program. With `keep`,
     the plan is pickled there and the floor program written beside it (after the clock)."""
-    run_plan(warmup, stack)
+    run_plan(warmup, stack, one_stack=True)
     gc.collect()
     start = CPU()
     _check(load_or_issues(project, stack)[1], stack)
-    plan = run_plan(project, stack)
+    plan = run_plan(project, stack, one_stack=True)  # the environment as one stack
     elapsed = CPU() - start
     if keep is not None:
         write_floor(plan, classes or {}, keep.parent / "floor")
@@ -91,7 +91,7 @@ def time_plan(project: Path, warmup: Path, stack: str, keep: Path | None = None,
 
 
 def time_floor(project: Path, warmup: Path, stack: str, floor_dir: Path) -> tuple[float, int]:
-    run_plan(warmup, stack)
+    run_plan(warmup, stack, one_stack=True)
     runner = FloorRunner(project, stack, floor_dir)
     gc.collect()
     start = CPU()

@@ -28,7 +28,8 @@ class ServiceAccess(pulumi.ComponentResource):
         super().__init__("configplane:access:ServiceAccess", name, {}, opts)
         svc = args.service
         child = pulumi.ResourceOptions(parent=self)
-        metadata = {"namespace": args.namespace, "labels": dict(svc.labels)}
+        metadata: k8s.meta.v1.ObjectMetaArgsDict = {"namespace": args.namespace,
+                                                    "labels": dict(svc.labels)}
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
             metadata={"name": svc.service_account, **metadata,

@@ -9,6 +9,7 @@ included, encrypted in state as a secret. Each secret has its own version
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components import as_secret
+from components.platform import PlatformRefs
 from components.rotation import rotation_tags
 from configplane.contract import MANAGED_BY
 from configplane.model import AwsSettings, SecretSpec, ServiceModel, ServiceVersions
@@ -29,7 +32,8 @@ class AwsSecretsEnvironmentArgs:
 
 
 class AwsSecretsEnvironment(pulumi.ComponentResource):
-    """The customer-managed KMS key, where the environment asks for one."""
+    """The customer-managed KMS key, where the environment asks for one; and a key in each
+    region secrets are replicated to (docs/dr.md)."""
 
     kms_key_arn: pulumi.Output[str | None]
 
@@ -52,6 +56,19 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
                 target_key_id=self.key.key_id,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        # A replica is encrypted in its own region, with a key of that region.
+        self.replica_keys = {
+            region: aws.kms.Key(
+                f"{name}-kms-key-{region}",
+                region=region,
+                description=f"configplane secret replicas ({args.environment}, {region})",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                tags={"environment": args.environment, "managed-by": MANAGED_BY},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for region in args.settings.replica_regions
+        }
         self.kms_key_arn = self.key.arn if self.key else pulumi.Output.from_input(None)
         self.register_outputs({"kms_key_arn": self.kms_key_arn})
 
@@ -60,7 +77,7 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
 class AwsServiceSecretsArgs:
     service: ServiceModel
     settings: AwsSettings
-    environment: AwsSecretsEnvironment
+    platform: PlatformRefs  # the environment's KMS key, when it has one
     values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=aws ones
     versions: ServiceVersions
 
@@ -79,15 +96,18 @@ class AwsServiceSecrets(pulumi.ComponentResource):
         arns: dict[str, pulumi.Input[str]] = {}
         for key, spec in svc.secrets_in("aws").items():
             if spec.source == "reference":
-                arns[key] = spec.ref  # lives elsewhere already; nothing to declare
+                if spec.ref is not None:  # (validate: always)
+                    arns[key] = spec.ref  # lives elsewhere already; nothing to declare
                 continue
             role = secret_resource_name(key)
             secret = aws.secretsmanager.Secret(
                 f"{name}-{role}",
                 name=svc.aws_secret_name(key),
                 description=spec.description or f"{svc.name} {key}",
-                kms_key_id=args.environment.key.arn if args.environment.key else None,
+                kms_key_id=args.platform.kms_key_arn,
                 recovery_window_in_days=args.settings.recovery_window_in_days,
+                replicas=[{"region": region, "kms_key_id": arn}
+                          for region, arn in args.platform.replica_key_arns.items()] or None,
                 tags={
                     **svc.labels_as_tags(),
                     "configplane.io/secret": key,
@@ -101,8 +121,8 @@ class AwsServiceSecrets(pulumi.ComponentResource):
             aws.secretsmanager.SecretVersion(
                 f"{name}-{role}-initial",
                 secret_id=secret.id,
-                secret_string_wo=pulumi.Output.secret(
-                    args.values[key].apply(lambda value, spec=spec: secret_string(spec, value))
+                secret_string_wo=as_secret(
+                    args.values[key].apply(functools.partial(secret_string, spec))
                 ),
                 secret_string_wo_version=version.version,
                 opts=pulumi.ResourceOptions(parent=self, ignore_changes=initial_ignore(version.rotated)),

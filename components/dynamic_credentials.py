@@ -14,6 +14,7 @@ import pulumi
 import pulumi_vault as vault
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from components import as_secret
 from configplane.durations import seconds
 from configplane.model import (
     AUDIENCE,
@@ -27,6 +28,7 @@ from configplane.model import (
 from configplane.ownership import database_auth_role, database_policy_name, slug
 
 EXTERNAL_SECRETS_API = "external-secrets.io/v1"
+ALL_ROLES = ("*",)  # Vault's allowed_roles: "*" admits every role of the mount
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,6 @@ class DatabaseEngineArgs:
     settings: DatabaseEngineSettings
     # connection name -> the initial root password (the `secure` config value, a secret)
     root_passwords: Mapping[str, pulumi.Output[str]]
-    # connection name -> the Vault roles that may use it (least privilege on the connection)
-    allowed_roles: Mapping[str, Sequence[str]]
     # written before a connection (its root password is a secret write): the audit device
     after: Sequence[pulumi.Resource] = ()
 
@@ -70,7 +70,10 @@ class DatabaseEngine(pulumi.ComponentResource):
                 backend=mount.path,
                 name=conn_name,
                 plugin_name="postgresql-database-plugin",
-                allowed_roles=sorted(args.allowed_roles.get(conn_name, [])),
+                # Any role of this mount: a list of the services' roles would make every new
+                # service rewrite this platform resource (docs/fleet.md, couplings). Who may
+                # write a role here is the deployers' Vault policy's to limit.
+                allowed_roles=list(ALL_ROLES),
                 verify_connection=True,
                 rotation_period=seconds(conn.root_rotation_period)
                 if conn.root_rotation_period else None,
@@ -79,7 +82,7 @@ class DatabaseEngine(pulumi.ComponentResource):
                     "username": conn.username,
                     # write-only: the initial value is encrypted in state, not in the
                     # provider's; Vault replaces it right away (rotate-root below)
-                    "password_wo": pulumi.Output.secret(args.root_passwords[conn_name]),
+                    "password_wo": as_secret(args.root_passwords[conn_name]),
                     "password_wo_version": conn.password_version,
                     "password_authentication": "scram-sha-256",
                     "max_open_connections": conn.max_open_connections,
@@ -108,7 +111,8 @@ class DatabaseEngine(pulumi.ComponentResource):
 class ServiceDatabaseCredentialsArgs:
     service: ServiceModel
     plans: Sequence[DynamicModel]
-    engine: DatabaseEngine
+    mount: pulumi.Input[str]  # the environment's database mount
+    connections: Mapping[str, pulumi.Input[str]]  # connection -> its name in Vault
     namespace: pulumi.Input[str]
     vault_address: str
     kubernetes_auth_backend: pulumi.Input[str]
@@ -122,7 +126,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceDatabaseCredentialsArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:database:ServiceDatabaseCredentials", name, {}, opts)
-        svc, engine = args.service, args.engine
+        svc = args.service
         child = pulumi.ResourceOptions(parent=self)
         policy = vault.Policy(
             f"{name}-policy", name=database_policy_name(svc.environment, svc.name),
@@ -146,9 +150,9 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
             part = f"{name}-{slug(plan.key)}"
             db_role = vault.database.SecretBackendRole(
                 f"{part}-db-role",
-                backend=engine.mount_path,
+                backend=args.mount,
                 name=plan.role_name,
-                db_name=engine.connection_names[plan.connection],
+                db_name=args.connections[plan.connection],
                 creation_statements=plan.creation_statements(),
                 revocation_statements=plan.revocation_statements(),
                 default_ttl=plan.default_ttl,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from components import resource_name
 from configplane.contract import RELOADER_MATCH_ANNOTATION
 from configplane.model import TEMPLATE_ENGINE, Platform, ServiceModel, external_secret_sources
 from configplane.ownership import external_secret_name, secret_store_name
@@ -87,9 +88,9 @@ class ServiceSecretStores(pulumi.ComponentResource):
                 }}},
                 opts=child,
             )
-        self.vault_store_name = (self.vault_store.metadata["name"] if self.vault_store
+        self.vault_store_name = (resource_name(self.vault_store) if self.vault_store
                                  else pulumi.Output.from_input(None))
-        self.aws_store_name = (self.aws_store.metadata["name"] if self.aws_store
+        self.aws_store_name = (resource_name(self.aws_store) if self.aws_store
                                else pulumi.Output.from_input(None))
         self.register_outputs({
             "vault_store_name": self.vault_store_name, "aws_store_name": self.aws_store_name,

@@ -4,13 +4,16 @@ with that role, and the cert-manager Issuer and Certificate in its namespace."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_vault as vault
 from pulumi_kubernetes.apiextensions import CustomResource
 
+from components import resource_name
 from configplane.durations import seconds
 from configplane.model import (
     CERT_MANAGER_API,
@@ -26,7 +29,13 @@ from configplane.model import (
 )
 from configplane.ownership import ca_issuer_name
 
-CA_KEY = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384
+
+class CaKey(TypedDict):
+    key_type: str
+    key_bits: int
+
+
+CA_KEY: CaKey = {"key_type": "ec", "key_bits": 384}  # CA keys: ECDSA P-384
 # Revocation reaches the CRLs within a bound (docs/certificates.md, Revocation): a delta CRL
 # with each revocation, checked every DELTA_REBUILD_INTERVAL by the mount's periodic function
 # (once a minute), and the full CRL rebuilt an hour after its last build (it is valid for
@@ -183,7 +192,8 @@ class PkiEnvironment(pulumi.ComponentResource):
 class ServiceCertificateArgs:
     service: ServiceModel
     tls: TlsModel
-    pki: PkiEnvironment
+    pki_mount: pulumi.Input[str]  # the environment's intermediate CA mount
+    pki_ready: Sequence[pulumi.Resource]  # in one stack: the CA's issuance settings
     namespace: pulumi.Input[str]
     service_account: pulumi.Input[str]
     vault_address: str
@@ -206,7 +216,7 @@ class ServiceCertificate(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         vault.pkisecret.SecretBackendRole(
             f"{name}-pki-role",
-            backend=args.pki.mount_path,
+            backend=args.pki_mount,
             name=tls.role_name,
             issuer_ref="default",
             **tls.role_args(args.leaf_max_ttl),
@@ -227,7 +237,8 @@ class ServiceCertificate(pulumi.ComponentResource):
             token_max_ttl=600,
             opts=child,
         )
-        metadata = {"namespace": args.namespace, "labels": dict(svc.labels)}
+        metadata: k8s.meta.v1.ObjectMetaArgsDict = {"namespace": args.namespace,
+                                                    "labels": dict(svc.labels)}
         # cert-manager requests the service account's token (serviceAccountRef): it may do
         # that for this one account in this one namespace.
         requester = k8s.rbac.v1.Role(
@@ -253,7 +264,7 @@ class ServiceCertificate(pulumi.ComponentResource):
             metadata={"name": tls.issuer_name, **metadata},
             spec=tls.issuer_spec(args.vault_address, args.kubernetes_auth_path,
                                  svc.service_account),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.pki.issuance_settings),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.pki_ready)),
         )
         certificate = CustomResource(
             f"{name}-certificate",
@@ -263,8 +274,8 @@ class ServiceCertificate(pulumi.ComponentResource):
             spec=tls.certificate_spec(svc.labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[issuer]),
         )
-        self.issuer_name = issuer.metadata["name"]
-        self.certificate_name = certificate.metadata["name"]
+        self.issuer_name = resource_name(issuer)
+        self.certificate_name = resource_name(certificate)
         self.secret_name = pulumi.Output.from_input(tls.secret_name)
         self.register_outputs({"issuer_name": self.issuer_name,
                                "certificate_name": self.certificate_name,

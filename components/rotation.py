@@ -267,7 +267,7 @@ def policy_statements(region: str, secrets: Sequence[dict], log_group_arn: str,
             }},
         }
 
-    statements = [
+    statements: list[dict] = [
         {"Sid": "RotateSecrets", "Effect": "Allow", "Action": SECRET_ACTIONS,
          "Resource": sorted({s["arn"] for s in secrets})},
         {"Sid": "GeneratePasswords", "Effect": "Allow",
@@ -379,6 +379,7 @@ class SecretRotator(pulumi.ComponentResource):
             principal="secretsmanager.amazonaws.com", source_account=args.account_id,
             opts=child)
 
+        rules: aws.secretsmanager.SecretRotationRotationRulesArgsDict
         if args.schedule_days is not None:
             rules = {"automatically_after_days": args.schedule_days}
         else:

@@ -34,7 +34,7 @@ class SecretValues(pulumi.ComponentResource):
         super().__init__("configplane:secrets:SecretValues", name, {}, opts)
         self.values = {}
         for key, spec in args.service.spec.secrets.items():
-            if spec.source == "secure":
+            if spec.source == "secure" and spec.config_key is not None:  # (validate: always)
                 self.values[key] = pulumi.Output.secret(args.secure_config[spec.config_key])
             elif spec.source == "generated":
                 password = random.RandomPassword(

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_vault as vault
 
+from components import as_secret
+from components.platform import PlatformRefs
 from configplane.model import ServiceModel, ServiceVersions, VaultSettings
 from configplane.ownership import vault_role
 from configplane.refs import VAULT_AUDIENCE
@@ -93,7 +95,7 @@ def kubernetes_trust(settings: VaultSettings,
 @dataclass(frozen=True)
 class VaultServiceArgs:
     service: ServiceModel
-    environment: VaultEnvironment
+    platform: PlatformRefs  # the environment's mount and auth path
     values: Mapping[str, pulumi.Output[str]]  # secret name -> value, for store=vault ones
     versions: ServiceVersions
 
@@ -104,17 +106,17 @@ class VaultService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: VaultServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:vault:VaultService", name, {}, opts)
-        svc, env = args.service, args.environment
+        svc, env = args.service, args.platform
         child = pulumi.ResourceOptions(parent=self)
         known = {k: args.values[k] for k in svc.secrets_in("vault") if k in args.values}
         if known:
             vault.kv.SecretV2(
                 f"{name}-secret",
-                mount=env.mount_path,
+                mount=env.vault_mount,
                 name=svc.vault_path,
                 # write-only: the provider keeps no copy; Pulumi keeps the inputs it sent,
                 # this value included, encrypted in state (a secret input)
-                data_json_wo=pulumi.Output.secret(
+                data_json_wo=as_secret(
                     pulumi.Output.all(**known).apply(lambda v: json.dumps(v, sort_keys=True))
                 ),
                 # changes when one of these secrets is bumped, regenerated, added or removed

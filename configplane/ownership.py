@@ -25,6 +25,7 @@ home; splitting the catalogue would split the one place a reviewer reads to know
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -126,6 +127,51 @@ def ca_issuer_name(environment: str, role: str) -> str:
 
 def kms_alias(environment: str) -> str:
     return f"alias/configplane-{environment}-secrets"
+
+
+def stack_account(stack: str) -> str:
+    """The service account a stack's workspace runs as under the Pulumi Kubernetes Operator,
+    in the operator's namespace (`configplane operator stacks`)."""
+    return f"pulumi-{stack}"
+
+
+def deploy_role_name(stack: str) -> str:
+    """The IAM role a stack deploys with (its operator workspace's IRSA role, by default)."""
+    return f"configplane-deploy-{stack}"
+
+
+# --- the fleet's stacks (docs/fleet.md): the platform stack keeps the environment's name ----
+
+UNOWNED_SHARD = "unowned"  # the shard of services when neither they nor the platform name an owner
+MAX_SHARD = 40  # a shard's name: an RFC 1123 label short enough for `<env>-<shard>`
+
+
+def shard_stack_name(environment: str, shard: str) -> str:
+    """The Pulumi stack of one shard of an environment."""
+    return f"{environment}-{shard}"
+
+
+def shard_of_stack(stack: str, environment: str) -> str | None:
+    """The shard a stack name `<environment>-<shard>` names, or None: the inverse of
+    shard_stack_name (the shard is checked by is_shard_name, not here)."""
+    prefix = shard_stack_name(environment, "")
+    return stack[len(prefix):] if stack.startswith(prefix) and len(stack) > len(prefix) else None
+
+
+def is_shard_name(name: str) -> bool:
+    return len(name) <= MAX_SHARD and is_service_name(name)
+
+
+def team_shard(owners: Iterable[str]) -> str:
+    """The shard of a service owned by `owners`: the first owner's team (`@org/team` -> team,
+    `@user` -> user, `name@domain` -> name-domain), as an RFC 1123 label (`owner-<hash>` when
+    the owner has no letter or digit to keep). Teams of one name in two organisations share
+    a shard: a bigger shard, never a service in two."""
+    for owner in owners:
+        team = owner.rsplit("/", 1)[-1].lstrip("@")
+        label = re.sub(r"[^a-z0-9]+", "-", team.lower()).strip("-")[:MAX_SHARD].strip("-")
+        return label or f"owner-{hashlib.sha256(owner.encode()).hexdigest()[:10]}"
+    return UNOWNED_SHARD
 
 
 def mount_problems(mount: str, environment: str, what: str) -> list[str]:
@@ -303,6 +349,28 @@ def iam_role_name(environment: str, service: str) -> str:
 def rotation_function_name(environment: str, service: str | None = None) -> str:
     """The rotation Lambda of one service (or, without a service, of the environment)."""
     return f"configplane-rotation-{environment}" + (f"-{service}" if service else "")
+
+
+# --- backups (the platform's; docs/dr.md) ----------------------------------------------------
+
+def backup_bucket_name(part_of: str, environment: str, account_id: str) -> str:
+    """The environment's backup bucket (S3 names are global: the account makes it unique)."""
+    return f"{part_of}-{environment}-backups-{account_id}"
+
+
+def vault_snapshot_prefix(environment: str) -> str:
+    """Where the snapshot CronJob writes in the backup bucket (and all its IAM role may write)."""
+    return f"vault/{environment}/"
+
+
+def vault_snapshot_policy_name(environment: str) -> str:
+    """The Vault policy of the snapshot CronJob: read on sys/storage/raft/snapshot only."""
+    return f"{environment}-vault-snapshot"
+
+
+def vault_snapshot_role_name(environment: str) -> str:
+    """The IAM role the snapshot CronJob assumes (IRSA) to upload."""
+    return f"configplane-{environment}-vault-snapshot"
 
 
 IAM_ROLE_NAME_MAX = 64  # AWS's limit on a role name

@@ -39,6 +39,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypedDict
 
 MAX_FILE_BYTES = 8 * 1024 * 1024  # a project file (YAML, JSON Schema): far above any real one
 MAX_INPUT_BYTES = 64 * 1024 * 1024  # a file named on the command line (a cluster's listing)
@@ -265,8 +266,9 @@ class Writer:
         if not plan:
             return []
         dirs = _missing_dirs(self.root, [target.parent for _, target, _, _ in plan])
-        journal = {"state": "prepare", "dirs": [self._rel(d) for d in dirs],
-                   "moves": [[self._rel(temp), self._rel(target)] for _, target, temp, _ in plan]}
+        journal: _Journal = {
+            "state": "prepare", "dirs": [self._rel(d) for d in dirs],
+            "moves": [[self._rel(temp), self._rel(target)] for _, target, temp, _ in plan]}
         current = JOURNAL
         try:
             _write_journal(self.root, journal)
@@ -370,7 +372,16 @@ def recover(root: Path) -> bool:
     return True
 
 
-def _undo(root: Path, journal: Mapping[str, list]) -> None:
+class _Journal(TypedDict):
+    """The writer's journal (JOURNAL): its state, the directories it creates and each
+    (temporary file, target) rename, all relative to the root."""
+
+    state: str
+    dirs: list[str]
+    moves: list[list[str]]
+
+
+def _undo(root: Path, journal: _Journal) -> None:
     for temp, _ in journal.get("moves", []):
         with contextlib.suppress(OSError):
             contained(root, temp).unlink()

@@ -17,6 +17,7 @@ Functions return problems as `Fix:`-ending sentences and never echo the offendin
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,9 +45,9 @@ MAX_MOUNT_LENGTH = 128
 @dataclass(frozen=True)
 class VaultRef:
     segments: tuple[str, ...]
-    property: str
+    property: str  # the field's name hides the builtin in this class body: hence builtins.
 
-    @property
+    @builtins.property
     def path(self) -> str:
         return "/".join(self.segments)
 

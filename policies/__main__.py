@@ -11,6 +11,7 @@ fix it; they never echo a value that could be a secret.
 from __future__ import annotations
 
 import aws_iam
+import backups
 import certificates
 import configmaps
 import dynamic_credentials
@@ -21,8 +22,11 @@ import lambda_hardening
 import plaintext_secrets
 import rotation
 import secret_stores
+import stack_once
 import vault
 from pulumi_policy import EnforcementLevel, PolicyPack
+
+stack_once.install()  # the stack's resources deserialised once, not once per stack policy
 
 PolicyPack(
     name="configplane",
@@ -40,5 +44,6 @@ PolicyPack(
         *certificates.POLICIES,
         *dynamic_credentials.POLICIES,
         *flags_live.POLICIES,
+        *backups.POLICIES,
     ],
 )

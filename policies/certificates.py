@@ -19,6 +19,7 @@ from ownership import PKI_POLICY_SUFFIX
 from packlib import (
     UNKNOWN,
     Reporter,
+    as_mapping,
     config_schema,
     environment,
     for_types,
@@ -94,7 +95,7 @@ def certificate_lifetime(args: ResourceValidationArgs, report_violation: ReportV
         return
     if props.get("spec") is UNKNOWN:  # a CERTIFICATE
         return
-    spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
+    spec = as_mapping(props.get("spec"))
     raw = spec.get("duration")
     if raw is UNKNOWN:
         return
@@ -149,10 +150,10 @@ def certificate_private_key(args: ResourceValidationArgs,
             report(args.name, f"{label}: key_bits {int(bits)} for {key_type}; at least "
                    f"{floors[algorithm]} required. {WHY_FIX_WEAK_KEY.format(field='key_bits')}")
         return
-    spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
+    spec = as_mapping(props.get("spec"))
     if props.get("spec") is UNKNOWN or spec.get("privateKey") is UNKNOWN:
         return
-    key = spec.get("privateKey") if isinstance(spec.get("privateKey"), dict) else {}
+    key = as_mapping(spec.get("privateKey"))
     algorithm = key.get("algorithm") or "RSA"  # cert-manager's default
     size = key.get("size") or {"RSA": 2048, "ECDSA": 256}.get(algorithm)
     if algorithm is UNKNOWN or size is UNKNOWN:
@@ -183,7 +184,7 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
     label = resource_label(args.resource_type, args.name)
     wildcards = cfg["allowWildcards"]
     if args.resource_type == CERTIFICATE:
-        spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
+        spec = as_mapping(props.get("spec"))
         dns = spec.get("dnsNames")
         names = [n for n in dns if isinstance(n, str)] if isinstance(dns, list) else []
         if isinstance(spec.get("commonName"), str):
@@ -242,7 +243,7 @@ def pki_least_privilege(args: ResourceValidationArgs, report_violation: ReportVi
 
 def _check_issuer(name: str, label: str, resource_type: str, props: dict,
                   report: Reporter) -> None:
-    spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
+    spec = as_mapping(props.get("spec"))
     vault_spec = spec.get("vault")
     if not isinstance(vault_spec, dict):
         return
@@ -255,7 +256,7 @@ def _check_issuer(name: str, label: str, resource_type: str, props: dict,
                f"{WHY_FIX_ISSUE_PATH}")
     if vault_spec.get("auth") is UNKNOWN:
         return
-    auth = vault_spec.get("auth") if isinstance(vault_spec.get("auth"), dict) else {}
+    auth = as_mapping(vault_spec.get("auth"))
     kubernetes = auth.get("kubernetes") if isinstance(auth.get("kubernetes"), dict) else None
     if kubernetes is None or not isinstance(kubernetes.get("serviceAccountRef"), dict):
         used = ", ".join(sorted(auth)) or "none"

@@ -7,12 +7,15 @@ rules; their data is checked against flagd's own schema (vendored under schemas/
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import re2
+import service_schema
 from contract import (
     FLAGS_DATA_KEY,
     FLAGS_SCHEMA,
@@ -21,6 +24,7 @@ from contract import (
     SCHEMA_ANNOTATION,
     SCHEMA_ANNOTATION_VALUE,
     SCHEMA_SECRET_KEYS,
+    SERVICE_LABEL,
 )
 from flags_live import is_flags_configmap, vendored_registry
 from packlib import (
@@ -38,6 +42,7 @@ from plaintext_secrets import decoded
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
 from resource_types import CONFIGMAP
 from schema_messages import deepest, drop_required, pack_message
+from secret_detector import key_kind
 
 WHY_FIX_MUTABLE = ("Why: a mutable ConfigMap changes under running pods and cannot be rolled "
                    "back by name. Fix: set immutable: true and give each content a new hashed "
@@ -58,7 +63,11 @@ FIX_UNKNOWN_SCHEMA = "Fix: use one of: {available} (or add schemas/{schema}.sche
 WHY_FIX_SCHEMA = ("Why: the service would start with configuration it does not understand. "
                   "Fix: correct the service's config in the stack file (`configplane validate` "
                   "shows the file and key).")
+WHY_FIX_SERVICE_SCHEMA = ("Why: the service's own schema extends its kind within the "
+                          "platform's limits (configplane/service_schema.py). Fix: run "
+                          "`configplane validate`, which names each problem and its fix.")
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"  # a symlink to the project's schemas/
+CATALOG_DIR = SCHEMAS_DIR.resolve().parent / "services"  # the catalog beside those schemas
 
 # --- configmap-hygiene ----------------------------------------------------------------------------
 
@@ -116,6 +125,66 @@ def _schema_validator(name: str) -> Any:
     return cls(schema, format_checker=cls.FORMAT_CHECKER, registry=vendored_registry())
 
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+@cache
+def _re2(pattern: str) -> Any:
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error:
+        return None
+
+
+def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    # as configplane/inputs/schemafiles.py: a service's patterns run in linear time
+    compiled = _re2(pattern)
+    if compiled is None:
+        yield from jsonschema.Draft202012Validator.VALIDATORS["pattern"](validator, pattern,
+                                                                     instance, schema)
+    elif validator.is_type(instance, "string") and not compiled.search(instance):
+        yield jsonschema.ValidationError(f"does not match {pattern!r}")
+
+
+def _with_service_schema(kind: Any, kind_name: str, service: str) -> tuple[Any, list[str]]:
+    """The kind's validator composed with services/<service>/schema.json when the service has
+    one (as `validate` composes it), or None and what is wrong with that file."""
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", service):
+        return kind, []  # not a catalog directory's name: nothing to compose
+    directory = CATALOG_DIR / service
+    path = directory / service_schema.SERVICE_SCHEMA_FILE
+    if not os.path.lexists(path):
+        return kind, []
+    resolved = path.resolve()
+    if not resolved.is_relative_to(directory.resolve()) or not resolved.is_file():
+        return None, ["not a regular file inside the service's directory"]
+    with resolved.open("rb") as handle:
+        return _service_validator(kind_name, handle.read(service_schema.MAX_BYTES + 1))
+
+
+@cache
+def _service_validator(kind_name: str, data: bytes) -> tuple[Any, list[str]]:
+    kind = json.loads((SCHEMAS_DIR / f"{kind_name}.schema.json").read_text())
+    document, problems = service_schema.parse(data)
+    effective = None
+    if not problems:
+        effective, problems = service_schema.compose(
+            kind, document, lambda key: key_kind(key).secret_slot,
+            lambda pattern: _re2(pattern) is not None)
+    if effective is None:
+        return None, [f"{'.'.join(p.path) or '(root)'}: {p.message}" for p in problems]
+    effective = drop_required(effective, effective.get(SCHEMA_SECRET_KEYS, []))
+    cls = jsonschema.validators.validator_for(effective)
+    try:
+        cls.check_schema(effective)
+    except jsonschema.SchemaError:
+        return None, ["not a valid JSON Schema once composed with its kind"]
+    validator = jsonschema.validators.extend(cls, {"pattern": _re2_pattern})(
+        effective, format_checker=cls.FORMAT_CHECKER)
+    return validator, []
+
+
 def _typed(data: dict[str, str], validator: Any) -> dict[str, Any]:
     """ConfigMap strings back to the typed values the renderer wrote (8080, true, [..]) where
     the schema wants them typed."""
@@ -162,6 +231,13 @@ def configmap_schema(args: ResourceValidationArgs, report_violation: ReportViola
     if data is UNKNOWN or UNKNOWN in data.values():
         return
     validator = _schema_validator(str(schema))
+    service = get(props, "metadata", "labels", SERVICE_LABEL)
+    if schema != FLAGS_SCHEMA and isinstance(service, str):
+        validator, problems = _with_service_schema(validator, str(schema), service)
+        if validator is None:
+            report(args.name, f"{label}: services/{service}/{service_schema.SERVICE_SCHEMA_FILE} "
+                   f"cannot be used: {'; '.join(problems)}. {WHY_FIX_SERVICE_SCHEMA}")
+            return
     if schema == FLAGS_SCHEMA:
         problems = _flags_problems(data, validator)
     else:

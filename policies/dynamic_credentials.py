@@ -21,6 +21,7 @@ from ownership import DATABASE_POLICY_SUFFIX
 from packlib import (
     UNKNOWN,
     Reporter,
+    as_mapping,
     config_schema,
     environment,
     for_types,
@@ -191,7 +192,7 @@ def dynamic_credential_refresh(args: StackValidationArgs,
             continue
         props = plain(r.props)
         label = resource_label(r.resource_type, r.name)
-        spec = props.get("spec") if isinstance(props.get("spec"), dict) else {}
+        spec = as_mapping(props.get("spec"))
         for ref in _generator_refs(spec):
             if ref.get("kind") != "VaultDynamicSecret":
                 continue

@@ -25,6 +25,7 @@ from isolation_lib import (
 from packlib import (
     PolicyParseError,
     as_list,
+    as_mapping,
     environment,
     iam_statements,
     parse_vault_policy,
@@ -163,7 +164,7 @@ def _iam_identities(stack: Stack) -> list[Identity]:
     secret_owners = {}
     for s in stack.of_type(SM_SECRET):
         props = stack.props[s.urn]
-        tags = props.get("tags") if isinstance(props.get("tags"), dict) else {}
+        tags = as_mapping(props.get("tags"))
         owner = tags.get("name") if isinstance(tags.get("name"), str) else None
         owner = owner or ownership.owner_of_secret_name(str(props.get("name") or ""), stack.env)
         if owner and isinstance(props.get("arn"), str):

@@ -20,6 +20,7 @@ from packlib import (
     ENVIRONMENT_PROPERTY,
     PolicyParseError,
     as_list,
+    as_mapping,
     get,
     iam_statements,
     plain,
@@ -65,14 +66,14 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.by_type: dict[str, list[Any]] = {}
-        self._accounts: dict[tuple[Any, Any], Any] = {}
-        self._vault_roles: dict[Any, Any] = {}
+        self._accounts: dict[tuple[str, ...], Any] = {}
+        self._vault_roles: dict[tuple[str, ...], Any] = {}
         self._iam_roles: dict[Any, Any] = {}
         for r in self.resources:
             props = self.props[r.urn] = plain(r.props)
             self.by_type.setdefault(r.resource_type, []).append(r)
             if r.resource_type == SERVICE_ACCOUNT:
-                meta = props.get("metadata") if isinstance(props.get("metadata"), dict) else {}
+                meta = as_mapping(props.get("metadata"))
                 key = lookup_key(meta.get("namespace"), meta.get("name"))
                 if key is not None:
                     self._accounts.setdefault(key, r)
@@ -92,10 +93,12 @@ class Stack:
         return (r for t, rs in self.by_type.items() if eso_kind(t) == kind for r in rs)
 
     def service_account(self, namespace: Any, name: Any) -> Any | None:
-        return self._accounts.get(lookup_key(namespace, name))
+        key = lookup_key(namespace, name)
+        return None if key is None else self._accounts.get(key)
 
     def vault_role(self, role_name: Any) -> Any | None:
-        return self._vault_roles.get(lookup_key(role_name))
+        key = lookup_key(role_name)
+        return None if key is None else self._vault_roles.get(key)
 
     def iam_role(self, arn: Any) -> Any | None:
         """By ARN, or (in preview, before the ARN is known) by the name the ARN ends with."""

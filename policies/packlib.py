@@ -341,6 +341,11 @@ def iam_statements(document: Any) -> list[dict] | None:
     return statements
 
 
+def as_mapping(value: Any) -> dict:
+    """The value if it is an object, else an empty one (missing, unknown or malformed)."""
+    return value if isinstance(value, dict) else {}
+
+
 def as_list(value: Any) -> list:
     if value is None:
         return []

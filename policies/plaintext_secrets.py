@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 from functools import lru_cache
@@ -75,10 +76,8 @@ def config_value_findings(where: str, key: str, value: Any) -> list[tuple[str, t
     text = value.strip()
     nested: list[tuple[str, str, str]] = []
     if text[:1] in "{[":
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             nested = [(f"{where}: {path}", k or key, v) for path, k, v in strings(json.loads(text))]
-        except json.JSONDecodeError:
-            pass
     elif "\n" in text:
         for number, line in enumerate(text.splitlines(), 1):
             m = re.match(r"^\s*(?:export\s+)?([A-Za-z0-9_.-]+)\s*[=:]\s*(.+?)\s*$", line)
@@ -130,7 +129,7 @@ def no_plaintext_secret_in_config(args: ResourceValidationArgs,
     for where, rules in findings:
         report_violation(
             f"{label}: {where} holds what looks like a credential ({', '.join(rules)}). "
-            f"Why: {why}. Fix: {fix}, {ROTATE_OR_PLACEHOLDER}")
+            f"Why: {why}. Fix: {fix}, {ROTATE_OR_PLACEHOLDER}", None)  # (the resource's urn)
 
 
 # --- no-secret-in-stack-outputs -----------------------------------------------------------------
@@ -168,7 +167,7 @@ def kubernetes_secret_from_external_store(args: ResourceValidationArgs,
     if literal:
         report_violation(
             f"{resource_label(args.resource_type, args.name)} carries literal "
-            f"{' and '.join(literal)}. {WHY_FIX_LITERAL_SECRET}")
+            f"{' and '.join(literal)}. {WHY_FIX_LITERAL_SECRET}", None)
 
 
 POLICIES = [

@@ -36,9 +36,22 @@ VAULT_DYNAMIC_SECRET = "kubernetes:generators.external-secrets.io/v1alpha1:Vault
 LAMBDA_FUNCTION = "aws:lambda/function:Function"
 LAMBDA_PERMISSION = "aws:lambda/permission:Permission"
 SM_SECRET = "aws:secretsmanager/secret:Secret"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"  # a shard reads its platform stack
 SM_ROTATION = "aws:secretsmanager/secretRotation:SecretRotation"
 KMS_KEY = "aws:kms/key:Key"
 KMS_ALIAS = "aws:kms/alias:Alias"
+# S3 (the backup bucket): each kind with the provider's older `...V2` token, which declares the
+# same thing
+S3_BUCKET = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
+S3_VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning",
+                 "aws:s3/bucketVersioningV2:BucketVersioningV2")
+S3_ENCRYPTION = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
+S3_OBJECT_LOCK = (
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+    "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2")
+S3_PUBLIC_ACCESS_BLOCK = ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",)
 IAM_ROLE = "aws:iam/role:Role"
 IAM_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 IAM_POLICY = "aws:iam/policy:Policy"

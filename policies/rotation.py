@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 from contract import ROTATION_STRATEGY_TAG
-from packlib import UNKNOWN, Reporter, config_schema, num, plain, resource_label
+from packlib import UNKNOWN, Reporter, as_mapping, config_schema, num, plain, resource_label
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
-from resource_types import KMS_ALIAS, KMS_KEY, LAMBDA_PERMISSION, SM_ROTATION, SM_SECRET
+from resource_types import KMS_ALIAS, KMS_KEY, LAMBDA_PERMISSION, SM_ROTATION, SM_SECRET, STACK_REFERENCE
 
 WHY_FIX_UNROTATED = (
     "Why: a credential that never rotates stays valid for as long as it is leaked. Fix: declare "
@@ -77,11 +77,6 @@ def _ids(resource: Any) -> set[str]:
             if isinstance(v, str) and v}
 
 
-def _depends_on(resource: Any, target: Any, prop: str) -> bool:
-    deps = list(resource.dependencies) + list(resource.property_dependencies.get(prop, []))
-    return any(d.urn == target.urn for d in deps)
-
-
 def secrets_manager_rotation(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     cfg = args.get_config()
     report = Reporter("secrets-manager-rotation", cfg, report_violation)
@@ -90,6 +85,10 @@ def secrets_manager_rotation(args: StackValidationArgs, report_violation: Report
     for r in args.resources:
         by_type.setdefault(r.resource_type, []).append(r)
     keys = by_type.get(KMS_KEY, [])
+    # Looked up per secret and per rotation: indexed once, so the policy stays linear in the
+    # fleet (scanning every Lambda permission per rotation took 10 s at 4,800 rotations).
+    permissions = {p.urn for p in by_type.get(LAMBDA_PERMISSION, [])}
+    keys_by_id = {i: k for k in reversed(keys) for i in _ids(k)}  # the first key wins
     aliases = {plain(a.props).get("name"): plain(a.props).get("targetKeyId")
                for a in by_type.get(KMS_ALIAS, [])}
 
@@ -108,7 +107,7 @@ def secrets_manager_rotation(args: StackValidationArgs, report_violation: Report
     for secret in by_type.get(SM_SECRET, []):
         props = plain(secret.props)
         label = resource_label(secret.resource_type, secret.name)
-        tags = props.get("tags") if isinstance(props.get("tags"), dict) else {}
+        tags = as_mapping(props.get("tags"))
         strategy = tags.get(ROTATION_STRATEGY_TAG)
         matches = {n for i in _ids(secret) for n in by_secret_id.get(i, ())}
         matches.update(by_dependency.get(secret.urn, ()))
@@ -118,15 +117,15 @@ def secrets_manager_rotation(args: StackValidationArgs, report_violation: Report
                    f"{strategy}) but no SecretRotation targets it. {WHY_FIX_UNROTATED}",
                    secret.urn)
         for rotation in rotations:
-            _check_rotation(rotation, label, max_days, by_type, report)
-        _check_encryption(secret, props, label, cfg, keys, aliases, report)
+            _check_rotation(rotation, label, max_days, permissions, report)
+        _check_encryption(secret, props, label, cfg, (keys, keys_by_id), aliases, report)
 
 
-def _check_rotation(rotation: Any, secret_label: str, max_days: float,
-                    by_type: dict[str, list[Any]], report: Reporter) -> None:
+def _check_rotation(rotation: Any, secret_label: str, max_days: float, permissions: set[str],
+                    report: Reporter) -> None:
     props = plain(rotation.props)
     label = resource_label(rotation.resource_type, rotation.name)
-    rules = props.get("rotationRules") if isinstance(props.get("rotationRules"), dict) else {}
+    rules = as_mapping(props.get("rotationRules"))
     interval = rotation_interval_days(rules)
     if props.get("rotationRules") is UNKNOWN or UNKNOWN in rules.values():
         pass  # preview: the schedule is computed; checked again during `pulumi up`
@@ -140,15 +139,17 @@ def _check_rotation(rotation: Any, secret_label: str, max_days: float,
     if not props.get("rotationLambdaArn"):
         report(rotation.name, f"{label} (for {secret_label}) names no rotation Lambda "
                f"(rotationLambdaArn). {WHY_FIX_NO_LAMBDA}", rotation.urn)
-    permissions = by_type.get(LAMBDA_PERMISSION, [])
-    if not any(_depends_on(rotation, p, "") for p in permissions):
+    deps = [*rotation.dependencies, *rotation.property_dependencies.get("", [])]
+    if not any(d.urn in permissions for d in deps):
         report(rotation.name, f"{label} (for {secret_label}) does not depend on a "
                f"lambda.Permission for secretsmanager.amazonaws.com. {WHY_FIX_NO_PERMISSION}",
                rotation.urn)
 
 
-def _check_encryption(secret: Any, props: dict, label: str, cfg: Any, keys: list[Any],
-                      aliases: dict, report: Reporter) -> None:
+def _check_encryption(secret: Any, props: dict, label: str, cfg: Any,
+                      keys: tuple[list[Any], dict[str, Any]], aliases: dict,
+                      report: Reporter) -> None:
+    declared, by_id = keys
     window = props.get("recoveryWindowInDays", 30)  # AWS's default when unset
     minimum = cfg["minRecoveryWindowDays"]
     if isinstance(window, int | float) and window < minimum:
@@ -159,14 +160,19 @@ def _check_encryption(secret: Any, props: dict, label: str, cfg: Any, keys: list
         return
     key_ref = props.get("kmsKeyId")
     if key_ref is UNKNOWN:  # preview: the key is created in this run; follow the dependency
-        key = next((k for k in keys if _depends_on(secret, k, "kmsKeyId")), None)
+        deps = {d.urn for d in (*secret.dependencies,
+                                *secret.property_dependencies.get("kmsKeyId", []))}
+        key = next((k for k in declared if k.urn in deps), None)  # one key per environment
     elif not key_ref:
         report(secret.name, f"{label} is encrypted with the AWS-managed key (no kmsKeyId). "
                f"{WHY_FIX_AWS_MANAGED_KEY}", secret.urn)
         return
     else:
         ref = aliases.get(key_ref, key_ref)
-        key = next((k for k in keys if ref in _ids(k)), None)
+        key = by_id.get(ref) if isinstance(ref, str) else None
+        if key is None and any(d.resource_type == STACK_REFERENCE
+                               for d in secret.property_dependencies.get("kmsKeyId", [])):
+            return  # a shard: the platform stack's key, judged when that stack is checked
         if key is None:
             report(secret.name, f"{label} uses a KMS key that is not declared in this stack, "
                    f"so its rotation cannot be verified. {WHY_FIX_UNDECLARED_KEY}", secret.urn)

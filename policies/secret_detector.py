@@ -42,6 +42,7 @@ import json
 import math
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -50,11 +51,11 @@ from pathlib import Path
 import re2
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.filters.heuristic import is_sequential_string
-from detect_secrets.plugins.base import RegexBasedDetector
+from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 
 __all__ = [
     "DEFAULT_THRESHOLDS", "KEY_KINDS", "SECRET_SLOTS", "VALUE_KINDS", "Explanation", "Finding",
-    "KeyKind", "Thresholds", "explain", "key_kind", "scan", "scan_many", "value_kind",
+    "KeyKind", "Thresholds", "explain", "find", "key_kind", "scan", "scan_many", "value_kind",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -83,10 +84,13 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 # --- detect-secrets plugins, instantiated once with their default settings -----------------
 
+# The library annotates its classes with a type variable nothing binds (read as Never); the
+# issubclass() test, true for every one, tells the type checker what they are.
+_ds_plugin_classes: Iterable[type] = get_mapping_from_secret_type_to_class().values()
 _ds_plugins = [
     cls()
-    for cls in get_mapping_from_secret_type_to_class().values()
-    if cls.__name__ != "IPPublicDetector"  # an IP address is not a credential
+    for cls in _ds_plugin_classes
+    if issubclass(cls, BasePlugin) and cls.__name__ != "IPPublicDetector"  # an IP: no credential
 ]
 _DS_FORMAT = [p for p in _ds_plugins if isinstance(p, RegexBasedDetector)]
 
@@ -109,16 +113,17 @@ def _ds_prefilter() -> tuple[re2.Set, list[int], set[int]]:
     inline = {re.IGNORECASE: "i", re.DOTALL: "s", re.MULTILINE: "m"}
     prefilter, owners, always = re2.Set.SearchSet(), [], set()
     for index, plugin in enumerate(_DS_FORMAT):
-        patterns = []
+        patterns: list[str] = []
+        verbose = False
         for rx in plugin.denylist:
             pattern = big_repeat.sub(r"{\1,}", lookaround.sub("", rx.pattern))
             flags = "".join(c for f, c in inline.items() if rx.flags & f)
             if rx.flags & re.VERBOSE and re.search(r"\s|#", pattern):
-                patterns = None
+                verbose = True
                 break
             patterns.append(f"(?{flags}){pattern}" if flags else pattern)
         try:
-            if patterns is None:
+            if verbose:
                 raise re2.error("verbose pattern")
             for pattern in patterns:
                 re2.compile(pattern)
@@ -135,16 +140,43 @@ def _ds_prefilter() -> tuple[re2.Set, list[int], set[int]]:
 _DS_PREFILTER, _DS_OWNERS, _DS_ALWAYS = _ds_prefilter()
 
 
+# Time: every rule runs in time linear in the value. RE2 patterns are linear by construction;
+# the Python patterns here are anchored (`fullmatch`, `match`) or bounded, and detect-secrets'
+# plugins (Python `re`, some of them quadratic on long runs) see a long line in overlapping
+# windows of bounded size, so no vendor token shorter than the overlap is cut in two.
+DS_WINDOW = 2048
+DS_OVERLAP = 512
+
+
+def _windows(line: str) -> list[str]:
+    if len(line) <= DS_WINDOW:
+        return [line]
+    step = DS_WINDOW - DS_OVERLAP
+    return [line[i:i + DS_WINDOW] for i in range(0, len(line) - DS_OVERLAP, step)]
+
+
 def _ds_format(line: str) -> list[str]:
-    if line.isascii():
-        candidates = {_DS_OWNERS[i] for i in _DS_PREFILTER.Match(line) or ()} | _DS_ALWAYS
-    else:
-        candidates = set(range(len(_DS_FORMAT)))
-    return [
-        f"detect-secrets:{type(_DS_FORMAT[i]).__name__}"
-        for i in sorted(candidates)
-        if any(not _is_stand_in(s) for s in _DS_FORMAT[i].analyze_string(line))
-    ]
+    return list(dict.fromkeys(rule for rule, _ in _ds_found(line)))
+
+
+def _ds_found(line: str, whole: bool = False) -> Iterable[tuple[str, str]]:
+    """(rule, secret) for every token a format plugin finds (stand-ins left out). The plugin's
+    secret may be a part of its match (GitHub's is the `ghp` prefix); `whole`: the match."""
+    for window in _windows(line):
+        if window.isascii():
+            candidates = {_DS_OWNERS[i] for i in _DS_PREFILTER.Match(window) or ()} | _DS_ALWAYS
+        else:
+            candidates = set(range(len(_DS_FORMAT)))
+        for i in sorted(candidates):
+            plugin = _DS_FORMAT[i]
+            rule = f"detect-secrets:{type(plugin).__name__}"
+            if not whole:
+                yield from ((rule, s) for s in plugin.analyze_string(window) if not _is_stand_in(s))
+                continue
+            for rx in plugin.denylist:
+                for m in rx.finditer(window):
+                    if not _is_stand_in(next((g for g in m.groups() if g), m.group(0))):
+                        yield rule, m.group(0)
 
 
 # --- gitleaks vendor rules -----------------------------------------------------------------
@@ -189,9 +221,13 @@ _GL_RULES, _GL_SET, _GL_ALLOW, _GL_STOPWORDS = _load_gitleaks()
 
 
 def _gitleaks(value: str) -> list[str]:
-    """gitleaks' semantics: keywords gate a rule; the secret (first non-empty group) must beat
-    the rule's entropy and escape its allowlists and the global one."""
-    out = []
+    return list(dict.fromkeys(rule for rule, _ in _gitleaks_found(value, first_only=True)))
+
+
+def _gitleaks_found(value: str, first_only: bool = False) -> Iterable[tuple[str, str]]:
+    """(rule, secret) with gitleaks' semantics: keywords gate a rule; the secret (first
+    non-empty group) must beat the rule's entropy and escape its allowlists and the global
+    one. `first_only`: one finding per rule is enough."""
     lower = value.lower()
     for i in sorted(_GL_SET.Match(value) or ()):
         rule = _GL_RULES[i]
@@ -206,9 +242,9 @@ def _gitleaks(value: str) -> list[str]:
                 or _is_stand_in(secret)
             ):
                 continue
-            out.append(f"gitleaks:{rule.id}")
-            break
-    return out
+            yield f"gitleaks:{rule.id}", secret
+            if first_only:
+                break
 
 
 # --- what a value is -----------------------------------------------------------------------
@@ -219,9 +255,8 @@ VALUE_KINDS = (
 )
 
 _I = re.IGNORECASE
-_BOOL_NULL = frozenset(
-    "true false yes no on off y n null nil none ~ undefined enabled disabled".split()
-)
+_BOOL_NULL = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", "null", "nil", "none",
+                        "~", "undefined", "enabled", "disabled"})
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,_]\d+)*(?:[eE][-+]?\d+)?")
 _DATE = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"
@@ -251,9 +286,8 @@ _PLACEHOLDER = re.compile(
 # An expression that names a value: Terraform var.db_password, random_password.db.result,
 # module.db.password; Helm values.db.password. Lowercase identifiers joined by dots.
 _DOTTED_REF = re.compile(r"([a-z_][a-z0-9_]*)(?:\.[a-z_][a-z0-9_-]*|\[[^\]]*\])+")
-_EXPRESSION_ROOTS = frozenset(
-    "var local module data each self path terraform values env secrets vars inputs".split()
-)
+_EXPRESSION_ROOTS = frozenset({"var", "local", "module", "data", "each", "self", "path", "terraform",
+                               "values", "env", "secrets", "vars", "inputs"})
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")  # SOME_SECRET: a name, not a value
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S*", _I)
 _ABS_PATH = re.compile(r"(?:~?/|\.{1,2}/|[A-Za-z]:[\\/])[^\s:]*")
@@ -282,7 +316,6 @@ _PUBLIC_KEY = re.compile(
 )
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", _I)
 _WORDY = re.compile(r"[a-z]+(?:[-_. ][a-z]+)+")  # this_is_a_secret, my-api-token
-_SENTENCE_END = re.compile(r"[.?!:]\s*$")
 
 
 def _is_stand_in(token: str) -> bool:
@@ -313,7 +346,7 @@ def _unquote(value: str) -> str:
 def _is_text(v: str) -> bool:
     """Prose or words in a non-Latin script: UI text and documentation, not a credential."""
     words = v.split()
-    if len(words) >= 6 or (len(words) >= 3 and _SENTENCE_END.search(v)):
+    if len(words) >= 6 or (len(words) >= 3 and v.rstrip()[-1:] in (".", "?", "!", ":")):
         return True
     letters = [c for c in v if c.isalpha()]
     if not letters:
@@ -333,9 +366,15 @@ def _is_text(v: str) -> bool:
 
 def value_kind(value: str) -> str:
     """What a configuration value is: one of VALUE_KINDS. Only `literal`, `hex` and `uuid`
-    can be a secret by its key alone (and `number` a password)."""
+    can be a secret by its key alone (and `number` a password). One ordered decision, in two
+    halves: the first kind that fits wins."""
     v = _unquote(value)
     lower = v.lower()
+    return _kind_by_value(v, lower) or _kind_by_shape(v, lower)
+
+
+def _kind_by_value(v: str, lower: str) -> str | None:
+    """Values that say what they are: empty, boolean, number, date, reference, placeholder."""
     if not v or not any(c.isalnum() for c in v):
         return "empty"  # also YAML block indicators (`|`, `>-`) and bare punctuation
     if lower in _BOOL_NULL:
@@ -351,6 +390,12 @@ def value_kind(value: str) -> str:
         return "reference"
     if "example" in lower or len(set(v)) == 1 or _PLACEHOLDER.fullmatch(v):
         return "placeholder"
+    return None
+
+
+def _kind_by_shape(v: str, lower: str) -> str:
+    """A string by its shape: structured, URL, path, email, hash, hex, UUID, image, public key,
+    words; else a literal."""
     if v[0] in "{[" and v[-1] in "}]":
         return "structured"
     if _URL.fullmatch(v):
@@ -376,7 +421,7 @@ def value_kind(value: str) -> str:
 
 def _shannon(s: str) -> float:
     n = len(s)
-    return -sum(c / n * math.log2(c / n) for c in (s.count(ch) for ch in set(s))) if n else 0.0
+    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
 
 
 def _looks_random(v: str, min_len: int) -> bool:
@@ -556,12 +601,19 @@ def _accepts(kind: str, value: str, t: Thresholds) -> tuple[bool, str, str]:
 
 # --- structure inside a value --------------------------------------------------------------
 
-_URL_USERINFO = re.compile(r"[a-z][a-z0-9+.-]*://([^\s:/?#@]*):([^\s/?#@]+)@", _I)
+# Python's `\s` and `\w` for RE2 (whose own classes are ASCII-only), so verdicts do not move.
+_RE2_S = r"\t\n\x0b\f\r\x1c-\x1f\x85\p{Z}"
+_RE2_W = r"\p{L}\p{N}_"
+# RE2: a scheme is tried at every letter, which Python's backtracking makes quadratic.
+_URL_USERINFO = re2.compile(
+    rf"(?i)[a-z][a-z0-9+.-]*://([^{_RE2_S}:/?#@]*):([^{_RE2_S}/?#@]+)@")
 _AUTH_HEADER = re.compile(r"(?:authorization:\s*)?(?:bearer|basic|token)\s+(\S{8,})", _I)
 # name=value, "name": "value", name: value inside a value (JSON, query string, DSN, cookie).
+# Possessive whitespace: `\s*\[?\s*` backtracks quadratically over a run of blanks otherwise
+# (giving blanks back never helps: nothing after them starts with a blank).
 _PAIR = re.compile(
-    r"""(?:^|[\s"'{,;&?(])["']?([A-Za-z][\w.-]{0,60})["']?\s*(?::(?!//)|=)\s*\[?\s*"""
-    r"""(?:"([^"]*)"|'([^']*)'|([^\s"',;&}\]]+))"""
+    r"""(?:^|[\s"'{,;&?(])["']?([A-Za-z][\w.-]{0,60})["']?\s*+(?::(?!//)|=)\s*+\[?\s*+"""
+    r"""(?:"([^"]*)"|'([^']*)'|([^\s"',;&}\]]++))"""
 )
 
 
@@ -640,6 +692,7 @@ def clear_caches() -> None:
 
 
 def _judge(key: str, value: str, t: Thresholds, notes: list[str] | None) -> Finding:
+    key, value = _clean(key), _clean(value)
     value = _env_default(value.strip())
     if not value:
         if notes is not None:
@@ -690,6 +743,44 @@ def scan_many(pairs: Iterable[tuple[str, str]],
             found = seen[p] = _judge(p[0], p[1], thresholds, None)
         out.append(found)
     return out
+
+
+_FREE_AUTH = re2.compile(rf"(?i)\b(?:bearer|basic|token)[{_RE2_S}]+([^{_RE2_S}]{{8,}})")
+
+
+def find(text: str, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[str]:
+    """The secrets inside free text: a log line, a diagnostic, a policy message, a file's
+    line, a name. What `scan` judges a whole value by, applied to the parts of a text: vendor
+    tokens, URL passwords, Authorization tokens, and the values of secret slots written as
+    pairs (`password=...`, `"token": "..."`). Text is not a value of a known slot, so a token
+    after `Bearer` must look machine-made and a pair's value must not be a bare word (`token:
+    required` is prose). Linear in the text; returns the secret substrings, longest first."""
+    text = _clean(text)
+    found: set[str] = set()
+    found.update(secret for _, secret in _ds_found(text, whole=True))
+    found.update(secret for _, secret in _gitleaks_found(text))
+    if "://" in text:
+        found.update(m.group(2) for m in _URL_USERINFO.finditer(text)
+                     if not _is_stand_in(m.group(2)))
+    for m in _FREE_AUTH.finditer(text):
+        token = m.group(1).strip("\"'`,;.)")
+        if _looks_random(token, thresholds.token_min_len) and not _is_stand_in(token):
+            found.add(token)
+    if "=" in text or ":" in text:
+        for m in _PAIR.finditer(text):
+            kind = key_kind(m.group(1))
+            inner = next(g for g in m.groups()[1:] if g is not None)
+            if (kind.secret_slot or kind.kind == "ambiguous") and not inner.isalpha() \
+                    and _accepts(kind.kind, inner, thresholds)[0]:
+                found.add(inner)
+    return sorted((f for f in found if f.strip()), key=len, reverse=True)
+
+
+def _clean(text: str) -> str:
+    """Text as RE2 can take it: a lone surrogate (from a JSON escape) becomes U+FFFD."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def explain(key: str, value: str, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> Explanation:

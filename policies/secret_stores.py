@@ -24,6 +24,7 @@ from isolation_lib import (
 )
 from packlib import (
     UNKNOWN,
+    as_mapping,
     environment,
     get,
 )
@@ -61,10 +62,9 @@ def secret_stores_per_service(args: StackValidationArgs, report_violation: Repor
     for r in stack.of_kind(CLUSTER_SECRET_STORE):
         report_violation(
             f"{label_of(r)} is cluster-wide. {WHY_FIX_CLUSTER_STORE}", r.urn)
-    stores: dict[tuple[Any, Any], Any] = {}
+    stores: dict[tuple[str, ...], Any] = {}
     for r in stack.of_kind(SECRET_STORE):
-        meta = stack.props[r.urn].get("metadata")
-        meta = meta if isinstance(meta, dict) else {}
+        meta = as_mapping(stack.props[r.urn].get("metadata"))
         key = lookup_key(meta.get("namespace"), meta.get("name"))
         if key is not None:
             stores[key] = r
@@ -125,7 +125,7 @@ def _vault_store_problems(stack: Stack, namespace: Any, service: str, config: di
     if auth is UNKNOWN:
         return []
     kubernetes = auth.get("kubernetes") if isinstance(auth, dict) else None
-    if not isinstance(kubernetes, dict) or set(auth) != {"kubernetes"}:
+    if not isinstance(auth, dict) or not isinstance(kubernetes, dict) or set(auth) != {"kubernetes"}:
         return ["does not sign in to Vault with Kubernetes auth alone (spec.provider.vault.auth"
                 ".kubernetes). Why: a token, AppRole or other shared credential is one identity "
                 "for whoever uses the store. Fix: use Kubernetes auth as the service's account "
@@ -157,7 +157,7 @@ def _aws_store_problems(stack: Stack, namespace: Any, service: str, config: dict
     if auth is UNKNOWN:
         return []
     jwt = auth.get("jwt") if isinstance(auth, dict) else None
-    if not isinstance(jwt, dict) or set(auth) != {"jwt"}:
+    if not isinstance(auth, dict) or not isinstance(jwt, dict) or set(auth) != {"jwt"}:
         return ["does not authenticate to AWS as a service account (spec.provider.aws.auth.jwt)."
                 f" {WHY_FIX_NO_IRSA}"]
     problems = []
@@ -181,7 +181,8 @@ def _aws_store_problems(stack: Stack, namespace: Any, service: str, config: dict
                            f"{ROLE_ARN_ANNOTATION} annotation names no IAM role of this stack. "
                            "Fix: annotate the account with its service's own role's ARN."]
     subjects = trusted_subjects(stack.props[role.urn].get("assumeRolePolicy"))
-    expected = ownership.service_account_subject(namespace, meta.get("name"))
+    # (the account was found by its namespace and name, so the name is a string)
+    expected = ownership.service_account_subject(namespace, str(meta.get("name")))
     if subjects is not None and subjects != {expected}:
         problems.append(f"reads through {label_of(role)}, whose trust policy does not admit "
                         f"exactly {expected}. {WHY_FIX_TRUST}")

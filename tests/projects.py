@@ -1,15 +1,21 @@
-"""The sample project as tests use it: one way to copy it where a test may break it, and one
-way to read back every file a command left in it."""
+"""The sample project as tests use it: one way to copy it where a test may break it, one way
+to read back every file a command left in it, and its plans, made once per test run."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from configplane.offline import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 # What `pulumi preview` and the offline plan need of the project: the Pulumi files, the program
 # and what it imports beside it, the schemas and the service catalog.
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml",
+# Every stack file: the environments' and their shards' (docs/fleet.md).
+PROJECT_FILES = ("Pulumi.yaml", *sorted(p.name for p in REPO.glob("Pulumi.*.yaml")),
                  "__main__.py")
 PROJECT_DIRS = ("components", "schemas", "lambdas", "services")
 
@@ -31,3 +37,14 @@ def files_text(folder: Path) -> str:
     """The text of every file under `folder`, in path order (undecodable bytes replaced)."""
     return "\n".join(p.read_bytes().decode("utf-8", "replace")
                      for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+@functools.cache
+def sample_plan(stack: str) -> Plan:
+    """The sample project's offline plan of `stack` (the real program and pack, run_plan's
+    defaults), made once per test run and shared by every test that reads it: never change it
+    (a test that needs another plan makes its own). The environment as one stack, as it was
+    before its split (docs/fleet.md): every resource of every shard in one plan."""
+    from configplane.offline import run_plan
+
+    return run_plan(REPO, stack, one_stack=True)

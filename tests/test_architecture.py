@@ -53,7 +53,7 @@ def _violates(module: str, forbidden: set[str]) -> bool:
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_import_rules(package: str) -> None:
     files = [p for p in (REPO / package).rglob("*.py")
-             if "venv" not in p.parts and not p.is_symlink() and "schemas" not in p.parts]
+             if not {"venv", "schemas"} & set(p.relative_to(REPO).parts) and not p.is_symlink()]
     assert files, f"no Python files under {package}/"
     broken = {
         f"{p.relative_to(REPO)} imports {m}"
@@ -78,6 +78,7 @@ SHARED_WITH_THE_PACK = {
     "policies/contract.py": "../configplane/contract.py",  # labels, annotations, limits, tags
     "policies/ownership.py": "../configplane/ownership.py",  # who owns what; derived names
     "policies/schema_messages.py": "../configplane/schema_messages.py",  # value-free messages
+    "policies/service_schema.py": "../configplane/service_schema.py",  # a service's own schema
 }
 
 
@@ -155,3 +156,27 @@ def test_the_architecture_doc_names_every_module_in_its_layer() -> None:
     assert documented == expected
     top = {p.stem for p in (REPO / "configplane").glob("*.py")} - {"__init__", "__main__"}
     assert top == expected[-1][1], "a top-level module that is not a stdlib-only fact"
+
+
+# Suites about a concern that spans the layers (docs/testing.md lists them); every other
+# folder of tests/ mirrors a layer of configplane/.
+CONCERN_SUITES = {"fixtures", "lifecycle", "pki", "policies", "program", "rotation", "security",
+                  "snapshots", "vault"}
+
+
+def test_a_modules_tests_are_found_by_its_path() -> None:
+    """tests/<layer>/test_<module>[_<aspect>].py tests configplane/<layer>/<module>; a test at
+    the top of tests/ tests a top-level module or the repository as a whole."""
+    misplaced = []
+    for folder in sorted(p for p in (REPO / "tests").iterdir() if p.is_dir()):
+        if folder.name in CONCERN_SUITES or folder.name == "__pycache__":
+            continue
+        layer = REPO / "configplane" / folder.name
+        assert layer.is_dir(), f"tests/{folder.name}/ mirrors no layer of configplane/"
+        modules = {p.stem for p in layer.rglob("*.py")} | {p.name for p in layer.iterdir()
+                                                         if (p / "__init__.py").is_file()}
+        for test in sorted(folder.glob("test_*.py")):
+            name = test.stem.removeprefix("test_")
+            if not any(name == m or name.startswith(f"{m}_") for m in modules):
+                misplaced.append(f"tests/{folder.name}/{test.name}")
+    assert misplaced == []

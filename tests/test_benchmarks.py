@@ -65,7 +65,7 @@ def test_generated_secure_keys_are_declared_and_encrypted(small_fleet: Path):
 def test_floor_declares_exactly_the_resources_of_the_real_program(small_fleet: Path,
                                                                   tmp_path: Path, stack: str):
     classes = probe_classes(small_fleet, stack)
-    real = run_plan(small_fleet, stack)
+    real = run_plan(small_fleet, stack, one_stack=True)
     floor_dir = write_floor(real, classes, tmp_path / "floor")
     floor = FloorRunner(small_fleet, stack, floor_dir).run()
 
@@ -85,7 +85,7 @@ def test_floor_declares_exactly_the_resources_of_the_real_program(small_fleet: P
 
 def test_floor_program_has_no_configplane_logic(small_fleet: Path, tmp_path: Path):
     classes = probe_classes(small_fleet, "dev")
-    floor_dir = write_floor(run_plan(small_fleet, "dev"), classes, tmp_path / "floor")
+    floor_dir = write_floor(run_plan(small_fleet, "dev", one_stack=True), classes, tmp_path / "floor")
     assert "configplane" not in FLOOR_MAIN and "components" not in FLOOR_MAIN
     declared = json.loads((floor_dir / "resources.json").read_text())
     modules = {r["class"].split(".")[0] for r in declared if r["class"]}
@@ -122,7 +122,7 @@ def test_policy_timing_runs_the_pack_and_the_trivial_pack_with_the_cli_config(
     from benchmarks.runs import time_policy
     from configplane.validation import config_size
 
-    plan = run_plan(small_fleet, "prod")
+    plan = run_plan(small_fleet, "prod", one_stack=True)
     kept = tmp_path / "plan.pickle"
     kept.write_bytes(pickle.dumps(plan))
     repo = Path(__file__).parents[1]
@@ -174,3 +174,20 @@ def test_the_cli_benchmark_measures_each_command_against_the_bare_interpreter(tm
     bare = results["python -c pass"][0]
     helped = results["configplane --help"][0]
     assert rows[3].endswith(f"| <= 3x: {'met' if helped <= 3 * bare else 'NOT met'} |")
+
+
+def test_the_shard_benchmark_runs_end_to_end_on_a_small_fleet(capsys):
+    from benchmarks.shards import main
+    assert main(["--services", "6", "--teams", "2", "--no-whole"]) == 0
+    out = capsys.readouterr().out
+    assert "dev 3, staging 3, prod 3" in out  # a platform stack and two shards each
+    assert "3 of 9 stacks" in out
+    assert "met      a one-service pull request previews its shard, one per environment" in out
+    assert "ESTIMATE" in out
+
+
+def test_teams_own_the_generated_services_in_turn(tmp_path):
+    from configplane.model import service_stacks
+    project = generate(tmp_path / "p", 8, teams=3)
+    shards = {name: s.shard for name, s in service_stacks(project, "prod").items()}
+    assert shards == {service_name(i): f"team-{i % 3:02d}" for i in range(8)}

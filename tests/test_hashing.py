@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from hypothesis import strategies as st
 from configplane.hashing import configmap_hash
 from configplane.inputs import read_stack_files
 from configplane.validation import load_stack
+from tests.ci import tool
 from tests.conftest import REPO, STACKS
 
 # kustomize api/hasher/hasher_test.go, TestConfigMapHash: (data, binaryData, hash)
@@ -59,14 +58,10 @@ def _sample_configmaps():
                     yield f"{stack}/{cm.base_name}", cm
 
 
-KUBECTL = shutil.which("kubectl")
-
-
-@pytest.mark.skipif(KUBECTL is None and os.environ.get("CI") != "true", reason="kubectl absent")
 @pytest.mark.parametrize(("label", "cm"), list(_sample_configmaps()), ids=lambda v: str(v)[:40])
 def test_same_name_as_kubectl_kustomize(tmp_path: Path, label, cm):
     """Every ConfigMap of the sample stacks gets the name `kubectl kustomize` gives it."""
-    assert KUBECTL, "kubectl is required in CI for this comparison"
+    kubectl = tool("kubectl", "install kubectl (`kubectl kustomize` is the reference hasher)")
     for key, value in cm.data.items():
         (tmp_path / key).write_text(value)
     generator = {"name": cm.base_name, "files": sorted(cm.data)}
@@ -74,7 +69,7 @@ def test_same_name_as_kubectl_kustomize(tmp_path: Path, label, cm):
         generator["options"] = {"disableNameSuffixHash": True}
     kustomization = {"configMapGenerator": [generator]}
     (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    out = subprocess.run([KUBECTL, "kustomize", str(tmp_path)], check=True, capture_output=True,
+    out = subprocess.run([kubectl, "kustomize", str(tmp_path)], check=True, capture_output=True,
                          text=True).stdout
     generated = yaml.safe_load(out)
     assert generated["data"] == dict(cm.data)

@@ -34,7 +34,9 @@ from tests.wheelhouse import wheel_requirements, wheelhouse
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 # Verbs that reach a cloud or run the Pulumi program: they need `configplane[plan]`.
-NEEDS_PLAN_EXTRA = {"plan", "drift"}
+# verb -> what follows it on a command line that reaches the extra's check (files that exist)
+NEEDS_PLAN_EXTRA = {"plan": [], "drift": [],
+                    "dr": ["verify", "--snapshot", "Pulumi.yaml", "--keys-file", "Pulumi.yaml"]}
 
 
 @pytest.fixture(scope="module")
@@ -162,13 +164,22 @@ def _verbs(project: Path, tmp: Path) -> dict[str, tuple[list[str], str | None]]:
 
 def test_every_offline_verb_runs_from_the_wheel_alone(installed, sample, tmp_path):
     verbs = _verbs(sample, tmp_path)
-    assert set(verbs) | NEEDS_PLAN_EXTRA | {"rollback"} == set(COMMANDS)
+    assert set(verbs) | set(NEEDS_PLAN_EXTRA) | {"rollback", "secret"} == set(COMMANDS)
     for verb, (args, stdin) in verbs.items():
         done = _run(installed, sample / "services" / "api", *args, stdin=stdin)
         assert "internal error" not in done.stderr and "Traceback" not in done.stderr, (verb, done.stderr)
         assert done.returncode == 0, (verb, done.stdout, done.stderr)
     valid = _run(installed, sample, "validate", "--stack", "dev", "--format", "json")
     assert json.loads(valid.stdout)["valid"] is True
+
+
+def test_secret_set_runs_from_the_wheel_alone(installed, sample):
+    # a new `secure` secret: its spec and declaration written, the value still to be set
+    done = _run(installed, sample / "services" / "api", "secret", "set", "--stack", "dev",
+                "--service", "api", "PARTNER_TOKEN")
+    assert done.returncode == 0 and "internal error" not in done.stderr, done.stderr
+    assert "pulumi config set --secret" in done.stdout
+    assert "PARTNER_TOKEN" in (sample / "services" / "api" / "service.yaml").read_text()
 
 
 def test_rollback_runs_from_the_wheel_alone(installed, sample, tmp_path):
@@ -187,9 +198,10 @@ def test_the_installed_cli_validates_from_anywhere(installed, tmp_path):
 
 @pytest.mark.parametrize("verb", sorted(NEEDS_PLAN_EXTRA))
 def test_plan_and_drift_say_what_to_install(installed, sample, verb):
-    done = _run(installed, sample, verb, "--stack", "dev")
+    words = [verb, *NEEDS_PLAN_EXTRA[verb][:1]]
+    done = _run(installed, sample, *words, "--stack", "dev", *NEEDS_PLAN_EXTRA[verb][1:])
     assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr.startswith(f"error: `configplane {verb}` needs the Pulumi SDKs (the `plan` "
+    assert done.stderr.startswith(f"error: `configplane {' '.join(words)}` needs the Pulumi SDKs (the `plan` "
                                   "extra), and these are not installed: ")
     named = done.stderr.split("not installed: ", 1)[1].split(". Fix:", 1)[0].split(", ")
     assert set(named) == set(PYPROJECT["optional-dependencies"]["plan"])

@@ -247,10 +247,9 @@ def test_concurrent_writers_are_serialised(project):
 
 
 def test_a_held_lock_is_refused_clearly_after_the_timeout(project):
-    with writing(project):
-        with pytest.raises(ProjectFileError, match="another configplane command"):
-            with writing(project, timeout=0.2):
-                pass
+    with writing(project), pytest.raises(ProjectFileError, match="another configplane command"), \
+            writing(project, timeout=0.2):
+        pass
 
 
 def test_new_files_refuse_anything_already_there(project):

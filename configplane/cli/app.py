@@ -43,6 +43,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                  "services/<name>/, the platform owners (services/defaults.yaml) "
                                  "everything else (a catch-all: the project, the program, the "
                                  "pack, the build files, CI and tests)."),
+    "dr": ("dr", "Disaster recovery: prove that a backup restores what the stack declares "
+                 "(docs/dr.md)."),
+    "secret": ("secret", "Secrets of a service (`secret set`: add a `secure` value in one "
+                         "step)."),
+    "where": ("where", "Print the Pulumi stack that holds SERVICE in each environment, and the "
+                       "stack output its app reads."),
+    "shard": ("shard", "The environment's shard stacks (docs/fleet.md)."),
+    "affected": ("affected", "List the stacks a change touches."),
+    "operator": ("operator", "Objects for the Pulumi Kubernetes Operator, which runs stacks in "
+                             "the cluster."),
 }
 
 

@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,31 @@ class OutputClosed(Exception):
     """stdout (or stderr) is closed: nothing can be printed there."""
 
 
+class InputClosed(Exception):
+    """stdin is closed (`<&-`): reading it is an error, not an empty input."""
+
+
+class _ClosedInput(io.TextIOBase):
+    """What stdin is when the process has none: reading it raises InputClosed. `read(0)`
+    too, so click's probe for a binary stream falls back to `buffer` (this object again)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> Any:
+        raise InputClosed
+
+    def readline(self, size: int | None = -1) -> Any:
+        raise InputClosed
+
+    def readinto(self, buffer: Any) -> int:
+        raise InputClosed
+
+    @property
+    def buffer(self) -> _ClosedInput:
+        return self
+
+
 # --- the run of the running command ------------------------------------------------------
 
 
@@ -90,13 +115,18 @@ def protect_stack(project_dir: Path, stack: str, services: Iterable[str] | None 
     from configplane.inputs import (
         PROJECT_FILE,
         StackFileError,
+        is_stack_name,
         read_inputs,
         read_project_file,
+        shard_stack_files,
         stack_file_name,
     )
 
     run = current_run()
-    files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack)]
+    # the environment's shard stack files hold its services' secure values (docs/fleet.md)
+    shards = shard_stack_files(project_dir, stack) if is_stack_name(stack) else ()
+    files = [project_dir / PROJECT_FILE, project_dir / stack_file_name(stack),
+             *(project_dir / stack_file_name(shard) for shard in shards)]
     try:  # keys declared secret: their values are secret even where the stack file is broken
         declared = [k for k, d in read_project_file(project_dir).declarations.items() if d.secret]
     except Exception:  # noqa: BLE001 - an unreadable project file is reported by the command
@@ -112,13 +142,14 @@ def protect_stack(project_dir: Path, stack: str, services: Iterable[str] | None 
 
 
 def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
-    """Print `data` (redacted) as JSON, or hand it to `render_table` for people."""
-    data = redactor().tree(data)
+    """Print `data` (redacted) as JSON, or hand it to `render_table` for people: with its own
+    key names, so a secret that happens to be part of one (`secret` in `secrets`) cannot break
+    the renderer; the stream hides it where it is printed."""
     if fmt == "json":
-        json.dump(data, sys.stdout, indent=2, sort_keys=False)
+        json.dump(redactor().tree(data), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:
-        render_table(data)
+        render_table(redactor().tree(data, keep_keys=True))
 
 
 def write_files(root: Path, files: Mapping[str, str], secrets: Redactor | None = None
@@ -133,6 +164,15 @@ def write_files(root: Path, files: Mapping[str, str], secrets: Redactor | None =
 def write_text(path: Path, text: str, secrets: Redactor | None = None) -> None:
     """One file through the redactor and the atomic writer (see write_files)."""
     write_files(path.parent, {path.name: text}, secrets)
+
+
+def check_written(file: str, data: Any) -> None:
+    """Refuse to write `data` into `file` when the redactor would change any of it: a file
+    gets nothing the screen would hide, and a catalog file cannot hold `[secret]` instead."""
+    if redactor().tree(data) != data:
+        raise UserError(f"{file}: what would be written holds a value or a name that is a "
+                        "secret; nothing was written. Fix: move the value out of the input "
+                        "(or rename the key), then import again.")
 
 
 # --- output for people and for pipes --------------------------------------------------------
@@ -271,8 +311,11 @@ class RedactingStream(io.TextIOBase):
     def _put(self, text: str) -> None:
         if self._target is None:
             raise OutputClosed(self._name)
+        text = self._redactor.text(text)
         try:
-            self._target.write(self._redactor.text(text))
+            self._target.write(text)
+        except UnicodeEncodeError:  # a lone surrogate (from a JSON escape) is not text
+            self._target.write(text.encode(self.encoding, "replace").decode(self.encoding))
         except ValueError:
             raise OutputClosed(self._name) from None
 
@@ -293,9 +336,9 @@ def raw_stdout() -> Any:
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are always the input's fault; each names its file and fix."""
     from configplane.inputs import StackFileError
-    from configplane.model import InvalidStack
+    from configplane.model import ClockError, InvalidStack
 
-    return (StackFileError, InvalidStack, projectfiles.ProjectFileError)
+    return (StackFileError, InvalidStack, ClockError, projectfiles.ProjectFileError)
 
 
 def _say(message: str) -> None:
@@ -315,7 +358,7 @@ def boundary(redactor: Redactor | None = None) -> Iterator[None]:
     redactor = redactor if redactor is not None else Redactor()
     saved = (sys.stdin, sys.stdout, sys.stderr)
     if sys.stdin is None:
-        sys.stdin = open(os.devnull)  # noqa: SIM115 - a closed stdin reads as empty
+        sys.stdin = _ClosedInput()
     sys.stdout = RedactingStream(saved[1], "standard output", redactor)
     sys.stderr = RedactingStream(saved[2], "standard error", redactor)
     code = 0
@@ -323,64 +366,81 @@ def boundary(redactor: Redactor | None = None) -> Iterator[None]:
         try:
             yield
         finally:
-            try:
-                sys.stdout.flush()
-            except (OutputClosed, BrokenPipeError):
-                raise
-            except OSError as exc:
-                raise OutputClosed(f"standard output ({exc.strerror})") from None
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except click.Abort:
-        _say("Aborted!")
-        code = 1
-    except OutputClosed as exc:
-        _say(f"error: cannot write the output: {exc} is closed. Fix: run the command with "
-             "its output open (a terminal, a pipe or a file: `> out.json`).")
-        code = 1
-    except BrokenPipeError:
-        code = 1  # the reader went away (`| head`): nothing more to say
-    except _input_errors() as exc:
-        _say(f"error: {exc}")
-        code = 1
-    except UnicodeDecodeError as exc:
-        _say(f"error: an input file is not UTF-8 text (byte offset {exc.start}). Fix: save the "
-             "files as UTF-8.")
-        code = 1
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        _say(f"error: cannot access{where}: {exc.strerror or type(exc).__name__}. Fix: check "
-             "the path and its permissions.")
-        code = 1
-    except RecursionError:
-        _say("error: the input is nested too deeply to process. Fix: flatten the document.")
-        code = 1
-    except MemoryError:
-        _say("error: the input is too large to process. Fix: split or shrink the files.")
-        code = 1
-    except Exception as exc:  # noqa: BLE001 - the boundary: a bug, reported without values
-        if os.environ.get(DEBUG_ENV) == "1":
-            _say("".join(traceback.format_exception(exc)))
-        _say(f"error: internal error ({type(exc).__name__}); no values are shown. Fix: report "
-             f"it with the command line; run with {DEBUG_ENV}=1 for the traceback.")
-        code = EXIT_INTERNAL
+            _flush_stdout()
+    except (SystemExit, Exception) as exc:  # noqa: BLE001 - the boundary: every end has a code
+        code = _exit_code(exc)
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, RedactingStream):
-                try:
+                with suppress(OutputClosed, OSError, ValueError):
                     stream.flush()
-                except (OutputClosed, OSError, ValueError):
-                    pass
         if sys.stdin is not saved[0] and sys.stdin is not None:
             sys.stdin.close()
         sys.stdin, sys.stdout, sys.stderr = saved
     if code:
         raise SystemExit(code)
+
+
+def _flush_stdout() -> None:
+    """What the command printed goes out before the boundary closes; a closed stdout is an
+    OutputClosed (a reader gone away, BrokenPipeError, stays one)."""
+    try:
+        sys.stdout.flush()
+    except (OutputClosed, BrokenPipeError):
+        raise
+    except OSError as exc:
+        raise OutputClosed(f"standard output ({exc.strerror})") from None
+
+
+def _exit_code(exc: BaseException) -> int:
+    """How a command ended: its own exit, click's, or an error said once, cleanly."""
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        exc.show()
+        return exc.exit_code
+    if isinstance(exc, click.Abort):
+        _say("Aborted!")
+        return 1
+    if isinstance(exc, BrokenPipeError):
+        return 1  # the reader went away (`| head`): nothing more to say
+    message = _error_message(exc)
+    if message is not None:
+        _say(message)
+        return 1
+    # a bug, reported without values
+    if os.environ.get(DEBUG_ENV) == "1":
+        _say("".join(traceback.format_exception(exc)))
+    _say(f"error: internal error ({type(exc).__name__}); no values are shown. Fix: report "
+         f"it with the command line; run with {DEBUG_ENV}=1 for the traceback.")
+    return EXIT_INTERNAL
+
+
+def _error_message(exc: BaseException) -> str | None:
+    """The one message for an input or environment error (checked in the order of
+    specificity); None for anything else, a bug."""
+    if isinstance(exc, OutputClosed):
+        return (f"error: cannot write the output: {exc} is closed. Fix: run the command with "
+                "its output open (a terminal, a pipe or a file: `> out.json`).")
+    if isinstance(exc, InputClosed):
+        return ("error: cannot read the input: standard input is closed. Fix: pipe the input "
+                "in, or give a file instead of `-`.")
+    if isinstance(exc, _input_errors()):
+        return f"error: {exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"error: an input file is not UTF-8 text (byte offset {exc.start}). Fix: save the "
+                "files as UTF-8.")
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return (f"error: cannot access{where}: {exc.strerror or type(exc).__name__}. Fix: check "
+                "the path and its permissions.")
+    if isinstance(exc, RecursionError):
+        return "error: the input is nested too deeply to process. Fix: flatten the document."
+    if isinstance(exc, MemoryError):
+        return "error: the input is too large to process. Fix: split or shrink the files."
+    return None
 
 
 @contextmanager

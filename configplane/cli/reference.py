@@ -31,14 +31,7 @@ def cli_reference() -> str:
     for name in cli.list_commands(group_ctx):
         command = cli.get_command(group_ctx, name)
         assert command is not None
-        # click caches a command's help option from the first context that asked for it (a
-        # test may have run the command alone, without the group's `-h`): render a fresh copy
-        command = copy.copy(command)
-        command._help_option = None
-        # a fixed width: the file must not depend on the terminal that generated it
-        ctx = click.Context(command, info_name=name, parent=group_ctx,
-                            terminal_width=100, max_content_width=100)
-        lines += [f"## `configplane {name}`", "", "```", command.get_help(ctx).rstrip(), "```", ""]
+        lines += _command_help(command, name, group_ctx)
     return "\n".join(lines + exit_codes() + output_and_environment() + shell_completion())
 
 
@@ -84,6 +77,24 @@ def shell_completion() -> list[str]:
             f'eval "$({var}=zsh_source configplane)"    # ~/.zshrc',
             f"{var}=fish_source configplane | source     # ~/.config/fish/completions/configplane.fish",
             "```", ""]
+
+
+def _command_help(command: click.Command, name: str, parent: click.Context) -> list[str]:
+    """A command's section; a group's (`configplane dr`) is followed by each subcommand's."""
+    # click caches a command's help option from the first context that asked for it (a
+    # test may have run the command alone, without the group's `-h`): render a fresh copy
+    command = copy.copy(command)
+    command._help_option = None
+    # a fixed width: the file must not depend on the terminal that generated it
+    ctx = click.Context(command, info_name=name, parent=parent,
+                        terminal_width=100, max_content_width=100)
+    lines = [f"## `{ctx.command_path}`", "", "```", command.get_help(ctx).rstrip(), "```", ""]
+    if isinstance(command, click.Group):
+        for sub in command.list_commands(ctx):
+            subcommand = command.get_command(ctx, sub)
+            assert subcommand is not None
+            lines += _command_help(subcommand, sub, ctx)
+    return lines
 
 
 def policy_reference(project_dir: Path) -> str:

@@ -7,9 +7,12 @@ from configplane.inputs.catalog import (
     OWNER,
     SERVICE_FILE,
     catalog_services,
+    environment_of,
+    environments,
     read_fleet_defaults,
     read_inputs,
     read_stack_files,
+    shard_stack_files,
 )
 from configplane.inputs.context import RUN_NAMESPACE, SELECTION_KEY, RunContext, Selection
 from configplane.inputs.layerfiles import load
@@ -36,10 +39,16 @@ from configplane.inputs.pulumiconfig import (
 from configplane.inputs.resolution import layers_of, origin_near, resolve_inputs
 from configplane.inputs.schemacache import NO_CACHE_VARIABLE, SchemaCache
 from configplane.inputs.schemacheck import FAST, config_validator, schema_errors
-from configplane.inputs.schemafiles import SCHEMAS_DIR, SchemaFileError, load_validator
+from configplane.inputs.schemafiles import (
+    SCHEMAS_DIR,
+    SchemaFileError,
+    load_validator,
+    service_validator,
+)
 from configplane.inputs.stackfiles import (
     DEFAULTS_KEY,
     NAMESPACE,
+    PLATFORM_KEY,
     PROJECT_FILE,
     SERVICES_KEY,
     StackFileError,
@@ -47,6 +56,7 @@ from configplane.inputs.stackfiles import (
     StackValue,
     check_stack_name,
     find_project_dir,
+    is_stack_name,
     read_project_file,
     stack_file_name,
 )
@@ -55,6 +65,7 @@ from configplane.inputs.yamlload import (
     MAX_DEPTH,
     YamlError,
     load_bytes,
+    load_documents,
     load_file,
     load_text,
 )
@@ -64,6 +75,9 @@ __all__ = [
     "CATALOG_DIR",
     "catalog_services",
     "check_stack_name",
+    "environment_of",
+    "environments",
+    "is_stack_name",
     "config_validator",
     "DEFAULTS_FILE",
     "DEFAULTS_KEY",
@@ -78,14 +92,17 @@ __all__ = [
     "load",
     "load_bytes",
     "load_file",
+    "load_documents",
     "load_text",
     "load_validator",
+    "service_validator",
     "MAX_ALIAS_NODES",
     "MAX_DEPTH",
     "missing_stack_problem",
     "merge",
     "NAMESPACE",
     "Origin",
+    "PLATFORM_KEY",
     "origin_near",
     "OWNER",
     "PROJECT_FILE",
@@ -110,6 +127,7 @@ __all__ = [
     "SERVICE_FILE",
     "SERVICES_KEY",
     "Setting",
+    "shard_stack_files",
     "stack_file_name",
     "StackFileError",
     "StackInputs",

@@ -27,6 +27,7 @@ with its lines) configplane.inputs.layerfiles'; this module assembles the layers
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, l
 from configplane.inputs.layering import Layer
 from configplane.inputs.pulumiconfig import (
     config_file,
+    estimate_plaintext_length,
     full_key,
     project_config,
     runtime_values,
@@ -54,10 +56,14 @@ from configplane.inputs.stackfiles import (
     StackInputs,
     StackValue,
     check_stack_name,
+    is_stack_name,
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
-from configplane.ownership import CATALOG_DIR  # the catalog's home, beside its owners
+from configplane.ownership import (  # the catalog's home, beside its owners; stack names
+    CATALOG_DIR,
+    shard_of_stack,
+)
 from configplane.projectfiles import (
     DEFAULTS_NAME,
     ProjectFileError,
@@ -82,55 +88,81 @@ class FleetDefaults:
     lines: Mapping[KeyPath, int] = field(default_factory=dict)  # relative to `service`
 
 
+STACK_FILE = re.compile(r"Pulumi\.(?P<stack>.+)\.yaml")
+
+
+def _stack_files(project_dir: Path) -> list[str]:
+    """The stacks that have a stack file `Pulumi.<stack>.yaml` (a valid stack name) at the
+    project's root, sorted."""
+    try:
+        names = os.listdir(project_dir)
+    except OSError:
+        return []
+    return sorted(match["stack"] for name in names
+                  if (match := STACK_FILE.fullmatch(name)) and is_stack_name(match["stack"])
+                  and is_file(project_dir, name))
+
+
+def environments(project_dir: Path) -> tuple[str, ...]:
+    """Every environment: each `Pulumi.<env>.yaml` (a valid stack name) that sets the
+    platform's settings. A shard's own stack file (its secure values only) is not one; a file
+    that cannot be read or parsed counts, so that `validate` reports it."""
+    found = []
+    for stack in _stack_files(project_dir):
+        try:  # contained and size-checked, like every project file
+            document = load(project_dir, stack_file_name(stack)).document
+        except (YamlError, OSError, UnicodeDecodeError):
+            found.append(stack)
+            continue
+        config = document.get("config") if isinstance(document, Mapping) else None
+        if not isinstance(config, Mapping) or PLATFORM_KEY in config:
+            found.append(stack)
+    return tuple(found)
+
+
+def environment_of(stack: str, known: Iterable[str]) -> str | None:
+    """The environment a shard stack `<env>-<shard>` belongs to: the longest environment name
+    it extends (None: none)."""
+    for environment in sorted(known, key=len, reverse=True):
+        if shard_of_stack(stack, environment) is not None:
+            return environment
+    return None
+
+
+def shard_stack_files(project_dir: Path, environment: str,
+                      known: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The shard stacks of `environment` that have a stack file (their secure values)."""
+    names = tuple(known) if known is not None else environments(project_dir)
+    return tuple(stack for stack in _stack_files(project_dir)
+                 if stack not in names and environment_of(stack, names) == environment)
+
+
 def read_inputs(project_dir: Path, stack: str,
                 config_values: Mapping[str, StackValue] | None = None, *,
-                services: Iterable[str] | None = None) -> StackInputs:
+                services: Iterable[str] | None = None, shard_files: Iterable[str] | None = None,
+                shard_values: Mapping[str, StackValue] | None = None) -> StackInputs:
     """Every layer of one stack. `config_values`: the config source; None reads the stack
     file (the CLI), `runtime_values()` is what the engine handed the program (`pulumi up`).
     `services`: read only these catalog services (`validate/plan --service`; the program
-    gets them from its config: configplane.inputs.context.Selection)."""
+    gets them from its config: configplane.inputs.context.Selection).
+
+    A sharded environment (docs/fleet.md): `stack` is the environment; its shard stacks'
+    files hold only the `secure` values of their services. `shard_files`: those stacks whose
+    files' secure values join the environment's (default: every shard file of the environment
+    when the config comes from the files, none when it comes from the engine); `shard_values`:
+    the engine's config of the one shard stack a program runs as (the environment's file is
+    read from disk)."""
     project_dir = Path(project_dir)
     check_stack_name(stack)
     problems: list[Problem] = []
     notes: list[str] = []
-    project_file = config_file(project_dir, PROJECT_FILE, True, problems)
-    stack_name = stack_file_name(stack)
-    stack_file = config_file(project_dir, stack_name, config_values is None, problems)
+    config = _ConfigFiles(project_dir, stack, config_values, problems)
 
-    project = str(project_file.document.get("name", NAMESPACE))
-    # value_paths: full key -> where its value sits in Pulumi.yaml
-    declarations, project_values, value_paths = project_config(project_file, project)
-    stack_keys = {full_key(k, project): ("config", k)
-                  for k in (stack_file.document.get("config") or {})}
-    values = (dict(config_values) if config_values is not None
-              else stack_values(stack_file, project))
-    # The run's own keys (configplane.inputs.context) are the offline plan's, never a file's:
-    # a file setting one would quietly drop services from a real `pulumi up`.
-    for key, file in [*((k, stack_name) for k in stack_keys), *((k, PROJECT_FILE) for k in
-                                                                 (*declarations, *project_values))]:
-        if key.startswith(f"{RUN_NAMESPACE}:"):
-            problems.append((f"config.{key}", file, f"`{key}` is set by `configplane plan "
-                             "--service` for its own run only. Fix: remove it from the file."))
-    values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
+    config.add_shards(project_dir, stack, config_values, shard_files, shard_values, problems)
 
-    def config_layer(full: str) -> tuple[Any, str, dict[KeyPath, int]]:
-        """A key's value, the file it comes from and its lines (stack wins over project)."""
-        found = values.get(full)
-        if full in stack_keys:
-            return (found.value if found else None, stack_name,
-                    subtree_lines(stack_file.lines, stack_keys[full]))
-        if found is not None and not found.secure:  # runtime: project values come through too
-            fallback = project_values.get(full)
-            return found.value, PROJECT_FILE, (subtree_lines(project_file.lines, value_paths[full])
-                                               if full in value_paths and fallback is not None else {})
-        if full in project_values:
-            return project_values[full], PROJECT_FILE, subtree_lines(project_file.lines,
-                                                                      value_paths[full])
-        return None, PROJECT_FILE, {}
-
-    defaults, defaults_file, defaults_lines = config_layer(DEFAULTS_KEY)
-    platform, platform_file, platform_lines = config_layer(PLATFORM_KEY)
-    legacy_env, legacy_env_file, legacy_env_lines = config_layer(SERVICES_KEY)
+    defaults, defaults_file, defaults_lines = config.layer(DEFAULTS_KEY)
+    platform, platform_file, platform_lines = config.layer(PLATFORM_KEY)
+    legacy_env = config.layer(SERVICES_KEY)
 
     defaults_doc: dict[str, Any] = {}
     legacy_base: Any = None
@@ -146,13 +178,113 @@ def read_inputs(project_dir: Path, stack: str,
                                  {("platform", *p): line for p, line in platform_lines.items()}))
 
     wanted = None if services is None else set(services)
-    service_layers: dict[str, list[Layer]] = {}
+    service_layers = _config_service_layers(
+        [(legacy_base, defaults_file, defaults_lines, "project", f"{DEFAULTS_KEY}.services"),
+         (*legacy_env, "environment", SERVICES_KEY)], wanted, problems)
+    legacy = set(service_layers)
+    if legacy:
+        notes.append(f"{count(len(legacy), 'service')} defined in Pulumi config (the layout before "
+                     "services/): run `configplane migrate --write` to move them to "
+                     "services/<name>/.")
+    fleet = read_fleet_defaults(project_dir, problems)
+    _add_catalog_layers(project_dir, stack, wanted, legacy, service_layers, problems)
+    for name in service_layers:
+        if fleet.service:
+            service_layers[name].insert(0, Layer("fleet", DEFAULTS_FILE, {name: fleet.service},
+                                                 {(name, *p): ln for p, ln in fleet.lines.items()}))
 
-    # The layout before the catalog: service definitions in Pulumi config.
-    for value, file, lines, layer, path in (
-        (legacy_base, defaults_file, defaults_lines, "project", f"{DEFAULTS_KEY}.services"),
-        (legacy_env, legacy_env_file, legacy_env_lines, "environment", SERVICES_KEY),
-    ):
+    return StackInputs(
+        stack=stack,
+        project_file=PROJECT_FILE,
+        stack_file=config.stack_name,
+        defaults=defaults_doc,
+        environment=env_doc,
+        declarations=config.declarations,
+        values=config.values,
+        project=config.project,
+        project_values=config.project_values,
+        read_problems=tuple(problems),
+        secure_raw=config.raw_secure,
+        shard_secure=config.shard_secure,
+        platform_layers=tuple(platform_layers),
+        service_layers={k: tuple(service_layers[k]) for k in sorted(service_layers)},
+        notes=tuple(notes),
+        project_dir=str(project_dir),
+        owners=fleet.owners,
+    )
+
+
+class _ConfigFiles:
+    """Pulumi.yaml and Pulumi.<stack>.yaml (or the engine's values), read once; `layer` gives a
+    key's value with the file it comes from and its lines."""
+
+    def __init__(self, project_dir: Path, stack: str,
+                 config_values: Mapping[str, StackValue] | None, problems: list[Problem]):
+        self.project_file = config_file(project_dir, PROJECT_FILE, True, problems)
+        self.stack_name = stack_file_name(stack)
+        self.stack_file = config_file(project_dir, self.stack_name, config_values is None, problems)
+        self.project = str(self.project_file.document.get("name", NAMESPACE))
+        # value_paths: full key -> where its value sits in Pulumi.yaml
+        self.declarations, self.project_values, self.value_paths = project_config(
+            self.project_file, self.project)
+        self.stack_keys = {full_key(k, self.project): ("config", k)
+                           for k in (self.stack_file.document.get("config") or {})}
+        values = (dict(config_values) if config_values is not None
+                  else stack_values(self.stack_file, self.project))
+        self._refuse_run_keys(problems)
+        self.values = {k: v for k, v in values.items() if not k.startswith(f"{RUN_NAMESPACE}:")}
+        self.raw_secure = secure_raw(self.stack_file, self.project)
+        self.shard_secure: dict[str, str] = {}  # secure key -> the shard stack file holding it
+
+    def add_shards(self, project_dir: Path, stack: str,
+                   config_values: Mapping[str, StackValue] | None,
+                   shard_files: Iterable[str] | None,
+                   shard_values: Mapping[str, StackValue] | None,
+                   problems: list[Problem]) -> None:
+        """The secure values of the environment's shard stacks join its own (read_inputs)."""
+        if shard_files is None:
+            shard_files = shard_stack_files(project_dir, stack) if config_values is None else ()
+        for shard in shard_files:
+            shard_file = config_file(project_dir, stack_file_name(shard), False, problems)
+            _shard_values(shard_file, self.project, self.values, self.raw_secure,
+                          self.shard_secure, problems)
+        if shard_values is not None:  # a shard's own run: its config holds its secure values
+            self.values.update({k: v for k, v in shard_values.items()
+                                if k.startswith(f"{self.project}:") and v.secure})
+
+    def _refuse_run_keys(self, problems: list[Problem]) -> None:
+        """The run's own keys (configplane.inputs.context) are the offline plan's, never a
+        file's: a file setting one would quietly drop services from a real `pulumi up`."""
+        for key, file in [*((k, self.stack_name) for k in self.stack_keys),
+                          *((k, PROJECT_FILE) for k in (*self.declarations, *self.project_values))]:
+            if key.startswith(f"{RUN_NAMESPACE}:"):
+                problems.append((f"config.{key}", file, f"`{key}` is set by `configplane plan "
+                                 "--service` for its own run only. Fix: remove it from the file."))
+
+    def layer(self, full: str) -> tuple[Any, str, dict[KeyPath, int]]:
+        """A key's value, the file it comes from and its lines (stack wins over project)."""
+        found = self.values.get(full)
+        if full in self.stack_keys:
+            return (found.value if found else None, self.stack_name,
+                    subtree_lines(self.stack_file.lines, self.stack_keys[full]))
+        if found is not None and not found.secure:  # runtime: project values come through too
+            fallback = self.project_values.get(full)
+            return found.value, PROJECT_FILE, (
+                subtree_lines(self.project_file.lines, self.value_paths[full])
+                if full in self.value_paths and fallback is not None else {})
+        if full in self.project_values:
+            return self.project_values[full], PROJECT_FILE, subtree_lines(
+                self.project_file.lines, self.value_paths[full])
+        return None, PROJECT_FILE, {}
+
+
+def _config_service_layers(sources: Iterable[tuple[Any, str, Mapping[KeyPath, int], str, str]],
+                           wanted: set[str] | None,
+                           problems: list[Problem]) -> dict[str, list[Layer]]:
+    """The layout before the catalog: service definitions in Pulumi config. `sources`: (value,
+    file, lines, layer, key path) of `configplane:defaults.services` and `configplane:services`."""
+    service_layers: dict[str, list[Layer]] = {}
+    for value, file, lines, layer, path in sources:
         if value is None:
             continue
         if not isinstance(value, Mapping):
@@ -167,13 +299,14 @@ def read_inputs(project_dir: Path, stack: str,
             rel = {p[1:]: line for p, line in by_child.get(str(name), {}).items()}
             service_layers.setdefault(str(name), []).append(
                 Layer(layer, file, {str(name): doc}, {(str(name), *p): ln for p, ln in rel.items()}))
-    legacy = set(service_layers)
-    if legacy:
-        notes.append(f"{count(len(legacy), 'service')} defined in Pulumi config (the layout before "
-                     "services/): run `configplane migrate --write` to move them to "
-                     "services/<name>/.")
+    return service_layers
 
-    fleet = read_fleet_defaults(project_dir, problems)
+
+def _add_catalog_layers(project_dir: Path, stack: str, wanted: set[str] | None,
+                        legacy: set[str], service_layers: dict[str, list[Layer]],
+                        problems: list[Problem]) -> None:
+    """Each catalog service's layers in this stack into `service_layers` (a service also
+    defined in Pulumi config is refused and dropped)."""
     known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
     known_stacks.add(stack)
     names = _catalog_dirs(project_dir, problems, stack)
@@ -191,29 +324,31 @@ def read_inputs(project_dir: Path, stack: str,
             continue
         service_layers[name] = layers
 
-    for name in service_layers:
-        if fleet.service:
-            service_layers[name].insert(0, Layer("fleet", DEFAULTS_FILE, {name: fleet.service},
-                                                 {(name, *p): ln for p, ln in fleet.lines.items()}))
 
-    return StackInputs(
-        stack=stack,
-        project_file=PROJECT_FILE,
-        stack_file=stack_name,
-        defaults=defaults_doc,
-        environment=env_doc,
-        declarations=declarations,
-        values=values,
-        project=project,
-        project_values=project_values,
-        read_problems=tuple(problems),
-        secure_raw=secure_raw(stack_file, project),
-        platform_layers=tuple(platform_layers),
-        service_layers={k: tuple(service_layers[k]) for k in sorted(service_layers)},
-        notes=tuple(notes),
-        project_dir=str(project_dir),
-        owners=fleet.owners,
-    )
+def _shard_values(shard_file: Any, project: str, values: dict[str, StackValue],
+                  raw_secure: dict[str, Any], held: dict[str, str],
+                  problems: list[Problem]) -> None:
+    """A shard stack file's `secure` values join the environment's; anything else in it is a
+    copy of what the environment's file says once (refused)."""
+    name = shard_file.name
+    for key, value in (shard_file.document.get("config") or {}).items():
+        full = full_key(key, project)
+        if not (isinstance(value, dict) and set(value) == {"secure"}
+                and full.startswith(f"{project}:")):
+            problems.append((f"config.{key}", name, f"a shard stack file holds only the `secure` "
+                             f"values of its services ({project}:<key>); `{key}` is a platform "
+                             "or provider setting, written once in the environment's stack file "
+                             "and read by every shard from there. Fix: remove it from this file."))
+            continue
+        if full in values or full in held:
+            problems.append((f"config.{key}", name, f"`{key}` is set in "
+                             f"{held.get(full, 'the environment stack file')} too: a secure "
+                             "value lives in one stack file. Fix: keep the one in the stack "
+                             "file of the shard whose service uses it."))
+            continue
+        values[full] = StackValue(True, None, estimate_plaintext_length(value["secure"]))
+        raw_secure[full] = value["secure"]
+        held[full] = name
 
 
 def _catalog_dirs(project_dir: Path, problems: list[Problem], stack: str | None = None) -> list[str]:

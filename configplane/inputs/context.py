@@ -8,7 +8,8 @@ redactor come from `configplane.redaction` below; every layer above may then rec
 The program (`__main__.py`) gets its selection through Pulumi config, never through a global:
 the offline plan sets `configplane-run:selection` (its own namespace, so it cannot collide
 with the stack's `configplane:*` keys such as the legacy `configplane:services`), a JSON
-object whose fields are the filters (`services` today; a shard filter is one more field).
+object whose fields are the filters (`services`; `one_stack`, the layout before a split). A
+shard is chosen by the stack itself (`<env>-<shard>`: configplane.model.topology).
 A project or stack file may not set it (configplane.inputs.catalog refuses it): under
 `pulumi up` the program always reads the whole catalog.
 
@@ -32,15 +33,18 @@ SELECTION_KEY = f"{RUN_NAMESPACE}:selection"
 
 @dataclass(frozen=True)
 class Selection:
-    """Which catalog services a run reads; `services` None: every one."""
+    """Which catalog services a run reads; `services` None: every one. `one_stack`: plan a
+    sharded environment as the one stack it was before its split (what `shard plan` moves
+    resources from: docs/fleet.md); never set under `pulumi up`."""
 
     services: frozenset[str] | None = None
+    one_stack: bool = False
 
     @classmethod
-    def of(cls, services: Iterable[str] | None) -> Selection:
+    def of(cls, services: Iterable[str] | None, one_stack: bool = False) -> Selection:
         """`--service` as given: nothing (or None) selects every service."""
         chosen = frozenset(services or ())
-        return cls(chosen or None)
+        return cls(chosen or None, one_stack)
 
     @property
     def everything(self) -> bool:
@@ -51,9 +55,12 @@ class Selection:
 
     def as_config(self) -> dict[str, str]:
         """The Pulumi config entries that hand this selection to the program (none for all)."""
-        if self.everything:
-            return {}
-        return {SELECTION_KEY: json.dumps({"services": sorted(self.services or ())})}
+        document: dict[str, Any] = {}
+        if not self.everything:
+            document["services"] = sorted(self.services or ())
+        if self.one_stack:
+            document["one_stack"] = True
+        return {SELECTION_KEY: json.dumps(document)} if document else {}
 
     @classmethod
     def from_config(cls, values: Mapping[str, Any]) -> Selection:
@@ -63,14 +70,17 @@ class Selection:
         if raw is None:
             return cls()
         document = json.loads(raw) if isinstance(raw, str) else raw
-        if not isinstance(document, Mapping) or set(document) - {"services"}:
-            raise ValueError(f"{SELECTION_KEY} must be an object with `services`")
+        if not isinstance(document, Mapping) or set(document) - {"services", "one_stack"}:
+            raise ValueError(f"{SELECTION_KEY} must be an object with `services`, `one_stack`")
+        one_stack = document.get("one_stack", False)
+        if not isinstance(one_stack, bool):
+            raise ValueError(f"{SELECTION_KEY}.one_stack must be true or false")
         services = document.get("services")
         if services is None:
-            return cls()
+            return cls(None, one_stack)
         if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
             raise ValueError(f"{SELECTION_KEY}.services must be a list of service names")
-        return cls.of(services)
+        return cls.of(services, one_stack)
 
 
 @dataclass(frozen=True)

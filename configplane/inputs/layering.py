@@ -65,19 +65,40 @@ class Resolved:
     # by the stack's resolution (configplane.inputs.resolution)
     tenants: dict[tuple[str, str], Resolved] = field(default_factory=dict)
 
+    # prefix -> (its first descendant leaf's origin, the highest-ranked one): built on first
+    # use, so attributing an error is linear in its path, not in the stack (`origins` is
+    # complete once resolution returns; a change to it rebuilds the index)
+    _below: dict[Path, tuple[Origin, Origin]] = field(default_factory=dict, repr=False,
+                                                        compare=False)
+    _indexed: int = field(default=-1, repr=False, compare=False)
+
     def origin_of(self, path: Sequence[str]) -> Origin | None:
         """The origin of a path, or of its nearest ancestor or first descendant leaf."""
         path = tuple(path)
         for n in range(len(path), -1, -1):
             if path[:n] in self.origins:
                 return self.origins[path[:n]]
-        for leaf, origin in self.origins.items():
-            if leaf[: len(path)] == path:
-                return origin
-        return None
+        found = self.below(path)
+        return found[0] if found else None
+
+    def below(self, prefix: Path) -> tuple[Origin, Origin] | None:
+        """(first, highest-ranked) origin of the leaves under `prefix` (ranked by LAYER_RANK:
+        the stack overlay before the service's base), or None."""
+        if self._indexed != len(self.origins):
+            self._below = {}
+            for leaf, origin in self.origins.items():
+                for n in range(len(leaf) + 1):
+                    seen = self._below.get(leaf[:n])
+                    if seen is None:
+                        self._below[leaf[:n]] = (origin, origin)
+                    elif LAYER_RANK.get(origin.layer, 3) > LAYER_RANK.get(seen[1].layer, 3):
+                        self._below[leaf[:n]] = (seen[0], origin)
+            self._indexed = len(self.origins)
+        return self._below.get(tuple(prefix))
 
 
 _SCALARS = (str, int, float, bool, list, type(None))
+LAYER_RANK = {"project": 0, "fleet": 0, "service": 1, "environment": 2}  # tenant layers: 3
 
 
 def _is_mapping(value: Any) -> bool:

@@ -34,14 +34,14 @@ def resolve_inputs(inputs: StackInputs) -> Resolved:
     """The merged document with provenance: the platform's layers, then each service's on
     its own (the same result as resolve(layers_of(inputs)), linear in the fleet)."""
     if not inputs.platform_layers and not inputs.service_layers:
-        layers = layers_of(inputs)
-        resolved = resolve(layers)
-        services = resolved.value.get("services")
-        for name in services if isinstance(services, dict) else ():
-            for tenant in _tenants(services[name]):
-                resolved.tenants[(name, tenant)] = resolve_tenant(
-                    resolved, ("services", name), tenant, layers)
-        return resolved
+        all_layers = layers_of(inputs)
+        whole = resolve(all_layers)
+        merged = whole.value.get("services")
+        for name, service in merged.items() if isinstance(merged, dict) else ():
+            for tenant in _tenants(service):
+                whole.tenants[(name, tenant)] = resolve_tenant(
+                    whole, ("services", name), tenant, all_layers)
+        return whole
     resolved = resolve(inputs.platform_layers)
     services: dict[str, Any] = {}
     for name, layers in inputs.service_layers.items():
@@ -77,9 +77,6 @@ def _under_services(one: Resolved) -> Resolved:
                     {("services", *p): moved(s) for p, s in one.history.items()})
 
 
-_LAYER_RANK = {"project": 0, "fleet": 0, "service": 1, "environment": 2}
-
-
 def origin_near(resolved: Resolved, path: list[str]) -> Origin | None:
     """Where a path was set; for a path nothing set (a missing key), the file that last
     touched its nearest ancestor (the stack overlay before the service's base)."""
@@ -87,8 +84,7 @@ def origin_near(resolved: Resolved, path: list[str]) -> Origin | None:
     if found is not None or len(path) < 3:
         return found
     for n in range(len(path) - 1, 1, -1):
-        prefix = tuple(path[:n])
-        below = [o for p, o in resolved.origins.items() if p[:n] == prefix]
+        below = resolved.below(tuple(path[:n]))
         if below:
-            return max(below, key=lambda o: _LAYER_RANK.get(o.layer, 3))
+            return below[1]
     return None

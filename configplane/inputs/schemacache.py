@@ -172,6 +172,6 @@ def _bound(root: str, code: CodeType, formats: Mapping[str, Any]) -> Callable[[A
     """The check: the generated module run, as fastjsonschema.compile runs it, its root
     function given the format checkers."""
     namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 - fastjsonschema's generated module
+    exec(code, namespace)
     function = namespace[root]
     return partial(function, custom_formats=dict(formats)) if formats else function

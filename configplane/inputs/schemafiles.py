@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import re2
 
+from configplane import service_schema
 from configplane.inputs.layering import dotted
 from configplane.inputs.schemacache import SchemaCache
 from configplane.inputs.schemacheck import FAST, compiled
-from configplane.projectfiles import ProjectFileError, read_text
+from configplane.projectfiles import ProjectFileError, kind_of, read_bytes, read_text
+from configplane.schema_messages import error_path
 
 # The schemas of a source checkout: the default where no project directory is given (commands
 # pass `<project>/schemas`, so an installed wheel reads the project's own).
@@ -69,6 +72,8 @@ def _compiled_validator(name: str, text: str, cache: SchemaCache) -> jsonschema.
     except json.JSONDecodeError as exc:
         raise SchemaFileError(name, f"not valid JSON ({exc.msg} at line {exc.lineno}, column "
                               f"{exc.colno}). Fix: correct the JSON.") from None
+    except RecursionError:
+        raise SchemaFileError(name, "nested too deeply to read. Fix: flatten the schema.") from None
     if not isinstance(schema, dict | bool):
         raise SchemaFileError(name, "a JSON Schema is an object. Fix: correct the file.")
     cls = jsonschema.validators.validator_for(schema)
@@ -94,7 +99,8 @@ def _compiled_validator(name: str, text: str, cache: SchemaCache) -> jsonschema.
 def _check_schema(name: str, schema: Any, cls: Any) -> None:
     """The schema against its metaschema (`{"type": "objectz"}`, broken regexes)."""
     try:
-        cls.check_schema(schema)
+        if isinstance(schema, dict):  # `true` and `false` are schemas the metaschema accepts
+            cls.check_schema(schema)  # the metaschema: `{"type": "objectz"}`, broken regexes
     except jsonschema.SchemaError as exc:
         where = dotted([str(p) for p in exc.absolute_path]) or "(root)"
         raise SchemaFileError(name, f"not a valid JSON Schema at `{where}` ({exc.validator} "
@@ -136,3 +142,97 @@ def _patterns(schema: Any) -> Iterable[str]:
 def _display(path: Path) -> str:
     parts = path.parts
     return "/".join(parts[parts.index("schemas"):]) if "schemas" in parts else str(path)
+
+
+# --- a service's own schema (configplane/service_schema.py) ------------------------------
+
+
+def service_validator(kind: jsonschema.protocols.Validator, project_dir: Path, rel: str,
+                      secret_key: Callable[[str], bool]
+                      ) -> tuple[jsonschema.protocols.Validator | None,
+                                 list[service_schema.SchemaProblem]]:
+    """The validator of a service's config: its kind's, or the kind's composed with the
+    service's own schema file (`rel`, `services/<name>/schema.json`, under `project_dir`);
+    None and every problem of that file when it cannot be used."""
+    if kind_of(project_dir, rel) is None:
+        return kind, []
+    try:  # contained in the service's own directory, a regular file, its size checked first
+        data = read_bytes(project_dir, rel, limit=service_schema.MAX_BYTES)
+    except ProjectFileError as exc:
+        return None, [service_schema.SchemaProblem((), exc.problem)]
+    except OSError as exc:
+        return None, [service_schema.SchemaProblem((), f"cannot be read ({exc.strerror}). "
+                                                   "Fix: make it readable.")]
+    document, problems = service_schema.parse(data)
+    if problems:
+        return None, problems
+    if not isinstance(kind.schema, Mapping):  # `true`/`false`: nothing a service can extend
+        return None, [service_schema.SchemaProblem((), "the kind's app schema is a boolean, so "
+                      "a service cannot extend it. Fix: give the kind an object schema, or "
+                      "remove this file.")]
+    effective, problems = service_schema.compose(kind.schema, document, secret_key,
+                                                 _re2_compiles, rel)
+    problems += _metaschema_problems(type(kind), document, {p.path for p in problems})
+    if problems or effective is None:
+        return None, problems
+    try:
+        return _composed_validator(rel, json.dumps(effective, sort_keys=True)), []
+    except SchemaFileError as exc:
+        return None, [service_schema.SchemaProblem((), exc.message)]
+
+
+def _metaschema_problems(cls: Any, document: Any, reported: set[tuple[str, ...]]
+                         ) -> list[service_schema.SchemaProblem]:
+    """What the draft's metaschema refuses (`"minimum": "ten"`), where compose said nothing
+    at that path already; never the value."""
+    problems = []
+    for error in cls(cls.META_SCHEMA).iter_errors(document):
+        path = tuple(error_path(error))
+        if path not in reported and not any(path[:len(r)] == r for r in reported):
+            reported.add(path)
+            problems.append(service_schema.SchemaProblem(path, "not valid JSON Schema here "
+                                                         f"({error.validator} of the "
+                                                         "metaschema fails). Fix: correct it."))
+    return problems
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is reported once, by us
+
+
+@lru_cache(maxsize=4096)
+def _re2(pattern: str) -> Any:
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error:
+        return None
+
+
+def _re2_compiles(pattern: str) -> bool:
+    return _re2(pattern) is not None
+
+
+def _re2_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    # RE2 runs in linear time, so a service's pattern cannot hang validate on a value; its
+    # `$` is the end of the text, as in JSON Schema. The platform's patterns compile too (if
+    # one ever does not, it is the platform's own and runs as in every kind schema).
+    compiled_pattern = _re2(pattern)
+    if compiled_pattern is None:
+        yield from _pattern(validator, pattern, instance, schema)
+    elif validator.is_type(instance, "string") and not compiled_pattern.search(instance):
+        yield jsonschema.ValidationError(f"does not match {pattern!r}")
+
+
+@lru_cache(maxsize=256)
+def _composed_validator(name: str, text: str) -> jsonschema.protocols.Validator:
+    """A composed schema, compiled once per content (no fast path: its patterns are RE2's)."""
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = dotted([str(p) for p in exc.absolute_path]) or "(root)"
+        raise SchemaFileError(name, f"composed with its kind, not a valid JSON Schema at "
+                              f"`{where}`. Fix: correct the service's schema.") from None
+    return jsonschema.validators.extend(cls, {"pattern": _re2_pattern})(
+        schema, format_checker=cls.FORMAT_CHECKER)

@@ -44,6 +44,9 @@ class StackFileError(Exception):
         super().__init__(message)
         self.file, self.line, self.problem = file, line, problem
 
+    def __reduce__(self):  # rebuilt whole when a shard's plan process raises it
+        return (type(self), (str(self), self.file, self.line, self.problem))
+
 
 @dataclass(frozen=True)
 class Declaration:
@@ -84,6 +87,9 @@ class StackInputs:
     owners: tuple[str, ...] = ()  # platform owners (services/defaults.yaml)
     # what the stack file holds under each `secure:` (checked to be a ciphertext; never shown)
     secure_raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # a sharded environment: secure key -> the shard stack file it came from (the others are
+    # in the environment's stack file)
+    shard_secure: Mapping[str, str] = field(default_factory=dict)
 
 
 def stack_file_name(stack: str) -> str:
@@ -93,10 +99,15 @@ def stack_file_name(stack: str) -> str:
 STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # Pulumi's stack names, matched whole
 
 
+def is_stack_name(stack: str) -> bool:
+    """Pulumi's own alphabet, matched whole, and not a name that blurs a path (`.`, `..`)."""
+    return STACK_NAME.fullmatch(stack) is not None and stack not in (".", "..")
+
+
 def check_stack_name(stack: str) -> None:
     """A stack name names files (Pulumi.<stack>.yaml, services/<name>/<stack>.yaml): refuse
     anything but Pulumi's own alphabet, matched whole, before it reaches a path."""
-    if not STACK_NAME.fullmatch(stack) or stack in (".", ".."):
+    if not is_stack_name(stack):
         file = shown(stack_file_name(stack))
         problem = (f"stack name `{shown(stack)}` is not a Pulumi stack name (letters, digits, "
                    "'-', '_', '.'). Fix: check --stack.")

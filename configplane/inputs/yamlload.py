@@ -95,11 +95,27 @@ def load_bytes(data: bytes, name: str, prefix: KeyPath = ()) -> Loaded:
 
 
 def load_text(text: str, name: str, prefix: KeyPath = ()) -> Loaded:
+    return _load(text, name, prefix, lambda loader: [loader.get_single_node()])[0]
+
+
+def load_documents(text: str, name: str) -> list[Loaded]:
+    """Every document of a multi-document stream (`---`), within the same limits; the alias
+    budget is the stream's, so a bomb cannot be spread over many small documents."""
+    def nodes(loader: Any) -> list[Any]:
+        found = []
+        while loader.check_node():
+            found.append(loader.get_node())
+        return found
+
+    return _load(text, name, (), nodes)
+
+
+def _load(text: str, name: str, prefix: KeyPath, compose: Any) -> list[Loaded]:
     if len(text) > _COMPOSE_SAFE_CHARS:
         _check_depth(text, name)
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
+        nodes = compose(loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
@@ -111,14 +127,18 @@ def load_text(text: str, name: str, prefix: KeyPath = ()) -> Loaded:
             from None
     finally:
         loader.dispose()
-    if node is None:
-        return Loaded(None)
+    loaded = []
     builder = _Builder(name, loader, prefix)
-    if "&" in text:  # without an anchor there is no alias to expand
-        builder.budget(node)
-    document = builder.build(node, (), 0)
-    explicit_null = document is None
-    return Loaded(document, builder.lines, builder.duplicates, explicit_null)
+    for node in nodes:
+        if node is None:
+            loaded.append(Loaded(None))
+            continue
+        builder.lines, builder.duplicates = {}, []
+        if "&" in text:  # without an anchor there is no alias to expand
+            builder.budget(node)
+        document = builder.build(node, (), 0)
+        loaded.append(Loaded(document, builder.lines, builder.duplicates, document is None))
+    return loaded
 
 
 def _check_depth(text: str, name: str) -> None:
@@ -150,6 +170,7 @@ class _Builder:
         self.constructor = loader  # its yaml_constructors build scalars (int, bool, dates...)
         self.lines: dict[KeyPath, int] = {}
         self.duplicates: list[tuple[str, int]] = []
+        self.expanded = 0  # values added by expanding aliases so far
         self._flattened: set[int] = set()
 
     def fail(self, node: yaml.Node, message: str, path: KeyPath = ()) -> YamlError:
@@ -194,7 +215,8 @@ class _Builder:
         except RecursionError:
             raise self.fail(root, f"nested deeper than {MAX_DEPTH} levels. Fix: flatten the "
                             "structure.") from None
-        if total - len(unique) > MAX_ALIAS_NODES:
+        self.expanded += total - len(unique)  # over every document of a stream
+        if self.expanded > MAX_ALIAS_NODES:
             raise self.fail(root, f"aliases expand to more than {MAX_ALIAS_NODES} extra values "
                             "(an alias bomb?). Fix: write the values out, or use fewer aliases.")
 
@@ -214,7 +236,7 @@ class _Builder:
                                     "mappings. Fix: correct the merge.")
         # Mark own keys so duplicates are checked among them only (later wins over merged).
         node.own_count = len(own)  # type: ignore[attr-defined]
-        pulled = []
+        pulled: list[tuple[yaml.Node, yaml.Node]] = []
         for _, value in merged:
             sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
             for source in reversed(sources):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 
 from configplane import ownership
 from configplane.contract import RELOADER_MATCH_ANNOTATION
@@ -42,7 +43,15 @@ def ca_common_name(platform: Platform, settings: PkiSettings) -> str:
     return settings.common_name or f"{platform.part_of} {platform.environment} intermediate CA"
 
 
-def pki_urls(platform: Platform, settings: PkiSettings) -> dict[str, list[str]]:
+class PkiUrls(TypedDict):
+    """The keyword arguments of Vault's SecretBackendConfigUrls."""
+
+    crl_distribution_points: list[str]
+    ocsp_servers: list[str]
+    issuing_certificates: list[str]
+
+
+def pki_urls(platform: Platform, settings: PkiSettings) -> PkiUrls:
     """CRL, OCSP and issuing-certificate (AIA) URLs written into every certificate."""
     base = f"{platform.vault.address.rstrip('/')}/v1/{pki_mount(platform.environment, settings)}"
     return {

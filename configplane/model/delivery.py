@@ -94,7 +94,7 @@ def external_secret_sources(secrets: Mapping[str, SecretSpec], *, vault_key: str
     for key in sorted(secrets):
         spec = secrets[key]
         if spec.store == "vault":
-            path, prop = spec.ref.split("#", 1) if spec.ref else (vault_key, key)  # type: ignore[arg-type]
+            path, prop = spec.ref.split("#", 1) if spec.ref else (vault_key, key)
             data.append({"secretKey": key, "remoteRef": {"key": path, "property": prop}})
             template[key] = f"{{{{ .{key} }}}}"
             continue

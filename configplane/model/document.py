@@ -56,13 +56,25 @@ class VaultSettings(Frozen):
     address: str = Field(..., description="Vault address the External Secrets Operator uses.")
 
 
+AWS_REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
+# an image pinned by its digest: a tag can be moved to other code after review
+IMAGE_BY_DIGEST = r"^[a-z0-9]+([._/:-][a-z0-9]+)*@sha256:[0-9a-f]{64}$"
+CRON_SCHEDULE = r"^(@(hourly|daily|weekly|monthly|yearly|annually)|(\S+\s+){4}\S+)$"
+
+
 class AwsSettings(Frozen):
-    region: str = Field(..., pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    region: str = Field(..., pattern=AWS_REGION)
     account_id: str = Field(..., pattern=r"^\d{12}$")
     customer_managed_kms_key: bool = Field(
         False, description="Encrypt secrets with a per-environment customer-managed KMS key."
     )
     recovery_window_in_days: int = Field(7, ge=7, le=30)
+    replica_regions: list[Annotated[str, Field(pattern=AWS_REGION)]] = Field(
+        default_factory=list,
+        description="Secrets Manager replicates every secret the program creates to these "
+        "regions (a `replicas` block each, encrypted with a customer-managed KMS key of that "
+        "region); the pack's `secrets-manager-replicas` requires them where the environment's "
+        "policy config says so (docs/dr.md).")
     eks_oidc_issuer: str | None = Field(
         None,
         description="The cluster's OIDC issuer URL (IRSA): each service with Secrets Manager "
@@ -181,6 +193,36 @@ class DatabaseEngineSettings(Frozen):
     connections: dict[str, DatabaseConnection] = Field(default_factory=dict)
 
 
+class VaultSnapshotSettings(Frozen):
+    """A raft snapshot of Vault on a schedule: a Kubernetes CronJob logs in to Vault with its
+    own Kubernetes auth role (a policy allowing only `sys/storage/raft/snapshot`) and uploads
+    the snapshot to the backup bucket with its own IAM role (IRSA)."""
+
+    schedule: str = Field("0 * * * *", pattern=CRON_SCHEDULE,
+                          description="Cron schedule (UTC); hourly by default: Vault's recovery "
+                          "point objective.")
+    bao_image: str = Field(..., pattern=IMAGE_BY_DIGEST,
+                           description="The OpenBao (or Vault) CLI image, pinned by digest.")
+    aws_cli_image: str = Field(..., pattern=IMAGE_BY_DIGEST,
+                               description="The AWS CLI (v2) image that uploads, pinned by digest.")
+    namespace: str = Field("vault-backup", pattern=DNS_LABEL)
+    service_account: str = Field("vault-snapshot", pattern=DNS_LABEL)
+
+
+class BackupSettings(Frozen):
+    """Backups of the environment, kept in another region (docs/dr.md)."""
+
+    region: str = Field(..., pattern=AWS_REGION,
+                        description="Region of the backup bucket and its KMS key; not the "
+                        "environment's own.")
+    retention_days: int = Field(
+        35, ge=1, le=3650,
+        description="Object lock (compliance mode) retention of every backup object: nobody, "
+        "the account's root included, can delete or overwrite one sooner. Objects expire after.")
+    vault_snapshots: VaultSnapshotSettings | None = Field(
+        None, description="Scheduled raft snapshots of Vault into the backup bucket.")
+
+
 class Grants(Frozen):
     """What the platform grants a service beyond the names it owns by derivation: written in a
     platform file (Pulumi.yaml or the stack file), never in a service's own files."""
@@ -196,6 +238,22 @@ class Grants(Frozen):
         "inside the cluster are its namespace's.")
 
 
+ShardName = Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
+
+
+class ShardSettings(Frozen):
+    """How the environment is split into stacks (docs/fleet.md): set, a platform stack
+    (the environment's name) plus a stack `<environment>-<shard>` per shard; unset, one stack."""
+
+    max_services: int = Field(60, ge=1, description="The most services one shard may hold; "
+                              "`validate` refuses a shard past it and says how to split it.")
+    teams: dict[Annotated[str, Field(pattern=OWNER)], ShardName] = Field(
+        default_factory=dict, description="Owner (`@org/team`, the first of a service's "
+        "`owners`) -> the shard of its services, instead of the team's own name.")
+    services: dict[ServiceName, ShardName] = Field(
+        default_factory=dict, description="Service -> its shard, overriding its team's.")
+
+
 class Platform(Frozen):
     environment: str = Field(..., pattern=DNS_LABEL, max_length=20)
     part_of: str = Field("configplane", pattern=DNS_LABEL, description=PART_OF_LABEL)
@@ -207,8 +265,13 @@ class Platform(Frozen):
     pki: PkiSettings | None = Field(None, description="Needed by services that declare `tls`.")
     database: DatabaseEngineSettings | None = Field(
         None, description="Needed by secrets with source `dynamic`.")
+    backup: BackupSettings | None = Field(
+        None, description="The environment's backup bucket (another region) and what is "
+        "backed up into it (docs/dr.md).")
     grants: Grants = Field(Grants(), description="Secure keys and DNS names the platform "
                            "grants to one service each (docs/security.md).")
+    shards: ShardSettings | None = Field(
+        None, description="Split the environment into a platform stack and shard stacks.")
 
 
 class Database(Frozen):

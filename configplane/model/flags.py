@@ -148,7 +148,8 @@ def _rollout_problems(name: str, spec: Mapping[str, Any]) -> Iterator[FlagProble
     for key in sorted(set(rollout) - set(ROLLOUT_KEYS)):
         yield FlagProblem((*at, str(key)), f"unknown rollout key. Fix: use only "
                           f"{', '.join(ROLLOUT_KEYS)}.")
-    variants = spec.get("variants") if isinstance(spec.get("variants"), Mapping) else {}
+    declared = spec.get("variants")
+    variants = declared if isinstance(declared, Mapping) else {}
     variant = rollout.get("variant")
     default = spec.get("defaultVariant")
     if not isinstance(variant, str) or variant not in variants:

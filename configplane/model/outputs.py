@@ -68,9 +68,27 @@ class ServiceOutputs(_Out):
     )
 
 
+class DatabaseOutputs(_Out):
+    mount: str = Field(..., description="The environment's database secrets engine mount.")
+    connections: dict[str, str] = Field(default_factory=dict,
+                                        description="Connection -> its name in Vault.")
+
+
 class StackOutputs(_Out):
+    """One stack's outputs (docs/fleet.md). A platform stack: the environment's shared names,
+    which its shards read through a StackReference. A shard: its own services. An environment
+    that is one stack: both."""
+
     environment: str
-    vault_mount: str
-    kubernetes_auth_path: str
+    shard: str | None = Field(None, description="The shard this stack holds (shard stacks).")
+    vault_mount: str | None = None
+    kubernetes_auth_path: str | None = None
     pki: PkiOutputs | None = None
-    services: dict[str, ServiceOutputs]
+    kms_key_arn: str | None = Field(None, description="The environment's customer-managed key.")
+    database: DatabaseOutputs | None = None
+    providers: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Non-secret provider settings (`<package>: {key: "
+        "value}`) the shards' explicit providers are built from (where, never who).")
+    services: dict[str, ServiceOutputs] = Field(
+        default_factory=dict, description="The services this stack declares (`configplane "
+        "where <service>` names the stack).")

@@ -72,40 +72,63 @@ def rotation_problems(environment: str, secrets: Sequence[tuple[str, str, bool]]
                       ) -> list[RotationProblem]:
     """The problems of a rotation setup. `secrets` are (name, strategy, has master secret)."""
     problems: list[RotationProblem] = []
-
-    def fail(code: str, message: str, secret: str | None = None) -> None:
-        problems.append(RotationProblem(code, secret, message))
-
     if not NAME.fullmatch(environment) or len(environment) > MAX_ENVIRONMENT:
-        fail(ENVIRONMENT_NAME, "environment must be letters, digits and '-', at most "
-             f"{MAX_ENVIRONMENT} characters")
+        problems.append(RotationProblem(
+            ENVIRONMENT_NAME, None, "environment must be letters, digits and '-', at most "
+            f"{MAX_ENVIRONMENT} characters"))
     if not secrets:
-        fail(NO_SECRETS, "secrets is empty; build a SecretRotator only when a secret rotates")
+        problems.append(RotationProblem(NO_SECRETS, None, "secrets is empty; build a "
+                                        "SecretRotator only when a secret rotates"))
+    problems += _schedule_problems(schedule_days, schedule_expression)
+    names = [name for name, _, _ in secrets]
+    for name, strategy, has_master in secrets:
+        problems += _secret_problems(name, strategy, has_master, names.count(name) > 1)
+    if bool(subnet_ids) != bool(security_group_ids):
+        problems.append(RotationProblem(NETWORK_PAIR, None, "set both subnet_ids and "
+                                        "security_group_ids, or neither"))
+    if any(s in DATABASE_ROTATION_STRATEGIES for _, s, _ in secrets) and not subnet_ids:
+        problems.append(RotationProblem(
+            DATABASE_NETWORK, None, "database secrets need subnet_ids and security_group_ids "
+            "so the function can reach the database"))
+    return problems
+
+
+def _schedule_problems(schedule_days: int | None,
+                       schedule_expression: str | None) -> list[RotationProblem]:
+    """The schedule's problems: exactly one of days and expression, each well-formed."""
+    problems = []
     if (schedule_days is None) == (schedule_expression is None):
-        fail(SCHEDULE_CHOICE, "set exactly one of schedule_days and schedule_expression")
+        problems.append(RotationProblem(SCHEDULE_CHOICE, None, "set exactly one of "
+                                        "schedule_days and schedule_expression"))
     if schedule_days is not None and not 1 <= schedule_days <= 1000:
-        fail(SCHEDULE_DAYS, "schedule_days must be from 1 to 1000")
+        problems.append(RotationProblem(SCHEDULE_DAYS, None,
+                                        "schedule_days must be from 1 to 1000"))
     if schedule_expression is not None:
         problem = schedule_problem(schedule_expression)
         if problem:
-            fail(SCHEDULE_EXPRESSION, problem)
-    names = [name for name, _, _ in secrets]
-    for name, strategy, has_master in secrets:
-        if not NAME.fullmatch(name):
-            fail(ROTATION_NAME, f"rotation name `{name}` must be letters, digits and '-'", name)
-        elif names.count(name) > 1:
-            fail(ROTATION_NAME_SHARED, f"rotation name `{name}` is used by more than one secret "
-                 "(names are normalised: lowercase, '_' becomes '-')", name)
-        if strategy not in ROTATION_STRATEGIES:
-            fail(STRATEGY, f"strategy must be one of {', '.join(ROTATION_STRATEGIES)}", name)
-        alternating = strategy == "postgres-alternating-users"
-        if alternating and not has_master:
-            fail(MASTER_SECRET_MISSING, "postgres-alternating-users needs master_secret_arn", name)
-        if not alternating and has_master:
-            fail(MASTER_SECRET_UNUSED, "only postgres-alternating-users uses a master secret", name)
-    if bool(subnet_ids) != bool(security_group_ids):
-        fail(NETWORK_PAIR, "set both subnet_ids and security_group_ids, or neither")
-    if any(s in DATABASE_ROTATION_STRATEGIES for _, s, _ in secrets) and not subnet_ids:
-        fail(DATABASE_NETWORK, "database secrets need subnet_ids and security_group_ids so the "
-             "function can reach the database")
+            problems.append(RotationProblem(SCHEDULE_EXPRESSION, None, problem))
+    return problems
+
+
+def _secret_problems(name: str, strategy: str, has_master: bool,
+                     shared: bool) -> list[RotationProblem]:
+    """One rotated secret's problems (`shared`: another secret has its rotation name)."""
+    problems = []
+    if not NAME.fullmatch(name):
+        problems.append(RotationProblem(
+            ROTATION_NAME, name, f"rotation name `{name}` must be letters, digits and '-'"))
+    elif shared:
+        problems.append(RotationProblem(
+            ROTATION_NAME_SHARED, name, f"rotation name `{name}` is used by more than one "
+            "secret (names are normalised: lowercase, '_' becomes '-')"))
+    if strategy not in ROTATION_STRATEGIES:
+        problems.append(RotationProblem(
+            STRATEGY, name, f"strategy must be one of {', '.join(ROTATION_STRATEGIES)}"))
+    alternating = strategy == "postgres-alternating-users"
+    if alternating and not has_master:
+        problems.append(RotationProblem(MASTER_SECRET_MISSING, name,
+                                        "postgres-alternating-users needs master_secret_arn"))
+    if not alternating and has_master:
+        problems.append(RotationProblem(MASTER_SECRET_UNUSED, name,
+                                        "only postgres-alternating-users uses a master secret"))
     return problems

@@ -11,7 +11,7 @@ from configplane.model.document import StackDocument
 from configplane.model.outputs import StackOutputs
 from configplane.projectfiles import write_files
 
-GENERATED = {
+GENERATED: dict[str, tuple[type[BaseModel], str]] = {
     "stack.schema.json": (StackDocument, "configplane stack document"),
     "outputs.schema.json": (StackOutputs, "configplane stack outputs"),
 }

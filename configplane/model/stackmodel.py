@@ -57,6 +57,9 @@ class InvalidStack(Exception):
         super().__init__(f"stack {stack!r} is not valid ({count(len(issues), 'error')}):\n"
                          + "\n".join(lines))
 
+    def __reduce__(self):  # rebuilt from its fields when a shard's plan process raises it
+        return (type(self), (self.stack, self.issues))
+
 
 
 def kv_mount(platform: Platform) -> str:

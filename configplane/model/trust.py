@@ -66,7 +66,10 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _name(cert: x509.Certificate) -> str:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return f"`{names[0].value}`" if names else "a certificate without a common name"
+    if not names:
+        return "a certificate without a common name"
+    value = names[0].value  # bytes only for bit-string attributes, never a common name
+    return f"`{value.decode(errors='replace') if isinstance(value, bytes) else value}`"
 
 
 def _expiry_problem(cert: x509.Certificate, now: datetime.datetime) -> str | None:

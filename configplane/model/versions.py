@@ -35,12 +35,27 @@ EPOCH = date(1970, 1, 1)
 PERIODS = 100_000  # a scheduled secret's version = version * PERIODS + period number
 
 
+LAST_DAY = date(9000, 12, 31)  # far enough; the version arithmetic stays in range
+
+
+class ClockError(ValueError):
+    """CONFIGPLANE_NOW is not a usable date: the message says what it must be (never its text)."""
+
+
 def read_clock(environ: Mapping[str, str] = os.environ) -> date:
     """Today (UTC), or the date in CONFIGPLANE_NOW (YYYY-MM-DD or an ISO timestamp)."""
     fixed = environ.get(CLOCK_ENV)
-    if fixed:
-        return datetime.fromisoformat(fixed).date() if "T" in fixed else date.fromisoformat(fixed)
-    return datetime.now(UTC).date()
+    if not fixed:
+        return datetime.now(UTC).date()
+    try:
+        day = datetime.fromisoformat(fixed).date() if "T" in fixed else date.fromisoformat(fixed)
+    except ValueError:
+        raise ClockError(f"{CLOCK_ENV} is not a date. Fix: set it to YYYY-MM-DD or an ISO "
+                         "timestamp (2026-12-03T12:00:00+00:00), or unset it.") from None
+    if not EPOCH <= day <= LAST_DAY:
+        raise ClockError(f"{CLOCK_ENV} is outside {EPOCH} .. {LAST_DAY}. Fix: set a date in "
+                         "that range, or unset it.")
+    return day
 
 
 def period_of(today: date, every_days: int) -> int:

@@ -2,7 +2,7 @@
 pack driven as a process over the Analyzer gRPC protocol."""
 
 from configplane.offline.compare import changed_paths, compare, compare_plans, resource_owners, snapshot
-from configplane.offline.gitbase import BaseCommit, GitRefError, materialise, resolve_base
+from configplane.offline.fleet import FleetPlan, FleetSelectionError, plan_environment, select_stacks
 from configplane.offline.marshal import (
     ARCHIVE_SIG,
     ASSET_SIG,
@@ -16,14 +16,22 @@ from configplane.offline.marshal import (
 from configplane.offline.plan import (
     Plan,
     PlanMocks,
+    RecordingMonitor,
     analyzed_resources,
+    collector_paused,
     plan_config,
     project_imports,
     redact,
     run_plan,
     run_program,
 )
-from configplane.offline.policyconfig import PolicyConfig, default_policy_config, load_policy_config_file
+from configplane.offline.policyconfig import (
+    PolicyConfig,
+    RawPolicy,
+    default_policy_config,
+    load_policy_config_file,
+    reconcile_policy_config,
+)
 from configplane.offline.results import (
     AnalyzedResource,
     PlannedResource,
@@ -35,24 +43,27 @@ from configplane.offline.results import (
     Violation,
 )
 from configplane.offline.session import PolicyPackSession, run_policy_pack
+from configplane.offline.split import MIN_PULUMI, SplitPlan, StackMove, split_environment, split_of
 
 __all__ = [
     "analyzed_resources",
     "AnalyzedResource",
     "ARCHIVE_SIG",
     "ASSET_SIG",
-    "BaseCommit",
     "changed_paths",
+    "collector_paused",
     "compare",
     "compare_plans",
     "default_policy_config",
-    "GitRefError",
+    "FleetPlan",
+    "FleetSelectionError",
     "load_policy_config_file",
     "marshal_properties",
-    "materialise",
+    "MIN_PULUMI",
     "OUTPUT_SIG",
     "Plan",
     "plan_config",
+    "plan_environment",
     "PlanMocks",
     "PlannedResource",
     "PolicyConfig",
@@ -61,9 +72,11 @@ __all__ = [
     "PolicyPackSession",
     "PolicyReport",
     "project_imports",
+    "RawPolicy",
+    "RecordingMonitor",
+    "reconcile_policy_config",
     "redact",
     "Remediation",
-    "resolve_base",
     "resource_owners",
     "RESOURCE_SIG",
     "ResourceOptions",
@@ -71,8 +84,13 @@ __all__ = [
     "run_policy_pack",
     "run_program",
     "secret",
-    "snapshot",
+    "select_stacks",
     "SIG_KEY",
+    "snapshot",
+    "split_environment",
+    "split_of",
+    "SplitPlan",
+    "StackMove",
     "UNKNOWN",
     "Violation",
 ]

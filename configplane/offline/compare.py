@@ -64,7 +64,8 @@ def snapshot(plan: Plan) -> dict[str, Any]:
     shared: dict[str, Any] = {"resources": {}, "violations": [], "secure": ciphertexts}
     for r in plan.resources:
         if r.custom:
-            side = services[owners[r.urn]] if owners.get(r.urn) else shared
+            owner = owners.get(r.urn)
+            side = services[owner] if owner else shared
             side["resources"][r.urn] = {"type": r.type, "name": r.name,
                                         "inputs": redact(r.inputs), "options": r.options}
     for v in plan.violations:
@@ -106,7 +107,7 @@ def resource_owners(resources: Iterable[PlannedResource], services: Collection[s
     def top(r: PlannedResource) -> PlannedResource:
         seen = {r.urn}
         while r.parent in by_urn and r.parent not in seen:
-            r = by_urn[r.parent]  # type: ignore[index]
+            r = by_urn[r.parent]
             seen.add(r.urn)
         return r
 
@@ -261,6 +262,7 @@ def _resources(old: Mapping[str, Mapping[str, Any]],
     out = []
     for urn in set(old) | set(new):
         a, b = old.get(urn), new.get(urn)
+        r = b if b is not None else old[urn]  # the urn is in one of them at least
         if a is None or b is None:
             op, paths = ("create" if a is None else "delete"), []
         else:
@@ -272,7 +274,6 @@ def _resources(old: Mapping[str, Mapping[str, Any]],
             if not paths:
                 continue
             op = "replace" if _replaces(b, paths) else "update"
-        r = b or a
         out.append({"op": op, "type": r["type"], "name": r["name"], "urn": urn, "paths": paths})
     return sorted(out, key=lambda r: (OPS.index(r["op"]), r["type"], r["name"]))
 

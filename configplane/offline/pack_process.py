@@ -6,6 +6,7 @@ configplane.offline.session drives the gRPC session over it."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import queue
 import signal
@@ -160,10 +161,9 @@ class PackProcess:
         """The error for `what` went wrong, with the exit code and the pack's last output."""
         proc = self._proc
         if proc is not None and exiting:
-            try:  # its stdout closed: it is on its way out, wait for the exit code
+            # its stdout closed: it is on its way out, wait for the exit code
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         if proc is not None and proc.poll() is not None:
             for t in self._readers:  # the pack is gone: collect its last words
                 t.join(timeout=1)

@@ -25,11 +25,18 @@ import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.settings import get_project, get_stack
-from pulumi.runtime.stack import wait_for_rpcs
+from pulumi.runtime.stack import Stack, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from configplane.inputs import Selection, StackInputs, read_inputs
-from configplane.model import StackModel
+from configplane.model import (
+    StackModel,
+    declared_services,
+    narrowed,
+    shard_stack_files,
+    stack_role,
+    topology_of,
+)
 from configplane.offline.plan_checks import duplicate_urn_violations, unmarked_secret_violations
 from configplane.offline.policyconfig import default_policy_config
 from configplane.offline.results import (
@@ -45,6 +52,28 @@ from configplane.redaction import REDACTED, SECRET_SIG_KEY, SECRET_SIG_VALUE, Re
 from configplane.validation import load_stack
 
 UNKNOWN_DISPLAY = "(known after apply)"
+REFERENCE_TYPE = "pulumi:pulumi:StackReference"
+MOCK_ORGANIZATION = "organization"  # the org of a stack reference in a plan (a DIY backend's)
+
+
+class PlanReferenceError(Exception):
+    """A shard planned without its platform stack's outputs."""
+
+
+def plain(value: Any) -> Any:
+    """Outputs as another stack reads them: secret wrappers dropped (a reference sees values)."""
+    if is_secret_wrapper(value):
+        return plain(value["value"])
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def qualified(project: str, stack: str) -> str:
+    """A stack's name as the program's StackReference spells it in a plan."""
+    return f"{MOCK_ORGANIZATION}/{project}/{stack}"
 PACK_DIR = "policies"
 COMPONENTS_PACKAGE = "components"  # the project's own package, imported from its directory
 
@@ -100,7 +129,7 @@ class Plan:
             "stack": self.stack,
             "resources": [
                 {"urn": r.urn, "type": r.type, "name": r.name, "inputs": redact(r.inputs),
-                 "options": r.options}
+                 "options": r.options, **({"read": True} if r.read else {})}
                 for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             "outputs": redact(self.outputs),
@@ -115,11 +144,22 @@ class PlanMocks(pulumi.runtime.Mocks):
     def __init__(self, model: StackModel):
         self.region = model.platform.aws.region
         self.account = model.platform.aws.account_id
+        # fully qualified stack name -> its outputs, what a StackReference reads (a shard's
+        # platform stack: its planned outputs, fed in by `run_plan`)
+        self.references: dict[str, Mapping[str, Any]] = {}
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
         state = dict(args.inputs)
         resource_id = f"{args.name}-id"
-        region, account = self.region, self.account
+        # pulumi-aws 7: a resource's own `region` wins over the provider's (backups, replicas)
+        region, account = state.get("region") or self.region, self.account
+        if args.typ == REFERENCE_TYPE:
+            name = str(state.get("name"))
+            if name not in self.references:
+                raise PlanReferenceError(f"the plan has no outputs of stack `{name}` for a "
+                                         "StackReference. Fix: plan its platform stack first.")
+            return name, {"name": name, "outputs": plain(self.references[name]),
+                          "secretOutputs": []}
         if args.typ == "aws:secretsmanager/secret:Secret":
             # Secrets Manager appends six random characters to the name in the ARN.
             resource_id = state["arn"] = (
@@ -146,6 +186,9 @@ class PlanMocks(pulumi.runtime.Mocks):
             path = state.get("path") or "/"
             state["arn"] = f"arn:aws:iam::{account}:role{path}{state['name']}"
             resource_id = state["name"]  # a role's id is its name
+        elif args.typ == "aws:s3/bucket:Bucket" and "bucket" in state:
+            state["arn"] = f"arn:aws:s3:::{state['bucket']}"  # S3 ARNs name no region or account
+            resource_id = state["bucket"]
         elif args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = self.generated_value(args.name)
         return resource_id, state
@@ -153,8 +196,8 @@ class PlanMocks(pulumi.runtime.Mocks):
     def generated_value(self, name: str) -> str:
         return f"[generated:{name}]"
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> dict:
-        return {}
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return {}, []  # no provider function answers; no check failures
 
 
 def _suffix(seed: str, length: int, hex_only: bool = False) -> str:
@@ -202,6 +245,20 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "replaceOnChanges": list(request.replaceOnChanges),
             "dependsOn": sorted(set(request.dependencies) - implicit),
         }
+
+    def ReadResource(self, request):  # noqa: N802 (gRPC method name)
+        """A read (a shard's StackReference): recorded, as `pulumi preview` hands it to the
+        pack too, and marked: the engine reads it and creates nothing."""
+        response = super().ReadResource(request)
+        self.planned.append(PlannedResource(
+            urn=response.urn, type=request.type, name=request.name,
+            inputs=rpc.deserialize_properties(request.properties),
+            outputs=rpc.deserialize_properties(response.properties),
+            parent=request.parent or None, dependencies=list(request.dependencies),
+            property_dependencies={}, custom=True, provider=request.provider, read=True,
+            options={"protect": False, "retainOnDelete": False, "ignoreChanges": [],
+                     "deleteBeforeReplace": False, "replaceOnChanges": [], "dependsOn": []}))
+        return response
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
@@ -255,19 +312,36 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
              secure_values: Mapping[str, str] | None = None, policy: bool = False,
              policy_config_file: Path | None = None,
              progress: Callable[[PlannedResource], None] | None = None,
-             services: Iterable[str] | None = None) -> Plan:
+             services: Iterable[str] | None = None, one_stack: bool = False,
+             references: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
     """Validate, run the program under mocks and, with `policy`, the project's policy pack
     through the Analyzer protocol. Raises InvalidStack for bad configuration and
     PolicyPackError when the pack cannot run. `progress` is called per registered resource;
     its `analyzed` attribute, if any, per resource the pack has analysed. `services`: plan
     only these catalog services (and the environment's shared resources); the program gets
-    them through its config (configplane.inputs.Selection), as it gets everything else."""
+    them through its config (configplane.inputs.Selection), as it gets everything else.
+
+    `stack` is one Pulumi stack of the fleet (configplane.model.topology): an environment's
+    platform stack, or a shard `<env>-<shard>`, whose StackReference reads `references`
+    (stack name -> outputs: its platform stack's plan, `plan_fleet`). `one_stack`: plan a
+    sharded environment as the one stack it was before its split."""
     project_dir = Path(project_dir).resolve()
-    selection = Selection.of(services)
-    inputs = read_inputs(project_dir, stack, services=selection.services)
+    selection = Selection.of(services, one_stack)
+    role = stack_role(project_dir, stack)
+    environment = role.environment
+    shard_files = ([role.name] if role.kind == "shard"
+                   else shard_stack_files(project_dir, environment) if one_stack else [])
+    inputs = read_inputs(project_dir, environment, shard_files=shard_files)
+    topology = topology_of(inputs)
+    inputs = narrowed(inputs, [s for s in declared_services(topology, role, one_stack)
+                               if selection.admits(s)])
     model = load_stack(inputs, project_dir / "schemas")
     project = inputs.project
     config, secret_keys = plan_config(inputs, secure_values)
+    if role.kind == "shard":  # as the engine gives a shard: its own file's values only
+        config = {k: v for k, v in config.items()
+                  if k in inputs.shard_secure or k in inputs.project_values}
+        secret_keys = [k for k in secret_keys if k in config]
     config.update(selection.as_config())
     session = None
     if policy:
@@ -275,7 +349,7 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
         if not (pack_dir / "PulumiPolicy.yaml").is_file():
             raise PolicyPackError(f"no policy pack in {pack_dir} (PulumiPolicy.yaml missing). "
                                   "Fix: restore it, or plan with --no-policy.")
-        default_config = default_policy_config(pack_dir, stack)
+        default_config = default_policy_config(pack_dir, environment)
         if policy_config_file is None and default_config.is_file():
             policy_config_file = default_config
         # Started before the program runs: the pack imports while the program evaluates.
@@ -284,8 +358,11 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
                                     policy_config_file=policy_config_file)
         session.start()
     try:
+        mocks = mocks or PlanMocks(model)
+        mocks.references = {qualified(project, name): outputs
+                            for name, outputs in (references or {}).items()}
         plan = run_program(project_dir, project, stack, model, config, secret_keys, mocks,
-                            progress=progress)
+                           progress=progress)
         plan.model, plan.inputs = model, inputs
         plan.violations = unmarked_secret_violations(plan.resources, [config[k] for k in secret_keys])
         plan.violations += duplicate_urn_violations(plan.resources)
@@ -309,28 +386,44 @@ def run_program(project_dir: Path, project: str, stack: str, model: StackModel |
     """Run the project's __main__.py under the SDK's mocks with `config` (as `plan_config`
     gives it) and record every resource it registers; no validation and no policy pack
     (`run_plan` does both). `mocks` defaults to the plan's own for `model`."""
-    monitor = RecordingMonitor(mocks or PlanMocks(model), progress)
+    if mocks is None:
+        if model is None:
+            raise ValueError("run_program needs the stack model or mocks of its own")
+        mocks = PlanMocks(model)
+    monitor = RecordingMonitor(mocks, progress)
     settings.set_root_resource(None)  # type: ignore[arg-type]
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=True,
-                             monitor=monitor)
+                             monitor=monitor, organization=MOCK_ORGANIZATION)
     pulumi.runtime.set_all_config(config, secret_keys)
     root = settings.get_root_resource()
+    if not isinstance(root, Stack):  # set_mocks registers one
+        raise RuntimeError("the Pulumi SDK registered no root stack under its mocks")
 
-    # The SDK's futures and callbacks keep the cyclic collector busy for most of a large plan
-    # (1000 services: 75 s with it, 29 s without, 6 % more peak memory); pause it meanwhile.
+    with collector_paused(), project_imports(project_dir):
+        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+        _sync_await(wait_for_rpcs())
+        outputs = {name: _resolve(value) for name, value in root.outputs.items()}
+    return Plan(stack=stack, project=project, resources=monitor.planned, outputs=outputs)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for the block (nested blocks: the outermost
+    decides). The SDK's futures and callbacks keep it busy for most of a large plan (1000
+    services: 75 s with it, 29 s without, 6 % more peak memory); and once the plan exists,
+    its millions of live objects make every full collection scan them all, so a command that
+    goes on to analyse and print the plan keeps the collector paused to the end (500
+    services: the output phase 21 % of the command with it, 5 % without: docs/benchmarks.md).
+    Plain garbage is still freed at once by reference counting."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        with project_imports(project_dir):
-            runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-            _sync_await(wait_for_rpcs())
-        outputs = {name: _resolve(value) for name, value in root.outputs.items()}
+        yield
     finally:
         if collecting:
-            gc.freeze()  # what the run allocated goes to the oldest generation, so that
+            gc.freeze()  # what the block allocated goes to the oldest generation, so that
             gc.unfreeze()  # re-enabling does not scan it all at once (300 services: -1.5 s)
             gc.enable()
-    return Plan(stack=stack, project=project, resources=monitor.planned, outputs=outputs)
 
 
 @contextmanager

@@ -110,7 +110,8 @@ def reconcile_policy_config(
     policy's properties against its schema (ReconcilePolicyPackConfig)."""
     result: dict[str, PolicyConfig] = {}
     for p in policies:
-        defaults = {k: s["default"] for k, s in p.schema_properties.items()
+        # a policy without a config schema (schema_properties None) has no defaults
+        defaults = {k: s["default"] for k, s in (p.schema_properties or {}).items()
                     if isinstance(s, dict) and "default" in s}
         result[p.name] = PolicyConfig(p.level, defaults or None)
     _apply_config(result, initial)
@@ -129,8 +130,8 @@ def reconcile_policy_config(
             schema["properties"] = p.schema_properties
         if p.schema_required:
             schema["required"] = list(p.schema_required)
-        cfg = result.get(p.name)
-        instance = dict(cfg.properties or {}) if cfg else {}
+        configured = result.get(p.name)
+        instance = dict(configured.properties or {}) if configured else {}
         for err in sorted(jsonschema.Draft7Validator(schema).iter_errors(instance), key=str):
             where = ".".join(str(x) for x in err.absolute_path)
             errors.append(f"{p.name}: {where + ': ' if where else ''}{err.message}")

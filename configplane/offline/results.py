@@ -126,3 +126,4 @@ class PlannedResource:
     # retainOnDelete, ignoreChanges, deleteBeforeReplace, replaceOnChanges, dependsOn.
     options: dict[str, Any] = field(default_factory=dict)
     delete_before_replace_defined: bool = False  # the program set it (true or false)
+    read: bool = False  # read, not managed (a StackReference): the engine creates nothing

@@ -100,8 +100,13 @@ class PolicyPackSession:
         config: Mapping[str, str] | None = None, config_secret_keys: Sequence[str] = (),
         tags: Mapping[str, str] | None = None, policy_config_file: Path | None = None,
         dry_run: bool = True, python: str | None = None,
-        startup_timeout: float = 60.0, rpc_timeout: float = 300.0,
+        startup_timeout: float = 60.0, rpc_timeout: float = 300.0, analyzer: Any = None,
     ) -> None:
+        """`analyzer`: an object with the Analyzer service's methods (as the gRPC stub has them)
+        and the pack's `logs`, to call instead of starting the pack's process; the tests pass
+        the pack's policies
+        behind pulumi_policy's own servicer, in their process. Requests and answers are the
+        same; only the process and the transport are left out."""
         self.pack_dir = Path(pack_dir).resolve()
         self.project, self.stack, self.organization = project, stack, organization
         self.config = dict(config) if config is not None else None
@@ -115,6 +120,7 @@ class PolicyPackSession:
         self._process: PackProcess | None = None
         self._channel: grpc.Channel | None = None
         self._stub: analyzer_pb2_grpc.AnalyzerStub | None = None
+        self._analyzer = analyzer
         self._info: tuple[str, str, list[RawPolicy], dict[str, PolicyConfig]] | None = None
         self._redact = _Redactor(self._config_secrets())
 
@@ -139,6 +145,9 @@ class PolicyPackSession:
         self._given = (load_policy_config_file(self.policy_config_file)
                        if self.policy_config_file else {})
         self._version = project["version"]
+        if self._analyzer is not None:
+            self._stub = self._analyzer
+            return
         python = (self._python or venv_python(self.pack_dir, project["options"])
                   or sys.executable)
         env = {k: v for k, v in os.environ.items() if k not in PULUMI_ENV}
@@ -289,7 +298,7 @@ class PolicyPackSession:
                 config=dict(effective[p.name].properties or {}), severity=p.severity,
                 display_name=p.display_name) for p in policies),
             violations=tuple(violations), remediations=tuple(remediations), warnings=warnings,
-            logs=tuple(redact(line) for line in list(self._process.logs if self._process else ())))
+            logs=tuple(redact(line) for line in list(self._logs())))
 
     def _remediate(self, r: AnalyzedResource, inputs: Mapping[str, Any],
                    by_urn: Mapping[str, AnalyzedResource], violations: list[Violation],
@@ -307,6 +316,12 @@ class PolicyPackSession:
                 inputs = json_format.MessageToDict(rem.properties)
                 remediations.append(Remediation(rem.policyName, r.urn, rem.description))
         return inputs
+
+    def _logs(self) -> list[str]:
+        """What the pack printed and logged: its process's, or the in-process analyzer's."""
+        if self._process is not None:
+            return self._process.logs
+        return list(self._analyzer.logs) if self._analyzer is not None else []
 
     def close(self) -> None:
         """Close the channel and stop the pack (configplane.offline.pack_process: interrupt, then kill)."""

@@ -1,6 +1,18 @@
 """Operations on a stack: drift reports, config generations (prune, rollback), parity, explain,
 import, migrate and CODEOWNERS."""
 
+from configplane.ops.affected import (
+    MATRIX_LIMIT,
+    Affected,
+    AffectedError,
+    AffectedStack,
+    Scope,
+    affected,
+    every_stack,
+    scope_of,
+    select,
+)
+from configplane.ops.dr import DrillReport, Expectation, Expected, Finding, expectations, run_drill, verify
 from configplane.ops.drift import (
     CONFIG_CHANGED,
     CREATION,
@@ -26,6 +38,14 @@ from configplane.ops.generations import (
     parse_configmaps,
     parse_workloads,
 )
+from configplane.ops.gitbase import (
+    BaseCommit,
+    GitRefError,
+    branch_point,
+    changed_files,
+    materialise,
+    resolve_base,
+)
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.proposal import (
@@ -39,19 +59,58 @@ from configplane.ops.importer.proposal import (
 from configplane.ops.importer.result import catalog_text, import_edits, result_problems
 from configplane.ops.importer.yamledit import add_declarations, add_grants
 from configplane.ops.migrate import MigrationError, plan_migration
+from configplane.ops.operator import (
+    MANAGED,
+    OperatorError,
+    Source,
+    operator_objects,
+    role_template_problem,
+)
 from configplane.ops.owners import CODEOWNERS, OwnersError, codeowners
 from configplane.ops.parity import PARITY_KEY, ParityConfigError, compare, load_expectations
 from configplane.ops.prune import delete_command, prune_decisions
 from configplane.ops.pulumi_paths import parse_path, urn_parts
 from configplane.ops.rollback import RollbackError, rollback_commands
+from configplane.ops.scratch_vault import (
+    DrillError,
+    ScratchVault,
+    Snapshot,
+    bao_binary,
+    key_material,
+    parse_keys,
+    read_snapshot,
+    scratch_vault,
+)
+from configplane.ops.secret_set import SecretSetProblem, SecretSetProposal, propose_secret
 
 __all__ = [
+    "MANAGED",
+    "OperatorError",
+    "Source",
+    "operator_objects",
+    "role_template_problem",
+    "MATRIX_LIMIT",
+    "Affected",
+    "AffectedError",
+    "AffectedStack",
+    "Scope",
+    "affected",
+    "every_stack",
+    "scope_of",
+    "select",
+    "BaseCommit",
+    "branch_point",
+    "changed_files",
+    "GitRefError",
+    "materialise",
+    "resolve_base",
     "add_declarations",
     "add_grants",
+    "bao_binary",
     "build_report",
     "catalog_text",
-    "CODEOWNERS",
     "codeowners",
+    "CODEOWNERS",
     "compare",
     "CONFIG_CHANGED",
     "config_key_for",
@@ -61,18 +120,25 @@ __all__ = [
     "DRIFT",
     "DriftInputError",
     "DriftReport",
+    "DrillError",
+    "DrillReport",
     "emit_value",
     "EXIT_DRIFT",
     "EXIT_ERROR",
     "EXIT_OK",
+    "Expectation",
+    "expectations",
+    "Expected",
     "EXPECTED",
     "explain",
     "ExplainError",
+    "Finding",
     "Generation",
     "import_edits",
     "ImportProblem",
     "ImportProposal",
     "in_use",
+    "key_material",
     "LISTING_COMMAND",
     "ListingError",
     "load_expectations",
@@ -83,6 +149,7 @@ __all__ = [
     "ParityConfigError",
     "parse_configmaps",
     "parse_events",
+    "parse_keys",
     "parse_path",
     "parse_preview",
     "parse_workloads",
@@ -92,12 +159,21 @@ __all__ = [
     "prune_decisions",
     "read_dotenv",
     "read_input",
+    "read_snapshot",
     "REPLACEMENT",
     "result_problems",
     "rollback_commands",
     "RollbackError",
+    "run_drill",
+    "scratch_vault",
+    "ScratchVault",
     "SECRET_ROTATED",
+    "Snapshot",
+    "SecretSetProblem",
+    "SecretSetProposal",
+    "propose_secret",
     "STORES",
     "urn_parts",
+    "verify",
     "WORKLOADS_COMMAND",
 ]

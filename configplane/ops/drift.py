@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from configplane.ops.pulumi_paths import lookup, parse_path, related, urn_parts
+from configplane.ops.pulumi_paths import lookup, parse_path, urn_parts
 from configplane.redaction import REDACTED
 
 EXIT_OK = 0
@@ -183,12 +183,37 @@ class _Refresh:
     paths: list[tuple[str | int, ...]] = field(default_factory=list)
     gone: bool = False
     rotated: list[str] = field(default_factory=list)
+    _trie: dict[Any, Any] | None = None  # the paths as a trie; _END marks where one ends
+
+    def touches(self, segments: tuple[str | int, ...]) -> bool:
+        """Whether refresh found a change at a path related to `segments` (one contains the
+        other, as pulumi_paths.related says), in time linear in the path: the paths are a trie."""
+        if self._trie is None:
+            self._trie = {}
+            for path in self.paths:
+                node = self._trie
+                for segment in path:
+                    node = node.setdefault(segment, {})
+                if path:
+                    node[_END] = True
+        found: dict[Any, Any] | None = self._trie
+        for segment in segments:
+            found = found.get(segment) if found is not None else None
+            if found is None:
+                return False
+            if _END in found:
+                return True  # a refresh path contains `segments`
+        return bool(segments)  # `segments` contains a refresh path below it
+
+
+_END = object()
 
 
 def _refresh_findings(events: Iterable[Mapping[str, Any]]) -> dict[str, _Refresh]:
     found: dict[str, _Refresh] = {}
-    for event in events:
-        meta = (event.get("resOutputsEvent") or {}).get("metadata")
+    for event in events:  # each read defensively: a field of another shape is ignored
+        outputs = event.get("resOutputsEvent")
+        meta = outputs.get("metadata") if isinstance(outputs, dict) else None
         if not isinstance(meta, dict) or meta.get("op") != "refresh":
             continue
         if not isinstance(meta.get("urn"), str) or not meta["urn"]:
@@ -196,7 +221,8 @@ def _refresh_findings(events: Iterable[Mapping[str, Any]]) -> dict[str, _Refresh
         info = found.setdefault(meta["urn"], _Refresh())
         detailed = meta.get("detailedDiff") or {}
         keys = list(detailed) if isinstance(detailed, dict) else []
-        keys += [d for d in meta.get("diffs") or [] if isinstance(d, str)]
+        diffs = meta.get("diffs")
+        keys += [d for d in diffs if isinstance(d, str)] if isinstance(diffs, list) else []
         info.paths += [parse_path(k) for k in keys]
         old, new = meta.get("old"), meta.get("new")
         if isinstance(old, dict) and new is None and "new" in meta:
@@ -216,7 +242,7 @@ def _origin(
     new_inputs: Mapping[str, Any],
     refresh: _Refresh | None,
 ) -> str:
-    if refresh and any(related(segments, p) for p in refresh.paths):
+    if refresh and refresh.touches(segments):
         return OUTSIDE
     if diff is not None and diff.get("inputDiff"):
         return CODE  # Pulumi diffed old inputs against new inputs: the program changed
@@ -247,7 +273,9 @@ def _paths(steps: Sequence[Mapping[str, Any]], refresh: _Refresh | None) -> tupl
 
 def _is_rotation(rtype: str, paths: Sequence[PathChange]) -> bool:
     allowed = ROTATION_PATHS.get(rtype)
-    return bool(allowed and paths) and all(parse_path(p.path)[0] in allowed for p in paths)
+    if not allowed or not paths:
+        return False
+    return all(parse_path(p.path)[0] in allowed for p in paths)
 
 
 def _classify(

@@ -51,6 +51,8 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
         raise DriftInputError(f"{source}: the file is empty; {_FIX} (did the preview fail?)")
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise DriftInputError(f"{source}: nested too deeply to read; {_FIX}") from None
     except json.JSONDecodeError as e:
         raise DriftInputError(
             f"{source}: not JSON (line {e.lineno}, column {e.colno}: {e.msg}); {_FIX}, "
@@ -63,7 +65,10 @@ def parse_preview(text: str, source: str) -> dict[str, Any]:
             f"{source}: this is an engine event, not a preview document; pass the event log "
             "with --events and the preview JSON as the file"
         )
-    error = next(iter(_validator().iter_errors(doc)), None)
+    try:
+        error = next(iter(_validator().iter_errors(doc)), None)
+    except RecursionError:
+        raise DriftInputError(f"{source}: nested too deeply to read; {_FIX}") from None
     if error is not None:
         path, want = explain(error)
         raise DriftInputError(f"{source}: {path}: expected {want}; {_FIX}")
@@ -102,8 +107,10 @@ def explain(error: ValidationError) -> tuple[str, str]:
         node = _deref(root, node)
         if EXPECTED in node:
             found = (len(segments), node[EXPECTED])
-    if error.validator == "required":  # a missing key: say what belongs there, if known
-        missing = next(k for k in error.validator_value if k not in error.instance)
+    required, instance_ = error.validator_value, error.instance
+    # a missing key: say what belongs there, if known
+    if error.validator == "required" and isinstance(required, list) and isinstance(instance_, Mapping):
+        missing = next(k for k in required if k not in instance_)
         spec = _deref(root, (node.get("properties") or {}).get(missing) or {})
         if EXPECTED in spec:
             segments.append(f".{missing}")
@@ -135,6 +142,9 @@ def parse_events(text: str, source: str) -> list[dict[str, Any]]:
             continue
         try:
             event = json.loads(line)
+        except RecursionError:
+            raise DriftInputError(f"{source}:{lineno}: nested too deeply to read; expected the file "
+                                  "`pulumi preview --event-log FILE` writes") from None
         except json.JSONDecodeError as e:
             raise DriftInputError(
                 f"{source}:{lineno}: not a JSON engine event ({e.msg}); expected the file "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from configplane import ownership
 from configplane.inputs import TENANT_LAYER, Resolved, Setting, StackInputs, dotted, leaves, resolve_inputs
 from configplane.model import InvalidStack, Service, ServiceModel, StackModel
 from configplane.ops.explain_secrets import (
@@ -117,6 +118,13 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
     specs = Redactor(detector=detector_for(inputs.project_dir or None))
     services = resolved.value.get("services") or {}
     if not isinstance(services, Mapping) or service not in services:
+        unreadable = [p for p in inputs.read_problems
+                      if str(p[1]).startswith(ownership.service_directory(service))]
+        if unreadable:  # the service is there, but a file of it cannot be read: say which
+            path, file, problem = unreadable[0][:3]
+            line = unreadable[0][3] if len(unreadable[0]) > 3 and unreadable[0][3] else None
+            raise ExplainError(f"{file}{f':{line}' if line else ''}: {problem} (service "
+                               f"`{service}` cannot be explained until its files read).")
         known = ", ".join(sorted(services)) if isinstance(services, Mapping) else ""
         raise ExplainError(f"service `{service}` is not in stack {inputs.stack} "
                            f"(services/, {inputs.stack_file}). "
@@ -160,28 +168,7 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
     explanation = Explanation(inputs.stack, service, path, tenant, secret, value, entries,
                               notes=notes)
     if secret:
-        name = parts[1] if len(parts) > 1 else ""
-        secrets = view.get("secrets") or {}
-        spec = secrets.get(name) if isinstance(secrets, Mapping) and name else None
-        if isinstance(spec, Mapping):
-            explanation.secret_value = value_state(inputs, spec)
-            if plan is not None:
-                explanation.delivered_as = secret_delivery(plan, name)
-        if both_config_and_secret(view, parts):
-            explanation.notes.append(f"`{parts[1]}` is both a config key and a secret of "
-                                     f"service `{service}`: shown as the secret (its value is "
-                                     "never shown). Fix: keep it in one place; `configplane "
-                                     "validate` reports it.")
-        if found is _ABSENT:
-            pass  # deleted: nothing to show but who deleted it
-        elif len(parts) == 1:  # the whole `secrets` mapping: each spec by its metadata
-            explanation.value = ({k: specs.spec(v) for k, v in found.items()}
-                                 if isinstance(found, Mapping) else SECRET)
-        elif len(parts) == 2:
-            explanation.spec = specs.spec(spec) if isinstance(spec, Mapping) else None
-            explanation.value = SECRET
-        else:
-            explanation.value = specs.spec(found, tuple(parts[2:]))
+        _explain_secret(explanation, inputs, view, plan, parts, found, specs)
     elif parts[0] == "config" and len(parts) >= 2 and plan is not None:
         configmap = plan.tenants[tenant] if tenant else plan.config
         key = path.split(".", 1)[1]
@@ -192,6 +179,35 @@ def explain(inputs: StackInputs, service: str, key_path: str, tenant: str | None
         explanation.notes.append(f"tenant {tenant} does not override {path}: it gets the "
                                  "service's value.")
     return explanation
+
+
+def _explain_secret(explanation: Explanation, inputs: StackInputs, view: Mapping[str, Any],
+                    plan: ServiceModel | None, parts: list[str], found: Any,
+                    specs: Redactor) -> None:
+    """A secret's answer: where its value comes from and how it is delivered, its spec by
+    metadata (`specs`); never its value."""
+    name = parts[1] if len(parts) > 1 else ""
+    secrets = view.get("secrets") or {}
+    spec = secrets.get(name) if isinstance(secrets, Mapping) and name else None
+    if isinstance(spec, Mapping):
+        explanation.secret_value = value_state(inputs, spec)
+        if plan is not None:
+            explanation.delivered_as = secret_delivery(plan, name)
+    if both_config_and_secret(view, parts):
+        explanation.notes.append(f"`{parts[1]}` is both a config key and a secret of "
+                                 f"service `{explanation.service}`: shown as the secret (its "
+                                 "value is never shown). Fix: keep it in one place; "
+                                 "`configplane validate` reports it.")
+    if found is _ABSENT:
+        pass  # deleted: nothing to show but who deleted it
+    elif len(parts) == 1:  # the whole `secrets` mapping: each spec by its metadata
+        explanation.value = ({k: specs.spec(v) for k, v in found.items()}
+                             if isinstance(found, Mapping) else SECRET)
+    elif len(parts) == 2:
+        explanation.spec = specs.spec(spec) if isinstance(spec, Mapping) else None
+        explanation.value = SECRET
+    else:
+        explanation.value = specs.spec(found, tuple(parts[2:]))
 
 
 _ABSENT = object()
@@ -351,8 +367,8 @@ def _redact_entry(entry: Entry, specs: Redactor) -> Entry:
     def view(value: Any) -> Any:
         return None if value is None else specs.spec(value, rel)
 
-    def hide(step: Step | None) -> Step | None:
-        return None if step is None else Step(step.layer, step.file, step.path, view(step.value),
-                                              step.line)
+    def hide(step: Step) -> Step:
+        return Step(step.layer, step.file, step.path, view(step.value), step.line)
 
-    return Entry(entry.path, view(entry.value), hide(entry.set_by), [hide(s) for s in entry.overrode])
+    return Entry(entry.path, view(entry.value), None if entry.set_by is None else hide(entry.set_by),
+                 [hide(s) for s in entry.overrode])

@@ -38,6 +38,7 @@ from configplane.contract import (
 from configplane.hashing import configmap_hash
 
 HASH_PATTERN = re.compile(r"[a-z0-9]{10}")  # configmap_hash's suffix: fullmatch only
+_KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")  # a Kubernetes kind: safe to quote back
 LISTING_COMMAND = (
     f"kubectl get configmaps -A -l {MANAGED_BY_LABEL}={MANAGED_BY} -o json"
 )
@@ -94,6 +95,8 @@ def _items(text: str, source: str, fix: str) -> list[tuple[str, dict[str, Any]]]
     """The objects of a `kubectl get -o json` document (a List, or one object), with paths."""
     try:
         document = json.loads(text)
+    except RecursionError:
+        raise ListingError(f"{source}: nested too deeply to read. Fix: {fix}") from None
     except json.JSONDecodeError as exc:
         raise ListingError(f"{source}: not JSON ({exc.msg} at line {exc.lineno} column "
                            f"{exc.colno}). Fix: {fix}") from None
@@ -138,7 +141,8 @@ def parse_configmaps(text: str, source: str) -> list[Generation]:
     for where, item in _items(text, source, fix):
         kind = item.get("kind", "ConfigMap")
         if kind != "ConfigMap":
-            raise ListingError(f"{source}: {where}.kind: {kind!r} is not a ConfigMap. Fix: {fix}")
+            shown = f"{kind!r} is" if isinstance(kind, str) and _KIND.fullmatch(kind) else "it is"
+            raise ListingError(f"{source}: {where}.kind: {shown} not a ConfigMap. Fix: {fix}")
         meta = _mapping(item, "metadata", where, source, fix)
         if not meta:
             raise ListingError(f"{source}: {where}.metadata: missing. Fix: {fix}")
@@ -155,7 +159,9 @@ def parse_configmaps(text: str, source: str) -> list[Generation]:
                 or not name.endswith(f"-{config_hash}") or not HASH_PATTERN.fullmatch(config_hash)):
             continue  # not a content-hashed config generation
         created = _require_str(meta, "creationTimestamp", at, source, fix)
-        base = labels.get(GENERATION_OF_LABEL) or name[: -len(config_hash) - 1]
+        base = labels.get(GENERATION_OF_LABEL)
+        if not isinstance(base, str) or not base:
+            base = name[: -len(config_hash) - 1]
         # what reaches a printed command is checked whole: no API server lists other names
         if not is_object_name(name) or not is_object_name(base) or name != f"{base}-{config_hash}":
             raise ListingError(f"{source}: {at}.name: not the Kubernetes name of a config "
@@ -200,37 +206,44 @@ def configmap_refs(obj: Mapping[str, Any]) -> Iterator[ConfigMapRef]:
         return
     template: Any = obj
     for key in path:
-        template = template.get(key) if isinstance(template, dict) else None
-    if not isinstance(template, dict):
-        return
-    spec = template.get("spec")  # a pod template's spec, or a Pod's own
+        template = _dict(template).get(key)
+    spec = _dict(_dict(template).get("spec"))  # a pod template's spec, or a Pod's own
     spec_ptr = "".join(f"/{key}" for key in path) + "/spec"
-    if not isinstance(spec, dict):
-        return
+    # A listing is foreign: any field may have another shape; such a field holds no reference.
     for group in ("initContainers", "containers"):
-        for i, container in enumerate(spec.get(group) or []):
-            if not isinstance(container, dict):
-                continue
-            at = f"{spec_ptr}/{group}/{i}"
-            for j, source in enumerate(container.get("envFrom") or []):
-                name = ((source or {}).get("configMapRef") or {}).get("name")
-                if isinstance(name, str):
-                    yield ConfigMapRef(f"{at}/envFrom/{j}/configMapRef/name", name)
-            for j, var in enumerate(container.get("env") or []):
-                ref = (((var or {}).get("valueFrom") or {}).get("configMapKeyRef") or {})
-                if isinstance(ref.get("name"), str):
-                    yield ConfigMapRef(f"{at}/env/{j}/valueFrom/configMapKeyRef/name", ref["name"])
-    for k, volume in enumerate(spec.get("volumes") or []):
-        if not isinstance(volume, dict):
-            continue
-        name = (volume.get("configMap") or {}).get("name")
+        for i, container in enumerate(_list(spec.get(group))):
+            yield from _container_refs(_dict(container), f"{spec_ptr}/{group}/{i}")
+    for k, volume in enumerate(_list(spec.get("volumes"))):
+        yield from _volume_refs(_dict(volume), f"{spec_ptr}/volumes/{k}")
+
+
+def _container_refs(container: Mapping[str, Any], at: str) -> Iterator[ConfigMapRef]:
+    for j, source in enumerate(_list(container.get("envFrom"))):
+        name = _dict(_dict(source).get("configMapRef")).get("name")
         if isinstance(name, str):
-            yield ConfigMapRef(f"{spec_ptr}/volumes/{k}/configMap/name", name)
-        for m, source in enumerate((volume.get("projected") or {}).get("sources") or []):
-            name = ((source or {}).get("configMap") or {}).get("name")
-            if isinstance(name, str):
-                yield ConfigMapRef(f"{spec_ptr}/volumes/{k}/projected/sources/{m}/configMap/name",
-                                   name)
+            yield ConfigMapRef(f"{at}/envFrom/{j}/configMapRef/name", name)
+    for j, var in enumerate(_list(container.get("env"))):
+        ref = _dict(_dict(_dict(var).get("valueFrom")).get("configMapKeyRef"))
+        if isinstance(ref.get("name"), str):
+            yield ConfigMapRef(f"{at}/env/{j}/valueFrom/configMapKeyRef/name", ref["name"])
+
+
+def _volume_refs(volume: Mapping[str, Any], at: str) -> Iterator[ConfigMapRef]:
+    name = _dict(volume.get("configMap")).get("name")
+    if isinstance(name, str):
+        yield ConfigMapRef(f"{at}/configMap/name", name)
+    for m, source in enumerate(_list(_dict(volume.get("projected")).get("sources"))):
+        name = _dict(_dict(source).get("configMap")).get("name")
+        if isinstance(name, str):
+            yield ConfigMapRef(f"{at}/projected/sources/{m}/configMap/name", name)
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def parse_workloads(text: str, source: str) -> list[dict[str, Any]]:
@@ -250,6 +263,6 @@ def in_use(workloads: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
     """(namespace, ConfigMap name) of everything the given workloads and their histories use."""
     used = set()
     for obj in workloads:
-        namespace = str((obj.get("metadata") or {}).get("namespace", ""))
+        namespace = str(_dict(obj.get("metadata")).get("namespace", ""))
         used |= {(namespace, ref.name) for ref in configmap_refs(obj)}
     return used

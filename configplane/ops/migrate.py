@@ -140,8 +140,16 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
         raise MigrationError(f"{PROJECT_FILE}: not found in {project_dir.resolve()}. Fix: run "
                              "in the project directory or pass --project-dir.")
     stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
-    moved: dict[str, str] = {}  # catalog file -> text
+    moved = _project_services(project_dir, migration)  # catalog file -> text
+    for stack in stacks:
+        _stack_services(project_dir, stack, migration, moved)
+    return _write_catalog(project_dir, migration, moved, overwrite)
 
+
+def _project_services(project_dir: Path, migration: Migration) -> dict[str, str]:
+    """Pulumi.yaml's `configplane:defaults.services`: each service's base file, and the
+    project file without them (into `migration.writes`)."""
+    moved: dict[str, str] = {}
     project_text = _read(project_dir, PROJECT_FILE)
     project_lines = project_text.splitlines(keepends=True)
     loaded = _load(project_text, PROJECT_FILE)
@@ -153,7 +161,8 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
     defaults_key = DEFAULTS_KEY if DEFAULTS_KEY in config else "defaults"
     spec = config.get(defaults_key)
     value = spec.get("value") if isinstance(spec, Mapping) and "value" in spec else spec
-    base: Any = value.get("services") if isinstance(value, Mapping) else None
+    value_map: Mapping[str, Any] = value if isinstance(value, Mapping) else {}
+    base: Any = value_map.get("services")
     project_drops: list[int] = []
     if base is not None:
         if not isinstance(base, Mapping):
@@ -164,7 +173,7 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
             line = loaded.lines[(*prefix, name)]
             moved[f"{CATALOG_DIR}/{_service_dir(name, PROJECT_FILE)}/{SERVICE_FILE}"] = _subtree_text(
                 project_lines, line - 1, base[name], f"{name}/{SERVICE_FILE}")
-        remaining = {k: v for k, v in value.items() if k != "services"}
+        remaining = {k: v for k, v in value_map.items() if k != "services"}
         if remaining:
             project_drops.append(loaded.lines[prefix] - 1)
         else:  # nothing but services: the whole configplane:defaults key goes
@@ -174,37 +183,48 @@ def plan_migration(project_dir: Path, *, overwrite: bool = False) -> Migration:
         _check_same(text, loaded.document, PROJECT_FILE,
                     lambda d: _drop_services(d, defaults_key, bool(remaining)))
         migration.writes[PROJECT_FILE] = text
+    return moved
 
-    for stack in stacks:
-        name_of_file = f"Pulumi.{stack}.yaml"
-        text = _read(project_dir, name_of_file)
-        lines = text.splitlines(keepends=True)
-        doc = _load(text, name_of_file)
-        stack_config = (doc.document or {}).get("config") or {}
-        stack_defaults = stack_config.get(DEFAULTS_KEY)
-        if isinstance(stack_defaults, Mapping) and "services" in stack_defaults:
-            raise MigrationError(f"{name_of_file}: sets `{DEFAULTS_KEY}` with services, which "
-                                 "replaces the project defaults in this stack only; migrate "
-                                 f"cannot split that. Fix: move those values under "
-                                 f"`{SERVICES_KEY}` in {name_of_file} first.")
-        key = SERVICES_KEY if SERVICES_KEY in stack_config else (
-            "services" if "services" in stack_config else None)
-        if key is None:
-            continue
-        services = stack_config[key]
-        if services is not None and not isinstance(services, Mapping):
-            raise MigrationError(f"{name_of_file}: `{SERVICES_KEY}` is not a mapping of service "
-                                 "names. Fix: correct it first.")
-        for name in sorted(services or {}):
-            line = doc.lines[("config", key, name)]
-            moved[f"{CATALOG_DIR}/{_service_dir(name, name_of_file)}/{stack}.yaml"] = _subtree_text(
-                lines, line - 1, services[name], f"{name}/{stack}.yaml")
-        new = _without(lines, [doc.lines[("config", key)] - 1])
-        _check_same(new, doc.document, name_of_file,
-                    lambda d, k=key: {**d, "config": {c: v for c, v in d["config"].items()
-                                                      if c != k}})
-        migration.writes[name_of_file] = new
 
+def _stack_services(project_dir: Path, stack: str, migration: Migration,
+                    moved: dict[str, str]) -> None:
+    """A stack file's `configplane:services`: each service's overlay for the stack (into
+    `moved`), and the stack file without them."""
+    name_of_file = f"Pulumi.{stack}.yaml"
+    text = _read(project_dir, name_of_file)
+    lines = text.splitlines(keepends=True)
+    doc = _load(text, name_of_file)
+    stack_config = (doc.document or {}).get("config") or {}
+    stack_defaults = stack_config.get(DEFAULTS_KEY)
+    if isinstance(stack_defaults, Mapping) and "services" in stack_defaults:
+        raise MigrationError(f"{name_of_file}: sets `{DEFAULTS_KEY}` with services, which "
+                             "replaces the project defaults in this stack only; migrate "
+                             f"cannot split that. Fix: move those values under "
+                             f"`{SERVICES_KEY}` in {name_of_file} first.")
+    key = SERVICES_KEY if SERVICES_KEY in stack_config else (
+        "services" if "services" in stack_config else None)
+    if key is None:
+        return
+    raw_services = stack_config[key]
+    if raw_services is not None and not isinstance(raw_services, Mapping):
+        raise MigrationError(f"{name_of_file}: `{SERVICES_KEY}` is not a mapping of service "
+                             "names. Fix: correct it first.")
+    services: Mapping[str, Any] = raw_services or {}
+    for name in sorted(services):
+        line = doc.lines[("config", key, name)]
+        moved[f"{CATALOG_DIR}/{_service_dir(name, name_of_file)}/{stack}.yaml"] = _subtree_text(
+            lines, line - 1, services[name], f"{name}/{stack}.yaml")
+    new = _without(lines, [doc.lines[("config", key)] - 1])
+    _check_same(new, doc.document, name_of_file,
+                lambda d, k=key: {**d, "config": {c: v for c, v in d["config"].items()
+                                                  if c != k}})
+    migration.writes[name_of_file] = new
+
+
+def _write_catalog(project_dir: Path, migration: Migration, moved: dict[str, str],
+                   overwrite: bool) -> Migration:
+    """The catalog files to write (with services/defaults.yaml when missing), refusing to
+    replace a different file unless `overwrite`."""
     for rel in sorted(moved):
         name = rel.split("/")[1]
         if name not in migration.services:

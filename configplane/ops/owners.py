@@ -25,6 +25,7 @@ from configplane.inputs import (
     read_fleet_defaults,
 )
 from configplane.projectfiles import ProjectFileError, is_file, shown
+from configplane.redaction import Detector, detect_name, detector_for
 
 CODEOWNERS = ".github/CODEOWNERS"
 PLATFORM_PATHS = ownership.PLATFORM_PATHS  # what the platform owns (configplane/ownership.py)
@@ -36,7 +37,8 @@ class OwnersError(Exception):
     """Owners cannot be worked out (bad file, no platform owners): names file and fix."""
 
 
-def service_owners(project_dir: Path, name: str, fleet_default: list[str]) -> list[str]:
+def service_owners(project_dir: Path, name: str, fleet_default: list[str],
+                   detector: Detector | None = None) -> list[str]:
     display = ownership.service_directory(name) + SERVICE_FILE
     if not is_file(project_dir, display):
         return list(fleet_default)
@@ -49,11 +51,26 @@ def service_owners(project_dir: Path, name: str, fleet_default: list[str]) -> li
                                                for o in owners):
         raise OwnersError(f"{display}: owners must be a list of GitHub users or teams "
                           "(`@org/team`, `@user`) or e-mail addresses. Fix: correct it.")
+    _no_credentials(display, owners, detector)
     return owners
 
 
-def codeowners(project_dir: Path) -> str:
+def _no_credentials(display: str, owners: list[str], detector: Detector | None) -> None:
+    """An owner is written into CODEOWNERS and shown: one that looks like a credential (a
+    token pasted as a team name) is refused, never written."""
+    for n, owner in enumerate(owners):
+        rules = detect_name(owner, detector)
+        if rules:
+            raise OwnersError(f"{display}: owners[{n}] looks like a credential "
+                              f"({', '.join(rules)}); it is not written nor shown. Fix: name "
+                              "the GitHub user or team, and rotate the exposed value.")
+
+
+def codeowners(project_dir: Path, detector: Detector | None = None) -> str:
+    """CODEOWNERS' text. `detector`: the run's (the project's pack); None, that of
+    `project_dir`."""
     project_dir = Path(project_dir)
+    detector = detector or detector_for(project_dir)
     problems: list[tuple] = []
     fleet = read_fleet_defaults(project_dir, problems)
     if problems:
@@ -61,7 +78,9 @@ def codeowners(project_dir: Path) -> str:
     if not fleet.owners:
         raise OwnersError(f"{DEFAULTS_FILE}: no platform owners. Fix: add `owners: "
                           "[\"@org/platform-team\"]`.")
+    _no_credentials(DEFAULTS_FILE, list(fleet.owners), detector)
     default = fleet.service.get("owners") or []
+    _no_credentials(f"{DEFAULTS_FILE} service", list(default), detector)
     platform = " ".join(fleet.owners)
     lines = [HEADER, "\n# Platform: everything that is not a service's own directory (the project, the\n"
              "# program, the pack, schemas, the CLI, and all that CI runs: Makefile, pyproject.toml,\n"
@@ -77,6 +96,6 @@ def codeowners(project_dir: Path) -> str:
             raise OwnersError(f"{ownership.CATALOG_DIR}/{shown(name)}/: a directory is not named "
                               "like a service (an RFC 1123 label: lowercase letters, digits, "
                               "'-'), so no owner can be given for it. Fix: rename or remove it.")
-        owners = service_owners(project_dir, name, list(default)) or list(fleet.owners)
+        owners = service_owners(project_dir, name, list(default), detector) or list(fleet.owners)
         lines.append(f"/{ownership.service_directory(name)} {' '.join(owners)}\n")
     return "".join(lines)

@@ -63,13 +63,14 @@ def load_expectations(project_dir: Path) -> list[Expectation]:
         raise ParityConfigError(f"{where}: expected `value: {{expected_differences: [...]}}`. "
                                 "Fix: list the paths that may differ under expected_differences.")
     found = []
+    patterns: list[Any]
     for n, item in enumerate(items):
         if isinstance(item, str):
             patterns, reason = [item], ""
         elif isinstance(item, Mapping) and isinstance(item.get("paths"), list):
             patterns, reason = item["paths"], str(item.get("reason", ""))
         else:
-            patterns, reason = [None], ""
+            patterns, reason = [None], ""  # an item of another shape: refused below
         for pattern in patterns:
             if (not isinstance(pattern, str) or not pattern.startswith("services.")
                     or "" in pattern.split(".") or len(pattern.split(".")) < 3):
@@ -124,14 +125,13 @@ def service_view(model: StackModel, name: str) -> dict[str, Any]:
 def compare(a: StackModel, b: StackModel, expectations: list[Expectation]) -> Parity:
     rows = []
     for name in sorted(set(a.services) | set(b.services)):
-        left = service_view(a, name) if name in a.services else _ABSENT
-        right = service_view(b, name) if name in b.services else _ABSENT
-        if left is _ABSENT or right is _ABSENT:
-            present = left if right is _ABSENT else right
+        if name not in a.services or name not in b.services:
+            present = service_view(a if name in a.services else b, name)
             summary = f"service ({present['app_schema']})"
-            rows.append(_row(name, "", summary if left is not _ABSENT else None,
-                             summary if right is not _ABSENT else None, expectations))
+            rows.append(_row(name, "", summary if name in a.services else None,
+                             summary if name in b.services else None, expectations))
             continue
+        left, right = service_view(a, name), service_view(b, name)
         for path, x, y in _walk(left, right, ()):
             rows.append(_row(name, ".".join(path), x, y, expectations))
     notes = [] if expectations else [

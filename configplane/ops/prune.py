@@ -7,7 +7,7 @@ never calls kubectl.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ class PruneDecision:
 
 
 def prune_decisions(generations: Iterable[Generation], current: Mapping[tuple[str, str], str],
-                    keep: int, used: set[tuple[str, str]] = frozenset()) -> list[PruneDecision]:
+                    keep: int, used: Set[tuple[str, str]] = frozenset()) -> list[PruneDecision]:
     """Per ConfigMap the stack declares (`current`: (namespace, base name) -> its hash): keep
     the current generation, the `keep` newest and any a workload still uses; everything older
     goes. Generations of anything else (another stack's, a namespace the stack does not own)

@@ -103,7 +103,7 @@ def rollback_commands(generations: list[Generation], *, base: str, namespace: st
         "generations": [{**g.as_dict(), "current": g.hash == current_hash,
                          "target": g is target} for g in group],
     }
-    if target_wl is None:
+    if workload is None or target_wl is None:  # (both or neither)
         if to_hash is not None:
             raise RollbackError(f"--to needs --workload: the patch that points a workload at "
                                 f"{target.name} names its ConfigMap references. Fix: run "
@@ -174,7 +174,9 @@ def _looks_like_generation(name: str, base: str) -> bool:
 
 
 def _checksum_ops(workload: Mapping[str, Any], config_hash: str) -> list[dict[str, Any]]:
-    metadata = ((workload.get("spec") or {}).get("template") or {}).get("metadata")
+    spec = workload.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    metadata = template.get("metadata") if isinstance(template, dict) else None
     if not isinstance(metadata, dict):
         return [{"op": "add", "path": "/spec/template/metadata",
                  "value": {"annotations": {CHECKSUM_ANNOTATION: config_hash}}}]

@@ -3,6 +3,7 @@
 from configplane.redaction.detector import Detector, detector_for, load_detector
 from configplane.redaction.redactor import (
     HIDDEN,
+    IDENTIFIER_KEY,
     MIN_SECRET_LEN,
     PROVIDER_CREDENTIALS,
     REDACTED,
@@ -11,21 +12,25 @@ from configplane.redaction.redactor import (
     SPEC_METADATA,
     Redactor,
     detect,
+    detect_name,
     file_secrets,
     is_name_slot,
     is_secret_wrapper,
     marked_strings,
     plaintext_rules,
     stack_secrets,
+    text_secrets,
     url_userinfo,
 )
 
 __all__ = [
     "detect",
+    "detect_name",
     "Detector",
     "detector_for",
     "file_secrets",
     "HIDDEN",
+    "IDENTIFIER_KEY",
     "is_name_slot",
     "is_secret_wrapper",
     "load_detector",
@@ -39,5 +44,6 @@ __all__ = [
     "SECRET_SIG_VALUE",
     "SPEC_METADATA",
     "stack_secrets",
+    "text_secrets",
     "url_userinfo",
 ]

@@ -6,7 +6,12 @@ A value is secret, and never printed or written, when it is known to be secret
 - by source: a `secure:` stack value, a provider credential (`vault:token`, `aws:secretKey`,
   ...), a value marked secret in the engine's wire format (the plan's `secure`, generated and
   write-only values arrive that way);
-- by key name and by content: the policy pack's detector (`scan(key, value)`) flags it.
+- by key name and by content: the policy pack's detector (`scan(key, value)`) flags it;
+- as a name: a mapping key (a tenant, a flag, a secret's name) or the value of a name slot (an
+  owner, a config key, a resource name) that the detector flags as an identifier (vendor
+  formats and structure: `scan(IDENTIFIER_KEY, name)`; a name's own words never count);
+- in foreign text (preview diagnostics, policy messages, listings, input files): the parts of
+  it the detector's `find` picks out (`text_secrets`).
 
 A secret spec is shown by its metadata only (source, store, config_key, ref, version, length,
 rotation strategy, database coordinates); any other field, and a spec pasted as a plain
@@ -45,24 +50,44 @@ SPEC_METADATA: Mapping[str, frozenset[str]] = {
     "dynamic": frozenset({"connection", "username_key", "grants"}),
 }
 
+# configplane's own messages: they name keys and rules, never values (a name they quote is
+# redacted as a known secret when it is one).
+TEXT_SLOTS = frozenset({
+    "reason", "message", "state", "notes", "advice", "fix", "level", "policy_pack",
+})
 # Slots that hold names of things, never a value: the detector does not judge their values by
-# the key (`config_key: apiDbPassword` names a config key; ESO's `remoteRef.key` a path).
-# A known secret is still redacted there.
+# the key (`config_key: apiDbPassword` names a config key; ESO's `remoteRef.key` a path), but
+# as identifiers (IDENTIFIER_KEY). A known secret is still redacted there.
 NAME_SLOTS = frozenset({
     "source", "store", "config_key", "ref", "length", "version", "strategy",
     "master_secret_arn", "engine", "port", "dbname", "username", "key", "property",
     "secretKey", "secretName", "secret_name", "name", "kind", "apiVersion", "type", "urn",
     "role", "policy", "path", "mountPath", "serviceAccountRef", "secrets_manager_arns",
-    "vault_policy", "vault_role", "vault_path", "keyId", "arn", "id",
-    # configplane's own messages (they name keys and rules, never values)
-    "reason", "message", "state", "notes", "advice", "fix", "level", "policy_pack",
-})
+    "vault_policy", "vault_role", "vault_path", "keyId", "arn", "id", "owners",
+}) | TEXT_SLOTS
+# The key a name is judged under: neutral, so only vendor formats and structure make a name
+# secret (a flag called `ghp_...`, a tenant called `AKIA...`), never the name's own words.
+IDENTIFIER_KEY = "name"
 
 
 def is_name_slot(key: str) -> bool:
     """A slot naming something (NAME_SLOTS), or a Pulumi config key (`password_config_key`:
     the name of a `secure` key, whose own value never appears in any document)."""
     return key in NAME_SLOTS or key.endswith("config_key")
+
+
+def detect_name(name: Any, detector: Detector | None = None) -> tuple[str, ...]:
+    """The detector's rules that fire on a name (a mapping key, a name slot's value).
+    `detector`: the run's (the project's pack); None, the pack `detector_for()` finds."""
+    return detect(IDENTIFIER_KEY, name, detector)
+
+
+def judged(key: str, value: Any, detector: Detector | None = None) -> tuple[str, ...]:
+    """The rules that make `value`, in the slot `key`, a secret: by the key in a value slot,
+    as an identifier in a name slot, never in configplane's own message slots."""
+    if key in TEXT_SLOTS:
+        return ()
+    return detect_name(value, detector) if is_name_slot(key) else detect(key, value, detector)
 
 # Pulumi provider settings that are credentials: a plaintext value in a stack file is a leak.
 PROVIDER_CREDENTIALS = frozenset({
@@ -107,17 +132,26 @@ def detect(key: str, value: Any, detector: Detector | None = None) -> tuple[str,
     return (detector or detector_for()).rules(key, value)
 
 
+# The blocks inside a spec whose fields are metadata, by their path in the spec (list items
+# share their list's path: a grant's fields are under ("dynamic", "grants")).
+SPEC_BLOCKS: Mapping[tuple[str, ...], frozenset[str]] = {
+    (): SPEC_METADATA[""],
+    **{(name,): fields for name, fields in SPEC_METADATA.items() if name},
+    ("dynamic", "grants"): frozenset({"schema", "tables", "privileges"}),
+}
+
+
 def spec_metadata(rel: tuple[str, ...] | list[str]) -> bool:
-    """Whether a path inside a secret spec (`()` is the spec itself) is shown metadata."""
+    """Whether a path inside a secret spec (`()` is the spec itself) is shown metadata: each
+    step is a field of its block; below a block's leaf (a list of names), everything is."""
     rel = tuple(rel)
-    if not rel:
-        return True
-    if rel[0] not in SPEC_METADATA[""]:
-        return False
-    if len(rel) == 1:
-        return True
-    # a metadata field's whole subtree is metadata (dynamic.grants is a list of grants)
-    return rel[0] in SPEC_METADATA and rel[1] in SPEC_METADATA[rel[0]]
+    for n in range(len(rel)):
+        fields = SPEC_BLOCKS.get(rel[:n])
+        if fields is None:
+            return n > 1  # under a block's field; a scalar field given as a block is not
+        if rel[n] not in fields:
+            return False
+    return True
 
 
 class Redactor:
@@ -171,35 +205,67 @@ class Redactor:
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, str | int | float):
-            if self.knows(value) or (not is_name_slot(key) and self.detector.rules(key, value)):
+            if self.knows(value):
+                return REDACTED
+            if isinstance(value, str) and is_name_slot(key):  # a path or message naming a
+                shown = self.text(value)  # secret shows the rest of itself
+                return REDACTED if judged(key, shown, self.detector) else shown
+            if judged(key, value, self.detector):
                 return REDACTED
             return self.text(value) if isinstance(value, str) else value
         return self.tree(value, key)
 
-    def tree(self, value: Any, key: str = "") -> Any:
+    def tree(self, value: Any, key: str = "", *, keep_keys: bool = False) -> Any:
         """A printable copy of structured data: secret-marked values, known secrets and values
-        the detector flags (judged with the key that holds them) become [secret]."""
+        the detector flags (judged with the key that holds them) become [secret]. Mapping keys
+        that are or hold a secret are redacted too; with `keep_keys` (data a renderer indexes
+        by its own key names, printed through a RedactingStream) they stay, and a key the
+        detector flags becomes a known secret, so the stream hides it wherever it is printed."""
         if is_secret_wrapper(value):
             return REDACTED
         if isinstance(value, Mapping):  # keys as text: YAML 1.1 may have made `no` a bool
-            return {self.text(str(k)): self.tree(v, str(k)) for k, v in value.items()}
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                name = str(k)
+                if keep_keys:
+                    if name not in self._values and detect_name(name, self.detector):
+                        self.add(name)
+                    out[name] = self.tree(v, name, keep_keys=True)
+                else:
+                    out[self._name(name, out)] = self.tree(v, name)
+            return out
         if isinstance(value, list | tuple):
-            return [self.tree(v, key) for v in value]
+            return [self.tree(v, key, keep_keys=keep_keys) for v in value]
         return self.value(key, value)
+
+    def _name(self, name: str, taken: Mapping[str, Any]) -> str:
+        """A mapping key as printed: [secret] when it is a secret (numbered to stay unique)."""
+        if not (name in self._values or detect_name(name, self.detector)):
+            return self.text(name)
+        shown, n = REDACTED, 1
+        while shown in taken:
+            n += 1
+            shown = f"{REDACTED} {n}"
+        return shown
+
+    def foreign(self, *values: Any) -> None:
+        """Make secret what the detector finds in text from outside (`text_secrets`): every
+        string and key of `values`, before any of it is printed or written."""
+        self.add(*text_secrets(*values, detector=self.detector))
 
     def spec(self, value: Any, rel: tuple[str, ...] = ()) -> Any:
         """A secret spec (or a part of one, at `rel` inside it) by its metadata only."""
         if not spec_metadata(rel):
             return HIDDEN
         if isinstance(value, Mapping):
-            if rel and rel[0] not in SPEC_METADATA:  # a scalar field given as a mapping
+            if rel and rel not in SPEC_BLOCKS:  # a scalar field given as a mapping
                 return HIDDEN
             return {str(k): self.spec(v, (*rel, str(k))) for k, v in value.items()}
         if not rel:  # a spec pasted as a string or a number: that is the value itself
             return REDACTED if value is not None else None
         if isinstance(value, list):  # metadata lists inside a block (dynamic.grants) only
             return ([self.spec(v, rel) for v in value]
-                    if len(rel) >= 2 and rel[0] in SPEC_METADATA else HIDDEN)
+                    if len(rel) >= 2 and rel[:1] in SPEC_BLOCKS else HIDDEN)
         return self.value(rel[-1], value)
 
     def _compiled(self) -> re.Pattern[str] | None:
@@ -248,6 +314,9 @@ def stack_secrets(inputs: Any, detector: Detector | None = None) -> set[str]:
     for document in (inputs.defaults, inputs.environment):
         found |= document_secrets(document, detector=detector)
     declarations = getattr(inputs, "declarations", {}) or {}
+    for key in [*(getattr(inputs, "values", {}) or {}), *(getattr(inputs, "project_values", {})
+                                                          or {}), *declarations]:
+        found.update(k for k in (key, key.rsplit(":", 1)[-1]) if detect_name(k, detector))
     for key, value in (getattr(inputs, "values", {}) or {}).items():
         declared = declarations.get(key)
         if value.secure:
@@ -283,6 +352,8 @@ def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = (),
     if isinstance(document, Mapping):
         for k, v in document.items():
             k = str(k)
+            if detect_name(k, detector):  # a secret used as a name: a tenant, a flag, a secret's name
+                found.add(k)
             sub = (*path, k)
             if len(sub) == 4 and sub[0] == "services" and sub[2] == "secrets":
                 found |= _spec_secrets(v, (), detector)
@@ -291,28 +362,30 @@ def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = (),
     elif isinstance(document, list):
         for item in document:
             found |= document_secrets(item, key, path, detector)
-    elif document is not None and not isinstance(document, bool):
-        if (not is_name_slot(key) and detector.rules(key, document)) or url_userinfo(document):
-            found.update(_strings_of(document))
-            info = url_userinfo(document)
-            if info:
-                found.add(info)
+    elif document is not None and not isinstance(document, bool) and (
+            judged(key, document, detector) or url_userinfo(document)):
+        found.update(_strings_of(document))
+        info = url_userinfo(document)
+        if info:
+            found.add(info)
     return found
 
 
 def _spec_secrets(spec: Any, rel: tuple[str, ...], detector: Detector) -> set[str]:
-    if not spec_metadata(rel) or (rel and rel[0] not in SPEC_METADATA and
+    if not spec_metadata(rel) or (rel and rel[:1] not in SPEC_BLOCKS and
                                   isinstance(spec, Mapping | list)):
         return set(_strings_of(spec))
     if isinstance(spec, Mapping):
-        return {s for k, v in spec.items() for s in _spec_secrets(v, (*rel, str(k)), detector)}
+        names = {str(k) for k in spec if detect_name(str(k), detector)}
+        return names | {s for k, v in spec.items()
+                        for s in _spec_secrets(v, (*rel, str(k)), detector)}
     if not rel:
         return set(_strings_of(spec))  # a spec pasted as a string: the value itself
     if isinstance(spec, list):
         if len(rel) >= 2 and rel[0] in SPEC_METADATA:  # metadata lists (dynamic.grants)
             return {s for item in spec for s in _spec_secrets(item, rel, detector)}
         return set(_strings_of(spec))
-    if (not is_name_slot(rel[-1]) and detector.rules(rel[-1], spec)) or url_userinfo(spec):
+    if judged(rel[-1], spec, detector) or url_userinfo(spec):
         return set(_strings_of(spec))
     return set()
 
@@ -359,7 +432,11 @@ def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = (),
                 continue
             key, value = m.group(1).strip("'\""), m.group(2)
             bare = value.strip("'\"")
+            if detect_name(key, detector):
+                found.add(key)
             if is_name_slot(key) and key != "secure":
+                if judged(key, bare, detector):
+                    found.add(bare)
                 continue  # a leaf naming something; the enclosing key stays the same
             if not bare or bare.startswith(("#", "&", "*", "|", ">")):
                 previous_key = key
@@ -374,3 +451,35 @@ def file_secrets(paths: Iterable[Path], secret_keys: Iterable[str] = (),
                     found.add(url_userinfo(bare) or "")
     found.discard("")
     return found
+
+
+def text_secrets(*values: Any, detector: Detector | None = None) -> set[str]:
+    """Secrets in text from outside configplane (preview diagnostics, policy messages, kubectl
+    listings, manifests, .env files): what the detector's `find` picks out of every string and
+    every mapping key of `values`, whatever slot holds them. `detector`: the run's (the
+    project's pack); None, the pack `detector_for()` finds."""
+    texts = {text for text in _texts(values) if text.strip()}
+    if not texts:
+        return set()
+    try:
+        find = (detector or detector_for()).module.find
+    except OSError:  # an installed CLI outside a project (drift-report in a bare CI job) has
+        return set()  # no pack: only what is known (and pulumi's own [secret]) is redacted
+    # One pass over all of it (each call has a fixed cost). The separator ends a token, a
+    # pair and a URL in every pattern, so nothing is found across two texts.
+    return set(find(_APART.join(texts)))
+
+
+_APART = "\n\x00\n"
+
+
+def _texts(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield str(k)
+            yield from _texts(v)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _texts(item)

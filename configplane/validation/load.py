@@ -3,11 +3,23 @@ file that is not UTF-8, an unknown service, schema errors), each naming its file
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-from configplane.inputs import PROJECT_FILE, StackFileError, read_inputs, stack_file_name
-from configplane.model import InvalidStack, Issue, StackModel
+from configplane.inputs import NAMESPACE, PROJECT_FILE, StackFileError, read_inputs, stack_file_name
+from configplane.model import (
+    InvalidStack,
+    Issue,
+    StackModel,
+    Topology,
+    TopologyError,
+    environments,
+    narrowed,
+    shard_stack_files,
+    stack_role,
+    topology_of,
+    topology_problems,
+)
 from configplane.projectfiles import ProjectFileError, read_bytes
 from configplane.validation.pipeline import load_stack
 
@@ -15,19 +27,71 @@ from configplane.validation.pipeline import load_stack
 def load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None = None
                    ) -> tuple[StackModel | None, list[Issue]]:
     """The validated stack, or every problem found (an unreadable file is one problem).
-    With `services`, only those services are read and checked."""
+    With `services`, only those services are read and checked.
+
+    `stack` is an environment (its platform stack: then the whole environment is checked, its
+    shards' bounds and where each secure value lives included) or one shard `<env>-<shard>`
+    (its services; configplane.model.topology)."""
     try:
-        inputs = read_inputs(project_dir, stack, services=services)
+        role = stack_role(project_dir, stack)
+        environment = role.environment
+        shard_files = ([role.name] if role.kind == "shard"
+                       else shard_stack_files(project_dir, environment))
+        whole = services is None
+        inputs = read_inputs(project_dir, environment, services=services,
+                             shard_files=shard_files)
         missing = sorted(set(services or ()) - set(inputs.service_layers))
         if missing:
             return None, [Issue(f"services.{name}", f"services/{name}/", f"service `{name}` is "
                                 f"not in stack {stack}. Fix: check the name (services/<name>/ "
                                 "with service.yaml or <stack>.yaml).") for name in missing]
-        return load_stack(inputs, project_dir / "schemas"), []
+        topology = topology_of(inputs)
+        if role.kind == "shard":
+            inputs = narrowed(inputs, topology.services_of(role))
+        problems = [Issue(*p) for p in topology_problems(
+            topology, inputs.stack_file, environments(project_dir))] if whole else []
+        model = load_stack(inputs, project_dir / "schemas")
+        problems += secure_placement_problems(model, topology, inputs.shard_secure,
+                                              inputs.stack_file, inputs.values)
+        if problems:
+            return None, problems
+        return model, []
     except (StackFileError, InvalidStack) as exc:
         return None, issues_of(exc, stack)
+    except TopologyError as exc:
+        return None, [Issue("(stack)", stack_file_name(stack), str(exc))]
     except UnicodeDecodeError as exc:
         return None, [undecodable(project_dir, stack, exc)]
+
+
+def secure_placement_problems(model: StackModel, topology: Topology,
+                              held: Mapping[str, str], environment_file: str,
+                              present: Collection[str]) -> list[Issue]:
+    """In a sharded environment each service's `secure` values live in its shard's stack file:
+    the one a run of that shard can decrypt (docs/fleet.md)."""
+    if not topology.sharded:
+        return []
+    out = []
+    for name, svc in sorted(model.services.items()):
+        stack = topology.stack_of(name)
+        if stack is None:
+            continue
+        want = stack_file_name(stack.name)
+        for key, spec in sorted(svc.spec.secrets.items()):
+            if spec.source != "secure" or spec.config_key is None:
+                continue
+            full = f"{NAMESPACE}:{spec.config_key}"
+            if full not in present:
+                continue  # no value at all: the secret's own check says so
+            found = held.get(full, environment_file)
+            source = found.removeprefix("Pulumi.").removesuffix(".yaml")
+            if found != want:
+                out.append(Issue(f"services.{name}.secrets.{key}.config_key", found,
+                                 f"`{spec.config_key}` is read by service `{name}`, which stack "
+                                 f"{stack.name} declares; only that stack can decrypt its own "
+                                 f"file. Fix: `pulumi config cp --stack {source} "
+                                 f"--dest {stack.name} {full}`, then remove it from {found}."))
+    return out
 
 
 def undecodable(project_dir: Path, stack: str, exc: UnicodeDecodeError) -> Issue:

@@ -68,6 +68,9 @@ def _configured_platform_names(platform: Any) -> tuple[str, ...]:
     names = [eso.controller_namespace, eso.controller_service_account]
     if platform.pki is not None:
         names += [platform.pki.cert_manager_namespace, platform.pki.cert_manager_service_account]
+    snapshots = platform.backup.vault_snapshots if platform.backup is not None else None
+    if snapshots is not None:  # its account is also its Vault role's name
+        names += [snapshots.namespace, snapshots.service_account]
     return tuple(names)
 
 

@@ -67,6 +67,11 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
     errors = list(schema_errors(stack_validator, resolved.value))
     for error in errors:
         path = error_path(error)
+        if error.validator == "required" and path[:1] == ["platform"]:
+            # a stack's own platform settings are missing: they belong in its stack file,
+            # whatever Pulumi.yaml's defaults set around them
+            issues.append(Issue(dotted(path), inputs.stack_file, program_message(error)))
+            continue
         issues.append(Issue(dotted(path) or "(root)", where(path), program_message(error),
                             line(path)))
     size = [Issue(*problem) for problem in size_issues(inputs)]  # needs the files only
@@ -83,7 +88,7 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
         late = [_pydantic_issue(e, where) for e in exc.errors(include_input=False,
                                                                include_url=False)]
         raise InvalidStack(inputs.stack, [*issues, *news(late, set_aside), *size]) from None
-    checker = ServiceChecker(inputs, document, schemas_dir, where, line)
+    checker = ServiceChecker(inputs, document, schemas_dir, where, line, detector)
     checker.check_platform()
     for name, svc in document.services.items():
         checker.check(name, svc)

@@ -20,12 +20,14 @@ from configplane.inputs import (
     config_validator,
     dotted,
     schema_errors,
+    service_validator,
 )
 from configplane.inputs import load_validator as _validator
 from configplane.model import (
     PASSWORD_SUFFIX,
     Issue,
     RenderedConfigMap,
+    Rotation,
     SecretSpec,
     Service,
     StackDocument,
@@ -40,7 +42,9 @@ from configplane.model import (
     service_namespace,
     trust,
 )
+from configplane.redaction import Detector, detector_for
 from configplane.schema_messages import error_path, program_message
+from configplane.service_schema import SERVICE_SCHEMA_FILE
 
 # Matched with fullmatch (configplane.contract): a trailing newline is not accepted.
 DNS_LABEL = re.compile(contract.DNS_LABEL)
@@ -53,8 +57,10 @@ class ServiceChecker:
     """Per-service checks that need more than the stack schema; collects issues."""
 
     def __init__(self, inputs: StackInputs, document: StackDocument, schemas_dir: Path, where,
-                 line=lambda path: None):
+                 line=lambda path: None, detector: Detector | None = None):
         self.inputs = inputs
+        # decides which of a service schema's own keys name secrets (configplane.service_schema)
+        self.detector = detector
         self.platform = document.platform
         self.schemas_dir = schemas_dir
         self.where = where
@@ -86,15 +92,15 @@ class ServiceChecker:
                 env, name, aws=any(s.store == "aws" for s in svc.secrets.values()),
                 rotated=any(s.rotation for s in svc.secrets.values())):
             self.fail(base, problem)
-        if any(s.store == "aws" for s in svc.secrets.values()):
-            if self.platform.aws.eks_oidc_issuer is None:
-                self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
-                          "secrets in Secrets Manager, which its SecretStore reads through "
-                          "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
-                          "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
-                          "--query cluster.identity.oidc.issuer`).")
+        if any(s.store == "aws" for s in svc.secrets.values()) and (
+                self.platform.aws.eks_oidc_issuer is None):
+            self.fail(["platform", "aws", "eks_oidc_issuer"], f"service {name} keeps "
+                      "secrets in Secrets Manager, which its SecretStore reads through "
+                      "its own IAM role (IRSA); that needs the cluster's OIDC issuer. Fix: "
+                      "set platform.aws.eks_oidc_issuer (`aws eks describe-cluster "
+                      "--query cluster.identity.oidc.issuer`).")
 
-        app = self._app_validator(base, svc.app_schema)
+        app = self._app_validator(base, svc.app_schema, name)
         self._check_delivery(base, svc, app)  # first: a duplicate key is named as such
         app_config = app and config_validator(app, frozenset(service_delivered_keys(svc)))
         config = render_configmap(ownership.configmap_base(name), svc.config)
@@ -121,8 +127,8 @@ class ServiceChecker:
         flags = None
         if svc.flags:
             problems = check_flags(svc.flags, self.schemas_dir)
-            for problem in problems:
-                self.fail([*base, "flags", *problem.path], problem.message)
+            for flag_problem in problems:
+                self.fail([*base, "flags", *flag_problem.path], flag_problem.message)
             if not problems:
                 flags = render_flags_configmap(name, svc.flags)
         self.flags[name] = flags
@@ -202,7 +208,20 @@ class ServiceChecker:
                 "starting and ending alphanumeric, at most 63 characters). Fix: rename it.",
             )
 
-    def _app_validator(self, path: list[str], schema_name: str) -> Any:
+    def _app_validator(self, path: list[str], schema_name: str, service: str) -> Any:
+        """The kind's validator, composed with the service's own schema.json if it has one."""
+        kind = self._kind_validator(path, schema_name)
+        if kind is None or self.inputs.project_dir is None:
+            return kind
+        display = ownership.service_directory(service) + SERVICE_SCHEMA_FILE
+        detector = self.detector or detector_for(self.inputs.project_dir)
+        app, problems = service_validator(kind, Path(self.inputs.project_dir), display,
+                                          lambda key: detector.key_kind(key).secret_slot)
+        for problem in problems:
+            self.issues.append(Issue(dotted(problem.path) or "(root)", display, problem.message))
+        return app
+
+    def _kind_validator(self, path: list[str], schema_name: str) -> Any:
         schema_path = self.schemas_dir / "services" / f"{schema_name}.schema.json"
         if not DNS_LABEL.fullmatch(schema_name) or not schema_path.is_file():
             available = sorted(p.name.removesuffix(".schema.json")
@@ -227,10 +246,14 @@ class ServiceChecker:
             if not DATA_KEY.fullmatch(key):
                 self.fail([*path, key], "ConfigMap keys may contain only letters, digits, '-', "
                           "'_' and '.'. Fix: rename the key.")
-        size = sum(len(k.encode()) + len(v.encode()) for k, v in rendered.data.items())
+        sizes = {k: len(k.encode()) + len(v.encode()) for k, v in rendered.data.items()}
+        size = sum(sizes.values())
         if size > contract.MAX_CONFIGMAP_BYTES:
-            self.fail(path, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
-                      f"allows {contract.MAX_CONFIGMAP_BYTES}. Fix: move large values out of config.")
+            biggest = max(sizes, key=lambda k: sizes[k])  # blame the file that set it
+            at = [*path, biggest] if biggest in values else path
+            self.fail(at, f"ConfigMap {rendered.base_name} would be {size} bytes; Kubernetes "
+                      f"allows {contract.MAX_CONFIGMAP_BYTES}, and `{biggest}` takes "
+                      f"{sizes[biggest]}. Fix: move large values out of config.")
 
     def _check_secret(self, path: list[str], service: str, key: str, secret: SecretSpec) -> None:
         if not DATA_KEY.fullmatch(key):
@@ -246,16 +269,7 @@ class ServiceChecker:
         if secret.source == "secure" and secret.config_key:
             self._check_secure_key([*path, "config_key"], secret.config_key)
         if secret.source == "reference" and secret.ref:
-            aws = self.platform.aws
-            try:
-                if secret.store == "vault":
-                    refs.parse_vault_ref(secret.ref, ownership.vault_path(service))
-                else:
-                    refs.check_service_secret_arn(
-                        secret.ref, account=aws.account_id, region=aws.region,
-                        prefix=ownership.secret_prefix(self.platform.environment, service))
-            except refs.RefError as e:
-                self.fail([*path, "ref"], str(e))
+            self._check_reference([*path, "ref"], service, secret.store, secret.ref)
         if secret.database is not None and secret.store != "aws":
             self.fail([*path, "database"], "`database` describes a Secrets Manager database "
                       "secret (the JSON rotation reads). Fix: set store: aws, or remove it.")
@@ -274,35 +288,52 @@ class ServiceChecker:
                       "secret; this one is not generated or its rotation Lambda owns it. Fix: "
                       "remove it (rotated secrets follow platform.rotation.schedule_days).")
         if secret.rotation and secret.source != "dynamic":  # dynamic: dynamic_credentials
-            rotation = secret.rotation
-            if secret.store != "aws" or secret.source == "reference":
-                self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
-                          "keeps in AWS Secrets Manager. Fix: set store: aws (not a reference).")
-            network = self.platform.rotation
-            if rotation.strategy.startswith("postgres") and not (
-                network.subnet_ids and network.security_group_ids
-            ):
-                self.fail([*path, "rotation", "strategy"], f"strategy {rotation.strategy} runs the "
-                          "rotation Lambda in the database's network. Fix: set "
-                          "platform.rotation.subnet_ids and security_group_ids.")
-            if rotation.strategy.startswith("postgres") and secret.database is None:
-                self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
-                          "(host, port, dbname, username). Fix: add it.")
-            if rotation.master_secret_arn:
-                aws = self.platform.aws
-                try:
-                    env = self.platform.environment
-                    refs.check_master_secret_arn(
-                        rotation.master_secret_arn, account=aws.account_id, region=aws.region,
-                        service=service,
-                        owner_of=lambda name: ownership.owner_of_secret_name(name, env))
-                except refs.RefError as e:
-                    self.fail([*path, "rotation", "master_secret_arn"], str(e))
-            if (rotation.strategy == "postgres-alternating-users") != bool(
-                rotation.master_secret_arn
-            ):
-                self.fail([*path, "rotation", "master_secret_arn"], "master_secret_arn is needed "
-                          "by postgres-alternating-users and only by it. Fix: add or remove it.")
+            self._check_rotation(path, service, secret, secret.rotation)
+
+    def _check_reference(self, path: list[str], service: str, store: str, ref: str) -> None:
+        """A reference names a secret of this service, in its environment's store."""
+        aws = self.platform.aws
+        try:
+            if store == "vault":
+                refs.parse_vault_ref(ref, ownership.vault_path(service))
+            else:
+                refs.check_service_secret_arn(
+                    ref, account=aws.account_id, region=aws.region,
+                    prefix=ownership.secret_prefix(self.platform.environment, service))
+        except refs.RefError as e:
+            self.fail(path, str(e))
+
+    def _check_rotation(self, path: list[str], service: str, secret: SecretSpec,
+                        rotation: Rotation) -> None:
+        """A managed rotation: a Secrets Manager secret, with what its strategy needs."""
+        if secret.store != "aws" or secret.source == "reference":
+            self.fail([*path, "rotation"], "rotation is managed for secrets that configplane "
+                      "keeps in AWS Secrets Manager. Fix: set store: aws (not a reference).")
+        network = self.platform.rotation
+        if rotation.strategy.startswith("postgres") and not (
+            network.subnet_ids and network.security_group_ids
+        ):
+            self.fail([*path, "rotation", "strategy"], f"strategy {rotation.strategy} runs the "
+                      "rotation Lambda in the database's network. Fix: set "
+                      "platform.rotation.subnet_ids and security_group_ids.")
+        if rotation.strategy.startswith("postgres") and secret.database is None:
+            self.fail([*path, "database"], f"strategy {rotation.strategy} needs `database` "
+                      "(host, port, dbname, username). Fix: add it.")
+        if rotation.master_secret_arn:
+            aws = self.platform.aws
+            try:
+                env = self.platform.environment
+                refs.check_master_secret_arn(
+                    rotation.master_secret_arn, account=aws.account_id, region=aws.region,
+                    service=service,
+                    owner_of=lambda name: ownership.owner_of_secret_name(name, env))
+            except refs.RefError as e:
+                self.fail([*path, "rotation", "master_secret_arn"], str(e))
+        if (rotation.strategy == "postgres-alternating-users") != bool(
+            rotation.master_secret_arn
+        ):
+            self.fail([*path, "rotation", "master_secret_arn"], "master_secret_arn is needed "
+                      "by postgres-alternating-users and only by it. Fix: add or remove it.")
 
     def _check_secure_key(self, path: list[str], config_key: str) -> None:
         full = f"{NAMESPACE}:{config_key}"

@@ -31,6 +31,7 @@ from configplane.redaction import (
     PROVIDER_CREDENTIALS,
     SPEC_METADATA,
     Detector,
+    detect_name,
     detector_for,
     is_name_slot,
     plaintext_rules,
@@ -191,6 +192,31 @@ def document_problems(inputs: StackInputs, layers: Iterable[Any], document: Any,
     problems += _rotation(document, where)
     problems += _sizes(document, flags, where)
     problems += _environment(inputs, document, where)
+    problems += _regions(document, where)
+    return problems
+
+
+def _regions(document: Any, where: Callable[[list[str]], str]) -> list[Problem]:
+    """Backups and replicas are for the loss of the environment's region: never in it."""
+    aws, backup = document.platform.aws, document.platform.backup
+    problems: list[Problem] = []
+    if backup is not None and backup.region == aws.region:
+        path = ["platform", "backup", "region"]
+        problems.append((dotted(path), where(path),
+                         f"the backup bucket would be in {aws.region}, the environment's own "
+                         "region: a regional outage would take the backups with it. Fix: set "
+                         "platform.backup.region to another region."))
+    seen: set[str] = set()
+    for n, region in enumerate(aws.replica_regions):
+        path = ["platform", "aws", "replica_regions", str(n)]
+        if region == aws.region:
+            problems.append((dotted(path), where(path),
+                             f"{region} is the environment's own region: Secrets Manager keeps "
+                             "the primary there. Fix: list other regions only."))
+        elif region in seen:
+            problems.append((dotted(path), where(path),
+                             f"{region} is listed twice. Fix: list each region once."))
+        seen.add(region)
     return problems
 
 
@@ -203,6 +229,10 @@ def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Pr
             rel = path[4:]
             if not rel or rel[0] not in SPEC_METADATA[""]:
                 continue  # the secret itself, or an unknown field: the schema reports it
+        if is_name_slot(key):  # a name (an owner, a config key): judged as an identifier
+            if rules := detect_name(value, detector):
+                problems.append((dotted(path), file, _named_like_a_credential(rules)))
+            continue
         rules = plaintext_rules(key, value, detector)
         if rules:
             problems.append((dotted(path), file,
@@ -211,7 +241,27 @@ def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Pr
                              "or address). Fix: make it a secret of the service (`secrets:` "
                              "with source: secure, or a reference; an address without "
                              f"user:password@) {_ROTATE}."))
+    for path in _names(document, ()):
+        if rules := detect_name(path[-1], detector):
+            problems.append((dotted(path), file, _named_like_a_credential(rules)))
     return problems
+
+
+def _named_like_a_credential(rules: tuple[str, ...]) -> str:
+    return (f"a name that looks like a credential ({', '.join(rules)}): names are shown and "
+            "written everywhere (resource names, outputs, CODEOWNERS, logs), so it is not "
+            f"shown here. Fix: rename it {_ROTATE}.")
+
+
+def _names(value: Any, path: tuple[str, ...]) -> Iterable[tuple[str, ...]]:
+    """The path of every mapping key (a service, tenant, flag or secret name, a config key)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            yield (*path, str(k))
+            yield from _names(v, (*path, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _names(v, (*path, str(i)))
 
 
 def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[tuple[str, ...], str, Any]]:

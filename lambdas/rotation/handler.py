@@ -378,7 +378,7 @@ def lambda_handler(event, context):
         _STEP_FUNCTIONS[step](rotation, strategy_for(rotation))
     except (RotationError, ClientError):
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the handler's boundary: re-raised value-free
         # Other exceptions may carry values in their text (a driver echoing a statement, a
         # parser quoting its input): keep only the type and where it happened.
         tb = exc.__traceback__

@@ -121,7 +121,7 @@ def connect(creds: Credentials) -> tuple[pg8000.native.Connection | None, str]:
                 database=creds.dbname, ssl_context=context, timeout=CONNECT_TIMEOUT,
                 application_name="configplane-rotation",
             ), ""
-        except Exception as exc:  # every failure to log in is an answer, not a crash
+        except Exception as exc:  # noqa: BLE001 - every failure to log in is an answer, not a crash
             reason = _reason(exc)
             if not (context is not False and _tls_failed(exc)):
                 break

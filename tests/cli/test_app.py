@@ -132,7 +132,7 @@ def test_shell_completion_as_docs_cli_md_documents_it(tmp_path):
         assert done.returncode == 0, done.stderr
         return [line.split(",", 1)[1] for line in done.stdout.splitlines()]
 
-    assert complete("configplane d") == ["diff", "drift", "drift-report"]
+    assert complete("configplane d") == ["diff", "dr", "drift", "drift-report"]
     assert complete("configplane validate --st") == ["--stack"]
     source = subprocess.run([str(script)], env={**os.environ, COMPLETE_VAR: "bash_source"},
                             capture_output=True, text=True, timeout=60)

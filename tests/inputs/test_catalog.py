@@ -152,11 +152,13 @@ SERVICE_CASES = {
                              ["acme"]["config"].update(LOG_LEVEL="debug")),
     "bad-flag": ("web", lambda c: c["configplane:services"]["web"].update(
         flags={"beta": {"state": "ON", "variants": {"a": 1}, "defaultVariant": "a"}})),
-    "missing-secure-value": ("worker", lambda c: c.pop("configplane:paymentsApiKey")),
+    # (a service's secure value lives in its shard's stack file: docs/fleet.md)
+    "missing-secure-value": ("worker", lambda c: c["configplane:services"]["worker"].setdefault(
+        "secrets", {}).update(PAYMENTS_API_KEY={"config_key": "workerUnsetKey"})),
     "bad-name": ("Billing_API", lambda c: c["configplane:services"].update(
         Billing_API={"app_schema": "worker"})),
     "plaintext-declared-secret": ("api", lambda c: c.update(
-        {"configplane:apiDbPassword": "canary-Svc-Jq3Lx8"})),
+        {"configplane:shopVaultDbPassword": "canary-Svc-Jq3Lx8"})),
 }
 
 
@@ -174,8 +176,8 @@ def test_validate_service_gives_the_whole_stack_verdict_for_that_service(project
 
 
 def test_plan_service_gives_the_same_verdict_and_the_same_resources(project):
-    whole = run_plan(REPO, "prod", policy=False)
-    one = run_plan(REPO, "prod", policy=False, services=["worker"])
+    whole = run_plan(REPO, "prod", one_stack=True, policy=False)
+    one = run_plan(REPO, "prod", one_stack=True, policy=False, services=["worker"])
     mine = {r.urn: r.inputs for r in whole.resources if r.name.startswith("worker-")}
     assert {r.urn: r.inputs for r in one.resources if r.name.startswith("worker-")} == mine
     assert not [r for r in one.resources if r.name.startswith(("api-", "web-"))]
@@ -190,8 +192,8 @@ def test_plan_service_gives_the_same_verdict_and_the_same_resources(project):
 def test_the_program_gets_its_selection_through_config_and_nothing_leaks():
     """No global carries the selection: the plan hands it to the program in its config, a
     run without that key declares every service, and runs in one process do not interfere."""
-    one = run_plan(REPO, "dev", policy=False, services=["api"])
-    whole = run_plan(REPO, "dev", policy=False)
+    one = run_plan(REPO, "dev", one_stack=True, policy=False, services=["api"])
+    whole = run_plan(REPO, "dev", one_stack=True, policy=False)
     services = {r.name.split("-")[0] for r in whole.resources if r.type == "kubernetes:core/v1:Namespace"}
     assert services == {"api", "web", "worker"}
     assert {r.name.split("-")[0] for r in one.resources
@@ -202,7 +204,7 @@ def test_the_program_gets_its_selection_through_config_and_nothing_leaks():
     model = load_stack(inputs)
     for chosen in (["web"], ["api", "worker"]):
         config, secret_keys = plan_config(inputs)
-        config.update(Selection.of(chosen).as_config())
+        config.update(Selection.of(chosen, one_stack=True).as_config())
         plan = run_program(REPO, inputs.project, "dev", model, config, secret_keys)
         declared = {r.name.split("-")[0] for r in plan.resources
                     if r.type == "kubernetes:core/v1:Namespace"}

@@ -29,7 +29,6 @@ leaks = _fixtures.leaks
 aws = _fixtures.aws
 postgres_server = _fixtures.postgres_server
 pg = _fixtures.pg
-PostgresServer = _fixtures.PostgresServer
 
 PROD_ACCOUNT = "333333333333"  # Pulumi.prod.yaml's platform.aws.account_id
 

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import configplane.offline.plan as plan_module
 from configplane.model import (
     CLOCK_ENV,
     PERIODS,
@@ -31,29 +30,31 @@ from configplane.model import (
     read_clock,
     secret_version,
 )
-from configplane.offline import run_plan
+from configplane.offline import Plan, redact, run_plan
 from tests.catalog_compat import edit_stack
 
 DAY = date(2026, 10, 15)  # period 230 of 90 days: 2026-09-04 .. 2026-12-02
 NEXT_PERIOD = date(2026, 12, 3)
 
 
-class OptionsMonitor(plan_module.RecordingMonitor):
-    """The plan's monitor, also keeping each resource's ignoreChanges option."""
+def plan_of(project: Path, stack: str, monkeypatch, today: date = DAY,
+            secure: dict[str, str] | None = None) -> Plan:
+    monkeypatch.setenv(CLOCK_ENV, today.isoformat())
+    return run_plan(project, stack, one_stack=True, secure_values=secure)
 
-    ignored: dict[str, list[str]] = {}
 
-    def RegisterResource(self, request):  # noqa: N802
-        OptionsMonitor.ignored[request.name] = list(request.ignoreChanges)
-        return super().RegisterResource(request)
+def inputs_of(plan: Plan) -> dict[str, dict[str, Any]]:
+    return {r.name: r.inputs for r in plan.resources}
 
 
 def plan_inputs(project: Path, stack: str, monkeypatch, today: date = DAY,
                 secure: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    monkeypatch.setenv(CLOCK_ENV, today.isoformat())
-    monkeypatch.setattr(plan_module, "RecordingMonitor", OptionsMonitor)
-    plan = run_plan(project, stack, secure_values=secure)
-    return {r.name: r.inputs for r in plan.resources}
+    return inputs_of(plan_of(project, stack, monkeypatch, today, secure))
+
+
+def ignored_changes(plan: Plan, name: str) -> list[str]:
+    """The ignoreChanges option the program gave a resource, as the plan records it."""
+    return next(r.options["ignoreChanges"] for r in plan.resources if r.name == name)
 
 
 def comparable(value: Any) -> Any:
@@ -65,7 +66,7 @@ def comparable(value: Any) -> Any:
         return [comparable(v) for v in value]
     if isinstance(value, str | int | float | bool) or value is None:
         return value
-    return plan_module.redact(value)
+    return redact(value)
 
 
 def changes(before: dict[str, dict], after: dict[str, dict]) -> set[tuple[str, str]]:
@@ -167,21 +168,23 @@ def test_bumping_a_secrets_manager_secret_rewrites_only_its_version(project, mon
     edit(project, "staging", lambda c: secret(c, "web", "ANALYTICS_TOKEN").update(token))
     before = plan_inputs(project, "staging", monkeypatch)
     edit(project, "staging", lambda c: secret(c, "web", "ANALYTICS_TOKEN").update(version=5))
-    after = plan_inputs(project, "staging", monkeypatch)
+    plan = plan_of(project, "staging", monkeypatch)
+    after = inputs_of(plan)
     assert changes(before, after) == {
         ("web-secret-values-analytics-token", "keepers"),
         ("web-aws-analytics-token-initial", "secretStringWoVersion"),
     }
     assert after["web-aws-analytics-token-initial"]["secretStringWoVersion"] == 5 * PERIODS + 230
-    assert OptionsMonitor.ignored["web-aws-analytics-token-initial"] == ["versionStages"]
+    assert ignored_changes(plan, "web-aws-analytics-token-initial") == ["versionStages"]
 
 
 def test_a_rotated_secret_is_never_rewritten(project, monkeypatch):
-    before = plan_inputs(project, "prod", monkeypatch)
+    plan = plan_of(project, "prod", monkeypatch)
+    before = inputs_of(plan)
     initial = "api-aws-database-password-initial"
     assert before[initial]["secretStringWoVersion"] == 1
     # the engine keeps the first value and version of a rotated secret, whatever comes later
-    assert OptionsMonitor.ignored[initial] == [
+    assert ignored_changes(plan, initial) == [
         "versionStages", "secretStringWo", "secretStringWoVersion"]
     assert {"secretStringWo", "secretStringWoVersion"} <= set(before[initial])  # real input names
 

@@ -80,7 +80,7 @@ def test_the_runs_day_dates_generated_secrets_and_nothing_else():
 
 def test_external_secrets_roles_and_stores_follow_the_models_decision():
     model = _model("prod")
-    plan = run_plan(REPO, "prod", policy=False)
+    plan = run_plan(REPO, "prod", one_stack=True, policy=False)
 
     def declared(type_: str, suffix: str) -> set[str]:
         return {r.name.removesuffix(suffix) for r in plan.resources

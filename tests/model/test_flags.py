@@ -369,13 +369,13 @@ def comparable(value):
 
 
 def test_a_flag_flip_changes_only_the_flags_configmap_data(project):
-    before = run_plan(project, "prod")
+    before = run_plan(project, "prod", one_stack=True)
 
     def flip(config):
         config["configplane:services"]["web"]["flags"]["dark-mode"]["defaultVariant"] = "on"
 
     edit_stack(project, "prod", flip)
-    after = run_plan(project, "prod")
+    after = run_plan(project, "prod", one_stack=True)
 
     old = {r.urn: comparable(r.inputs) for r in before.resources}
     new = {r.urn: comparable(r.inputs) for r in after.resources}

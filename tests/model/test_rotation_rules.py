@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 
@@ -75,32 +76,16 @@ def test_validate_filters_by_code_not_by_wording(monkeypatch):
         return [RotationProblem(p.code, p.secret, f"reworded {p.code}")
                 for p in original(*args, **kwargs)]
 
-    class Doc:  # a platform whose schedule is broken and whose network misses a half
-        class platform:
-            environment = "dev"
-
-            class rotation:
-                schedule_expression = None
-                schedule_days = 0
-                subnet_ids = ["s"]
-                security_group_ids: list[str] = []
-
-        services: dict = {}
-
     monkeypatch.setattr(stack_checks, "rotation_problems", reworded)
-    monkeypatch.setattr(stack_checks, "rotated_secrets",
-                        lambda name, secrets: {"K": f"{name}-k"})
-
-    class Spec:
-        class rotation:
-            strategy = "postgres-alternating-users"
-            master_secret_arn = None
-
-    class Service:
-        secrets = {"K": Spec}
-
-    Doc.services = {"api": Service}
-    found = stack_checks._rotation(Doc, lambda path: "file")
+    # a platform whose schedule is broken and whose network misses a half, and one rotated
+    # secret (a Secrets Manager one with a rotation, as stack_checks' rotated_secrets picks)
+    rotation = SimpleNamespace(schedule_expression=None, schedule_days=0, subnet_ids=["s"],
+                               security_group_ids=[])
+    spec = SimpleNamespace(store="aws", source="secure", rotation=SimpleNamespace(
+        strategy="postgres-alternating-users", master_secret_arn=None))
+    doc = SimpleNamespace(platform=SimpleNamespace(environment="dev", rotation=rotation),
+                          services={"api": SimpleNamespace(secrets={"K": spec})})
+    found = stack_checks._rotation(doc, lambda path: "file")
     assert sorted((path, message) for path, _, message in found) == sorted([
         ("platform.rotation.schedule_days", "rotation: reworded schedule-days. Fix: correct "
          "the setting (the rotation component refuses it)."),

@@ -17,14 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from configplane.offline import (
-    GitRefError,
     changed_paths,
     compare,
-    materialise,
-    resolve_base,
     run_plan,
     snapshot,
 )
+from configplane.ops import GitRefError, materialise, resolve_base
 from tests.projects import REPO, copy_project
 from tests.security.conftest import assert_clean, cli, edit_yaml
 
@@ -144,10 +142,11 @@ def test_a_flag_percentage_change_shows_the_split(repo):
 
 def test_a_secure_value_change_is_only_changed_by_metadata(repo):
     key = "configplane:apiDbPassword"  # services/api: DATABASE_PASSWORD, source secure
-    document = yaml.safe_load((repo / "Pulumi.dev.yaml").read_text())
+    shard = repo / "Pulumi.dev-api-team.yaml"  # the api's shard holds it (docs/fleet.md)
+    document = yaml.safe_load(shard.read_text())
     old = document["config"][key]["secure"]
     new = "v1:QUFBQUFBQUFBQUFB:" + "Q0FOQVJZY2FuYXJ5" * 4
-    (repo / "Pulumi.dev.yaml").write_text((repo / "Pulumi.dev.yaml").read_text().replace(old, new))
+    shard.write_text(shard.read_text().replace(old, new))
     runs = [cli("plan", "--stack", "dev", "--project-dir", str(repo), "--compare", "main",
                 "--format", fmt, "--no-policy") for fmt in ("json", "table", "markdown")]
     for run in runs:  # neither ciphertext, nor either part of one, in any format
@@ -189,6 +188,8 @@ def test_an_unchanged_tree_shows_nothing_in_every_format(repo):
 
 def test_a_stack_the_change_adds_is_all_created(repo):
     shutil.copy(repo / "Pulumi.dev.yaml", repo / "Pulumi.dev-eu.yaml")
+    for shard in ("api-team", "payments-team"):  # its shards' secure values
+        shutil.copy(repo / f"Pulumi.dev-{shard}.yaml", repo / f"Pulumi.dev-eu-{shard}.yaml")
     for overlay in repo.glob("services/*/dev.yaml"):
         shutil.copy(overlay, overlay.with_name("dev-eu.yaml"))
     run = cli("plan", "--stack", "dev-eu", "--project-dir", str(repo), "--compare", "main",
@@ -267,7 +268,7 @@ def test_a_project_in_a_subdirectory_is_compared_from_there(tmp_path):
 
 
 def test_a_plan_compared_with_itself_shows_nothing():
-    side = snapshot(run_plan(REPO, "dev", policy=False))
+    side = snapshot(run_plan(REPO, "dev", one_stack=True, policy=False))
     assert compare(side, side)["changed"] is False
     assert compare(side, side)["summary"] == dict.fromkeys(
         ["create", "update", "replace", "delete", "new_violations", "resolved_violations",
@@ -275,7 +276,7 @@ def test_a_plan_compared_with_itself_shows_nothing():
 
 
 def test_every_resource_of_the_sample_has_the_owner_its_labels_name():
-    plan = run_plan(REPO, "dev", policy=False)
+    plan = run_plan(REPO, "dev", one_stack=True, policy=False)
     side = snapshot(plan)
     for service, data in side["services"].items():
         for resource in data["resources"].values():
@@ -341,13 +342,14 @@ def test_changed_paths_are_empty_exactly_when_equal(a, b):
 
 def test_a_plaintext_secure_value_in_the_base_never_shows(repo):
     canary = "cnryBASE" + "Zq81LmNp0Xr7" * 2
-    document = yaml.safe_load((repo / "Pulumi.dev.yaml").read_text())
+    shard = repo / "Pulumi.dev-api-team.yaml"  # the api's shard holds its key
+    document = yaml.safe_load(shard.read_text())
     valid = document["config"]["configplane:apiDbPassword"]["secure"]
-    text = (repo / "Pulumi.dev.yaml").read_text()
-    (repo / "Pulumi.dev.yaml").write_text(text.replace(valid, canary))  # plaintext under secure
+    text = shard.read_text()
+    shard.write_text(text.replace(valid, canary))  # plaintext under secure
     git(repo, "commit", "-qam", "a plaintext value under secure:")
     git(repo, "tag", "broken")
-    (repo / "Pulumi.dev.yaml").write_text(text)  # the working tree repairs it
+    shard.write_text(text)  # the working tree repairs it
     for fmt in ("table", "json", "markdown"):
         run = cli("plan", "--stack", "dev", "--project-dir", str(repo), "--compare", "broken",
                   "--format", fmt, "--no-policy")

@@ -32,14 +32,13 @@ def test_project_components_are_scoped_to_the_run(tmp_path: Path, monkeypatch, f
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom) if fails else nullcontext():
-        with project_imports(project):
-            components = importlib.import_module("components")
-            part = importlib.import_module("components.part")
-            assert (components.MARKER, part.PART) == ("project a", "of the project")
-            assert sys.path[0] == str(project)
-            if fails:
-                raise Boom
+    with pytest.raises(Boom) if fails else nullcontext(), project_imports(project):
+        components = importlib.import_module("components")
+        part = importlib.import_module("components.part")
+        assert (components.MARKER, part.PART) == ("project a", "of the project")
+        assert sys.path[0] == str(project)
+        if fails:
+            raise Boom
     assert sys.modules["components"] is theirs
     assert "components.part" not in sys.modules
     assert sys.path == path_before

@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 def test_progress_is_called_once_per_registered_resource_in_order():
     seen = []
-    plan = run_plan(REPO, "dev", progress=seen.append)
+    plan = run_plan(REPO, "dev", one_stack=True, progress=seen.append)
     assert [r.urn for r in seen] == [r.urn for r in plan.resources]
     assert len(seen) > 30
 
@@ -74,7 +74,7 @@ def test_run_plan_leaves_the_garbage_collector_as_it_found_it(enabled):
 
     (gc.enable if enabled else gc.disable)()
     try:
-        run_plan(REPO, "dev")
+        run_plan(REPO, "dev", one_stack=True)
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
@@ -92,7 +92,7 @@ def test_policy_analysis_reports_progress_per_analysed_resource():
             self.analysed.append(resource.urn)
 
     recorder = Recorder()
-    plan = run_plan(REPO, "dev", policy=True, progress=recorder)
+    plan = run_plan(REPO, "dev", one_stack=True, policy=True, progress=recorder)
     assert recorder.registered == [r.urn for r in plan.resources]
     root = "urn:pulumi:dev::configplane::pulumi:pulumi:Stack::configplane-dev"
     assert recorder.analysed == [root] + recorder.registered  # the root stack first, as the CLI

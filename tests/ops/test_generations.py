@@ -7,9 +7,7 @@ the rollback patch is applied by kubectl itself (`kubectl patch --local`, offlin
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -32,11 +30,10 @@ from configplane.inputs import read_stack_files
 from configplane.offline import redact, run_plan
 from configplane.ops import Generation, parse_configmaps, prune_decisions
 from configplane.validation import load_stack
+from tests.ci import tool
 from tests.conftest import REPO
+from tests.projects import sample_plan
 
-KUBECTL = shutil.which("kubectl")
-needs_kubectl = pytest.mark.skipif(KUBECTL is None and os.environ.get("CI") != "true",
-                                   reason="kubectl absent")
 CM_URN = ("urn:pulumi:dev::configplane::configplane:config:ServiceConfig$"
           "kubernetes:core/v1:ConfigMap::api-config-config")
 
@@ -46,10 +43,10 @@ CM_URN = ("urn:pulumi:dev::configplane::configplane:config:ServiceConfig$"
 
 
 def test_old_generation_survives_a_config_change(project: Path):
-    before = {r.urn: r for r in run_plan(project, "dev").resources}
+    before = {r.urn: r for r in run_plan(project, "dev", one_stack=True).resources}
     overlay = project / "services" / "api" / "dev.yaml"
     overlay.write_text(overlay.read_text().replace("LOG_LEVEL: debug", "LOG_LEVEL: warn", 1))
-    after = {r.urn: r for r in run_plan(project, "dev").resources}
+    after = {r.urn: r for r in run_plan(project, "dev", one_stack=True).resources}
 
     old, new = before[CM_URN], after[CM_URN]  # one resource, same URN: the engine replaces it
     assert old.inputs["data"]["LOG_LEVEL"] == "debug" and new.inputs["data"]["LOG_LEVEL"] == "warn"
@@ -75,7 +72,7 @@ def test_old_generation_survives_a_config_change(project: Path):
 
 
 def test_generation_configmaps_and_only_they_are_retained():
-    plan = run_plan(REPO, "dev")
+    plan = sample_plan("dev")
     retained = sorted(r.name for r in plan.resources if r.options["retainOnDelete"])
     assert retained == ["api-config-config", "web-config-config", "worker-config-config",
                         "worker-config-tenant-acme", "worker-config-tenant-globex"]
@@ -94,7 +91,7 @@ def test_plan_json_shows_resource_options():
     for r in resources.values():
         assert set(r["options"]) == {"protect", "retainOnDelete", "ignoreChanges",
                                      "deleteBeforeReplace", "replaceOnChanges", "dependsOn"}
-    rotator = "urn:pulumi:dev::configplane::configplane:rotation:SecretRotator$"
+    rotator = "urn:pulumi:dev-api-team::configplane::configplane:rotation:SecretRotator$"  # its shard
     assert resources["rotation-dev-api-rotation-api-database-password"]["options"]["dependsOn"] == [
         rotator + "aws:iam/rolePolicy:RolePolicy::rotation-dev-api-policy",
         rotator + "aws:lambda/permission:Permission::rotation-dev-api-permission",
@@ -107,7 +104,7 @@ def test_plan_json_shows_resource_options():
 
 
 def test_reloader_annotations_go_on_the_workload_and_checksum_on_the_pod_template():
-    plan = run_plan(REPO, "dev")
+    plan = sample_plan("dev")
     model = load_stack(read_stack_files(REPO, "dev"))
     for name, out in plan.outputs["services"].items():
         assert out["workload_annotations"] == {"reloader.stakater.com/search": "true"}
@@ -350,9 +347,8 @@ def deployment(config_name: str, config_hash: str) -> dict:
     }
 
 
-@needs_kubectl
 def test_rollback_patch_points_every_reference_back(tmp_path: Path, dev):
-    assert KUBECTL, "kubectl is required in CI to apply the rollback patch"
+    kubectl = tool("kubectl", "install kubectl (its `patch --local` applies the rollback patch)")
     items = api_generations(dev, 3)
     names = [i["metadata"]["name"] for i in items]
     h = [i["metadata"]["labels"]["configplane.io/config-hash"] for i in items]
@@ -387,7 +383,7 @@ def test_rollback_patch_points_every_reference_back(tmp_path: Path, dev):
     assert [shlex.join(a) for a in plan["argv"]] == plan["commands"]
     # kubectl applies the printed patch offline; the verify jsonpath prints the target hash
     patched = subprocess.run(
-        [KUBECTL, "patch", "-f", wl, "--local", "--type=json", "-p",
+        [kubectl, "patch", "-f", wl, "--local", "--type=json", "-p",
          json.dumps(plan["patch"]), "-o", "json"], check=True, capture_output=True, text=True)
     spec = json.loads(patched.stdout)["spec"]["template"]
     assert spec["spec"]["containers"][0]["envFrom"] == [
@@ -398,7 +394,7 @@ def test_rollback_patch_points_every_reference_back(tmp_path: Path, dev):
     output = plan["verify_argv"][1][-1]
     assert output.startswith("jsonpath=") and shlex.split(plan["verify"][1])[-1] == output
     printed = subprocess.run(
-        [KUBECTL, "patch", "-f", wl, "--local", "--type=json", "-p", json.dumps(plan["patch"]),
+        [kubectl, "patch", "-f", wl, "--local", "--type=json", "-p", json.dumps(plan["patch"]),
          "-o", output], check=True, capture_output=True, text=True)
     assert printed.stdout == h[0] == plan["verify_prints"]
 
@@ -521,7 +517,7 @@ def test_help_has_an_example(verb: str):
 def test_the_pack_receives_the_options_the_engine_sends():
     from configplane.offline import ResourceOptions, analyzed_resources
 
-    analyzed = {r.urn_name: r for r in analyzed_resources(run_plan(REPO, "dev"))}
+    analyzed = {r.urn_name: r for r in analyzed_resources(sample_plan("dev"))}
     assert analyzed["api-config-config"].options == ResourceOptions(delete_before_replace=False)
     assert analyzed["api-aws-database-password-initial"].options == ResourceOptions(
         ignore_changes=("versionStages", "secretStringWo", "secretStringWoVersion"))

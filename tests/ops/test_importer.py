@@ -5,7 +5,12 @@ from __future__ import annotations
 import base64
 import difflib
 import json
+import os
+import pty
+import select
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,8 +115,11 @@ def merge(base: dict, overlay: dict) -> dict:
 
 
 def pulumi_config_set(project: Path, stack: str, key: str) -> None:
-    """What `pulumi config set --secret` leaves in the stack file: ciphertext, never plaintext."""
+    """What `pulumi config set --secret` leaves in the stack file: ciphertext, never plaintext
+    (a shard stack's file is created by its first value)."""
     path = project / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        path.write_text("config:\n")
     path.write_text(path.read_text().replace(
         "config:\n", f"config:\n  {key}:\n    secure: AAABAJ3Eo1MsX1c2ZmFrZS1jaXBoZXJ0ZXh0\n", 1))
 
@@ -171,7 +179,10 @@ def test_round_trip_import_write_plan(project, legacy):
         "grants billingStripeApiKey, billingSmtpPassword, billingDatabasePassword, "
         "billingWebhookSigningSecret to billing in Pulumi.yaml (platform.grants.secure_keys."
         "billing): a platform file, so the platform's owners review the grant with the "
-        "declarations (CODEOWNERS)."]
+        "declarations (CODEOWNERS).",
+        # dev is split into stacks: the values go to the service's shard (docs/fleet.md)
+        "billing's secure values go to its shard's stack dev-billing-team, which does not "
+        "exist yet: run `pulumi stack init dev-billing-team` before setting them."]
 
     # Pulumi.yaml: one block inserted after the existing secret declarations and the service's
     # grant inserted under the platform's grants; every other line (comments too) is kept.
@@ -211,15 +222,15 @@ def test_round_trip_import_write_plan(project, legacy):
         producer, consumer = (shlex.split(part) for part in command.split(" | "))
         assert producer[:2] == ["configplane", "import"]
         assert consumer[:4] == ["pulumi", "config", "set", "--secret"]
-        assert consumer[5:] == ["--stack", "dev", "--cwd", str(project)]
+        assert consumer[5:] == ["--stack", "dev-billing-team", "--cwd", str(project)]
         result = CliRunner().invoke(import_command, producer[2:])
         assert result.exit_code == 0
         key = consumer[4]
         secure_values[key] = result.output.removesuffix("\n")  # pulumi drops one newline
-        pulumi_config_set(project, "dev", key)
+        pulumi_config_set(project, "dev-billing-team", key)
     assert secure_values == {f"configplane:{SECRETS[k]}": v for k, v in VALUES.items()}
 
-    plan = run_plan(project, "dev", secure_values=secure_values)
+    plan = run_plan(project, "dev", one_stack=True, secure_values=secure_values)
     resources = {r.name: r for r in plan.resources}
     configmap = resources["billing-config-config"].inputs
     assert configmap["data"] == {"LOG_LEVEL": "info", "PORT": "8080", "REQUEST_TIMEOUT_MS": "3000"}
@@ -242,8 +253,8 @@ def test_printed_section_and_commands_reveal_no_value(project, legacy):
     lines = output.splitlines()
     assert lines[0] == "# write to services/billing/service.yaml:"
     assert (f"configplane import --from {legacy / 'billing.env'} --emit-value STRIPE_API_KEY | "
-            f"pulumi config set --secret configplane:billingStripeApiKey --stack dev --cwd {project}"
-            ) in lines
+            f"pulumi config set --secret configplane:billingStripeApiKey --stack dev-billing-team "
+            f"--cwd {project}") in lines  # the value goes to the service's shard (dev is split)
     assert "#   DATABASE_PASSWORD from billing.yaml: Secret billing-secrets: a Kubernetes Secret" in lines
     for canary in CANARIES:
         assert canary not in output
@@ -271,12 +282,30 @@ def test_existing_service_inherits_its_schema_and_keeps_default_declarations(pro
                                          "merge the printed section by hand (run without --write).")
 
 
-def test_emit_value_refuses_a_terminal(monkeypatch, legacy):
-    monkeypatch.setattr("configplane.cli.commands.import_._to_terminal", lambda: True)
-    code, output = invoke("--from", str(legacy / "billing.env"), "--emit-value", "STRIPE_API_KEY")
-    assert code == 1
-    assert output.startswith("error: refusing to print a secret value to a terminal.")
-    assert STRIPE not in output
+def test_emit_value_refuses_a_terminal(legacy):
+    """Standard output a real terminal (a pseudo-terminal): the value is refused, not shown."""
+    terminal, its_other_end = pty.openpty()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "configplane", "import", "--from", str(legacy / "billing.env"),
+             "--emit-value", "STRIPE_API_KEY"],
+            stdin=subprocess.DEVNULL, stdout=its_other_end, stderr=subprocess.PIPE, text=True,
+            timeout=120)
+        os.close(its_other_end)
+        shown = b""
+        while select.select([terminal], [], [], 0)[0]:
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # EIO: the other end is closed and everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(terminal)
+    assert run.returncode == 1
+    assert run.stderr.startswith("error: refusing to print a secret value to a terminal.")
+    assert STRIPE not in run.stderr and STRIPE.encode() not in shown
 
 
 def test_dotenv_parsing():
@@ -423,8 +452,8 @@ def test_declarations_refuse_an_edit_that_would_change_other_lines(text):
      "error: {dir}/a.yaml: Secret s key TOKEN is not base64 of UTF-8 text. Fix: correct it, or set "
      "this secret by hand with `pulumi config set --secret`."),
     ({"a.yaml": f"kind: ConfigMap\ndata:\n  TOKEN: [{STRIPE}\n"}, ["--app-schema", "http-api"],
-     "error: {dir}/a.yaml line 4: not valid YAML. Fix: check the manifest (e.g. `kubectl apply "
-     "--dry-run=client -f`)."),
+     "error: {dir}/a.yaml:4: not valid YAML, column 1: did not find expected ',' or ']'. Fix: "
+     "correct the syntax (a YAML linter shows the spot)."),
     ({"a.env": "LOG_LEVEL=info\n", "b.env": "LOG_LEVEL=debug\n"}, ["--app-schema", "http-api"],
      "error: LOG_LEVEL is in both a.env line 1 and b.env line 1. Fix: remove one of them, or "
      "import them separately."),
@@ -461,7 +490,7 @@ def test_a_database_password_without_its_user_says_what_to_add(project, legacy):
     document = json.loads(output)
     assert document["section"]["billing"]["secrets"]["DATABASE_PASSWORD"]["database"] == {
         "host": "billing-db.internal", "port": 5432, "dbname": "billing"}
-    assert document["notes"] == [
+    assert document["notes"][:3] == [
         "billing.yaml: skipped Deployment billing (only ConfigMaps and Secrets are imported)",
         "DATABASE_USER not found in the inputs. Fix: set services.billing.secrets."
         "DATABASE_PASSWORD.database.{host, dbname, username}.",

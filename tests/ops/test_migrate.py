@@ -25,7 +25,7 @@ def migrate(project: Path, *extra: str) -> tuple[int, str]:
 
 
 def plans(project: Path) -> dict[str, dict]:
-    return {stack: run_plan(project, stack, policy=False).as_dict() for stack in STACKS}
+    return {stack: run_plan(project, stack, one_stack=True, policy=False).as_dict() for stack in STACKS}
 
 
 def catalog_documents(project: Path) -> dict[str, object]:

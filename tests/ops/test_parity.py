@@ -196,9 +196,9 @@ def test_patterns_match_one_key_per_star_and_cover_what_is_below():
 def test_invalid_stack_is_refused_without_echoing_it(project):
     path = project / "Pulumi.staging.yaml"
     text = path.read_text()
-    start = text.index("  configplane:apiDbPassword:\n")
-    end = text.index("  configplane:paymentsApiKey:")
-    path.write_text(text[:start] + f"  configplane:apiDbPassword: {CANARY}\n" + text[end:])
+    start = text.index("  configplane:shopVaultDbPassword:\n")
+    end = text.index("  configplane:vaultTokenReviewerJwt:")
+    path.write_text(text[:start] + f"  configplane:shopVaultDbPassword: {CANARY}\n" + text[end:])
     for fmt in ("json", "table"):
         code, output = run("staging", "prod", project, fmt=fmt)
         assert (code, output.strip()) == (1, (

@@ -16,7 +16,7 @@ from tests.conftest import REPO, STACKS
 # tests/rotation is not a package: its conftest finds its helpers on sys.path (as pytest
 # puts them there when it collects that directory).
 sys.path.insert(0, str(REPO / "tests" / "rotation"))
-from tests.rotation.conftest import postgres_server  # noqa: E402,F401 (its session fixture)
+from tests.rotation.conftest import postgres_server  # noqa: F401 (its session fixture)
 
 CRDS = Path(__file__).resolve().parent / "crds"
 ROOT_CANARY = "canary-vaultroot-Hq7Lm2Xw9Pz4"
@@ -29,7 +29,7 @@ SECURE = {
 
 @cache
 def plan_of(project: Path, stack: str):
-    return run_plan(project, stack, secure_values=SECURE)
+    return run_plan(project, stack, one_stack=True, secure_values=SECURE)
 
 
 @pytest.fixture(scope="session", params=STACKS)

@@ -80,7 +80,7 @@ def test_forbidden_attributes_are_found_and_no_forms_are_not(attribute, space):
 def test_default_refresh_is_under_half_the_ttl(ttl):
     settings = DatabaseEngineSettings(default_ttl=go_duration(ttl), max_ttl="768h")
     interval = seconds(dyn.refresh_interval(settings))
-    assert 60 <= interval and interval * 2 < ttl
+    assert interval >= 60 and interval * 2 < ttl
 
 
 @given(NAMES, st.sampled_from(["dev", "staging", "prod"]))

@@ -227,6 +227,6 @@ def test_pulumi_program_refuses_to_declare_anything(project):
     edit(project, "prod", lambda c, s, p: api_tls(s, extra_dns_names=["*.shop.example.com"]))
     from configplane.model import InvalidStack
     with pytest.raises(InvalidStack) as info:
-        run_plan(project, "prod")
+        run_plan(project, "prod", one_stack=True)
     assert "services.api.tls.extra_dns_names.0: wildcard names are not allowed in prod" in str(
         info.value)

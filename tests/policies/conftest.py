@@ -1,7 +1,11 @@
-"""The policy pack, run as the Pulumi CLI runs it: its own process, the Analyzer protocol.
+"""The policy pack, driven as the Pulumi CLI drives it: `Analyze` per resource, then
+`AnalyzeStack`, through configplane's PolicyPackSession.
 
-One pack process per (stack, policy config) for the whole session; each test sends its
-resources through `Analyze` and `AnalyzeStack` of that process.
+`pack_for` calls the pack's policies in this process (tests/policies/inprocess.py: the pack's
+modules behind pulumi_policy's own servicer); `pack_process_for` starts the pack as its own
+process and speaks the gRPC protocol to it, as the CLI does (tests/policies/test_stacks.py, the
+suite that keeps the protocol). Either way one session per (stack, policy config) serves the
+whole test session.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any
 import pytest
 
 from configplane.offline import AnalyzedResource, PolicyPackSession, PolicyReport
+from tests.policies.inprocess import InProcessAnalyzer
+from tests.projects import sample_plan
 
 REPO = Path(__file__).resolve().parents[2]
 PACK = REPO / "policies"
@@ -46,10 +52,7 @@ class Pack:
         return found(self.run(resources))
 
 
-@pytest.fixture(scope="session")
-def pack_for(tmp_path_factory) -> Iterator[Any]:
-    """pack_for(stack, config) -> Pack. `config` is an environment name (its file in
-    policies/config/), a dict (written to a file) or None (the pack's defaults)."""
+def _sessions(tmp_path_factory, in_process: bool) -> Iterator[Any]:
     sessions: dict[tuple[str, str], PolicyPackSession] = {}
 
     def get(stack: str, config: str | dict | None = None) -> Pack:
@@ -62,8 +65,10 @@ def pack_for(tmp_path_factory) -> Iterator[Any]:
             path.write_text(json.dumps(config))
         key = (stack, json.dumps(config, sort_keys=True))
         if key not in sessions:
+            analyzer = (InProcessAnalyzer(PACK, project=PROJECT, stack=stack) if in_process
+                        else None)
             session = PolicyPackSession(PACK, project=PROJECT, stack=stack,
-                                        policy_config_file=path)
+                                        policy_config_file=path, analyzer=analyzer)
             session.start()
             sessions[key] = session
         return Pack(sessions[key])
@@ -75,6 +80,19 @@ def pack_for(tmp_path_factory) -> Iterator[Any]:
         t.start()
     for t in closers:
         t.join()
+
+
+@pytest.fixture(scope="session")
+def pack_for(tmp_path_factory) -> Iterator[Any]:
+    """pack_for(stack, config) -> Pack, in this process. `config` is an environment name (its
+    file in policies/config/), a dict (written to a file) or None (the pack's defaults)."""
+    yield from _sessions(tmp_path_factory, in_process=True)
+
+
+@pytest.fixture(scope="session")
+def pack_process_for(tmp_path_factory) -> Iterator[Any]:
+    """As pack_for, with the pack in its own process over the Analyzer protocol."""
+    yield from _sessions(tmp_path_factory, in_process=False)
 
 
 @pytest.fixture(scope="session")
@@ -113,9 +131,9 @@ CUSTOM = {
 def good() -> list[AnalyzedResource]:
     """The known-good fixture: the sample project's prod plan, as the engine shows it to the
     pack (every case mutates one thing of it)."""
-    from configplane.offline import analyzed_resources, run_plan
+    from configplane.offline import analyzed_resources
 
-    return analyzed_resources(run_plan(REPO, "prod"))
+    return analyzed_resources(sample_plan("prod"))
 
 
 @pytest.fixture(scope="session")

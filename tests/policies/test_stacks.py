@@ -1,35 +1,48 @@
-"""The real program's plans through the real pack, with each environment's policy config."""
+"""The real program's plans through the real pack, with each environment's policy config: the
+pack in its own process, over the Analyzer protocol, as the Pulumi CLI runs it (every other
+test of tests/policies/ calls it in-process)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
+from configplane.hashing import configmap_hash
 from configplane.model import InvalidStack
-from configplane.offline import PolicyConfigError, analyzed_resources, run_plan, run_policy_pack
+from configplane.offline import (
+    AnalyzedResource,
+    PolicyConfigError,
+    analyzed_resources,
+    run_plan,
+    run_policy_pack,
+)
 from tests.catalog_compat import edit_stack
 from tests.policies.builders import CANARY, pack_module
-from tests.policies.conftest import PACK, PROJECT, REPO, found
-from tests.projects import copy_project
+from tests.policies.conftest import PACK, PROJECT, found
+from tests.projects import copy_project, sample_plan
 
 STACKS = ("dev", "staging", "prod")
 STRICT_IN_DEV = {"no-plaintext-secret-in-config", "no-secret-in-stack-outputs",
                  "vault-least-privilege", "environment-isolation", "iam-least-privilege",
                  "flags-configmap-live", "secret-stores-per-service",
                  "no-identity-spans-services", "pki-least-privilege",
-                 "dynamic-credential-statements", "database-creds-least-privilege"}
+                 "dynamic-credential-statements", "database-creds-least-privilege",
+                 "backup-bucket-protected"}
 ALL_POLICIES = STRICT_IN_DEV | {
     "kubernetes-secret-from-external-store", "secrets-manager-rotation", "vault-audit-enabled",
     "configmap-hygiene", "configmap-schema", "rotation-lambda-hardening",
     "certificate-lifetime", "certificate-private-key", "certificate-names",
-    "dynamic-credential-ttl", "dynamic-credential-refresh"}
+    "dynamic-credential-ttl", "dynamic-credential-refresh", "secrets-manager-replicas"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_sample_stack_has_no_violations(pack_for, stack):
-    plan = run_plan(REPO, stack)
-    report = pack_for(stack, stack).run(analyzed_resources(plan))
+def test_sample_stack_has_no_violations(pack_process_for, stack):
+    plan = sample_plan(stack)
+    report = pack_process_for(stack, stack).run(analyzed_resources(plan))
     assert found(report) == []
     levels = {p.name: p.enforcement_level for p in report.policies}
     assert levels == {name: "mandatory" if stack != "dev" or name in STRICT_IN_DEV else "advisory"
@@ -56,20 +69,33 @@ def leaky_project(tmp_path_factory):
 
 def test_validate_refuses_the_leaky_stack_first(leaky_project):
     with pytest.raises(InvalidStack) as e:
-        run_plan(leaky_project, "prod")
+        run_plan(leaky_project, "prod", one_stack=True)
     assert sorted((i.path, i.file) for i in e.value.issues) == [
         ("services.api.config.CORS_ALLOWED_ORIGINS", "services/api/prod.yaml"),
         ("services.web.config.SESSION_COOKIE_NAME", "services/web/prod.yaml")]
     assert CANARY not in str(e.value) and AWS_KEY_ID not in str(e.value)
 
 
-def test_credential_in_service_config_is_refused(pack_for, leaky_project, detector_rules,
-                                                 monkeypatch):
-    # The pack is the second line: with validate's content check switched off (as a program
-    # built around it would be), the pack still refuses the plan.
-    monkeypatch.setattr("configplane.validation.stack_checks._plaintext_in_layer", lambda *args: [])
-    plan = run_plan(leaky_project, "prod")
-    report = pack_for("prod", "prod").run(analyzed_resources(plan))
+def pasted(resource: AnalyzedResource, key: str, value: str) -> AnalyzedResource:
+    """A planned ConfigMap with `key: value` in its data (and its name hashed anew, as the
+    program names it): what a program that skipped validate's content check would declare."""
+    def paste(properties: Mapping[str, Any]) -> dict[str, Any]:
+        data = {**properties["data"], key: value}
+        base = properties["metadata"]["name"].rsplit("-", 1)[0]
+        return {**properties, "data": data,
+                "metadata": {**properties["metadata"], "name": f"{base}-{configmap_hash(data)}"}}
+    return dataclasses.replace(resource, inputs=paste(resource.inputs),
+                               outputs=paste(resource.outputs))
+
+
+def test_credential_in_service_config_is_refused(pack_process_for, detector_rules):
+    # The pack is the second line: validate refuses the leaky stack first (above); a program
+    # that skipped that check would plan these ConfigMaps, and the pack refuses them.
+    pastes = {"api-config-config": ("CORS_ALLOWED_ORIGINS", ORIGIN_URL),
+              "web-config-config": ("SESSION_COOKIE_NAME", AWS_KEY_ID)}
+    resources = [pasted(r, *pastes[r.urn_name]) if r.urn_name in pastes else r
+                 for r in analyzed_resources(sample_plan("prod"))]
+    report = pack_process_for("prod", "prod").run(resources)
     secrets = pack_module("plaintext_secrets")
     why = (f"Why: {secrets.WHY_CONFIGMAP}. Fix: {secrets.FIX_CONFIGMAP}, "
            f"{secrets.ROTATE_OR_PLACEHOLDER}")

@@ -14,8 +14,8 @@ from functools import cache
 import pytest
 from parliament import analyze_policy_string, iam_definition
 
-from configplane.offline import run_plan
 from tests.conftest import REPO, STACKS
+from tests.projects import sample_plan
 
 ARN_TOKEN = re.compile(r"arn:[A-Za-z0-9*?-]*:[^\s\"',]*")
 VARIABLES = {"Partition": r"aws(-[a-z]+)*", "Region": r"[a-z]{2}(-[a-z]+)+-\d",
@@ -49,7 +49,7 @@ def strings(value):
 
 @pytest.fixture(scope="module", params=STACKS)
 def plan(request):
-    return run_plan(REPO, request.param)
+    return sample_plan(request.param)
 
 
 def arns_of(plan) -> set[str]:
@@ -77,11 +77,24 @@ def test_arns_are_in_the_stacks_account_and_region(plan):
     from configplane.inputs import read_stack_files
     from configplane.validation import load_stack
 
-    aws = load_stack(read_stack_files(REPO, plan.stack)).platform.aws
-    for arn in arns_of(plan):
+    platform = load_stack(read_stack_files(REPO, plan.stack)).platform
+    aws = platform.aws
+    # backups and secret replicas live in regions of their own (and nowhere else)
+    elsewhere = {*aws.replica_regions, *([platform.backup.region] if platform.backup else [])}
+    arns = arns_of(plan)
+    assert arns
+    for arn in arns:
         _, partition, service, region, account, _ = arn.split(":", 5)
-        assert partition == "aws" and account == aws.account_id, arn
-        assert region == ("" if service == "iam" else aws.region), arn
+        assert partition == "aws", arn
+        if service == "s3":  # AWS's S3 ARNs name neither
+            assert (region, account) == ("", ""), arn
+            continue
+        assert account == aws.account_id, arn
+        assert region == "" if service == "iam" else region in {aws.region, *elsewhere}, arn
+    kms_regions = {r.inputs.get("region") or aws.region for r in plan.resources
+                   if r.type == "aws:kms/key:Key"}
+    assert kms_regions <= {aws.region, *elsewhere}
+    assert elsewhere <= kms_regions  # each other region has its own key
 
 
 def test_declared_secrets_carry_the_providers_suffix(plan):

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from configplane.offline import run_plan
 from tests.catalog_compat import edit_stack
-from tests.conftest import REPO, STACKS
-from tests.projects import copy_project
+from tests.conftest import STACKS
+from tests.projects import copy_project, sample_plan
 
 SECRET_STORE = "kubernetes:external-secrets.io/v1:SecretStore"
 EXTERNAL_SECRET = "kubernetes:external-secrets.io/v1:ExternalSecret"
@@ -160,7 +160,7 @@ def check_isolation(plan) -> None:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_no_identity_in_a_sample_plan_reads_two_services_secrets(stack):
-    check_isolation(run_plan(REPO, stack))
+    check_isolation(sample_plan(stack))
 
 
 def test_the_oracle_sees_a_spanning_identity():
@@ -206,4 +206,4 @@ def test_generated_fleets_have_no_spanning_identity(tmp_path_factory, fleet):
     edit_stack(project, "dev", add_fleet)
     assert {f"services/{name}/dev.yaml" for name in fleet} <= {
         str(p.relative_to(project)) for p in project.glob("services/*/dev.yaml")}
-    check_isolation(run_plan(project, "dev"))
+    check_isolation(run_plan(project, "dev", one_stack=True))

@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from configplane.offline import run_plan
-from tests.conftest import REPO, STACKS
+from tests.conftest import STACKS
+from tests.projects import sample_plan
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "fixtures" / "eso" /
                      "secretstore-v1.schema.json").read_text())
@@ -45,7 +45,7 @@ def check(store: dict) -> list[str]:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_sample_secret_stores_match_esos_crd(stack):
-    stores = [r.inputs for r in run_plan(REPO, stack).resources
+    stores = [r.inputs for r in sample_plan(stack).resources
               if r.type == "kubernetes:external-secrets.io/v1:SecretStore"]
     assert len(stores) == 4
     for store in stores:

@@ -3,17 +3,11 @@ in-process, a throwaway PostgreSQL server, and a leak check around every test.""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
-import os
-import pwd
-import re
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import traceback
 import uuid
 import zipfile
@@ -21,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
-import pg8000.native
 import pytest
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
@@ -33,6 +26,9 @@ for _path in (REPO / "lambdas" / "rotation", REPO):
 
 import handler  # noqa: E402
 from rotation_helpers import STEPS, canary  # noqa: E402
+
+from tests.ci import missing  # noqa: E402
+from tests.rotation.pgserver import remove_server, server_binaries, start_server  # noqa: E402
 
 REGION = "eu-west-1"
 SECRET_FIELDS = ("password", "token")
@@ -100,6 +96,9 @@ class Aws:
         self.leaks = leaks
         self.sm = boto3.client("secretsmanager", region_name=REGION)
         self.run_handler = True  # False: rotate_secret only stages AWSPENDING
+        # A step after which the function dies (a timeout, the runtime killed) once its work
+        # is done: Secrets Manager sees that invocation fail.
+        self.crash_after: str | None = None
         self.events: list[dict] = []
         self.errors: list[BaseException] = []
         self._failed = False
@@ -124,7 +123,9 @@ class Aws:
             return b""
         try:
             handler.lambda_handler(event, None)
-        except Exception as exc:
+            if event["Step"] == self.crash_after:
+                raise RuntimeError("the function was stopped")
+        except Exception as exc:  # noqa: BLE001 - as Lambda: any failure fails the invocation
             self._failed = True
             self.errors.append(exc)
             self.leaks.exceptions.append(exc)
@@ -192,11 +193,10 @@ class Aws:
         for secret in self.sm.list_secrets()["SecretList"]:
             versions = self.sm.describe_secret(SecretId=secret["ARN"])["VersionIdsToStages"]
             for version in versions:
-                try:
+                # (a staged version that never got a value has none to add)
+                with contextlib.suppress(self.sm.exceptions.ResourceNotFoundException):
                     self.leaks.add(self.sm.get_secret_value(
                         SecretId=secret["ARN"], VersionId=version)["SecretString"])
-                except self.sm.exceptions.ResourceNotFoundException:
-                    pass  # a staged version that never got a value
 
 
 @pytest.fixture
@@ -214,125 +214,20 @@ def aws(monkeypatch, leaks):
         env.register_all_values()
 
 
-# --- a throwaway PostgreSQL server ----------------------------------------------------------
-
-
-def _server_binaries() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(re.sub(r"\D", "", p.parent.parent.name) or 0))
-    return found[-1].parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class PostgresServer:
-    bindir: Path
-    root: Path
-    run_as: str | None  # an unprivileged user when the tests run as root
-    port: int = field(default_factory=_free_port)
-    superuser: str = "configplane_admin"
-    superpassword: str = field(default_factory=lambda: canary("SUPER"), repr=False)
-    host: str = "127.0.0.1"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "server.log"
-
-    def _run(self, *command: str) -> None:
-        prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
-        result = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=60)
-        if result.returncode != 0:
-            raise RuntimeError(f"{Path(command[0]).name} failed:\n{result.stdout}{result.stderr}")
-
-    def init(self) -> None:
-        pwfile = self.root / "pwfile"
-        pwfile.write_text(self.superpassword + "\n")
-        if self.run_as:
-            entry = pwd.getpwnam(self.run_as)
-            for path in (self.root, pwfile):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-        pwfile.chmod(0o600)
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.superuser,
-                  f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C",
-                  "--no-sync")
-        pwfile.unlink()
-
-    def start(self) -> None:
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
-                   "-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
-                   "-c log_statement=all -c log_connections=on")
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                  "-o", options, "-w", "-t", "30", "start")
-
-    def stop(self) -> None:
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def connect(self, user: str, password: str) -> pg8000.native.Connection:
-        return pg8000.native.Connection(user=user, password=password, host=self.host,
-                                        port=self.port, database="postgres", ssl_context=False,
-                                        timeout=5)
-
-    def can_login(self, user: str, password: str) -> bool:
-        try:
-            conn = self.connect(user, password)
-        except pg8000.native.DatabaseError:
-            return False
-        conn.run("SELECT 1")
-        conn.close()
-        return True
-
-    def admin(self) -> pg8000.native.Connection:
-        """A superuser session that keeps its statements (and their passwords) out of the log."""
-        conn = self.connect(self.superuser, self.superpassword)
-        conn.run("SET log_statement = 'none'")
-        return conn
+# --- a throwaway PostgreSQL server (tests/rotation/pgserver.py) --------------------------------
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    bindir = _server_binaries()
-    if bindir is None:
-        message = ("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; "
-                   "install the postgresql package (.ci/run does)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the PostgreSQL rotation tests: {message}", pytrace=False)
-        pytest.skip(message)
-    run_as = None
-    if os.geteuid() == 0:  # initdb refuses root
-        run_as = next((u for u in ("postgres", "nobody") if _user_exists(u)), None)
-        if run_as is None:
-            pytest.fail("running as root and no 'postgres' or 'nobody' user to run PostgreSQL",
-                        pytrace=False)
-    root = Path(tempfile.mkdtemp(prefix="configplane-pg-"))
-    server = PostgresServer(bindir, root, run_as)
+    if server_binaries() is None:
+        missing("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; "
+                "install the postgresql package (.ci/run does)")
     try:
-        server.init()
-        server.start()
-    except Exception as exc:
-        shutil.rmtree(root, ignore_errors=True)
+        server = start_server(superpassword=canary("SUPER"))
+    except Exception as exc:  # noqa: BLE001 - any start failure is the same test failure
         pytest.fail(f"could not start the test PostgreSQL server: {exc}", pytrace=False)
     yield server
-    try:
-        server.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+    remove_server(server)
 
 
 @pytest.fixture

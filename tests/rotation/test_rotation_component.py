@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,6 @@ from pathlib import Path
 import handler
 import pulumi
 import pytest
-from pulumi.runtime.mocks import MockMonitor
 
 from components import rotation
 from components.rotation import (
@@ -22,63 +22,37 @@ from components.rotation import (
     SecretRotatorArgs,
     rotation_tags,
 )
+from configplane.inputs import read_stack_files
+from configplane.offline import PlanMocks, PlannedResource, RecordingMonitor
+from configplane.validation import load_stack
+from tests.projects import REPO
 
-ACCOUNT, REGION = "123456789012", "eu-west-1"
+# The sample prod stack's account and region: the plan's mocks answer in them.
+MODEL = load_stack(read_stack_files(REPO, "prod"))
+ACCOUNT, REGION = MODEL.platform.aws.account_id, MODEL.platform.aws.region
 SM = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret"
 KMS = f"arn:aws:kms:{REGION}:{ACCOUNT}:key"
 LOG_GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/configplane-rotation-prod"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:configplane-rotation-prod"
 
 
-class Mocks(pulumi.runtime.Mocks):
-    def __init__(self):
-        self.resources: dict[str, pulumi.runtime.MockResourceArgs] = {}
-
-    def new_resource(self, args):
-        self.resources[args.name] = args
-        outputs = dict(args.inputs)
-        if args.typ == "aws:lambda/function:Function":
-            outputs["arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{args.inputs['name']}"
-        elif args.typ == "aws:iam/role:Role":
-            outputs["arn"] = f"arn:aws:iam::{ACCOUNT}:role/{args.name}"
-        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
-            outputs["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{args.inputs['name']}"
-        return f"{args.name}-id", outputs
-
-    def call(self, args):
-        return {}
-
-
-class RecordingMonitor(MockMonitor):
-    """Also keeps each registration's parent and dependencies (MockResourceArgs has neither)."""
-
-    def __init__(self, mocks):
-        super().__init__(mocks)
-        self.registrations: dict[str, tuple[str, str, list[str]]] = {}
-
-    def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        self.registrations[request.name] = (request.type, request.parent,
-                                            list(request.dependencies))
-        return response
-
-
 @pytest.fixture
 def declare():
-    """Declares a SecretRotator under mocks; returns the mocks and the monitor."""
+    """Declares a SecretRotator under the offline plan's own mocks and monitor (the ARNs and
+    auto-names a provider gives, parents and dependencies as the engine records them); returns
+    the planned resources by name."""
 
-    def run(args: SecretRotatorArgs):
-        mocks = Mocks()
-        monitor = RecordingMonitor(mocks)
-        pulumi.runtime.set_mocks(mocks, project="configplane", stack="prod", preview=False,
-                                 monitor=monitor)
+    def run(args: SecretRotatorArgs) -> dict[str, PlannedResource]:
+        monitor = RecordingMonitor(PlanMocks(MODEL))
+        pulumi.runtime.set_mocks(monitor.mocks, project="configplane", stack="prod",
+                                 preview=False, monitor=monitor)
 
         @pulumi.runtime.test
         def program():
             rotator = SecretRotator("rotation", args)
             return pulumi.Output.all(rotator.function_arn, rotator.role_arn)
         program()
-        return mocks, monitor
+        return {r.name: r for r in monitor.planned}
 
     return run
 
@@ -110,9 +84,8 @@ def kms_statement(sid, actions, key, secret):
 
 
 def test_declares_the_resources_with_their_arguments(declare):
-    mocks, monitor = declare(full_args())
-    types = {name: typ for name, (typ, _, _) in monitor.registrations.items()
-             if typ != "pulumi:pulumi:Stack"}
+    planned = declare(full_args())
+    types = {name: r.type for name, r in planned.items()}
     assert types == {
         "rotation": "configplane:rotation:SecretRotator",
         "rotation-logs": "aws:cloudwatch/logGroup:LogGroup",
@@ -124,17 +97,18 @@ def test_declares_the_resources_with_their_arguments(declare):
         "rotation-rotation-reports-db": "aws:secretsmanager/secretRotation:SecretRotation",
         "rotation-rotation-orders-db": "aws:secretsmanager/secretRotation:SecretRotation",
     }
-    component_urn = next(parent for name, (_, parent, _) in monitor.registrations.items()
-                         if name == "rotation-role")
+    component_urn = planned["rotation"].urn
     assert component_urn.endswith("::rotation") and all(
-        monitor.registrations[name][1] == component_urn for name in types if name != "rotation")
+        planned[name].parent == component_urn for name in types if name != "rotation")
+    role_name = planned["rotation-role"].outputs["name"]  # the engine's auto-name
+    assert re.fullmatch(r"rotation-role-[0-9a-f]{7}", role_name)
 
-    function = mocks.resources["rotation-function"].inputs
+    function = planned["rotation-function"].inputs
     assert {k: function[k] for k in ("name", "runtime", "handler", "timeout", "memorySize",
                                      "role", "tags")} == {
         "name": "configplane-rotation-prod", "runtime": "python3.13",
         "handler": "handler.lambda_handler", "timeout": 30, "memorySize": 128,
-        "role": f"arn:aws:iam::{ACCOUNT}:role/rotation-role", "tags": {"environment": "prod"},
+        "role": f"arn:aws:iam::{ACCOUNT}:role/{role_name}", "tags": {"environment": "prod"},
     }
     assert function["environment"] == {"variables": {
         "PASSWORD_LENGTH": "40", "EXCLUDE_CHARACTERS": "\"'\\/@:"}}
@@ -145,15 +119,15 @@ def test_declares_the_resources_with_their_arguments(declare):
         "logGroup": "/aws/lambda/configplane-rotation-prod"}
     assert isinstance(function["code"], pulumi.AssetArchive)
 
-    assert mocks.resources["rotation-logs"].inputs == {
+    assert planned["rotation-logs"].inputs == {
         "name": "/aws/lambda/configplane-rotation-prod", "retentionInDays": 90,
         "tags": {"environment": "prod"}}
-    role = mocks.resources["rotation-role"].inputs
+    role = planned["rotation-role"].inputs
     assert json.loads(role["assumeRolePolicy"]) == {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
         "Action": "sts:AssumeRole"}]}
-    assert mocks.resources["rotation-policy"].inputs["role"] == "rotation-role-id"
-    assert mocks.resources["rotation-permission"].inputs == {
+    assert planned["rotation-policy"].inputs["role"] == role_name  # a role's id is its name
+    assert planned["rotation-permission"].inputs == {
         "action": "lambda:InvokeFunction", "function": "configplane-rotation-prod",
         "principal": "secretsmanager.amazonaws.com", "sourceAccount": ACCOUNT}
 
@@ -161,18 +135,18 @@ def test_declares_the_resources_with_their_arguments(declare):
             for name, typ in types.items()}
     for name, arn in (("api-token", f"{SM}:api-token-AbCdEf"),
                       ("reports-db", f"{SM}:reports-AbCdEf"), ("orders-db", f"{SM}:orders-AbCdEf")):
-        assert mocks.resources[f"rotation-rotation-{name}"].inputs == {
+        assert planned[f"rotation-rotation-{name}"].inputs == {
             "secretId": arn, "rotationLambdaArn": FUNCTION_ARN,
             "rotationRules": {"automaticallyAfterDays": 30}}
-        assert set(monitor.registrations[f"rotation-rotation-{name}"][2]) >= {
+        assert set(planned[f"rotation-rotation-{name}"].dependencies) >= {
             urns["rotation-permission"], urns["rotation-policy"]}
-    assert set(monitor.registrations["rotation-function"][2]) >= {
+    assert set(planned["rotation-function"].dependencies) >= {
         urns["rotation-policy"], urns["rotation-logs"]}
 
 
 def test_the_policy_grants_exactly_the_list(declare):
-    mocks, _ = declare(full_args())
-    policy = json.loads(mocks.resources["rotation-policy"].inputs["policy"])
+    planned = declare(full_args())
+    policy = json.loads(planned["rotation-policy"].inputs["policy"])
     assert policy == {"Version": "2012-10-17", "Statement": [
         {"Sid": "RotateSecrets", "Effect": "Allow",
          "Action": ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
@@ -202,13 +176,13 @@ def test_random_only_outside_a_vpc_with_a_schedule_expression(declare):
     args = full_args(secrets=[RotatedSecret("api-token", f"{SM}:api-token-AbCdEf", "random")],
                      schedule_days=None, schedule_expression="rate(10 days)", subnet_ids=(),
                      security_group_ids=(), password=PasswordPolicy(), tags={})
-    mocks, _ = declare(args)
-    policy = json.loads(mocks.resources["rotation-policy"].inputs["policy"])
+    planned = declare(args)
+    policy = json.loads(planned["rotation-policy"].inputs["policy"])
     assert [s["Sid"] for s in policy["Statement"]] == ["RotateSecrets", "GeneratePasswords",
                                                        "WriteOwnLogs"]
-    function = mocks.resources["rotation-function"].inputs
+    function = planned["rotation-function"].inputs
     assert "vpcConfig" not in function and "environment" not in function
-    assert mocks.resources["rotation-rotation-api-token"].inputs["rotationRules"] == {
+    assert planned["rotation-rotation-api-token"].inputs["rotationRules"] == {
         "scheduleExpression": "rate(10 days)"}
 
 

@@ -259,9 +259,12 @@ def _crash(monkeypatch, target, name: str, *, run_first: bool) -> None:
         monkeypatch.setattr(target, name, crash)
 
 
+# The function dies after a step's work (the test's Lambda runtime, Aws.crash_after).
+AFTER_STEP = "the Lambda runtime"
+
 # (strategy, where the crash hits, what it patches, whether the patched call completes first)
 FAULTS = [
-    *[(strategy, f"after {step}", handler._STEP_FUNCTIONS, step, True)
+    *[(strategy, f"after {step}", AFTER_STEP, step, True)
       for strategy in (SINGLE, ALTERNATING) for step in STEPS],
     (SINGLE, "after ALTER ROLE, before setSecret returns", rotation_postgres, "set_password",
      True),
@@ -279,10 +282,19 @@ def test_fault_then_retry_ends_with_a_working_credential(aws, pg, db, monkeypatc
     secret = db(strategy)
     first = aws.current_version(secret.arn)
     with monkeypatch.context() as patch:
-        _crash(patch, target, name, run_first=run_first)
+        if target is AFTER_STEP:
+            aws.crash_after = name
+        else:
+            _crash(patch, target, name, run_first=run_first)
         token = aws.rotate(secret.arn)
-    assert [str(e).rsplit(": ", 1)[1] for e in aws.new_errors] == [
-        f"unexpected RuntimeError at test_rotation_postgres.py:{_crash.__code__.co_firstlineno + 7}"]
+        aws.crash_after = None
+    messages = [str(e) for e in aws.new_errors]
+    if target is AFTER_STEP:
+        assert messages == ["the function was stopped"]
+    else:  # inside the handler: its boundary reports the type and the place, no value
+        assert [m.rsplit(": ", 1)[1] for m in messages] == [
+            "unexpected RuntimeError at test_rotation_postgres.py:"
+            f"{_crash.__code__.co_firstlineno + 7}"]
     # Whatever happened, a credential in the secret still opens the database.
     if name == "finishSecret":
         assert aws.current_version(secret.arn) == token

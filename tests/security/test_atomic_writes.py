@@ -170,6 +170,43 @@ def test_concurrent_imports_are_serialised_and_lose_nothing(tmp_path, dotenv):
         assert f"configplane:{service}WebhookSigningSecret" in config
 
 
+def secret_args(project: Path, key: str, *extra: str) -> tuple[str, ...]:
+    return ("secret", "set", "--stack", "dev", "--service", "web", key, "--grant",
+            "--project-dir", str(project), *extra)
+
+
+@pytest.mark.parametrize("extra", [(), ("--overlay",)])
+def test_secret_set_is_all_or_nothing_under_a_file_size_limit(tmp_path, extra):
+    """The service's file (or a new overlay) is small, Pulumi.yaml (declaration and grant) is
+    not: a limit between them fails the second write and the first is undone."""
+    project = copy_project(tmp_path / "project")
+    if extra:
+        (project / "services/web/dev.yaml").unlink()  # the overlay is a new file
+    all_or_nothing(lambda limit: configplane(*secret_args(project, "PARTNER_TOKEN", *extra),
+                                             fsize=limit),
+                   project, [50, 1200, 1 << 20])
+
+
+def test_concurrent_secret_sets_are_serialised_and_lose_nothing(tmp_path):
+    """Six `secret set --grant` at once on one service, each reading and editing the same
+    Pulumi.yaml and service.yaml: every spec, declaration and grant is there."""
+    project = copy_project(tmp_path / "project")
+    keys = [f"PARTNER_{i}_TOKEN" for i in range(6)]
+    procs = [subprocess.Popen([sys.executable, "-m", "configplane", *secret_args(project, key)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+             for key in keys]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert [code for code, _ in results] == [0] * 6, results
+    config = yaml.safe_load((project / "Pulumi.yaml").read_text())["config"]
+    granted = config["configplane:defaults"]["value"]["platform"]["grants"]["secure_keys"]["web"]
+    secrets = yaml.safe_load((project / "services/web/service.yaml").read_text())["secrets"]
+    for i, key in enumerate(keys):
+        assert f"configplane:webPartner{i}Token" in config
+        assert f"webPartner{i}Token" in granted
+        assert secrets[key]["config_key"] == f"webPartner{i}Token"
+
+
 # --- no writer reaches outside the project ---------------------------------------------
 
 

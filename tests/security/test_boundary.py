@@ -36,9 +36,19 @@ def test_closed_stdout_is_a_clean_message():
         "its output open (a terminal, a pipe or a file: `> out.json`).\n")
 
 
-def test_closed_stdin_reads_as_empty_input():
-    proc = subprocess.run(f"{sys.executable} -m configplane scan --jsonl - <&-", shell=True,
+@pytest.mark.parametrize("command", ["scan --jsonl -", "drift-report -"])
+def test_closed_stdin_is_an_error_not_an_empty_input(command):
+    """`<&-`: there is no input at all, which an empty result must not pass for (issue 18)."""
+    proc = subprocess.run(f"{sys.executable} -m configplane {command} <&-", shell=True,
                           cwd=REPO, capture_output=True, timeout=300)
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert b"standard input is closed" in proc.stderr, proc.stderr
+    assert b"Traceback" not in proc.stderr
+
+
+def test_empty_stdin_is_an_empty_input():
+    proc = subprocess.run(f"{sys.executable} -m configplane scan --jsonl - </dev/null",
+                          shell=True, cwd=REPO, capture_output=True, timeout=300)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
 
 
@@ -143,14 +153,13 @@ def test_streams_redact_across_writes_and_json_escapes():
     target = io.StringIO()
     run = RunContext.create()
     stream = RedactingStream(target, "standard output", run.redactor)
-    with pytest.raises(SystemExit):
-        with running(run):
-            protect('pa"ss-wörd-123')
-            stream.write("a pa")
-            stream.write('"ss-wörd-123 b\n')
-            stream.write(json.dumps({"v": 'pa"ss-wörd-123'}) + "\n")
-            stream.flush()
-            raise SystemExit(3)
+    with pytest.raises(SystemExit), running(run):
+        protect('pa"ss-wörd-123')
+        stream.write("a pa")
+        stream.write('"ss-wörd-123 b\n')
+        stream.write(json.dumps({"v": 'pa"ss-wörd-123'}) + "\n")
+        stream.flush()
+        raise SystemExit(3)
     assert target.getvalue() == 'a [secret] b\n{"v": "[secret]"}\n'
 
 
@@ -198,10 +207,9 @@ def test_a_broken_stack_files_declared_secrets_are_known_before_anything_prints(
     (project / "Pulumi.dev.yaml").write_text(
         f"config:\n  configplane:launchCode: {weak}\n  configplane:x: [y\n")
     seen = {}
-    with pytest.raises(SystemExit):
-        with running(RunContext.create(project)):
-            protect_stack(project, "dev")
-            seen["knows"] = redactor().knows(weak)
-            seen["line"] = redactor().text(f"  configplane:launchCode: {weak}")
-            raise SystemExit(1)
+    with pytest.raises(SystemExit), running(RunContext.create(project)):
+        protect_stack(project, "dev")
+        seen["knows"] = redactor().knows(weak)
+        seen["line"] = redactor().text(f"  configplane:launchCode: {weak}")
+        raise SystemExit(1)
     assert seen == {"knows": True, "line": "  configplane:launchCode: [secret]"}

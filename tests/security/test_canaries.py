@@ -23,7 +23,7 @@ import pytest
 
 from configplane.cli.commands.plan import write_out
 from configplane.offline import PlanMocks, run_plan
-from configplane.redaction import Redactor
+from configplane.redaction import Redactor, detect_name
 from tests.catalog_compat import edit_project, edit_stack
 from tests.projects import REPO, copy_project, files_text
 from tests.security.conftest import assert_clean, cli, edit_yaml
@@ -279,7 +279,7 @@ def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value
     from configplane.inputs import read_stack_files
     from configplane.validation import load_stack
     model = load_stack(read_stack_files(REPO, "dev"))
-    plan = run_plan(REPO, "dev", secure_values=secure, mocks=CanaryMocks(model), policy=True)
+    plan = run_plan(REPO, "dev", one_stack=True, secure_values=secure, mocks=CanaryMocks(model), policy=True)
     # the values did reach the resources (as secrets), so the search below can fail
     raw = json.dumps([r.inputs for r in plan.resources] + [r.outputs for r in plan.resources],
                      default=str)
@@ -290,3 +290,187 @@ def test_plan_json_out_files_and_pack_messages_hold_no_secure_or_generated_value
     for text in (document, files_text(tmp_path / "out"), violations):
         assert not [c for c in CANARIES if c in text]
     assert json.loads(document)["violations"] == []
+
+
+# --- secrets used as names, and foreign text (issue 18) -------------------------------------
+# Vendor-format tokens (the detector knows them by their shape), each with its own canary core.
+_FILL = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+
+
+def github_token(core: str) -> str:
+    return "ghp_" + (core + _FILL)[:36]
+
+
+def aws_key_id(core: str) -> str:
+    return "AKIA" + (core.upper() + "Q7RZ5M2XK9P4W3NB")[:16]
+
+
+def stripe_key(core: str) -> str:
+    return "sk_live_" + (core + _FILL)[:24]
+
+
+NAME_PLANTS = {
+    "tenant": aws_key_id(C[1][4:]),  # an AWS key id as a tenant name
+    "flag": github_token(C[2]),  # a GitHub token as a flag name
+    "owner-team": github_token(C[3]),  # ... as an owner (@org/<token>)
+    "secret-name": stripe_key(C[4]),  # a Stripe key as a secret's name
+    "grant-value": f"Pw-{C[5]}-grant",  # a value pasted inside dynamic.grants
+}
+NAME_CANARIES = list(NAME_PLANTS.values())
+
+
+def test_the_name_canaries_have_their_vendors_shape():
+    """Else the tests below would pass by planting nothing the detector knows."""
+    tokens = [v for k, v in NAME_PLANTS.items() if k != "grant-value"]
+    tokens += [v for k, v in FOREIGN.items() if k != "dsn-password"]
+    assert all(detect_name(token) for token in tokens), [t for t in tokens if not detect_name(t)]
+
+
+def plant_names(project: Path) -> None:
+    def worker(doc):
+        doc.setdefault("tenants", {})[NAME_PLANTS["tenant"]] = {"config": {}}
+
+    def web(doc):
+        doc["flags"][NAME_PLANTS["flag"]] = {"state": "ENABLED", "defaultVariant": "on",
+                                             "variants": {"on": True, "off": False}}
+        doc["owners"] = [f"@shop/{NAME_PLANTS['owner-team']}"]
+        doc["secrets"][NAME_PLANTS["secret-name"]] = {"source": "generated", "store": "vault",
+                                                      "length": 32}
+
+    def api(doc):
+        doc.setdefault("secrets", {})["ORDERS_DB"] = {
+            "source": "dynamic", "dynamic": {"connection": "shop", "grants": [
+                {"schema": "public", "tables": ["orders"], "privileges": ["SELECT"],
+                 "value": NAME_PLANTS["grant-value"]}]}}
+
+    edit_yaml(project / "services/worker/dev.yaml", worker)
+    edit_yaml(project / "services/web/service.yaml", web)
+    edit_yaml(project / "services/api/dev.yaml", api)
+
+
+def test_secrets_used_as_names_reach_no_output_and_no_written_file(tmp_path):
+    project = copy_project(tmp_path / "project", policies=True)
+    plant_names(project)
+    before = files_text(project)
+    assert all(c in before for c in NAME_CANARIES)  # planted, so the search below can fail
+    p = str(project)
+    runs = []
+    for fmt in ("table", "json"):
+        runs += [cli("validate", "--stack", "dev", "--project-dir", p, "--format", fmt),
+                 cli("flags", "--stack", "dev", "--project-dir", p, "--format", fmt),
+                 cli("diff", "--stack", "dev", "--stack", "prod", "--project-dir", p,
+                     "--format", fmt)]
+        for service, path in (("web", "flags"), ("web", "secrets"), ("worker", "tenants"),
+                              ("web", "owners"), ("api", "secrets.ORDERS_DB"),
+                              ("api", "secrets.ORDERS_DB.dynamic.grants"), ("worker", "config")):
+            runs.append(cli("explain", "--stack", "dev", service, path, "--project-dir", p,
+                            "--format", fmt))
+    runs += [cli("plan", "--stack", "dev", "--project-dir", p, "--format", "json", "--no-policy",
+                 "--out", str(tmp_path / "out")),
+             cli("codeowners", "--project-dir", p), cli("codeowners", "--project-dir", p, "--write"),
+             cli("migrate", "--project-dir", p)]
+    for run in runs:
+        assert_clean(run, NAME_CANARIES)
+    validate = json.loads(next(r for r in runs if r.args[0] == "validate" and "json" in r.args)
+                          .stdout)["errors"]
+    named = [e for e in validate if "a name that looks like a credential" in e["message"]]
+    assert {e["file"] for e in named} == {"services/web/service.yaml", "services/worker/dev.yaml"}
+    assert len(named) == 4, named  # tenant, flag, owner, secret name: each once, by path
+    codeowners = [r for r in runs if r.args[0] == "codeowners"]
+    assert [r.code for r in codeowners] == [1, 1]
+    assert "owners[0] looks like a credential" in codeowners[0].stderr
+    explained = [r for r in runs if r.args[0] == "explain"]
+    assert all(r.code == 0 for r in explained), [(r.args, r.stderr) for r in explained if r.code]
+    # nothing was written that holds a canary (CODEOWNERS refused, plan invalid: no --out)
+    assert not (project / ".github").exists() and not (tmp_path / "out").exists()
+    assert files_text(project) == before
+
+
+def test_import_writes_no_value_the_stack_holds_as_a_secret_and_no_secret_name(tmp_path):
+    project = copy_project(tmp_path / "project")
+    known = f"Pw-{C[6]}-known"
+
+    def stack(config):
+        config["configplane:paymentsApiKey"] = known  # declared secret, plaintext: a secret
+
+    edit_stack(project, "dev", stack)
+    source = tmp_path / "in.env"
+    source.write_text(f"LOG_LEVEL=info\nUPSTREAM_HOST={known}\n"
+                      f"SENTRY_DSN=https://{C[7]}@o1.ingest.sentry.io/1\n")
+    # the dry run prints the files import would write (--write writes nothing here: validate
+    # rejects a stack holding a declared secret in plaintext)
+    before = files_text(project)
+    runs = [cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
+                "worker", "--owner", "@shop/billing", "--project-dir", str(project), *write,
+                "--format", "json") for write in ((), ("--write",))]
+    for run in runs:
+        assert_clean(run, [known, C[7]])
+    assert files_text(project) == before
+    assert runs[1].code == 1 and "nothing written" in runs[1].stderr, runs[1].text
+    assert runs[0].code == 0, runs[0].text
+    dry = json.loads(runs[0].stdout)
+    reasons = {s["key"]: s["reason"] for s in dry["secrets"]}
+    assert reasons.pop("UPSTREAM_HOST") == "a value the stack already holds as a secret"
+    # validate's decision (plaintext_rules): the detector's rules and url-userinfo
+    assert reasons.pop("SENTRY_DSN").startswith("looks like a secret: ") and not reasons
+    config = {k: v for document in dry["files"].values() if document
+              for k, v in (document.get("config") or {}).items()}
+    assert config == {"LOG_LEVEL": "info"}  # the others are secrets, by reference only
+    # a key that is itself a token is refused: names are written and shown
+    source.write_text(f"{NAME_PLANTS['flag']}=1\n")
+    before = files_text(project)
+    refused = cli("import", "ledger", "--stack", "dev", "--from", str(source), "--app-schema",
+                  "worker", "--owner", "@shop/ledger", "--project-dir", str(project), "--write")
+    assert_clean(refused, NAME_CANARIES)
+    assert refused.code == 1 and "a key looks like a credential" in refused.stderr
+    assert files_text(project) == before
+
+
+FOREIGN = {
+    "diagnostic": github_token(C[8]),
+    "policy-message": stripe_key(C[9]),
+    "urn-name": aws_key_id(C[10][4:]),
+    "listing-name": github_token(C[11]),
+    "listing-kind": stripe_key(C[12]),
+    "manifest-name": github_token(C[13]),
+    "scan-id": github_token(C[14]),
+    "dsn-password": f"{C[15]}pw9",
+}
+FOREIGN_CANARIES = list(FOREIGN.values())
+
+
+def test_foreign_text_passes_the_detector_before_any_output(tmp_path):
+    document = json.loads((REPO / "tests/fixtures/preview/config-change.json").read_text())
+    document.setdefault("diagnostics", []).append(
+        {"severity": "error", "message": f"refused: token {FOREIGN['diagnostic']} and "
+                                         f"postgres://app:{FOREIGN['dsn-password']}@db/x"})
+    urn = f"urn:pulumi:dev::configplane::kubernetes:core/v1:ConfigMap::{FOREIGN['urn-name']}"
+    document["steps"].append({"op": "create", "urn": urn, "newState": {
+        "type": "kubernetes:core/v1:ConfigMap", "inputs": {}}})
+    (tmp_path / "preview.json").write_text(json.dumps(document))
+    (tmp_path / "events.jsonl").write_text(json.dumps({"sequence": 1, "policyEvent": {
+        "policyPackName": "configplane", "policyName": "no-plaintext-secrets",
+        "enforcementLevel": "mandatory", "resourceUrn": urn,
+        "message": f"data.API_KEY holds {FOREIGN['policy-message']}"}}) + "\n")
+    runs = [cli("drift-report", str(tmp_path / "preview.json"), "--events",
+                str(tmp_path / "events.jsonl"), "--format", fmt) for fmt in ("markdown", "json")]
+    listing = {"kind": "List", "items": [
+        {"kind": FOREIGN["listing-kind"], "metadata": {"name": "x"}},
+        {"kind": "ConfigMap", "metadata": {"name": FOREIGN["listing-name"], "namespace": "api"}}]}
+    (tmp_path / "cms.json").write_text(json.dumps(listing))
+    listing["items"] = listing["items"][1:]
+    (tmp_path / "cms2.json").write_text(json.dumps(listing))
+    for name in ("cms.json", "cms2.json"):
+        runs += [cli("prune", "--stack", "dev", "--configmaps", str(tmp_path / name)),
+                 cli("rollback", "api", "--stack", "dev", "--configmaps", str(tmp_path / name))]
+    (tmp_path / "m.yaml").write_text(
+        f"kind: ConfigMap\nmetadata: {{name: {FOREIGN['manifest-name']}}}\nbinaryData: 5\n")
+    runs.append(cli("import", "billing", "--stack", "dev", "--from", str(tmp_path / "m.yaml"),
+                    "--app-schema", "worker", "--owner", "@shop/billing"))
+    runs.append(cli("scan", "--jsonl", "-", input=json.dumps(
+        {"id": FOREIGN["scan-id"], "key": "LOG_LEVEL", "value": "info"}) + "\n"))
+    for run in runs:
+        assert_clean(run, FOREIGN_CANARIES, codes=(0, 1, 7))
+    assert [r.code for r in runs[:2]] == [1, 1]  # errors and a mandatory violation
+    assert "[secret]" in runs[0].stdout and "[secret]" in runs[1].stdout
+    assert runs[-2].code == 1 and "binaryData is not a mapping" in runs[-2].stderr

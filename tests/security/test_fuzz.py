@@ -298,6 +298,147 @@ def test_drift_report_on_hostile_previews(tmp_path_factory, document):
     _check(cli("drift-report", str(path), "--format", "json"), codes=(0, 1, 7))
 
 
+# --- hostile external documents and odd CONFIGPLANE_* variables (issue 18) ------------------
+# Documents configplane reads from outside the project: shapes from the real formats (a preview,
+# an engine event, a kubectl List, a manifest) with any field swapped for any JSON value.
+
+# Foreign text carries no declaration: only a token of its vendor's exact shape is a secret there.
+FOREIGN_TOKEN = "ghp_" + "Cn4ryF0r31gnAbCdEfGhIjKlMnOpQrStUv01"
+FOREIGN_CORES = [*CORES, FOREIGN_TOKEN[4:]]
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False),
+              st.text(max_size=20), st.just(FOREIGN_TOKEN), st.just("\ud800"), st.just("-")),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=10)
+PREVIEW = json.loads((REPO / "tests/fixtures/preview/drift.json").read_text())
+EVENT = {"sequence": 1, "resOutputsEvent": {"metadata": {
+    "op": "refresh", "urn": "urn:pulumi:dev::configplane::aws:s3/bucket:Bucket::b",
+    "type": "aws:s3/bucket:Bucket", "diffs": ["tags"], "detailedDiff": {"tags": {"kind": "update"}},
+    "old": {"outputs": {"tags": {}}}, "new": {"outputs": {"tags": {"a": "b"}}}}}}
+POLICY_EVENT = {"sequence": 2, "policyEvent": {
+    "policyPackName": "configplane", "policyName": "x", "enforcementLevel": "mandatory",
+    "resourceUrn": "urn:pulumi:dev::configplane::t::n", "message": f"m {FOREIGN_TOKEN}"}}
+LISTING = {"kind": "List", "items": [{"kind": "ConfigMap", "metadata": {
+    "name": "api-config-hf678c7m2b", "namespace": "api-dev", "creationTimestamp": "2026-01-01",
+    "labels": {"app.kubernetes.io/managed-by": "configplane"},
+    "annotations": {"configplane.io/config-hash": "hf678c7m2b"}}, "data": {"A": "b"}}]}
+WORKLOADS = {"kind": "List", "items": [{"kind": "Deployment", "metadata": {
+    "name": "api", "namespace": "api-dev"}, "spec": {"template": {"spec": {
+        "containers": [{"envFrom": [{"configMapRef": {"name": "api-config-hf678c7m2b"}}]}],
+        "volumes": [{"configMap": {"name": "x"}}]}}}}]}
+MANIFEST = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+            "data": {"TOKEN": "c2VjcmV0"}, "stringData": {"A": "b"}, "binaryData": {"B": "AA=="}}
+
+
+@st.composite
+def mutated(draw, base):
+    """`base` with 1-3 of its fields (at any depth) replaced by any JSON value, or removed."""
+    doc = copy.deepcopy(base)
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in key_paths(doc) if p]
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent = parent_of(doc, path)
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(json_values)
+    return doc
+
+
+def _dump(value) -> str:
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+
+
+@FUZZ
+@given(preview=st.one_of(mutated(PREVIEW), json_values),
+       events=st.lists(st.one_of(mutated(EVENT), mutated(POLICY_EVENT), json_values), max_size=3))
+def test_drift_report_on_hostile_previews_and_event_logs(tmp_path_factory, preview, events):
+    folder = tmp_path_factory.mktemp("drift")
+    (folder / "p.json").write_text(json.dumps(preview), encoding="utf-8", errors="surrogatepass")
+    (folder / "e.jsonl").write_text("\n".join(json.dumps(e) for e in events),
+                                    encoding="utf-8", errors="surrogatepass")
+    for fmt in ("json", "markdown"):
+        run = cli("drift-report", str(folder / "p.json"), "--events", str(folder / "e.jsonl"),
+                  "--format", fmt)
+        assert_clean(run, FOREIGN_CORES, codes=(0, 1, 7))
+        if run.code == 1 and "see the report above" not in run.stderr:  # else: the report's
+            assert _names_a_file(run), run.text[-1500:]  # own verdict (errors, violations)
+
+
+@FUZZ
+@given(listing=st.one_of(mutated(LISTING), json_values),
+       workloads=st.one_of(mutated(WORKLOADS), json_values))
+def test_prune_and_rollback_on_hostile_listings(fuzz_project, tmp_path_factory, listing,
+                                                workloads):
+    folder = tmp_path_factory.mktemp("kubectl")
+    (folder / "cms.json").write_text(json.dumps(listing, ensure_ascii=True))
+    (folder / "wl.json").write_text(json.dumps(workloads, ensure_ascii=True))
+    _write_stack(fuzz_project, copy.deepcopy(BASE_FILES))
+    p = str(fuzz_project)
+    for run in (cli("prune", "--stack", "dev", "--configmaps", str(folder / "cms.json"),
+                    "--workloads", str(folder / "wl.json"), "--project-dir", p),
+                cli("rollback", "api", "--stack", "dev", "--configmaps", str(folder / "cms.json"),
+                    "--workload", str(folder / "wl.json"), "--project-dir", p)):
+        assert_clean(run, FOREIGN_CORES)  # a refusal may be about the cluster, not a file
+
+
+@FUZZ
+@given(manifests=st.lists(st.one_of(mutated(MANIFEST), json_values), min_size=1, max_size=3),
+       as_json=st.booleans())
+def test_import_on_hostile_manifests(tmp_path_factory, manifests, as_json):
+    project = copy_project(tmp_path_factory.mktemp("imp") / "project")
+    folder = tmp_path_factory.mktemp("src")
+    if as_json:
+        source = folder / "in.json"
+        source.write_text(json.dumps(manifests[0], ensure_ascii=True))
+    else:
+        source = folder / "in.yaml"
+        source.write_text("\n---\n".join(yaml.safe_dump(m, allow_unicode=False)
+                                         for m in manifests))
+    for write in ((), ("--write",)):
+        _check(cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
+                   "worker", "--owner", "@shop/billing", "--project-dir", str(project), *write))
+    assert not [c for c in FOREIGN_CORES if c in files_text(project)]
+
+
+@FUZZ
+@given(dotenv=st.text(alphabet="\ufeffAB_=x \"'#\\$\n{}5", max_size=40))
+def test_import_on_any_dotenv_text(tmp_path_factory, dotenv):
+    project = copy_project(tmp_path_factory.mktemp("imp") / "project")
+    source = tmp_path_factory.mktemp("src") / "in.env"
+    source.write_text(dotenv)
+    _check(cli("import", "billing", "--stack", "dev", "--from", str(source), "--app-schema",
+               "http-api", "--owner", "@shop/billing", "--project-dir", str(project)))
+
+
+ODD_VALUES = ["", " ", "garbage", "2026-13-45", "0000-01-01", "9999-12-31", "1969-12-31",
+              "2026-12-03T25:00:00", "2026-12-03T12:00:00+99:00", "1e400", "\t2026-12-03",
+              "2026-12-03\n", "é", "2026-12-03T12:00:00Z" + "x" * 5000, "20261203"]
+
+
+@FUZZ
+@given(now=st.one_of(st.sampled_from(ODD_VALUES), st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=30)), debug=st.sampled_from(["", "0", "1", "yes", "é"]))
+def test_odd_configplane_variables(fuzz_project, monkeypatch, now, debug):
+    monkeypatch.setenv("CONFIGPLANE_NOW", now)
+    monkeypatch.setenv("CONFIGPLANE_DEBUG", debug)
+    _write_stack(fuzz_project, copy.deepcopy(BASE_FILES))
+    p = str(fuzz_project)
+    runs = [cli("validate", "--stack", "dev", "--project-dir", p),
+            cli("plan", "--stack", "dev", "--project-dir", p, "--no-policy", "--service", "web",
+                "--format", "json")]
+    for run in runs:
+        assert_clean(run, CORES)
+        if run.code == 1:
+            assert "CONFIGPLANE_NOW" in run.stderr, run.text[-800:]
+    assert runs[0].code == runs[1].code  # validate and plan agree on the variable
+
+
 # --- hostile catalog trees: symlinks, odd names and extensions -------------------------------
 
 OUTSIDE_MARKER = "outside-marker-7f3a"  # only in files outside a service's own directory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,9 +19,10 @@ from configplane.redaction import (
     SECRET_SIG_VALUE,
     Redactor,
     file_secrets,
+    text_secrets,
     url_userinfo,
 )
-from configplane.redaction.redactor import _JSON_TOKEN
+from configplane.redaction.redactor import _JSON_TOKEN, document_secrets, spec_metadata
 from tests.catalog_compat import edit_stack
 from tests.projects import copy_project
 from tests.security.conftest import cli, edit_yaml
@@ -29,7 +31,7 @@ DB_URL = "postgres://api:Sup3r-S3cret-pw@db.internal:5432/shop"
 
 
 def test_the_wire_format_is_the_sdks():
-    assert (SECRET_SIG_KEY, SECRET_SIG_VALUE) == (rpc._special_sig_key, rpc._special_secret_sig)
+    assert (rpc._special_sig_key, rpc._special_secret_sig) == (SECRET_SIG_KEY, SECRET_SIG_VALUE)
 
 
 def test_tree_redacts_marked_known_and_flagged_values_only():
@@ -176,6 +178,95 @@ def test_declaration_fields_are_not_secret_values(tmp_path):
     path.write_text("config:\n  configplane:apiDbPassword:\n    type: string\n    secret: true\n"
                     "    description: the db password\n    default: pl4in-default\n")
     assert file_secrets([path], ["configplane:apiDbPassword"]) == {"pl4in-default"}
+
+
+# --- names and foreign text (issue 18) ------------------------------------------------------
+
+# Vendor-format tokens the detector knows by their shape, whatever slot holds them.
+TOKENS = {
+    "github": "ghp_" + "Zq81LmNp0XrAbCdEf0123456789AbCdEf0123",
+    "aws": "AKIA" + "Q7RZ5M2XK9P4W3NB",
+    "stripe": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dcQ",
+}
+NAME_SLOT_KEYS = ["name", "urn", "path", "config_key", "owners", "key", "id", "type"]
+
+
+@given(st.sampled_from(sorted(TOKENS.values())), st.sampled_from(["", "x-", "team/"]),
+       st.sampled_from(["", "-prod", ".config"]))
+def test_a_token_used_as_a_name_is_a_secret_of_the_inventory_and_of_tree(token, before, after):
+    name = f"{before}{token}{after}"
+    # as a mapping key anywhere (a tenant, a flag, a secret's name), and in a name slot
+    document = {"services": {"api": {"tenants": {name: {"config": {}}},
+                                     "flags": {name: {"state": "ENABLED"}}},
+                             "web": {"owners": [name], "secrets": {name: {"source": "generated"}}}}}
+    assert name in document_secrets(document) or token in document_secrets(document)
+    shown = json.dumps(Redactor().tree(document))
+    assert token not in shown
+    for key in NAME_SLOT_KEYS:
+        assert Redactor().tree({key: name}) == {key: REDACTED}, key
+
+
+def test_names_that_are_not_tokens_stay_and_redacted_keys_stay_distinct():
+    plain = {"tenants": {"acme": 1, "globex": 2}, "config_key": "apiDbPassword",
+             "name": "api-config-hf678c7m2b", "owners": ["@shop/web-team"],
+             "urn": "urn:pulumi:dev::configplane::kubernetes:core/v1:ConfigMap::api-config"}
+    assert Redactor().tree(plain) == plain
+    two = Redactor().tree({TOKENS["github"]: {}, TOKENS["aws"]: {}, "ok": 3})
+    assert two == {REDACTED: {}, f"{REDACTED} 2": {}, "ok": 3}
+
+
+def test_a_path_naming_a_secret_shows_the_rest_of_itself():
+    r = Redactor([TOKENS["stripe"]])
+    path = f"services.web.secrets.{TOKENS['stripe']}.length"
+    assert r.tree({"path": path, "message": f"`{TOKENS['stripe']}` is bad"}) == {
+        "path": "services.web.secrets.[secret].length", "message": "`[secret]` is bad"}
+
+
+def test_a_value_pasted_inside_dynamic_grants_is_hidden_and_in_the_inventory():
+    spec = {"source": "dynamic", "dynamic": {"connection": "shop", "grants": [
+        {"schema": "public", "tables": ["orders"], "privileges": ["SELECT"],
+         "value": "Pw-pasted-9zQ"}]}}
+    shown = Redactor().spec(spec)
+    assert shown["dynamic"]["grants"] == [{"schema": "public", "tables": ["orders"],
+                                           "privileges": ["SELECT"], "value": HIDDEN}]
+    assert "Pw-pasted-9zQ" in document_secrets({"services": {"api": {"secrets": {"X": spec}}}})
+    assert spec_metadata(("dynamic", "grants", "tables"))
+    assert not spec_metadata(("dynamic", "grants", "value"))
+    assert not spec_metadata(("dynamic", "value"))
+
+
+FOREIGN = [
+    (f"preview failed: Authorization: Bearer {'abcD1234efgh5678'}", "abcD1234efgh5678"),
+    (f"policy: value {TOKENS['github']} found in ConfigMap", TOKENS["github"]),
+    ("cannot connect to postgres://app:s3cretPw9@db/x", "s3cretPw9"),
+    ("exec failed with password=hunter2x and user=app", "hunter2x"),
+    (f'{{"data": {{"API_TOKEN": "{TOKENS["stripe"]}"}}}}', TOKENS["stripe"]),
+]
+
+
+@given(st.sampled_from(FOREIGN), st.text(max_size=30), st.text(max_size=30))
+def test_foreign_text_secrets_are_found_in_any_surrounding_text(case, before, after):
+    text, secret = case
+    found = text_secrets(f"{before}\n{text}\n{after}")
+    r = Redactor()
+    r.add(*found)
+    assert secret not in r.text(f"{before}\n{text}\n{after}")
+
+
+@pytest.mark.parametrize("text", [
+    "the ConfigMap api-config has no label. Fix: add app.kubernetes.io/name.",
+    "token required; password: required; secret: true; password_length: 32",
+    "urn:pulumi:dev::configplane::vault:kv/secretV2:SecretV2::api-stripe-key",
+    "Basic settings changed", "services.api.secrets.DATABASE_PASSWORD.rotation",
+])
+def test_foreign_text_without_a_secret_yields_nothing(text):
+    assert text_secrets(text) == set()
+
+
+def test_texts_are_judged_apart_never_across_two_of_them():
+    # "password" ends one text, "=hunter2x" starts the next: no pair between them
+    assert text_secrets(["password", "=hunter2x"]) == set()
+    assert text_secrets({"password=hunter2x": ["x"]}) == {"hunter2x"}
 
 
 def test_a_service_scoped_command_protects_its_services_and_reads_no_other(tmp_path):

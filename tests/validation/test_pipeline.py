@@ -57,8 +57,8 @@ CASES = {
         "services.api.namespace", "services/api/dev.yaml", "RFC 1123",
     ),
     "configmap-too-large": (
-        lambda c: services(c)["api"]["config"].update(DATABASE_HOST="h" * (1024 * 1024 + 1)),
-        "services.api.config", "services/api/dev.yaml", "Kubernetes allows 1048576",
+        lambda c: services(c)["api"]["config"].update(CORS_ALLOWED_ORIGINS="https://" + "h" * (1024 * 1024)),
+        "services.api.config.CORS_ALLOWED_ORIGINS", "services/api/dev.yaml", "Kubernetes allows 1048576",
     ),
     "config-and-secret-collide": (
         lambda c: services(c)["api"]["config"].update(DATABASE_HOST="db.internal"),
@@ -119,15 +119,16 @@ CASES = {
                                                             "defaultVariant": "b"}}),
         "services.web.flags.beta.defaultVariant", "services/web/dev.yaml", "one of the flag's variants",
     ),
+    # (the services' secure values live in their shards' stack files: docs/fleet.md)
     "plaintext-declared-secret": (
-        lambda c: c.update({"configplane:apiDbPassword": CANARY}),
-        "config.configplane:apiDbPassword", "Pulumi.dev.yaml",
-        "pulumi config set --secret configplane:apiDbPassword",
+        lambda c: c.update({"configplane:shopVaultDbPassword": CANARY}),
+        "config.configplane:shopVaultDbPassword", "Pulumi.dev.yaml",
+        "pulumi config set --secret configplane:shopVaultDbPassword",
     ),
     "missing-secure-value": (
-        lambda c: c.pop("configplane:paymentsApiKey"),
-        "services.worker.secrets.PAYMENTS_API_KEY.config_key", "Pulumi.dev.yaml",
-        "pulumi config set --secret configplane:paymentsApiKey --stack dev",
+        lambda c: c.pop("configplane:vaultTokenReviewerJwt"),
+        "platform.vault.token_reviewer_jwt_config_key", "Pulumi.dev.yaml",
+        "pulumi config set --secret configplane:vaultTokenReviewerJwt --stack dev",
     ),
     "undeclared-secure-key": (
         lambda c: services(c)["web"].setdefault("secrets", {}).update(

@@ -139,8 +139,9 @@ class Applier:
     # --- one resource -------------------------------------------------------------------------
 
     def apply(self, resource) -> dict[str, Any]:
-        kind = resource.type.split(":")[1]
-        handler = getattr(self, "_" + re.sub(r"\W", "_", kind))
+        # vault:pkiSecret/secretBackendRole:... -> _pki_secret_secret_backend_role
+        kind = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", resource.type.split(":")[1])
+        handler = getattr(self, "_" + re.sub(r"\W", "_", kind).lower())
         result = handler(snake_keys(self.inputs(resource)))
         self.outputs[resource.urn] = result
         self.applied.append(resource.urn)
@@ -174,7 +175,7 @@ class Applier:
         return {"path": i["path"]}
 
     # vault_auth_backend: POST sys/auth/<path>
-    def _index_authBackend(self, i: dict) -> dict:
+    def _index_auth_backend(self, i: dict) -> dict:
         self._call("POST", f"sys/auth/{i['path']}", {"type": i["type"]})
         return {"path": i["path"]}
 
@@ -184,19 +185,19 @@ class Applier:
         return {"name": i["name"]}
 
     # vault_kv_secret_backend_v2: POST <mount>/config
-    def _kv_secretBackendV2(self, i: dict) -> dict:
+    def _kv_secret_backend_v2(self, i: dict) -> dict:
         self._call("POST", f"{i['mount']}/config", {
             k: i[k] for k in ("max_versions", "cas_required", "delete_version_after") if k in i})
         return {}
 
     # vault_kv_secret_v2: PUT <mount>/data/<name> {"data": …} (data_json_wo decoded)
-    def _kv_secretV2(self, i: dict) -> dict:
+    def _kv_secret_v2(self, i: dict) -> dict:
         data = json.loads(i.get("data_json_wo") or i.get("data_json") or "{}")
         self._call("PUT", f"{i['mount']}/data/{i['name']}", {"data": data, "options": {}})
         return {"path": f"{i['mount']}/data/{i['name']}"}
 
     # vault_kubernetes_auth_backend_config: POST auth/<backend>/config
-    def _kubernetes_authBackendConfig(self, i: dict) -> dict:
+    def _kubernetes_auth_backend_config(self, i: dict) -> dict:
         body = {k: v for k, v in i.items() if k not in ("backend", "token_reviewer_jwt_wo",
                                                          "token_reviewer_jwt_wo_version")}
         if "token_reviewer_jwt_wo" in i:
@@ -210,32 +211,32 @@ class Applier:
         return {}
 
     # vault_kubernetes_auth_backend_role: POST auth/<backend>/role/<role_name>
-    def _kubernetes_authBackendRole(self, i: dict) -> dict:
+    def _kubernetes_auth_backend_role(self, i: dict) -> dict:
         body = {k: v for k, v in i.items() if k not in ("backend", "role_name")}
         self._call("POST", f"auth/{i['backend']}/role/{i['role_name']}", body)
         return {"role_name": i["role_name"]}
 
     # vault_pki_secret_backend_intermediate_cert_request: POST <b>/intermediate/generate/<type>
-    def _pkiSecret_secretBackendIntermediateCertRequest(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_intermediate_cert_request(self, i: dict) -> dict:
         body = {k: v for k, v in i.items() if k not in ("backend", "type")}
         data = self._call("POST", f"{i['backend']}/intermediate/generate/{i['type']}",
                           body)["data"]
         return {"csr": data["csr"], "key_id": data.get("key_id")}
 
     # vault_pki_secret_backend_root_cert: POST <b>/root/generate/<type>
-    def _pkiSecret_secretBackendRootCert(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_root_cert(self, i: dict) -> dict:
         body = {k: v for k, v in i.items() if k not in ("backend", "type")}
         data = self._call("POST", f"{i['backend']}/root/generate/{i['type']}", body)["data"]
         return {"certificate": data["certificate"], "issuer_id": data["issuer_id"]}
 
     # vault_pki_secret_backend_config_urls: POST <b>/config/urls
-    def _pkiSecret_secretBackendConfigUrls(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_config_urls(self, i: dict) -> dict:
         self._call("POST", f"{i['backend']}/config/urls",
                    {k: v for k, v in i.items() if k != "backend"})
         return {}
 
     # vault_pki_secret_backend_root_sign_intermediate: POST <b>/issuer/<ref>/sign-intermediate
-    def _pkiSecret_secretBackendRootSignIntermediate(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_root_sign_intermediate(self, i: dict) -> dict:
         ref = i.get("issuer_ref")
         path = f"{i['backend']}/issuer/{ref}/sign-intermediate" if ref else \
             f"{i['backend']}/root/sign-intermediate"
@@ -245,14 +246,14 @@ class Applier:
                 "ca_chain": data.get("ca_chain")}
 
     # vault_pki_secret_backend_intermediate_set_signed: POST <b>/intermediate/set-signed
-    def _pkiSecret_secretBackendIntermediateSetSigned(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_intermediate_set_signed(self, i: dict) -> dict:
         data = self._call("POST", f"{i['backend']}/intermediate/set-signed",
                           {"certificate": i["certificate"]})["data"]
         return {"imported_issuers": data.get("imported_issuers") or [],
                 "imported_keys": data.get("imported_keys") or []}
 
     # vault_pki_secret_backend_issuer: read <b>/issuer/<ref>, then POST its settings
-    def _pkiSecret_secretBackendIssuer(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_issuer(self, i: dict) -> dict:
         ref = i["issuer_ref"]
         if ref is None:
             raise LookupError("issuer_ref is null: set-signed imported no issuer")
@@ -262,25 +263,25 @@ class Applier:
         return {"issuer_id": data["issuer_id"]}
 
     # vault_pki_secret_backend_config_issuers: POST <b>/config/issuers
-    def _pkiSecret_secretBackendConfigIssuers(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_config_issuers(self, i: dict) -> dict:
         self._call("POST", f"{i['backend']}/config/issuers",
                    {k: v for k, v in i.items() if k != "backend"})
         return {}
 
     # vault_pki_secret_backend_crl_config: POST <b>/config/crl
-    def _pkiSecret_secretBackendCrlConfig(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_crl_config(self, i: dict) -> dict:
         self._call("POST", f"{i['backend']}/config/crl",
                    {k: v for k, v in i.items() if k != "backend"})
         return {}
 
     # vault_pki_secret_backend_role: POST <b>/roles/<name>
-    def _pkiSecret_secretBackendRole(self, i: dict) -> dict:
+    def _pki_secret_secret_backend_role(self, i: dict) -> dict:
         self._call("POST", f"{i['backend']}/roles/{i['name']}",
                    {k: v for k, v in i.items() if k not in ("backend", "name")})
         return {"name": i["name"]}
 
     # vault_database_secret_backend_connection: POST <b>/config/<name> (postgresql block)
-    def _database_secretBackendConnection(self, i: dict) -> dict:
+    def _database_secret_backend_connection(self, i: dict) -> dict:
         pg = snake_keys(i["postgresql"])
         url = pg["connection_url"]
         if self.database is not None:
@@ -304,7 +305,7 @@ class Applier:
         return {"name": i["name"]}
 
     # vault_database_secret_backend_role: POST <b>/roles/<name>
-    def _database_secretBackendRole(self, i: dict) -> dict:
+    def _database_secret_backend_role(self, i: dict) -> dict:
         self._call("POST", f"{i['backend']}/roles/{i['name']}",
                    {k: v for k, v in i.items() if k not in ("backend", "name")})
         return {"name": i["name"]}

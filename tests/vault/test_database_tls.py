@@ -28,7 +28,7 @@ def tls_plan(tmp_path_factory, tls_postgres):
     project = copy_project(tmp_path_factory.mktemp("tls") / "project")
     edit_stack(project, "dev", lambda c: c["configplane:platform"]["database"]["connections"][
         "shop"].update(ssl_root_cert=tls_postgres.ca_pem))
-    plan = run_plan(project, "dev", secure_values=SECURE)
+    plan = run_plan(project, "dev", one_stack=True, secure_values=SECURE)
     (connection,) = [r for r in plan.resources if r.type == CONNECTION]
     postgresql = connection.inputs["postgresql"]
     settings = postgresql["value"] if is_secret_wrapper(postgresql) else postgresql

@@ -41,7 +41,12 @@ def service_paths(applied) -> dict[str, dict[str, list[tuple[str, str, dict | No
     return paths
 
 
-KIND_OF_POLICY = {"read": "kv", "pki": "pki", "database": "database"}  # <env>-<svc>-<suffix>
+# <env>-<svc>-<suffix> -> the kind of path it owns; the platform's backup role (`<env>-vault-
+# snapshot`, docs/dr.md) owns none of any service: every service path must be refused to it
+KIND_OF_POLICY = {"read": "kv", "pki": "pki", "database": "database", "snapshot": "snapshot"}
+# the one control path a kind owns (the backup role reads the raft snapshot: 404 on this dev
+# server without raft storage, so allowed; tests/program/test_backup.py takes it on raft)
+OWN_CONTROL_PATH = {"snapshot": ("GET", "sys/storage/raft/snapshot")}
 
 
 def isolation_findings(applied, token: str, service: str, kind: str) -> list[str]:
@@ -59,7 +64,10 @@ def isolation_findings(applied, token: str, service: str, kind: str) -> list[str
                     findings.append(f"{method} {path} answered {code}, not 403")
     for method, path in CONTROL_PATHS:
         code = status(applied.server, method, path, token)
-        if code != 403:
+        if (method, path) == OWN_CONTROL_PATH.get(kind):
+            if code == 403:
+                findings.append(f"own {path} refused")
+        elif code != 403:
             findings.append(f"{method} {path} answered {code}, not 403")
     listing = status(applied.server, "LIST", f"{applied.stack}-kv/metadata", token)
     if listing != 403:

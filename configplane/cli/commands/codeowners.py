@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from configplane.cli.boundary import UserError, Verb
+from configplane.cli.boundary import UserError, Verb, current_run, write_files
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import CODEOWNERS, OwnersError, codeowners
-from configplane.projectfiles import is_file, read_text, write_files
+from configplane.projectfiles import is_file, read_text
 
 
 @click.command("codeowners", cls=Verb)
@@ -25,7 +25,7 @@ def command(project_dir: Path, write: bool, check: bool) -> None:
     Example: configplane codeowners --write
     """
     try:
-        text = codeowners(project_dir)
+        text = codeowners(project_dir, current_run().detector)
     except OwnersError as exc:
         raise UserError(str(exc)) from None
     if check:
@@ -36,7 +36,8 @@ def command(project_dir: Path, write: bool, check: bool) -> None:
         click.echo(f"{CODEOWNERS} is current")
         return
     if write:
-        write_files(project_dir, {CODEOWNERS: text})  # atomic: never a truncated CODEOWNERS
+        # the redaction boundary as the screen, then the atomic writer: never a truncated file
+        write_files(project_dir, {CODEOWNERS: text})
         click.echo(f"wrote {CODEOWNERS}")
     else:
         sys.stdout.write(text)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from configplane.cli.boundary import UserError, Verb, protect_stack
+from configplane.cli.boundary import UserError, Verb, protect_stack, redactor
 from configplane.cli.commands.drift_render import render
 from configplane.cli.commands.drift_report import REPORT_FORMAT_OPTION, show
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
@@ -169,6 +169,7 @@ def command(
     code, stdout, tail = run_preview(
         stack_name, project_dir, packs, configs, lambda e: events.append(event_dict(e))
     )
+    redactor().foreign(tail)  # pulumi's own error output: foreign text
     try:
         preview = parse_preview(stdout, "the output of `pulumi preview --json`")
     except DriftInputError as e:
@@ -176,6 +177,7 @@ def command(
             raise UserError(str(e)) from None
         raise UserError(f"pulumi preview failed (exit {code}): {tail}") from None
     report = build_report(preview, events)
+    redactor().foreign(report.as_dict())
     if code not in (EXIT_OK, EXIT_DRIFT):
         # pulumi stopped for a reason the report may not show (auth, provider, policy): say it
         click.echo(render(report, fmt), nl=False)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from configplane.cli.boundary import UserError, Verb
+from configplane.cli.boundary import UserError, Verb, redactor
 from configplane.cli.commands.drift_render import render
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.ops import (
@@ -46,7 +46,10 @@ def read_input(name: str) -> str:
 
 
 def show(report: DriftReport, fmt: str) -> None:
-    """Print the report and exit with its status (0 no drift, 7 drift, 1 errors)."""
+    """Print the report and exit with its status (0 no drift, 7 drift, 1 errors). What the
+    report quotes comes from outside (diagnostics, policy messages, names and paths): the
+    secrets the detector finds in it are redacted, in markdown and JSON alike."""
+    redactor().foreign(report.as_dict())
     click.echo(render(report, fmt), nl=False)
     if report.exit_code == EXIT_ERROR:
         problems = []

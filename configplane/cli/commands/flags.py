@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console, print_table
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    UserError,
+    Verb,
+    emit,
+    plain_console,
+    print_table,
+    protect_stack,
+)
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report as report_issues
 from configplane.model import describe
@@ -26,6 +34,7 @@ def command(stack: str, service: str | None, project_dir: Path, fmt: str) -> Non
 
     Example: configplane flags --stack prod --service web --format json
     """
+    protect_stack(project_dir, stack)
     model, issues = load_or_issues(project_dir, stack)
     if model is None:
         report_issues(stack, issues, fmt)

@@ -13,6 +13,7 @@ from configplane.cli.boundary import (
     FORMAT_OPTION,
     UserError,
     Verb,
+    check_written,
     current_run,
     emit,
     protect,
@@ -34,6 +35,7 @@ from configplane.ops import (
     result_problems,
 )
 from configplane.projectfiles import ProjectFileError, writing
+from configplane.redaction import url_userinfo
 
 
 @click.command("import", cls=Verb)
@@ -88,7 +90,7 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
                             "import billing --stack dev --from billing.env`.")
         def prepare() -> tuple[ImportProposal, dict[str, str]]:
             plan = plan_import(project_dir, stack, service, list(sources), app_schema, store,
-                               owners, detector=current_run().detector)
+                               owners, detector=current_run().detector, known=redactor().knows)
             try:
                 edits = import_edits(project_dir, plan)
             except ImportProblem as exc:
@@ -109,12 +111,17 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
                         "secrets set):\n  " + "\n  ".join(plan.problems) + "\nFix: correct the "
                         "inputs (or --app-schema, --store), or run without --write and add the "
                         "files by hand.")
+                # what is written passes the boundary the screen does; nothing is withheld
+                for file, document in plan.files.items():
+                    check_written(file, document)
+                check_written(PROJECT_FILE, plan.declarations)  # grants: their config_keys
                 # all prepared and checked first, then one change: all files or none
                 written = writer.commit({file: redactor().text(text)
                                          for file, text in edits.items()})
         else:
             plan, edits = prepare()
     except (ImportProblem, ProjectFileError) as exc:
+        redactor().foreign(str(exc))  # it may name a key or an object of a foreign file
         raise UserError(str(exc)) from None
     document = plan.as_dict(project_dir)
     document["written"] = written
@@ -122,14 +129,17 @@ def command(service: str | None, stack: str | None, sources: tuple[str, ...],
 
 
 def _protect_inputs(sources: tuple[str, ...]) -> None:
-    """The inputs' secret values (a Secret's keys, what the detector flags) are never printed."""
+    """The inputs' secret values (a Secret's keys, what the detector flags) are never printed,
+    nor what the detector finds in their keys, names and notes (foreign text)."""
     for source in sources:
         try:
-            found, _ = read_input(source)
+            found, notes = read_input(source)
         except ImportProblem:
             continue  # reported by the import itself
+        redactor().foreign(notes, [(entry.key, entry.origin) for entry in found])
         for entry in found:
-            if entry.always_secret or current_run().detector.rules(entry.key, entry.value):
+            if (entry.always_secret or current_run().detector.rules(entry.key, entry.value)
+                    or url_userinfo(entry.value)):
                 protect(entry.value)
 
 

@@ -31,3 +31,9 @@ SERVICE_OPTION = click.option(
     "--service", "services", multiple=True, metavar="NAME",
     help="Only this service (repeatable): its files, the fleet defaults and the platform; the "
          "same verdicts as the whole stack gives it, in a fraction of the time.")
+
+
+SHARD_OPTION = click.option(
+    "--shard", "shards", multiple=True, metavar="NAME",
+    help="Only this shard of the environment (repeatable), beside its platform stack "
+         "(`configplane where <service>` names a service's shard).")

@@ -26,21 +26,27 @@ from configplane.cli.boundary import (
     redactor,
     write_files,
 )
-from configplane.cli.commands.options import PROJECT_DIR_OPTION, SERVICE_OPTION, STACK_OPTION
+from configplane.cli.commands.options import (
+    PROJECT_DIR_OPTION,
+    SERVICE_OPTION,
+    SHARD_OPTION,
+    STACK_OPTION,
+)
 from configplane.cli.commands.validate import report
 from configplane.cli.installed import require_extra
 from configplane.inputs import StackFileError
-from configplane.model import InvalidStack
+from configplane.model import InvalidStack, TopologyError, read_clock, stack_role
 from configplane.projectfiles import ProjectFileError, name_problem, shown
 from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
 
 if TYPE_CHECKING:
-    from configplane.offline import Plan
+    from configplane.offline import FleetPlan, Plan
 
 
 @click.command("plan", cls=Verb)
 @STACK_OPTION
+@SHARD_OPTION
 @SERVICE_OPTION
 @PROJECT_DIR_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
@@ -56,7 +62,8 @@ if TYPE_CHECKING:
 @click.option("--no-policy", is_flag=True, help="Skip the policy pack.")
 @click.option("--quiet", is_flag=True,
               help="No progress bar (there is none in CI or when stderr is not a terminal).")
-def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
+def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], project_dir: Path,
+            fmt: str,
             compare_ref: str | None, out: Path | None, policy_pack_config: Path | None,
             no_policy: bool, quiet: bool) -> None:
     """Show every resource `pulumi up` would create, without cloud or Pulumi CLI.
@@ -66,8 +73,14 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     `pulumi preview --policy-pack policies` would. Secret values are shown as "[secret]".
     Exit 1 on invalid configuration or any mandatory violation.
 
+    An environment split into stacks (docs/fleet.md) plans its platform stack, then every
+    shard in parallel processes (bounded by the cores), each shard reading the platform's
+    planned outputs; the report lists each stack. --shard plans only that shard (and the
+    platform stack it reads); --stack <env>-<shard> does the same.
+
     With --service, the program declares only those services (and the environment's
-    shared resources): what a service team runs before a pull request.
+    shared resources), in the shards that hold them: what a service team runs before a pull
+    request.
 
     With --compare GIT-REF, the project at that commit (materialised with `git archive`
     into a temporary directory: its own program, components, catalog and pack) and the
@@ -80,14 +93,23 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
 
     Example: configplane plan --stack dev --format json --out plan-out/
 
+    Example: configplane plan --stack prod --shard payments-team
+
     Example: configplane plan --stack prod --compare origin/main --format markdown
     """
     require_extra("plan", "plan")
     # the Pulumi SDK (through configplane.offline): checked above
     from configplane.cli.commands.plan_compare import run_compare
-    from configplane.offline import PolicyPackError, run_plan
+    from configplane.offline import (
+        FleetSelectionError,
+        PolicyPackError,
+        collector_paused,
+        plan_environment,
+        run_plan,
+    )
 
     protect_stack(project_dir, stack, services or None)
+    read_clock()  # CONFIGPLANE_NOW, as the program reads it: refused alike
     report_fmt = "json" if fmt == "json" else "table"
     if fmt == "markdown" and compare_ref is None:
         raise UserError("--format markdown is the pull-request view of a comparison. Fix: add "
@@ -95,42 +117,68 @@ def command(stack: str, services: tuple[str, ...], project_dir: Path, fmt: str,
     if compare_ref is not None and out is not None:
         raise UserError("--out writes one plan, --compare shows a difference of two. Fix: run "
                         "them as two commands.")
-    if services:
-        _, issues = load_or_issues(project_dir, stack, services)
-        if issues:
-            report(stack, issues, report_fmt)
-            raise SystemExit(1)
+    # validate's verdict first, on what the run covers: the whole environment (its shards'
+    # bounds and secure values included), one shard, or the services named
+    _, issues = load_or_issues(project_dir, stack, services or None)
+    if issues:
+        report(stack, issues, report_fmt)
+        raise SystemExit(1)
+
+    try:  # a shard's own stack name: its environment, with --shard
+        role = stack_role(project_dir, stack)
+    except TopologyError as exc:
+        raise UserError(str(exc)) from None
+    environment = role.environment
+    shards = (*shards, role.shard) if role.shard else shards
+    fleet: FleetPlan | None = None
 
     def plan_head() -> Plan:
+        nonlocal fleet
         try:
             with plan_progress(stack, quiet) as progress:
-                return run_plan(project_dir, stack, policy=not no_policy,
-                                policy_config_file=policy_pack_config, progress=progress,
-                                services=services or None)
+                if compare_ref is not None:  # per service: the environment as one stack
+                    return run_plan(project_dir, environment, policy=not no_policy,
+                                    policy_config_file=policy_pack_config, progress=progress,
+                                    services=services or None, one_stack=True)
+                fleet = plan_environment(project_dir, environment, shards=shards,
+                                         services=services, policy=not no_policy,
+                                         policy_config_file=policy_pack_config,
+                                         progress=progress)
+                return fleet.merged()
         except (StackFileError, InvalidStack) as exc:  # run_plan validates before it runs
             report(stack, issues_of(exc, stack), report_fmt)
             raise SystemExit(1) from None
         except UnicodeDecodeError as exc:
             report(stack, [undecodable(project_dir, stack, exc)], report_fmt)
             raise SystemExit(1) from None
-        except PolicyPackError as exc:
+        except (PolicyPackError, FleetSelectionError) as exc:
             raise UserError(str(exc)) from None
 
-    if compare_ref is not None:
-        plan = run_compare(project_dir, stack, compare_ref, services=services, fmt=fmt,
-                           policy=not no_policy, plan_head=plan_head)
-    else:
-        plan = plan_head()
-        _show(plan, fmt, out)
+    if compare_ref is not None and shards:
+        raise UserError("--compare shows an environment per service. Fix: drop --shard "
+                        "(use --service to narrow it).")
+    # The plan's objects live until the process ends: no full collection need scan them.
+    with collector_paused():
+        if compare_ref is not None:
+            plan = run_compare(project_dir, environment, compare_ref, services=services, fmt=fmt,
+                               policy=not no_policy, plan_head=plan_head)
+        else:
+            plan = plan_head()
+            _show(plan, fmt, out, fleet)
     if any(v["level"] == "mandatory" for v in plan.violations):
         raise SystemExit(1)
 
 
-def _show(plan: Plan, fmt: str, out: Path | None) -> None:
+def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None) -> None:
     document = plan.as_dict(redactor())
+    if fleet is not None and len(fleet.plans) > 1:  # each stack's own count and verdict
+        document["stacks"] = [
+            {**s.as_dict(), "resources": len(p.resources),
+             "violations": sum(v["level"] == "mandatory" for v in p.violations)}
+            for s, p in zip(fleet.stacks, fleet.plans, strict=True)]
     if out is not None:
         try:
-            write_out(plan, out, redactor())
+            write_out(plan, out, redactor(), document)
         except ProjectFileError as exc:
             raise UserError(f"--out {shown(out)}: {exc}") from None
         except OSError as exc:
@@ -180,9 +228,13 @@ def render_table(document: dict[str, Any]) -> None:
         flags = [k for k in ("protect", "retainOnDelete", "deleteBeforeReplace")
                  if r["options"].get(k)]
         suffix = f"  [{', '.join(flags)}]" if flags else ""
-        out.print(Text("  ") + marked("+", f" {r['type']:<{width}}  {r['name']}{suffix}"))
+        mark = "=" if r.get("read") else "+"  # a StackReference is read, not created
+        out.print(Text("  ") + marked(mark, f" {r['type']:<{width}}  {r['name']}{suffix}"))
     summary = document["summary"]
     out.print(f"{summary['resources']} resources to create")
+    for stack in document.get("stacks", []):
+        out.print(f"  stack {stack['stack']} ({stack['kind']}): {stack['resources']} resources, "
+                  f"{stack['violations']} mandatory violation(s)")
     if document["violations"]:
         print_table(out, "policy violations", ("level", "policy", "resource", "message"),
                     [(v["level"], v["policy"], v["urn"].rsplit("::", 1)[-1], v["message"])
@@ -199,10 +251,11 @@ def kubernetes_manifest(inputs: dict[str, Any], secrets: Redactor) -> dict[str, 
     return secrets.tree(manifest)
 
 
-def write_out(plan: Plan, out: Path, secrets: Redactor) -> None:
-    """Every manifest and plan.json, redacted by the command's `secrets`, in one atomic change:
-    a failed write leaves the directory as it was (never a truncated plan.json beside new
-    manifests)."""
+def write_out(plan: Plan, out: Path, secrets: Redactor,
+              document: dict[str, Any] | None = None) -> None:
+    """Every manifest and plan.json (`document`, as printed; default the plan's), redacted by
+    the command's `secrets`, in one atomic change: a failed write leaves the directory as it
+    was (never a truncated plan.json beside new manifests)."""
     files: dict[str, str] = {}
     for resource in plan.resources:
         if not (resource.custom and resource.type.startswith("kubernetes:")):
@@ -215,6 +268,7 @@ def write_out(plan: Plan, out: Path, secrets: Redactor) -> None:
             raise UserError(f"--out: cannot name a file after {shown(file_name)} "
                             f"({name_problem(file_name)}). Fix: report it.")
         files[file_name] = yaml.safe_dump(manifest, sort_keys=False)
-    files["plan.json"] = json.dumps(plan.as_dict(secrets), indent=2) + "\n"
+    document = document if document is not None else plan.as_dict(secrets)
+    files["plan.json"] = json.dumps(document, indent=2) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     write_files(out, files, secrets)

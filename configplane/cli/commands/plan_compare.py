@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,13 @@ from configplane.cli.boundary import UserError, emit, marked, plain_console, pro
 from configplane.inputs import StackFileError, stack_file_name
 from configplane.model import InvalidStack, printable
 from configplane.offline import (
-    GitRefError,
     Plan,
     PolicyPackError,
     compare,
-    materialise,
-    resolve_base,
     run_plan,
     snapshot,
 )
+from configplane.ops import GitRefError, materialise, resolve_base
 from configplane.validation import issues_of
 
 MAX_MARKDOWN = 60_000  # a GitHub comment holds 65,536 characters; room for the marker
@@ -65,7 +63,8 @@ def _plan_base(base_dir: Path, stack: str, ref: str, commit: str, services: tupl
         return {"stack": stack, "services": {},
                 "shared": {"resources": {}, "violations": [], "secure": {}}}
     try:
-        plan: Plan = run_plan(base_dir, stack, policy=policy, services=services or None)
+        plan: Plan = run_plan(base_dir, stack, policy=policy, services=services or None,
+                              one_stack=True)  # per service: the environment as one stack
     except (StackFileError, InvalidStack) as exc:
         issues = issues_of(exc, stack)
         first = issues[0] if issues else None
@@ -287,7 +286,7 @@ def _md_resources(resources: list[dict[str, Any]]) -> str:
             + _md_table(("op", "type", "name", "what changes"), rows) + "</details>\n\n")
 
 
-def _md_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _md_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n\n"

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console
+from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console, redactor
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report
 from configplane.inputs import StackFileError, read_stack_files
@@ -33,11 +33,19 @@ CONFIGMAPS_OPTION = click.option(
 
 
 def read_input(path: str, what: str) -> tuple[str, str]:
-    """(text, name to show) of a file argument, `-` being stdin; a clean error otherwise."""
+    """(text, name to show) of a file argument, `-` being stdin; a clean error otherwise. A
+    listing is foreign text: what the detector finds in it is never printed (names, kinds)."""
     if path == "-":
-        return click.get_text_stream("stdin").read(), "(stdin)"
+        text, source = click.get_text_stream("stdin").read(), "(stdin)"
+    else:
+        text, source = _read_file(path, what), path
+    redactor().foreign(text)
+    return text, source
+
+
+def _read_file(path: str, what: str) -> str:
     try:  # bounded: a regular file's size is checked before it is read
-        return read_argument(path).decode("utf-8"), path
+        return read_argument(path).decode("utf-8")
     except ProjectFileError as exc:
         raise UserError(f"{exc} (expected {what})") from None
     except FileNotFoundError:

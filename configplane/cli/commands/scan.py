@@ -28,6 +28,8 @@ def read_pairs(stream: IO[bytes], name: str) -> list[tuple[str, str, str]]:
             continue
         try:
             record = json.loads(line)
+        except RecursionError:
+            raise UserError(f"{where}: nested too deeply to read; {fix}") from None
         except json.JSONDecodeError as exc:  # the message names a position, never the content
             raise UserError(f"{where}: not valid JSON ({exc.msg}); {fix}") from None
         if not isinstance(record, dict):
@@ -72,7 +74,9 @@ def command(source: IO[bytes], explain: bool, project_dir: Path) -> None:
     name = getattr(source, "name", "-")
     name = "<stdin>" if name in ("-", "<stdin>", 0) else str(name)
     pairs = read_pairs(source, name)
-    detector = current_run().detector
+    run = current_run()
+    run.redactor.foreign([id_ for id_, _, _ in pairs])  # ids are echoed: foreign text
+    detector = run.detector
     if not explain:
         findings = detector.scan_many((key, value) for _, key, value in pairs)
         for (id_, _, _), found in zip(pairs, findings, strict=True):

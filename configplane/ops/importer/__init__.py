@@ -19,8 +19,9 @@ The seams, one module each:
 - `envfile`: `.env` files, parsed with python-dotenv's parser (line numbers kept);
 - `manifests`: ConfigMap and Secret manifests (PyYAML, base64 decoded);
 - `plan`: what becomes config and what a secret reference, the declarations, the commands;
-- `yamledit`: the declarations added to Pulumi.yaml with ruamel.yaml's round-trip editor
-  (comments and layout kept; the edit is checked to be one inserted block);
+- `yamledit`: the declarations and grants added to Pulumi.yaml (and the secret spec `secret
+  set` adds to a service's file) with ruamel.yaml's round-trip editor (comments and layout
+  kept; each edit is checked to change nothing else);
 - `result`: the edits as file texts, and what `validate` would say of the project after them
   (import writes nothing while it would say anything). The command writes them.
 """
@@ -37,10 +38,11 @@ from configplane.ops.importer.proposal import (
     read_input,
 )
 from configplane.ops.importer.result import catalog_text, import_edits, result_problems
-from configplane.ops.importer.yamledit import add_declarations, add_grants
+from configplane.ops.importer.yamledit import GRANTS_PATH, add_declarations, add_grants, add_secret
 
 __all__ = [
-    "STORES", "Entry", "ImportProposal", "ImportProblem", "ImportedSecret", "add_declarations", "add_grants",
+    "GRANTS_PATH", "STORES", "Entry", "ImportProposal", "ImportProblem", "ImportedSecret",
+    "add_declarations", "add_grants", "add_secret",
     "catalog_file", "catalog_text", "config_key_for", "emit_value", "import_edits", "plan_import",
     "read_input", "result_problems",
 ]

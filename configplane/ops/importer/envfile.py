@@ -35,11 +35,12 @@ def read_dotenv(source: str, text: str) -> list[Entry]:
         raw = binding.original.string
         # a binding's text starts with the blank lines before it: count them off
         number = binding.original.line + raw[: len(raw) - len(raw.lstrip())].count("\n")
-        if binding.key is None and not binding.error:
+        key, value = binding.key, binding.value
+        if key is None and not binding.error:
             continue  # a comment or blank lines
-        if binding.error or binding.value is None:
+        if binding.error or key is None or value is None:
             raise ImportProblem(_problem(source, number, raw.strip()))
-        found.append(Entry(binding.key, binding.value, f"{Path(source).name} line {number}",
+        found.append(Entry(key, value, f"{Path(source).name} line {number}",
                            source, False))
     return found
 

@@ -3,7 +3,9 @@
 
 A Secret's `data` is base64 (decoded here, as the API server does); `stringData` wins over
 `data` for the same key; `binaryData` is skipped with a note. Every key of a Secret is a
-secret. Other kinds are skipped with a note. A YAML error names the line, never its text.
+secret. Other kinds are skipped with a note. Every document goes through the project's bounded
+YAML loader (configplane.inputs.yamlload: size, depth and alias limits); a YAML error names the
+line, never its text, and an object of another shape is a message naming it.
 """
 
 from __future__ import annotations
@@ -14,58 +16,87 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from configplane.inputs import YamlError, load_documents
 from configplane.model import render_value
 from configplane.ops.importer.entry import Entry, ImportProblem
 
 
 def read_manifests(source: str, text: str) -> tuple[list[Entry], list[str]]:
-    name = Path(source).name
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
-        # The parser's message quotes the offending line, which may hold a secret: give the line.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ImportProblem(f"{source}{where}: not valid YAML. Fix: check the manifest "
-                            "(e.g. `kubectl apply --dry-run=client -f`).") from None
-    objects: list[Any] = []
-    for document in documents:
-        if isinstance(document, Mapping) and document.get("kind") == "List":
-            objects.extend(document.get("items") or [])  # `kubectl get cm,secret -o yaml`
-        else:
-            objects.append(document)
-    found, notes = [], []
+    try:  # the project's bounded loader: size, depth and alias limits, string keys
+        documents = [d.document for d in load_documents(text, source) if d.document is not None]
+    except YamlError as exc:  # names the line, never quotes it
+        raise ImportProblem(f"{exc}") from None
+    objects = _objects(source, documents)
+    found: list[Entry] = []
+    notes: list[str] = []
     for n, obj in enumerate(objects):
-        if not isinstance(obj, Mapping) or "kind" not in obj:
-            raise ImportProblem(f"{source}: document {n + 1} is not a Kubernetes object. Fix: "
-                                "give ConfigMap/Secret manifests or a .env file.")
-        kind = obj["kind"]
-        meta = obj.get("metadata") or {}
-        label = f"{kind} {meta.get('name', f'#{n + 1}')}"
-        if kind not in ("ConfigMap", "Secret"):
-            notes.append(f"{name}: skipped {label} (only ConfigMaps and Secrets are imported)")
-            continue
-        if obj.get("binaryData"):
-            notes.append(f"{name}: skipped binaryData of {label} ({', '.join(obj['binaryData'])}): "
-                         "binary values are not imported")
-        entries: dict[str, str] = {}
-        for section in ("data", "stringData"):  # stringData wins, as in the API server
-            values = obj.get(section) or {}
-            if not isinstance(values, Mapping):
-                raise ImportProblem(f"{source}: {label}.{section} is not a mapping. Fix: correct "
-                                    "the manifest.")
-            for key, value in values.items():
-                if kind == "Secret" and section == "data":
-                    value = _base64(source, label, key, value)
-                entries[str(key)] = value if isinstance(value, str) else render_value(value)
-        found.extend(Entry(k, v, f"{name}: {label}", source, kind == "Secret")
-                     for k, v in entries.items())
+        _object_entries(source, n, obj, found, notes)
     if not found and not any("skipped binaryData" in n for n in notes):
         raise ImportProblem(f"{source}: no ConfigMap or Secret data found. Fix: give the "
                             "manifests of the service's ConfigMaps and Secrets.")
     return found, notes
+
+
+def _objects(source: str, documents: list[Any]) -> list[Any]:
+    """The objects of the documents, a `List`'s items in its place."""
+    objects: list[Any] = []
+    for n, document in enumerate(documents):
+        if isinstance(document, Mapping) and document.get("kind") == "List":
+            items = document.get("items") or []  # `kubectl get cm,secret -o yaml`
+            if not isinstance(items, list):
+                raise ImportProblem(f"{source}: document {n + 1}: a List whose `items` is not a "
+                                    "list. Fix: give the output of `kubectl get cm,secret -o yaml`.")
+            objects.extend(items)
+        else:
+            objects.append(document)
+    return objects
+
+
+def _object_entries(source: str, n: int, obj: Any, found: list[Entry], notes: list[str]) -> None:
+    """Object `n`'s keys into `found` (a ConfigMap's or Secret's; anything else a note)."""
+    name = Path(source).name
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("kind"), str):
+        raise ImportProblem(f"{source}: object {n + 1} is not a Kubernetes object (no `kind`). "
+                            "Fix: give ConfigMap/Secret manifests or a .env file.")
+    kind = obj["kind"]
+    meta = obj.get("metadata") or {}
+    if not isinstance(meta, Mapping):
+        raise ImportProblem(f"{source}: object {n + 1} ({kind}): `metadata` is not a mapping. "
+                            "Fix: correct the manifest.")
+    shown = meta.get("name")
+    label = f"{kind} {shown if isinstance(shown, str) and shown else f'#{n + 1}'}"
+    if kind not in ("ConfigMap", "Secret"):
+        notes.append(f"{name}: skipped {label} (only ConfigMaps and Secrets are imported)")
+        return
+    binary = obj.get("binaryData")
+    if binary is not None and not isinstance(binary, Mapping):
+        raise ImportProblem(f"{source}: {label}.binaryData is not a mapping. Fix: correct "
+                            "the manifest.")
+    if binary:
+        notes.append(f"{name}: skipped binaryData of {label} ({', '.join(map(str, binary))}): "
+                     "binary values are not imported")
+    entries: dict[str, str] = {}
+    for section in ("data", "stringData"):  # stringData wins, as in the API server
+        entries.update(_section_entries(source, label, section, obj.get(section) or {},
+                                        decode=kind == "Secret" and section == "data"))
+    found.extend(Entry(k, v, f"{name}: {label}", source, kind == "Secret")
+                 for k, v in entries.items())
+
+
+def _section_entries(source: str, label: str, section: str, values: Any, decode: bool
+                     ) -> dict[str, str]:
+    if not isinstance(values, Mapping):
+        raise ImportProblem(f"{source}: {label}.{section} is not a mapping. Fix: correct "
+                            "the manifest.")
+    entries: dict[str, str] = {}
+    for key, value in values.items():
+        if not isinstance(value, str | int | float):  # bool is an int
+            raise ImportProblem(f"{source}: {label}.{section}.{key} is not a string. "
+                                "Fix: quote the value.")
+        if decode:
+            value = _base64(source, label, key, value)
+        entries[str(key)] = value if isinstance(value, str) else render_value(value)
+    return entries
 
 
 def _base64(source: str, label: str, key: str, value: Any) -> str:

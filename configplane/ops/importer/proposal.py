@@ -1,15 +1,15 @@
 """The import plan: classify what the inputs hold (secret or config), type config values as
-the app schema wants them, turn each secret into a `source: secure` reference with its
+the service's app schema wants them (its kind's, composed with its own schema.json as validate
+composes it), turn each secret into a `source: secure` reference with its
 Pulumi.yaml declaration, and say how to set it (`--emit-value` piped into `pulumi config set
 --secret`). Plaintext values live only while classifying; the plan holds names only.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,16 @@ from configplane.inputs import (
     NAMESPACE,
     PROJECT_FILE,
     SERVICE_FILE,
+    SchemaFileError,
     StackFileError,
     YamlError,
     check_stack_name,
+    environments,
     load,
+    load_validator,
     read_project_file,
+    service_validator,
+    shard_stack_files,
     stack_file_name,
 )
 from configplane.model import DATABASE_FIELDS, PASSWORD_SUFFIX, URL_SUFFIX, prefix_of, render_value
@@ -40,10 +45,10 @@ from configplane.projectfiles import (
     ProjectFileError,
     is_file,
     read_argument,
-    read_text,
     shown,
 )
 from configplane.redaction import Detector, detector_for
+from configplane.service_schema import SERVICE_SCHEMA_FILE
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STORES = ("vault", "aws")
@@ -73,6 +78,9 @@ class ImportProposal:
     # secure keys to grant to the service in Pulumi.yaml (written with the declarations, and
     # reviewed with them by the platform's owners)
     grants: list[str] = field(default_factory=list)
+    # the stack whose file holds the secure values: the service's shard in a split
+    # environment (docs/fleet.md), set once the result is placed (result_problems); else `stack`
+    secret_stack: str | None = None
 
     def pipelines(self, project_dir: Path) -> list[list[list[str]]]:
         """Per secret, the argv of each side of a pipe that sets it from its input, printing
@@ -81,7 +89,7 @@ class ImportProposal:
         return [
             [["configplane", "import", "--from", s.source, "--emit-value", s.key],
              ["pulumi", "config", "set", "--secret", f"{NAMESPACE}:{s.config_key}",
-              "--stack", self.stack, *cwd]]
+              "--stack", self.secret_stack or self.stack, *cwd]]
             for s in self.secrets
         ]
 
@@ -96,6 +104,7 @@ class ImportProposal:
             "service": self.service,
             "stack": self.stack,
             "stack_file": stack_file_name(self.stack),
+            "secret_stack": self.secret_stack or self.stack,
             "catalog_file": catalog_file(self.service, self.stack),
             "section": {self.service: self.section},
             "files": self.files,
@@ -168,13 +177,17 @@ def url_password(entry: Entry) -> Entry | None:
 
 def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                 app_schema: str | None = None, store: str = "vault",
-                owners: Sequence[str] = (), detector: Detector | None = None) -> ImportProposal:
+                owners: Sequence[str] = (), detector: Detector | None = None,
+                known: Callable[[str], bool] = lambda value: False) -> ImportProposal:
     """What importing `sources` as `service` in `stack` writes: a new service gets its base
     (services/<name>/service.yaml, with its owners) and this stack's overlay, split by the
     project's parity rules (what may differ between environments goes to the overlay), and a
     `null` overlay for every other stack until it is imported there; an existing service
     gets the overlay of what differs from its base. `detector`: the run's (the project's
-    pack); None, that of `project_dir`."""
+    pack); None, that of `project_dir`. `known`: whether a value is already a secret for the
+    running command (a stack's secret pasted into the input): such a value is moved out like
+    one the detector flags, so nothing the screen would hide is ever written to a catalog
+    file."""
     from configplane.redaction import plaintext_rules
 
     try:
@@ -187,44 +200,16 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     project = read_project_file(project_dir)
     base = _existing_base(project_dir, service)
     inherited = (base or {}).get("app_schema")
-    schema_name = app_schema or inherited
-    schemas = project_dir / "schemas" / "services"
-    available = sorted(p.name.removesuffix(".schema.json") for p in schemas.glob("*.schema.json"))
-    if schema_name is None:
-        raise ImportProblem(f"service `{service}` is new: it needs --app-schema. Fix: use one of "
-                            f"{', '.join(available)}.")
-    schema_file = f"schemas/services/{schema_name}.schema.json"
-    if not re.fullmatch(DNS_LABEL, schema_name) or not is_file(project_dir, schema_file):
-        raise ImportProblem(f"unknown app schema `{shown(schema_name)}`. Fix: use one of "
-                            f"{', '.join(available)} or add "
-                            f"schemas/services/{shown(schema_name)}.schema.json.")
-    try:
-        schema = json.loads(read_text(project_dir, schema_file))
-    except ProjectFileError as exc:
-        raise ImportProblem(str(exc)) from None
-
-    found: list[Entry] = []
-    notes: list[str] = []
-    for source in sources:
-        entries, skipped = read_input(source)
-        found.extend(entries)
-        notes.extend(skipped)
-    seen: dict[str, str] = {}
-    for entry in found:
-        if entry.key in seen:
-            raise ImportProblem(f"{entry.key} is in both {seen[entry.key]} and {entry.origin}. "
-                                "Fix: remove one of them, or import them separately.")
-        seen[entry.key] = entry.origin
-        if not re.fullmatch(CONFIGMAP_DATA_KEY, entry.key):
-            raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
-                                "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
+    schema_name, schema_file, schema = _app_schema(project_dir, service, app_schema or inherited)
+    detector = detector or detector_for(project_dir)
+    schema, schema_title = _service_schema(project_dir, service, schema_file, schema, detector)
+    found, notes, seen = _read_entries(sources, detector)
     found, from_urls = _database_urls(found, schema)
     if base is None and not owners:
         raise ImportProblem(f"service `{service}` is new: it needs its owners, who review "
                             f"{CATALOG_DIR}/{service}/ (CODEOWNERS). Fix: add --owner @org/team "
                             "(repeat for several).")
 
-    detector = detector or detector_for(project_dir)
     config: dict[str, Any] = {}
     secrets: list[ImportedSecret] = []
     for entry in found:
@@ -234,43 +219,21 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
             reason = "a Kubernetes Secret"
         else:  # the decision validate makes of a plain value (configplane.redaction)
             rules = plaintext_rules(entry.key, entry.value, detector) if entry.value else ()
-            if not rules:
+            if rules:
+                reason = "looks like a secret: " + ", ".join(rules)
+            elif entry.value and known(entry.value):
+                reason = "a value the stack already holds as a secret"
+            else:
                 config[entry.key] = _typed(entry.value, schema.get("properties", {}).get(entry.key))
                 continue
-            reason = "looks like a secret: " + ", ".join(rules)
         secrets.append(ImportedSecret(entry.key, config_key_for(service, entry.key), entry.origin,
                                       entry.source, reason))
     del found  # plaintext ends here; everything below holds names only
 
-    declarations: dict[str, dict[str, Any]] = {}
     grants = _granted_keys(project.values)
-    in_stack_file = _stack_keys(project_dir, stack)
-    for secret in secrets:
-        full = f"{NAMESPACE}:{secret.config_key}"
-        if full in in_stack_file:  # the printed `pulumi config set` would overwrite it
-            raise ImportProblem(
-                f"{secret.origin}: {secret.key} would become `{full}`, which "
-                f"{stack_file_name(stack)} sets already: import never overwrites a value. Fix: "
-                f"rename the entry in the input, or, if it is {service}'s own key and you mean "
-                f"to replace its value, run `pulumi config set --secret {full} --stack {stack}` "
-                "yourself.")
-        if full in project.declarations or full in project.values:
-            if grants.get(secret.config_key) == service:
-                continue  # the service's own key, declared already: only this stack's value
-            # another owner's key (a service's, or the platform's): mapping this entry onto
-            # it would hand that key's value to this service
-            raise ImportProblem(
-                f"{secret.origin}: {secret.key} would become `{full}`, which {PROJECT_FILE} "
-                f"declares for {ownership.secure_key_owner(secret.config_key, grants)}: import "
-                f"never maps an entry onto a key {service} does not own. Fix: rename the entry "
-                "in the input.")
-        if full in declarations:
-            raise ImportProblem(f"{secret.key} and another key both map to `{full}`. Fix: rename one.")
-        declarations[full] = {"type": "string", "secret": True,
-                              "description": f"{secret.key} of the {service} service "
-                                             f"(imported from {secret.origin})"}
-
-    databases, delivered = _database_secrets(service, schema, config, secrets, notes,
+    declarations = _declarations(set(project.declarations) | set(project.values),
+                                 _stack_keys(project_dir, stack), grants, service, stack, secrets)
+    databases, delivered = _database_secrets(service, schema, config, secrets, notes, seen,
                                              from_urls.get("facts", {}))
     section: dict[str, Any] = {}
     if base is None:
@@ -289,8 +252,8 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
                     **({"database": databases[s.key]} if databases.get(s.key) else {})}
             for s in secrets
         }
-    notes.extend(_schema_notes(schema_name, schema, {**((base or {}).get("config") or {}),
-                                                     **config}, delivered))
+    notes.extend(_schema_notes(service, schema_title, schema,
+                               {**((base or {}).get("config") or {}), **config}, delivered))
     ungranted = [s.config_key for s in secrets if grants.get(s.config_key) != service]
     if ungranted:
         notes.append(f"grants {', '.join(ungranted)} to {service} in {PROJECT_FILE} "
@@ -299,6 +262,25 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
     files = _catalog_files(project_dir, service, stack, section, base)
     return ImportProposal(service, stack, schema_name, section, declarations, secrets, notes,
                           files, grants=ungranted)
+
+
+def _service_schema(project_dir: Path, service: str, schema_file: str,
+                    kind: dict[str, Any], detector: Detector) -> tuple[dict[str, Any], str]:
+    """The app schema validate applies to the service (and its name in notes): the kind's,
+    composed with the service's own `schema.json` when it has one. A file that cannot be used
+    leaves the kind's: validating the result (`result_problems`) names each of its problems."""
+    own = ownership.service_directory(service) + SERVICE_SCHEMA_FILE
+    title = Path(schema_file).name.removesuffix(".schema.json")
+    try:
+        kind_validator = load_validator(project_dir / schema_file)
+        composed, problems = service_validator(kind_validator, project_dir, own,
+                                               lambda key: detector.key_kind(key).secret_slot)
+    except (SchemaFileError, ProjectFileError):
+        return kind, title  # the kind's file itself: validate reports it
+    if composed is None or composed is kind_validator or problems \
+            or not isinstance(composed.schema, Mapping):
+        return kind, title
+    return dict(composed.schema), f"{title} + {own}"
 
 
 def _database_urls(found: list[Entry], schema: Mapping[str, Any]
@@ -333,12 +315,119 @@ def _database_urls(found: list[Entry], schema: Mapping[str, Any]
     return kept, {"facts": facts, "passwords": passwords}
 
 
+def _app_schema(project_dir: Path, service: str, schema_name: str | None
+                ) -> tuple[str, str, dict[str, Any]]:
+    """The kind's app schema the service is imported against (--app-schema, else its base's):
+    its name, file and document, through the validator the stack's checks use (JSON, and a
+    valid JSON Schema, or a message)."""
+    schemas = project_dir / "schemas" / "services"
+    available = sorted(p.name.removesuffix(".schema.json") for p in schemas.glob("*.schema.json"))
+    if schema_name is None:
+        raise ImportProblem(f"service `{service}` is new: it needs --app-schema. Fix: use one of "
+                            f"{', '.join(available)}.")
+    schema_file = f"schemas/services/{schema_name}.schema.json"
+    if not re.fullmatch(DNS_LABEL, schema_name) or not is_file(project_dir, schema_file):
+        raise ImportProblem(f"unknown app schema `{shown(schema_name)}`. Fix: use one of "
+                            f"{', '.join(available)} or add "
+                            f"schemas/services/{shown(schema_name)}.schema.json.")
+    try:
+        document = load_validator(project_dir / schema_file).schema
+    except SchemaFileError as exc:
+        raise ImportProblem(f"{exc}") from None
+    schema = dict(document) if isinstance(document, Mapping) else {}
+    if not isinstance(document, Mapping) or \
+            not isinstance(schema.get("properties", {}), Mapping) or \
+            not isinstance(schema.get("required", []), list):
+        raise ImportProblem(f"{schema_file}: the schema must be an object, its `properties` an "
+                            "object and `required` a list. Fix: correct the app schema.")
+    return schema_name, schema_file, schema
+
+
+def _read_entries(sources: list[str], detector: Detector
+                  ) -> tuple[list[Entry], list[str], dict[str, str]]:
+    """Every key of every source (each key once, each a valid ConfigMap key that does not look
+    like a credential), the notes on what was skipped, and each key's origin."""
+    from configplane.redaction import detect_name
+
+    found: list[Entry] = []
+    notes: list[str] = []
+    for source in sources:
+        entries, skipped = read_input(source)
+        found.extend(entries)
+        notes.extend(skipped)
+    seen: dict[str, str] = {}
+    for entry in found:
+        if entry.key in seen:
+            raise ImportProblem(f"{entry.key} is in both {seen[entry.key]} and {entry.origin}. "
+                                "Fix: remove one of them, or import them separately.")
+        seen[entry.key] = entry.origin
+        if not re.fullmatch(CONFIGMAP_DATA_KEY, entry.key):
+            raise ImportProblem(f"{entry.origin}: key `{entry.key}` cannot be a ConfigMap or "
+                                "Secret key. Fix: rename it (letters, digits, '-', '_', '.').")
+        if rules := detect_name(entry.key, detector):  # a name is written and shown
+            raise ImportProblem(f"{entry.origin}: a key looks like a credential "
+                                f"({', '.join(rules)}); keys are written into the catalog and "
+                                "shown, so it is neither. Fix: rename it, and rotate the "
+                                "exposed value.")
+    return found, notes, seen
+
+
+def _declarations(declared: set[str], in_stack_file: Mapping[str, str], grants: Mapping[str, str],
+                  service: str, stack: str,
+                  secrets: list[ImportedSecret]) -> dict[str, dict[str, Any]]:
+    """The `secret: true` declarations Pulumi.yaml needs for the imported secrets (new ones
+    only). `declared`: the keys Pulumi.yaml declares or sets; `in_stack_file`: those the stack
+    files set (each with its file: the environment's or a shard's); `grants`: secure key ->
+    the service it is granted to. An entry never lands on a
+    key the stack file sets (the printed `pulumi config set` would overwrite it) nor on a
+    declared key the service does not own; the service's own declared key is reused."""
+    declarations: dict[str, dict[str, Any]] = {}
+    for secret in secrets:
+        full = f"{NAMESPACE}:{secret.config_key}"
+        if full in in_stack_file:  # the printed `pulumi config set` would overwrite it
+            file = in_stack_file[full]
+            raise ImportProblem(
+                f"{secret.origin}: {secret.key} would become `{full}`, which {file} sets "
+                f"already: import never overwrites a value. Fix: rename the entry in the input, "
+                f"or, if it is {service}'s own key and you mean to replace its value, run "
+                f"`pulumi config set --secret {full} --stack "
+                f"{file.removeprefix('Pulumi.').removesuffix('.yaml')}` yourself.")
+        if full in declared:
+            if grants.get(secret.config_key) == service:
+                continue  # the service's own key, declared already: only this stack's value
+            # another owner's key (a service's, or the platform's): mapping this entry onto
+            # it would hand that key's value to this service
+            raise ImportProblem(
+                f"{secret.origin}: {secret.key} would become `{full}`, which {PROJECT_FILE} "
+                f"declares for {ownership.secure_key_owner(secret.config_key, grants)}: import "
+                f"never maps an entry onto a key {service} does not own. Fix: rename the entry "
+                "in the input.")
+        if full in declarations:
+            raise ImportProblem(f"{secret.key} and another key both map to `{full}`. Fix: rename one.")
+        declarations[full] = {"type": "string", "secret": True,
+                              "description": f"{secret.key} of the {service} service "
+                                             f"(imported from {secret.origin})"}
+    return declarations
+
+
 _TYPES = {"integer": int, "number": float, "boolean": bool}
+
+
+def _declared_type(prop: Any) -> Any:
+    """A property's `type`, or that of a part of its `allOf` (a kind's key a service's own
+    schema narrows is `allOf: [kind's, service's]`)."""
+    if not isinstance(prop, Mapping):
+        return None
+    if "type" in prop:
+        return prop["type"]
+    parts = prop.get("allOf")
+    return next((t for t in map(_declared_type, parts) if t is not None), None) \
+        if isinstance(parts, list) else None
 
 
 def _typed(value: str, prop: Any) -> Any:
     """The value typed as the app schema wants it, when that renders back to the same string."""
-    kind = prop.get("type") if isinstance(prop, Mapping) else None
+    kind = _declared_type(prop)
     if kind not in _TYPES:
         return value
     try:
@@ -355,6 +444,7 @@ def _typed(value: str, prop: Any) -> Any:
 
 def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str, Any],
                       secrets: list[ImportedSecret], notes: list[str],
+                      origins: Mapping[str, str],
                       facts: Mapping[str, Mapping[str, Any]] | None = None
                       ) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """Where the app schema takes `<P>_HOST` etc. from a secret (configplane.model.delivery), the
@@ -373,8 +463,9 @@ def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str,
         for suffix, name in DATABASE_FIELDS:
             if suffix != PASSWORD_SUFFIX and prefix + suffix in config:
                 value = config.pop(prefix + suffix)
-                database[name] = int(value) if name == "port" and re.fullmatch(
-                    r"\d{1,5}", str(value)) else value
+                if name == "port":
+                    value = _port(value, origins[prefix + suffix], prefix + suffix)
+                database[name] = value
         for name, value in (facts or {}).get(prefix, {}).items():
             database.setdefault(name, value)
         lacking = [prefix + suffix for suffix, name in DATABASE_FIELDS
@@ -389,15 +480,26 @@ def _database_secrets(service: str, schema: Mapping[str, Any], config: dict[str,
     return databases, delivered
 
 
-def _schema_notes(name: str, schema: Mapping[str, Any], config: Mapping[str, Any],
-                  delivered: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def _port(value: Any, origin: str, key: str) -> int:
+    text = str(value) if not isinstance(value, bool) else ""
+    if re.fullmatch(r"[0-9]{1,5}", text) and 0 < int(text) < 65536:
+        return int(text)
+    raise ImportProblem(f"{origin}: {key} is not a port number (1-65535). Fix: correct it in "
+                        "the input.")
+
+
+def _schema_notes(service: str, name: str, schema: Mapping[str, Any],
+                  config: Mapping[str, Any], delivered: set[str] = frozenset()  # type: ignore[assignment]
+                  ) -> list[str]:
     notes = []
     known = schema.get("properties", {})
     if schema.get("additionalProperties") is False:
         extra = sorted(set(config) - set(known))
         if extra:
             notes.append(f"not in app schema {name}: {', '.join(extra)}; validation will reject "
-                         f"them. Fix: add them to schemas/services/{name}.schema.json.")
+                         f"them. Fix: declare them in {ownership.service_directory(service)}"
+                         f"{SERVICE_SCHEMA_FILE} (the service's own schema, "
+                         "docs/configuration.md), or leave them out.")
     missing = sorted(set(schema.get("required", [])) - set(config) - set(delivered))
     if missing:
         notes.append(f"app schema {name} requires {', '.join(missing)}, not imported. Fix: add "
@@ -419,18 +521,22 @@ def _granted_keys(values: Mapping[str, Any]) -> dict[str, str]:
                               for service, keys in node.items() if isinstance(keys, list)})
 
 
-def _stack_keys(project_dir: Path, stack: str) -> set[str]:
-    """The config keys the stack file sets (a key with a value exists, declared or not)."""
-    stack_file = stack_file_name(stack)
-    if not is_file(project_dir, stack_file):
-        return set()
-    try:
-        document = load(project_dir, stack_file).document
-    except YamlError as exc:
-        raise ImportProblem(str(exc)) from None
-    config = document.get("config") if isinstance(document, dict) else None
-    return {str(key) if ":" in str(key) else f"{NAMESPACE}:{key}"
-            for key in (config if isinstance(config, dict) else {})}
+def _stack_keys(project_dir: Path, stack: str) -> dict[str, str]:
+    """The config keys the environment's stack files set (its own and its shards': a key with
+    a value exists, declared or not, in whichever file holds it)."""
+    keys: dict[str, str] = {}  # full key -> the file that sets it
+    for name in (stack, *shard_stack_files(project_dir, stack)):
+        stack_file = stack_file_name(name)
+        if not is_file(project_dir, stack_file):
+            continue
+        try:
+            document = load(project_dir, stack_file).document
+        except YamlError as exc:
+            raise ImportProblem(str(exc)) from None
+        config = document.get("config") if isinstance(document, dict) else None
+        for key in (config if isinstance(config, dict) else {}):
+            keys.setdefault(str(key) if ":" in str(key) else f"{NAMESPACE}:{key}", stack_file)
+    return keys
 
 
 def catalog_file(service: str, stack: str) -> str:
@@ -477,8 +583,7 @@ def _catalog_files(project_dir: Path, service: str, stack: str, section: dict[st
                              {} if new_base is _MISSING else new_base}
     if overlay is not _MISSING:
         files[overlay_path] = overlay
-    for other in sorted(p.name[len("Pulumi."):-len(".yaml")]
-                        for p in project_dir.glob("Pulumi.*.yaml")):
+    for other in environments(project_dir):  # a shard's own stack file is no environment
         if other != stack:
             files[catalog_file(service, other)] = None
     return files

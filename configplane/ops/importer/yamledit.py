@@ -1,5 +1,6 @@
-"""The secret declarations an import adds to Pulumi.yaml, edited with ruamel.yaml's round-trip
-loader, so the file keeps its comments, quoting and layout.
+"""The secret declarations and grants an import (and `secret set`) adds to Pulumi.yaml, and the
+secret spec `secret set` adds to a service's file, edited with ruamel.yaml's round-trip loader,
+so each file keeps its comments, quoting and layout.
 
 The edit is proven before anything is written: the file must dump back byte for byte with the
 indentation chosen for it (else its layout is one ruamel.yaml would change), the new text must
@@ -89,6 +90,36 @@ def add_grants(text: str, service: str, keys: list[str], file: str = PROJECT_FIL
     result = _dump(yml, document)
     if yaml.safe_load(result) != expected or not _grant_line_only(text, result, service):
         raise ImportProblem(file + ":" + _LAYOUT)
+    return result
+
+
+def add_secret(text: str, key: str, spec: Mapping[str, Any], file: str) -> str:
+    """`text` (a service's file) with `secrets.<key>: spec` added after its last secret (or a
+    `secrets:` section appended), proven like the declarations: one inserted block, nothing
+    else changed, parsing to the intended document; the comment lines that followed the block
+    it extends stay below the new lines."""
+    expected = copy.deepcopy(yaml.safe_load(text))
+    if not isinstance(expected, dict) or not isinstance(expected.get("secrets") or {}, dict):
+        raise ImportProblem(f"{file}: the file or its `secrets` is not a mapping. Fix: correct it.")
+    expected["secrets"] = {**(expected.get("secrets") or {}), key: dict(spec)}
+    yml, document = _round_trip(text, file)
+    value: Mapping[str, Any]
+    if "secrets" not in document:
+        container, new_key, value = document, "secrets", {key: spec}
+    else:
+        if document["secrets"] is None:
+            document["secrets"] = CommentedMap()
+        container, new_key, value = document["secrets"], key, spec
+    moved = _take_trailing_comment(container, list(container)[-1]) if len(container) else None
+    container[new_key] = _commented(value)
+    if moved is not None:
+        _give_trailing_comment(container, new_key, moved)
+    result = _dump(yml, document)
+    if not _only_inserted(text, result) or yaml.safe_load(result) != expected:
+        flow = ", ".join(f"{k}: {v}" for k, v in spec.items())
+        raise ImportProblem(f"{file}: could not add secrets.{key} without changing something "
+                            f"else (unusual layout). Fix: add it by hand under `secrets:`: "
+                            f"`{key}: {{{flow}}}`.")
     return result
 
 

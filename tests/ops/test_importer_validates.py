@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from configplane.cli.commands.import_ import command as import_command
@@ -78,7 +78,8 @@ def import_then_validate(project: Path, sources: list[str], schema: str) -> tupl
         assert files_text(project) == before  # nothing written
         return code, output
     for line in json.loads(output)["commands"]:
-        pulumi_config_set(project, "dev", shlex.split(line.split(" | ")[1])[4])
+        consumer = shlex.split(line.split(" | ")[1])  # the stack: the service's shard's
+        pulumi_config_set(project, consumer[consumer.index("--stack") + 1], consumer[4])
     for stack in STACKS:
         code_v, report = run(validate_command, "--stack", stack, "--project-dir", str(project),
                              "--format", "json")
@@ -118,6 +119,7 @@ def test_a_complete_service_imports_and_validates(tmp_path_factory, user, passwo
 
     root = tmp_path_factory.mktemp("complete")
     project = copy_project(root / "project")
+    assume(password not in files_text(project))  # text the project holds already proves nothing
     url = f"postgres://{user}:{quote(password, safe='')}@db.internal:{port}/{user}"
     sources = write_inputs(root / "inputs", {"LOG_LEVEL": level, "PORT": "8080",
                                              "DATABASE_URL": url,
@@ -135,3 +137,54 @@ def test_a_complete_service_imports_and_validates(tmp_path_factory, user, passwo
     emitted = run(import_command, *producer[2:])
     assert emitted == (0, password + "\n")
     assert password not in files_text(project)
+
+
+# A service's own schema (services/<name>/schema.json): keys of its own, typed, and a key of
+# its kind narrowed (CONCURRENCY is an integer of the kind, at most 32 for this service).
+WORKER_SCHEMA = {"properties": {"BATCH_SIZE": {"type": "integer", "minimum": 1, "maximum": 500},
+                                "DRY_RUN": {"type": "boolean"},
+                                "REGION_LABEL": {"type": "string", "pattern": "^[a-z]+$"},
+                                "CONCURRENCY": {"maximum": 32}}}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.integers(-2, 520), dry_run=st.sampled_from(["true", "false"]),
+       region=st.sampled_from(["eu", "west", "north", "EU", "eu-1"]),
+       concurrency=st.integers(0, 40))
+@example(batch=10, dry_run="true", region="eu", concurrency=8)  # valid: written and typed
+@example(batch=10, dry_run="false", region="eu", concurrency=33)  # the service's narrowing
+def test_import_types_and_checks_keys_by_the_services_own_schema(tmp_path_factory, batch,
+                                                                 dry_run, region, concurrency):
+    """Importing into a service with its own schema: its keys are typed as that schema says
+    (`BATCH_SIZE=10` is the integer 10, also for a kind key it narrows) and the import writes
+    exactly when the values satisfy the kind and the service's schema together; when it
+    writes, every stack validates."""
+    root = tmp_path_factory.mktemp("own-schema")
+    project = copy_project(root / "project")
+    (project / "services/worker/schema.json").write_text(json.dumps(WORKER_SCHEMA))
+    (project / "services/worker/dev.yaml").unlink()  # the import writes the dev overlay
+    kind = json.loads((project / "schemas/services/worker.schema.json").read_text())
+    bounds = kind["properties"]["CONCURRENCY"]
+    valid = (1 <= batch <= 500 and region.isalpha() and region.islower()
+             and bounds.get("minimum", concurrency) <= concurrency <= min(32, bounds.get(
+                 "maximum", concurrency)))
+    inputs = root / "worker.env"
+    inputs.write_text(f"QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/111111111111/q\n"
+                      f"BATCH_SIZE={batch}\nDRY_RUN={dry_run}\nREGION_LABEL={region}\n"
+                      f"CONCURRENCY={concurrency}\n")
+    before = files_text(project)
+    code, output = run(import_command, "worker", "--stack", "dev", "--from", str(inputs),
+                       "--project-dir", str(project), "--write", "--format", "json")
+    assert "Traceback" not in output
+    assert code == (0 if valid else 1), output
+    if not valid:
+        assert files_text(project) == before
+        return
+    written = yaml.safe_load((project / "services/worker/dev.yaml").read_text())["config"]
+    assert written["BATCH_SIZE"] == batch and written["DRY_RUN"] == (dry_run == "true")
+    assert written.get("CONCURRENCY", 4) == concurrency  # 4: the base's, not repeated
+    assert not any("not in app schema" in note for note in json.loads(output)["notes"])
+    for stack in STACKS:
+        code_v, report = run(validate_command, "--stack", stack, "--project-dir", str(project),
+                             "--format", "json")
+        assert code_v == 0, (stack, report)

@@ -1,0 +1,187 @@
+"""The Pulumi Kubernetes Operator's objects for an environment's stacks (docs/fleet.md).
+
+Per stack (configplane.model.topology: the platform stack, then each shard), in the operator's
+namespace:
+- a `ServiceAccount` the stack's workspace runs as, annotated with the stack's deploy role (IRSA:
+  the role's permissions, not the cluster's, decide what it may change in AWS and Vault);
+- its Kubernetes rights, least privilege: `system:auth-delegator` (the operator v2 requires it
+  of every workspace account: the workspace checks the operator's token with a TokenReview);
+  a shard's account may create namespaces (RBAC cannot name what is created) and manage only its
+  own services' namespaces by name, and inside each of them only the kinds configplane declares
+  (`MANAGED`); the platform stack declares no Kubernetes object, so its account gets nothing more;
+- the `Stack` (`pulumi.com/v1`): the program from git (repository, branch, directory), the stack
+  `<organization>/<stack>`, the secrets provider, the Pulumi access token from a Secret, a refresh
+  before every update and a resync every `resync_seconds` even when the commit did not move (the
+  drift schedule: the operator refreshes and corrects drift), and for a shard its platform stack
+  as a prerequisite (a shard updates only after its platform stack succeeded recently).
+
+Nothing is applied: the command prints the objects for review (`kubectl apply -f`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from configplane import ownership, refs
+from configplane.model import FleetStack, environment_stacks, service_stacks
+from configplane.validation import load_or_issues
+
+STACK_API = "pulumi.com/v1"
+# What configplane declares in a service's namespace (apiGroup, resource); a test checks this
+# against every namespaced kind in the sample plans, so a new kind cannot be left out.
+MANAGED: tuple[tuple[str, str], ...] = (
+    ("", "configmaps"), ("", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "roles"), ("rbac.authorization.k8s.io", "rolebindings"),
+    ("external-secrets.io", "externalsecrets"), ("external-secrets.io", "secretstores"),
+    ("generators.external-secrets.io", "vaultdynamicsecrets"),
+    ("cert-manager.io", "issuers"), ("cert-manager.io", "certificates"),
+)
+VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+LABELS = {"app.kubernetes.io/managed-by": "configplane",
+          "app.kubernetes.io/part-of": "configplane-fleet"}
+
+
+class OperatorError(Exception):
+    """The objects cannot be generated (message names the file or option and the fix)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the operator finds the program and how it runs each stack."""
+
+    repository: str
+    branch: str = "refs/heads/main"
+    directory: str = ""  # the project's directory in the repository ("" at the top)
+    organization: str = "organization"
+    namespace: str = "pulumi-operator"
+    secrets_provider: str = ""
+    access_token_secret: str = "pulumi-api-secret"
+    # each stack's deploy role: a template ({account}, {stack}, {environment}); None: the
+    # role ownership.deploy_role_name names in the platform's account
+    role_arn: str | None = None
+    resync_seconds: int = 3600
+
+    def role_of(self, stack: FleetStack, account: str) -> str:
+        if self.role_arn is None:
+            return refs.iam_role_arn(account, ownership.deploy_role_name(stack.name))
+        return self.role_arn.format(account=account, stack=stack.name,
+                                    environment=stack.environment)
+
+
+def role_template_problem(template: str) -> str | None:
+    """Why a --role-arn template cannot be filled in (an unknown or unclosed {field})."""
+    try:
+        template.format(account="", stack="", environment="")
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _meta(name: str, namespace: str | None, stack: FleetStack) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {
+        **LABELS, "configplane.io/environment": stack.environment,
+        "configplane.io/stack": stack.name}}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def stack_objects(stack: FleetStack, namespaces: Sequence[str], source: Source,
+                  account: str, platform: FleetStack | None) -> list[dict[str, Any]]:
+    """The objects of one stack; `namespaces`: the services' namespaces it manages."""
+    sa = ownership.stack_account(stack.name)
+    ns = source.namespace
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+            **_meta(sa, ns, stack), "annotations": {"eks.amazonaws.com/role-arn":
+                source.role_of(stack, account)}}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": _meta(f"{sa}:auth-delegator", None, stack),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": "system:auth-delegator"},
+         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
+    ]
+    if namespaces:
+        objects += [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": _meta(f"{sa}:namespaces", None, stack),
+             "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
+                       {"apiGroups": [""], "resources": ["namespaces"],
+                        "resourceNames": sorted(namespaces),
+                        "verbs": ["get", "update", "patch", "delete"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": _meta(f"{sa}:namespaces", None, stack),
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                         "name": f"{sa}:namespaces"},
+             "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
+        ]
+        rules = [{"apiGroups": [group], "resources": [resource], "verbs": VERBS}
+                 for group, resource in MANAGED]
+        for namespace in sorted(namespaces):
+            objects += [
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                 "metadata": _meta(sa, namespace, stack), "rules": rules},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": _meta(sa, namespace, stack),
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+                 "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
+            ]
+    spec: dict[str, Any] = {
+        "stack": f"{source.organization}/{stack.name}",
+        "projectRepo": source.repository,
+        "branch": source.branch,
+        "serviceAccountName": sa,
+        "secretsProvider": source.secrets_provider,
+        "envRefs": {"PULUMI_ACCESS_TOKEN": {"type": "Secret", "secret": {
+            "name": source.access_token_secret, "key": "accessToken"}}},
+        "refresh": True,
+        "continueResyncOnCommitMatch": True,
+        "resyncFrequencySeconds": source.resync_seconds,
+        "destroyOnFinalize": False,
+        "retryOnUpdateConflict": True,
+    }
+    if source.directory:
+        spec["repoDir"] = source.directory
+    if platform is not None:
+        spec["prerequisites"] = [{"name": platform.name, "requirement": {
+            "succeededWithinDuration": f"{max(source.resync_seconds * 2, 3600)}s"}}]
+    objects.append({"apiVersion": STACK_API, "kind": "Stack",
+                    "metadata": _meta(stack.name, ns, stack), "spec": spec})
+    return objects
+
+
+def operator_objects(project_dir: Path, environment: str, source: Source
+                     ) -> list[dict[str, Any]]:
+    """Every object for the environment's stacks: the platform stack's first."""
+    model, issues = load_or_issues(Path(project_dir), environment)
+    if issues or model is None:
+        first = issues[0] if issues else None
+        raise OperatorError(f"stack {environment} is not valid"
+                            + (f" ({first.where}: {first.path}: {first.message})" if first else "")
+                            + ". Fix: `configplane validate --stack " + environment + "`.")
+    if not source.secrets_provider:
+        raise OperatorError("no secrets provider: the operator must decrypt the stack's "
+                            "`secure` values. Fix: --secrets-provider (e.g. awskms://alias/"
+                            "pulumi-<env>?region=<region>, or the provider the stacks use).")
+    for name, service in sorted(model.services.items()):
+        # the operator's namespace holds every stack's account: no service's objects (nor the
+        # Roles its shard gets there) may sit beside them
+        clash = ownership.reserved_problems(name, service.namespace, (source.namespace,))
+        if clash:
+            raise OperatorError(f"--namespace {source.namespace}: service {name}: {clash[0][1]} "
+                                "Or give the operator another --namespace.")
+    members: dict[str, list[str]] = {}
+    for member, stack in service_stacks(project_dir, environment).items():
+        if member in model.services:
+            members.setdefault(stack.name, []).append(model.services[member].namespace)
+    stacks = environment_stacks(project_dir, environment)
+    platform = next(s for s in stacks if s.kind == "platform")
+    account = model.platform.aws.account_id
+    objects: list[dict[str, Any]] = []
+    for stack in stacks:
+        objects += stack_objects(stack, members.get(stack.name, ()), source, account,
+                                 None if stack.kind == "platform" else platform)
+    return objects

@@ -1,0 +1,1 @@
+../configplane/service_schema.py

@@ -1,0 +1,191 @@
+"""`configplane operator stacks`: the operator's Stack objects checked against its official CRD
+(vendored, tests/fixtures/crds/), and the service accounts' rights checked against what the
+stacks' plans declare."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from configplane import ownership, refs
+from configplane.model import environment_stacks, environments, service_stacks
+from configplane.offline import plan_environment
+from configplane.ops import MANAGED
+from configplane.validation import load_or_issues
+from tests.projects import REPO, copy_project
+from tests.security.conftest import assert_clean, cli, edit_yaml
+
+CRD = REPO / "tests/fixtures/crds/pulumi.com_stacks.yaml"
+ARGS = ("--repo", "https://github.com/shop/config.git", "--organization", "shop",
+        "--secrets-provider", "awskms://alias/pulumi?region=eu-west-1")
+
+
+@cache
+def stack_schema() -> dict:
+    crd = yaml.safe_load(CRD.read_text())
+    [v1] = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    assert v1["served"] and v1["storage"]
+    return v1["schema"]["openAPIV3Schema"]
+
+
+def objects(env: str, *extra: str, project: Path = REPO) -> list[dict]:
+    run = cli("operator", "stacks", "--env", env, "--project-dir", str(project), *ARGS, *extra)
+    assert run.code == 0, run.text
+    return list(yaml.safe_load_all(run.stdout))
+
+
+def test_the_vendored_crd_is_the_pinned_release():
+    assert hashlib.sha256(CRD.read_bytes()).hexdigest() == (
+        "d8ce0513bb77d5d57753e521fd42e87a87bdaf7abda1be2584aa23c1c03ea290")
+    assert (CRD.parent / "LICENSE.pulumi-kubernetes-operator").read_text().lstrip().startswith(
+        "Apache License")
+
+
+@pytest.mark.parametrize("env", environments(REPO))
+def test_one_stack_object_per_stack_valid_against_the_operators_crd(env):
+    found = objects(env, "--repo-dir", "infra/config")
+    stacks = [o for o in found if o["kind"] == "Stack"]
+    assert [o["metadata"]["name"] for o in stacks] == [s.name for s in environment_stacks(REPO, env)]
+    validator = jsonschema.Draft7Validator(stack_schema())
+    declared = stack_schema()["properties"]["spec"]["properties"]
+    for stack in stacks:
+        assert list(validator.iter_errors(stack)) == [], stack["metadata"]["name"]
+        spec = stack["spec"]
+        # the API server drops fields its schema does not declare: none of ours may be one
+        assert set(spec) <= set(declared)
+        env_ref = declared["envRefs"]["additionalProperties"]
+        for ref in spec["envRefs"].values():
+            assert set(ref) <= set(env_ref["properties"])
+            assert set(ref["secret"]) <= set(env_ref["properties"]["secret"]["properties"])
+        assert spec["stack"] == f"shop/{stack['metadata']['name']}"
+        assert (spec["projectRepo"], spec["branch"], spec["repoDir"]) == (
+            "https://github.com/shop/config.git", "refs/heads/main", "infra/config")
+        assert spec["refresh"] is True and spec["continueResyncOnCommitMatch"] is True
+        assert spec["resyncFrequencySeconds"] == 3600 and spec["destroyOnFinalize"] is False
+        assert spec["serviceAccountName"] == ownership.stack_account(stack["metadata"]["name"])
+    platform, *shards = stacks
+    assert "prerequisites" not in platform["spec"]
+    assert all(s["spec"]["prerequisites"][0]["name"] == env for s in shards)
+
+
+def test_the_crd_rejects_what_the_operator_would():
+    # a control: the same validation fails a Stack the operator would refuse
+    validator = jsonschema.Draft7Validator(stack_schema())
+    [stack] = [o for o in objects("dev") if o["kind"] == "Stack"][:1]
+    broken = {**stack, "spec": {k: v for k, v in stack["spec"].items() if k != "stack"}}
+    assert any("'stack' is a required property" in e.message for e in validator.iter_errors(broken))
+    typed = {**stack, "spec": {**stack["spec"], "resyncFrequencySeconds": "hourly"}}
+    assert list(validator.iter_errors(typed))
+
+
+def _rights(found: list[dict], account: str) -> dict[str, set[tuple[str, str]]]:
+    """namespace -> (apiGroup, resource) the account may write there, from its Roles."""
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in found
+             if o["kind"] == "Role"}
+    rights: dict[str, set[tuple[str, str]]] = {}
+    for binding in (o for o in found if o["kind"] == "RoleBinding"):
+        if any(s["name"] == account for s in binding["subjects"]):
+            ns = binding["metadata"]["namespace"]
+            role = roles[(ns, binding["roleRef"]["name"])]
+            rights[ns] = {(g, r) for rule in role["rules"] if "create" in rule["verbs"]
+                          for g in rule["apiGroups"] for r in rule["resources"]}
+    return rights
+
+
+@pytest.mark.parametrize("env", environments(REPO))
+def test_each_account_may_write_exactly_what_its_stack_declares_in_its_namespaces(env):
+    found = objects(env)
+    fleet = plan_environment(REPO, env, workers=1)  # each stack's own plan
+    declared: dict[str, set[tuple[str, str]]] = {}  # namespace -> what its stack writes there
+    writer: dict[str, str] = {}  # namespace -> the one stack that declares objects in it
+    plural = {"ConfigMap": "configmaps", "ServiceAccount": "serviceaccounts", "Role": "roles",
+              "RoleBinding": "rolebindings", "ExternalSecret": "externalsecrets",
+              "SecretStore": "secretstores", "VaultDynamicSecret": "vaultdynamicsecrets",
+              "Issuer": "issuers", "Certificate": "certificates"}
+    for fleet_stack, plan in zip(fleet.stacks, fleet.plans, strict=True):
+        for r in plan.resources:
+            meta = r.inputs.get("metadata") or {}
+            if r.custom and r.type.startswith("kubernetes:") and meta.get("namespace"):
+                group = r.inputs["apiVersion"].rpartition("/")[0]
+                declared.setdefault(meta["namespace"], set()).add((group, plural[r.inputs["kind"]]))
+                assert writer.setdefault(meta["namespace"], fleet_stack.name) == fleet_stack.name
+    assert set().union(*declared.values()) <= set(MANAGED)  # no kind left out of MANAGED
+    by_stack = service_stacks(REPO, env)
+    model, _ = load_or_issues(REPO, env)
+    model_ns = {s: model.services[s].namespace for s in by_stack}
+    for stack in environment_stacks(REPO, env):
+        account = ownership.stack_account(stack.name)
+        rights = _rights(found, account)
+        mine = {model_ns[s] for s, st in by_stack.items() if st == stack}
+        assert set(rights) == mine, stack.name  # its own services' namespaces, no other
+        for ns in mine:
+            assert declared[ns] <= rights[ns] and writer[ns] == stack.name
+        cluster = [o for o in found if o["kind"] == "ClusterRole"
+                   and o["metadata"]["name"] == f"{account}:namespaces"]
+        if stack.kind == "platform":
+            assert cluster == []
+        else:
+            [role] = cluster
+            named = [r for r in role["rules"] if "resourceNames" in r]
+            assert named[0]["resourceNames"] == sorted(mine)
+            assert all(r["resources"] == ["namespaces"] for r in role["rules"])
+
+
+def _roles(found: list[dict]) -> dict[str, str]:
+    return {o["metadata"]["name"]: o["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+            for o in found if o["kind"] == "ServiceAccount"}
+
+
+def test_every_service_account_is_annotated_with_its_stacks_deploy_role():
+    stacks = environment_stacks(REPO, "prod")
+    assert _roles(objects("prod")) == {
+        ownership.stack_account(s.name): refs.iam_role_arn("333333333333",
+                                                           ownership.deploy_role_name(s.name))
+        for s in stacks}
+    template = "arn:aws:iam::{account}:role/{{x}}-{environment}-{stack}"
+    templated = _roles(objects("prod", "--role-arn", template))
+    assert templated == {ownership.stack_account(s.name):
+                         f"arn:aws:iam::333333333333:role/{{x}}-prod-{s.name}" for s in stacks}
+
+
+@pytest.mark.parametrize("template", ["arn:{acount}", "arn:{", "arn:}", "arn:{0}", "arn:{stack.x}",
+                                      "arn:{account!z}"])
+def test_a_role_template_configplane_cannot_fill_is_one_clean_message(template):
+    run = cli("operator", "stacks", "--env", "dev", "--project-dir", str(REPO), *ARGS,
+              "--role-arn", template)
+    assert_clean(run, [], codes=(1,))
+    assert "--role-arn" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
+
+
+@pytest.mark.parametrize("operator_ns", ["api-prod", "api"])
+def test_a_service_in_the_operators_namespace_is_refused(tmp_path, operator_ns):
+    # a shard's account would get Roles in the namespace that holds every stack's account
+    run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(REPO), *ARGS,
+              "--namespace", operator_ns)
+    assert_clean(run, [], codes=(1,))
+    assert "service api" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
+    project = copy_project(tmp_path / "p")
+    edit_yaml(project / "services/web/prod.yaml", lambda d: d.update(namespace="pulumi-operator"))
+    run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(project), *ARGS)
+    assert_clean(run, [], codes=(1,))
+    assert "service web" in run.stderr and "pulumi-operator" in run.stderr
+    found = objects("prod", "--namespace", "operators", project=project)  # elsewhere: fine
+    assert {o["metadata"]["namespace"] for o in found if o["kind"] == "Role"}.isdisjoint(
+        {"operators"})
+
+
+def test_bad_input_is_one_clean_message(tmp_path):
+    for args in (("--env", "prd"), ("--env", "prod\n")):
+        run = cli("operator", "stacks", "--project-dir", str(REPO), *ARGS, *args)
+        assert_clean(run, [], codes=(1,))
+        assert "Fix: use one of: dev, prod, staging" in run.stderr
+    project = copy_project(tmp_path / "p")
+    edit_yaml(project / "services/api/prod.yaml", lambda d: d.update(app_schema="nope"))
+    run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(project), *ARGS)
+    assert_clean(run, [], codes=(1,))
+    assert "services/api" in run.stderr and "Fix:" in run.stderr
