@@ -14,13 +14,15 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from configplane import projectfiles
 from configplane.redaction import Redactor, file_secrets, stack_secrets
@@ -48,7 +50,7 @@ class UserError(click.ClickException):
     exit_code = 1
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True)
+        click.echo(f"{error_prefix()} {self.format_message()}", err=True)
 
 
 class OutputClosed(Exception):
@@ -173,9 +175,83 @@ def check_written(file: str, data: Any) -> None:
                         "(or rename the key), then import again.")
 
 
+# --- output for people and for pipes --------------------------------------------------------
+
+NO_COLOR_META = "configplane.no_color"  # set by a verb's --no-color
+MARK_STYLES = {"+": "green", "-": "red", "~": "yellow", "+-": "magenta"}
+PLAIN_GAP = "  "  # between the columns of a table printed for a pipe
+
+
+def is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def colour_wanted(stream: Any) -> bool:
+    """Colour only for a person at a terminal: never into a pipe or a file, nor with NO_COLOR
+    set to anything (https://no-color.org), TERM=dumb or --no-color."""
+    ctx = click.get_current_context(silent=True)
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or \
+            (ctx is not None and ctx.meta.get(NO_COLOR_META)):
+        return False
+    return is_terminal(stream)
+
+
 def plain_console(stderr: bool = False) -> Console:
-    """A console that prints text as it is: no markup (`[secret]` stays), no emoji codes."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    """A console that prints text as it is: no markup (`[secret]` stays), no emoji codes, no
+    wrapping of printed lines; colour only where `colour_wanted` (FORCE_COLOR is not obeyed: a
+    pipe gets plain text)."""
+    stream = sys.stderr if stderr else sys.stdout
+    colour = colour_wanted(stream)
+    return Console(file=stream, highlight=False, soft_wrap=True, markup=False, emoji=False,
+                   force_terminal=is_terminal(stream), no_color=not colour,
+                   color_system="standard" if colour else None)
+
+
+def marked(mark: str, rest: str) -> Text:
+    """A line that starts with a change mark (`+` create, `~` update, `+-` replace, `-`
+    delete): the mark coloured where colour is wanted, the rest (names, values) never."""
+    return Text.assemble((mark, MARK_STYLES.get(mark, "")), rest)
+
+
+def error_prefix(stream: Any = None) -> str:
+    """`error:`, red on a terminal that wants colour."""
+    stream = stream if stream is not None else sys.stderr
+    return click.style("error:", fg="red", bold=True) if colour_wanted(stream) else "error:"
+
+
+def print_table(console: Console, title: str | None, columns: Sequence[str],
+                rows: Iterable[Sequence[str]], *, whole: Iterable[str] = ()) -> None:
+    """A table: boxed and folded to the width of a terminal; into a pipe or a file, plain
+    aligned lines, each row one whole line (a `file:line` is never split), no trailing
+    spaces. `whole`: columns never folded on a terminal either."""
+    cells = [[" ".join(str(cell).splitlines()) for cell in row] for row in rows]
+    if not console.is_terminal:
+        for line in plain_table(title, columns, cells):
+            console.print(line)
+        return
+    keep = set(whole)
+    grid = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        grid.add_column(column, no_wrap=column in keep, overflow="fold")
+    for row in cells:
+        grid.add_row(*row)
+    console.print(grid)
+
+
+def plain_table(title: str | None, columns: Sequence[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a table for a pipe: the title, the header, one line per row, columns
+    aligned (the last one as long as it is)."""
+    widths = [max([len(column), *(len(row[i]) for row in rows)])
+              for i, column in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [cell.ljust(width) for cell, width in zip(cells[:-1], widths, strict=False)]
+        return PLAIN_GAP.join([*padded, cells[-1]]).rstrip()
+
+    return [*([title] if title else []), line(columns), *(line(row) for row in rows)]
 
 
 # --- streams ----------------------------------------------------------------------------
@@ -267,6 +343,8 @@ def _input_errors() -> tuple[type[BaseException], ...]:
 
 def _say(message: str) -> None:
     try:
+        if message.startswith("error:"):
+            message = error_prefix() + message.removeprefix("error:")
         sys.stderr.write(message.rstrip("\n") + "\n")
         sys.stderr.flush()
     except (OutputClosed, OSError, ValueError):
@@ -373,11 +451,23 @@ def running(run: RunContext) -> Iterator[RunContext]:
         yield run
 
 
+def _refuse_colour(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[NO_COLOR_META] = True
+
+
 class Verb(click.Command):
     """A `configplane` verb: each invocation creates its run (configplane.inputs.RunContext:
     the project of `--project-dir`, the `--service` selection, that project's detector and a
     fresh redactor) and runs inside its own boundary, however it is invoked (through the
     group, or directly as tests and other tools call it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(
+            ["--no-color"], is_flag=True, expose_value=False, callback=_refuse_colour,
+            help="No colour, even on a terminal (as NO_COLOR=1 or TERM=dumb).",
+        ))
 
     def invoke(self, ctx: click.Context) -> Any:
         from configplane.inputs import RunContext

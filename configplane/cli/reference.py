@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from configplane.cli.app import main as cli
-from configplane.cli.boundary import EXIT_INTERNAL
+from configplane.cli.boundary import DEBUG_ENV, EXIT_INTERNAL
+from configplane.inputs import NO_CACHE_VARIABLE
 from configplane.offline import default_policy_config, run_policy_pack
 from configplane.ops import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
 from configplane.projectfiles import write_files
@@ -31,7 +32,7 @@ def cli_reference() -> str:
         command = cli.get_command(group_ctx, name)
         assert command is not None
         lines += _command_help(command, name, group_ctx)
-    return "\n".join(lines + exit_codes() + shell_completion())
+    return "\n".join(lines + exit_codes() + output_and_environment() + shell_completion())
 
 
 def exit_codes() -> list[str]:
@@ -45,6 +46,25 @@ def exit_codes() -> list[str]:
             "difference from the code) |",
             f"| {EXIT_INTERNAL} | an internal error: a bug in configplane, reported without "
             "values; run with `CONFIGPLANE_DEBUG=1` for the traceback and report it |", ""]
+
+
+def output_and_environment() -> list[str]:
+    return ["## Output and environment", "",
+            "On a terminal, tables are boxed and fold to its width, change marks (`+` create, "
+            "`~` update,",
+            "`+-` replace, `-` delete) and `error:` are in colour. Into a pipe or a file the "
+            "output is plain:",
+            "no colour, and a table is aligned lines, one whole line per row (a `file:line` is "
+            "never split),",
+            "whatever the width; `--format json` is the form for programs.", "",
+            "| variable | effect |", "|---|---|",
+            "| `NO_COLOR` | set to anything but the empty string: no colour "
+            "(https://no-color.org); `--no-color` on any verb and `TERM=dumb` do the same |",
+            "| `XDG_CACHE_HOME` | compiled schema checks are kept in `$XDG_CACHE_HOME/configplane` "
+            "(default `~/.cache/configplane`), keyed by content; a read-only or missing "
+            "directory means no cache, never an error |",
+            f"| `{NO_CACHE_VARIABLE}` | `1`: no schema cache (compile every run) |",
+            f"| `{DEBUG_ENV}` | `1`: an internal error prints its traceback |", ""]
 
 
 def shell_completion() -> list[str]:

@@ -37,6 +37,7 @@ from configplane.inputs.pulumiconfig import (
     runtime_values,
 )
 from configplane.inputs.resolution import layers_of, origin_near, resolve_inputs
+from configplane.inputs.schemacache import NO_CACHE_VARIABLE, SchemaCache
 from configplane.inputs.schemacheck import FAST, config_validator, schema_errors
 from configplane.inputs.schemafiles import (
     SCHEMAS_DIR,
@@ -117,6 +118,8 @@ __all__ = [
     "RunContext",
     "runtime_values",
     "schema_errors",
+    "NO_CACHE_VARIABLE",
+    "SchemaCache",
     "SchemaFileError",
     "Selection",
     "SELECTION_KEY",

@@ -10,12 +10,13 @@ tests/inputs/test_schemacheck.py checks both agree on mutated documents for ever
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jsonschema
 
 from configplane.contract import SCHEMA_SECRET_KEYS
+from configplane.inputs.schemacache import SchemaCache
 from configplane.schema_messages import drop_required
 
 # Keywords the compiled check decides exactly as jsonschema does (draft 7 and the 2020-12
@@ -49,20 +50,31 @@ def keywords(schema: Any) -> set[str]:
     return found
 
 
-def compiled(schema: dict, checker: Any) -> Any:
+def compiled(schema: dict, checker: Any, *, cache: SchemaCache, identity: str = "",
+             vet: Callable[[], None] | None = None) -> Any:
+    """The compiled check of `schema`, or None where jsonschema must decide alone. Taken from
+    `cache` when there (`identity`: what else its key must cover, e.g. the file's text);
+    otherwise `vet` runs first (it raises for a schema that must not be stored), then it is
+    compiled and stored. `vet` does not run for a schema kept from an earlier run: it passed."""
     if not keywords(schema) <= FAST_KEYWORDS:
         return None
     try:
-        import fastjsonschema
-    except ImportError:  # the pack's environment may not have it: jsonschema alone
+        import fastjsonschema  # noqa: F401 - the pack's environment may not have it
+    except ImportError:
         return None
     # A format jsonschema does not check (e.g. `uri` without rfc3987) is not checked here
     # either: fastjsonschema's own regex for it would refuse what jsonschema accepts.
     formats = {name: (lambda value: True) for name in _formats(schema)}
     formats.update({name: (lambda value, n=name: checker.conforms(value, n))
                     for name in checker.checkers})
+    key = cache.key(schema, formats, identity)
+    found = cache.load(key, formats)
+    if found is not None:
+        return found
+    if vet is not None:
+        vet()
     try:
-        return fastjsonschema.compile(schema, formats=formats, use_default=False)
+        return cache.build(key, schema, formats)
     except Exception:  # noqa: BLE001 - a schema it cannot compile: jsonschema alone
         return None
 

@@ -16,6 +16,7 @@ import re2
 
 from configplane import service_schema
 from configplane.inputs.layering import dotted
+from configplane.inputs.schemacache import SchemaCache
 from configplane.inputs.schemacheck import FAST, compiled
 from configplane.projectfiles import ProjectFileError, kind_of, read_bytes, read_text
 from configplane.schema_messages import error_path
@@ -45,9 +46,10 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
         yield jsonschema.ValidationError(f"does not match {pattern!r}")
 
 
-def load_validator(path: Path) -> jsonschema.protocols.Validator:
+def load_validator(path: Path, cache: SchemaCache | None = None) -> jsonschema.protocols.Validator:
     """The validator of a schema file, compiled once per content: every copy of a project
-    (each test's, each stack's) shares it, and an edited file is compiled afresh."""
+    (each test's, each stack's) shares it, and an edited file is compiled afresh. Its compiled
+    check comes from `cache` (SchemaCache.from_environment() when None) across runs."""
     name = _display(path)
     try:  # contained in its directory (no link out), its size checked before it is read
         text = read_text(path.parent, path.name)
@@ -58,12 +60,13 @@ def load_validator(path: Path) -> jsonschema.protocols.Validator:
     except (OSError, UnicodeDecodeError) as exc:
         raise SchemaFileError(name, f"cannot read the schema ({type(exc).__name__}). Fix: "
                               "save it as UTF-8 JSON.") from None
-    return _compiled_validator(name, text)
+    return _compiled_validator(name, text, cache or SchemaCache.from_environment())
 
 
 @lru_cache(maxsize=1024)
-def _compiled_validator(name: str, text: str) -> jsonschema.protocols.Validator:
-    """Keyed by the name errors show and the content; a failure is raised again each time."""
+def _compiled_validator(name: str, text: str, cache: SchemaCache) -> jsonschema.protocols.Validator:
+    """Keyed by the name errors show, the content and the cache; a failure is raised again
+    each time. A schema whose compiled check the cache holds was checked when it was stored."""
     try:
         schema = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -74,6 +77,27 @@ def _compiled_validator(name: str, text: str) -> jsonschema.protocols.Validator:
     if not isinstance(schema, dict | bool):
         raise SchemaFileError(name, "a JSON Schema is an object. Fix: correct the file.")
     cls = jsonschema.validators.validator_for(schema)
+    checked = []
+
+    def check() -> None:
+        _check_schema(name, schema, cls)
+        checked.append(True)
+
+    # the fast path for valid documents decides with the same `$` as the patterns below
+    fast = None if isinstance(schema, bool) else compiled(
+        _ecma_patterns(schema), cls.FORMAT_CHECKER, cache=cache, vet=check,
+        identity=f"{text}\n{cls.__name__}")
+    if not checked and fast is None:
+        check()
+    ecma = jsonschema.validators.extend(cls, {"pattern": _pattern})
+    validator = ecma(schema, format_checker=cls.FORMAT_CHECKER)
+    if fast is not None:
+        FAST[id(validator)] = fast
+    return validator
+
+
+def _check_schema(name: str, schema: Any, cls: Any) -> None:
+    """The schema against its metaschema (`{"type": "objectz"}`, broken regexes)."""
     try:
         if isinstance(schema, dict):  # `true` and `false` are schemas the metaschema accepts
             cls.check_schema(schema)  # the metaschema: `{"type": "objectz"}`, broken regexes
@@ -87,13 +111,6 @@ def _compiled_validator(name: str, text: str) -> jsonschema.protocols.Validator:
         except re.error as exc:
             raise SchemaFileError(name, f"pattern {pattern!r} is not a valid regular expression "
                                   f"({exc.msg}). Fix: correct the pattern.") from None
-    ecma = jsonschema.validators.extend(cls, {"pattern": _pattern})
-    validator = ecma(schema, format_checker=cls.FORMAT_CHECKER)
-    # the fast path for valid documents decides with the same `$` as the patterns above
-    fast = compiled(_ecma_patterns(schema), cls.FORMAT_CHECKER)
-    if fast is not None:
-        FAST[id(validator)] = fast
-    return validator
 
 
 def _ecma_patterns(schema: Any) -> Any:

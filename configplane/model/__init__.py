@@ -26,6 +26,7 @@ from configplane.model.delivery import (
     service_delivered_keys,
 )
 from configplane.model.document import (
+    SOURCE_FIELDS,
     AwsSettings,
     BackupSettings,
     DatabaseEngineSettings,
@@ -192,6 +193,7 @@ __all__ = [
     "SCHEDULE_CODES",
     "secret_version",
     "SecretSpec",
+    "SOURCE_FIELDS",
     "SecretVersion",
     "Service",
     "service_delivered_keys",

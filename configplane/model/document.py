@@ -341,6 +341,21 @@ class SecretSpec(Frozen):
     rotation: Rotation | None = None
     dynamic: DynamicCredential | None = Field(None, description="source=dynamic (store vault).")
 
+    def as_declared(self) -> dict[str, Any]:
+        """The spec with the built-in defaults that apply to its source: `length` and
+        `rotate_every_days` only for a generated value, `version` only for a value the program
+        writes (secure, generated); what the files set is kept whatever the source."""
+        return {key: value for key, value in self.model_dump(exclude_none=True).items()
+                if key in self.model_fields_set or self.source in SOURCE_FIELDS.get(key, (self.source,))}
+
+
+# Fields that mean something only for some sources (see SecretSpec.as_declared).
+SOURCE_FIELDS: dict[str, tuple[str, ...]] = {
+    "length": ("generated",),
+    "rotate_every_days": ("generated",),
+    "version": ("secure", "generated"),
+}
+
 
 KeyUsage = Literal["digital signature", "key encipherment", "server auth", "client auth"]
 

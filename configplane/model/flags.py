@@ -33,7 +33,7 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
-from configplane.inputs import SCHEMAS_DIR
+from configplane.inputs import SCHEMAS_DIR, SchemaCache
 from configplane.projectfiles import read_text
 from configplane.schema_messages import deepest as _deepest
 
@@ -76,17 +76,21 @@ def vendored_registry(schemas_dir: Path = SCHEMAS_DIR) -> Registry:
 
 
 @cache
-def flagd_fast_check(uri: str = FLAGD_FLAGS_URI, schemas_dir: Path = SCHEMAS_DIR) -> Any:
+def flagd_fast_check(uri: str = FLAGD_FLAGS_URI, schemas_dir: Path = SCHEMAS_DIR,
+                     cache: SchemaCache | None = None) -> Any:
     """fastjsonschema's compiled check of one of flagd's schemas (its `$ref`s resolved from the
-    vendored copies, never fetched), or None. Like `schemacheck.schema_errors`, only its
-    "valid" is trusted: jsonschema runs when there is something to report.
-    tests/inputs/test_schemacheck.py checks both agree on upstream's cases and mutated documents."""
+    vendored copies, never fetched), or None; kept in `cache` (SchemaCache.from_environment()
+    when None) across runs, keyed by the vendored schemas' content. Like
+    `schemacheck.schema_errors`, only its "valid" is trusted: jsonschema runs when there is
+    something to report. tests/inputs/test_schemacheck.py checks both agree on upstream's cases
+    and mutated documents."""
     schemas = vendored_schemas(schemas_dir)
+    store = cache or SchemaCache.from_environment()
+    root = {"$ref": uri}
     try:
-        import fastjsonschema
-
-        return fastjsonschema.compile({"$ref": uri}, handlers={"https": schemas.__getitem__},
-                                      use_default=False)
+        key = store.key(root, {}, json.dumps(schemas, sort_keys=True))
+        return store.load(key, {}) or store.build(key, root, {},
+                                                  handlers={"https": schemas.__getitem__})
     except Exception:  # noqa: BLE001 - not installed, or a schema it cannot compile
         return None
 

@@ -231,7 +231,9 @@ def _model(inputs: StackInputs, schemas_dir: Path | None) -> tuple[StackModel | 
 def _service_view(raw: Any, plan: ServiceModel | None) -> dict[str, Any]:
     """The service as components see it (built-in defaults filled in) when the stack is valid."""
     if plan is not None:
-        return plan.spec.model_dump(exclude_none=True)
+        view = plan.spec.model_dump(exclude_none=True)
+        view["secrets"] = {key: spec.as_declared() for key, spec in plan.spec.secrets.items()}
+        return view
     return dict(raw) if isinstance(raw, Mapping) else {}
 
 

@@ -31,6 +31,7 @@ from configplane.offline import run_plan
 from configplane.validation import load_stack
 from tests.catalog_compat import edit_stack
 from tests.conftest import REPO
+from tests.tables import plain_rows
 from tests.validation.test_pipeline import run_validate
 
 VENDOR = REPO / "schemas" / "vendor" / "flagd"
@@ -419,8 +420,7 @@ def test_flags_command_shows_what_each_variant_gets():
         ]}}}
     code, output = run_flags("--stack", "staging", "--service", "web")
     assert code == 0
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines()
-            if line.startswith("│")]
+    rows = plain_rows(output, "flag ")
     assert rows == [
         ["web/dark-mode", "ENABLED", "on 100%", "", "none (everyone: on)"],
         ["web/new-checkout", "ENABLED", "on 50%, off 50%", "on 50%: 10 -> [50] -> 100",

@@ -13,6 +13,7 @@ from configplane.inputs import Origin, read_stack_files, resolve_inputs
 from configplane.model import render_configmap
 from configplane.validation import load_stack
 from tests.conftest import REPO
+from tests.tables import plain_rows
 
 CANARY = "canary-expl-Vb7Nq2Wx9Lp4"
 
@@ -163,9 +164,11 @@ def test_secret_shows_its_spec_and_where_the_value_is_never_the_value():
         "environment", "services/api/prod.yaml",
         "services.api.secrets.DATABASE_PASSWORD.rotation.strategy", "postgres-alternating-users",
         12)
-    # Not set by any layer: the model's built-in default.
-    assert by_path["secrets.DATABASE_PASSWORD.length"]["set_by"] == step(
-        "default", "configplane/model/document.py", "services.api.secrets.DATABASE_PASSWORD.length", 32)
+    # Not set by any layer: the model's built-in default (`version`: a secure value is
+    # written by the program; `length` only applies to a generated one, so it is not shown).
+    assert by_path["secrets.DATABASE_PASSWORD.version"]["set_by"] == step(
+        "default", "configplane/model/document.py", "services.api.secrets.DATABASE_PASSWORD.version", 1)
+    assert "secrets.DATABASE_PASSWORD.length" not in by_path
 
 
 def test_secret_spec_field_and_reference():
@@ -210,8 +213,7 @@ def test_deleted_key_and_dotted_key_on_an_invalid_stack(project):
         ],
     }]
     code, output = run("--stack", "dev", "api", "REQUEST_TIMEOUT_MS", project=project, fmt="table")
-    assert [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines()
-            if line.startswith("│")] == [
+    assert plain_rows(output, "layer ") == [
         ["service", "services/api/service.yaml:7", "5000", "overridden"],
         ["environment", "services/api/dev.yaml:3", "(deleted)", "<- deleted"],
     ]
@@ -240,7 +242,7 @@ def test_table_output():
     assert code == 0
     lines = output.splitlines()
     assert lines[0] == "stack prod, service worker (tenant acme): config.CONCURRENCY = 32"
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    rows = plain_rows(output, "layer ")
     assert rows == [
         ["service", "services/worker/service.yaml:5", "4", "overridden"],
         ["environment", "services/worker/prod.yaml:3", "16", "overridden"],

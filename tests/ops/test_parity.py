@@ -15,6 +15,7 @@ from configplane.ops import PARITY_KEY
 from configplane.ops.parity import _compile, _row
 from tests import catalog_compat
 from tests.conftest import REPO
+from tests.tables import plain_rows
 
 CANARY = "canary-diff-Hs6Jd8Kf2Lg4"
 ENDPOINTS = "each environment has its own endpoints"
@@ -110,8 +111,7 @@ def test_an_undeclared_difference_breaks_parity(project):
 
     code, output = run("staging", "prod", project, "--differences-only", fmt="table")
     assert code == 1
-    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in output.splitlines()
-             if line.startswith("│ config.REQUEST_TIMEOUT_MS")]
+    cells = [row for row in plain_rows(output, "key ") if row[0] == "config.REQUEST_TIMEOUT_MS"]
     assert cells == [["config.REQUEST_TIMEOUT_MS", "3000", "5000", "DIFFERS"]]
     assert output.splitlines()[-1] == (
         "parity broken between staging and prod: 1 unexpected difference. Fix: align the "
@@ -133,8 +133,7 @@ def test_secrets_compared_by_source_store_and_presence(project):
     rows = {(s, r["path"]): r for s, rs in document["services"].items() for r in rs}
     assert rows["web", "secrets.CSRF_KEY"]["only_in"] == "staging"
     code, table = run("staging", "prod", project, fmt="table")
-    line = next(x for x in table.splitlines() if x.startswith("│ secrets.CSRF_KEY"))
-    assert [c.strip() for c in line.split("│")[1:-1]] == [
+    assert next(row for row in plain_rows(table, "key ") if row[0] == "secrets.CSRF_KEY") == [
         "secrets.CSRF_KEY", "secret: generated, vault", "(absent)", "ONLY IN STAGING"]
 
 

@@ -7,9 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console, protect_stack
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    UserError,
+    Verb,
+    emit,
+    plain_console,
+    print_table,
+    protect_stack,
+)
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.inputs import PROJECT_FILE
 from configplane.model import StackModel
@@ -78,23 +85,23 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def _mark(row: dict[str, Any]) -> str:
+    if row["status"] == "unexpected" and "only_in" in row:
+        return f"ONLY IN {row['only_in'].upper()}"
+    if row["status"] == "expected" and row.get("reason"):
+        return f"expected: {row['reason']}"
+    return MARKS[row["status"]]
+
+
 def render_table(data: dict[str, Any]) -> None:
     # markup/emoji off: values like "[secret]" or ":secret:" are data, not markup.
     console = plain_console()
     a, b = data["stacks"]
     for service, rows in data["services"].items():
-        grid = Table(title=f"service {service}", title_justify="left")
-        grid.add_column("key", no_wrap=True)  # keep paths whole; values and reasons fold
-        for column in (a, b, ""):
-            grid.add_column(column, overflow="fold")
-        for row in rows:
-            mark = MARKS[row["status"]]
-            if row["status"] == "unexpected" and "only_in" in row:
-                mark = f"ONLY IN {row['only_in'].upper()}"
-            elif row["status"] == "expected" and row.get("reason"):
-                mark = f"expected: {row['reason']}"
-            grid.add_row(row["path"] or "(service)", _show(row[a]), _show(row[b]), mark)
-        console.print(grid)
+        # keep paths whole; values and reasons fold on a terminal
+        print_table(console, f"service {service}", ("key", a, b, "parity"),
+                    [(row["path"] or "(service)", _show(row[a]), _show(row[b]), _mark(row))
+                     for row in rows], whole=("key",))
     summary = data["summary"]
     for note in data["notes"]:
         console.print(f"note: {note}")

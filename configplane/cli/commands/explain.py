@@ -7,9 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console, protect_stack
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    UserError,
+    Verb,
+    emit,
+    plain_console,
+    print_table,
+    protect_stack,
+)
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.inputs import StackFileError, read_stack_files
 from configplane.ops import ExplainError, explain
@@ -68,9 +75,7 @@ def render_table(data: dict[str, Any]) -> None:
     if data["delivered_as"] is not None:
         console.print("  delivered as: " + ", ".join(f"{k} {v}" for k, v in data["delivered_as"].items()))
     single = len(data["entries"]) == 1 and data["entries"][0]["path"] == data["path"]
-    grid = Table(show_lines=False)
-    for column in ([] if single else ["key"]) + ["layer", "file", "value", ""]:
-        grid.add_column(column, overflow="fold")
+    rows = []
     for entry in data["entries"]:
         key = [] if single else [entry["path"].removeprefix(data["path"] + ".")]
         steps = [*entry["overrode"], *([entry["set_by"]] if entry["set_by"] else [])]
@@ -79,7 +84,7 @@ def render_table(data: dict[str, Any]) -> None:
             if entry["set_by"] is None and n == len(steps) - 1 and step["value"] is None:
                 mark = "<- deleted"
             where = f"{step['file']}:{step['line']}" if step.get("line") else step["file"]
-            grid.add_row(*key, step["layer"], where, _show(step["value"]), mark)
-    console.print(grid)
+            rows.append((*key, step["layer"], where, _show(step["value"]), mark))
+    print_table(console, None, ([] if single else ["key"]) + ["layer", "file", "value", "outcome"], rows)
     for note in data["notes"]:
         console.print(f"note: {note}")

@@ -6,9 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
-from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console, protect_stack
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    UserError,
+    Verb,
+    emit,
+    plain_console,
+    print_table,
+    protect_stack,
+)
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report as report_issues
 from configplane.model import describe
@@ -62,14 +69,11 @@ def _rollout(flag: dict[str, Any]) -> str:
 
 def render_table(data: dict[str, Any]) -> None:
     console = plain_console()
-    grid = Table(title=f"stack {data['stack']}: flags", show_lines=False)
-    for column in ("flag", "state", "each variant gets", "rollout", "targeting"):
-        grid.add_column(column, overflow="fold")
-    for name, svc in data["services"].items():
-        for flag in svc["flags"]:
-            grid.add_row(f"{name}/{flag['flag']}", flag["state"], _gets(flag), _rollout(flag),
-                         flag["targeting"])
-    console.print(grid)
+    print_table(console, f"stack {data['stack']}: flags",
+                ("flag", "state", "each variant gets", "rollout", "targeting"),
+                [(f"{name}/{flag['flag']}", flag["state"], _gets(flag), _rollout(flag),
+                  flag["targeting"])
+                 for name, svc in data["services"].items() for flag in svc["flags"]])
     for name, svc in data["services"].items():
         if svc["configmap"]:
             console.print(f"{name}: ConfigMap {svc['configmap']} (stable name, updated in "

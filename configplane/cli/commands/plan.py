@@ -13,13 +13,15 @@ import click
 import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
 from configplane.cli.boundary import (
     UserError,
     Verb,
     emit,
+    marked,
     plain_console,
+    print_table,
     protect_stack,
     redactor,
     write_files,
@@ -227,19 +229,16 @@ def render_table(document: dict[str, Any]) -> None:
                  if r["options"].get(k)]
         suffix = f"  [{', '.join(flags)}]" if flags else ""
         mark = "=" if r.get("read") else "+"  # a StackReference is read, not created
-        out.print(f"  {mark} {r['type']:<{width}}  {r['name']}{suffix}")
+        out.print(Text("  ") + marked(mark, f" {r['type']:<{width}}  {r['name']}{suffix}"))
     summary = document["summary"]
     out.print(f"{summary['resources']} resources to create")
     for stack in document.get("stacks", []):
         out.print(f"  stack {stack['stack']} ({stack['kind']}): {stack['resources']} resources, "
                   f"{stack['violations']} mandatory violation(s)")
     if document["violations"]:
-        violations = Table(title="policy violations")
-        for column in ("level", "policy", "resource", "message"):
-            violations.add_column(column, overflow="fold")
-        for v in document["violations"]:
-            violations.add_row(v["level"], v["policy"], v["urn"].rsplit("::", 1)[-1], v["message"])
-        out.print(violations)
+        print_table(out, "policy violations", ("level", "policy", "resource", "message"),
+                    [(v["level"], v["policy"], v["urn"].rsplit("::", 1)[-1], v["message"])
+                     for v in document["violations"]])
     else:
         out.print("policy violations: none")
 

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from configplane.cli.boundary import UserError, emit, plain_console, protect_stack
+from rich.text import Text
+
+from configplane.cli.boundary import UserError, emit, marked, plain_console, protect_stack
 from configplane.inputs import StackFileError, stack_file_name
 from configplane.model import InvalidStack, printable
 from configplane.offline import (
@@ -108,7 +110,7 @@ def render_table(diff: dict[str, Any]) -> None:
     for name, service in diff["services"].items():
         out.print(f"service {name} ({service['change']})")
         for line in _service_lines(service):
-            out.print(f"  {line}")
+            out.print(_indented(line))
     shared = diff["shared"]
     if shared["resources"] or shared["secure"] or shared["policy"]["new"] or \
             shared["policy"]["resolved"]:
@@ -116,8 +118,16 @@ def render_table(diff: dict[str, Any]) -> None:
         for key in shared["secure"]:
             out.print(f"  secure value {key}: changed (never shown)")
         for line in _resource_lines(shared["resources"]) + _policy_lines(shared["policy"]):
-            out.print(f"  {line}")
+            out.print(_indented(line))
     out.print(_headline(diff))
+
+
+def _indented(line: str) -> Text:
+    """A line of the comparison, indented; a resource's change mark coloured on a terminal."""
+    mark, _, rest = line.partition(" ")
+    if mark in OP_MARKS.values():
+        return Text("  ") + marked(mark, f" {rest}")
+    return Text(f"  {line}")
 
 
 def _service_lines(service: dict[str, Any]) -> list[str]:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 
-from configplane.cli.boundary import FORMAT_OPTION, Verb, emit, plain_console, protect_stack
+from configplane.cli.boundary import (
+    FORMAT_OPTION,
+    Verb,
+    emit,
+    plain_console,
+    print_table,
+    protect_stack,
+)
 from configplane.cli.commands.options import (
     PROJECT_DIR_OPTION,
     SERVICE_OPTION,
@@ -28,12 +34,9 @@ def report(stack: str, issues: list[Issue], fmt: str) -> None:
         if data["valid"]:
             console.print(f"stack {stack}: configuration is valid")
             return
-        grid = Table(title=f"stack {stack}: {count(len(issues), 'error')}", show_lines=False)
-        for column in ("file", "path", "problem and fix"):
-            grid.add_column(column, overflow="fold")
-        for issue in issues:
-            grid.add_row(issue.where, issue.path, issue.message)
-        console.print(grid)
+        print_table(console, f"stack {stack}: {count(len(issues), 'error')}",
+                    ("file", "path", "problem and fix"),
+                    [(issue.where, issue.path, issue.message) for issue in issues])
 
     emit(data, fmt, table)
 
