@@ -8,7 +8,6 @@ from configplane.inputs.catalog import (
     SERVICE_FILE,
     catalog_services,
     environment_of,
-    environments,
     read_fleet_defaults,
     read_inputs,
     read_stack_files,
@@ -31,6 +30,7 @@ from configplane.inputs.layering import (
     tenant_layers,
 )
 from configplane.inputs.pulumiconfig import (
+    environments,
     estimate_plaintext_length,
     existing_stacks,
     missing_stack_problem,

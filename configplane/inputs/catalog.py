@@ -27,7 +27,6 @@ with its lines) configplane.inputs.layerfiles'; this module assembles the layers
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +39,9 @@ from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, l
 from configplane.inputs.layering import Layer
 from configplane.inputs.pulumiconfig import (
     config_file,
+    environments,
     estimate_plaintext_length,
+    existing_stacks,
     full_key,
     project_config,
     runtime_values,
@@ -56,7 +57,6 @@ from configplane.inputs.stackfiles import (
     StackInputs,
     StackValue,
     check_stack_name,
-    is_stack_name,
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
@@ -88,36 +88,6 @@ class FleetDefaults:
     lines: Mapping[KeyPath, int] = field(default_factory=dict)  # relative to `service`
 
 
-STACK_FILE = re.compile(r"Pulumi\.(?P<stack>.+)\.yaml")
-
-
-def _stack_files(project_dir: Path) -> list[str]:
-    """The stacks that have a stack file `Pulumi.<stack>.yaml` (a valid stack name) at the
-    project's root, sorted."""
-    try:
-        names = os.listdir(project_dir)
-    except OSError:
-        return []
-    return sorted(match["stack"] for name in names
-                  if (match := STACK_FILE.fullmatch(name)) and is_stack_name(match["stack"])
-                  and is_file(project_dir, name))
-
-
-def environments(project_dir: Path) -> tuple[str, ...]:
-    """Every environment: each `Pulumi.<env>.yaml` (a valid stack name) that sets the
-    platform's settings. A shard's own stack file (its secure values only) is not one; a file
-    that cannot be read or parsed counts, so that `validate` reports it."""
-    found = []
-    for stack in _stack_files(project_dir):
-        try:  # contained and size-checked, like every project file
-            document = load(project_dir, stack_file_name(stack)).document
-        except (YamlError, OSError, UnicodeDecodeError):
-            found.append(stack)
-            continue
-        config = document.get("config") if isinstance(document, Mapping) else None
-        if not isinstance(config, Mapping) or PLATFORM_KEY in config:
-            found.append(stack)
-    return tuple(found)
 
 
 def environment_of(stack: str, known: Iterable[str]) -> str | None:
@@ -133,7 +103,7 @@ def shard_stack_files(project_dir: Path, environment: str,
                       known: Iterable[str] | None = None) -> tuple[str, ...]:
     """The shard stacks of `environment` that have a stack file (their secure values)."""
     names = tuple(known) if known is not None else environments(project_dir)
-    return tuple(stack for stack in _stack_files(project_dir)
+    return tuple(stack for stack in existing_stacks(project_dir)
                  if stack not in names and environment_of(stack, names) == environment)
 
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from configplane.inputs.layerfiles import Problem, duplicates, load
 from configplane.inputs.stackfiles import (
+    PLATFORM_KEY,
     PROJECT_FILE,
-    STACK_NAME,
     Declaration,
     StackFileError,
     StackValue,
+    is_stack_name,
     stack_file_name,
 )
 from configplane.inputs.yamlload import KeyPath, YamlError
@@ -48,17 +49,35 @@ def existing_stacks(project_dir: Path) -> list[str]:
         return []
     stacks = (name[len("Pulumi."):-len(".yaml")] for name in names
               if name.startswith("Pulumi.") and name.endswith(".yaml"))
-    return sorted(stack for stack in stacks if STACK_NAME.fullmatch(stack)
+    return sorted(stack for stack in stacks if is_stack_name(stack)
                   and is_file(project_dir, stack_file_name(stack)))
 
 
+def environments(project_dir: Path) -> tuple[str, ...]:
+    """Every environment: each stack whose file sets the platform's settings. A shard's own
+    stack file (its secure values only, docs/fleet.md) is not one; a file that cannot be read
+    or parsed counts, so that `validate` reports it."""
+    found = []
+    for stack in existing_stacks(project_dir):
+        try:  # contained and size-checked, like every project file
+            document = load(project_dir, stack_file_name(stack)).document
+        except (YamlError, OSError, UnicodeDecodeError):
+            found.append(stack)
+            continue
+        config = document.get("config") if isinstance(document, Mapping) else None
+        if not isinstance(config, Mapping) or PLATFORM_KEY in config:
+            found.append(stack)
+    return tuple(found)
+
+
 def missing_stack_problem(project_dir: Path, stack: str) -> str:
-    """A stack file that is not there: the stacks that are, and the nearest name to the typo."""
+    """A stack file that is not there: the environments that are (a shard's stack is named
+    after its environment: `--shard`), and the nearest stack name to the typo."""
     where = f"file not found in {Path(project_dir).resolve()}"
-    stacks = existing_stacks(project_dir)
+    stacks = list(environments(project_dir))
     if not stacks:
         return f"{where}, nor any other stack file. Fix: check --project-dir."
-    guess = difflib.get_close_matches(stack, stacks, n=1)
+    guess = difflib.get_close_matches(stack, existing_stacks(project_dir), n=1)
     hint = f"; did you mean `{guess[0]}`?" if guess else "."
     return (f"{where}: there is no stack {stack!r}{hint} Fix: use one of the stacks that exist: "
             f"{', '.join(stacks)}.")

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from configplane.inputs import (
     NAMESPACE,
+    StackFileError,
     StackInputs,
     environment_of,
     environments,
@@ -189,6 +190,18 @@ def service_stacks(project_dir: Path, environment: str,
 def service_stack(project_dir: Path, environment: str, service: str) -> FleetStack | None:
     """The stack that holds `service` in `environment`, or None when it is not there."""
     return service_stacks(project_dir, environment, [service]).get(service)
+
+
+def secure_values_stack(project_dir: Path, environment: str, service: str) -> str:
+    """The stack whose file holds `service`'s secure values in `environment`: its shard in an
+    environment split into stacks (only that stack can decrypt its file: docs/fleet.md), else
+    the environment's own. A project that cannot be read yet keeps the environment's:
+    validate reports why."""
+    try:
+        placed = service_stack(project_dir, environment, service)
+    except (StackFileError, TopologyError, OSError, ValueError):
+        return environment
+    return placed.name if placed is not None else environment
 
 
 def stack_role(project_dir: Path, stack: str,

@@ -30,8 +30,10 @@ from configplane.inputs import (
     NAMESPACE,
     PROJECT_FILE,
     SERVICE_FILE,
+    environments,
     stack_file_name,
 )
+from configplane.model import secure_values_stack
 from configplane.ops.importer import (
     GRANTS_PATH,
     ImportProblem,
@@ -43,7 +45,6 @@ from configplane.projectfiles import is_file, kind_of, read_text
 
 STORES = ("vault", "aws")
 CONFIG_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")  # a Pulumi config key's name part
-STACK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 GRANT_PATH = ("config", DEFAULTS_KEY, *GRANTS_PATH)
 
 
@@ -122,7 +123,9 @@ def propose_secret(project_dir: Path, stack: str, service: str, key: str, *, sto
         new_project = _edited(add_grants, new_project, service, [config_key])
     if new_project != project_text:
         edits[PROJECT_FILE] = new_project
-    command: tuple[str, ...] = ("pulumi", "config", "set", "--secret", "--stack", stack, full)
+    # the value goes to the file of the stack that holds the service (its shard, when split)
+    command: tuple[str, ...] = ("pulumi", "config", "set", "--secret", "--stack",
+                                secure_values_stack(project_dir, stack, service), full)
     if project_dir.resolve() != Path.cwd().resolve():
         command += ("--cwd", str(project_dir))
     return SecretSetProposal(stack, service, key, config_key, edits,
@@ -130,9 +133,8 @@ def propose_secret(project_dir: Path, stack: str, service: str, key: str, *, sto
 
 
 def _check_names(project_dir: Path, stack: str, service: str, key: str, store: str) -> None:
-    if not STACK.fullmatch(stack) or not is_file(project_dir, stack_file_name(stack)):
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")]
-                       for p in project_dir.glob("Pulumi.*.yaml"))
+    known = environments(project_dir)  # a shard's stack is chosen by the service's shard
+    if stack not in known:
         raise SecretSetProblem(f"no stack `{_show(stack)}` (no {stack_file_name(_show(stack))}). "
                                f"Fix: use one of: {', '.join(known) or 'none'}.")
     directory = f"{CATALOG_DIR}/{service}"

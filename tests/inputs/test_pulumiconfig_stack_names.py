@@ -29,8 +29,8 @@ def _project(stacks: set[str]) -> Iterator[Path]:
 
 def _write(root: Path, stacks: set[str]) -> None:
     (root / "Pulumi.yaml").write_text("name: shop\nruntime: python\n")
-    for stack in stacks:
-        (root / f"Pulumi.{stack}.yaml").write_text("config: {}\n")
+    for stack in stacks:  # environments: their files set the platform's settings
+        (root / f"Pulumi.{stack}.yaml").write_text("config:\n  configplane:platform: {}\n")
 
 
 @settings(max_examples=40, deadline=None)
@@ -43,6 +43,14 @@ def test_the_message_lists_every_stack_that_exists(stacks, asked):
         problem = missing_stack_problem(root, asked)
     assert problem.endswith(f"Fix: use one of the stacks that exist: {', '.join(sorted(stacks))}.")
     assert f"there is no stack {asked!r}" in problem
+
+
+def test_a_shards_stack_is_not_offered_as_an_environment(tmp_path):
+    # a shard's file holds secure values only (docs/fleet.md): it is reached with --shard
+    _write(tmp_path, {"dev"})
+    (tmp_path / "Pulumi.dev-api-team.yaml").write_text("config: {}\n")
+    assert existing_stacks(tmp_path) == ["dev", "dev-api-team"]
+    assert missing_stack_problem(tmp_path, "qa").endswith("stacks that exist: dev.")
 
 
 @settings(max_examples=40, deadline=None)

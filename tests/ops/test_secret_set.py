@@ -38,7 +38,7 @@ stack = args[args.index("--stack") + 1]
 key = next(a for a in args if a.startswith("configplane:"))
 cwd = args[args.index("--cwd") + 1] if "--cwd" in args else "."
 path = os.path.join(cwd, f"Pulumi.{{stack}}.yaml")
-doc = yaml.safe_load(open(path))
+doc = (yaml.safe_load(open(path)) if os.path.exists(path) else None) or {{}}  # a new shard's
 doc.setdefault("config", {{}})[key] = {{"secure": "v1:bm9uY2Vub25jZQ==:"
                                        + base64.b64encode(value[::-1].encode()).decode()}}
 yaml.safe_dump(doc, open(path, "w"), sort_keys=False)
@@ -57,8 +57,8 @@ def valid(project: Path, stack: str = "dev") -> list[dict]:
 
 
 def set_secure(project: Path, stack: str, key: str) -> None:
-    path = project / f"Pulumi.{stack}.yaml"
-    doc = yaml.safe_load(path.read_text())
+    path = project / f"Pulumi.{stack}.yaml"  # a new shard's file: `pulumi stack init` made it
+    doc = yaml.safe_load(path.read_text()) if path.is_file() else {"config": {}}
     doc["config"][key] = {"secure": "v1:bm9uY2Vub25jZQ==:Y2lwaGVydGV4dGNpcGhlcnRleHQ="}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
@@ -84,18 +84,19 @@ def test_one_command_then_the_printed_grant_and_validate_passes(project: Path, e
     assert result.exit_code == 0, result.output
     done = json.loads(result.output)
     assert done["config_key"] == "configplane:webPartnerToken"
-    assert done["command"][:7] == ["pulumi", "config", "set", "--secret", "--stack", "dev",
-                                   "configplane:webPartnerToken"]
+    # the value goes to the stack that holds web: its team's shard (docs/fleet.md)
+    assert done["command"][:7] == ["pulumi", "config", "set", "--secret", "--stack",
+                                   "dev-web-team", "configplane:webPartnerToken"]
     assert [line for line in (project / "Pulumi.yaml").read_text().splitlines()
             if line.lstrip().startswith("#")] == comments  # every comment kept, in order
     errors = valid(project)
     assert {e["path"] for e in errors} >= {"services.web.secrets.PARTNER_TOKEN.config_key"}
     apply_printed_grant(project, done["grant"])
-    set_secure(project, "dev", "configplane:webPartnerToken")
+    set_secure(project, "dev-web-team", "configplane:webPartnerToken")
     assert valid(project) == []
     if "--overlay" not in extra:  # in the base: every stack needs the value
         for stack in ("staging", "prod"):
-            set_secure(project, stack, "configplane:webPartnerToken")
+            set_secure(project, f"{stack}-web-team", "configplane:webPartnerToken")
             assert valid(project, stack) == []
 
 

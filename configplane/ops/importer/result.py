@@ -26,10 +26,9 @@ from configplane.inputs import (
     NAMESPACE,
     PROJECT_FILE,
     SERVICES_KEY,
-    StackFileError,
     stack_file_name,
 )
-from configplane.model import InvalidStack, TopologyError, service_stack
+from configplane.model import secure_values_stack
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.proposal import ImportProposal
 from configplane.ops.importer.yamledit import add_declarations, add_grants
@@ -121,7 +120,8 @@ def _scratch_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, 
         for file, text in edits.items():
             (root / file).parent.mkdir(parents=True, exist_ok=True)
             (root / file).write_text(text)
-        plan.secret_stack = _secret_stack(root, plan)
+        # where the imported secure values go: the shard the service has once imported
+        plan.secret_stack = secure_values_stack(root, plan.stack, plan.service)
         if plan.secrets and not (project_dir / stack_file_name(plan.secret_stack)).is_file():
             plan.notes.append(f"{plan.service}'s secure values go to its shard's stack "
                               f"{plan.secret_stack}, which does not exist yet: run `pulumi stack "
@@ -130,18 +130,6 @@ def _scratch_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, 
                      [f"{NAMESPACE}:{s.config_key}" for s in plan.secrets])
         _, issues = load_or_issues(root, plan.stack, [plan.service])
     return [f"{issue.path or '(file)'} ({issue.file}): {issue.message}" for issue in issues]
-
-
-def _secret_stack(root: Path, plan: ImportProposal) -> str:
-    """The stack whose file the imported secure values go to: in an environment split into
-    stacks, the shard the topology gives the service once imported (only that stack can
-    decrypt its file: docs/fleet.md); else the environment's own. A project that cannot be
-    read yet keeps the environment's: validate reports why."""
-    try:
-        placed = service_stack(root, plan.stack, plan.service)
-    except (StackFileError, InvalidStack, TopologyError, OSError, ValueError):
-        return plan.stack
-    return placed.name if placed is not None else plan.stack
 
 
 def _set_secrets(stack_file: Path, keys: list[str]) -> None:
