@@ -35,7 +35,7 @@ from tests.wheelhouse import wheel_requirements, wheelhouse
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 # Verbs that reach a cloud or run the Pulumi program: they need `configplane[plan]`.
 # verb -> what follows it on a command line that reaches the extra's check (files that exist)
-NEEDS_PLAN_EXTRA = {"plan": [], "drift": [],
+NEEDS_PLAN_EXTRA = {"plan": [], "drift": [], "shard": ["plan"],
                     "dr": ["verify", "--snapshot", "Pulumi.yaml", "--keys-file", "Pulumi.yaml"]}
 
 
@@ -159,6 +159,11 @@ def _verbs(project: Path, tmp: Path) -> dict[str, tuple[list[str], str | None]]:
         "prune": (["prune", "--stack", "dev", "--configmaps", str(listing)], None),
         "migrate": (["migrate"], None),
         "codeowners": (["codeowners"], None),
+        "where": (["where", "api"], None),
+        "affected": (["affected", "--all", "--format", "github-matrix"], None),
+        "operator": (["operator", "stacks", "--env", "prod", "--repo",
+                      "https://github.com/shop/config", "--organization", "shop",
+                      "--secrets-provider", "awskms://alias/pulumi-prod"], None),
     }
 
 

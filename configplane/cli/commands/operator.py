@@ -17,7 +17,11 @@ from configplane.ops import OperatorError, Source, operator_objects, role_templa
 
 @click.group("operator")
 def command() -> None:
-    """Objects for the Pulumi Kubernetes Operator, which runs stacks in the cluster."""
+    """Objects for the Pulumi Kubernetes Operator, which runs stacks in the cluster.
+
+    Example: configplane operator stacks --env prod --repo https://github.com/shop/config
+    --organization shop --secrets-provider awskms://alias/pulumi-prod
+    """
 
 
 @command.command("stacks", cls=Verb)

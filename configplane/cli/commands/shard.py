@@ -11,15 +11,18 @@ import click
 from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console, protect_stack
 from configplane.cli.commands.options import PROJECT_DIR_OPTION, STACK_OPTION
 from configplane.cli.commands.validate import report
+from configplane.cli.installed import require_extra
 from configplane.inputs import StackFileError
 from configplane.model import InvalidStack, TopologyError, environment_topology
-from configplane.offline import MIN_PULUMI, PolicyPackError, split_environment
 from configplane.validation import issues_of
 
 
 @click.group("shard")
 def command() -> None:
-    """The environment's shard stacks (docs/fleet.md)."""
+    """The environment's shard stacks (docs/fleet.md).
+
+    Example: configplane shard plan --stack prod
+    """
 
 
 @command.command("plan", cls=Verb)
@@ -36,6 +39,9 @@ def plan(stack: str, project_dir: Path, fmt: str) -> None:
 
     Example: configplane shard plan --stack prod --format json
     """
+    require_extra("plan", "shard plan")  # two offline plans of the program
+    from configplane.offline import MIN_PULUMI, PolicyPackError, split_environment
+
     protect_stack(project_dir, stack)
     try:
         if not environment_topology(project_dir, stack).sharded:
