@@ -85,6 +85,9 @@ class StackOutputs(_Out):
     kubernetes_auth_path: str | None = None
     pki: PkiOutputs | None = None
     kms_key_arn: str | None = Field(None, description="The environment's customer-managed key.")
+    replica_key_arns: dict[str, str] | None = Field(
+        None, description="Region -> the key that encrypts the secrets' replicas there "
+        "(platform.aws.replica_regions).")
     database: DatabaseOutputs | None = None
     providers: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Non-secret provider settings (`<package>: {key: "

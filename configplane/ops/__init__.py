@@ -60,6 +60,7 @@ from configplane.ops.importer.result import catalog_text, import_edits, result_p
 from configplane.ops.importer.yamledit import add_declarations, add_grants
 from configplane.ops.migrate import MigrationError, plan_migration
 from configplane.ops.operator import (
+    BACKUP_MANAGED,
     MANAGED,
     OperatorError,
     Source,
@@ -85,6 +86,7 @@ from configplane.ops.secret_set import SecretSetProblem, SecretSetProposal, prop
 
 __all__ = [
     "MANAGED",
+    "BACKUP_MANAGED",
     "OperatorError",
     "Source",
     "operator_objects",

@@ -8,7 +8,8 @@ namespace:
   of every workspace account: the workspace checks the operator's token with a TokenReview);
   a shard's account may create namespaces (RBAC cannot name what is created) and manage only its
   own services' namespaces by name, and inside each of them only the kinds configplane declares
-  (`MANAGED`); the platform stack declares no Kubernetes object, so its account gets nothing more;
+  (`MANAGED`); the platform stack's account likewise manages the Vault snapshot's namespace, when
+  the environment has backups, and there only the kinds the backup declares (`BACKUP_MANAGED`);
 - the `Stack` (`pulumi.com/v1`): the program from git (repository, branch, directory), the stack
   `<organization>/<stack>`, the secrets provider, the Pulumi access token from a Secret, a refresh
   before every update and a resync every `resync_seconds` even when the commit did not move (the
@@ -39,6 +40,8 @@ MANAGED: tuple[tuple[str, str], ...] = (
     ("generators.external-secrets.io", "vaultdynamicsecrets"),
     ("cert-manager.io", "issuers"), ("cert-manager.io", "certificates"),
 )
+# What the platform stack declares in the Vault snapshot's namespace (platform.backup, docs/dr.md)
+BACKUP_MANAGED: tuple[tuple[str, str], ...] = (("", "serviceaccounts"), ("batch", "cronjobs"))
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 LABELS = {"app.kubernetes.io/managed-by": "configplane",
           "app.kubernetes.io/part-of": "configplane-fleet"}
@@ -90,8 +93,10 @@ def _meta(name: str, namespace: str | None, stack: FleetStack) -> dict[str, Any]
 
 
 def stack_objects(stack: FleetStack, namespaces: Sequence[str], source: Source,
-                  account: str, platform: FleetStack | None) -> list[dict[str, Any]]:
-    """The objects of one stack; `namespaces`: the services' namespaces it manages."""
+                  account: str, platform: FleetStack | None,
+                  kinds: Sequence[tuple[str, str]] = MANAGED) -> list[dict[str, Any]]:
+    """The objects of one stack; `namespaces`: the namespaces it manages (its services', or
+    the platform's own), and in them only `kinds`."""
     sa = ownership.stack_account(stack.name)
     ns = source.namespace
     objects: list[dict[str, Any]] = [
@@ -119,7 +124,7 @@ def stack_objects(stack: FleetStack, namespaces: Sequence[str], source: Source,
              "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]},
         ]
         rules = [{"apiGroups": [group], "resources": [resource], "verbs": VERBS}
-                 for group, resource in MANAGED]
+                 for group, resource in kinds]
         for namespace in sorted(namespaces):
             objects += [
                 {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -180,8 +185,13 @@ def operator_objects(project_dir: Path, environment: str, source: Source
     stacks = environment_stacks(project_dir, environment)
     platform = next(s for s in stacks if s.kind == "platform")
     account = model.platform.aws.account_id
+    snapshots = model.platform.backup.vault_snapshots if model.platform.backup else None
     objects: list[dict[str, Any]] = []
     for stack in stacks:
-        objects += stack_objects(stack, members.get(stack.name, ()), source, account,
-                                 None if stack.kind == "platform" else platform)
+        if stack.kind == "platform":
+            objects += stack_objects(stack, [snapshots.namespace] if snapshots else [], source,
+                                     account, None, BACKUP_MANAGED)
+        else:
+            objects += stack_objects(stack, members.get(stack.name, ()), source, account,
+                                     platform)
     return objects

@@ -168,7 +168,7 @@ def source(bao, project, tmp_path_factory) -> Source:
     """A raft cluster holding the staging plan's Vault objects: snapshot, break four things,
     snapshot again; then the cluster is destroyed (process stopped, data removed)."""
     folder = tmp_path_factory.mktemp("snapshots")
-    plan = run_plan(project, STACK)
+    plan = run_plan(project, STACK, one_stack=True)  # the environment's whole Vault
     resources = [r for r in plan.resources if r.type.startswith("vault:")]
     vault, keys = openbao.start_raft(shares=3, threshold=2, binary=bao)
     try:
@@ -372,7 +372,7 @@ def test_a_snapshot_reads_its_own_time_and_index(source):
 
 @pytest.fixture(scope="module", params=STACKS)
 def planned(request):
-    return [r for r in run_plan(REPO, request.param).resources if r.type.startswith("vault:")]
+    return [r for r in run_plan(REPO, request.param, one_stack=True).resources if r.type.startswith("vault:")]
 
 
 def test_every_planned_vault_resource_is_checked_or_listed(planned):

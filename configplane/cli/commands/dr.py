@@ -113,7 +113,8 @@ def verify(stack: str, snapshot: Path, keys_file: str, timeout: int, project_dir
     protect_stack(project_dir, stack)
     keys = read_keys(keys_file)
     try:
-        plan = run_plan(project_dir, stack)
+        # the environment's one Vault holds every stack's objects: its platform's and shards'
+        plan = run_plan(project_dir, stack, one_stack=True)
     except (StackFileError, InvalidStack) as exc:
         report(stack, issues_of(exc, stack), fmt)
         raise SystemExit(1) from None
