@@ -208,7 +208,7 @@ def test_api_reads_secrets_manager_through_its_own_irsa_role(planned):
         "Resource": [granted]}]}
     assert read.property_dependencies["role"] == [role.urn]
     if env == "prod":  # the customer-managed key, only through Secrets Manager, only for api's
-        key_arn = next(r for r in plan.resources if r.type == "aws:kms/key:Key").outputs["arn"]
+        key_arn = resources[f"aws-{env}-kms-key"].outputs["arn"]  # not a replica's or backup's
         decrypt = resources["api-identity-kms-policy"]
         assert json.loads(decrypt.inputs["policy"]) == {"Version": "2012-10-17", "Statement": [{
             "Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
