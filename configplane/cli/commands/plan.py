@@ -39,6 +39,7 @@ from configplane.model import InvalidStack, TopologyError, read_clock, stack_rol
 from configplane.projectfiles import ProjectFileError, name_problem, shown
 from configplane.redaction import Redactor
 from configplane.validation import issues_of, load_or_issues, undecodable
+from configplane.wording import count
 
 if TYPE_CHECKING:
     from configplane.offline import FleetPlan, Plan
@@ -231,10 +232,11 @@ def render_table(document: dict[str, Any]) -> None:
         mark = "=" if r.get("read") else "+"  # a StackReference is read, not created
         out.print(Text("  ") + marked(mark, f" {r['type']:<{width}}  {r['name']}{suffix}"))
     summary = document["summary"]
-    out.print(f"{summary['resources']} resources to create")
+    out.print(f"{count(summary['resources'], 'resource')} to create")
     for stack in document.get("stacks", []):
-        out.print(f"  stack {stack['stack']} ({stack['kind']}): {stack['resources']} resources, "
-                  f"{stack['violations']} mandatory violation(s)")
+        out.print(f"  stack {stack['stack']} ({stack['kind']}): "
+                  f"{count(stack['resources'], 'resource')}, "
+                  f"{count(stack['violations'], 'mandatory violation')}")
     if document["violations"]:
         print_table(out, "policy violations", ("level", "policy", "resource", "message"),
                     [(v["level"], v["policy"], v["urn"].rsplit("::", 1)[-1], v["message"])
