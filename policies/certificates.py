@@ -15,7 +15,7 @@ import re
 
 from contract import DNS_LABEL
 from credentials_lib import go_seconds, human, owned_policy_rules, ttl_seconds
-from ownership import PKI_POLICY_SUFFIX
+from ownership import EVERY, PKI_POLICY_SUFFIX, cluster_name_namespace, issuer_name
 from packlib import (
     UNKNOWN,
     Reporter,
@@ -26,7 +26,13 @@ from packlib import (
     plain,
     resource_label,
 )
-from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy
+from pulumi_policy import (
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 from resource_types import CERTIFICATE, ISSUERS, PKI_ROLE, VAULT_POLICY
 
 CERT_MANAGER_DEFAULT_DURATION = 90 * 24 * 3600  # cert-manager's default when unset
@@ -211,6 +217,56 @@ def certificate_names(args: ResourceValidationArgs, report_violation: ReportViol
                "may sign. Fix: list the service's DNS names.")
 
 
+# --- pki-names-owned -------------------------------------------------------------------------
+
+WHY_FIX_FOREIGN_CLUSTER_NAME = (
+    "Why: a cluster name belongs to the services of its namespace; a role that may sign it "
+    "lets this service impersonate them. Fix: remove it from the service's `tls` names (its own "
+    "namespace's names only).")
+WHY_FIX_SHARED_NAME = (
+    "Why: two services that may sign one name can each impersonate the other. Fix: keep the "
+    "name in one service's `tls` names (a name outside the cluster needs the platform's grant).")
+
+
+def pki_names_owned(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    """Judged by what each PKI role may sign: a cluster name (`<x>.<ns>.svc`) only in its own
+    service's namespace (the namespace of the service's Certificate), and no name in two
+    services' roles. Which names outside the cluster a service is granted is the platform's
+    decision in Pulumi.yaml, checked by validate (configplane/ownership.py)."""
+    namespaces: dict[str, str] = {}  # service -> the namespace its Certificate lives in
+    roles = []
+    for r in args.resources:
+        props = plain(r.props)
+        if r.resource_type == CERTIFICATE:
+            spec, meta = as_mapping(props.get("spec")), as_mapping(props.get("metadata"))
+            issuer = as_mapping(spec.get("issuerRef")).get("name")
+            if isinstance(issuer, str) and isinstance(meta.get("namespace"), str):
+                namespaces[issuer] = meta["namespace"]
+        elif r.resource_type == PKI_ROLE and isinstance(props.get("name"), str):
+            domains = props.get("allowedDomains")
+            roles.append((r, props["name"], [d for d in domains if isinstance(d, str)]
+                          if isinstance(domains, list) else []))
+    signers: dict[str, set[str]] = {}
+    for r, service, domains in roles:
+        own = namespaces.get(issuer_name(service))
+        label = resource_label(r.resource_type, r.name)
+        for domain in domains:
+            signers.setdefault(domain, set()).add(service)
+            where = cluster_name_namespace(domain)
+            if where is not None and (where == EVERY or where != own):
+                report_violation(
+                    f"{label}: may sign `{domain}`, a name of namespace "
+                    f"{'(any)' if where == EVERY else where}, not of service {service}'s "
+                    f"({own or 'none in this stack'}). {WHY_FIX_FOREIGN_CLUSTER_NAME}", r.urn)
+    for r, service, domains in roles:
+        for domain in domains:
+            others = sorted(signers[domain] - {service})
+            if others:
+                report_violation(
+                    f"{resource_label(r.resource_type, r.name)}: may sign `{domain}`, as "
+                    f"{', '.join(others)} may. {WHY_FIX_SHARED_NAME}", r.urn)
+
+
 # --- pki-least-privilege ----------------------------------------------------------------------
 
 
@@ -265,6 +321,13 @@ def _check_issuer(name: str, label: str, resource_type: str, props: dict,
 
 
 POLICIES = [
+    StackValidationPolicy(
+        name="pki-names-owned",
+        description="A PKI role signs cluster names of its own service's namespace only, and no "
+                    "name two services' roles share.",
+        validate=pki_names_owned,
+        config_schema=config_schema({}, waivable=False),
+    ),
     ResourceValidationPolicy(
         name="certificate-lifetime",
         description="Certificates are short-lived and renewed early; PKI roles cannot issue "

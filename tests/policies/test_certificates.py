@@ -53,9 +53,9 @@ def certificate(name: str, stack: str = "prod", **changes: Any):
                                  "spec": spec}, stack=stack)
 
 
-def pki_role(name: str, **changes: Any):
+def pki_role(resource_name: str, **changes: Any):
     props = {**GOOD_ROLE, **changes}
-    return resource(PKI_ROLE, name, {k: v for k, v in props.items() if v is not None})
+    return resource(PKI_ROLE, resource_name, {k: v for k, v in props.items() if v is not None})
 
 
 def issuer(name: str, spec: dict, kind: str = "Issuer"):
@@ -247,3 +247,43 @@ def test_unknown_values_are_left_for_the_next_run(prod):
         sign_policy("unknown-policy", "prod-api-pki", UNKNOWN),
     ]
     assert mine(prod.violations(resources)) == []
+
+
+def test_pki_names_owned(prod):
+    """A PKI role is judged by what it may sign: cluster names of its own service's namespace
+    (its Certificate's) only, and no name another service's role may sign too."""
+    def named(violations):
+        return [(v[1], v[3]) for v in violations if v[0] == "pki-names-owned"]
+
+    web_cert = resource(CERT, "web-cert", {
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "web-cert", "namespace": "web-prod", "labels": labels()},
+        "spec": {**GOOD_SPEC, "secretName": "web-tls", "issuerRef": {
+            "name": "web-vault", "kind": "Issuer", "group": "cert-manager.io"},
+            "dnsNames": ["web.web-prod.svc"]}})
+    own = [certificate("api-cert"), web_cert]
+    assert named(prod.violations([*own, pki_role("api-role"),
+                                  pki_role("web-role", name="web",
+                                           allowedDomains=["web.web-prod.svc"])])) == []
+    foreign = pki_role("api-role", allowedDomains=["api.api-prod.svc", "web.web-prod.svc",
+                                                   "*.svc"])
+    assert named(prod.violations([*own, foreign])) == [
+        ("api-role", 'SecretBackendRole "api-role": may sign `web.web-prod.svc`, a name of '
+         "namespace web-prod, not of service api's (api-prod). "
+         f"{CERTS.WHY_FIX_FOREIGN_CLUSTER_NAME}"),
+        ("api-role", 'SecretBackendRole "api-role": may sign `*.svc`, a name of namespace '
+         f"(any), not of service api's (api-prod). {CERTS.WHY_FIX_FOREIGN_CLUSTER_NAME}"),
+    ]
+    shared = [pki_role("api-role", allowedDomains=["api.api-prod.svc", "shop.example.com"]),
+              pki_role("web-role", name="web", allowedDomains=["shop.example.com"])]
+    assert named(prod.violations([*own, *shared])) == [
+        ("api-role", 'SecretBackendRole "api-role": may sign `shop.example.com`, as web may. '
+         f"{CERTS.WHY_FIX_SHARED_NAME}"),
+        ("web-role", 'SecretBackendRole "web-role": may sign `shop.example.com`, as api may. '
+         f"{CERTS.WHY_FIX_SHARED_NAME}"),
+    ]
+    # a role whose service has no Certificate in the stack: its cluster names are no one's
+    assert named(prod.violations([pki_role("api-role")])) == [
+        ("api-role", f'SecretBackendRole "api-role": may sign `{name}`, a name of namespace '
+         f"api-prod, not of service api's (none in this stack). "
+         f"{CERTS.WHY_FIX_FOREIGN_CLUSTER_NAME}") for name in GOOD_SPEC["dnsNames"]]

@@ -29,7 +29,7 @@ STACKS = ("dev", "staging", "prod")
 STRICT_IN_DEV = {"no-plaintext-secret-in-config", "no-secret-in-stack-outputs",
                  "vault-least-privilege", "environment-isolation", "iam-least-privilege",
                  "flags-configmap-live", "secret-stores-per-service",
-                 "no-identity-spans-services", "pki-least-privilege",
+                 "no-identity-spans-services", "pki-least-privilege", "pki-names-owned",
                  "dynamic-credential-statements", "database-creds-least-privilege",
                  "backup-bucket-protected"}
 ALL_POLICIES = STRICT_IN_DEV | {
