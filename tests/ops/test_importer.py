@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 from configplane.cli.commands.import_ import command as import_command
 from configplane.cli.commands.validate import command as validate_command
 from configplane.offline import run_plan
-from configplane.ops import ImportProblem, add_declarations, add_grants, config_key_for, read_dotenv
+from configplane.ops import (
+    ImportProblem,
+    add_declarations,
+    add_grants,
+    config_key_for,
+    read_dotenv,
+    read_input,
+)
 from configplane.ops.importer.proposal import _typed
 from tests.projects import REPO, files_text
 
@@ -541,3 +548,11 @@ def test_a_grant_is_added_to_pulumi_yaml_and_nothing_else_changes(service, keys)
 def test_a_grant_refuses_a_file_it_cannot_edit_cleanly():
     with pytest.raises(ImportProblem, match="not a mapping"):
         add_grants("config:\n  configplane:defaults:\n    value: [1]\n", "api", ["k"])
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_key(tmp_path):
+    # Windows editors start a UTF-8 file with a BOM; the first key is still LOG_LEVEL
+    source = tmp_path / "app.env"
+    source.write_bytes(b"\xef\xbb\xbfLOG_LEVEL=info\nPORT=8080\n")
+    entries, _ = read_input(str(source))
+    assert [(e.key, e.value) for e in entries] == [("LOG_LEVEL", "info"), ("PORT", "8080")]

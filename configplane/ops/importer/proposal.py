@@ -127,7 +127,8 @@ def read_input(source: str) -> tuple[list[Entry], list[str]]:
     """Keys and values of one input file, plus notes about what was skipped."""
     path = Path(source)
     try:
-        text = read_argument(source).decode("utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) is not part of the first key
+        text = read_argument(source).decode("utf-8-sig")
     except ProjectFileError as exc:
         raise ImportProblem(f"{exc}") from None
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
