@@ -119,7 +119,7 @@ def deployer_policy(scope: ShardScope, key_arns: Sequence[str]) -> dict[str, Any
          "Resource": scope.role_arns()},
         {"Sid": "GrantOnlyWithinTheBoundary", "Effect": "Allow", "Action": BOUNDED_ROLE_ACTIONS,
          "Resource": scope.role_arns(),
-         "Condition": {"StringEquals": {"iam:PermissionsBoundary": scope.boundary_arn}}},
+         "Condition": {"ArnEquals": {"iam:PermissionsBoundary": scope.boundary_arn}}},
         {"Sid": "PassRotationRoles", "Effect": "Allow", "Action": "iam:PassRole",
          "Resource": scope.rotation_role_arns(),
          "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}},
@@ -148,9 +148,10 @@ def boundary_policy(scope: ShardScope) -> dict[str, Any]:
          "Resource": everywhere},
         {"Sid": "NoOtherConfigplaneSecret", "Effect": "Deny", "Action": SECRET_ACTIONS,
          "NotResource": scope.secret_arns(),
-         # a request names a secret by name or ARN: either contains configplane's prefix
-         "Condition": {"StringLike": {"secretsmanager:SecretId": [
-             "configplane/*", "arn:*:secretsmanager:*:*:secret:configplane/*"]}}},
+         # the secret the request names (IAM compares it as an ARN, whether the caller named
+         # the secret by name or by ARN); a secret outside configplane's layout is not denied
+         "Condition": {"ArnLike": {
+             "secretsmanager:SecretId": "arn:aws:secretsmanager:*:*:secret:configplane/*"}}},
         {"Sid": "GeneratePasswords", "Effect": "Allow",
          "Action": "secretsmanager:GetRandomPassword", "Resource": "*"},
         {"Sid": "DecryptThroughSecretsManager", "Effect": "Allow",
