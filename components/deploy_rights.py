@@ -150,8 +150,9 @@ def boundary_policy(scope: ShardScope) -> dict[str, Any]:
          "NotResource": scope.secret_arns(),
          # the secret the request names (IAM compares it as an ARN, whether the caller named
          # the secret by name or by ARN); a secret outside configplane's layout is not denied
-         "Condition": {"ArnLike": {
-             "secretsmanager:SecretId": "arn:aws:secretsmanager:*:*:secret:configplane/*"}}},
+         "Condition": {"ArnLike": {"secretsmanager:SecretId": [
+             f"arn:aws:secretsmanager:{region}:{scope.account}:secret:configplane/*"
+             for region in scope.regions]}}},
         {"Sid": "GeneratePasswords", "Effect": "Allow",
          "Action": "secretsmanager:GetRandomPassword", "Resource": "*"},
         {"Sid": "DecryptThroughSecretsManager", "Effect": "Allow",
