@@ -146,6 +146,16 @@ def deploy_policy_name(stack: str) -> str:
     return f"configplane-deploy-{stack}"
 
 
+def deploy_shard(name: object, environment: str) -> str | None:
+    """The shard a deploy role or deploy policy name (`configplane-deploy-<env>-<shard>`)
+    belongs to, or None: the inverse of deploy_role_name and deploy_policy_name for a shard
+    stack. The pack knows the platform's deployers by it."""
+    prefix = deploy_role_name(shard_stack_name(environment, ""))
+    text = str(name or "")
+    shard = text[len(prefix):] if text.startswith(prefix) else ""
+    return shard if is_shard_name(shard) else None
+
+
 def deploy_boundary_name(stack: str) -> str:
     """The IAM permissions boundary every role a shard's deployer creates must carry."""
     return f"configplane-boundary-{stack}"
