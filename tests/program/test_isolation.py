@@ -114,7 +114,7 @@ def check_isolation(plan) -> None:
     # A shard's deploy role reaches its shard's services by design: not a workload's
     # identity; tests/program/test_deploy_rights.py judges it (its shard's, no other's).
     deployers = {r.urn for r in oracle.of("aws:iam/role:Role")
-                 if r.inputs.get("name", "").startswith(ownership.deploy_role_name(""))}
+                 if ownership.deploy_shard(r.inputs.get("name"), plan.stack)}
     for role, granted in statements.items():
         if role in deployers:
             continue
