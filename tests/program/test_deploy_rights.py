@@ -240,3 +240,25 @@ def test_a_database_role_prefix_stops_at_another_shards_longer_name():
     assert not vault_allows(rules, "prod-database/roles/b-x")
     assert not vault_allows(rules, "sys/policies/acl/prod-a-b-read")
     assert vault_allows(rules, "sys/policies/acl/prod-a-read")
+
+
+def test_no_iam_name_of_a_longer_service_falls_under_a_shorter_ones_grant():
+    """Service `a`'s grants by name and glob reach none of `a-role`'s or `a-b`'s names (the
+    rotation role's 7 autoname characters are `?`, not `*`)."""
+    from components.deploy_rights import deployer_policy
+
+    scope = ShardScope(stack="prod-x", environment="prod", services=("a",),
+                       account="333333333333", regions=("eu-west-1",))
+    policy = deployer_policy(scope, [])
+    role = "arn:aws:iam::333333333333:role/"
+    assert allowed(policy, "iam:GetRole", f"{role}rotation-prod-a-role-abc1234")
+    assert allowed(policy, "iam:GetRole", f"{role}configplane-prod-a-secrets")
+    for other in ("a-role", "a-b", "a-"):
+        for arn in (f"{role}rotation-prod-{other}-role-abc1234",
+                    f"{role}{ownership.iam_role_name('prod', other)}",
+                    "arn:aws:secretsmanager:eu-west-1:333333333333:secret:"
+                    f"{ownership.aws_secret_name('prod', other, 'K')}-AbCdEf",
+                    "arn:aws:lambda:eu-west-1:333333333333:function:"
+                    f"{ownership.rotation_function_name('prod', other)}"):
+            assert not any(allowed(policy, a, arn) for a in (
+                "iam:GetRole", "secretsmanager:CreateSecret", "lambda:CreateFunction")), arn
