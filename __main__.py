@@ -14,6 +14,7 @@ from components.aws_secrets import (
     AwsServiceSecretsArgs,
 )
 from components.backup import BackupEnvironment, BackupEnvironmentArgs
+from components.deploy_rights import ShardDeployRights, ShardDeployRightsArgs, ShardScope, VaultMounts
 from components.dynamic_credentials import (
     DatabaseEngine,
     DatabaseEngineArgs,
@@ -49,6 +50,7 @@ from configplane.model import (
     InvalidStack,
     ServiceModel,
     StackModel,
+    Topology,
     TopologyError,
     declared_services,
     narrowed,
@@ -111,12 +113,13 @@ def main() -> None:
         pulumi.export("environment", stack.environment)
         pulumi.export("shard", role.shard)
     else:
-        shared = declare_platform(stack, config, provider_settings(inputs.values))
+        shared = declare_platform(stack, config, provider_settings(inputs.values), topology)
         if not one_stack:
             return  # the platform stack: its shards declare the services
-    services = {name: declare_service(stack, svc, config, shared)
+    boundaries = service_boundaries(stack, topology)
+    services = {name: declare_service(stack, svc, config, shared, boundaries.get(name))
                 for name, svc in stack.services.items()}
-    declare_rotation(stack, services, shared)
+    declare_rotation(stack, services, shared, boundaries)
     declare_certificates(stack, services, shared)
     declare_dynamic_credentials(stack, services, shared)
 
@@ -132,11 +135,46 @@ def main() -> None:
     pulumi.export("services", {name: service_outputs(s) for name, s in services.items()})
 
 
+def service_boundaries(stack: StackModel, topology: Topology) -> dict[str, str]:
+    """Each service -> the permissions boundary its IAM roles carry: its shard deployer's
+    (docs/fleet.md, Per-shard deploy rights), in a split environment (the plan of it as one
+    stack too, so that the split moves the roles unchanged); none in an unsplit one."""
+    if not topology.sharded:
+        return {}
+    account = stack.platform.aws.account_id
+    return {name: refs.iam_policy_arn(account, ownership.deploy_boundary_name(placed.name))
+            for name in stack.services if (placed := topology.stack_of(name)) is not None}
+
+
+def declare_deploy_rights(stack: StackModel, topology: Topology,
+                          key_arns: list[pulumi.Output[str]]) -> None:
+    """Per shard of a split environment, its deployer's IAM role, boundary and Vault policy."""
+    platform, env = stack.platform, stack.environment
+    if not topology.sharded or platform.shards is None:
+        return
+    mounts = VaultMounts(
+        kv=stack.vault_mount, auth=stack.kubernetes_auth_path,
+        pki=ownership.pki_mount(env, platform.pki.mount) if platform.pki else None,
+        database=ownership.database_mount(env, platform.database.mount)
+        if platform.database else None)
+    for shard, services in topology.shards().items():
+        placed = ownership.shard_stack_name(env, shard)
+        scope = ShardScope(stack=placed, environment=env, services=services,
+                           account=platform.aws.account_id,
+                           regions=(platform.aws.region, *platform.aws.replica_regions))
+        ShardDeployRights(f"deploy-rights-{placed}", ShardDeployRightsArgs(
+            scope=scope, mounts=mounts,
+            others=tuple(sorted(set(topology.assignment) - set(services))),
+            key_arns=key_arns, github_repository=platform.shards.github_repository,
+            eks_oidc_issuer=platform.aws.eks_oidc_issuer,
+            operator_namespace=platform.shards.operator_namespace))
+
+
 def declare_platform(stack: StackModel, config: pulumi.Config,
-                     providers: dict[str, dict[str, str]]) -> PlatformRefs:
+                     providers: dict[str, dict[str, str]], topology: Topology) -> PlatformRefs:
     """What the environment's services share, written once (docs/fleet.md): Vault's KV mount,
-    audit and Kubernetes auth, the KMS key, the CA and the database engine. Exports what the
-    shard stacks read through their StackReference."""
+    audit and Kubernetes auth, the KMS key, the CA, the database engine and each shard's
+    deploy rights. Exports what the shard stacks read through their StackReference."""
     platform = stack.platform
     env = stack.environment
     reviewer_key = platform.vault.token_reviewer_jwt_config_key
@@ -164,6 +202,8 @@ def declare_platform(stack: StackModel, config: pulumi.Config,
             after=vault_env.before_secrets,
         ))
     kms_key_arn = aws_env.key.arn if aws_env.key else None
+    declare_deploy_rights(stack, topology, [aws_env.key.arn, *(
+        k.arn for k in aws_env.replica_keys.values())] if aws_env.key else [])
     pulumi.export("environment", env)
     pulumi.export("vault_mount", vault_env.mount_path)
     pulumi.export("kubernetes_auth_path", vault_env.auth_path)
@@ -189,7 +229,7 @@ def declare_platform(stack: StackModel, config: pulumi.Config,
 
 
 def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
-                    shared: PlatformRefs) -> DeclaredService:
+                    shared: PlatformRefs, boundary: str | None = None) -> DeclaredService:
     name = svc.name
     versions = svc.versions
     aws_settings = stack.platform.aws
@@ -212,7 +252,7 @@ def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
     identity = None
     if svc.aws_identity:
         identity = SecretReaderRole(f"{name}-identity", SecretReaderRoleArgs(
-            svc, aws_settings, shared.kms_key_arn), opts=opts)
+            svc, aws_settings, shared.kms_key_arn, boundary), opts=opts)
     # the role's ARN as IAM builds it from its fixed name: known in preview, for the pack
     role_arn = refs.iam_role_arn(aws_settings.account_id,
                                  ownership.iam_role_name(svc.environment, name))
@@ -227,7 +267,7 @@ def declare_service(stack: StackModel, svc: ServiceModel, config: pulumi.Config,
 
 
 def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
-                     shared: PlatformRefs) -> None:
+                     shared: PlatformRefs, boundaries: dict[str, str]) -> None:
     """A rotation Lambda per service whose Secrets Manager secrets ask for it: each function's
     role reaches that service's secrets only (docs/isolation.md)."""
     platform = stack.platform
@@ -249,7 +289,7 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
         if not rotated:
             continue
         SecretRotator(
-            f"rotation-{stack.environment}-{name}",
+            ownership.rotation_component_name(stack.environment, name),
             SecretRotatorArgs(
                 environment=stack.environment,
                 service=name,
@@ -262,6 +302,7 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
                 security_group_ids=schedule.security_group_ids,
                 # AWS's own rotation functions exclude these: they break URLs and shells
                 password=PasswordPolicy(exclude_characters="/@\"'\\ "),
+                permissions_boundary=boundaries.get(name),
             ),
             opts=shared.opts(),
         )

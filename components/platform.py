@@ -53,7 +53,7 @@ def provider_settings(values: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """The platform's provider settings from its stack config: each non-secret
     `<package>:<key>` of the packages configplane uses, as the strings a default provider gets.
     Secure provider config (a credential) is never handed on: each stack's deployer brings its
-    own (docs/fleet.md, Deploy rights)."""
+    own (docs/fleet.md, Per-shard deploy rights)."""
     out: dict[str, dict[str, str]] = {}
     for full, value in sorted(values.items()):
         package, _, key = full.partition(":")

@@ -168,6 +168,9 @@ class SecretRotatorArgs:
     # rotation identity reaches two services' secrets (docs/isolation.md). None: the
     # environment's function for whatever secrets it is given.
     service: str | None = None
+    # the permissions boundary of the function's role: its shard deployer's, in a split
+    # environment (docs/fleet.md, Per-shard deploy rights)
+    permissions_boundary: str | None = None
 
     def __post_init__(self) -> None:
         # The same rules `configplane validate` applies (configplane.model.rotation_rules).
@@ -336,6 +339,7 @@ class SecretRotator(pulumi.ComponentResource):
             assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                 "Action": "sts:AssumeRole"}]}),
+            permissions_boundary=args.permissions_boundary,
             tags=tags, opts=child)
 
         resolved = [

@@ -66,6 +66,8 @@ class SecretReaderRoleArgs:
     service: ServiceModel
     settings: AwsSettings
     kms_key_arn: pulumi.Input[str] | None  # the environment's CMK, which encrypts its secrets
+    # the shard deployer's boundary (docs/fleet.md, Per-shard deploy rights): a split environment
+    permissions_boundary: str | None = None
 
 
 class SecretReaderRole(pulumi.ComponentResource):
@@ -103,6 +105,7 @@ class SecretReaderRole(pulumi.ComponentResource):
                 settings.eks_oidc_issuer, settings.account_id, svc.namespace,
                 svc.service_account)),
             max_session_duration=3600,
+            permissions_boundary=args.permissions_boundary,
             tags=svc.labels_as_tags(),
             opts=child,
         )

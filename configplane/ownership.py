@@ -140,6 +140,47 @@ def deploy_role_name(stack: str) -> str:
     return f"configplane-deploy-{stack}"
 
 
+def deploy_policy_name(stack: str) -> str:
+    """The Vault policy of a shard's deployer (docs/fleet.md, Per-shard deploy rights): no
+    `<environment>-` prefix, so it is never taken for a service's policy."""
+    return f"configplane-deploy-{stack}"
+
+
+def deploy_shard(name: object, environment: str) -> str | None:
+    """The shard a deploy role or deploy policy name (`configplane-deploy-<env>-<shard>`)
+    belongs to, or None: the inverse of deploy_role_name and deploy_policy_name for a shard
+    stack. The pack knows the platform's deployers by it."""
+    prefix = deploy_role_name(shard_stack_name(environment, ""))
+    text = str(name or "")
+    shard = text[len(prefix):] if text.startswith(prefix) else ""
+    return shard if is_shard_name(shard) else None
+
+
+def deploy_boundary_name(stack: str) -> str:
+    """The IAM permissions boundary every role a shard's deployer creates must carry."""
+    return f"configplane-boundary-{stack}"
+
+
+ROLE_AUTONAME = "???????"  # the 7 hex characters Pulumi appends to an auto-named resource
+
+
+def rotation_component_name(environment: str, service: str) -> str:
+    """The program's name of a service's rotation (the SecretRotator and its children)."""
+    return f"rotation-{environment}-{service}"
+
+
+def rotation_role_pattern(environment: str, service: str) -> str:
+    """The auto-named role of a service's rotation function, as an IAM glob (`?`: one
+    character): `<component>-role-` and Pulumi's 7 characters, exactly, so no other
+    service's role (`rotation-<env>-<service>-role-role-...`) matches."""
+    return f"{rotation_component_name(environment, service)}-role-{ROLE_AUTONAME}"
+
+
+def rotation_log_group(environment: str, service: str) -> str:
+    """The log group of a service's rotation function (Lambda's own convention)."""
+    return f"/aws/lambda/{rotation_function_name(environment, service)}"
+
+
 # --- the fleet's stacks (docs/fleet.md): the platform stack keeps the environment's name ----
 
 UNOWNED_SHARD = "unowned"  # the shard of services when neither they nor the platform name an owner

@@ -146,6 +146,11 @@ def iam_role_arn(account: str, name: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:role/{name}"
 
 
+def iam_policy_arn(account: str, name: str, partition: str = "aws") -> str:
+    """A customer-managed IAM policy's ARN (a permissions boundary's, say)."""
+    return f"arn:{partition}:iam::{account}:policy/{name}"
+
+
 def parse_arn(text: str) -> Arn:
     parts = text.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":

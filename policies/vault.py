@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from credentials_lib import is_owned_policy
-from ownership import READ_POLICY_SUFFIX, policy_service
+from ownership import READ_POLICY_SUFFIX, deploy_shard, policy_service
 from packlib import (
     ENVIRONMENT_PROPERTY,
     UNKNOWN,
@@ -104,7 +104,8 @@ def vault_least_privilege(args: ResourceValidationArgs, report_violation: Report
                f"{WHY_FIX_UNREADABLE}", waivable=False)
         return
     service = None
-    if name not in (cfg.get("platformPolicies") or []):
+    # a shard deployer's policy (docs/fleet.md) is the platform's, like platformPolicies
+    if name not in (cfg.get("platformPolicies") or []) and deploy_shard(name, env) is None:
         service = policy_service(name, env, READ_POLICY_SUFFIX)
         if service is None:
             report(args.name, f"{label}: the policy name does not follow "

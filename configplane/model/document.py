@@ -252,6 +252,16 @@ class ShardSettings(Frozen):
         "`owners`) -> the shard of its services, instead of the team's own name.")
     services: dict[ServiceName, ShardName] = Field(
         default_factory=dict, description="Service -> its shard, overriding its team's.")
+    github_repository: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=140,
+        description="`owner/name` of the repository whose GitHub Actions deploy the shards: "
+        "each shard's deploy role trusts its workflows' OIDC tokens for the GitHub "
+        "environment `<environment>` (docs/fleet.md, Per-shard deploy rights).")
+    operator_namespace: str = Field(
+        "pulumi-operator", pattern=DNS_LABEL, max_length=63,
+        description="The Pulumi Kubernetes Operator's namespace (`operator stacks "
+        "--namespace`): each shard's deploy role trusts its workspace account `pulumi-<stack>` "
+        "there (IRSA, with `aws.eks_oidc_issuer`).")
 
 
 class Platform(Frozen):

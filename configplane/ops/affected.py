@@ -18,8 +18,10 @@ Each changed path gets a scope (`scope_of`, a pure function of the path and the 
 The scopes are then resolved against the fleet's topology (configplane.model.topology) twice,
 at the base and in the working tree, and the union kept: a deleted service still maps to the
 shard it was in, a service whose owners change maps to both shards, a removed environment to
-its old stacks. Services are read only as far as the scopes need (all of an environment only
-when a platform file of it changed).
+its old stacks. A service that enters, leaves or changes shards also reaches its
+environment's platform stack, which plans each shard's deploy rights by service name.
+Services are read only as far as the scopes need (all of an environment only when a platform
+file of it changed).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from configplane.model import (
     environment_stacks,
     environments,
     is_stack_name,
+    platform_stack,
     printable,
     service_stacks,
 )
@@ -212,9 +215,27 @@ def resolve(scopes: Mapping[str, Scope], trees: Sequence[Topology]) -> list[Affe
                 wanted = [scope.environment] if scope.environment else tree.environments
                 for environment in wanted:
                     add(tree.services(environment, [scope.service or ""]).values(), path)
+        if scope.kind == "service":
+            add(rights_changed(scope, trees), path)
     order = {"platform": 0, "shard": 1}
     return [AffectedStack(s, tuple(sorted(reached[s])))
             for s in sorted(reached, key=lambda s: (s.environment, order[s.kind], s.name))]
+
+
+def rights_changed(scope: Scope, trees: Sequence[Topology]) -> list[FleetStack]:
+    """The platform stacks whose shard deploy rights a service's change rewrites: the rights
+    name each service of a shard (docs/fleet.md, Per-shard deploy rights), so a service that
+    comes into a shard, leaves one or moves between two changes its environment's platform
+    stack too, which the deploy order then runs before the shard."""
+    environments = ([scope.environment] if scope.environment
+                    else sorted({e for tree in trees for e in tree.environments}))
+    out = []
+    for environment in environments:
+        homes = {tuple(tree.services(environment, [scope.service or ""]).values())
+                 for tree in trees}
+        if len(homes) > 1 and any(s.kind == "shard" for home in homes for s in home):
+            out.append(platform_stack(environment))
+    return out
 
 
 def unmapped_problems(scopes: Mapping[str, Scope], stacks: Sequence[AffectedStack],

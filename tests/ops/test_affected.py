@@ -122,20 +122,34 @@ def test_the_base_is_where_head_branched_off(repo):
 # --- deletions, renames, owners ---------------------------------------------------------------
 
 
+# A service that enters, leaves or changes shards also reaches its environment's platform
+# stack: the deploy rights there name each shard's services (docs/fleet.md).
+
+
 def test_a_deleted_service_still_maps_to_its_old_shard(repo):
     shutil.rmtree(repo / "services/worker")
     commit(repo)
-    assert stacks(repo) == {f"{e}-payments-team" for e in ENVS}
+    assert stacks(repo) == {f"{e}-payments-team" for e in ENVS} | set(ENVS)
+
+
+def test_a_new_service_reaches_its_shard_and_the_platform_stacks_that_grant_it(repo):
+    shutil.copytree(repo / "services/web", repo / "services/shop")
+    for overlay in (repo / "services/shop").glob("*.yaml"):
+        if overlay.name != "service.yaml":
+            overlay.unlink()
+    result = affected(repo)
+    assert {s["stack"] for s in result["stacks"]} == {f"{e}-web-team" for e in ENVS} | set(ENVS)
+    assert [s["kind"] for s in result["stacks"]][:2] == ["platform", "shard"]  # platform first
 
 
 def test_a_service_removed_from_one_environment_maps_to_its_old_shard_there(repo):
     (repo / "services/web/prod.yaml").write_text("null\n")
-    assert stacks(repo) == {"prod-web-team"}
+    assert stacks(repo) == {"prod-web-team", "prod"}
 
 
 def test_an_owner_change_reaches_the_old_and_the_new_shard(repo):
     edit_yaml(repo / "services/api/service.yaml", lambda d: d.update(owners=["@shop/orders"]))
-    assert stacks(repo) == {f"{e}-{t}" for e in ENVS for t in ("api-team", "orders")}
+    assert stacks(repo) == {f"{e}-{t}" for e in ENVS for t in ("api-team", "orders")} | set(ENVS)
 
 
 def test_a_service_the_platform_moves_reaches_the_shard_it_names(repo):
@@ -165,7 +179,8 @@ def test_a_renamed_service_reaches_both_names(repo):
     edit_yaml(repo / "services/storefront/service.yaml",
               lambda d: d.update(owners=["@shop/storefront-team"]))
     commit(repo)
-    assert stacks(repo) == {f"{e}-{t}" for e in ENVS for t in ("web-team", "storefront-team")}
+    assert stacks(repo) == {f"{e}-{t}" for e in ENVS
+                            for t in ("web-team", "storefront-team")} | set(ENVS)
 
 
 def test_a_new_service_that_does_not_read_is_refused_naming_its_file(repo):

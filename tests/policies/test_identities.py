@@ -256,3 +256,19 @@ def test_an_irsa_role_trusting_two_services_accounts_fails(prod, good):
          "trust policy does not admit exactly system:serviceaccount:api-prod:api. "
          f"{SECRET_STORES.WHY_FIX_TRUST}"),
     ]
+
+
+def test_a_shard_deploy_role_may_reach_its_shards_services_and_only_it_is(prod, good):
+    """The platform stack's deploy role of a shard (ownership.deploy_role_name) reaches its
+    shard's services by design (tests/program/test_deploy_rights.py judges which); a role
+    named for another environment's shard, or for no shard, is judged like any other."""
+    web = "arn:aws:secretsmanager:eu-west-1:333333333333:secret:configplane/prod/web/KEY-Ab12Cd"
+    plan = mutate(good, "api-identity-policy", widen(web))
+    for name, exempt in (("configplane-deploy-prod-shop", True),
+                         ("configplane-deploy-staging-shop", False),
+                         ("configplane-deploy-prod-", False)):
+        def rename(props: dict, name: str = name) -> None:
+            props["name"] = name
+
+        found = isolation_violations(prod, mutate(plan, "api-identity-role", rename))
+        assert (found == []) == exempt, (name, found)

@@ -125,3 +125,28 @@ def test_vault_audit_enabled(prod, dev):
     assert only("vault-audit-enabled", prod.violations([audit])) == []
     # dev Vault may be a throwaway dev-mode server: reported, not blocking
     assert [v[2] for v in only("vault-audit-enabled", dev.violations([mount]))] == ["advisory"]
+
+
+def test_a_shard_deployers_policy_is_the_platforms_but_still_checked(prod):
+    """`configplane-deploy-<env>-<shard>` (ownership.deploy_policy_name) writes its services'
+    names: no naming or own-path violation, but sudo, root wildcards and other environments'
+    mounts are still refused; another environment's deployer name is no deployer here."""
+    writes = rule("sys/policies/acl/prod-api-read", "create", "update") + rule(
+        "prod-kv/data/api", "create", "update")
+    resources = [
+        vault_policy("deployer", "configplane-deploy-prod-api-team", writes),
+        vault_policy("greedy-deployer", "configplane-deploy-prod-web-team",
+                     rule("prod-kv/data/*", "update") + rule("staging-kv/data/web", "update")
+                     + rule("sys/policies/acl/*", "update", "sudo")),
+        vault_policy("staging-deployer", "configplane-deploy-staging-api-team", writes),
+    ]
+    found = only("vault-least-privilege", prod.violations(resources))
+    assert not [v for v in found if v[1] == "deployer"]
+    greedy = {text.split(". ")[0] for _, name, _, text in found if name == "greedy-deployer"}
+    assert greedy == {
+        'Policy "greedy-deployer": path "prod-kv/data/*" puts a wildcard at the mount\'s root',
+        'Policy "greedy-deployer": path "staging-kv/data/web" is a KV path outside this '
+        "environment's mounts (`prod-...`)",
+        'Policy "greedy-deployer": path "sys/policies/acl/*" grants sudo'}
+    assert [name for _, name, _, _ in found if name == "staging-deployer"][:1] == [
+        "staging-deployer"]

@@ -119,9 +119,14 @@ def iam_documents(plan):
 # What parliament reports about documents it was not written for, and nothing else:
 # - a trust policy has no Resource (IAM forbids one there); parliament lints identity policies;
 # - parliament 1.6.4 knows SAML providers and four web-identity hosts, not IAM OIDC providers
-#   (`arn:aws:iam::<account>:oidc-provider/...`, the Federated principal IRSA documents);
-# - the rotation function's ENI actions on "*", as AWS's own AWSLambdaVPCAccessExecutionRole.
+#   (`arn:aws:iam::<account>:oidc-provider/...`, the Federated principal IRSA and GitHub
+#   Actions documents);
+# - the rotation function's ENI actions on "*", as AWS's own AWSLambdaVPCAccessExecutionRole
+#   (and in the boundary of a shard's deploy rights, which must leave them to that role).
 TRUST_LIMITS = {("MALFORMED", "Statement contains neither Resource nor NotResource")}
+# the cluster's IAM OIDC provider (IRSA) and GitHub Actions' (a shard's deploy role)
+FEDERATED = (r"arn:aws:iam::\d{12}:oidc-provider/(oidc\.eks\.[a-z0-9-]+\.amazonaws\.com/id/"
+             r"[A-F0-9]{32}|token\.actions\.githubusercontent\.com)")
 ENI = ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
        "ec2:DeleteNetworkInterface", "ec2:UnassignPrivateIpAddresses"]
 
@@ -134,12 +139,14 @@ def test_iam_documents_pass_parliament(plan):
         found = {(f.issue, json.dumps(f.detail, sort_keys=True)) for f in findings}
         if field == "assumeRolePolicy":
             expected = {(i, json.dumps(d)) for i, d in TRUST_LIMITS}
-            principal = json.loads(document)["Statement"][0]["Principal"]
-            if "Federated" in principal:
-                assert re.fullmatch(r"arn:aws:iam::\d{12}:oidc-provider/oidc\.eks\.[a-z0-9-]+"
-                                    r"\.amazonaws\.com/id/[A-F0-9]{32}", principal["Federated"])
-                expected.add(("UNKNOWN_FEDERATION_SOURCE", json.dumps(principal["Federated"])))
-        elif name.startswith("rotation-") and any(
+            for statement in json.loads(document)["Statement"]:
+                principal = statement["Principal"]
+                if "Federated" in principal:
+                    assert re.fullmatch(FEDERATED, principal["Federated"])
+                    expected.add(("UNKNOWN_FEDERATION_SOURCE",
+                                  json.dumps(principal["Federated"])))
+        # the rotation function's role, and the boundary capping it (a shard's deploy rights)
+        elif name.startswith(("rotation-", "deploy-rights-")) and any(
                 s.get("Sid") == "ManageVpcInterfaces" for s in json.loads(document)["Statement"]):
             expected = {("RESOURCE_STAR", json.dumps(ENI))}
         else:

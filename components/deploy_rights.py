@@ -1,0 +1,285 @@
+"""Per-shard deploy rights (docs/fleet.md): the identities a shard stack deploys with, planned
+in the environment's platform stack, one set per shard.
+
+- an IAM role `configplane-deploy-<stack>` (ownership.deploy_role_name) that the shard's
+  GitHub Actions jobs (the repository's `<environment>` GitHub environment) and its Pulumi
+  Kubernetes Operator workspace account (IRSA) assume; its inline policy reaches only the
+  names ownership.py derives for the shard's services, and it may create or change a role
+  only with the shard's permissions boundary attached;
+- that boundary `configplane-boundary-<stack>`, a managed policy capping what every role the
+  deployer creates can ever do, whatever inline policy the deployer gives it;
+- a Vault policy `configplane-deploy-<stack>` writing only the shard's services' Vault
+  names: their policies, Kubernetes auth roles, KV secrets, PKI roles and database roles.
+
+What neither can restrict (a deployer that may write a Vault policy may write one granting
+anything) is said in docs/fleet.md. The documents are plain functions, so tests read them
+without the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_vault as vault
+
+from components.rotation import ENI_ACTIONS, SECRET_ACTIONS
+from configplane import ownership, refs
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+STS_AUDIENCE = "sts.amazonaws.com"
+
+SECRET_MANAGE_ACTIONS = sorted({
+    "secretsmanager:CancelRotateSecret", "secretsmanager:CreateSecret",
+    "secretsmanager:DeleteResourcePolicy", "secretsmanager:DeleteSecret",
+    "secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy",
+    "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds",
+    "secretsmanager:PutResourcePolicy", "secretsmanager:PutSecretValue",
+    "secretsmanager:RemoveRegionsFromReplication", "secretsmanager:ReplicateSecretToRegions",
+    "secretsmanager:RestoreSecret", "secretsmanager:RotateSecret",
+    "secretsmanager:TagResource", "secretsmanager:UntagResource",
+    "secretsmanager:UpdateSecret", "secretsmanager:UpdateSecretVersionStage"})
+ROLE_ACTIONS = sorted({
+    "iam:DeleteRole", "iam:GetRole", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies",
+    "iam:ListInstanceProfilesForRole", "iam:ListRolePolicies", "iam:ListRoleTags",
+    "iam:TagRole", "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole",
+    "iam:UpdateRoleDescription"})
+# Every action that gives a role permissions: allowed only while the boundary is attached
+# (AWS's condition key iam:PermissionsBoundary; DeleteRolePermissionsBoundary is never granted).
+BOUNDED_ROLE_ACTIONS = sorted({
+    "iam:AttachRolePolicy", "iam:CreateRole", "iam:DeleteRolePolicy", "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy"})
+FUNCTION_ACTIONS = sorted({
+    "lambda:AddPermission", "lambda:CreateFunction", "lambda:DeleteFunction",
+    "lambda:GetFunction", "lambda:GetFunctionCodeSigningConfig",
+    "lambda:GetFunctionConfiguration", "lambda:GetPolicy", "lambda:ListTags",
+    "lambda:ListVersionsByFunction", "lambda:RemovePermission", "lambda:TagResource",
+    "lambda:UntagResource", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration"})
+LOG_GROUP_ACTIONS = sorted({
+    "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:DeleteRetentionPolicy",
+    "logs:ListTagsForResource", "logs:PutRetentionPolicy", "logs:TagResource",
+    "logs:UntagResource"})
+KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+VAULT_WRITE = ["create", "read", "update", "delete"]
+
+
+@dataclass(frozen=True)
+class ShardScope:
+    """What one shard's deployer may reach: the names of its services in its environment."""
+
+    stack: str  # the shard's stack `<environment>-<shard>`
+    environment: str
+    services: tuple[str, ...]
+    account: str
+    regions: tuple[str, ...]  # the environment's region first, then its replica regions
+
+    def secret_arns(self) -> list[str]:
+        return [f"arn:aws:secretsmanager:{region}:{self.account}:secret:"
+                f"{ownership.secret_prefix(self.environment, s)}*"
+                for s in self.services for region in self.regions]
+
+    def role_arns(self) -> list[str]:
+        """The services' reader roles and rotation roles (Pulumi's autonamed, by glob)."""
+        return [refs.iam_role_arn(self.account, name) for s in self.services
+                for name in (ownership.iam_role_name(self.environment, s),
+                             ownership.rotation_role_pattern(self.environment, s))]
+
+    def rotation_role_arns(self) -> list[str]:
+        return [refs.iam_role_arn(self.account, ownership.rotation_role_pattern(
+            self.environment, s)) for s in self.services]
+
+    def function_arns(self) -> list[str]:
+        return [f"arn:aws:lambda:{self.regions[0]}:{self.account}:function:"
+                f"{ownership.rotation_function_name(self.environment, s)}"
+                for s in self.services]
+
+    def log_group_arns(self, streams: bool) -> list[str]:
+        return [f"arn:aws:logs:{self.regions[0]}:{self.account}:log-group:"
+                f"{ownership.rotation_log_group(self.environment, s)}" + suffix
+                for s in self.services for suffix in ((":*",) if streams else ("", ":*"))]
+
+    @property
+    def boundary_arn(self) -> str:
+        return refs.iam_policy_arn(self.account, ownership.deploy_boundary_name(self.stack))
+
+    def via_secrets_manager(self) -> list[str]:
+        return [f"secretsmanager.{region}.amazonaws.com" for region in self.regions]
+
+
+def deployer_policy(scope: ShardScope, key_arns: Sequence[str]) -> dict[str, Any]:
+    """The deploy role's inline policy: the shard's services' AWS names, nothing else."""
+    statements: list[dict[str, Any]] = [
+        {"Sid": "ManageShardSecrets", "Effect": "Allow", "Action": SECRET_MANAGE_ACTIONS,
+         "Resource": scope.secret_arns()},
+        {"Sid": "ManageShardRoles", "Effect": "Allow", "Action": ROLE_ACTIONS,
+         "Resource": scope.role_arns()},
+        {"Sid": "GrantOnlyWithinTheBoundary", "Effect": "Allow", "Action": BOUNDED_ROLE_ACTIONS,
+         "Resource": scope.role_arns(),
+         "Condition": {"ArnEquals": {"iam:PermissionsBoundary": scope.boundary_arn}}},
+        {"Sid": "PassRotationRoles", "Effect": "Allow", "Action": "iam:PassRole",
+         "Resource": scope.rotation_role_arns(),
+         "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}},
+        {"Sid": "ManageRotationFunctions", "Effect": "Allow", "Action": FUNCTION_ACTIONS,
+         "Resource": scope.function_arns()},
+        {"Sid": "ManageRotationLogs", "Effect": "Allow", "Action": LOG_GROUP_ACTIONS,
+         "Resource": scope.log_group_arns(streams=False)},
+    ]
+    if key_arns:  # a customer-managed key: used only by Secrets Manager on the deployer's behalf
+        statements.append({
+            "Sid": "UseEnvironmentKeyThroughSecretsManager", "Effect": "Allow",
+            "Action": KEY_ACTIONS, "Resource": sorted(key_arns),
+            "Condition": {"StringEquals": {"kms:ViaService": scope.via_secrets_manager()}}})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def boundary_policy(scope: ShardScope) -> dict[str, Any]:
+    """The most any role the shard's deployer creates can do: read and rotate its own
+    services' secrets, read secrets outside configplane's layout (references the platform
+    validated), decrypt through Secrets Manager, write its rotation logs and network
+    interfaces. Another shard's (or the platform's) configplane secret is denied by name."""
+    everywhere = [f"arn:aws:secretsmanager:{region}:{scope.account}:secret:*"
+                  for region in scope.regions]
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadAndRotateSecrets", "Effect": "Allow", "Action": SECRET_ACTIONS,
+         "Resource": everywhere},
+        {"Sid": "NoOtherConfigplaneSecret", "Effect": "Deny", "Action": SECRET_ACTIONS,
+         "NotResource": scope.secret_arns(),
+         # the secret the request names (IAM compares it as an ARN, whether the caller named
+         # the secret by name or by ARN); a secret outside configplane's layout is not denied
+         "Condition": {"ArnLike": {"secretsmanager:SecretId": [
+             f"arn:aws:secretsmanager:{region}:{scope.account}:secret:configplane/*"
+             for region in scope.regions]}}},
+        {"Sid": "GeneratePasswords", "Effect": "Allow",
+         "Action": "secretsmanager:GetRandomPassword", "Resource": "*"},
+        {"Sid": "DecryptThroughSecretsManager", "Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+         "Resource": [f"arn:aws:kms:{region}:{scope.account}:key/*" for region in scope.regions],
+         "Condition": {"StringEquals": {"kms:ViaService": scope.via_secrets_manager()}}},
+        {"Sid": "WriteOwnRotationLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": scope.log_group_arns(streams=True)},
+        {"Sid": "ManageVpcInterfaces", "Effect": "Allow", "Action": ENI_ACTIONS,
+         "Resource": "*"},
+    ]}
+
+
+def trust_policy(scope: ShardScope, *, github_repository: str | None,
+                 eks_oidc_issuer: str | None, operator_namespace: str) -> dict[str, Any]:
+    """Who assumes the deploy role: the repository's GitHub Actions jobs in the GitHub
+    environment `<environment>` (the deploy workflow's; all shards of an environment share
+    it: docs/fleet.md), and the shard's own operator workspace account (IRSA)."""
+    statements = []
+    if github_repository is not None:
+        statements.append({
+            "Sid": "GitHubActionsDeploy", "Effect": "Allow",
+            "Principal": {"Federated": f"arn:aws:iam::{scope.account}:oidc-provider/"
+                                       f"{GITHUB_OIDC_HOST}"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE,
+                f"{GITHUB_OIDC_HOST}:sub":
+                    f"repo:{github_repository}:environment:{scope.environment}"}}})
+    if eks_oidc_issuer is not None:
+        host = refs.oidc_provider_host(eks_oidc_issuer)
+        statements.append({
+            "Sid": "OperatorWorkspace", "Effect": "Allow",
+            "Principal": {"Federated": refs.oidc_provider_arn(eks_oidc_issuer, scope.account)},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                f"{host}:aud": STS_AUDIENCE,
+                f"{host}:sub": ownership.service_account_subject(
+                    operator_namespace, ownership.stack_account(scope.stack))}}})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+@dataclass(frozen=True)
+class VaultMounts:
+    kv: str
+    auth: str
+    pki: str | None = None
+    database: str | None = None
+
+
+def vault_policy_paths(scope: ShardScope, mounts: VaultMounts,
+                       others: Sequence[str]) -> dict[str, list[str]]:
+    """Vault path -> capabilities for the shard's deployer. Exact names, but for database
+    roles (`<service>-<key>`, keys the platform stack does not read): a prefix `<service>-*`,
+    with a deny on each service of another shard whose name extends it (`<service>-x` owns
+    `<service>-x-*`); in one policy Vault applies the most specific matching path."""
+    env = scope.environment
+    paths: dict[str, list[str]] = {
+        # the provider's own child token (its default): a subset of these policies
+        "auth/token/create": ["update"]}
+    for s in scope.services:
+        for name in (ownership.read_policy_name(env, s), ownership.pki_policy_name(env, s),
+                     ownership.database_policy_name(env, s)):
+            paths[f"sys/policies/acl/{name}"] = VAULT_WRITE
+            paths[f"sys/policy/{name}"] = VAULT_WRITE  # the older endpoint, same policies
+        for role in (ownership.vault_role(s), ownership.pki_auth_role(s),
+                     ownership.database_auth_role(s)):
+            paths[f"auth/{mounts.auth}/role/{role}"] = VAULT_WRITE
+        for kind in ("data", "metadata"):
+            paths[f"{mounts.kv}/{kind}/{ownership.vault_path(s)}"] = VAULT_WRITE
+        if mounts.pki is not None:
+            paths[f"{mounts.pki}/roles/{ownership.pki_role(s)}"] = VAULT_WRITE
+        if mounts.database is not None:
+            paths[f"{mounts.database}/roles/{ownership.database_role_name(s, '*')}"] = VAULT_WRITE
+    if mounts.database is not None:
+        for other in others:
+            if any(other.startswith(f"{s}-") for s in scope.services):
+                paths[f"{mounts.database}/roles/{ownership.database_role_name(other, '*')}"] = \
+                    ["deny"]
+    return paths
+
+
+def vault_policy_hcl(paths: Mapping[str, Sequence[str]], stack: str) -> str:
+    body = "\n\n".join(f'path "{path}" {{\n  capabilities = {json.dumps(list(caps))}\n}}'
+                       for path, caps in paths.items())
+    return f"# configplane: what the deployer of {stack} may write (docs/fleet.md)\n{body}\n"
+
+
+@dataclass(frozen=True)
+class ShardDeployRightsArgs:
+    scope: ShardScope
+    mounts: VaultMounts
+    others: tuple[str, ...]  # the environment's services in other shards
+    key_arns: Sequence[pulumi.Input[str]] = ()  # the environment's key and its replicas
+    github_repository: str | None = None
+    eks_oidc_issuer: str | None = None
+    operator_namespace: str = "pulumi-operator"
+
+
+class ShardDeployRights(pulumi.ComponentResource):
+    """One shard's deploy role, its boundary and its Vault policy (module docstring). Without
+    anyone to trust (neither `platform.shards.github_repository` nor `aws.eks_oidc_issuer`)
+    no role is planned: the boundary and the Vault policy still are."""
+
+    def __init__(self, name: str, args: ShardDeployRightsArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("configplane:deploy:ShardDeployRights", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        scope = args.scope
+        aws.iam.Policy(f"{name}-boundary", name=ownership.deploy_boundary_name(scope.stack),
+                       description=f"configplane: the most a role deployed by {scope.stack} "
+                                   "may do", policy=json.dumps(boundary_policy(scope)),
+                       opts=child)
+        trust = trust_policy(scope, github_repository=args.github_repository,
+                             eks_oidc_issuer=args.eks_oidc_issuer,
+                             operator_namespace=args.operator_namespace)
+        if trust["Statement"]:
+            role = aws.iam.Role(
+                f"{name}-role", name=ownership.deploy_role_name(scope.stack),
+                description=f"configplane: deploys the shard stack {scope.stack}",
+                assume_role_policy=json.dumps(trust), max_session_duration=3600, opts=child)
+            aws.iam.RolePolicy(
+                f"{name}-policy", name="deploy-own-shard", role=role.id,
+                policy=pulumi.Output.all(*args.key_arns).apply(
+                    lambda keys: json.dumps(deployer_policy(scope, keys))), opts=child)
+        vault.Policy(f"{name}-vault-policy", name=ownership.deploy_policy_name(scope.stack),
+                     policy=vault_policy_hcl(vault_policy_paths(scope, args.mounts, args.others),
+                                             scope.stack), opts=child)
+        self.register_outputs({})

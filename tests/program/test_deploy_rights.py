@@ -1,0 +1,264 @@
+"""Per-shard deploy rights (components/deploy_rights.py, docs/fleet.md): over every sample
+environment, each shard deployer's IAM policy, boundary and Vault policy reach exactly the
+resources its shard's plan declares and none that another shard's plan declares (or that
+ownership.py derives for another shard's services); parliament finds nothing in them.
+
+The judge is the planned resources, matched the way IAM (`*`, `?`) and Vault (exact paths,
+a trailing `*`, the most specific path of one policy wins) match them: not the component's
+own lists.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+
+import pytest
+from parliament import analyze_policy_string
+
+from components.deploy_rights import ShardScope, VaultMounts, vault_policy_paths
+from configplane import ownership
+from configplane.model import environment_topology
+from configplane.offline.fleet import plan_environment
+from tests.conftest import REPO, STACKS
+
+PATH_RULE = re.compile(r'path "([^"]+)" \{\s*capabilities = (\[[^\]]*\])\s*\}')
+
+
+@cache
+def fleet(environment: str):
+    planned = plan_environment(REPO, environment)
+    return {s.name: p for s, p in zip(planned.stacks, planned.plans, strict=True)}
+
+
+def iam_glob(pattern: str) -> re.Pattern:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                              for c in pattern))
+
+
+def allowed(policy: dict, action: str, arn: str) -> bool:
+    """Whether an Allow statement of `policy` grants `action` on `arn` (conditions aside)."""
+    for statement in policy["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) \
+            else [statement["Action"]]
+        resources = statement.get("Resource", [])
+        resources = resources if isinstance(resources, list) else [resources]
+        if statement["Effect"] == "Allow" and action in actions and any(
+                iam_glob(r).fullmatch(arn) for r in resources):
+            return True
+    return False
+
+
+def vault_rules(hcl: str) -> dict[str, list[str]]:
+    rules = {path: json.loads(caps) for path, caps in PATH_RULE.findall(hcl)}
+    assert len(rules) == hcl.count('path "'), "a rule the test cannot read"
+    return rules
+
+
+def vault_allows(rules: dict[str, list[str]], path: str) -> bool:
+    """Vault's reading of one policy: an exact rule first, else the longest matching glob."""
+    if path in rules:
+        caps = rules[path]
+    else:
+        globs = [p for p in rules if p.endswith("*") and path.startswith(p[:-1])]
+        if not globs:
+            return False
+        caps = rules[max(globs, key=len)]
+    return "deny" not in caps and "update" in caps
+
+
+def aws_names(plan, account: str, region: str) -> list[tuple[str, str]]:
+    """(an action the deployer needs, the ARN) for each named AWS resource of a plan."""
+    out = []
+    for r in plan.resources:
+        name = r.inputs.get("name") or r.outputs.get("name")
+        if r.type == "aws:secretsmanager/secret:Secret":
+            out.append(("secretsmanager:CreateSecret",
+                        f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"))
+        elif r.type == "aws:iam/role:Role":
+            out.append(("iam:GetRole", f"arn:aws:iam::{account}:role/{name}"))
+        elif r.type == "aws:lambda/function:Function":
+            out.append(("lambda:CreateFunction",
+                        f"arn:aws:lambda:{region}:{account}:function:{name}"))
+        elif r.type == "aws:cloudwatch/logGroup:LogGroup":
+            out.append(("logs:CreateLogGroup",
+                        f"arn:aws:logs:{region}:{account}:log-group:{name}"))
+    return out
+
+
+def vault_names(plan) -> list[str]:
+    """The Vault API path each Vault resource of a plan writes."""
+    out = []
+    for r in plan.resources:
+        i = r.inputs
+        if r.type == "vault:index/policy:Policy":
+            out.append(f"sys/policies/acl/{i['name']}")
+        elif r.type == "vault:kubernetes/authBackendRole:AuthBackendRole":
+            out.append(f"auth/{i['backend']}/role/{i['roleName']}")
+        elif r.type == "vault:kv/secretV2:SecretV2":
+            out.append(f"{i['mount']}/data/{i['name']}")
+        elif r.type in ("vault:pkiSecret/secretBackendRole:SecretBackendRole",
+                        "vault:database/secretBackendRole:SecretBackendRole"):
+            out.append(f"{i['backend']}/roles/{i['name']}")
+    return out
+
+
+def derived_vault_names(environment: str, service: str, mounts: VaultMounts) -> list[str]:
+    """What ownership.py derives for a service in Vault, with made-up database keys."""
+    names = [f"sys/policies/acl/{f(environment, service)}" for f in (
+        ownership.read_policy_name, ownership.pki_policy_name, ownership.database_policy_name)]
+    names += [f"auth/{mounts.auth}/role/{f(service)}" for f in (
+        ownership.vault_role, ownership.pki_auth_role, ownership.database_auth_role)]
+    names += [f"{mounts.kv}/data/{ownership.vault_path(service)}",
+              f"{mounts.pki}/roles/{ownership.pki_role(service)}"]
+    names += [f"{mounts.database}/roles/{ownership.database_role_name(service, key)}"
+              for key in ("DB_PASSWORD", "x")]
+    return names
+
+
+def shards_of(environment: str):
+    topology = environment_topology(REPO, environment)
+    return topology, {ownership.shard_stack_name(environment, shard): services
+                      for shard, services in topology.shards().items()}
+
+
+def rights(environment: str, stack: str) -> dict[str, dict]:
+    """The shard's deploy rights as the platform plan declares them, by role."""
+    prefix = f"deploy-rights-{stack}-"
+    return {r.name[len(prefix):]: r for r in fleet(environment)[environment].resources
+            if r.name.startswith(prefix) and r.type != "configplane:deploy:ShardDeployRights"}
+
+
+@pytest.mark.parametrize("environment", STACKS)
+def test_each_shard_deployer_reaches_its_own_resources_and_no_others(environment):
+    account, region = account_region(environment)
+    topology, shards = shards_of(environment)
+    plans = fleet(environment)
+    if not topology.sharded:  # an unsplit environment plans no deploy rights
+        assert not any(r.type == "configplane:deploy:ShardDeployRights"
+                       for p in plans.values() for r in p.resources)
+        return
+    mounts = VaultMounts(kv=plans[environment].outputs["vault_mount"],
+                         auth=plans[environment].outputs["kubernetes_auth_path"],
+                         pki=f"{environment}-pki", database=f"{environment}-database")
+    assert len(shards) >= 2
+    checked_aws = 0
+    for stack, services in shards.items():
+        found = rights(environment, stack)
+        assert set(found) == {"role", "policy", "boundary", "vault-policy"}, stack
+        assert found["role"].inputs["name"] == ownership.deploy_role_name(stack)
+        assert found["boundary"].inputs["name"] == ownership.deploy_boundary_name(stack)
+        assert found["vault-policy"].inputs["name"] == ownership.deploy_policy_name(stack)
+        policy = json.loads(found["policy"].inputs["policy"])
+        boundary_arn = f"arn:aws:iam::{account}:policy/{ownership.deploy_boundary_name(stack)}"
+        rules = vault_rules(found["vault-policy"].inputs["policy"])
+        own_aws, own_vault = aws_names(plans[stack], account, region), vault_names(plans[stack])
+        assert own_vault  # every service has its Vault policy and role
+        checked_aws += len(own_aws)
+        for action, arn in own_aws:
+            assert allowed(policy, action, arn), (stack, action, arn)
+        for path in own_vault:
+            assert vault_allows(rules, path), (stack, path)
+        # every role the shard declares carries its deployer's boundary
+        roles = [r for r in plans[stack].resources if r.type == "aws:iam/role:Role"]
+        assert all(r.inputs["permissionsBoundary"] == boundary_arn for r in roles)
+        creating = [s for s in policy["Statement"] if "iam:CreateRole" in s["Action"]]
+        assert [s["Condition"] for s in creating] == [
+            {"ArnEquals": {"iam:PermissionsBoundary": boundary_arn}}]
+        for other, other_services in shards.items():
+            if other == stack:
+                continue
+            for action, arn in aws_names(plans[other], account, region):
+                assert not allowed(policy, action, arn), (stack, arn)
+            for path in vault_names(plans[other]):
+                assert not vault_allows(rules, path), (stack, path)
+            for service in other_services:
+                for path in derived_vault_names(environment, service, mounts):
+                    assert not vault_allows(rules, path), (stack, path)
+        for service in services:  # and the names its services would derive later
+            for path in derived_vault_names(environment, service, mounts):
+                assert vault_allows(rules, path), (stack, path)
+    assert checked_aws  # the environment's secrets, roles, functions and logs were judged
+
+
+def account_region(environment: str) -> tuple[str, str]:
+    from configplane.inputs import read_stack_files
+    from configplane.validation import load_stack
+
+    aws = load_stack(read_stack_files(REPO, environment)).platform.aws
+    return aws.account_id, aws.region
+
+
+@pytest.mark.parametrize("environment", STACKS)
+def test_the_boundary_denies_every_other_shards_secret(environment):
+    _, shards = shards_of(environment)
+    account, region = account_region(environment)
+    plans = fleet(environment)
+    for stack in shards:
+        boundary = json.loads(rights(environment, stack)["boundary"].inputs["policy"])
+        deny = next(s for s in boundary["Statement"] if s["Effect"] == "Deny")
+        denied = [iam_glob(p) for p in deny["Condition"]["ArnLike"]["secretsmanager:SecretId"]]
+        spared = [iam_glob(r) for r in deny["NotResource"]]
+        checked = 0
+        for other in shards:
+            for action, arn in aws_names(plans[other], account, region):
+                if action == "secretsmanager:CreateSecret":
+                    checked += 1
+                    assert any(p.fullmatch(arn) for p in denied)
+                    assert any(p.fullmatch(arn) for p in spared) == (other == stack), (stack, arn)
+        assert checked
+
+
+@pytest.mark.parametrize("environment", STACKS)
+def test_the_deploy_rights_pass_parliament(environment):
+    _, shards = shards_of(environment)
+    for stack in shards:
+        found = rights(environment, stack)
+        assert analyze_policy_string(found["policy"].inputs["policy"]).findings == []
+        issues = {(f.issue, json.dumps(f.detail))
+                  for f in analyze_policy_string(found["boundary"].inputs["policy"]).findings}
+        # what the rotation function's own role needs too (tests/program/test_arns.py)
+        assert {i for i, _ in issues} <= {"RESOURCE_STAR"}
+        trust = json.loads(found["role"].inputs["assumeRolePolicy"])
+        subjects = {k: v for s in trust["Statement"]
+                    for k, v in s["Condition"]["StringEquals"].items() if k.endswith(":sub")}
+        assert set(subjects.values()) == {
+            f"repo:shop/config:environment:{environment}",
+            ownership.service_account_subject("pulumi-operator", ownership.stack_account(stack))}
+
+
+def test_a_database_role_prefix_stops_at_another_shards_longer_name():
+    """`a-*` would reach the roles of service `a-b` in another shard: a deny on `a-b-*`."""
+    scope = ShardScope(stack="prod-x", environment="prod", services=("a",),
+                       account="333333333333", regions=("eu-west-1",))
+    mounts = VaultMounts(kv="prod-kv", auth="kubernetes-prod", database="prod-database")
+    rules = vault_policy_paths(scope, mounts, others=("a-b", "b", "ab"))
+    assert vault_allows(rules, "prod-database/roles/a-db-password")
+    assert not vault_allows(rules, "prod-database/roles/a-b-db-password")
+    assert not vault_allows(rules, "prod-database/roles/ab-db-password")
+    assert not vault_allows(rules, "prod-database/roles/b-x")
+    assert not vault_allows(rules, "sys/policies/acl/prod-a-b-read")
+    assert vault_allows(rules, "sys/policies/acl/prod-a-read")
+
+
+def test_no_iam_name_of_a_longer_service_falls_under_a_shorter_ones_grant():
+    """Service `a`'s grants by name and glob reach none of `a-role`'s or `a-b`'s names (the
+    rotation role's 7 autoname characters are `?`, not `*`)."""
+    from components.deploy_rights import deployer_policy
+
+    scope = ShardScope(stack="prod-x", environment="prod", services=("a",),
+                       account="333333333333", regions=("eu-west-1",))
+    policy = deployer_policy(scope, [])
+    role = "arn:aws:iam::333333333333:role/"
+    assert allowed(policy, "iam:GetRole", f"{role}rotation-prod-a-role-abc1234")
+    assert allowed(policy, "iam:GetRole", f"{role}configplane-prod-a-secrets")
+    for other in ("a-role", "a-b", "a-"):
+        for arn in (f"{role}rotation-prod-{other}-role-abc1234",
+                    f"{role}{ownership.iam_role_name('prod', other)}",
+                    "arn:aws:secretsmanager:eu-west-1:333333333333:secret:"
+                    f"{ownership.aws_secret_name('prod', other, 'K')}-AbCdEf",
+                    "arn:aws:lambda:eu-west-1:333333333333:function:"
+                    f"{ownership.rotation_function_name('prod', other)}"):
+            assert not any(allowed(policy, a, arn) for a in (
+                "iam:GetRole", "secretsmanager:CreateSecret", "lambda:CreateFunction")), arn
