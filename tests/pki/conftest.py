@@ -26,6 +26,17 @@ SECURE = {
     "configplane:shopVaultDbPassword": ROOT_CANARY,
 }
 
+# The application's tables the database grants are tried on (a real PostgreSQL).
+APP_TABLES = (
+    "CREATE SCHEMA app",
+    "CREATE TABLE app.orders (id int PRIMARY KEY, total numeric)",
+    "CREATE TABLE app.order_items (order_id int, sku text)",
+    "CREATE TABLE app.customers (id int PRIMARY KEY, email text)",
+    "INSERT INTO app.orders VALUES (1, 10.5), (2, 99)",
+    "INSERT INTO app.order_items VALUES (1, 'sku-1')",
+    "INSERT INTO app.customers VALUES (1, 'a@example.com')",
+)
+
 
 @cache
 def plan_of(project: Path, stack: str):

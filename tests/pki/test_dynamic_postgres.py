@@ -21,7 +21,7 @@ import pytest
 
 from configplane.model import Grant, creation_statements, revocation_statements
 from tests.conftest import REPO
-from tests.pki.conftest import by_name, plan_of
+from tests.pki.conftest import APP_TABLES, by_name, plan_of
 
 DB = "shop"
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -98,13 +98,7 @@ def shop(postgres_server):
     conn = connect(postgres_server, postgres_server.superuser, postgres_server.superpassword)
     conn.run("SET log_statement = 'none'")  # the root login's password is set below
     for statement in (
-        "CREATE SCHEMA app",
-        "CREATE TABLE app.orders (id int PRIMARY KEY, total numeric)",
-        "CREATE TABLE app.order_items (order_id int, sku text)",
-        "CREATE TABLE app.customers (id int PRIMARY KEY, email text)",
-        "INSERT INTO app.orders VALUES (1, 10.5), (2, 99)",
-        "INSERT INTO app.order_items VALUES (1, 'sku-1')",
-        "INSERT INTO app.customers VALUES (1, 'a@example.com')",
+        *APP_TABLES,
         # Vault's root login as docs/certificates.md asks for it: no superuser
         f"CREATE ROLE {ROOT_USER} WITH LOGIN CREATEROLE NOSUPERUSER PASSWORD '{ROOT_PASSWORD}'",
         f'GRANT CONNECT ON DATABASE "{DB}" TO {ROOT_USER} WITH GRANT OPTION',

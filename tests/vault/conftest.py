@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.ci import missing
 from tests.conftest import REPO, STACKS
-from tests.pki.conftest import ROOT_CANARY, plan_of
+from tests.pki.conftest import APP_TABLES, ROOT_CANARY, plan_of
 from tests.rotation.pgserver import remove_server, server_binaries, start_server
 from tests.vault import kubernetes
 from tests.vault import server as bao
@@ -96,15 +96,7 @@ def prepare_shop(server) -> PostgresForVault:
     admin.close()
     db = PostgresForVault(server)
     conn = db.admin()
-    for statement in (
-        "CREATE SCHEMA app",
-        "CREATE TABLE app.orders (id int PRIMARY KEY, total numeric)",
-        "CREATE TABLE app.order_items (order_id int, sku text)",
-        "CREATE TABLE app.customers (id int PRIMARY KEY, email text)",
-        "INSERT INTO app.orders VALUES (1, 10.5), (2, 99)",
-        "INSERT INTO app.order_items VALUES (1, 'sku-1')",
-        "INSERT INTO app.customers VALUES (1, 'a@example.com')",
-    ):
+    for statement in APP_TABLES:
         conn.run(statement)
     conn.close()
     return db

@@ -233,7 +233,7 @@ def plan_import(project_dir: Path, stack: str, service: str, sources: list[str],
 
     grants = _granted_keys(project.values)
     declarations = _declarations(set(project.declarations) | set(project.values),
-                                 _stack_keys(project_dir, stack), grants, service, stack, secrets)
+                                 _stack_keys(project_dir, stack), grants, service, secrets)
     databases, delivered = _database_secrets(service, schema, config, secrets, notes, seen,
                                              from_urls.get("facts", {}))
     section: dict[str, Any] = {}
@@ -374,14 +374,13 @@ def _read_entries(sources: list[str], detector: Detector
 
 
 def _declarations(declared: set[str], in_stack_file: Mapping[str, str], grants: Mapping[str, str],
-                  service: str, stack: str,
-                  secrets: list[ImportedSecret]) -> dict[str, dict[str, Any]]:
+                  service: str, secrets: list[ImportedSecret]) -> dict[str, dict[str, Any]]:
     """The `secret: true` declarations Pulumi.yaml needs for the imported secrets (new ones
     only). `declared`: the keys Pulumi.yaml declares or sets; `in_stack_file`: those the stack
     files set (each with its file: the environment's or a shard's); `grants`: secure key ->
-    the service it is granted to. An entry never lands on a
-    key the stack file sets (the printed `pulumi config set` would overwrite it) nor on a
-    declared key the service does not own; the service's own declared key is reused."""
+    the service it is granted to. An entry never lands on a key a stack file sets (the printed
+    `pulumi config set` would overwrite it) nor on a declared key the service does not own;
+    the service's own declared key is reused."""
     declarations: dict[str, dict[str, Any]] = {}
     for secret in secrets:
         full = f"{NAMESPACE}:{secret.config_key}"
