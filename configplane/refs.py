@@ -146,6 +146,22 @@ def iam_role_arn(account: str, name: str, partition: str = "aws") -> str:
     return f"arn:{partition}:iam::{account}:role/{name}"
 
 
+# arn:<partition>:iam::<account>:role/<path/><name> (IAM's characters for paths and names)
+IAM_ROLE_ARN = re.compile(r"arn:(aws(?:-[a-z]+)*):iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)"
+                          r"([\w+=,.@-]{1,64})", re.ASCII)
+
+
+def iam_role_arn_problem(text: str, account: str) -> str | None:
+    """Why `text` is not the ARN of an IAM role in `account`, or None."""
+    found = IAM_ROLE_ARN.fullmatch(text)
+    if found is None:
+        return ("not an IAM role's ARN (`arn:aws:iam::<account>:role/<name>`, as "
+                "`aws iam get-role --query Role.Arn` prints it).")
+    if found.group(2) != account:
+        return f"the role belongs to another AWS account than this environment's ({account})."
+    return None
+
+
 def iam_policy_arn(account: str, name: str, partition: str = "aws") -> str:
     """A customer-managed IAM policy's ARN (a permissions boundary's, say)."""
     return f"arn:{partition}:iam::{account}:policy/{name}"

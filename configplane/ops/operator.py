@@ -3,7 +3,11 @@
 Per stack (configplane.model.topology: the platform stack, then each shard), in the operator's
 namespace:
 - a `ServiceAccount` the stack's workspace runs as, annotated with the stack's deploy role (IRSA:
-  the role's permissions, not the cluster's, decide what it may change in AWS and Vault);
+  the role's permissions, not the cluster's, decide what it may change in AWS and Vault): a
+  shard's is the role its platform stack plans (components/deploy_rights.py), which trusts
+  `pulumi-<stack>` in `platform.shards.operator_namespace` only, so the objects go to that
+  namespace; the platform stack's is the environment's bootstrap role, which no stack plans
+  (it creates every deploy role), so its ARN is given (`--platform-role-arn`);
 - its Kubernetes rights, least privilege: `system:auth-delegator` (the operator v2 requires it
   of every workspace account: the workspace checks the operator's token with a TokenReview);
   a shard's account may create namespaces (RBAC cannot name what is created) and manage only its
@@ -22,13 +26,23 @@ Nothing is applied: the command prints the objects for review (`kubectl apply -f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from configplane import ownership, refs
-from configplane.model import FleetStack, environment_stacks, service_stacks
+from configplane.inputs import origin_near, read_stack_files, resolve_inputs
+from configplane.model import (
+    FleetStack,
+    StackModel,
+    environment_stacks,
+    printable,
+    service_stacks,
+)
 from configplane.validation import load_or_issues
+
+DEFAULT_NAMESPACE = "pulumi-operator"  # ShardSettings.operator_namespace's default
+NAMESPACE_KEY = ("platform", "shards", "operator_namespace")
 
 STACK_API = "pulumi.com/v1"
 # What configplane declares in a service's namespace (apiGroup, resource); a test checks this
@@ -59,15 +73,22 @@ class Source:
     branch: str = "refs/heads/main"
     directory: str = ""  # the project's directory in the repository ("" at the top)
     organization: str = "organization"
-    namespace: str = "pulumi-operator"
+    # None: the environment's `platform.shards.operator_namespace`; given, it must agree
+    namespace: str | None = None
     secrets_provider: str = ""
     access_token_secret: str = "pulumi-api-secret"
-    # each stack's deploy role: a template ({account}, {stack}, {environment}); None: the
+    # each shard's deploy role: a template ({account}, {stack}, {environment}); None: the
     # role ownership.deploy_role_name names in the platform's account
     role_arn: str | None = None
     resync_seconds: int = 3600
+    # the platform stack's deployer: the environment's bootstrap role (docs/fleet.md)
+    platform_role_arn: str | None = None
 
     def role_of(self, stack: FleetStack, account: str) -> str:
+        if stack.kind == "platform":
+            if self.platform_role_arn is None:  # operator_objects refuses this first
+                raise OperatorError("no --platform-role-arn")
+            return self.platform_role_arn
         if self.role_arn is None:
             return refs.iam_role_arn(account, ownership.deploy_role_name(stack.name))
         return self.role_arn.format(account=account, stack=stack.name,
@@ -98,7 +119,7 @@ def stack_objects(stack: FleetStack, namespaces: Sequence[str], source: Source,
     """The objects of one stack; `namespaces`: the namespaces it manages (its services', or
     the platform's own), and in them only `kinds`."""
     sa = ownership.stack_account(stack.name)
-    ns = source.namespace
+    ns = source.namespace or DEFAULT_NAMESPACE
     objects: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
             **_meta(sa, ns, stack), "annotations": {"eks.amazonaws.com/role-arn":
@@ -167,17 +188,22 @@ def operator_objects(project_dir: Path, environment: str, source: Source
         raise OperatorError(f"stack {environment} is not valid"
                             + (f" ({first.where}: {first.path}: {first.message})" if first else "")
                             + ". Fix: `configplane validate --stack " + environment + "`.")
+    source = replace(source, namespace=operator_namespace(project_dir, model, source.namespace))
+    platform_role_problem(model, source.platform_role_arn, source.namespace)
     if not source.secrets_provider:
         raise OperatorError("no secrets provider: the operator must decrypt the stack's "
                             "`secure` values. Fix: --secrets-provider (e.g. awskms://alias/"
                             "pulumi-<env>?region=<region>, or the provider the stacks use).")
+    assert source.namespace is not None
+    elsewhere = (f"Or set {'.'.join(NAMESPACE_KEY)} to another namespace"
+                 if model.platform.shards else "Or give the operator another --namespace")
     for name, service in sorted(model.services.items()):
         # the operator's namespace holds every stack's account: no service's objects (nor the
         # Roles its shard gets there) may sit beside them
         clash = ownership.reserved_problems(name, service.namespace, (source.namespace,))
         if clash:
-            raise OperatorError(f"--namespace {source.namespace}: service {name}: {clash[0][1]} "
-                                "Or give the operator another --namespace.")
+            raise OperatorError(f"operator namespace {source.namespace}: service {name}: "
+                                f"{clash[0][1]} {elsewhere}.")
     members: dict[str, list[str]] = {}
     for member, stack in service_stacks(project_dir, environment).items():
         if member in model.services:
@@ -195,3 +221,43 @@ def operator_objects(project_dir: Path, environment: str, source: Source
             objects += stack_objects(stack, members.get(stack.name, ()), source, account,
                                      platform)
     return objects
+
+
+def operator_namespace(project_dir: Path, model: StackModel, given: str | None) -> str:
+    """The namespace the objects go to: in a split environment its setting, which each shard's
+    deploy role trusts (IRSA `sub` `system:serviceaccount:<namespace>:pulumi-<stack>`), and
+    `given` (--namespace) only when it agrees; in an unsplit one, which plans no deploy role,
+    `given` or the default."""
+    shards = model.platform.shards
+    if shards is None:
+        return given or DEFAULT_NAMESPACE
+    if given is not None and given != shards.operator_namespace:
+        env = model.platform.environment
+        found = origin_near(resolve_inputs(read_stack_files(project_dir, env)),
+                            list(NAMESPACE_KEY))
+        where = found.where if found else f"Pulumi.{env}.yaml"
+        raise OperatorError(
+            f"--namespace {printable(given)!r}: {where}: {'.'.join(NAMESPACE_KEY)} is "
+            f"{shards.operator_namespace!r}, and each shard's deploy role trusts its workspace "
+            f"account only there: an operator in {printable(given)!r} would get accounts no "
+            f"role trusts. Fix: drop --namespace, or set {'.'.join(NAMESPACE_KEY)}: "
+            f"{printable(given)!r} in Pulumi.{env}.yaml and deploy the platform stack "
+            "first (its roles then trust the new namespace).")
+    return shards.operator_namespace
+
+
+def platform_role_problem(model: StackModel, arn: str | None, namespace: str) -> None:
+    """Refuse a missing --platform-role-arn, or one that is not an IAM role of the
+    environment's account (the platform stack's provider creates its roles there)."""
+    env, account = model.platform.environment, model.platform.aws.account_id
+    fix = (f"Fix: --platform-role-arn {refs.iam_role_arn(account, '<bootstrap role>')}: the "
+           "environment's bootstrap role, which creates every shard's deploy role and trusts "
+           f"`{ownership.service_account_subject(namespace, ownership.stack_account(env))}` "
+           "(docs/fleet.md, The platform stack's deployer).")
+    if arn is None:
+        raise OperatorError(f"no --platform-role-arn: the platform stack {env} deploys with "
+                            "the environment's bootstrap role, which configplane does not plan "
+                            f"(a stack cannot create the role it deploys with). {fix}")
+    problem = refs.iam_role_arn_problem(arn, account)
+    if problem:
+        raise OperatorError(f"--platform-role-arn {printable(arn)!r}: {problem} {fix}")

@@ -21,6 +21,7 @@ def command() -> None:
 
     Example: configplane operator stacks --env prod --repo https://github.com/shop/config
     --organization shop --secrets-provider awskms://alias/pulumi-prod
+    --platform-role-arn arn:aws:iam::333333333333:role/configplane-bootstrap-prod
     """
 
 
@@ -32,26 +33,34 @@ def command() -> None:
 @click.option("--repo-dir", default="", help="The project's directory in the repository.")
 @click.option("--organization", required=True,
               help="The Pulumi organization (stacks are <organization>/<stack>).")
-@click.option("--namespace", default="pulumi-operator", show_default=True,
-              help="Where the Stack objects and their service accounts live.")
+@click.option("--namespace",
+              help="Where the Stack objects and their service accounts live: the "
+                   "environment's platform.shards.operator_namespace (default "
+                   "pulumi-operator), which its deploy roles trust; if given, it must agree.")
 @click.option("--secrets-provider", required=True,
               help="The stacks' secrets provider, e.g. awskms://alias/pulumi-prod?region=eu-west-1.")
 @click.option("--access-token-secret", default="pulumi-api-secret", show_default=True,
               help="The Secret (key accessToken) with the Pulumi access token.")
 @click.option("--role-arn", metavar="TEMPLATE",
-              help="Each stack's deploy role ({account}, {stack}, {environment} filled in; "
-                   "default arn:aws:iam::{account}:role/configplane-deploy-{stack}).")
+              help="Each shard stack's deploy role ({account}, {stack}, {environment} filled "
+                   "in; default arn:aws:iam::{account}:role/configplane-deploy-{stack}, the "
+                   "role its platform stack plans).")
+@click.option("--platform-role-arn", metavar="ARN",
+              help="The platform stack's deploy role: the environment's bootstrap role, which "
+                   "no stack plans (docs/fleet.md). Required.")
 @click.option("--resync", "resync_seconds", type=click.IntRange(60), default=3600,
               show_default=True, help="Seconds between refreshes that correct drift.")
 @PROJECT_DIR_OPTION
 def stacks(environment: str, repository: str, branch: str, repo_dir: str, organization: str,
-           namespace: str, secrets_provider: str, access_token_secret: str, role_arn: str | None,
-           resync_seconds: int, project_dir: Path) -> None:
+           namespace: str | None, secrets_provider: str, access_token_secret: str,
+           role_arn: str | None, platform_role_arn: str | None, resync_seconds: int,
+           project_dir: Path) -> None:
     """Print a Stack object per stack of the environment (the platform stack, then each shard),
     each with its own least-privilege ServiceAccount, as multi-document YAML.
 
     Example: configplane operator stacks --env prod --repo https://github.com/shop/config.git
     --organization shop --secrets-provider awskms://alias/pulumi-prod?region=eu-west-1
+    --platform-role-arn arn:aws:iam::333333333333:role/configplane-bootstrap-prod
     """
     known = environments(project_dir)
     if environment not in known:
@@ -63,7 +72,7 @@ def stacks(environment: str, repository: str, branch: str, repo_dir: str, organi
                         f"({role_template_problem(role_arn)}). Fix: use only {{account}}, "
                         "{stack} and {environment}, and write a literal brace as {{ or }}.")
     source = Source(repository, branch, repo_dir, organization, namespace, secrets_provider,
-                    access_token_secret, role_arn, resync_seconds)
+                    access_token_secret, role_arn, resync_seconds, platform_role_arn)
     try:
         objects = operator_objects(project_dir, environment, source)
     except OperatorError as exc:
