@@ -5,6 +5,7 @@ stacks' plans declare."""
 from __future__ import annotations
 
 import hashlib
+import json
 from functools import cache
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import yaml
 
 from configplane import ownership, refs
 from configplane.model import environment_stacks, environments, service_stacks
-from configplane.offline import plan_environment
+from configplane.offline import plan_environment, run_plan
 from configplane.ops import BACKUP_MANAGED, MANAGED
 from configplane.validation import load_or_issues
 from tests.projects import REPO, copy_project
@@ -33,10 +34,32 @@ def stack_schema() -> dict:
     return v1["schema"]["openAPIV3Schema"]
 
 
+@cache
+def account(env: str, project: Path = REPO) -> str:
+    model, issues = load_or_issues(project, env)
+    assert model is not None, issues
+    return model.platform.aws.account_id
+
+
+def bootstrap(env: str, project: Path = REPO) -> str:
+    """The environment's bootstrap role (made outside configplane: docs/fleet.md)."""
+    return refs.iam_role_arn(account(env, project), f"configplane-bootstrap-{env}")
+
+
+def stacks_cli(env: str, *extra: str, project: Path = REPO):
+    return cli("operator", "stacks", "--env", env, "--project-dir", str(project), *ARGS,
+               "--platform-role-arn", bootstrap(env, project), *extra)
+
+
 def objects(env: str, *extra: str, project: Path = REPO) -> list[dict]:
-    run = cli("operator", "stacks", "--env", env, "--project-dir", str(project), *ARGS, *extra)
+    run = stacks_cli(env, *extra, project=project)
     assert run.code == 0, run.text
     return list(yaml.safe_load_all(run.stdout))
+
+
+def set_operator_namespace(project: Path, env: str, namespace: str) -> None:
+    edit_yaml(project / f"Pulumi.{env}.yaml", lambda d: d["config"]["configplane:platform"]
+              .setdefault("shards", {}).update(operator_namespace=namespace))
 
 
 def test_the_vendored_crd_is_the_pinned_release():
@@ -146,14 +169,126 @@ def _roles(found: list[dict]) -> dict[str, str]:
 
 def test_every_service_account_is_annotated_with_its_stacks_deploy_role():
     stacks = environment_stacks(REPO, "prod")
+    platform, shards = stacks[0], stacks[1:]
+    assert platform.kind == "platform" and shards
+    # a shard's: the role its platform stack plans; the platform's: the bootstrap role
     assert _roles(objects("prod")) == {
-        ownership.stack_account(s.name): refs.iam_role_arn("333333333333",
-                                                           ownership.deploy_role_name(s.name))
-        for s in stacks}
+        ownership.stack_account("prod"): bootstrap("prod"),
+        **{ownership.stack_account(s.name): refs.iam_role_arn(
+            "333333333333", ownership.deploy_role_name(s.name)) for s in shards}}
     template = "arn:aws:iam::{account}:role/{{x}}-{environment}-{stack}"
     templated = _roles(objects("prod", "--role-arn", template))
-    assert templated == {ownership.stack_account(s.name):
-                         f"arn:aws:iam::333333333333:role/{{x}}-prod-{s.name}" for s in stacks}
+    assert templated == {
+        ownership.stack_account("prod"): bootstrap("prod"),
+        **{ownership.stack_account(s.name): f"arn:aws:iam::333333333333:role/{{x}}-prod-{s.name}"
+           for s in shards}}
+
+
+DEPLOY_RIGHTS = "configplane:deploy:ShardDeployRights"  # the component's type, in its URN
+
+
+def planned_trust(project: Path, env: str) -> dict[str, set[str]]:
+    """Each deploy role the platform stack plans -> the IRSA subjects its trust policy names
+    (read from the offline plan, not from the component's functions)."""
+    plan = run_plan(project, env)
+    trusted: dict[str, set[str]] = {}
+    for r in plan.resources:
+        if r.type == "aws:iam/role:Role" and DEPLOY_RIGHTS in (r.parent or ""):
+            trust = json.loads(r.inputs["assumeRolePolicy"])
+            trusted[r.inputs["name"]] = {
+                value for statement in trust["Statement"]
+                for key, value in statement["Condition"]["StringEquals"].items()
+                if key.endswith(":sub") and value.startswith("system:serviceaccount:")}
+    return trusted
+
+
+@pytest.mark.parametrize("env,namespace", [(env, None) for env in environments(REPO)]
+                         + [("prod", "platform-ops"), ("dev", "pulumi")])
+def test_every_shard_account_is_exactly_the_subject_its_planned_deploy_role_trusts(
+        tmp_path, env, namespace):
+    project = REPO
+    if namespace is not None:
+        project = copy_project(tmp_path / "p")
+        set_operator_namespace(project, env, namespace)
+    trusted = planned_trust(project, env)
+    found = objects(env, project=project)
+    accounts = [o for o in found if o["kind"] == "ServiceAccount"]
+    shard_names = {s.name for s in environment_stacks(project, env) if s.kind == "shard"}
+    assert shard_names and len(trusted) == len(shard_names)
+    matched = set()
+    for sa in accounts:
+        meta = sa["metadata"]
+        stack = meta["labels"]["configplane.io/stack"]
+        arn = meta["annotations"]["eks.amazonaws.com/role-arn"]
+        if stack == env:  # the platform stack's: the bootstrap role, which no stack plans
+            assert arn == bootstrap(env, project) and arn.rpartition("/")[2] not in trusted
+            continue
+        role = arn.rpartition("/")[2]
+        subject = ownership.service_account_subject(meta["namespace"], meta["name"])
+        assert trusted[role] == {subject}, (stack, role, subject)
+        # and every object that names the account names it in the namespace the role trusts
+        for o in found:
+            for subject_ref in o.get("subjects", []):
+                if subject_ref["name"] == meta["name"]:
+                    assert subject_ref["namespace"] == meta["namespace"]
+        if o_stack := next((o for o in found if o["kind"] == "Stack"
+                            and o["metadata"]["name"] == stack), None):
+            assert o_stack["metadata"]["namespace"] == meta["namespace"]
+        matched.add(role)
+    assert matched == set(trusted)  # every planned deploy role has its account
+    assert {sa["metadata"]["namespace"] for sa in accounts} == {namespace or "pulumi-operator"}
+
+
+def test_a_namespace_other_than_the_environments_setting_is_refused(tmp_path):
+    project = copy_project(tmp_path / "p")
+    set_operator_namespace(project, "prod", "platform-ops")
+    for given in ("pulumi-operator", "ops"):
+        run = stacks_cli("prod", "--namespace", given, project=project)
+        assert_clean(run, [], codes=(1,))
+        assert run.stdout == "" and run.stderr.count("\n") == 1
+        assert "Pulumi.prod.yaml" in run.stderr and "Fix:" in run.stderr
+        assert "platform.shards.operator_namespace" in run.stderr
+        assert "'platform-ops'" in run.stderr and repr(given) in run.stderr
+    agreeing = objects("prod", "--namespace", "platform-ops", project=project)
+    assert agreeing == objects("prod", project=project)
+    # set in the project's defaults only: the message names Pulumi.yaml
+    run = stacks_cli("prod", "--namespace", "ops")
+    assert_clean(run, [], codes=(1,))
+    assert "Pulumi.yaml" in run.stderr and "platform.shards.operator_namespace" in run.stderr
+
+
+def test_an_unsplit_environment_plans_no_deploy_role_so_any_namespace_goes(tmp_path):
+    project = copy_project(tmp_path / "p")
+    edit_yaml(project / "Pulumi.yaml",
+              lambda d: d["config"]["configplane:defaults"]["value"]["platform"].pop("shards"))
+    found = objects("prod", "--namespace", "ops", project=project)
+    [account_object] = [o for o in found if o["kind"] == "ServiceAccount"]
+    assert account_object["metadata"]["namespace"] == "ops"
+    assert account_object["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == \
+        bootstrap("prod", project)
+
+
+@pytest.mark.parametrize("arn", [
+    None, "", "arn:aws:iam::333333333333:policy/boot", "arn:aws:iam::111111111111:role/boot",
+    "arn:aws:sts::333333333333:assumed-role/boot/x", "arn:aws:iam::33333333333:role/boot",
+    "arn:aws:iam::333333333333:role/", "arn:aws:iam::333333333333:role/boot\n",
+    "arn:aws:iam::333333333333:role/" + "b" * 65, "arn:aws:iam::333333333333:role/a b",
+    "configplane-bootstrap-prod", "arn:aws:iam:eu-west-1:333333333333:role/boot"])
+def test_the_platform_stacks_role_is_required_and_must_be_a_role_of_the_environment(arn):
+    extra = () if arn is None else ("--platform-role-arn", arn)
+    run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(REPO), *ARGS, *extra)
+    assert_clean(run, [], codes=(1,))
+    assert run.stdout == "" and "--platform-role-arn" in run.stderr and "Fix:" in run.stderr
+    assert "arn:aws:iam::333333333333:role/" in run.stderr  # what to give
+    assert "system:serviceaccount:pulumi-operator:pulumi-prod" in run.stderr  # what it trusts
+
+
+@pytest.mark.parametrize("arn", ["arn:aws:iam::333333333333:role/boot",
+                                 "arn:aws:iam::333333333333:role/ci/deploy/boot+x=y,z.@-",
+                                 "arn:aws-us-gov:iam::333333333333:role/boot"])
+def test_a_role_of_the_environments_account_is_taken_as_given(arn):
+    found = objects("prod", "--platform-role-arn", arn)
+    assert _roles(found)[ownership.stack_account("prod")] == arn
 
 
 @pytest.mark.parametrize("template", ["arn:{acount}", "arn:{", "arn:}", "arn:{0}", "arn:{stack.x}",
@@ -168,16 +303,19 @@ def test_a_role_template_configplane_cannot_fill_is_one_clean_message(template):
 @pytest.mark.parametrize("operator_ns", ["api-prod", "api"])
 def test_a_service_in_the_operators_namespace_is_refused(tmp_path, operator_ns):
     # a shard's account would get Roles in the namespace that holds every stack's account
-    run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(REPO), *ARGS,
-              "--namespace", operator_ns)
+    project = copy_project(tmp_path / "p")
+    set_operator_namespace(project, "prod", operator_ns)
+    run = stacks_cli("prod", project=project)
     assert_clean(run, [], codes=(1,))
     assert "service api" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
-    project = copy_project(tmp_path / "p")
+    assert "platform.shards.operator_namespace" in run.stderr
+    project = copy_project(tmp_path / "q")
     edit_yaml(project / "services/web/prod.yaml", lambda d: d.update(namespace="pulumi-operator"))
-    run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(project), *ARGS)
+    run = stacks_cli("prod", project=project)
     assert_clean(run, [], codes=(1,))
     assert "service web" in run.stderr and "pulumi-operator" in run.stderr
-    found = objects("prod", "--namespace", "operators", project=project)  # elsewhere: fine
+    set_operator_namespace(project, "prod", "operators")
+    found = objects("prod", project=project)  # elsewhere: fine
     assert {o["metadata"]["namespace"] for o in found if o["kind"] == "Role"}.isdisjoint(
         {"operators"})
 
