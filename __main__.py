@@ -161,7 +161,9 @@ def declare_deploy_rights(stack: StackModel, topology: Topology,
         placed = ownership.shard_stack_name(env, shard)
         scope = ShardScope(stack=placed, environment=env, services=services,
                            account=platform.aws.account_id,
-                           regions=(platform.aws.region, *platform.aws.replica_regions))
+                           regions=(platform.aws.region, *platform.aws.replica_regions),
+                           rotation_subnets=tuple(platform.rotation.subnet_ids),
+                           rotation_security_groups=tuple(platform.rotation.security_group_ids))
         ShardDeployRights(f"deploy-rights-{placed}", ShardDeployRightsArgs(
             scope=scope, mounts=mounts,
             others=tuple(sorted(set(topology.assignment) - set(services))),

@@ -59,6 +59,12 @@ FUNCTION_ACTIONS = sorted({
     "lambda:GetFunctionConfiguration", "lambda:GetPolicy", "lambda:ListTags",
     "lambda:ListVersionsByFunction", "lambda:RemovePermission", "lambda:TagResource",
     "lambda:UntagResource", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration"})
+# What Lambda checks with the caller's own rights when a function gets a VPC config (AWS Lambda
+# Developer Guide, "Giving Lambda functions access to resources in an Amazon VPC", user
+# permissions); they take no resource ("*")
+VPC_DESCRIBE_ACTIONS = ["ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"]
+# the calls that carry a function's VPC config (condition keys lambda:SubnetIds, ...)
+VPC_CONFIG_ACTIONS = ["lambda:CreateFunction", "lambda:UpdateFunctionConfiguration"]
 LOG_GROUP_ACTIONS = sorted({
     "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:DeleteRetentionPolicy",
     "logs:ListTagsForResource", "logs:PutRetentionPolicy", "logs:TagResource",
@@ -76,6 +82,10 @@ class ShardScope:
     services: tuple[str, ...]
     account: str
     regions: tuple[str, ...]  # the environment's region first, then its replica regions
+    # the environment's rotation network (platform.rotation): none, the functions run outside
+    # any VPC and the deployer gets no EC2 right
+    rotation_subnets: tuple[str, ...] = ()
+    rotation_security_groups: tuple[str, ...] = ()
 
     def secret_arns(self) -> list[str]:
         return [f"arn:aws:secretsmanager:{region}:{self.account}:secret:"
@@ -128,12 +138,34 @@ def deployer_policy(scope: ShardScope, key_arns: Sequence[str]) -> dict[str, Any
         {"Sid": "ManageRotationLogs", "Effect": "Allow", "Action": LOG_GROUP_ACTIONS,
          "Resource": scope.log_group_arns(streams=False)},
     ]
+    if scope.rotation_subnets:
+        statements += rotation_vpc_statements(scope)
     if key_arns:  # a customer-managed key: used only by Secrets Manager on the deployer's behalf
         statements.append({
             "Sid": "UseEnvironmentKeyThroughSecretsManager", "Effect": "Allow",
             "Action": KEY_ACTIONS, "Resource": sorted(key_arns),
             "Condition": {"StringEquals": {"kms:ViaService": scope.via_secrets_manager()}}})
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def rotation_vpc_statements(scope: ShardScope) -> list[dict[str, Any]]:
+    """When the environment's rotation functions run in a VPC: the EC2 reads Lambda makes
+    with the deployer's rights, and no function's VPC config naming a subnet or a security
+    group other than the environment's (one Deny per key: a condition block ANDs its keys)."""
+    statements: list[dict[str, Any]] = [
+        {"Sid": "DescribeRotationNetwork", "Effect": "Allow", "Action": VPC_DESCRIBE_ACTIONS,
+         "Resource": "*"}]
+    for sid, key, allowed in (("OnlyTheEnvironmentsSubnets", "lambda:SubnetIds",
+                               scope.rotation_subnets),
+                              ("OnlyTheEnvironmentsSecurityGroups", "lambda:SecurityGroupIds",
+                               scope.rotation_security_groups)):
+        if not allowed:  # validation refuses subnets without security groups; IAM, an
+            continue     # empty condition value list
+        statements.append({
+            "Sid": sid, "Effect": "Deny", "Action": VPC_CONFIG_ACTIONS,
+            "Resource": scope.function_arns(),
+            "Condition": {"ForAnyValue:StringNotEquals": {key: sorted(allowed)}}})
+    return statements
 
 
 def boundary_policy(scope: ShardScope) -> dict[str, Any]:

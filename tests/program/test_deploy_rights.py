@@ -17,7 +17,13 @@ from functools import cache
 import pytest
 from parliament import analyze_policy_string
 
-from components.deploy_rights import ShardScope, VaultMounts, vault_policy_paths
+from components.deploy_rights import (
+    VPC_DESCRIBE_ACTIONS,
+    ShardScope,
+    VaultMounts,
+    deployer_policy,
+    vault_policy_paths,
+)
 from configplane import ownership
 from configplane.model import environment_topology
 from configplane.offline.fleet import plan_environment
@@ -245,8 +251,6 @@ def test_a_database_role_prefix_stops_at_another_shards_longer_name():
 def test_no_iam_name_of_a_longer_service_falls_under_a_shorter_ones_grant():
     """Service `a`'s grants by name and glob reach none of `a-role`'s or `a-b`'s names (the
     rotation role's 7 autoname characters are `?`, not `*`)."""
-    from components.deploy_rights import deployer_policy
-
     scope = ShardScope(stack="prod-x", environment="prod", services=("a",),
                        account="333333333333", regions=("eu-west-1",))
     policy = deployer_policy(scope, [])
@@ -262,3 +266,59 @@ def test_no_iam_name_of_a_longer_service_falls_under_a_shorter_ones_grant():
                     f"{ownership.rotation_function_name('prod', other)}"):
             assert not any(allowed(policy, a, arn) for a in (
                 "iam:GetRole", "secretsmanager:CreateSecret", "lambda:CreateFunction")), arn
+
+
+def vpc_denied(policy: dict, action: str, arn: str, request: dict[str, list[str]]) -> bool:
+    """Whether a Deny of `policy` refuses `action` on `arn` for a request carrying these
+    multi-valued condition keys (IAM's ForAnyValue:StringNotEquals: any value outside)."""
+    for statement in policy["Statement"]:
+        if statement["Effect"] != "Deny" or action not in statement["Action"] or not any(
+                iam_glob(r).fullmatch(arn) for r in statement["Resource"]):
+            continue
+        [(operator, condition)] = statement["Condition"].items()
+        assert operator == "ForAnyValue:StringNotEquals"
+        if any(v not in values for key, values in condition.items()
+               for v in request.get(key, [])):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("environment", STACKS)
+def test_a_shard_deployer_may_put_its_rotation_functions_in_the_environments_vpc(environment):
+    """Lambda checks a VPC config with the caller's rights (ec2:Describe*): the deployer holds
+    them, and may give its functions the environment's subnets and security groups only."""
+    account, region = account_region(environment)
+    _, shards = shards_of(environment)
+    plans = fleet(environment)
+    functions = 0
+    for stack in shards:
+        policy = json.loads(rights(environment, stack)["policy"].inputs["policy"])
+        for action in VPC_DESCRIBE_ACTIONS:
+            assert allowed(policy, action, f"arn:aws:ec2:{region}:{account}:subnet/subnet-0")
+        for r in plans[stack].resources:
+            if r.type != "aws:lambda/function:Function":
+                continue
+            functions += 1
+            arn = f"arn:aws:lambda:{region}:{account}:function:{r.inputs['name']}"
+            vpc = r.inputs["vpcConfig"]  # every sample environment rotates in its VPC
+            own = {"lambda:SubnetIds": vpc["subnetIds"],
+                   "lambda:SecurityGroupIds": vpc["securityGroupIds"]}
+            assert own["lambda:SubnetIds"] and own["lambda:SecurityGroupIds"]
+            for action in ("lambda:CreateFunction", "lambda:UpdateFunctionConfiguration"):
+                assert allowed(policy, action, arn)
+                assert not vpc_denied(policy, action, arn, own)
+                assert not vpc_denied(policy, action, arn, {})  # no VPC config in the call
+                for key, foreign in (("lambda:SubnetIds", "subnet-0ffffffffffffffff"),
+                                     ("lambda:SecurityGroupIds", "sg-0ffffffffffffffff")):
+                    assert vpc_denied(policy, action, arn, {**own, key: [*own[key], foreign]})
+    assert functions  # the samples' rotation functions were judged
+
+
+def test_without_a_rotation_vpc_the_deployer_gets_no_ec2_right():
+    scope = ShardScope(stack="prod-x", environment="prod", services=("a",),
+                       account="333333333333", regions=("eu-west-1",))
+    policy = deployer_policy(scope, [])
+    assert not any(str(a).startswith("ec2:") for s in policy["Statement"]
+                   for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+    assert analyze_policy_string(json.dumps(policy)).findings == []
