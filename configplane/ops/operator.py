@@ -188,21 +188,21 @@ def operator_objects(project_dir: Path, environment: str, source: Source
         raise OperatorError(f"stack {environment} is not valid"
                             + (f" ({first.where}: {first.path}: {first.message})" if first else "")
                             + ". Fix: `configplane validate --stack " + environment + "`.")
-    source = replace(source, namespace=operator_namespace(project_dir, model, source.namespace))
-    platform_role_problem(model, source.platform_role_arn, source.namespace)
+    namespace = operator_namespace(project_dir, model, source.namespace)
+    source = replace(source, namespace=namespace)
+    platform_role_problem(model, source.platform_role_arn, namespace)
     if not source.secrets_provider:
         raise OperatorError("no secrets provider: the operator must decrypt the stack's "
                             "`secure` values. Fix: --secrets-provider (e.g. awskms://alias/"
                             "pulumi-<env>?region=<region>, or the provider the stacks use).")
-    assert source.namespace is not None
     elsewhere = (f"Or set {'.'.join(NAMESPACE_KEY)} to another namespace"
                  if model.platform.shards else "Or give the operator another --namespace")
     for name, service in sorted(model.services.items()):
         # the operator's namespace holds every stack's account: no service's objects (nor the
         # Roles its shard gets there) may sit beside them
-        clash = ownership.reserved_problems(name, service.namespace, (source.namespace,))
+        clash = ownership.reserved_problems(name, service.namespace, (namespace,))
         if clash:
-            raise OperatorError(f"operator namespace {source.namespace}: service {name}: "
+            raise OperatorError(f"operator namespace {namespace}: service {name}: "
                                 f"{clash[0][1]} {elsewhere}.")
     members: dict[str, list[str]] = {}
     for member, stack in service_stacks(project_dir, environment).items():
