@@ -163,7 +163,8 @@ def _verbs(project: Path, tmp: Path) -> dict[str, tuple[list[str], str | None]]:
         "affected": (["affected", "--all", "--format", "github-matrix"], None),
         "operator": (["operator", "stacks", "--env", "prod", "--repo",
                       "https://github.com/shop/config", "--organization", "shop",
-                      "--secrets-provider", "awskms://alias/pulumi-prod"], None),
+                      "--secrets-provider", "awskms://alias/pulumi-prod", "--platform-role-arn",
+                      "arn:aws:iam::333333333333:role/configplane-bootstrap-prod"], None),
     }
 
 
