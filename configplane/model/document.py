@@ -259,9 +259,9 @@ class ShardSettings(Frozen):
         "environment `<environment>` (docs/fleet.md, Per-shard deploy rights).")
     operator_namespace: str = Field(
         "pulumi-operator", pattern=DNS_LABEL, max_length=63,
-        description="The Pulumi Kubernetes Operator's namespace (`operator stacks "
-        "--namespace`): each shard's deploy role trusts its workspace account `pulumi-<stack>` "
-        "there (IRSA, with `aws.eks_oidc_issuer`).")
+        description="The Pulumi Kubernetes Operator's namespace: each shard's deploy role "
+        "trusts its workspace account `pulumi-<stack>` there (IRSA, with "
+        "`aws.eks_oidc_issuer`), so `operator stacks` puts its objects there (docs/fleet.md).")
 
 
 class Platform(Frozen):
