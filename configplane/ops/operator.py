@@ -229,6 +229,9 @@ def operator_namespace(project_dir: Path, model: StackModel, given: str | None) 
     `given` (--namespace) only when it agrees; in an unsplit one, which plans no deploy role,
     `given` or the default."""
     shards = model.platform.shards
+    bad = refs.label_problems(given, "it") if given is not None else []
+    if bad:
+        raise OperatorError(f"--namespace {printable(given or '')!r}: {bad[0]}")
     if shards is None:
         return given or DEFAULT_NAMESPACE
     if given is not None and given != shards.operator_namespace:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -246,15 +247,28 @@ def test_a_namespace_other_than_the_environments_setting_is_refused(tmp_path):
         run = stacks_cli("prod", "--namespace", given, project=project)
         assert_clean(run, [], codes=(1,))
         assert run.stdout == "" and run.stderr.count("\n") == 1
-        assert "Pulumi.prod.yaml" in run.stderr and "Fix:" in run.stderr
-        assert "platform.shards.operator_namespace" in run.stderr
+        # the file and line that set it, the key path, and the fix
+        assert re.search(r": Pulumi\.prod\.yaml:\d+: platform\.shards\.operator_namespace ",
+                         run.stderr), run.stderr
+        assert "Fix:" in run.stderr
         assert "'platform-ops'" in run.stderr and repr(given) in run.stderr
     agreeing = objects("prod", "--namespace", "platform-ops", project=project)
     assert agreeing == objects("prod", project=project)
     # set in the project's defaults only: the message names Pulumi.yaml
     run = stacks_cli("prod", "--namespace", "ops")
     assert_clean(run, [], codes=(1,))
-    assert "Pulumi.yaml" in run.stderr and "platform.shards.operator_namespace" in run.stderr
+    assert re.search(r": Pulumi\.yaml:\d+: platform\.shards\.operator_namespace ", run.stderr)
+
+
+@pytest.mark.parametrize("given", ["", "Ops", "ops_x", "-ops", "o" * 64, "ops\n", "../x"])
+def test_a_namespace_kubernetes_would_refuse_is_one_clean_message(tmp_path, given):
+    unsplit = copy_project(tmp_path / "p")
+    edit_yaml(unsplit / "Pulumi.yaml",
+              lambda d: d["config"]["configplane:defaults"]["value"]["platform"].pop("shards"))
+    for project in (REPO, unsplit):
+        run = stacks_cli("prod", "--namespace", given, project=project)
+        assert_clean(run, [], codes=(1,))
+        assert run.stdout == "" and "--namespace" in run.stderr and "Fix:" in run.stderr
 
 
 def test_an_unsplit_environment_plans_no_deploy_role_so_any_namespace_goes(tmp_path):
