@@ -43,6 +43,7 @@ from configplane.validation import load_or_issues
 
 DEFAULT_NAMESPACE = "pulumi-operator"  # ShardSettings.operator_namespace's default
 NAMESPACE_KEY = ("platform", "shards", "operator_namespace")
+ISSUER_KEY = ("platform", "aws", "eks_oidc_issuer")
 
 STACK_API = "pulumi.com/v1"
 # What configplane declares in a service's namespace (apiGroup, resource); a test checks this
@@ -191,6 +192,15 @@ def operator_objects(project_dir: Path, environment: str, source: Source
     namespace = operator_namespace(project_dir, model, source.namespace)
     source = replace(source, namespace=namespace)
     platform_role_problem(model, source.platform_role_arn, namespace)
+    if model.platform.shards is not None and model.platform.aws.eks_oidc_issuer is None \
+            and source.role_arn is None:
+        raise OperatorError(
+            f"{where_set(project_dir, environment, ISSUER_KEY)}: {'.'.join(ISSUER_KEY)} is not "
+            "set, so no shard's deploy role trusts an operator account (IRSA needs the "
+            "cluster's OIDC issuer): every shard's workspace would run with no AWS identity. "
+            f"Fix: set {'.'.join(ISSUER_KEY)} (`aws eks describe-cluster --query "
+            "cluster.identity.oidc.issuer`) and deploy the platform stack, or give --role-arn "
+            "for deploy roles made outside configplane.")
     if not source.secrets_provider:
         raise OperatorError("no secrets provider: the operator must decrypt the stack's "
                             "`secure` values. Fix: --secrets-provider (e.g. awskms://alias/"
@@ -236,17 +246,21 @@ def operator_namespace(project_dir: Path, model: StackModel, given: str | None) 
         return given or DEFAULT_NAMESPACE
     if given is not None and given != shards.operator_namespace:
         env = model.platform.environment
-        found = origin_near(resolve_inputs(read_stack_files(project_dir, env)),
-                            list(NAMESPACE_KEY))
-        where = found.where if found else f"Pulumi.{env}.yaml"
         raise OperatorError(
-            f"--namespace {printable(given)!r}: {where}: {'.'.join(NAMESPACE_KEY)} is "
+            f"--namespace {printable(given)!r}: {where_set(project_dir, env, NAMESPACE_KEY)}: "
+            f"{'.'.join(NAMESPACE_KEY)} is "
             f"{shards.operator_namespace!r}, and each shard's deploy role trusts its workspace "
             f"account only there: an operator in {printable(given)!r} would get accounts no "
             f"role trusts. Fix: drop --namespace, or set {'.'.join(NAMESPACE_KEY)}: "
             f"{printable(given)!r} in Pulumi.{env}.yaml and deploy the platform stack "
             "first (its roles then trust the new namespace).")
     return shards.operator_namespace
+
+
+def where_set(project_dir: Path, environment: str, key: Sequence[str]) -> str:
+    """`file:line` of the setting (or of its nearest parent), else the stack file."""
+    found = origin_near(resolve_inputs(read_stack_files(project_dir, environment)), list(key))
+    return found.where if found else f"Pulumi.{environment}.yaml"
 
 
 def platform_role_problem(model: StackModel, arn: str | None, namespace: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from functools import cache
 from pathlib import Path
 
@@ -269,6 +270,26 @@ def test_a_namespace_kubernetes_would_refuse_is_one_clean_message(tmp_path, give
         run = stacks_cli("prod", "--namespace", given, project=project)
         assert_clean(run, [], codes=(1,))
         assert run.stdout == "" and "--namespace" in run.stderr and "Fix:" in run.stderr
+
+
+def test_without_the_clusters_oidc_issuer_no_shard_role_trusts_an_account(tmp_path):
+    # a split environment whose services need no IRSA validates without the issuer: its
+    # shards' deploy roles then trust GitHub only, and no operator account
+    project = copy_project(tmp_path / "p")
+    for service in ("api", "worker"):  # the services with Secrets Manager secrets
+        shutil.rmtree(project / "services" / service)
+    edit_yaml(project / "Pulumi.dev.yaml",
+              lambda d: d["config"]["configplane:platform"]["aws"].pop("eks_oidc_issuer"))
+    trusted = planned_trust(project, "dev")
+    assert trusted and all(subjects == set() for subjects in trusted.values())
+    run = stacks_cli("dev", project=project)
+    assert_clean(run, [], codes=(1,))
+    assert run.stdout == "" and "Fix:" in run.stderr
+    assert re.search(r"^error: Pulumi\.dev\.yaml:\d+: platform\.aws\.eks_oidc_issuer ",
+                     run.stderr), run.stderr
+    # deploy roles made outside configplane: their trust is the platform team's
+    assert objects("dev", "--role-arn", "arn:aws:iam::{account}:role/own-{stack}",
+                   project=project)
 
 
 def test_an_unsplit_environment_plans_no_deploy_role_so_any_namespace_goes(tmp_path):
