@@ -8,12 +8,15 @@ import hashlib
 import json
 import re
 import shutil
+import tempfile
 from functools import cache
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from configplane import ownership, refs
 from configplane.model import environment_stacks, environments, service_stacks
@@ -204,14 +207,28 @@ def planned_trust(project: Path, env: str) -> dict[str, set[str]]:
     return trusted
 
 
-@pytest.mark.parametrize("env,namespace", [(env, None) for env in environments(REPO)]
-                         + [("prod", "platform-ops"), ("dev", "pulumi")])
-def test_every_shard_account_is_exactly_the_subject_its_planned_deploy_role_trusts(
-        tmp_path, env, namespace):
-    project = REPO
-    if namespace is not None:
-        project = copy_project(tmp_path / "p")
+@pytest.mark.parametrize("env", environments(REPO))
+def test_every_shard_account_is_exactly_the_subject_its_planned_deploy_role_trusts(env):
+    assert_accounts_are_trusted(REPO, env, None)
+
+
+@settings(max_examples=4, deadline=None)
+@given(env=st.sampled_from(environments(REPO)),
+       namespace=st.from_regex(r"[a-z][a-z0-9-]{0,30}[a-z0-9]", fullmatch=True))
+def test_in_any_operator_namespace_each_account_is_what_its_role_trusts(env, namespace):
+    model, _ = load_or_issues(REPO, env)
+    # a service's name or namespace there is refused (test_a_service_in_the_operators_...)
+    assume(namespace not in {n for name, svc in model.services.items()
+                             for n in (name, svc.namespace)})
+    with tempfile.TemporaryDirectory() as tmp:
+        project = copy_project(Path(tmp) / "p")
         set_operator_namespace(project, env, namespace)
+        assert_accounts_are_trusted(project, env, namespace)
+
+
+def assert_accounts_are_trusted(project: Path, env: str, namespace: str | None) -> None:
+    """Every ServiceAccount printed for a shard is exactly the IRSA subject its planned deploy
+    role trusts, each planned role has its account, and the platform's is the bootstrap role."""
     trusted = planned_trust(project, env)
     found = objects(env, project=project)
     accounts = [o for o in found if o["kind"] == "ServiceAccount"]
@@ -244,15 +261,15 @@ def test_every_shard_account_is_exactly_the_subject_its_planned_deploy_role_trus
 def test_a_namespace_other_than_the_environments_setting_is_refused(tmp_path):
     project = copy_project(tmp_path / "p")
     set_operator_namespace(project, "prod", "platform-ops")
-    for given in ("pulumi-operator", "ops"):
-        run = stacks_cli("prod", "--namespace", given, project=project)
+    for other in ("pulumi-operator", "ops"):
+        run = stacks_cli("prod", "--namespace", other, project=project)
         assert_clean(run, [], codes=(1,))
         assert run.stdout == "" and run.stderr.count("\n") == 1
         # the file and line that set it, the key path, and the fix
         assert re.search(r": Pulumi\.prod\.yaml:\d+: platform\.shards\.operator_namespace ",
                          run.stderr), run.stderr
         assert "Fix:" in run.stderr
-        assert "'platform-ops'" in run.stderr and repr(given) in run.stderr
+        assert "'platform-ops'" in run.stderr and repr(other) in run.stderr
     agreeing = objects("prod", "--namespace", "platform-ops", project=project)
     assert agreeing == objects("prod", project=project)
     # set in the project's defaults only: the message names Pulumi.yaml
@@ -261,13 +278,13 @@ def test_a_namespace_other_than_the_environments_setting_is_refused(tmp_path):
     assert re.search(r": Pulumi\.yaml:\d+: platform\.shards\.operator_namespace ", run.stderr)
 
 
-@pytest.mark.parametrize("given", ["", "Ops", "ops_x", "-ops", "o" * 64, "ops\n", "../x"])
-def test_a_namespace_kubernetes_would_refuse_is_one_clean_message(tmp_path, given):
+@pytest.mark.parametrize("bad", ["", "Ops", "ops_x", "-ops", "o" * 64, "ops\n", "../x"])
+def test_a_namespace_kubernetes_would_refuse_is_one_clean_message(tmp_path, bad):
     unsplit = copy_project(tmp_path / "p")
     edit_yaml(unsplit / "Pulumi.yaml",
               lambda d: d["config"]["configplane:defaults"]["value"]["platform"].pop("shards"))
     for project in (REPO, unsplit):
-        run = stacks_cli("prod", "--namespace", given, project=project)
+        run = stacks_cli("prod", "--namespace", bad, project=project)
         assert_clean(run, [], codes=(1,))
         assert run.stdout == "" and "--namespace" in run.stderr and "Fix:" in run.stderr
 
