@@ -148,7 +148,8 @@ def service_boundaries(stack: StackModel, topology: Topology) -> dict[str, str]:
 
 def declare_deploy_rights(stack: StackModel, topology: Topology,
                           key_arns: list[pulumi.Output[str]]) -> None:
-    """Per shard of a split environment, its deployer's IAM role, boundary and Vault policy."""
+    """Per shard of a split environment, its deployer's IAM role, boundary, Vault policy and
+    Vault logins."""
     platform, env = stack.platform, stack.environment
     if not topology.sharded or platform.shards is None:
         return
@@ -167,7 +168,8 @@ def declare_deploy_rights(stack: StackModel, topology: Topology,
             others=tuple(sorted(set(topology.assignment) - set(services))),
             key_arns=key_arns, github_repository=platform.shards.github_repository,
             eks_oidc_issuer=platform.aws.eks_oidc_issuer,
-            operator_namespace=platform.shards.operator_namespace))
+            operator_namespace=platform.shards.operator_namespace,
+            vault_jwt_path=platform.shards.vault_jwt_path))
 
 
 def declare_platform(stack: StackModel, config: pulumi.Config,

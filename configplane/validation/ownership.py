@@ -71,6 +71,8 @@ def _configured_platform_names(platform: Any) -> tuple[str, ...]:
     snapshots = platform.backup.vault_snapshots if platform.backup is not None else None
     if snapshots is not None:  # its account is also its Vault role's name
         names += [snapshots.namespace, snapshots.service_account]
+    if platform.shards is not None:  # the deployers' workspace accounts log in from there
+        names.append(platform.shards.operator_namespace)
     return tuple(names)
 
 
