@@ -253,7 +253,10 @@ class ShardSettings(Frozen):
     services: dict[ServiceName, ShardName] = Field(
         default_factory=dict, description="Service -> its shard, overriding its team's.")
     github_repository: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=140,
+        # GitHub's owners (letters, digits, `-`) and names (never `.` or `..`): a name
+        # that ends up in API paths and OIDC subjects
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+        max_length=140,
         description="`owner/name` of the repository whose GitHub Actions deploy the shards: "
         "each shard's deploy role, and its Vault login role on `vault_jwt_path`, trust its "
         "workflows' OIDC tokens for the shard's own GitHub environment `<environment>-<shard>` "

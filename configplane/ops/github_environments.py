@@ -26,9 +26,6 @@ SHARED_VARIABLES = ("AWS_ACCOUNT_ID", "AWS_REGION", "EKS_CLUSTER", "VAULT_ADDR")
 # Secrets GitHub never reveals, so they cannot be copied (repository-wide, or set per shard).
 SECRETS = ("PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE")
 BRANCH = "main"  # deploy.yml deploys pushes to main
-# `owner/name` as GitHub spells them (the model's platform.shards.github_repository), never `.`
-# or `..`: the name is part of an API path
-REPOSITORY = re.compile(r"(?!\.\.?/)[A-Za-z0-9_.-]+/(?!\.\.?$)[A-Za-z0-9_.-]+")
 # a branch name git accepts, conservatively: no spaces, `..`, leading `-` or `/`
 BRANCH_NAME = re.compile(r"(?![-/])(?!.*\.\.)[A-Za-z0-9._/-]{1,200}(?<![/.])")
 
@@ -50,10 +47,11 @@ class ShardEnvironment:
     copy: list[tuple[str, list[str], list[str]]]  # (variable, argv reading <env>'s, argv setting)
 
 
-def shard_environments(project_dir: Path, environment: str, repository: str | None = None,
-                       branch: str = BRANCH) -> tuple[str, list[ShardEnvironment]]:
+def shard_environments(project_dir: Path, environment: str, branch: str = BRANCH
+                       ) -> tuple[str, list[ShardEnvironment]]:
     """(the repository, each shard's GitHub environment) of a split environment; none when it
-    is one stack (it deploys in `<env>`, which the platform sets up: docs/ci.md)."""
+    is one stack (it deploys in `<env>`, which the platform sets up: docs/ci.md). The
+    repository is the one the planned roles trust (platform.shards.github_repository)."""
     model, issues = load_or_issues(Path(project_dir), environment)
     if issues or model is None:
         first = issues[0] if issues else None
@@ -61,21 +59,19 @@ def shard_environments(project_dir: Path, environment: str, repository: str | No
             f"stack {environment} is not valid"
             + (f" ({first.where}: {first.path}: {first.message})" if first else "")
             + f". Fix: `configplane validate --stack {environment}`.")
-    if repository is not None and not REPOSITORY.fullmatch(repository):
-        raise GithubEnvironmentsError(
-            f"--repo {repository!r} is not a GitHub repository `owner/name`. Fix: e.g. "
-            "--repo shop/config.")
     if not BRANCH_NAME.fullmatch(branch):
         raise GithubEnvironmentsError(
             f"--branch {branch!r} is not a branch name (letters, digits, `.`, `_`, `-`, `/`; "
             "no `..`, no leading `-` or `/`). Fix: e.g. --branch main.")
     shards = model.platform.shards
-    repository = repository or (shards.github_repository if shards else None)
-    if repository is None:
+    repository = shards.github_repository if shards else None
+    if shards is not None and repository is None:
         raise GithubEnvironmentsError(
-            f"no repository: stack {environment} sets no platform.shards.github_repository "
-            "(the repository whose deploy jobs its shards' roles trust). Fix: set it in "
-            f"Pulumi.{environment}.yaml, or pass --repo OWNER/NAME.")
+            f"stack {environment} sets no platform.shards.github_repository, so no shard "
+            "trusts GitHub's deploy jobs and there is no GitHub environment to create. Fix: "
+            f"set it (Pulumi.{environment}.yaml or Pulumi.yaml) to the repository whose "
+            "deploy.yml deploys the shards.")
+    repository = repository or ""
     account = model.platform.aws.account_id
     out = []
     for stack in environment_stacks(Path(project_dir), environment):

@@ -17,15 +17,14 @@ from configplane.ops import GithubEnvironmentsError, script_lines, shard_environ
 
 @click.command("github-environments", cls=Verb)
 @click.option("--env", "environment", required=True, help="The environment (Pulumi.<env>.yaml).")
-@click.option("--repo", "repository", metavar="OWNER/NAME",
-              help="The repository; default: the stack's platform.shards.github_repository.")
 @click.option("--branch", default="main", show_default=True,
               help="The only branch that may deploy in the shard environments.")
 @PROJECT_DIR_OPTION
-def command(environment: str, repository: str | None, branch: str, project_dir: Path) -> None:
+def command(environment: str, branch: str, project_dir: Path) -> None:
     """Print the `gh` commands that create each shard's own GitHub environment.
 
-    One per shard stack `<env>-<shard>` (the only one its deploy role and Vault login trust):
+    In the repository `platform.shards.github_repository` names, one per shard stack
+    `<env>-<shard>` (the only one its deploy role and Vault login trust):
     deployments from BRANCH only, AWS_ROLE_ARN its deploy role, VAULT_ROLE its Vault login
     role, and AWS_ACCOUNT_ID, AWS_REGION, EKS_CLUSTER and VAULT_ADDR copied from the GitHub
     environment `<env>`. Review, then run with `sh -e` before the first deploy that names them,
@@ -38,7 +37,7 @@ def command(environment: str, repository: str | None, branch: str, project_dir: 
         raise UserError(f"--env {printable(environment)!r}: no such environment (no "
                         f"Pulumi.<env>.yaml). Fix: use one of: {', '.join(known) or 'none'}.")
     try:
-        repo, shards = shard_environments(project_dir, environment, repository, branch)
+        repo, shards = shard_environments(project_dir, environment, branch)
     except GithubEnvironmentsError as exc:
         raise UserError(str(exc)) from None
     sys.stdout.write("\n".join(script_lines(environment, repo, shards)) + "\n")
