@@ -272,6 +272,9 @@ class ShardDeployRightsArgs:
     eks_oidc_issuer: str | None = None
     operator_namespace: str = "pulumi-operator"
     vault_jwt_path: str = "jwt"  # the platform's JWT auth mount for GitHub's OIDC tokens
+    # the Kubernetes auth mount as the platform stack declares it (mounts.auth's value): the
+    # operator's login role waits for the mount (`pulumi up` orders by these dependencies)
+    auth_backend: pulumi.Input[str] | None = None
 
 
 def github_login(stack: str, repository: str) -> dict[str, Any]:
@@ -337,7 +340,8 @@ class ShardDeployRights(pulumi.ComponentResource):
                 **github_login(scope.stack, args.github_repository))
         if args.eks_oidc_issuer is not None:
             vault.kubernetes.AuthBackendRole(
-                f"{name}-vault-login-operator", backend=args.mounts.auth,
+                f"{name}-vault-login-operator",
+                backend=args.auth_backend if args.auth_backend is not None else args.mounts.auth,
                 token_policies=[policy.name], opts=child,
                 **operator_login(scope.stack, args.operator_namespace))
         self.register_outputs({})
