@@ -215,6 +215,7 @@ def _check_deployer_login(name: str, label: str, props: dict, env: str, report: 
     if policies != [own]:
         report(name, f"{label}: the login role of shard {shard} grants {policies!r}. "
                f"{WHY_FIX_LOGIN_POLICIES.format(policy=own)}", waivable=False)
+    expected: object
     if jwt:
         claims = props.get("boundClaims")
         bound = claims.get("environment") if isinstance(claims, dict) else None
