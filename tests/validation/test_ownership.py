@@ -128,6 +128,10 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
         service("web", lambda d: d.update({"namespace": "vault"})),
         "services/web/service.yaml", "services.web.namespace",
         "`vault` is a platform namespace"),
+    "in-the-operators-namespace": (  # its deployers' workspace accounts log in from there
+        service("web", lambda d: d.update({"namespace": "pulumi-operator"})),
+        "services/web/service.yaml", "services.web.namespace",
+        "`pulumi-operator` is a platform namespace"),
     "a-tenant-configmap-spelled-by-another-service": (
         both(new_service("a", tenants={"b-config-tenant-c": {"config": {"CONCURRENCY": 2}}}),
              new_service("a-config-tenant-b", tenants={"c": {"config": {"CONCURRENCY": 2}}})),
