@@ -271,7 +271,7 @@ class ShardSettings(Frozen):
         description="The Pulumi Kubernetes Operator's namespace (`operator stacks "
         "--namespace`): each shard's deploy role trusts its workspace account `pulumi-<stack>` "
         "there (IRSA, with `aws.eks_oidc_issuer`), and so does its Vault login role on the "
-        "environment's Kubernetes auth mount. No service may use this namespace.")
+        "environment's Kubernetes auth mount; no service may run as `pulumi-<...>` there.")
 
 
 class Platform(Frozen):
