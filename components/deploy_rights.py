@@ -2,11 +2,10 @@
 in the environment's platform stack, one set per shard.
 
 - an IAM role `configplane-deploy-<stack>` (ownership.deploy_role_name) that the shard's
-  GitHub Actions jobs (in the shard's own GitHub environment, ownership.
-  github_deploy_environment) and its Pulumi Kubernetes Operator workspace account (IRSA)
-  assume; its inline policy reaches only the
-  names ownership.py derives for the shard's services, and it may create or change a role
-  only with the shard's permissions boundary attached;
+  GitHub Actions jobs (in its own GitHub environment: ownership.github_deploy_environment)
+  and its Pulumi Kubernetes Operator workspace account (IRSA) assume; its inline policy
+  reaches only the names ownership.py derives for the shard's services, and it may create or
+  change a role only with the shard's permissions boundary attached;
 - that boundary `configplane-boundary-<stack>`, a managed policy capping what every role the
   deployer creates can ever do, whatever inline policy the deployer gives it;
 - a Vault policy `configplane-deploy-<stack>` writing only the shard's services' Vault
