@@ -116,8 +116,9 @@ def script_lines(environment: str, repository: str, shards: Sequence[ShardEnviro
         # "$value" stays a shell expansion, quoted as one word; everything else is literal
         return " ".join('"$value"' if a == "$value" else shlex.quote(a) for a in argv)
 
+    where = f" in {repository}" if repository else ""
     lines = [f"# configplane github-environments --env {environment}: each shard's own GitHub "
-             f"environment in {repository} (docs/ci.md)", "set -eu"]
+             f"environment{where} (docs/ci.md)", "set -eu"]
     if not shards:
         lines.append(f"# {environment} is one stack: it deploys in the GitHub environment "
                      f"{environment}; there is no shard environment to create")

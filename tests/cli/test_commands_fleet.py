@@ -123,3 +123,18 @@ def test_github_environments_refuses_bad_options_cleanly(tmp_path):
         run = cli("github-environments", "--env", "prod", "--project-dir", str(project))
         assert_clean(run, [], codes=(1,))
         assert words in run.stderr and "Fix" in run.stderr and run.stdout == "", repository
+
+
+def test_github_environments_of_one_stack_creates_none(tmp_path):
+    """An environment that is one stack deploys in `<env>` (the platform's): nothing to run."""
+    from tests.projects import copy_project
+
+    project = copy_project(tmp_path / "p")
+    text = (project / "Pulumi.yaml").read_text()
+    start = text.index("        shards:\n")
+    end = text.index("        # Who owns each secure key")
+    (project / "Pulumi.yaml").write_text(text[:start] + text[end:])
+    run = cli("github-environments", "--env", "prod", "--project-dir", str(project))
+    assert run.code == 0, run.text
+    assert [line for line in run.stdout.splitlines() if not line.startswith("#")] == ["set -eu"]
+    assert "prod is one stack" in run.stdout
