@@ -147,8 +147,10 @@ def service_boundaries(stack: StackModel, topology: Topology) -> dict[str, str]:
 
 
 def declare_deploy_rights(stack: StackModel, topology: Topology,
-                          key_arns: list[pulumi.Output[str]]) -> None:
-    """Per shard of a split environment, its deployer's IAM role, boundary and Vault policy."""
+                          key_arns: list[pulumi.Output[str]], auth_path: pulumi.Output[str]
+                          ) -> None:
+    """Per shard of a split environment, its deployer's IAM role, boundary, Vault policy and
+    Vault logins."""
     platform, env = stack.platform, stack.environment
     if not topology.sharded or platform.shards is None:
         return
@@ -169,7 +171,8 @@ def declare_deploy_rights(stack: StackModel, topology: Topology,
             others=tuple(sorted(set(topology.assignment) - set(services))),
             key_arns=key_arns, github_repository=platform.shards.github_repository,
             eks_oidc_issuer=platform.aws.eks_oidc_issuer,
-            operator_namespace=platform.shards.operator_namespace))
+            operator_namespace=platform.shards.operator_namespace,
+            vault_jwt_path=platform.shards.vault_jwt_path, auth_backend=auth_path))
 
 
 def declare_platform(stack: StackModel, config: pulumi.Config,
@@ -205,7 +208,8 @@ def declare_platform(stack: StackModel, config: pulumi.Config,
         ))
     kms_key_arn = aws_env.key.arn if aws_env.key else None
     declare_deploy_rights(stack, topology, [aws_env.key.arn, *(
-        k.arn for k in aws_env.replica_keys.values())] if aws_env.key else [])
+        k.arn for k in aws_env.replica_keys.values())] if aws_env.key else [],
+        vault_env.auth_path)
     pulumi.export("environment", env)
     pulumi.export("vault_mount", vault_env.mount_path)
     pulumi.export("kubernetes_auth_path", vault_env.auth_path)

@@ -2,14 +2,18 @@
 in the environment's platform stack, one set per shard.
 
 - an IAM role `configplane-deploy-<stack>` (ownership.deploy_role_name) that the shard's
-  GitHub Actions jobs (the repository's `<environment>` GitHub environment) and its Pulumi
-  Kubernetes Operator workspace account (IRSA) assume; its inline policy reaches only the
-  names ownership.py derives for the shard's services, and it may create or change a role
-  only with the shard's permissions boundary attached;
+  GitHub Actions jobs (in its own GitHub environment: ownership.github_deploy_environment)
+  and its Pulumi Kubernetes Operator workspace account (IRSA) assume; its inline policy
+  reaches only the names ownership.py derives for the shard's services, and it may create or
+  change a role only with the shard's permissions boundary attached;
 - that boundary `configplane-boundary-<stack>`, a managed policy capping what every role the
   deployer creates can ever do, whatever inline policy the deployer gives it;
 - a Vault policy `configplane-deploy-<stack>` writing only the shard's services' Vault
-  names: their policies, Kubernetes auth roles, KV secrets, PKI roles and database roles.
+  names: their policies, Kubernetes auth roles, KV secrets, PKI roles and database roles;
+- the logins that get that policy, both named `configplane_deploy_<stack>`
+  (ownership.deploy_login_role): a JWT role on the platform's GitHub JWT mount bound to the
+  shard's GitHub environment, and a Kubernetes auth role bound to its operator workspace
+  account. The deploy policy writes neither (vault_policy_paths names only services' roles).
 
 What neither can restrict (a deployer that may write a Vault policy may write one granting
 anything) is said in docs/fleet.md. The documents are plain functions, so tests read them
@@ -29,6 +33,7 @@ import pulumi_vault as vault
 
 from components.rotation import ENI_ACTIONS, SECRET_ACTIONS
 from configplane import ownership, refs
+from configplane.refs import VAULT_AUDIENCE
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -71,6 +76,21 @@ LOG_GROUP_ACTIONS = sorted({
     "logs:UntagResource"})
 KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 VAULT_WRITE = ["create", "read", "update", "delete"]
+# A deployer's Vault token: long enough for one shard's `pulumi up`, never a standing credential
+# (the pack's maxTokenTtlSeconds caps it too).
+LOGIN_TOKEN_TTL = 1800
+LOGIN_TOKEN_MAX_TTL = 3600
+
+
+def github_audience(repository: str) -> str:
+    """The audience the deploy jobs request GitHub's OIDC token for when they log in to Vault
+    (GitHub's own default: the repository owner's URL; `stack-access` asks for it)."""
+    return f"https://github.com/{repository.split('/', 1)[0]}"
+
+
+def github_subject(repository: str, stack: str) -> str:
+    """The `sub` of a deploy job of `stack`: its repository and its own GitHub environment."""
+    return f"repo:{repository}:environment:{ownership.github_deploy_environment(stack)}"
 
 
 @dataclass(frozen=True)
@@ -201,9 +221,9 @@ def boundary_policy(scope: ShardScope) -> dict[str, Any]:
 
 def trust_policy(scope: ShardScope, *, github_repository: str | None,
                  eks_oidc_issuer: str | None, operator_namespace: str) -> dict[str, Any]:
-    """Who assumes the deploy role: the repository's GitHub Actions jobs in the GitHub
-    environment `<environment>` (the deploy workflow's; all shards of an environment share
-    it: docs/fleet.md), and the shard's own operator workspace account (IRSA)."""
+    """Who assumes the deploy role: the repository's GitHub Actions jobs in the shard's own
+    GitHub environment (`configplane github-environments` creates it, docs/fleet.md), and
+    the shard's own operator workspace account (IRSA)."""
     statements = []
     if github_repository is not None:
         statements.append({
@@ -213,8 +233,7 @@ def trust_policy(scope: ShardScope, *, github_repository: str | None,
             "Action": "sts:AssumeRoleWithWebIdentity",
             "Condition": {"StringEquals": {
                 f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE,
-                f"{GITHUB_OIDC_HOST}:sub":
-                    f"repo:{github_repository}:environment:{scope.environment}"}}})
+                f"{GITHUB_OIDC_HOST}:sub": github_subject(github_repository, scope.stack)}}})
     if eks_oidc_issuer is not None:
         host = refs.oidc_provider_host(eks_oidc_issuer)
         statements.append({
@@ -283,12 +302,42 @@ class ShardDeployRightsArgs:
     github_repository: str | None = None
     eks_oidc_issuer: str | None = None
     operator_namespace: str = "pulumi-operator"
+    vault_jwt_path: str = "jwt"  # the platform's JWT auth mount for GitHub's OIDC tokens
+    # the Kubernetes auth mount as the platform stack declares it (mounts.auth's value): the
+    # operator's login role waits for the mount (`pulumi up` orders by these dependencies)
+    auth_backend: pulumi.Input[str] | None = None
+
+
+def github_login(stack: str, repository: str) -> dict[str, Any]:
+    """The JWT auth role a shard's GitHub deploy jobs log in to Vault with (its inputs but
+    the mount and the policy): only tokens of `repository` in the shard's GitHub environment."""
+    return {
+        "role_name": ownership.deploy_login_role(stack), "role_type": "jwt",
+        "bound_audiences": [github_audience(repository)],
+        "bound_subject": github_subject(repository, stack),
+        "bound_claims": {"repository": repository,
+                         "environment": ownership.github_deploy_environment(stack)},
+        "bound_claims_type": "string", "user_claim": "sub",
+        "token_ttl": LOGIN_TOKEN_TTL, "token_max_ttl": LOGIN_TOKEN_MAX_TTL}
+
+
+def operator_login(stack: str, namespace: str) -> dict[str, Any]:
+    """The Kubernetes auth role a shard's operator workspace logs in to Vault with: its own
+    account `pulumi-<stack>` in the operator's namespace, a token for Vault's audience."""
+    return {
+        "role_name": ownership.deploy_login_role(stack),
+        "bound_service_account_names": [ownership.stack_account(stack)],
+        "bound_service_account_namespaces": [namespace], "audience": VAULT_AUDIENCE,
+        "token_ttl": LOGIN_TOKEN_TTL, "token_max_ttl": LOGIN_TOKEN_MAX_TTL}
 
 
 class ShardDeployRights(pulumi.ComponentResource):
-    """One shard's deploy role, its boundary and its Vault policy (module docstring). Without
-    anyone to trust (neither `platform.shards.github_repository` nor `aws.eks_oidc_issuer`)
-    no role is planned: the boundary and the Vault policy still are."""
+    """One shard's deploy role, its boundary, its Vault policy and its Vault logins (module
+    docstring). Each login follows its trust: the GitHub one with
+    `platform.shards.github_repository`, the operator's with `aws.eks_oidc_issuer` (the
+    operator runs in the environment's cluster, whose tokens its Kubernetes auth mount and
+    IRSA both verify). Without either no role and no login is planned: the boundary and the
+    Vault policy still are."""
 
     def __init__(self, name: str, args: ShardDeployRightsArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -311,7 +360,19 @@ class ShardDeployRights(pulumi.ComponentResource):
                 f"{name}-policy", name="deploy-own-shard", role=role.id,
                 policy=pulumi.Output.all(*args.key_arns).apply(
                     lambda keys: json.dumps(deployer_policy(scope, keys))), opts=child)
-        vault.Policy(f"{name}-vault-policy", name=ownership.deploy_policy_name(scope.stack),
-                     policy=vault_policy_hcl(vault_policy_paths(scope, args.mounts, args.others),
-                                             scope.stack), opts=child)
+        policy = vault.Policy(
+            f"{name}-vault-policy", name=ownership.deploy_policy_name(scope.stack),
+            policy=vault_policy_hcl(vault_policy_paths(scope, args.mounts, args.others),
+                                    scope.stack), opts=child)
+        if args.github_repository is not None:
+            vault.jwt.AuthBackendRole(
+                f"{name}-vault-login-github", backend=args.vault_jwt_path,
+                token_policies=[policy.name], opts=child,
+                **github_login(scope.stack, args.github_repository))
+        if args.eks_oidc_issuer is not None:
+            vault.kubernetes.AuthBackendRole(
+                f"{name}-vault-login-operator",
+                backend=args.auth_backend if args.auth_backend is not None else args.mounts.auth,
+                token_policies=[policy.name], opts=child,
+                **operator_login(scope.stack, args.operator_namespace))
         self.register_outputs({})

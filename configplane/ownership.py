@@ -156,6 +156,41 @@ def deploy_shard(name: object, environment: str) -> str | None:
     return shard if is_shard_name(shard) else None
 
 
+def deploy_login_role(stack: str) -> str:
+    """The Vault auth role a shard's deployer logs in with (a JWT role on the GitHub JWT mount,
+    a Kubernetes auth role for its operator workspace): `configplane_deploy_<stack>`. The `_`
+    no RFC 1123 label holds keeps it apart from every service's role on the shared mounts
+    (`<svc>`, `<svc>-pki`, `<svc>-database`)."""
+    return f"configplane_deploy_{stack}"
+
+
+def deploy_login_shard(name: object, environment: str) -> str | None:
+    """The shard a deployer's login role name belongs to, or None: the inverse of
+    deploy_login_role for a shard stack of `environment` (the pack's)."""
+    prefix = deploy_login_role(shard_stack_name(environment, ""))
+    text = str(name or "")
+    shard = text[len(prefix):] if text.startswith(prefix) else ""
+    return shard if is_shard_name(shard) else None
+
+
+# The GitHub environments the workflows use per environment besides its deploy environment
+# `<env>` (docs/ci.md): read-only previews and the approval gate. A shard's own deploy
+# environment must never be one of them (`validate`: topology_problems).
+GITHUB_SHARED_SUFFIXES = ("-preview", "-approval")
+
+
+def github_deploy_environment(stack: str) -> str:
+    """The GitHub environment a stack's `pulumi up` runs in, and the only one its deploy role
+    and Vault login trust: the stack's name (`<env>` for the platform stack, `<env>-<shard>`
+    for a shard), so a job in one shard's environment gets no other shard's credentials."""
+    return stack
+
+
+def github_shared_environments(environment: str) -> tuple[str, ...]:
+    """The GitHub environments every stack of `environment` shares: previews, approval."""
+    return tuple(f"{environment}{suffix}" for suffix in GITHUB_SHARED_SUFFIXES)
+
+
 def deploy_boundary_name(stack: str) -> str:
     """The IAM permissions boundary every role a shard's deployer creates must carry."""
     return f"configplane-boundary-{stack}"

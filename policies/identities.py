@@ -241,6 +241,12 @@ def _secret_arn_owners(resource: str, env: str, secret_owners: dict[str, str],
     return ownership.secret_pattern_owners(resource, env, services)
 
 
+def _own_login(props: dict, env: str) -> bool:
+    shard = ownership.deploy_login_shard(props.get("roleName"), env)
+    return shard is not None and props.get("tokenPolicies") == [
+        ownership.deploy_policy_name(ownership.shard_stack_name(env, shard))]
+
+
 def no_identity_spans_services(args: StackValidationArgs,
                                report_violation: ReportViolation) -> None:
     cfg = args.get_config()
@@ -250,9 +256,11 @@ def no_identity_spans_services(args: StackValidationArgs,
         reads = identity.reads
         if identity.name in listed or not reads:
             continue
-        if ownership.deploy_shard(stack.props[identity.urn].get("name"), stack.env):
-            # a shard's deploy role, written by the platform stack: it reaches its shard's
-            # services by design (docs/fleet.md, Per-shard deploy rights)
+        props = stack.props[identity.urn]
+        if ownership.deploy_shard(props.get("name"), stack.env) or _own_login(props, stack.env):
+            # a shard's deploy role, or its Vault login granting its own deploy policy (the
+            # platform stack's): it reaches its shard's services by design (docs/fleet.md,
+            # Per-shard deploy rights; vault-least-privilege holds the login to that policy)
             continue
         shown = "every service's secrets" if EVERY in reads else \
             f"the secrets of {', '.join(sorted(reads))}"

@@ -64,6 +64,7 @@ IAM_ATTACHMENTS = ("aws:iam/rolePolicyAttachment:RolePolicyAttachment",
 
 VAULT_POLICY = "vault:index/policy:Policy"
 VAULT_K8S_ROLE = "vault:kubernetes/authBackendRole:AuthBackendRole"
+VAULT_JWT_ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
 VAULT_MOUNT = "vault:index/mount:Mount"
 VAULT_AUDIT = "vault:index/audit:Audit"
 PKI_ROLE = "vault:pkiSecret/secretBackendRole:SecretBackendRole"

@@ -1,5 +1,7 @@
 """Vault: service policies and Kubernetes auth roles grant a service read access to its own
-secrets in its own environment, nothing more; a stack with Vault mounts declares an audit device.
+secrets in its own environment, nothing more; a shard deployer's login roles (Kubernetes and
+JWT auth, docs/fleet.md) grant its own deploy policy and nothing else, to nobody else; a stack
+with Vault mounts declares an audit device.
 
 The `<env>-<service>-pki` and `-database` policies are left to certificates.py and
 dynamic_credentials.py (credentials_lib.is_owned_policy)."""
@@ -9,7 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 from credentials_lib import is_owned_policy
-from ownership import READ_POLICY_SUFFIX, deploy_shard, policy_service
+from ownership import (
+    READ_POLICY_SUFFIX,
+    deploy_login_role,
+    deploy_login_shard,
+    deploy_policy_name,
+    deploy_shard,
+    github_deploy_environment,
+    policy_service,
+    shard_stack_name,
+    stack_account,
+)
 from packlib import (
     ENVIRONMENT_PROPERTY,
     UNKNOWN,
@@ -30,7 +42,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from resource_types import VAULT_AUDIT, VAULT_K8S_ROLE, VAULT_MOUNT, VAULT_POLICY
+from resource_types import VAULT_AUDIT, VAULT_JWT_ROLE, VAULT_K8S_ROLE, VAULT_MOUNT, VAULT_POLICY
 
 # --- vault-least-privilege ------------------------------------------------------------------------
 
@@ -46,6 +58,16 @@ WHY_FIX_WRITES = ("Why: service policies only read; values are written by config
 WHY_FIX_UNBOUND_ROLE = ("Why: any service account (in any namespace) could then log in with "
                         "this role and read its secrets. Fix: bind the role to the service's "
                         "own account and namespace.")
+WHY_FIX_DEPLOY_POLICY = ("Why: a shard deployer's policy writes that shard's Vault names; only "
+                         "its own login role ({login}) may grant it. Fix: remove it from the "
+                         "role's token_policies.")
+WHY_FIX_LOGIN_POLICIES = ("Why: a deployer's login must give the shard's deployer exactly its "
+                          "own rights. Fix: token_policies = [\"{policy}\"].")
+WHY_FIX_LOGIN_BINDING = ("Why: anyone else who logs in with it gets the shard's deploy "
+                         "rights. Fix: bind it to {binding} only.")
+WHY_FIX_UNBOUND_JWT = ("Why: a JWT role without bound audiences and exact bound claims admits "
+                       "tokens of other repositories or environments. Fix: set bound_audiences "
+                       "and bound_claims (string type) with repository and environment.")
 WHY_FIX_ROOT_POLICY = ("Why: root can do anything in Vault. Fix: attach only the service's "
                        "read policy.")
 WHY_FIX_NO_AUDIT = ("Why: without an audit log nobody can tell who read a secret. Fix: "
@@ -82,15 +104,17 @@ def _own_path(path: str, mount_prefix: str, service: str) -> bool:
             and segments[2] == service and not any(_has_glob(s) for s in segments[3:-1]))
 
 
-@for_types(VAULT_POLICY, VAULT_K8S_ROLE)
+@for_types(VAULT_POLICY, VAULT_K8S_ROLE, VAULT_JWT_ROLE)
 def vault_least_privilege(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     cfg = args.get_config()
     report = Reporter("vault-least-privilege", cfg, report_violation)
     env = environment(cfg)
     props = plain(args.props)
     label = resource_label(args.resource_type, args.name)
-    if args.resource_type == VAULT_K8S_ROLE:
-        _check_vault_role(args.name, label, props, cfg, report)
+    if args.resource_type in (VAULT_K8S_ROLE, VAULT_JWT_ROLE):
+        _check_vault_role(args.name, label, props, cfg, report, jwt=args.resource_type == VAULT_JWT_ROLE)
+        _check_deployer_login(args.name, label, props, env, report,
+                              jwt=args.resource_type == VAULT_JWT_ROLE)
         return
     if props.get("policy") is UNKNOWN:
         return
@@ -132,8 +156,11 @@ def vault_least_privilege(args: ResourceValidationArgs, report_violation: Report
             report(args.name, f"{where} grants {', '.join(writes)}. {WHY_FIX_WRITES}")
 
 
-def _check_vault_role(name: str, label: str, props: dict, cfg: Any, report: Reporter) -> None:
-    for field in ("boundServiceAccountNames", "boundServiceAccountNamespaces"):
+def _check_vault_role(name: str, label: str, props: dict, cfg: Any, report: Reporter,
+                      jwt: bool = False) -> None:
+    if jwt:
+        _check_jwt_binding(name, label, props, report)
+    for field in () if jwt else ("boundServiceAccountNames", "boundServiceAccountNamespaces"):
         values = props.get(field)
         if values is UNKNOWN:
             continue
@@ -152,6 +179,53 @@ def _check_vault_role(name: str, label: str, props: dict, cfg: Any, report: Repo
         shown = f"{num(ttl)} s" if ttl else "not set (Vault's default: 32 days)"
         report(name, f"{label}: tokenTtl is {shown}; at most {num(limit)} s allowed. "
                f"{WHY_FIX_TOKEN_TTL.format(limit=num(limit))}")
+
+
+def _check_jwt_binding(name: str, label: str, props: dict, report: Reporter) -> None:
+    audiences, claims = props.get("boundAudiences"), props.get("boundClaims")
+    if UNKNOWN in (audiences, claims):
+        return
+    claims = claims if isinstance(claims, dict) else {}
+    exact = props.get("boundClaimsType") in (None, "", "string")
+    if (not audiences or not exact or not all(
+            isinstance(claims.get(k), str) and claims[k] and "*" not in claims[k]
+            for k in ("repository", "environment"))):
+        report(name, f"{label}: bound_audiences or an exact bound_claims repository and "
+               f"environment is missing. {WHY_FIX_UNBOUND_JWT}", waivable=False)
+
+
+def _check_deployer_login(name: str, label: str, props: dict, env: str, report: Reporter,
+                          jwt: bool) -> None:
+    """A deploy policy only in its own shard's login role; a login role grants only it, to
+    its own shard's deploy jobs (GitHub environment) or operator workspace account."""
+    role, policies = props.get("roleName"), props.get("tokenPolicies")
+    if UNKNOWN in (role, policies):
+        return
+    shard = deploy_login_shard(role, env)
+    for policy in policies if isinstance(policies, list) else []:
+        owner = deploy_shard(policy, env)
+        if owner is not None and owner != shard:
+            login = deploy_login_role(shard_stack_name(env, owner))
+            report(name, f"{label}: tokenPolicies includes `{policy}`, the deploy policy of "
+                   f"shard {owner}. {WHY_FIX_DEPLOY_POLICY.format(login=login)}", waivable=False)
+    if shard is None:
+        return
+    stack = shard_stack_name(env, shard)
+    own = deploy_policy_name(stack)
+    if policies != [own]:
+        report(name, f"{label}: the login role of shard {shard} grants {policies!r}. "
+               f"{WHY_FIX_LOGIN_POLICIES.format(policy=own)}", waivable=False)
+    expected: object
+    if jwt:
+        claims = props.get("boundClaims")
+        bound = claims.get("environment") if isinstance(claims, dict) else None
+        expected, binding = github_deploy_environment(stack), "its GitHub environment"
+    else:
+        bound = props.get("boundServiceAccountNames")
+        expected, binding = [stack_account(stack)], "its operator workspace account"
+    if bound is not UNKNOWN and bound != expected:
+        report(name, f"{label}: the login role of shard {shard} is bound to {bound!r}, not "
+               f"{expected!r}. {WHY_FIX_LOGIN_BINDING.format(binding=binding)}", waivable=False)
 
 
 # --- vault-audit-enabled --------------------------------------------------------------------------

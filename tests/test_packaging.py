@@ -161,6 +161,7 @@ def _verbs(project: Path, tmp: Path) -> dict[str, tuple[list[str], str | None]]:
         "codeowners": (["codeowners"], None),
         "where": (["where", "api"], None),
         "affected": (["affected", "--all", "--format", "github-matrix"], None),
+        "github-environments": (["github-environments", "--env", "prod"], None),
         "operator": (["operator", "stacks", "--env", "prod", "--repo",
                       "https://github.com/shop/config", "--organization", "shop",
                       "--secrets-provider", "awskms://alias/pulumi-prod", "--platform-role-arn",

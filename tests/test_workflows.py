@@ -322,6 +322,11 @@ def test_cloud_credentials_come_from_the_stack_environment():
         for key, value in access["with"].items():
             if key not in ("environment", "pulumi-version"):
                 assert re.fullmatch(r"\$\{\{ vars\.[A-Z_]+ \}\}", value), (where, key)
+        if job["environment"] == "${{ matrix.github_environment }}":
+            # a stack's own deploy environment: the matrix ties it to the stack and its
+            # environment (test_each_deploy_job_runs_in_the_github_environment_its_role_trusts)
+            assert _resolved(access["with"]["environment"], job) == "${{ matrix.environment }}"
+            continue
         github_environment = job["environment"].removesuffix("-preview")
         assert _resolved(access["with"]["environment"], job) == github_environment, where
         assert set(re.findall(r"secrets\.(\w+)", text)) <= {"PULUMI_ACCESS_TOKEN",
@@ -476,7 +481,7 @@ def test_deploy_previews_every_stack_before_one_approval_per_environment():
             up = jobs[f"{environment}-{part}"]
             assert f"{environment}-approval" in _ancestors(jobs, f"{environment}-{part}")
             assert f"needs.{environment}-approval.result == 'success'" in up["if"]
-            assert up["environment"] == "${{ matrix.environment }}"
+            assert up["environment"] == "${{ matrix.github_environment }}"
             (apply,) = [r for r in run_blocks(up) if "pulumi up" in r]
             assert 'pulumi up --stack "$STACK" --yes --policy-pack policies' in apply
             assert '--policy-pack-config "policies/config/$ENVIRONMENT.json"' in apply
@@ -499,7 +504,7 @@ def test_deploy_goes_dev_staging_prod_platform_first_then_shards_in_parallel():
         previous = environment
         for job, kind in ((platform, "platform"), (shards, "shard")):
             assert matrix_source(workflow, job)[:2] == ("stacks", f"{environment}-{kind}")
-            assert job["environment"] == "${{ matrix.environment }}"  # the GitHub environment
+            assert job["environment"] == "${{ matrix.github_environment }}"  # its own
             assert job["if"].startswith("${{ !failure() && !cancelled() && ")
             assert any('pulumi up --stack "$STACK" --yes' in s.get("run", "") for s in job["steps"])
         assert shards["strategy"]["fail-fast"] is False
@@ -626,3 +631,64 @@ def test_the_plan_diff_workflows_pin_actions_to_commit_shas():
         for line in path.read_text().splitlines():  # each pin names its release
             if "uses:" in line:
                 assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
+
+
+def test_each_deploy_job_runs_in_the_github_environment_its_role_trusts(tmp_path):
+    """Over every sample environment, the workflow as data and the planned trust: each
+    `pulumi up` job's GitHub environment (deploy.yml's `environment:` filled from its matrix
+    entry) is the one its stack's deploy role trusts (`sub`) and its Vault login binds
+    (`bound_claims.environment`); it is no other stack's and no preview or approval
+    environment; `configplane github-environments` creates it protected, with that role and
+    login; the Vault audience the action requests is the one the login binds."""
+    from configplane import ownership
+    from configplane.offline.fleet import plan_environment
+
+    jobs = _jobs("deploy.yml")
+    matrices = _deploy_outputs(tmp_path, "workflow_dispatch", "")
+    (audience,) = [s["with"]["jwtGithubAudience"] for s in steps_of(load(
+        REPO / ".github/actions/stack-access/action.yml")) if "jwtGithubAudience" in s.get("with", {})]
+    shared = {e for env in environments(REPO) for e in ownership.github_shared_environments(env)}
+    seen: dict[str, str] = {}
+    checked = 0
+    for environment in PROMOTION:
+        planned = plan_environment(REPO, environment)
+        platform = {r.name: r for r in planned.plans[0].resources}
+        script = cli("github-environments", "--env", environment, "--project-dir", str(REPO))
+        assert script.code == 0, script.text
+        commands = [shlex.split(line) for line in script.stdout.splitlines()
+                    if line and not line.startswith("#")]
+        for kind, part in (("platform", "platform"), ("shard", "shards")):
+            field = re.fullmatch(r"\$\{\{ matrix\.(\w+) \}\}", jobs[f"{environment}-{part}"]["environment"])
+            assert field, jobs[f"{environment}-{part}"]["environment"]
+            for entry in matrices[f"{environment}-{kind}"]:
+                github = entry[field[1]]
+                stack = entry["stack"]
+                assert seen.setdefault(github, stack) == stack  # one GitHub environment each
+                assert github not in shared
+                if kind == "platform":  # the platform's own deploy environment (docs/ci.md)
+                    assert github == environment
+                    continue
+                role = platform[f"deploy-rights-{stack}-role"].inputs
+                trust = json.loads(role["assumeRolePolicy"])
+                (sub,) = [v for st in trust["Statement"] for k, v in
+                          st["Condition"]["StringEquals"].items()
+                          if k == "token.actions.githubusercontent.com:sub"]
+                login = platform[f"deploy-rights-{stack}-vault-login-github"].inputs
+                repository = login["boundClaims"]["repository"]
+                assert sub == f"repo:{repository}:environment:{github}"
+                assert login["boundClaims"]["environment"] == github
+                assert login["boundAudiences"] == [audience.replace(
+                    "${{ github.repository_owner }}", repository.split("/")[0])]
+                # created before any job names it: main only, this role and this login
+                api = f"repos/{repository}/environments/{github}"
+                assert ["gh", "api", "--method", "PUT", api,
+                        "-F", "deployment_branch_policy[protected_branches]=false",
+                        "-F", "deployment_branch_policy[custom_branch_policies]=true"] in commands
+                assert ["gh", "api", "--method", "POST", f"{api}/deployment-branch-policies",
+                        "-f", "name=main", "-f", "type=branch"] in commands
+                values = {c[3]: c[-1] for c in commands if c[:3] == ["gh", "variable", "set"]
+                          and c[c.index("--env") + 1] == github}
+                assert values["AWS_ROLE_ARN"].endswith(f":role/{role['name']}")
+                assert values["VAULT_ROLE"] == login["roleName"]
+                checked += 1
+    assert checked  # the sample's split environments were judged

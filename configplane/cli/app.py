@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "stack output its app reads."),
     "shard": ("shard", "The environment's shard stacks (docs/fleet.md)."),
     "affected": ("affected", "List the stacks a change touches."),
+    "github-environments": ("github_environments", "Print the `gh` commands that create "
+                                                   "each shard's own GitHub environment."),
     "operator": ("operator", "Objects for the Pulumi Kubernetes Operator, which runs stacks in "
                              "the cluster."),
 }

@@ -253,15 +253,26 @@ class ShardSettings(Frozen):
     services: dict[ServiceName, ShardName] = Field(
         default_factory=dict, description="Service -> its shard, overriding its team's.")
     github_repository: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", max_length=140,
+        # GitHub's owners (letters, digits, `-`) and names (never `.` or `..`): a name
+        # that ends up in API paths and OIDC subjects
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+        max_length=140,
         description="`owner/name` of the repository whose GitHub Actions deploy the shards: "
-        "each shard's deploy role trusts its workflows' OIDC tokens for the GitHub "
-        "environment `<environment>` (docs/fleet.md, Per-shard deploy rights).")
+        "each shard's deploy role, and its Vault login role on `vault_jwt_path`, trust its "
+        "workflows' OIDC tokens for the shard's own GitHub environment `<environment>-<shard>` "
+        "only (docs/fleet.md, Per-shard deploy rights).")
+    vault_jwt_path: str = Field(
+        "jwt", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$",
+        max_length=100, description="The environment's Vault JWT auth mount for GitHub's OIDC "
+        "tokens (the platform's, `bound_issuer` https://token.actions.githubusercontent.com): "
+        "each shard's deployer logs in there with its role `configplane_deploy_<stack>`.")
     operator_namespace: str = Field(
         "pulumi-operator", pattern=DNS_LABEL, max_length=63,
         description="The Pulumi Kubernetes Operator's namespace: each shard's deploy role "
         "trusts its workspace account `pulumi-<stack>` there (IRSA, with "
-        "`aws.eks_oidc_issuer`), so `operator stacks` puts its objects there (docs/fleet.md).")
+        "`aws.eks_oidc_issuer`), and so does its Vault login role on the environment's "
+        "Kubernetes auth mount; `operator stacks` puts its objects there and no service may run "
+        "as `pulumi-<...>` there (docs/fleet.md).")
 
 
 class Platform(Frozen):

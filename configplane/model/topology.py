@@ -34,6 +34,8 @@ from configplane.inputs import (
 )
 from configplane.ownership import (
     MAX_SHARD,
+    github_deploy_environment,
+    github_shared_environments,
     is_shard_name,
     shard_of_stack,
     shard_stack_name,
@@ -228,7 +230,8 @@ Problem = tuple[str, str, str]
 def topology_problems(topology: Topology, file: str,
                       other_environments: Iterable[str] = ()) -> list[Problem]:
     """(key path, file, message) for a shard the platform cannot deploy: a name that is no
-    label, a stack name that another environment already has, a shard past the bound."""
+    label, a stack name that another environment already has, a GitHub deploy environment
+    that is an environment's preview or approval one, a shard past the bound."""
     if not topology.sharded:
         return []
     problems: list[Problem] = []
@@ -247,6 +250,15 @@ def topology_problems(topology: Topology, file: str,
         if stack in others:
             problems.append((path, file, f"shard `{shard}` would be stack `{stack}`, which is "
                              "another environment's platform stack. Fix: rename the shard in "
+                             "platform.shards."))
+        github = github_deploy_environment(stack)
+        shared = {e for env in (*others, topology.environment)
+                  for e in github_shared_environments(env)}
+        if github in shared:
+            problems.append((path, file, f"shard `{shard}` would deploy in the GitHub "
+                             f"environment `{github}`, which is an environment's read-only "
+                             "preview or approval environment (docs/ci.md): its deploy role "
+                             "would trust every job there. Fix: rename the shard in "
                              "platform.shards."))
         if len(services) > topology.max_services:
             problems.append(("platform.shards", file, f"shard `{shard}` holds {len(services)} "

@@ -46,6 +46,12 @@ from configplane.ops.gitbase import (
     materialise,
     resolve_base,
 )
+from configplane.ops.github_environments import (
+    GithubEnvironmentsError,
+    ShardEnvironment,
+    script_lines,
+    shard_environments,
+)
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.envfile import read_dotenv
 from configplane.ops.importer.proposal import (
@@ -100,6 +106,10 @@ __all__ = [
     "every_stack",
     "scope_of",
     "select",
+    "GithubEnvironmentsError",
+    "ShardEnvironment",
+    "script_lines",
+    "shard_environments",
     "BaseCommit",
     "branch_point",
     "changed_files",

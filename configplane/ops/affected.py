@@ -192,8 +192,11 @@ class Affected:
                           for p, s in self.paths.items()]}
 
     def matrix(self) -> dict[str, Any]:
-        """A GitHub Actions matrix (`fromJSON`): one `include` entry per stack."""
-        return {"include": [s.stack.as_dict() for s in self.stacks]}
+        """A GitHub Actions matrix (`fromJSON`): one `include` entry per stack, with the
+        GitHub environment its `pulumi up` runs in (the only one its deploy role trusts)."""
+        return {"include": [{**s.stack.as_dict(), "github_environment":
+                             ownership.github_deploy_environment(s.stack.name)}
+                            for s in self.stacks]}
 
 
 def resolve(scopes: Mapping[str, Scope], trees: Sequence[Topology]) -> list[AffectedStack]:

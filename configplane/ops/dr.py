@@ -132,6 +132,16 @@ def _kubernetes_role(r: Resource) -> Expectation:
                                         "tokenPolicies": "token_policies"}))
 
 
+def _jwt_role(r: Resource) -> Expectation:
+    """A shard deployer's GitHub login (docs/fleet.md): who may log in, and to what."""
+    backend, role = r.inputs["backend"], r.inputs["roleName"]
+    return Expectation(f"JWT auth role {backend}/{role}", r.name, f"auth/{backend}/role/{role}",
+                       _want(r.inputs, {"boundAudiences": "bound_audiences",
+                                        "boundClaims": "bound_claims",
+                                        "boundSubject": "bound_subject",
+                                        "tokenPolicies": "token_policies"}))
+
+
 def _pki_role(r: Resource) -> Expectation:
     backend, name = r.inputs["backend"], r.inputs["name"]
     return Expectation(f"PKI role {backend}/{name}", r.name, f"{backend}/roles/{name}",
@@ -174,6 +184,7 @@ EXPECTATIONS: dict[str, Callable[[Resource], Expectation]] = {
     "vault:kv/secretV2:SecretV2": _kv_secret,
     "vault:kubernetes/authBackendConfig:AuthBackendConfig": _kubernetes_config,
     "vault:kubernetes/authBackendRole:AuthBackendRole": _kubernetes_role,
+    "vault:jwt/authBackendRole:AuthBackendRole": _jwt_role,
     "vault:pkiSecret/secretBackendRole:SecretBackendRole": _pki_role,
     "vault:pkiSecret/secretBackendIssuer:SecretBackendIssuer": _pki_issuer,
     "vault:pkiSecret/secretBackendRootCert:SecretBackendRootCert": _pki_issuer,

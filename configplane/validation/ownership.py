@@ -56,11 +56,24 @@ def ownership_problems(document: Any, where: Where, line: Line) -> list[Problem]
     for name, svc in services.items():
         for field, message in ownership.reserved_problems(name, svc.namespace, configured):
             fail(["services", name] + (["namespace"] if field == "namespace" else []), message)
+        if platform.shards is not None and _stack_account_clash(
+                name, svc.namespace, platform.shards.operator_namespace):
+            fail(["services", name], f"service `{name}` in namespace `{svc.namespace}` would "
+                 "run as a stack's workspace account (`pulumi-<stack>` in the operator's "
+                 "namespace, platform.shards.operator_namespace), which may assume its shard's "
+                 "deploy role and log in to Vault as its deployer (docs/fleet.md). Fix: rename "
+                 "the service, or give it its own namespace.")
     _claims(platform.environment, services, fail)
     _grants(platform.grants, fail)
     _secure_keys(platform, services, fail)
     _dns_names(platform, services, fail)
     return problems
+
+
+def _stack_account_clash(service: str, namespace: str, operator_namespace: str) -> bool:
+    """Whether the service's account would be a workspace account the deployers trust."""
+    return namespace == operator_namespace and ownership.service_account(service).startswith(
+        ownership.stack_account(""))
 
 
 def _configured_platform_names(platform: Any) -> tuple[str, ...]:

@@ -72,3 +72,69 @@ def test_shard_plan_prints_shell_safe_state_moves():
         assert all(u.startswith("urn:pulumi:prod::configplane::") for u in move[8:])
     document = json.loads(cli("shard", "plan", "--stack", "prod", *P, "--format", "json").stdout)
     assert [m["argv"] for m in document["moves"]] == moves
+
+
+def test_github_environments_prints_shell_safe_commands_for_every_shard_and_no_other():
+    """One protected GitHub environment per shard stack of the environment (no platform's,
+    no preview's), every word a shell word of its own: the script a shell would run is the
+    argv the commands name, and `sh -n` reads it."""
+    import subprocess
+
+    from configplane.model import environment_stacks
+    from configplane.ops import script_lines, shard_environments
+
+    for environment in ("dev", "staging", "prod"):
+        run = cli("github-environments", "--env", environment, "--project-dir", str(REPO))
+        assert run.code == 0, run.text
+        assert subprocess.run(["sh", "-n"], input=run.stdout, text=True).returncode == 0
+        repository, shards = shard_environments(REPO, environment)
+        assert run.stdout.splitlines() == script_lines(environment, repository, shards)
+        created = {c[4].rsplit("/", 1)[-1] for s in shards for c in s.create
+                   if c[3] == "PUT"}
+        assert created == {s.name for s in environment_stacks(REPO, environment)
+                           if s.kind == "shard"}
+        for shard in shards:
+            for argv in (*shard.create, *shard.assign):
+                assert shlex.join(argv) in run.stdout.splitlines()
+            for _, read, write in shard.copy:
+                assert read[-1] == environment and write[write.index("--env") + 1] == shard.name
+
+
+def test_github_environments_refuses_bad_options_cleanly(tmp_path):
+    from tests.projects import copy_project
+    from tests.security.conftest import assert_clean
+
+    for args, words in (
+            (["--env", "nope"], "no such environment"),
+            (["--env", "prod", "--branch", "-x"], "--branch"),
+            (["--env", "prod", "--branch", "a..b"], "--branch"),
+            (["--env", "prod", "--branch", "a b; rm -rf /"], "--branch")):
+        run = cli("github-environments", *args, "--project-dir", str(REPO))
+        assert_clean(run, [], codes=(1,))
+        assert words in run.stderr and "Fix:" in run.stderr and run.stdout == "", args
+    project = copy_project(tmp_path / "p")
+    text = (project / "Pulumi.yaml").read_text()
+    for repository, words in (("", "sets no platform.shards.github_repository"),
+                              ("a/..", "github_repository"), ("a/b/c", "github_repository"),
+                              ("'a/b; rm -rf /'", "github_repository")):
+        line = f"github_repository: {repository}\n" if repository else ""
+        (project / "Pulumi.yaml").write_text(text.replace("github_repository: shop/config\n",
+                                                          line))
+        run = cli("github-environments", "--env", "prod", "--project-dir", str(project))
+        assert_clean(run, [], codes=(1,))
+        assert words in run.stderr and "Fix" in run.stderr and run.stdout == "", repository
+
+
+def test_github_environments_of_one_stack_creates_none(tmp_path):
+    """An environment that is one stack deploys in `<env>` (the platform's): nothing to run."""
+    from tests.projects import copy_project
+
+    project = copy_project(tmp_path / "p")
+    text = (project / "Pulumi.yaml").read_text()
+    start = text.index("        shards:\n")
+    end = text.index("        # Who owns each secure key")
+    (project / "Pulumi.yaml").write_text(text[:start] + text[end:])
+    run = cli("github-environments", "--env", "prod", "--project-dir", str(project))
+    assert run.code == 0, run.text
+    assert [line for line in run.stdout.splitlines() if not line.startswith("#")] == ["set -eu"]
+    assert "prod is one stack" in run.stdout

@@ -311,8 +311,10 @@ def test_all_lists_every_stack_platform_first_and_filters_whole_names(repo):
     assert {m["stack"] for m in matrix} == every_stack(repo)
     for env in ENVS:
         mine = [m for m in matrix if m["environment"] == env]
-        assert mine[0] == {"stack": env, "environment": env, "kind": "platform", "shard": None}
-        assert all(m["kind"] == "shard" and m["stack"] == f"{env}-{m['shard']}" for m in mine[1:])
+        assert mine[0] == {"stack": env, "environment": env, "kind": "platform", "shard": None,
+                           "github_environment": env}
+        assert all(m["kind"] == "shard" and m["stack"] == f"{env}-{m['shard']}"
+                   == m["github_environment"] for m in mine[1:])
     run = cli("affected", "--all", "--project-dir", str(repo), "--environment", "prod",
               "--kind", "shard", "--format", "github-matrix")
     assert {m["stack"] for m in json.loads(run.stdout)["include"]} == {

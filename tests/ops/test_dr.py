@@ -89,6 +89,16 @@ def kv_put(vault: openbao.OpenBao, mount: str, name: str, data: dict, timeout: f
         time.sleep(0.1)
 
 
+def seed_jwt_role(vault: openbao.OpenBao, i: dict) -> None:
+    """A deployer's GitHub login, on the platform's own JWT mount (enabled here once)."""
+    if f"{i['backend']}/" not in vault.call("GET", "sys/auth")["data"]:
+        vault.call("POST", f"sys/auth/{i['backend']}", {"type": "jwt"})
+    vault.call("POST", f"auth/{i['backend']}/role/{i['roleName']}", {
+        "role_type": i["roleType"], "user_claim": i["userClaim"],
+        "bound_audiences": i["boundAudiences"], "bound_claims": i["boundClaims"],
+        "bound_subject": i["boundSubject"], "token_policies": i["tokenPolicies"]})
+
+
 # What the Terraform Vault provider calls for each planned type (only what the drill reads back;
 # the full applier of the OpenBao suite stands in for the rest). Mounts and auth first.
 def seed(vault: openbao.OpenBao, resources) -> list[str]:
@@ -123,6 +133,8 @@ def seed(vault: openbao.OpenBao, resources) -> list[str]:
                 "bound_service_account_names": i["boundServiceAccountNames"],
                 "bound_service_account_namespaces": i["boundServiceAccountNamespaces"],
                 "token_policies": i["tokenPolicies"], "audience": i.get("audience")})
+        elif kind == "jwt/authBackendRole":
+            seed_jwt_role(vault, i)
         elif kind == "pkiSecret/secretBackendRole":
             vault.call("POST", f"{i['backend']}/roles/{i['name']}",
                        {"allowed_domains": i["allowedDomains"], "key_type": i["keyType"],

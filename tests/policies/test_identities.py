@@ -272,3 +272,29 @@ def test_a_shard_deploy_role_may_reach_its_shards_services_and_only_it_is(prod, 
 
         found = isolation_violations(prod, mutate(plan, "api-identity-role", rename))
         assert (found == []) == exempt, (name, found)
+
+
+def test_a_shard_deployers_login_spans_its_shard_only_with_its_own_deploy_policy(prod, good):
+    """A deployer's Vault login (ownership.deploy_login_role) reaches its shard's services
+    through its own deploy policy by design; the same name granting other policies is judged
+    like any role (vault-least-privilege refuses it too: tests/policies/test_vault.py)."""
+    def deployer_policy(props: dict) -> None:
+        props.update(name="configplane-deploy-prod-shop", policy="".join(
+            f'path "prod-kv/data/{s}" {{\n  capabilities = ["create", "read", "update"]\n}}\n'
+            for s in ("api", "web")))
+
+    def login(policies: list[str]):
+        def change(props: dict) -> None:
+            props.update(roleName="configplane_deploy_prod-shop", tokenPolicies=policies,
+                         boundServiceAccountNames=["pulumi-prod-shop"],
+                         boundServiceAccountNamespaces=["pulumi-operator"])
+        return change
+
+    plan = add(good, "web-vault-policy", "deploy-rights-prod-shop-vault-policy", deployer_policy)
+    own = add(plan, "api-vault-role", "deploy-rights-prod-shop-vault-login-operator",
+              login(["configplane-deploy-prod-shop"]))
+    assert isolation_violations(prod, own) == []
+    other = add(plan, "api-vault-role", "deploy-rights-prod-shop-vault-login-operator",
+                login(["prod-api-read", "prod-web-read"]))
+    assert [v[:3] for v in isolation_violations(prod, other)] == [
+        (SPANS, "deploy-rights-prod-shop-vault-login-operator", "mandatory")]

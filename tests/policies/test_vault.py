@@ -150,3 +150,50 @@ def test_a_shard_deployers_policy_is_the_platforms_but_still_checked(prod):
         'Policy "greedy-deployer": path "sys/policies/acl/*" grants sudo'}
     assert [name for _, name, _, _ in found if name == "staging-deployer"][:1] == [
         "staging-deployer"]
+
+
+def jwt_role(name: str, **props) -> object:
+    base = {"backend": "jwt", "roleName": "configplane_deploy_prod-api-team",
+            "roleType": "jwt", "boundAudiences": ["https://github.com/shop"],
+            "boundClaims": {"repository": "shop/config", "environment": "prod-api-team"},
+            "boundClaimsType": "string", "userClaim": "sub",
+            "tokenPolicies": ["configplane-deploy-prod-api-team"], "tokenTtl": 1800}
+    base.update(props)
+    return resource("vault:jwt/authBackendRole:AuthBackendRole", name,
+                    {k: v for k, v in base.items() if v is not None})
+
+
+def test_a_deployers_login_grants_its_own_deploy_policy_to_its_own_jobs_only(prod):
+    """A shard's login role (`configplane_deploy_<stack>`) grants exactly its deploy policy,
+    bound to its GitHub environment or its operator account; no other role (a service's, or
+    another shard's login) may grant a deploy policy; a JWT role binds audiences and exact
+    repository and environment claims."""
+    own = "configplane-deploy-prod-api-team"
+    operator = {"roleName": "configplane_deploy_prod-api-team", "tokenPolicies": [own],
+                "boundServiceAccountNames": ["pulumi-prod-api-team"],
+                "boundServiceAccountNamespaces": ["pulumi-operator"]}
+    resources = [
+        jwt_role("github-login"),
+        vault_role("operator-login", **operator),
+        jwt_role("more", tokenPolicies=[own, "prod-api-read"]),
+        jwt_role("other-shard", boundClaims={"repository": "shop/config",
+                                             "environment": "prod-web-team"}),
+        jwt_role("glob-claims", roleName="ci", tokenPolicies=["ci"], boundClaimsType="glob"),
+        jwt_role("no-audience", roleName="ci-2", tokenPolicies=["ci"], boundAudiences=[]),
+        vault_role("service-with-deployer", tokenPolicies=["prod-api-read", own]),
+        vault_role("stolen-login", **{**operator, "roleName": "configplane_deploy_prod-web-team"}),
+        vault_role("wrong-account", **{**operator, "boundServiceAccountNames": ["api"]}),
+    ]
+    found = only("vault-least-privilege", prod.violations(resources))
+    assert {v[2] for v in found} == {"mandatory"}
+    flagged = {name for _, name, _, _ in found}
+    assert flagged == {"more", "other-shard", "glob-claims", "no-audience",
+                       "service-with-deployer", "stolen-login", "wrong-account"}
+    texts = {name: " | ".join(t for _, n, _, t in found if n == name) for name in flagged}
+    assert VAULT.WHY_FIX_LOGIN_POLICIES.format(policy=own) in texts["more"]
+    assert "bound to 'prod-web-team', not 'prod-api-team'" in texts["other-shard"]
+    assert VAULT.WHY_FIX_UNBOUND_JWT in texts["glob-claims"]
+    assert VAULT.WHY_FIX_UNBOUND_JWT in texts["no-audience"]
+    assert f"`{own}`, the deploy policy of shard api-team" in texts["service-with-deployer"]
+    assert "the deploy policy of shard api-team" in texts["stolen-login"]
+    assert "operator workspace account" in texts["wrong-account"]

@@ -15,6 +15,8 @@ import re
 from functools import cache
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from parliament import analyze_policy_string
 
 from components.deploy_rights import (
@@ -25,7 +27,7 @@ from components.deploy_rights import (
     vault_policy_paths,
 )
 from configplane import ownership
-from configplane.model import environment_topology
+from configplane.model import Topology, environment_topology, topology_problems
 from configplane.offline.fleet import plan_environment
 from tests.conftest import REPO, STACKS
 
@@ -123,6 +125,15 @@ def derived_vault_names(environment: str, service: str, mounts: VaultMounts) -> 
     return names
 
 
+def deployer_vault_names(shards, mounts: VaultMounts, jwt: str) -> list[str]:
+    """Every shard deployer's login roles (both mounts) and deploy policy, as Vault paths."""
+    return [path for stack in shards for path in (
+        f"auth/{jwt}/role/{ownership.deploy_login_role(stack)}",
+        f"auth/{mounts.auth}/role/{ownership.deploy_login_role(stack)}",
+        f"sys/policies/acl/{ownership.deploy_policy_name(stack)}",
+        f"sys/policy/{ownership.deploy_policy_name(stack)}")]
+
+
 def shards_of(environment: str):
     topology = environment_topology(REPO, environment)
     return topology, {ownership.shard_stack_name(environment, shard): services
@@ -152,7 +163,8 @@ def test_each_shard_deployer_reaches_its_own_resources_and_no_others(environment
     checked_aws = 0
     for stack, services in shards.items():
         found = rights(environment, stack)
-        assert set(found) == {"role", "policy", "boundary", "vault-policy"}, stack
+        assert set(found) == {"role", "policy", "boundary", "vault-policy",
+                              "vault-login-github", "vault-login-operator"}, stack
         assert found["role"].inputs["name"] == ownership.deploy_role_name(stack)
         assert found["boundary"].inputs["name"] == ownership.deploy_boundary_name(stack)
         assert found["vault-policy"].inputs["name"] == ownership.deploy_policy_name(stack)
@@ -185,6 +197,9 @@ def test_each_shard_deployer_reaches_its_own_resources_and_no_others(environment
         for service in services:  # and the names its services would derive later
             for path in derived_vault_names(environment, service, mounts):
                 assert vault_allows(rules, path), (stack, path)
+        # no deployer writes a deployer's login or policy: its own included
+        for path in deployer_vault_names(shards, mounts, jwt="jwt"):
+            assert not vault_allows(rules, path), (stack, path)
     assert checked_aws  # the environment's secrets, roles, functions and logs were judged
 
 
@@ -230,7 +245,7 @@ def test_the_deploy_rights_pass_parliament(environment):
         subjects = {k: v for s in trust["Statement"]
                     for k, v in s["Condition"]["StringEquals"].items() if k.endswith(":sub")}
         assert set(subjects.values()) == {
-            f"repo:shop/config:environment:{environment}",
+            f"repo:shop/config:environment:{ownership.github_deploy_environment(stack)}",
             ownership.service_account_subject("pulumi-operator", ownership.stack_account(stack))}
 
 
@@ -322,3 +337,70 @@ def test_without_a_rotation_vpc_the_deployer_gets_no_ec2_right():
                    for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
     assert analyze_policy_string(json.dumps(policy)).findings == []
+
+
+@pytest.mark.parametrize("environment", STACKS)
+def test_each_deployer_logs_in_to_vault_only_as_its_own_shard(environment):
+    """Each shard's Vault logins grant its deploy policy and nothing else, to the same
+    identities its IAM role trusts: the GitHub environment in the role's `sub`, and the
+    operator workspace account in its IRSA `sub`."""
+    _, shards = shards_of(environment)
+    for stack in shards:
+        found = rights(environment, stack)
+        github, operator = (found[f"vault-login-{k}"].inputs for k in ("github", "operator"))
+        trust = json.loads(found["role"].inputs["assumeRolePolicy"])
+        subjects = [v for s in trust["Statement"] for k, v in s["Condition"]["StringEquals"].items()
+                    if k.endswith(":sub")]
+        for login in (github, operator):
+            assert login["roleName"] == ownership.deploy_login_role(stack)
+            assert login["tokenPolicies"] == [ownership.deploy_policy_name(stack)]
+            assert 0 < login["tokenTtl"] <= login["tokenMaxTtl"] <= 3600
+        assert github["backend"] == "jwt" and github["roleType"] == "jwt"
+        assert github["boundClaimsType"] == "string" and github["boundAudiences"]
+        assert github["boundClaims"] == {
+            "repository": "shop/config",
+            "environment": ownership.github_deploy_environment(stack)}
+        assert github["boundSubject"] in subjects  # the IAM role's GitHub `sub`, exactly
+        assert operator["backend"] == fleet(environment)[environment].outputs[
+            "kubernetes_auth_path"]
+        assert ownership.service_account_subject(
+            operator["boundServiceAccountNamespaces"][0],
+            operator["boundServiceAccountNames"][0]) in subjects
+        assert len(operator["boundServiceAccountNames"]) == 1
+        assert len(operator["boundServiceAccountNamespaces"]) == 1
+
+
+LABELS = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?", fullmatch=True)
+
+
+@given(LABELS, LABELS, LABELS)
+def test_no_service_role_name_is_a_deployers_login(service, environment, shard):
+    """A deployer's login role shares the Kubernetes auth mount with every service's roles:
+    its name is none of theirs, for every service name (an RFC 1123 label), and the pack's
+    inverse finds the shard of a login and of nothing a service names."""
+    stack = ownership.shard_stack_name(environment, shard)
+    login = ownership.deploy_login_role(stack)
+    services = {f(service) for f in (ownership.vault_role, ownership.pki_auth_role,
+                                     ownership.database_auth_role)}
+    assert login not in services
+    assert ownership.deploy_login_shard(login, environment) == shard
+    for name in services:
+        assert ownership.deploy_login_shard(name, environment) is None
+
+
+SHARDS = st.one_of(LABELS, st.sampled_from(["preview", "approval", "x-preview", "x-approval"]))
+
+
+@given(LABELS, SHARDS, st.lists(st.sampled_from(["prod", "prod-x", "staging", "dev"]),
+                               max_size=3))
+def test_validate_refuses_a_shard_deploying_in_a_preview_or_approval_environment(
+        environment, shard, others):
+    """A shard's GitHub environment that is an environment's read-only `-preview` (any
+    branch may deploy there) or its `-approval` would hand the shard's deploy role to those
+    jobs: refused exactly then, for this environment's and every other's."""
+    topology = Topology(environment, True, {"svc": shard})
+    problems = [m for _, _, m in topology_problems(topology, "Pulumi.x.yaml", others)
+                if "GitHub environment" in m]
+    github = ownership.github_deploy_environment(ownership.shard_stack_name(environment, shard))
+    shared = {e for env in {environment, *others} for e in ownership.github_shared_environments(env)}
+    assert bool(problems) == (github in shared), (github, problems)

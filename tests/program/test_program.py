@@ -10,7 +10,9 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
+from configplane import ownership
 from configplane.cli.commands.plan import command as plan_command
+from configplane.model import environment_topology
 from configplane.offline import PlanMocks, run_plan
 from configplane.redaction import is_secret_wrapper
 from tests.conftest import REPO, STACKS
@@ -143,6 +145,12 @@ def test_each_service_signs_in_as_itself(planned):
     assert [(r.inputs["roleName"], r.inputs["boundServiceAccountNamespaces"],
              r.inputs["tokenPolicies"]) for r in platform] == (
         [("vault-snapshot", ["vault-backup"], [f"{env}-vault-snapshot"])] if env == "prod" else [])
+    # each shard deployer's login as its operator workspace (tests/program/test_deploy_rights.py)
+    deployers = [r for r in vault_roles if "configplane:deploy:ShardDeployRights" in r.urn]
+    assert sorted(r.inputs["roleName"] for r in deployers) == sorted(
+        ownership.deploy_login_role(ownership.shard_stack_name(env, shard))
+        for shard in environment_topology(REPO, env).shards())
+    platform += deployers
     roles = sorted(r.inputs["roleName"] for r in vault_roles if r not in platform)
     # each service's Vault role, plus api's for its issuer (pki) and its database logins
     assert roles == ["api", "api-database", "api-pki", "web", "worker"]

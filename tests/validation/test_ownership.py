@@ -128,6 +128,10 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
         service("web", lambda d: d.update({"namespace": "vault"})),
         "services/web/service.yaml", "services.web.namespace",
         "`vault` is a platform namespace"),
+    "a-stacks-workspace-account": (  # trusted by the shard's deploy role and Vault login
+        new_service("pulumi-dev-web-team", namespace="pulumi-operator"),
+        "services/pulumi-dev-web-team/service.yaml", "services.pulumi-dev-web-team",
+        "would run as a stack's workspace account"),
     "a-tenant-configmap-spelled-by-another-service": (
         both(new_service("a", tenants={"b-config-tenant-c": {"config": {"CONCURRENCY": 2}}}),
              new_service("a-config-tenant-b", tenants={"c": {"config": {"CONCURRENCY": 2}}})),

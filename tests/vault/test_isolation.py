@@ -8,7 +8,10 @@ import json
 
 import pytest
 
-from tests.conftest import STACKS
+from configplane import ownership
+from configplane.model import environment_topology
+from tests.conftest import REPO, STACKS
+from tests.vault import github_oidc
 from tests.vault.probes import (
     AUTH_ROLE,
     CONTROL_PATHS,
@@ -76,9 +79,11 @@ def isolation_findings(applied, token: str, service: str, kind: str) -> list[str
 
 
 def roles(applied):
+    """The services' Kubernetes auth roles (a shard deployer's login is judged below)."""
     return sorted((r.inputs["backend"], r.inputs["roleName"], r.inputs["boundServiceAccountNames"][0],
                    list(r.inputs["tokenPolicies"]))
-                  for r in applied.plan.resources if r.type == AUTH_ROLE)
+                  for r in applied.plan.resources if r.type == AUTH_ROLE
+                  and ownership.deploy_login_shard(r.inputs["roleName"], applied.stack) is None)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -156,3 +161,68 @@ def test_a_role_logs_in_only_its_own_account_in_its_own_namespace_for_vault(appl
                                     json={"role": role, "jwt": forged})
         assert response.status_code == 403, (role, response.text)
     assert a.kube.reviews, "Vault never asked the API server"
+
+
+JWT_ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_shard_deployer_logs_in_only_as_its_own_shard_and_writes_only_its_own(applied, stack):
+    """The server decides a deployer's logins (components/deploy_rights.py): the GitHub JWT
+    role accepts a token of the repository in the shard's own GitHub environment for the
+    bound audience, and refuses another shard's environment, the `-preview` one, another
+    repository and another audience; the operator's Kubernetes role accepts the shard's
+    workspace account only. Either token writes its shard's services' KV and no other
+    shard's, and neither any deployer's login role nor any deploy policy."""
+    a = applied[stack]
+    topology = environment_topology(REPO, stack)
+    shards = {ownership.shard_stack_name(stack, s): services
+              for s, services in topology.shards().items()}
+    planned = {(r.type, r.inputs["roleName"]): r.inputs for r in a.plan.resources
+               if r.type in (JWT_ROLE, AUTH_ROLE)}
+    for shard, services in shards.items():
+        name = ownership.deploy_login_role(shard)
+        policies = sorted(["default", ownership.deploy_policy_name(shard)])
+        github = planned[(JWT_ROLE, name)]
+        repository, audience = github["boundClaims"]["repository"], github["boundAudiences"][0]
+        own_env = ownership.github_deploy_environment(shard)
+
+        def jwt_login(repo: str, environment: str, aud: str, role: str = name,
+                      backend: str = github["backend"]) -> tuple[int, dict]:
+            response = a.server.request("POST", f"auth/{backend}/login", token="",
+                                        json={"role": role, "jwt": github_oidc.token(
+                                            repo, environment, aud)})
+            return response.status_code, response.json().get("auth") or {}
+
+        code, auth = jwt_login(repository, own_env, audience)
+        assert code == 200 and sorted(auth["policies"]) == policies, (shard, code)
+        other = next(s for s in shards if s != shard)
+        for what, (repo, environment, aud) in {
+                "another shard's environment": (repository, ownership.github_deploy_environment(
+                    other), audience),
+                "the preview environment": (repository, f"{stack}-preview", audience),
+                "another repository": ("shop/fork", own_env, audience),
+                "another audience": (repository, own_env, "sigstore")}.items():
+            assert jwt_login(repo, environment, aud)[0] >= 400, (shard, what)
+        operator = planned[(AUTH_ROLE, name)]
+        token, granted = login(a, operator["backend"], name)
+        assert granted == policies
+        with pytest.raises(LoginRefused):
+            login(a, operator["backend"], name,
+                  account=ownership.stack_account(other))
+        for deploy_token in (auth["client_token"], token):
+            kv = f"{stack}-kv/data"
+            for service in services:  # asked, not written: other tests read these secrets
+                caps = a.server.call("POST", "sys/capabilities-self", {"paths": [
+                    f"{kv}/{service}"]}, token=deploy_token)
+                assert {"create", "update"} <= set(caps[f"{kv}/{service}"]), (shard, service)
+            for service in shards[other]:
+                assert status(a.server, "POST", f"{kv}/{service}", deploy_token,
+                              {"data": {"k": "v"}}) == 403, (shard, service)
+            for target in shards:
+                for path in (f"auth/{github['backend']}/role/{ownership.deploy_login_role(target)}",
+                             f"auth/{operator['backend']}/role/{ownership.deploy_login_role(target)}",
+                             f"sys/policies/acl/{ownership.deploy_policy_name(target)}"):
+                    assert status(a.server, "POST", path, deploy_token,
+                                  {"policy": 'path "*" { capabilities = ["sudo"] }',
+                                   "token_policies": ["root"]}) == 403, (shard, path)

@@ -59,7 +59,8 @@ def _table(data: dict) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "github-matrix"]),
               default="table", show_default=True,
               help="github-matrix: one line of JSON, {\"include\": [{stack, environment, kind, "
-                   "shard}, ...]}, for a job's `strategy.matrix: ${{ fromJSON(...) }}`.")
+                   "shard, github_environment}, ...]}, for a job's `strategy.matrix: "
+                   "${{ fromJSON(...) }}` (github_environment: where its `pulumi up` runs).")
 def command(base: str | None, every: bool, wanted: tuple[str, ...], kinds: tuple[str, ...],
             project_dir: Path, fmt: str) -> None:
     """List the stacks a change touches. A service's files reach its shard stack in each
