@@ -280,8 +280,9 @@ def vault_policy_paths(scope: ShardScope, mounts: VaultMounts,
         if mounts.database is not None:
             paths[f"{mounts.database}/roles/{ownership.database_role_name(s, '*')}"] = VAULT_WRITE
     if mounts.database is not None:
-        for other in others:
-            if any(other.startswith(f"{s}-") for s in scope.services):
+        own = set(scope.services)
+        for other in others:  # `other` extends `<svc>-` when a name before one of its `-` is own
+            if any(other[:i] in own for i, c in enumerate(other) if c == "-"):
                 paths[f"{mounts.database}/roles/{ownership.database_role_name(other, '*')}"] = \
                     ["deny"]
     return paths

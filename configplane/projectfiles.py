@@ -112,19 +112,21 @@ def contained(root: str | os.PathLike[str], rel: str | os.PathLike[str]) -> Path
     the root and inside its owner's directory once every symlink is resolved (a dangling link
     too: it is resolved to where a write would go)."""
     parts = parts_of(rel)
-    base = Path(os.path.realpath(root))
-    real = Path(os.path.realpath(base.joinpath(*parts)))
-    if real != base and not real.is_relative_to(base):
+    # strings, not Path objects: a fleet's plan resolves tens of thousands of files
+    base = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(base, *parts))
+    inside = base.rstrip(os.sep) + os.sep  # the root "/" ends with its separator already
+    if real != base and not real.startswith(inside):
         raise ProjectFileError(os.fspath(rel), "a symlink to outside the project. Fix: replace "
                                "the link with the file itself.")
     owner = owner_of(parts)
-    if owner_of(real.relative_to(base).parts) != owner:
+    if owner_of(tuple(real[len(inside):].split(os.sep)) if real != base else ()) != owner:
         whose = f"its service's directory ({'/'.join(owner)}/)" if owner else \
             "the platform's files (a link into a service's directory)"
         raise ProjectFileError(os.fspath(rel), f"a symlink to outside {whose}: one owner's file "
                                "cannot stand for another's. Fix: replace the link with the file "
                                "itself.")
-    return real
+    return Path(real)
 
 
 def entries(root: str | os.PathLike[str], rel: str | os.PathLike[str]) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -460,20 +460,22 @@ class Verb(click.Command):
     """A `configplane` verb: each invocation creates its run (configplane.inputs.RunContext:
     the project of `--project-dir`, the `--service` selection, that project's detector and a
     fresh redactor) and runs inside its own boundary, however it is invoked (through the
-    group, or directly as tests and other tools call it)."""
+    group, or directly as tests and other tools call it). A verb that writes no project file
+    (`read_only=True`) reads each stack's catalog once (configplane.inputs.reading_once)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, read_only: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.read_only = read_only
         self.params.append(click.Option(
             ["--no-color"], is_flag=True, expose_value=False, callback=_refuse_colour,
             help="No colour, even on a terminal (as NO_COLOR=1 or TERM=dumb).",
         ))
 
     def invoke(self, ctx: click.Context) -> Any:
-        from configplane.inputs import RunContext
+        from configplane.inputs import RunContext, reading_once
 
         run = RunContext.create(ctx.params.get("project_dir") or Path("."),
                                 ctx.params.get("services") or None)
         ctx.obj = run
-        with boundary(run.redactor):
+        with boundary(run.redactor), reading_once() if self.read_only else nullcontext():
             return super().invoke(ctx)

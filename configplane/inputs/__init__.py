@@ -11,6 +11,7 @@ from configplane.inputs.catalog import (
     read_fleet_defaults,
     read_inputs,
     read_stack_files,
+    reading_once,
     shard_stack_files,
 )
 from configplane.inputs.context import RUN_NAMESPACE, SELECTION_KEY, RunContext, Selection
@@ -108,6 +109,7 @@ __all__ = [
     "PROJECT_FILE",
     "read_fleet_defaults",
     "read_inputs",
+    "reading_once",
     "read_project_file",
     "read_stack_files",
     "resolve",

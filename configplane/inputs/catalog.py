@@ -27,8 +27,11 @@ with its lines) configplane.inputs.layerfiles'; this module assembles the layers
 from __future__ import annotations
 
 import difflib
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,18 +275,40 @@ def _config_service_layers(sources: Iterable[tuple[Any, str, Mapping[KeyPath, in
     return service_layers
 
 
+# (project's real path, stack, services wanted) -> what the catalog held: see `reading_once`
+_CatalogRead = list[tuple[str, "list[Layer] | None", list[Problem]]]
+_CATALOG_READS: ContextVar[dict[tuple[Any, ...], _CatalogRead] | None] = ContextVar(
+    "configplane_catalog_reads", default=None)
+
+
+@contextmanager
+def reading_once() -> Iterator[None]:
+    """Within it, each stack's catalog is read from disk once. A read-only command (`plan`,
+    `validate`) reads it for the redactor, its validation, the topology and each planned stack
+    and its program: seven times for one shard, the largest cost of a fleet's plan. The files
+    do not change under a read-only command, and what is kept are the parsed layers, which no
+    reader changes (each gets its own lists)."""
+    token = _CATALOG_READS.set({})
+    try:
+        yield
+    finally:
+        _CATALOG_READS.reset(token)
+
+
 def _add_catalog_layers(project_dir: Path, stack: str, wanted: set[str] | None,
                         legacy: set[str], service_layers: dict[str, list[Layer]],
                         problems: list[Problem]) -> None:
     """Each catalog service's layers in this stack into `service_layers` (a service also
     defined in Pulumi config is refused and dropped)."""
-    known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
-    known_stacks.add(stack)
-    names = _catalog_dirs(project_dir, problems, stack)
-    for name in names:
-        if wanted is not None and name not in wanted:
-            continue
-        layers = _catalog_layers(project_dir, name, stack, known_stacks, problems)
+    reads = _CATALOG_READS.get()
+    key = (os.path.realpath(project_dir), stack, None if wanted is None else frozenset(wanted))
+    read = reads.get(key) if reads is not None else None
+    if read is None:
+        read = _read_catalog(project_dir, stack, wanted)
+        if reads is not None:
+            reads[key] = read
+    for name, layers, found in read:
+        problems.extend(found)
         if layers is None:
             continue
         if name in legacy:
@@ -292,7 +317,22 @@ def _add_catalog_layers(project_dir: Path, stack: str, wanted: set[str] | None,
                              "(`configplane migrate` moves the config one)."))
             del service_layers[name]
             continue
-        service_layers[name] = layers
+        service_layers[name] = list(layers)
+
+
+def _read_catalog(project_dir: Path, stack: str, wanted: set[str] | None) -> _CatalogRead:
+    """Per catalog service (in order; first, "" for the catalog directory itself): its layers
+    in this stack (None: not in it, or unreadable) and the problems found reading it."""
+    known_stacks = {p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml")}
+    known_stacks.add(stack)
+    found: list[Problem] = []
+    read: _CatalogRead = [("", None, found)]
+    for name in _catalog_dirs(project_dir, found, stack):
+        if wanted is not None and name not in wanted:
+            continue
+        found = []
+        read.append((name, _catalog_layers(project_dir, name, stack, known_stacks, found), found))
+    return read
 
 
 def _shard_values(shard_file: Any, project: str, values: dict[str, StackValue],

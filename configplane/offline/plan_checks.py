@@ -5,6 +5,9 @@ resource, never the value."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import re2
 
 from configplane.offline.results import PlannedResource
 from configplane.redaction import MIN_SECRET_LEN, marked_strings
@@ -22,11 +25,11 @@ def unmarked_secret_violations(resources: Sequence[PlannedResource],
         for value in (resource.inputs, resource.outputs):
             secrets |= {text for _, text, marked in marked_strings(value)
                         if marked and len(text) >= MIN_SECRET_LEN}
-    index = _substring_index(secrets)
+    search = _SecretSearch(secrets)
     violations = []
     for resource in resources:
         for path, text, marked in marked_strings(resource.inputs):
-            if not marked and _contains_any(text, index):
+            if not marked and search.found_in(text):
                 violations.append({
                     "policy": SECRET_MARKING_CHECK,
                     "urn": resource.urn,
@@ -55,20 +58,47 @@ def duplicate_urn_violations(resources: Sequence[PlannedResource]) -> list[dict[
     return violations
 
 
-_PREFIX = MIN_SECRET_LEN  # every secret searched for has at least this many characters
+_HEAD = 16  # the characters of a secret an automaton looks for; a longer one is then confirmed
+_CHUNK_CHARS = 16 * 1024  # the heads of one RE2 set: far inside its memory bound
 
 
-def _substring_index(secrets: set[str]) -> dict[str, list[str]]:
-    """Secrets by their first characters, so the check stays linear in the size of the plan
-    (testing every secret against every string grew with the square of the fleet)."""
-    index: dict[str, list[str]] = {}
-    for secret in secrets:
-        index.setdefault(secret[:_PREFIX], []).append(secret)
-    return index
+class _SecretSearch:
+    """Whether a text contains any of many secrets, in time linear in the text: the secrets'
+    heads (their first _HEAD characters) in RE2 sets, automata that tell in one scan of a text
+    which heads occur in it, whatever the number of secrets (a backtracking `re` alternation,
+    or testing each secret, grows with the fleet's count of secrets). Each head found is
+    confirmed by looking for the secrets it begins. A secret never enters an automaton whole:
+    a long repetitive one would outgrow RE2's DFA."""
 
+    def __init__(self, secrets: set[str]) -> None:
+        self._by_head: dict[str, list[str]] = {}
+        for secret in sorted(secrets):
+            self._by_head.setdefault(secret[:_HEAD], []).append(secret)
+        self._sets: list[tuple[list[str], Any]] = []
+        chunk: list[str] = []
+        size = 0
+        for head in self._by_head:
+            chunk.append(head)
+            size += len(head)
+            if size >= _CHUNK_CHARS:
+                self._sets.append((chunk, self._automaton(chunk)))
+                chunk, size = [], 0
+        if chunk:
+            self._sets.append((chunk, self._automaton(chunk)))
 
-def _contains_any(text: str, index: dict[str, list[str]]) -> bool:
-    """Whether any indexed secret is a substring of `text`."""
-    return any(text.startswith(secret, i)
-               for i in range(len(text) - _PREFIX + 1)
-               for secret in index.get(text[i:i + _PREFIX], ()))
+    @staticmethod
+    def _automaton(heads: list[str]) -> Any:
+        options = re2.Options()
+        options.log_errors = False  # RE2's error log would quote the pattern: the secrets
+        options.max_mem = 64 << 20
+        automaton = re2.Set.SearchSet(options)
+        for head in heads:
+            automaton.Add(re2.escape(head))
+        automaton.Compile()
+        return automaton
+
+    def found_in(self, text: str) -> bool:
+        # Match: the heads found, None for none (with this memory RE2's DFA cannot fail)
+        return any(secret in text for heads, automaton in self._sets
+                   for index in automaton.Match(text) or ()
+                   for secret in self._by_head[heads[index]])

@@ -9,7 +9,13 @@ from configplane.validation.configsize import (
     config_size,
     go_json,
 )
-from configplane.validation.load import issues_of, load_or_issues, stack_file_problem, undecodable
+from configplane.validation.load import (
+    issues_of,
+    load_or_issues,
+    run_issues,
+    stack_file_problem,
+    undecodable,
+)
 from configplane.validation.pipeline import load_stack
 from configplane.validation.stack_checks import looks_like_ciphertext
 
@@ -21,6 +27,7 @@ __all__ = [
     "go_json",
     "issues_of",
     "load_or_issues",
+    "run_issues",
     "load_stack",
     "looks_like_ciphertext",
     "MAX_ARG_STRLEN",

@@ -20,6 +20,7 @@ from configplane.model import (
     topology_of,
     topology_problems,
 )
+from configplane.ownership import shard_stack_name
 from configplane.projectfiles import ProjectFileError, read_bytes
 from configplane.validation.pipeline import load_stack
 
@@ -62,6 +63,18 @@ def load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None
         return None, [Issue("(stack)", stack_file_name(stack), str(exc))]
     except UnicodeDecodeError as exc:
         return None, [undecodable(project_dir, stack, exc)]
+
+
+def run_issues(project_dir: Path, stack: str, shards: Iterable[str] = (),
+               services: Iterable[str] | None = None) -> list[Issue]:
+    """Every problem of what one command covers: the stack (an environment, or a shard), or
+    with `shards` each of those shards of the environment `stack`; `validate` and `plan`
+    judge the same inputs (their verdicts never differ)."""
+    chosen = list(services) if services is not None else None
+    issues: list[Issue] = []
+    for name in [shard_stack_name(stack, shard) for shard in shards] or [stack]:
+        issues += load_or_issues(project_dir, name, chosen)[1]
+    return issues
 
 
 def secure_placement_problems(model: StackModel, topology: Topology,

@@ -341,3 +341,51 @@ def test_services_as_a_file_is_not_an_empty_fleet(project):
     (project / "services").write_text("")
     code, found = errors(project, "dev")
     assert code == 1 and found[0]["file"] == "services" and "not a directory" in found[0]["message"]
+
+
+def test_reading_once_reads_each_stacks_catalog_once_within_a_read_only_command(tmp_path):
+    """`plan` and `validate` read the catalog once per stack and selection (reading_once):
+    a file changed under the command is not seen again; outside it every read is fresh. The
+    problems found while reading are reported again on each read, in the same order."""
+    from configplane.inputs import reading_once
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO, project, ignore=shutil.ignore_patterns("venv", ".git", "tests"))
+    write(project, "services/web/staging.yml", "config: {}\n")  # a near miss: one problem
+    base = project / "services" / "web" / "service.yaml"
+
+    def log_level() -> str:
+        inputs = read_inputs(project, "dev")
+        return [layer.document["web"]["config"]["LOG_LEVEL"] for layer in inputs.service_layers["web"]
+                if layer.file == "services/web/service.yaml"][0]
+
+    with reading_once():
+        first = read_inputs(project, "dev")
+        base.write_text(base.read_text().replace("LOG_LEVEL: info", "LOG_LEVEL: debug"))
+        again = read_inputs(project, "dev")
+        assert log_level() == "info"
+        assert again.read_problems == first.read_problems and first.read_problems
+        # each read gets its own lists: one reader's change is not another's
+        assert again.service_layers["web"] is not first.service_layers["web"]
+        assert read_inputs(project, "dev", services=["web"]).service_layers.keys() == {"web"}
+    assert log_level() == "debug"
+
+
+def test_plan_and_validate_of_a_shard_judge_the_same_services(tmp_path):
+    """`plan --shard` validates what `validate --shard` validates: its shard's services (and
+    the platform), not the environment's other shards; both agree on every shard."""
+    project = tmp_path / "project"
+    shutil.copytree(REPO, project, ignore=shutil.ignore_patterns("venv", ".git", "tests"))
+    base = project / "services" / "web" / "service.yaml"  # the web team's shard
+    base.write_text(base.read_text().replace("PORT: 3000", "PORT: not-a-port"))
+    runner = CliRunner()
+    for shard, code in (("payments-team", 0), ("web-team", 1)):
+        args = ["--stack", "prod", "--shard", shard, "--project-dir", str(project),
+                "--format", "json"]
+        checked = runner.invoke(validate, args)
+        planned = runner.invoke(plan_command, [*args, "--no-policy", "--quiet"])
+        assert (checked.exit_code, planned.exit_code) == (code, code), planned.output[-2000:]
+        if code:
+            assert json.loads(planned.output)["errors"] == json.loads(checked.output)["errors"]
+            assert "services/web/service.yaml" in {e["file"] for e in
+                                                   json.loads(checked.output)["errors"]}

@@ -38,14 +38,14 @@ from configplane.inputs import StackFileError
 from configplane.model import InvalidStack, TopologyError, read_clock, stack_role
 from configplane.projectfiles import ProjectFileError, name_problem, shown
 from configplane.redaction import Redactor
-from configplane.validation import issues_of, load_or_issues, undecodable
+from configplane.validation import issues_of, run_issues, undecodable
 from configplane.wording import count
 
 if TYPE_CHECKING:
     from configplane.offline import FleetPlan, Plan
 
 
-@click.command("plan", cls=Verb)
+@click.command("plan", cls=Verb, read_only=True)
 @STACK_OPTION
 @SHARD_OPTION
 @SERVICE_OPTION
@@ -120,7 +120,7 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
                         "them as two commands.")
     # validate's verdict first, on what the run covers: the whole environment (its shards'
     # bounds and secure values included), one shard, or the services named
-    _, issues = load_or_issues(project_dir, stack, services or None)
+    issues = run_issues(project_dir, stack, shards, services or None)
     if issues:
         report(stack, issues, report_fmt)
         raise SystemExit(1)

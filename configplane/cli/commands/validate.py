@@ -21,8 +21,7 @@ from configplane.cli.commands.options import (
     STACK_OPTION,
 )
 from configplane.model import Issue, read_clock
-from configplane.ownership import shard_stack_name
-from configplane.validation import load_or_issues
+from configplane.validation import run_issues
 from configplane.wording import count
 
 
@@ -41,7 +40,7 @@ def report(stack: str, issues: list[Issue], fmt: str) -> None:
     emit(data, fmt, table)
 
 
-@click.command("validate", cls=Verb)
+@click.command("validate", cls=Verb, read_only=True)
 @STACK_OPTION
 @SHARD_OPTION
 @SERVICE_OPTION
@@ -65,9 +64,7 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
     """
     protect_stack(project_dir, stack, services or None)
     read_clock()  # CONFIGPLANE_NOW, as the program reads it: refused alike
-    issues = []
-    for name in [shard_stack_name(stack, shard) for shard in shards] or [stack]:
-        issues += load_or_issues(project_dir, name, services or None)[1]
+    issues = run_issues(project_dir, stack, shards, services or None)
     report(stack, issues, fmt)
     if issues:
         raise SystemExit(1)
