@@ -125,7 +125,7 @@ def test_an_internal_error_prints_no_value_and_no_traceback(monkeypatch):
     def boom(*args, **kwargs):
         raise KeyError(SECRET)
 
-    monkeypatch.setattr("configplane.cli.commands.validate.load_or_issues", boom)
+    monkeypatch.setattr("configplane.cli.commands.validate.run_issues", boom)
     run = cli("validate", "--stack", "dev")
     assert run.code == EXIT_INTERNAL == 70  # not 1: a bug, not the input's fault
     assert run.stderr == ("error: internal error (KeyError); no values are shown. Fix: report "
@@ -143,7 +143,7 @@ def test_debug_traceback_is_redacted_too(monkeypatch):
         protect(SECRET)
         raise ValueError(f"bad value {SECRET}")
 
-    monkeypatch.setattr("configplane.cli.commands.validate.load_or_issues", boom)
+    monkeypatch.setattr("configplane.cli.commands.validate.run_issues", boom)
     run = cli("validate", "--stack", "dev")
     assert "Traceback" in run.stderr and SECRET not in run.stderr and "[secret]" in run.stderr
 
