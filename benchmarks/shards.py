@@ -103,10 +103,11 @@ def parallel_plan(project: Path, stack: str, workers: int) -> float:
     return time.perf_counter() - start
 
 
-def one_process_plan(project: Path, stack: str) -> float:
+def one_process_plan(project: Path, stack: str) -> tuple[float, int]:
+    """Wall time of planning the environment as one stack in a new process, and its resources."""
     start = time.perf_counter()
-    fresh(whole_count, project, stack)
-    return time.perf_counter() - start
+    count = fresh(whole_count, project, stack)
+    return time.perf_counter() - start, count
 
 
 def affected_stacks(project: Path, service: str) -> list[str]:
@@ -175,9 +176,8 @@ def measure(project: Path, services: int, teams: int, stack: str, whole: bool) -
         result.workers = os.cpu_count() or 1
         log(f"the whole of {stack}: one process, then {len(result.shard_services) + 1} stacks "
             f"on {result.workers} processes")
-        result.one_process = one_process_plan(project, stack)
+        result.one_process, result.whole = one_process_plan(project, stack)
         result.parallel = parallel_plan(project, stack, result.workers)
-        result.whole = fresh(whole_count, project, stack)
 
     log("a one-service pull request: configplane affected")
     copy = project.parent / "pr"
