@@ -42,7 +42,9 @@ class ShardEnvironment:
     name: str  # the GitHub environment
     branch: str  # the only branch that may deploy in it
     variables: dict[str, str]  # its own values: the deploy role, the Vault login role
-    create: list[list[str]]  # argv: create it with its branch rule
+    create: list[list[str]]  # argv: create it (or keep it) with custom branch rules
+    rules: list[str]  # argv: the names of its branch rules (one per line)
+    add_rule: list[str]  # argv: add the branch rule, when `rules` does not list it
     assign: list[list[str]]  # argv: set its own variables
     copy: list[tuple[str, list[str], list[str]]]  # (variable, argv reading <env>'s, argv setting)
 
@@ -88,17 +90,22 @@ def _shard(stack: str, name: str, environment: str, repository: str, branch: str
            variables: dict[str, str]) -> ShardEnvironment:
     api = f"repos/{repository}/environments/{name}"
     create = [
-        # custom branch policies: deployments from the branches listed next only
+        # custom branch policies: deployments from the branches listed next only (PUT: the
+        # same environment again is no change, so the script runs again after a new shard)
         ["gh", "api", "--method", "PUT", api,
          "-F", "deployment_branch_policy[protected_branches]=false",
          "-F", "deployment_branch_policy[custom_branch_policies]=true"],
-        ["gh", "api", "--method", "POST", f"{api}/deployment-branch-policies",
-         "-f", f"name={branch}", "-f", "type=branch"],
     ]
+    rules = ["gh", "api", f"{api}/deployment-branch-policies",
+             "--jq", ".branch_policies[].name"]
+    # POST of a rule that exists is refused by GitHub: added only when it is not listed
+    add_rule = ["gh", "api", "--method", "POST", f"{api}/deployment-branch-policies",
+                "-f", f"name={branch}", "-f", "type=branch"]
     assign = [_set(repository, name, key, value) for key, value in variables.items()]
     copy = [(key, ["gh", "variable", "get", key, "--repo", repository, "--env", environment],
              _set(repository, name, key, None)) for key in SHARED_VARIABLES]
-    return ShardEnvironment(stack, name, branch, variables, create, assign, copy)
+    return ShardEnvironment(stack, name, branch, variables, create, rules, add_rule, assign,
+                            copy)
 
 
 def _set(repository: str, name: str, key: str, value: str | None) -> list[str]:
@@ -110,7 +117,8 @@ def _set(repository: str, name: str, key: str, value: str | None) -> list[str]:
 def script_lines(environment: str, repository: str, shards: Sequence[ShardEnvironment]
                  ) -> list[str]:
     """The shell script: every name quoted (shlex.join), a copied value read into `value`
-    first so that `set -eu` stops at a variable `<env>` lacks."""
+    first so that `set -eu` stops at a variable `<env>` lacks. Run again (after a shard is
+    added), it changes nothing that is already as it should be."""
 
     def quoted(argv: list[str]) -> str:
         # "$value" stays a shell expansion, quoted as one word; everything else is literal
@@ -126,7 +134,10 @@ def script_lines(environment: str, repository: str, shards: Sequence[ShardEnviro
         lines.append(f"# {shard.name}: deployments from {shard.branch} only; the "
                      f"deploy role and Vault login of {shard.stack}; {environment}'s "
                      f"{', '.join(SHARED_VARIABLES)}")
-        lines += [shlex.join(argv) for argv in (*shard.create, *shard.assign)]
+        lines += [shlex.join(argv) for argv in shard.create]
+        lines += [f"if ! {shlex.join(shard.rules)} | grep -qxF -- {shlex.quote(shard.branch)}; "
+                  "then", shlex.join(shard.add_rule), "fi"]
+        lines += [shlex.join(argv) for argv in shard.assign]
         for _, read, write in shard.copy:
             lines += [f"value=$({shlex.join(read)})", quoted(write)]
     lines.append(f"# not copied (GitHub never reveals secrets): {', '.join(SECRETS)}; keep "

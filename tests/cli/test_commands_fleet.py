@@ -138,3 +138,53 @@ def test_github_environments_of_one_stack_creates_none(tmp_path):
     assert run.code == 0, run.text
     assert [line for line in run.stdout.splitlines() if not line.startswith("#")] == ["set -eu"]
     assert "prod is one stack" in run.stdout
+
+
+FAKE_GH = r"""#!/bin/sh
+# a stand-in for GitHub's CLI: environments, branch rules and variables in files under $GH_STATE;
+# like GitHub, a branch rule that exists is refused (HTTP 422)
+set -eu
+log() { printf '%s\n' "$*" >> "$GH_STATE/calls"; }
+log "$*"
+if [ "$1" = api ] && [ "$2" = --method ] && [ "$3" = PUT ]; then
+  mkdir -p "$GH_STATE/$(echo "$4" | tr / _)"; exit 0
+fi
+if [ "$1" = api ] && [ "$2" = --method ] && [ "$3" = POST ]; then
+  rules="$GH_STATE/$(echo "$4" | tr / _)"
+  name=$(printf '%s' "$6" | sed 's/^name=//')
+  if [ -f "$rules" ] && grep -qxF -- "$name" "$rules"; then echo "HTTP 422: exists" >&2; exit 1; fi
+  printf '%s\n' "$name" >> "$rules"; exit 0
+fi
+if [ "$1" = api ]; then
+  rules="$GH_STATE/$(echo "$2" | tr / _)"
+  [ -f "$rules" ] && cat "$rules"; exit 0
+fi
+if [ "$1" = variable ] && [ "$2" = get ]; then echo "value-of-$3"; exit 0; fi
+if [ "$1" = variable ] && [ "$2" = set ]; then exit 0; fi
+echo "unexpected: $*" >&2; exit 2
+"""
+
+
+def test_the_github_environments_script_runs_again_without_change(tmp_path):
+    """Run after a shard is added, the script runs again over every shard: what exists is
+    left as it is (a branch rule is added once; GitHub refuses a second one)."""
+    import os
+    import subprocess
+
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH)
+    (bin_dir / "gh").chmod(0o755)
+    script = cli("github-environments", "--env", "prod", "--project-dir", str(REPO)).stdout
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "GH_STATE": str(state)}
+    for _ in range(2):
+        done = subprocess.run(["sh", "-e"], input=script, text=True, env=env,
+                              capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    calls = (state / "calls").read_text().splitlines()
+    posts = [c for c in calls if c.startswith("api --method POST")]
+    shards = [c for c in calls if c.startswith("api --method PUT")]
+    assert shards and len(posts) == len(shards) // 2  # one rule per environment, added once
+    for rules in state.glob("*deployment-branch-policies"):
+        assert rules.read_text() == "main\n"
