@@ -556,3 +556,34 @@ def test_a_byte_order_mark_is_not_part_of_the_first_key(tmp_path):
     source.write_bytes(b"\xef\xbb\xbfLOG_LEVEL=info\nPORT=8080\n")
     entries, _ = read_input(str(source))
     assert [(e.key, e.value) for e in entries] == [("LOG_LEVEL", "info"), ("PORT", "8080")]
+
+
+@pytest.mark.parametrize("linked", ["Pulumi.dev.yaml", "Pulumi.yaml", "services/defaults.yaml"])
+def test_a_project_file_linked_out_of_the_project_is_refused_not_followed(project, legacy, tmp_path,
+                                                                         linked):
+    """import reads the project's files as validate does: a link out of the project is an error
+    naming the file, never followed (its target read, copied or written)."""
+    outside = tmp_path / "outside.yaml"
+    outside.write_bytes((project / linked).read_bytes())
+    (project / linked).unlink()
+    (project / linked).symlink_to(outside)
+    before_outside, before = outside.read_bytes(), files_text(project)
+    for extra in ((), ("--write",)):
+        code, output = import_billing(project, legacy, *extra)
+        assert code == 1 and output.startswith("error: ") and "Traceback" not in output, output
+        assert linked in output
+        assert files_text(project) == before and outside.read_bytes() == before_outside
+
+
+def test_a_catalog_link_out_of_the_project_stays_a_link_in_the_import_check(project, legacy, tmp_path):
+    """The import's scratch check judges the service's files as validate would: a link out of
+    the project is refused there too (not copied as its target's text), and the import's own
+    file replaces the link in the scratch copy, never written through it."""
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("null\n")
+    service = project / "services" / "billing"
+    service.mkdir()
+    (service / "dev.yaml").symlink_to(outside)
+    code, output = import_billing(project, legacy, "--write")
+    assert code == 1 and "Traceback" not in output, output
+    assert outside.read_text() == "null\n"

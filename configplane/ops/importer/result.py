@@ -32,6 +32,7 @@ from configplane.model import secure_values_stack
 from configplane.ops.importer.entry import ImportProblem
 from configplane.ops.importer.proposal import ImportProposal
 from configplane.ops.importer.yamledit import add_declarations, add_grants
+from configplane.projectfiles import ProjectFileError, read_bytes, read_text
 from configplane.validation import load_or_issues
 
 # What `pulumi config set --secret` leaves: ciphertext (the value's bytes never matter here).
@@ -55,13 +56,14 @@ def import_edits(project_dir: Path, plan: ImportProposal) -> dict[str, str]:
     if not stack_path.is_file():
         raise ImportProblem(f"{stack_path.name}: file not found in {project_dir.resolve()}. Fix: "
                             f"create the stack first (`pulumi stack init {plan.stack}`).")
-    legacy = ((yaml.safe_load(stack_path.read_text()) or {}).get("config") or {}).get(SERVICES_KEY)
+    stack_document = yaml.safe_load(read_text(project_dir, stack_path.name)) or {}
+    legacy = (stack_document.get("config") or {}).get(SERVICES_KEY)
     if isinstance(legacy, dict) and plan.service in legacy:
         raise ImportProblem(f"{stack_path.name}: {SERVICES_KEY}.{plan.service} already exists. "
                             "Fix: run `configplane migrate --write` first.")
     edits = {}
     for file, document in plan.files.items():
-        if (project_dir / file).exists() and not _is_null(project_dir / file):
+        if (project_dir / file).exists() and not _is_null(project_dir, file):
             raise ImportProblem(f"{file} already exists. Fix: merge the printed section by "
                                 "hand (run without --write).")
         text = catalog_text(plan.service, file, document)
@@ -69,7 +71,7 @@ def import_edits(project_dir: Path, plan: ImportProposal) -> dict[str, str]:
             raise ImportProblem(f"{file}: the section does not read back as imported. Fix: add "
                                 "it by hand; run without --write to print it.")
         edits[file] = text
-    project_text = (project_dir / PROJECT_FILE).read_text()
+    project_text = read_text(project_dir, PROJECT_FILE)
     if plan.declarations:
         project_text = add_declarations(project_text, plan.declarations)
     if plan.grants:
@@ -79,12 +81,12 @@ def import_edits(project_dir: Path, plan: ImportProposal) -> dict[str, str]:
     return edits
 
 
-def _is_null(path: Path) -> bool:
+def _is_null(project_dir: Path, file: str) -> bool:
     """A `null` overlay: the service is not in that stack (yet); the import may replace it."""
     try:
-        text = path.read_text()
+        text = read_text(project_dir, file)
         return text.strip() != "" and yaml.safe_load(text) is None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, ProjectFileError, UnicodeDecodeError, yaml.YAMLError):
         return False
 
 
@@ -103,22 +105,25 @@ def result_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, st
 def _scratch_problems(project_dir: Path, plan: ImportProposal, edits: dict[str, str]) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="configplane-import-") as scratch:
         root = Path(scratch)
+        # read as validate reads them: a link out of the project is refused, not followed
         for path in project_dir.glob("Pulumi*.yaml"):
-            shutil.copyfile(path, root / path.name)
+            (root / path.name).write_bytes(read_bytes(project_dir, path.name))
         for name in ("schemas", "policies"):
             if (project_dir / name).is_dir():
                 (root / name).symlink_to((project_dir / name).resolve())
         (root / CATALOG_DIR).mkdir()
         if (project_dir / DEFAULTS_FILE).is_file():
-            shutil.copyfile(project_dir / DEFAULTS_FILE, root / DEFAULTS_FILE)
+            (root / DEFAULTS_FILE).write_bytes(read_bytes(project_dir, DEFAULTS_FILE))
         service_dir = project_dir / CATALOG_DIR / plan.service
         if service_dir.is_dir():
             copy = root / CATALOG_DIR / plan.service
-            shutil.copytree(service_dir, copy, symlinks=False, copy_function=shutil.copyfile)
-            for folder in (copy, *(p for p in copy.rglob("*") if p.is_dir())):
+            # links copied as links: validate judges them in the copy as in the project
+            shutil.copytree(service_dir, copy, symlinks=True, copy_function=shutil.copyfile)
+            for folder in (copy, *(p for p in copy.rglob("*") if p.is_dir() and not p.is_symlink())):
                 folder.chmod(0o700)  # the copy is ours to edit, whatever the original's mode
         for file, text in edits.items():
             (root / file).parent.mkdir(parents=True, exist_ok=True)
+            (root / file).unlink(missing_ok=True)  # a copied link is replaced, never written through
             (root / file).write_text(text)
         # where the imported secure values go: the shard the service has once imported
         plan.secret_stack = secure_values_stack(root, plan.stack, plan.service)
