@@ -587,3 +587,25 @@ def test_a_catalog_link_out_of_the_project_stays_a_link_in_the_import_check(proj
     code, output = import_billing(project, legacy, "--write")
     assert code == 1 and "Traceback" not in output, output
     assert outside.read_text() == "null\n"
+
+
+HOSTILE_DOCUMENTS = ("- a\n", "config: [1]\n", "config:\n  configplane:services: [1]\n", "42\n",
+                     ": : :\n", "a: &a [*a]\n", "\t\x00\n", "config: {a: 1}\nconfig: {b: 2}\n",
+                     "".join(f'x{i}: &a{i} [{", ".join([f"*a{i - 1}"] * 9) if i else "1"}]\n'
+                             for i in range(12)),  # a billion laughs
+                     "[" * 10000 + "]" * 10000 + "\n")
+
+
+@pytest.mark.parametrize("document", HOSTILE_DOCUMENTS)
+@pytest.mark.parametrize("file", ["Pulumi.dev.yaml", "Pulumi.yaml"])
+def test_a_hostile_project_file_is_a_clean_error(project, legacy, file, document):
+    """Whatever the project's own files hold, import answers with one clean error (or a
+    proposal), never an internal error, and writes nothing it was not asked to."""
+    (project / file).write_text(document)
+    before = files_text(project)
+    for extra in ((), ("--write",)):
+        code, output = import_billing(project, legacy, *extra)
+        assert "Traceback" not in output and "internal error" not in output, output
+        assert code in (0, 1), output
+        if code == 1:
+            assert output.startswith("error: ") and files_text(project) == before, output

@@ -26,6 +26,8 @@ from configplane.inputs import (
     NAMESPACE,
     PROJECT_FILE,
     SERVICES_KEY,
+    YamlError,
+    load,
     stack_file_name,
 )
 from configplane.model import secure_values_stack
@@ -56,8 +58,14 @@ def import_edits(project_dir: Path, plan: ImportProposal) -> dict[str, str]:
     if not stack_path.is_file():
         raise ImportProblem(f"{stack_path.name}: file not found in {project_dir.resolve()}. Fix: "
                             f"create the stack first (`pulumi stack init {plan.stack}`).")
-    stack_document = yaml.safe_load(read_text(project_dir, stack_path.name)) or {}
-    legacy = (stack_document.get("config") or {}).get(SERVICES_KEY)
+    # any shape: what is not a mapping is reported by the validation of the result below
+    try:
+        stack_document = load(project_dir, stack_path.name).document
+    except YamlError as exc:
+        raise ImportProblem(f"{exc}. Fix: correct it (`configplane validate --stack "
+                            f"{plan.stack}` lists every problem).") from None
+    config = stack_document.get("config") if isinstance(stack_document, dict) else None
+    legacy = config.get(SERVICES_KEY) if isinstance(config, dict) else None
     if isinstance(legacy, dict) and plan.service in legacy:
         raise ImportProblem(f"{stack_path.name}: {SERVICES_KEY}.{plan.service} already exists. "
                             "Fix: run `configplane migrate --write` first.")
