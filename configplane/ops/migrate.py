@@ -68,6 +68,17 @@ def _load(text: str, name: str) -> Any:
         raise MigrationError(f"{exc}") from None
 
 
+def _config_of(document: Any, name: str) -> Mapping[str, Any]:
+    """A Pulumi file's `config` mapping (empty when absent); any other shape is refused."""
+    if document is None:
+        return {}
+    config = document.get("config") if isinstance(document, Mapping) else None
+    if not isinstance(document, Mapping) or not isinstance(config or {}, Mapping):
+        raise MigrationError(f"{name}: not a mapping with a `config` mapping. Fix: correct it "
+                             "first (`configplane validate` names the problem).")
+    return config or {}
+
+
 def _block(lines: list[str], start: int) -> tuple[int, int, int | None]:
     """The lines of the mapping entry at `start` (0-based): (start, end exclusive, indent of
     its children, None when the value is written on the key's own line)."""
@@ -153,7 +164,7 @@ def _project_services(project_dir: Path, migration: Migration) -> dict[str, str]
     project_text = _read(project_dir, PROJECT_FILE)
     project_lines = project_text.splitlines(keepends=True)
     loaded = _load(project_text, PROJECT_FILE)
-    config = (loaded.document or {}).get("config") or {}
+    config = _config_of(loaded.document, PROJECT_FILE)
     if SERVICES_KEY in config or SERVICES_KEY.split(":", 1)[1] in config:
         raise MigrationError(f"{PROJECT_FILE}: `{SERVICES_KEY}` in project config is not "
                              "supported by migrate. Fix: move it under "
@@ -169,10 +180,11 @@ def _project_services(project_dir: Path, migration: Migration) -> dict[str, str]
             raise MigrationError(f"{PROJECT_FILE}: `{DEFAULTS_KEY}.services` is not a mapping "
                                  "of service names. Fix: correct it first.")
         prefix = ("config", defaults_key, *(("value",) if value is not spec else ()), "services")
-        for name in sorted(base):
-            line = loaded.lines[(*prefix, name)]
-            moved[f"{CATALOG_DIR}/{_service_dir(name, PROJECT_FILE)}/{SERVICE_FILE}"] = _subtree_text(
-                project_lines, line - 1, base[name], f"{name}/{SERVICE_FILE}")
+        for name in sorted(base, key=str):
+            folder = _service_dir(name, PROJECT_FILE)
+            moved[f"{CATALOG_DIR}/{folder}/{SERVICE_FILE}"] = _subtree_text(
+                project_lines, loaded.lines[(*prefix, name)] - 1, base[name],
+                f"{name}/{SERVICE_FILE}")
         remaining = {k: v for k, v in value_map.items() if k != "services"}
         if remaining:
             project_drops.append(loaded.lines[prefix] - 1)
@@ -194,7 +206,7 @@ def _stack_services(project_dir: Path, stack: str, migration: Migration,
     text = _read(project_dir, name_of_file)
     lines = text.splitlines(keepends=True)
     doc = _load(text, name_of_file)
-    stack_config = (doc.document or {}).get("config") or {}
+    stack_config = _config_of(doc.document, name_of_file)
     stack_defaults = stack_config.get(DEFAULTS_KEY)
     if isinstance(stack_defaults, Mapping) and "services" in stack_defaults:
         raise MigrationError(f"{name_of_file}: sets `{DEFAULTS_KEY}` with services, which "
@@ -210,10 +222,10 @@ def _stack_services(project_dir: Path, stack: str, migration: Migration,
         raise MigrationError(f"{name_of_file}: `{SERVICES_KEY}` is not a mapping of service "
                              "names. Fix: correct it first.")
     services: Mapping[str, Any] = raw_services or {}
-    for name in sorted(services):
-        line = doc.lines[("config", key, name)]
-        moved[f"{CATALOG_DIR}/{_service_dir(name, name_of_file)}/{stack}.yaml"] = _subtree_text(
-            lines, line - 1, services[name], f"{name}/{stack}.yaml")
+    for name in sorted(services, key=str):
+        folder = _service_dir(name, name_of_file)
+        moved[f"{CATALOG_DIR}/{folder}/{stack}.yaml"] = _subtree_text(
+            lines, doc.lines[("config", key, name)] - 1, services[name], f"{name}/{stack}.yaml")
     new = _without(lines, [doc.lines[("config", key)] - 1])
     _check_same(new, doc.document, name_of_file,
                 lambda d, k=key: {**d, "config": {c: v for c, v in d["config"].items()

@@ -160,3 +160,24 @@ def test_stack_level_defaults_with_services_are_refused(tmp_path):
     assert output.startswith("error: Pulumi.dev.yaml: sets `configplane:defaults` with services")
     assert json.dumps(output).count("Traceback") == 0
     shutil.rmtree(project)
+
+
+LEGACY_SHAPES = ("- a\n", "42\n", "config: [1]\n", "config: 7\n",
+                 "config:\n  configplane:services: {1: {a: 1}, api: {}}\n",
+                 "config:\n  configplane:services: {Bad_Name: {}}\n",
+                 "config:\n  configplane:defaults: {value: {services: {2: {}, api: {}}}}\n")
+
+
+@pytest.mark.parametrize("text", LEGACY_SHAPES)
+@pytest.mark.parametrize("file", ["Pulumi.yaml", "Pulumi.dev.yaml"])
+def test_a_project_file_of_any_shape_is_a_clean_error(tmp_path, file, text):
+    """Whatever shape the Pulumi files have, migrate migrates or refuses with one message
+    naming the file, and writes nothing when it refuses."""
+    project = write_legacy(tmp_path / "p")
+    (project / file).write_text(text)
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+    code, output = migrate(project, "--write")
+    assert code in (0, 1) and "internal error" not in output and "Traceback" not in output, output
+    if code == 1:
+        assert output.startswith("error: Pulumi.") and file in output, output
+        assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file()} == before

@@ -176,6 +176,15 @@ def _check(run, *, codes=(0, 1)) -> None:
 
 
 @pytest.fixture(scope="module")
+def listings(tmp_path_factory) -> Path:
+    """kubectl's listings of the sample cluster, for prune and rollback."""
+    folder = tmp_path_factory.mktemp("listings")
+    (folder / "cms.json").write_text(json.dumps(LISTING))
+    (folder / "wl.json").write_text(json.dumps(WORKLOADS))
+    return folder
+
+
+@pytest.fixture(scope="module")
 def fuzz_project(tmp_path_factory) -> Path:
     return copy_project(tmp_path_factory.mktemp("fuzz") / "project", policies=True)
 
@@ -202,6 +211,41 @@ def test_hostile_documents(fuzz_project, target, text):
     p = str(fuzz_project)
     _check(cli("validate", "--stack", "dev", "--project-dir", p, "--format", "json"))
     _check(cli("explain", "--stack", "dev", "api", "config", "--project-dir", p))
+
+
+# every command that reads the project's files without a program run (plan and shard plan are
+# fuzzed above, at a few examples: each runs the program)
+READERS = (("validate", "--stack", "dev"), ("where", "api"), ("codeowners",),
+           ("affected", "--all", "--format", "json"), ("flags", "--stack", "dev"),
+           ("github-environments", "--env", "dev"),
+           ("operator", "stacks", "--env", "dev", "--repo", "https://github.com/shop/config.git",
+            "--organization", "shop", "--secrets-provider", "awskms://alias/pulumi-dev",
+            "--platform-role-arn", "arn:aws:iam::111111111111:role/configplane-bootstrap-dev"),
+           ("diff", "--stack", "dev", "--stack", "prod"), ("explain", "--stack", "dev", "api", "config"),
+           ("migrate",))
+EVERY_FILE = (*TARGETS, "Pulumi.yaml", "Pulumi.dev-api-team.yaml", "services/api/service.yaml")
+
+
+@FUZZ
+@given(target=st.sampled_from(EVERY_FILE),
+       text=st.one_of(hostile, st.text(alphabet=":- \n[]{}&*!|>'\"#%@`?,\tab0é", max_size=80)))
+def test_hostile_documents_through_every_reading_command(fuzz_project, listings, target, text):
+    """Whatever file of the project holds a hostile document, no command that reads it
+    crashes (migrate and import once did, on a stack file that was not a mapping)."""
+    original = (fuzz_project / target).read_bytes()  # the shared project, as the next test expects
+    try:
+        _write_text(fuzz_project, target, text)
+        p = str(fuzz_project)
+        for command in READERS:
+            _check(cli(*command, "--project-dir", p))
+        cms, workloads = (str(listings / name) for name in ("cms.json", "wl.json"))
+        for run in (cli("prune", "--stack", "dev", "--configmaps", cms, "--workloads", workloads,
+                        "--project-dir", p),
+                    cli("rollback", "api", "--stack", "dev", "--configmaps", cms, "--workload",
+                        workloads, "--project-dir", p)):
+            assert_clean(run, CORES)  # a refusal may be about the cluster, not a file
+    finally:
+        (fuzz_project / target).write_bytes(original)
 
 
 SAMPLE_TEXT = {name: yaml.safe_dump(POISONED[name], sort_keys=False).splitlines()

@@ -8,7 +8,10 @@ import click
 
 from configplane.cli.boundary import FORMAT_OPTION, UserError, Verb, emit, plain_console
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
+from configplane.inputs import CATALOG_DIR
 from configplane.model import environments, service_stack
+from configplane.ownership import is_service_name, service_directory
+from configplane.projectfiles import kind_of, shown
 
 
 @click.command("where", cls=Verb)
@@ -37,8 +40,13 @@ def command(service: str, stacks: tuple[str, ...], project_dir: Path, fmt: str) 
                          "command": ["pulumi", "stack", "output", "--stack", stack.name,
                                      "--json", "services"]})
     if not rows:
-        raise UserError(f"no environment has service `{service}`. Fix: check the name "
-                        "(services/<name>/).")
+        if is_service_name(service) and kind_of(project_dir, folder := service_directory(service)) == "dir":
+            # its files are there but no environment could read them: validate says why
+            raise UserError(f"{folder}: no environment reads `{service}` from these files. Fix: "
+                            f"run `configplane validate --stack <env>` and correct what it "
+                            "reports.")
+        raise UserError(f"no environment has service `{shown(service)}`. Fix: check the name "
+                        f"({CATALOG_DIR}/<name>/).")
 
     def table(data: list[dict]) -> None:
         out = plain_console()
