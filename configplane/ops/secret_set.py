@@ -90,6 +90,9 @@ def propose_secret(project_dir: Path, stack: str, service: str, key: str, *, sto
     project_text = _read(project_dir, PROJECT_FILE)
     project = _mapping(project_text, PROJECT_FILE)
     config = project.get("config") or {}
+    if not isinstance(config, dict):
+        raise SecretSetProblem(f"{PROJECT_FILE}: `config` is not a mapping. Fix: correct it first "
+                               "(`configplane validate` shows where).")
     declared = config.get(full)
     if declared is not None and not (isinstance(declared, dict) and declared.get("secret") is True
                                      and declared.get("type")):

@@ -589,7 +589,8 @@ def test_a_catalog_link_out_of_the_project_stays_a_link_in_the_import_check(proj
     assert outside.read_text() == "null\n"
 
 
-HOSTILE_DOCUMENTS = ("- a\n", "config: [1]\n", "config:\n  configplane:services: [1]\n", "42\n",
+HOSTILE_DOCUMENTS = ("- a\n", "{}\n", "{config: {}}\n", "config: [1]\n",
+                     "config:\n  configplane:services: [1]\n", "42\n",
                      ": : :\n", "a: &a [*a]\n", "\t\x00\n", "config: {a: 1}\nconfig: {b: 2}\n",
                      "".join(f'x{i}: &a{i} [{", ".join([f"*a{i - 1}"] * 9) if i else "1"}]\n'
                              for i in range(12)),  # a billion laughs

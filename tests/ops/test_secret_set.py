@@ -20,6 +20,7 @@ from configplane.cli.commands.secret import command as secret
 from configplane.cli.commands.validate import command as validate
 from configplane.ops import ImportProblem
 from configplane.ops.importer import add_secret
+from tests.ops.test_importer import HOSTILE_DOCUMENTS
 from tests.projects import copy_project, files_text
 from tests.test_projectfiles import tree
 
@@ -214,3 +215,21 @@ def test_an_edit_that_would_change_other_lines_is_refused_with_the_spec_to_add()
     assert str(e.value) == ("services/web/service.yaml: could not add secrets.K without changing "
                             "something else (unusual layout). Fix: add it by hand under "
                             "`secrets:`: `K: {source: secure}`.")
+
+
+@pytest.mark.parametrize("document", HOSTILE_DOCUMENTS)
+@pytest.mark.parametrize("file", ["Pulumi.yaml", "Pulumi.dev.yaml", "services/api/service.yaml"])
+def test_a_hostile_project_file_is_a_clean_error(tmp_path, file, document):
+    """Whatever the project's files hold, secret set edits cleanly or refuses with one message
+    naming the file; it never crashes and writes nothing when it refuses."""
+    project = copy_project(tmp_path / "p")
+    (project / file).write_text(document)
+    before = files_text(project)
+    for extra in ((), ("--grant",), ("--overlay",)):
+        result = run("--stack", "dev", "--service", "api", "NEW_TOKEN", *extra, project=project)
+        output = result.output
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+        assert result.exit_code in (0, 1) and "internal error" not in output, output
+        if result.exit_code == 1:
+            assert output.startswith("error: ") and files_text(project) == before, output
+        before = files_text(project)

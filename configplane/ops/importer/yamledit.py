@@ -44,7 +44,10 @@ def add_declarations(text: str, declarations: Mapping[str, Any], file: str = PRO
     yml, document = _round_trip(text, file)
     if document is None or "config" not in document:
         text_with_config = text + ("\n" if text and not text.endswith("\n") else "") + "config:\n"
-        document = yml.load(text_with_config)
+        try:
+            document = yml.load(text_with_config)
+        except YAMLError:  # a flow-style document (`{}`) takes no block key after it
+            raise ImportProblem(file + ":" + _LAYOUT) from None
     if document["config"] is None:
         document["config"] = CommentedMap()
     config = document["config"]
