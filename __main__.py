@@ -29,7 +29,13 @@ from components.external_secrets import (
 )
 from components.pki import PkiEnvironment, PkiEnvironmentArgs, ServiceCertificate, ServiceCertificateArgs
 from components.platform import PlatformRefs, provider_settings, shard_refs
-from components.rotation import PasswordPolicy, RotatedSecret, SecretRotator, SecretRotatorArgs
+from components.rotation import (
+    PasswordPolicy,
+    RotatedSecret,
+    SecretRotator,
+    SecretRotatorArgs,
+    code_archive,
+)
 from components.secret_values import SecretValues, SecretValuesArgs
 from components.service_config import ServiceConfig, ServiceConfigArgs
 from components.vault import VaultEnvironment, VaultEnvironmentArgs, VaultService, VaultServiceArgs
@@ -117,8 +123,10 @@ def main() -> None:
         if not one_stack:
             return  # the platform stack: its shards declare the services
     boundaries = service_boundaries(stack, topology)
-    services = {name: declare_service(stack, svc, config, shared, boundaries.get(name))
-                for name, svc in stack.services.items()}
+    services: dict[str, DeclaredService] = {}
+    for name, svc in stack.services.items():  # (a loop: a comprehension would be one more
+        # frame in the stack trace the SDK records for each of the service's resources)
+        services[name] = declare_service(stack, svc, config, shared, boundaries.get(name))
     declare_rotation(stack, services, shared, boundaries)
     declare_certificates(stack, services, shared)
     declare_dynamic_credentials(stack, services, shared)
@@ -278,6 +286,7 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
     role reaches that service's secrets only (docs/isolation.md)."""
     platform = stack.platform
     schedule = platform.rotation
+    code: pulumi.AssetArchive | None = None  # one archive for every function, built once
     for name, s in services.items():
         secrets = s.plan.spec.secrets
         rotated = [
@@ -294,6 +303,7 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
         ]
         if not rotated:
             continue
+        code = code or code_archive()
         SecretRotator(
             ownership.rotation_component_name(stack.environment, name),
             SecretRotatorArgs(
@@ -309,6 +319,7 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
                 # AWS's own rotation functions exclude these: they break URLs and shells
                 password=PasswordPolicy(exclude_characters="/@\"'\\ "),
                 permissions_boundary=boundaries.get(name),
+                code=code,
             ),
             opts=shared.opts(),
         )
@@ -358,23 +369,30 @@ def declare_dynamic_credentials(stack: StackModel, services: dict[str, DeclaredS
 
 
 def service_outputs(s: DeclaredService) -> dict:
-    """One service's part of the outputs contract (schemas/outputs.schema.json)."""
+    """One service's part of the outputs contract (schemas/outputs.schema.json). The names the
+    program gives its resources are exported as the model has them (the resources are named
+    with exactly these; tests/program/test_program.py checks each against the plan): a plain
+    value is exported as it is, where an Output costs one more await per leaf. What the cloud
+    computes (ARNs) comes from the resources."""
     svc = s.plan
     return {
-        "namespace": s.config.namespace,
-        "service_account": s.access.service_account_name,
-        "configmap": s.config.configmap_name,
-        "config_hash": s.config.config_hash,
+        "namespace": svc.namespace,
+        "service_account": svc.service_account,
+        "configmap": svc.config.name,
+        "config_hash": svc.config.hash,
         "secret_name": svc.secret_name,
         "vault_path": svc.vault_data_path,
-        "vault_policy": s.vault.policy_name,
-        "vault_role": s.vault.role_name,
+        "vault_policy": svc.vault_policy,
+        "vault_role": ownership.vault_role(svc.name),
         "secrets_manager_arns": s.aws.arns,
-        "secret_stores": {"vault": s.stores.vault_store_name, "aws": s.stores.aws_store_name},
+        "secret_stores": {
+            "vault": ownership.secret_store_name(svc.name, "vault") if s.stores.vault_store else None,
+            "aws": ownership.secret_store_name(svc.name, "aws") if s.stores.aws_store else None},
         "iam_role_arn": s.identity.role_arn if s.identity else None,
-        "flags_configmap": s.config.flags_configmap_name,
-        "tls": {"secret_name": s.tls.secret_name, "issuer": s.tls.issuer_name} if s.tls else None,
-        "dynamic_secret_names": list(s.dynamic.secret_names.values()) if s.dynamic else [],
+        "flags_configmap": svc.flags.name if svc.flags else None,
+        "tls": {"secret_name": svc.tls.secret_name, "issuer": svc.tls.issuer_name}
+        if s.tls and svc.tls else None,
+        "dynamic_secret_names": [p.secret_name for p in svc.dynamic] if s.dynamic else [],
         "tenants": {t: {"configmap": cm.name, "config_hash": cm.hash}
                     for t, cm in svc.tenants.items()},
         # Reloader's search mode reads its annotation on the workload's own metadata

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from configplane import ownership
 from configplane.cli.commands.plan import command as plan_command
+from configplane.contract import HASH_ANNOTATION
 from configplane.model import environment_topology
 from configplane.offline import PlanMocks, run_plan
 from configplane.redaction import is_secret_wrapper
@@ -325,6 +326,55 @@ def test_outputs_follow_the_contract_and_hold_no_secret(planned):
     for canary in [*CANARIES.values(), GENERATED_CANARY]:
         assert canary not in text
     assert "[secret]" in text  # the stores' inputs are shown, redacted
+
+
+def test_every_exported_name_is_the_name_of_a_planned_resource(planned):
+    """The program exports the names it gave its resources as the model has them (plain
+    values, not the resources' outputs): each one must name a resource of that kind, in the
+    service's namespace, that the plan declares; the config hash is its ConfigMap's."""
+    _, plan = planned
+    # (Kubernetes kind or, for Vault, the type; namespace) -> the names declared
+    declared: dict[tuple[str, str | None], set[str]] = {}
+    for r in plan.resources:
+        metadata = r.inputs.get("metadata") or {}
+        kind = r.inputs.get("kind") or r.type
+        if "name" in metadata:
+            declared.setdefault((kind, metadata.get("namespace")), set()).add(metadata["name"])
+        for key in ("name", "roleName"):  # Vault policies and auth roles
+            if isinstance(r.inputs.get(key), str):
+                declared.setdefault((r.type, None), set()).add(r.inputs[key])
+
+    def names(kind: str, namespace: str | None = None) -> set[str]:
+        return declared.get((kind, namespace), set())
+
+    services = plan.outputs["services"]
+    assert services  # the sample stacks export services: the checks below see something
+    for service, out in services.items():
+        ns = out["namespace"]
+        assert ns in names("Namespace"), service
+        assert out["service_account"] in names("ServiceAccount", ns)
+        assert out["configmap"] in names("ConfigMap", ns)
+        configmap = next(r for r in plan.resources if r.type == "kubernetes:core/v1:ConfigMap"
+                         and r.inputs["metadata"]["name"] == out["configmap"])
+        assert configmap.inputs["metadata"]["annotations"][HASH_ANNOTATION] == out["config_hash"]
+        assert out["configmap"].endswith("-" + out["config_hash"])
+        if out["flags_configmap"] is not None:
+            assert out["flags_configmap"] in names("ConfigMap", ns)
+        assert out["vault_policy"] in names("vault:index/policy:Policy")
+        assert out["vault_role"] in names("vault:kubernetes/authBackendRole:AuthBackendRole")
+        stores = [s for s in out["secret_stores"].values() if s is not None]
+        assert stores and set(stores) <= names("SecretStore", ns), service
+        external = [r for r in plan.resources if r.inputs.get("kind") == "ExternalSecret"
+                    and r.inputs["metadata"]["namespace"] == ns]
+        targets = {r.inputs["spec"]["target"]["name"] for r in external}
+        assert out["secret_name"] in targets
+        assert set(out["dynamic_secret_names"]) <= names("ExternalSecret", ns)
+        if out["tls"] is not None:
+            assert out["tls"]["issuer"] in names("Issuer", ns)
+            certificates = [r for r in plan.resources if r.inputs.get("kind") == "Certificate"
+                            and r.inputs["metadata"]["namespace"] == ns]
+            assert out["tls"]["secret_name"] in {
+                c.inputs["spec"]["secretName"] for c in certificates}
 
 
 def test_cli_plan_json_and_out_files(tmp_path: Path):
