@@ -25,6 +25,7 @@ home; splitting the catalogue would split the one place a reviewer reads to know
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -655,29 +656,81 @@ def _literal_head(pattern: str) -> str:
     return re.split(r"[*?]", pattern, maxsplit=1)[0]
 
 
-def secret_pattern_owners(pattern: str, environment: str, services: Iterable[str]) -> set[str]:
+class SecretPatternOwners:
     """The services whose Secrets Manager secrets an IAM resource pattern (`*` and `?` as IAM
-    reads them) can match: each service of the stack whose prefix the pattern can reach, plus
-    EVERY when it can match a configplane secret outside those prefixes (another
-    environment's, or a service this stack does not declare). Empty: no configplane secret."""
+    reads them) can match, over one stack's services: each service whose prefix the pattern
+    can reach, plus EVERY when it can match a configplane secret outside those prefixes
+    (another environment's, or a service this stack does not declare). Empty: no configplane
+    secret.
+
+    Built once per stack and called once per pattern, so that a stack of N roles over N
+    services costs about N, not N * N glob intersections: the prefixes are indexed, a pattern
+    is judged only against the prefixes its literal head agrees with (every other prefix
+    differs from each string it matches before its first wildcard), and each distinct pattern
+    is judged once. A prefix that itself holds `*` or `?` (a name no plan derives) is judged
+    as a glob, against every pattern."""
+
+    def __init__(self, environment: str, services: Iterable[str]):
+        self._environment = environment
+        self._literal: dict[str, str] = {}  # prefix -> its service
+        self._wild: dict[str, str] = {}
+        for service in services:
+            prefix = secret_prefix(environment, service)
+            (self._wild if _has_wildcard(prefix) else self._literal)[prefix] = service
+        self._sorted = sorted(self._literal)
+        self._judged: dict[str, frozenset[str]] = {}
+
+    def __call__(self, pattern: str) -> set[str]:
+        if pattern not in self._judged:
+            self._judged[pattern] = frozenset(self._judge(pattern))
+        return set(self._judged[pattern])
+
+    def _judge(self, pattern: str) -> set[str]:
+        name = _secret_name_glob(pattern)
+        if name is None:
+            return set()
+        head = _literal_head(name)
+        owners = {self._literal[p] for p in self._literal_reached(name, head)}
+        owners |= {s for p, s in self._wild.items() if globs_intersect(name, p + "*")}
+        inside = any(head.startswith(secret_prefix(self._environment, s)) for s in owners)
+        if not inside and globs_intersect(name, "configplane/*"):
+            owners.add(EVERY)
+        return owners
+
+    def _literal_reached(self, name: str, head: str) -> Iterable[str]:
+        """The literal prefixes `name` (whose literal head is `head`) can match a string of."""
+        # a prefix of the head: every string the pattern matches starts with it
+        yield from (head[:i] for i in range(len(head) + 1) if head[:i] in self._literal)
+        # a prefix longer than the head: the glob decides, past the head both share
+        rest = name[len(head):]
+        for prefix in self._sorted[bisect.bisect_right(self._sorted, head):]:
+            if not prefix.startswith(head):
+                break
+            if globs_intersect(rest, prefix[len(head):] + "*"):
+                yield prefix
+
+
+def _has_wildcard(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def _secret_name_glob(pattern: str) -> str | None:
+    """The secret name an IAM resource pattern can match, as a glob (`*` for a glob over
+    whole ARNs), or None when it can match no Secrets Manager secret."""
     parts = pattern.split(":", 5)
     if len(parts) == 6:
         if not globs_intersect(parts[2], "secretsmanager"):
-            return set()
+            return None
         resource = parts[5]
         if not globs_intersect(resource, "secret:*"):
-            return set()
-        name = resource[len("secret:"):] if resource.startswith("secret:") else "*"
-    elif "*" in pattern:
-        name = "*"  # a glob over whole ARNs
-    else:
-        return set()
-    owners = {s for s in services if globs_intersect(name, secret_prefix(environment, s) + "*")}
-    head = _literal_head(name)
-    inside = any(head.startswith(secret_prefix(environment, s)) for s in owners)
-    if not inside and globs_intersect(name, "configplane/*"):
-        owners.add(EVERY)
-    return owners
+            return None
+        return resource[len("secret:"):] if resource.startswith("secret:") else "*"
+    return "*" if "*" in pattern else None
+
+
+def secret_pattern_owners(pattern: str, environment: str, services: Iterable[str]) -> set[str]:
+    """SecretPatternOwners for one pattern (a stack judging many builds the index once)."""
+    return SecretPatternOwners(environment, services)(pattern)
 
 
 KV_KINDS = frozenset({"data", "metadata", "subkeys", "delete", "undelete", "destroy"})

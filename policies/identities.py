@@ -178,13 +178,14 @@ def _iam_identities(stack: Stack) -> list[Identity]:
     # the stack's services: whose secrets a pattern may reach (by what it matches)
     services = {o for o in (service_of(p) for p in stack.props.values()) if o}
     services |= set(secret_owners.values())
+    pattern_owners = ownership.SecretPatternOwners(stack.env, services)
     out = []
     for role in roles:
         props = stack.props[role.urn]
         identity = Identity(label=label_of(role), name=role.name, urn=role.urn,
                             admits=_irsa_admits(stack, props.get("assumeRolePolicy")))
         for document in documents[role.urn]:
-            identity.reads |= _readable_services(document, stack.env, secret_owners, services)
+            identity.reads |= _readable_services(document, secret_owners, pattern_owners)
         out.append(identity)
     return out
 
@@ -216,8 +217,8 @@ def _reads_secrets(actions: list[str]) -> bool:
     return False
 
 
-def _readable_services(document: Any, env: str, secret_owners: dict[str, str],
-                       services: set[str]) -> set[str]:
+def _readable_services(document: Any, secret_owners: dict[str, str],
+                       pattern_owners: ownership.SecretPatternOwners) -> set[str]:
     try:
         statements = iam_statements(document)
     except PolicyParseError:
@@ -232,18 +233,18 @@ def _readable_services(document: Any, env: str, secret_owners: dict[str, str],
         if not _reads_secrets([str(a) for a in as_list(s.get("Action"))]):
             continue
         for resource in as_list(s.get("Resource")):
-            found |= _secret_arn_owners(str(resource), env, secret_owners, services)
+            found |= _secret_arn_owners(str(resource), secret_owners, pattern_owners)
     return found
 
 
-def _secret_arn_owners(resource: str, env: str, secret_owners: dict[str, str],
-                       services: set[str]) -> set[str]:
+def _secret_arn_owners(resource: str, secret_owners: dict[str, str],
+                       pattern_owners: ownership.SecretPatternOwners) -> set[str]:
     """Whose secrets an IAM resource reaches: a secret of the plan by its ARN, else every
-    service whose secrets the pattern can match (ownership.secret_pattern_owners: judged by
+    service whose secrets the pattern can match (ownership.SecretPatternOwners: judged by
     what the glob matches, not by its prefix)."""
     if resource in secret_owners:
         return {secret_owners[resource]}
-    return ownership.secret_pattern_owners(resource, env, services)
+    return pattern_owners(resource)
 
 
 def _own_login(props: dict, env: str) -> bool:

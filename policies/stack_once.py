@@ -1,12 +1,15 @@
-"""The whole stack deserialised once per `AnalyzeStack` call, not once per stack policy.
+"""The whole stack deserialised once per `AnalyzeStack` call, not once per stack policy, and a
+resource once per `Analyze` call, not once per resource policy.
 
 pulumi_policy 1.21's `AnalyzeStack` turns every resource's properties from protobuf into Python
-(`json_format.MessageToDict`, then `deserialize_properties`) inside its loop over the stack
-policies, so a pack with six of them pays that six times: at 2,000 services 89 % of the call
-(docs/benchmarks.md). While one call runs, `install()` has both functions, as that module sees
+(`json_format.MessageToDict`, then `deserialize_properties`, then `unknown_checking_proxy`)
+inside its loop over the stack policies, so a pack with eight of them pays that eight times: at
+2,000 services 89 % of the call (docs/benchmarks.md); its `Analyze` does the same per resource
+policy (seventeen). While one call runs, `install()` has these functions, as that module sees
 them, remember their results: a resource's properties are converted once (keyed by their
 serialised bytes, whatever Python object carries them) and every policy reads the same objects.
-Policies only read properties (pulumi_policy hands each one a read-only proxy over them).
+Policies only read properties (each gets pulumi_policy's unknown-checking proxy over them, and
+no policy of this pack writes through it).
 
 This reaches into pulumi_policy's module namespace; policies/requirements.txt pins its version
 and tests/policies/test_stack_once.py fails if the names it relies on move.
@@ -27,12 +30,15 @@ _LOCK = threading.Lock()
 
 
 class _Memo:
-    """`json_format` and `deserialize_properties` as the policy module calls them, remembering."""
+    """`json_format`, `deserialize_properties` and `unknown_checking_proxy` as the policy module
+    calls them, remembering."""
 
-    def __init__(self, json_format: Any, deserialize: Callable[..., Any]):
-        self._json_format, self._deserialize = json_format, deserialize
+    def __init__(self, json_format: Any, deserialize: Callable[..., Any],
+                 proxy: Callable[[Any], Any] | None = None):
+        self._json_format, self._deserialize, self._proxy = json_format, deserialize, proxy
         self._dicts: dict[bytes, Any] = {}
         self._values: dict[tuple[int, tuple], tuple[Any, Any]] = {}
+        self._proxies: dict[int, tuple[Any, Any]] = {}
 
     def __getattr__(self, name: str) -> Any:  # the rest of json_format, unchanged
         return getattr(self._json_format, name)
@@ -51,23 +57,42 @@ class _Memo:
             self._values[key] = (value, self._deserialize(value, *args))
         return self._values[key][1]
 
+    def unknown_checking_proxy(self, value: Any) -> Any:
+        assert self._proxy is not None
+        key = id(value)  # held below, as in deserialize_properties
+        if key not in self._proxies:
+            self._proxies[key] = (value, self._proxy(value))
+        return self._proxies[key][1]
 
-def install(servicer: Any = _policy._PolicyAnalyzerServicer) -> None:
-    """Make `servicer.AnalyzeStack` convert each resource once per call (idempotent)."""
-    original = servicer.AnalyzeStack
-    if getattr(original, "stack_once", False):
-        return
 
+_REBOUND = ("json_format", "deserialize_properties", "unknown_checking_proxy")
+
+
+def _once_per_call(original: Callable[..., Any]) -> Callable[..., Any]:
+    """`original` (a servicer method) with the policy module's conversions remembered for the
+    duration of one call."""
     @functools.wraps(original)
-    def analyze_stack(self: Any, request: Any, context: Any) -> Any:
-        with _LOCK:  # one stack call at a time rebinds the module's names
-            memo = _Memo(_policy.json_format, _policy.deserialize_properties)
-            _policy.json_format, _policy.deserialize_properties = memo, memo.deserialize_properties
+    def call(self: Any, request: Any, context: Any) -> Any:
+        with _LOCK:  # one call at a time rebinds the module's names
+            saved = [getattr(_policy, name) for name in _REBOUND]
+            memo = _Memo(*saved)
+            _policy.json_format = memo
+            _policy.deserialize_properties = memo.deserialize_properties
+            _policy.unknown_checking_proxy = memo.unknown_checking_proxy
             try:
                 return original(self, request, context)
             finally:
-                _policy.json_format = memo._json_format
-                _policy.deserialize_properties = memo._deserialize
+                for name, value in zip(_REBOUND, saved, strict=True):
+                    setattr(_policy, name, value)
 
-    analyze_stack.stack_once = True  # type: ignore[attr-defined]
-    servicer.AnalyzeStack = analyze_stack
+    call.stack_once = True  # type: ignore[attr-defined]
+    return call
+
+
+def install(servicer: Any = _policy._PolicyAnalyzerServicer) -> None:
+    """Make `servicer.AnalyzeStack` convert each resource once per call, and `servicer.Analyze`
+    its resource once (idempotent)."""
+    for method in ("AnalyzeStack", "Analyze"):
+        original = getattr(servicer, method)
+        if not getattr(original, "stack_once", False):
+            setattr(servicer, method, _once_per_call(original))

@@ -113,6 +113,85 @@ def test_the_pattern_of_the_issue_reaches_every_environment() -> None:
     assert ownership.EVERY in ownership.secret_pattern_owners("*", "dev", SERVICES)
 
 
+def _reference_pattern_owners(pattern: str, environment: str, services) -> set[str]:
+    """The straightforward judgement SecretPatternOwners must agree with: the pattern's secret
+    name intersected with every service's prefix, one by one."""
+    parts = pattern.split(":", 5)
+    if len(parts) == 6:
+        if not ownership.globs_intersect(parts[2], "secretsmanager"):
+            return set()
+        resource = parts[5]
+        if not ownership.globs_intersect(resource, "secret:*"):
+            return set()
+        name = resource[len("secret:"):] if resource.startswith("secret:") else "*"
+    elif "*" in pattern:
+        name = "*"
+    else:
+        return set()
+    owners = {s for s in services
+              if ownership.globs_intersect(name, ownership.secret_prefix(environment, s) + "*")}
+    head = re.split(r"[*?]", name, maxsplit=1)[0]
+    inside = any(head.startswith(ownership.secret_prefix(environment, s)) for s in owners)
+    if not inside and ownership.globs_intersect(name, "configplane/*"):
+        owners.add(ownership.EVERY)
+    return owners
+
+
+# Service names that are prefixes of one another (svc, svc-2, sv), that hold `/`, IAM's
+# wildcards or Vault's `+`, and the empty name: what a stack's labels and tags can carry.
+SERVICE_NAMES = st.one_of(st.sampled_from(["svc", "svc-2", "sv", "svc-20", "api", "api-v2"]),
+                          st.text(alphabet="sv-2/*?+", max_size=5))
+ENVIRONMENTS = st.sampled_from(["dev", "prod", "d?v", "*"])
+
+
+@st.composite
+def secret_patterns(draw, services: list[str], environment: str) -> str:
+    """IAM resource patterns near the services' prefixes: a prefix cut anywhere and followed by
+    wildcards and characters, spans of two services (one's head, another's tail), other
+    environments, whole-ARN globs, other services' ARNs."""
+    prefixes = [ownership.secret_prefix(environment, s) for s in services] or ["configplane/"]
+    pieces = st.sampled_from(["*", "?", "+", "-", "/", "2", "s", "v", "KEY", "-??????",
+                              "configplane/", environment + "/", "prod/", "dev/"])
+    first, second = draw(st.sampled_from(prefixes)), draw(st.sampled_from(prefixes))
+    cut = draw(st.integers(0, len(first)))
+    tail = draw(st.integers(0, len(second)))
+    name = first[:cut] + "".join(draw(st.lists(pieces, max_size=4))) + second[len(second) - tail:]
+    arn = draw(st.sampled_from([
+        "arn:aws:secretsmanager:eu-west-1:111111111111:secret:", "arn:aws:secretsmanager:*:*:secret:",
+        "arn:aws:secretsmanager:*:*:*", "arn:aws:secrets*:*:*:secr?t:", "arn:aws:s3:::",
+        "arn:aws:secretsmanager:eu-west-1:111111111111:", ""]))
+    return arn + name
+
+
+@given(st.data(), st.lists(SERVICE_NAMES, max_size=6), ENVIRONMENTS)
+def test_the_indexed_pattern_owners_agree_with_judging_every_service(data, services, environment):
+    """SecretPatternOwners (the prefixes indexed, each pattern judged against those its literal
+    head agrees with, once) decides exactly as judging the pattern against every service's
+    prefix, for every pattern of a stack, asked in any order and more than once."""
+    judge = ownership.SecretPatternOwners(environment, services)
+    patterns = data.draw(st.lists(secret_patterns(services, environment), min_size=1, max_size=8))
+    for pattern in patterns + patterns:
+        expected = _reference_pattern_owners(pattern, environment, services)
+        got = judge(pattern)
+        assert got == expected, pattern
+        got.add("caller's own")  # callers may extend what they are given
+    assert ownership.secret_pattern_owners(patterns[0], environment, services) == \
+        _reference_pattern_owners(patterns[0], environment, services)
+
+
+def test_the_indexed_pattern_owners_keep_prefixes_of_other_names_apart() -> None:
+    judge = ownership.SecretPatternOwners("dev", ["svc", "svc-2", "sv"])
+    every = ownership.EVERY
+    assert judge(ARN + "configplane/dev/svc/*") == {"svc"}
+    assert judge(ARN + "configplane/dev/sv/*") == {"sv"}
+    assert judge(ARN + "configplane/dev/svc-2/KEY-??????") == {"svc-2"}
+    # past the literal head: svc-2 and an undeclared svc-3 alike
+    assert judge(ARN + "configplane/dev/svc*") == {"svc", "svc-2", every}
+    # IAM's `?` is any character, `/` included: sv + `/` is inside sv's prefix
+    assert judge(ARN + "configplane/dev/sv?/KEY-??????") == {"sv", "svc", every}
+    assert judge(ARN + "configplane/dev/*/KEY") == {"svc", "svc-2", "sv", every}
+
+
 # --- one owner per name ---------------------------------------------------------------------
 
 def claims_of(*services: ownership.ServiceNames) -> list[tuple[tuple[str, ...], str, str]]:

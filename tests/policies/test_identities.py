@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from configplane import ownership
 from configplane.offline import UNKNOWN, AnalyzedResource
 from tests.documents import paths
 from tests.policies.builders import (
@@ -24,8 +25,11 @@ from tests.policies.builders import (
     pack_module,
 )
 from tests.policies.conftest import found
+from tests.test_ownership import _reference_pattern_owners
 
 IDENTITIES = pack_module("identities")
+Stack = pack_module("isolation_lib").Stack
+ARN_PREFIX = "arn:aws:secretsmanager:eu-west-1:333333333333:secret:"
 SECRET_STORES = pack_module("secret_stores")
 SPANS_WHY = IDENTITIES.WHY_FIX_SPANS
 
@@ -298,3 +302,58 @@ def test_a_shard_deployers_login_spans_its_shard_only_with_its_own_deploy_policy
                 login(["prod-api-read", "prod-web-read"]))
     assert [v[:3] for v in isolation_violations(prod, other)] == [
         (SPANS, "deploy-rights-prod-shop-vault-login-operator", "mandatory")]
+
+
+# --- every role's patterns against every service: the index decides as the plain judgement ---
+
+ROLE_SERVICES = st.lists(st.one_of(st.sampled_from(["svc", "svc-2", "sv", "svc-20", "api"]),
+                                   st.text(alphabet="sv-2/*?+", min_size=1, max_size=4)),
+                         max_size=5, unique=True)
+PATTERN_PIECES = st.sampled_from(["*", "?", "+", "-", "/", "2", "s", "v", "svc", "KEY",
+                                  "-??????", "configplane/", "prod/", "dev/"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data(), ROLE_SERVICES)
+def test_what_each_role_reads_is_the_plain_judgement_of_its_patterns(data, services):
+    """Roles of generated patterns over generated services (prefixes of one another, spans of
+    two, wildcards of IAM and Vault): each role reads the union of what judging each pattern
+    against every service finds (tests/test_ownership.py's reference), nothing more or less."""
+    def pattern() -> str:
+        first = ownership.secret_prefix("prod", data.draw(st.sampled_from(services or ["x"])))
+        second = ownership.secret_prefix("prod", data.draw(st.sampled_from(services or ["x"])))
+        cut, tail = data.draw(st.integers(0, len(first))), data.draw(st.integers(0, len(second)))
+        middle = "".join(data.draw(st.lists(PATTERN_PIECES, max_size=3)))
+        arn = data.draw(st.sampled_from([ARN_PREFIX, "arn:aws:secretsmanager:*:*:secret:", ""]))
+        return arn + first[:cut] + middle + second[len(second) - tail:]
+
+    roles = {f"role-{i}": [pattern() for _ in range(data.draw(st.integers(1, 3)))]
+             for i in range(data.draw(st.integers(1, 4)))}
+    resources = [_Resource("kubernetes:core/v1:ServiceAccount", f"account-{i}",
+                           {"metadata": {"name": f"a{i}", "namespace": f"n{i}",
+                                         "labels": {"app.kubernetes.io/name": s}}})
+                 for i, s in enumerate(services)]
+    resources += [_Resource("aws:iam/role:Role", name, {"name": name, "inlinePolicies": [
+        {"policy": json.dumps({"Statement": [{"Effect": "Allow",
+                                              "Action": "secretsmanager:GetSecretValue",
+                                              "Resource": patterns}]})}]})
+                  for name, patterns in roles.items()]
+    reads = {i.name: i.reads for i in IDENTITIES.identities(Stack("prod", resources))}
+    for name, patterns in roles.items():
+        expected = set().union(*(_reference_pattern_owners(p, "prod", services) for p in patterns))
+        assert reads[name] == expected, (name, patterns)
+
+
+@dataclasses.dataclass
+class _Resource:
+    """A resource as pulumi_policy hands it to a stack policy (what isolation_lib reads)."""
+
+    resource_type: str
+    name: str
+    props: dict
+
+    @property
+    def urn(self) -> str:
+        return f"urn:pulumi:prod::configplane::{self.resource_type}::{self.name}"
+
+    property_dependencies = {}  # none: the roles carry their policies inline

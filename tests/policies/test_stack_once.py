@@ -1,10 +1,14 @@
-"""policies/stack_once.py: the stack's resources deserialised once per AnalyzeStack call. The
-pack with it and the same pack without it give the same verdicts on the same stacks (with
-resources removed at random, so that the stack policies fire), and the pulumi_policy names it
-rebinds are still where it expects them."""
+"""policies/stack_once.py: the stack's resources deserialised once per AnalyzeStack call, a
+resource once per Analyze call. The pack with it and the same pack without it give the same
+verdicts on the same stacks (with resources removed at random, so that the stack policies
+fire; with properties replaced at random by unknowns and values of the wrong shape, so that
+resource policies fire and proxies raise), and the pulumi_policy names it rebinds are still
+where it expects them."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import random
 import re
 import shutil
@@ -15,8 +19,16 @@ from pathlib import Path
 import pytest
 from google.protobuf import struct_pb2
 
-from configplane.offline import PolicyPackSession, analyzed_resources, run_plan
+from configplane.offline import (
+    UNKNOWN,
+    PolicyPackError,
+    PolicyPackSession,
+    analyzed_resources,
+    run_plan,
+)
+from tests.documents import parent, paths
 from tests.policies.conftest import CONFIG, PACK, PROJECT, REPO, found
+from tests.projects import sample_plan
 
 sys.path.insert(0, str(PACK))
 import stack_once
@@ -52,6 +64,53 @@ def test_one_conversion_per_content_and_the_rest_untouched():
     assert memo.Parse is policy.json_format.Parse  # everything else passes through
 
 
+def test_the_analyze_names_it_rebinds_are_where_the_pinned_pulumi_policy_has_them():
+    from pulumi_policy import policy
+
+    assert callable(policy._PolicyAnalyzerServicer.Analyze)
+    assert callable(policy.unknown_checking_proxy)
+    source = Path(policy.__file__).read_text()
+    assert "deserialize_properties(json_format.MessageToDict(request.properties))" in source
+    assert source.count("props = unknown_checking_proxy(deserialized)") >= 2  # both calls
+
+
+def test_one_proxy_per_converted_value():
+    from pulumi_policy import policy
+
+    memo = stack_once._Memo(policy.json_format, policy.deserialize_properties,
+                            policy.unknown_checking_proxy)
+    value, same = {"x": [1, {"y": "s"}]}, {"x": [1, {"y": "s"}]}
+    proxy = memo.unknown_checking_proxy(value)
+    assert memo.unknown_checking_proxy(value) is proxy
+    assert memo.unknown_checking_proxy(same) is not proxy  # by object: another conversion
+    assert proxy["x"][1]["y"] == "s" and dict(proxy).keys() == {"x"}
+
+
+def test_install_wraps_both_calls_once_and_restores_the_names():
+    from pulumi_policy import policy
+
+    seen = []
+
+    class Servicer:
+        def Analyze(self, request, context):  # noqa: N802
+            seen.append(policy.unknown_checking_proxy)
+            return ("analyze", request)
+
+        def AnalyzeStack(self, request, context):  # noqa: N802
+            seen.append(policy.unknown_checking_proxy)
+            return ("stack", request)
+
+    before = policy.unknown_checking_proxy
+    stack_once.install(Servicer)
+    wrapped = Servicer.Analyze, Servicer.AnalyzeStack
+    stack_once.install(Servicer)  # idempotent
+    assert (Servicer.Analyze, Servicer.AnalyzeStack) == wrapped
+    assert Servicer().Analyze(1, None) == ("analyze", 1)
+    assert Servicer().AnalyzeStack(2, None) == ("stack", 2)
+    assert all(proxy is not before for proxy in seen)  # remembered during each call
+    assert policy.unknown_checking_proxy is before  # and restored after it
+
+
 @pytest.fixture(scope="module")
 def without(tmp_path_factory) -> Path:
     """The pack as it was before: the same files (links followed), stack_once not installed."""
@@ -82,3 +141,48 @@ def test_the_verdicts_are_those_of_the_pack_without_it(without):
                       "dynamic-credential-refresh"}
     fired = {v[0] for found_ in verdicts[0] for v in found_}
     assert fired & stack_policies  # the removals made stack policies speak
+
+
+JUNK = [UNKNOWN, None, 1, [], {}, "x", ["*"], {"a": UNKNOWN}, [UNKNOWN], "*"]
+
+
+def _garbled(resources, chooser: random.Random, share: float):
+    """The stack with one property of about `share` of its resources replaced by junk."""
+    out = []
+    for r in resources:
+        if r.outputs and chooser.random() < share:
+            props = copy.deepcopy(dict(r.outputs))
+            path = chooser.choice(list(paths(props))[1:])
+            parent(props, path)[path[-1]] = chooser.choice(JUNK)
+            r = dataclasses.replace(r, inputs=props, outputs=copy.deepcopy(props))
+        out.append(r)
+    return out
+
+
+def _outcome(session: PolicyPackSession, stack: list, pack: Path) -> object:
+    """The verdicts, or how the pack failed (a policy that cannot read a junk property), the
+    same whichever copy of the pack it was."""
+    try:
+        return found(session.run(stack))
+    except PolicyPackError as exc:
+        return str(exc).replace(str(pack), "<pack>")
+
+
+def test_the_resource_verdicts_are_those_of_the_pack_without_it(without):
+    """Analyze: every service's resources (the environment as one stack), junk in some."""
+    resources = analyzed_resources(sample_plan("prod"))
+    chooser = random.Random(19)
+    stacks = [_garbled(resources, chooser, share) for share in (0.01, 0.02, 0.05) * 3]
+    # and one that surely makes a resource policy speak, whatever the random draws change
+    mutable = next(r for r in resources if r.type == "kubernetes:core/v1:ConfigMap")
+    stacks.append([dataclasses.replace(r, inputs={**r.inputs, "immutable": False},
+                                       outputs={**r.outputs, "immutable": False})
+                   if r is mutable else r for r in resources])
+    outcomes = []
+    for pack in (PACK, without):
+        with PolicyPackSession(pack, project=PROJECT, stack="prod",
+                               policy_config_file=CONFIG / "prod.json") as session:
+            outcomes.append([_outcome(session, stack, pack) for stack in stacks])
+    assert outcomes[0] == outcomes[1]
+    fired = {v[0] for verdicts in outcomes[0] if isinstance(verdicts, list) for v in verdicts}
+    assert "configmap-hygiene" in fired
