@@ -354,18 +354,22 @@ def test_a_role_template_configplane_cannot_fill_is_one_clean_message(template):
 
 @pytest.mark.parametrize("operator_ns", ["api-prod", "api"])
 def test_a_service_in_the_operators_namespace_is_refused(tmp_path, operator_ns):
-    # a shard's account would get Roles in the namespace that holds every stack's account
+    # a shard's account would get Roles in the namespace that holds every stack's account;
+    # validate refuses it (tests/validation/test_ownership.py), so the command does too
+    def stacks(project):
+        return cli("operator", "stacks", "--env", "prod", "--project-dir", str(project), *ARGS,
+                   "--platform-role-arn", bootstrap("prod"))
     project = copy_project(tmp_path / "p")
     set_operator_namespace(project, "prod", operator_ns)
-    run = stacks_cli("prod", project=project)
+    run = stacks(project)
     assert_clean(run, [], codes=(1,))
-    assert "service api" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
+    assert "service `api`" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
     assert "platform.shards.operator_namespace" in run.stderr
     project = copy_project(tmp_path / "q")
     edit_yaml(project / "services/web/prod.yaml", lambda d: d.update(namespace="pulumi-operator"))
-    run = stacks_cli("prod", project=project)
+    run = stacks(project)
     assert_clean(run, [], codes=(1,))
-    assert "service web" in run.stderr and "pulumi-operator" in run.stderr
+    assert "service `web`" in run.stderr and "pulumi-operator" in run.stderr
     set_operator_namespace(project, "prod", "operators")
     found = objects("prod", project=project)  # elsewhere: fine
     assert {o["metadata"]["namespace"] for o in found if o["kind"] == "Role"}.isdisjoint(
