@@ -43,6 +43,7 @@ from configplane.inputs.schemacheck import FAST, config_validator, schema_errors
 from configplane.inputs.schemafiles import (
     SCHEMAS_DIR,
     SchemaFileError,
+    in_document_order,
     load_validator,
     service_validator,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "NO_CACHE_VARIABLE",
     "SchemaCache",
     "SchemaFileError",
+    "in_document_order",
     "Selection",
     "SELECTION_KEY",
     "SCHEMAS_DIR",

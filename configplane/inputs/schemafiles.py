@@ -63,6 +63,26 @@ def load_validator(path: Path, cache: SchemaCache | None = None) -> jsonschema.p
     return _compiled_validator(name, text, cache or SchemaCache.from_environment())
 
 
+def in_document_order(cls: Any, keywords: Mapping[str, Any] | None = None) -> Any:
+    """`cls` (with `keywords` replaced) whose `additionalProperties` reports the extra keys'
+    errors in the document's order. jsonschema's descends into them in the order of a `set`
+    of their names, which PYTHONHASHSEED changes: every service sits under `services`'
+    additionalProperties, so the errors of a broken fleet (and `validate`'s report) came in a
+    different order per run."""
+    hashed = cls.VALIDATORS["additionalProperties"]
+
+    def additional_properties(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
+        errors = list(hashed(validator, value, instance, schema) or ())
+        if isinstance(instance, dict) and len(errors) > 1:
+            order = {key: i for i, key in enumerate(instance)}
+            errors.sort(key=lambda e: order.get(e.relative_path[0], -1)
+                        if e.relative_path else -1)  # stable: one key's errors keep theirs
+        return errors
+
+    return jsonschema.validators.extend(
+        cls, {**(keywords or {}), "additionalProperties": additional_properties})
+
+
 @lru_cache(maxsize=1024)
 def _compiled_validator(name: str, text: str, cache: SchemaCache) -> jsonschema.protocols.Validator:
     """Keyed by the name errors show, the content and the cache; a failure is raised again
@@ -89,7 +109,7 @@ def _compiled_validator(name: str, text: str, cache: SchemaCache) -> jsonschema.
         identity=f"{text}\n{cls.__name__}")
     if not checked and fast is None:
         check()
-    ecma = jsonschema.validators.extend(cls, {"pattern": _pattern})
+    ecma = in_document_order(cls, {"pattern": _pattern})
     validator = ecma(schema, format_checker=cls.FORMAT_CHECKER)
     if fast is not None:
         FAST[id(validator)] = fast
@@ -234,5 +254,5 @@ def _composed_validator(name: str, text: str) -> jsonschema.protocols.Validator:
         where = dotted([str(p) for p in exc.absolute_path]) or "(root)"
         raise SchemaFileError(name, f"composed with its kind, not a valid JSON Schema at "
                               f"`{where}`. Fix: correct the service's schema.") from None
-    return jsonschema.validators.extend(cls, {"pattern": _re2_pattern})(
+    return in_document_order(cls, {"pattern": _re2_pattern})(
         schema, format_checker=cls.FORMAT_CHECKER)

@@ -33,7 +33,7 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
-from configplane.inputs import SCHEMAS_DIR, SchemaCache
+from configplane.inputs import SCHEMAS_DIR, SchemaCache, in_document_order
 from configplane.projectfiles import read_text
 from configplane.schema_messages import deepest as _deepest
 
@@ -103,7 +103,8 @@ def flagd_validator(uri: str = FLAGD_FLAGS_URI,
     The root is a `$ref` to the URI: flags.json's own root `$ref` sits beside its `$id`, which
     draft 7 ignores, so the base URI for its relative `./targeting.json` is the retrieval URI.
     """
-    return jsonschema.Draft7Validator({"$ref": uri}, registry=vendored_registry(schemas_dir))
+    return in_document_order(jsonschema.Draft7Validator)(
+        {"$ref": uri}, registry=vendored_registry(schemas_dir))
 
 
 # --- rollout ------------------------------------------------------------------------------------

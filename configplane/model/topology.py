@@ -31,6 +31,7 @@ from configplane.inputs import (
     is_stack_name,
     merge,
     read_inputs,
+    stack_file_name,
 )
 from configplane.ownership import (
     MAX_SHARD,
@@ -227,39 +228,111 @@ def stack_role(project_dir: Path, stack: str,
 Problem = tuple[str, str, str]
 
 
-def topology_problems(topology: Topology, file: str,
-                      other_environments: Iterable[str] = ()) -> list[Problem]:
-    """(key path, file, message) for a shard the platform cannot deploy: a name that is no
-    label, a stack name that another environment already has, a GitHub deploy environment
-    that is an environment's preview or approval one, a shard past the bound."""
-    if not topology.sharded:
-        return []
+def _origin(topology: Topology, stack: FleetStack, file: str) -> tuple[str, str]:
+    """(key path, what it is) of the setting that names `stack`: the shard's platform
+    override or its first service's owners; for a platform stack, its stack file's name."""
+    if stack.kind == "platform":
+        return "(stack)", f"the platform stack of environment `{stack.environment}` ({file})"
+    first = topology.shards()[stack.shard or ""][0]
+    decided = topology.decided_by.get(first)
+    path = (f"platform.shards.services.{first}" if decided == "services"
+            else "platform.shards.teams" if decided == "teams" else f"services.{first}.owners")
+    return path, (f"shard `{stack.shard}` of environment `{stack.environment}` "
+                  f"({file}: {path})")
+
+
+def fleet_names(topology: Topology) -> list[tuple[str, FleetStack]]:
+    """(name, stack) for every name one of the environment's stacks takes where the whole
+    fleet shares one namespace: its Pulumi stack name, which is also the GitHub environment it
+    deploys in (github_deploy_environment), and for the platform stack the environment's
+    shared GitHub environments (previews, approval). A shard whose name is no label is left
+    out (refused on its own)."""
+    out: list[tuple[str, FleetStack]] = []
+    for stack in topology.stacks():
+        if stack.kind == "shard" and not is_shard_name(stack.shard or ""):
+            continue
+        out.append((github_deploy_environment(stack.name), stack))
+        if stack.kind == "platform":
+            out += [(name, stack) for name in github_shared_environments(stack.environment)]
+    return out
+
+
+def fleet_key(name: str) -> str:
+    """Names compared as GitHub compares environment names: regardless of case."""
+    return name.lower()
+
+
+def related_environments(environment: str, known: Iterable[str]) -> tuple[str, ...]:
+    """The other environments whose stacks' names can meet `environment`'s: every name of an
+    environment's stacks is the environment's name or extends it by `-`, so two meet only
+    when the names are equal but for case, or one extends the other by `-`."""
+    mine = fleet_key(environment)
+    return tuple(sorted(other for other in set(known) - {environment}
+                        if (theirs := fleet_key(other)) == mine
+                        or theirs.startswith(mine + "-") or mine.startswith(theirs + "-")))
+
+
+def collision_problems(topology: Topology, file: str, others: Iterable[Topology]
+                       ) -> list[Problem]:
+    """(key path, file, message) for each stack of this environment that takes a name another
+    stack of the fleet takes too: one Pulumi stack name (one state, one lock, and `<env>-<shard>`
+    no longer says which environment), or one GitHub environment (its deploy role and Vault
+    login would trust the other stack's jobs). `others`: the other environments' topologies
+    (their platform stacks alone when not read: Topology(env, False))."""
+    taken: dict[str, list[tuple[str, FleetStack, Topology]]] = {}
+    for each in (topology, *others):
+        for name, stack in fleet_names(each):
+            taken.setdefault(fleet_key(name), []).append((name, stack, each))
     problems: list[Problem] = []
-    others = set(other_environments) - {topology.environment}
+    seen: set[frozenset[FleetStack]] = set()
+    for holders in taken.values():
+        holders.sort(key=lambda h: h[1].kind != "shard")  # a shard's setting is the one to fix
+        for name, stack, _ in holders:
+            if stack.environment != topology.environment:
+                continue
+            for other_name, other, other_topology in holders:
+                if other == stack or frozenset((stack, other)) in seen:
+                    continue
+                seen.add(frozenset((stack, other)))
+                other_file = file if other.environment == topology.environment \
+                    else stack_file_name(other.environment)
+                path, mine = _origin(topology, stack, file)
+                _, theirs = _origin(other_topology, other, other_file)
+                what = (f"stack `{stack.name}`" if stack.name == other.name else
+                        f"GitHub environment `{name}`" if name == other_name else
+                        f"GitHub environment `{name}` (GitHub ignores case: `{other_name}`)")
+                problems.append((path, file, (
+                    f"{mine} and {theirs} both take the {what}: "
+                    + ("two stacks of one name share one state and one lock, and the name no "
+                       "longer says which environment it belongs to"
+                       if stack.name == other.name else
+                       "each stack's deploy role and Vault login trust the jobs of its GitHub "
+                       "environment, so each would trust the other's")
+                    + ". Fix: rename one of the shards in platform.shards (services or teams), "
+                      "or rename one of the environments.")))
+    return problems
+
+
+def topology_problems(topology: Topology, file: str,
+                      other_environments: Iterable[str] = (),
+                      other_topologies: Iterable[Topology] = ()) -> list[Problem]:
+    """(key path, file, message) for a stack the platform cannot deploy: a shard whose name is
+    no label, a stack or GitHub environment name another stack of the fleet takes too
+    (collision_problems: the other environments' platform stacks from their names, their
+    shards from `other_topologies`), a shard past the bound."""
+    read = {t.environment: t for t in other_topologies}
+    others = [read.get(env, Topology(env, False))
+              for env in sorted(set(other_environments) | set(read)) if env != topology.environment]
+    problems = collision_problems(topology, file, others)
+    if not topology.sharded:
+        return problems
     for shard, services in topology.shards().items():
-        stack = shard_stack(topology.environment, shard).name
-        first = services[0]
-        path = (f"platform.shards.services.{first}" if topology.decided_by.get(first) == "services"
-                else "platform.shards.teams" if topology.decided_by.get(first) == "teams"
-                else f"services.{first}.owners")
         if not is_shard_name(shard):
+            path, _ = _origin(topology, shard_stack(topology.environment, shard), file)
             problems.append((path, file, f"shard `{shard}` is not an RFC 1123 label of at most "
                              f"{MAX_SHARD} characters (it names the stack `<env>-<shard>`). "
                              "Fix: name the shard with lowercase letters, digits and '-'."))
             continue
-        if stack in others:
-            problems.append((path, file, f"shard `{shard}` would be stack `{stack}`, which is "
-                             "another environment's platform stack. Fix: rename the shard in "
-                             "platform.shards."))
-        github = github_deploy_environment(stack)
-        shared = {e for env in (*others, topology.environment)
-                  for e in github_shared_environments(env)}
-        if github in shared:
-            problems.append((path, file, f"shard `{shard}` would deploy in the GitHub "
-                             f"environment `{github}`, which is an environment's read-only "
-                             "preview or approval environment (docs/ci.md): its deploy role "
-                             "would trust every job there. Fix: rename the shard in "
-                             "platform.shards."))
         if len(services) > topology.max_services:
             problems.append(("platform.shards", file, f"shard `{shard}` holds {len(services)} "
                              f"services; the bound is {topology.max_services} "

@@ -68,8 +68,10 @@ from configplane.ops.migrate import MigrationError, plan_migration
 from configplane.ops.operator import (
     BACKUP_MANAGED,
     MANAGED,
+    VAULT_AGENT_IMAGE,
     OperatorError,
     Source,
+    VaultLogin,
     operator_objects,
     role_template_problem,
 )
@@ -95,6 +97,8 @@ __all__ = [
     "BACKUP_MANAGED",
     "OperatorError",
     "Source",
+    "VAULT_AGENT_IMAGE",
+    "VaultLogin",
     "operator_objects",
     "role_template_problem",
     "MATRIX_LIMIT",

@@ -104,8 +104,15 @@ def scope_of(path: str, known: Iterable[str]) -> Scope:
     return Scope("every", "not a file configplane knows: previewed everywhere to be safe")
 
 
-class Topology:
-    """The fleet's stacks in one tree of the project, read lazily and once per environment."""
+class TreeTopology:
+    """The fleet's stacks in one tree of the project (the base commit's, or the working
+    tree's), read lazily and once per environment.
+
+    Not configplane.model.Topology, on purpose: that is one environment's whole assignment,
+    built from every service's files; this asks it (environment_stacks, service_stacks) for
+    each environment of one tree, reading only the services a change names (a one-service pull
+    request on a 2,000-service fleet reads that service's files, not the catalog), and names
+    the tree when a file does not read. The rules stay in the model."""
 
     def __init__(self, project_dir: Path, label: str = "the working tree"):
         self.project_dir, self.label = Path(project_dir), label
@@ -199,7 +206,7 @@ class Affected:
                             for s in self.stacks]}
 
 
-def resolve(scopes: Mapping[str, Scope], trees: Sequence[Topology]) -> list[AffectedStack]:
+def resolve(scopes: Mapping[str, Scope], trees: Sequence[TreeTopology]) -> list[AffectedStack]:
     """The stacks each scope reaches in any of the trees, with the paths that reach them."""
     reached: dict[FleetStack, set[str]] = {}
 
@@ -225,7 +232,7 @@ def resolve(scopes: Mapping[str, Scope], trees: Sequence[Topology]) -> list[Affe
             for s in sorted(reached, key=lambda s: (s.environment, order[s.kind], s.name))]
 
 
-def rights_changed(scope: Scope, trees: Sequence[Topology]) -> list[FleetStack]:
+def rights_changed(scope: Scope, trees: Sequence[TreeTopology]) -> list[FleetStack]:
     """The platform stacks whose shard deploy rights a service's change rewrites: the rights
     name each service of a shard (docs/fleet.md, Per-shard deploy rights), so a service that
     comes into a shard, leaves one or moves between two changes its environment's platform
@@ -242,7 +249,7 @@ def rights_changed(scope: Scope, trees: Sequence[Topology]) -> list[FleetStack]:
 
 
 def unmapped_problems(scopes: Mapping[str, Scope], stacks: Sequence[AffectedStack],
-                      head: Topology) -> list[str]:
+                      head: TreeTopology) -> list[str]:
     """Why changed services that reach no stack do not: their files do not read. (A service
     removed from an environment, or from the catalog, reaches none and has no problem.)"""
     reached = {p for s in stacks for p in s.paths}
@@ -258,8 +265,8 @@ def affected(project_dir: Path, base_ref: str) -> Affected:
     base = branch_point(resolve_base(project_dir, base_ref, option="--base"), project_dir)
     paths = changed_files(base, project_dir)
     with tempfile.TemporaryDirectory(prefix="configplane-affected-") as tmp:
-        old = Topology(materialise(base, Path(tmp) / "project"), f"the base {base.commit[:12]}")
-        new = Topology(project_dir)
+        old = TreeTopology(materialise(base, Path(tmp) / "project"), f"the base {base.commit[:12]}")
+        new = TreeTopology(project_dir)
         known = {*old.environments, *new.environments}
         scopes = {p: scope_of(p, known) for p in paths}
         stacks = resolve(scopes, (old, new))
@@ -273,7 +280,7 @@ def affected(project_dir: Path, base_ref: str) -> Affected:
 
 def every_stack(project_dir: Path) -> Affected:
     """Every stack of every environment (the scheduled drift check, a deploy by hand)."""
-    tree = Topology(Path(project_dir))
+    tree = TreeTopology(Path(project_dir))
     stacks = [AffectedStack(s, ()) for e in tree.environments for s in tree.stacks(e)]
     return Affected("", "", tuple(stacks))
 

@@ -18,13 +18,19 @@ namespace:
   `<organization>/<stack>`, the secrets provider, the Pulumi access token from a Secret, a refresh
   before every update and a resync every `resync_seconds` even when the commit did not move (the
   drift schedule: the operator refreshes and corrects drift), and for a shard its platform stack
-  as a prerequisite (a shard updates only after its platform stack succeeded recently).
+  as a prerequisite (a shard updates only after its platform stack succeeded recently);
+- for a shard whose platform stack plans its Vault login (a Kubernetes auth role
+  `configplane_deploy_<stack>` bound to its account, audience `vault`:
+  components/deploy_rights.py, operator_login), the workspace's way in: a Vault Agent sidecar
+  that logs in with a projected token of the account for that audience, and the stack's
+  `vault:authLoginTokenFile` config naming the Vault token the agent keeps (VaultLogin).
 
 Nothing is applied: the command prints the objects for review (`kubectl apply -f`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +45,7 @@ from configplane.model import (
     printable,
     service_stacks,
 )
+from configplane.refs import VAULT_AUDIENCE
 from configplane.validation import load_or_issues
 
 DEFAULT_NAMESPACE = "pulumi-operator"  # ShardSettings.operator_namespace's default
@@ -60,6 +67,96 @@ BACKUP_MANAGED: tuple[tuple[str, str], ...] = (("", "serviceaccounts"), ("batch"
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 LABELS = {"app.kubernetes.io/managed-by": "configplane",
           "app.kubernetes.io/part-of": "configplane-fleet"}
+
+
+# The shard's Vault login in the workspace pod. The pinned Vault provider (pulumi-vault 7.14, the
+# Terraform provider's schema) has no Kubernetes login (`authLoginKubernetes` does not exist:
+# hashicorp/terraform-provider-vault#1656) and reads no JWT from a file, and the operator sets a
+# stack's config once per workspace pod (while a projected token rotates): so a Vault Agent
+# sidecar logs in with the projected token (re-read at every login, kubelet keeps it fresh) and
+# keeps a Vault token in a memory volume, which the provider reads at every run
+# (`vault:authLoginTokenFile`). The Pulumi program never sees the account's token.
+VAULT_AGENT_IMAGE = "hashicorp/vault:1.19.0"
+PROJECTED_TOKEN_DIR = "/var/run/secrets/configplane/vault-login"  # the agent's only
+VAULT_TOKEN_DIR = "/var/run/configplane/vault"  # shared: the agent writes, the program reads
+AGENT_CONFIG_DIR = "/etc/configplane/vault-agent"
+# Kubernetes' minimum: the token is only ever sent to Vault's login, which checks it then
+TOKEN_EXPIRATION_SECONDS = 600
+WORKSPACE_UID = 1000  # the operator's `restricted` workspace profile runs the pod as 1000:1000
+
+
+@dataclass(frozen=True)
+class VaultLogin:
+    """How a shard's workspace logs in: the planned Kubernetes auth role, its mount, Vault."""
+
+    role: str
+    mount: str
+    address: str
+    audience: str = VAULT_AUDIENCE
+    image: str = VAULT_AGENT_IMAGE
+
+    @property
+    def token_file(self) -> str:
+        return f"{PROJECTED_TOKEN_DIR}/token"
+
+    @property
+    def vault_token_file(self) -> str:
+        return f"{VAULT_TOKEN_DIR}/token"
+
+    def agent_config(self) -> str:
+        """Vault Agent's configuration (HCL; JSON strings are valid HCL strings)."""
+        q = json.dumps
+        return "\n".join([
+            "# configplane: the shard's deployer logs in to Vault (docs/fleet.md)",
+            f"vault {{\n  address = {q(self.address)}\n}}",
+            "auto_auth {",
+            '  method "kubernetes" {',
+            f"    mount_path = {q('auth/' + self.mount)}",
+            f"    config = {{\n      role = {q(self.role)}\n"
+            f"      token_path = {q(self.token_file)}\n    }}",
+            "  }",
+            '  sink "file" {',
+            f"    config = {{\n      path = {q(self.vault_token_file)}\n      mode = 0400\n    }}",
+            "  }",
+            "}", ""])
+
+    def provider_config(self) -> dict[str, Any]:
+        return {"vault:authLoginTokenFile": {"filename": self.vault_token_file}}
+
+    def workspace_template(self, account: str) -> dict[str, Any]:
+        """The strategic merge patch on the workspace: the projected token (to the agent only),
+        the agent as a native sidecar (an init container that keeps running; the program starts
+        once its startup probe sees a Vault token), and the token's memory volume."""
+        secure = {"runAsNonRoot": True, "runAsUser": WORKSPACE_UID, "runAsGroup": WORKSPACE_UID,
+                  "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                  "capabilities": {"drop": ["ALL"]}}
+        return {"spec": {"podTemplate": {"spec": {
+            "volumes": [
+                {"name": "vault-login-token", "projected": {"sources": [{"serviceAccountToken": {
+                    "audience": self.audience, "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+                    "path": "token"}}]}},
+                {"name": "vault-agent-config", "configMap": {"name": agent_config_name(account)}},
+                {"name": "vault-token", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}],
+            "initContainers": [{
+                "name": "vault-agent", "image": self.image, "restartPolicy": "Always",
+                "command": ["vault", "agent", f"-config={AGENT_CONFIG_DIR}/agent.hcl"],
+                "securityContext": secure,
+                "volumeMounts": [
+                    {"name": "vault-login-token", "mountPath": PROJECTED_TOKEN_DIR,
+                     "readOnly": True},
+                    {"name": "vault-agent-config", "mountPath": AGENT_CONFIG_DIR,
+                     "readOnly": True},
+                    {"name": "vault-token", "mountPath": VAULT_TOKEN_DIR}],
+                "startupProbe": {"exec": {"command": ["test", "-s", self.vault_token_file]},
+                                 "periodSeconds": 2, "failureThreshold": 150}}],
+            "containers": [{"name": "pulumi", "volumeMounts": [
+                {"name": "vault-token", "mountPath": VAULT_TOKEN_DIR, "readOnly": True}]}],
+        }}}}
+
+
+def agent_config_name(account: str) -> str:
+    """The ConfigMap holding a workspace's Vault Agent configuration, beside its account."""
+    return f"{account}-vault-agent"
 
 
 class OperatorError(Exception):
@@ -84,6 +181,7 @@ class Source:
     resync_seconds: int = 3600
     # the platform stack's deployer: the environment's bootstrap role (docs/fleet.md)
     platform_role_arn: str | None = None
+    vault_agent_image: str = VAULT_AGENT_IMAGE
 
     def role_of(self, stack: FleetStack, account: str) -> str:
         if stack.kind == "platform":
@@ -116,9 +214,10 @@ def _meta(name: str, namespace: str | None, stack: FleetStack) -> dict[str, Any]
 
 def stack_objects(stack: FleetStack, namespaces: Sequence[str], source: Source,
                   account: str, platform: FleetStack | None,
-                  kinds: Sequence[tuple[str, str]] = MANAGED) -> list[dict[str, Any]]:
+                  kinds: Sequence[tuple[str, str]] = MANAGED,
+                  login: VaultLogin | None = None) -> list[dict[str, Any]]:
     """The objects of one stack; `namespaces`: the namespaces it manages (its services', or
-    the platform's own), and in them only `kinds`."""
+    the platform's own), and in them only `kinds`; `login`: its Vault login, if one is planned."""
     sa = ownership.stack_account(stack.name)
     ns = source.namespace or DEFAULT_NAMESPACE
     objects: list[dict[str, Any]] = [
@@ -172,6 +271,12 @@ def stack_objects(stack: FleetStack, namespaces: Sequence[str], source: Source,
     }
     if source.directory:
         spec["repoDir"] = source.directory
+    if login is not None:
+        objects.append({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": _meta(agent_config_name(sa), ns, stack),
+                        "data": {"agent.hcl": login.agent_config()}})
+        spec["config"] = login.provider_config()
+        spec["workspaceTemplate"] = login.workspace_template(sa)
     if platform is not None:
         spec["prerequisites"] = [{"name": platform.name, "requirement": {
             "succeededWithinDuration": f"{max(source.resync_seconds * 2, 3600)}s"}}]
@@ -222,14 +327,22 @@ def operator_objects(project_dir: Path, environment: str, source: Source
     platform = next(s for s in stacks if s.kind == "platform")
     account = model.platform.aws.account_id
     snapshots = model.platform.backup.vault_snapshots if model.platform.backup else None
+    # the platform stack plans a shard's Kubernetes login with the cluster's OIDC issuer only
+    # (components/deploy_rights.py, ShardDeployRights); the platform stack's own Vault login is
+    # the bootstrap identity's, made outside configplane
+    plans_login = model.platform.shards is not None \
+        and model.platform.aws.eks_oidc_issuer is not None
     objects: list[dict[str, Any]] = []
     for stack in stacks:
         if stack.kind == "platform":
             objects += stack_objects(stack, [snapshots.namespace] if snapshots else [], source,
                                      account, None, BACKUP_MANAGED)
         else:
+            login = VaultLogin(ownership.deploy_login_role(stack.name),
+                               model.kubernetes_auth_path, model.platform.vault.address,
+                               image=source.vault_agent_image) if plans_login else None
             objects += stack_objects(stack, members.get(stack.name, ()), source, account,
-                                     platform)
+                                     platform, login=login)
     return objects
 
 

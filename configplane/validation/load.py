@@ -15,6 +15,7 @@ from configplane.model import (
     TopologyError,
     environments,
     narrowed,
+    related_environments,
     shard_stack_files,
     stack_role,
     topology_of,
@@ -33,6 +34,7 @@ def load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None
     `stack` is an environment (its platform stack: then the whole environment is checked, its
     shards' bounds and where each secure value lives included) or one shard `<env>-<shard>`
     (its services; configplane.model.topology)."""
+    problems: list[Issue] = []  # the topology's, kept when the stack then fails to load
     try:
         role = stack_role(project_dir, stack)
         environment = role.environment
@@ -49,8 +51,11 @@ def load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None
         topology = topology_of(inputs)
         if role.kind == "shard":
             inputs = narrowed(inputs, topology.services_of(role))
-        problems = [Issue(*p) for p in topology_problems(
-            topology, inputs.stack_file, environments(project_dir))] if whole else []
+        if whole:
+            known = environments(project_dir)
+            problems = [Issue(*p) for p in topology_problems(
+                topology, inputs.stack_file, known,
+                related_topologies(project_dir, environment, known))]
         model = load_stack(inputs, project_dir / "schemas")
         problems += secure_placement_problems(model, topology, inputs.shard_secure,
                                               inputs.stack_file, inputs.values)
@@ -58,11 +63,25 @@ def load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None
             return None, problems
         return model, []
     except (StackFileError, InvalidStack) as exc:
-        return None, issues_of(exc, stack)
+        return None, problems + issues_of(exc, stack)
     except TopologyError as exc:
         return None, [Issue("(stack)", stack_file_name(stack), str(exc))]
     except UnicodeDecodeError as exc:
         return None, [undecodable(project_dir, stack, exc)]
+
+
+def related_topologies(project_dir: Path, environment: str, known: Iterable[str]
+                       ) -> list[Topology]:
+    """The topologies of the environments whose stacks' names can meet `environment`'s (none,
+    unless one environment's name extends another's by `-`); one that cannot be read is left
+    to its own validation."""
+    out = []
+    for other in related_environments(environment, known):
+        try:
+            out.append(topology_of(read_inputs(project_dir, other)))
+        except (StackFileError, TopologyError, OSError, UnicodeDecodeError):
+            continue
+    return out
 
 
 def run_issues(project_dir: Path, stack: str, shards: Iterable[str] = (),

@@ -5,7 +5,7 @@ declared; the pack judges the same grants on the resources (policies/identities.
 
 - Platform names that reach Vault policy text and API paths (mounts, the auth path,
   database connection names) are validated whole, one grammar each.
-- A service may not take a platform name or namespace.
+- A service may not take a platform name or namespace, nor the operator's namespace.
 - Each derived name (namespace, Vault roles, policies and paths, IAM role, Lambda function,
   ConfigMap generations) is claimed once: a second claim is refused, naming the first.
 - A `source: secure` secret names a secure key the platform granted to its service
@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from configplane import ownership
 from configplane.inputs import NAMESPACE, dotted
-from configplane.model import rotated_secrets, service_namespace
+from configplane.model import ShardSettings, rotated_secrets, service_namespace
 
 Problem = tuple[str, str, str, int | None]
 Where = Callable[[Iterable[Any]], str]
@@ -56,13 +56,7 @@ def ownership_problems(document: Any, where: Where, line: Line) -> list[Problem]
     for name, svc in services.items():
         for field, message in ownership.reserved_problems(name, svc.namespace, configured):
             fail(["services", name] + (["namespace"] if field == "namespace" else []), message)
-        if platform.shards is not None and _stack_account_clash(
-                name, svc.namespace, platform.shards.operator_namespace):
-            fail(["services", name], f"service `{name}` in namespace `{svc.namespace}` would "
-                 "run as a stack's workspace account (`pulumi-<stack>` in the operator's "
-                 "namespace, platform.shards.operator_namespace), which may assume its shard's "
-                 "deploy role and log in to Vault as its deployer (docs/fleet.md). Fix: rename "
-                 "the service, or give it its own namespace.")
+        operator_problem(name, svc.namespace, platform, fail)
     _claims(platform.environment, services, fail)
     _grants(platform.grants, fail)
     _secure_keys(platform, services, fail)
@@ -70,10 +64,34 @@ def ownership_problems(document: Any, where: Where, line: Line) -> list[Problem]
     return problems
 
 
-def _stack_account_clash(service: str, namespace: str, operator_namespace: str) -> bool:
-    """Whether the service's account would be a workspace account the deployers trust."""
-    return namespace == operator_namespace and ownership.service_account(service).startswith(
-        ownership.stack_account(""))
+def operator_namespace(platform: Any) -> str:
+    """The Pulumi Kubernetes Operator's namespace: the setting, or its default in an
+    environment that is one stack (where `operator stacks` uses the default too)."""
+    shards = platform.shards
+    return (shards.operator_namespace if shards is not None
+            else ShardSettings.model_fields["operator_namespace"].default)
+
+
+def operator_problem(service: str, namespace: str, platform: Any,
+                     fail: Callable[[list[str], str], None]) -> None:
+    """A service in the operator's namespace, or named like it, is refused whether or not the
+    environment uses the operator path: every stack's workspace account `pulumi-<stack>` lives
+    there, trusted by its deploy role (IRSA) and its Vault login, and a shard's account gets
+    Roles in its services' namespaces. One problem per service."""
+    operator = operator_namespace(platform)
+    if operator not in (namespace, service):
+        return
+    setting = "platform.shards.operator_namespace" + ("" if platform.shards is not None
+                                                      else ", by default")
+    where, fix = ((["namespace"], "give the service its own namespace "
+                   f"(services.{service}.namespace)") if namespace == operator
+                  else ([], "rename the service"))
+    fail(["services", service, *where],
+         f"service `{service}`: `{operator}` is the Pulumi Kubernetes Operator's namespace "
+         f"({setting}), which holds every stack's workspace account `pulumi-<stack>`, trusted "
+         "by its deploy role and its Vault login: the service's objects and account would sit "
+         f"among them (docs/fleet.md). Fix: {fix}, or set platform.shards.operator_namespace "
+         "to another namespace.")
 
 
 def _configured_platform_names(platform: Any) -> tuple[str, ...]:

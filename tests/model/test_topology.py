@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from configplane import contract, ownership
 from configplane.model import (
+    Topology,
     TopologyError,
     environment_stacks,
     environment_topology,
     environments,
     is_stack_name,
+    related_environments,
     service_stacks,
     stack_role,
     topology_problems,
 )
 from configplane.validation import load_or_issues
 from tests.projects import REPO, copy_project
-from tests.security.conftest import edit_yaml
+from tests.security.conftest import assert_clean, cli, edit_yaml
 
 OWNERS = st.from_regex(contract.OWNER.strip("^$"), fullmatch=True)
 LABELS = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,10}[a-z0-9])?", fullmatch=True)
@@ -129,8 +131,99 @@ def test_a_shard_named_like_another_environment_is_refused(tmp_path):
               lambda d: d["config"]["configplane:platform"].update(environment="prod-eu"))
     shards_of(project, services={"api": "eu"})
     _, issues = load_or_issues(project, "prod")
-    assert any("would be stack `prod-eu`, which is another environment's" in i.message
-               for i in issues)
+    assert any("shard `eu` of environment `prod`" in i.message
+               and "the platform stack of environment `prod-eu` (Pulumi.prod-eu.yaml)"
+               in i.message and "both take the stack `prod-eu`" in i.message for i in issues)
+    # and from the other environment's side (reported beside its own schema problems)
+    _, issues = load_or_issues(project, "prod-eu")
+    assert any(i.path == "(stack)" and "Pulumi.prod.yaml: platform.shards.services.api"
+               in i.message for i in issues)
+
+
+def _copy_environment(project, name: str, shards: dict) -> None:
+    """A new environment `name`, the prod one's settings with its own shards."""
+    (project / f"Pulumi.{name}.yaml").write_text((project / "Pulumi.prod.yaml").read_text())
+
+    def change(d):
+        d["config"]["configplane:platform"].update(environment=name, shards=shards)
+    edit_yaml(project / f"Pulumi.{name}.yaml", change)
+
+
+def test_validate_refuses_two_environments_whose_shards_take_one_stack_name(tmp_path):
+    # prod's shard `api-team` (the api team's) and prod-api's shard `team` are both
+    # `prod-api-team`: one state, one lock, one GitHub environment for two deployers
+    project = copy_project(tmp_path / "p")
+    _copy_environment(project, "prod-api", {"services": {"api": "team"}})
+    run = cli("validate", "--stack", "prod", "--project-dir", str(project))
+    assert_clean(run, [], codes=(1,))
+    assert "prod-api-team" in run.stdout and "Pulumi.prod-api.yaml" in run.stdout
+    _, issues = load_or_issues(project, "prod")
+    # (the shard file Pulumi.prod-api-team.yaml is now ambiguous too: its secure value is
+    # taken for prod-api's, the other problem reported)
+    [issue] = [i for i in issues if "both take the" in i.message]
+    assert (issue.path, issue.where) == ("services.api.owners", "Pulumi.prod.yaml")
+    assert "shard `api-team` of environment `prod` (Pulumi.prod.yaml: services.api.owners)" \
+        in issue.message
+    assert "shard `team` of environment `prod-api` (Pulumi.prod-api.yaml: " \
+        "platform.shards.services.api)" in issue.message
+    assert "Fix: rename one of the shards" in issue.message
+    _, issues = load_or_issues(project, "prod-api")
+    assert any(i.path == "platform.shards.services.api" and i.where == "Pulumi.prod-api.yaml"
+               and "Pulumi.prod.yaml: services.api.owners" in i.message for i in issues)
+    # renamed: no collision left
+    _copy_environment(project, "prod-api", {"services": {"api": "eu-team"}})
+    assert not [i for i in load_or_issues(project, "prod")[1] if "both take the" in i.message]
+
+
+def test_validate_refuses_environments_whose_github_environments_differ_only_in_case(tmp_path):
+    project = copy_project(tmp_path / "p")
+    _copy_environment(project, "Prod-web-team", {"services": {}})  # an unsplit environment too
+    _, issues = load_or_issues(project, "prod")
+    [issue] = [i for i in issues if "GitHub" in i.message]
+    assert "GitHub environment `prod-web-team` (GitHub ignores case: `Prod-web-team`)" \
+        in issue.message
+    assert "Pulumi.Prod-web-team.yaml" in issue.message
+
+
+ENV_PARTS = st.sampled_from(["a", "b", "c", "A", "b-c", "preview", "approval"])
+SHARD_NAMES = st.sampled_from(["b", "c", "b-c", "c-d", "preview", "approval", "x-preview"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(ENV_PARTS, min_size=1, max_size=3).map("-".join), min_size=1,
+                max_size=4, unique=True),
+       st.data())
+def test_validate_refuses_exactly_when_two_stacks_of_the_fleet_share_a_name(envs, data):
+    """Over generated environments and shards: an environment is refused exactly when one of
+    its stacks takes a Pulumi stack name or a GitHub environment (compared regardless of case,
+    as GitHub does) that another stack of the fleet takes; each refusal names both files.
+    validate reads only the environments related_environments picks: the oracle reads all."""
+    topologies = {}
+    for env in envs:
+        shards = data.draw(st.lists(SHARD_NAMES, max_size=3, unique=True), label=env)
+        topologies[env] = Topology(env, bool(shards),
+                                   {f"svc{i}": shard for i, shard in enumerate(shards)})
+    names: dict[str, set[tuple[str, str]]] = {}  # name, regardless of case -> (env, stack)
+    for env, topology in topologies.items():
+        for stack in topology.stacks():
+            taken = [stack.name] + ([f"{env}-preview", f"{env}-approval"]
+                                    if stack.kind == "platform" else [])
+            for name in taken:
+                names.setdefault(name.lower(), set()).add((env, stack.name))
+    clashing = {held for holders in names.values() if len(holders) > 1 for held in holders}
+    for env, topology in topologies.items():
+        related = [topologies[e] for e in related_environments(env, envs)]
+        problems = [p for p in topology_problems(topology, f"Pulumi.{env}.yaml", envs, related)
+                    if "both take the" in p[2]]
+        mine = {held for held in clashing if held[0] == env}
+        assert bool(problems) == bool(mine), (env, mine, problems)
+        for _, file, message in problems:
+            assert file == f"Pulumi.{env}.yaml" and "Fix:" in message
+            assert message.count("Pulumi.") >= 2  # this environment's file and the other's
+        # every clashing stack of this environment is named in a refusal
+        for _, stack in mine:
+            assert any(f"`{stack}`" in m or f"`{stack.lower()}`" in m
+                       or f"`{stack.removeprefix(env + '-')}`" in m for _, _, m in problems)
 
 
 def test_a_secure_value_in_the_wrong_stack_file_is_refused(tmp_path):

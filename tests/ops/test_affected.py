@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from configplane import ownership
 from configplane.model import environment_stacks, environments
 from configplane.ops import scope_of
-from configplane.ops.affected import NO_STACK, Topology, resolve
+from configplane.ops.affected import NO_STACK, TreeTopology, resolve
 from tests.offline.test_compare import git
 from tests.projects import REPO, copy_project
 from tests.security.conftest import assert_clean, cli, edit_yaml
@@ -377,7 +377,7 @@ def test_a_directory_not_named_like_a_service_reaches_every_stack_property(name,
     assert scope.kind == ("service" if ownership.is_service_name(name) else "every")
 
 
-TREE = Topology(REPO)
+TREE = TreeTopology(REPO)
 
 
 @settings(max_examples=60, deadline=None)

@@ -354,18 +354,22 @@ def test_a_role_template_configplane_cannot_fill_is_one_clean_message(template):
 
 @pytest.mark.parametrize("operator_ns", ["api-prod", "api"])
 def test_a_service_in_the_operators_namespace_is_refused(tmp_path, operator_ns):
-    # a shard's account would get Roles in the namespace that holds every stack's account
+    # a shard's account would get Roles in the namespace that holds every stack's account;
+    # validate refuses it (tests/validation/test_ownership.py), so the command does too
+    def stacks(project):
+        return cli("operator", "stacks", "--env", "prod", "--project-dir", str(project), *ARGS,
+                   "--platform-role-arn", bootstrap("prod"))
     project = copy_project(tmp_path / "p")
     set_operator_namespace(project, "prod", operator_ns)
-    run = stacks_cli("prod", project=project)
+    run = stacks(project)
     assert_clean(run, [], codes=(1,))
-    assert "service api" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
+    assert "service `api`" in run.stderr and "Fix:" in run.stderr and run.stdout == ""
     assert "platform.shards.operator_namespace" in run.stderr
     project = copy_project(tmp_path / "q")
     edit_yaml(project / "services/web/prod.yaml", lambda d: d.update(namespace="pulumi-operator"))
-    run = stacks_cli("prod", project=project)
+    run = stacks(project)
     assert_clean(run, [], codes=(1,))
-    assert "service web" in run.stderr and "pulumi-operator" in run.stderr
+    assert "service `web`" in run.stderr and "pulumi-operator" in run.stderr
     set_operator_namespace(project, "prod", "operators")
     found = objects("prod", project=project)  # elsewhere: fine
     assert {o["metadata"]["namespace"] for o in found if o["kind"] == "Role"}.isdisjoint(
@@ -382,3 +386,102 @@ def test_bad_input_is_one_clean_message(tmp_path):
     run = cli("operator", "stacks", "--env", "prod", "--project-dir", str(project), *ARGS)
     assert_clean(run, [], codes=(1,))
     assert "services/api" in run.stderr and "Fix:" in run.stderr
+
+
+def planned_logins(project: Path, env: str) -> dict[str, dict]:
+    """Each Kubernetes auth login role the platform stack plans for a deployer -> its inputs
+    (read from the offline plan, not from the component's functions)."""
+    return {r.inputs["roleName"]: r.inputs for r in run_plan(project, env).resources
+            if r.type == "vault:kubernetes/authBackendRole:AuthBackendRole"
+            and DEPLOY_RIGHTS in (r.parent or "")}
+
+
+def _hcl_strings(text: str) -> dict[str, str]:
+    """`key = "value"` pairs of the agent's configuration (its values are JSON strings)."""
+    return {k: json.loads(v) for k, v in re.findall(r'^\s*(\w+) = ("(?:[^"\\]|\\.)*")$', text, re.M)}
+
+
+def _mounts(container: dict, volumes: dict[str, dict]) -> dict[str, tuple[str, dict]]:
+    """mount path -> (volume name, volume) of a container."""
+    return {m["mountPath"]: (m["name"], volumes[m["name"]]) for m in container["volumeMounts"]}
+
+
+def assert_workspaces_log_in_as_planned(project: Path, env: str, *extra: str) -> int:
+    """Each shard's workspace logs in to Vault exactly as its planned login role demands: the
+    role and mount, a projected token of the Stack's own account for the role's audience, in
+    the namespace the role binds; the provider reads the Vault token the agent writes. Returns
+    how many workspaces log in."""
+    found = objects(env, *extra, project=project)
+    logins = planned_logins(project, env)
+    config_maps = {o["metadata"]["name"]: o for o in found if o["kind"] == "ConfigMap"}
+    shards = [o for o in found if o["kind"] == "Stack" and "prerequisites" in o["spec"]]
+    checked = 0
+    for stack in shards:
+        spec, name = stack["spec"], stack["metadata"]["name"]
+        role = logins.get(ownership.deploy_login_role(name))
+        if role is None:  # no login planned: the workspace is not told to use one
+            assert "workspaceTemplate" not in spec and "config" not in spec
+            continue
+        pod = spec["workspaceTemplate"]["spec"]["podTemplate"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        [agent] = pod["initContainers"]
+        assert agent["restartPolicy"] == "Always"  # a sidecar that outlives the init phase
+        [program] = [c for c in pod["containers"] if c["name"] == "pulumi"]
+        [agent_config] = [v["configMap"]["name"] for v in volumes.values() if "configMap" in v]
+        config_map = config_maps[agent_config]
+        assert config_map["metadata"]["namespace"] == stack["metadata"]["namespace"]
+        hcl = config_map["data"]["agent.hcl"]
+        agent_mounts = _mounts(agent, volumes)
+        config_dir = next(p for p, (_, v) in agent_mounts.items() if "configMap" in v)
+        assert f"-config={config_dir}/agent.hcl" in agent["command"]
+        settings_ = _hcl_strings(hcl)
+        # the role and mount the platform stack plans
+        assert settings_["role"] == role["roleName"]
+        assert settings_["mount_path"] == f"auth/{role['backend']}"
+        assert 'method "kubernetes"' in hcl
+        # the token it logs in with: projected for the Stack's account, the role's audience
+        token_dir, token_file = settings_["token_path"].rsplit("/", 1)
+        _, projected = agent_mounts[token_dir]
+        [source] = projected["projected"]["sources"]
+        token = source["serviceAccountToken"]
+        assert token["path"] == token_file and token["audience"] == role["audience"]
+        assert 600 <= token["expirationSeconds"] <= 3600
+        assert role["boundServiceAccountNames"] == [spec["serviceAccountName"]]
+        assert role["boundServiceAccountNamespaces"] == [stack["metadata"]["namespace"]]
+        # the program gets the Vault token only, never the account's projected token
+        sink_dir, sink_file = settings_["path"].rsplit("/", 1)
+        program_mounts = _mounts(program, volumes)
+        assert program_mounts[sink_dir][0] == agent_mounts[sink_dir][0]
+        assert all("projected" not in v for _, v in program_mounts.values())
+        assert spec["config"] == {"vault:authLoginTokenFile": {"filename": settings_["path"]}}
+        assert agent["startupProbe"]["exec"]["command"][-1] == settings_["path"]
+        assert sink_file
+        checked += 1
+    assert checked == len([r for r in logins if r.startswith("configplane_deploy_")])
+    return checked
+
+
+@pytest.mark.parametrize("env", environments(REPO))
+def test_each_shard_workspace_logs_in_to_vault_as_its_planned_role_demands(env):
+    shards = [s for s in environment_stacks(REPO, env) if s.kind == "shard"]
+    assert assert_workspaces_log_in_as_planned(REPO, env) == len(shards)
+
+
+def test_without_a_planned_login_no_workspace_is_told_to_log_in(tmp_path):
+    # deploy roles made outside configplane and no cluster issuer: no Kubernetes login planned
+    project = copy_project(tmp_path / "p")
+    for service in ("api", "worker"):
+        shutil.rmtree(project / "services" / service)
+    edit_yaml(project / "Pulumi.dev.yaml",
+              lambda d: d["config"]["configplane:platform"]["aws"].pop("eks_oidc_issuer"))
+    extra = ("--role-arn", "arn:aws:iam::{account}:role/own-{stack}")
+    assert planned_logins(project, "dev") == {}
+    assert assert_workspaces_log_in_as_planned(project, "dev", *extra) == 0
+    assert not [o for o in objects("dev", *extra, project=project) if o["kind"] == "ConfigMap"]
+
+
+@pytest.mark.parametrize("image", ["", "hashicorp/vault:1 x", "vault\n", "a\tb"])
+def test_a_vault_agent_image_that_is_no_reference_is_one_clean_message(image):
+    run = stacks_cli("dev", "--vault-agent-image", image)
+    assert_clean(run, [], codes=(1,))
+    assert run.stdout == "" and "--vault-agent-image" in run.stderr and "Fix:" in run.stderr

@@ -7,13 +7,17 @@ owner; the allowed variants pass all three."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from configplane.validation import load_or_issues
 from tests.projects import copy_project
 from tests.security.conftest import cli
 from tests.security.test_verdicts import _program_verdict
@@ -130,8 +134,22 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
         "`vault` is a platform namespace"),
     "a-stacks-workspace-account": (  # trusted by the shard's deploy role and Vault login
         new_service("pulumi-dev-web-team", namespace="pulumi-operator"),
-        "services/pulumi-dev-web-team/service.yaml", "services.pulumi-dev-web-team",
-        "would run as a stack's workspace account"),
+        "services/pulumi-dev-web-team/service.yaml", "services.pulumi-dev-web-team.namespace",
+        "is the Pulumi Kubernetes Operator's namespace"),
+    "in-the-operators-namespace": (  # any service there, whatever its name
+        service("web", lambda d: d.update({"namespace": "pulumi-operator"})),
+        "services/web/service.yaml", "services.web.namespace",
+        "`pulumi-operator` is the Pulumi Kubernetes Operator's namespace"),
+    "in-the-operators-configured-namespace": (
+        both(dev_platform(lambda pl: pl.setdefault("shards", {}).update(
+            operator_namespace="deployers")),
+             service("web", lambda d: d.update({"namespace": "deployers"}))),
+        "services/web/service.yaml", "services.web.namespace",
+        "`deployers` is the Pulumi Kubernetes Operator's namespace"),
+    "named-like-the-operators-namespace": (
+        new_service("pulumi-operator", namespace="pulumi-operator-jobs"),
+        "services/pulumi-operator/service.yaml", "services.pulumi-operator",
+        "`pulumi-operator` is the Pulumi Kubernetes Operator's namespace"),
     "a-tenant-configmap-spelled-by-another-service": (
         both(new_service("a", tenants={"b-config-tenant-c": {"config": {"CONCURRENCY": 2}}}),
              new_service("a-config-tenant-b", tenants={"c": {"config": {"CONCURRENCY": 2}}})),
@@ -224,3 +242,31 @@ def test_what_a_service_owns_is_allowed(tmp_path, case):
     ALLOWED[case](project)
     run = cli("validate", "--stack", "dev", "--project-dir", str(project), "--format", "json")
     assert run.code == 0, run.text[-2000:]
+
+
+@settings(max_examples=12, deadline=None)
+@given(namespace=st.sampled_from(["pulumi-operator", "deployers", "jobs"]),
+       operator=st.sampled_from([None, "pulumi-operator", "deployers"]),
+       split=st.booleans())
+def test_validate_refuses_a_service_in_the_operators_namespace_exactly_once(
+        namespace, operator, split):
+    """Whether or not the environment is split (the default namespace then), a service whose
+    namespace is the operator's is refused with one message naming its file and key path;
+    any other namespace is not."""
+    with tempfile.TemporaryDirectory() as tmp:
+        project = copy_project(Path(tmp) / "project")
+        if not split:
+            _edit(project / "Pulumi.yaml", lambda d: d["config"]["configplane:defaults"]
+                  ["value"]["platform"].pop("shards"))
+        elif operator is not None:
+            dev_platform(lambda pl: pl.setdefault("shards", {}).update(
+                operator_namespace=operator))(project)
+        service("web", lambda d: d.update({"namespace": namespace}))(project)
+        _, issues = load_or_issues(project, "dev")
+    effective = operator if split and operator is not None else "pulumi-operator"
+    mine = [i for i in issues if "Operator's namespace" in i.message]
+    assert len(mine) == (namespace == effective), issues
+    for issue in mine:
+        assert issue.where.startswith("services/web/service.yaml:")  # the line that sets it
+        assert issue.path == "services.web.namespace"
+        assert f"`{effective}`" in issue.message and "Fix:" in issue.message

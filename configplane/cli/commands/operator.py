@@ -12,7 +12,13 @@ import yaml
 from configplane.cli.boundary import UserError, Verb, protect_stack
 from configplane.cli.commands.options import PROJECT_DIR_OPTION
 from configplane.model import environments, printable
-from configplane.ops import OperatorError, Source, operator_objects, role_template_problem
+from configplane.ops import (
+    VAULT_AGENT_IMAGE,
+    OperatorError,
+    Source,
+    operator_objects,
+    role_template_problem,
+)
 
 
 @click.group("operator")
@@ -48,13 +54,16 @@ def command() -> None:
 @click.option("--platform-role-arn", metavar="ARN",
               help="The platform stack's deploy role: the environment's bootstrap role, which "
                    "no stack plans (docs/fleet.md). Required.")
+@click.option("--vault-agent-image", default=VAULT_AGENT_IMAGE, show_default=True,
+              help="The Vault Agent image of each shard's workspace: it logs in to the "
+                   "shard's Vault role with the workspace account's token (docs/fleet.md).")
 @click.option("--resync", "resync_seconds", type=click.IntRange(60), default=3600,
               show_default=True, help="Seconds between refreshes that correct drift.")
 @PROJECT_DIR_OPTION
 def stacks(environment: str, repository: str, branch: str, repo_dir: str, organization: str,
            namespace: str | None, secrets_provider: str, access_token_secret: str,
-           role_arn: str | None, platform_role_arn: str | None, resync_seconds: int,
-           project_dir: Path) -> None:
+           role_arn: str | None, platform_role_arn: str | None, vault_agent_image: str,
+           resync_seconds: int, project_dir: Path) -> None:
     """Print a Stack object per stack of the environment (the platform stack, then each shard),
     each with its own least-privilege ServiceAccount, as multi-document YAML.
 
@@ -71,8 +80,13 @@ def stacks(environment: str, repository: str, branch: str, repo_dir: str, organi
         raise UserError(f"--role-arn {printable(role_arn)!r}: not a template configplane can fill "
                         f"({role_template_problem(role_arn)}). Fix: use only {{account}}, "
                         "{stack} and {environment}, and write a literal brace as {{ or }}.")
+    if not vault_agent_image or any(c.isspace() or not c.isprintable()
+                                    for c in vault_agent_image):
+        raise UserError(f"--vault-agent-image {printable(vault_agent_image)!r}: not an image "
+                        f"reference. Fix: give one such as {VAULT_AGENT_IMAGE}.")
     source = Source(repository, branch, repo_dir, organization, namespace, secrets_provider,
-                    access_token_secret, role_arn, resync_seconds, platform_role_arn)
+                    access_token_secret, role_arn, resync_seconds, platform_role_arn,
+                    vault_agent_image)
     try:
         objects = operator_objects(project_dir, environment, source)
     except OperatorError as exc:
