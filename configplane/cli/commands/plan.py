@@ -171,7 +171,9 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
 
 
 def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None) -> None:
-    document = plan.as_dict(redactor())
+    # unredacted here: `emit` redacts what it prints, `write_out` what it writes (one tree
+    # pass each; redacting twice cost a second pass over every value of the plan)
+    document = plan.as_dict()
     if fleet is not None and len(fleet.plans) > 1:  # each stack's own count and verdict
         document["stacks"] = [
             {**s.as_dict(), "resources": len(p.resources),
@@ -179,7 +181,7 @@ def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None
             for s, p in zip(fleet.stacks, fleet.plans, strict=True)]
     if out is not None:
         try:
-            write_out(plan, out, redactor(), document)
+            write_out(plan, out, redactor(), redactor().tree(document))
         except ProjectFileError as exc:
             raise UserError(f"--out {shown(out)}: {exc}") from None
         except OSError as exc:
