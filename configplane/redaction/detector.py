@@ -6,10 +6,12 @@ and gets that project's detector from `detector_for`; nothing here remembers a p
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Mapping
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,6 +41,32 @@ class Detector:
         self.directory = directory
         self._module: ModuleType | None = None
         self._verdict = lru_cache(maxsize=SCAN_CACHE)(self._judge)
+
+    @cached_property
+    def identity(self) -> str:
+        """What this detector's verdicts depend on, hashed: every file at the top of its pack
+        directory (the module and the rule and vocabulary files it reads; a policy module
+        changing too only costs a cache miss) and the libraries its rules come from. Equal
+        identities judge alike: a verdict kept across runs (the parse cache's "this catalog
+        file holds no secret") is only used under the identity it was made with."""
+        digest = hashlib.sha256()
+        for dist in ("detect-secrets", "google-re2"):
+            try:
+                version = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                version = "-"
+            digest.update(f"{dist}={version}\n".encode())
+        try:
+            files = sorted(p for p in self.directory.iterdir() if p.is_file())
+        except OSError:
+            files = []
+        for path in files:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b"\0unreadable"
+            digest.update(b"%d:%s %d:" % (len(path.name), path.name.encode(), len(data)) + data)
+        return digest.hexdigest()
 
     @property
     def module(self) -> ModuleType:

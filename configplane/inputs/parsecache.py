@@ -1,0 +1,210 @@
+"""Parsed catalog files kept on disk between runs, keyed by their bytes (issue 19).
+
+A fleet's catalog is thousands of small YAML files; every command that covers an environment
+(`plan --shard`, `validate`) parses all of them, and the redactor then walks every one for
+secret values. At 2,000 services that was about a second per command. A file whose bytes are
+unchanged since a previous run gives the same parse, so the parse is kept, together with the
+redactor's verdict on it.
+
+What is kept, and what never is: an entry holds the parse of one file (document, key lines,
+duplicate keys) and stands for one fact, "these bytes, read as this service's layer, parse to
+this and hold no secret value for this detector" (configplane.redaction.layer_secrets, judged
+with the run's detector). A file whose layer holds any secret value (a pasted password, a
+spec's value field, a value the detector flags) is never kept: nothing secret is written to
+the cache, in plaintext or otherwise, whatever the cache directory's permissions. A layer read
+from the cache carries that verdict (`Layer.secret_free_under`, the detector's identity), and
+`stack_secrets` skips it only under the same detector.
+
+Keys: SHA-256 over the entry format, the code the verdict and the parse come from (the loader,
+the redactor, the detector's identity: its pack files and libraries; the interpreter's
+version, as marshal is version-specific), the file's name and key prefix, and its bytes. A
+changed file, loader, detector or interpreter gives a new key, never a stale entry.
+
+Where and how: one bundle per project directory in the schema cache's directory
+(`$XDG_CACHE_HOME/configplane`, configplane.inputs.schemacache; `CONFIGPLANE_NO_CACHE=1` turns
+both off), used only when that directory is the user's own and writable by no one else. The
+bundle is `marshal` data (no code runs when it is read) after a header holding the SHA-256 of
+the payload, checked before it is read; a damaged, truncated or foreign bundle, or an entry
+of the wrong shape, counts as no cache. It is rewritten only when a run parsed something new,
+through the project's atomic writer (temp file, fsync, rename, under the directory's lock):
+concurrent runs see a whole bundle or none, and the last writer's is kept. The cache is never
+a reason to fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import marshal
+import os
+import sys
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from configplane.inputs.layerfiles import load, parse
+from configplane.inputs.schemacache import cache_directory, private_directory
+from configplane.inputs.yamlload import KeyPath, Loaded
+from configplane.projectfiles import MAX_FILE_BYTES, ProjectFileError, read_bytes, write_files
+
+ENTRY_FORMAT = b"configplane-parse-cache 1"
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+MAX_ENTRIES = 50_000  # entries kept per project (those of the latest run first)
+
+# (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
+_Entry = tuple[Any, dict[KeyPath, int], list[tuple[str, int]], bool]
+
+
+@cache
+def code_identity() -> str:
+    """The code a parse and its verdict come from: the loader's modules, the redaction
+    package, the shared contract, PyYAML and whether libyaml parses, the interpreter
+    (marshal's format is its own)."""
+    import configplane.redaction
+
+    package = Path(__file__).parent
+    redaction = Path(str(configplane.redaction.__file__)).parent
+    files = [package / "yamlload.py", package / "layerfiles.py", Path(__file__),
+             package.parent / "contract.py", *sorted(redaction.glob("*.py"))]
+    digest = hashlib.sha256()
+    for part in (ENTRY_FORMAT, yaml.__version__.encode(),
+                 str(hasattr(yaml, "CSafeLoader")).encode(), sys.version.encode(),
+                 importlib.util.MAGIC_NUMBER, *(f.read_bytes() for f in files)):
+        digest.update(b"%d:" % len(part) + part)
+    return digest.hexdigest()
+
+
+class ParseCache:
+    """The kept parses of one project's catalog files, for one run. `verdict(document)`:
+    whether a layer document holds no secret (`layer_secrets(...)` is empty, with the run's
+    detector); `detector_identity`: that detector's; `parser`: what parses a file that is
+    not kept (configplane.inputs.layerfiles.parse)."""
+
+    def __init__(self, directory: Path, project_dir: Path,
+                 verdict: Callable[[Mapping[str, Any]], bool], detector_identity: str,
+                 parser: Callable[[str, bytes, KeyPath], Loaded] = parse):
+        # a directory that is there but not private to the user: no cache at all; one that
+        # is not there yet is made (private) when the first entry is written
+        usable = not directory.exists() or private_directory(directory) is not None
+        self.directory: Path | None = directory if usable else None
+        self.name = "parse-" + hashlib.sha256(
+            os.path.realpath(project_dir).encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".bin"
+        self.verdict = verdict
+        self.parser = parser  # tests pass one that counts its calls
+        self.detector_identity = detector_identity
+        self._stored: dict[str, _Entry] | None = None
+        self._used: dict[str, _Entry] = {}
+        self._new = False
+
+    @classmethod
+    def for_project(cls, project_dir: Path, environ: Mapping[str, str] | None = None,
+                    **options: Any) -> ParseCache | None:
+        """The cache of the project under the environment's cache directory (None: turned
+        off or not usable): its verdicts judged with the project's own detector."""
+        from configplane.redaction import detector_for, layer_secrets
+
+        directory = cache_directory(os.environ if environ is None else environ)
+        if directory is None:
+            return None
+        detector = detector_for(project_dir)
+        return cls(directory, project_dir, lambda document: not layer_secrets(document, detector),
+                   detector.identity, **options)
+
+    def key(self, rel: str, prefix: KeyPath, data: bytes) -> str:
+        digest = hashlib.sha256()
+        for part in (code_identity().encode(), self.detector_identity.encode(),
+                     rel.encode("utf-8", "surrogateescape"),
+                     "\0".join(prefix).encode("utf-8", "surrogateescape"), data):
+            digest.update(b"%d:" % len(part) + part)
+        return digest.hexdigest()
+
+    def load(self, project_dir: Path, rel: str, prefix: KeyPath,
+             layer: Callable[[Any], Mapping[str, Any]]) -> tuple[Loaded, bool]:
+        """The file `rel` parsed (YamlError as `layerfiles.load` raises it) and whether its
+        layer (`layer(document)`, as the catalog builds it) holds no secret: from the cache
+        when these bytes were kept, else parsed, judged and kept when it holds none."""
+        try:
+            data = read_bytes(project_dir, rel, limit=MAX_FILE_BYTES)
+        except (OSError, ProjectFileError):
+            return load(project_dir, rel, prefix), False  # the loader's own message
+        key = self.key(rel, prefix, data)
+        entry = self._entries().get(key)
+        if entry is not None:
+            self._used[key] = entry
+            return Loaded(entry[0], dict(entry[1]), list(entry[2]), entry[3]), True
+        loaded = self.parser(rel, data, prefix)
+        if self.directory is None or not isinstance(loaded.document, dict | None):
+            return loaded, False  # not a layer the catalog builds: never kept
+        clean = self.verdict(layer(loaded.document))
+        if clean:
+            entry = (loaded.document, loaded.lines, loaded.duplicates, loaded.explicit_null)
+            try:
+                marshal.dumps(entry)
+            except ValueError:  # a date or another type marshal cannot keep: parse each time
+                return loaded, True
+            self._used[key] = entry
+            self._new = True
+        return loaded, clean
+
+    def save(self) -> None:
+        """Write the bundle when this run parsed something new: this run's entries first,
+        then the earlier ones, up to MAX_ENTRIES."""
+        if not self._new:
+            return
+        directory = private_directory(self.directory, create=True)
+        if directory is None:
+            return
+        kept = dict(self._used)
+        for key, entry in self._entries().items():
+            if len(kept) >= MAX_ENTRIES:
+                break
+            kept.setdefault(key, entry)
+        payload = marshal.dumps(kept)
+        if len(payload) > MAX_BUNDLE_BYTES:
+            payload = marshal.dumps(self._used)
+        header = ENTRY_FORMAT + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+        try:
+            write_files(directory, {self.name: header + payload})
+        except (OSError, ProjectFileError):  # read-only, full, locked for a minute: no cache
+            return
+        self._new = False
+
+    def _entries(self) -> dict[str, _Entry]:
+        if self._stored is None:
+            self._stored = self._read()
+        return self._stored
+
+    def _read(self) -> dict[str, _Entry]:
+        directory = private_directory(self.directory)  # checked again: it may be new
+        if directory is None:
+            return {}
+        try:
+            data = read_bytes(directory, self.name, limit=MAX_BUNDLE_BYTES + 4096)
+        except (OSError, ProjectFileError):
+            return {}
+        return unpack(data)
+
+
+def unpack(data: bytes) -> dict[str, _Entry]:
+    """A bundle's entries, or none when it is not one whole bundle of ours; entries of the
+    wrong shape are left out."""
+    head, _, rest = data.partition(b"\n")
+    digest, _, payload = rest.partition(b"\n")
+    if head != ENTRY_FORMAT or digest != hashlib.sha256(payload).hexdigest().encode():
+        return {}
+    try:
+        entries = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    return {key: entry for key, entry in entries.items() if _well_formed(key, entry)}
+
+
+def _well_formed(key: Any, entry: Any) -> bool:
+    return (isinstance(key, str) and isinstance(entry, tuple) and len(entry) == 4
+            and isinstance(entry[1], dict) and isinstance(entry[2], list)
+            and isinstance(entry[3], bool))
