@@ -471,10 +471,13 @@ class Verb(click.Command):
         ))
 
     def invoke(self, ctx: click.Context) -> Any:
-        from configplane.inputs import RunContext, reading_once
+        from configplane.inputs import RunContext, keeping_parses, reading_once
 
         run = RunContext.create(ctx.params.get("project_dir") or Path("."),
                                 ctx.params.get("services") or None)
         ctx.obj = run
-        with boundary(run.redactor), reading_once() if self.read_only else nullcontext():
+        # parses of catalog files are kept when the command ends, without anything its
+        # redactor knows as secret by then (configplane.inputs.parsecache)
+        with (boundary(run.redactor), keeping_parses(run.redactor),
+              reading_once() if self.read_only else nullcontext()):
             return super().invoke(ctx)

@@ -336,9 +336,7 @@ def _read_catalog(project_dir: Path, stack: str, wanted: set[str] | None) -> _Ca
         found = []
         read.append((name, _catalog_layers(project_dir, name, stack, known_stacks, found, cache),
                      found))
-    if cache is not None:
-        cache.save()
-    return read
+    return read  # the cache's new entries are written when the command ends (keeping_parses)
 
 
 def _shard_values(shard_file: Any, project: str, values: dict[str, StackValue],

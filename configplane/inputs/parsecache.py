@@ -9,11 +9,18 @@ redactor's verdict on it.
 What is kept, and what never is: an entry holds the parse of one file (document, key lines,
 duplicate keys) and stands for one fact, "these bytes, read as this service's layer, parse to
 this and hold no secret value for this detector" (configplane.redaction.layer_secrets, judged
-with the run's detector). A file whose layer holds any secret value (a pasted password, a
-spec's value field, a value the detector flags) is never kept: nothing secret is written to
-the cache, in plaintext or otherwise, whatever the cache directory's permissions. A layer read
-from the cache carries that verdict (`Layer.secret_free_under`, the detector's identity), and
-`stack_secrets` skips it only under the same detector.
+with the run's detector). A layer read from the cache carries that verdict
+(`Layer.secret_free_under`, the detector's identity), and `stack_secrets` skips it only under
+the same detector. Nothing secret is written to the cache, in plaintext or otherwise, whatever
+the cache directory's permissions:
+- a file whose own layer holds any secret value (a pasted password, a spec's value field, a
+  value the detector flags) is never kept;
+- a file that holds none by itself may still hold a value that is secret elsewhere (another
+  shard's `secure` value pasted into a config value, another service's spec value): entries
+  are written only at the end of a command (`keeping_parses`, entered by every CLI verb), and
+  one holding any string its redactor knows by then (every secret of the environment, for
+  `plan`/`validate`: configplane.cli.boundary.protect_stack) is dropped. Outside a command
+  (the program under `pulumi up`, library calls) the cache is only read.
 
 Keys: SHA-256 over the entry format, the code the verdict and the parse come from (the loader,
 the redactor, the detector's identity: its pack files and libraries; the interpreter's
@@ -38,10 +45,12 @@ import importlib.util
 import marshal
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -49,6 +58,9 @@ from configplane.inputs.layerfiles import load, parse
 from configplane.inputs.schemacache import cache_directory, private_directory
 from configplane.inputs.yamlload import KeyPath, Loaded
 from configplane.projectfiles import MAX_FILE_BYTES, ProjectFileError, read_bytes, write_files
+
+if TYPE_CHECKING:
+    from configplane.redaction import Redactor
 
 ENTRY_FORMAT = b"configplane-parse-cache 1"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
@@ -77,6 +89,39 @@ def code_identity() -> str:
     return digest.hexdigest()
 
 
+# the caches of the running command's catalog reads, written when it ends (`keeping_parses`)
+_KEEPING: ContextVar[list[ParseCache] | None] = ContextVar("configplane_parse_caches",
+                                                            default=None)
+
+
+@contextmanager
+def keeping_parses(secrets: Redactor) -> Iterator[None]:
+    """Within it, catalog reads keep their new parses; at its end they are written, without
+    any entry that holds a string `secrets` (the command's redactor) knows as secret."""
+    caches: list[ParseCache] = []
+    token = _KEEPING.set(caches)
+    try:
+        yield
+    finally:
+        _KEEPING.reset(token)
+        for parse_cache in caches:
+            parse_cache.save(lambda entry: _holds_secret(entry, secrets))
+
+
+def _holds_secret(value: Any, secrets: Redactor) -> bool:
+    """Whether any key or scalar of `value` is, or contains, a string `secrets` knows."""
+    if isinstance(value, Mapping):
+        return any(_holds_secret(k, secrets) or _holds_secret(v, secrets)
+                   for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_secret(v, secrets) for v in value)
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, str):
+        return secrets.knows(value) or secrets.text(value) != value
+    return secrets.knows(value)
+
+
 class ParseCache:
     """The kept parses of one project's catalog files, for one run. `verdict(document)`:
     whether a layer document holds no secret (`layer_secrets(...)` is empty, with the run's
@@ -97,7 +142,11 @@ class ParseCache:
         self.detector_identity = detector_identity
         self._stored: dict[str, _Entry] | None = None
         self._used: dict[str, _Entry] = {}
-        self._new = False
+        self._new: set[str] = set()  # keys parsed in this run, to be written
+        keeping = _KEEPING.get()
+        self.keeping = keeping is not None  # outside a command: read only
+        if keeping is not None:
+            keeping.append(self)
 
     @classmethod
     def for_project(cls, project_dir: Path, environ: Mapping[str, str] | None = None,
@@ -136,8 +185,9 @@ class ParseCache:
             self._used[key] = entry
             return Loaded(entry[0], dict(entry[1]), list(entry[2]), entry[3]), True
         loaded = self.parser(rel, data, prefix)
-        if self.directory is None or not isinstance(loaded.document, dict | None):
-            return loaded, False  # not a layer the catalog builds: never kept
+        if (not self.keeping or self.directory is None
+                or not isinstance(loaded.document, dict | None)):
+            return loaded, False  # not kept (read only, or not a layer the catalog builds)
         clean = self.verdict(layer(loaded.document))
         if clean:
             entry = (loaded.document, loaded.lines, loaded.duplicates, loaded.explicit_null)
@@ -146,12 +196,16 @@ class ParseCache:
             except ValueError:  # a date or another type marshal cannot keep: parse each time
                 return loaded, True
             self._used[key] = entry
-            self._new = True
+            self._new.add(key)
         return loaded, clean
 
-    def save(self) -> None:
+    def save(self, secret: Callable[[_Entry], bool] = lambda entry: False) -> None:
         """Write the bundle when this run parsed something new: this run's entries first,
-        then the earlier ones, up to MAX_ENTRIES."""
+        then the earlier ones, up to MAX_ENTRIES; a new entry that holds a `secret` value is
+        left out (`keeping_parses` passes the command's redactor)."""
+        for key in [k for k in self._new if secret(self._used[k])]:
+            self._new.discard(key)
+            del self._used[key]
         if not self._new:
             return
         directory = private_directory(self.directory, create=True)
@@ -170,7 +224,7 @@ class ParseCache:
             write_files(directory, {self.name: header + payload})
         except (OSError, ProjectFileError):  # read-only, full, locked for a minute: no cache
             return
-        self._new = False
+        self._new.clear()
 
     def _entries(self) -> dict[str, _Entry]:
         if self._stored is None:

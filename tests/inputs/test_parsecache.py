@@ -20,9 +20,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from configplane.inputs import Layer, YamlError, layerfiles, read_inputs
+from configplane.inputs import Layer, YamlError, keeping_parses, layerfiles, read_inputs
 from configplane.inputs.parsecache import ENTRY_FORMAT, ParseCache, unpack
-from configplane.redaction import detector_for, layer_secrets, stack_secrets
+from configplane.redaction import Redactor, detector_for, layer_secrets, stack_secrets
 from configplane.redaction.redactor import catalog_secrets
 from tests.projects import copy_project
 
@@ -46,21 +46,23 @@ class Counting:
 
 
 def catalog_read(project: Path, cache_home: Path, stack: str = "dev",
-                 parser: Counting | None = None) -> tuple[dict, bool]:
-    """Every catalog file of the stack read through a fresh cache (a new run): the layers by
-    file, and whether anything was parsed."""
+                 parser: Counting | None = None,
+                 secrets: Redactor | None = None) -> tuple[dict, bool]:
+    """Every catalog file of the stack read through a fresh cache, as one command (a new
+    run) reads it, `secrets` its redactor: the layers by file, and whether anything was
+    parsed."""
     from configplane.inputs import catalog
 
     options = {"parser": parser} if parser is not None else {}
-    cache = ParseCache.for_project(project, {"XDG_CACHE_HOME": str(cache_home)}, **options)
-    assert cache is not None
     layers = {}
-    for name in catalog.catalog_services(project):
-        found: list = []
-        read = catalog._catalog_layers(project, name, stack, {stack}, found, cache)
-        for layer in read or ():
-            layers[layer.file] = layer
-    cache.save()
+    with keeping_parses(secrets or Redactor(detector=detector_for(project))):
+        cache = ParseCache.for_project(project, {"XDG_CACHE_HOME": str(cache_home)}, **options)
+        assert cache is not None
+        for name in catalog.catalog_services(project):
+            found: list = []
+            read = catalog._catalog_layers(project, name, stack, {stack}, found, cache)
+            for layer in read or ():
+                layers[layer.file] = layer
     return layers, bool(parser and parser.files)
 
 
@@ -118,6 +120,23 @@ def test_no_secret_is_written_and_secret_files_are_always_judged(project: Path,
     assert kept and all(layer_secrets(layer.document, detector) == set() for layer in kept)
 
 
+def test_a_value_secret_elsewhere_is_not_written(project: Path, tmp_path: Path) -> None:
+    """A file that holds no secret by itself, but a value the command knows is secret (another
+    shard's `secure` value, pasted): its parse is not kept."""
+    pasted = "v1:pastedcanary:AbCdEfGh0123456789+/=="
+    path = project / "services" / "web" / "dev.yaml"
+    path.write_text(path.read_text() + f"description_note: see {pasted} here\n")
+    counting = Counting()
+    layers, _ = catalog_read(project, tmp_path / "cache", parser=counting,
+                             secrets=Redactor([pasted], detector=detector_for(project)))
+    assert layers["services/web/dev.yaml"].secret_free_under  # clean by itself: not judged again
+    written = bundle_bytes(tmp_path / "cache")
+    assert written and pasted.encode() not in written and b"pastedcanary" not in written
+    counting = Counting()
+    catalog_read(project, tmp_path / "cache", parser=counting)
+    assert counting.files == ["services/web/dev.yaml"]  # the only file not kept
+
+
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_the_redactors_inventory_is_the_same_with_the_cache(project: Path, tmp_path: Path,
                                                             monkeypatch, stack: str) -> None:
@@ -128,7 +147,8 @@ def test_the_redactors_inventory_is_the_same_with_the_cache(project: Path, tmp_p
     monkeypatch.delenv("CONFIGPLANE_NO_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for _ in range(2):  # the run that fills the cache, the run that reads it
-        inputs = read_inputs(project, stack)
+        with keeping_parses(Redactor(detector=detector)):
+            inputs = read_inputs(project, stack)
         assert stack_secrets(inputs, detector) == without
     assert any(layer.secret_free_under for layers in inputs.service_layers.values()
                for layer in layers)
@@ -223,9 +243,9 @@ def test_any_document_reads_back_as_parsed(tmp_path_factory, value) -> None:
             cache.load(root, rel, ("svc",), lambda document: {"svc": document})
         return
     for _ in range(2):  # the run that keeps it, the run that reads it back
-        cache = ParseCache(root / "cache", root, lambda document: True, "identity")
-        loaded, clean = cache.load(root, rel, ("svc",), lambda document: {"svc": document})
-        cache.save()
+        with keeping_parses(Redactor(detector=detector_for(root))):
+            cache = ParseCache(root / "cache", root, lambda document: True, "identity")
+            loaded, clean = cache.load(root, rel, ("svc",), lambda document: {"svc": document})
         assert clean
         assert (loaded.document, list(loaded.lines.items()), loaded.duplicates,
                 loaded.explicit_null) == (expected.document, list(expected.lines.items()),
@@ -235,8 +255,10 @@ def test_any_document_reads_back_as_parsed(tmp_path_factory, value) -> None:
 
 
 def test_concurrent_runs_leave_one_whole_bundle(project: Path, tmp_path: Path) -> None:
-    script = ("import sys\nfrom pathlib import Path\nfrom configplane.inputs import read_inputs\n"
-              "read_inputs(Path(sys.argv[1]), 'dev')\n")
+    script = ("import sys\nfrom pathlib import Path\n"
+              "from configplane.inputs import keeping_parses, read_inputs\n"
+              "from configplane.redaction import Redactor\n"
+              "with keeping_parses(Redactor()):\n    read_inputs(Path(sys.argv[1]), 'dev')\n")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop("CONFIGPLANE_NO_CACHE", None)
     runs = [subprocess.Popen([sys.executable, "-c", script, str(project)], env=env,
