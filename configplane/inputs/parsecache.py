@@ -109,17 +109,28 @@ def keeping_parses(secrets: Redactor) -> Iterator[None]:
 
 
 def _holds_secret(value: Any, secrets: Redactor) -> bool:
-    """Whether any key or scalar of `value` is, or contains, a string `secrets` knows."""
+    """Whether any key or scalar of `value` is, or contains, a string `secrets` knows: one
+    redaction pass over all of them (the separator ends every secret's match)."""
+    texts = list(_scalars(value))
+    if secrets.knows(texts):
+        return True
+    joined = _APART.join(texts)
+    return secrets.text(joined) != joined
+
+
+_APART = "\n\x00\n"
+
+
+def _scalars(value: Any) -> Iterator[str]:
     if isinstance(value, Mapping):
-        return any(_holds_secret(k, secrets) or _holds_secret(v, secrets)
-                   for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_secret(v, secrets) for v in value)
-    if isinstance(value, bool) or value is None:
-        return False
-    if isinstance(value, str):
-        return secrets.knows(value) or secrets.text(value) != value
-    return secrets.knows(value)
+        for key, item in value.items():
+            yield str(key)
+            yield from _scalars(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _scalars(item)
+    elif not (isinstance(value, bool) or value is None):
+        yield str(value)
 
 
 class ParseCache:
