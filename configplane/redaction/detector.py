@@ -85,9 +85,12 @@ class Detector:
 
     def rules(self, key: str, value: Any) -> tuple[str, ...]:
         """The rules that fire on this key/value pair (empty: not a secret)."""
-        if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
+        if isinstance(value, str):  # the common case first: no ABC check per value
+            text = value
+        elif isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
             return ()
-        text = value if isinstance(value, str) else str(value)
+        else:
+            text = str(value)
         if not text.strip():  # any length: the detector is linear in the value
             return ()
         secret, rules = self._verdict(str(key), text)

@@ -221,6 +221,8 @@ class Redactor:
         that are or hold a secret are redacted too; with `keep_keys` (data a renderer indexes
         by its own key names, printed through a RedactingStream) they stay, and a key the
         detector flags becomes a known secret, so the stream hides it wherever it is printed."""
+        if isinstance(value, str):  # the common leaf first: no ABC check per value
+            return self.value(key, value)
         if is_secret_wrapper(value):
             return REDACTED
         if isinstance(value, Mapping):  # keys as text: YAML 1.1 may have made `no` a bool
