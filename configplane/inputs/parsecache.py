@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 ENTRY_FORMAT = b"configplane-parse-cache 1"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
-MAX_ENTRIES = 50_000  # entries kept per project (those of the latest run first)
+MAX_ENTRIES = 20_000  # entries kept per project (the latest run's first): a few files per service
 
 # (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
 _Entry = tuple[Any, dict[KeyPath, int], list[tuple[str, int]], bool]
@@ -169,6 +169,10 @@ class ParseCache:
         directory = cache_directory(os.environ if environ is None else environ)
         if directory is None:
             return None
+        try:
+            code_identity()
+        except OSError:  # the loader's own files unreadable (an unusual install): no cache
+            return None
         detector = detector_for(project_dir)
         return cls(directory, project_dir, lambda document: not layer_secrets(document, detector),
                    detector.identity, **options)
@@ -199,7 +203,10 @@ class ParseCache:
         if (not self.keeping or self.directory is None
                 or not isinstance(loaded.document, dict | None)):
             return loaded, False  # not kept (read only, or not a layer the catalog builds)
-        clean = self.verdict(layer(loaded.document))
+        try:
+            clean = self.verdict(layer(loaded.document))
+        except Exception:  # noqa: BLE001 - no detector to judge with (no pack): keep nothing
+            return loaded, False
         if clean:
             entry = (loaded.document, loaded.lines, loaded.duplicates, loaded.explicit_null)
             try:
@@ -223,7 +230,9 @@ class ParseCache:
         if directory is None:
             return
         kept = dict(self._used)
-        for key, entry in self._entries().items():
+        # read again: another cache of this command (another stack's catalog) or another
+        # process may have written since this one read
+        for key, entry in self._read().items():
             if len(kept) >= MAX_ENTRIES:
                 break
             kept.setdefault(key, entry)

@@ -254,6 +254,25 @@ def test_any_document_reads_back_as_parsed(tmp_path_factory, value) -> None:
     assert unpack(next((root / "cache").glob("parse-*")).read_bytes())
 
 
+def test_stacks_read_in_one_command_keep_each_others_entries(project: Path,
+                                                             tmp_path: Path) -> None:
+    """`validate` of every stack reads three catalogs in one command: all three are kept."""
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    stacks = ("dev", "staging", "prod")
+    with keeping_parses(Redactor(detector=detector_for(project))):
+        caches = [ParseCache.for_project(project, env) for _ in stacks]
+        for stack, cache in zip(stacks, caches, strict=True):
+            cache.load(project, f"services/api/{stack}.yaml", ("api",),
+                       lambda document: {"api": document})
+    counting = Counting()
+    cache = ParseCache.for_project(project, env, parser=counting)
+    for stack in stacks:
+        _, clean = cache.load(project, f"services/api/{stack}.yaml", ("api",),
+                              lambda document: {"api": document})
+        assert clean
+    assert counting.files == []
+
+
 def test_concurrent_runs_leave_one_whole_bundle(project: Path, tmp_path: Path) -> None:
     script = ("import sys\nfrom pathlib import Path\n"
               "from configplane.inputs import keeping_parses, read_inputs\n"
