@@ -27,9 +27,11 @@ the redactor, the detector's identity: its pack files and libraries; the interpr
 version, as marshal is version-specific), the file's name and key prefix, and its bytes. A
 changed file, loader, detector or interpreter gives a new key, never a stale entry.
 
-Where and how: one bundle per project directory in the schema cache's directory
-(`$XDG_CACHE_HOME/configplane`, configplane.inputs.schemacache; `CONFIGPLANE_NO_CACHE=1` turns
-both off), used only when that directory is the user's own and writable by no one else. The
+Where and how: one bundle in the schema cache's directory (`$XDG_CACHE_HOME/configplane`,
+configplane.inputs.schemacache; `CONFIGPLANE_NO_CACHE=1` turns both off), shared by every
+project (its entries are keyed by content, so copies of a project share them; its size is
+bounded, the latest run's entries kept first), used only when that directory is the user's
+own and writable by no one else. The
 bundle is `marshal` data (no code runs when it is read) after a header holding the SHA-256 of
 the payload, checked before it is read; a damaged, truncated or foreign bundle, or an entry
 of the wrong shape, counts as no cache. It is rewritten only when a run parsed something new,
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
 
 ENTRY_FORMAT = b"configplane-parse-cache 1"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+BUNDLE_NAME = "parse-cache.bin"
 MAX_ENTRIES = 20_000  # entries kept per project (the latest run's first): a few files per service
 
 # (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
@@ -134,20 +137,19 @@ def _scalars(value: Any) -> Iterator[str]:
 
 
 class ParseCache:
-    """The kept parses of one project's catalog files, for one run. `verdict(document)`:
+    """The kept parses of catalog files, for one run's reading of one catalog. `verdict(document)`:
     whether a layer document holds no secret (`layer_secrets(...)` is empty, with the run's
     detector); `detector_identity`: that detector's; `parser`: what parses a file that is
     not kept (configplane.inputs.layerfiles.parse)."""
 
-    def __init__(self, directory: Path, project_dir: Path,
+    def __init__(self, directory: Path,
                  verdict: Callable[[Mapping[str, Any]], bool], detector_identity: str,
                  parser: Callable[[str, bytes, KeyPath], Loaded] = parse):
         # a directory that is there but not private to the user: no cache at all; one that
         # is not there yet is made (private) when the first entry is written
         usable = not directory.exists() or private_directory(directory) is not None
         self.directory: Path | None = directory if usable else None
-        self.name = "parse-" + hashlib.sha256(
-            os.path.realpath(project_dir).encode("utf-8", "surrogateescape")).hexdigest()[:32] + ".bin"
+        self.name = BUNDLE_NAME
         self.verdict = verdict
         self.parser = parser  # tests pass one that counts its calls
         self.detector_identity = detector_identity
@@ -174,7 +176,7 @@ class ParseCache:
         except OSError:  # the loader's own files unreadable (an unusual install): no cache
             return None
         detector = detector_for(project_dir)
-        return cls(directory, project_dir, lambda document: not layer_secrets(document, detector),
+        return cls(directory, lambda document: not layer_secrets(document, detector),
                    detector.identity, **options)
 
     def key(self, rel: str, prefix: KeyPath, data: bytes) -> str:

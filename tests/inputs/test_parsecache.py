@@ -238,13 +238,13 @@ def test_any_document_reads_back_as_parsed(tmp_path_factory, value) -> None:
     try:
         expected = layerfiles.load(root, rel, ("svc",))
     except YamlError as exc:  # refused alike, with the same message
-        cache = ParseCache(root / "cache", root, lambda document: True, "identity")
+        cache = ParseCache(root / "cache", lambda document: True, "identity")
         with pytest.raises(YamlError, match=re.escape(str(exc))):
             cache.load(root, rel, ("svc",), lambda document: {"svc": document})
         return
     for _ in range(2):  # the run that keeps it, the run that reads it back
         with keeping_parses(Redactor(detector=detector_for(root))):
-            cache = ParseCache(root / "cache", root, lambda document: True, "identity")
+            cache = ParseCache(root / "cache", lambda document: True, "identity")
             loaded, clean = cache.load(root, rel, ("svc",), lambda document: {"svc": document})
         assert clean
         assert (loaded.document, list(loaded.lines.items()), loaded.duplicates,
