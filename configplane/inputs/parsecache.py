@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 ENTRY_FORMAT = b"configplane-parse-cache 1"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 BUNDLE_NAME = "parse-cache.bin"
-MAX_ENTRIES = 20_000  # entries kept per project (the latest run's first): a few files per service
+MAX_ENTRIES = 20_000  # entries kept (the latest run's first): a few files per service
 
 # (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
 _Entry = tuple[Any, dict[KeyPath, int], list[tuple[str, int]], bool]
@@ -108,7 +108,10 @@ def keeping_parses(secrets: Redactor) -> Iterator[None]:
     finally:
         _KEEPING.reset(token)
         for parse_cache in caches:
-            parse_cache.save(lambda entry: _holds_secret(entry, secrets))
+            try:
+                parse_cache.save(lambda entry: _holds_secret(entry, secrets))
+            except Exception:  # noqa: BLE001 - never a reason to fail, nor to hide an error
+                continue
 
 
 def _holds_secret(value: Any, secrets: Redactor) -> bool:
