@@ -105,6 +105,7 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
         FleetSelectionError,
         PolicyPackError,
         collector_paused,
+        no_collection_at_exit,
         plan_environment,
         run_plan,
     )
@@ -158,7 +159,9 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
     if compare_ref is not None and shards:
         raise UserError("--compare shows an environment per service. Fix: drop --shard "
                         "(use --service to narrow it).")
-    # The plan's objects live until the process ends: no full collection need scan them.
+    # The plan's objects live until the process ends: no full collection need scan them,
+    # now or at its exit.
+    no_collection_at_exit()
     with collector_paused():
         if compare_ref is not None:
             plan = run_compare(project_dir, environment, compare_ref, services=services, fmt=fmt,
