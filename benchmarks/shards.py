@@ -11,7 +11,10 @@ On a generated fleet (benchmarks/fleet.py, owners spread over --teams teams) in 
 - one shard as commands: `configplane validate` and `configplane plan --no-policy` of the
   largest shard, each a new process (wall time: what a user waits for), and the same work in
   this process (CPU time), so that what the command adds shows (process start, the secret
-  detector's load, the output phase);
+  detector's load, the output phase). The commands use a cache directory of their own
+  (XDG_CACHE_HOME), filled by an untimed `plan` first; `plan` then runs with the catalog's
+  parse cache removed (a fresh checkout; compiled schemas kept), then with it filled by that
+  run (configplane/inputs/parsecache.py: what every later command pays);
 - the whole environment planned offline: one process against the platform stack and every
   shard in parallel processes (bounded by the cores), wall time;
 - the real engine: `pulumi preview` time per stack ESTIMATED from published figures (DESIGN.md
@@ -85,10 +88,10 @@ def fresh(fn, *args):
         return pool.submit(fn, *args).result()
 
 
-def command_seconds(args: Sequence[str], cwd: Path) -> float:
+def command_seconds(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
     done = subprocess.run([*CLI, *args], cwd=cwd, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True, check=False)
+                          stderr=subprocess.PIPE, text=True, check=False, env=env)
     if done.returncode not in (0,):
         raise SystemExit(f"configplane {' '.join(args[:4])}... failed: {done.stderr[-500:]}")
     return time.perf_counter() - start
@@ -141,7 +144,8 @@ class Result:
     expected: list[str] = field(default_factory=list)  # the changed service's shard, per environment
     validate_cmd: float = 0.0
     validate_cpu: float = 0.0
-    plan_cmd: float = 0.0
+    plan_cmd: float = 0.0  # the parse cache filled by the run before
+    plan_cold_cmd: float = 0.0  # the parse cache empty
     plan_cpu: float = 0.0
     start: float = 0.0
     one_process: float = 0.0
@@ -166,11 +170,18 @@ def measure(project: Path, services: int, teams: int, stack: str, whole: bool) -
     result.largest, result.plan_cpu = fresh(plan_count, project, stack, shard)
     result.validate_cpu = fresh(validate_cpu, project, largest)
 
-    log("one shard as commands: validate, plan --no-policy (new processes)")
+    log("one shard as commands: plan --no-policy (untimed, then parse cache empty, then "
+        "filled), validate (new processes)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(project.parent / "cache")}
+    env.pop("CONFIGPLANE_NO_CACHE", None)
     result.start = min(command_seconds(["--help"], project) for _ in range(3))
-    result.validate_cmd = command_seconds(["validate", *shard_args(stack, shard)], project)
-    result.plan_cmd = command_seconds(["plan", *shard_args(stack, shard), "--no-policy",
-                                       "--format", "json", "--quiet"], project)
+    plan = ["plan", *shard_args(stack, shard), "--no-policy", "--format", "json", "--quiet"]
+    command_seconds(plan, project, env)  # untimed: every schema compiled and kept
+    for kept in (project.parent / "cache" / "configplane").glob("parse-*"):
+        kept.unlink()  # the parse cache only (configplane/inputs/parsecache.py)
+    result.plan_cold_cmd = command_seconds(plan, project, env)
+    result.plan_cmd = command_seconds(plan, project, env)
+    result.validate_cmd = command_seconds(["validate", *shard_args(stack, shard)], project, env)
 
     if whole:
         result.workers = os.cpu_count() or 1
@@ -208,6 +219,8 @@ def render(r: Result, header: str) -> None:
          f"{r.validate_cmd:.2f} s (work in-process {r.validate_cpu:.2f} s CPU)", goal_s),
         ("`configplane plan --no-policy` of one shard (command, wall)",
          f"{r.plan_cmd:.2f} s (work in-process {r.plan_cpu:.2f} s CPU)", goal_s),
+        ("  the same, parse cache empty (a fresh checkout; command, wall)",
+         f"{r.plan_cold_cmd:.2f} s", ""),
         ("process start (`configplane --help`, wall)", f"{r.start:.2f} s", ""),
     ]
     if r.one_process:
@@ -234,7 +247,10 @@ def render(r: Result, header: str) -> None:
         ("a one-service pull request previews its shard, one per environment",
          sorted(r.affected) == r.expected),
         (f"validate of one shard < {SHARD_COMMAND_GOAL_S:g} s", r.validate_cmd < SHARD_COMMAND_GOAL_S),
-        (f"plan of one shard < {SHARD_COMMAND_GOAL_S:g} s", r.plan_cmd < SHARD_COMMAND_GOAL_S),
+        (f"plan of one shard < {SHARD_COMMAND_GOAL_S:g} s (parse cache filled)",
+         r.plan_cmd < SHARD_COMMAND_GOAL_S),
+        (f"plan of one shard < {SHARD_COMMAND_GOAL_S:g} s (parse cache empty)",
+         r.plan_cold_cmd < SHARD_COMMAND_GOAL_S),
     ]
     for goal, met in verdicts:
         console.print(f"{'met    ' if met else 'NOT met'}  {goal}")

@@ -145,9 +145,8 @@ def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
     """Print `data` (redacted) as JSON, or hand it to `render_table` for people: with its own
     key names, so a secret that happens to be part of one (`secret` in `secrets`) cannot break
     the renderer; the stream hides it where it is printed."""
-    if fmt == "json":
-        json.dump(redactor().tree(data), sys.stdout, indent=2, sort_keys=False)
-        sys.stdout.write("\n")
+    if fmt == "json":  # one write: the stream redacts it in one pass, not per JSON token
+        sys.stdout.write(json.dumps(redactor().tree(data), indent=2, sort_keys=False) + "\n")
     else:
         render_table(redactor().tree(data, keep_keys=True))
 
@@ -472,10 +471,13 @@ class Verb(click.Command):
         ))
 
     def invoke(self, ctx: click.Context) -> Any:
-        from configplane.inputs import RunContext, reading_once
+        from configplane.inputs import RunContext, keeping_parses, reading_once
 
         run = RunContext.create(ctx.params.get("project_dir") or Path("."),
                                 ctx.params.get("services") or None)
         ctx.obj = run
-        with boundary(run.redactor), reading_once() if self.read_only else nullcontext():
+        # parses of catalog files are kept when the command ends, without anything its
+        # redactor knows as secret by then (configplane.inputs.parsecache)
+        with (boundary(run.redactor), keeping_parses(run.redactor),
+              reading_once() if self.read_only else nullcontext()):
             return super().invoke(ctx)

@@ -30,6 +30,7 @@ from configplane.inputs.layering import (
     resolve_tenant,
     tenant_layers,
 )
+from configplane.inputs.parsecache import ParseCache, keeping_parses
 from configplane.inputs.pulumiconfig import (
     environments,
     estimate_plaintext_length,
@@ -111,6 +112,8 @@ __all__ = [
     "read_fleet_defaults",
     "read_inputs",
     "reading_once",
+    "keeping_parses",
+    "ParseCache",
     "read_project_file",
     "read_stack_files",
     "resolve",

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from configplane import contract
 from configplane.inputs.context import RUN_NAMESPACE
 from configplane.inputs.layerfiles import Problem, duplicates, lines_by_child, load, subtree_lines
 from configplane.inputs.layering import Layer
+from configplane.inputs.parsecache import ParseCache
 from configplane.inputs.pulumiconfig import (
     config_file,
     environments,
@@ -327,12 +329,14 @@ def _read_catalog(project_dir: Path, stack: str, wanted: set[str] | None) -> _Ca
     known_stacks.add(stack)
     found: list[Problem] = []
     read: _CatalogRead = [("", None, found)]
+    cache = ParseCache.for_project(project_dir)
     for name in _catalog_dirs(project_dir, found, stack):
         if wanted is not None and name not in wanted:
             continue
         found = []
-        read.append((name, _catalog_layers(project_dir, name, stack, known_stacks, found), found))
-    return read
+        read.append((name, _catalog_layers(project_dir, name, stack, known_stacks, found, cache),
+                     found))
+    return read  # the cache's new entries are written when the command ends (keeping_parses)
 
 
 def _shard_values(shard_file: Any, project: str, values: dict[str, StackValue],
@@ -431,7 +435,8 @@ def _close_name(name: str, expected: Iterable[str]) -> str | None:
 
 
 def _catalog_layers(project_dir: Path, name: str, stack: str, known_stacks: set[str],
-                    problems: list[Problem]) -> list[Layer] | None:
+                    problems: list[Problem], cache: ParseCache | None = None
+                    ) -> list[Layer] | None:
     """A catalog service's layers in this stack, or None when it is not in the stack."""
     directory = f"{CATALOG_DIR}/{name}"
     expected = [SERVICE_FILE, *(f"{s}.yaml" for s in sorted(known_stacks))]
@@ -470,8 +475,13 @@ def _catalog_layers(project_dir: Path, name: str, stack: str, known_stacks: set[
         if file_name not in files:
             continue
         display = f"{directory}/{file_name}"
+        secret_free = ""
         try:
-            loaded = load(project_dir, display, (name,))
+            if cache is None:
+                loaded = load(project_dir, display, (name,))
+            else:
+                loaded, clean = cache.load(project_dir, display, (name,), partial(_layer_of, name))
+                secret_free = cache.detector_identity if clean else ""
         except YamlError as exc:
             where = ".".join(("services", *exc.path)) if exc.path else f"services.{name}"
             problems.append((where, display, exc.problem, exc.line))
@@ -484,8 +494,14 @@ def _catalog_layers(project_dir: Path, name: str, stack: str, known_stacks: set[
             problems.append((f"services.{name}", display, "expected a mapping of service fields "
                              "(app_schema, config, secrets...). Fix: correct the file."))
             return None
-        layers.append(Layer(layer, display, {name: document}, loaded.lines))
+        layers.append(Layer(layer, display, _layer_of(name, document), loaded.lines,
+                            secret_free_under=secret_free))
     return layers or None  # only an overlay: the service is in that stack only
+
+
+def _layer_of(name: str, document: Any) -> dict[str, Any]:
+    """A catalog file's layer document: its fields under the service's name."""
+    return {name: document if document is not None else {}}
 
 
 def read_fleet_defaults(project_dir: Path, problems: list[Problem] | None = None) -> FleetDefaults:

@@ -16,7 +16,7 @@ Problem = tuple  # (key path, file, message[, line])
 
 
 @lru_cache(maxsize=16384)
-def _parse(name: str, data: bytes, prefix: KeyPath) -> Loaded:
+def parse(name: str, data: bytes, prefix: KeyPath) -> Loaded:
     """Parsed once per content: validating three stacks reads each service.yaml once."""
     return load_bytes(data, name, prefix)
 
@@ -33,7 +33,7 @@ def load(project_dir: Path | str, rel: str, prefix: KeyPath = ()) -> Loaded:
         raise YamlError(rel, f"file not found in {where}") from None
     except OSError as exc:
         raise YamlError(rel, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
-    return _parse(rel, data, prefix)
+    return parse(rel, data, prefix)
 
 
 def duplicates(loaded: Loaded, file: str, prefix: KeyPath = ()) -> list[Problem]:

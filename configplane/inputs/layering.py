@@ -25,6 +25,9 @@ class Layer:
     # (applies at, written at): the document's keys below the first path were written below
     # the second in `file` (a tenant's `tenants.<name>.config` applies to the service's config)
     moved: tuple[Path, Path] | None = None
+    # the detector identity under which this layer was judged to hold no secret value (a
+    # catalog file from the parse cache: configplane.inputs.parsecache); "" when not judged
+    secret_free_under: str = field(default="", compare=False)
 
     def written_at(self, path: Path) -> Path | None:
         """Where in `file` a path of this layer was written, when that is not the path itself."""

@@ -120,19 +120,23 @@ class SchemaCache:
             return
 
     def _usable(self, *, create: bool = False) -> Path | None:
-        """The directory if it is safe to read code from (the user's own, writable by no one
-        else); with `create`, made first (private to the user) when missing."""
-        if self.directory is None:
-            return None
-        try:
-            if create:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            info = self.directory.stat()
-        except OSError:
-            return None
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            return None
-        return self.directory
+        return private_directory(self.directory, create=create)
+
+
+def private_directory(directory: Path | None, *, create: bool = False) -> Path | None:
+    """`directory` if it is safe to read cache entries from (the user's own, writable by no
+    one else); with `create`, made first (private to the user) when missing. None otherwise."""
+    if directory is None:
+        return None
+    try:
+        if create:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = directory.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return None
+    return directory
 
 
 def _shared(directory: Path | None) -> SchemaCache:

@@ -6,10 +6,12 @@ and gets that project's detector from `detector_for`; nothing here remembers a p
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import sys
 from collections.abc import Mapping
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +42,32 @@ class Detector:
         self._module: ModuleType | None = None
         self._verdict = lru_cache(maxsize=SCAN_CACHE)(self._judge)
 
+    @cached_property
+    def identity(self) -> str:
+        """What this detector's verdicts depend on, hashed: every file at the top of its pack
+        directory (the module and the rule and vocabulary files it reads; a policy module
+        changing too only costs a cache miss) and the libraries its rules come from. Equal
+        identities judge alike: a verdict kept across runs (the parse cache's "this catalog
+        file holds no secret") is only used under the identity it was made with."""
+        digest = hashlib.sha256()
+        for dist in ("detect-secrets", "google-re2"):
+            try:
+                version = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                version = "-"
+            digest.update(f"{dist}={version}\n".encode())
+        try:
+            files = sorted(p for p in self.directory.iterdir() if p.is_file())
+        except OSError:
+            files = []
+        for path in files:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b"\0unreadable"
+            digest.update(b"%d:%s %d:" % (len(path.name), path.name.encode(), len(data)) + data)
+        return digest.hexdigest()
+
     @property
     def module(self) -> ModuleType:
         if self._module is None:
@@ -57,9 +85,12 @@ class Detector:
 
     def rules(self, key: str, value: Any) -> tuple[str, ...]:
         """The rules that fire on this key/value pair (empty: not a secret)."""
-        if isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
+        if isinstance(value, str):  # the common case first: no ABC check per value
+            text = value
+        elif isinstance(value, bool) or value is None or isinstance(value, Mapping | list):
             return ()
-        text = value if isinstance(value, str) else str(value)
+        else:
+            text = str(value)
         if not text.strip():  # any length: the detector is linear in the value
             return ()
         secret, rules = self._verdict(str(key), text)

@@ -221,6 +221,8 @@ class Redactor:
         that are or hold a secret are redacted too; with `keep_keys` (data a renderer indexes
         by its own key names, printed through a RedactingStream) they stay, and a key the
         detector flags becomes a known secret, so the stream hides it wherever it is printed."""
+        if isinstance(value, str):  # the common leaf first: no ABC check per value
+            return self.value(key, value)
         if is_secret_wrapper(value):
             return REDACTED
         if isinstance(value, Mapping):  # keys as text: YAML 1.1 may have made `no` a bool
@@ -339,9 +341,23 @@ def stack_secrets(inputs: Any, detector: Detector | None = None) -> set[str]:
     for value in (getattr(inputs, "secure_raw", {}) or {}).values():
         found.update(_strings_of(value))  # plaintext pasted under `secure:` (or ciphertext)
     for layers in (getattr(inputs, "service_layers", {}) or {}).values():
-        for layer in layers:  # the catalog's files (services/), each layer {name: document}
-            found |= document_secrets({"services": layer.document}, detector=detector)
+        found |= catalog_secrets(layers, detector)
     return found
+
+
+def catalog_secrets(layers: Iterable[Any], detector: Detector) -> set[str]:
+    """Secret values of a service's catalog layers, each `{name: document}`; a layer judged
+    by this very detector to hold none (`secret_free_under`: the parse cache's) is skipped."""
+    return {value for layer in layers
+            if getattr(layer, "secret_free_under", "") != detector.identity
+            for value in layer_secrets(layer.document, detector)}
+
+
+def layer_secrets(document: Mapping[str, Any], detector: Detector) -> set[str]:
+    """Secret values of one catalog layer (`{service: its fields}`): what `stack_secrets`
+    takes from it, and what the parse cache asks before it keeps a file (only a file whose
+    layer holds none is kept, so no secret is ever written there)."""
+    return document_secrets({"services": document}, detector=detector)
 
 
 def document_secrets(document: Any, key: str = "", path: tuple[str, ...] = (),

@@ -105,6 +105,7 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
         FleetSelectionError,
         PolicyPackError,
         collector_paused,
+        no_collection_at_exit,
         plan_environment,
         run_plan,
     )
@@ -158,7 +159,9 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
     if compare_ref is not None and shards:
         raise UserError("--compare shows an environment per service. Fix: drop --shard "
                         "(use --service to narrow it).")
-    # The plan's objects live until the process ends: no full collection need scan them.
+    # The plan's objects live until the process ends: no full collection need scan them,
+    # now or at its exit.
+    no_collection_at_exit()
     with collector_paused():
         if compare_ref is not None:
             plan = run_compare(project_dir, environment, compare_ref, services=services, fmt=fmt,
@@ -171,7 +174,9 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
 
 
 def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None) -> None:
-    document = plan.as_dict(redactor())
+    # unredacted here: `emit` redacts what it prints, `write_out` what it writes (one tree
+    # pass each; redacting twice cost a second pass over every value of the plan)
+    document = plan.as_dict()
     if fleet is not None and len(fleet.plans) > 1:  # each stack's own count and verdict
         document["stacks"] = [
             {**s.as_dict(), "resources": len(p.resources),
@@ -179,7 +184,7 @@ def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None
             for s, p in zip(fleet.stacks, fleet.plans, strict=True)]
     if out is not None:
         try:
-            write_out(plan, out, redactor(), document)
+            write_out(plan, out, redactor(), redactor().tree(document))
         except ProjectFileError as exc:
             raise UserError(f"--out {shown(out)}: {exc}") from None
         except OSError as exc:

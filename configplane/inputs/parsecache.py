@@ -1,0 +1,289 @@
+"""Parsed catalog files kept on disk between runs, keyed by their bytes (issue 19).
+
+A fleet's catalog is thousands of small YAML files; every command that covers an environment
+(`plan --shard`, `validate`) parses all of them, and the redactor then walks every one for
+secret values. At 2,000 services that was about a second per command. A file whose bytes are
+unchanged since a previous run gives the same parse, so the parse is kept, together with the
+redactor's verdict on it.
+
+What is kept, and what never is: an entry holds the parse of one file (document, key lines,
+duplicate keys) and stands for one fact, "these bytes, read as this service's layer, parse to
+this and hold no secret value for this detector" (configplane.redaction.layer_secrets, judged
+with the run's detector). A layer read from the cache carries that verdict
+(`Layer.secret_free_under`, the detector's identity), and `stack_secrets` skips it only under
+the same detector. Nothing secret is written to the cache, in plaintext or otherwise, whatever
+the cache directory's permissions:
+- a file whose own layer holds any secret value (a pasted password, a spec's value field, a
+  value the detector flags) is never kept;
+- a file that holds none by itself may still hold a value that is secret elsewhere (another
+  shard's `secure` value pasted into a config value, another service's spec value): entries
+  are written only at the end of a command (`keeping_parses`, entered by every CLI verb), and
+  one holding any string its redactor knows by then (every secret of the environment, for
+  `plan`/`validate`: configplane.cli.boundary.protect_stack) is dropped. Outside a command
+  (the program under `pulumi up`, library calls) the cache is only read.
+
+Keys: SHA-256 over the entry format, the code the verdict and the parse come from (the loader,
+the redactor, the detector's identity: its pack files and libraries; the interpreter's
+version, as marshal is version-specific), the file's name and key prefix, and its bytes. A
+changed file, loader, detector or interpreter gives a new key, never a stale entry.
+
+Where and how: one bundle in the schema cache's directory (`$XDG_CACHE_HOME/configplane`,
+configplane.inputs.schemacache; `CONFIGPLANE_NO_CACHE=1` turns both off), shared by every
+project (its entries are keyed by content, so copies of a project share them; its size is
+bounded, the latest run's entries kept first), used only when that directory is the user's
+own and writable by no one else. The
+bundle is `marshal` data (no code runs when it is read) after a header holding the SHA-256 of
+the payload, checked before it is read; a damaged, truncated or foreign bundle, or an entry
+of the wrong shape, counts as no cache. It is rewritten only when a run parsed something new,
+through the project's atomic writer (temp file, fsync, rename, under the directory's lock):
+concurrent runs see a whole bundle or none, and the last writer's is kept. The cache is never
+a reason to fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import marshal
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from configplane.inputs.layerfiles import load, parse
+from configplane.inputs.schemacache import cache_directory, private_directory
+from configplane.inputs.yamlload import KeyPath, Loaded
+from configplane.projectfiles import MAX_FILE_BYTES, ProjectFileError, read_bytes, write_files
+
+if TYPE_CHECKING:
+    from configplane.redaction import Redactor
+
+ENTRY_FORMAT = b"configplane-parse-cache 1"
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+BUNDLE_NAME = "parse-cache.bin"
+MAX_ENTRIES = 20_000  # entries kept (the latest run's first): a few files per service
+
+# (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
+_Entry = tuple[Any, dict[KeyPath, int], list[tuple[str, int]], bool]
+
+
+@cache
+def code_identity() -> str:
+    """The code a parse and its verdict come from: the loader's modules, the redaction
+    package, the shared contract, PyYAML and whether libyaml parses, the interpreter
+    (marshal's format is its own)."""
+    import configplane.redaction
+
+    package = Path(__file__).parent
+    redaction = Path(str(configplane.redaction.__file__)).parent
+    files = [package / "yamlload.py", package / "layerfiles.py", Path(__file__),
+             package.parent / "contract.py", *sorted(redaction.glob("*.py"))]
+    digest = hashlib.sha256()
+    for part in (ENTRY_FORMAT, yaml.__version__.encode(),
+                 str(hasattr(yaml, "CSafeLoader")).encode(), sys.version.encode(),
+                 importlib.util.MAGIC_NUMBER, *(f.read_bytes() for f in files)):
+        digest.update(b"%d:" % len(part) + part)
+    return digest.hexdigest()
+
+
+# the caches of the running command's catalog reads, written when it ends (`keeping_parses`)
+_KEEPING: ContextVar[list[ParseCache] | None] = ContextVar("configplane_parse_caches",
+                                                            default=None)
+
+
+@contextmanager
+def keeping_parses(secrets: Redactor) -> Iterator[None]:
+    """Within it, catalog reads keep their new parses; at its end they are written, without
+    any entry that holds a string `secrets` (the command's redactor) knows as secret."""
+    caches: list[ParseCache] = []
+    token = _KEEPING.set(caches)
+    try:
+        yield
+    finally:
+        _KEEPING.reset(token)
+        for parse_cache in caches:
+            try:
+                parse_cache.save(lambda entry: _holds_secret(entry, secrets))
+            except Exception:  # noqa: BLE001 - never a reason to fail, nor to hide an error
+                continue
+
+
+def _holds_secret(value: Any, secrets: Redactor) -> bool:
+    """Whether any key or scalar of `value` is, or contains, a string `secrets` knows: one
+    redaction pass over all of them (the separator ends every secret's match)."""
+    texts = list(_scalars(value))
+    if secrets.knows(texts):
+        return True
+    joined = _APART.join(texts)
+    return secrets.text(joined) != joined
+
+
+_APART = "\n\x00\n"
+
+
+def _scalars(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _scalars(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _scalars(item)
+    elif not (isinstance(value, bool) or value is None):
+        yield str(value)
+
+
+class ParseCache:
+    """The kept parses of catalog files, for one run's reading of one catalog. `verdict(document)`:
+    whether a layer document holds no secret (`layer_secrets(...)` is empty, with the run's
+    detector); `detector_identity`: that detector's; `parser`: what parses a file that is
+    not kept (configplane.inputs.layerfiles.parse)."""
+
+    def __init__(self, directory: Path,
+                 verdict: Callable[[Mapping[str, Any]], bool], detector_identity: str,
+                 parser: Callable[[str, bytes, KeyPath], Loaded] = parse):
+        # a directory that is there but not private to the user: no cache at all; one that
+        # is not there yet is made (private) when the first entry is written
+        usable = not directory.exists() or private_directory(directory) is not None
+        self.directory: Path | None = directory if usable else None
+        self.name = BUNDLE_NAME
+        self.verdict = verdict
+        self.parser = parser  # tests pass one that counts its calls
+        self.detector_identity = detector_identity
+        self._stored: dict[str, _Entry] | None = None
+        self._used: dict[str, _Entry] = {}
+        self._new: set[str] = set()  # keys parsed in this run, to be written
+        keeping = _KEEPING.get()
+        self.keeping = keeping is not None  # outside a command: read only
+        if keeping is not None:
+            keeping.append(self)
+
+    @classmethod
+    def for_project(cls, project_dir: Path, environ: Mapping[str, str] | None = None,
+                    **options: Any) -> ParseCache | None:
+        """The cache of the project under the environment's cache directory (None: turned
+        off or not usable): its verdicts judged with the project's own detector."""
+        from configplane.redaction import detector_for, layer_secrets
+
+        directory = cache_directory(os.environ if environ is None else environ)
+        if directory is None:
+            return None
+        try:
+            code_identity()
+        except OSError:  # the loader's own files unreadable (an unusual install): no cache
+            return None
+        detector = detector_for(project_dir)
+        return cls(directory, lambda document: not layer_secrets(document, detector),
+                   detector.identity, **options)
+
+    def key(self, rel: str, prefix: KeyPath, data: bytes) -> str:
+        digest = hashlib.sha256()
+        for part in (code_identity().encode(), self.detector_identity.encode(),
+                     rel.encode("utf-8", "surrogateescape"),
+                     "\0".join(prefix).encode("utf-8", "surrogateescape"), data):
+            digest.update(b"%d:" % len(part) + part)
+        return digest.hexdigest()
+
+    def load(self, project_dir: Path, rel: str, prefix: KeyPath,
+             layer: Callable[[Any], Mapping[str, Any]]) -> tuple[Loaded, bool]:
+        """The file `rel` parsed (YamlError as `layerfiles.load` raises it) and whether its
+        layer (`layer(document)`, as the catalog builds it) holds no secret: from the cache
+        when these bytes were kept, else parsed, judged and kept when it holds none."""
+        try:
+            data = read_bytes(project_dir, rel, limit=MAX_FILE_BYTES)
+        except (OSError, ProjectFileError):
+            return load(project_dir, rel, prefix), False  # the loader's own message
+        key = self.key(rel, prefix, data)
+        entry = self._entries().get(key)
+        if entry is not None:
+            self._used[key] = entry
+            return Loaded(entry[0], dict(entry[1]), list(entry[2]), entry[3]), True
+        loaded = self.parser(rel, data, prefix)
+        if (not self.keeping or self.directory is None
+                or not isinstance(loaded.document, dict | None)):
+            return loaded, False  # not kept (read only, or not a layer the catalog builds)
+        try:
+            clean = self.verdict(layer(loaded.document))
+        except Exception:  # noqa: BLE001 - no detector to judge with (no pack): keep nothing
+            return loaded, False
+        if clean:
+            entry = (loaded.document, loaded.lines, loaded.duplicates, loaded.explicit_null)
+            try:
+                marshal.dumps(entry)
+            except ValueError:  # a date or another type marshal cannot keep: parse each time
+                return loaded, True
+            self._used[key] = entry
+            self._new.add(key)
+        return loaded, clean
+
+    def save(self, secret: Callable[[_Entry], bool] = lambda entry: False) -> None:
+        """Write the bundle when this run parsed something new: this run's entries first,
+        then the earlier ones, up to MAX_ENTRIES; a new entry that holds a `secret` value is
+        left out (`keeping_parses` passes the command's redactor)."""
+        for key in [k for k in self._new if secret(self._used[k])]:
+            self._new.discard(key)
+            del self._used[key]
+        if not self._new:
+            return
+        directory = private_directory(self.directory, create=True)
+        if directory is None:
+            return
+        kept = dict(self._used)
+        # read again: another cache of this command (another stack's catalog) or another
+        # process may have written since this one read
+        for key, entry in self._read().items():
+            if len(kept) >= MAX_ENTRIES:
+                break
+            kept.setdefault(key, entry)
+        payload = marshal.dumps(kept)
+        if len(payload) > MAX_BUNDLE_BYTES:
+            payload = marshal.dumps(self._used)
+        header = ENTRY_FORMAT + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n"
+        try:
+            write_files(directory, {self.name: header + payload})
+        except (OSError, ProjectFileError):  # read-only, full, locked for a minute: no cache
+            return
+        self._new.clear()
+
+    def _entries(self) -> dict[str, _Entry]:
+        if self._stored is None:
+            self._stored = self._read()
+        return self._stored
+
+    def _read(self) -> dict[str, _Entry]:
+        directory = private_directory(self.directory)  # checked again: it may be new
+        if directory is None:
+            return {}
+        try:
+            data = read_bytes(directory, self.name, limit=MAX_BUNDLE_BYTES + 4096)
+        except (OSError, ProjectFileError):
+            return {}
+        return unpack(data)
+
+
+def unpack(data: bytes) -> dict[str, _Entry]:
+    """A bundle's entries, or none when it is not one whole bundle of ours; entries of the
+    wrong shape are left out."""
+    head, _, rest = data.partition(b"\n")
+    digest, _, payload = rest.partition(b"\n")
+    if head != ENTRY_FORMAT or digest != hashlib.sha256(payload).hexdigest().encode():
+        return {}
+    try:
+        entries = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return {}
+    if not isinstance(entries, dict):
+        return {}
+    return {key: entry for key, entry in entries.items() if _well_formed(key, entry)}
+
+
+def _well_formed(key: Any, entry: Any) -> bool:
+    return (isinstance(key, str) and isinstance(entry, tuple) and len(entry) == 4
+            and isinstance(entry[1], dict) and isinstance(entry[2], list)
+            and isinstance(entry[3], bool))
