@@ -48,7 +48,8 @@ def cache_directory(environ: Mapping[str, str]) -> Path | None:
     base = environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):  # the spec: a relative path is invalid and ignored
         home = environ.get("HOME", "")
-        if not os.path.isabs(home):
+        # a home that is not there (a service account's `/nonexistent`) is not made for a cache
+        if not os.path.isabs(home) or not os.path.isdir(home):
             return None
         base = os.path.join(home, ".cache")
     return Path(base) / "configplane"

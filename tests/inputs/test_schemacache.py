@@ -18,9 +18,11 @@ from pathlib import Path
 import fastjsonschema
 import jsonschema
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from configplane.cli import main
 from configplane.inputs import FAST, SCHEMAS_DIR, SchemaCache, load_validator
 from configplane.inputs.schemacache import cache_directory
 from configplane.model import FLAGD_FLAGS_URI, flagd_fast_check
@@ -250,14 +252,28 @@ def test_concurrent_first_runs_leave_whole_entries(tmp_path, schema_file):
     assert run(cache, schema_file)[0].calls == 0
 
 
-def test_the_location_follows_xdg_and_can_be_turned_off():
-    assert cache_directory({"XDG_CACHE_HOME": "/c", "HOME": "/h"}) == Path("/c/configplane")
+def test_the_location_follows_xdg_and_can_be_turned_off(tmp_path):
+    home = str(tmp_path)
+    assert cache_directory({"XDG_CACHE_HOME": "/c", "HOME": home}) == Path("/c/configplane")
     # the spec: a relative XDG_CACHE_HOME is ignored
-    assert cache_directory({"XDG_CACHE_HOME": "rel", "HOME": "/h"}) == Path("/h/.cache/configplane")
-    assert cache_directory({"HOME": "/h"}) == Path("/h/.cache/configplane")
+    assert cache_directory({"XDG_CACHE_HOME": "rel", "HOME": home}) == tmp_path / ".cache/configplane"
+    assert cache_directory({"HOME": home}) == tmp_path / ".cache/configplane"
     assert cache_directory({}) is None
-    assert cache_directory({"HOME": "/h", "CONFIGPLANE_NO_CACHE": "1"}) is None
-    assert cache_directory({"HOME": "/h", "CONFIGPLANE_NO_CACHE": "0"}) is not None
+    assert cache_directory({"HOME": home, "CONFIGPLANE_NO_CACHE": "1"}) is None
+    assert cache_directory({"HOME": home, "CONFIGPLANE_NO_CACHE": "0"}) is not None
+
+
+def test_a_home_that_is_not_there_is_not_made_for_a_cache(tmp_path, monkeypatch):
+    """A service account's HOME (`/nonexistent`), run as a user who could create it: no cache,
+    and nothing created, whatever the command."""
+    missing = tmp_path / "nonexistent"
+    assert cache_directory({"HOME": str(missing)}) is None
+    monkeypatch.setenv("HOME", str(missing))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("CONFIGPLANE_NO_CACHE", raising=False)
+    result = CliRunner().invoke(main, ["validate", "--stack", "dev", "--project-dir", str(REPO)])
+    assert result.exit_code == 0, result.output
+    assert not missing.exists()
 
 
 def test_the_cli_keeps_its_cache_under_xdg_cache_home(tmp_path):
