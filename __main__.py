@@ -303,7 +303,8 @@ def declare_rotation(stack: StackModel, services: dict[str, DeclaredService],
         ]
         if not rotated:
             continue
-        code = code or code_archive()
+        if code is None:
+            code = code_archive()
         SecretRotator(
             ownership.rotation_component_name(stack.environment, name),
             SecretRotatorArgs(

@@ -162,9 +162,10 @@ class SecretRotatorArgs:
     security_group_ids: Sequence[pulumi.Input[str]] = ()
     password: PasswordPolicy = field(default_factory=PasswordPolicy)
     db_ca_bundle: str | None = None  # a PEM file shipped with the function to verify TLS
-    # The function's code; None: `code_archive(ca_bundle=db_ca_bundle)`. Every function of an
-    # environment ships the same archive, so the program builds it once and passes it to each
-    # (reading the pinned packages' files is most of a rotator's own cost).
+    # The function's code; None: `code_archive(ca_bundle=db_ca_bundle)` (given, it must be that
+    # archive). Every function of an environment ships the same one, so the program builds it
+    # once and passes it to each (reading the pinned packages' files is most of a rotator's
+    # own cost).
     code: pulumi.AssetArchive | None = None
     log_retention_days: int = 90
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -369,7 +370,8 @@ class SecretRotator(pulumi.ComponentResource):
             role=role.arn,
             runtime=RUNTIME,
             handler=HANDLER,
-            code=args.code or code_archive(ca_bundle=args.db_ca_bundle),
+            code=args.code if args.code is not None
+            else code_archive(ca_bundle=args.db_ca_bundle),
             timeout=TIMEOUT_SECONDS,
             memory_size=128,
             environment={"variables": variables} if variables else None,
