@@ -27,8 +27,8 @@ from configplane.inputs import (
     dotted,
     layers_of,
     once_per_read,
-    reading_once_active,
     origin_near,
+    reading_once_active,
     resolve_inputs,
     schema_errors,
 )
