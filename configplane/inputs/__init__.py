@@ -8,10 +8,12 @@ from configplane.inputs.catalog import (
     SERVICE_FILE,
     catalog_services,
     environment_of,
+    once_per_read,
     read_fleet_defaults,
     read_inputs,
     read_stack_files,
     reading_once,
+    reading_once_active,
     shard_stack_files,
 )
 from configplane.inputs.context import RUN_NAMESPACE, SELECTION_KEY, RunContext, Selection
@@ -112,6 +114,8 @@ __all__ = [
     "read_fleet_defaults",
     "read_inputs",
     "reading_once",
+    "reading_once_active",
+    "once_per_read",
     "keeping_parses",
     "ParseCache",
     "read_project_file",

@@ -29,13 +29,13 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from configplane import contract
 from configplane.inputs.context import RUN_NAMESPACE
@@ -84,6 +84,7 @@ DEFAULTS_FILE = f"{CATALOG_DIR}/{DEFAULTS_NAME}"
 SERVICE_FILE = "service.yaml"
 DEFAULTS_FIELDS = ("owners", "service")
 OWNER = re.compile(contract.OWNER)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -281,20 +282,55 @@ def _config_service_layers(sources: Iterable[tuple[Any, str, Mapping[KeyPath, in
 _CatalogRead = list[tuple[str, "list[Layer] | None", list[Problem]]]
 _CATALOG_READS: ContextVar[dict[tuple[Any, ...], _CatalogRead] | None] = ContextVar(
     "configplane_catalog_reads", default=None)
+# what layers above compute once from those reads: (kind, key) -> result; see `once_per_read`
+_COMPUTED: ContextVar[dict[tuple[str, Hashable], Any] | None] = ContextVar(
+    "configplane_computed_once", default=None)
+_OBSERVERS: ContextVar[tuple[Callable[[str, Hashable], None], ...]] = ContextVar(
+    "configplane_computed_once_observers", default=())
 
 
 @contextmanager
-def reading_once() -> Iterator[None]:
+def reading_once(observe: Callable[[str, Hashable], None] | None = None) -> Iterator[None]:
     """Within it, each stack's catalog is read from disk once. A read-only command (`plan`,
     `validate`) reads it for the redactor, its validation, the topology and each planned stack
     and its program: seven times for one shard, the largest cost of a fleet's plan. The files
     do not change under a read-only command, and what is kept are the parsed layers, which no
-    reader changes (each gets its own lists)."""
-    token = _CATALOG_READS.set({})
+    reader changes (each gets its own lists). What is computed from them once per scope is
+    kept too (`once_per_read`: a stack's validation).
+
+    Entered inside a scope, it joins that scope (a command run by a tool or a test inside its
+    own). `observe(kind, key)`: called each time something is computed for the scope (not
+    when it is reused): what a test counts."""
+    observers = _OBSERVERS.set((*_OBSERVERS.get(), *([observe] if observe else [])))
+    joined = _CATALOG_READS.get() is not None
+    tokens = None if joined else (_CATALOG_READS.set({}), _COMPUTED.set({}))
     try:
         yield
     finally:
-        _CATALOG_READS.reset(token)
+        if tokens is not None:
+            _COMPUTED.reset(tokens[1])
+            _CATALOG_READS.reset(tokens[0])
+        _OBSERVERS.reset(observers)
+
+
+def reading_once_active() -> bool:
+    """Whether the caller runs inside `reading_once` (a read-only command)."""
+    return _CATALOG_READS.get() is not None
+
+
+def once_per_read(kind: str, key: Hashable, compute: Callable[[], T]) -> T:
+    """`compute()`, once per (`kind`, `key`) within `reading_once`; every later call in the
+    scope gets that same result (outside a scope: computed on each call). `key` must name
+    everything `compute` depends on beyond the files a read-only command reads, and the
+    result must be one that no caller changes."""
+    computed = _COMPUTED.get()
+    if computed is None:
+        return compute()
+    if (kind, key) not in computed:
+        for observe in _OBSERVERS.get():
+            observe(kind, key)
+        computed[(kind, key)] = compute()
+    return cast(T, computed[(kind, key)])
 
 
 def _add_catalog_layers(project_dir: Path, stack: str, wanted: set[str] | None,

@@ -15,8 +15,9 @@ A project or stack file may not set it (configplane.inputs.catalog refuses it): 
 
 Caches keyed by content (parsed YAML files, compiled schema validators, the detector's
 verdicts per pack) are memos of pure functions, shared by every run in the process. The one
-cache scoped otherwise is a read-only command's catalog (configplane.inputs.catalog
-.reading_once): held while the command runs, gone after it.
+cache scoped otherwise is a read-only command's catalog and what is computed from it once
+(configplane.inputs.catalog.reading_once: each stack's validation): held while the command
+runs, gone after it.
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from configplane.inputs import reading_once, reading_once_active
 from configplane.model import FleetStack, environment_topology, stack_role
 from configplane.offline.plan import Plan, run_plan
 
@@ -72,9 +74,11 @@ def select_stacks(project_dir: Path, environment: str, shards: Iterable[str] = (
     return [stacks[0], *(s for s in stacks[1:] if s.shard in wanted)]
 
 
-def _plan_one(project_dir: Path, stack: str, options: Mapping[str, Any]) -> Plan:
-    plan = run_plan(project_dir, stack, **options)
-    return plan
+def _plan_one(project_dir: Path, stack: str, options: Mapping[str, Any], once: bool) -> Plan:
+    """One shard's plan in a worker process; `once`: its command reads and validates each
+    stack once (configplane.inputs.reading_once), here too."""
+    with reading_once() if once else nullcontext():
+        return run_plan(project_dir, stack, **options)
 
 
 def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[str] = (),
@@ -103,6 +107,8 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
         # spawn: a fresh interpreter per worker, never a fork of this one's SDK state
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_plan_one, project_dir, s.name, shard_options) for s in rest]
+            once = reading_once_active()
+            futures = [pool.submit(_plan_one, project_dir, s.name, shard_options, once)
+                       for s in rest]
             plans += [f.result() for f in futures]
     return FleetPlan(environment, stacks, plans)

@@ -9,8 +9,11 @@ data and names) and stackmodel (Issue, InvalidStack, ServiceModel, StackModel).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +26,23 @@ from configplane.inputs import (
     StackInputs,
     dotted,
     layers_of,
+    once_per_read,
     origin_near,
+    reading_once_active,
     resolve_inputs,
     schema_errors,
 )
 from configplane.inputs import load_validator as _validator
-from configplane.model import InvalidStack, Issue, StackDocument, StackModel, build_stack, read_clock
-from configplane.redaction import Detector
+from configplane.model import (
+    ClockError,
+    InvalidStack,
+    Issue,
+    StackDocument,
+    StackModel,
+    build_stack,
+    read_clock,
+)
+from configplane.redaction import Detector, detector_for
 from configplane.schema_messages import error_path, program_message, unknown_keys
 from configplane.validation import stack_checks as checks
 from configplane.validation.configsize import size_issues
@@ -41,7 +54,64 @@ def load_stack(inputs: StackInputs, schemas_dir: Path = SCHEMAS_DIR,
                detector: Detector | None = None, today: date | None = None) -> StackModel:
     """Validate a stack, then build its model (configplane.model.build_stack), or raise
     InvalidStack with every problem found. `detector`: the run's (configplane.inputs.RunContext);
-    None, the inputs' project's pack. `today`: the run's day (`read_clock()` when None)."""
+    None, the inputs' project's pack. `today`: the run's day (`read_clock()` when None).
+
+    Within a read-only command (configplane.inputs.reading_once) each stack is validated
+    once: `plan` validates a stack, plans it, and its program builds the model again; all
+    three get the first one's model (frozen: no user changes it) or problems (`_Validation`)."""
+    if not reading_once_active() or not inputs.project_dir:
+        return _load_stack(inputs, schemas_dir, detector, today)
+    try:
+        day = today or read_clock()
+    except ClockError:  # reported where it always is: when the model is built
+        return _load_stack(inputs, schemas_dir, detector, today)
+    judge = detector or detector_for(inputs.project_dir)
+    outcome = once_per_read("stack validation", _Validation.of(inputs, schemas_dir, judge, day),
+                            partial(_outcome, inputs, schemas_dir, judge, day))
+    if isinstance(outcome, InvalidStack):
+        raise InvalidStack(outcome.stack, list(outcome.issues))
+    return outcome
+
+
+@dataclass(frozen=True, eq=False)
+class _Validation:
+    """What a stack's validation depends on, for `load_stack` within a read-only command:
+    hashed by its names, compared in full. The config values (`values`, `secure_raw`,
+    `shard_secure`) are left out: within the command they are the stack files' (read once),
+    or, for the program under the offline plan, the plan's config made from those same files
+    (configplane.offline.plan_config) after the files' own values passed these checks."""
+
+    names: tuple[Any, ...]  # project, stack and its file, services, schemas, detector, day
+    layers: tuple[Any, ...]  # everything else the checks and the model read
+
+    @classmethod
+    def of(cls, inputs: StackInputs, schemas_dir: Path, detector: Detector,
+           day: date) -> _Validation:
+        return cls((os.path.realpath(str(inputs.project_dir)), inputs.stack, inputs.stack_file,
+                    inputs.project_file, inputs.project, tuple(inputs.service_layers),
+                    os.path.realpath(schemas_dir), detector, day),
+                   (inputs.platform_layers, inputs.service_layers, inputs.defaults,
+                    inputs.environment, inputs.declarations, inputs.project_values,
+                    inputs.read_problems, inputs.notes, inputs.owners))
+
+    def __hash__(self) -> int:
+        return hash(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, _Validation) and self.names == other.names
+                and self.layers == other.layers)
+
+
+def _outcome(inputs: StackInputs, schemas_dir: Path, detector: Detector,
+             day: date) -> StackModel | InvalidStack:
+    try:
+        return _load_stack(inputs, schemas_dir, detector, day)
+    except InvalidStack as exc:
+        return exc
+
+
+def _load_stack(inputs: StackInputs, schemas_dir: Path, detector: Detector | None,
+                today: date | None) -> StackModel:
     layers = layers_of(inputs)
     resolved = resolve_inputs(inputs)
     issues = [Issue(*problem) for problem in inputs.read_problems]
