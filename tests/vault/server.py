@@ -25,7 +25,7 @@ from pathlib import Path
 
 import requests
 
-from configplane.ops.scratch_vault import bao_binary, die_with_parent, free_port, server_config
+from configplane.ops.scratch_vault import bao_binary, dying_with_parent, free_port, server_config
 
 __all__ = ["API_AUDIT", "OpenBao", "bao_binary", "raft_config", "reap_stale", "start",
            "start_raft"]
@@ -159,8 +159,8 @@ def start(config_hcl: str | Callable[[Path, int], str] = API_AUDIT, *, dev: bool
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     env["HOME"] = str(root)  # nothing lands in the user's home (token helper, ~/.vault-token)
     with open(root / "server.log", "wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   cwd=root, preexec_fn=die_with_parent)
+        process = subprocess.Popen(dying_with_parent(argv), stdout=log, stderr=subprocess.STDOUT,
+                                   env=env, cwd=root)
     (root / "server.pid").write_text(str(process.pid))
     server = OpenBao(process, root, f"http://127.0.0.1:{port}", token)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from configplane import ownership
-from configplane.ops.scratch_vault import bao_binary, die_with_parent
+from configplane.ops.scratch_vault import bao_binary, dying_with_parent
 from tests.conftest import STACKS
 from tests.ops.test_operator import objects
 
@@ -77,9 +77,9 @@ def test_each_shard_workspaces_agent_logs_in_with_its_deploy_policy_only(applied
         (work / "agent.hcl").write_text(local)
         log = work / "agent.log"
         with log.open("w") as out:
-            process = subprocess.Popen([str(bao_binary()), "agent", f"-config={work}/agent.hcl"],
-                                       stdout=out, stderr=subprocess.STDOUT,
-                                       preexec_fn=die_with_parent, env={
+            process = subprocess.Popen(dying_with_parent([str(bao_binary()), "agent",
+                                                          f"-config={work}/agent.hcl"]),
+                                       stdout=out, stderr=subprocess.STDOUT, env={
                                            k: v for k, v in os.environ.items()
                                            if k not in ("VAULT_ADDR", "BAO_ADDR")})
         try:
