@@ -2,8 +2,8 @@
 
 Two guards, because a run killed by a timeout runs no teardown:
 - the server (the postmaster) is a direct child of the test process, started with a parent-death
-  signal (Linux `PR_SET_PDEATHSIG`): when the run dies, however it dies, the kernel sends the
-  postmaster SIGQUIT (immediate shutdown), which stops its backends too;
+  signal (Linux `PR_SET_PDEATHSIG`, through `setpriv --pdeathsig`): when the run dies, however
+  it dies, the kernel sends the postmaster SIGQUIT (immediate shutdown), which stops its backends too;
 - every server lives in its own directory under one per-machine directory (RUNS), with the pid
   and start time of the process that owns it; the next run reaps (stops and removes) the servers
   whose owner is gone, should one survive anyway (another platform, a server started without the
@@ -12,7 +12,6 @@ Two guards, because a run killed by a timeout runs no teardown:
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pwd
 import re
@@ -29,9 +28,10 @@ from pathlib import Path
 
 import pg8000.native
 
+from configplane.ops.scratch_vault import dying_with_parent
+
 RUNS = Path(tempfile.gettempdir()) / "configplane-test-postgres"
 OWNER_FILE = "owner"  # "<pid> <start time>" of the process that owns the server
-_PR_SET_PDEATHSIG = 1
 _STARTUP_SECONDS = 30
 
 
@@ -56,14 +56,6 @@ def _start_time(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _die_with_parent() -> None:
-    """In the postmaster before exec (after it took the server user's uid, which would clear
-    the setting): SIGQUIT when the test process dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def _server_user() -> str | None:
@@ -135,10 +127,11 @@ class PostgresServer:
                    "-c", "log_statement=all", "-c", "log_connections=on",
                    *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}"))]
         with self.log.open("ab") as log:
+            # the signal set after the server user's uid is taken (which would clear it)
+            argv = [str(self.bindir / "postgres"), "-D", str(self.data), *options]
             self.process = subprocess.Popen(
-                [str(self.bindir / "postgres"), "-D", str(self.data), *options],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, user=self.run_as,
-                preexec_fn=_die_with_parent if die_with_parent else None)
+                dying_with_parent(argv, "QUIT") if die_with_parent else argv,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, user=self.run_as)
         deadline = time.monotonic() + _STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
