@@ -114,8 +114,8 @@ def contained(root: str | os.PathLike[str], rel: str | os.PathLike[str]) -> Path
     parts = parts_of(rel)
     # strings, not Path objects: a fleet's plan resolves tens of thousands of files
     base = os.path.realpath(root)
-    real = os.path.realpath(os.path.join(base, *parts))
     inside = base.rstrip(os.sep) + os.sep  # the root "/" ends with its separator already
+    real = real_below(inside, parts)
     if real != base and not real.startswith(inside):
         raise ProjectFileError(os.fspath(rel), "a symlink to outside the project. Fix: replace "
                                "the link with the file itself.")
@@ -127,6 +127,27 @@ def contained(root: str | os.PathLike[str], rel: str | os.PathLike[str]) -> Path
                                "cannot stand for another's. Fix: replace the link with the file "
                                "itself.")
     return Path(real)
+
+
+def real_below(inside: str, parts: tuple[str, ...]) -> str:
+    """`os.path.realpath` of `parts` (checked components: `parts_of`) under the real directory
+    `inside` (ending with its separator), computed as realpath does below that directory
+    only: when no component there is a symlink, realpath keeps each one as it is (a missing
+    one too), so the path is `inside` + the parts, found with one lstat per part; at the
+    first link, realpath itself resolves the whole path. realpath's own walk would lstat
+    every component of the root's path again, for each of a fleet's thousands of files.
+    (Either way the answer is as of the lstat: a link made later is refused when the file
+    is opened, by O_NOFOLLOW for the last component, as before.)"""
+    path = inside.rstrip(os.sep)
+    for part in parts:
+        path = f"{path}{os.sep}{part}"
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except (OSError, ValueError):  # missing, or under a file: realpath keeps it as written
+            link = False
+        if link:
+            return os.path.realpath(inside + os.sep.join(parts))
+    return path or os.sep
 
 
 def entries(root: str | os.PathLike[str], rel: str | os.PathLike[str]) -> list[tuple[str, str]]:
