@@ -72,7 +72,7 @@ class ServiceChecker:
         self.flags: dict[str, RenderedConfigMap | None] = {}
         # each kind's validator (or why there is none), looked up once per stack: a fleet's
         # services share a handful of kinds, and reading and hashing a kind's schema file per
-        # service was a third of validating it
+        # service was a quarter of validating a fleet
         self._kinds: dict[str, Any] = {}
 
     def fail(self, path: list[str], message: str, file: str | None = None) -> None:
