@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -22,8 +23,10 @@ from configplane.projectfiles import (
     ProjectFileError,
     contained,
     name_problem,
+    owner_of,
     read_argument,
     read_bytes,
+    real_below,
     shown,
     write_files,
     writing,
@@ -106,6 +109,85 @@ def test_symlinks_out_of_the_owners_directory_are_refused(project, link, target)
 def test_a_symlink_inside_its_owners_directory_is_read(project):
     (project / "services/api/staging.yaml").symlink_to("dev.yaml")
     assert read_bytes(project, "services/api/staging.yaml") == b"config: {B: 2}\n"
+
+
+# Trees of directories, files and symlinks (relative, absolute, dangling, looping, into and
+# out of services), and paths through them: `contained` must answer exactly as it did when it
+# resolved every path with os.path.realpath (`_contained_by_realpath`, the algorithm before).
+_NAMES = ["services", "api", "web", "defaults.yaml", "a", "b.yaml"]
+_TARGETS = ["..", "../..", "../../..", "api", "../web", "a/b.yaml", "services", "b.yaml",
+            "nowhere", "@outside", "@outside/b.yaml", "@root", "@root/services/api", "@loop"]
+_ENTRY = st.tuples(st.sampled_from(["dir", "file", "link"]),
+                   st.lists(st.sampled_from(_NAMES), min_size=1, max_size=4),
+                   st.sampled_from(_TARGETS))
+
+
+def _contained_by_realpath(root: str, rel: str) -> str:
+    """The containment rule as it was written first: realpath of the root and of the path."""
+    parts = tuple(rel.split("/"))
+    base = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(base, *parts))
+    inside = base.rstrip(os.sep) + os.sep
+    if real != base and not real.startswith(inside):
+        return "refused: outside"
+    if owner_of(tuple(real[len(inside):].split(os.sep)) if real != base else ()) != owner_of(parts):
+        return "refused: owner"
+    return real
+
+
+def _build(top: Path, entries: list[tuple[str, list[str], str]]) -> None:
+    for kind, parts, target in entries:
+        path = top.joinpath("project", *parts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if kind == "dir":
+                path.mkdir()
+            elif kind == "file":
+                path.write_text("x: 1\n")
+            else:
+                absolute = {"@outside": str(top / "outside"), "@root": str(top / "project"),
+                            "@loop": str(path)}
+                head, _, rest = target.partition("/")
+                path.symlink_to(absolute[head] + (f"/{rest}" if rest else "")
+                                if head in absolute else target)
+        except OSError:  # a parent that is a file or a link, a name taken: as a user's tree
+            continue
+
+
+@settings(max_examples=300, deadline=None)
+@given(entries=st.lists(_ENTRY, max_size=12),
+       probes=st.lists(st.lists(st.sampled_from(_NAMES), min_size=1, max_size=5), min_size=1,
+                       max_size=8),
+       via_link=st.booleans())
+def test_containment_answers_as_realpath_does(entries, probes, via_link):
+    with tempfile.TemporaryDirectory() as scratch:
+        top = Path(os.path.realpath(scratch))
+        (top / "outside").mkdir()
+        (top / "outside" / "b.yaml").write_text("stolen: true\n")
+        _build(top, entries)
+        root = top / "project"
+        root.mkdir(exist_ok=True)
+        if via_link:  # the root named through a link: its real path is the project's
+            (top / "alias").symlink_to(root)
+            root = top / "alias"
+        for parts in probes:
+            rel = "/".join(parts)
+            base = os.path.realpath(root)
+            expected = _contained_by_realpath(str(root), rel)
+            assert real_below(base.rstrip(os.sep) + os.sep, tuple(parts)) == \
+                os.path.realpath(os.path.join(base, *parts))
+            try:
+                found = str(contained(root, rel))
+            except ProjectFileError as exc:
+                found = "refused: owner" if "one owner's file" in exc.problem else \
+                    "refused: outside"
+            assert found == expected, (rel, entries)
+
+
+def test_containment_of_a_path_under_the_file_system_root():
+    """The root `/` itself ends with its separator: paths under it are not doubled."""
+    assert real_below("/", ("tmp",)) == os.path.realpath("/tmp")
+    assert real_below("/", ("nonexistent-dir", "x")) == "/nonexistent-dir/x"
 
 
 def test_the_size_is_checked_before_reading(project):

@@ -144,25 +144,32 @@ def resolve(layers: Sequence[Layer]) -> Resolved:
 
 def _record(resolved: Resolved, prefix: Path, document: Mapping[str, Any], before: Any,
             layer: Layer) -> None:
+    origins, history, lines = resolved.origins, resolved.history, layer.lines
+    before_is_mapping = _is_mapping(before)
     for key, value in document.items():
         path = (*prefix, str(key))
-        previous = before.get(key) if _is_mapping(before) else None
-        if _is_mapping(value) and (value or _is_mapping(previous)):
+        previous = before.get(key) if before_is_mapping else None
+        value_is_mapping = _is_mapping(value)
+        if value_is_mapping and (value or _is_mapping(previous)):
             # Deep merge (an empty mapping onto a mapping changes nothing); a mapping that
             # replaces a scalar or list takes the old leaf's origin away.
-            resolved.origins.pop(path, None)
+            origins.pop(path, None)
             _record(resolved, path, value, previous, layer)
             continue
-        if _is_mapping(previous):  # only a mapping has leaves below it (keeps this linear)
-            for stale in [p for p in resolved.origins if p[: len(path)] == path and p != path]:
-                del resolved.origins[stale]  # a scalar, list or null replaces a whole subtree
-        origin = Origin(layer.name, layer.file, layer.lines.get(path))
+        if previous is not None and _is_mapping(previous):  # only a mapping has leaves below
+            for stale in [p for p in origins if p[: len(path)] == path and p != path]:
+                del origins[stale]  # a scalar, list or null replaces a whole subtree
+        origin = Origin(layer.name, layer.file, lines.get(path))
         setting = Setting(value, origin, layer.written_at(path) if layer.moved else None)
-        resolved.history.setdefault(path, []).append(setting)
-        if value is None:
-            resolved.origins.pop(path, None)
+        found = history.get(path)
+        if found is None:
+            history[path] = [setting]
         else:
-            resolved.origins[path] = origin
+            found.append(setting)
+        if value is None:
+            origins.pop(path, None)
+        else:
+            origins[path] = origin
 
 
 def _has_leaf(document: Any, path: Path) -> bool:

@@ -269,11 +269,30 @@ class ParseCache:
 
 def unpack(data: bytes) -> dict[str, _Entry]:
     """A bundle's entries, or none when it is not one whole bundle of ours; entries of the
-    wrong shape are left out."""
-    head, _, rest = data.partition(b"\n")
-    digest, _, payload = rest.partition(b"\n")
-    if head != ENTRY_FORMAT or digest != hashlib.sha256(payload).hexdigest().encode():
-        return {}
+    wrong shape are left out. The entries of the last bundle unpacked are kept with its
+    bytes: each stack of a command (and each `ParseCache` of a process) reads the same
+    bundle, and checking and unmarshalling it again was most of the cache's cost. Callers
+    only read them (a layer's document is never changed: configplane.inputs.catalog.
+    reading_once)."""
+    if data == _LAST_UNPACKED[0]:  # these very bytes: the same answer
+        return _LAST_UNPACKED[1]
+    view = memoryview(data)  # slices of a bundle of megabytes, without copying it
+    first = data.find(b"\n")
+    second = data.find(b"\n", first + 1) if first >= 0 else -1
+    payload = view[second + 1:]
+    entries = {}
+    if (second >= 0 and view[:first] == ENTRY_FORMAT
+            and view[first + 1:second] == hashlib.sha256(payload).hexdigest().encode()):
+        entries = _unmarshal(payload)
+    _LAST_UNPACKED[:] = [data, entries]
+    return entries
+
+
+# (bytes, entries) of the last bundle unpacked: a memo of a pure function of the bytes
+_LAST_UNPACKED: list[Any] = [None, {}]
+
+
+def _unmarshal(payload: memoryview) -> dict[str, _Entry]:
     try:
         entries = marshal.loads(payload)
     except (EOFError, ValueError, TypeError):

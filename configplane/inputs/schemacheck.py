@@ -93,6 +93,16 @@ def _formats(schema: Any) -> set[str]:
     return found
 
 
+def ecma_patterns(schema: Any) -> Any:
+    """A copy of the schema whose `pattern`s end in `\\Z` where they end in `$`."""
+    if isinstance(schema, dict):
+        return {k: (v[:-1] + r"\Z" if k == "pattern" and isinstance(v, str) and v.endswith("$")
+                    and not v.endswith("\\$") else ecma_patterns(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [ecma_patterns(v) for v in schema]
+    return schema
+
+
 def schema_errors(validator: Any, instance: Any) -> Iterable[jsonschema.ValidationError]:
     """Every error, with oneOf/anyOf failures narrowed to the most relevant branch's error.
     A valid document is recognised by the schema's compiled check (fastjsonschema) alone;
@@ -125,5 +135,13 @@ def config_validator(app: Any, delivered: frozenset[str]) -> Any:
     cache_key = (id(app), frozenset(drop & set(schema["required"])))
     if cache_key not in _CONFIG_VALIDATORS:  # validators are not hashable; `app` is kept alive
         pruned = drop_required(schema, drop)
-        _CONFIG_VALIDATORS[cache_key] = (app, type(app)(pruned, format_checker=app.FORMAT_CHECKER))
+        validator = type(app)(pruned, format_checker=app.FORMAT_CHECKER)
+        if id(app) in FAST:  # the kind's schema has a compiled check: so has its pruned copy
+            # (a composed one's patterns are RE2's and have none): without it, jsonschema
+            # alone said "valid" of every database service's config
+            fast = compiled(ecma_patterns(pruned), app.FORMAT_CHECKER,
+                            cache=SchemaCache.from_environment())
+            if fast is not None:
+                FAST[id(validator)] = fast
+        _CONFIG_VALIDATORS[cache_key] = (app, validator)
     return _CONFIG_VALIDATORS[cache_key][1]

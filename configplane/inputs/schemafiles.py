@@ -17,7 +17,7 @@ import re2
 from configplane import service_schema
 from configplane.inputs.layering import dotted
 from configplane.inputs.schemacache import SchemaCache
-from configplane.inputs.schemacheck import FAST, compiled
+from configplane.inputs.schemacheck import FAST, compiled, ecma_patterns
 from configplane.projectfiles import ProjectFileError, kind_of, read_bytes, read_text
 from configplane.schema_messages import error_path
 
@@ -105,7 +105,7 @@ def _compiled_validator(name: str, text: str, cache: SchemaCache) -> jsonschema.
 
     # the fast path for valid documents decides with the same `$` as the patterns below
     fast = None if isinstance(schema, bool) else compiled(
-        _ecma_patterns(schema), cls.FORMAT_CHECKER, cache=cache, vet=check,
+        ecma_patterns(schema), cls.FORMAT_CHECKER, cache=cache, vet=check,
         identity=f"{text}\n{cls.__name__}")
     if not checked and fast is None:
         check()
@@ -131,16 +131,6 @@ def _check_schema(name: str, schema: Any, cls: Any) -> None:
         except re.error as exc:
             raise SchemaFileError(name, f"pattern {pattern!r} is not a valid regular expression "
                                   f"({exc.msg}). Fix: correct the pattern.") from None
-
-
-def _ecma_patterns(schema: Any) -> Any:
-    """A copy of the schema whose `pattern`s end in `\\Z` where they end in `$`."""
-    if isinstance(schema, dict):
-        return {k: (v[:-1] + r"\Z" if k == "pattern" and isinstance(v, str) and v.endswith("$")
-                    and not v.endswith("\\$") else _ecma_patterns(v)) for k, v in schema.items()}
-    if isinstance(schema, list):
-        return [_ecma_patterns(v) for v in schema]
-    return schema
 
 
 def _patterns(schema: Any) -> Iterable[str]:

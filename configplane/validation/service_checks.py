@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,10 @@ class ServiceChecker:
         # each service's flags ConfigMap as checked (None: no flags, or invalid ones), for
         # the stack's own checks (configplane.validation.stack_checks)
         self.flags: dict[str, RenderedConfigMap | None] = {}
+        # each kind's validator (or why there is none), looked up once per stack: a fleet's
+        # services share a handful of kinds, and reading and hashing a kind's schema file per
+        # service was a quarter of validating a fleet
+        self._kinds: dict[str, Any] = {}
 
     def fail(self, path: list[str], message: str, file: str | None = None) -> None:
         self.issues.append(Issue(dotted(path), file or self.where(path), message,
@@ -214,7 +219,9 @@ class ServiceChecker:
         if kind is None or self.inputs.project_dir is None:
             return kind
         display = ownership.service_directory(service) + SERVICE_SCHEMA_FILE
-        detector = self.detector or detector_for(self.inputs.project_dir)
+        if self.detector is None:  # the inputs' own project's, found once per stack
+            self.detector = detector_for(self.inputs.project_dir)
+        detector = self.detector
         app, problems = service_validator(kind, Path(self.inputs.project_dir), display,
                                           lambda key: detector.key_kind(key).secret_slot)
         for problem in problems:
@@ -222,19 +229,27 @@ class ServiceChecker:
         return app
 
     def _kind_validator(self, path: list[str], schema_name: str) -> Any:
+        if schema_name not in self._kinds:
+            self._kinds[schema_name] = self._find_kind(schema_name)
+        found = self._kinds[schema_name]
+        if isinstance(found, _NoKind):  # said again for each service that names it
+            self.fail([*path, "app_schema"], found.message, file=found.file)
+            return None
+        return found
+
+    def _find_kind(self, schema_name: str) -> Any:
+        """The kind's validator, or why there is none (`_NoKind`)."""
         schema_path = self.schemas_dir / "services" / f"{schema_name}.schema.json"
         if not DNS_LABEL.fullmatch(schema_name) or not schema_path.is_file():
             available = sorted(p.name.removesuffix(".schema.json")
                                for p in (self.schemas_dir / "services").glob("*.schema.json"))
-            self.fail([*path, "app_schema"], f"unknown app schema `{schema_name}`. "
-                      f"Fix: use one of {', '.join(available)} or add schemas/services/"
-                      f"{schema_name}.schema.json.")
-            return None
+            return _NoKind(f"unknown app schema `{schema_name}`. Fix: use one of "
+                           f"{', '.join(available)} or add schemas/services/"
+                           f"{schema_name}.schema.json.")
         try:
             return _validator(schema_path)
         except SchemaFileError as exc:
-            self.fail([*path, "app_schema"], exc.message, file=exc.file)
-            return None
+            return _NoKind(exc.message, exc.file)
 
     def _check_config(self, path: list[str], values: Mapping[str, Any],
                       app: Any, rendered: RenderedConfigMap) -> None:
@@ -347,6 +362,15 @@ class ServiceChecker:
         if value is None:
             self.fail(path, f"`{full}` has no value in this stack. Fix: run `pulumi config set "
                       f"--secret {full} --stack {self.inputs.stack}`.", file=self.inputs.stack_file)
+
+
+@dataclass(frozen=True)
+class _NoKind:
+    """Why a service's `app_schema` has no validator: the message, and the file to blame
+    (None: where the service set `app_schema`)."""
+
+    message: str
+    file: str | None = None
 
 
 def declared_secret_problems(inputs: StackInputs) -> list[Issue]:

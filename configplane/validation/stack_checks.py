@@ -224,7 +224,10 @@ def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Pr
     """Every string that reaches a resource (config values, descriptions, addresses, database
     coordinates, flags) judged by the detector with its key, and URLs with userinfo."""
     problems = []
-    for path, key, value in _leaves(document, ()):
+    leaves: list[tuple[tuple[str, ...], str, Any]] = []
+    names: list[tuple[str, ...]] = []
+    _walk(document, (), "", leaves, names)
+    for path, key, value in leaves:
         if len(path) >= 4 and path[0] == "services" and path[2] == "secrets":
             rel = path[4:]
             if not rel or rel[0] not in SPEC_METADATA[""]:
@@ -241,7 +244,7 @@ def _plaintext_in_layer(file: str, document: Any, detector: Detector) -> list[Pr
                              "or address). Fix: make it a secret of the service (`secrets:` "
                              "with source: secure, or a reference; an address without "
                              f"user:password@) {_ROTATE}."))
-    for path in _names(document, ()):
+    for path in names:
         if rules := detect_name(path[-1], detector):
             problems.append((dotted(path), file, _named_like_a_credential(rules)))
     return problems
@@ -253,26 +256,22 @@ def _named_like_a_credential(rules: tuple[str, ...]) -> str:
             f"shown here. Fix: rename it {_ROTATE}.")
 
 
-def _names(value: Any, path: tuple[str, ...]) -> Iterable[tuple[str, ...]]:
-    """The path of every mapping key (a service, tenant, flag or secret name, a config key)."""
-    if isinstance(value, Mapping):
+def _walk(value: Any, path: tuple[str, ...], key: str,
+          leaves: list[tuple[tuple[str, ...], str, Any]], names: list[tuple[str, ...]]) -> None:
+    """Into `leaves`, (path, key, value) of every scalar that is text or a number (a list's
+    items have the key of the list); into `names`, the path of every mapping key (a service,
+    tenant, flag or secret name, a config key); both in document order. One pass that
+    appends, not generators: every layer of every stack is walked."""
+    if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
+        leaves.append((path, key, value))
+    elif type(value) is dict or isinstance(value, Mapping):
         for k, v in value.items():
-            yield (*path, str(k))
-            yield from _names(v, (*path, str(k)))
+            sub = (*path, str(k))
+            names.append(sub)
+            _walk(v, sub, sub[-1], leaves, names)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _names(v, (*path, str(i)))
-
-
-def _leaves(value: Any, path: tuple[str, ...], key: str = "") -> Iterable[tuple[tuple[str, ...], str, Any]]:
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            yield from _leaves(v, (*path, str(k)), str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _leaves(v, (*path, str(i)), key)
-    elif isinstance(value, str | int | float) and not isinstance(value, bool):
-        yield path, key, value
+            _walk(v, (*path, str(i)), key, leaves, names)
 
 
 def _collisions(document: Any, where: Callable[[list[str]], str]) -> list[Problem]:

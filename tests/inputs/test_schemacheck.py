@@ -17,7 +17,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from configplane.inputs import FAST, SCHEMAS_DIR, load_validator, read_stack_files, resolve_inputs
+from configplane.inputs import (
+    FAST,
+    SCHEMAS_DIR,
+    config_validator,
+    load_validator,
+    read_stack_files,
+    resolve_inputs,
+)
 from configplane.model import FLAGD_FLAGS_URI, flagd_fast_check, flagd_validator, render_flags
 from configplane.validation.pipeline import _validator
 from tests.conftest import REPO
@@ -136,6 +143,27 @@ def test_fast_path_and_jsonschema_agree(schema, data):
     validator = _validator(schema)
     document = data.draw(mutated_from(samples(schema)))
     assert fast_valid(schema, document) == validator.is_valid(document)
+
+
+@pytest.mark.parametrize("schema", [s for s in SCHEMAS if s.parent.name == "services"],
+                         ids=lambda p: p.name)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_a_pruned_app_schema_keeps_a_fast_path_that_agrees(schema, data):
+    """The app schema as config sees it (required keys that secrets deliver dropped:
+    `config_validator`) is checked by a compiled check too, deciding as jsonschema does."""
+    kind = _validator(schema)
+    delivered = frozenset(data.draw(st.sets(st.sampled_from(kind.schema["required"]),
+                                            min_size=1)))
+    pruned = config_validator(kind, delivered)
+    assert id(pruned) in FAST
+    document = data.draw(mutated_from(samples(schema)))
+    try:
+        FAST[id(pruned)](document)
+        fast = True
+    except Exception:  # noqa: BLE001
+        fast = False
+    assert fast == pruned.is_valid(document)
 
 
 # --- flagd's schemas: flags.py trusts fastjsonschema's "valid" over the vendored copies ----
