@@ -416,39 +416,45 @@ def run_program(project_dir: Path, project: str, stack: str, model: StackModel |
 
 
 def on_own_thread(work: Callable[[], T]) -> T:
-    """`work()` on a thread of its own, with its own event loop and a copy of this thread's
-    context (the SDK's settings are context variables), as the program's whole run.
+    """`work()` (the program's whole run) on a thread of its own, with a copy of this thread's
+    context (the SDK's settings are context variables) and the program event loop.
 
     Why: the SDK records the stack above every resource it registers (each frame turned into
     a file:// URI; pulumi 3.x has no switch for it), and under a command that stack is mostly
     the command's own frames (click, the CLI, the harness): on a fresh thread it holds only
     the program's. Same resources, inputs and outputs; about 0.2 s less per 1,400 resources
-    (docs/benchmarks.md). The SDK's settings made by the run stay in its copied context."""
+    (docs/benchmarks.md). One event loop serves every run, one run at a time, as the
+    caller's thread's loop did: the SDK keeps tasks of earlier runs in sets it shares across
+    contexts, and waits on them again in a later run."""
     context = contextvars.copy_context()
-    outcome: list[Any] = []
+    outcome: list[tuple[bool, Any]] = []
 
     def target() -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
+        asyncio.set_event_loop(_program_loop())
         try:
             outcome.append((True, context.run(work)))
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
             outcome.append((False, exc))
         finally:
-            try:
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
+            asyncio.set_event_loop(None)
 
-    # daemon: an interrupted command (Ctrl-C on the caller's thread) does not wait for it
-    thread = threading.Thread(target=target, name="configplane-program", daemon=True)
-    thread.start()
-    thread.join()
+    with _PROGRAM_RUN:
+        # daemon: an interrupted command (Ctrl-C on the caller's thread) does not wait for it
+        thread = threading.Thread(target=target, name="configplane-program", daemon=True)
+        thread.start()
+        thread.join()
     ok, value = outcome[0]
     if not ok:
         raise value
     return cast(T, value)
+
+
+_PROGRAM_RUN = threading.Lock()
+
+
+@functools.cache
+def _program_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.new_event_loop()
 
 
 @contextmanager
