@@ -162,10 +162,10 @@ class SecretRotatorArgs:
     security_group_ids: Sequence[pulumi.Input[str]] = ()
     password: PasswordPolicy = field(default_factory=PasswordPolicy)
     db_ca_bundle: str | None = None  # a PEM file shipped with the function to verify TLS
-    # The function's code; None: `code_archive(ca_bundle=db_ca_bundle)` (given, it must be that
-    # archive). Every function of an environment ships the same one, so the program builds it
-    # once and passes it to each (reading the pinned packages' files is most of a rotator's
-    # own cost).
+    # The function's code; None: `code_archive(ca_bundle=db_ca_bundle)` (given with
+    # `db_ca_bundle`, it must hold the bundle: refused otherwise). Every function of an
+    # environment ships the same one, so the program builds it once and passes it to each
+    # (reading the pinned packages' files is most of a rotator's own cost).
     code: pulumi.AssetArchive | None = None
     log_retention_days: int = 90
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -191,6 +191,13 @@ class SecretRotatorArgs:
         if self.service is not None:
             problems += name_length_problems(self.environment, self.service, aws=False,
                                              rotated=True)
+        if self.db_ca_bundle and self.code is not None \
+                and CA_BUNDLE_NAME not in (getattr(self.code, "assets", None) or {}):
+            # the function would look for a CA file its code does not hold, and fail each TLS
+            # connection at rotation time rather than here
+            problems.append(f"`code` holds no {CA_BUNDLE_NAME} while `db_ca_bundle` is set: "
+                            "build it with code_archive(ca_bundle=db_ca_bundle), or leave "
+                            "`code` unset")
         if problems:
             raise ValueError("SecretRotatorArgs: " + "; ".join(problems))
 

@@ -21,14 +21,15 @@ def unmarked_secret_violations(resources: Sequence[PlannedResource],
     """A value that is secret somewhere (config, or marked on any resource) but reaches a
     resource input unmarked. The message names the property, never the value."""
     secrets = {s for s in config_secrets if len(s) >= MIN_SECRET_LEN}
-    for resource in resources:
-        for value in (resource.inputs, resource.outputs):
-            secrets |= {text for _, text, marked in marked_strings(value)
+    inputs = [(resource, list(marked_strings(resource.inputs))) for resource in resources]
+    for resource, strings in inputs:  # every input walked once, for both questions
+        for marked_in in (strings, marked_strings(resource.outputs)):
+            secrets |= {text for _, text, marked in marked_in
                         if marked and len(text) >= MIN_SECRET_LEN}
     search = _SecretSearch(secrets)
     violations = []
-    for resource in resources:
-        for path, text, marked in marked_strings(resource.inputs):
+    for resource, strings in inputs:
+        for path, text, marked in strings:
             if not marked and search.found_in(text):
                 violations.append({
                     "policy": SECRET_MARKING_CHECK,

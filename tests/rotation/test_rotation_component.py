@@ -308,3 +308,15 @@ def test_requirements_pins_are_what_is_installed():
     assert pins == [("pg8000", "1.31.6"), ("scramp", "1.5.0"), ("asn1crypto", "1.5.1"),
                     ("python-dateutil", "2.9.0.post0"), ("six", "1.17.0")]
 
+
+
+def test_a_shared_archive_must_hold_the_ca_bundle_its_function_is_told_about(tmp_path):
+    """`code` given with `db_ca_bundle`: the function reads DB_SSL_CA_FILE from its code, so an
+    archive without the bundle is refused here, not at the first rotation."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(ValueError, match="`code` holds no db-ca-bundle.pem"):
+        full_args(db_ca_bundle=str(bundle), code=rotation.code_archive())
+    with_bundle = rotation.code_archive(ca_bundle=str(bundle))
+    assert full_args(db_ca_bundle=str(bundle), code=with_bundle).code is with_bundle
+    assert full_args(code=rotation.code_archive()).db_ca_bundle is None  # no bundle, nothing to hold
