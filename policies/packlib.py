@@ -83,19 +83,21 @@ def _walk(value: Any) -> Any:
     return value
 
 
+def _refusing(kind: str) -> Callable[..., Any]:
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"plain(): this {kind} is shared by every policy of the call; "
+                        f"change a copy ({kind}(value))")
+    return refuse
+
+
 class ReadOnlyDict(dict):
     """A dict shared by every policy of one pack call: changing it would change what the
     policies after this one see, so it refuses (copy it first: `dict(value)`). Copies, deep
     copies and pickles of it are plain dicts."""
 
     __slots__ = ()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("plain(): this value is shared by every policy of the call; "
-                        "change a copy (dict(value))")
-
-    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
-    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __ior__ = _refusing("dict")
+    clear = pop = popitem = setdefault = update = _refusing("dict")
 
     def __reduce__(self) -> Any:
         return dict, (dict(self),)
@@ -105,13 +107,8 @@ class ReadOnlyList(list):
     """A list shared by every policy of one pack call (see ReadOnlyDict)."""
 
     __slots__ = ()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("plain(): this value is shared by every policy of the call; "
-                        "change a copy (list(value))")
-
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refusing("list")
+    append = extend = insert = pop = remove = clear = sort = reverse = _refusing("list")
 
     def __reduce__(self) -> Any:
         return list, (list(self),)
