@@ -14,7 +14,9 @@ policy asks for (the stack policies of every resource), is likewise converted on
 from the deserialised value the proxy wraps, and shared read-only (packlib.SharedConversions).
 And `Analyze` iterates only the policies that may speak on its resource's type: sixteen of the
 seventeen resource policies are `packlib.for_types`-filtered, and pulumi_policy built the
-arguments of each for every resource only for it to return.
+arguments of each for every resource only for it to return. The garbage collector is off for
+the call (as it was after): its full collections walked every object of the pack's process
+(detector, schemas, the converted stack) for garbage that reference counting frees anyway.
 
 This reaches into pulumi_policy's module namespace and two private attributes (the servicer's
 policy list, a resource policy's validators); policies/requirements.txt pins its version and
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -153,6 +156,8 @@ def _once_per_call(original: Callable[..., Any],
             _policy.json_format = memo
             _policy.deserialize_properties = memo.deserialize_properties
             _policy.unknown_checking_proxy = memo.unknown_checking_proxy
+            collecting = gc.isenabled()
+            gc.disable()
             try:
                 with packlib.sharing(memo.conversions), (
                         _for_its_type(self, request) if per_resource else contextlib.nullcontext()):
@@ -160,6 +165,8 @@ def _once_per_call(original: Callable[..., Any],
             finally:
                 for name, value in zip(_REBOUND, saved, strict=True):
                     setattr(_policy, name, value)
+                if collecting:
+                    gc.enable()
 
     call.stack_once = True  # type: ignore[attr-defined]
     return call
