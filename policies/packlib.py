@@ -13,13 +13,14 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 from contract import DNS_LABEL
 from hashing import configmap_hash
-from pulumi_policy import PolicyConfigSchema
+from pulumi_policy import PolicyConfigSchema, proxy
 from pulumi_policy.proxy import UnknownValueError
 from resource_types import WORKLOADS
 
@@ -33,18 +34,41 @@ class _Unknown:
     def __repr__(self) -> str:
         return "UNKNOWN"
 
+    # One object, compared by identity: copies of a converted value keep it.
+    def __copy__(self) -> _Unknown:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Unknown:
+        return self
+
+    def __reduce__(self) -> str:
+        return "UNKNOWN"  # pickled by reference to this module's name
+
 
 UNKNOWN: Any = _Unknown()
 
 
 def plain(value: Any) -> Any:
     """pulumi_policy's unknown-checking proxies as plain dicts and lists, unknowns as UNKNOWN
-    (the proxies raise on access, which would abort a whole policy for one unknown field)."""
+    (the proxies raise on access, which would abort a whole policy for one unknown field).
+
+    Within `sharing(...)` (one pack call, stack_once), a proxy the call registered is converted
+    once, from the value it wraps, and every policy gets that same read-only result."""
+    shared = _SHARED
+    if shared is not None:
+        converted = shared.of(value)
+        if converted is not _NOT_SHARED:
+            return converted
+    return _walk(value)
+
+
+def _walk(value: Any) -> Any:
+    """plain() through the proxy's own access (each step checked for unknowns)."""
     if isinstance(value, Mapping):
         out = {}
         for key in value:
             try:
-                out[key] = plain(value[key])
+                out[key] = _walk(value[key])
             except UnknownValueError:
                 out[key] = UNKNOWN
         return out
@@ -52,11 +76,114 @@ def plain(value: Any) -> Any:
         items = []
         for i in range(len(value)):
             try:
-                items.append(plain(value[i]))
+                items.append(_walk(value[i]))
             except UnknownValueError:
                 items.append(UNKNOWN)
         return items
     return value
+
+
+def _refusing(kind: str) -> Callable[..., Any]:
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"plain(): this {kind} is shared by every policy of the call; "
+                        f"change a copy ({kind}(value))")
+    return refuse
+
+
+class ReadOnlyDict(dict):
+    """A dict shared by every policy of one pack call: changing it would change what the
+    policies after this one see, so it refuses (copy it first: `dict(value)`). Copies, deep
+    copies and pickles of it are plain dicts."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _refusing("dict")
+    clear = pop = popitem = setdefault = update = _refusing("dict")
+
+    def __reduce__(self) -> Any:
+        return dict, (dict(self),)
+
+
+class ReadOnlyList(list):
+    """A list shared by every policy of one pack call (see ReadOnlyDict)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refusing("list")
+    append = extend = insert = pop = remove = clear = sort = reverse = _refusing("list")
+
+    def __reduce__(self) -> Any:
+        return list, (list(self),)
+
+
+# What pulumi_policy's proxy raises UnknownValueError for (its `_is_unknown`: a str among these).
+_UNKNOWN_SENTINELS = frozenset((
+    proxy.UNKNOWN_BOOLEAN_VALUE, proxy.UNKNOWN_NUMBER_VALUE, proxy.UNKNOWN_STRING_VALUE,
+    proxy.UNKNOWN_ARRAY_VALUE, proxy.UNKNOWN_ASSET_VALUE, proxy.UNKNOWN_ARCHIVE_VALUE,
+    proxy.UNKNOWN_OBJECT_VALUE))
+_LEAVES = frozenset((int, float, bool, type(None)))  # plain() returns them as they are
+
+
+def _child(value: Any) -> Any:
+    """plain() of what a proxy's item access returns for `value`, the item's deserialised
+    value: UNKNOWN where the access would raise."""
+    if isinstance(value, str):
+        return UNKNOWN if value in _UNKNOWN_SENTINELS else value
+    if value.__class__ in _LEAVES:
+        return value
+    return converted(value)
+
+
+def converted(value: Any) -> Any:
+    """plain(unknown_checking_proxy(value)), read-only, without the proxy: what the proxy
+    wraps (dicts and lists) converted directly, their items' unknowns as UNKNOWN; anything
+    else as plain() has it."""
+    if isinstance(value, dict):
+        return ReadOnlyDict({key: _child(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return ReadOnlyList([_child(item) for item in value])
+    return _walk(value)
+
+
+_NOT_SHARED: Any = object()
+
+
+class SharedConversions:
+    """plain() of the proxies one pack call hands its policies: each converted once, from the
+    value it wraps, on first use (stack_once registers each proxy with its value)."""
+
+    def __init__(self) -> None:
+        self._by_proxy: dict[int, list[Any]] = {}  # id -> [proxy (held: id not reused), value, plain]
+
+    def register(self, value: Any, proxy_: Any) -> None:
+        self._by_proxy[id(proxy_)] = [proxy_, value, _NOT_SHARED]
+
+    def of(self, proxy_: Any) -> Any:
+        """The proxy's shared conversion, or _NOT_SHARED if it was not registered."""
+        entry = self._by_proxy.get(id(proxy_))
+        if entry is None or entry[0] is not proxy_:
+            return _NOT_SHARED
+        if entry[2] is _NOT_SHARED:
+            entry[2] = converted(entry[1])
+        return entry[2]
+
+    def handed_out(self) -> Iterator[tuple[Any, Any]]:
+        """(value, its shared conversion) of each proxy converted so far."""
+        for _, value, result in self._by_proxy.values():
+            if result is not _NOT_SHARED:
+                yield value, result
+
+
+_SHARED: SharedConversions | None = None
+
+
+@contextmanager
+def sharing(conversions: SharedConversions) -> Iterator[SharedConversions]:
+    """plain() shares `conversions` meanwhile (one pack call at a time: stack_once's lock)."""
+    global _SHARED
+    saved, _SHARED = _SHARED, conversions
+    try:
+        yield conversions
+    finally:
+        _SHARED = saved
 
 
 def get(obj: Any, *path: str | int, default: Any = None) -> Any:

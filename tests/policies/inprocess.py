@@ -71,10 +71,11 @@ class _Engine:
 class InProcessAnalyzer:
     """The Analyzer service of one pack, as `PolicyPackSession` calls its gRPC stub."""
 
-    def __init__(self, pack_dir: Path, *, project: str, stack: str, dry_run: bool = True):
+    def __init__(self, pack_dir: Path, *, project: str, stack: str, dry_run: bool = True,
+                 servicer: type[_PolicyAnalyzerServicer] = _PolicyAnalyzerServicer):
         pack = _assembly(pack_dir)
         # What PolicyPack() hands its servicer (pulumi_policy/policy.py).
-        self._servicer = _PolicyAnalyzerServicer(
+        self._servicer = servicer(
             pack["name"], "0.0.1", pack["policies"], pack["enforcement_level"],
             pack.get("initial_config"), pack.get("description"), pack.get("display_name"),
             pack.get("readme"), pack.get("provider"), pack.get("tags"), pack.get("repository"))

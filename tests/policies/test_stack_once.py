@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import random
 import re
 import shutil
 import sys
+import threading
+import types
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 from google.protobuf import struct_pb2
+from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from configplane.offline import (
     UNKNOWN,
@@ -31,6 +35,7 @@ from tests.policies.conftest import CONFIG, PACK, PROJECT, REPO, found
 from tests.projects import sample_plan
 
 sys.path.insert(0, str(PACK))
+import packlib
 import stack_once
 
 sys.path.remove(str(PACK))
@@ -72,6 +77,11 @@ def test_the_analyze_names_it_rebinds_are_where_the_pinned_pulumi_policy_has_the
     source = Path(policy.__file__).read_text()
     assert "deserialize_properties(json_format.MessageToDict(request.properties))" in source
     assert source.count("props = unknown_checking_proxy(deserialized)") >= 2  # both calls
+    # the policies each call iterates, and a resource policy's validators
+    assert "self.__policies = policies" in source and "for policy in self.__policies:" in source
+    assert "__validate: Optional[Union[ResourceValidation, List[ResourceValidation]]]" in source
+    probe = ResourceValidationPolicy("p", "d", print)
+    assert probe._ResourceValidationPolicy__validate is print
 
 
 def test_one_proxy_per_converted_value():
@@ -90,8 +100,12 @@ def test_install_wraps_both_calls_once_and_restores_the_names():
     from pulumi_policy import policy
 
     seen = []
+    request = types.SimpleNamespace(type="t")
 
     class Servicer:
+        def __init__(self):
+            self._PolicyAnalyzerServicer__policies = []
+
         def Analyze(self, request, context):  # noqa: N802
             seen.append(policy.unknown_checking_proxy)
             return ("analyze", request)
@@ -105,10 +119,102 @@ def test_install_wraps_both_calls_once_and_restores_the_names():
     wrapped = Servicer.Analyze, Servicer.AnalyzeStack
     stack_once.install(Servicer)  # idempotent
     assert (Servicer.Analyze, Servicer.AnalyzeStack) == wrapped
-    assert Servicer().Analyze(1, None) == ("analyze", 1)
+    assert Servicer().Analyze(request, None) == ("analyze", request)
     assert Servicer().AnalyzeStack(2, None) == ("stack", 2)
     assert all(proxy is not before for proxy in seen)  # remembered during each call
     assert policy.unknown_checking_proxy is before  # and restored after it
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_no_garbage_collection_during_a_call_and_as_it_was_after(collecting):
+    """A call allocates a converted stack (the pack's own objects alive besides): collections
+    during it would walk them all for little garbage. Whatever the state before, it is restored."""
+    during = []
+
+    class Servicer:
+        def __init__(self):
+            self._PolicyAnalyzerServicer__policies = []
+
+        def Analyze(self, request, context):  # noqa: N802
+            during.append(gc.isenabled())
+
+        def AnalyzeStack(self, request, context):  # noqa: N802
+            during.append(gc.isenabled())
+            raise RuntimeError("a failing call restores it too")
+
+    stack_once.install(Servicer)
+    was = gc.isenabled()
+    try:
+        (gc.enable if collecting else gc.disable)()
+        Servicer().Analyze(types.SimpleNamespace(type="t"), None)
+        assert gc.isenabled() == collecting
+        with pytest.raises(RuntimeError):
+            Servicer().AnalyzeStack(None, None)
+        assert gc.isenabled() == collecting
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert during == [False, False]
+
+
+ALL = frozenset("abcd")
+
+
+def _policies(chooser: random.Random) -> list[tuple[object, frozenset]]:
+    """(policy, the types it may speak on): resource policies whose validators are
+    for_types-filtered, unfiltered, or both, one validator or a list, and a stack policy."""
+    out = []
+    for i in range(8):
+        validators, types_ = [], frozenset()
+        for _ in range(chooser.randint(1, 3)):
+            def validate(args, report):
+                pass
+            if chooser.random() < 0.8:
+                kinds = chooser.sample(sorted(ALL), chooser.randint(0, 2))
+                validate, types_ = packlib.for_types(*kinds)(validate), types_ | set(kinds)
+            else:
+                types_ = ALL
+            validators.append(validate)
+        one = len(validators) == 1 and chooser.random() < 0.5
+        out.append((ResourceValidationPolicy(f"r{i}", "d", validators[0] if one else validators),
+                    types_))
+    out.append((StackValidationPolicy("s", "d", lambda args, report: None), ALL))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_analyze_iterates_the_policies_for_its_type_on_its_thread_only(seed):
+    """During an Analyze call the servicer iterates exactly the policies that are not resource
+    policies filtered to other types; another thread meanwhile, and every call after, all."""
+    chooser = random.Random(seed)
+    made = _policies(chooser)
+    policies = [p for p, _ in made]
+    seen: dict[str, list] = {}
+
+    class Servicer:
+        def __init__(self):
+            self._PolicyAnalyzerServicer__policies = policies
+
+        def Analyze(self, request, context):  # noqa: N802
+            mine = list(self._PolicyAnalyzerServicer__policies)
+            elsewhere: list = []
+            other = threading.Thread(target=lambda: elsewhere.extend(
+                self._PolicyAnalyzerServicer__policies))
+            other.start()
+            other.join()
+            seen[request.type] = mine
+            assert elsewhere == policies
+
+        def AnalyzeStack(self, request, context):  # noqa: N802
+            seen["stack"] = list(self._PolicyAnalyzerServicer__policies)
+
+    stack_once.install(Servicer)
+    servicer = Servicer()
+    for kind in "abcdab":
+        servicer.Analyze(types.SimpleNamespace(type=kind), None)
+        assert seen[kind] == [p for p, types_ in made if kind in types_]
+        assert list(servicer._PolicyAnalyzerServicer__policies) == policies
+    servicer.AnalyzeStack(None, None)
+    assert seen["stack"] == policies
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +280,10 @@ def test_the_resource_verdicts_are_those_of_the_pack_without_it(without):
     chooser = random.Random(19)
     stacks = [_garbled(resources, chooser, share) for share in (0.01, 0.02, 0.05) * 3]
     # and one that surely makes a resource policy speak, whatever the random draws change
-    mutable = next(r for r in resources if r.type == "kubernetes:core/v1:ConfigMap")
+    # (an immutable one made mutable: a live flags ConfigMap is mutable by design, and the
+    # plan's order, which decides the first ConfigMap, varies from run to run)
+    mutable = next(r for r in resources if r.type == "kubernetes:core/v1:ConfigMap"
+                   and r.inputs.get("immutable") is True)
     stacks.append([dataclasses.replace(r, inputs={**r.inputs, "immutable": False},
                                        outputs={**r.outputs, "immutable": False})
                    if r is mutable else r for r in resources])
