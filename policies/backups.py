@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from packlib import UNKNOWN, Reporter, config_schema, for_types, num, plain, resource_label
+from packlib import UNKNOWN, Reporter, config_schema, for_types, num, plain, resource_label, whole_stack
 from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
@@ -165,7 +165,7 @@ POLICIES = [
         description="Every S3 bucket (the backups) is versioned, encrypted with a customer-"
                     "managed KMS key of the stack, object-locked for the environment's "
                     "retention and closed to the public.",
-        validate=backup_buckets,
+        validate=whole_stack(backup_buckets),
         config_schema=config_schema({
             "minRetentionDays": {"type": "integer", "minimum": 1, "default": 7},
         }, waivable=True),

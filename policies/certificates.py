@@ -25,6 +25,7 @@ from packlib import (
     for_types,
     plain,
     resource_label,
+    whole_stack,
 )
 from pulumi_policy import (
     ReportViolation,
@@ -325,7 +326,7 @@ POLICIES = [
         name="pki-names-owned",
         description="A PKI role signs cluster names of its own service's namespace only, and no "
                     "name two services' roles share.",
-        validate=pki_names_owned,
+        validate=whole_stack(pki_names_owned),
         config_schema=config_schema({}, waivable=False),
     ),
     ResourceValidationPolicy(

@@ -28,6 +28,7 @@ from packlib import (
     get,
     plain,
     resource_label,
+    whole_stack,
 )
 from pulumi_policy import (
     ReportViolation,
@@ -321,7 +322,7 @@ POLICIES = [
         name="dynamic-credential-refresh",
         description="ExternalSecrets fed by a VaultDynamicSecret refresh in under half the "
                     "login's TTL.",
-        validate=dynamic_credential_refresh,
+        validate=whole_stack(dynamic_credential_refresh),
         config_schema=config_schema(waivable=True),
     ),
     ResourceValidationPolicy(

@@ -29,6 +29,7 @@ from packlib import (
     environment,
     iam_statements,
     parse_vault_policy,
+    whole_stack,
 )
 from pulumi_policy import (
     PolicyConfigSchema,
@@ -311,7 +312,7 @@ POLICIES = [
         name="no-identity-spans-services",
         description="No Vault role or IAM role can read more than one service's secrets, or "
                     "another service's than its own.",
-        validate=no_identity_spans_services,
+        validate=whole_stack(no_identity_spans_services),
         config_schema=PolicyConfigSchema(
             properties={"environment": ENVIRONMENT, "platformIdentities": IDENTITY_SCHEMA},
             required=["platformIdentities"]),

@@ -223,6 +223,21 @@ def resource_label(resource_type: str, name: str) -> str:
     return f'{short_type(resource_type)} "{name}"'
 
 
+def whole_stack(validate: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """A stack validator whose failure on a stack of unexpected shapes is its verdict, not the
+    preview's end (see for_types): the stack fails this policy, every other policy still runs."""
+    @functools.wraps(validate)
+    def judged(args: Any, report_violation: Any) -> None:
+        try:
+            validate(args, report_violation)
+        except Exception as exc:  # noqa: BLE001 - the stack's verdict; no value is shown
+            report_violation(f"this policy cannot judge the stack: a resource's property has a "
+                             f"shape it does not expect ({type(exc).__name__}). Fix: compare "
+                             "the resources with what configplane declares (`configplane "
+                             "plan`), and correct the one that differs.")
+    return judged
+
+
 def for_types(*types: str | Iterable[str]) -> Callable[[Validator], Validator]:
     """A resource validator that runs only for these resource types (tokens from resource_types.py;
     a tuple or dict of them counts as its members); other resources pass untouched."""
@@ -232,8 +247,20 @@ def for_types(*types: str | Iterable[str]) -> Callable[[Validator], Validator]:
     def decorate(validate: Validator) -> Validator:
         @functools.wraps(validate)
         def filtered(args: Any, report_violation: Any) -> None:
-            if args.resource_type in wanted:
+            if args.resource_type not in wanted:
+                return
+            try:
                 validate(args, report_violation)
+            except Exception as exc:  # noqa: BLE001 - one resource's verdict, not the preview's
+                # A property of a shape the policy does not expect (what a drift check's
+                # refresh returns, a hand-edited resource): without this the exception aborts
+                # the whole `pulumi preview`; here the resource fails this policy, by name,
+                # and every other policy and resource is still judged. No value is shown.
+                report_violation(
+                    f"{resource_label(args.resource_type, args.name)}: this policy cannot judge "
+                    f"it: a property has a shape it does not expect ({type(exc).__name__}). "
+                    "Fix: compare the resource's properties with what configplane declares "
+                    "(`configplane plan`), and correct it.", args.urn)
 
         filtered.resource_types = wanted  # type: ignore[attr-defined]
         return filtered

@@ -27,6 +27,7 @@ from packlib import (
     plain,
     resource_label,
     strings,
+    whole_stack,
 )
 from pulumi_policy import (
     ReportViolation,
@@ -181,7 +182,7 @@ POLICIES = [
     StackValidationPolicy(
         name="no-secret-in-stack-outputs",
         description="Stack outputs carry names, paths and ARNs, never secret values.",
-        validate=no_secret_in_stack_outputs,
+        validate=whole_stack(no_secret_in_stack_outputs),
         config_schema=config_schema(),
     ),
     ResourceValidationPolicy(

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from contract import ROTATION_STRATEGY_TAG
-from packlib import UNKNOWN, Reporter, as_mapping, config_schema, num, plain, resource_label
+from packlib import UNKNOWN, Reporter, as_mapping, config_schema, num, plain, resource_label, whole_stack
 from pulumi_policy import ReportViolation, StackValidationArgs, StackValidationPolicy
 from resource_types import KMS_ALIAS, KMS_KEY, LAMBDA_PERMISSION, SM_ROTATION, SM_SECRET, STACK_REFERENCE
 
@@ -187,7 +187,7 @@ POLICIES = [
         name="secrets-manager-rotation",
         description="Secrets that ask for rotation rotate within the environment's maximum "
                     "interval; encryption and recovery window meet the environment's rules.",
-        validate=secrets_manager_rotation,
+        validate=whole_stack(secrets_manager_rotation),
         config_schema=config_schema({
             "maxRotationDays": {"type": "integer", "minimum": 1, "default": 30},
             "requireCustomerManagedKey": {"type": "boolean", "default": True},

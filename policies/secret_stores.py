@@ -27,6 +27,7 @@ from packlib import (
     as_mapping,
     environment,
     get,
+    whole_stack,
 )
 from pulumi_policy import (
     PolicyConfigSchema,
@@ -230,7 +231,7 @@ POLICIES = [
         description="No ClusterSecretStore; each SecretStore signs in as its own namespace's "
                     "service account with that service's own Vault role or IAM role, and each "
                     "ExternalSecret uses its own service's stores.",
-        validate=secret_stores_per_service,
+        validate=whole_stack(secret_stores_per_service),
         config_schema=PolicyConfigSchema(properties={"environment": ENVIRONMENT}),
     ),
 ]

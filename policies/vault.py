@@ -34,6 +34,7 @@ from packlib import (
     parse_vault_policy,
     plain,
     resource_label,
+    whole_stack,
 )
 from pulumi_policy import (
     ReportViolation,
@@ -255,7 +256,7 @@ POLICIES = [
     StackValidationPolicy(
         name="vault-audit-enabled",
         description="A stack that keeps secrets in Vault declares an audit device.",
-        validate=vault_audit_enabled,
+        validate=whole_stack(vault_audit_enabled),
         config_schema=config_schema(),
     ),
 ]

@@ -136,3 +136,26 @@ def test_no_policy_changes_a_shared_value():
     assert len(handed_out) > len(resources)  # the policies did get shared conversions
     for value, shared in handed_out:
         assert shape(shared) == shape(packlib.converted(value))
+
+
+class _Args:
+    resource_type, name, urn = "kubernetes:core/v1:ConfigMap", "api-config", "urn:api-config"
+
+
+def _raising(args, report_violation):
+    raise AttributeError("'list' object has no attribute 'get' (sk-live-canary)")
+
+
+def test_a_policy_that_raises_fails_its_resource_by_name_and_shows_no_value():
+    """A property of an unexpected shape makes the resource fail that policy (naming it and
+    the exception's type only), instead of aborting the whole preview."""
+    reported = []
+    packlib.for_types("kubernetes:core/v1:ConfigMap")(_raising)(
+        _Args(), lambda message, urn=None: reported.append((message, urn)))
+    [(message, urn)] = reported
+    assert urn == "urn:api-config" and "api-config" in message and "AttributeError" in message
+    assert "canary" not in message and "Fix:" in message
+    packlib.for_types("aws:s3/bucket:Bucket")(_raising)(_Args(), reported.append)  # not its type
+    stack: list[str] = []
+    packlib.whole_stack(_raising)(object(), stack.append)
+    assert len(stack) == 1 and "AttributeError" in stack[0] and "canary" not in stack[0]
