@@ -16,7 +16,13 @@ from configplane.inputs.catalog import (
     reading_once_active,
     shard_stack_files,
 )
-from configplane.inputs.context import RUN_NAMESPACE, SELECTION_KEY, RunContext, Selection
+from configplane.inputs.context import (
+    RUN_NAMESPACE,
+    SELECTION_KEY,
+    RunContext,
+    Selection,
+    collector_paused,
+)
 from configplane.inputs.layerfiles import load
 from configplane.inputs.layering import (
     TENANT_LAYER,
@@ -126,6 +132,7 @@ __all__ = [
     "Resolved",
     "RUN_NAMESPACE",
     "RunContext",
+    "collector_paused",
     "runtime_values",
     "schema_errors",
     "NO_CACHE_VARIABLE",

@@ -33,7 +33,7 @@ from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import Stack, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from configplane.inputs import Selection, StackInputs, read_inputs
+from configplane.inputs import Selection, StackInputs, collector_paused, read_inputs
 from configplane.model import (
     StackModel,
     declared_services,
@@ -455,26 +455,6 @@ _PROGRAM_RUN = threading.Lock()
 @functools.cache
 def _program_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused for the block (nested blocks: the outermost
-    decides). The SDK's futures and callbacks keep it busy for most of a large plan (1000
-    services: 75 s with it, 29 s without, 6 % more peak memory); and once the plan exists,
-    its millions of live objects make every full collection scan them all, so a command that
-    goes on to analyse and print the plan keeps the collector paused to the end (500
-    services: the output phase 21 % of the command with it, 5 % without: docs/benchmarks.md).
-    Plain garbage is still freed at once by reference counting."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.freeze()  # what the block allocated goes to the oldest generation, so that
-            gc.unfreeze()  # re-enabling does not scan it all at once (300 services: -1.5 s)
-            gc.enable()
 
 
 @functools.cache

@@ -3,12 +3,17 @@ file that is not UTF-8, an unknown service, schema errors), each naming its file
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-from configplane.inputs import NAMESPACE, PROJECT_FILE, StackFileError, read_inputs, stack_file_name
+from configplane.inputs import (
+    NAMESPACE,
+    PROJECT_FILE,
+    StackFileError,
+    collector_paused,
+    read_inputs,
+    stack_file_name,
+)
 from configplane.model import (
     InvalidStack,
     Issue,
@@ -36,26 +41,8 @@ def load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None
     `stack` is an environment (its platform stack: then the whole environment is checked, its
     shards' bounds and where each secure value lives included) or one shard `<env>-<shard>`
     (its services; configplane.model.topology)."""
-    with collector_deferred():
+    with collector_paused():
         return _load_or_issues(project_dir, stack, services)
-
-
-@contextmanager
-def collector_deferred() -> Iterator[None]:
-    """Run the block without the cyclic garbage collector's passes, then let it run as usual.
-    Reading and validating a stack makes hundreds of thousands of small objects (layers,
-    provenance, the model) that reference counting frees; each of the collector's full passes
-    meanwhile walks every object of the process (a plan's holds the provider SDKs: 90,000
-    objects, 45 ms a pass), and they were a quarter of validating 500 services (docs/
-    benchmarks.md). What the block leaves in cycles is collected by the next pass after it."""
-    if not gc.isenabled():  # paused already (an outer block, or the caller's choice)
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _load_or_issues(project_dir: Path, stack: str, services: Iterable[str] | None

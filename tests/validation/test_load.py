@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from configplane.inputs import collector_paused
 from configplane.validation import load_or_issues
-from configplane.validation.load import collector_deferred
 from tests.projects import REPO
 
 
@@ -21,17 +21,17 @@ def collector_on():
 
 
 def test_the_collector_is_off_within_and_on_after(collector_on):
-    with collector_deferred():
+    with collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
-    with pytest.raises(RuntimeError), collector_deferred():
+    with pytest.raises(RuntimeError), collector_paused():
         raise RuntimeError("a failure inside")
     assert gc.isenabled()
 
 
 def test_a_collector_the_caller_turned_off_stays_off(collector_on):
     gc.disable()
-    with collector_deferred():
+    with collector_paused():
         assert not gc.isenabled()
     assert not gc.isenabled()
 
