@@ -1,21 +1,25 @@
 """The offline plan of an environment's stacks: its platform stack, then its shards in
 parallel processes (bounded by the machine's cores), each shard's StackReference fed with the
-platform stack's planned outputs (docs/fleet.md)."""
+platform stack's planned outputs (docs/fleet.md). One shard (`plan --shard`) plans beside its
+platform stack: the platform in a forked copy of this process, the shard here, its
+StackReference waiting for the platform's outputs."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Mapping
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from configplane.inputs import reading_once, reading_once_active
 from configplane.model import FleetStack, environment_topology, stack_role
-from configplane.offline.plan import Plan, run_plan
+from configplane.offline.plan import Plan, program_has_run, run_plan
 
 
 class FleetSelectionError(Exception):
@@ -29,6 +33,7 @@ class FleetPlan:
     environment: str
     stacks: list[FleetStack]
     plans: list[Plan] = field(default_factory=list)
+    processes: list[int] = field(default_factory=list)  # the pid that planned each stack
 
     def merged(self) -> Plan:
         """All stacks as one report: every resource and violation (each URN names its stack),
@@ -74,11 +79,94 @@ def select_stacks(project_dir: Path, environment: str, shards: Iterable[str] = (
     return [stacks[0], *(s for s in stacks[1:] if s.shard in wanted)]
 
 
-def _plan_one(project_dir: Path, stack: str, options: Mapping[str, Any], once: bool) -> Plan:
-    """One shard's plan in a worker process; `once`: its command reads and validates each
-    stack once (configplane.inputs.reading_once), here too."""
+def _plan_one(project_dir: Path, stack: str, options: Mapping[str, Any],
+              once: bool) -> tuple[int, Plan]:
+    """One stack's plan in a worker process, and that process's pid; `once`: its command
+    reads and validates each stack once (configplane.inputs.reading_once), here too."""
     with reading_once() if once else nullcontext():
-        return run_plan(project_dir, stack, **options)
+        return os.getpid(), run_plan(project_dir, stack, **options)
+
+
+class ForkedCall:
+    """`fn(*args)` in a forked copy of this process, started at once; `result()` waits for
+    its value or raises its exception (from any thread). A fork starts with everything this
+    process has imported, read and validated: the platform stack's plan begins at once,
+    where a spawned interpreter would import and validate again (~2 s of CPU) first."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any):
+        context = multiprocessing.get_context("fork")
+        self._receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_send_outcome, args=(send, fn, args),
+                                        name="configplane-platform-plan", daemon=True)
+        self._process.start()
+        send.close()
+        self._lock = threading.Lock()
+        self._outcome: tuple[bool, Any] | None = None
+
+    def result(self) -> Any:
+        with self._lock:
+            if self._outcome is None:
+                try:
+                    self._outcome = self._receive.recv()
+                except EOFError:  # it died without a word (killed, out of memory)
+                    self._process.join()
+                    self._outcome = (False, RuntimeError(
+                        f"the process planning the platform stack ended without a result "
+                        f"(exit code {self._process.exitcode}). Fix: run the plan again; if "
+                        "it recurs, plan the platform stack alone (`configplane plan --stack "
+                        "<env>`) to see why."))
+                self._receive.close()
+                self._process.join()
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop it, if it still runs (this command is failing or interrupted)."""
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+
+
+def _send_outcome(send: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        outcome: tuple[bool, Any] = (True, fn(*args))
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent, raised there
+        outcome = (False, exc)
+    try:
+        send.send(outcome)
+    except Exception as exc:  # noqa: BLE001 - an exception that does not pickle
+        send.send((False, RuntimeError(f"planning the platform stack failed: "
+                                       f"{type(outcome[1]).__name__}: {exc}")))
+    send.close()
+
+
+class _PendingOutputs(Mapping[str, Any]):
+    """A stack's planned outputs, waited for when first read (the shard's StackReference)."""
+
+    def __init__(self, planned: ForkedCall):
+        self._planned = planned
+
+    def _outputs(self) -> Mapping[str, Any]:
+        return cast(Plan, self._planned.result()[1]).outputs
+
+    def __getitem__(self, key: str) -> Any:
+        return self._outputs()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._outputs())
+
+    def __len__(self) -> int:
+        return len(self._outputs())
+
+
+def can_fork() -> bool:
+    """Whether this process may fork a copy of itself to plan in: on Linux (macOS's system
+    frameworks do not survive a fork), with no other thread running (a progress bar's, a
+    pack session's) and before any program ran here (the SDK's event loop and its tasks stay
+    this process's)."""
+    return sys.platform == "linux" and threading.active_count() == 1 and not program_has_run()
 
 
 def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[str] = (),
@@ -86,9 +174,10 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
                      progress: Callable[[Any], None] | None = None,
                      **options: Any) -> FleetPlan:
     """Plan the environment's stacks (`select_stacks`): the platform stack here, then the
-    shards in up to `workers` processes (default: the machine's cores); one shard, or one
-    worker, plans in this process (with `progress`). `options`: run_plan's (policy,
-    secure_values, policy_config_file, mocks)."""
+    shards in up to `workers` processes (default: the machine's cores); one worker plans
+    every stack in this process (with `progress`). One shard with two workers or more: the
+    platform stack in a forked process (`can_fork`) while the shard plans here (with
+    `progress`). `options`: run_plan's (policy, secure_values, policy_config_file, mocks)."""
     project_dir = Path(project_dir).resolve()
     role = stack_role(project_dir, environment)
     if role.kind != "platform":
@@ -96,19 +185,48 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
                                   f"environment `{role.environment}` with --shard {role.shard}.")
     stacks = select_stacks(project_dir, environment, shards, services)
     chosen = list(services) or None
-    platform = run_plan(project_dir, environment, progress=progress, **options)
-    plans = [platform]
     rest = stacks[1:]
-    shard_options = {**options, "services": chosen, "references": {environment: platform.outputs}}
-    workers = max(1, min(workers or os.cpu_count() or 1, len(rest)))
-    if workers == 1 or options.get("mocks") is not None:
-        plans += [run_plan(project_dir, s.name, progress=progress, **shard_options) for s in rest]
-    else:
-        # spawn: a fresh interpreter per worker, never a fork of this one's SDK state
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            once = reading_once_active()
-            futures = [pool.submit(_plan_one, project_dir, s.name, shard_options, once)
-                       for s in rest]
-            plans += [f.result() for f in futures]
-    return FleetPlan(environment, stacks, plans)
+    cores = workers or os.cpu_count() or 1
+    here = options.get("mocks") is not None  # mocks are objects of this process
+    shard_options = {**options, "services": chosen}
+    once = reading_once_active()
+    if len(rest) == 1 and cores > 1 and not here and can_fork():
+        return _beside_platform(project_dir, environment, stacks, options, shard_options,
+                                once, progress)
+    platform = run_plan(project_dir, environment, progress=progress, **options)
+    fleet = FleetPlan(environment, stacks, [platform], [os.getpid()])
+    shard_options["references"] = {environment: platform.outputs}
+    workers = max(1, min(cores, len(rest)))
+    if workers == 1 or here:
+        for s in rest:
+            fleet.plans.append(run_plan(project_dir, s.name, progress=progress, **shard_options))
+            fleet.processes.append(os.getpid())
+        return fleet
+    # spawn: a fresh interpreter per worker, never a fork of this one's SDK state
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_plan_one, project_dir, s.name, shard_options, once)
+                   for s in rest]
+        for pid, plan in (f.result() for f in futures):
+            fleet.processes.append(pid)
+            fleet.plans.append(plan)
+    return fleet
+
+
+def _beside_platform(project_dir: Path, environment: str, stacks: list[FleetStack],
+                     options: Mapping[str, Any], shard_options: dict[str, Any], once: bool,
+                     progress: Callable[[Any], None] | None) -> FleetPlan:
+    """The platform stack in a forked process, the one shard here at the same time; the
+    outcome as planning them one after the other gives (a platform failure first)."""
+    platform = ForkedCall(_plan_one, project_dir, environment, options, once)
+    shard_options["references"] = {environment: _PendingOutputs(platform)}
+    try:
+        shard = run_plan(project_dir, stacks[1].name, progress=progress, **shard_options)
+    except Exception:
+        platform.result()  # its failure, if it failed, is the one to report
+        raise
+    except BaseException:  # interrupted: no waiting
+        platform.cancel()
+        raise
+    pid, planned = platform.result()
+    return FleetPlan(environment, stacks, [planned, shard], [pid, os.getpid()])

@@ -28,7 +28,9 @@ from typing import Any, TypeVar, cast
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as _sdk_resource
 from pulumi.runtime import rpc, settings
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import Stack, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
@@ -164,7 +166,8 @@ class PlanMocks(pulumi.runtime.Mocks):
             if name not in self.references:
                 raise PlanReferenceError(f"the plan has no outputs of stack `{name}` for a "
                                          "StackReference. Fix: plan its platform stack first.")
-            return name, {"name": name, "outputs": plain(self.references[name]),
+            # dict(): the outputs may still be planned elsewhere (fleet.plan_environment)
+            return name, {"name": name, "outputs": plain(dict(self.references[name])),
                           "secretOutputs": []}
         if args.typ == "aws:secretsmanager/secret:Secret":
             # Secrets Manager appends six random characters to the name in the ARN.
@@ -406,8 +409,9 @@ def run_program(project_dir: Path, project: str, stack: str, model: StackModel |
         root = settings.get_root_resource()
         if not isinstance(root, Stack):  # set_mocks registers one
             raise RuntimeError("the Pulumi SDK registered no root stack under its mocks")
-        runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
-        _sync_await(wait_for_rpcs())
+        with no_stack_traces():
+            runpy.run_path(str(project_dir / "__main__.py"), run_name="__main__")
+            _sync_await(wait_for_rpcs())
         return {name: _resolve(value) for name, value in root.outputs.items()}
 
     with collector_paused(), project_imports(project_dir):
@@ -415,16 +419,40 @@ def run_program(project_dir: Path, project: str, stack: str, model: StackModel |
     return Plan(stack=stack, project=project, resources=monitor.planned, outputs=outputs)
 
 
+@contextmanager
+def no_stack_traces() -> Iterator[None]:
+    """No stack trace recorded with each resource while a program runs under the mocks.
+
+    The SDK sends the engine, with every resource, the whole stack above its constructor,
+    each frame read from its source file and turned into a file:// URI (pulumi 3.x has no
+    switch for it): for error messages the engine shows. The mock monitor throws it away,
+    and it cost the plan 16 % of its time (a frame per call level of the program's
+    components, per resource: docs/benchmarks.md). Under the engine (`pulumi preview`, `up`)
+    nothing of this runs. Taken only under `_PROGRAM_RUN`: one program runs at a time."""
+    recorded = getattr(_sdk_resource, "_get_stack_trace", None)
+    if recorded is None:  # another SDK: it records what it records
+        yield
+        return
+    _sdk_resource._get_stack_trace = _no_stack_trace
+    try:
+        yield
+    finally:
+        _sdk_resource._get_stack_trace = recorded
+
+
+def _no_stack_trace() -> source_pb2.StackTrace:
+    return source_pb2.StackTrace()  # no frames: no source position either, as the SDK does
+
+
 def on_own_thread(work: Callable[[], T]) -> T:
     """`work()` (the program's whole run) on a thread of its own, with a copy of this thread's
     context (the SDK's settings are context variables) and the program event loop.
 
-    Why: the SDK records the stack above every resource it registers (each frame turned into
-    a file:// URI; pulumi 3.x has no switch for it), and under a command that stack is mostly
-    the command's own frames (click, the CLI, the harness): on a fresh thread it holds only
-    the program's. Same resources, inputs and outputs; about 0.2 s less per 1,400 resources
-    (docs/benchmarks.md). One event loop serves every run, one run at a time, as the
-    caller's thread's loop did: the SDK keeps tasks of earlier runs in sets it shares across
+    Why: the SDK waits on its work with the event loop of the thread it runs on, which
+    cannot wait while it runs: on its own thread, the program runs from a caller that has a
+    loop running (async code, a notebook) as from one that has none, and the caller's loop
+    is never the SDK's. One event loop serves every run, one run at a time, as the caller's
+    thread's loop did: the SDK keeps tasks of earlier runs in sets it shares across
     contexts, and waits on them again in a later run."""
     context = contextvars.copy_context()
     outcome: list[tuple[bool, Any]] = []
@@ -455,6 +483,12 @@ _PROGRAM_RUN = threading.Lock()
 @functools.cache
 def _program_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
+
+
+def program_has_run() -> bool:
+    """Whether a program ran in this process (its event loop, and the SDK's tasks on it, exist:
+    a forked copy of the process would share them)."""
+    return _program_loop.cache_info().currsize > 0
 
 
 @functools.cache

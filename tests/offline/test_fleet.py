@@ -1,0 +1,132 @@
+"""One shard planned beside its platform stack (configplane.offline.fleet): the platform in a
+forked copy of the process, the shard in the process itself, its StackReference waiting for
+the platform's outputs. Whatever the two processes do, the outcome is the one planning them
+one after the other in one process gives (`workers=1`): the same plan, and the same error,
+the platform's first.
+
+The fork is taken only in a process where no program ran yet (`can_fork`), so each forked
+run here is a fresh interpreter of its own (`python -c`), as a `configplane plan` command is."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from configplane.offline.fleet import ForkedCall, plan_environment
+from tests.conftest import REPO
+from tests.projects import copy_project
+
+SHARD = "payments-team"
+FORKED = """
+import json, os, sys
+from configplane.offline import plan_environment
+try:
+    fleet = plan_environment(sys.argv[1], "prod", shards=[sys.argv[2]], workers=2,
+                             policy=sys.argv[3] == "policy")
+except Exception as exc:
+    print(json.dumps({"error": [type(exc).__name__, str(exc)]}))
+else:
+    print(json.dumps({"pid": os.getpid(), "processes": fleet.processes,
+                      "plan": fleet.merged().as_dict()}, sort_keys=True))
+"""
+
+
+def forked(project: Path, shard: str = SHARD, *, policy: bool = False) -> dict:
+    done = subprocess.run([sys.executable, "-c", FORKED, str(project), shard,
+                           "policy" if policy else "none"], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def comparable(document: dict) -> dict:
+    """A plan's document with its violations in one order (they follow the order resources
+    registered in, which the SDK's threads vary from run to run)."""
+    document = json.loads(json.dumps(document, sort_keys=True))
+    document["violations"].sort(key=lambda v: json.dumps(v, sort_keys=True))
+    return document
+
+
+def test_a_shard_beside_its_forked_platform_plans_as_one_after_the_other():
+    run = forked(REPO, policy=True)  # the pack runs in both processes, as `plan` runs it
+    assert run["processes"][1] == run["pid"] != run["processes"][0], "no fork was taken"
+    one_by_one = plan_environment(REPO, "prod", shards=[SHARD], workers=1, policy=True)
+    assert one_by_one.processes == [os.getpid(), os.getpid()]
+    expected = one_by_one.merged().as_dict()
+    assert len(expected["resources"]) > 0 and expected["violations"] == []
+    assert comparable(run["plan"]) == comparable(expected)
+
+
+@pytest.mark.parametrize("failing", ["prod", f"prod-{SHARD}", "both"])
+def test_a_failure_is_the_one_planning_one_after_the_other_reports(tmp_path, failing):
+    """A program that fails in the platform stack, in the shard, or in both: the forked run
+    reports what the sequential one does (the platform's failure when both fail, and when
+    the shard fails only for want of the platform's outputs)."""
+    project = copy_project(tmp_path / "project", policies=True)
+    failing_stacks = ["prod", f"prod-{SHARD}"] if failing == "both" else [failing]
+    main = project / "__main__.py"
+    main.write_text(main.read_text().replace(
+        "\ndef main() -> None:\n",
+        "\ndef main() -> None:\n"
+        f"    if pulumi.get_stack() in {failing_stacks!r}:\n"
+        "        raise RuntimeError(f'the program fails in {pulumi.get_stack()}')\n", 1))
+    run = forked(project)
+    with pytest.raises(Exception) as sequential:
+        plan_environment(project, "prod", shards=[SHARD], workers=1)
+    assert run["error"] == [type(sequential.value).__name__, str(sequential.value)]
+    assert ("fails in prod-" in run["error"][1]) == (failing == f"prod-{SHARD}")
+
+
+def test_forked_call_hands_back_values_and_exceptions():
+    assert ForkedCall(sorted, [3, 1, 2]).result() == [1, 2, 3]
+    failing = ForkedCall(int, "not a number")
+    with pytest.raises(ValueError, match="not a number"):
+        failing.result()
+    with pytest.raises(ValueError):  # the same outcome, asked again
+        failing.result()
+
+
+def test_forked_call_waited_for_from_many_threads_gives_each_the_one_value():
+    call = ForkedCall(os.getpid)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(call.result())) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == 4 and len(set(results)) == 1 and results[0] != os.getpid()
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("this exception does not pickle")
+
+
+def raise_unpicklable() -> None:
+    raise Unpicklable("kept in the child")
+
+
+def test_forked_call_reports_a_process_that_dies_or_an_exception_that_does_not_pickle():
+    with pytest.raises(RuntimeError, match=r"ended without a result \(exit code 3\)"):
+        ForkedCall(os._exit, 3).result()
+    with pytest.raises(RuntimeError, match="Unpicklable: this exception does not pickle"):
+        ForkedCall(raise_unpicklable).result()
+    with pytest.raises(TypeError):
+        pickle.dumps(Unpicklable("x"))
+
+
+def test_cancel_stops_a_forked_call_that_still_runs():
+    call = ForkedCall(time.sleep, 300)
+    started = time.monotonic()
+    call.cancel()
+    assert time.monotonic() - started < 60
+    with pytest.raises(RuntimeError, match="ended without a result"):
+        call.result()
