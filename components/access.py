@@ -22,8 +22,6 @@ class ServiceAccessArgs:
 
 
 class ServiceAccess(pulumi.ComponentResource):
-    service_account_name: pulumi.Output[str]
-
     def __init__(self, name: str, args: ServiceAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:access:ServiceAccess", name, {}, opts)
         svc = args.service
@@ -56,5 +54,5 @@ class ServiceAccess(pulumi.ComponentResource):
                        "namespace": args.namespace}],
             opts=child,
         )
-        self.service_account_name = self.service_account.metadata.name
+        self.service_account_name: pulumi.Output[str] = self.service_account.metadata.name
         self.register_outputs({"service_account_name": self.service_account_name})

@@ -35,7 +35,6 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
     """The customer-managed KMS key, where the environment asks for one; and a key in each
     region secrets are replicated to (docs/dr.md)."""
 
-    kms_key_arn: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: AwsSecretsEnvironmentArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -69,7 +68,8 @@ class AwsSecretsEnvironment(pulumi.ComponentResource):
             )
             for region in args.settings.replica_regions
         }
-        self.kms_key_arn = self.key.arn if self.key else pulumi.Output.from_input(None)
+        self.kms_key_arn: pulumi.Output[str | None] = (
+            self.key.arn if self.key else pulumi.Output.from_input(None))
         self.register_outputs({"kms_key_arn": self.kms_key_arn})
 
 
@@ -85,7 +85,6 @@ class AwsServiceSecretsArgs:
 class AwsServiceSecrets(pulumi.ComponentResource):
     """One Secrets Manager secret per secret of the service kept in AWS."""
 
-    arns: pulumi.Output[dict[str, str]]
 
     def __init__(self, name: str, args: AwsServiceSecretsArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -129,7 +128,8 @@ class AwsServiceSecrets(pulumi.ComponentResource):
             )
             self.secrets[key] = secret
             arns[key] = secret.arn
-        self.arns = pulumi.Output.all(**arns) if arns else pulumi.Output.from_input({})
+        self.arns: pulumi.Output[dict[str, str]] = (
+            pulumi.Output.all(**arns) if arns else pulumi.Output.from_input({}))
         self.register_outputs({"arns": self.arns})
 
 

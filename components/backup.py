@@ -97,9 +97,6 @@ class BackupEnvironmentArgs:
 
 
 class BackupEnvironment(pulumi.ComponentResource):
-    bucket_name: pulumi.Output[str]
-    key_arn: pulumi.Output[str]
-
     def __init__(self, name: str, args: BackupEnvironmentArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:backup:BackupEnvironment", name, {}, opts)
@@ -146,8 +143,8 @@ class BackupEnvironment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]))
         if settings.vault_snapshots is not None:
             self._vault_snapshots(name, args, settings.vault_snapshots, bucket_name)
-        self.bucket_name = self.bucket.bucket
-        self.key_arn = self.key.arn
+        self.bucket_name: pulumi.Output[str] = self.bucket.bucket
+        self.key_arn: pulumi.Output[str] = self.key.arn
         self.register_outputs({"bucket_name": self.bucket_name, "key_arn": self.key_arn})
 
     def _vault_snapshots(self, name: str, args: BackupEnvironmentArgs,

@@ -42,9 +42,6 @@ class DatabaseEngineArgs:
 
 
 class DatabaseEngine(pulumi.ComponentResource):
-    mount_path: pulumi.Output[str]
-    connection_names: dict[str, pulumi.Output[str]]
-
     def __init__(self, name: str, args: DatabaseEngineArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:database:DatabaseEngine", name, {}, opts)
@@ -59,7 +56,7 @@ class DatabaseEngine(pulumi.ComponentResource):
             description=f"configplane short-lived database logins for {args.environment}",
             opts=child,
         )
-        self.connection_names = {}
+        self.connection_names: dict[str, pulumi.Output[str]] = {}
         for conn_name, conn in sorted(settings.connections.items()):
             url = (f"postgresql://{{{{username}}}}:{{{{password}}}}@{conn.host}:{conn.port}/"
                    f"{conn.dbname}?sslmode={conn.ssl_mode}")
@@ -103,7 +100,7 @@ class DatabaseEngine(pulumi.ComponentResource):
                                             replacement_trigger=conn.password_version),
             )
             self.connection_names[conn_name] = connection.name
-        self.mount_path = mount.path
+        self.mount_path: pulumi.Output[str] = mount.path
         self.register_outputs({"mount_path": self.mount_path})
 
 
@@ -120,9 +117,6 @@ class ServiceDatabaseCredentialsArgs:
 
 
 class ServiceDatabaseCredentials(pulumi.ComponentResource):
-    secret_names: dict[str, pulumi.Output[str]]
-    policy_name: pulumi.Output[str]
-
     def __init__(self, name: str, args: ServiceDatabaseCredentialsArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:database:ServiceDatabaseCredentials", name, {}, opts)
@@ -145,7 +139,7 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
             opts=child,
         )
         metadata = {"namespace": args.namespace, "labels": dict(svc.labels)}
-        self.secret_names = {}
+        self.secret_names: dict[str, pulumi.Output[str]] = {}
         for plan in args.plans:
             part = f"{name}-{slug(plan.key)}"
             db_role = vault.database.SecretBackendRole(
@@ -178,5 +172,5 @@ class ServiceDatabaseCredentials(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[generator]),
             )
             self.secret_names[plan.key] = pulumi.Output.from_input(plan.secret_name)
-        self.policy_name = policy.name
+        self.policy_name: pulumi.Output[str] = policy.name
         self.register_outputs({"secret_names": self.secret_names, "policy_name": self.policy_name})

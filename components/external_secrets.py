@@ -43,8 +43,6 @@ class ServiceSecretStores(pulumi.ComponentResource):
     """A Vault store when the service keeps secrets in Vault, a Secrets Manager store when it
     keeps secrets there; `None` names for the backends it does not use."""
 
-    vault_store_name: pulumi.Output[str | None]
-    aws_store_name: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: ServiceSecretStoresArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -88,10 +86,10 @@ class ServiceSecretStores(pulumi.ComponentResource):
                 }}},
                 opts=child,
             )
-        self.vault_store_name = (resource_name(self.vault_store) if self.vault_store
-                                 else pulumi.Output.from_input(None))
-        self.aws_store_name = (resource_name(self.aws_store) if self.aws_store
-                               else pulumi.Output.from_input(None))
+        self.vault_store_name: pulumi.Output[str | None] = (
+            resource_name(self.vault_store) if self.vault_store else pulumi.Output.from_input(None))
+        self.aws_store_name: pulumi.Output[str | None] = (
+            resource_name(self.aws_store) if self.aws_store else pulumi.Output.from_input(None))
         self.register_outputs({
             "vault_store_name": self.vault_store_name, "aws_store_name": self.aws_store_name,
         })
@@ -110,8 +108,6 @@ class ServiceExternalSecretArgs:
 
 
 class ServiceExternalSecret(pulumi.ComponentResource):
-    secret_name: pulumi.Output[str]
-
     def __init__(self, name: str, args: ServiceExternalSecretArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:externalsecrets:ServiceExternalSecret", name, {}, opts)
@@ -148,7 +144,7 @@ class ServiceExternalSecret(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.secret_name = pulumi.Output.from_input(svc.secret_name)
+        self.secret_name: pulumi.Output[str] = pulumi.Output.from_input(svc.secret_name)
         self.register_outputs({"secret_name": self.secret_name})
 
 

@@ -71,12 +71,8 @@ class PkiEnvironment(pulumi.ComponentResource):
     the CSR (output `csr`), the root signs it offline, and the signed certificate goes into
     `platform.pki.intermediate_certificate` for the next `up` to import."""
 
-    mount_path: pulumi.Output[str]
-    csr: pulumi.Output[str]
-    signed: bool
     # what a signing reads: the URLs and CRL settings written into each certificate, the
     # default issuer and its settings. cert-manager's objects depend on them.
-    issuance_settings: list[pulumi.Resource]
 
     def __init__(self, name: str, args: PkiEnvironmentArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -109,8 +105,8 @@ class PkiEnvironment(pulumi.ComponentResource):
             certificate = csr.csr.apply(lambda request: intermediate_bundle(bundle, request))
         if pki.parent == "root":
             certificate = self._dev_root(name, platform, pki, csr, common_name)
-        self.signed = certificate is not None
-        self.issuance_settings = []
+        self.signed: bool = certificate is not None
+        self.issuance_settings: list[pulumi.Resource] = []
         if certificate is not None:
             signed = vault.pkisecret.SecretBackendIntermediateSetSigned(
                 f"{name}-set-signed", backend=mount.path, certificate=certificate, opts=child
@@ -137,8 +133,8 @@ class PkiEnvironment(pulumi.ComponentResource):
             delta_rebuild_interval=DELTA_REBUILD_INTERVAL, ocsp_disable=False, opts=child,
         )
         self.issuance_settings += [urls, crl]
-        self.mount_path = mount.path
-        self.csr = csr.csr
+        self.mount_path: pulumi.Output[str] = mount.path
+        self.csr: pulumi.Output[str] = csr.csr
         self.register_outputs({"mount_path": self.mount_path, "csr": self.csr})
 
     def _dev_root(self, name: str, platform: Platform, pki: PkiSettings,
@@ -205,10 +201,6 @@ class ServiceCertificateArgs:
 
 
 class ServiceCertificate(pulumi.ComponentResource):
-    issuer_name: pulumi.Output[str]
-    certificate_name: pulumi.Output[str]
-    secret_name: pulumi.Output[str]
-
     def __init__(self, name: str, args: ServiceCertificateArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:pki:ServiceCertificate", name, {}, opts)
@@ -274,9 +266,9 @@ class ServiceCertificate(pulumi.ComponentResource):
             spec=tls.certificate_spec(svc.labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[issuer]),
         )
-        self.issuer_name = resource_name(issuer)
-        self.certificate_name = resource_name(certificate)
-        self.secret_name = pulumi.Output.from_input(tls.secret_name)
+        self.issuer_name: pulumi.Output[str] = resource_name(issuer)
+        self.certificate_name: pulumi.Output[str] = resource_name(certificate)
+        self.secret_name: pulumi.Output[str] = pulumi.Output.from_input(tls.secret_name)
         self.register_outputs({"issuer_name": self.issuer_name,
                                "certificate_name": self.certificate_name,
                                "secret_name": self.secret_name})

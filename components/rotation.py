@@ -329,10 +329,6 @@ class SecretRotator(pulumi.ComponentResource):
 
     # Real objects, not strings: Pulumi resolves these against sys.modules, which the
     # offline plan purges of components.* between projects.
-    function_arn: pulumi.Output[str]
-    function_name: pulumi.Output[str]
-    role_arn: pulumi.Output[str]
-    log_group_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SecretRotatorArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -407,10 +403,10 @@ class SecretRotator(pulumi.ComponentResource):
                 rotation_lambda_arn=function.arn, rotation_rules=rules,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[permission, policy]))
 
-        self.function_arn = function.arn
-        self.function_name = function.name
-        self.role_arn = role.arn
-        self.log_group_name = log_group.name
+        self.function_arn: pulumi.Output[str] = function.arn
+        self.function_name: pulumi.Output[str] = function.name
+        self.role_arn: pulumi.Output[str] = role.arn
+        self.log_group_name: pulumi.Output[str] = log_group.name
         self.register_outputs({
             "function_arn": self.function_arn,
             "function_name": self.function_name,

@@ -28,11 +28,10 @@ class SecretValuesArgs:
 class SecretValues(pulumi.ComponentResource):
     """The values configplane writes for one service, keyed by secret name; all marked secret."""
 
-    values: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: SecretValuesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:secrets:SecretValues", name, {}, opts)
-        self.values = {}
+        self.values: dict[str, pulumi.Output[str]] = {}
         for key, spec in args.service.spec.secrets.items():
             if spec.source == "secure" and spec.config_key is not None:  # (validate: always)
                 self.values[key] = pulumi.Output.secret(args.secure_config[spec.config_key])

@@ -28,10 +28,6 @@ class ServiceConfigArgs:
 class ServiceConfig(pulumi.ComponentResource):
     """Namespace, the config ConfigMap (one per tenant too) and the flagd flags ConfigMap."""
 
-    namespace: pulumi.Output[str]
-    configmap_name: pulumi.Output[str]
-    config_hash: pulumi.Output[str]
-    flags_configmap_name: pulumi.Output[str | None]
 
     def __init__(self, name: str, args: ServiceConfigArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:config:ServiceConfig", name, {}, opts)
@@ -50,10 +46,11 @@ class ServiceConfig(pulumi.ComponentResource):
                                   FLAGS_SCHEMA if role == "flags" else app_schema)
             for role, cm in configmaps.items()
         }
-        self.namespace = self.ns.metadata.name
-        self.configmap_name = self.configmaps["config"].metadata.name
-        self.config_hash = pulumi.Output.from_input(svc.config.hash)
-        self.flags_configmap_name = pulumi.Output.from_input(svc.flags.name if svc.flags else None)
+        self.namespace: pulumi.Output[str] = self.ns.metadata.name
+        self.configmap_name: pulumi.Output[str] = self.configmaps["config"].metadata.name
+        self.config_hash: pulumi.Output[str] = pulumi.Output.from_input(svc.config.hash)
+        self.flags_configmap_name: pulumi.Output[str | None] = pulumi.Output.from_input(
+            svc.flags.name if svc.flags else None)
         self.register_outputs({
             "namespace": self.namespace,
             "configmap_name": self.configmap_name,

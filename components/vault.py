@@ -29,11 +29,8 @@ class VaultEnvironmentArgs:
 
 
 class VaultEnvironment(pulumi.ComponentResource):
-    mount_path: pulumi.Output[str]
-    auth_path: pulumi.Output[str]
     # what must exist before the first secret is written: the audit device (or that write is
     # never logged) and the KV settings (max_versions, cas_required). Secrets depend on them.
-    before_secrets: list[pulumi.Resource]
 
     def __init__(self, name: str, args: VaultEnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:vault:VaultEnvironment", name, {}, opts)
@@ -71,9 +68,9 @@ class VaultEnvironment(pulumi.ComponentResource):
             # the reviewer token is a secret write: the audit device logs it (as an HMAC)
             opts=pulumi.ResourceOptions(parent=self, depends_on=[audit]),
         )
-        self.before_secrets = [audit, kv_config]
-        self.mount_path = self.mount.path
-        self.auth_path = self.auth.path
+        self.before_secrets: list[pulumi.Resource] = [audit, kv_config]
+        self.mount_path: pulumi.Output[str] = self.mount.path
+        self.auth_path: pulumi.Output[str] = self.auth.path
         self.register_outputs({"mount_path": self.mount_path, "auth_path": self.auth_path})
 
 
@@ -101,9 +98,6 @@ class VaultServiceArgs:
 
 
 class VaultService(pulumi.ComponentResource):
-    policy_name: pulumi.Output[str]
-    role_name: pulumi.Output[str]
-
     def __init__(self, name: str, args: VaultServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:vault:VaultService", name, {}, opts)
         svc, env = args.service, args.platform
@@ -137,6 +131,6 @@ class VaultService(pulumi.ComponentResource):
             audience=VAULT_AUDIENCE,
             opts=child,
         )
-        self.policy_name = self.policy.name
-        self.role_name = role.role_name
+        self.policy_name: pulumi.Output[str] = self.policy.name
+        self.role_name: pulumi.Output[str] = role.role_name
         self.register_outputs({"policy_name": self.policy_name, "role_name": self.role_name})

@@ -77,8 +77,6 @@ class SecretReaderRole(pulumi.ComponentResource):
     characters Secrets Manager appends), so the read policy is known before the secrets
     exist and the policy pack checks it in `pulumi preview` already."""
 
-    role_arn: pulumi.Output[str]
-    role_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: SecretReaderRoleArgs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -117,6 +115,6 @@ class SecretReaderRole(pulumi.ComponentResource):
                 policy=pulumi.Output.from_input(args.kms_key_arn).apply(
                     lambda key: json.dumps(decrypt_policy(settings.region, key, created))),
                 opts=child)
-        self.role_arn = role.arn
-        self.role_name = role.name
+        self.role_arn: pulumi.Output[str] = role.arn
+        self.role_name: pulumi.Output[str] = role.name
         self.register_outputs({"role_arn": self.role_arn, "role_name": self.role_name})
