@@ -22,6 +22,7 @@ without the engine.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -280,12 +281,25 @@ def vault_policy_paths(scope: ShardScope, mounts: VaultMounts,
         if mounts.database is not None:
             paths[f"{mounts.database}/roles/{ownership.database_role_name(s, '*')}"] = VAULT_WRITE
     if mounts.database is not None:
-        own = set(scope.services)
-        for other in others:  # `other` extends `<svc>-` when a name before one of its `-` is own
-            if any(other[:i] in own for i, c in enumerate(other) if c == "-"):
-                paths[f"{mounts.database}/roles/{ownership.database_role_name(other, '*')}"] = \
-                    ["deny"]
+        for other in extending(scope.services, others):
+            paths[f"{mounts.database}/roles/{ownership.database_role_name(other, '*')}"] = \
+                ["deny"]
     return paths
+
+
+def extending(own: Sequence[str], others: Sequence[str]) -> list[str]:
+    """The names of `others` that extend one of `own` by `-` (`svc-x` extends `svc`), in
+    the order of `others`: found by prefix in the sorted names, not by testing each of the
+    environment's services against each shard (40 shards of 2,000 services: 230,000 tests)."""
+    ordered = sorted(others)
+    found: set[str] = set()
+    for name in own:
+        prefix = f"{name}-"
+        at = bisect.bisect_left(ordered, prefix)
+        while at < len(ordered) and ordered[at].startswith(prefix):
+            found.add(ordered[at])
+            at += 1
+    return [other for other in others if other in found]
 
 
 def vault_policy_hcl(paths: Mapping[str, Sequence[str]], stack: str) -> str:

@@ -24,6 +24,7 @@ from components.deploy_rights import (
     ShardScope,
     VaultMounts,
     deployer_policy,
+    extending,
     vault_policy_paths,
 )
 from configplane import ownership
@@ -261,6 +262,18 @@ def test_a_database_role_prefix_stops_at_another_shards_longer_name():
     assert not vault_allows(rules, "prod-database/roles/b-x")
     assert not vault_allows(rules, "sys/policies/acl/prod-a-b-read")
     assert vault_allows(rules, "sys/policies/acl/prod-a-read")
+
+
+LABELS = st.text("ab-", min_size=1, max_size=6)
+
+
+@given(own=st.lists(LABELS, max_size=5, unique=True), others=st.lists(LABELS, max_size=12))
+def test_the_names_that_extend_a_shards_are_those_with_one_of_its_names_before_a_dash(own, others):
+    """`extending` (found by prefix in sorted names) against its definition: a name before
+    one of the other's `-` is the shard's own; in the order given."""
+    expected = [o for o in others
+                if any(o[:i] in set(own) for i, c in enumerate(o) if c == "-")]
+    assert extending(own, others) == expected
 
 
 def test_no_iam_name_of_a_longer_service_falls_under_a_shorter_ones_grant():
