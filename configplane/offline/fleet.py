@@ -222,11 +222,11 @@ def _beside_platform(project_dir: Path, environment: str, stacks: list[FleetStac
     shard_options["references"] = {environment: _PendingOutputs(platform)}
     try:
         shard = run_plan(project_dir, stacks[1].name, progress=progress, **shard_options)
-    except Exception:
-        platform.result()  # its failure, if it failed, is the one to report
-        raise
-    except BaseException:  # interrupted: no waiting
+    except KeyboardInterrupt:  # interrupted: no waiting
         platform.cancel()
+        raise
+    except BaseException:  # a program's sys.exit too
+        platform.result()  # its failure, if it failed, is the one to report
         raise
     pid, planned = platform.result()
     return FleetPlan(environment, stacks, [planned, shard], [pid, os.getpid()])

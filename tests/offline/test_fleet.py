@@ -65,17 +65,21 @@ def test_a_shard_beside_its_forked_platform_plans_as_one_after_the_other():
     assert comparable(run["plan"]) == comparable(expected)
 
 
-@pytest.mark.parametrize("failing", ["prod", f"prod-{SHARD}", "both"])
+@pytest.mark.parametrize("failing", ["prod", f"prod-{SHARD}", "both", "both, the shard exiting"])
 def test_a_failure_is_the_one_planning_one_after_the_other_reports(tmp_path, failing):
-    """A program that fails in the platform stack, in the shard, or in both: the forked run
-    reports what the sequential one does (the platform's failure when both fail, and when
-    the shard fails only for want of the platform's outputs)."""
+    """A program that fails in the platform stack, in the shard, or in both (the shard's
+    program also by sys.exit): the forked run reports what the sequential one does (the
+    platform's failure when both fail, and when the shard fails only for want of the
+    platform's outputs)."""
     project = copy_project(tmp_path / "project", policies=True)
-    failing_stacks = ["prod", f"prod-{SHARD}"] if failing == "both" else [failing]
+    failing_stacks = [failing] if failing.startswith("prod") else ["prod", f"prod-{SHARD}"]
+    exits = "exiting" in failing
     main = project / "__main__.py"
     main.write_text(main.read_text().replace(
         "\ndef main() -> None:\n",
         "\ndef main() -> None:\n"
+        f"    if {exits!r} and pulumi.get_stack() != 'prod':\n"
+        "        raise SystemExit(3)\n"
         f"    if pulumi.get_stack() in {failing_stacks!r}:\n"
         "        raise RuntimeError(f'the program fails in {pulumi.get_stack()}')\n", 1))
     run = forked(project)

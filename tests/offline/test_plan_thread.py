@@ -5,6 +5,7 @@ SDK records per resource for the engine's messages, which the mock monitor throw
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from pulumi.runtime import resource as sdk_resource
 
@@ -21,7 +22,12 @@ def test_a_caller_with_a_running_event_loop_plans_as_any_other():
         asyncio.get_running_loop()  # the caller's loop runs while the program runs
         return run_plan(REPO, "dev")
 
-    assert resource_keys(asyncio.run(from_async_code())) == resource_keys(run_plan(REPO, "dev"))
+    planned = []  # asyncio.run on a thread of the test's own: it leaves that thread loopless
+    caller = threading.Thread(target=lambda: planned.append(asyncio.run(from_async_code())))
+    caller.start()
+    caller.join(timeout=600)
+    assert len(planned) == 1
+    assert resource_keys(planned[0]) == resource_keys(run_plan(REPO, "dev"))
 
 
 class Base:
