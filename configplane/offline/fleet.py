@@ -191,8 +191,13 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
     shard_options = {**options, "services": chosen}
     once = reading_once_active()
     if len(rest) == 1 and cores > 1 and not here and can_fork():
-        return _beside_platform(project_dir, environment, stacks, options, shard_options,
-                                once, progress)
+        try:
+            forked = ForkedCall(_plan_one, project_dir, environment, options, once)
+        except OSError:  # no process to be had (a process limit, memory): one after the other
+            forked = None
+        if forked is not None:
+            return _beside_platform(project_dir, environment, stacks, forked, shard_options,
+                                    progress)
     platform = run_plan(project_dir, environment, progress=progress, **options)
     fleet = FleetPlan(environment, stacks, [platform], [os.getpid()])
     shard_options["references"] = {environment: platform.outputs}
@@ -214,11 +219,11 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
 
 
 def _beside_platform(project_dir: Path, environment: str, stacks: list[FleetStack],
-                     options: Mapping[str, Any], shard_options: dict[str, Any], once: bool,
+                     platform: ForkedCall, shard_options: dict[str, Any],
                      progress: Callable[[Any], None] | None) -> FleetPlan:
-    """The platform stack in a forked process, the one shard here at the same time; the
-    outcome as planning them one after the other gives (a platform failure first)."""
-    platform = ForkedCall(_plan_one, project_dir, environment, options, once)
+    """The platform stack planning in a forked process (`platform`), the one shard here at
+    the same time; the outcome as planning them one after the other gives (a platform
+    failure first)."""
     shard_options["references"] = {environment: _PendingOutputs(platform)}
     try:
         shard = run_plan(project_dir, stacks[1].name, progress=progress, **shard_options)

@@ -26,8 +26,12 @@ from tests.projects import copy_project
 
 SHARD = "payments-team"
 FORKED = """
-import json, os, sys
+import errno, json, os, sys
 from configplane.offline import plan_environment
+if len(sys.argv) > 4 and sys.argv[4] == "no-fork":  # a process limit reached
+    def refused():
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+    os.fork = refused
 try:
     fleet = plan_environment(sys.argv[1], "prod", shards=[sys.argv[2]], workers=2,
                              policy=sys.argv[3] == "policy")
@@ -39,10 +43,11 @@ else:
 """
 
 
-def forked(project: Path, shard: str = SHARD, *, policy: bool = False) -> dict:
+def forked(project: Path, shard: str = SHARD, *, policy: bool = False,
+           fork: bool = True) -> dict:
     done = subprocess.run([sys.executable, "-c", FORKED, str(project), shard,
-                           "policy" if policy else "none"], capture_output=True, text=True,
-                          timeout=600, check=False)
+                           "policy" if policy else "none", "fork" if fork else "no-fork"],
+                          capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
@@ -63,6 +68,13 @@ def test_a_shard_beside_its_forked_platform_plans_as_one_after_the_other():
     expected = one_by_one.merged().as_dict()
     assert len(expected["resources"]) > 0 and expected["violations"] == []
     assert comparable(run["plan"]) == comparable(expected)
+
+
+def test_without_a_process_to_fork_the_stacks_plan_one_after_the_other():
+    run = forked(REPO, fork=False)
+    assert run["processes"] == [run["pid"], run["pid"]]
+    one_by_one = plan_environment(REPO, "prod", shards=[SHARD], workers=1)
+    assert comparable(run["plan"]) == comparable(one_by_one.merged().as_dict())
 
 
 @pytest.mark.parametrize("failing", ["prod", f"prod-{SHARD}", "both", "both, the shard exiting"])
