@@ -179,20 +179,22 @@ def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatc
         pytest.fail(f"{workflow}: `configplane {verb} {' '.join(args)}`: {e.format_message()}")
 
 
-# Sample values for the shell variables the workflows pass to configplane.
-_SAMPLES = {"kind": "shard", "BEFORE": "HEAD", "BASE_SHA": "HEAD", "TO": "staging"}
+# Sample values for the shell variables the workflows pass to configplane (an array's
+# `"${name[@]}"`: one of its items).
+_SAMPLES = {"kind": "shard", "BEFORE": "HEAD", "BASE_SHA": "HEAD", "TO": "staging",
+            "shards[@]": "--shard=api-team"}
 
 
 def concrete_arg(arg: str) -> str:
     """A workflow's argument with its variables and expressions replaced by sample values."""
-    arg = re.sub(r"\$\{?(\w+)\}?", lambda m: _SAMPLES.get(m[1], "dev"), arg)
+    arg = re.sub(r"\$\{?(\w+(?:\[@\])?)\}?", lambda m: _SAMPLES.get(m[1], "dev"), arg)
     return arg.replace("EXPR", "dev")
 
 
 def test_concrete_arguments():
     assert [concrete_arg(a) for a in ("$STACK", "${environment}", "$kind", "p/$ENVIRONMENT.json",
-                                      "EXPR", "$TO")] == ["dev", "dev", "shard", "p/dev.json",
-                                                          "dev", "staging"]
+                                      "EXPR", "$TO", "${shards[@]}")] == [
+        "dev", "dev", "shard", "p/dev.json", "dev", "staging", "--shard=api-team"]
 
 
 # --- the workflows read as data -------------------------------------------------------------
@@ -432,6 +434,51 @@ def test_the_pull_request_previews_the_stacks_affected_and_plans_their_environme
     assert preview["strategy"]["fail-fast"] is False and preview["strategy"]["max-parallel"] >= 1
     assert preview["env"]["STACK"] == "${{ matrix.stack }}"
     assert preview["env"]["ENVIRONMENT"] == "${{ matrix.environment }}"
+
+
+def _pull_request_plan_calls(tmp_path: Path, environment: str, stacks: list[dict]) -> list[str]:
+    """Run the pull request's offline-plan step as GitHub would (real jq, bash) for one
+    environment of the matrix, with a `configplane` that records its arguments."""
+    (step,) = [s for s in _jobs("pull-request.yml")["plan"]["steps"]
+               if "configplane plan" in s.get("run", "")]
+    jq = _tool("jq", "GitHub's runners have it; .ci/run installs it")
+    bin_dir, record = tmp_path / "bin", tmp_path / "args"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "configplane").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\n')
+    (bin_dir / "configplane").chmod(0o755)
+    env = {**os.environ, "PATH": os.pathsep.join([str(bin_dir), str(Path(jq).parent),
+                                                  os.environ["PATH"]]),
+           "STACK": environment, "STACKS": json.dumps({"include": stacks})}
+    done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", step["run"]], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return record.read_text().splitlines()
+
+
+def test_the_pull_request_plans_only_the_shards_the_change_touches(tmp_path):
+    """One shard touched in prod: prod's plan names that shard (and so plans it and the
+    platform stack it reads); every stack of prod touched (a platform file): every shard,
+    the whole environment; the matrix's other environments name nothing of prod."""
+    matrix = every_stack_matrix()
+    shards = {m["stack"]: m["shard"] for m in matrix if m["kind"] == "shard"}
+    one = next(m for m in matrix if m["environment"] == "prod" and m["kind"] == "shard")
+    others = [m for m in matrix if m["environment"] != "prod"]
+    args = _pull_request_plan_calls(tmp_path / "one", "prod", [one, *others])
+    assert args[:3] == ["plan", "--stack", "prod"]
+    assert [a for a in args if a.startswith("--shard")] == [f"--shard={one['shard']}"]
+    assert args[args.index("--out") + 1] == "plan-out/prod"
+    whole = _pull_request_plan_calls(tmp_path / "whole", "prod", matrix)
+    assert sorted(a for a in whole if a.startswith("--shard")) == sorted(
+        f"--shard={shard}" for stack, shard in shards.items() if stack.startswith("prod-"))
+    alone = _pull_request_plan_calls(tmp_path / "alone", "prod",
+                                     [m for m in matrix if m["stack"] == "prod"])
+    assert not [a for a in alone if a.startswith("--shard")]  # the platform stack: all of it
+    # what it runs, run for real: the platform stack and that one shard
+    run = cli(*[concrete_arg(a) for a in args if not a.startswith("--out")
+                and a != "plan-out/prod"], "--no-policy", "--format", "json", "--project-dir",
+              str(REPO))
+    assert run.code == 0, run.text
+    assert {s["stack"] for s in json.loads(run.stdout)["stacks"]} == {"prod", one["stack"]}
 
 
 def test_the_drift_check_covers_every_stack():
