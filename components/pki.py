@@ -71,9 +71,6 @@ class PkiEnvironment(pulumi.ComponentResource):
     the CSR (output `csr`), the root signs it offline, and the signed certificate goes into
     `platform.pki.intermediate_certificate` for the next `up` to import."""
 
-    # what a signing reads: the URLs and CRL settings written into each certificate, the
-    # default issuer and its settings. cert-manager's objects depend on them.
-
     def __init__(self, name: str, args: PkiEnvironmentArgs,
                  opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:pki:PkiEnvironment", name, {}, opts)
@@ -106,6 +103,8 @@ class PkiEnvironment(pulumi.ComponentResource):
         if pki.parent == "root":
             certificate = self._dev_root(name, platform, pki, csr, common_name)
         self.signed: bool = certificate is not None
+        # what a signing reads: the URLs and CRL settings written into each certificate, the
+        # default issuer and its settings. cert-manager's objects depend on them.
         self.issuance_settings: list[pulumi.Resource] = []
         if certificate is not None:
             signed = vault.pkisecret.SecretBackendIntermediateSetSigned(

@@ -327,9 +327,6 @@ class SecretRotator(pulumi.ComponentResource):
     secret (``<name>-rotation-<secret name>``), which waits for the permission and policy.
     """
 
-    # Real objects, not strings: Pulumi resolves these against sys.modules, which the
-    # offline plan purges of components.* between projects.
-
     def __init__(self, name: str, args: SecretRotatorArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("configplane:rotation:SecretRotator", name, {}, opts)

@@ -29,9 +29,6 @@ class VaultEnvironmentArgs:
 
 
 class VaultEnvironment(pulumi.ComponentResource):
-    # what must exist before the first secret is written: the audit device (or that write is
-    # never logged) and the KV settings (max_versions, cas_required). Secrets depend on them.
-
     def __init__(self, name: str, args: VaultEnvironmentArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("configplane:vault:VaultEnvironment", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -68,6 +65,9 @@ class VaultEnvironment(pulumi.ComponentResource):
             # the reviewer token is a secret write: the audit device logs it (as an HMAC)
             opts=pulumi.ResourceOptions(parent=self, depends_on=[audit]),
         )
+        # what must exist before the first secret is written: the audit device (or that write
+        # is never logged) and the KV settings (max_versions, cas_required). Secrets depend on
+        # them.
         self.before_secrets: list[pulumi.Resource] = [audit, kv_config]
         self.mount_path: pulumi.Output[str] = self.mount.path
         self.auth_path: pulumi.Output[str] = self.auth.path

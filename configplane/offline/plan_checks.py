@@ -4,13 +4,13 @@ resource, never the value."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import re2
 
 from configplane.offline.results import PlannedResource
-from configplane.redaction import MIN_SECRET_LEN, SECRET_SIG_KEY, SECRET_SIG_VALUE, marked_strings
+from configplane.redaction import MIN_SECRET_LEN, marked_strings, sort_strings
 
 SECRET_MARKING_CHECK = "configplane-secret-marking"  # the plan's own check, not a pack policy
 UNIQUE_URN_CHECK = "configplane-unique-urns"  # the engine refuses a URN registered twice
@@ -20,13 +20,14 @@ def unmarked_secret_violations(resources: Sequence[PlannedResource],
                                config_secrets: list[str]) -> list[dict[str, str]]:
     """A value that is secret somewhere (config, or marked on any resource) but reaches a
     resource input unmarked. The message names the property, never the value."""
-    secrets = {s for s in config_secrets if len(s) >= MIN_SECRET_LEN}
+    secret_texts = list(config_secrets)
     unmarked: list[list[str]] = []
     for resource in resources:  # every input walked once, for both questions
         texts: list[str] = []
-        _collect(resource.inputs, texts, secrets)
-        _collect(resource.outputs, None, secrets)
+        sort_strings(resource.inputs, texts, secret_texts)
+        sort_strings(resource.outputs, None, secret_texts)
         unmarked.append(texts)
+    secrets = {s for s in secret_texts if len(s) >= MIN_SECRET_LEN}
     search = _SecretSearch(secrets)
     violations = []
     for resource, texts in zip(resources, unmarked, strict=True):
@@ -44,28 +45,6 @@ def unmarked_secret_violations(resources: Sequence[PlannedResource],
                                "builds it.",
                 })
     return violations
-
-
-def _collect(value: Any, unmarked: list[str] | None, secrets: set[str]) -> None:
-    """The strings of a property value as `marked_strings` finds them, without their paths
-    (a plan has hundreds of thousands; a path is only needed for a violation): the unmarked
-    ones into `unmarked` (unless None), the secret-marked ones long enough into `secrets`."""
-    pending: list[tuple[Any, bool]] = [(value, False)]
-    while pending:
-        item, marked = pending.pop()
-        if isinstance(item, str):
-            if marked:
-                if len(item) >= MIN_SECRET_LEN:
-                    secrets.add(item)
-            elif unmarked is not None:
-                unmarked.append(item)
-        elif isinstance(item, dict | Mapping):  # a dict, as deserialised, checked first
-            if item.get(SECRET_SIG_KEY) == SECRET_SIG_VALUE:
-                pending.append((item.get("value"), True))
-            else:
-                pending.extend((v, marked) for v in item.values())
-        elif isinstance(item, list | tuple):
-            pending.extend((v, marked) for v in item)
 
 
 def duplicate_urn_violations(resources: Sequence[PlannedResource]) -> list[dict[str, str]]:

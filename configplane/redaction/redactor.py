@@ -126,6 +126,27 @@ def marked_strings(value: Any, path: str = "", marked: bool = False
         yield path, value, marked
 
 
+def sort_strings(value: Any, unmarked: list[str] | None, marked: list[str]) -> None:
+    """The strings `marked_strings` finds, without their paths (a plan holds hundreds of
+    thousands; a path is wanted only where one is reported): the unmarked ones appended to
+    `unmarked` (unless None), those inside a secret-marked value to `marked`."""
+    pending: list[tuple[Any, bool]] = [(value, False)]
+    while pending:
+        item, inside = pending.pop()
+        if isinstance(item, str):
+            if inside:
+                marked.append(item)
+            elif unmarked is not None:
+                unmarked.append(item)
+        elif isinstance(item, dict | Mapping):  # a dict, as deserialised, checked first
+            if item.get(SECRET_SIG_KEY) == SECRET_SIG_VALUE:
+                pending.append((item.get("value"), True))
+            else:
+                pending.extend((v, inside) for v in item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend((v, inside) for v in item)
+
+
 def detect(key: str, value: Any, detector: Detector | None = None) -> tuple[str, ...]:
     """The detector's rules that fire on this key/value pair (empty: not a secret).
     `detector`: the run's (the project's pack); None, the pack `detector_for()` finds."""
