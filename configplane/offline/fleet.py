@@ -87,37 +87,70 @@ def _plan_one(project_dir: Path, stack: str, options: Mapping[str, Any],
         return os.getpid(), run_plan(project_dir, stack, **options)
 
 
+def _plan_announcing(announce: Callable[[Mapping[str, Any]], None], project_dir: Path,
+                     stack: str, options: Mapping[str, Any], once: bool) -> tuple[int, Plan]:
+    """`_plan_one`, announcing the stack's outputs as soon as its program has run."""
+    return _plan_one(project_dir, stack, {**options, "on_outputs": announce}, once)
+
+
 class ForkedCall:
     """`fn(*args)` in a forked copy of this process, started at once; `result()` waits for
     its value or raises its exception (from any thread). A fork starts with everything this
     process has imported, read and validated: the platform stack's plan begins at once,
-    where a spawned interpreter would import and validate again (~2 s of CPU) first."""
+    where a spawned interpreter would import and validate again (~2 s of CPU) first.
 
-    def __init__(self, fn: Callable[..., Any], *args: Any):
+    `announcing`: fn is called as `fn(announce, *args)`, and what it hands to `announce`
+    (once, before it returns) reaches `announced()` while fn goes on: a stack's outputs,
+    long before its plan (megabytes through a pipe, read a chunk at a time by a thread that
+    waits for the GIL between chunks) and its pack's verdict."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, announcing: bool = False):
         context = multiprocessing.get_context("fork")
         self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(target=_send_outcome, args=(send, fn, args),
+        self._process = context.Process(target=_send_outcome,
+                                        args=(send, fn, args, announcing),
                                         name="configplane-platform-plan", daemon=True)
         self._process.start()
         send.close()
         self._lock = threading.Lock()
+        self._announced: tuple[bool, Any] | None = None
         self._outcome: tuple[bool, Any] | None = None
+
+    def _next(self) -> None:
+        """The child's next message (the caller holds the lock)."""
+        try:
+            kind, ok, value = self._receive.recv()
+        except EOFError:  # it died without a word (killed, out of memory)
+            self._process.join()
+            kind, ok, value = "outcome", False, RuntimeError(
+                f"the process planning the platform stack ended without a result "
+                f"(exit code {self._process.exitcode}). Fix: run the plan again; if "
+                "it recurs, plan the platform stack alone (`configplane plan --stack "
+                "<env>`) to see why.")
+        if kind == "announced":
+            self._announced = (ok, value)
+            return
+        self._outcome = (ok, value)
+        self._receive.close()
+        self._process.join()
+
+    def announced(self) -> Any:
+        """What fn announced; fn's exception if it failed before announcing."""
+        with self._lock:
+            while self._announced is None and self._outcome is None:
+                self._next()
+            ok, value = self._announced or cast(tuple[bool, Any], self._outcome)
+        if not ok:
+            raise value
+        if self._announced is None:
+            raise RuntimeError("the platform stack's plan ended without its outputs")
+        return value
 
     def result(self) -> Any:
         with self._lock:
-            if self._outcome is None:
-                try:
-                    self._outcome = self._receive.recv()
-                except EOFError:  # it died without a word (killed, out of memory)
-                    self._process.join()
-                    self._outcome = (False, RuntimeError(
-                        f"the process planning the platform stack ended without a result "
-                        f"(exit code {self._process.exitcode}). Fix: run the plan again; if "
-                        "it recurs, plan the platform stack alone (`configplane plan --stack "
-                        "<env>`) to see why."))
-                self._receive.close()
-                self._process.join()
-        ok, value = self._outcome
+            while self._outcome is None:
+                self._next()
+            ok, value = self._outcome
         if not ok:
             raise value
         return value
@@ -129,16 +162,20 @@ class ForkedCall:
         self._process.join()
 
 
-def _send_outcome(send: Any, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _send_outcome(send: Any, fn: Callable[..., Any], args: tuple[Any, ...],
+                  announcing: bool) -> None:
+    def announce(value: Any) -> None:
+        send.send(("announced", True, value))
+
     try:
-        outcome: tuple[bool, Any] = (True, fn(*args))
+        outcome: tuple[bool, Any] = (True, fn(announce, *args) if announcing else fn(*args))
     except BaseException as exc:  # noqa: BLE001 - handed to the parent, raised there
         outcome = (False, exc)
     try:
-        send.send(outcome)
+        send.send(("outcome", *outcome))
     except Exception as exc:  # noqa: BLE001 - an exception that does not pickle
-        send.send((False, RuntimeError(f"planning the platform stack failed: "
-                                       f"{type(outcome[1]).__name__}: {exc}")))
+        send.send(("outcome", False, RuntimeError(f"planning the platform stack failed: "
+                                                  f"{type(outcome[1]).__name__}: {exc}")))
     send.close()
 
 
@@ -149,7 +186,7 @@ class _PendingOutputs(Mapping[str, Any]):
         self._planned = planned
 
     def _outputs(self) -> Mapping[str, Any]:
-        return cast(Plan, self._planned.result()[1]).outputs
+        return cast(Mapping[str, Any], self._planned.announced())
 
     def __getitem__(self, key: str) -> Any:
         return self._outputs()[key]
@@ -192,7 +229,8 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
     once = reading_once_active()
     if len(rest) == 1 and cores > 1 and not here and can_fork():
         try:
-            forked = ForkedCall(_plan_one, project_dir, environment, options, once)
+            forked = ForkedCall(_plan_announcing, project_dir, environment, options, once,
+                                    announcing=True)
         except OSError:  # no process to be had (a process limit, memory): one after the other
             forked = None
         if forked is not None:

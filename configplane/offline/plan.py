@@ -322,7 +322,8 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
              policy_config_file: Path | None = None,
              progress: Callable[[PlannedResource], None] | None = None,
              services: Iterable[str] | None = None, one_stack: bool = False,
-             references: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
+             references: Mapping[str, Mapping[str, Any]] | None = None,
+             on_outputs: Callable[[Mapping[str, Any]], None] | None = None) -> Plan:
     """Validate, run the program under mocks and, with `policy`, the project's policy pack
     through the Analyzer protocol. Raises InvalidStack for bad configuration and
     PolicyPackError when the pack cannot run. `progress` is called per registered resource;
@@ -333,7 +334,9 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
     `stack` is one Pulumi stack of the fleet (configplane.model.topology): an environment's
     platform stack, or a shard `<env>-<shard>`, whose StackReference reads `references`
     (stack name -> outputs: its platform stack's plan, `plan_fleet`). `one_stack`: plan a
-    sharded environment as the one stack it was before its split."""
+    sharded environment as the one stack it was before its split. `on_outputs` is called with
+    the stack's outputs as soon as its program has run, before its checks and the pack: what
+    a shard planning beside it waits for."""
     project_dir = Path(project_dir).resolve()
     selection = Selection.of(services, one_stack)
     role = stack_role(project_dir, stack)
@@ -372,6 +375,8 @@ def run_plan(project_dir: Path, stack: str, *, mocks: PlanMocks | None = None,
                             for name, outputs in (references or {}).items()}
         plan = run_program(project_dir, project, stack, model, config, secret_keys, mocks,
                            progress=progress)
+        if on_outputs is not None:
+            on_outputs(plan.outputs)
         plan.model, plan.inputs = model, inputs
         plan.violations = unmarked_secret_violations(plan.resources, [config[k] for k in secret_keys])
         plan.violations += duplicate_urn_violations(plan.resources)

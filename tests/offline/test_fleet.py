@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from configplane.offline import run_plan
 from configplane.offline.fleet import ForkedCall, plan_environment
 from tests.conftest import REPO
 from tests.projects import copy_project
@@ -146,3 +147,59 @@ def test_cancel_stops_a_forked_call_that_still_runs():
     assert time.monotonic() - started < 60
     with pytest.raises(RuntimeError, match="ended without a result"):
         call.result()
+
+
+def announce_then_wait(announce, release: str) -> str:
+    announce("outputs")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if os.path.exists(release):
+            return "released"
+        time.sleep(0.01)
+    return "never released"
+
+
+def test_what_a_forked_call_announces_arrives_while_it_still_runs(tmp_path):
+    release = tmp_path / "release"
+    call = ForkedCall(announce_then_wait, str(release), announcing=True)
+    assert call.announced() == "outputs"  # the child waits for `release` meanwhile
+    release.touch()
+    assert call.result() == "released"
+    assert call.announced() == "outputs"
+
+
+def fail_before_announcing(announce) -> None:
+    raise ValueError("failed first")
+
+
+def return_without_announcing(announce) -> str:
+    return "value"
+
+
+def test_a_forked_call_that_ends_before_announcing_says_why():
+    with pytest.raises(ValueError, match="failed first"):
+        ForkedCall(fail_before_announcing, announcing=True).announced()
+    silent = ForkedCall(return_without_announcing, announcing=True)
+    with pytest.raises(RuntimeError, match="ended without its outputs"):
+        silent.announced()
+    assert silent.result() == "value"
+
+
+def test_a_stack_announces_its_outputs_before_its_pack_runs():
+    """What a shard beside it waits for: the platform stack's outputs, not its pack."""
+    events: list[tuple[str, object]] = []
+
+    class Progress:
+        def __call__(self, resource):
+            events.append(("registered", resource.urn))
+
+        def analyzed(self, resource):
+            events.append(("analyzed", resource))
+
+    plan = run_plan(REPO, "prod", policy=True, progress=Progress(),
+                    on_outputs=lambda outputs: events.append(("outputs", outputs)))
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("outputs") == 1 and "analyzed" in kinds
+    announced = kinds.index("outputs")
+    assert "registered" not in kinds[announced:] and "analyzed" not in kinds[:announced]
+    assert events[announced][1] == plan.outputs
