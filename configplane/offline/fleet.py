@@ -20,6 +20,7 @@ from typing import Any, cast
 from configplane.inputs import reading_once, reading_once_active
 from configplane.model import FleetStack, environment_topology, stack_role
 from configplane.offline.plan import Plan, program_has_run, run_plan
+from configplane.redaction import Redactor
 
 
 class FleetSelectionError(Exception):
@@ -88,9 +89,20 @@ def _plan_one(project_dir: Path, stack: str, options: Mapping[str, Any],
 
 
 def _plan_announcing(announce: Callable[[Mapping[str, Any]], None], project_dir: Path,
-                     stack: str, options: Mapping[str, Any], once: bool) -> tuple[int, Plan]:
-    """`_plan_one`, announcing the stack's outputs as soon as its program has run."""
-    return _plan_one(project_dir, stack, {**options, "on_outputs": announce}, once)
+                     stack: str, options: Mapping[str, Any], once: bool,
+                     redactor: Redactor | None) -> tuple[int, Plan, dict[Any, Any]]:
+    """`_plan_one` in a forked process, announcing the stack's outputs as soon as its program
+    has run; then, while the shard still plans, the plan judged by `redactor` as it will be
+    printed: the detector's verdicts, for the command's process to `learn`."""
+    pid, plan = _plan_one(project_dir, stack, {**options, "on_outputs": announce}, once)
+    verdicts: dict[Any, Any] = {}
+    if redactor is not None:
+        try:
+            with redactor.detector.recording() as verdicts:
+                plan.as_dict(redactor)
+        except Exception:  # noqa: BLE001 - printing judges again, and reports what fails
+            verdicts = {}
+    return pid, plan, verdicts
 
 
 class ForkedCall:
@@ -209,12 +221,14 @@ def can_fork() -> bool:
 def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[str] = (),
                      services: Iterable[str] = (), workers: int | None = None,
                      progress: Callable[[Any], None] | None = None,
-                     **options: Any) -> FleetPlan:
+                     redactor: Redactor | None = None, **options: Any) -> FleetPlan:
     """Plan the environment's stacks (`select_stacks`): the platform stack here, then the
     shards in up to `workers` processes (default: the machine's cores); one worker plans
     every stack in this process (with `progress`). One shard with two workers or more: the
     platform stack in a forked process (`can_fork`) while the shard plans here (with
-    `progress`). `options`: run_plan's (policy, secure_values, policy_config_file, mocks)."""
+    `progress`); that process also judges its plan with `redactor` (what will print it),
+    and this one learns its detector's verdicts. `options`: run_plan's (policy,
+    secure_values, policy_config_file, mocks)."""
     project_dir = Path(project_dir).resolve()
     role = stack_role(project_dir, environment)
     if role.kind != "platform":
@@ -230,12 +244,12 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
     if len(rest) == 1 and cores > 1 and not here and can_fork():
         try:
             forked = ForkedCall(_plan_announcing, project_dir, environment, options, once,
-                                    announcing=True)
+                                redactor, announcing=True)
         except OSError:  # no process to be had (a process limit, memory): one after the other
             forked = None
         if forked is not None:
             return _beside_platform(project_dir, environment, stacks, forked, shard_options,
-                                    progress)
+                                    progress, redactor)
     platform = run_plan(project_dir, environment, progress=progress, **options)
     fleet = FleetPlan(environment, stacks, [platform], [os.getpid()])
     shard_options["references"] = {environment: platform.outputs}
@@ -258,7 +272,8 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
 
 def _beside_platform(project_dir: Path, environment: str, stacks: list[FleetStack],
                      platform: ForkedCall, shard_options: dict[str, Any],
-                     progress: Callable[[Any], None] | None) -> FleetPlan:
+                     progress: Callable[[Any], None] | None,
+                     redactor: Redactor | None) -> FleetPlan:
     """The platform stack planning in a forked process (`platform`), the one shard here at
     the same time; the outcome as planning them one after the other gives (a platform
     failure first)."""
@@ -271,5 +286,7 @@ def _beside_platform(project_dir: Path, environment: str, stacks: list[FleetStac
     except BaseException:  # a program's sys.exit too
         platform.result()  # its failure, if it failed, is the one to report
         raise
-    pid, planned = platform.result()
+    pid, planned, verdicts = platform.result()
+    if redactor is not None:
+        redactor.detector.learn(verdicts)
     return FleetPlan(environment, stacks, [planned, shard], [pid, os.getpid()])

@@ -10,7 +10,8 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +19,7 @@ from typing import Any
 
 SOURCE_PACK_DIR = Path(__file__).resolve().parents[2] / "policies"  # a source checkout
 SCAN_CACHE = 65536  # (key, value) verdicts kept per detector: config values repeat a lot
+Verdict = tuple[bool, tuple[str, ...]]  # secret or not, and the rules that fired
 
 
 def pack_dir(project_dir: Path | None = None) -> Path:
@@ -41,6 +43,8 @@ class Detector:
         self.directory = directory
         self._module: ModuleType | None = None
         self._verdict = lru_cache(maxsize=SCAN_CACHE)(self._judge)
+        self._learned: dict[tuple[str, str], Verdict] = {}
+        self._records: list[dict[tuple[str, str], Verdict]] = []
 
     @cached_property
     def identity(self) -> str:
@@ -79,9 +83,31 @@ class Detector:
             raise AttributeError(name)
         return getattr(self.module, name)
 
-    def _judge(self, key: str, value: str) -> tuple[bool, tuple[str, ...]]:
-        found = self.module.scan(key, value)
-        return bool(found.secret), tuple(found.rules)
+    def _judge(self, key: str, value: str) -> Verdict:
+        verdict = self._learned.get((key, value))
+        if verdict is None:
+            found = self.module.scan(key, value)
+            verdict = bool(found.secret), tuple(found.rules)
+            for record in self._records:
+                record[key, value] = verdict
+        return verdict
+
+    @contextmanager
+    def recording(self) -> Iterator[dict[tuple[str, str], Verdict]]:
+        """Every verdict this detector reaches meanwhile ((key, value) -> verdict), those it
+        already had aside: what a forked copy of this process judged, for `learn`."""
+        record: dict[tuple[str, str], Verdict] = {}
+        self._records.append(record)
+        try:
+            yield record
+        finally:
+            self._records.remove(record)
+
+    def learn(self, verdicts: Mapping[tuple[str, str], Verdict]) -> None:
+        """Take the verdicts this very detector reached in a forked copy of this process
+        (`recording`) as its own: a verdict is a pure function of key, value and the pack's
+        module, which the fork shares."""
+        self._learned.update(verdicts)
 
     def rules(self, key: str, value: Any) -> tuple[str, ...]:
         """The rules that fire on this key/value pair (empty: not a secret)."""

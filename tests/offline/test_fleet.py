@@ -33,14 +33,24 @@ if len(sys.argv) > 4 and sys.argv[4] == "no-fork":  # a process limit reached
     def refused():
         raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
     os.fork = refused
+from configplane.redaction import Detector, Redactor, detector_for
+redactor = Redactor(detector=detector_for(sys.argv[1]))
 try:
     fleet = plan_environment(sys.argv[1], "prod", shards=[sys.argv[2]], workers=2,
-                             policy=sys.argv[3] == "policy")
+                             policy=sys.argv[3] == "policy", redactor=redactor)
 except Exception as exc:
     print(json.dumps({"error": [type(exc).__name__, str(exc)]}))
 else:
+    plan = fleet.merged()
+    with redactor.detector.recording() as judged:  # what printing it judges here
+        printed = plan.as_dict(redactor)
+    fresh = Detector(redactor.detector.directory)  # no verdict known yet
+    with fresh.recording() as platform:  # what printing the platform's plan judges
+        fleet.plans[0].as_dict(Redactor(redactor.values, detector=fresh))
     print(json.dumps({"pid": os.getpid(), "processes": fleet.processes,
-                      "plan": fleet.merged().as_dict()}, sort_keys=True))
+                      "plan": plan.as_dict(), "printed": printed,
+                      "judged_platform": len(set(judged) & set(platform)),
+                      "platform": len(platform)}, sort_keys=True))
 """
 
 
@@ -69,6 +79,16 @@ def test_a_shard_beside_its_forked_platform_plans_as_one_after_the_other():
     expected = one_by_one.merged().as_dict()
     assert len(expected["resources"]) > 0 and expected["violations"] == []
     assert comparable(run["plan"]) == comparable(expected)
+
+
+def test_the_forked_platform_judges_its_own_plan_for_printing():
+    """The forked process, idle once its plan is made, judges that plan as it will be printed;
+    the command's process prints it with those verdicts (judging only the rest itself), and
+    prints what it would have printed judging everything: without a fork it judges them."""
+    run, alone = forked(REPO), forked(REPO, fork=False)
+    assert run["platform"] > 100 and alone["judged_platform"] > 100
+    assert run["judged_platform"] == 0
+    assert comparable(run["printed"]) == comparable(alone["printed"])
 
 
 def test_without_a_process_to_fork_the_stacks_plan_one_after_the_other():

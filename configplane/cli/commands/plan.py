@@ -145,7 +145,7 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
                 fleet = plan_environment(project_dir, environment, shards=shards,
                                          services=services, policy=not no_policy,
                                          policy_config_file=policy_pack_config,
-                                         progress=progress)
+                                         progress=progress, redactor=redactor())
                 return fleet.merged()
         except (StackFileError, InvalidStack) as exc:  # run_plan validates before it runs
             report(stack, issues_of(exc, stack), report_fmt)
