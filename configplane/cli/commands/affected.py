@@ -58,8 +58,10 @@ def _table(data: dict) -> None:
 @PROJECT_DIR_OPTION
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "github-matrix"]),
               default="table", show_default=True,
-              help="github-matrix: one line of JSON, {\"include\": [{stack, environment, kind, "
-                   "shard, github_environment}, ...]}, for a job's `strategy.matrix: "
+              help="json: each stack also with `services`, those it holds in the working tree "
+                   "(read from each listed environment's whole catalog). github-matrix: one line "
+                   "of JSON, {\"include\": [{stack, environment, kind, shard, "
+                   "github_environment}, ...]}, for a job's `strategy.matrix: "
                    "${{ fromJSON(...) }}` (github_environment: where its `pulumi up` runs).")
 def command(base: str | None, every: bool, wanted: tuple[str, ...], kinds: tuple[str, ...],
             project_dir: Path, fmt: str) -> None:
@@ -80,7 +82,11 @@ def command(base: str | None, every: bool, wanted: tuple[str, ...], kinds: tuple
         raise UserError(f"--environment {printable(unknown[0])!r}: no such environment (no "
                         f"Pulumi.<env>.yaml). Fix: use one of: {', '.join(known) or 'none'}.")
     try:
-        result: Affected = every_stack(project_dir) if every else affected(project_dir, base or "")
+        # a script reading the JSON may want each stack's services (plan-diff.yml passes them
+        # to `plan --compare --service`); the table and the matrix do not read them
+        services = fmt == "json"
+        result: Affected = (every_stack(project_dir, services=services) if every
+                            else affected(project_dir, base or "", services=services))
     except (AffectedError, GitRefError) as exc:
         raise UserError(str(exc)) from None
     result = select(result, wanted, kinds)
