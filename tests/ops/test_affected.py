@@ -199,7 +199,7 @@ def test_a_stack_file_reaches_its_platform_stack_and_its_shards_only(repo):
     found = affected(repo)["stacks"]
     assert {s["stack"] for s in found} == {s.name for s in environment_stacks(repo, "prod")}
     assert found[0] == {"stack": "prod", "environment": "prod", "kind": "platform",
-                        "shard": None, "paths": ["Pulumi.prod.yaml"]}
+                        "shard": None, "paths": ["Pulumi.prod.yaml"], "services": []}
 
 
 @pytest.mark.parametrize("path", ["Pulumi.yaml", "services/defaults.yaml", "__main__.py",
