@@ -199,7 +199,7 @@ def test_a_stack_file_reaches_its_platform_stack_and_its_shards_only(repo):
     found = affected(repo)["stacks"]
     assert {s["stack"] for s in found} == {s.name for s in environment_stacks(repo, "prod")}
     assert found[0] == {"stack": "prod", "environment": "prod", "kind": "platform",
-                        "shard": None, "paths": ["Pulumi.prod.yaml"], "services": []}
+                        "shard": None, "paths": ["Pulumi.prod.yaml"]}
 
 
 @pytest.mark.parametrize("path", ["Pulumi.yaml", "services/defaults.yaml", "__main__.py",
@@ -337,24 +337,26 @@ def test_the_matrix_and_the_json_list_the_same_stacks(repo):
 
 
 def test_the_json_names_the_services_each_stack_holds_in_the_working_tree(repo):
-    """What plan-diff.yml passes to `plan --compare --service`: a shard's own services, none
+    """`--services`: what plan-diff.yml passes to `plan --compare --service`: a shard's own services, none
     in a split environment's platform stack or in a stack only the base has; every service in
-    an environment's one stack. The matrix, for jobs, stays without them."""
+    an environment's one stack. Only asked for, in the JSON."""
     edit_yaml(repo / "Pulumi.yaml", lambda d: d["config"]["configplane:defaults"]["value"][
         "platform"]["shards"].update(services={"web": "api-team"}))  # web-team's shard empties
-    held = {s["stack"]: s["services"] for s in affected(repo)["stacks"]}
+    held = {s["stack"]: s["services"] for s in affected(repo, "--services")["stacks"]}
     assert held == {stack: services for e in ENVS for stack, services in (
         (e, []), (f"{e}-api-team", ["api", "web"]), (f"{e}-payments-team", ["worker"]),
         (f"{e}-web-team", []))}
     run = cli("affected", "--all", "--project-dir", str(repo), "--format", "json",
-              "--environment", "prod")
+              "--environment", "prod", "--services")
     assert {s["stack"]: s["services"] for s in json.loads(run.stdout)["stacks"]} == {
         "prod": [], "prod-api-team": ["api", "web"], "prod-payments-team": ["worker"]}
-    run = cli("affected", "--all", "--project-dir", str(repo), "--format", "github-matrix")
-    assert all("services" not in m for m in json.loads(run.stdout)["include"])
+    assert all("services" not in s for s in affected(repo)["stacks"])  # only when asked
+    run = cli("affected", "--all", "--project-dir", str(repo), "--format", "github-matrix",
+              "--services")
+    assert run.code == 1 and "Fix: add --format json" in run.text
     edit_yaml(repo / "Pulumi.yaml", lambda d: d["config"]["configplane:defaults"]["value"][
         "platform"].pop("shards"))
-    run = cli("affected", "--all", "--project-dir", str(repo), "--format", "json")
+    run = cli("affected", "--all", "--project-dir", str(repo), "--format", "json", "--services")
     assert {s["stack"]: s["services"] for s in json.loads(run.stdout)["stacks"]} == {
         e: sorted(TEAM) for e in ENVS}
 
