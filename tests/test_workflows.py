@@ -27,9 +27,10 @@ import pytest
 import yaml
 
 from configplane.cli.app import COMMANDS
-from configplane.model import environment_stacks, environments
+from configplane.model import environment_stacks, environments, service_stacks
 from tests.ci import tool
-from tests.security.conftest import cli
+from tests.offline.test_compare import git, make_repo
+from tests.security.conftest import cli, edit_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
@@ -182,7 +183,7 @@ def test_every_configplane_call_exists_with_its_flags(workflow, call, monkeypatc
 # Sample values for the shell variables the workflows pass to configplane (an array's
 # `"${name[@]}"`: one of its items).
 _SAMPLES = {"kind": "shard", "BEFORE": "HEAD", "BASE_SHA": "HEAD", "TO": "staging",
-            "shards[@]": "--shard=api-team"}
+            "shards[@]": "--shard=api-team", "services[@]": "--service=api"}
 
 
 def concrete_arg(arg: str) -> str:
@@ -193,8 +194,9 @@ def concrete_arg(arg: str) -> str:
 
 def test_concrete_arguments():
     assert [concrete_arg(a) for a in ("$STACK", "${environment}", "$kind", "p/$ENVIRONMENT.json",
-                                      "EXPR", "$TO", "${shards[@]}")] == [
-        "dev", "dev", "shard", "p/dev.json", "dev", "staging", "--shard=api-team"]
+                                      "EXPR", "$TO", "${shards[@]}", "${services[@]}")] == [
+        "dev", "dev", "shard", "p/dev.json", "dev", "staging", "--shard=api-team",
+        "--service=api"]
 
 
 # --- the workflows read as data -------------------------------------------------------------
@@ -628,7 +630,7 @@ def test_the_plan_diff_runs_on_pull_requests_with_a_read_only_token_and_no_secre
     [checkout] = [s for s in _steps(workflow) if s.get("uses", "").startswith("actions/checkout@")]
     assert checkout["with"] == {"fetch-depth": 0, "persist-credentials": False}
     [call] = [c for c in configplane_calls(next(r for r in run_blocks(workflow)
-                                                 if "--compare" in r))]
+                                                 if "--compare" in r)) if c[0] == "plan"]
     assert call[:3] == ["plan", "--stack", "$stack"]
     assert call[call.index("--compare") + 1] == "$BASE_SHA"
     assert call[call.index("--format") + 1] == "markdown"
@@ -640,11 +642,157 @@ def test_the_plan_diff_compares_each_environment_once():
     # --compare reads an environment as one stack, shards included: a shard's stack name is
     # refused, so the loop runs over the environments (their platform stacks), each once.
     [job] = load(PLAN_DIFF)["jobs"].values()
-    [call] = affected_runs(job)
+    [call] = [c for c in affected_runs(job) if "--all" in c]
     run = cli(*call, "--project-dir", str(REPO))
     assert run.code == 0, run.text
     assert [s["stack"] for s in json.loads(run.stdout)["stacks"]] == sorted(environments(REPO))
 
+
+def _plan_diff(tmp_path: Path, repo: Path, base: str, *, plan_exit: int = 0
+               ) -> tuple[list[list[str]], str, int]:
+    """Run plan-diff's two steps as GitHub would (bash, real jq, the real `configplane
+    affected`) in `repo`, a pull request's checkout whose base is `base`, with a `configplane`
+    that records each `plan` and prints a stand-in report: (the plan calls, the comment, the
+    step's exit status)."""
+    steps = load(PLAN_DIFF)["jobs"]["plan-diff"]["steps"]
+    listing, comparing = [s for s in steps if "configplane" in s.get("run", "")]
+    assert comparing["env"] == {"ENVIRONMENTS": f"${{{{ steps.{listing['id']}.outputs.names }}}}"}
+    jq = _tool("jq", "GitHub's runners have it; .ci/run installs it")
+    real = Path(sys.executable).parent / "configplane"  # the console script: imports no cwd
+    assert real.is_file(), real
+    bin_dir, record = tmp_path / "bin", tmp_path / "plans.jsonl"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "configplane").write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        "if sys.argv[1:2] == ['plan']:\n"
+        f"    with open({str(record)!r}, 'a') as f:\n"
+        "        f.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "    print('REPORT OF', sys.argv[3])\n"
+        f"    sys.exit({plan_exit})\n"
+        f"os.execv({str(real)!r}, [{str(real)!r}, *sys.argv[1:]])\n")
+    (bin_dir / "configplane").chmod(0o755)
+    output, summary = tmp_path / "output", tmp_path / "summary"
+    env = {**os.environ, "PATH": os.pathsep.join([str(bin_dir), str(Path(jq).parent),
+                                                  os.environ["PATH"]]),
+           "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary),
+           "BASE_SHA": git(repo, "rev-parse", base), "HEAD_SHA": git(repo, "rev-parse", "HEAD"),
+           "PR_NUMBER": "7"}
+    shell = ["bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c"]  # GitHub's bash
+    done = subprocess.run([*shell, listing["run"]], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    [line] = output.read_text().splitlines()
+    env["ENVIRONMENTS"] = line.removeprefix("names=")
+    done = subprocess.run([*shell, comparing["run"]], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=60)
+    calls = [json.loads(c) for c in record.read_text().splitlines()] if record.exists() else []
+    comment = (repo / "plan-diff" / "comment.md").read_text()
+    assert summary.read_text() == comment
+    assert (repo / "plan-diff" / "pr-number").read_text() == "7\n"
+    return calls, comment, done.returncode
+
+
+def _pull_request(repo: Path, base: str, change) -> None:
+    """A pull request's branch off `base`: the checkout reset to it, `change` made and
+    committed (what plan-diff wrote into the checkout before is gone, as in a new job)."""
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "clean", "-fdq")
+    git(repo, "checkout", "-q", "-B", "change", base)
+    change(repo)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "change")
+
+
+def _touch(relative: str):
+    return lambda repo: (repo / relative).write_text((repo / relative).read_text() + "# x\n")
+
+
+def test_the_plan_diff_compares_only_what_the_change_touches(tmp_path):
+    """plan-diff's steps run for real against a sample repository whose shard api-team holds
+    two services (api and web): one service's overlay -> that environment only, with a
+    --service per service of the shard; a service's own file -> every environment, each with
+    its shard's services; a platform stack file -> that environment whole; components/ ->
+    every environment whole; an environment that is one stack -> whole. The environments not
+    compared are named, in one line. Then a recorded command runs for real."""
+    repo = make_repo(tmp_path / "repo")
+    edit_yaml(repo / "Pulumi.yaml", lambda d: d["config"]["configplane:defaults"]["value"][
+        "platform"]["shards"].update(services={"web": "api-team"}))
+    git(repo, "commit", "-qam", "web in api-team's shard")
+    names = sorted(environments(repo))
+    assert len(names) >= 3
+
+    def shard_services(environment: str, service: str) -> list[str]:
+        held = service_stacks(repo, environment)
+        return [f"--service={s}" for s in sorted(held) if held[s] == held[service]]
+
+    assert shard_services("prod", "api") == ["--service=api", "--service=web"]
+
+    def compared(calls: list[list[str]], base: str = "main") -> dict[str, list[str]]:
+        """environment -> its --service flags, from each recorded `plan --compare`"""
+        out = {}
+        for call in calls:
+            assert call[:2] == ["plan", "--stack"] and call[2] not in out
+            assert call[call.index("--compare") + 1] == git(repo, "rev-parse", base)
+            assert call[call.index("--format") + 1] == "markdown"
+            out[call[2]] = [a for a in call[3:] if a.startswith("--service")]
+        return out
+
+    def unaffected_line(comment: str) -> list[str]:
+        lines = [line for line in comment.splitlines() if line.startswith("Not compared")]
+        if not lines:
+            return []
+        [line] = lines
+        return line.split(": ", 1)[1].rstrip(".").split(", ")
+
+    # (a) one service's overlay: its environment, with the services of its shard
+    _pull_request(repo, "main", lambda r: edit_yaml(
+        r / "services/api/prod.yaml", lambda d: d["config"].update(LOG_LEVEL="error")))
+    calls, comment, status = _plan_diff(tmp_path / "a", repo, "main")
+    assert status == 0
+    assert compared(calls) == {"prod": shard_services("prod", "api")}
+    assert comment.startswith("Not compared") and "REPORT OF prod" in comment
+    assert unaffected_line(comment) == [n for n in names if n != "prod"]
+    # ... and run for real, as recorded, in the checkout: the markdown of api's one change
+    [call] = calls
+    real = subprocess.run([str(Path(sys.executable).parent / "configplane"), *call], cwd=repo,
+                          capture_output=True, text=True, timeout=300)
+    assert real.returncode == 0, real.stderr
+    assert real.stdout.startswith("### configplane plan: stack `prod`"), real.stdout[:300]
+    assert re.findall(r"^#### .*$", real.stdout, re.M) == ["#### Service `api` (changed)"]
+    assert "`LOG_LEVEL`" in real.stdout and "error" in real.stdout
+
+    # (a') a service's own file: every environment it is in, each with its shard's services
+    _pull_request(repo, "main", _touch("services/worker/service.yaml"))
+    calls, comment, status = _plan_diff(tmp_path / "a2", repo, "main")
+    assert compared(calls) == {e: shard_services(e, "worker") for e in names}
+    assert all(compared(calls).values()) and unaffected_line(comment) == [] and status == 0
+
+    # (b) a platform stack file: that environment whole
+    _pull_request(repo, "main", _touch("Pulumi.staging.yaml"))
+    calls, comment, status = _plan_diff(tmp_path / "b", repo, "main")
+    assert compared(calls) == {"staging": []} and status == 0
+    assert unaffected_line(comment) == [n for n in names if n != "staging"]
+
+    # (c) what every stack runs: every environment whole
+    _pull_request(repo, "main", _touch("components/platform.py"))
+    calls, comment, status = _plan_diff(tmp_path / "c", repo, "main")
+    assert compared(calls) == {e: [] for e in names}
+    assert unaffected_line(comment) == [] and status == 0
+
+    # a failed plan: reported under its environment, and the step fails
+    _pull_request(repo, "main", _touch("components/platform.py"))
+    calls, comment, status = _plan_diff(tmp_path / "failed", repo, "main", plan_exit=1)
+    assert status == 1
+    assert [e for e in names if f"**The plan of {e} failed**" in comment] == names
+
+    # (d) an environment that is one stack (no platform.shards): whole, for one overlay
+    _pull_request(repo, "main", lambda r: edit_yaml(r / "Pulumi.yaml", lambda d: d["config"][
+        "configplane:defaults"]["value"]["platform"].pop("shards")))
+    git(repo, "branch", "-f", "unsplit")
+    _pull_request(repo, "unsplit", _touch("services/api/dev.yaml"))
+    calls, comment, status = _plan_diff(tmp_path / "d", repo, "unsplit")
+    assert compared(calls, "unsplit") == {"dev": []}
+    assert unaffected_line(comment) == [n for n in names if n != "dev"]
 
 def test_the_comment_workflow_posts_the_artifact_and_runs_no_code_of_the_change():
     producer, workflow = load(PLAN_DIFF), load(PLAN_DIFF_COMMENT)

@@ -21,7 +21,8 @@ shard it was in, a service whose owners change maps to both shards, a removed en
 its old stacks. A service that enters, leaves or changes shards also reaches its
 environment's platform stack, which plans each shard's deploy rights by service name.
 Services are read only as far as the scopes need (all of an environment only when a platform
-file of it changed).
+file of it changed), unless the caller asks for each stack's services (`services=True`: the JSON
+output, which plan-diff.yml turns into `plan --compare --service ...`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,8 @@ from configplane import ownership
 from configplane.inputs import PROJECT_FILE, StackFileError, read_inputs
 from configplane.model import (
     FleetStack,
-    environment_stacks,
+    Topology,
+    environment_topology,
     environments,
     is_stack_name,
     platform_stack,
@@ -109,7 +111,7 @@ class TreeTopology:
     tree's), read lazily and once per environment.
 
     Not configplane.model.Topology, on purpose: that is one environment's whole assignment,
-    built from every service's files; this asks it (environment_stacks, service_stacks) for
+    built from every service's files; this asks it (environment_topology, service_stacks) for
     each environment of one tree, reading only the services a change names (a one-service pull
     request on a 2,000-service fleet reads that service's files, not the catalog), and names
     the tree when a file does not read. The rules stay in the model."""
@@ -118,17 +120,28 @@ class TreeTopology:
         self.project_dir, self.label = Path(project_dir), label
         self.environments = environments(self.project_dir) if is_file(
             self.project_dir, PROJECT_FILE) else ()
-        self._all: dict[str, tuple[FleetStack, ...]] = {}
+        self._all: dict[str, Topology] = {}
         self._services: dict[str, dict[str, FleetStack]] = {}
         self._looked: dict[str, set[str]] = {}
 
-    def stacks(self, environment: str) -> tuple[FleetStack, ...]:
+    def topology(self, environment: str) -> Topology | None:
+        """The environment's whole topology (every service read), None if the tree has none."""
         if environment not in self.environments:
-            return ()
+            return None
         if environment not in self._all:
             with self._reading():
-                self._all[environment] = environment_stacks(self.project_dir, environment)
+                self._all[environment] = environment_topology(self.project_dir, environment)
         return self._all[environment]
+
+    def stacks(self, environment: str) -> tuple[FleetStack, ...]:
+        topology = self.topology(environment)
+        return topology.stacks() if topology is not None else ()
+
+    def held(self, stack: FleetStack) -> tuple[str, ...]:
+        """The services `stack` holds in this tree (Topology.services_of; none when the tree
+        has no such stack)."""
+        topology = self.topology(stack.environment)
+        return topology.services_of(stack) if topology is not None else ()
 
     def stacks_of_file(self, name: str) -> tuple[FleetStack, ...]:
         """What `Pulumi.<name>.yaml` configures: an environment's stacks (its platform's
@@ -180,9 +193,13 @@ class TreeTopology:
 class AffectedStack:
     stack: FleetStack
     paths: tuple[str, ...]  # the changed paths that reach it
+    # the services it holds in the working tree; None: not asked (reading them reads the
+    # environment's whole catalog, which a one-service change otherwise never does)
+    services: tuple[str, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.stack.as_dict(), "paths": [shown(p) for p in self.paths]}
+        held = {} if self.services is None else {"services": list(self.services)}
+        return {**self.stack.as_dict(), "paths": [shown(p) for p in self.paths], **held}
 
 
 @dataclass(frozen=True)
@@ -258,9 +275,15 @@ def unmapped_problems(scopes: Mapping[str, Scope], stacks: Sequence[AffectedStac
     return [problem for service in silent for problem in head.unreadable(service)]
 
 
-def affected(project_dir: Path, base_ref: str) -> Affected:
+def holding(stacks: Iterable[AffectedStack], tree: TreeTopology) -> tuple[AffectedStack, ...]:
+    """The stacks, each with the services it holds in `tree`."""
+    return tuple(replace(s, services=tree.held(s.stack)) for s in stacks)
+
+
+def affected(project_dir: Path, base_ref: str, *, services: bool = False) -> Affected:
     """The stacks that the difference between `base_ref` (its branch point with HEAD) and the
-    working tree touches, in the base's topology and in the working tree's."""
+    working tree touches, in the base's topology and in the working tree's; with `services`,
+    each with the services it holds in the working tree."""
     project_dir = Path(project_dir)
     base = branch_point(resolve_base(project_dir, base_ref, option="--base"), project_dir)
     paths = changed_files(base, project_dir)
@@ -271,6 +294,8 @@ def affected(project_dir: Path, base_ref: str) -> Affected:
         scopes = {p: scope_of(p, known) for p in paths}
         stacks = resolve(scopes, (old, new))
         problems = unmapped_problems(scopes, stacks, new)
+        if services and not problems:
+            stacks = list(holding(stacks, new))
     if problems:
         raise AffectedError("a changed service maps to no stack because its files do not "
                             "read: " + "; ".join(problems[:5]) + ". Fix: correct the file "
@@ -278,11 +303,12 @@ def affected(project_dir: Path, base_ref: str) -> Affected:
     return Affected(base_ref, base.commit, tuple(stacks), scopes)
 
 
-def every_stack(project_dir: Path) -> Affected:
-    """Every stack of every environment (the scheduled drift check, a deploy by hand)."""
+def every_stack(project_dir: Path, *, services: bool = False) -> Affected:
+    """Every stack of every environment (the scheduled drift check, a deploy by hand); with
+    `services`, each with the services it holds."""
     tree = TreeTopology(Path(project_dir))
     stacks = [AffectedStack(s, ()) for e in tree.environments for s in tree.stacks(e)]
-    return Affected("", "", tuple(stacks))
+    return Affected("", "", holding(stacks, tree) if services else tuple(stacks))
 
 
 def select(result: Affected, environments: Sequence[str] = (), kinds: Sequence[str] = ()

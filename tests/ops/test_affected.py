@@ -335,6 +335,31 @@ def test_the_matrix_and_the_json_list_the_same_stacks(repo):
     assert [m["stack"] for m in json.loads(run.stdout)["include"]] == listed
 
 
+
+def test_the_json_names_the_services_each_stack_holds_in_the_working_tree(repo):
+    """`--services`: what plan-diff.yml passes to `plan --compare --service`: a shard's own services, none
+    in a split environment's platform stack or in a stack only the base has; every service in
+    an environment's one stack. Only asked for, in the JSON."""
+    edit_yaml(repo / "Pulumi.yaml", lambda d: d["config"]["configplane:defaults"]["value"][
+        "platform"]["shards"].update(services={"web": "api-team"}))  # web-team's shard empties
+    held = {s["stack"]: s["services"] for s in affected(repo, "--services")["stacks"]}
+    assert held == {stack: services for e in ENVS for stack, services in (
+        (e, []), (f"{e}-api-team", ["api", "web"]), (f"{e}-payments-team", ["worker"]),
+        (f"{e}-web-team", []))}
+    run = cli("affected", "--all", "--project-dir", str(repo), "--format", "json",
+              "--environment", "prod", "--services")
+    assert {s["stack"]: s["services"] for s in json.loads(run.stdout)["stacks"]} == {
+        "prod": [], "prod-api-team": ["api", "web"], "prod-payments-team": ["worker"]}
+    assert all("services" not in s for s in affected(repo)["stacks"])  # only when asked
+    run = cli("affected", "--all", "--project-dir", str(repo), "--format", "github-matrix",
+              "--services")
+    assert run.code == 1 and "Fix: add --format json" in run.text
+    edit_yaml(repo / "Pulumi.yaml", lambda d: d["config"]["configplane:defaults"]["value"][
+        "platform"].pop("shards"))
+    run = cli("affected", "--all", "--project-dir", str(repo), "--format", "json", "--services")
+    assert {s["stack"]: s["services"] for s in json.loads(run.stdout)["stacks"]} == {
+        e: sorted(TEAM) for e in ENVS}
+
 def test_a_matrix_past_githubs_limit_is_refused_with_the_split_to_use(repo):
     for i in range(86):  # 86 teams x 3 environments + 3 platform stacks = 261 stacks
         target = repo / "services" / f"web-{i:03d}"

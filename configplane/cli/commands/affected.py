@@ -61,8 +61,12 @@ def _table(data: dict) -> None:
               help="github-matrix: one line of JSON, {\"include\": [{stack, environment, kind, "
                    "shard, github_environment}, ...]}, for a job's `strategy.matrix: "
                    "${{ fromJSON(...) }}` (github_environment: where its `pulumi up` runs).")
+@click.option("--services", "with_services", is_flag=True,
+              help="With --format json: each stack also lists `services`, those it holds in "
+                   "the working tree (reads each listed environment's whole catalog, which the "
+                   "mapping itself avoids).")
 def command(base: str | None, every: bool, wanted: tuple[str, ...], kinds: tuple[str, ...],
-            project_dir: Path, fmt: str) -> None:
+            project_dir: Path, fmt: str, with_services: bool) -> None:
     """List the stacks a change touches. A service's files reach its shard stack in each
     environment it is in (its overlay only that environment's), a stack file its environment's
     platform stack and shards, what every stack reads (Pulumi.yaml, services/defaults.yaml,
@@ -79,8 +83,12 @@ def command(base: str | None, every: bool, wanted: tuple[str, ...], kinds: tuple
     if unknown:
         raise UserError(f"--environment {printable(unknown[0])!r}: no such environment (no "
                         f"Pulumi.<env>.yaml). Fix: use one of: {', '.join(known) or 'none'}.")
+    if with_services and fmt != "json":
+        raise UserError("--services lists each stack's services in the JSON output. Fix: add "
+                        "--format json.")
     try:
-        result: Affected = every_stack(project_dir) if every else affected(project_dir, base or "")
+        result: Affected = (every_stack(project_dir, services=with_services) if every
+                            else affected(project_dir, base or "", services=with_services))
     except (AffectedError, GitRefError) as exc:
         raise UserError(str(exc)) from None
     result = select(result, wanted, kinds)
