@@ -26,6 +26,7 @@ _DEVICE_PATH = re.compile(r"(?<![\w.-])/dev/")  # /dev/stdout is not the dev env
 # The last label of a dotted name is a top-level domain or a file extension (flagd.dev,
 # audit.log), not an environment; environments appear as names or inner labels.
 _LAST_LABEL = re.compile(r"(?<=[a-z0-9])\.[a-z]{2,}(?=$|[/:?#\s\"',;)\]}])")
+_WORD = re.compile(r"[a-z0-9]+")
 
 
 def environment_isolation(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -38,8 +39,13 @@ def environment_isolation(args: ResourceValidationArgs, report_violation: Report
     for path, key, value in strings(plain(args.props)):
         if key in FREE_TEXT or key.endswith("Wo"):  # write-only inputs hold secret values
             continue
-        lowered = _DEVICE_PATH.sub("/", value.lower())
-        words = set(re.findall(r"[a-z0-9]+", _LAST_LABEL.sub(" ", lowered)))
+        lowered = value.lower()
+        # each pattern only where it can match: a deploy policy's HCL is tens of KiB
+        if "/dev/" in lowered:
+            lowered = _DEVICE_PATH.sub("/", lowered)
+        if "." in lowered:
+            lowered = _LAST_LABEL.sub(" ", lowered)
+        words = set(_WORD.findall(lowered))
         named = sorted(others & words) + sorted({accounts[w] for w in words if w in accounts})
         for other in dict.fromkeys(named):
             report(args.name, f"{label}: {path} names environment {other} (its namespace, "

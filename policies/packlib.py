@@ -393,6 +393,17 @@ class PolicyParseError(ValueError):
 
 def parse_vault_policy(text: str) -> list[tuple[str, list[str]]]:
     """(path, capabilities) of each rule of a Vault policy in HCL or JSON."""
+    return [(path, list(capabilities)) for path, capabilities in _parsed_policy(text)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_policy(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """parse_vault_policy, kept per text: a policy is read by the resource policy and again by
+    the stack policy that maps identities (a deploy policy is tens of KiB)."""
+    return tuple((path, tuple(capabilities)) for path, capabilities in _parse_policy(text))
+
+
+def _parse_policy(text: str) -> list[tuple[str, list[str]]]:
     stripped = text.strip()
     if stripped.startswith("{"):
         try:
@@ -415,55 +426,46 @@ def _capabilities(body: Any) -> list[str]:
     return [str(c) for c in caps]
 
 
+# Text to keep -- a run of anything but comments, strings included whole (a `#` inside one is
+# text; unterminated, one runs to the end) -- or a comment: `#` or `//` to the end of the line
+# (the newline stays), `/* ... */` (unclosed: to the end). The regex engine does the scan: a
+# loop per character cost the pack seconds per stack on a fleet's deploy policies (tens of
+# KiB each), and a match per string most of that again.
+_KEPT_OR_COMMENT = re.compile(
+    r'((?:[^"#/]++|"(?:[^"\\]|\\[\s\S])*+"?|/(?![/*]))++)'
+    r'|#[^\n]*|//[^\n]*|/\*(?:[\s\S]*?\*/|[\s\S]*)')
+
+
 def _strip_comments(text: str) -> str:
-    out, i, n = [], 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            out.append(text[i:j + 1])
-            i = j + 1
-        elif c == "#" or text.startswith("//", i):
-            while i < n and text[i] != "\n":
-                i += 1
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+    return _KEPT_OR_COMMENT.sub(r"\1", text)  # a comment matches no group: it goes
 
 
 _PATH_HEAD = re.compile(r'\s*path\s+"((?:[^"\\]|\\.)*)"\s*\{')
 _CAPS = re.compile(r'\bcapabilities\s*=\s*\[([^\]]*)\]')
 _LEGACY = re.compile(r'\bpolicy\s*=\s*"(\w+)"')
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_REST_BLANK = re.compile(r"\s*\Z")
+# what moves a block's scan: a whole string (unterminated: the rest of the text), or a brace
+_STRING_OR_BRACE = re.compile(r'"(?:[^"\\]|\\[\s\S])*"|"[\s\S]*|[{}]')
 
 
 def _parse_hcl(text: str) -> list[tuple[str, list[str]]]:
     rules, pos = [], 0
-    while text[pos:].strip():
+    while not _REST_BLANK.match(text, pos):
         m = _PATH_HEAD.match(text, pos)
         if not m:
             raise PolicyParseError("expected `path \"...\" { ... }` blocks only")
-        depth, i, in_string = 1, m.end(), False
-        while i < len(text) and depth:
-            c = text[i]
-            if in_string:
-                if c == "\\":
-                    i += 1
-                elif c == '"':
-                    in_string = False
-            elif c == '"':
-                in_string = True
-            elif c == "{":
+        depth, i = 1, m.end()
+        while depth:
+            found = _STRING_OR_BRACE.search(text, i)
+            if found is None:
+                break
+            i = found.end()
+            token = found.group()
+            if token == "{":
                 depth += 1
-            elif c == "}":
+            elif token == "}":
                 depth -= 1
-            i += 1
         if depth:
             raise PolicyParseError(f'unclosed block for path "{m.group(1)}"')
         body = text[m.end():i - 1]
