@@ -234,7 +234,13 @@ class _Remembering(pulumi.runtime.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> Any:
         return self.mocks.call(args)
 
-    def __getattr__(self, name: str) -> Any:  # any other hook the SDK calls
+    def register_transform(self, transform: Any) -> None:
+        self.mocks.register_transform(transform)
+
+    def register_invoke_transform(self, transform: Any) -> None:
+        self.mocks.register_invoke_transform(transform)
+
+    def __getattr__(self, name: str) -> Any:  # what else a caller reads of its mocks
         return getattr(self.mocks, name)
 
 
