@@ -167,8 +167,8 @@ def _load_stack(inputs: StackInputs, schemas_dir: Path, detector: Detector | Non
     reported = {issue.path for issue in [*issues, *late]}  # one clear error per key path
     late += [Issue(*p) for p in ownership_problems(document, where, line)
              if p[0] not in reported]
-    late += [Issue(*p) for p in checks.document_problems(inputs, layers, document,
-                                                         checker.flags, where)]
+    late += [Issue(*p) for p in checks.document_problems(inputs, document, checker.flags,
+                                                         where)]
     issues += [*news(late, set_aside), *size]
     if issues:
         raise InvalidStack(inputs.stack, issues)

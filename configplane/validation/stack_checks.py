@@ -182,7 +182,7 @@ def _unknown_keys(inputs: StackInputs) -> list[Problem]:
 # --- the merged, typed document ----------------------------------------------------------
 
 
-def document_problems(inputs: StackInputs, layers: Iterable[Any], document: Any,
+def document_problems(inputs: StackInputs, document: Any,
                       flags: Mapping[str, RenderedConfigMap | None],
                       where: Callable[[list[str]], str]) -> list[Problem]:
     """Checks over the validated document and each service's flags ConfigMap as the service
