@@ -141,9 +141,15 @@ class Plan:
                 for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             "outputs": redact(self.outputs),
-            "violations": list(self.violations),
+            # in one order: they are found in the order resources register, which the SDK's
+            # threads vary from run to run
+            "violations": sorted(self.violations, key=_violation_order),
             "summary": {"resources": len(self.resources), "by_type": dict(sorted(by_type.items()))},
         }
+
+
+def _violation_order(violation: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(str(violation.get(k, "")) for k in ("urn", "policy", "level", "message"))
 
 
 class PlanMocks(pulumi.runtime.Mocks):
