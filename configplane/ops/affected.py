@@ -21,7 +21,7 @@ shard it was in, a service whose owners change maps to both shards, a removed en
 its old stacks. A service that enters, leaves or changes shards also reaches its
 environment's platform stack, which plans each shard's deploy rights by service name.
 Services are read only as far as the scopes need (all of an environment only when a platform
-file of it changed), unless the caller asks for each stack's services (`services=True`: the JSON
+file of it changed), unless the caller asks for each stack's services (`--services`, in the JSON
 output, which plan-diff.yml turns into `plan --compare --service ...`).
 """
 
