@@ -141,14 +141,21 @@ def protect_stack(project_dir: Path, stack: str, services: Iterable[str] | None 
     run.redactor.add(*stack_secrets(inputs, run.detector))
 
 
-def emit(data: Any, fmt: str, render_table: Callable[[Any], None]) -> None:
+def emit(data: Any, fmt: str, render_table: Callable[[Any], None],
+         shown: Callable[[Any], Any] | None = None) -> None:
     """Print `data` (redacted) as JSON, or hand it to `render_table` for people: with its own
     key names, so a secret that happens to be part of one (`secret` in `secrets`) cannot break
-    the renderer; the stream hides it where it is printed."""
+    the renderer; the stream hides it where it is printed. `shown`: the part of `data` the
+    table prints, the only part judged for it (a plan's table names its resources, not their
+    inputs); the keys of the rest are judged as before (`Redactor.learn_keys`)."""
+    secrets = redactor()
     if fmt == "json":  # one write: the stream redacts it in one pass, not per JSON token
-        sys.stdout.write(json.dumps(redactor().tree(data), indent=2, sort_keys=False) + "\n")
+        sys.stdout.write(json.dumps(secrets.tree(data), indent=2, sort_keys=False) + "\n")
+    elif shown is None:
+        render_table(secrets.tree(data, keep_keys=True))
     else:
-        render_table(redactor().tree(data, keep_keys=True))
+        secrets.learn_keys(data)
+        render_table(secrets.tree(shown(data), keep_keys=True))
 
 
 def write_files(root: Path, files: Mapping[str, str], secrets: Redactor | None = None
@@ -471,13 +478,15 @@ class Verb(click.Command):
         ))
 
     def invoke(self, ctx: click.Context) -> Any:
-        from configplane.inputs import RunContext, keeping_parses, reading_once
+        from configplane.inputs import RunContext, keeping_parses, keeping_verdicts, reading_once
 
         run = RunContext.create(ctx.params.get("project_dir") or Path("."),
                                 ctx.params.get("services") or None)
         ctx.obj = run
-        # parses of catalog files are kept when the command ends, without anything its
-        # redactor knows as secret by then (configplane.inputs.parsecache)
+        # parses of catalog files and the detector's "not secret" verdicts are kept when the
+        # command ends, without anything its redactor knows as secret by then
+        # (configplane.inputs.parsecache, configplane.inputs.verdictcache)
         with (boundary(run.redactor), keeping_parses(run.redactor),
+              keeping_verdicts(run.redactor),
               reading_once() if self.read_only else nullcontext()):
             return super().invoke(ctx)

@@ -60,12 +60,13 @@ def output_and_environment() -> list[str]:
             "| variable | effect |", "|---|---|",
             "| `NO_COLOR` | set to anything but the empty string: no colour "
             "(https://no-color.org); `--no-color` on any verb and `TERM=dumb` do the same |",
-            "| `XDG_CACHE_HOME` | compiled schema checks and parsed catalog files (only those "
-            "that hold no secret) are kept in `$XDG_CACHE_HOME/configplane` "
+            "| `XDG_CACHE_HOME` | compiled schema checks, parsed catalog files (only those "
+            "that hold no secret) and the secret detector's \"not secret\" verdicts (as "
+            "digests) are kept in `$XDG_CACHE_HOME/configplane` "
             "(default `~/.cache/configplane`), keyed by content; a read-only or missing "
             "directory means no cache, never an error |",
-            f"| `{NO_CACHE_VARIABLE}` | `1`: no schema or parse cache (compile and parse every "
-            "run) |",
+            f"| `{NO_CACHE_VARIABLE}` | `1`: no schema, parse or verdict cache (compile, parse "
+            "and judge every run) |",
             f"| `{DEBUG_ENV}` | `1`: an internal error prints its traceback |", ""]
 
 

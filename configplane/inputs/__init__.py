@@ -71,6 +71,7 @@ from configplane.inputs.stackfiles import (
     read_project_file,
     stack_file_name,
 )
+from configplane.inputs.verdictcache import keeping_verdicts
 from configplane.inputs.yamlload import (
     MAX_ALIAS_NODES,
     MAX_DEPTH,
@@ -123,6 +124,7 @@ __all__ = [
     "reading_once_active",
     "once_per_read",
     "keeping_parses",
+    "keeping_verdicts",
     "ParseCache",
     "read_project_file",
     "read_stack_files",

@@ -109,12 +109,12 @@ def keeping_parses(secrets: Redactor) -> Iterator[None]:
         _KEEPING.reset(token)
         for parse_cache in caches:
             try:
-                parse_cache.save(lambda entry: _holds_secret(entry, secrets))
+                parse_cache.save(lambda entry: holds_secret(entry, secrets))
             except Exception:  # noqa: BLE001 - never a reason to fail, nor to hide an error
                 continue
 
 
-def _holds_secret(value: Any, secrets: Redactor) -> bool:
+def holds_secret(value: Any, secrets: Redactor) -> bool:
     """Whether any key or scalar of `value` is, or contains, a string `secrets` knows: one
     redaction pass over all of them (the separator ends every secret's match)."""
     texts = list(_scalars(value))

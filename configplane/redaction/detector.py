@@ -10,7 +10,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache, cached_property, lru_cache
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any
 SOURCE_PACK_DIR = Path(__file__).resolve().parents[2] / "policies"  # a source checkout
 SCAN_CACHE = 65536  # (key, value) verdicts kept per detector: config values repeat a lot
 Verdict = tuple[bool, tuple[str, ...]]  # secret or not, and the rules that fired
+CLEAN: Verdict = (False, ())
 
 
 def pack_dir(project_dir: Path | None = None) -> Path:
@@ -45,6 +46,9 @@ class Detector:
         self._verdict = lru_cache(maxsize=SCAN_CACHE)(self._judge)
         self._learned: dict[tuple[str, str], Verdict] = {}
         self._records: list[dict[tuple[str, str], Verdict]] = []
+        self._kept: Callable[[], frozenset[bytes]] | None = None  # `keep`
+        self._clean: list[tuple[str, str]] = []  # judged not secret since `take_clean`,
+        # while a verdict cache is kept (outside a command nothing is recorded)
 
     @cached_property
     def identity(self) -> str:
@@ -86,11 +90,35 @@ class Detector:
     def _judge(self, key: str, value: str) -> Verdict:
         verdict = self._learned.get((key, value))
         if verdict is None:
-            found = self.module.scan(key, value)
-            verdict = bool(found.secret), tuple(found.rules)
+            if self._kept is not None and self.digest(key, value) in self._kept():
+                verdict = CLEAN  # judged so by a run before, under this very identity
+            else:
+                found = self.module.scan(key, value)
+                verdict = bool(found.secret), tuple(found.rules)
+                if verdict == CLEAN and self._kept is not None:
+                    self._clean.append((key, value))
             for record in self._records:
                 record[key, value] = verdict
         return verdict
+
+    def digest(self, key: str, value: str) -> bytes:
+        """A (key, value) pair as a verdict cache keeps it: a BLAKE2b digest keyed by this
+        detector's identity, so it stands for a verdict of this detector only."""
+        data = [part.encode("utf-8", "surrogatepass") for part in (key, value)]
+        return hashlib.blake2b(b"%d:" % len(data[0]) + data[0] + data[1], digest_size=16,
+                               key=self.identity.encode()[:64]).digest()
+
+    def keep(self, kept: Callable[[], frozenset[bytes]] | None) -> None:
+        """Take the digests `kept()` returns (read when first needed) as pairs judged not
+        secret by this detector in earlier runs (configplane.inputs.verdictcache): they
+        are not judged again, and the module is not loaded for them. None: no such cache."""
+        self._kept = kept
+
+    def take_clean(self) -> list[tuple[str, str]]:
+        """The pairs judged not secret (or learned so) since the last call, for a verdict
+        cache to keep: each is a verdict a later run need not reach again."""
+        clean, self._clean = self._clean, []
+        return clean
 
     @contextmanager
     def recording(self) -> Iterator[dict[tuple[str, str], Verdict]]:
@@ -108,6 +136,8 @@ class Detector:
         (`recording`) as its own: a verdict is a pure function of key, value and the pack's
         module, which the fork shares."""
         self._learned.update(verdicts)
+        if self._kept is not None:  # the fork's verdicts are this run's, to keep as well
+            self._clean.extend(pair for pair, verdict in verdicts.items() if verdict == CLEAN)
 
     def rules(self, key: str, value: Any) -> tuple[str, ...]:
         """The rules that fire on this key/value pair (empty: not a secret)."""

@@ -261,6 +261,22 @@ class Redactor:
             return [self.tree(v, key, keep_keys=keep_keys) for v in value]
         return self.value(key, value)
 
+    def learn_keys(self, value: Any) -> None:
+        """Make known every mapping key of `value` the detector flags, as `tree` with
+        `keep_keys` does on its way, without judging a value: for a renderer that prints only
+        part of `value` (`emit`'s `shown`), the keys of the rest still teach the stream."""
+        pending, names = [value], set[str]()
+        while pending:
+            item = pending.pop()
+            if isinstance(item, dict | Mapping) and not is_secret_wrapper(item):
+                names.update(map(str, item))
+                pending.extend(item.values())
+            elif isinstance(item, list | tuple):
+                pending.extend(item)
+        for name in sorted(names - self._values):
+            if detect_name(name, self.detector):
+                self.add(name)
+
     def _name(self, name: str, taken: Mapping[str, Any]) -> str:
         """A mapping key as printed: [secret] when it is a secret (numbered to stay unique)."""
         if not (name in self._values or detect_name(name, self.detector)):

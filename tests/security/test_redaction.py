@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from contextlib import redirect_stdout
 
 import pytest
 import yaml
@@ -10,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pulumi.runtime import rpc
 
-from configplane.cli.commands.plan import write_out
+from configplane.cli.commands.plan import render_table, table_part, write_out
 from configplane.offline import Plan, PlannedResource
 from configplane.redaction import (
     HIDDEN,
@@ -204,6 +206,51 @@ def test_a_token_used_as_a_name_is_a_secret_of_the_inventory_and_of_tree(token, 
     assert token not in shown
     for key in NAME_SLOT_KEYS:
         assert Redactor().tree({key: name}) == {key: REDACTED}, key
+
+
+_KEYS = st.sampled_from(["name", "data", "password", "spec", "tenants", "owners", "on",
+                         *TOKENS.values(), f"x-{TOKENS['aws']}"])
+_DOCUMENTS = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from(["info", *TOKENS.values()]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4)
+    | st.builds(lambda v: {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": v}, inner),
+    max_leaves=12)
+
+
+@given(_DOCUMENTS)
+def test_learning_the_keys_knows_what_a_whole_tree_with_its_keys_kept_knows(document):
+    # a table that prints part of a document (`emit`'s `shown`) still learns every flagged
+    # key of the rest: the stream then hides it wherever the table prints it
+    whole, keys = Redactor(), Redactor()
+    whole.tree(document, keep_keys=True)
+    keys.learn_keys(document)
+    assert keys.values == whole.values
+
+
+@given(st.lists(st.tuples(st.sampled_from(["svc-a", f"svc-{TOKENS['aws']}", TOKENS["github"]]),
+                          _DOCUMENTS, st.booleans()), max_size=4))
+def test_a_plan_table_from_the_part_it_shows_prints_no_secret_and_learns_every_key(resources):
+    document = {
+        "stack": "dev", "outputs": {"services": {TOKENS["stripe"]: "x"}},
+        "resources": [{"type": "kubernetes:core/v1:ConfigMap", "name": name, "read": read,
+                       "inputs": inputs, "outputs": inputs,
+                       "options": {"protect": read, "retainOnDelete": True, "parent": name}}
+                      for name, inputs, read in resources],
+        "summary": {"resources": len(resources)}, "violations": []}
+    whole, part = Redactor(), Redactor()
+    with redirect_stdout(io.StringIO()) as printed_whole:
+        render_table(whole.tree(document, keep_keys=True))
+    part.learn_keys(document)
+    with redirect_stdout(io.StringIO()) as printed_part:
+        render_table(part.tree(table_part(document), keep_keys=True))
+    assert part.values == whole.values
+    shown = printed_part.getvalue()
+    assert not any(token in shown for token in TOKENS.values())
+    # the same lines; a name holding a learned key shows the rest of itself (`svc-[secret]`)
+    # where the whole walk, not yet knowing the key there, hid the whole name
+    if REDACTED not in shown:
+        assert shown == printed_whole.getvalue()
+    assert len(shown.splitlines()) == len(printed_whole.getvalue().splitlines())
 
 
 def test_names_that_are_not_tokens_stay_and_redacted_keys_stay_distinct():

@@ -191,7 +191,7 @@ def _show(plan: Plan, fmt: str, out: Path | None, fleet: FleetPlan | None = None
             raise UserError(f"--out {out}: cannot write the plan there ({exc.strerror or exc}"
                             f"{': ' + str(exc.filename) if exc.filename else ''}). Fix: name a "
                             "directory, or a path where one can be created.") from None
-    emit(document, fmt, render_table)
+    emit(document, fmt, render_table, shown=table_part)
 
 
 @contextmanager
@@ -226,16 +226,32 @@ class _Bars:
         self.bar.advance(self.policy)
 
 
+TABLE_FLAGS = ("protect", "retainOnDelete", "deleteBeforeReplace")
+
+
+def table_part(document: dict[str, Any]) -> dict[str, Any]:
+    """What `render_table` prints of a plan document: each resource's type, name, read mark
+    and flags, not its inputs and outputs (judging those for a table was a third of the
+    output of a shard's plan)."""
+    resources = [{"type": r["type"], "name": r["name"], "read": r.get("read"),
+                  "options": {k: r["options"][k] for k in TABLE_FLAGS if k in r["options"]}}
+                 for r in document["resources"]]
+    shown = ("stack", "summary", "stacks", "violations")
+    return {**{k: document[k] for k in shown if k in document}, "resources": resources}
+
+
 def render_table(document: dict[str, Any]) -> None:
     out = plain_console()
     out.print(f"stack {document['stack']}: resources to create")
     width = max((len(r["type"]) for r in document["resources"]), default=0)
+    lines = []
     for r in document["resources"]:
-        flags = [k for k in ("protect", "retainOnDelete", "deleteBeforeReplace")
-                 if r["options"].get(k)]
+        flags = [k for k in TABLE_FLAGS if r["options"].get(k)]
         suffix = f"  [{', '.join(flags)}]" if flags else ""
         mark = "=" if r.get("read") else "+"  # a StackReference is read, not created
-        out.print(Text("  ") + marked(mark, f" {r['type']:<{width}}  {r['name']}{suffix}"))
+        lines.append(Text("  ") + marked(mark, f" {r['type']:<{width}}  {r['name']}{suffix}"))
+    if lines:  # one print: rich lays out each printed object, thousands of lines add up
+        out.print(Text("\n").join(lines))
     summary = document["summary"]
     out.print(f"{count(summary['resources'], 'resource')} to create")
     for stack in document.get("stacks", []):
