@@ -244,9 +244,8 @@ class ParseCache:
         payload = marshal.dumps(kept)
         if len(payload) > MAX_BUNDLE_BYTES:
             payload = marshal.dumps(self._used)
-        header = ENTRY_FORMAT + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n"
         try:
-            write_files(directory, {self.name: header + payload})
+            write_files(directory, {self.name: sealed(ENTRY_FORMAT, payload)})
         except (OSError, ProjectFileError):  # read-only, full, locked for a minute: no cache
             return
         self._new.clear()
@@ -276,16 +275,28 @@ def unpack(data: bytes) -> dict[str, _Entry]:
     reading_once)."""
     if data == _LAST_UNPACKED[0]:  # these very bytes: the same answer
         return _LAST_UNPACKED[1]
+    payload = unsealed(ENTRY_FORMAT, data)
+    entries = _unmarshal(payload) if payload is not None else {}
+    _LAST_UNPACKED[:] = [data, entries]
+    return entries
+
+
+def sealed(bundle_format: bytes, payload: bytes) -> bytes:
+    """A cache bundle: its format and the SHA-256 of its (marshal) payload, then the payload."""
+    return bundle_format + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+
+
+def unsealed(bundle_format: bytes, data: bytes) -> memoryview | None:
+    """The payload of one whole `sealed` bundle of this format, else None (damaged, truncated,
+    foreign)."""
     view = memoryview(data)  # slices of a bundle of megabytes, without copying it
     first = data.find(b"\n")
     second = data.find(b"\n", first + 1) if first >= 0 else -1
     payload = view[second + 1:]
-    entries = {}
-    if (second >= 0 and view[:first] == ENTRY_FORMAT
+    if (second >= 0 and view[:first] == bundle_format
             and view[first + 1:second] == hashlib.sha256(payload).hexdigest().encode()):
-        entries = _unmarshal(payload)
-    _LAST_UNPACKED[:] = [data, entries]
-    return entries
+        return payload
+    return None
 
 
 # (bytes, entries) of the last bundle unpacked: a memo of a pure function of the bytes

@@ -21,7 +21,6 @@ projects), each bounded. A damaged bundle is no cache; the cache is never a reas
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 from collections.abc import Iterator, Mapping
@@ -29,7 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from configplane.inputs.parsecache import holds_secret
+from configplane.inputs.parsecache import holds_secret, sealed, unsealed
 from configplane.inputs.schemacache import cache_directory, private_directory
 from configplane.projectfiles import ProjectFileError, read_bytes, write_files
 
@@ -93,10 +92,8 @@ class VerdictCache:
         for identity, digests in others.items():
             if len(bundle) < MAX_IDENTITIES and identity not in bundle:
                 bundle[identity] = list(digests)
-        payload = marshal.dumps(bundle)
-        header = BUNDLE_FORMAT + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n"
         try:
-            write_files(directory, {BUNDLE_NAME: header + payload})
+            write_files(directory, {BUNDLE_NAME: sealed(BUNDLE_FORMAT, marshal.dumps(bundle))})
         except (OSError, ProjectFileError):  # read-only, full, locked for a minute: no cache
             return
 
@@ -117,11 +114,8 @@ class VerdictCache:
 
 def _unpack(data: bytes) -> dict[str, frozenset[bytes]]:
     """A bundle's digests per identity; nothing when it is not one whole bundle of ours."""
-    first = data.find(b"\n")
-    second = data.find(b"\n", first + 1) if first >= 0 else -1
-    payload = memoryview(data)[second + 1:]
-    if second < 0 or data[:first] != BUNDLE_FORMAT \
-            or data[first + 1:second] != hashlib.sha256(payload).hexdigest().encode():
+    payload = unsealed(BUNDLE_FORMAT, data)
+    if payload is None:
         return {}
     try:
         bundle = marshal.loads(payload)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from configplane.cli.commands.import_ import command as import_command
@@ -390,7 +390,10 @@ def test_dotenv_a_backslash_before_the_closing_quote_may_escape_it():
 @given(st.dictionaries(st.from_regex(r"configplane:[a-z][a-zA-Z0-9]{0,15}", fullmatch=True),
                        st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=40),
                        min_size=1, max_size=3))
+@example({"configplane:a": "Off", "configplane:b": "~", "configplane:c": "2026-01-02"})
+@example({"configplane:a": "yes", "configplane:b": "0x1F", "configplane:c": "1_000"})
 def test_declarations_added_to_the_project_file_change_nothing_else(descriptions):
+    # words YAML 1.1 reads as something else (a bool, null, a number, a date) stay text
     before = (REPO / "Pulumi.yaml").read_text()
     original = yaml.safe_load(before)
     declarations = {key: {"type": "string", "secret": True, "description": text}

@@ -233,3 +233,11 @@ def test_a_hostile_project_file_is_a_clean_error(tmp_path, file, document):
         if result.exit_code == 1:
             assert output.startswith("error: ") and files_text(project) == before, output
         before = files_text(project)
+
+
+@pytest.mark.parametrize("word", ["no", "on", "Off", "yes", "null", "~", "0x1F", "2026-01-02"])
+def test_a_word_yaml_1_1_reads_as_no_text_is_written_quoted(word: str) -> None:
+    # ruamel.yaml writes YAML 1.2, where these are text; configplane's loader reads 1.1
+    text = "name: x\nsecrets:\n  a:\n    source: secure\n"
+    after = add_secret(text, word, {"source": "secure", "config_key": word}, "f")
+    assert yaml.safe_load(after)["secrets"][word] == {"source": "secure", "config_key": word}

@@ -23,6 +23,7 @@ import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from configplane.inputs import NAMESPACE, PROJECT_FILE
 from configplane.ops.importer.entry import ImportProblem
@@ -114,7 +115,7 @@ def add_secret(text: str, key: str, spec: Mapping[str, Any], file: str) -> str:
             document["secrets"] = CommentedMap()
         container, new_key, value = document["secrets"], key, spec
     moved = _take_trailing_comment(container, list(container)[-1]) if len(container) else None
-    container[new_key] = _commented(value)
+    container[_commented(new_key)] = _commented(value)
     if moved is not None:
         _give_trailing_comment(container, new_key, moved)
     result = _dump(yml, document)
@@ -159,10 +160,22 @@ def _dump(yml: YAML, document: Any) -> str:
 
 def _commented(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return CommentedMap((k, _commented(v)) for k, v in value.items())
+        return CommentedMap((_commented(k), _commented(v)) for k, v in value.items())
     if isinstance(value, list):
         return CommentedSeq(_commented(v) for v in value)
+    if isinstance(value, str) and not _plain_text(value):
+        return DoubleQuotedScalarString(value)
     return value
+
+
+_PLAIN = yaml.SafeLoader("")
+
+
+def _plain_text(value: str) -> bool:
+    """Whether `value`, written without quotes, reads back as this text with configplane's
+    loader (PyYAML, YAML 1.1: `Off`, `yes`, `~`, `0x1F`, `2026-01-02` are not text there).
+    ruamel.yaml writes YAML 1.2, which leaves such words unquoted."""
+    return _PLAIN.resolve(yaml.ScalarNode, value, (True, False)) == "tag:yaml.org,2002:str"
 
 
 def _last_leaf(container: Any, key: Any) -> tuple[Any, Any]:
