@@ -77,6 +77,8 @@ class VerdictCache:
         return self._read().get(self.detector.identity, frozenset())
 
     def save(self, clean: list[tuple[str, str]], secrets: Redactor) -> None:
+        if not clean:  # judged nothing new: the bundle is neither read nor written
+            return
         kept = self.digests()
         new = {self.detector.digest(key, value) for key, value in clean
                if not holds_secret((key, value), secrets)} - kept
