@@ -15,8 +15,9 @@ On a generated fleet (benchmarks/fleet.py, owners spread over --teams teams) in 
   load, the output phase). The commands use a cache directory of their own
   (XDG_CACHE_HOME), filled by an untimed `plan` first, and Python's cache of compiled
   modules; `plan` then runs with the catalog's parse cache removed (a fresh checkout;
-  compiled schemas kept), then with it filled by that run (configplane/inputs/parsecache.py:
-  what every later command pays);
+  compiled schemas and the detector's kept verdicts stay, as on the user's machine:
+  configplane/inputs/verdictcache.py), then with it filled by that run
+  (configplane/inputs/parsecache.py: what every later command pays);
 - the whole environment planned offline: one process against the platform stack and every
   shard in parallel processes (bounded by the cores), wall time;
 - the real engine: `pulumi preview` time per stack ESTIMATED from published figures (DESIGN.md
