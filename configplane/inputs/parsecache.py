@@ -275,8 +275,8 @@ def unpack(data: bytes) -> dict[str, _Entry]:
     reading_once)."""
     if data == _LAST_UNPACKED[0]:  # these very bytes: the same answer
         return _LAST_UNPACKED[1]
-    payload = unsealed(ENTRY_FORMAT, data)
-    entries = _unmarshal(payload) if payload is not None else {}
+    entries = {key: entry for key, entry in unsealed(ENTRY_FORMAT, data).items()
+               if _well_formed(key, entry)}
     _LAST_UNPACKED[:] = [data, entries]
     return entries
 
@@ -286,31 +286,25 @@ def sealed(bundle_format: bytes, payload: bytes) -> bytes:
     return bundle_format + b"\n" + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
 
 
-def unsealed(bundle_format: bytes, data: bytes) -> memoryview | None:
-    """The payload of one whole `sealed` bundle of this format, else None (damaged, truncated,
-    foreign)."""
+def unsealed(bundle_format: bytes, data: bytes) -> dict[Any, Any]:
+    """The mapping one whole `sealed` bundle of this format holds, else {} (damaged,
+    truncated, foreign, not a mapping); the caller checks its entries' shape."""
     view = memoryview(data)  # slices of a bundle of megabytes, without copying it
     first = data.find(b"\n")
     second = data.find(b"\n", first + 1) if first >= 0 else -1
     payload = view[second + 1:]
-    if (second >= 0 and view[:first] == bundle_format
+    if not (second >= 0 and view[:first] == bundle_format
             and view[first + 1:second] == hashlib.sha256(payload).hexdigest().encode()):
-        return payload
-    return None
+        return {}
+    try:
+        value = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 # (bytes, entries) of the last bundle unpacked: a memo of a pure function of the bytes
 _LAST_UNPACKED: list[Any] = [None, {}]
-
-
-def _unmarshal(payload: memoryview) -> dict[str, _Entry]:
-    try:
-        entries = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return {}
-    if not isinstance(entries, dict):
-        return {}
-    return {key: entry for key, entry in entries.items() if _well_formed(key, entry)}
 
 
 def _well_formed(key: Any, entry: Any) -> bool:

@@ -116,15 +116,6 @@ class VerdictCache:
 
 def _unpack(data: bytes) -> dict[str, frozenset[bytes]]:
     """A bundle's digests per identity; nothing when it is not one whole bundle of ours."""
-    payload = unsealed(BUNDLE_FORMAT, data)
-    if payload is None:
-        return {}
-    try:
-        bundle = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return {}
-    if not isinstance(bundle, dict):
-        return {}
     return {identity: frozenset(d for d in digests if isinstance(d, bytes) and len(d) == 16)
-            for identity, digests in bundle.items()
+            for identity, digests in unsealed(BUNDLE_FORMAT, data).items()
             if isinstance(identity, str) and isinstance(digests, list)}
