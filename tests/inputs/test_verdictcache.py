@@ -10,6 +10,7 @@ a detector of another identity, means no cache, never an error.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,10 +81,17 @@ def test_kept_verdicts_are_the_detectors_own(tmp_path_factory, pairs):
     assert first == second == [plain.rules(key, value) for key, value in pairs]
 
 
-def test_another_identity_takes_nothing(tmp_path, monkeypatch):
+def test_another_identity_takes_nothing(tmp_path):
     judge(tmp_path, CLEAN)
-    other = Detector(pack_dir())
-    monkeypatch.setattr(Detector, "identity", "another pack")
+    changed = tmp_path / "pack"  # the pack's files, one of them changed: another identity
+    changed.mkdir()
+    for file in pack_dir().iterdir():
+        if file.is_file():
+            shutil.copy(file, changed / file.name)
+    with (changed / "secret_detector.py").open("a") as module:
+        module.write("# a rule changed\n")
+    other = Detector(changed)
+    assert other.identity != Detector(pack_dir()).identity
     assert VerdictCache(tmp_path / "configplane", other).digests() == frozenset()
 
 
