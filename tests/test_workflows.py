@@ -890,3 +890,329 @@ def test_each_deploy_job_runs_in_the_github_environment_its_role_trusts(tmp_path
                 assert values["VAULT_ROLE"] == login["roleName"]
                 checked += 1
     assert checked  # the sample's split environments were judged
+
+
+# --- configplane's caches: restored by every job that runs configplane, saved only by main -----
+#
+# The cache directory holds compiled schema checks (code configplane runs), so what main's runs
+# restore must come from main's own code: pull requests restore, never save. `pull_request`
+# runs only reach their merge ref's cache scope, but `pull_request_target` and `workflow_run`
+# run in the default branch's: those use no cache at all. The rules are checked on the parsed
+# workflows and actions (`cache_problems`, `cache_key_problems`), and each rule is shown to
+# catch a broken copy of them (test_the_cache_rules_catch_mistakes).
+
+CONFIGPLANE_ACTION = "./.github/actions/configplane"
+CACHE, RESTORE, SAVE = "actions/cache", "actions/cache/restore", "actions/cache/save"
+DEFAULT_BRANCH_SCOPE = {"pull_request_target", "workflow_run"}
+ON_MAIN = "github.ref == 'refs/heads/main'"
+
+
+def local_actions() -> dict[str, dict]:
+    return {f"./{p.parent.relative_to(REPO)}": load(p) for p in ACTIONS}
+
+
+def all_workflows() -> dict[str, dict]:
+    return {p.name: load(p) for p in WORKFLOWS}
+
+
+def action_name(step: dict) -> str:
+    return step.get("uses", "").split("@")[0]
+
+
+def triggers(workflow: dict) -> dict:
+    """The events a workflow runs on, each with its filters (PyYAML reads the key `on` as True)."""
+    on = workflow.get(True, workflow.get("on"))
+    if isinstance(on, str):
+        return {on: None}
+    if isinstance(on, list):
+        return dict.fromkeys(on)
+    return dict(on or {})
+
+
+def expanded(steps: list[dict], actions: dict[str, dict], via: tuple[str, ...] = ()
+             ) -> list[tuple[dict, tuple[str, ...]]]:
+    """The steps a job runs, each with the local actions it is inside: a local action's call,
+    then its own steps (recursively)."""
+    out = []
+    for step in steps:
+        out.append((step, via))
+        uses = step.get("uses", "")
+        if uses.startswith("./"):
+            out += expanded(steps_of(actions[uses]), actions, (*via, uses))
+    return out
+
+
+def required(condition: str | None) -> set[str]:
+    """The conditions an `if:` requires for certain: its `&&` terms (none when it has `||`)."""
+    if not condition:
+        return set()
+    text = condition.strip()
+    if text.startswith("${{") and text.endswith("}}"):
+        text = text[3:-2]
+    if "||" in text:
+        return set()
+    return {term.strip() for term in text.split("&&")}
+
+
+def uses_a_cache(step: dict) -> bool:
+    """actions/cache in any form, or an action's own cache (setup-python's `cache:` saves too)."""
+    return action_name(step) in (CACHE, RESTORE, SAVE) or (
+        action_name(step) == "actions/setup-python" and bool((step.get("with") or {}).get("cache")))
+
+
+def cache_problems(workflows: dict[str, dict], actions: dict[str, dict]) -> list[str]:
+    """What breaks the cache rules, in the parsed workflows and local actions."""
+    problems = []
+    for name, document in [*workflows.items(), *actions.items()]:
+        for step in steps_of(document):
+            if action_name(step) == CACHE:
+                problems.append(f"{name}: {step['uses']}: the whole actions/cache saves in its "
+                                "post step; restore with actions/cache/restore")
+            if action_name(step) == RESTORE and name != CONFIGPLANE_ACTION:
+                problems.append(f"{name}: a restore outside {CONFIGPLANE_ACTION} (one key)")
+            if action_name(step) == SAVE and name in actions:
+                problems.append(f"{name}: a save in a local action: every job using it saves")
+    for name, workflow in workflows.items():
+        events = triggers(workflow)
+        for job_name, job in (workflow.get("jobs") or {}).items():
+            where = f"{name} {job_name}"
+            steps = expanded(job.get("steps") or [], actions)
+            if events.keys() & DEFAULT_BRANCH_SCOPE:
+                problems += [f"{where}: {step['uses']}: a cache in the default branch's scope "
+                             f"from a {'/'.join(sorted(events))} run"
+                             for step, _ in steps if uses_a_cache(step)]
+            restored = [i for i, (step, _) in enumerate(steps) if action_name(step) == RESTORE]
+            running = [i for i, (step, _) in enumerate(steps)
+                       if configplane_calls(step.get("run", ""))]
+            if running and not (restored and restored[0] < running[0]):
+                problems.append(f"{where}: runs configplane before (or without) restoring its "
+                                "caches")
+            for i, (step, _) in enumerate(steps):
+                if action_name(step) == SAVE:
+                    problems += _save_problems(where, events, job, step, steps[:i])
+    return problems
+
+
+def _save_problems(where: str, events: dict, job: dict, save: dict,
+                   before: list[tuple[dict, tuple[str, ...]]]) -> list[str]:
+    problems = []
+    push = events.get("push") or {}
+    # a push to main only: no other event, branch or tag (a path filter only skips runs)
+    if set(events) != {"push"} or push.get("branches") != ["main"] or (
+            set(push) - {"branches", "paths", "paths-ignore"}):
+        problems.append(f"{where}: a save in a workflow run on {sorted(events)} (only a push "
+                        "to main may save)")
+    if ON_MAIN not in required(save.get("if")) | required(job.get("if")):
+        problems.append(f"{where}: a save not guarded by `if: {ON_MAIN}`")
+    callers = [s["id"] for s, via in before if not via and s.get("uses") == CONFIGPLANE_ACTION
+               and "id" in s]
+    expected = [{"path": f"${{{{ steps.{i}.outputs.cache-path }}}}",
+                 "key": f"${{{{ steps.{i}.outputs.cache-key }}}}"} for i in callers]
+    if save.get("with") not in expected:
+        problems.append(f"{where}: a save whose path and key are not the configplane action's "
+                        "(the key computed before configplane ran)")
+    return problems
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """hashFiles' glob as a regex over paths relative to the workspace."""
+    parts = re.split(r"(\*\*/|\*\*|\*|\?)", pattern)
+    wild = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wild.get(p, re.escape(p)) for p in parts))
+
+
+def hashed(expression: str, files: list[str]) -> set[str]:
+    """The files the `hashFiles(...)` calls of an expression hash."""
+    found: set[str] = set()
+    for arguments in re.findall(r"hashFiles\(([^)]*)\)", expression):
+        patterns = re.findall(r"'([^']*)'", arguments)
+        keep = [_glob(p) for p in patterns if not p.startswith("!")]
+        drop = [_glob(p[1:]) for p in patterns if p.startswith("!")]
+        found |= {f for f in files if any(k.fullmatch(f) for k in keep)
+                  and not any(d.fullmatch(f) for d in drop)}
+    return found
+
+
+def code_files(files: list[str]) -> set[str]:
+    """What the cache entries are made by: configplane, the policy pack (the secret detector's
+    pack), the schemas, and what ./venv is installed from (the Makefile's prerequisites of
+    venv/.installed: the pinned requirements and pyproject.toml)."""
+    [rule] = re.findall(r"^venv/\.installed:(.*)$", (REPO / "Makefile").read_text(), re.M)
+    return {f for f in files if f.split("/")[0] in ("configplane", "policies", "schemas")
+            or f in rule.split()}
+
+
+def cache_key_problems(action: dict, files: list[str]) -> list[str]:
+    """What the configplane action's restore key misses of what invalidates the caches."""
+    steps = steps_of(action)
+    [python] = [s for s in steps if action_name(s) == "actions/setup-python"]
+    [restore] = [s for s in steps if action_name(s) == RESTORE]
+    key = restore["with"]["key"]
+    fallbacks = [k.strip() for k in restore["with"].get("restore-keys", "").splitlines()
+                 if k.strip()]
+    version = f"${{{{ steps.{python.get('id')}.outputs.python-version }}}}"
+    problems = []
+    for what, text in (("key", key), *(("restore key", k) for k in fallbacks)):
+        for needed in ("${{ runner.os }}", version):
+            if needed not in text:
+                problems.append(f"the {what} {text!r} does not name {needed}")
+    missing = sorted(code_files(files) - hashed(key, files))
+    if missing:
+        problems.append(f"the key hashes none of {missing[:20]} ({len(missing)} files)")
+    if not fallbacks or any(not key.startswith(k) or not k.endswith("-") for k in fallbacks):
+        problems.append(f"the restore keys {fallbacks} are not prefixes of the key")
+    elif "hashFiles" in fallbacks[-1]:
+        problems.append("no restore key falls back to the latest save for the runner and Python")
+    return problems
+
+
+def tracked_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.split()
+    return [p for p in listed if (REPO / p).is_file()]
+
+
+def test_every_job_that_runs_configplane_restores_its_caches_and_only_main_saves_them():
+    assert cache_problems(all_workflows(), local_actions()) == []
+    # not vacuous: the jobs that run configplane restore, through the configplane action (and
+    # stack-access, which uses it); one workflow saves, on a push to main
+    restoring = {(name, job_name) for name, workflow in all_workflows().items()
+                 for job_name, job in workflow["jobs"].items()
+                 if any(action_name(s) == RESTORE for s, _ in expanded(job["steps"], local_actions()))}
+    assert {("plan-diff.yml", "plan-diff"), ("pull-request.yml", "plan"),
+            ("pull-request.yml", "parity"), ("drift.yml", "drift"), ("deploy.yml", "prod-shards"),
+            ("cache.yml", "cache")} <= restoring
+    saving = {(name, job_name) for name, workflow in all_workflows().items()
+              for job_name, job in workflow["jobs"].items()
+              if any(action_name(s) == SAVE for s, _ in expanded(job["steps"], local_actions()))}
+    assert saving == {("cache.yml", "cache")}
+
+
+def test_the_workflows_run_from_the_default_branch_use_no_cache():
+    scoped = [w for w in all_workflows().values() if triggers(w).keys() & DEFAULT_BRANCH_SCOPE]
+    assert scoped  # plan-diff-comment.yml
+    for workflow in scoped:
+        for job in workflow["jobs"].values():
+            steps = expanded(job["steps"], local_actions())
+            assert not [s for s, _ in steps if uses_a_cache(s)]
+
+
+def test_the_cache_key_names_the_runner_python_code_and_requirements():
+    action = local_actions()[CONFIGPLANE_ACTION]
+    files = tracked_files()
+    assert cache_key_problems(action, files) == []
+    code = code_files(files)
+    assert {"requirements.txt", "requirements-dev.txt", "policies/requirements.txt",
+            "pyproject.toml", "configplane/inputs/schemacache.py",
+            "policies/secret_detector.py"} <= code
+    [restore] = [s for s in steps_of(action) if action_name(s) == RESTORE]
+    # the catalog too, after the code: main saves again when it changes
+    assert {"services/api/prod.yaml", "Pulumi.prod.yaml"} <= hashed(restore["with"]["key"], files)
+
+
+def test_the_cache_directory_is_configplanes_and_private_before_the_restore(tmp_path):
+    """The action's directory step, run as GitHub would: the directory configplane reads
+    (schemacache.cache_directory), made 0700 even when it was there with another mode; the
+    restore fills that path, and the action hands the same one to a save."""
+    from configplane.inputs.schemacache import cache_directory, private_directory
+
+    action = local_actions()[CONFIGPLANE_ACTION]
+    steps = steps_of(action)
+    [directory] = [s for s in steps if s.get("id") == "cache-directory"]
+    [restore] = [s for s in steps if action_name(s) == RESTORE]
+    assert steps.index(directory) < steps.index(restore)
+    assert restore["with"]["path"] == "${{ steps.cache-directory.outputs.path }}"
+    assert action["outputs"]["cache-path"]["value"] == restore["with"]["path"]
+    assert action["outputs"]["cache-key"]["value"] == (
+        f"${{{{ steps.{restore['id']}.outputs.cache-primary-key }}}}")
+    home = tmp_path / "home"
+    home.mkdir()
+    for n, xdg in enumerate((None, "", "relative/cache", str(tmp_path / "xdg"))):
+        env = {"PATH": os.environ["PATH"], "HOME": str(home),
+               "GITHUB_OUTPUT": str(tmp_path / f"output-{n}")}
+        if xdg is not None:
+            env["XDG_CACHE_HOME"] = xdg
+        expected = cache_directory(env)
+        assert expected is not None
+        if n == 0:  # there already, open to all: made private
+            expected.mkdir(parents=True)
+            expected.chmod(0o777)
+        subprocess.run(["bash", "--noprofile", "--norc", "-e", "-o", "pipefail", "-c",
+                        directory["run"]], env=env, cwd=tmp_path, check=True)
+        assert (tmp_path / f"output-{n}").read_text() == f"path={expected}\n"
+        assert expected.stat().st_mode & 0o777 == 0o700
+        assert private_directory(expected) == expected
+
+
+def test_the_cache_rules_catch_mistakes():
+    """A control: each rule reports a broken copy of the real workflows and actions."""
+    import copy
+
+    def problems(change) -> str:
+        workflows, actions = copy.deepcopy(all_workflows()), copy.deepcopy(local_actions())
+        change(workflows, actions)
+        return "\n".join(cache_problems(workflows, actions))
+
+    def save_step(workflows) -> dict:
+        return next(s for s in workflows["cache.yml"]["jobs"]["cache"]["steps"]
+                    if action_name(s) == SAVE)
+
+    def restore_step(actions) -> dict:
+        return next(s for s in steps_of(actions[CONFIGPLANE_ACTION]) if action_name(s) == RESTORE)
+
+    assert problems(lambda w, a: None) == ""
+    # (a) restore only: the whole action, a save in the shared action, a second restore
+    assert "the whole actions/cache saves" in problems(
+        lambda w, a: restore_step(a).update(uses=f"{CACHE}@{'0' * 40}"))
+    assert "a save in a local action" in problems(
+        lambda w, a: a[CONFIGPLANE_ACTION]["runs"]["steps"].append(
+            {"uses": f"{SAVE}@{'0' * 40}", "with": {"path": "p", "key": "k"}}))
+    assert "a restore outside" in problems(
+        lambda w, a: w["drift.yml"]["jobs"]["stacks"]["steps"].insert(1, dict(restore_step(a))))
+    # ... and every job that runs configplane restores first (plan-diff as it was)
+    assert "plan-diff.yml plan-diff: runs configplane before (or without) restoring" in problems(
+        lambda w, a: w["plan-diff.yml"]["jobs"]["plan-diff"]["steps"].__setitem__(
+            1, {"run": "make venv/.installed"}))
+    # (b) the save: only in a push-to-main workflow, only on main, with the action's key
+    assert "a save in a workflow run on ['pull_request']" in problems(
+        lambda w, a: w["pull-request.yml"]["jobs"]["plan"]["steps"].append(save_step(w)))
+    for events in ({"push": {"branches": ["main"]}, "workflow_run": {"workflows": ["x"]}},
+                   {"push": {"branches": ["main", "feature"]}}, {"pull_request_target": None},
+                   {"push": {"branches": ["main"], "tags": ["v*"]}}):
+        assert "only a push to main may save" in problems(
+            lambda w, a, events=events: w["cache.yml"].update({True: events}))
+    for condition in (None, "steps.configplane.outputs.cache-hit != 'true'",
+                      f"{ON_MAIN} || github.event_name == 'pull_request'"):
+        assert f"a save not guarded by `if: {ON_MAIN}`" in problems(
+            lambda w, a, condition=condition: save_step(w).update({"if": condition}))
+    assert "not the configplane action's" in problems(
+        lambda w, a: save_step(w)["with"].update(key="configplane-${{ hashFiles('**') }}"))
+    # (d) nothing of a cache where the default branch's scope is written
+    assert "a cache in the default branch's scope" in problems(
+        lambda w, a: w["plan-diff-comment.yml"]["jobs"]["comment"]["steps"].insert(
+            0, {"uses": CONFIGPLANE_ACTION}))
+    assert "a cache in the default branch's scope" in problems(
+        lambda w, a: w["cache.yml"].update({True: {"workflow_run": {"workflows": ["plan-diff"]}}}))
+    # (c) the key: runner, Python, code and requirements; restore keys its prefixes
+    files = tracked_files()
+
+    def key_problems(change) -> str:
+        action = copy.deepcopy(local_actions()[CONFIGPLANE_ACTION])
+        change(next(s for s in steps_of(action) if action_name(s) == RESTORE)["with"])
+        return "\n".join(cache_key_problems(action, files))
+
+    assert key_problems(lambda w: None) == ""
+    assert "requirements.txt" in key_problems(lambda w: w.update(
+        key=w["key"].replace("'requirements*.txt', ", "")))
+    assert "policies/requirements.txt" in key_problems(lambda w: w.update(
+        key=w["key"].replace("'policies/**', ", "'policies/*.py', ")))
+    assert "configplane/" in key_problems(lambda w: w.update(
+        key=w["key"].replace("'configplane/**', ", "")))
+    assert "does not name ${{ runner.os }}" in key_problems(lambda w: w.update(
+        key=w["key"].replace("${{ runner.os }}", "linux")))
+    assert "does not name ${{ steps.python.outputs.python-version }}" in key_problems(
+        lambda w: w.update({"restore-keys": "configplane-"}))
+    assert "not prefixes of the key" in key_problems(lambda w: w.update(
+        {"restore-keys": w["restore-keys"].replace("-python", "-py")}))
+    assert "falls back to the latest save" in key_problems(lambda w: w.update(
+        {"restore-keys": w["restore-keys"].splitlines()[0]}))
