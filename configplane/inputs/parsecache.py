@@ -52,7 +52,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -71,6 +71,8 @@ MAX_ENTRIES = 20_000  # entries kept (the latest run's first): a few files per s
 
 # (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
 _Entry = tuple[Any, dict[KeyPath, int], list[tuple[str, int]], bool]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @cache
@@ -109,15 +111,26 @@ def keeping_parses(secrets: Redactor) -> Iterator[None]:
         _KEEPING.reset(token)
         for parse_cache in caches:
             try:
-                parse_cache.save(lambda entry: holds_secret(entry, secrets))
+                parse_cache.save(lambda entries: holding_secrets(entries, secrets, _entry_strings))
             except Exception:  # noqa: BLE001 - never a reason to fail, nor to hide an error
                 continue
 
 
-def holds_secret(value: Any, secrets: Redactor) -> bool:
-    """Whether any key or scalar of `value` is, or contains, a string `secrets` knows: one
-    redaction pass over all of them (the separator ends every secret's match)."""
-    texts = list(_scalars(value))
+def holding_secrets(values: Mapping[K, V], secrets: Redactor,
+                    strings_of: Callable[[V], set[str]] | None = None) -> set[K]:
+    """The keys of `values` whose value holds a string `secrets` knows (as a mapping key or a
+    scalar, or within one; `strings_of` gives a value's strings, default every key and
+    scalar): one pass over the strings of all of them, and one per value only when that pass
+    finds a secret (rare: what a cache keeps was judged to hold none already, by the
+    detector)."""
+    strings = {key: (strings_of or _strings)(value) for key, value in values.items()}
+    if not strings or not _holds(set().union(*strings.values()), secrets):
+        return set()
+    return {key for key, found in strings.items() if _holds(found, secrets)}
+
+
+def _holds(texts: set[str], secrets: Redactor) -> bool:
+    """One redaction pass over `texts` (the separator ends every secret's match)."""
     if secrets.knows(texts):
         return True
     joined = _APART.join(texts)
@@ -127,16 +140,35 @@ def holds_secret(value: Any, secrets: Redactor) -> bool:
 _APART = "\n\x00\n"
 
 
-def _scalars(value: Any) -> Iterator[str]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield str(key)
-            yield from _scalars(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _scalars(item)
-    elif not (isinstance(value, bool) or value is None):
-        yield str(value)
+def _strings(value: Any) -> set[str]:
+    """Every mapping key and scalar in `value`, as text (iterative: a kept parse is as deep
+    as its file; the exact types first, as a parse holds only those)."""
+    found: set[str] = set()
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str:
+            found.add(item)
+        elif kind is dict or isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif kind is list or kind is tuple or isinstance(item, list | tuple):
+            pending.extend(item)
+        elif not (item is None or kind is bool):
+            found.add(str(item))
+    return found
+
+
+def _entry_strings(entry: _Entry) -> set[str]:
+    """A kept parse's strings: its document's, and the names in its key paths and duplicate
+    keys (a key written twice is in no value of the document, and what was under its first
+    occurrence is only in the paths). Line numbers are positions, not content."""
+    document, lines, duplicates, _ = entry
+    found = _strings(document)
+    found.update(*lines)
+    found.update(path for path, _ in duplicates)
+    return found
 
 
 class ParseCache:
@@ -222,11 +254,12 @@ class ParseCache:
             self._new.add(key)
         return loaded, clean
 
-    def save(self, secret: Callable[[_Entry], bool] = lambda entry: False) -> None:
+    def save(self, secret: Callable[[Mapping[str, _Entry]], set[str]] = lambda entries: set()
+             ) -> None:
         """Write the bundle when this run parsed something new: this run's entries first,
-        then the earlier ones, up to MAX_ENTRIES; a new entry that holds a `secret` value is
-        left out (`keeping_parses` passes the command's redactor)."""
-        for key in [k for k in self._new if secret(self._used[k])]:
+        then the earlier ones, up to MAX_ENTRIES; the new entries `secret` names (those that
+        hold a secret value: `keeping_parses` passes the command's redactor) are left out."""
+        for key in secret({k: self._used[k] for k in self._new}):
             self._new.discard(key)
             del self._used[key]
         if not self._new:

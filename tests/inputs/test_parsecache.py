@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configplane.inputs import Layer, YamlError, keeping_parses, layerfiles, read_inputs
-from configplane.inputs.parsecache import ENTRY_FORMAT, ParseCache, unpack
+from configplane.inputs.parsecache import ENTRY_FORMAT, ParseCache, holding_secrets, unpack
 from configplane.redaction import Redactor, detector_for, layer_secrets, stack_secrets
 from configplane.redaction.redactor import catalog_secrets
 from tests.projects import copy_project
@@ -135,6 +135,51 @@ def test_a_value_secret_elsewhere_is_not_written(project: Path, tmp_path: Path) 
     counting = Counting()
     catalog_read(project, tmp_path / "cache", parser=counting)
     assert counting.files == ["services/web/dev.yaml"]  # the only file not kept
+
+
+def test_a_secret_under_a_key_written_twice_is_not_written(project: Path,
+                                                           tmp_path: Path) -> None:
+    """YAML keeps the second of two equal keys: a known secret under the first is in no value
+    of the document, only in the parse's key lines. Not written either."""
+    pasted = "v1:dupcanary:AbCdEfGh0123456789+/=="
+    path = project / "services" / "web" / "dev.yaml"
+    path.write_text(path.read_text() + f"notes:\n  {pasted}: 1\nnotes:\n  other: 2\n")
+    layers, _ = catalog_read(project, tmp_path / "cache",
+                             secrets=Redactor([pasted], detector=detector_for(project)))
+    assert pasted not in repr(layers["services/web/dev.yaml"].document)
+    written = bundle_bytes(tmp_path / "cache")
+    assert written and b"dupcanary" not in written
+
+
+_WORDS = st.text("abcxyz-", min_size=1, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.dictionaries(st.integers(0, 30), st.recursive(
+           st.none() | st.booleans() | st.integers(-50, 50) | _WORDS,
+           lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner)
+           | st.dictionaries(_WORDS | st.tuples(_WORDS, _WORDS), inner, max_size=3),
+           max_leaves=10), max_size=6),
+       secrets=st.lists(_WORDS | st.integers(-50, 50).map(str), max_size=3))
+def test_the_entries_holding_a_secret_are_those_a_search_of_each_finds(values, secrets) -> None:
+    """`holding_secrets` (one pass over every entry's strings, then per entry) names exactly
+    the entries with a key or scalar that is a known secret, or that contains one as long
+    as the redactor looks for inside other text."""
+    from configplane.redaction.redactor import MIN_SECRET_LEN
+
+    def texts(value):
+        if isinstance(value, dict):
+            return [t for k, v in value.items() for t in (*texts(k), *texts(v))]
+        if isinstance(value, list | tuple):
+            return [t for v in value for t in texts(v)]
+        return [] if value is None or isinstance(value, bool) else [str(value)]
+
+    def held(value) -> bool:
+        return any(t == s or (len(s) >= MIN_SECRET_LEN and s in t)
+                   for t in texts(value) for s in secrets if s)
+
+    found = holding_secrets(values, Redactor(secrets))
+    assert found == {key for key, value in values.items() if held(value)}
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
