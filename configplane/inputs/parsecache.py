@@ -4,7 +4,8 @@ A fleet's catalog is thousands of small YAML files; every command that covers an
 (`plan --shard`, `validate`) parses all of them, and the redactor then walks every one for
 secret values. At 2,000 services that was about a second per command. A file whose bytes are
 unchanged since a previous run gives the same parse, so the parse is kept, together with the
-redactor's verdict on it.
+redactor's verdict on it. When a run finds many files not kept (a fresh checkout, a new
+configplane), it parses them ahead, half of them in a forked copy of itself (`parse_ahead`).
 
 What is kept, and what never is: an entry holds the parse of one file (document, key lines,
 duplicate keys) and stands for one fact, "these bytes, read as this service's layer, parse to
@@ -47,8 +48,8 @@ import importlib.util
 import marshal
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -56,13 +57,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from configplane.forking import ForkedCall, may_fork
 from configplane.inputs.layerfiles import load, parse
 from configplane.inputs.schemacache import cache_directory, private_directory
 from configplane.inputs.yamlload import KeyPath, Loaded
 from configplane.projectfiles import MAX_FILE_BYTES, ProjectFileError, read_bytes, write_files
 
 if TYPE_CHECKING:
-    from configplane.redaction import Redactor
+    from configplane.redaction import Detector, Redactor
 
 ENTRY_FORMAT = b"configplane-parse-cache 1"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
@@ -72,6 +74,10 @@ MAX_ENTRIES = 20_000  # entries kept (the latest run's first): a few files per s
 # (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
 _Entry = tuple[Any, dict[KeyPath, int], list[tuple[str, int]], bool]
 K = TypeVar("K")
+Layering = Callable[[Any], Mapping[str, Any]]  # a file's document -> the layer it makes
+_Pending = tuple[str, KeyPath, Layering, bytes, str]  # rel, prefix, layering, bytes, key
+FORK_FROM = 256  # files not kept, from which a second process parses half of them
+_PARSING = ("parsing catalog files", "run the command again")
 V = TypeVar("V")
 
 
@@ -179,7 +185,8 @@ class ParseCache:
 
     def __init__(self, directory: Path,
                  verdict: Callable[[Mapping[str, Any]], bool], detector_identity: str,
-                 parser: Callable[[str, bytes, KeyPath], Loaded] = parse):
+                 parser: Callable[[str, bytes, KeyPath], Loaded] = parse, *,
+                 detector: Detector | None = None, fork_from: int = FORK_FROM):
         # a directory that is there but not private to the user: no cache at all; one that
         # is not there yet is made (private) when the first entry is written
         usable = not directory.exists() or private_directory(directory) is not None
@@ -188,9 +195,12 @@ class ParseCache:
         self.verdict = verdict
         self.parser = parser  # tests pass one that counts its calls
         self.detector_identity = detector_identity
+        self.detector = detector  # the verdict's, when it has one: a fork's verdicts join it
+        self.fork_from = fork_from
         self._stored: dict[str, _Entry] | None = None
         self._used: dict[str, _Entry] = {}
         self._new: set[str] = set()  # keys parsed in this run, to be written
+        self._ahead: dict[str, tuple[KeyPath, bytes, str]] = {}  # rel -> (prefix, bytes, key)
         keeping = _KEEPING.get()
         self.keeping = keeping is not None  # outside a command: read only
         if keeping is not None:
@@ -212,7 +222,7 @@ class ParseCache:
             return None
         detector = detector_for(project_dir)
         return cls(directory, lambda document: not layer_secrets(document, detector),
-                   detector.identity, **options)
+                   detector.identity, detector=detector, **options)
 
     def key(self, rel: str, prefix: KeyPath, data: bytes) -> str:
         digest = hashlib.sha256()
@@ -223,19 +233,79 @@ class ParseCache:
         return digest.hexdigest()
 
     def load(self, project_dir: Path, rel: str, prefix: KeyPath,
-             layer: Callable[[Any], Mapping[str, Any]]) -> tuple[Loaded, bool]:
+             layer: Layering) -> tuple[Loaded, bool]:
         """The file `rel` parsed (YamlError as `layerfiles.load` raises it) and whether its
         layer (`layer(document)`, as the catalog builds it) holds no secret: from the cache
         when these bytes were kept, else parsed, judged and kept when it holds none."""
-        try:
-            data = read_bytes(project_dir, rel, limit=MAX_FILE_BYTES)
-        except (OSError, ProjectFileError):
-            return load(project_dir, rel, prefix), False  # the loader's own message
-        key = self.key(rel, prefix, data)
-        entry = self._entries().get(key)
+        ahead = self._ahead.pop(rel, None)
+        if ahead is not None and ahead[0] == prefix:
+            _, data, key = ahead
+        else:
+            try:
+                data = read_bytes(project_dir, rel, limit=MAX_FILE_BYTES)
+            except (OSError, ProjectFileError):
+                return load(project_dir, rel, prefix), False  # the loader's own message
+            key = self.key(rel, prefix, data)
+        entry = self._used.get(key) or self._entries().get(key)
         if entry is not None:
             self._used[key] = entry
             return Loaded(entry[0], dict(entry[1]), list(entry[2]), entry[3]), True
+        return self._parse(rel, prefix, layer, data, key)
+
+    def parse_ahead(self, project_dir: Path, files: Iterable[tuple[str, KeyPath, Layering]]
+                    ) -> None:
+        """Read `files` ((rel, prefix, layer), as `load` takes them) now; when at least
+        `fork_from` of them are not kept (a fresh checkout, a new configplane), parse and
+        judge them before `load` asks for each, half of them in a forked copy of this
+        process meanwhile (configplane.forking: another core). Nothing is reported here: a
+        file that cannot be read, parsed or kept is left to `load`, which says why."""
+        if not self.keeping or self.directory is None:
+            return
+        stored = self._entries()
+        missing: list[_Pending] = []
+        for rel, prefix, layer in files:
+            try:
+                data = read_bytes(project_dir, rel, limit=MAX_FILE_BYTES)
+            except (OSError, ProjectFileError):
+                continue
+            key = self.key(rel, prefix, data)
+            self._ahead[rel] = (prefix, data, key)
+            if key not in stored:
+                missing.append((rel, prefix, layer, data, key))
+        if len(missing) < max(self.fork_from, 2) or not may_fork():
+            return  # parsed by `load`, one by one, as the catalog is read
+        half = len(missing) // 2
+        try:
+            elsewhere = ForkedCall(self._parsed_here, missing[half:], doing=_PARSING)
+        except OSError:  # no process to be had: `load` parses them
+            return
+        self._parse_each(missing[:half])
+        try:
+            kept, verdicts = elsewhere.result()
+        except Exception:  # noqa: BLE001 - that half is parsed by `load`, which reports
+            return
+        for key, entry in kept.items():
+            self._used[key] = entry
+            self._new.add(key)
+        if self.detector is not None:
+            self.detector.learn(verdicts)
+
+    def _parsed_here(self, pending: list[_Pending]) -> tuple[dict[str, _Entry], dict[Any, Any]]:
+        """`pending` parsed and judged (in a forked process): the entries to keep, and the
+        detector's verdicts, for the process that forked it to take."""
+        recording: AbstractContextManager[dict[Any, Any]] = (
+            self.detector.recording() if self.detector else nullcontext({}))
+        with recording as verdicts:
+            self._parse_each(pending)
+        return {key: self._used[key] for *_, key in pending if key in self._new}, verdicts
+
+    def _parse_each(self, pending: list[_Pending]) -> None:
+        for rel, prefix, layer, data, key in pending:
+            with suppress(Exception):  # reported by `load`, which parses it again
+                self._parse(rel, prefix, layer, data, key)
+
+    def _parse(self, rel: str, prefix: KeyPath, layer: Layering, data: bytes,
+               key: str) -> tuple[Loaded, bool]:
         loaded = self.parser(rel, data, prefix)
         if (not self.keeping or self.directory is None
                 or not isinstance(loaded.document, dict | None)):
