@@ -369,9 +369,14 @@ def _read_catalog(project_dir: Path, stack: str, wanted: set[str] | None) -> _Ca
     found: list[Problem] = []
     read: _CatalogRead = [("", None, found)]
     cache = ParseCache.for_project(project_dir)
-    for name in _catalog_dirs(project_dir, found, stack):
-        if wanted is not None and name not in wanted:
-            continue
+    names = [name for name in _catalog_dirs(project_dir, found, stack)
+             if wanted is None or name in wanted]
+    if cache is not None:
+        cache.parse_ahead(project_dir, [(f"{CATALOG_DIR}/{name}/{file}", (name,),
+                                         partial(_layer_of, name))
+                                        for name in names for file in (SERVICE_FILE,
+                                                                       f"{stack}.yaml")])
+    for name in names:
         found = []
         read.append((name, _catalog_layers(project_dir, name, stack, known_stacks, found, cache),
                      found))

@@ -4,7 +4,8 @@ A fleet's catalog is thousands of small YAML files; every command that covers an
 (`plan --shard`, `validate`) parses all of them, and the redactor then walks every one for
 secret values. At 2,000 services that was about a second per command. A file whose bytes are
 unchanged since a previous run gives the same parse, so the parse is kept, together with the
-redactor's verdict on it.
+redactor's verdict on it. When a run finds many files not kept (a fresh checkout, a new
+configplane), it parses them ahead, half of them in a forked copy of itself (`parse_ahead`).
 
 What is kept, and what never is: an entry holds the parse of one file (document, key lines,
 duplicate keys) and stands for one fact, "these bytes, read as this service's layer, parse to
@@ -47,22 +48,23 @@ import importlib.util
 import marshal
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from configplane.forking import ForkedCall, may_fork
 from configplane.inputs.layerfiles import load, parse
 from configplane.inputs.schemacache import cache_directory, private_directory
 from configplane.inputs.yamlload import KeyPath, Loaded
 from configplane.projectfiles import MAX_FILE_BYTES, ProjectFileError, read_bytes, write_files
 
 if TYPE_CHECKING:
-    from configplane.redaction import Redactor
+    from configplane.redaction import Detector, Redactor
 
 ENTRY_FORMAT = b"configplane-parse-cache 1"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
@@ -71,6 +73,12 @@ MAX_ENTRIES = 20_000  # entries kept (the latest run's first): a few files per s
 
 # (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
 _Entry = tuple[Any, dict[KeyPath, int], list[tuple[str, int]], bool]
+K = TypeVar("K")
+Layering = Callable[[Any], Mapping[str, Any]]  # a file's document -> the layer it makes
+_Pending = tuple[str, KeyPath, Layering, bytes, str]  # rel, prefix, layering, bytes, key
+FORK_FROM = 256  # files not kept, from which a second process parses half of them
+_PARSING = ("parsing catalog files", "run the command again")
+V = TypeVar("V")
 
 
 @cache
@@ -109,15 +117,26 @@ def keeping_parses(secrets: Redactor) -> Iterator[None]:
         _KEEPING.reset(token)
         for parse_cache in caches:
             try:
-                parse_cache.save(lambda entry: holds_secret(entry, secrets))
+                parse_cache.save(lambda entries: holding_secrets(entries, secrets, _entry_strings))
             except Exception:  # noqa: BLE001 - never a reason to fail, nor to hide an error
                 continue
 
 
-def holds_secret(value: Any, secrets: Redactor) -> bool:
-    """Whether any key or scalar of `value` is, or contains, a string `secrets` knows: one
-    redaction pass over all of them (the separator ends every secret's match)."""
-    texts = list(_scalars(value))
+def holding_secrets(values: Mapping[K, V], secrets: Redactor,
+                    strings_of: Callable[[V], set[str]] | None = None) -> set[K]:
+    """The keys of `values` whose value holds a string `secrets` knows (as a mapping key or a
+    scalar, or within one; `strings_of` gives a value's strings, default every key and
+    scalar): one pass over the strings of all of them, and one per value only when that pass
+    finds a secret (rare: what a cache keeps was judged to hold none already, by the
+    detector)."""
+    strings = {key: (strings_of or _strings)(value) for key, value in values.items()}
+    if not strings or not _holds(set().union(*strings.values()), secrets):
+        return set()
+    return {key for key, found in strings.items() if _holds(found, secrets)}
+
+
+def _holds(texts: set[str], secrets: Redactor) -> bool:
+    """One redaction pass over `texts` (the separator ends every secret's match)."""
     if secrets.knows(texts):
         return True
     joined = _APART.join(texts)
@@ -127,16 +146,35 @@ def holds_secret(value: Any, secrets: Redactor) -> bool:
 _APART = "\n\x00\n"
 
 
-def _scalars(value: Any) -> Iterator[str]:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            yield str(key)
-            yield from _scalars(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _scalars(item)
-    elif not (isinstance(value, bool) or value is None):
-        yield str(value)
+def _strings(value: Any) -> set[str]:
+    """Every mapping key and scalar in `value`, as text (iterative: a kept parse is as deep
+    as its file; the exact types first, as a parse holds only those)."""
+    found: set[str] = set()
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str:
+            found.add(item)
+        elif kind is dict or isinstance(item, Mapping):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif kind is list or kind is tuple or isinstance(item, list | tuple):
+            pending.extend(item)
+        elif not (item is None or kind is bool):
+            found.add(str(item))
+    return found
+
+
+def _entry_strings(entry: _Entry) -> set[str]:
+    """A kept parse's strings: its document's, and the names in its key paths and duplicate
+    keys (a key written twice is in no value of the document, and what was under its first
+    occurrence is only in the paths). Line numbers are positions, not content."""
+    document, lines, duplicates, _ = entry
+    found = _strings(document)
+    found.update(*lines)
+    found.update(path for path, _ in duplicates)
+    return found
 
 
 class ParseCache:
@@ -147,7 +185,8 @@ class ParseCache:
 
     def __init__(self, directory: Path,
                  verdict: Callable[[Mapping[str, Any]], bool], detector_identity: str,
-                 parser: Callable[[str, bytes, KeyPath], Loaded] = parse):
+                 parser: Callable[[str, bytes, KeyPath], Loaded] = parse, *,
+                 detector: Detector | None = None, fork_from: int = FORK_FROM):
         # a directory that is there but not private to the user: no cache at all; one that
         # is not there yet is made (private) when the first entry is written
         usable = not directory.exists() or private_directory(directory) is not None
@@ -156,9 +195,12 @@ class ParseCache:
         self.verdict = verdict
         self.parser = parser  # tests pass one that counts its calls
         self.detector_identity = detector_identity
+        self.detector = detector  # the verdict's, when it has one: a fork's verdicts join it
+        self.fork_from = fork_from
         self._stored: dict[str, _Entry] | None = None
         self._used: dict[str, _Entry] = {}
         self._new: set[str] = set()  # keys parsed in this run, to be written
+        self._ahead: dict[str, tuple[KeyPath, bytes, str]] = {}  # rel -> (prefix, bytes, key)
         keeping = _KEEPING.get()
         self.keeping = keeping is not None  # outside a command: read only
         if keeping is not None:
@@ -180,7 +222,7 @@ class ParseCache:
             return None
         detector = detector_for(project_dir)
         return cls(directory, lambda document: not layer_secrets(document, detector),
-                   detector.identity, **options)
+                   detector.identity, detector=detector, **options)
 
     def key(self, rel: str, prefix: KeyPath, data: bytes) -> str:
         digest = hashlib.sha256()
@@ -191,19 +233,79 @@ class ParseCache:
         return digest.hexdigest()
 
     def load(self, project_dir: Path, rel: str, prefix: KeyPath,
-             layer: Callable[[Any], Mapping[str, Any]]) -> tuple[Loaded, bool]:
+             layer: Layering) -> tuple[Loaded, bool]:
         """The file `rel` parsed (YamlError as `layerfiles.load` raises it) and whether its
         layer (`layer(document)`, as the catalog builds it) holds no secret: from the cache
         when these bytes were kept, else parsed, judged and kept when it holds none."""
-        try:
-            data = read_bytes(project_dir, rel, limit=MAX_FILE_BYTES)
-        except (OSError, ProjectFileError):
-            return load(project_dir, rel, prefix), False  # the loader's own message
-        key = self.key(rel, prefix, data)
-        entry = self._entries().get(key)
+        ahead = self._ahead.pop(rel, None)
+        if ahead is not None and ahead[0] == prefix:
+            _, data, key = ahead
+        else:
+            try:
+                data = read_bytes(project_dir, rel, limit=MAX_FILE_BYTES)
+            except (OSError, ProjectFileError):
+                return load(project_dir, rel, prefix), False  # the loader's own message
+            key = self.key(rel, prefix, data)
+        entry = self._used.get(key) or self._entries().get(key)
         if entry is not None:
             self._used[key] = entry
             return Loaded(entry[0], dict(entry[1]), list(entry[2]), entry[3]), True
+        return self._parse(rel, prefix, layer, data, key)
+
+    def parse_ahead(self, project_dir: Path, files: Iterable[tuple[str, KeyPath, Layering]]
+                    ) -> None:
+        """Read `files` ((rel, prefix, layer), as `load` takes them) now; when at least
+        `fork_from` of them are not kept (a fresh checkout, a new configplane), parse and
+        judge them before `load` asks for each, half of them in a forked copy of this
+        process meanwhile (configplane.forking: another core). Nothing is reported here: a
+        file that cannot be read, parsed or kept is left to `load`, which says why."""
+        if not self.keeping or self.directory is None:
+            return
+        stored = self._entries()
+        missing: list[_Pending] = []
+        for rel, prefix, layer in files:
+            try:
+                data = read_bytes(project_dir, rel, limit=MAX_FILE_BYTES)
+            except (OSError, ProjectFileError):
+                continue
+            key = self.key(rel, prefix, data)
+            self._ahead[rel] = (prefix, data, key)
+            if key not in stored:
+                missing.append((rel, prefix, layer, data, key))
+        if len(missing) < max(self.fork_from, 2) or not may_fork():
+            return  # parsed by `load`, one by one, as the catalog is read
+        half = len(missing) // 2
+        try:
+            elsewhere = ForkedCall(self._parsed_here, missing[half:], doing=_PARSING)
+        except OSError:  # no process to be had: `load` parses them
+            return
+        self._parse_each(missing[:half])
+        try:
+            kept, verdicts = elsewhere.result()
+        except Exception:  # noqa: BLE001 - that half is parsed by `load`, which reports
+            return
+        for key, entry in kept.items():
+            self._used[key] = entry
+            self._new.add(key)
+        if self.detector is not None:
+            self.detector.learn(verdicts)
+
+    def _parsed_here(self, pending: list[_Pending]) -> tuple[dict[str, _Entry], dict[Any, Any]]:
+        """`pending` parsed and judged (in a forked process): the entries to keep, and the
+        detector's verdicts, for the process that forked it to take."""
+        recording: AbstractContextManager[dict[Any, Any]] = (
+            self.detector.recording() if self.detector else nullcontext({}))
+        with recording as verdicts:
+            self._parse_each(pending)
+        return {key: self._used[key] for *_, key in pending if key in self._new}, verdicts
+
+    def _parse_each(self, pending: list[_Pending]) -> None:
+        for rel, prefix, layer, data, key in pending:
+            with suppress(Exception):  # reported by `load`, which parses it again
+                self._parse(rel, prefix, layer, data, key)
+
+    def _parse(self, rel: str, prefix: KeyPath, layer: Layering, data: bytes,
+               key: str) -> tuple[Loaded, bool]:
         loaded = self.parser(rel, data, prefix)
         if (not self.keeping or self.directory is None
                 or not isinstance(loaded.document, dict | None)):
@@ -222,11 +324,12 @@ class ParseCache:
             self._new.add(key)
         return loaded, clean
 
-    def save(self, secret: Callable[[_Entry], bool] = lambda entry: False) -> None:
+    def save(self, secret: Callable[[Mapping[str, _Entry]], set[str]] = lambda entries: set()
+             ) -> None:
         """Write the bundle when this run parsed something new: this run's entries first,
-        then the earlier ones, up to MAX_ENTRIES; a new entry that holds a `secret` value is
-        left out (`keeping_parses` passes the command's redactor)."""
-        for key in [k for k in self._new if secret(self._used[k])]:
+        then the earlier ones, up to MAX_ENTRIES; the new entries `secret` names (those that
+        hold a secret value: `keeping_parses` passes the command's redactor) are left out."""
+        for key in secret({k: self._used[k] for k in self._new}):
             self._new.discard(key)
             del self._used[key]
         if not self._new:

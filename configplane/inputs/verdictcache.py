@@ -28,7 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from configplane.inputs.parsecache import holds_secret, sealed, unsealed
+from configplane.inputs.parsecache import holding_secrets, sealed, unsealed
 from configplane.inputs.schemacache import cache_directory, private_directory
 from configplane.projectfiles import ProjectFileError, read_bytes, write_files
 
@@ -80,8 +80,9 @@ class VerdictCache:
         if not clean:  # judged nothing new: the bundle is neither read nor written
             return
         kept = self.digests()
-        new = {self.detector.digest(key, value) for key, value in clean
-               if not holds_secret((key, value), secrets)} - kept
+        secret = holding_secrets(dict(enumerate(clean)), secrets)
+        new = {self.detector.digest(key, value) for n, (key, value) in enumerate(clean)
+               if n not in secret} - kept
         if not new:
             return
         directory = private_directory(self.directory, create=True)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
@@ -17,10 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from configplane.forking import ForkedCall, may_fork
 from configplane.inputs import reading_once, reading_once_active
 from configplane.model import FleetStack, environment_topology, stack_role
 from configplane.offline.plan import Plan, program_has_run, run_plan
 from configplane.redaction import Redactor
+
+PLANNING_PLATFORM = ("planning the platform stack", "run the plan again; if it recurs, plan "
+                     "the platform stack alone (`configplane plan --stack <env>`) to see why")
 
 
 class FleetSelectionError(Exception):
@@ -105,92 +107,6 @@ def _plan_announcing(announce: Callable[[Mapping[str, Any]], None], project_dir:
     return pid, plan, verdicts
 
 
-class ForkedCall:
-    """`fn(*args)` in a forked copy of this process, started at once; `result()` waits for
-    its value or raises its exception (from any thread). A fork starts with everything this
-    process has imported, read and validated: the platform stack's plan begins at once,
-    where a spawned interpreter would import and validate again (~2 s of CPU) first.
-
-    `announcing`: fn is called as `fn(announce, *args)`, and what it hands to `announce`
-    (once, before it returns) reaches `announced()` while fn goes on: a stack's outputs,
-    long before its plan (megabytes through a pipe, read a chunk at a time by a thread that
-    waits for the GIL between chunks) and its pack's verdict."""
-
-    def __init__(self, fn: Callable[..., Any], *args: Any, announcing: bool = False):
-        context = multiprocessing.get_context("fork")
-        self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(target=_send_outcome,
-                                        args=(send, fn, args, announcing),
-                                        name="configplane-platform-plan", daemon=True)
-        self._process.start()
-        send.close()
-        self._lock = threading.Lock()
-        self._announced: tuple[bool, Any] | None = None
-        self._outcome: tuple[bool, Any] | None = None
-
-    def _next(self) -> None:
-        """The child's next message (the caller holds the lock)."""
-        try:
-            kind, ok, value = self._receive.recv()
-        except EOFError:  # it died without a word (killed, out of memory)
-            self._process.join()
-            kind, ok, value = "outcome", False, RuntimeError(
-                f"the process planning the platform stack ended without a result "
-                f"(exit code {self._process.exitcode}). Fix: run the plan again; if "
-                "it recurs, plan the platform stack alone (`configplane plan --stack "
-                "<env>`) to see why.")
-        if kind == "announced":
-            self._announced = (ok, value)
-            return
-        self._outcome = (ok, value)
-        self._receive.close()
-        self._process.join()
-
-    def announced(self) -> Any:
-        """What fn announced; fn's exception if it failed before announcing."""
-        with self._lock:
-            while self._announced is None and self._outcome is None:
-                self._next()
-            ok, value = self._announced or cast(tuple[bool, Any], self._outcome)
-        if not ok:
-            raise value
-        if self._announced is None:
-            raise RuntimeError("the platform stack's plan ended without its outputs")
-        return value
-
-    def result(self) -> Any:
-        with self._lock:
-            while self._outcome is None:
-                self._next()
-            ok, value = self._outcome
-        if not ok:
-            raise value
-        return value
-
-    def cancel(self) -> None:
-        """Stop it, if it still runs (this command is failing or interrupted)."""
-        if self._process.is_alive():
-            self._process.terminate()
-        self._process.join()
-
-
-def _send_outcome(send: Any, fn: Callable[..., Any], args: tuple[Any, ...],
-                  announcing: bool) -> None:
-    def announce(value: Any) -> None:
-        send.send(("announced", True, value))
-
-    try:
-        outcome: tuple[bool, Any] = (True, fn(announce, *args) if announcing else fn(*args))
-    except BaseException as exc:  # noqa: BLE001 - handed to the parent, raised there
-        outcome = (False, exc)
-    try:
-        send.send(("outcome", *outcome))
-    except Exception as exc:  # noqa: BLE001 - an exception that does not pickle
-        send.send(("outcome", False, RuntimeError(f"planning the platform stack failed: "
-                                                  f"{type(outcome[1]).__name__}: {exc}")))
-    send.close()
-
-
 class _PendingOutputs(Mapping[str, Any]):
     """A stack's planned outputs, waited for when first read (the shard's StackReference)."""
 
@@ -211,11 +127,9 @@ class _PendingOutputs(Mapping[str, Any]):
 
 
 def can_fork() -> bool:
-    """Whether this process may fork a copy of itself to plan in: on Linux (macOS's system
-    frameworks do not survive a fork), with no other thread running (a progress bar's, a
-    pack session's) and before any program ran here (the SDK's event loop and its tasks stay
-    this process's)."""
-    return sys.platform == "linux" and threading.active_count() == 1 and not program_has_run()
+    """Whether this process may fork a copy of itself to plan in (`may_fork`), before any
+    program ran here (the SDK's event loop and its tasks stay this process's)."""
+    return may_fork() and not program_has_run()
 
 
 def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[str] = (),
@@ -244,7 +158,7 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
     if len(rest) == 1 and cores > 1 and not here and can_fork():
         try:
             forked = ForkedCall(_plan_announcing, project_dir, environment, options, once,
-                                redactor, announcing=True)
+                                redactor, announcing=True, doing=PLANNING_PLATFORM)
         except OSError:  # no process to be had (a process limit, memory): one after the other
             forked = None
         if forked is not None:

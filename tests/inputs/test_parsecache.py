@@ -9,11 +9,14 @@ concurrent runs leave one whole bundle.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -21,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configplane.inputs import Layer, YamlError, keeping_parses, layerfiles, read_inputs
-from configplane.inputs.parsecache import ENTRY_FORMAT, ParseCache, unpack
+from configplane.inputs.parsecache import ENTRY_FORMAT, ParseCache, holding_secrets, unpack
 from configplane.redaction import Redactor, detector_for, layer_secrets, stack_secrets
 from configplane.redaction.redactor import catalog_secrets
-from tests.projects import copy_project
+from tests.projects import REPO, copy_project
 
 # values the redactor holds secret in a catalog file, each in another way
 SECRETS = {
@@ -46,24 +49,36 @@ class Counting:
 
 
 def catalog_read(project: Path, cache_home: Path, stack: str = "dev",
-                 parser: Counting | None = None,
-                 secrets: Redactor | None = None) -> tuple[dict, bool]:
+                 parser: Any = None, secrets: Redactor | None = None,
+                 fork_from: int | None = None, problems: list | None = None
+                 ) -> tuple[dict, bool]:
     """Every catalog file of the stack read through a fresh cache, as one command (a new
     run) reads it, `secrets` its redactor: the layers by file, and whether anything was
-    parsed."""
+    parsed. `fork_from`: the files are parsed ahead first, as the catalog reader does, in two
+    processes from that many files not kept; `problems` gets those reading them found."""
     from configplane.inputs import catalog
 
-    options = {"parser": parser} if parser is not None else {}
+    options: dict[str, Any] = {"parser": parser} if parser is not None else {}
+    if fork_from is not None:
+        options["fork_from"] = fork_from
     layers = {}
     with keeping_parses(secrets or Redactor(detector=detector_for(project))):
         cache = ParseCache.for_project(project, {"XDG_CACHE_HOME": str(cache_home)}, **options)
         assert cache is not None
-        for name in catalog.catalog_services(project):
+        names = catalog.catalog_services(project)
+        if fork_from is not None:
+            cache.parse_ahead(project, [(f"services/{name}/{file}", (name,),
+                                         partial(catalog._layer_of, name))
+                                        for name in names for file in ("service.yaml",
+                                                                       f"{stack}.yaml")])
+        for name in names:
             found: list = []
             read = catalog._catalog_layers(project, name, stack, {stack}, found, cache)
             for layer in read or ():
                 layers[layer.file] = layer
-    return layers, bool(parser and parser.files)
+            if problems is not None:
+                problems.extend(found)
+    return layers, bool(getattr(parser, "files", None))
 
 
 def plant_secrets(project: Path) -> None:
@@ -104,6 +119,109 @@ def test_a_second_run_parses_nothing_and_reads_the_same(project: Path, tmp_path:
     assert counting.files == ["services/api/service.yaml"]
 
 
+class InProcesses:
+    """layerfiles.parse, writing each file it parses and the process that parsed it to
+    `log`; with `die`, a process other than the one that made it ends at its first file
+    (saying so in the log)."""
+
+    def __init__(self, log: Path, die: bool = False):
+        self.log, self.die, self.parent = log, die, os.getpid()
+
+    def __call__(self, name: str, data: bytes, prefix: tuple[str, ...]):
+        dying = self.die and os.getpid() != self.parent
+        with self.log.open("a") as log:
+            log.write(f"{os.getpid()} {'died' if dying else name}\n")
+        if dying:
+            os._exit(3)
+        return layerfiles.parse(name, data, prefix)
+
+    def parsed(self) -> dict[int, list[str]]:
+        found: dict[int, list[str]] = {}
+        for line in self.log.read_text().splitlines() if self.log.exists() else ():
+            pid, name = line.split(" ", 1)
+            found.setdefault(int(pid), []).append(name)
+        return found
+
+
+def read_ahead_in_two_processes(project: str, work: str, die: str) -> None:
+    """A fresh cache read with files parsed ahead from the first one (`fork_from=1`), the
+    forked process dying at once with `die`; then the same read, plain, and a later run's.
+    Run in a fresh interpreter (`in_a_fresh_process`): a fork needs a process with no other
+    thread (configplane.forking.may_fork), which a test session need not be."""
+    from configplane.inputs import keeping_verdicts
+    from configplane.inputs.verdictcache import VerdictCache
+
+    root, tmp = Path(project), Path(work)
+    for name in ("aaa-broken", "zzz-broken"):  # a file that does not parse, in each half
+        (root / "services" / name).mkdir()
+        (root / "services" / name / "service.yaml").write_text("config: [unclosed\n")
+    parser = InProcesses(tmp / "parsed.log", die=die == "die")
+    problems: list = []
+    secrets = Redactor(detector=detector_for(root))  # its first verdicts are these
+    with keeping_verdicts(secrets, {"XDG_CACHE_HOME": str(tmp / "cache")}):
+        ahead, _ = catalog_read(root, tmp / "cache", parser=parser, fork_from=1,
+                                problems=problems, secrets=secrets)
+    plain_problems: list = []
+    plain, _ = catalog_read(root, tmp / "plain", problems=plain_problems)
+    counting = Counting()
+    catalog_read(root, tmp / "cache", parser=counting)
+    detector = detector_for(root)
+    kept = VerdictCache(tmp / "cache" / "configplane", detector).digests()
+    forked = {name for pid, names in parser.parsed().items() if pid != os.getpid()
+              for name in names}
+    pairs = [(str(k), v) for name in forked if name in ahead
+             for document in ahead[name].document.values()
+             for k, v in (document.get("config") or {}).items() if isinstance(v, str)]
+    print(json.dumps({
+        "same_layers": {f: (layer.document, layer.secret_free_under)
+                        for f, layer in ahead.items()}
+        == {f: (layer.document, layer.secret_free_under) for f, layer in plain.items()},
+        "same_lines": all(dict(ahead[f].lines) == dict(plain[f].lines) for f in plain),
+        "same_problems": problems == plain_problems,
+        "unparsable": sum("not valid YAML" in problem[2] for problem in problems),
+        "by_process": {"here" if pid == os.getpid() else "forked": names
+                       for pid, names in parser.parsed().items()},
+        "parsed_later": sorted(counting.files),
+        "forked_verdicts": len(pairs),
+        "forked_verdicts_kept": sum(detector.digest(k, v) in kept for k, v in pairs),
+    }))
+
+
+def in_a_fresh_process(tmp_path: Path, project: Path, die: bool = False) -> dict[str, Any]:
+    script = ("import sys; from tests.inputs.test_parsecache import read_ahead_in_two_processes"
+              " as run; run(*sys.argv[1:])")
+    done = subprocess.run([sys.executable, "-c", script, str(project), str(tmp_path),
+                           "die" if die else "live"], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_files_parsed_ahead_by_two_processes_read_as_one_by_one(project: Path,
+                                                                 tmp_path: Path) -> None:
+    """A fresh cache with many files: half of them parsed in a forked process. The layers,
+    their verdicts and the problems are those one process reading file by file finds; the
+    forked half is kept (the next run parses nothing), and its detector's verdicts too."""
+    run = in_a_fresh_process(tmp_path, project)
+    assert run["same_layers"] and run["same_lines"] and run["same_problems"]
+    assert run["unparsable"] == 2
+    assert set(run["by_process"]) == {"here", "forked"}  # two processes, each with its half
+    broken = {"services/aaa-broken/service.yaml", "services/zzz-broken/service.yaml"}
+    # each file parsed by one of them; one that does not parse again, by the reader, to say why
+    assert set(run["by_process"]["here"]) & set(run["by_process"]["forked"]) <= broken
+    assert set(run["parsed_later"]) == broken  # all else was kept
+    assert run["forked_verdicts"] and run["forked_verdicts_kept"] == run["forked_verdicts"]
+
+
+def test_a_forked_half_that_dies_is_parsed_by_the_reader(project: Path, tmp_path: Path) -> None:
+    run = in_a_fresh_process(tmp_path, project, die=True)
+    assert run["by_process"]["forked"] == ["died"]
+    assert run["same_layers"] and run["same_lines"] and run["same_problems"]
+    assert run["unparsable"] == 2
+    assert run["parsed_later"] == ["services/aaa-broken/service.yaml",
+                                   "services/zzz-broken/service.yaml"]
+
+
 def test_no_secret_is_written_and_secret_files_are_always_judged(project: Path,
                                                                 tmp_path: Path) -> None:
     plant_secrets(project)
@@ -135,6 +253,51 @@ def test_a_value_secret_elsewhere_is_not_written(project: Path, tmp_path: Path) 
     counting = Counting()
     catalog_read(project, tmp_path / "cache", parser=counting)
     assert counting.files == ["services/web/dev.yaml"]  # the only file not kept
+
+
+def test_a_secret_under_a_key_written_twice_is_not_written(project: Path,
+                                                           tmp_path: Path) -> None:
+    """YAML keeps the second of two equal keys: a known secret under the first is in no value
+    of the document, only in the parse's key lines. Not written either."""
+    pasted = "v1:dupcanary:AbCdEfGh0123456789+/=="
+    path = project / "services" / "web" / "dev.yaml"
+    path.write_text(path.read_text() + f"notes:\n  {pasted}: 1\nnotes:\n  other: 2\n")
+    layers, _ = catalog_read(project, tmp_path / "cache",
+                             secrets=Redactor([pasted], detector=detector_for(project)))
+    assert pasted not in repr(layers["services/web/dev.yaml"].document)
+    written = bundle_bytes(tmp_path / "cache")
+    assert written and b"dupcanary" not in written
+
+
+_WORDS = st.text("abcxyz-", min_size=1, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.dictionaries(st.integers(0, 30), st.recursive(
+           st.none() | st.booleans() | st.integers(-50, 50) | _WORDS,
+           lambda inner: st.lists(inner, max_size=3) | st.tuples(inner, inner)
+           | st.dictionaries(_WORDS | st.tuples(_WORDS, _WORDS), inner, max_size=3),
+           max_leaves=10), max_size=6),
+       secrets=st.lists(_WORDS | st.integers(-50, 50).map(str), max_size=3))
+def test_the_entries_holding_a_secret_are_those_a_search_of_each_finds(values, secrets) -> None:
+    """`holding_secrets` (one pass over every entry's strings, then per entry) names exactly
+    the entries with a key or scalar that is a known secret, or that contains one as long
+    as the redactor looks for inside other text."""
+    from configplane.redaction.redactor import MIN_SECRET_LEN
+
+    def texts(value):
+        if isinstance(value, dict):
+            return [t for k, v in value.items() for t in (*texts(k), *texts(v))]
+        if isinstance(value, list | tuple):
+            return [t for v in value for t in texts(v)]
+        return [] if value is None or isinstance(value, bool) else [str(value)]
+
+    def held(value) -> bool:
+        return any(t == s or (len(s) >= MIN_SECRET_LEN and s in t)
+                   for t in texts(value) for s in secrets if s)
+
+    found = holding_secrets(values, Redactor(secrets))
+    assert found == {key for key, value in values.items() if held(value)}
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
