@@ -10,12 +10,21 @@ import threading
 from collections.abc import Callable
 from typing import Any, cast
 
+_REFUSED: list[str] = []  # why this process may fork no more
+
+
+def refuse_forks(reason: str) -> None:
+    """From now on this process forks no copy of itself (`may_fork`), for `reason`: what it
+    holds that a copy would share (configplane.offline.plan: a Pulumi program ran here)."""
+    if reason not in _REFUSED:
+        _REFUSED.append(reason)
+
 
 def may_fork() -> bool:
     """Whether this process may fork a copy of itself: on Linux (macOS's system frameworks do
     not survive a fork), with no other thread running (a progress bar's, a pack session's:
-    a lock one of them holds would stay held in the copy)."""
-    return sys.platform == "linux" and threading.active_count() == 1
+    a lock one of them holds would stay held in the copy), nor anything `refuse_forks` names."""
+    return sys.platform == "linux" and threading.active_count() == 1 and not _REFUSED
 
 
 class ForkedCall:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -183,6 +184,7 @@ def test_the_shard_benchmark_runs_end_to_end_on_a_small_fleet(capsys):
     assert "dev 3, staging 3, prod 3" in out  # a platform stack and two shards each
     assert "3 of 9 stacks" in out
     assert "met      a one-service pull request previews its shard, one per environment" in out
+    assert re.search(r"plan of one shard < 5 s \(a pull request's CI job\)", out)
     assert "ESTIMATE" in out
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import threading
 import time
 
@@ -95,3 +97,31 @@ def test_a_forked_call_that_ends_before_announcing_says_why():
     with pytest.raises(RuntimeError, match="ended without its outputs"):
         silent.announced()
     assert silent.result() == "value"
+
+
+def test_no_fork_once_a_program_ran_or_another_thread_runs(tmp_path):
+    """A fresh interpreter may fork; not while another thread runs, nor ever after a program
+    ran in it (the offline plan's program, run under the SDK's mocks)."""
+    from tests.conftest import REPO
+    from tests.projects import copy_project
+
+    project = copy_project(tmp_path / "project")
+    script = """
+import sys, threading
+from configplane.forking import may_fork
+print(may_fork())
+waiting = threading.Event()
+thread = threading.Thread(target=waiting.wait)
+thread.start()
+print(may_fork())
+waiting.set()
+thread.join()
+print(may_fork())
+from configplane.offline import run_plan
+run_plan(sys.argv[1], "dev")
+print(may_fork())
+"""
+    done = subprocess.run([sys.executable, "-c", script, str(project)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False", "True", "False"]

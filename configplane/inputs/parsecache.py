@@ -279,7 +279,11 @@ class ParseCache:
             elsewhere = ForkedCall(self._parsed_here, missing[half:], doing=_PARSING)
         except OSError:  # no process to be had: `load` parses them
             return
-        self._parse_each(missing[:half])
+        try:
+            self._parse_each(missing[:half])
+        except BaseException:  # interrupted: no waiting for the other half
+            elsewhere.cancel()
+            raise
         try:
             kept, verdicts = elsewhere.result()
         except Exception:  # noqa: BLE001 - that half is parsed by `load`, which reports

@@ -18,7 +18,7 @@ from typing import Any, cast
 from configplane.forking import ForkedCall, may_fork
 from configplane.inputs import reading_once, reading_once_active
 from configplane.model import FleetStack, environment_topology, stack_role
-from configplane.offline.plan import Plan, program_has_run, run_plan
+from configplane.offline.plan import Plan, run_plan
 from configplane.redaction import Redactor
 
 PLANNING_PLATFORM = ("planning the platform stack", "run the plan again; if it recurs, plan "
@@ -126,12 +126,6 @@ class _PendingOutputs(Mapping[str, Any]):
         return len(self._outputs())
 
 
-def can_fork() -> bool:
-    """Whether this process may fork a copy of itself to plan in (`may_fork`), before any
-    program ran here (the SDK's event loop and its tasks stay this process's)."""
-    return may_fork() and not program_has_run()
-
-
 def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[str] = (),
                      services: Iterable[str] = (), workers: int | None = None,
                      progress: Callable[[Any], None] | None = None,
@@ -139,7 +133,7 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
     """Plan the environment's stacks (`select_stacks`): the platform stack here, then the
     shards in up to `workers` processes (default: the machine's cores); one worker plans
     every stack in this process (with `progress`). One shard with two workers or more: the
-    platform stack in a forked process (`can_fork`) while the shard plans here (with
+    platform stack in a forked process (configplane.forking.may_fork) while the shard plans here (with
     `progress`); that process also judges its plan with `redactor` (what will print it),
     and this one learns its detector's verdicts. `options`: run_plan's (policy,
     secure_values, policy_config_file, mocks)."""
@@ -155,7 +149,7 @@ def plan_environment(project_dir: Path, environment: str, *, shards: Iterable[st
     here = options.get("mocks") is not None  # mocks are objects of this process
     shard_options = {**options, "services": chosen}
     once = reading_once_active()
-    if len(rest) == 1 and cores > 1 and not here and can_fork():
+    if len(rest) == 1 and cores > 1 and not here and may_fork():
         try:
             forked = ForkedCall(_plan_announcing, project_dir, environment, options, once,
                                 redactor, announcing=True, doing=PLANNING_PLATFORM)

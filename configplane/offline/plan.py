@@ -35,6 +35,7 @@ from pulumi.runtime.settings import get_project, get_stack
 from pulumi.runtime.stack import Stack, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
+from configplane.forking import refuse_forks
 from configplane.inputs import Selection, StackInputs, collector_paused, read_inputs
 from configplane.model import (
     StackModel,
@@ -523,13 +524,10 @@ _PROGRAM_RUN = threading.Lock()
 
 @functools.cache
 def _program_loop() -> asyncio.AbstractEventLoop:
+    # a program runs here from now on: its event loop, the SDK's tasks on it and gRPC's
+    # threads stay this process's, which a forked copy would share
+    refuse_forks("a Pulumi program ran in this process")
     return asyncio.new_event_loop()
-
-
-def program_has_run() -> bool:
-    """Whether a program ran in this process (its event loop, and the SDK's tasks on it, exist:
-    a forked copy of the process would share them)."""
-    return _program_loop.cache_info().currsize > 0
 
 
 @functools.cache

@@ -4,8 +4,9 @@ the platform's outputs. Whatever the two processes do, the outcome is the one pl
 one after the other in one process gives (`workers=1`): the same plan, and the same error,
 the platform's first.
 
-The fork is taken only in a process where no program ran yet (`can_fork`), so each forked
-run here is a fresh interpreter of its own (`python -c`), as a `configplane plan` command is."""
+The fork is taken only in a process where no program ran yet (configplane.forking.may_fork),
+so each forked run here is a fresh interpreter of its own (`python -c`), as a `configplane plan`
+command is."""
 
 from __future__ import annotations
 

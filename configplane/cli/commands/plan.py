@@ -100,7 +100,6 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
     """
     require_extra("plan", "plan")
     # the Pulumi SDK (through configplane.offline): checked above
-    from configplane.cli.commands.plan_compare import run_compare
     from configplane.offline import (
         FleetSelectionError,
         PolicyPackError,
@@ -164,6 +163,9 @@ def command(stack: str, shards: tuple[str, ...], services: tuple[str, ...], proj
     no_collection_at_exit()
     with collector_paused():
         if compare_ref is not None:
+            # git and the ops layer: imported only to compare
+            from configplane.cli.commands.plan_compare import run_compare
+
             plan = run_compare(project_dir, environment, compare_ref, services=services, fmt=fmt,
                                policy=not no_policy, plan_head=plan_head)
         else:
