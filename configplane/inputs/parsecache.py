@@ -28,14 +28,15 @@ the redactor, the detector's identity: its pack files and libraries; the interpr
 version, as marshal is version-specific), the file's name and key prefix, and its bytes. A
 changed file, loader, detector or interpreter gives a new key, never a stale entry.
 
-Where and how: one bundle in the schema cache's directory (`$XDG_CACHE_HOME/configplane`,
-configplane.inputs.schemacache; `CONFIGPLANE_NO_CACHE=1` turns both off), shared by every
-project (its entries are keyed by content, so copies of a project share them; its size is
-bounded, the latest run's entries kept first), used only when that directory is the user's
-own and writable by no one else. The
-bundle is `marshal` data (no code runs when it is read) after a header holding the SHA-256 of
-the payload, checked before it is read; a damaged, truncated or foreign bundle, or an entry
-of the wrong shape, counts as no cache. It is rewritten only when a run parsed something new,
+Where and how: one bundle per code and detector identity in the schema cache's directory
+(`$XDG_CACHE_HOME/configplane`, configplane.inputs.schemacache; `CONFIGPLANE_NO_CACHE=1`
+turns both off), shared by every project (its entries are keyed by content, so copies of a
+project share them; its size is bounded, the latest run's entries kept first; the
+MAX_BUNDLES written last are kept, so an upgrade's leftovers are neither read nor kept),
+used only when that directory is the user's own and writable by no one else. The bundle is
+`marshal` data (no code runs when it is read) after a header holding the SHA-256 of the
+payload, checked before it is read; a damaged, truncated or foreign bundle, or an entry of
+the wrong shape, counts as no cache. It is rewritten only when a run parsed something new,
 through the project's atomic writer (temp file, fsync, rename, under the directory's lock):
 concurrent runs see a whole bundle or none, and the last writer's is kept. The cache is never
 a reason to fail.
@@ -68,7 +69,8 @@ if TYPE_CHECKING:
 
 ENTRY_FORMAT = b"configplane-parse-cache 1"
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
-BUNDLE_NAME = "parse-cache.bin"
+BUNDLE_PREFIX, BUNDLE_SUFFIX = "parse-", ".bin"
+MAX_BUNDLES = 4  # bundles kept, one per code and detector identity: the latest written
 MAX_ENTRIES = 20_000  # entries kept (the latest run's first): a few files per service
 
 # (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
@@ -191,7 +193,7 @@ class ParseCache:
         # is not there yet is made (private) when the first entry is written
         usable = not directory.exists() or private_directory(directory) is not None
         self.directory: Path | None = directory if usable else None
-        self.name = BUNDLE_NAME
+        self.name = bundle_name(detector_identity)
         self.verdict = verdict
         self.parser = parser  # tests pass one that counts its calls
         self.detector_identity = detector_identity
@@ -356,6 +358,7 @@ class ParseCache:
         except (OSError, ProjectFileError):  # read-only, full, locked for a minute: no cache
             return
         self._new.clear()
+        _drop_old_bundles(directory, self.name)
 
     def _entries(self) -> dict[str, _Entry]:
         if self._stored is None:
@@ -371,6 +374,28 @@ class ParseCache:
         except (OSError, ProjectFileError):
             return {}
         return unpack(data)
+
+
+def bundle_name(detector_identity: str) -> str:
+    """The bundle of one code and detector identity: another configplane's or another pack's
+    entries, which this run could never use, are neither read nor written with it."""
+    digest = hashlib.sha256(f"{code_identity()}\0{detector_identity}".encode()).hexdigest()
+    return f"{BUNDLE_PREFIX}{digest[:32]}{BUNDLE_SUFFIX}"
+
+
+def _drop_old_bundles(directory: Path, current: str) -> None:
+    """Keep the MAX_BUNDLES bundles written last (`current` among them): a configplane
+    upgraded, or a pack changed, leaves its earlier bundles unread."""
+    written = []
+    with suppress(OSError), os.scandir(directory) as listing:
+        for entry in listing:
+            if entry.name.startswith(BUNDLE_PREFIX) and entry.name.endswith(BUNDLE_SUFFIX):
+                with suppress(OSError):
+                    written.append((entry.stat(follow_symlinks=False).st_mtime_ns, entry.name))
+    for _, name in sorted(written, reverse=True)[MAX_BUNDLES:]:
+        if name != current:
+            with suppress(OSError):
+                (directory / name).unlink()
 
 
 def unpack(data: bytes) -> dict[str, _Entry]:

@@ -24,7 +24,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from configplane.inputs import Layer, YamlError, keeping_parses, layerfiles, read_inputs
-from configplane.inputs.parsecache import ENTRY_FORMAT, ParseCache, holding_secrets, unpack
+from configplane.inputs.parsecache import (
+    ENTRY_FORMAT,
+    MAX_BUNDLES,
+    ParseCache,
+    bundle_name,
+    holding_secrets,
+    unpack,
+)
 from configplane.redaction import Redactor, detector_for, layer_secrets, stack_secrets
 from configplane.redaction.redactor import catalog_secrets
 from tests.projects import REPO, copy_project
@@ -220,6 +227,37 @@ def test_a_forked_half_that_dies_is_parsed_by_the_reader(project: Path, tmp_path
     assert run["unparsable"] == 2
     assert run["parsed_later"] == ["services/aaa-broken/service.yaml",
                                    "services/zzz-broken/service.yaml"]
+
+
+def test_each_identity_has_its_own_bundle_and_the_last_ones_written_are_kept(
+        project: Path, tmp_path: Path) -> None:
+    """Another configplane (or pack) neither reads nor rewrites an earlier one's entries: each
+    identity has a bundle of its own, holding only its entries, and the MAX_BUNDLES written
+    last are kept (an upgrade's leftovers are dropped, never the bundle just written)."""
+    from configplane.inputs import catalog
+
+    files = [f"services/{name}/service.yaml" for name in catalog.catalog_services(project)]
+    directory = tmp_path / "cache"
+
+    def run(identity: str) -> list[str]:
+        counting = Counting()
+        with keeping_parses(Redactor(detector=detector_for(project))):
+            cache = ParseCache(directory, lambda document: True, identity, parser=counting)
+            for rel in files:
+                cache.load(project, rel, (rel.split("/")[1],), lambda document: {"s": document})
+        return counting.files
+
+    assert run("identity-0") == files
+    assert run("identity-0") == []  # its own entries, kept
+    for n in range(1, 7):
+        os.utime(directory / bundle_name(f"identity-{n - 1}"), ns=(n * 10**9, n * 10**9))
+        assert run(f"identity-{n}") == files  # nothing of another identity
+        bundle = directory / bundle_name(f"identity-{n}")
+        assert len(unpack(bundle.read_bytes())) == len(files)  # its entries only
+        kept = sorted(p.name for p in directory.glob("parse-*"))
+        assert bundle.name in kept and len(kept) == min(n + 1, MAX_BUNDLES)
+    assert sorted(p.name for p in directory.glob("parse-*")) == sorted(
+        bundle_name(f"identity-{n}") for n in range(7 - MAX_BUNDLES, 7))
 
 
 def test_no_secret_is_written_and_secret_files_are_always_judged(project: Path,
