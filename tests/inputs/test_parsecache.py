@@ -27,6 +27,7 @@ from configplane.inputs import Layer, YamlError, keeping_parses, layerfiles, rea
 from configplane.inputs.parsecache import (
     ENTRY_FORMAT,
     MAX_BUNDLES,
+    REWRITE_SHARE,
     ParseCache,
     bundle_name,
     holding_secrets,
@@ -258,6 +259,40 @@ def test_each_identity_has_its_own_bundle_and_the_last_ones_written_are_kept(
         assert bundle.name in kept and len(kept) == min(n + 1, MAX_BUNDLES)
     assert sorted(p.name for p in directory.glob("parse-*")) == sorted(
         bundle_name(f"identity-{n}") for n in range(7 - MAX_BUNDLES, 7))
+
+
+def test_a_few_changed_files_do_not_rewrite_a_large_bundle(tmp_path: Path) -> None:
+    """A run that parsed under 1/REWRITE_SHARE of the files it read leaves the bundle as it
+    was (those files are parsed again next time); one that parsed more rewrites it."""
+    files = []
+    for n in range(2 * REWRITE_SHARE):
+        (tmp_path / "services" / f"s{n}").mkdir(parents=True)
+        (tmp_path / "services" / f"s{n}" / "service.yaml").write_text(f"config:\n  N: {n}\n")
+        files.append(f"services/s{n}/service.yaml")
+    directory = tmp_path / "cache"
+
+    def run() -> list[str]:
+        counting = Counting()
+        with keeping_parses(Redactor()):
+            cache = ParseCache(directory, lambda document: True, "identity", parser=counting)
+            for rel in files:
+                cache.load(tmp_path, rel, (rel.split("/")[1],), lambda document: {"s": document})
+        return counting.files
+
+    def change(*numbers: int) -> None:
+        for n in numbers:
+            path = tmp_path / files[n]
+            path.write_text(path.read_text() + "# changed\n")
+
+    assert len(run()) == len(files)
+    bundle = directory / bundle_name("identity")
+    written = bundle.read_bytes()
+    change(7)
+    assert run() == [files[7]] and run() == [files[7]]  # parsed each time, not written
+    assert bundle.read_bytes() == written
+    change(1, 2)  # with file 7: 3 of 200, over 1 in 100
+    assert sorted(run()) == sorted([files[1], files[2], files[7]])
+    assert bundle.read_bytes() != written and run() == []
 
 
 def test_no_secret_is_written_and_secret_files_are_always_judged(project: Path,
