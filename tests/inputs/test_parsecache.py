@@ -527,3 +527,45 @@ def test_concurrent_runs_leave_one_whole_bundle(project: Path, tmp_path: Path) -
     catalog_read(project, tmp_path / "cache", parser=counting)
     assert counting.files == []
 
+
+
+def test_a_hostile_fleet_validates_alike_without_the_cache_cold_and_warm(tmp_path: Path) -> None:
+    """`configplane validate` of a catalog large enough to be parsed in two processes, with
+    files that cannot be read, parsed or kept in each half: the same output and exit code
+    without the cache, with it empty and with it filled; no secret in any output or kept file."""
+    from benchmarks.fleet import generate
+
+    project = generate(tmp_path / "project", 150, teams=3)  # 300 files for prod: forked
+    names = sorted(p.name for p in (project / "services").iterdir() if p.is_dir())
+    canary = "Pw-hostilecanary-9f8e7d6c5b"
+
+    def put(index: int, file: str, text: bytes) -> None:
+        path = project / "services" / names[index] / file
+        path.unlink(missing_ok=True)
+        path.write_bytes(text)
+
+    fifo = project / "services" / names[0] / "prod.yaml"
+    fifo.unlink()
+    os.mkfifo(fifo)  # a read would block: refused before it
+    (project / "services" / names[40] / "prod.yaml").unlink()
+    (project / "services" / names[40] / "prod.yaml").symlink_to("/etc/passwd")
+    put(75, "prod.yaml", b"config: [unclosed\n")
+    put(110, "service.yaml", b"a: &a [*a]\n")
+    put(149, "prod.yaml", b"\xff\xfe not utf-8")
+    put(120, "prod.yaml", f"config:\n  DATABASE_PASSWORD: {canary}\n".encode())
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    outputs = []
+    for cache in ("off", "empty", "filled"):
+        run_env = {**env, "CONFIGPLANE_NO_CACHE": "1"} if cache == "off" else env
+        done = subprocess.run([sys.executable, "-m", "configplane", "validate", "--stack", "prod"],
+                              cwd=project, env=run_env, capture_output=True, text=True,
+                              timeout=600, check=False)
+        outputs.append((done.returncode, done.stdout, done.stderr))
+    assert outputs[0] == outputs[1] == outputs[2]
+    code, out, err = outputs[0]
+    assert code == 1 and "Traceback" not in err
+    for name in (names[0], names[40], names[75], names[110], names[149]):
+        assert f"services/{name}/" in out + err
+    kept = list((tmp_path / "cache" / "configplane").glob("parse-*"))
+    assert kept and all(canary.encode() not in path.read_bytes() for path in kept)
+    assert canary not in out + err
