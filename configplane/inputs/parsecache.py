@@ -78,11 +78,11 @@ MAX_ENTRIES = 20_000  # entries kept (the latest run's first): a few files per s
 
 # (document, lines, duplicates, explicit_null): a Loaded, in types marshal keeps exactly
 _Entry = tuple[Any, dict[KeyPath, int], list[tuple[str, int]], bool]
-K = TypeVar("K")
 Layering = Callable[[Any], Mapping[str, Any]]  # a file's document -> the layer it makes
 _Pending = tuple[str, KeyPath, Layering, bytes, str]  # rel, prefix, layering, bytes, key
 FORK_FROM = 256  # files not kept, from which a second process parses half of them
 _PARSING = ("parsing catalog files", "run the command again")
+K = TypeVar("K")
 V = TypeVar("V")
 
 
@@ -127,30 +127,6 @@ def keeping_parses(secrets: Redactor) -> Iterator[None]:
                 continue
 
 
-def holding_secrets(values: Mapping[K, V], secrets: Redactor,
-                    strings_of: Callable[[V], set[str]] | None = None) -> set[K]:
-    """The keys of `values` whose value holds a string `secrets` knows (as a mapping key or a
-    scalar, or within one; `strings_of` gives a value's strings, default every key and
-    scalar): one pass over the strings of all of them, and one per value only when that pass
-    finds a secret (rare: what a cache keeps was judged to hold none already, by the
-    detector)."""
-    strings = {key: (strings_of or _strings)(value) for key, value in values.items()}
-    if not strings or not _holds(set().union(*strings.values()), secrets):
-        return set()
-    return {key for key, found in strings.items() if _holds(found, secrets)}
-
-
-def _holds(texts: set[str], secrets: Redactor) -> bool:
-    """One redaction pass over `texts` (the separator ends every secret's match)."""
-    if secrets.knows(texts):
-        return True
-    joined = _APART.join(texts)
-    return secrets.text(joined) != joined
-
-
-_APART = "\n\x00\n"
-
-
 def _strings(value: Any) -> set[str]:
     """Every mapping key and scalar in `value`, as text (iterative: a kept parse is as deep
     as its file; the exact types first, as a parse holds only those)."""
@@ -169,6 +145,30 @@ def _strings(value: Any) -> set[str]:
         elif not (item is None or kind is bool):
             found.add(str(item))
     return found
+
+
+def holding_secrets(values: Mapping[K, V], secrets: Redactor,
+                    strings_of: Callable[[V], set[str]] = _strings) -> set[K]:
+    """The keys of `values` whose value holds a string `secrets` knows (as a mapping key or a
+    scalar, or within one; `strings_of` gives a value's strings, default every key and
+    scalar): one pass over the strings of all of them, and one per value only when that pass
+    finds a secret (rare: what a cache keeps was judged to hold none already, by the
+    detector)."""
+    strings = {key: strings_of(value) for key, value in values.items()}
+    if not strings or not _holds(set().union(*strings.values()), secrets):
+        return set()
+    return {key for key, found in strings.items() if _holds(found, secrets)}
+
+
+def _holds(texts: set[str], secrets: Redactor) -> bool:
+    """One redaction pass over `texts` (the separator ends every secret's match)."""
+    if secrets.knows(texts):
+        return True
+    joined = _APART.join(texts)
+    return secrets.text(joined) != joined
+
+
+_APART = "\n\x00\n"
 
 
 def _entry_strings(entry: _Entry) -> set[str]:
